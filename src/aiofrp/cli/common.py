@@ -1,0 +1,45 @@
+"""Shared helpers of the command-line entry points: event loop, signals, config errors."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_service(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run ``main(stop_event)`` on uvloop; SIGINT/SIGTERM set the stop event."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
+    try:
+        return loop.run_until_complete(main(stop))
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=1))
+        finally:
+            loop.close()
+
+
+def die(message: Any, code: int = 1) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,87 @@
+"""frpc's way to frps: TCP, optional 0x17 byte, TLS, and (with tcpMux) one yamux session.
+
+:meth:`Connector.open` returns a new logical connection in its message phase: the first one
+is the control connection; later ones are work connections (new yamux streams, or new
+TCP(+TLS) connections when tcpMux is off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from ..net.msgconn import MsgConn
+from ..net.mux import MuxSession
+from ..net.tls import TLSTransport, client_context
+
+log = logging.getLogger("aiofrp.client.connector")
+
+
+class _Placeholder(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pass
+
+
+class Connector:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        t = cfg.transport
+        self.tcp_mux: bool = t.tcp_mux
+        tls = t.tls
+        self.tls_ctx = client_context(tls.cert_file, tls.key_file, tls.trusted_ca_file) if tls.enable else None
+        self.server_hostname = (tls.server_name or cfg.server_addr) if tls.enable else None
+        self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte
+        self.session: MuxSession | None = None
+
+    async def _dial(self, app: asyncio.Protocol) -> asyncio.Transport:
+        """Connect a fresh TCP(+TLS) connection to frps with ``app`` as its protocol."""
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        timeout = cfg.transport.dial_server_timeout or 10
+        local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
+        async with asyncio.timeout(timeout):
+            raw, _ = await loop.create_connection(_Placeholder, cfg.server_addr, cfg.server_port, local_addr=local)
+        sock = raw.get_extra_info("socket")
+        ka = cfg.transport.dial_server_keepalive
+        if sock is not None and ka > 0:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if hasattr(socket, "TCP_KEEPIDLE"):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, ka)
+            except OSError:
+                pass
+        if self.tls_ctx is None:
+            raw.set_protocol(app)
+            app.connection_made(raw)
+            return raw  # type: ignore[return-value]
+        if self.first_byte:
+            raw.write(b"\x17")
+        hostname = self.server_hostname
+        tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname or None)
+        try:
+            async with asyncio.timeout(timeout):
+                await tls.handshake
+        except BaseException:
+            raw.abort()
+            raise
+        return tls
+
+    async def open(self) -> MsgConn:
+        conn = MsgConn()
+        if not self.tcp_mux:
+            await self._dial(conn)
+            return conn
+        if self.session is None or self.session.is_closed:
+            self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
+            await self._dial(self.session)
+        stream = self.session.open_stream()
+        stream.set_protocol(conn)
+        conn.connection_made(stream)
+        return conn
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None

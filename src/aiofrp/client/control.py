@@ -1,0 +1,128 @@
+"""frpc side of the control connection: proxies registration, work connections, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..net.msgconn import MsgConn
+from ..proto import msg as m
+from ..proto.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from .connector import Connector
+    from .service import Client
+
+log = logging.getLogger("aiofrp.client.control")
+
+
+class Control:
+    def __init__(self, client: Client, conn: MsgConn, connector: Connector) -> None:
+        self.client = client
+        self.conn = conn
+        self.connector = connector
+        self.run_id = client.run_id
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.last_pong = time.monotonic()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> None:
+        client = self.client
+        for pw in client.proxies.values():
+            pw.start(self)
+        cfg_t = client.cfg.transport
+        if cfg_t.heartbeat_interval > 0:
+            self.spawn(self._heartbeat(cfg_t.heartbeat_interval, cfg_t.heartbeat_timeout))
+        try:
+            while not self._closed:
+                try:
+                    msg = await self.conn.read_msg()
+                except ProtocolError as exc:
+                    log.warning("[%s] bad message from server: %s", self.run_id, exc)
+                    break
+                except (EOFError, OSError):
+                    break
+                if isinstance(msg, m.ReqWorkConn):
+                    self.spawn(self._new_work_conn())
+                elif isinstance(msg, m.NewProxyResp):
+                    pw = client.proxies.get(client.local_name(msg.proxy_name))
+                    if pw is not None:
+                        pw.on_start_resp(msg)
+                elif isinstance(msg, m.Pong):
+                    if msg.error:
+                        log.error("[%s] pong message contains error: %s", self.run_id, msg.error)
+                        break
+                    self.last_pong = time.monotonic()
+                    log.debug("[%s] receive heartbeat from server", self.run_id)
+                else:
+                    log.debug("[%s] ignoring message %s", self.run_id, type(msg).__name__)
+        finally:
+            self.close()
+
+    def send(self, message: Any) -> None:
+        if not self._closed:
+            self.conn.write_msg(message)
+
+    async def _heartbeat(self, interval: float, timeout: float) -> None:
+        next_ping = 0.0
+        while not self._closed:
+            now = time.monotonic()
+            if now >= next_ping:
+                ping = m.Ping(**self.client.auth_fields()) if "heartbeats" in self.client.scopes else m.Ping()
+                log.debug("[%s] send heartbeat to server", self.run_id)
+                self.send(ping)
+                next_ping = now + interval
+            if timeout > 0 and now - self.last_pong > timeout:
+                log.warning("[%s] heartbeat timeout", self.run_id)
+                self.close()
+                return
+            await asyncio.sleep(1)
+
+    async def _new_work_conn(self) -> None:
+        try:
+            conn = await self.connector.open()
+        except (OSError, TimeoutError) as exc:
+            log.warning("[%s] start new connection to server error: %s", self.run_id, exc)
+            return
+        if "newworkconns" in self.client.scopes:
+            conn.write_msg(m.NewWorkConn(run_id=self.run_id, **self.client.auth_fields()))
+        else:
+            conn.write_msg(m.NewWorkConn(run_id=self.run_id))
+        try:
+            start = await conn.read_msg()
+        except (ProtocolError, EOFError, OSError) as exc:
+            log.debug("[%s] work connection closed before StartWorkConn: %s", self.run_id, exc)
+            conn.abort()
+            return
+        if not isinstance(start, m.StartWorkConn):
+            log.warning("[%s] unexpected %s on work connection", self.run_id, type(start).__name__)
+            conn.abort()
+            return
+        if start.error:
+            log.error("[%s] StartWorkConn contains error: %s", self.run_id, start.error)
+            conn.close()
+            return
+        pw = self.client.proxies.get(self.client.local_name(start.proxy_name))
+        if pw is None or not pw.running:
+            log.warning("[%s] work connection for unknown or stopped proxy [%s]", self.run_id, start.proxy_name)
+            conn.close()
+            return
+        await pw.handle_work_conn(conn, start)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for pw in self.client.proxies.values():
+            pw.stop()
+        self.conn.abort()
+        self.connector.close()
+        for t in list(self._tasks):
+            t.cancel()

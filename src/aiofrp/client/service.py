@@ -1,0 +1,148 @@
+"""frpc service: log in, keep the control alive, re-log in with backoff after frps goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import random
+import sys
+import time
+from typing import Any
+
+from .. import FRP_VERSION
+from ..proto import msg as m
+from ..proto.crypto import auth_key, derive_key
+from ..proto.errors import ProtocolError
+from .connector import Connector
+from .control import Control
+from .proxies import ProxyWrapper
+
+log = logging.getLogger("aiofrp.client")
+
+LOGIN_TIMEOUT = 10.0
+
+_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "armv7l": "arm"}
+
+
+class LoginError(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, cfg: Any, config_path: str = "") -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.token: str = cfg.auth.token
+        self.key = derive_key(self.token)
+        self.scopes = {s.lower() for s in cfg.auth.additional_scopes}
+        self.run_id = ""
+        self.control: Control | None = None
+        self.connector: Connector | None = None
+        self.proxies: dict[str, ProxyWrapper] = {
+            p.name: ProxyWrapper(self, p) for p in cfg.proxies if getattr(p, "enabled", True) is not False
+        }
+        self._stopping = False
+        self.exit_code = 0
+
+    @property
+    def server_label(self) -> str:
+        return f"{self.cfg.server_addr}:{self.cfg.server_port}"
+
+    def wire_name(self, name: str) -> str:
+        return f"{self.cfg.user}.{name}" if self.cfg.user else name
+
+    def local_name(self, wire_name: str) -> str:
+        prefix = f"{self.cfg.user}." if self.cfg.user else ""
+        return wire_name[len(prefix):] if prefix and wire_name.startswith(prefix) else wire_name
+
+    def auth_fields(self) -> dict[str, Any]:
+        ts = int(time.time())
+        return {"privilege_key": auth_key(self.token, ts), "timestamp": ts}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Log in and serve until stopped; returns the process exit status."""
+        first = True
+        delay = 1.0
+        fast_retries: list[float] = []
+        while not self._stopping:
+            try:
+                await self._login()
+            except (LoginError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
+                if isinstance(exc, LoginError):
+                    log.error("login to the server failed: %s", exc)
+                else:
+                    log.warning("connect to server error: %s", exc or type(exc).__name__)
+                if first and self.cfg.login_fail_exit:
+                    log.error("login to server failed and loginFailExit is set, exiting")
+                    return 1
+                cap = 10.0 if first else 20.0
+                await asyncio.sleep(delay * random.uniform(0.9, 1.1))
+                delay = min(delay * 2, cap)
+                continue
+            first = False
+            delay = 1.0
+            assert self.control is not None
+            await self.control.run()
+            if self._stopping:
+                break
+            log.info("control connection closed, trying to reconnect to server %s", self.server_label)
+            now = time.monotonic()
+            fast_retries = [t for t in fast_retries if now - t < 60]
+            if len(fast_retries) < 3:
+                fast_retries.append(now)
+                await asyncio.sleep(0.2)
+            else:
+                await asyncio.sleep(1.0)
+        return self.exit_code
+
+    async def _login(self) -> None:
+        if self.connector is not None:
+            self.connector.close()
+        self.connector = connector = Connector(self.cfg)
+        conn = await connector.open()
+        login = m.Login(
+            version=FRP_VERSION,
+            os=sys.platform if sys.platform != "win32" else "windows",
+            arch=_GOARCH.get(platform.machine().lower(), platform.machine().lower()),
+            user=self.cfg.user,
+            run_id=self.run_id,
+            metas=dict(self.cfg.metadatas or {}),
+            pool_count=self.cfg.transport.pool_count,
+            **self.auth_fields(),
+        )
+        conn.write_msg(login)
+        try:
+            resp = await conn.read_msg(timeout=LOGIN_TIMEOUT)
+        except BaseException:
+            conn.abort()
+            connector.close()
+            raise
+        if not isinstance(resp, m.LoginResp):
+            conn.abort()
+            connector.close()
+            raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
+        if resp.error:
+            conn.abort()
+            connector.close()
+            raise LoginError(resp.error)
+        self.run_id = resp.run_id
+        conn.enable_encryption(self.key)
+        log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
+        self.control = Control(self, conn, connector)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self.control is not None:
+            self.control.close()
+        if self.connector is not None:
+            self.connector.close()
+
+    def status(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in sorted(self.proxies):
+            pw = self.proxies[name]
+            out.setdefault(pw.cfg.type, []).append(pw.status_dict())
+        return out

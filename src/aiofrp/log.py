@@ -1,0 +1,45 @@
+"""Logging in frp's shape: ``2026-01-02 15:04:05.000 [I] [component] message``."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from typing import Any
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+_LEVELS = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "error": logging.ERROR}
+_CHARS = {TRACE: "T", logging.DEBUG: "D", logging.INFO: "I", logging.WARNING: "W", logging.ERROR: "E",
+          logging.CRITICAL: "E"}
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelchar = _CHARS.get(record.levelno, "I")
+        name = record.name
+        record.component = name[7:] if name.startswith("aiofrp.") else name
+        return super().format(record)
+
+
+def setup_logging(cfg: Any = None, *, level: str | None = None) -> None:
+    """Configure the root ``aiofrp`` logger from a config's ``log`` section."""
+    lcfg = getattr(cfg, "log", None)
+    lvl = _LEVELS.get((level or getattr(lcfg, "level", "info") or "info").lower(), logging.INFO)
+    to = getattr(lcfg, "to", "console") or "console"
+    handler: logging.Handler
+    if to == "console":
+        handler = logging.StreamHandler(sys.stdout)
+    else:
+        days = getattr(lcfg, "max_days", 3) or 3
+        handler = logging.handlers.TimedRotatingFileHandler(to, when="midnight", backupCount=days, encoding="utf-8")
+    handler.setFormatter(_Formatter("%(asctime)s.%(msecs)03d [%(levelchar)s] [%(component)s] %(message)s",
+                                    "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("aiofrp")
+    root.handlers[:] = [handler]
+    root.setLevel(lvl)
+    root.propagate = False
+    # asyncio's own debug chatter is not interesting to frp users
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)

@@ -1,0 +1,403 @@
+"""asyncio driver for the sans-I/O yamux session: each stream is an ``asyncio.Transport``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..proto import yamux
+from ..proto.yamux import (
+    DataReceived,
+    GoAwayReceived,
+    PingAcked,
+    StreamEnded,
+    StreamOpened,
+    StreamReset,
+    WindowUpdated,
+    YamuxError,
+)
+
+log = logging.getLogger("aiofrp.net.mux")
+
+PING_TIMEOUT = 10.0  # yamux ConnectionWriteTimeout: a ping must be answered within this
+STREAM_CLOSE_TIMEOUT = 300.0  # after our FIN, wait this long for the peer's before RST
+
+
+class MuxSession(asyncio.Protocol):
+    """A yamux session over a transport (TCP or TLS).
+
+    ``on_stream`` is called with each stream the peer opens (frps side). ``closed`` resolves
+    when the underlying connection is gone.
+    """
+
+    def __init__(
+        self,
+        client: bool,
+        on_stream: Callable[[MuxStream], None] | None = None,
+        keepalive_interval: float = 30.0,
+        max_window: int = yamux.FRP_MAX_WINDOW,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._s = yamux.Session(client, max_window)
+        self._on_stream = on_stream
+        self._keepalive = keepalive_interval
+        self._streams: dict[int, MuxStream] = {}
+        self.transport: asyncio.Transport | None = None
+        self.write_paused = False
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_deadline: asyncio.TimerHandle | None = None
+        self._outstanding_ping: int | None = None
+        self._is_closed = False
+
+    # -- transport callbacks -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self._keepalive > 0:
+            self._ping_timer = self._loop.call_later(self._keepalive, self._send_ping)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._s.receive_data(data)
+        except YamuxError as exc:
+            log.warning("yamux session error from %s: %s", self.peername(), exc)
+            self._shutdown(exc)
+            return
+        streams = self._streams
+        for ev in events:
+            cls = type(ev)
+            if cls is DataReceived:
+                st = streams.get(ev.stream_id)
+                if st is not None:
+                    st._on_data(ev.data)
+                else:
+                    self._s.consumed(ev.stream_id, len(ev.data))
+            elif cls is WindowUpdated:
+                st = streams.get(ev.stream_id)
+                if st is not None:
+                    st._on_window()
+            elif cls is StreamOpened:
+                st = MuxStream(self, ev.stream_id)
+                streams[ev.stream_id] = st
+                if self._on_stream is None:
+                    st.abort()
+                else:
+                    self._on_stream(st)
+            elif cls is StreamEnded:
+                st = streams.get(ev.stream_id)
+                if st is not None:
+                    st._on_eof()
+            elif cls is StreamReset:
+                st = streams.get(ev.stream_id)
+                if st is not None:
+                    st._on_reset()
+            elif cls is PingAcked:
+                if ev.ping_id == self._outstanding_ping:
+                    self._outstanding_ping = None
+                    if self._ping_deadline is not None:
+                        self._ping_deadline.cancel()
+                        self._ping_deadline = None
+            elif cls is GoAwayReceived:
+                log.debug("yamux peer sent GoAway")
+        self._flush()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._shutdown(exc, lost=True)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        for st in list(self._streams.values()):
+            st._update_write_pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for st in list(self._streams.values()):
+            st._update_write_pause()
+            if self.write_paused:
+                break
+
+    # -- API ------------------------------------------------------------------------------
+
+    def open_stream(self) -> MuxStream:
+        if self._is_closed:
+            raise ConnectionResetError("yamux session is closed")
+        sid = self._s.open_stream()
+        st = MuxStream(self, sid)
+        self._streams[sid] = st
+        self._flush()
+        return st
+
+    @property
+    def is_closed(self) -> bool:
+        return self._is_closed
+
+    def close(self) -> None:
+        self._shutdown(None)
+
+    def peername(self) -> Any:
+        return self.transport.get_extra_info("peername") if self.transport is not None else None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        s = self._s
+        if s._out and self.transport is not None and not self._is_closed:
+            self.transport.writelines(s.data_to_send())
+
+    def _send_ping(self) -> None:
+        if self._is_closed:
+            return
+        self._outstanding_ping = self._s.ping()
+        self._flush()
+        self._ping_deadline = self._loop.call_later(PING_TIMEOUT, self._ping_timeout)
+        self._ping_timer = self._loop.call_later(self._keepalive, self._send_ping)
+
+    def _ping_timeout(self) -> None:
+        if self._outstanding_ping is not None:
+            log.warning("yamux keepalive timeout, closing session with %s", self.peername())
+            self._shutdown(TimeoutError("keepalive timeout"))
+
+    def _shutdown(self, exc: BaseException | None, lost: bool = False) -> None:
+        if self._is_closed:
+            return
+        self._is_closed = True
+        for t in (self._ping_timer, self._ping_deadline):
+            if t is not None:
+                t.cancel()
+        if not lost and self.transport is not None:
+            self.transport.abort() if exc is not None else self.transport.close()
+        streams = list(self._streams.values())
+        self._streams.clear()
+        err = exc if isinstance(exc, Exception) else None
+        for st in streams:
+            st._on_session_lost(err or ConnectionResetError("yamux session closed"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _forget(self, sid: int) -> None:
+        self._streams.pop(sid, None)
+
+
+class MuxStream(asyncio.Transport):
+    """One yamux stream seen as a transport; data and EOF go to its protocol."""
+
+    def __init__(self, mux: MuxSession, sid: int) -> None:
+        super().__init__()
+        self._mux = mux
+        self._s = mux._s
+        self.stream_id = sid
+        self._protocol: asyncio.Protocol | None = None
+        self._reading_paused = False
+        self._rbuf: list[bytes | memoryview] = []
+        self._eof_pending = False  # peer FIN seen while reading was paused
+        self._wbuf: list[memoryview] = []
+        self._proto_paused = False
+        self._closing = False
+        self._fin_pending = False  # FIN to send once the write buffer drained
+        self._local_fin = False
+        self._remote_fin = False
+        self._lost = False
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # -- transport API --------------------------------------------------------------------
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "stream_id":
+            return self.stream_id
+        t = self._mux.transport
+        return t.get_extra_info(name, default) if t is not None else default
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._lost or self._local_fin:
+            return
+        if not data:
+            return
+        if self._wbuf:
+            self._wbuf.append(memoryview(bytes(data) if not isinstance(data, bytes) else data))
+            return
+        n = self._s.send_data(self.stream_id, data)
+        if n < len(data):
+            rest = memoryview(data)[n:]
+            self._wbuf.append(rest if isinstance(data, bytes) else memoryview(bytes(rest)))
+            self._update_write_pause()
+        self._mux._flush()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._local_fin or self._lost:
+            return
+        if self._wbuf:
+            self._fin_pending = True
+            return
+        self._send_fin()
+
+    def close(self) -> None:
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._reading_paused = False
+        self._rbuf.clear()
+        if not self._local_fin:
+            if self._wbuf:
+                self._fin_pending = True
+            else:
+                self._send_fin()
+        if self._remote_fin and self._local_fin:
+            self._finish(None)
+        else:
+            self._close_timer = self._mux._loop.call_later(STREAM_CLOSE_TIMEOUT, self.abort)
+            self._mux._loop.call_soon(self._notify_lost_after_close)
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        self._s.reset_stream(self.stream_id)
+        self._mux._flush()
+        self._finish(None)
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        if self._rbuf or self._eof_pending:
+            self._mux._loop.call_soon(self._drain_rbuf)
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(b) for b in self._wbuf)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    # -- session callbacks ----------------------------------------------------------------
+
+    def _on_data(self, data: bytes | memoryview) -> None:
+        if self._closing:
+            self._s.consumed(self.stream_id, len(data))
+            return
+        if self._reading_paused or self._rbuf:
+            self._rbuf.append(data)
+            return
+        self._protocol.data_received(data)  # type: ignore[union-attr]
+        self._s.consumed(self.stream_id, len(data))
+
+    def _drain_rbuf(self) -> None:
+        while self._rbuf and not self._reading_paused and not self._lost:
+            data = self._rbuf.pop(0)
+            if not self._closing:
+                self._protocol.data_received(data)  # type: ignore[union-attr]
+            self._s.consumed(self.stream_id, len(data))
+        if not self._rbuf and self._eof_pending and not self._reading_paused:
+            self._eof_pending = False
+            self._deliver_eof()
+        self._mux._flush()
+
+    def _on_eof(self) -> None:
+        self._remote_fin = True
+        if self._closing:
+            if self._local_fin:
+                self._finish(None)
+            return
+        if self._reading_paused or self._rbuf:
+            self._eof_pending = True
+            return
+        self._deliver_eof()
+
+    def _deliver_eof(self) -> None:
+        keep_open = bool(self._protocol.eof_received())  # type: ignore[union-attr]
+        if not keep_open:
+            self.close()
+        elif self._local_fin:
+            self._finish(None)
+
+    def _on_reset(self) -> None:
+        self._finish(ConnectionResetError("stream reset by peer"))
+
+    def _on_window(self) -> None:
+        wbuf = self._wbuf
+        s = self._s
+        while wbuf:
+            head = wbuf[0]
+            n = s.send_data(self.stream_id, head)
+            if n < len(head):
+                wbuf[0] = head[n:]
+                break
+            wbuf.pop(0)
+        if not wbuf:
+            if self._fin_pending:
+                self._fin_pending = False
+                self._send_fin()
+            self._update_write_pause()
+
+    def _update_write_pause(self) -> None:
+        should = bool(self._wbuf) or self._mux.write_paused
+        if should != self._proto_paused and self._protocol is not None and not self._lost:
+            self._proto_paused = should
+            try:
+                (self._protocol.pause_writing if should else self._protocol.resume_writing)()
+            except Exception:  # noqa: BLE001 - a protocol bug must not break the session
+                log.exception("protocol flow-control callback failed")
+
+    def _send_fin(self) -> None:
+        self._local_fin = True
+        self._s.close_stream(self.stream_id)
+        self._mux._flush()
+        if self._remote_fin and self._closing:
+            self._finish(None)
+
+    def _notify_lost_after_close(self) -> None:
+        # The application closed the stream; it does not wait for the peer's FIN.
+        if not self._lost and self._protocol is not None and not self._wbuf:
+            proto = self._protocol
+            self._protocol = _Drain()
+            proto.connection_lost(None)
+
+    def _on_session_lost(self, exc: Exception) -> None:
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._wbuf.clear()
+        self._rbuf.clear()
+        self._mux._forget(self.stream_id)
+        proto = self._protocol
+        self._protocol = None
+        if proto is not None and not isinstance(proto, _Drain):
+            proto.connection_lost(exc)
+
+
+class _Drain(asyncio.Protocol):
+    """Placeholder protocol for a closed stream that still waits for the peer's FIN."""

@@ -1,0 +1,204 @@
+"""Pipe two transports into each other with back-pressure, on protocol callbacks only.
+
+No coroutine runs per chunk: each side's ``data_received`` writes straight into the other
+transport, and a full write buffer on one side pauses reading on the other. EOF is passed on
+as a half-close where the other transport can do it (TCP, yamux stream); otherwise, and on
+any error, both sides are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..proto.crypto import CFBDecryptor, CFBEncryptor
+from ..proto.snappy import SnappyFrameReader, SnappyFrameWriter
+
+log = logging.getLogger("aiofrp.net.relay")
+
+Codec = Callable[[bytes], bytes]
+
+
+class PendingConn(asyncio.Protocol):
+    """Holds a freshly accepted user connection until a relay takes it over.
+
+    Reading stays paused after the first chunk so a silent relay set-up cannot buffer
+    without bound.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffered: list[bytes] = []
+        self.eof = False
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffered.append(data)
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+    def take(self) -> bytes:
+        data = b"".join(self.buffered)
+        self.buffered.clear()
+        return data
+
+
+class _Side(asyncio.Protocol):
+    __slots__ = ("relay", "src", "dst", "codec", "eof", "other", "count")
+
+    def __init__(self, relay: Relay, src: asyncio.Transport, dst: asyncio.Transport, codec: Codec | None) -> None:
+        self.relay = relay
+        self.src = src
+        self.dst = dst
+        self.codec = codec
+        self.eof = False
+        self.other: _Side
+        self.count = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.count += len(data)
+        codec = self.codec
+        if codec is not None:
+            try:
+                data = codec(data)
+            except Exception as exc:  # noqa: BLE001 - corrupt peer data closes this relay only
+                log.warning("relay: bad data on %s: %s", self.relay.name, exc)
+                self.relay.close()
+                return
+            if not data:
+                return
+        self.dst.write(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        dst = self.dst
+        if self.other.eof or not dst.can_write_eof() or not self.src.can_write_eof():
+            self.relay.close()
+            return False
+        try:
+            dst.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            self.relay.close()
+            return False
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.relay._lost(self, exc)
+
+    def pause_writing(self) -> None:
+        # Our transport's buffer is full: stop reading from the side that writes into it.
+        self.other.src.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.other.src.resume_reading()
+
+
+class Relay:
+    """Bidirectional pipe between ``a`` (e.g. the user connection) and ``b`` (the work connection).
+
+    ``a_to_b`` / ``b_to_a`` transform data in flight (compression, encryption).
+    ``a_data`` / ``b_data`` are bytes already read from a / b before the relay started.
+    """
+
+    def __init__(
+        self,
+        a: asyncio.Transport,
+        b: asyncio.Transport,
+        *,
+        a_to_b: Codec | None = None,
+        b_to_a: Codec | None = None,
+        a_data: bytes = b"",
+        b_data: bytes = b"",
+        a_eof: bool = False,
+        b_eof: bool = False,
+        name: str = "",
+        on_close: Callable[[Relay], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._on_close = on_close
+        self._closed = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.a_side = sa = _Side(self, a, b, a_to_b)
+        self.b_side = sb = _Side(self, b, a, b_to_a)
+        sa.other = sb
+        sb.other = sa
+        a.set_protocol(sa)
+        b.set_protocol(sb)
+        if a_data:
+            sa.data_received(a_data)
+        if b_data and not self._closed:
+            sb.data_received(b_data)
+        if a_eof and not self._closed:
+            sa.eof_received()
+        if b_eof and not self._closed:
+            sb.eof_received()
+        if not self._closed:
+            for t in (a, b):
+                if t.is_closing():
+                    self.close()
+                    break
+                t.resume_reading()
+
+    @property
+    def bytes_a_to_b(self) -> int:
+        return self.a_side.count
+
+    @property
+    def bytes_b_to_a(self) -> int:
+        return self.b_side.count
+
+    def _lost(self, side: _Side, exc: Exception | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for side in (self.a_side, self.b_side):
+            side.src.close()
+        if not self.done.done():
+            self.done.set_result(None)
+        if self._on_close is not None:
+            cb, self._on_close = self._on_close, None
+            try:
+                cb(self)
+            except Exception:  # noqa: BLE001
+                log.exception("relay close callback failed")
+
+
+def work_conn_codecs(key: bytes | None, compress: bool) -> tuple[Codec | None, Codec | None]:
+    """(plain -> wire, wire -> plain) codecs for a work or visitor connection (frp §4.2).
+
+    Compression is the outer layer, encryption the inner one.
+    """
+    if key is None and not compress:
+        return None, None
+    enc = CFBEncryptor(key) if key is not None else None
+    dec = CFBDecryptor(key) if key is not None else None
+    zw = SnappyFrameWriter() if compress else None
+    zr = SnappyFrameReader() if compress else None
+
+    if enc is not None and zw is not None:
+        e, d, c, u = enc.encrypt, dec.decrypt, zw.compress, zr.decompress  # type: ignore[union-attr]
+
+        def encode(data: bytes) -> bytes:
+            return e(c(data))
+
+        def decode(data: bytes) -> bytes:
+            return u(d(data))
+
+        return encode, decode
+    if enc is not None:
+        return enc.encrypt, dec.decrypt  # type: ignore[union-attr]
+    return zw.compress, zr.decompress  # type: ignore[union-attr]

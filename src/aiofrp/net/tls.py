@@ -1,0 +1,339 @@
+"""TLS over any asyncio transport, with OpenSSL doing the work through ``ssl.SSLObject``.
+
+Unlike ``loop.start_tls`` this layer can start on bytes that were already read (frps sniffs
+the first byte of every connection before it knows whether TLS follows) and can run over
+transports that are not sockets (yamux streams, websocket, KCP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import ssl
+import tempfile
+from typing import Any
+
+log = logging.getLogger("aiofrp.net.tls")
+
+READ_SIZE = 256 * 1024
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class TLSTransport(asyncio.Transport):
+    """A TLS session on top of ``raw``; the application protocol sees plaintext.
+
+    ``app_protocol.connection_made`` is called once the handshake completes; the
+    :attr:`handshake` future reports success or the handshake error.
+    """
+
+    def __init__(
+        self,
+        raw: asyncio.BaseTransport,
+        context: ssl.SSLContext,
+        app_protocol: asyncio.BaseProtocol,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        initial_data: bytes = b"",
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._in, self._out, server_side=server_side, server_hostname=server_hostname)
+        self._raw = raw
+        self._app = app_protocol
+        self._established = False
+        self._closing = False
+        self._lost = False
+        self._reading_paused = False
+        self._early_writes: list[bytes] = []
+        self.handshake: asyncio.Future[None] = loop.create_future()
+        self._timer = loop.call_later(handshake_timeout, self._handshake_timeout)
+        raw.set_protocol(_Lower(self))
+        if initial_data:
+            self._in.write(initial_data)
+        self._do_handshake()
+
+    # -- handshake --------------------------------------------------------------------------
+
+    def _handshake_timeout(self) -> None:
+        if not self._established:
+            self._fail(TimeoutError("TLS handshake timeout"))
+
+    def _do_handshake(self) -> None:
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            self._flush()
+            self._fail(exc)
+            return
+        self._flush()
+        self._established = True
+        self._timer.cancel()
+        if not self.handshake.done():
+            self.handshake.set_result(None)
+        self._app.connection_made(self)
+        early, self._early_writes = self._early_writes, []
+        for data in early:
+            self.write(data)
+        self._read()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._timer.cancel()
+        if not self.handshake.done():
+            self.handshake.set_exception(exc)
+            self.handshake.exception()  # mark retrieved; the owner decides whether to log
+        self._closing = True
+        self._raw.abort()
+
+    # -- incoming -------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        self._in.write(data)
+        if self._established:
+            if not self._reading_paused:
+                self._read()
+        else:
+            self._do_handshake()
+
+    def _read(self) -> None:
+        sslobj = self._ssl
+        app = self._app
+        while not self._reading_paused and not self._lost:
+            try:
+                chunk = sslobj.read(READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._eof()
+                break
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS read error: %s", exc)
+                self._flush()
+                self._raw.abort()
+                return
+            if not chunk:
+                self._eof()
+                break
+            app.data_received(chunk)
+        if self._out.pending:
+            self._flush()
+
+    def _eof(self) -> None:
+        keep_open = False
+        try:
+            keep_open = bool(self._app.eof_received())  # type: ignore[attr-defined]
+        finally:
+            if not keep_open:
+                self.close()
+
+    # -- outgoing -------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if self._out.pending:
+            self._raw.write(self._out.read())
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._lost:
+            return
+        if not self._established:
+            self._early_writes.append(bytes(data))
+            return
+        if not data:
+            return
+        try:
+            self._ssl.write(data)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS write error: %s", exc)
+            self._raw.abort()
+            return
+        self._raw.write(self._out.read())
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("TLS transport cannot half-close")
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._established and not self._lost:
+            try:
+                self._ssl.unwrap()
+            except (ssl.SSLError, OSError, ValueError):
+                pass
+            self._flush()
+        self._raw.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._raw.abort()
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    # -- flow control ---------------------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self._raw.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if not self._lost:
+                self._raw.resume_reading()  # type: ignore[attr-defined]
+                self._loop.call_soon(self._read_if_established)
+
+    def _read_if_established(self) -> None:
+        if self._established and not self._reading_paused:
+            self._read()
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._raw.set_write_buffer_limits(high, low)  # type: ignore[attr-defined]
+
+    def get_write_buffer_size(self) -> int:
+        return self._raw.get_write_buffer_size()  # type: ignore[attr-defined]
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._app = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._app
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._ssl
+        if name == "peercert":
+            return self._ssl.getpeercert()
+        if name == "cipher":
+            return self._ssl.cipher()
+        return self._raw.get_extra_info(name, default)
+
+
+class _Lower(asyncio.Protocol):
+    """The protocol installed on the raw transport: ciphertext in, flow control up."""
+
+    __slots__ = ("_tls",)
+
+    def __init__(self, tls: TLSTransport) -> None:
+        self._tls = tls
+
+    def data_received(self, data: bytes) -> None:
+        self._tls._feed(data)
+
+    def eof_received(self) -> bool:
+        tls = self._tls
+        if tls._established:
+            tls._eof()
+        else:
+            tls._fail(ConnectionResetError("connection closed during TLS handshake"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        tls = self._tls
+        if tls._lost:
+            return
+        tls._lost = True
+        tls._timer.cancel()
+        if not tls._established:
+            if not tls.handshake.done():
+                tls.handshake.set_exception(exc or ConnectionResetError("connection closed during TLS handshake"))
+                tls.handshake.exception()
+            return
+        tls._app.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._tls._established:
+            self._tls._app.pause_writing()  # type: ignore[attr-defined]
+
+    def resume_writing(self) -> None:
+        if self._tls._established:
+            self._tls._app.resume_writing()  # type: ignore[attr-defined]
+
+
+# -- contexts -------------------------------------------------------------------------------
+
+
+def self_signed_pair() -> tuple[bytes, bytes]:
+    """A fresh self-signed certificate and key (PEM), like frps makes when none is configured.
+
+    ECDSA P-256 rather than Go's RSA-2048: handshakes are several times cheaper and every frp
+    client accepts it (frpc skips verification unless ``trustedCaFile`` is set).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+
+
+def _load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    with tempfile.TemporaryDirectory(prefix="aiofrp-tls-") as tmp:
+        cpath = os.path.join(tmp, "cert.pem")
+        kpath = os.path.join(tmp, "key.pem")
+        with open(cpath, "wb") as f:
+            f.write(cert_pem)
+        with open(os.open(kpath, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(key_pem)
+        ctx.load_cert_chain(cpath, kpath)
+
+
+def server_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str = "") -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file or key_file:
+        ctx.load_cert_chain(cert_file, key_file or None)
+    else:
+        _load_pem_chain(ctx, *self_signed_pair())
+    if trusted_ca_file:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(trusted_ca_file)
+    return ctx
+
+
+def client_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str = "") -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if trusted_ca_file:
+        ctx.load_verify_locations(trusted_ca_file)
+        ctx.check_hostname = True
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file or None)
+    return ctx

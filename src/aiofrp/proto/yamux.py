@@ -1,0 +1,330 @@
+"""Sans-I/O yamux session (hashicorp/yamux wire format, frp's settings).
+
+Bytes from the peer go into :meth:`Session.receive_data`, which returns events; commands
+(:meth:`open_stream`, :meth:`send_data`, :meth:`consumed`, :meth:`close_stream`, ...) queue
+frames that :meth:`data_to_send` hands out as a list of buffers for ``writelines``.
+
+Data frame payloads are delivered as they arrive (a frame split over several reads yields
+several :class:`DataReceived` events), as zero-copy ``memoryview`` slices of the input.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .errors import ProtocolError
+
+VERSION = 0
+TYPE_DATA = 0
+TYPE_WINDOW_UPDATE = 1
+TYPE_PING = 2
+TYPE_GO_AWAY = 3
+
+FLAG_SYN = 0x1
+FLAG_ACK = 0x2
+FLAG_FIN = 0x4
+FLAG_RST = 0x8
+
+GO_AWAY_NORMAL = 0
+GO_AWAY_PROTO_ERR = 1
+GO_AWAY_INTERNAL_ERR = 2
+
+INITIAL_WINDOW = 256 * 1024
+FRP_MAX_WINDOW = 6 * 1024 * 1024
+HEADER_SIZE = 12
+
+_HEADER = struct.Struct(">BBHII")
+_pack = _HEADER.pack
+_unpack_from = _HEADER.unpack_from
+
+
+class YamuxError(ProtocolError):
+    """The peer broke the yamux protocol; the whole session must be closed."""
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StreamOpened:
+    """The peer opened a stream (SYN); it has already been ACKed."""
+
+    stream_id: int
+
+
+@dataclass(slots=True)
+class StreamAcked:
+    """The peer acknowledged a stream we opened."""
+
+    stream_id: int
+
+
+@dataclass(slots=True)
+class DataReceived:
+    stream_id: int
+    data: bytes | memoryview
+
+
+@dataclass(slots=True)
+class StreamEnded:
+    """The peer half-closed the stream (FIN): no more data will arrive."""
+
+    stream_id: int
+
+
+@dataclass(slots=True)
+class StreamReset:
+    """The stream was reset by the peer (RST); it is gone."""
+
+    stream_id: int
+
+
+@dataclass(slots=True)
+class WindowUpdated:
+    """Our send window for the stream grew; queued writes may continue."""
+
+    stream_id: int
+    window: int
+
+
+@dataclass(slots=True)
+class PingAcked:
+    ping_id: int
+
+
+@dataclass(slots=True)
+class GoAwayReceived:
+    code: int
+
+
+Event = (
+    StreamOpened | StreamAcked | DataReceived | StreamEnded | StreamReset | WindowUpdated | PingAcked
+    | GoAwayReceived
+)
+
+
+class _Stream:
+    __slots__ = ("send_window", "recv_window", "unconsumed", "local_fin", "remote_fin")
+
+    def __init__(self, recv_window: int) -> None:
+        self.send_window = INITIAL_WINDOW
+        self.recv_window = recv_window
+        self.unconsumed = 0
+        self.local_fin = False
+        self.remote_fin = False
+
+
+class Session:
+    """One yamux session; ``client=True`` opens odd stream ids (frpc), else even (frps)."""
+
+    def __init__(self, client: bool, max_window: int = FRP_MAX_WINDOW) -> None:
+        if max_window < INITIAL_WINDOW:
+            raise ValueError("max_window must be >= 256 KiB")
+        self.client = client
+        self.max_window = max_window
+        self.streams: dict[int, _Stream] = {}
+        self._next_id = 1 if client else 2
+        self._next_ping = 0
+        self._out: list[bytes | memoryview] = []
+        self._hdr = bytearray()  # partial header bytes
+        self._payload_left = 0  # bytes of the current data frame still to come
+        self._payload_sid = 0
+        self._payload_live = False  # deliver (True) or drain (False) the current payload
+        self._payload_fin = False  # the current data frame carried FIN: end the stream after it
+        self.local_go_away = False
+        self.remote_go_away = False
+
+    # -- output ---------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[bytes | memoryview]:
+        out = self._out
+        self._out = []
+        return out
+
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def open_stream(self) -> int:
+        if self.remote_go_away:
+            raise YamuxError("remote end is not accepting connections (GoAway)")
+        sid = self._next_id
+        self._next_id += 2
+        self.streams[sid] = _Stream(self.max_window)
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_SYN, sid, self.max_window - INITIAL_WINDOW))
+        return sid
+
+    def send_window(self, sid: int) -> int:
+        st = self.streams.get(sid)
+        return st.send_window if st is not None and not st.local_fin else 0
+
+    def send_data(self, sid: int, data: bytes | bytearray | memoryview) -> int:
+        """Queue as much of ``data`` as the send window allows; return the byte count taken."""
+        st = self.streams.get(sid)
+        if st is None or st.local_fin:
+            raise YamuxError(f"stream {sid} is closed for writing")
+        n = len(data)
+        if n > st.send_window:
+            n = st.send_window
+            if n == 0:
+                return 0
+            data = memoryview(data)[:n]
+        elif n == 0:
+            return 0
+        st.send_window -= n
+        self._out.append(_pack(VERSION, TYPE_DATA, 0, sid, n))
+        self._out.append(data)
+        return n
+
+    def consumed(self, sid: int, n: int) -> None:
+        """The application has taken ``n`` delivered bytes; re-open the window as Go does."""
+        st = self.streams.get(sid)
+        if st is None:
+            return
+        st.unconsumed -= n
+        if st.remote_fin:
+            return
+        delta = (self.max_window - st.unconsumed) - st.recv_window
+        if delta >= self.max_window // 2:
+            st.recv_window += delta
+            self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, 0, sid, delta))
+
+    def close_stream(self, sid: int) -> None:
+        """Half-close our side (FIN). The stream is forgotten once both sides sent FIN."""
+        st = self.streams.get(sid)
+        if st is None or st.local_fin:
+            return
+        st.local_fin = True
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_FIN, sid, 0))
+        if st.remote_fin:
+            del self.streams[sid]
+
+    def reset_stream(self, sid: int) -> None:
+        if self.streams.pop(sid, None) is None:
+            return
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_RST, sid, 0))
+
+    def ping(self) -> int:
+        pid = self._next_ping
+        self._next_ping = (pid + 1) & 0xFFFFFFFF
+        self._out.append(_pack(VERSION, TYPE_PING, FLAG_SYN, 0, pid))
+        return pid
+
+    def go_away(self, code: int = GO_AWAY_NORMAL) -> None:
+        self.local_go_away = True
+        self._out.append(_pack(VERSION, TYPE_GO_AWAY, 0, 0, code))
+
+    # -- input ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer. Raises :class:`YamuxError` on a fatal protocol error."""
+        events: list[Event] = []
+        pos = 0
+        end = len(data)
+        while pos < end:
+            left = self._payload_left
+            if left:
+                take = end - pos if end - pos < left else left
+                if self._payload_live:
+                    chunk = data if (pos == 0 and take == end) else memoryview(data)[pos : pos + take]
+                    events.append(DataReceived(self._payload_sid, chunk))
+                self._payload_left = left = left - take
+                pos += take
+                if not left and self._payload_fin:
+                    self._payload_fin = False
+                    self._end_payload_stream(events)
+                continue
+            hdr = self._hdr
+            if hdr or end - pos < HEADER_SIZE:
+                need = HEADER_SIZE - len(hdr)
+                hdr += data[pos : pos + need]
+                pos += need
+                if len(hdr) < HEADER_SIZE:
+                    break
+                fields = _unpack_from(hdr, 0)
+                hdr.clear()
+            else:
+                fields = _unpack_from(data, pos)
+                pos += HEADER_SIZE
+            self._handle_frame(fields, events)
+        return events
+
+    def _handle_frame(self, fields: tuple[int, int, int, int, int], events: list[Event]) -> None:
+        version, ftype, flags, sid, length = fields
+        if version != VERSION:
+            raise YamuxError(f"invalid protocol version {version}")
+        if ftype == TYPE_DATA or ftype == TYPE_WINDOW_UPDATE:
+            st = self._stream_flags(ftype, flags, sid, events)
+            if ftype == TYPE_DATA:
+                if st is not None and length:
+                    if length > st.recv_window:
+                        raise YamuxError(
+                            f"stream {sid}: received {length} bytes exceeding the receive window "
+                            f"{st.recv_window}"
+                        )
+                    st.recv_window -= length
+                    st.unconsumed += length
+                self._payload_left = length
+                self._payload_sid = sid
+                self._payload_live = st is not None
+                if st is not None and flags & FLAG_FIN:
+                    if length:
+                        self._payload_fin = True
+                    else:
+                        self._remote_fin(sid, st, events)
+            else:
+                if st is not None and length:
+                    st.send_window += length
+                    events.append(WindowUpdated(sid, st.send_window))
+                if st is not None and flags & FLAG_FIN:
+                    self._remote_fin(sid, st, events)
+        elif ftype == TYPE_PING:
+            if flags & FLAG_SYN:
+                self._out.append(_pack(VERSION, TYPE_PING, FLAG_ACK, 0, length))
+            elif flags & FLAG_ACK:
+                events.append(PingAcked(length))
+        elif ftype == TYPE_GO_AWAY:
+            self.remote_go_away = True
+            if length != GO_AWAY_NORMAL:
+                raise YamuxError(f"peer sent GoAway with error code {length}")
+            events.append(GoAwayReceived(length))
+        else:
+            raise YamuxError(f"invalid frame type {ftype}")
+
+    def _stream_flags(self, ftype: int, flags: int, sid: int, events: list[Event]) -> _Stream | None:
+        st = self.streams.get(sid)
+        if flags & FLAG_SYN:
+            if st is not None:
+                raise YamuxError(f"duplicate stream id {sid}")
+            if sid == 0 or (sid & 1) == (1 if self.client else 0):
+                raise YamuxError(f"invalid stream id {sid} opened by peer")
+            if self.local_go_away:
+                self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_RST, sid, 0))
+                return None
+            st = _Stream(self.max_window)
+            self.streams[sid] = st
+            self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_ACK, sid, self.max_window - INITIAL_WINDOW))
+            events.append(StreamOpened(sid))
+        elif st is None:
+            return None
+        if flags & FLAG_ACK:
+            events.append(StreamAcked(sid))
+        if flags & FLAG_RST:
+            del self.streams[sid]
+            events.append(StreamReset(sid))
+            return None
+        return st
+
+    def _end_payload_stream(self, events: list[Event]) -> None:
+        sid = self._payload_sid
+        st = self.streams.get(sid)
+        if st is not None:
+            self._remote_fin(sid, st, events)
+
+    def _remote_fin(self, sid: int, st: _Stream, events: list[Event]) -> None:
+        st.remote_fin = True
+        events.append(StreamEnded(sid))
+        if st.local_fin:
+            del self.streams[sid]

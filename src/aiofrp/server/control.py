@@ -1,0 +1,198 @@
+"""frps side of one logged-in client: the control connection, its work-connection pool and proxies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..net.msgconn import MsgConn
+from ..proto import msg as m
+from ..proto.crypto import verify_auth_key
+from ..proto.errors import ProtocolError
+from .proxies import ProxyError, new_server_proxy
+
+if TYPE_CHECKING:
+    from .service import Server
+
+log = logging.getLogger("aiofrp.server.control")
+
+
+class Control:
+    def __init__(self, server: Server, conn: MsgConn, login: m.Login, run_id: str) -> None:
+        self.server = server
+        self.conn = conn
+        self.login = login
+        self.run_id = run_id
+        self.user = login.user
+        cfg = server.cfg
+        self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
+        self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
+        self.proxies: dict[str, Any] = {}
+        self._closed = False
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.last_ping = time.monotonic()
+
+    # -- main loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        conn = self.conn
+        hb_task = None
+        try:
+            for _ in range(self.pool_count):
+                conn.write_msg(m.ReqWorkConn())
+            hb_timeout = self.server.cfg.transport.heartbeat_timeout
+            if hb_timeout > 0:
+                hb_task = asyncio.get_running_loop().create_task(self._heartbeat_checker(hb_timeout))
+            while not self._closed:
+                try:
+                    msg = await conn.read_msg()
+                except ProtocolError as exc:
+                    log.warning("[%s] bad message on control connection: %s", self.run_id, exc)
+                    break
+                except (EOFError, OSError):
+                    break
+                if isinstance(msg, m.NewProxy):
+                    self.server.spawn(self._new_proxy(msg))
+                elif isinstance(msg, m.CloseProxy):
+                    self.close_proxy(msg.proxy_name)
+                elif isinstance(msg, m.Ping):
+                    self._ping(msg)
+                else:
+                    log.debug("[%s] ignoring control message %s", self.run_id, type(msg).__name__)
+        finally:
+            if hb_task is not None:
+                hb_task.cancel()
+            self._cleanup()
+
+    def _ping(self, ping: m.Ping) -> None:
+        if "heartbeats" in self.server.scopes and not verify_auth_key(
+            self.server.token, ping.timestamp, ping.privilege_key
+        ):
+            log.warning("[%s] invalid ping authentication", self.run_id)
+            self.conn.write_msg(m.Pong(error="token in heartbeat doesn't match token from configuration"))
+            return
+        self.last_ping = time.monotonic()
+        log.debug("[%s] receive heartbeat", self.run_id)
+        self.conn.write_msg(m.Pong())
+
+    async def _heartbeat_checker(self, timeout: float) -> None:
+        while True:
+            await asyncio.sleep(1)
+            if time.monotonic() - self.last_ping > timeout:
+                log.warning("[%s] heartbeat timeout", self.run_id)
+                self.close()
+                return
+
+    async def _new_proxy(self, req: m.NewProxy) -> None:
+        name = req.proxy_name
+        try:
+            proxy = await self.register_proxy(req)
+        except ProxyError as exc:
+            log.warning("[%s] new proxy [%s] type [%s] error: %s", self.run_id, name, req.proxy_type or "tcp", exc)
+            err = str(exc) if self.server.cfg.detailed_errors_to_client else f"new proxy [{name}] error"
+            if not self._closed:
+                self.conn.write_msg(m.NewProxyResp(proxy_name=name, error=err))
+            return
+        log.info("[%s] new proxy [%s] type [%s] success", self.run_id, name, proxy.type)
+        self.conn.write_msg(m.NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr))
+
+    async def register_proxy(self, req: m.NewProxy) -> Any:
+        name = req.proxy_name
+        if self._closed:
+            raise ProxyError("control is closed")
+        if name in self.server.proxies:
+            raise ProxyError(f"proxy [{name}] already exists")
+        proxy = new_server_proxy(self, req)
+        self.server.proxies[name] = proxy
+        self.proxies[name] = proxy
+        try:
+            await proxy.run()
+        except BaseException:
+            self._forget_proxy(name, proxy)
+            proxy.close()
+            raise
+        if self._closed:
+            self._forget_proxy(name, proxy)
+            proxy.close()
+            raise ProxyError("control is closed")
+        return proxy
+
+    def _forget_proxy(self, name: str, proxy: Any) -> None:
+        if self.server.proxies.get(name) is proxy:
+            del self.server.proxies[name]
+        if self.proxies.get(name) is proxy:
+            del self.proxies[name]
+
+    def close_proxy(self, name: str) -> None:
+        proxy = self.proxies.get(name)
+        if proxy is None:
+            return
+        self._forget_proxy(name, proxy)
+        proxy.close()
+        log.info("[%s] close proxy [%s] success", self.run_id, name)
+
+    # -- work connections -----------------------------------------------------------------
+
+    def register_work_conn(self, conn: MsgConn) -> None:
+        if self._closed:
+            conn.close()
+            return
+        try:
+            self._pool.put_nowait(conn)
+        except asyncio.QueueFull:
+            log.warning("[%s] work connection pool is full, discarding", self.run_id)
+            conn.write_msg(m.StartWorkConn(error="work connection pool is full"))
+            conn.close()
+
+    async def get_work_conn(self) -> MsgConn:
+        """Take a live work connection from the pool (asking for one if empty), then refill."""
+        timeout = self.server.cfg.user_conn_timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self._closed:
+                raise ConnectionError("control is closed")
+            try:
+                conn = self._pool.get_nowait()
+            except asyncio.QueueEmpty:
+                self.conn.write_msg(m.ReqWorkConn())
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TimeoutError("timeout trying to get work connection") from None
+                try:
+                    async with asyncio.timeout(left):
+                        conn = await self._pool.get()
+                except TimeoutError:
+                    raise TimeoutError("timeout trying to get work connection") from None
+            if conn.transport is None or conn.transport.is_closing() or conn._eof:
+                continue
+            if not self._closed:
+                self.conn.write_msg(m.ReqWorkConn())
+            return conn
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.conn.abort()  # nothing to flush, and a dead peer must not hold the close
+        # the run() loop ends on EOF; if it is not running any more, clean up here
+        if self.conn.closed is not None and self.conn.closed.done():
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._closed = True
+        for name, proxy in list(self.proxies.items()):
+            self._forget_proxy(name, proxy)
+            proxy.close()
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except asyncio.QueueEmpty:
+                break
+        self.conn.close()
+        if not self.finished.done():
+            log.info("[%s] client exit success", self.run_id)
+            self.finished.set_result(None)

@@ -1,0 +1,57 @@
+"""Remote-port allocation for tcp and udp proxies (``allowPorts``, random ports, reuse by name)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from .proxies.base import ProxyError
+
+RANDOM_TRIES = 5
+
+
+class PortManager:
+    def __init__(self, allow_ports: Any) -> None:
+        ranges: list[tuple[int, int]] = []
+        for entry in allow_ports or []:
+            single = getattr(entry, "single", 0)
+            if single:
+                ranges.append((single, single))
+            else:
+                ranges.append((getattr(entry, "start", 0), getattr(entry, "end", 0)))
+        self.ranges = ranges or [(1, 65535)]
+        self.used: dict[str, dict[int, str]] = {"tcp": {}, "udp": {}}
+        self.last: dict[str, dict[str, int]] = {"tcp": {}, "udp": {}}
+
+    def allowed(self, port: int) -> bool:
+        return any(a <= port <= b for a, b in self.ranges)
+
+    def candidates(self, proto: str, name: str, requested: int) -> Iterator[int]:
+        used = self.used[proto]
+        if requested:
+            if not self.allowed(requested):
+                raise ProxyError("port not allowed")
+            if requested in used:
+                raise ProxyError("port already used")
+            yield requested
+            return
+        prev = self.last[proto].get(name)
+        if prev and prev not in used and self.allowed(prev):
+            yield prev
+        for _ in range(RANDOM_TRIES):
+            a, b = random.choice(self.ranges)
+            port = random.randint(max(a, 1024) if b >= 1024 else a, b)
+            if port not in used:
+                yield port
+        # last resort: let the OS choose, if any port is allowed
+        if self.ranges == [(1, 65535)]:
+            yield 0
+
+    def mark_used(self, proto: str, name: str, port: int) -> None:
+        self.used[proto][port] = name
+        self.last[proto][name] = port
+
+    def release(self, proto: str, name: str, port: int) -> None:
+        if self.used[proto].get(port) == name:
+            del self.used[proto][port]

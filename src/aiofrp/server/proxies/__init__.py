@@ -1,0 +1,35 @@
+"""Server-side proxies, one module per proxy type, looked up in a registry by type name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...proto import msg as m
+from .base import ProxyError, ServerProxy
+
+if TYPE_CHECKING:
+    from ..control import Control
+
+__all__ = ["ProxyError", "ServerProxy", "new_server_proxy", "PROXY_TYPES"]
+
+PROXY_TYPES: dict[str, type[ServerProxy]] = {}
+
+
+def register(proxy_type: str):  # noqa: ANN201
+    def deco(cls: type[ServerProxy]) -> type[ServerProxy]:
+        PROXY_TYPES[proxy_type] = cls
+        cls.type = proxy_type
+        return cls
+
+    return deco
+
+
+def new_server_proxy(control: Control, req: m.NewProxy) -> Any:
+    ptype = req.proxy_type or "tcp"
+    cls = PROXY_TYPES.get(ptype)
+    if cls is None:
+        raise ProxyError(f"proxy type [{ptype}] is not supported")
+    return cls(control, req)
+
+
+from . import tcp  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,91 @@
+"""What every server proxy shares: naming, the work-connection hand-off, the user relay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ...net.relay import PendingConn, Relay, work_conn_codecs
+from ...proto import msg as m
+
+if TYPE_CHECKING:
+    from ..control import Control
+
+log = logging.getLogger("aiofrp.server.proxy")
+
+
+class ProxyError(Exception):
+    """A proxy could not be registered; the text goes back to frpc in NewProxyResp.error."""
+
+
+class ServerProxy:
+    type = ""
+
+    def __init__(self, control: Control, req: m.NewProxy) -> None:
+        self.control = control
+        self.server = control.server
+        self.req = req
+        self.name = req.proxy_name
+        self.remote_addr = ""
+        self.closed = False
+        self.relays: set[Relay] = set()
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+        for relay in list(self.relays):
+            relay.close()
+
+    async def handle_user_conn(self, user: PendingConn) -> None:
+        """Pair an accepted user connection with a work connection and relay bytes."""
+        transport = user.transport
+        assert transport is not None
+        try:
+            work = await self.control.get_work_conn()
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+            transport.abort()
+            return
+        if user.lost or self.closed:
+            work.close()
+            transport.abort()
+            return
+        src = transport.get_extra_info("peername") or ("", 0)
+        dst = transport.get_extra_info("sockname") or ("", 0)
+        work.write_msg(
+            m.StartWorkConn(
+                proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]
+            )
+        )
+        wt, wdata, weof = work.detach()
+        key = self.server.key if self.req.use_encryption else None
+        encode, decode = work_conn_codecs(key, self.req.use_compression)
+        relay = Relay(
+            transport, wt, a_to_b=encode, b_to_a=decode, a_data=user.take(), b_data=wdata,
+            a_eof=user.eof, b_eof=weof, name=self.name, on_close=self.relays.discard,
+        )
+        if not relay.done.done():
+            self.relays.add(relay)
+        log.debug("[%s] join connections, user %s", self.name, src)
+
+
+class UserConn(PendingConn):
+    """An accepted user connection; hands itself to its proxy."""
+
+    def __init__(self, proxy: ServerProxy) -> None:
+        super().__init__()
+        self.proxy = proxy
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.proxy.server.spawn(self.proxy.handle_user_conn(self))
+
+
+def listen_error(exc: OSError) -> str:
+    return str(exc.strerror or exc)
+
+
+__all__: list[Any] = ["ProxyError", "ServerProxy", "UserConn"]

@@ -1,0 +1,47 @@
+"""tcp proxy: a listener on ``proxyBindAddr:remotePort``; every user connection gets a work connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from . import register
+from .base import ProxyError, ServerProxy, UserConn
+
+log = logging.getLogger("aiofrp.server.proxy.tcp")
+
+
+@register("tcp")
+class TCPProxy(ServerProxy):
+    listener: asyncio.AbstractServer | None = None
+    port = 0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        ports = self.server.ports
+        addr = self.server.proxy_bind_addr
+        requested = self.req.remote_port
+        last_err: OSError | None = None
+        for port in ports.candidates("tcp", self.name, requested):
+            try:
+                self.listener = await loop.create_server(
+                    lambda: UserConn(self), host=addr or None, port=port, reuse_address=True, backlog=1024
+                )
+            except OSError as exc:
+                last_err = exc
+                continue
+            self.port = self.listener.sockets[0].getsockname()[1]
+            ports.mark_used("tcp", self.name, self.port)
+            self.remote_addr = f":{self.port}"
+            log.info("[%s] tcp proxy listen port [%d]", self.name, self.port)
+            return
+        if requested:
+            raise ProxyError(f"port unavailable: {last_err.strerror if last_err else requested}")
+        raise ProxyError("no available port")
+
+    def close(self) -> None:
+        super().close()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+            self.server.ports.release("tcp", self.name, self.port)

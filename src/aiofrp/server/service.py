@@ -1,0 +1,284 @@
+"""frps service: the bind-port listener with first-byte sniffing, TLS, yamux and dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from .. import FRP_VERSION
+from ..net.msgconn import MsgConn
+from ..net.mux import MuxSession, MuxStream
+from ..net.tls import TLSTransport, server_context
+from ..proto import msg as m
+from ..proto.crypto import derive_key, verify_auth_key
+from ..proto.errors import ProtocolError
+from .control import Control
+from .ports import PortManager
+
+log = logging.getLogger("aiofrp.server")
+
+SNIFF_TIMEOUT = 10.0
+FIRST_MSG_TIMEOUT = 10.0
+TLS_FIRST_BYTE = 0x17
+TLS_HANDSHAKE_BYTE = 0x16
+
+
+def fmt_addr(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)
+
+
+class Server:
+    """One frps instance: owns the listeners, the controls and the proxy registry."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.token: str = cfg.auth.token
+        self.key = derive_key(self.token)
+        self.scopes = {s.lower() for s in cfg.auth.additional_scopes}
+        tls = cfg.transport.tls
+        self.tls_force = bool(tls.force or tls.trusted_ca_file)
+        self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
+        self.controls: dict[str, Control] = {}
+        self.proxies: dict[str, Any] = {}  # global proxy names -> server proxy
+        self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
+        self.ports = PortManager(cfg.allow_ports)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.bind_port = cfg.bind_port
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(
+            lambda: _Sniff(self), host=self.cfg.bind_addr or None, port=self.cfg.bind_port,
+            reuse_address=True, backlog=1024,
+        )
+        self._servers.append(srv)
+        self.bind_port = srv.sockets[0].getsockname()[1]
+        log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
+        log.info("frps started successfully")
+
+    async def close(self) -> None:
+        for srv in self._servers:
+            srv.close()
+        for ctl in list(self.controls.values()):
+            ctl.close()
+        for t in list(self._tasks):
+            t.cancel()
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal error: %r", task.exception(), exc_info=task.exception())
+
+    # -- connection set-up ----------------------------------------------------------------
+
+    def on_transport_ready(self, transport: asyncio.BaseTransport, data: bytes) -> None:
+        """A connection after sniffing: TLS decided, ``data`` is its first plaintext bytes."""
+        if self.cfg.transport.tcp_mux:
+            proto: asyncio.Protocol = _ServerMux(self)
+        else:
+            proto = _FirstConn(self)
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        if data:
+            proto.data_received(data)
+
+    def start_tls(self, transport: asyncio.Transport, data: bytes) -> None:
+        proto: asyncio.Protocol = _ServerMux(self) if self.cfg.transport.tcp_mux else _FirstConn(self)
+        peer = transport.get_extra_info("peername")
+        tls = TLSTransport(transport, self.tls_ctx, proto, server_side=True, initial_data=data)
+
+        def done(fut: asyncio.Future[None]) -> None:
+            if fut.exception() is not None:
+                log.info("TLS handshake with %s failed: %s", fmt_addr(peer), fut.exception())
+
+        tls.handshake.add_done_callback(done)
+
+    async def handle_conn(self, conn: MsgConn) -> None:
+        peer = fmt_addr(conn.peername())
+        try:
+            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT)
+        except TimeoutError:
+            log.info("connection from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
+            conn.abort()
+            return
+        except ProtocolError as exc:
+            log.warning("bad message from %s: %s, closing", peer, exc)
+            conn.abort()
+            return
+        except (EOFError, OSError):
+            conn.abort()
+            return
+        if isinstance(first, m.Login):
+            await self.handle_login(conn, first)
+        elif isinstance(first, m.NewWorkConn):
+            self.handle_work_conn(conn, first)
+        elif isinstance(first, m.NewVisitorConn):
+            conn.write_msg(m.NewVisitorConnResp(proxy_name=first.proxy_name, error="visitors are not supported yet"))
+            conn.close()
+        else:
+            log.warning("unexpected first message %s from %s, closing", type(first).__name__, peer)
+            conn.abort()
+
+    # -- login ----------------------------------------------------------------------------
+
+    async def handle_login(self, conn: MsgConn, login: m.Login) -> None:
+        peer = fmt_addr(conn.peername())
+        if not verify_auth_key(self.token, login.timestamp, login.privilege_key):
+            detail = "token in login doesn't match token from configuration"
+            log.warning("login from %s failed: %s", peer, detail)
+            err = detail if self.cfg.detailed_errors_to_client else "register control error"
+            conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
+            conn.close()
+            return
+        run_id = login.run_id or new_run_id()
+        old = self.controls.get(run_id)
+        if old is not None:
+            log.info("[%s] replacing the previous control of this client", run_id)
+            old.close()
+            await old.finished
+        log.info(
+            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]",
+            run_id, peer, login.version, login.hostname, login.os, login.arch,
+        )
+        ctl = Control(self, conn, login, run_id)
+        self.controls[run_id] = ctl
+        conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
+        conn.enable_encryption(self.key)
+        try:
+            await ctl.run()
+        finally:
+            if self.controls.get(run_id) is ctl:
+                del self.controls[run_id]
+
+    def handle_work_conn(self, conn: MsgConn, msg: m.NewWorkConn) -> None:
+        ctl = self.controls.get(msg.run_id)
+        if ctl is None:
+            log.warning("no client control found for run id [%s], closing work connection", msg.run_id)
+            conn.write_msg(m.StartWorkConn(error=f"no client control found for run id [{msg.run_id}]"))
+            conn.close()
+            return
+        if "newworkconns" in self.scopes and not verify_auth_key(self.token, msg.timestamp, msg.privilege_key):
+            log.warning("[%s] invalid NewWorkConn authentication", msg.run_id)
+            conn.write_msg(m.StartWorkConn(error="token in NewWorkConn doesn't match token from configuration"))
+            conn.close()
+            return
+        ctl.register_work_conn(conn)
+
+
+def new_run_id() -> str:
+    import os
+
+    return os.urandom(8).hex()
+
+
+class _Sniff(asyncio.Protocol):
+    """Reads the first bytes of a bind-port connection and decides: TLS or plaintext frp."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        ka = self.server.cfg.transport.tcp_keepalive
+        if sock is not None and ka > 0:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if hasattr(socket, "TCP_KEEPIDLE"):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, ka)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, ka)
+            except OSError:
+                pass
+        self.timer = asyncio.get_running_loop().call_later(SNIFF_TIMEOUT, self._timeout)
+
+    def _timeout(self) -> None:
+        log.info("connection from %s sent nothing in %ds, closing", fmt_addr(self._peer()), SNIFF_TIMEOUT)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _peer(self) -> Any:
+        return self.transport.get_extra_info("peername") if self.transport is not None else None
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None and self.timer is not None
+        self.timer.cancel()
+        first = data[0]
+        if first == TLS_FIRST_BYTE:
+            self.server.start_tls(self.transport, data[1:])
+        elif first == TLS_HANDSHAKE_BYTE:
+            self.server.start_tls(self.transport, data)
+        elif self.server.tls_force:
+            log.warning("non-TLS connection from %s refused (transport.tls.force)", fmt_addr(self._peer()))
+            self.transport.abort()
+        else:
+            self.server.on_transport_ready(self.transport, data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _FirstConn(MsgConn):
+    """A logical frp connection whose first message decides what it is."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__()
+        self.server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server.spawn(self.server.handle_conn(self))
+
+
+class _ServerMux(MuxSession):
+    """frps side of a yamux session: every stream the client opens is a logical connection."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(
+            client=False,
+            on_stream=self._on_stream,
+            keepalive_interval=server.cfg.transport.tcp_mux_keepalive_interval,
+        )
+        self.server = server
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # A session that never opens a stream holds resources; Go waits ~40 s, we bound it.
+        self._idle = self._loop.call_later(FIRST_MSG_TIMEOUT, self._idle_timeout)
+
+    def _idle_timeout(self) -> None:
+        log.info("yamux session from %s opened no stream in %ds, closing", fmt_addr(self.peername()), FIRST_MSG_TIMEOUT)
+        self.close()
+
+    def _on_stream(self, stream: MuxStream) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        conn = _FirstConn(self.server)
+        stream.set_protocol(conn)
+        conn.connection_made(stream)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        super().connection_lost(exc)
