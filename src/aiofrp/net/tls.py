@@ -51,6 +51,7 @@ class TLSTransport(asyncio.Transport):
         self._closing = False
         self._lost = False
         self._reading_paused = False
+        self._eof_sent = False
         self._early_writes: list[bytes] = []
         self.handshake: asyncio.Future[None] = loop.create_future()
         self._timer = loop.call_later(handshake_timeout, self._handshake_timeout)
@@ -142,7 +143,7 @@ class TLSTransport(asyncio.Transport):
             self._raw.write(self._out.read())
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or self._lost:
+        if self._closing or self._lost or self._eof_sent:
             return
         if not self._established:
             self._early_writes.append(bytes(data))
@@ -161,16 +162,27 @@ class TLSTransport(asyncio.Transport):
         self.write(b"".join(list_of_data))
 
     def can_write_eof(self) -> bool:
-        return False
+        # TLS 1.3 allows a half-close: our close_notify ends our direction only.
+        return self._established and self._ssl.version() == "TLSv1.3"
 
     def write_eof(self) -> None:
-        raise NotImplementedError("TLS transport cannot half-close")
+        if self._eof_sent or self._closing or self._lost:
+            return
+        self._eof_sent = True
+        try:
+            self._ssl.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, OSError, ValueError):
+            self._raw.abort()
+            return
+        self._flush()
 
     def close(self) -> None:
         if self._closing:
             return
         self._closing = True
-        if self._established and not self._lost:
+        if self._established and not self._lost and not self._eof_sent:
             try:
                 self._ssl.unwrap()
             except (ssl.SSLError, OSError, ValueError):

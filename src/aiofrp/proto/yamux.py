@@ -105,7 +105,7 @@ Event = (
 
 
 class _Stream:
-    __slots__ = ("send_window", "recv_window", "unconsumed", "local_fin", "remote_fin")
+    __slots__ = ("local_fin", "recv_window", "remote_fin", "send_window", "unconsumed")
 
     def __init__(self, recv_window: int) -> None:
         self.send_window = INITIAL_WINDOW
@@ -226,7 +226,7 @@ class Session:
         while pos < end:
             left = self._payload_left
             if left:
-                take = end - pos if end - pos < left else left
+                take = min(left, end - pos)
                 if self._payload_live:
                     chunk = data if (pos == 0 and take == end) else memoryview(data)[pos : pos + take]
                     events.append(DataReceived(self._payload_sid, chunk))

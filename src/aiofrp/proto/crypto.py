@@ -1,0 +1,127 @@
+"""frp's key material and the AES-128-CFB stream cipher (golib ``crypto``).
+
+Each direction of an encrypted stream starts with a random 16-byte IV in clear, sent lazily
+with the first write; the rest is AES-128 in CFB mode with 128-bit feedback, continuous across
+writes. Keys come from PBKDF2-HMAC-SHA1(token or secret key, salt "frp", 64 rounds, 16 bytes).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms
+
+try:  # cryptography >= 47: CFB lives in the "decrepit" package
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+except ImportError:  # pragma: no cover - older cryptography
+    from cryptography.hazmat.primitives.ciphers.modes import CFB
+
+from aiofrp.proto.errors import ProtocolError
+
+__all__ = [
+    "IV_SIZE",
+    "CFBDecryptor",
+    "CFBEncryptor",
+    "auth_key",
+    "derive_key",
+    "one_shot_decrypt",
+    "one_shot_encrypt",
+    "verify_auth_key",
+]
+
+IV_SIZE = 16
+_SALT = b"frp"
+_ITERATIONS = 64
+_KEY_SIZE = 16
+
+Buffer = bytes | bytearray | memoryview
+
+
+def auth_key(token: str, timestamp: int) -> str:
+    """frp's privilege_key / sign_key: lowercase hex MD5 of token followed by decimal timestamp."""
+    data = token.encode() + str(timestamp).encode()
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def verify_auth_key(token: str, timestamp: int, key: str) -> bool:
+    """Check a received privilege_key / sign_key in constant time."""
+    return hmac.compare_digest(auth_key(token, timestamp).encode(), key.encode())
+
+
+@functools.lru_cache(maxsize=64)
+def derive_key(token: str) -> bytes:
+    """AES-128 key for a token or secret key: PBKDF2-HMAC-SHA1(token, "frp", 64, 16)."""
+    return hashlib.pbkdf2_hmac("sha1", token.encode(), _SALT, _ITERATIONS, _KEY_SIZE)
+
+
+def _cipher(key: bytes, iv: bytes) -> Cipher[CFB]:
+    return Cipher(algorithms.AES(key), CFB(iv))
+
+
+class CFBEncryptor:
+    """Writer side of one direction: the first non-empty output is prefixed by the IV."""
+
+    __slots__ = ("_ctx", "_iv", "_key")
+
+    def __init__(self, key: bytes, iv: bytes | None = None) -> None:
+        if iv is not None and len(iv) != IV_SIZE:
+            raise ValueError(f"IV must be {IV_SIZE} bytes, got {len(iv)}")
+        self._key = key
+        self._iv = iv
+        self._ctx: CipherContext | None = None
+
+    def encrypt(self, data: Buffer) -> bytes:
+        """Encrypt the next part of the stream."""
+        ctx = self._ctx
+        if ctx is not None:
+            return ctx.update(data)
+        if not data:
+            return b""
+        iv = self._iv if self._iv is not None else os.urandom(IV_SIZE)
+        self._ctx = ctx = _cipher(self._key, iv).encryptor()
+        self._iv = None
+        return iv + ctx.update(data)
+
+
+class CFBDecryptor:
+    """Reader side of one direction: the first 16 bytes received are the IV."""
+
+    __slots__ = ("_ctx", "_iv", "_key")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._iv = bytearray()
+        self._ctx: CipherContext | None = None
+
+    def decrypt(self, data: Buffer) -> bytes:
+        """Decrypt the next part of the stream (b"" while the IV is still incomplete)."""
+        ctx = self._ctx
+        if ctx is not None:
+            return ctx.update(data)
+        need = IV_SIZE - len(self._iv)
+        self._iv += data[:need]
+        if len(self._iv) < IV_SIZE:
+            return b""
+        self._ctx = ctx = _cipher(self._key, bytes(self._iv)).decryptor()
+        self._iv = bytearray()
+        rest = data[need:]
+        return ctx.update(rest) if rest else b""
+
+
+def one_shot_encrypt(key: bytes, plaintext: Buffer) -> bytes:
+    """Encrypt one NAT-hole datagram: random IV followed by the ciphertext."""
+    iv = os.urandom(IV_SIZE)
+    ctx = _cipher(key, iv).encryptor()
+    return iv + ctx.update(plaintext) + ctx.finalize()
+
+
+def one_shot_decrypt(key: bytes, data: Buffer) -> bytes:
+    """Decrypt one NAT-hole datagram (IV followed by ciphertext)."""
+    if len(data) < IV_SIZE:
+        raise ProtocolError(f"encrypted datagram of {len(data)} bytes is shorter than its {IV_SIZE}-byte IV")
+    view = memoryview(data)
+    ctx = _cipher(key, bytes(view[:IV_SIZE])).decryptor()
+    return ctx.update(view[IV_SIZE:]) + ctx.finalize()
