@@ -18,6 +18,8 @@ from typing import Any
 log = logging.getLogger("aiofrp.net.tls")
 
 READ_SIZE = 256 * 1024
+RECORD_SIZE = 16 * 1024 + 256  # one TLS record of plaintext, with slack
+SMALL_WRITE = 4096
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -106,25 +108,43 @@ class TLSTransport(asyncio.Transport):
             self._do_handshake()
 
     def _read(self) -> None:
+        """Decrypt everything available and hand it up in as few calls as possible.
+
+        OpenSSL returns one TLS record (<= 16 KiB) per read; records are gathered into one
+        fresh buffer per batch so the layers above run once per socket read, not per record.
+        The buffer is never reused, so consumers may keep views of it.
+        """
         sslobj = self._ssl
-        app = self._app
         while not self._reading_paused and not self._lost:
-            try:
-                chunk = sslobj.read(READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
+            size = min(READ_SIZE, self._in.pending + RECORD_SIZE)
+            buf = bytearray(size)
+            view = memoryview(buf)
+            n = 0
+            eof = False
+            while n < size:
+                try:
+                    k = sslobj.read(size - n, view[n:])
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    eof = True
+                    break
+                except (ssl.SSLError, OSError) as exc:
+                    log.debug("TLS read error: %s", exc)
+                    self._flush()
+                    self._raw.abort()
+                    return
+                if not k:
+                    eof = True
+                    break
+                n += k
+            if n:
+                self._app.data_received(view[:n])  # type: ignore[attr-defined]
+            if eof:
                 self._eof()
                 break
-            except (ssl.SSLError, OSError) as exc:
-                log.debug("TLS read error: %s", exc)
-                self._flush()
-                self._raw.abort()
-                return
-            if not chunk:
-                self._eof()
+            if n < size:
                 break
-            app.data_received(chunk)
         if self._out.pending:
             self._flush()
 
@@ -159,7 +179,19 @@ class TLSTransport(asyncio.Transport):
         self._raw.write(self._out.read())
 
     def writelines(self, list_of_data: Any) -> None:
-        self.write(b"".join(list_of_data))
+        # Coalesce small pieces (frame headers, control messages); big payloads go to
+        # OpenSSL as they are rather than being copied into one joined buffer first.
+        small: list[Any] = []
+        for data in list_of_data:
+            if len(data) < SMALL_WRITE:
+                small.append(data)
+                continue
+            if small:
+                self.write(b"".join(small))
+                small = []
+            self.write(data)
+        if small:
+            self.write(b"".join(small))
 
     def can_write_eof(self) -> bool:
         # TLS 1.3 allows a half-close: our close_notify ends our direction only.
