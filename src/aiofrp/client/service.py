@@ -40,7 +40,7 @@ class Client:
         self.control: Control | None = None
         self.connector: Connector | None = None
         self.proxies: dict[str, ProxyWrapper] = {
-            p.name: ProxyWrapper(self, p) for p in cfg.proxies if getattr(p, "enabled", True) is not False
+            p.name: ProxyWrapper(self, p) for p in cfg.active_proxies()
         }
         self._stopping = False
         self.exit_code = 0

@@ -1,0 +1,54 @@
+"""Config structs back to frp-spelt data (for the converter, the admin API, ``verify`` output)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .base import ConfigStruct, TaggedStruct, struct_fields
+
+_SKIP: Any = object()
+
+
+def to_frp_dict(cfg: ConfigStruct) -> dict[str, Any]:
+    """Only the keys that differ from frp's defaults, spelt as frp spells them.
+
+    Nested tables appear only when they hold something; ``[[proxies]]``/``[[visitors]]`` entries
+    always carry ``name`` and ``type``. Parsing the result gives back an equal struct.
+    """
+    out: dict[str, Any] = {}
+    names = {f.name for f in msgspec.structs.fields(type(cfg))}
+    if isinstance(cfg, TaggedStruct):
+        if "name" in names:
+            out["name"] = cfg.name  # type: ignore[attr-defined]
+        out["type"] = cfg.type
+    derived = cfg.derived_defaults()
+    for f in struct_fields(type(cfg)):
+        if f.encode_name in out:
+            continue
+        if f.name in derived:
+            default = derived[f.name]
+        elif f.default_factory is not msgspec.NODEFAULT:
+            default = f.default_factory()
+        else:
+            default = f.default
+        dumped = _dump(getattr(cfg, f.name), default)
+        if dumped is not _SKIP:
+            out[f.encode_name] = dumped
+    return out
+
+
+def _dump(value: Any, default: Any) -> Any:
+    if isinstance(value, ConfigStruct):
+        sub = to_frp_dict(value)
+        if not sub and default is not None:
+            return _SKIP
+        return sub
+    if value == default:
+        return _SKIP
+    if isinstance(value, list):
+        return [to_frp_dict(v) if isinstance(v, ConfigStruct) else v for v in value]
+    if isinstance(value, dict):
+        return dict(value)
+    return value

@@ -1,0 +1,214 @@
+"""Checks that need more than one value at a time (Go frp's ``validation`` package, and more).
+
+Types, ranges and enum values are already checked while decoding; this module checks names,
+required keys, combinations and string syntaxes. The first problem found is raised.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .base import ValueSource, WebServerConfig
+from .client import ClientConfig
+from .decode import join
+from .errors import ConfigError
+from .plugin import (
+    HTTP2HTTPSPluginOptions,
+    HTTPS2HTTPPluginOptions,
+    HTTPS2HTTPSPluginOptions,
+    StaticFilePluginOptions,
+    UnixDomainSocketPluginOptions,
+)
+from .proxy import HTTPProxyConfig, HTTPSProxyConfig, ProxyBaseConfig, TCPMuxProxyConfig, parse_bandwidth
+from .server import ServerConfig
+from .visitor import VisitorBaseConfig
+
+_REQUIRED_PLUGIN_KEYS: dict[type, tuple[str, str]] = {
+    HTTP2HTTPSPluginOptions: ("local_addr", "localAddr"),
+    HTTPS2HTTPPluginOptions: ("local_addr", "localAddr"),
+    HTTPS2HTTPSPluginOptions: ("local_addr", "localAddr"),
+    StaticFilePluginOptions: ("local_path", "localPath"),
+    UnixDomainSocketPluginOptions: ("unix_path", "unixPath"),
+}
+
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_ANNOTATIONS_SIZE_LIMIT = 256 * 1024
+
+
+def validate_server_config(cfg: ServerConfig, source: str) -> None:
+    """Raise :class:`ConfigError` for the first problem in a decoded frps config."""
+    _check_web_server(cfg.web_server, "webServer", source)
+    _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source)
+    for i, r in enumerate(cfg.allow_ports):
+        path = f"allowPorts[{i}]"
+        if r.single and (r.start or r.end):
+            raise ConfigError(source, path, "give either single, or start and end, not both")
+        if not r.single:
+            if not r.start and not r.end:
+                raise ConfigError(source, path, "empty entry: give single, or start and end")
+            if r.start > r.end:
+                raise ConfigError(
+                    source, path, f"start {r.start} is greater than end {r.end}", [r.start, r.end]
+                )
+    for i, p in enumerate(cfg.http_plugins):
+        if not p.addr:
+            raise ConfigError(source, f"httpPlugins[{i}].addr", "the plugin address must not be empty")
+
+
+def validate_client_config(cfg: ClientConfig, source: str) -> None:
+    """Raise :class:`ConfigError` for the first problem in a decoded frpc config."""
+    _check_web_server(cfg.web_server, "webServer", source)
+    _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source)
+    oidc = cfg.auth.oidc
+    if oidc.token_source is not None:
+        others = (
+            oidc.client_id,
+            oidc.client_secret,
+            oidc.audience,
+            oidc.scope,
+            oidc.token_endpoint_url,
+            oidc.additional_endpoint_params,
+            oidc.trusted_ca_file,
+            oidc.insecure_skip_verify,
+            oidc.proxy_url,
+        )
+        if any(others):
+            raise ConfigError(
+                source,
+                "auth.oidc.tokenSource",
+                "cannot be combined with any other auth.oidc key",
+            )
+        _check_token_source("", oidc.token_source, "auth.oidc", source)
+    t = cfg.transport
+    if 0 < t.heartbeat_timeout < t.heartbeat_interval:
+        raise ConfigError(
+            source,
+            "transport.heartbeatTimeout",
+            f"heartbeat timeout {t.heartbeat_timeout} must not be less than "
+            f"transport.heartbeatInterval {t.heartbeat_interval}",
+            t.heartbeat_timeout,
+        )
+    if cfg.virtual_net.address and not cfg.feature_gates.get("VirtualNet"):
+        raise ConfigError(
+            source,
+            "virtualNet.address",
+            "the VirtualNet feature is not enabled; set featureGates = { VirtualNet = true }",
+        )
+    _check_names(cfg.proxies, "proxies", "proxy", source)
+    _check_names(cfg.visitors, "visitors", "visitor", source)
+    for i, p in enumerate(cfg.proxies):
+        _check_proxy(p, f"proxies[{i}]", source)
+    for i, v in enumerate(cfg.visitors):
+        _check_visitor(v, f"visitors[{i}]", source)
+
+
+def _check_web_server(ws: WebServerConfig, path: str, source: str) -> None:
+    if ws.tls is not None:
+        if not ws.tls.cert_file:
+            raise ConfigError(source, f"{path}.tls.certFile", "must be set when webServer.tls is used")
+        if not ws.tls.key_file:
+            raise ConfigError(source, f"{path}.tls.keyFile", "must be set when webServer.tls is used")
+
+
+def _check_token_source(token: str, ts: ValueSource | None, path: str, source: str) -> None:
+    if ts is None:
+        return
+    ts_path = f"{path}.tokenSource"
+    if token:
+        raise ConfigError(source, ts_path, f"cannot specify both {path}.token and {path}.tokenSource")
+    if ts.type == "file":
+        if ts.file is None or not ts.file.path:
+            raise ConfigError(source, f"{ts_path}.file.path", 'must be set when type is "file"')
+    elif ts.type == "exec":
+        if ts.exec is None or not ts.exec.command:
+            raise ConfigError(source, f"{ts_path}.exec.command", 'must be set when type is "exec"')
+    else:
+        raise ConfigError(
+            source,
+            f"{ts_path}.type",
+            f"unsupported value source type {ts.type!r}, must be one of file, exec",
+            ts.type,
+        )
+
+
+def _check_names(
+    items: list[ProxyBaseConfig] | list[VisitorBaseConfig], key: str, kind: str, source: str
+) -> None:
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        path = f"{key}[{i}].name"
+        if not item.name:
+            raise ConfigError(source, path, f"missing {kind} name")
+        if item.name in first:
+            raise ConfigError(
+                source,
+                path,
+                f'duplicate {kind} name "{item.name}" (already used by {key}[{first[item.name]}])',
+                item.name,
+            )
+        first[item.name] = i
+
+
+def _check_proxy(p: ProxyBaseConfig, path: str, source: str) -> None:
+    _check_annotations(p.annotations, join(path, "annotations"), source)
+    try:
+        parse_bandwidth(p.transport.bandwidth_limit)
+    except ValueError as e:
+        raise ConfigError(
+            source,
+            join(path, "transport.bandwidthLimit"),
+            f"invalid bandwidth {p.transport.bandwidth_limit!r}: {e}",
+            p.transport.bandwidth_limit,
+        ) from None
+    if p.health_check.type == "http" and not p.health_check.path:
+        raise ConfigError(
+            source, join(path, "healthCheck.path"), 'must be set when healthCheck.type is "http"'
+        )
+    domains = isinstance(p, HTTPProxyConfig | HTTPSProxyConfig | TCPMuxProxyConfig)
+    if domains and not p.subdomain and not p.custom_domains:  # type: ignore[union-attr]
+        raise ConfigError(source, path, f"{p.type} proxy needs customDomains or subdomain (both are empty)")
+    if p.plugin is not None:
+        req = _REQUIRED_PLUGIN_KEYS.get(type(p.plugin))
+        if req is not None and not getattr(p.plugin, req[0]):
+            raise ConfigError(
+                source, join(path, f"plugin.{req[1]}"), f"is required by plugin {p.plugin.type}"
+            )
+
+
+def _check_visitor(v: VisitorBaseConfig, path: str, source: str) -> None:
+    if not v.server_name:
+        raise ConfigError(source, join(path, "serverName"), "missing the name of the proxy to visit")
+    if v.bind_port == 0:
+        raise ConfigError(
+            source,
+            join(path, "bindPort"),
+            "bind port is required (a negative value means no local listener)",
+        )
+
+
+def _check_annotations(annotations: dict[str, str], path: str, source: str) -> None:
+    size = 0
+    for k, v in annotations.items():
+        size += len(k) + len(v)
+        name = k.lower()
+        prefix, _, rest = name.rpartition("/")
+        bad = (
+            not rest
+            or len(rest) > 63
+            or not _QUALIFIED_NAME.match(rest)
+            or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)))
+            or ("/" in prefix)
+        )
+        if bad:
+            raise ConfigError(
+                source,
+                join(path, k),
+                f"annotation key {k!r} is invalid: must be a name (letters, digits, '-', '_', '.', "
+                "starting and ending with a letter or digit, at most 63 characters) "
+                "optionally prefixed by a DNS subdomain and '/'",
+            )
+    if size > _ANNOTATIONS_SIZE_LIMIT:
+        raise ConfigError(
+            source, path, f"annotations size {size} is larger than limit {_ANNOTATIONS_SIZE_LIMIT}"
+        )
