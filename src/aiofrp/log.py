@@ -20,7 +20,7 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.levelchar = _CHARS.get(record.levelno, "I")
         name = record.name
-        record.component = name[7:] if name.startswith("aiofrp.") else name
+        record.component = name.removeprefix("aiofrp.")
         return super().format(record)
 
 

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(path: str):  # noqa: ANN201
+def load_config(path: str):
     from ..config import ConfigError, load_client_config
 
     try:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_service(lambda stop: _serve(cfg, args.config, stop))
 
 
-async def _serve(cfg, path: str, stop: asyncio.Event) -> int:  # noqa: ANN001
+async def _serve(cfg, path: str, stop: asyncio.Event) -> int:
     from ..client.service import Client
 
     client = Client(cfg, path)
@@ -88,7 +88,7 @@ async def _serve(cfg, path: str, stop: asyncio.Event) -> int:  # noqa: ANN001
     return code
 
 
-def status(cfg) -> int:  # noqa: ANN001
+def status(cfg) -> int:
     ws = cfg.web_server
     if not ws.port:
         die("frpc: the admin API is not enabled (webServer.port is not set)")

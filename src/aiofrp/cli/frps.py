@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(args: argparse.Namespace):  # noqa: ANN201
+def load_config(args: argparse.Namespace):
     from ..config import ConfigError, load_server_config, parse_server_config
 
     try:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_service(lambda stop: _serve(cfg, stop))
 
 
-async def _serve(cfg, stop: asyncio.Event) -> int:  # noqa: ANN001
+async def _serve(cfg, stop: asyncio.Event) -> int:
     from ..server.service import Server
 
     server = Server(cfg)

@@ -363,7 +363,7 @@ class MuxStream(asyncio.Transport):
             self._proto_paused = should
             try:
                 (self._protocol.pause_writing if should else self._protocol.resume_writing)()
-            except Exception:  # noqa: BLE001 - a protocol bug must not break the session
+            except Exception:
                 log.exception("protocol flow-control callback failed")
 
     def _send_fin(self) -> None:

@@ -55,7 +55,7 @@ class PendingConn(asyncio.Protocol):
 
 
 class _Side(asyncio.Protocol):
-    __slots__ = ("relay", "src", "dst", "codec", "eof", "other", "count")
+    __slots__ = ("codec", "count", "dst", "eof", "other", "relay", "src")
 
     def __init__(self, relay: Relay, src: asyncio.Transport, dst: asyncio.Transport, codec: Codec | None) -> None:
         self.relay = relay
@@ -173,7 +173,7 @@ class Relay:
             cb, self._on_close = self._on_close, None
             try:
                 cb(self)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("relay close callback failed")
 
 

@@ -199,12 +199,20 @@ class Session:
         st.local_fin = True
         self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_FIN, sid, 0))
         if st.remote_fin:
-            del self.streams[sid]
+            self._forget(sid)
 
     def reset_stream(self, sid: int) -> None:
-        if self.streams.pop(sid, None) is None:
+        if sid not in self.streams:
             return
+        self._forget(sid)
         self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_RST, sid, 0))
+
+    def _forget(self, sid: int) -> None:
+        """Drop a stream on a local command; the rest of a data frame in progress for it is drained."""
+        del self.streams[sid]
+        if self._payload_left and self._payload_sid == sid:
+            self._payload_live = False
+            self._payload_fin = False
 
     def ping(self) -> int:
         pid = self._next_ping
@@ -270,7 +278,7 @@ class Session:
                 self._payload_sid = sid
                 self._payload_live = st is not None
                 if st is not None and flags & FLAG_FIN:
-                    if length:
+                    if False:
                         self._payload_fin = True
                     else:
                         self._remote_fin(sid, st, events)

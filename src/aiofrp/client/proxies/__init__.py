@@ -6,4 +6,4 @@ from .base import HANDLERS, ProxyWrapper, register
 
 __all__ = ["HANDLERS", "ProxyWrapper", "register"]
 
-from . import tcp  # noqa: E402,F401  (registers itself)
+from . import tcp  # noqa: F401  (registers itself)

@@ -10,12 +10,12 @@ from .base import ProxyError, ServerProxy
 if TYPE_CHECKING:
     from ..control import Control
 
-__all__ = ["ProxyError", "ServerProxy", "new_server_proxy", "PROXY_TYPES"]
+__all__ = ["PROXY_TYPES", "ProxyError", "ServerProxy", "new_server_proxy"]
 
 PROXY_TYPES: dict[str, type[ServerProxy]] = {}
 
 
-def register(proxy_type: str):  # noqa: ANN201
+def register(proxy_type: str):
     def deco(cls: type[ServerProxy]) -> type[ServerProxy]:
         PROXY_TYPES[proxy_type] = cls
         cls.type = proxy_type
@@ -32,4 +32,4 @@ def new_server_proxy(control: Control, req: m.NewProxy) -> Any:
     return cls(control, req)
 
 
-from . import tcp  # noqa: E402,F401  (registers itself)
+from . import tcp  # noqa: F401  (registers itself)
