@@ -278,7 +278,7 @@ class Session:
                 self._payload_sid = sid
                 self._payload_live = st is not None
                 if st is not None and flags & FLAG_FIN:
-                    if False:
+                    if length:
                         self._payload_fin = True
                     else:
                         self._remote_fin(sid, st, events)
