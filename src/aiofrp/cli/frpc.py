@@ -20,7 +20,7 @@ log = logging.getLogger("aiofrp.client")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frpc",
-        description="frpc is the client of frp (aiofrp, wire-compatible with frp %s)" % FRP_VERSION,
+        description=f"frpc is the client of frp (aiofrp, wire-compatible with frp {FRP_VERSION})",
     )
     p.add_argument("command", nargs="?", choices=["verify", "status"],
                    help="verify: check the config file; status: ask the running frpc's admin API")

@@ -17,7 +17,7 @@ log = logging.getLogger("aiofrp.server")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frps",
-        description="frps is the server of frp (aiofrp, wire-compatible with frp %s)" % FRP_VERSION,
+        description=f"frps is the server of frp (aiofrp, wire-compatible with frp {FRP_VERSION})",
     )
     p.add_argument("command", nargs="?", choices=["verify"], help="verify: check the config file and exit")
     p.add_argument("-c", "--config", default="", help="config file of frps")

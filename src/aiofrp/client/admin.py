@@ -59,11 +59,16 @@ class AdminServer:
 
     async def api_config(self, request: web.Request) -> web.Response:
         try:
-            with open(self.client.config_path, encoding="utf-8") as f:
-                return web.Response(text=f.read())
+            text = await asyncio.to_thread(_read_text, self.client.config_path)
+            return web.Response(text=text)
         except OSError as exc:
             return web.Response(status=400, text=f"read config file error: {exc}\n")
 
     async def api_stop(self, request: web.Request) -> web.Response:
         asyncio.get_running_loop().call_later(0.1, self.stop_event.set)
         return web.Response(status=200)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
