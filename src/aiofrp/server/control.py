@@ -142,8 +142,8 @@ class Control:
         try:
             self._pool.put_nowait(conn)
         except asyncio.QueueFull:
-            log.warning("[%s] work connection pool is full, discarding", self.run_id)
-            conn.write_msg(m.StartWorkConn(error="work connection pool is full"))
+            # After a burst of user connections the refills overshoot; like Go, drop the surplus.
+            log.debug("[%s] work connection pool is full, discarding", self.run_id)
             conn.close()
 
     async def get_work_conn(self) -> MsgConn:
