@@ -43,3 +43,34 @@ def run_service(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 def die(message: Any, code: int = 1) -> None:
     print(message, file=sys.stderr)
     sys.exit(code)
+
+
+def allow_unsafe_arg(p: Any) -> None:
+    p.add_argument("--allow-unsafe", "--allow_unsafe", dest="allow_unsafe", action="append", default=[],
+                   metavar="FEATURE", help="allow an unsafe feature, e.g. TokenSourceExec")
+
+
+def convert_command(prog: str, path: str, output: str, role: str) -> int:
+    """``frps|frpc convert -c legacy.ini [-o out.toml]``: legacy INI to a TOML v1 file."""
+    from ..config import ConfigError
+
+    try:
+        from ..config.convert import ini_to_toml
+    except ImportError:  # pragma: no cover
+        die(f"{prog}: convert is not available in this build")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        die(f"{prog}: cannot read {path}: {exc.strerror}")
+    try:
+        toml_text = ini_to_toml(text, path, role)
+    except ConfigError as exc:
+        die(str(exc))
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(toml_text)
+        print(f"{prog}: converted {path} to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(toml_text)
+    return 0

@@ -1,4 +1,9 @@
-"""``frpc``: the frp client. ``frpc -c frpc.toml``, ``frpc verify|status -c frpc.toml``."""
+"""``frpc``: the frp client.
+
+``frpc -c frpc.toml`` runs the proxies of a config file; ``frpc verify|status|stop|convert -c FILE``;
+``frpc tcp|udp|http|https|tcpmux|stcp|sudp|xtcp [flags]`` runs one proxy from flags and
+``frpc stcp|sudp|xtcp visitor [flags]`` one visitor.
+"""
 
 from __future__ import annotations
 
@@ -10,56 +15,112 @@ import logging
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 from .. import FRP_VERSION
-from .common import die, run_service
+from . import flags
+from .common import allow_unsafe_arg, convert_command, die, run_service
 
 log = logging.getLogger("aiofrp.client")
+
+PROXY_TYPES = ("tcp", "udp", "http", "https", "tcpmux", "stcp", "sudp", "xtcp")
+VISITOR_TYPES = ("stcp", "sudp", "xtcp")
+COMMANDS = ("verify", "status", "stop", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frpc",
-        description=f"frpc is the client of frp (aiofrp, wire-compatible with frp {FRP_VERSION})",
+        description=f"frpc is the client of frp (aiofrp, wire-compatible with frp {FRP_VERSION}).",
+        epilog="commands:\n"
+               "  verify                  check the config file and exit\n"
+               "  status                  show the proxies of the running frpc (admin API)\n"
+               "  stop                    stop the running frpc (admin API)\n"
+               "  convert                 print a legacy INI config file as TOML (-o FILE to write it)\n"
+               "  tcp|udp|http|https|tcpmux|stcp|sudp|xtcp\n"
+               "                          run one proxy from flags (frpc tcp --help)\n"
+               "  stcp|sudp|xtcp visitor  run one visitor from flags",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("command", nargs="?", choices=["verify", "status"],
-                   help="verify: check the config file; status: ask the running frpc's admin API")
-    p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc")
+    p.add_argument("command", nargs="?", choices=COMMANDS, help=argparse.SUPPRESS)
+    p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc (default ./frpc.ini)")
+    p.add_argument("-o", "--output", default="", help="convert: output file (default: standard output)")
     p.add_argument("-v", "--version", action="store_true", help="version of frpc")
-    p.add_argument("--strict-config", "--strict_config", dest="strict_config", default="true",
-                   help="strict config parsing mode, unknown fields will cause errors")
+    flags.add(p, None, "--strict-config", type=flags.str2bool, nargs="?", const=True, default=True,
+              help="strict config parsing mode, unknown fields will cause errors (default true)")
+    allow_unsafe_arg(p)
     return p
 
 
-def load_config(path: str):
+def load_config(args: argparse.Namespace) -> Any:
     from ..config import ConfigError, load_client_config
 
+    kw: dict[str, Any] = {"strict": args.strict_config}
+    if "allow_unsafe" in load_client_config.__code__.co_varnames:
+        kw["allow_unsafe"] = set(args.allow_unsafe)
     try:
-        return load_client_config(path)
+        return load_client_config(args.config, **kw)
     except ConfigError as exc:
         die(str(exc))
 
 
+def one_shot(argv: list[str]) -> int:
+    """``frpc TYPE [visitor] flags``: one proxy or visitor built from flags."""
+    from ..config import ConfigError, parse_client_config
+
+    ptype = argv[0]
+    visitor = len(argv) > 1 and argv[1] == "visitor"
+    if visitor and ptype not in VISITOR_TYPES:
+        die(f"frpc: {ptype} has no visitor")
+    prog = f"frpc {ptype} visitor" if visitor else f"frpc {ptype}"
+    what = "visitor" if visitor else "proxy"
+    p = argparse.ArgumentParser(prog=prog, description=f"Run frpc with a single {ptype} {what}.")
+    if visitor:
+        flags.add_frpc_visitor_flags(p)
+    else:
+        flags.add_frpc_proxy_flags(p, ptype)
+    args = p.parse_args(argv[2:] if visitor else argv[1:])
+    d = flags.frpc_visitor_to_dict(args, ptype) if visitor else flags.frpc_proxy_to_dict(args, ptype)
+    try:
+        cfg = parse_client_config(json.dumps(d), "command line flags")
+    except ConfigError as exc:
+        die(str(exc))
+    return start(cfg, "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PROXY_TYPES:
+        return one_shot(argv)
     args = build_parser().parse_args(argv)
     if args.version:
         print(FRP_VERSION)
         return 0
+    if args.command == "convert":
+        return convert_command("frpc", args.config, args.output, "client")
+    cfg = load_config(args)
     if args.command == "verify":
-        load_config(args.config)
         print(f"frpc: the configuration file {args.config} syntax is ok")
         return 0
     if args.command == "status":
-        return status(load_config(args.config))
-    cfg = load_config(args.config)
+        return status(cfg)
+    if args.command == "stop":
+        admin_request(cfg, "POST", "/api/stop")
+        print("stop success")
+        return 0
+    return start(cfg, args.config)
+
+
+def start(cfg: Any, path: str) -> int:
     from ..log import setup_logging
 
     setup_logging(cfg)
-    log.info("start frpc service for config file [%s]", args.config)
-    return run_service(lambda stop: _serve(cfg, args.config, stop))
+    if path:
+        log.info("start frpc service for config file [%s]", path)
+    return run_service(lambda stop: serve(cfg, path, stop))
 
 
-async def _serve(cfg, path: str, stop: asyncio.Event) -> int:
+async def serve(cfg: Any, path: str, stop: asyncio.Event) -> int:
     from ..client.service import Client
 
     client = Client(cfg, path)
@@ -88,23 +149,30 @@ async def _serve(cfg, path: str, stop: asyncio.Event) -> int:
     return code
 
 
-def status(cfg) -> int:
+def admin_request(cfg: Any, method: str, path: str) -> bytes:
     ws = cfg.web_server
     if not ws.port:
         die("frpc: the admin API is not enabled (webServer.port is not set)")
     host = ws.addr or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    url = f"http://{host}:{ws.port}/api/status"
-    req = urllib.request.Request(url)
+    url = f"http://{host}:{ws.port}{path}"
+    req = urllib.request.Request(url, method=method)
     if ws.user or ws.password:
         token = base64.b64encode(f"{ws.user}:{ws.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            data = json.load(resp)
+            return resp.read()
+    except urllib.error.HTTPError as exc:
+        die(f"frpc: admin API {path} answered {exc.code}: {exc.read().decode(errors='replace').strip()}")
     except (urllib.error.URLError, OSError) as exc:
         die(f"frpc: cannot reach the admin API at {url}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def status(cfg: Any) -> int:
+    data = json.loads(admin_request(cfg, "GET", "/api/status"))
     print("Proxy Status...")
     cols = ("name", "status", "local_addr", "plugin", "remote_addr", "err")
     heads = ("Name", "Status", "LocalAddr", "Plugin", "RemoteAddr", "Error")
@@ -116,7 +184,7 @@ def status(cfg) -> int:
         table = [heads] + [tuple(str(r.get(c, "")) for c in cols) for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
         for row in table:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         print()
     return 0
 

@@ -1,4 +1,8 @@
-"""``frps``: the frp server. ``frps -c frps.toml``, ``frps verify -c frps.toml``, or flags only."""
+"""``frps``: the frp server.
+
+``frps -c frps.toml``, ``frps verify -c frps.toml``, ``frps convert -c frps.ini``, or flags only
+(``frps -p 7000 -t TOKEN``); with neither it serves on 0.0.0.0:7000 like Go frps.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import asyncio
 import json
 import logging
 import sys
+from typing import Any
 
-from .. import FRP_VERSION, __version__
-from .common import die, run_service
+from .. import FRP_VERSION
+from . import flags
+from .common import allow_unsafe_arg, convert_command, die, run_service
 
 log = logging.getLogger("aiofrp.server")
 
@@ -17,38 +23,41 @@ log = logging.getLogger("aiofrp.server")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frps",
-        description=f"frps is the server of frp (aiofrp, wire-compatible with frp {FRP_VERSION})",
+        description=f"frps is the server of frp (aiofrp, wire-compatible with frp {FRP_VERSION}).",
+        epilog="commands:\n  verify   check the config file and exit\n"
+               "  convert  print a legacy INI config file as TOML (-o FILE to write it)\n\n"
+               "Without -c, frps is configured by the flags above and serves on 0.0.0.0:7000 by default.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("command", nargs="?", choices=["verify"], help="verify: check the config file and exit")
-    p.add_argument("-c", "--config", default="", help="config file of frps")
+    p.add_argument("command", nargs="?", choices=["verify", "convert"], help=argparse.SUPPRESS)
+    p.add_argument("-c", "--config", default="", help="config file of frps (TOML, YAML, JSON or legacy INI)")
+    p.add_argument("-o", "--output", default="", help="convert: output file (default: standard output)")
     p.add_argument("-v", "--version", action="store_true", help="version of frps")
-    p.add_argument("-p", "--bind-port", "--bind_port", dest="bind_port", type=int, help="bind port")
-    p.add_argument("-t", "--token", help="auth token")
-    p.add_argument("--bind-addr", "--bind_addr", dest="bind_addr", help="bind address")
-    p.add_argument("--log-level", "--log_level", dest="log_level", help="log level")
-    p.add_argument("--strict-config", "--strict_config", dest="strict_config", default="true",
-                   help="strict config parsing mode, unknown fields will cause errors")
+    flags.add(p, None, "--strict-config", type=flags.str2bool, nargs="?", const=True, default=True,
+              help="strict config parsing mode, unknown fields will cause errors (default true)")
+    allow_unsafe_arg(p)
+    flags.add_frps_flags(p)
     return p
 
 
-def load_config(args: argparse.Namespace):
+def load_config(args: argparse.Namespace) -> Any:
     from ..config import ConfigError, load_server_config, parse_server_config
 
     try:
         if args.config:
-            return load_server_config(args.config)
-        flags: dict[str, object] = {}
-        if args.bind_port is not None:
-            flags["bindPort"] = args.bind_port
-        if args.bind_addr:
-            flags["bindAddr"] = args.bind_addr
-        if args.token:
-            flags["auth"] = {"token": args.token}
-        if args.log_level:
-            flags["log"] = {"level": args.log_level}
-        return parse_server_config(json.dumps(flags), "command line flags")
+            return load_server_config(args.config, **_load_kwargs(args))
+        return parse_server_config(json.dumps(flags.frps_flags_to_dict(args)), "command line flags")
     except ConfigError as exc:
         die(str(exc))
+
+
+def _load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from ..config import load_server_config
+
+    kw: dict[str, Any] = {"strict": args.strict_config}
+    if "allow_unsafe" in load_server_config.__code__.co_varnames:
+        kw["allow_unsafe"] = set(args.allow_unsafe)
+    return kw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,24 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(FRP_VERSION)
         return 0
+    if args.command in ("verify", "convert") and not args.config:
+        die(f"frps {args.command}: the configuration file is not specified (-c)")
+    if args.command == "convert":
+        return convert_command("frps", args.config, args.output, "server")
+    cfg = load_config(args)
     if args.command == "verify":
-        if not args.config:
-            die("frps: the configuration file is not specified (-c)")
-        load_config(args)
         print(f"frps: the configuration file {args.config} syntax is ok")
         return 0
-    cfg = load_config(args)
     from ..log import setup_logging
 
-    setup_logging(cfg, level=args.log_level)
+    setup_logging(cfg)
     if args.config:
         log.info("frps uses config file: %s", args.config)
     else:
         log.info("frps uses command line arguments for config")
-    return run_service(lambda stop: _serve(cfg, stop))
+    return run_service(lambda stop: serve(cfg, stop))
 
 
-async def _serve(cfg, stop: asyncio.Event) -> int:
+async def serve(cfg: Any, stop: asyncio.Event) -> int:
     from ..server.service import Server
 
     server = Server(cfg)
@@ -82,7 +92,6 @@ async def _serve(cfg, stop: asyncio.Event) -> int:
     except OSError as exc:
         log.error("create server listener error: %s", exc)
         return 1
-    log.debug("aiofrp %s", __version__)
     await stop.wait()
     await server.close()
     return 0
