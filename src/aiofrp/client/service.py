@@ -30,8 +30,10 @@ class LoginError(Exception):
 
 
 class Client:
-    def __init__(self, cfg: Any, config_path: str = "") -> None:
+    def __init__(self, cfg: Any, config_path: str = "", *, exit_on_refusal: bool = False) -> None:
         self.cfg = cfg
+        # exit (status 1) when frps refuses the first login, even with loginFailExit = false
+        self.exit_on_refusal = exit_on_refusal
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
@@ -77,6 +79,9 @@ class Client:
                     log.warning("connect to server error: %s", exc or type(exc).__name__)
                 if first and self.cfg.login_fail_exit:
                     log.error("login to server failed and loginFailExit is set, exiting")
+                    return 1
+                if first and self.exit_on_refusal and isinstance(exc, LoginError):
+                    log.error("the server refused the login, exiting")
                     return 1
                 cap = 10.0 if first else 20.0
                 await asyncio.sleep(delay * random.uniform(0.9, 1.1))

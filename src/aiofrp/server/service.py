@@ -20,6 +20,7 @@ from .ports import PortManager
 log = logging.getLogger("aiofrp.server")
 
 SNIFF_TIMEOUT = 10.0
+QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speaks-first user
 FIRST_MSG_TIMEOUT = 10.0
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
@@ -35,8 +36,12 @@ def fmt_addr(addr: Any) -> str:
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Any, *, quick: bool = False) -> None:
         self.cfg = cfg
+        # Quick mode: only 0x17-prefixed TLS on the bind port is frp; every other connection is a
+        # user connection of the proxy whose remotePort is the bind port (see cli/frp.py).
+        self.quick = quick
+        self.quick_proxy: Any = None
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
         self.scopes = {s.lower() for s in cfg.auth.additional_scopes}
@@ -95,6 +100,23 @@ class Server:
         proto.connection_made(transport)
         if data:
             proto.data_received(data)
+
+    def quick_user_conn(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Quick mode: hand a public connection (already sniffed) to the bind-port proxy."""
+        from ..net.relay import PendingConn
+
+        proxy = self.quick_proxy
+        if proxy is None:
+            log.info("connection from %s: no tunnel client is connected yet, closing",
+                     fmt_addr(transport.get_extra_info("peername")))
+            transport.abort()
+            return
+        conn = PendingConn()
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
+        self.spawn(proxy.handle_user_conn(conn))
 
     def start_tls(self, transport: asyncio.Transport, data: bytes) -> None:
         proto: asyncio.Protocol = _ServerMux(self) if self.cfg.transport.tcp_mux else _FirstConn(self)
@@ -205,9 +227,13 @@ class _Sniff(asyncio.Protocol):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, ka)
             except OSError:
                 pass
-        self.timer = asyncio.get_running_loop().call_later(SNIFF_TIMEOUT, self._timeout)
+        delay = QUICK_SILENT_DELAY if self.server.quick else SNIFF_TIMEOUT
+        self.timer = asyncio.get_running_loop().call_later(delay, self._timeout)
 
     def _timeout(self) -> None:
+        if self.server.quick and self.transport is not None:
+            self.server.quick_user_conn(self.transport, b"")
+            return
         log.info("connection from %s sent nothing in %ds, closing", fmt_addr(self._peer()), SNIFF_TIMEOUT)
         if self.transport is not None:
             self.transport.abort()
@@ -221,6 +247,8 @@ class _Sniff(asyncio.Protocol):
         first = data[0]
         if first == TLS_FIRST_BYTE:
             self.server.start_tls(self.transport, data[1:])
+        elif self.server.quick:
+            self.server.quick_user_conn(self.transport, data)
         elif first == TLS_HANDSHAKE_BYTE:
             self.server.start_tls(self.transport, data)
         elif self.server.tls_force:

@@ -21,6 +21,14 @@ class TCPProxy(ServerProxy):
         ports = self.server.ports
         addr = self.server.proxy_bind_addr
         requested = self.req.remote_port
+        if self.server.quick and requested == self.server.bind_port:
+            if self.server.quick_proxy is not None:
+                raise ProxyError("port already used")
+            self.server.quick_proxy = self
+            self.port = requested
+            self.remote_addr = f":{requested}"
+            log.info("[%s] quick mode: public connections on the bind port go to this proxy", self.name)
+            return
         last_err: OSError | None = None
         for port in ports.candidates("tcp", self.name, requested):
             try:
@@ -41,6 +49,8 @@ class TCPProxy(ServerProxy):
 
     def close(self) -> None:
         super().close()
+        if self.server.quick_proxy is self:
+            self.server.quick_proxy = None
         if self.listener is not None:
             self.listener.close()
             self.listener = None

@@ -1,0 +1,149 @@
+"""``frp``: quick mode, one line per side and one public port.
+
+    frp -m server -h 0.0.0.0 -p 10000 -pwd SECRET
+    frp -m client -h SERVER -p 10000 -lh localhost -lp 443 -pwd SECRET
+
+The server's one port carries both the client's tunnel (TLS behind the 0x17 first byte, the
+password as the frp token) and the public users, whose connections go to the client's local
+service byte for byte: a first byte 0x16 (HTTPS) reaches the service untouched, and a public
+client that sends nothing (SMTP-like banners) is forwarded after a short wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import sys
+
+from .. import FRP_VERSION
+from .common import die, run_service
+
+log = logging.getLogger("aiofrp.quick")
+
+DEFAULT_PORT = 10000
+DEFAULT_PASSWORD = "12345678"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="frp", add_help=False,
+        description=f"frp quick mode (aiofrp, wire-compatible with frp {FRP_VERSION}): "
+                    "one server port carries both the tunnel and the public users.",
+        epilog="examples:\n  frp -m server -h 0.0.0.0 -p 10000 -pwd SECRET\n"
+               "  frp -m client -h SERVER -p 10000 -lh localhost -lp 443 -pwd SECRET",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    p.add_argument("-m", "--mode", choices=["server", "client"], default="server", help="server (default) or client")
+    p.add_argument("-h", "--host", default="",
+                   help="server: address to listen on (default 0.0.0.0); client: the server's address (required)")
+    p.add_argument("-p", "--port", type=int, default=DEFAULT_PORT, help=f"the server's port (default {DEFAULT_PORT})")
+    p.add_argument("-lh", "--local-host", default="localhost", help="client: local service host (default localhost)")
+    p.add_argument("-lp", "--local-port", type=int, default=443, help="client: local service port (default 443)")
+    p.add_argument("-pwd", "--password", default=DEFAULT_PASSWORD,
+                   help=f"the tunnel's password, the same on both sides (default {DEFAULT_PASSWORD})")
+    p.add_argument("--log-level", default="info", help="log level (default info)")
+    p.add_argument("-v", "--version", action="store_true", help="print the version")
+    return p
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_default_password(host: str, password: str) -> None:
+    if password == DEFAULT_PASSWORD and not _is_loopback(host):
+        for line in (
+            "!" * 72,
+            f"! WARNING: the default password {DEFAULT_PASSWORD!r} is in use on {host or '0.0.0.0'}.",
+            "! Anyone who knows it can attach their own service to this tunnel.",
+            "! Choose your own on both sides: -pwd SECRET",
+            "!" * 72,
+        ):
+            log.warning(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(FRP_VERSION)
+        return 0
+    if not 0 < args.port < 65536:
+        die(f"frp: -p: port number {args.port} must be in the range 1..65535")
+    from ..config import ConfigError, parse_client_config, parse_server_config
+    from ..log import setup_logging
+
+    setup_logging(level=args.log_level)
+    try:
+        if args.mode == "server":
+            host = args.host or "0.0.0.0"
+            cfg = parse_server_config(json.dumps({
+                "bindAddr": host, "bindPort": args.port, "auth": {"token": args.password},
+                "log": {"level": args.log_level},
+            }), "quick mode flags")
+        else:
+            if not args.host:
+                die("frp: client mode needs the server's address: -h SERVER")
+            if not 0 < args.local_port < 65536:
+                die(f"frp: -lp: port number {args.local_port} must be in the range 1..65535")
+            host = args.host
+            cfg = parse_client_config(json.dumps({
+                "serverAddr": args.host, "serverPort": args.port, "auth": {"token": args.password},
+                "loginFailExit": False,
+                "transport": {"tls": {"enable": True, "disableCustomTLSFirstByte": False}},
+                "log": {"level": args.log_level},
+                "proxies": [{"name": "quick", "type": "tcp", "localIP": args.local_host,
+                             "localPort": args.local_port, "remotePort": args.port}],
+            }), "quick mode flags")
+    except ConfigError as exc:
+        die(str(exc))
+    _warn_default_password(host, args.password)
+    if args.mode == "server":
+        return run_service(lambda stop: _serve(cfg, stop))
+    return run_service(lambda stop: _client(cfg, stop))
+
+
+async def _serve(cfg, stop) -> int:
+    from ..server.service import Server
+
+    server = Server(cfg, quick=True)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", cfg.bind_addr, cfg.bind_port, exc.strerror or exc)
+        return 1
+    log.info("quick mode server on %s:%d: tunnel and public users share this port", cfg.bind_addr, server.bind_port)
+    await stop.wait()
+    await server.close()
+    return 0
+
+
+async def _client(cfg, stop) -> int:
+    import asyncio
+
+    from ..client.service import Client
+
+    client = Client(cfg, exit_on_refusal=True)
+    p = cfg.proxies[0]
+    log.info("quick mode client: %s:%d is published on %s:%d", p.local_ip, p.local_port, cfg.server_addr,
+             cfg.server_port)
+    run = asyncio.ensure_future(client.run())
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if run.done():
+        waiter.cancel()
+        return run.result()
+    client.stop()
+    run.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
