@@ -37,6 +37,8 @@ class Control:
         client = self.client
         for pw in client.proxies.values():
             pw.start(self)
+        for v in client.visitors.values():
+            v.attach(self)
         cfg_t = client.cfg.transport
         if cfg_t.heartbeat_interval > 0:
             self.spawn(self._heartbeat(cfg_t.heartbeat_interval, cfg_t.heartbeat_timeout))
@@ -122,6 +124,8 @@ class Control:
         self._closed = True
         for pw in self.client.proxies.values():
             pw.stop()
+        for v in self.client.visitors.values():
+            v.detach()
         self.conn.abort()
         self.connector.close()
         for t in list(self._tasks):

@@ -44,6 +44,15 @@ class Client:
         self.proxies: dict[str, ProxyWrapper] = {
             p.name: ProxyWrapper(self, p) for p in cfg.active_proxies()
         }
+        from .visitors import new_visitor
+
+        self.visitors: dict[str, Any] = {}
+        for vcfg in cfg.active_visitors():
+            v = new_visitor(self, vcfg)
+            if v is None:
+                log.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
+            else:
+                self.visitors[vcfg.name] = v
         self._stopping = False
         self.exit_code = 0
 
@@ -66,6 +75,21 @@ class Client:
 
     async def run(self) -> int:
         """Log in and serve until stopped; returns the process exit status."""
+        for v in self.visitors.values():
+            try:
+                await v.start()
+            except OSError as exc:
+                log.error("[%s] start visitor error: %s", v.name, exc)
+                return 1
+        if self.visitors:
+            log.info("visitor added: [%s]", " ".join(self.visitors))
+        try:
+            return await self._run()
+        finally:
+            for v in self.visitors.values():
+                await v.close()
+
+    async def _run(self) -> int:
         first = True
         delay = 1.0
         fast_retries: list[float] = []

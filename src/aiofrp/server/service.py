@@ -149,8 +149,7 @@ class Server:
         elif isinstance(first, m.NewWorkConn):
             self.handle_work_conn(conn, first)
         elif isinstance(first, m.NewVisitorConn):
-            conn.write_msg(m.NewVisitorConnResp(proxy_name=first.proxy_name, error="visitors are not supported yet"))
-            conn.close()
+            await self.handle_visitor_conn(conn, first)
         else:
             log.warning("unexpected first message %s from %s, closing", type(first).__name__, peer)
             conn.abort()
@@ -185,6 +184,25 @@ class Server:
         finally:
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
+
+    async def handle_visitor_conn(self, conn: MsgConn, msg: m.NewVisitorConn) -> None:
+        """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks and serves it."""
+        proxy = self.proxies.get(msg.proxy_name)
+        handler = getattr(proxy, "handle_visitor_conn", None)
+        if handler is None:
+            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
+            log.warning("new visitor connection error: %s", err)
+            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=err))
+            conn.close()
+            return
+        await handler(conn, msg)
+
+    def visitor_user(self, run_id: str) -> str | None:
+        """The user of the logged-in client with this run id ("" for none); None if unknown."""
+        if not run_id:
+            return ""
+        ctl = self.controls.get(run_id)
+        return ctl.user if ctl is not None else None
 
     def handle_work_conn(self, conn: MsgConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
