@@ -97,10 +97,7 @@ class Client:
             try:
                 await self._login()
             except (LoginError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
-                if isinstance(exc, LoginError):
-                    log.error("login to the server failed: %s", exc)
-                else:
-                    log.warning("connect to server error: %s", exc or type(exc).__name__)
+                log.warning("connect to server error: %s", exc or type(exc).__name__)
                 if first and self.cfg.login_fail_exit:
                     log.error("login to server failed and loginFailExit is set, exiting")
                     return 1

@@ -2,28 +2,34 @@
 
 The pipeline mirrors Go frp's ``pkg/config/load.go``:
 
-1. :func:`render_template` (Go ``text/template``; a later step fills it in),
-2. legacy INI detection (a ``[common]`` section; converted by a later ``ini`` module),
+1. :func:`render_template` (the Go ``text/template`` subset of :mod:`.template`),
+2. legacy INI detection (a ``[common]`` section) and mapping to v1 data (:mod:`.ini`),
 3. :func:`parse_document`: TOML first, then JSON (text starting with ``{``) or YAML,
 4. :func:`~aiofrp.config.decode.from_data`: case-insensitive keys, strict, typed,
-5. :mod:`~aiofrp.config.validate`: cross-field checks.
+5. :mod:`~aiofrp.config.validate`: cross-field checks,
+6. frpc ``includes`` (extra ``[[proxies]]``/``[[visitors]]`` files) and ``auth.tokenSource``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import logging
 import os
-import re
 import tomllib
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, NamedTuple, TypeVar
 
+from . import ini, template
 from .client import ClientConfig
 from .decode import from_data
 from .errors import ConfigError, type_name
 from .server import ServerConfig
+from .token_source import resolve_auth_token
 from .validate import validate_client_config, validate_server_config
 
-_INI_COMMON = re.compile(r"^[ \t]*\[[ \t]*common[ \t]*\][ \t]*(?:[#;].*)?$", re.MULTILINE)
+log = logging.getLogger("aiofrp.config")
+T = TypeVar("T")
 
 
 def _format_hint(source: str) -> str:
@@ -31,31 +37,20 @@ def _format_hint(source: str) -> str:
     return {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(ext, "")
 
 
-def render_template(text: str, source: str) -> str:
-    """Render Go ``text/template`` syntax (``{{ .Envs.NAME }}``, ``parseNumberRangePair``, ...).
+def render_template(text: str, source: str, env: Mapping[str, str] | None = None) -> str:
+    """Render frp's Go ``text/template`` subset (``{{ .Envs.NAME }}``, ``parseNumberRangePair``, ...).
 
-    Not implemented yet: text without ``{{`` is returned as is; text with it is refused rather
-    than misread.
+    ``env`` is what ``.Envs`` reads (default: ``os.environ``). Errors name the file and line.
     """
-    if "{{" in text:
-        line = text.count("\n", 0, text.index("{{")) + 1
-        raise ConfigError(source, "", f"line {line}: Go template syntax ({{{{ ... }}}}) is not supported yet")
-    return text
+    try:
+        return template.render(text, os.environ if env is None else env)
+    except template.TemplateError as e:
+        raise ConfigError(source, "", f"template: {e}") from None
 
 
 def is_legacy_ini(text: str, source: str) -> bool:
     """Whether Go frp would read this file as a legacy INI config (it has a ``[common]`` section)."""
-    return _format_hint(source) == "" and _INI_COMMON.search(text) is not None
-
-
-def _legacy_ini(text: str, source: str, role: str) -> dict[str, Any]:
-    """Convert a legacy INI config to v1 data (the future home of ``ini.py``'s mapping)."""
-    raise ConfigError(
-        source,
-        "",
-        f"legacy INI {role} configs ([common] section) are not supported yet; "
-        "please convert the file to TOML",
-    )
+    return _format_hint(source) == "" and ini.looks_like_legacy_ini(text)
 
 
 def _load_yaml(text: str) -> Any:
@@ -118,35 +113,220 @@ def _read(path: str) -> str:
         raise ConfigError(path, "", f"not UTF-8 text: {e.reason} at byte {e.start}") from None
 
 
-def parse_server_config(text: str, source: str = "<string>", *, strict: bool = True) -> ServerConfig:
-    """Parse frps config text; ``source`` names it in errors (its extension is a format hint)."""
-    text = render_template(text, source)
-    if is_legacy_ini(text, source):
-        data = _legacy_ini(text, source, "frps")
+def _report(found: list[str], warnings: list[str] | None) -> None:
+    if warnings is not None:
+        warnings.extend(found)
     else:
-        data = parse_document(text, source)
-    cfg: ServerConfig = from_data(ServerConfig, data, source, strict=strict)
-    validate_server_config(cfg, source)
+        for w in found:
+            log.warning("%s", w)
+
+
+def _relabel(err: ConfigError, origins: dict[str, str]) -> ConfigError:
+    """Point an error about v1 key ``proxies[2].localPort`` at its INI spelling ``[ssh] local_port``."""
+    path = err.path
+    cut = len(path)
+    while cut > 0:
+        head = path[:cut]
+        if head in origins:
+            rest = path[cut:].lstrip(".")
+            label = origins[head] + (f" {rest}" if rest else "")
+            return ConfigError(err.source, label, err.reason, err.value)
+        cut = max(path.rfind(".", 0, cut), path.rfind("[", 0, cut))
+    return err
+
+
+def _decode(cls: type[T], data: Any, source: str, strict: bool, origins: dict[str, str] | None) -> T:
+    try:
+        cfg: T = from_data(cls, data, source, strict=strict)
+    except ConfigError as e:
+        raise e if origins is None else _relabel(e, origins) from None
     return cfg
 
 
-def parse_client_config(text: str, source: str = "<string>", *, strict: bool = True) -> ClientConfig:
-    """Parse frpc config text; ``source`` names it in errors (its extension is a format hint)."""
-    text = render_template(text, source)
+def _validate(check: Callable[..., None], cfg: Any, source: str, allow_unsafe: Collection[str], origins: Any) -> None:
+    try:
+        check(cfg, source, allow_unsafe=allow_unsafe)
+    except ConfigError as e:
+        raise e if origins is None else _relabel(e, origins) from None
+
+
+def parse_server_config(
+    text: str,
+    source: str = "<string>",
+    *,
+    strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    allow_unsafe: Collection[str] = frozenset(),
+    resolve_token_source: bool = True,
+    warnings: list[str] | None = None,
+) -> ServerConfig:
+    """Parse frps config text (TOML, JSON, YAML or legacy INI; templates rendered first).
+
+    ``source`` names the text in errors (its extension is a format hint); ``env`` feeds
+    ``{{ .Envs.X }}``; ``allow_unsafe`` enables features such as ``TokenSourceExec``; with
+    ``resolve_token_source`` ``auth.tokenSource`` is read now and its value put in ``auth.token``.
+    Legacy-INI warnings (ignored keys) go to ``warnings`` when given, else to the log.
+    """
+    text = render_template(text, source, env)
+    origins = None
     if is_legacy_ini(text, source):
-        data = _legacy_ini(text, source, "frpc")
+        legacy = ini.server_from_ini(text, source)
+        _report([f"{source}: {ini.DEPRECATION_WARNING}", *legacy.warnings], warnings)
+        data, origins, strict = legacy.data, legacy.origins, True
     else:
         data = parse_document(text, source)
-    cfg: ClientConfig = from_data(ClientConfig, data, source, strict=strict)
-    validate_client_config(cfg, source)
+    cfg = _decode(ServerConfig, data, source, strict, origins)
+    _validate(validate_server_config, cfg, source, allow_unsafe, origins)
+    if resolve_token_source:
+        resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
     return cfg
 
 
-def load_server_config(path: str, *, strict: bool = True) -> ServerConfig:
-    """Read and parse an frps config file (any of TOML, JSON, YAML; extension optional)."""
-    return parse_server_config(_read(path), path, strict=strict)
+def parse_client_config(
+    text: str,
+    source: str = "<string>",
+    *,
+    strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    allow_unsafe: Collection[str] = frozenset(),
+    resolve_token_source: bool = True,
+    warnings: list[str] | None = None,
+    include_dir: str | None = None,
+) -> ClientConfig:
+    """Parse frpc config text; the options are those of :func:`parse_server_config`.
+
+    ``includes`` are followed (relative to ``include_dir``) only when ``include_dir`` is given.
+    """
+    text = render_template(text, source, env)
+    legacy = is_legacy_ini(text, source)
+    origins = None
+    if legacy:
+        conv = ini.client_from_ini(text, source)
+        _report([f"{source}: {ini.DEPRECATION_WARNING}", *conv.warnings], warnings)
+        data, origins, strict = conv.data, conv.origins, True
+    else:
+        data = parse_document(text, source)
+    cfg = _decode(ClientConfig, data, source, strict, origins)
+    _validate(validate_client_config, cfg, source, allow_unsafe, origins)
+    if include_dir is not None and cfg.includes:
+        ctx = _IncludeCtx(strict, env, allow_unsafe, warnings, legacy)
+        add_includes(cfg, source, include_dir, ctx)
+    if resolve_token_source:
+        resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
+    return cfg
 
 
-def load_client_config(path: str, *, strict: bool = True) -> ClientConfig:
-    """Read and parse an frpc config file (``includes`` are not followed yet)."""
-    return parse_client_config(_read(path), path, strict=strict)
+def load_server_config(
+    path: str,
+    *,
+    strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    allow_unsafe: Collection[str] = frozenset(),
+    resolve_token_source: bool = True,
+    warnings: list[str] | None = None,
+) -> ServerConfig:
+    """Read and parse an frps config file (TOML, JSON, YAML or legacy INI; extension optional)."""
+    return parse_server_config(
+        _read(path),
+        path,
+        strict=strict,
+        env=env,
+        allow_unsafe=allow_unsafe,
+        resolve_token_source=resolve_token_source,
+        warnings=warnings,
+    )
+
+
+def load_client_config(
+    path: str,
+    *,
+    strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    allow_unsafe: Collection[str] = frozenset(),
+    resolve_token_source: bool = True,
+    warnings: list[str] | None = None,
+) -> ClientConfig:
+    """Read and parse an frpc config file, following ``includes`` (relative to its directory)."""
+    return parse_client_config(
+        _read(path),
+        path,
+        strict=strict,
+        env=env,
+        allow_unsafe=allow_unsafe,
+        resolve_token_source=resolve_token_source,
+        warnings=warnings,
+        include_dir=os.path.dirname(path) or ".",
+    )
+
+
+# --- includes --------------------------------------------------------------------------------
+
+
+class _IncludeCtx(NamedTuple):
+    strict: bool
+    env: Mapping[str, str] | None
+    allow_unsafe: Collection[str]
+    warnings: list[str] | None
+    legacy: bool
+
+
+def _include_files(cfg: ClientConfig, source: str, base_dir: str) -> list[str]:
+    """The files ``includes`` names: a glob in the file name, in a directory that must exist."""
+    files: list[str] = []
+    for i, pattern in enumerate(cfg.includes):
+        full = os.path.join(base_dir, os.path.expanduser(pattern))
+        folder, name = os.path.split(full)
+        if not os.path.isdir(folder or "."):
+            raise ConfigError(source, f"includes[{i}]", f"directory {folder!r} does not exist", pattern)
+        for entry in sorted(os.listdir(folder or ".")):
+            path = os.path.join(folder, entry)
+            if fnmatch.fnmatchcase(entry, name) and os.path.isfile(path) and path not in files:
+                files.append(path)
+    return files
+
+
+def _load_include(path: str, ctx: _IncludeCtx) -> ClientConfig:
+    text = render_template(_read(path), path, ctx.env)
+    origins = None
+    if ctx.legacy:
+        conv = ini.include_from_ini(text, path)
+        _report(conv.warnings, ctx.warnings)
+        data, origins = conv.data, conv.origins
+    else:
+        data = parse_document(text, path)
+        for key in data:
+            if str(key).lower() not in ("proxies", "visitors"):
+                raise ConfigError(
+                    path, str(key), "an included file may only contain [[proxies]] and [[visitors]]"
+                )
+    cfg = _decode(ClientConfig, data, path, ctx.strict, origins)
+    _validate(validate_client_config, cfg, path, ctx.allow_unsafe, origins)
+    return cfg
+
+
+def add_includes(cfg: ClientConfig, source: str, base_dir: str, ctx: _IncludeCtx) -> None:
+    """Append the proxies and visitors of every included file; a name defined twice is an error."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for kind, items in (("proxy", cfg.proxies), ("visitor", cfg.visitors)):
+        for i, item in enumerate(items):
+            seen[(kind, item.name)] = (source, f"{_KEYS[kind]}[{i}]")
+    for path in _include_files(cfg, source, base_dir):
+        inc = _load_include(path, ctx)
+        for kind, items, target in (
+            ("proxy", inc.proxies, cfg.proxies),
+            ("visitor", inc.visitors, cfg.visitors),
+        ):
+            for i, item in enumerate(items):
+                where = (path, f"{_KEYS[kind]}[{i}]")
+                first = seen.setdefault((kind, item.name), where)
+                if first != where:
+                    raise ConfigError(
+                        path,
+                        f"{where[1]}.name",
+                        f'duplicate {kind} name "{item.name}" (also defined in {first[0]} as {first[1]})',
+                        item.name,
+                    )
+                target.append(item)  # type: ignore[arg-type]
+
+
+_KEYS = {"proxy": "proxies", "visitor": "visitors"}

@@ -7,6 +7,7 @@ required keys, combinations and string syntaxes. The first problem found is rais
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from .base import ValueSource, WebServerConfig
 from .client import ClientConfig
@@ -21,6 +22,7 @@ from .plugin import (
 )
 from .proxy import HTTPProxyConfig, HTTPSProxyConfig, ProxyBaseConfig, TCPMuxProxyConfig, parse_bandwidth
 from .server import ServerConfig
+from .token_source import TOKEN_SOURCE_EXEC, unsafe_exec_error
 from .visitor import VisitorBaseConfig
 
 _REQUIRED_PLUGIN_KEYS: dict[type, tuple[str, str]] = {
@@ -36,10 +38,15 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _ANNOTATIONS_SIZE_LIMIT = 256 * 1024
 
 
-def validate_server_config(cfg: ServerConfig, source: str) -> None:
-    """Raise :class:`ConfigError` for the first problem in a decoded frps config."""
+def validate_server_config(
+    cfg: ServerConfig, source: str, *, allow_unsafe: Collection[str] = frozenset()
+) -> None:
+    """Raise :class:`ConfigError` for the first problem in a decoded frps config.
+
+    ``allow_unsafe`` holds the enabled ``--allow-unsafe`` features (``TokenSourceExec``).
+    """
     _check_web_server(cfg.web_server, "webServer", source)
-    _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source)
+    _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
     for i, r in enumerate(cfg.allow_ports):
         path = f"allowPorts[{i}]"
         if r.single and (r.start or r.end):
@@ -56,10 +63,15 @@ def validate_server_config(cfg: ServerConfig, source: str) -> None:
             raise ConfigError(source, f"httpPlugins[{i}].addr", "the plugin address must not be empty")
 
 
-def validate_client_config(cfg: ClientConfig, source: str) -> None:
-    """Raise :class:`ConfigError` for the first problem in a decoded frpc config."""
+def validate_client_config(
+    cfg: ClientConfig, source: str, *, allow_unsafe: Collection[str] = frozenset()
+) -> None:
+    """Raise :class:`ConfigError` for the first problem in a decoded frpc config.
+
+    ``allow_unsafe`` holds the enabled ``--allow-unsafe`` features (``TokenSourceExec``).
+    """
     _check_web_server(cfg.web_server, "webServer", source)
-    _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source)
+    _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
     oidc = cfg.auth.oidc
     if oidc.token_source is not None:
         others = (
@@ -79,7 +91,7 @@ def validate_client_config(cfg: ClientConfig, source: str) -> None:
                 "auth.oidc.tokenSource",
                 "cannot be combined with any other auth.oidc key",
             )
-        _check_token_source("", oidc.token_source, "auth.oidc", source)
+        _check_token_source("", oidc.token_source, "auth.oidc", source, allow_unsafe)
     t = cfg.transport
     if 0 < t.heartbeat_timeout < t.heartbeat_interval:
         raise ConfigError(
@@ -111,7 +123,9 @@ def _check_web_server(ws: WebServerConfig, path: str, source: str) -> None:
             raise ConfigError(source, f"{path}.tls.keyFile", "must be set when webServer.tls is used")
 
 
-def _check_token_source(token: str, ts: ValueSource | None, path: str, source: str) -> None:
+def _check_token_source(
+    token: str, ts: ValueSource | None, path: str, source: str, allow_unsafe: Collection[str]
+) -> None:
     if ts is None:
         return
     ts_path = f"{path}.tokenSource"
@@ -123,6 +137,8 @@ def _check_token_source(token: str, ts: ValueSource | None, path: str, source: s
     elif ts.type == "exec":
         if ts.exec is None or not ts.exec.command:
             raise ConfigError(source, f"{ts_path}.exec.command", 'must be set when type is "exec"')
+        if TOKEN_SOURCE_EXEC not in allow_unsafe:
+            raise unsafe_exec_error(source, f"{ts_path}.exec")
     else:
         raise ConfigError(
             source,

@@ -21,6 +21,14 @@ from ..proto.yamux import (
 
 log = logging.getLogger("aiofrp.net.mux")
 
+
+def fmt_addr(addr: Any) -> str:
+    """``ip:port`` (``[ip]:port`` for IPv6) like Go prints addresses."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)
+
 PING_TIMEOUT = 10.0  # yamux ConnectionWriteTimeout: a ping must be answered within this
 STREAM_CLOSE_TIMEOUT = 300.0  # after our FIN, wait this long for the peer's before RST
 
@@ -64,7 +72,7 @@ class MuxSession(asyncio.Protocol):
         try:
             events = self._s.receive_data(data)
         except YamuxError as exc:
-            log.warning("yamux session error from %s: %s", self.peername(), exc)
+            log.warning("yamux session error from %s: %s", fmt_addr(self.peername()), exc)
             self._shutdown(exc)
             return
         streams = self._streams
@@ -161,7 +169,7 @@ class MuxSession(asyncio.Protocol):
 
     def _ping_timeout(self) -> None:
         if self._outstanding_ping is not None:
-            log.warning("yamux keepalive timeout, closing session with %s", self.peername())
+            log.warning("yamux keepalive timeout, closing session with %s", fmt_addr(self.peername()))
             self._shutdown(TimeoutError("keepalive timeout"))
 
     def _shutdown(self, exc: BaseException | None, lost: bool = False) -> None:

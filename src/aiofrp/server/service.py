@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import FRP_VERSION
 from ..net.msgconn import MsgConn
-from ..net.mux import MuxSession, MuxStream
+from ..net.mux import MuxSession, MuxStream, fmt_addr
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
 from ..proto.crypto import derive_key, verify_auth_key
@@ -24,13 +24,6 @@ QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speak
 FIRST_MSG_TIMEOUT = 10.0
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
-
-
-def fmt_addr(addr: Any) -> str:
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host = addr[0]
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return str(addr)
 
 
 class Server:
@@ -141,7 +134,8 @@ class Server:
             log.warning("bad message from %s: %s, closing", peer, exc)
             conn.abort()
             return
-        except (EOFError, OSError):
+        except (EOFError, OSError) as exc:
+            log.info("connection from %s closed before its first message: %s", peer, exc or type(exc).__name__)
             conn.abort()
             return
         if isinstance(first, m.Login):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
 
@@ -69,7 +70,7 @@ class ServerProxy:
         )
         if not relay.done.done():
             self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.name, src)
+        log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
 
 
 class UserConn(PendingConn):
