@@ -507,10 +507,12 @@ class TestSyntaxErrors:
             == "frps.json: expected a table of keys at the top, got array"
         )
 
-    def test_go_templates_are_refused_for_now(self) -> None:
-        err = client_error('auth.token = "{{ .Envs.FRP_TOKEN }}"\n', "frpc")
-        assert "Go template syntax" in str(err)
+    def test_go_template_errors_name_the_line(self) -> None:
+        err = client_error('serverPort = 7000\nauth.token = "{{ .Env.FRP_TOKEN }}"\n', "frpc")
+        assert str(err) == (
+            "frpc: template: line 2: can't evaluate field Env in type *config.Values (only .Envs exists)"
+        )
 
-    def test_legacy_ini_detected(self) -> None:
-        err = client_error("[common]\nserver_port = 7000\n", "frpc.ini")
-        assert "legacy INI frpc configs" in str(err)
+    def test_legacy_ini_errors_name_section_and_key(self) -> None:
+        err = client_error("[common]\nserver_port = 70000\n", "frpc.ini")
+        assert str(err) == "frpc.ini: [common] server_port: port number 70000 must be in the range 0..65535"

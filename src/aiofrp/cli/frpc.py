@@ -55,11 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> Any:
     from ..config import ConfigError, load_client_config
 
-    kw: dict[str, Any] = {"strict": args.strict_config}
-    if "allow_unsafe" in load_client_config.__code__.co_varnames:
-        kw["allow_unsafe"] = set(args.allow_unsafe)
     try:
-        return load_client_config(args.config, **kw)
+        return load_client_config(args.config, strict=args.strict_config,
+                                  allow_unsafe=frozenset(args.allow_unsafe))
     except ConfigError as exc:
         die(str(exc))
 

@@ -52,12 +52,7 @@ def load_config(args: argparse.Namespace) -> Any:
 
 
 def _load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from ..config import load_server_config
-
-    kw: dict[str, Any] = {"strict": args.strict_config}
-    if "allow_unsafe" in load_server_config.__code__.co_varnames:
-        kw["allow_unsafe"] = set(args.allow_unsafe)
-    return kw
+    return {"strict": args.strict_config, "allow_unsafe": frozenset(args.allow_unsafe)}
 
 
 def main(argv: list[str] | None = None) -> int:

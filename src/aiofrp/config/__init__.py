@@ -1,5 +1,8 @@
 """Typed frps/frpc configuration: frp's TOML v1 schema (also JSON/YAML), defaults and validation.
 
+Also frp's Go-template subset, legacy INI files (read, and converted to TOML by
+:func:`ini_to_toml`), frpc ``includes`` and ``auth.tokenSource``.
+
 Attribute names are snake_case; each field records frp's key spelling (``vhostHTTPPort``,
 ``localIP``) as its msgspec encode name, so ``msgspec.json.encode(cfg)`` and
 :func:`to_frp_dict` speak frp's vocabulary.
@@ -29,15 +32,19 @@ from .client import (
     VirtualNetConfig,
     proxy_wire_name,
 )
+from .convert import dumps_toml, ini_to_toml
 from .decode import from_data
 from .dump import to_frp_dict
 from .errors import ConfigError
+from .ini import LegacyConfig, client_from_ini, looks_like_legacy_ini, server_from_ini
 from .load import (
+    is_legacy_ini,
     load_client_config,
     load_server_config,
     parse_client_config,
     parse_document,
     parse_server_config,
+    render_template,
 )
 from .plugin import (
     CLIENT_PLUGIN_TYPES,
@@ -84,6 +91,8 @@ from .server import (
     TLSServerConfig,
     parse_ports_range,
 )
+from .template import NumberPair, parse_number_range, parse_number_range_pair
+from .token_source import TOKEN_SOURCE_EXEC, resolve_auth_token, resolve_value_source
 from .visitor import (
     VISITOR_TYPES,
     STCPVisitorConfig,
@@ -97,6 +106,7 @@ from .visitor import (
 __all__ = [
     "CLIENT_PLUGIN_TYPES",
     "PROXY_TYPES",
+    "TOKEN_SOURCE_EXEC",
     "VISITOR_PLUGIN_TYPES",
     "VISITOR_TYPES",
     "AuthClientConfig",
@@ -119,9 +129,11 @@ __all__ = [
     "HTTPSProxyConfig",
     "HeaderOperations",
     "HealthCheckConfig",
+    "LegacyConfig",
     "LoadBalancerConfig",
     "LogConfig",
     "NatTraversalConfig",
+    "NumberPair",
     "PortsRange",
     "ProxyBaseConfig",
     "ProxyTransport",
@@ -155,16 +167,27 @@ __all__ = [
     "WebServerConfig",
     "XTCPProxyConfig",
     "XTCPVisitorConfig",
+    "client_from_ini",
+    "dumps_toml",
     "from_data",
+    "ini_to_toml",
+    "is_legacy_ini",
     "load_client_config",
     "load_server_config",
+    "looks_like_legacy_ini",
     "new_proxy_config",
     "new_visitor_config",
     "parse_bandwidth",
     "parse_client_config",
     "parse_document",
+    "parse_number_range",
+    "parse_number_range_pair",
     "parse_ports_range",
     "parse_server_config",
     "proxy_wire_name",
+    "render_template",
+    "resolve_auth_token",
+    "resolve_value_source",
+    "server_from_ini",
     "to_frp_dict",
 ]

@@ -19,7 +19,7 @@ from . import ini, template
 from .client import ClientConfig
 from .dump import to_frp_dict
 from .errors import ConfigError
-from .load import _decode, _validate, render_template
+from .load import decode_with_origins, render_template, validate_with_origins
 from .server import ServerConfig
 from .validate import validate_client_config, validate_server_config
 
@@ -41,11 +41,11 @@ def ini_to_toml(
     to_v1 = ini.server_from_ini if server else ini.client_from_ini
     legacy = to_v1(rendered, source)
     if server:
-        cfg: Any = _decode(ServerConfig, legacy.data, source, True, legacy.origins)
-        _validate(validate_server_config, cfg, source, {"TokenSourceExec"}, legacy.origins)
+        cfg: Any = decode_with_origins(ServerConfig, legacy.data, source, True, legacy.origins)
+        validate_with_origins(validate_server_config, cfg, source, {"TokenSourceExec"}, legacy.origins)
     else:
-        cfg = _decode(ClientConfig, legacy.data, source, True, legacy.origins)
-        _validate(validate_client_config, cfg, source, {"TokenSourceExec"}, legacy.origins)
+        cfg = decode_with_origins(ClientConfig, legacy.data, source, True, legacy.origins)
+        validate_with_origins(validate_client_config, cfg, source, {"TokenSourceExec"}, legacy.origins)
     out = to_frp_dict(cfg)
     _keep_env_templates(text, source, out, to_v1, env)
     proxies, visitors = out.pop("proxies", []), out.pop("visitors", [])

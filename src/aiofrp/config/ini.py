@@ -16,16 +16,33 @@ import msgspec
 
 from .decode import did_you_mean
 from .errors import ConfigError
+from .ini_keys import (
+    BOOL_FALSE,
+    BOOL_TRUE,
+    CLIENT_COMMON,
+    NO_EFFECT,
+    PLUGIN_PARAMS,
+    POSITIVE_OR_DEFAULT,
+    PROXY_BASE,
+    PROXY_EXTRA,
+    SCOPES,
+    SERVER_COMMON,
+    VISITOR_BASE,
+    VISITOR_XTCP,
+)
 from .plugin import CLIENT_PLUGIN_TYPES
 from .proxy import PROXY_TYPES
 from .server import parse_ports_range
 from .template import parse_number_range
 from .visitor import VISITOR_TYPES
 
-DEPRECATION_WARNING = (
-    "the legacy INI config format is deprecated and frp will drop it; "
-    "convert the file with `convert -c FILE -o FILE.toml`"
-)
+
+def deprecation_warning(source: str, prog: str) -> str:
+    """The notice logged for every legacy INI file (``prog``: ``frps`` or ``frpc``)."""
+    return (
+        f"{source}: the legacy INI config format is deprecated and frp will drop it; "
+        f"convert the file with `{prog} convert -c {source} -o NEW.toml`"
+    )
 
 
 @dataclass
@@ -124,166 +141,6 @@ def looks_like_legacy_ini(text: str) -> bool:
         return False
 
 
-# --- key tables: legacy key -> (v1 path, kind) -----------------------------------------------
-
-_AUTH_COMMON = {
-    "authentication_method": ("auth.method", "str"),
-    "token": ("auth.token", "str"),
-}
-_SHARED_COMMON = {
-    **_AUTH_COMMON,
-    "log_file": ("log.to", "str"),
-    "log_level": ("log.level", "str"),
-    "log_max_days": ("log.maxDays", "int"),
-    "disable_log_color": ("log.disablePrintColor", "bool"),
-    "assets_dir": ("webServer.assetsDir", "str"),
-    "pprof_enable": ("webServer.pprofEnable", "bool"),
-    "tcp_mux": ("transport.tcpMux", "bool"),
-    "tcp_mux_keepalive_interval": ("transport.tcpMuxKeepaliveInterval", "int"),
-    "heartbeat_timeout": ("transport.heartbeatTimeout", "int"),
-    "quic_keepalive_period": ("transport.quic.keepalivePeriod", "int"),
-    "quic_max_idle_timeout": ("transport.quic.maxIdleTimeout", "int"),
-    "quic_max_incoming_streams": ("transport.quic.maxIncomingStreams", "int"),
-    "tls_cert_file": ("transport.tls.certFile", "str"),
-    "tls_key_file": ("transport.tls.keyFile", "str"),
-    "tls_trusted_ca_file": ("transport.tls.trustedCaFile", "str"),
-    "udp_packet_size": ("udpPacketSize", "int"),
-}
-SERVER_COMMON: dict[str, tuple[str, str]] = {
-    **_SHARED_COMMON,
-    "oidc_issuer": ("auth.oidc.issuer", "str"),
-    "oidc_audience": ("auth.oidc.audience", "str"),
-    "oidc_skip_expiry_check": ("auth.oidc.skipExpiryCheck", "bool"),
-    "oidc_skip_issuer_check": ("auth.oidc.skipIssuerCheck", "bool"),
-    "bind_addr": ("bindAddr", "str"),
-    "bind_port": ("bindPort", "int"),
-    "kcp_bind_port": ("kcpBindPort", "int"),
-    "quic_bind_port": ("quicBindPort", "int"),
-    "proxy_bind_addr": ("proxyBindAddr", "str"),
-    "vhost_http_port": ("vhostHTTPPort", "int"),
-    "vhost_https_port": ("vhostHTTPSPort", "int"),
-    "vhost_http_timeout": ("vhostHTTPTimeout", "int"),
-    "tcpmux_httpconnect_port": ("tcpmuxHTTPConnectPort", "int"),
-    "tcpmux_passthrough": ("tcpmuxPassthrough", "bool"),
-    "subdomain_host": ("subDomainHost", "str"),
-    "custom_404_page": ("custom404Page", "str"),
-    "dashboard_addr": ("webServer.addr", "str"),
-    "dashboard_port": ("webServer.port", "int"),
-    "dashboard_user": ("webServer.user", "str"),
-    "dashboard_pwd": ("webServer.password", "str"),
-    "enable_prometheus": ("enablePrometheus", "bool"),
-    "detailed_errors_to_client": ("detailedErrorsToClient", "bool"),
-    "tcp_keepalive": ("transport.tcpKeepalive", "int"),
-    "max_pool_count": ("transport.maxPoolCount", "int"),
-    "max_ports_per_client": ("maxPortsPerClient", "int"),
-    "tls_only": ("transport.tls.force", "bool"),
-    "user_conn_timeout": ("userConnTimeout", "int"),
-    "nat_hole_analysis_data_reserve_hours": ("natholeAnalysisDataReserveHours", "int"),
-}
-CLIENT_COMMON: dict[str, tuple[str, str]] = {
-    **_SHARED_COMMON,
-    "oidc_client_id": ("auth.oidc.clientID", "str"),
-    "oidc_client_secret": ("auth.oidc.clientSecret", "str"),
-    "oidc_audience": ("auth.oidc.audience", "str"),
-    "oidc_scope": ("auth.oidc.scope", "str"),
-    "oidc_token_endpoint_url": ("auth.oidc.tokenEndpointURL", "str"),
-    "server_addr": ("serverAddr", "str"),
-    "server_port": ("serverPort", "int"),
-    "user": ("user", "str"),
-    "nat_hole_stun_server": ("natHoleStunServer", "str"),
-    "dns_server": ("dnsServer", "str"),
-    "login_fail_exit": ("loginFailExit", "bool"),
-    "start": ("start", "list"),
-    "includes": ("includes", "list"),
-    "admin_addr": ("webServer.addr", "str"),
-    "admin_port": ("webServer.port", "int"),
-    "admin_user": ("webServer.user", "str"),
-    "admin_pwd": ("webServer.password", "str"),
-    "protocol": ("transport.protocol", "str"),
-    "dial_server_timeout": ("transport.dialServerTimeout", "int"),
-    "dial_server_keepalive": ("transport.dialServerKeepalive", "int"),
-    "connect_server_local_ip": ("transport.connectServerLocalIP", "str"),
-    "http_proxy": ("transport.proxyURL", "str"),
-    "pool_count": ("transport.poolCount", "int"),
-    "heartbeat_interval": ("transport.heartbeatInterval", "int"),
-    "tls_enable": ("transport.tls.enable", "bool"),
-    "tls_server_name": ("transport.tls.serverName", "str"),
-    "disable_custom_tls_first_byte": ("transport.tls.disableCustomTLSFirstByte", "bool"),
-}
-_SCOPES = {"authenticate_heartbeats": "HeartBeats", "authenticate_new_work_conns": "NewWorkConns"}
-_NO_EFFECT = {"log_way"}  # accepted by frp's legacy loader, unused since v0.52
-
-PROXY_BASE: dict[str, tuple[str, str]] = {
-    "local_ip": ("localIP", "str"),
-    "local_port": ("localPort", "int"),
-    "use_encryption": ("transport.useEncryption", "bool"),
-    "use_compression": ("transport.useCompression", "bool"),
-    "bandwidth_limit": ("transport.bandwidthLimit", "str"),
-    "bandwidth_limit_mode": ("transport.bandwidthLimitMode", "str"),
-    "proxy_protocol_version": ("transport.proxyProtocolVersion", "str"),
-    "group": ("loadBalancer.group", "str"),
-    "group_key": ("loadBalancer.groupKey", "str"),
-    "health_check_type": ("healthCheck.type", "str"),
-    "health_check_timeout_s": ("healthCheck.timeoutSeconds", "int"),
-    "health_check_max_failed": ("healthCheck.maxFailed", "int"),
-    "health_check_interval_s": ("healthCheck.intervalSeconds", "int"),
-    "health_check_url": ("healthCheck.path", "str"),
-}
-_DOMAINS = {"custom_domains": ("customDomains", "list"), "subdomain": ("subdomain", "str")}
-_HTTP_AUTH = {
-    "http_user": ("httpUser", "str"),
-    "http_pwd": ("httpPassword", "str"),
-    "route_by_http_user": ("routeByHTTPUser", "str"),
-}
-_SECRET = {"sk": ("secretKey", "str"), "allow_users": ("allowUsers", "list")}
-PROXY_EXTRA: dict[str, dict[str, tuple[str, str]]] = {
-    "tcp": {"remote_port": ("remotePort", "int")},
-    "udp": {"remote_port": ("remotePort", "int")},
-    "http": {
-        **_DOMAINS,
-        **_HTTP_AUTH,
-        "locations": ("locations", "list"),
-        "host_header_rewrite": ("hostHeaderRewrite", "str"),
-    },
-    "https": _DOMAINS,
-    "tcpmux": {**_DOMAINS, **_HTTP_AUTH, "multiplexer": ("multiplexer", "str")},
-    "stcp": _SECRET,
-    "sudp": _SECRET,
-    "xtcp": _SECRET,
-}
-VISITOR_BASE: dict[str, tuple[str, str]] = {
-    "use_encryption": ("transport.useEncryption", "bool"),
-    "use_compression": ("transport.useCompression", "bool"),
-    "sk": ("secretKey", "str"),
-    "server_user": ("serverUser", "str"),
-    "server_name": ("serverName", "str"),
-    "bind_addr": ("bindAddr", "str"),
-    "bind_port": ("bindPort", "int"),
-}
-VISITOR_XTCP: dict[str, tuple[str, str]] = {
-    "protocol": ("protocol", "str"),
-    "keep_tunnel_open": ("keepTunnelOpen", "bool"),
-    "max_retries_an_hour": ("maxRetriesAnHour", "int"),
-    "min_retry_interval": ("minRetryInterval", "int"),
-    "fallback_to": ("fallbackTo", "str"),
-    "fallback_timeout_ms": ("fallbackTimeoutMs", "int"),
-}
-_POSITIVE_OR_DEFAULT = {"max_retries_an_hour", "min_retry_interval", "fallback_timeout_ms"}
-PLUGIN_PARAMS: dict[str, str] = {
-    "plugin_unix_path": "unixPath",
-    "plugin_http_user": "httpUser",
-    "plugin_http_passwd": "httpPassword",
-    "plugin_user": "username",
-    "plugin_passwd": "password",
-    "plugin_local_path": "localPath",
-    "plugin_strip_prefix": "stripPrefix",
-    "plugin_local_addr": "localAddr",
-    "plugin_host_header_rewrite": "hostHeaderRewrite",
-    "plugin_crt_path": "crtPath",
-    "plugin_key_path": "keyPath",
-}
-_TRUE = {"1", "t", "T", "true", "TRUE", "True", "y", "Y", "yes", "YES", "Yes", "on", "ON", "On"}
-_FALSE = {"0", "f", "F", "false", "FALSE", "False", "n", "N", "no", "NO", "No", "off", "OFF", "Off"}
 _SKIP: Any = object()
 
 
@@ -308,8 +165,8 @@ class _Converter:
         if kind == "list":
             return [v.strip() for v in raw.split(",")]
         if kind == "bool":
-            if raw in _TRUE or raw in _FALSE:
-                return raw in _TRUE
+            if raw in BOOL_TRUE or raw in BOOL_FALSE:
+                return raw in BOOL_TRUE
             self.warn(section, key, f"{raw!r} is not a boolean")
             return _SKIP
         try:
@@ -321,8 +178,18 @@ class _Converter:
                 self.warn(section, key, f"{raw!r} is not an integer")
                 return _SKIP
 
-    def put(self, data: dict[str, Any], path: str, value: Any, prefix: str, section: str, key: str) -> None:
+    def put(
+        self, data: dict[str, Any], path: str, value: Any, prefix: str, section: str, key: str, leaf: str = ""
+    ) -> None:
+        """Set ``data[path]`` (dotted; ``leaf`` is one more key that may itself hold dots)."""
         if value is _SKIP:
+            return
+        if leaf:
+            d = data
+            for p in path.split("."):
+                d = d.setdefault(p, {})
+            d[leaf] = value
+            self.out.origins[f"{prefix}{path}.{leaf}"] = self.where(section, key)
             return
         *parents, leaf = path.split(".")
         d = data
@@ -348,17 +215,17 @@ def _find(sections: list[IniSection], name: str) -> IniSection:
 def _common(
     conv: _Converter, sec: IniSection, table: dict[str, tuple[str, str]], data: dict[str, Any], role: str
 ) -> None:
-    """The keys both sides read the same way; anything else is left to the caller's handler."""
+    """Map the ``[common]`` section through ``table`` plus the keys :func:`_special` knows."""
     scopes: dict[str, bool] = {}
     for key in list(sec.items):
         if conv.apply(sec, key, table, data, ""):
             continue
-        if key in _SCOPES:
+        if key in SCOPES:
             v = conv.value(sec.items[key], "bool", sec.name, key)
             scopes[key] = v is not _SKIP and v
-        elif key not in _NO_EFFECT and not _special(conv, sec, key, data, role):
+        elif key not in NO_EFFECT and not _special(conv, sec, key, data, role):
             _unknown(conv, sec, key, table)
-    chosen = [scope for key, scope in _SCOPES.items() if scopes.get(key)]
+    chosen = [scope for key, scope in SCOPES.items() if scopes.get(key)]
     if chosen:
         conv.put(data, "auth.additionalScopes", chosen, "", sec.name, "authenticate_*")
 
@@ -367,11 +234,9 @@ def _special(conv: _Converter, sec: IniSection, key: str, data: dict[str, Any], 
     """Common keys that do not map one-to-one (prefix maps, allow_ports, dashboard TLS)."""
     raw = sec.items[key]
     if key.startswith("meta_") and role == "client":
-        conv.put(data, f"metadatas.{key[5:]}", raw, "", sec.name, key)
+        conv.put(data, "metadatas", raw, "", sec.name, key, leaf=key[5:])
     elif key.startswith("oidc_additional_") and role == "client":
-        data.setdefault("auth", {}).setdefault("oidc", {}).setdefault("additionalEndpointParams", {})
-        data["auth"]["oidc"]["additionalEndpointParams"][key[16:]] = raw
-        conv.out.origins["auth.oidc.additionalEndpointParams"] = conv.where(sec.name, key)
+        conv.put(data, "auth.oidc.additionalEndpointParams", raw, "", sec.name, key, leaf=key[16:])
     elif key == "allow_ports" and role == "server":
         if raw.strip():
             try:
@@ -446,9 +311,7 @@ def include_from_ini(text: str, source: str) -> LegacyConfig:
     sections = parse_ini(text)
     for sec in sections:
         if sec.name == "common":
-            raise ConfigError(
-                source, "[common]", "an included file may only hold proxy and visitor sections"
-            )
+            raise ConfigError(source, "[common]", "an included file may only hold proxy and visitor sections")
     data: dict[str, Any] = {}
     _proxies_and_visitors(conv, sections, data)
     conv.out.data = data
@@ -476,7 +339,9 @@ def _proxies_and_visitors(conv: _Converter, sections: list[IniSection], data: di
                 visitors.append(_visitor(conv, s, f"visitors[{len(visitors)}]"))
             else:
                 raise ConfigError(
-                    conv.source, conv.where(s.name, "role"), f"role should be 'server' or 'visitor', got {role!r}"
+                    conv.source,
+                    conv.where(s.name, "role"),
+                    f"role should be 'server' or 'visitor', got {role!r}",
                 )
     if proxies:
         data["proxies"] = proxies
@@ -513,7 +378,9 @@ def _proxy(conv: _Converter, sec: IniSection, path: str) -> dict[str, Any]:
     if ptype not in PROXY_EXTRA:
         hint = did_you_mean(ptype, PROXY_TYPES, cutoff=0.75)
         extra = f', did you mean "{hint}"?' if hint else f" (one of {', '.join(PROXY_TYPES)})"
-        raise ConfigError(conv.source, conv.where(sec.name, "type"), f"unknown proxy type: {ptype}{extra}", ptype)
+        raise ConfigError(
+            conv.source, conv.where(sec.name, "type"), f"unknown proxy type: {ptype}{extra}", ptype
+        )
     conv.out.origins[path] = conv.where(sec.name)
     prefix = path + "."
     out: dict[str, Any] = {"name": sec.name, "type": ptype}
@@ -523,9 +390,9 @@ def _proxy(conv: _Converter, sec: IniSection, path: str) -> dict[str, Any]:
         if key in ("type", "role", "name") or conv.apply(sec, key, table, out, prefix):
             continue
         if key.startswith("meta_"):
-            conv.put(out, f"metadatas.{key[5:]}", raw, prefix, sec.name, key)
+            conv.put(out, "metadatas", raw, prefix, sec.name, key, leaf=key[5:])
         elif key.startswith("header_") and ptype == "http":
-            out.setdefault("requestHeaders", {}).setdefault("set", {})[key[7:]] = raw
+            conv.put(out, "requestHeaders.set", raw, prefix, sec.name, key, leaf=key[7:])
         elif key == "plugin" or key.startswith("plugin_"):
             plugin_params[key] = raw
         elif any(key in t for t in PROXY_EXTRA.values()):
@@ -550,7 +417,8 @@ def _plugin(conv: _Converter, sec: IniSection, params: dict[str, str], prefix: s
     names = {f.encode_name for f in msgspec.structs.fields(cls)} if cls else set()
     for key, raw in params.items():
         if key.startswith("plugin_header_") and "requestHeaders" in names:
-            out.setdefault("requestHeaders", {}).setdefault("set", {})[key[len("plugin_header_") :]] = raw
+            leaf = key[len("plugin_header_") :]
+            conv.put(out, "requestHeaders.set", raw, prefix + "plugin.", sec.name, key, leaf=leaf)
         elif PLUGIN_PARAMS.get(key) in names:
             conv.put(out, PLUGIN_PARAMS[key], raw, prefix + "plugin.", sec.name, key)
         else:
@@ -572,7 +440,7 @@ def _visitor(conv: _Converter, sec: IniSection, path: str) -> dict[str, Any]:
     for key, raw in sec.items.items():
         if key in ("type", "role", "name"):
             continue
-        if key in _POSITIVE_OR_DEFAULT and key in table:
+        if key in POSITIVE_OR_DEFAULT and key in table:
             v = conv.value(raw, "int", sec.name, key)
             if v is not _SKIP and v > 0:
                 conv.put(out, table[key][0], v, prefix, sec.name, key)

@@ -135,7 +135,10 @@ def _relabel(err: ConfigError, origins: dict[str, str]) -> ConfigError:
     return err
 
 
-def _decode(cls: type[T], data: Any, source: str, strict: bool, origins: dict[str, str] | None) -> T:
+def decode_with_origins(
+    cls: type[T], data: Any, source: str, strict: bool, origins: dict[str, str] | None
+) -> T:
+    """:func:`from_data`, with errors about legacy INI data pointed at the INI keys (``origins``)."""
     try:
         cfg: T = from_data(cls, data, source, strict=strict)
     except ConfigError as e:
@@ -143,7 +146,10 @@ def _decode(cls: type[T], data: Any, source: str, strict: bool, origins: dict[st
     return cfg
 
 
-def _validate(check: Callable[..., None], cfg: Any, source: str, allow_unsafe: Collection[str], origins: Any) -> None:
+def validate_with_origins(
+    check: Callable[..., None], cfg: Any, source: str, allow_unsafe: Collection[str], origins: Any
+) -> None:
+    """Run ``check`` (a ``validate_*_config``), relabelling errors like :func:`decode_with_origins`."""
     try:
         check(cfg, source, allow_unsafe=allow_unsafe)
     except ConfigError as e:
@@ -171,12 +177,12 @@ def parse_server_config(
     origins = None
     if is_legacy_ini(text, source):
         legacy = ini.server_from_ini(text, source)
-        _report([f"{source}: {ini.DEPRECATION_WARNING}", *legacy.warnings], warnings)
+        _report([ini.deprecation_warning(source, "frps"), *legacy.warnings], warnings)
         data, origins, strict = legacy.data, legacy.origins, True
     else:
         data = parse_document(text, source)
-    cfg = _decode(ServerConfig, data, source, strict, origins)
-    _validate(validate_server_config, cfg, source, allow_unsafe, origins)
+    cfg = decode_with_origins(ServerConfig, data, source, strict, origins)
+    validate_with_origins(validate_server_config, cfg, source, allow_unsafe, origins)
     if resolve_token_source:
         resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
     return cfg
@@ -202,15 +208,15 @@ def parse_client_config(
     origins = None
     if legacy:
         conv = ini.client_from_ini(text, source)
-        _report([f"{source}: {ini.DEPRECATION_WARNING}", *conv.warnings], warnings)
+        _report([ini.deprecation_warning(source, "frpc"), *conv.warnings], warnings)
         data, origins, strict = conv.data, conv.origins, True
     else:
         data = parse_document(text, source)
-    cfg = _decode(ClientConfig, data, source, strict, origins)
-    _validate(validate_client_config, cfg, source, allow_unsafe, origins)
+    cfg = decode_with_origins(ClientConfig, data, source, strict, origins)
+    validate_with_origins(validate_client_config, cfg, source, allow_unsafe, origins)
     if include_dir is not None and cfg.includes:
         ctx = _IncludeCtx(strict, env, allow_unsafe, warnings, legacy)
-        add_includes(cfg, source, include_dir, ctx)
+        _add_includes(cfg, source, include_dir, ctx)
     if resolve_token_source:
         resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
     return cfg
@@ -299,12 +305,12 @@ def _load_include(path: str, ctx: _IncludeCtx) -> ClientConfig:
                 raise ConfigError(
                     path, str(key), "an included file may only contain [[proxies]] and [[visitors]]"
                 )
-    cfg = _decode(ClientConfig, data, path, ctx.strict, origins)
-    _validate(validate_client_config, cfg, path, ctx.allow_unsafe, origins)
+    cfg = decode_with_origins(ClientConfig, data, path, ctx.strict, origins)
+    validate_with_origins(validate_client_config, cfg, path, ctx.allow_unsafe, origins)
     return cfg
 
 
-def add_includes(cfg: ClientConfig, source: str, base_dir: str, ctx: _IncludeCtx) -> None:
+def _add_includes(cfg: ClientConfig, source: str, base_dir: str, ctx: _IncludeCtx) -> None:
     """Append the proxies and visitors of every included file; a name defined twice is an error."""
     seen: dict[tuple[str, str], tuple[str, str]] = {}
     for kind, items in (("proxy", cfg.proxies), ("visitor", cfg.visitors)):

@@ -122,13 +122,14 @@ def _lex_action(body: str, line: int) -> list[_Tok]:
 def _split(text: str) -> list[str | _Action]:
     """Text and actions, with trim markers applied and comments dropped."""
     out: list[str | _Action] = []
-    pos = 0
+    pos, line, counted = 0, 1, 0
     while True:
         start = text.find("{{", pos)
         if start < 0:
             out.append(text[pos:])
             return out
-        line = text.count("\n", 0, start) + 1
+        line += text.count("\n", counted, start)
+        counted = start
         inner = start + 2
         chunk = text[pos:start]
         if text.startswith("-", inner) and text[inner + 1 : inner + 2] in tuple(_SPACE):
@@ -140,8 +141,8 @@ def _split(text: str) -> list[str | _Action]:
         pos = end + 2
         if body.endswith("-") and body[-2:-1] in tuple(_SPACE):
             body = body[:-1]
-            m = re.compile(r"[ \t\r\n]*").match(text, pos)
-            pos = m.end() if m else pos
+            while pos < len(text) and text[pos] in _SPACE:
+                pos += 1
         stripped = body.strip(_SPACE)
         if stripped.startswith("/*"):
             if not stripped.endswith("*/"):
@@ -159,7 +160,7 @@ def _find_close(text: str, i: int, line: int) -> int:
                 i += 1
             elif c == quote:
                 quote = ""
-        elif c in "\"`":
+        elif c in '"`':
             quote = c
         elif text.startswith("/*", i):
             j = text.find("*/", i + 2)
@@ -186,6 +187,11 @@ def parse(text: str) -> list[Any]:
         if not toks:
             raise TemplateError(line, "missing value for command")
         head = toks[0].text if toks[0].kind == "ident" else ""
+        if head in _KEYWORDS:
+            raise TemplateError(line, f'the "{head}" action is not supported in frp config templates')
+        for t in toks[1:] if head in ("range", "end", "else") else toks:
+            if t.kind == "ident" and t.text not in FUNCS and t.text not in ("true", "false", "nil"):
+                raise TemplateError(line, f'function "{t.text}" not defined')
         if head == "range":
             node = _parse_range(toks[1:], line)
             body.append(node)
@@ -203,8 +209,6 @@ def parse(text: str) -> list[Any]:
             else:
                 current.else_body = []
                 stack[-1] = (current.else_body, current)
-        elif head in _KEYWORDS:
-            raise TemplateError(line, f'the "{head}" action is not supported in frp config templates')
         else:
             body.append(item)
     if len(stack) > 1:

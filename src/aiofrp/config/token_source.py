@@ -48,7 +48,10 @@ def resolve_value_source(
             raise unsafe_exec_error(source, f"{path}.exec")
         return _run(vs, path, source, TOKEN_SOURCE_TIMEOUT if timeout is None else timeout)
     raise ConfigError(
-        source, f"{path}.type", f"unsupported value source type {vs.type!r}, must be one of file, exec", vs.type
+        source,
+        f"{path}.type",
+        f"unsupported value source type {vs.type!r}, must be one of file, exec",
+        vs.type,
     )
 
 
@@ -85,5 +88,7 @@ def resolve_auth_token(auth: Any, source: str, *, allow_unsafe: Collection[str] 
     """Replace ``auth.tokenSource`` by the token it yields (``auth.token``), in place."""
     if auth.token_source is None:
         return
-    auth.token = resolve_value_source(auth.token_source, "auth.tokenSource", source, allow_unsafe=allow_unsafe)
+    auth.token = resolve_value_source(
+        auth.token_source, "auth.tokenSource", source, allow_unsafe=allow_unsafe
+    )
     auth.token_source = None
