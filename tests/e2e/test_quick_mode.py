@@ -13,10 +13,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from support.procs import free_port, wait_port
 
 from aiofrp.cli import frp as quick
 from aiofrp.net.tls import self_signed_pair
-from tests.support.procs import free_port, wait_port
 
 FRP = [sys.executable, "-m", "aiofrp.cli.frp"]
 
