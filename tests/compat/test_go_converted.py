@@ -7,53 +7,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.configs import LEGACY_FRPC, LEGACY_FRPS, TEMPLATE_FRPC
 from support.procs import TEST_STRING, free_port, frps_config, go_cmd, ours_cmd, tcp_roundtrip, wait_port
 
 from aiofrp.config import render_template
 
 pytestmark = pytest.mark.timeout(90)
 
-LEGACY_FRPS = """\
-[common]
-bind_addr = 127.0.0.1
-bind_port = {bind}
-token = legacy-token
-"""
 
-LEGACY_FRPC = """\
-[common]
-server_addr = 127.0.0.1
-server_port = {bind}
-token = legacy-token
-login_fail_exit = false
 
-[plain]
-type = tcp
-local_port = {echo}
-remote_port = {r1}
-
-[secure]
-type = tcp
-local_port = {echo}
-remote_port = {r2}
-use_encryption = true
-use_compression = true
-"""
-
-TEMPLATE_FRPC = """\
-serverAddr = "127.0.0.1"
-serverPort = {bind}
-loginFailExit = false
-auth.token = "{{{{ .Envs.FRP_TEST_TOKEN }}}}"
-{{{{- range $_, $v := parseNumberRangePair "{echo},{echo}" "{r1},{r2}" }}}}
-
-[[proxies]]
-name = "tcp-{{{{ $v.Second }}}}"
-type = "tcp"
-localPort = {{{{ $v.First }}}}
-remotePort = {{{{ $v.Second }}}}
-{{{{- end }}}}
-"""
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

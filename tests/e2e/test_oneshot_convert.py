@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.configs import LEGACY_FRPC, LEGACY_FRPC_RANGE, LEGACY_FRPS, TEMPLATE_FRPC
 from support.procs import TEST_STRING, free_port, frps_config, ours_cmd, tcp_roundtrip, wait_port
 
 pytestmark = pytest.mark.timeout(90)
@@ -49,41 +50,7 @@ def test_one_shot_flags_accept_underscores_and_report_errors(frp, echo_server) -
     assert "serverPort" in bad.stderr and "70000" in bad.stderr
 
 
-LEGACY_FRPS = """\
-[common]
-  bind_addr = 127.0.0.1
-  bind_port = {bind}
-  token = legacy-token
-  max_pool_count = 3
-"""
 
-LEGACY_FRPC = """\
-# a legacy frpc.ini, indented as frp's own harness writes them
-[common]
-  server_addr = 127.0.0.1
-  server_port = {bind}
-  token = legacy-token
-  login_fail_exit = false
-  pool_count = 2
-
-[plain]
-  type = tcp
-  local_ip = 127.0.0.1
-  local_port = {echo}
-  remote_port = {r1}
-
-[secure]
-  type = tcp
-  local_port = {echo}
-  remote_port = {r2}
-  use_encryption = true
-  use_compression = true
-
-[range:many]
-  type = tcp
-  local_port = {echo},{echo}
-  remote_port = {r3},{r4}
-"""
 
 
 def _legacy_files(tmp_path: Path, echo_port: int) -> tuple[Path, Path, list[int], int]:
@@ -92,8 +59,8 @@ def _legacy_files(tmp_path: Path, echo_port: int) -> tuple[Path, Path, list[int]
     frps_ini = tmp_path / "frps.ini"
     frpc_ini = tmp_path / "frpc.ini"
     frps_ini.write_text(LEGACY_FRPS.format(bind=bind))
-    frpc_ini.write_text(LEGACY_FRPC.format(bind=bind, echo=echo_port, r1=remotes[0], r2=remotes[1],
-                                           r3=remotes[2], r4=remotes[3]))
+    frpc_ini.write_text(LEGACY_FRPC.format(bind=bind, echo=echo_port, r1=remotes[0], r2=remotes[1])
+                        + LEGACY_FRPC_RANGE.format(echo=echo_port, r3=remotes[2], r4=remotes[3]))
     return frps_ini, frpc_ini, remotes, bind
 
 
@@ -130,20 +97,6 @@ def test_convert_output_verifies_and_runs_the_same_proxies(frp, echo_server, tmp
         assert echo_ok(port), port
 
 
-TEMPLATE_FRPC = """\
-serverAddr = "127.0.0.1"
-serverPort = {bind}
-loginFailExit = false
-auth.token = "{{{{ .Envs.FRP_TEST_TOKEN }}}}"
-{{{{- range $_, $v := parseNumberRangePair "{echo},{echo}" "{r1},{r2}" }}}}
-
-[[proxies]]
-name = "tcp-{{{{ $v.Second }}}}"
-type = "tcp"
-localPort = {{{{ $v.First }}}}
-remotePort = {{{{ $v.Second }}}}
-{{{{- end }}}}
-"""
 
 
 def test_template_config_runs(frp, echo_server, tmp_path: Path) -> None:
