@@ -1,0 +1,116 @@
+"""sudp visitor: a local UDP socket; all datagrams share one visitor connection to frps carrying
+UDPPacket messages, dialled on the first datagram and re-dialled after it breaks (frp §5.9).
+
+As in Go, datagrams that arrive while no tunnel is up wait in a bounded queue; if the tunnel
+cannot be set up (e.g. frps refuses it) the datagram that triggered the dial is dropped and
+the next one dials again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
+from . import register
+from .base import Visitor
+from .stcp import VisitorConnError, open_visitor_conn, target_name
+
+if TYPE_CHECKING:
+    from ..service import Client
+
+log = logging.getLogger("aiofrp.client.visitor")
+
+READ_TIMEOUT = 60.0  # the provider pings every 30 s
+
+
+@register("sudp")
+class SUDPVisitor(Visitor):
+    def __init__(self, client: Client, cfg: Any) -> None:
+        super().__init__(client, cfg)
+        self.target = target_name(client, cfg)
+        self.sock: UserSocket | None = None
+        self.tunnel: PacketConn | None = None
+        self._pending: list[tuple[bytes, Any]] = []
+        self._dialer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        if cfg.bind_port > 0:
+            size = getattr(self.client.cfg, "udp_packet_size", 1500) or 1500
+            sock = UserSocket(self._from_user, size)
+            await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: sock, local_addr=(cfg.bind_addr or "127.0.0.1", cfg.bind_port)
+            )
+            self.sock = sock
+            log.info("[%s] sudp start to work, listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)
+        log.info("[%s] start visitor success", self.name)
+
+    def _from_user(self, data: bytes, addr: Any) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None and not tunnel.is_closed:
+            tunnel.send_datagram(data, addr)
+            return
+        if len(self._pending) < QUEUE_FRAMES:
+            self._pending.append((data, addr))
+        self._ensure_dialer()
+
+    def _ensure_dialer(self) -> None:
+        if self._dialer is None and self._pending and not self._closed:
+            self._dialer = asyncio.get_running_loop().create_task(self._dial())
+
+    async def _dial(self) -> None:
+        try:
+            while self._pending and not self._closed:
+                if self.control is None:
+                    log.warning("[%s] not connected to the server, dropping %d datagram(s)", self.name,
+                                len(self._pending))
+                    self._pending.clear()
+                    return
+                try:
+                    conn, encode, decode = await open_visitor_conn(self)
+                except VisitorConnError as exc:
+                    log.warning("[%s] %s", self.name, exc)
+                    if self._pending:
+                        self._pending.pop(0)  # Go drops the datagram whose dial failed
+                    continue
+                if self._closed:
+                    conn.close()
+                    return
+                tunnel = PacketConn(
+                    self.name, self._from_server, encode=encode, decode=decode,
+                    read_timeout=READ_TIMEOUT, on_close=self._tunnel_closed,
+                )
+                pending, self._pending = self._pending, []
+                for data, addr in pending:
+                    tunnel.send_datagram(data, addr)
+                self.tunnel = tunnel
+                ct, cdata, ceof = conn.detach()
+                tunnel.attach(ct, cdata, ceof)
+                log.debug("[%s] sudp tunnel to [%s] is up", self.name, self.target)
+                return
+        finally:
+            self._dialer = None
+
+    def _from_server(self, data: bytes, addr: Any) -> None:
+        if self.sock is not None:
+            self.sock.sendto(data, addr)
+
+    def _tunnel_closed(self, tunnel: PacketConn) -> None:
+        if self.tunnel is tunnel:
+            self.tunnel = None
+            if not self._closed:
+                log.info("[%s] sudp worker is closed", self.name)
+                self._ensure_dialer()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._dialer is not None:
+            self._dialer.cancel()
+        if self.tunnel is not None:
+            self.tunnel.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -1,0 +1,422 @@
+"""asyncio adapters for UDP over frp: the packet stream on a work/visitor connection, the bound
+socket facing users, and the per-user-address sockets frpc keeps toward a local UDP service.
+
+Nothing here ever awaits the stream's transport: the frames queued during one event-loop
+iteration leave together in one write at its end (one yamux frame, one TLS record); while the
+transport pushes back they wait in a bounded queue (1024 frames, like Go's channels) and beyond
+that datagrams are dropped. So a slow or stalled tunnel never holds up the event loop, the
+yamux session or other proxies. Received datagrams are never queued without bound either: they
+go straight to a UDP socket, whose own buffer is capped as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..proto.errors import ProtocolError
+from ..proto.udp import Datagram, PacketEncoder, PacketReader, PacketTooLarge
+from .relay import Codec
+
+log = logging.getLogger("aiofrp.net.udp")
+
+QUEUE_FRAMES = 1024  # Go: sendCh / readCh capacity
+LOCAL_IDLE_TIMEOUT = 30.0  # Go: per-user-address socket read deadline on frpc
+UDP_SEND_BUFFER_LIMIT = 1 << 20  # drop instead of buffering more toward a UDP socket
+SOCKET_BUFFER = 1 << 20  # kernel buffers of our UDP sockets (capped by net.core.rmem_max/wmem_max)
+
+
+def _enlarge_buffers(sock: socket.socket | None) -> None:
+    """Room for bursts: the default ~200 KiB receive buffer holds only a few hundred datagrams."""
+    if sock is None:
+        return
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, opt) < SOCKET_BUFFER:
+                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        except OSError:
+            pass
+
+
+class PacketConn(asyncio.Protocol):
+    """A packet stream on a connected transport (after its set-up message).
+
+    ``on_datagram(data, addr)`` gets each received ``UDPPacket``; other messages (``Ping``) only
+    feed the read deadline. ``closed`` resolves when the stream is gone, for whatever reason.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        on_datagram: Callable[[bytes, Any], None],
+        *,
+        encode: Codec | None = None,
+        decode: Codec | None = None,
+        read_timeout: float = 0.0,
+        ping_interval: float = 0.0,
+        on_close: Callable[[PacketConn], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._on_datagram = on_datagram
+        self._encode = encode
+        self._decode = decode
+        self._on_close = on_close
+        self._loop = asyncio.get_running_loop()
+        self._reader = PacketReader()
+        self._enc = PacketEncoder()
+        self.transport: asyncio.Transport | None = None
+        self._queue: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._paused = False
+        self._closed = False
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.dropped = 0
+        self._too_large_logged = False
+        self._read_timeout = read_timeout
+        self._last_read = self._loop.time()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._ping_interval = ping_interval
+        self._ping_timer: asyncio.TimerHandle | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def attach(self, transport: asyncio.Transport, data: bytes = b"", eof: bool = False) -> None:
+        """Take over ``transport`` (detached from its MsgConn, with its unread bytes)."""
+        self.transport = transport
+        transport.set_protocol(self)
+        self._last_read = self._loop.time()
+        if self._read_timeout > 0:
+            self._deadline = self._loop.call_later(self._read_timeout, self._check_deadline)
+        if self._ping_interval > 0:
+            self._ping_timer = self._loop.call_later(self._ping_interval, self._ping)
+        if data:
+            self.data_received(data)
+        if eof and not self._closed:
+            self.eof_received()
+        if not self._closed:
+            if transport.is_closing():
+                self.close()
+            else:
+                transport.resume_reading()
+                if self._queue:
+                    self._schedule_flush()
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send_datagram(self, data: bytes | memoryview, addr: Any) -> bool:
+        """Queue ``UDPPacket{c: data, r: addr}``; False if it was dropped (queue full, closed, too big)."""
+        if self._closed:
+            return False
+        try:
+            frame = self._enc.packet(data, addr)
+        except PacketTooLarge as exc:
+            if not self._too_large_logged:
+                self._too_large_logged = True
+                log.warning("[%s] dropping datagram: %s", self.name, exc)
+            self.dropped += 1
+            return False
+        return self._push(frame)
+
+    def send_ping(self) -> None:
+        self._push(PacketEncoder.ping())
+
+    def _push(self, frame: bytes) -> bool:
+        q = self._queue
+        if len(q) >= QUEUE_FRAMES:
+            self.dropped += 1
+            return False
+        q.append(frame)
+        if self._flush_handle is None and not self._paused and self.transport is not None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+        return True
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        # Frames queued in one loop iteration leave in one write: fewer yamux frames and syscalls.
+        self._flush_handle = None
+        t = self.transport
+        q = self._queue
+        if self._closed or self._paused or t is None or not q:
+            return
+        data = b"".join(q) if len(q) > 1 else q[0]
+        q.clear()
+        if self._encode is not None:
+            data = self._encode(data)
+        if data:
+            t.write(data)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._queue:
+            self._schedule_flush()
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            if self._decode is not None:
+                data = self._decode(data)
+                if not data:
+                    return
+            events = self._reader.feed(data)
+        except (ProtocolError, ValueError) as exc:
+            log.warning("[%s] bad data on udp stream: %s", self.name, exc)
+            self.close()
+            return
+        if events:
+            self._last_read = self._loop.time()
+        cb = self._on_datagram
+        for ev in events:
+            if type(ev) is Datagram and ev.addr is not None:
+                cb(ev.data, ev.addr)
+            # any other message (Ping) only proves that the peer is alive
+
+    def eof_received(self) -> bool:
+        self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.close()
+
+    def _check_deadline(self) -> None:
+        self._deadline = None
+        if self._closed:
+            return
+        left = self._last_read + self._read_timeout - self._loop.time()
+        if left > 0:
+            self._deadline = self._loop.call_later(left, self._check_deadline)
+            return
+        log.warning("[%s] no message on the udp stream for %gs, closing it", self.name, self._read_timeout)
+        self.close()
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if self._closed:
+            return
+        self.send_ping()
+        self._ping_timer = self._loop.call_later(self._ping_interval, self._ping)
+
+    # -- teardown -------------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for h in (self._flush_handle, self._deadline, self._ping_timer):
+            if h is not None:
+                h.cancel()
+        self._queue.clear()
+        if self.transport is not None:
+            self.transport.close()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self._on_close is not None:
+            cb, self._on_close = self._on_close, None
+            cb(self)
+
+
+# -- frpc: one local socket per user address ------------------------------------------------------
+
+
+class _LocalPeer(asyncio.DatagramProtocol):
+    def __init__(self, fwd: LocalForwarder, addr: Any) -> None:
+        self.fwd = fwd
+        self.addr = addr
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: list[bytes] | None = []  # None once closed
+        self.last = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pending, self.pending = self.pending, []
+        if pending is None:  # closed while the endpoint was being created
+            transport.close()
+            return
+        self.transport = transport  # type: ignore[assignment]
+        for data in pending:
+            self.send(data)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.last = time.monotonic()
+        self.fwd.reply(data, self.addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # e.g. ECONNREFUSED after an ICMP port unreachable: the local service is not up (yet)
+        log.debug("[%s] local udp socket for %s: %s", self.fwd.name, self.addr, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fwd._forget(self)
+
+    def send(self, data: bytes) -> None:
+        self.last = time.monotonic()
+        t = self.transport
+        if t is None:
+            if self.pending is not None and len(self.pending) < QUEUE_FRAMES:
+                self.pending.append(data)
+            return
+        if t.get_write_buffer_size() > UDP_SEND_BUFFER_LIMIT:
+            return
+        t.sendto(data)
+
+    def close(self) -> None:
+        self.pending = None
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self.fwd._forget(self)
+
+
+class LocalForwarder:
+    """frpc side of a udp/sudp stream: datagrams for user ``r`` leave through a socket of their
+    own connected to the local service; what comes back goes to ``reply(data, r)``.
+
+    A socket idle for 30 s in both directions is closed (Go: 30 s read deadline renewed on writes).
+    """
+
+    def __init__(
+        self, name: str, local: tuple[str, int], packet_size: int, reply: Callable[[bytes, Any], Any],
+        *, idle_timeout: float = LOCAL_IDLE_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self.local = local
+        self.packet_size = packet_size
+        self._reply = reply
+        self._loop = asyncio.get_running_loop()
+        self._peers: dict[Any, _LocalPeer] = {}
+        self._closed = False
+        self._idle = idle_timeout
+        self._sweep_every = max(0.5, min(5.0, idle_timeout / 6))
+        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+        self._family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
+
+    def deliver(self, data: bytes, addr: Any) -> None:
+        """A datagram from frps for user ``addr``: send it to the local service."""
+        if self._closed:
+            return
+        peer = self._peers.get(addr)
+        if peer is None:
+            peer = self._open(addr)
+            if peer is None:
+                return
+        peer.send(data)
+
+    def reply(self, data: bytes, addr: Any) -> None:
+        if not self._closed:
+            self._reply(data[: self.packet_size] if len(data) > self.packet_size else data, addr)
+
+    def _open(self, addr: Any) -> _LocalPeer | None:
+        try:
+            sock = socket.socket(self._family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                _enlarge_buffers(sock)
+                sock.connect(self.local)
+            except OSError:
+                sock.close()
+                raise
+        except OSError as exc:
+            log.warning("[%s] dial local udp service %s:%s error: %s", self.name, self.local[0], self.local[1], exc)
+            return None
+        peer = _LocalPeer(self, addr)
+        self._peers[addr] = peer
+        task = self._loop.create_task(self._loop.create_datagram_endpoint(lambda: peer, sock=sock))
+        task.add_done_callback(lambda t, p=peer, s=sock: self._opened(t, p, s))
+        return peer
+
+    def _opened(self, task: asyncio.Task[Any], peer: _LocalPeer, sock: socket.socket) -> None:
+        if task.cancelled() or task.exception() is not None:
+            sock.close()
+            self._forget(peer)
+
+    def _forget(self, peer: _LocalPeer) -> None:
+        if self._peers.get(peer.addr) is peer:
+            del self._peers[peer.addr]
+
+    def _sweep(self) -> None:
+        if self._closed:
+            return
+        cutoff = time.monotonic() - self._idle
+        for peer in [p for p in self._peers.values() if p.last < cutoff]:
+            log.debug("[%s] local udp socket for %s idle, closing", self.name, peer.addr)
+            self._forget(peer)
+            peer.close()
+        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+
+    @property
+    def peers(self) -> int:
+        return len(self._peers)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._sweeper.cancel()
+        peers = list(self._peers.values())
+        self._peers.clear()
+        for p in peers:
+            p.close()
+
+
+async def resolve_udp(host: str, port: int) -> tuple[str, int]:
+    """``host:port`` as a socket address for UDP (first result, like Go's ResolveUDPAddr)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host}")
+    return infos[0][4][0], infos[0][4][1]
+
+
+class UserSocket(asyncio.DatagramProtocol):
+    """A bound UDP socket facing users (frps udp proxy, sudp visitor): datagrams go to
+    ``on_datagram(data, addr)``; :meth:`sendto` never blocks (drops when the kernel pushes back)."""
+
+    def __init__(self, on_datagram: Callable[[bytes, Any], None], packet_size: int) -> None:
+        self._on_datagram = on_datagram
+        self.packet_size = packet_size
+        self.transport: asyncio.DatagramTransport | None = None
+        self.v6 = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        self.v6 = sock is not None and sock.family == socket.AF_INET6
+        _enlarge_buffers(sock)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        # Go reads into a udpPacketSize buffer: longer datagrams are truncated.
+        if len(data) > self.packet_size:
+            data = data[: self.packet_size]
+        self._on_datagram(data, addr if len(addr) == 2 else addr[:2])
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp socket error: %s", exc)
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        t = self.transport
+        if t is None or t.is_closing() or t.get_write_buffer_size() > UDP_SEND_BUFFER_LIMIT:
+            return
+        if self.v6 and ":" not in addr[0]:
+            addr = ("::ffff:" + addr[0], addr[1])
+        try:
+            t.sendto(data, addr)
+        except (OSError, ValueError) as exc:
+            log.debug("udp sendto %s failed: %s", addr, exc)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,111 @@
+"""udp proxy: a UDP socket on ``proxyBindAddr:remotePort``; all datagrams travel as ``UDPPacket``
+messages over one work connection at a time, replaced whenever it dies (frp §5.7)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ...net.relay import work_conn_codecs
+from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
+from ...proto import msg as m
+from . import register
+from .base import ProxyError, ServerProxy
+
+log = logging.getLogger("aiofrp.server.proxy.udp")
+
+FIRST_WORK_CONN_DELAY = 0.5  # Go: let NewProxyResp reach frpc before the first StartWorkConn
+WORK_CONN_RETRY = 1.0
+READ_TIMEOUT = 60.0  # frpc pings every 30 s; frps itself never pings (frpc would misread it)
+
+
+@register("udp")
+class UDPProxy(ServerProxy):
+    port = 0
+    sock: UserSocket | None = None
+    transport: asyncio.DatagramTransport | None = None
+    stream: PacketConn | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        ports = self.server.ports
+        addr = self.server.proxy_bind_addr or "0.0.0.0"
+        requested = self.req.remote_port
+        size = getattr(self.server.cfg, "udp_packet_size", 1500) or 1500
+        self._pending: list[tuple[bytes, Any]] = []  # datagrams waiting for a work connection
+        last_err: OSError | None = None
+        for port in ports.candidates("udp", self.name, requested):
+            sock = UserSocket(self._from_user, size)
+            try:
+                transport, _ = await loop.create_datagram_endpoint(lambda s=sock: s, local_addr=(addr, port))
+            except OSError as exc:
+                last_err = exc
+                continue
+            self.sock, self.transport = sock, transport
+            self.port = transport.get_extra_info("sockname")[1]
+            ports.mark_used("udp", self.name, self.port)
+            self.remote_addr = f":{self.port}"
+            log.info("[%s] udp proxy listen port [%d]", self.name, self.port)
+            self._task = self.server.spawn(self._work_conn_loop())
+            return
+        if requested:
+            raise ProxyError(f"port unavailable: {last_err.strerror if last_err else requested}")
+        raise ProxyError("no available port")
+
+    async def _work_conn_loop(self) -> None:
+        await asyncio.sleep(FIRST_WORK_CONN_DELAY)
+        key = self.server.key if self.req.use_encryption else None
+        while not self.closed:
+            try:
+                work = await self.control.get_work_conn()
+            except (TimeoutError, ConnectionError) as exc:
+                if self.closed or isinstance(exc, ConnectionError):  # ConnectionError: the control is gone
+                    return
+                log.warning("[%s] failed to get work connection: %s", self.name, exc)
+                await asyncio.sleep(WORK_CONN_RETRY)
+                continue
+            if self.closed:
+                work.close()
+                return
+            work.write_msg(m.StartWorkConn(proxy_name=self.name))
+            wt, wdata, weof = work.detach()
+            encode, decode = work_conn_codecs(key, self.req.use_compression)
+            stream = PacketConn(self.name, self._from_client, encode=encode, decode=decode, read_timeout=READ_TIMEOUT)
+            pending, self._pending = self._pending, []
+            for data, addr in pending:
+                stream.send_datagram(data, addr)
+            self.stream = stream
+            stream.attach(wt, wdata, weof)
+            log.debug("[%s] udp work connection ready", self.name)
+            await stream.closed
+            if self.stream is stream:
+                self.stream = None
+            if not self.closed:
+                log.info("[%s] udp work connection closed, getting a new one", self.name)
+
+    def _from_user(self, data: bytes, addr: Any) -> None:
+        stream = self.stream
+        if stream is not None and not stream.is_closed:
+            stream.send_datagram(data, addr)
+        elif len(self._pending) < QUEUE_FRAMES and not self.closed:
+            self._pending.append((data, addr))
+
+    def _from_client(self, data: bytes, addr: Any) -> None:
+        if self.sock is not None:
+            self.sock.sendto(data, addr)
+
+    def close(self) -> None:
+        super().close()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+            self.sock = None
+            self.server.ports.release("udp", self.name, self.port)
