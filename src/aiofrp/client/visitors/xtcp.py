@@ -1,0 +1,286 @@
+"""xtcp visitor: local connections travel through a P2P tunnel punched to the provider (frp §5.10).
+
+The tunnel is made on demand (or kept open with ``keepTunnelOpen``) by one worker: pre-check
+with frps, STUN discovery, NatHoleVisitor, hole punching, then a QUIC connection (or KCP +
+yamux) to the provider. A user connection waits up to 20 s for a tunnel stream; with
+``fallbackTo`` only ``fallbackTimeoutMs``, after which it is handed to that (stcp) visitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ...net.mux import fmt_addr
+from ...net.relay import PendingConn, Relay, work_conn_codecs
+from ...proto import msg as m
+from ...proto.crypto import auth_key, derive_key
+from ...proto.nathole import new_transaction_id
+from .. import tunnel
+from ..nathole import NatHoleError, exchange_info, fmt_addrs, fmt_behavior, make_hole, pre_check, prepare
+from . import register
+from .base import Visitor
+from .stcp import target_name
+
+if TYPE_CHECKING:
+    from ..service import Client
+
+log = logging.getLogger("aiofrp.client.visitor")
+
+OPEN_TUNNEL_TIMEOUT = 20.0
+RETRY_POLL = 0.5  # how often a waiting user connection looks for a tunnel again
+MIN_ATTEMPT_INTERVAL = 10.0  # hole punching attempts are at least this far apart
+
+
+class _UserConn(PendingConn):
+    def __init__(self, visitor: XTCPVisitor) -> None:
+        super().__init__()
+        self.visitor = visitor
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.visitor.spawn(self.visitor.handle_conn(self))
+
+
+class _RateLimiter:
+    """Token bucket: ``per_hour`` tokens an hour, bursts of ``per_hour``."""
+
+    def __init__(self, per_hour: int) -> None:
+        self.rate = max(per_hour, 1) / 3600.0
+        self.burst = max(per_hour, 1)
+        self.tokens = float(self.burst)
+        self.last = time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+            self.tokens = 1.0
+            self.last = time.monotonic()
+        self.tokens -= 1
+
+
+@register("xtcp")
+class XTCPVisitor(Visitor):
+    def __init__(self, client: Client, cfg: Any) -> None:
+        super().__init__(client, cfg)
+        self.target = target_name(client, cfg)
+        self.listener: asyncio.AbstractServer | None = None
+        self.tunnel: tunnel.Tunnel | None = None
+        self.relays: set[Relay] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._want_tunnel = asyncio.Event()
+        self._tunnel_changed = asyncio.Event()
+        self._attached = asyncio.Event()
+        self._attempting = False
+        self._retry_at = 0.0  # loop time before which no new attempt starts (after a failure)
+        self._last_error = ""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        if cfg.bind_port > 0:
+            self.listener = await asyncio.get_running_loop().create_server(
+                lambda: _UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
+                backlog=1024,
+            )
+            log.info("[%s] xtcp visitor listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)
+        self.spawn(self._tunnel_worker())
+        if cfg.keep_tunnel_open:
+            self.spawn(self._keep_tunnel_open())
+        log.info("[%s] start visitor success", self.name)
+
+    def attach(self, control: Any) -> None:
+        super().attach(control)
+        self._attached.set()
+
+    def detach(self) -> None:
+        super().detach()
+        self._attached.clear()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        for t in list(self._tasks):
+            t.cancel()
+        for r in list(self.relays):
+            r.close()
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+
+    # -- user connections -------------------------------------------------------------------
+
+    async def handle_conn(self, user: PendingConn) -> None:
+        """Serve one accepted local connection through the tunnel, or hand it to ``fallbackTo``."""
+        transport = user.transport
+        assert transport is not None
+        transport.pause_reading()
+        cfg = self.cfg
+        log.debug("[%s] get a new xtcp user connection", self.name)
+        timeout = cfg.fallback_timeout_ms / 1000 if cfg.fallback_to else OPEN_TUNNEL_TIMEOUT
+        try:
+            stream = await self._open_tunnel(min(timeout, OPEN_TUNNEL_TIMEOUT))
+        except ConnectionError as exc:
+            log.error("[%s] open tunnel error: %s", self.name, exc)
+            if cfg.fallback_to:
+                await self._fallback(user)
+            else:
+                transport.close()
+            return
+        if user.lost or transport.is_closing():
+            stream.close()
+            return
+        key = derive_key(cfg.secret_key) if cfg.transport.use_encryption else None
+        encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
+        relay = Relay(transport, stream, a_to_b=encode, b_to_a=decode, a_data=user.take(), a_eof=user.eof,
+                      name=self.name, on_close=self.relays.discard)
+        if not relay.done.done():
+            self.relays.add(relay)
+        log.debug("[%s] join connections, user %s", self.name, fmt_addr(transport.get_extra_info("peername")))
+
+    async def _fallback(self, user: PendingConn) -> None:
+        target = self.cfg.fallback_to
+        fb = self.client.visitors.get(target)
+        handler = getattr(fb, "handle_conn", None)
+        if fb is None or fb is self or handler is None:
+            log.error("[%s] transfer connection to visitor %s error: visitor not found", self.name, target)
+            if user.transport is not None:
+                user.transport.close()
+            return
+        log.debug("[%s] try to transfer connection to visitor: %s", self.name, target)
+        await handler(user)
+
+    async def _open_tunnel(self, timeout: float) -> asyncio.Transport:
+        """A new stream of the tunnel, waiting (and asking) for a tunnel up to ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            t = self.tunnel
+            if t is not None and not t.is_closed:
+                try:
+                    return t.open_stream()
+                except ConnectionError as exc:
+                    log.warning("[%s] get tunnel connection error: %s", self.name, exc)
+                    t.close()
+            self._want_tunnel.set()
+            left = deadline - loop.time()
+            if left <= 0:
+                raise ConnectionError("open tunnel timeout")
+            if not self._attempting and self._retry_at > deadline:
+                # the last attempt failed and the next one starts too late for this connection
+                raise ConnectionError(f"open tunnel failed: {self._last_error or 'no tunnel session'}")
+            self._tunnel_changed.clear()
+            try:
+                async with asyncio.timeout(min(RETRY_POLL, left)):
+                    await self._tunnel_changed.wait()
+            except TimeoutError:
+                pass
+
+    # -- making the tunnel -----------------------------------------------------------------------
+
+    async def _tunnel_worker(self) -> None:
+        while True:
+            await self._want_tunnel.wait()
+            self._want_tunnel.clear()
+            if self.tunnel is not None and not self.tunnel.is_closed:
+                continue
+            await self._attached.wait()  # frps is needed to punch (visitors start before login)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            self._attempting = True
+            try:
+                self._last_error = await self._make_nat_hole()
+            except Exception as exc:
+                log.exception("[%s] make nat hole failed", self.name)
+                self._last_error = str(exc)
+            finally:
+                self._attempting = False
+            if self.tunnel is None or self.tunnel.is_closed:
+                self._retry_at = started + MIN_ATTEMPT_INTERVAL  # avoid punching too often
+                self._tunnel_changed.set()  # waiting connections re-check (and may give up)
+                await asyncio.sleep(max(0.0, self._retry_at - loop.time()))
+
+    async def _keep_tunnel_open(self) -> None:
+        limiter = _RateLimiter(self.cfg.max_retries_an_hour)
+        self._want_tunnel.set()
+        while True:
+            await asyncio.sleep(max(self.cfg.min_retry_interval, 1))
+            t = self.tunnel
+            if t is not None and not t.is_closed:
+                log.debug("[%s] keepTunnelOpenWorker check success", self.name)
+                continue
+            log.warning("[%s] keepTunnelOpenWorker get tunnel connection error: no tunnel session", self.name)
+            await limiter.wait()
+            self._want_tunnel.set()
+
+    async def _make_nat_hole(self) -> str:
+        """One attempt; returns "" on success, else what went wrong (already logged)."""
+        name, cfg = self.name, self.cfg
+        control = self.control
+        if control is None:
+            log.warning("[%s] nathole precheck error: not connected to the server", name)
+            return "not connected to the server"
+        try:
+            await pre_check(control, self.target)
+        except NatHoleError as exc:
+            log.warning("[%s] nathole precheck error: %s", name, exc)
+            return f"nathole precheck error: {exc}"
+        nat = cfg.nat_traversal
+        try:
+            prep = await prepare(self.client.cfg.nat_hole_stun_server, bool(nat and nat.disable_assisted_addrs))
+        except (NatHoleError, OSError) as exc:
+            log.warning("[%s] nathole prepare error: %s", name, exc)
+            return f"nathole prepare error: {exc}"
+        log.info("[%s] nathole prepare success, nat type: %s, behavior: %s, addresses: %s, assistedAddresses: %s",
+                 name, prep.nat_type, prep.behavior, fmt_addrs(prep.addrs), fmt_addrs(prep.assisted_addrs))
+        sock = prep.sock
+        ok = False
+        try:
+            now = int(time.time())
+            tid = new_transaction_id()
+            req = m.NatHoleVisitor(
+                transaction_id=tid, proxy_name=self.target, protocol=cfg.protocol,
+                sign_key=auth_key(cfg.secret_key, now), timestamp=now,
+                mapped_addrs=prep.addrs, assisted_addrs=prep.assisted_addrs,
+            )
+            try:
+                resp = await exchange_info(control, req, tid)
+            except NatHoleError as exc:
+                log.warning("[%s] nathole exchange info error: %s", name, exc)
+                return f"nathole exchange info error: {exc}"
+            log.info("[%s] get natHoleRespMsg, sid [%s], protocol [%s], candidate address %s, assisted address %s, "
+                     "detectBehavior: %s", name, resp.sid, resp.protocol, fmt_addrs(resp.candidate_addrs),
+                     fmt_addrs(resp.assisted_addrs), fmt_behavior(resp.detect_behavior))
+            try:
+                sock, raddr = await make_hole(sock, resp, cfg.secret_key)
+            except NatHoleError as exc:
+                log.warning("[%s] make hole error: %s", name, exc)
+                return f"make hole error: {exc}"
+            log.info("[%s] establishing nat hole connection successful, sid [%s], remoteAddr [%s]",
+                     name, resp.sid, fmt_addr(raddr))
+            try:
+                t = await tunnel.dial(sock, raddr, cfg.protocol, self.client.cfg.transport.quic)
+            except ConnectionError as exc:
+                log.warning("[%s] init tunnel session error: %s", name, exc)
+                return f"init tunnel session error: {exc}"
+            ok = True
+            old, self.tunnel = self.tunnel, t
+            if old is not None:
+                old.close()
+            self._tunnel_changed.set()
+            return ""
+        finally:
+            if not ok:
+                sock.close()

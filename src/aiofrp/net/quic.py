@@ -1,0 +1,452 @@
+"""asyncio driver for aioquic's sans-I/O ``QuicConnection`` over any datagram sender.
+
+frp uses QUIC with ALPN ``frp`` and no certificate verification; every logical connection is
+one bidirectional stream, seen here as an ``asyncio.Transport`` (:class:`QuicStream`) so the
+relay can pipe it like a TCP connection. The connection does not own a socket: datagrams come in
+through :meth:`QuicSession.datagram_received` and go out through the ``send`` callable, so it can
+run on an already-punched UDP socket (xtcp) as well as on a plain endpoint.
+
+aioquic (imported lazily: it is only needed for xtcp and the quic transport) credits the peer's
+stream window as data arrives, so reading cannot push back on the peer; a paused stream buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+log = logging.getLogger("aiofrp.net.quic")
+
+ALPN = "frp"
+WRITE_HIGH = 1 << 20  # pause the stream's protocol above this many unacknowledged bytes
+WRITE_LOW = 256 << 10
+NO_ERROR = 0
+
+Addr = tuple[str, int]
+Send = Callable[[bytes, Addr], None]
+
+
+def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_name: str | None = None) -> Any:
+    """frp's QUIC settings: ALPN ``frp``, a fresh self-signed certificate on the server side,
+    no peer verification on the client side."""
+    import ssl
+
+    from aioquic.quic.configuration import QuicConfiguration
+
+    cfg = QuicConfiguration(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=idle_timeout,
+                            max_data=16 << 20, max_stream_data=4 << 20)
+    if is_client:
+        cfg.verify_mode = ssl.CERT_NONE
+        cfg.server_name = server_name
+    else:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        from .tls import self_signed_pair
+
+        cert_pem, key_pem = self_signed_pair()
+        cfg.certificate = x509.load_pem_x509_certificate(cert_pem)
+        cfg.private_key = serialization.load_pem_private_key(key_pem, None)
+    return cfg
+
+
+class QuicSession:
+    """One QUIC connection with a fixed peer.
+
+    ``on_stream`` receives each stream the peer opens; ``handshake`` resolves when the TLS
+    handshake is done; ``closed`` when the connection is gone (idle timeout, close, error).
+    """
+
+    def __init__(
+        self, conn: QuicConnection, peer: Addr, send: Send, *, on_stream: Callable[[QuicStream], None] | None = None,
+        keepalive: float = 10.0,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._conn = conn
+        self.peer = peer
+        self._send = send
+        self._on_stream = on_stream
+        self._keepalive = keepalive
+        self._streams: dict[int, QuicStream] = {}
+        self._finished: set[int] = set()  # our closed streams aioquic still knows (late frames)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._transmit_scheduled = False
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_id = 0
+        self.handshake: asyncio.Future[None] = self._loop.create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.close_reason = ""
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, peer: Addr, send: Send, configuration: QuicConfiguration, **kw: Any) -> QuicSession:
+        from aioquic.quic.connection import QuicConnection
+
+        conn = QuicConnection(configuration=configuration)
+        s = cls(conn, peer, send, **kw)
+        conn.connect(peer, now=s._loop.time())
+        s._transmit()
+        return s
+
+    @classmethod
+    def accept(cls, data: bytes, peer: Addr, send: Send, configuration: QuicConfiguration,
+               **kw: Any) -> QuicSession | None:
+        """A server session for a client Initial packet (None if ``data`` is not one)."""
+        from aioquic.buffer import Buffer
+        from aioquic.quic.connection import QuicConnection
+        from aioquic.quic.packet import QuicPacketType, pull_quic_header
+
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=configuration.connection_id_length)
+        except ValueError:
+            return None
+        if (header.packet_type != QuicPacketType.INITIAL or len(data) < 1200
+                or header.version not in configuration.supported_versions):
+            return None
+        conn = QuicConnection(configuration=configuration, original_destination_connection_id=header.destination_cid)
+        s = cls(conn, peer, send, **kw)
+        s.datagram_received(data, peer)
+        return s
+
+    # -- input ------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        if self.closed.done():
+            return
+        self._conn.receive_datagram(data, addr, now=self._loop.time())
+        self._process_events()
+        self._transmit()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._conn.handle_timer(now=self._loop.time())
+        self._process_events()
+        self._transmit()
+
+    def _process_events(self) -> None:
+        from aioquic.quic import events as ev
+
+        conn = self._conn
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, ev.StreamDataReceived):
+                st = self._streams.get(event.stream_id)
+                if st is None:
+                    sid = event.stream_id
+                    local = (sid & 1) == (0 if conn._is_client else 1)
+                    if local or sid & 2 or sid in self._finished or self._on_stream is None:
+                        continue  # forgotten, unidirectional, or nobody accepts streams
+                    st = QuicStream(self, sid)
+                    self._streams[event.stream_id] = st
+                    self._on_stream(st)
+                st._on_data(event.data, event.end_stream)
+            elif isinstance(event, ev.StreamReset):
+                st = self._streams.get(event.stream_id)
+                if st is not None:
+                    st._on_reset()
+            elif isinstance(event, ev.StopSendingReceived):
+                st = self._streams.get(event.stream_id)
+                if st is not None:
+                    st._on_stop_sending()
+            elif isinstance(event, ev.HandshakeCompleted):
+                if not self.handshake.done():
+                    self.handshake.set_result(None)
+                self._schedule_ping()
+            elif isinstance(event, ev.ConnectionTerminated):
+                self.close_reason = event.reason_phrase or f"error code {event.error_code}"
+                self._finish(ConnectionResetError(f"quic connection closed: {self.close_reason}"))
+                return
+        self._update_write_pause()
+
+    # -- output -----------------------------------------------------------------------------
+
+    def schedule_transmit(self) -> None:
+        if not self._transmit_scheduled:
+            self._transmit_scheduled = True
+            self._loop.call_soon(self._transmit)
+
+    def _transmit(self) -> None:
+        self._transmit_scheduled = False
+        if self.closed.done():
+            return
+        for data, addr in self._conn.datagrams_to_send(now=self._loop.time()):
+            try:
+                self._send(data, addr)
+            except OSError as exc:
+                log.debug("quic send to %s: %s", addr, exc)
+        at = self._conn.get_timer()
+        if at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = at
+            if at is not None:
+                self._timer = self._loop.call_at(at, self._on_timer)
+        # an idle timeout or a completed close leaves the connection terminated
+        self._process_terminated()
+
+    def _process_terminated(self) -> None:
+        from aioquic.quic.connection import QuicConnectionState
+
+        if self._conn._state in (QuicConnectionState.TERMINATED,) and not self.closed.done():
+            self._process_events()
+            self._finish(ConnectionResetError("quic connection terminated"))
+
+    def _schedule_ping(self) -> None:
+        if self._keepalive > 0 and not self.closed.done():
+            self._ping_timer = self._loop.call_later(self._keepalive, self._ping)
+
+    def _ping(self) -> None:
+        if self.closed.done():
+            return
+        self._ping_id += 1
+        self._conn.send_ping(self._ping_id)
+        self._transmit()
+        self._schedule_ping()
+
+    def _update_write_pause(self) -> None:
+        for st in list(self._streams.values()):
+            st._update_write_pause()
+
+    # -- API --------------------------------------------------------------------------------
+
+    def open_stream(self) -> QuicStream:
+        if self.closed.done():
+            raise ConnectionResetError("quic connection is closed")
+        sid = self._conn.get_next_available_stream_id()
+        # create it in aioquic now (an empty write sends nothing), or the next open gets the same id
+        self._conn.send_stream_data(sid, b"")
+        st = QuicStream(self, sid)
+        self._streams[sid] = st
+        return st
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed.done()
+
+    def close(self, reason: str = "") -> None:
+        if self.closed.done():
+            return
+        self._conn.close(error_code=NO_ERROR, reason_phrase=reason)
+        self._transmit()
+        self._finish(None)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self.closed.done():
+            return
+        for t in (self._timer, self._ping_timer):
+            if t is not None:
+                t.cancel()
+        streams = list(self._streams.values())
+        self._streams.clear()
+        for st in streams:
+            st._finish(exc or ConnectionResetError("quic connection closed"))
+        if not self.handshake.done():
+            self.handshake.set_exception(exc or ConnectionResetError("quic connection closed"))
+            self.handshake.exception()  # consumed: nobody may be waiting
+        self.closed.set_result(None)
+
+    def _forget(self, sid: int) -> None:
+        self._streams.pop(sid, None)
+        known = self._conn._streams
+        if sid in known:
+            self._finished.add(sid)
+            if len(self._finished) > 256:
+                self._finished = {s for s in self._finished if s in known}
+
+    def _sender_buffered(self, sid: int) -> int:
+        stream = self._conn._streams.get(sid)
+        if stream is None:
+            return 0
+        s = stream.sender
+        return s._buffer_stop - s._buffer_start
+
+
+class QuicStream(asyncio.Transport):
+    """One bidirectional QUIC stream as a transport. ``close`` sends FIN and stops reading
+    (STOP_SENDING 0), like frp's Go side."""
+
+    def __init__(self, session: QuicSession, sid: int) -> None:
+        super().__init__()
+        self._session = session
+        self._conn = session._conn
+        self.stream_id = sid
+        self._protocol: asyncio.Protocol | None = None
+        self._paused = False
+        self._rbuf: list[bytes] = []
+        self._eof_pending = False
+        self._local_fin = False
+        self._remote_fin = False
+        self._closing = False
+        self._lost = False
+        self._proto_paused = False
+
+    # transport API
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._session.peer
+        if name == "stream_id":
+            return self.stream_id
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._lost or self._local_fin or not data:
+            return
+        try:
+            self._conn.send_stream_data(self.stream_id, bytes(data))
+        except (ValueError, AssertionError) as exc:  # stream already reset/finished
+            log.debug("quic stream %d write: %s", self.stream_id, exc)
+            return
+        self._session.schedule_transmit()
+        self._update_write_pause()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._local_fin or self._lost:
+            return
+        self._local_fin = True
+        try:
+            self._conn.send_stream_data(self.stream_id, b"", end_stream=True)
+        except (ValueError, AssertionError):
+            pass
+        self._session.schedule_transmit()
+        self._maybe_done()
+
+    def close(self) -> None:
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._rbuf.clear()
+        self.write_eof()
+        if not self._remote_fin:
+            try:
+                self._conn.stop_stream(self.stream_id, NO_ERROR)
+            except (ValueError, AssertionError):
+                pass
+        self._session.schedule_transmit()
+        self._session._loop.call_soon(self._finish, None)
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        try:
+            self._conn.reset_stream(self.stream_id, NO_ERROR)
+        except (ValueError, AssertionError):
+            pass
+        self._session.schedule_transmit()
+        self._finish(None)
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        if self._rbuf or self._eof_pending:
+            self._session._loop.call_soon(self._drain)
+
+    def is_reading(self) -> bool:
+        return not self._paused
+
+    def get_write_buffer_size(self) -> int:
+        return self._session._sender_buffered(self.stream_id)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    # session callbacks
+    def _on_data(self, data: bytes, end_stream: bool) -> None:
+        if self._closing or self._lost:
+            return
+        if data:
+            if self._paused or self._rbuf:
+                self._rbuf.append(data)
+            else:
+                self._protocol.data_received(data)  # type: ignore[union-attr]
+        if end_stream:
+            self._remote_fin = True
+            if self._paused or self._rbuf:
+                self._eof_pending = True
+            else:
+                self._deliver_eof()
+
+    def _drain(self) -> None:
+        while self._rbuf and not self._paused and not self._lost and not self._closing:
+            self._protocol.data_received(self._rbuf.pop(0))  # type: ignore[union-attr]
+        if not self._rbuf and self._eof_pending and not self._paused and not self._lost:
+            self._eof_pending = False
+            self._deliver_eof()
+
+    def _deliver_eof(self) -> None:
+        if self._closing or self._lost:
+            return
+        keep = bool(self._protocol.eof_received())  # type: ignore[union-attr]
+        if not keep:
+            self.close()
+        else:
+            self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self._local_fin and self._remote_fin and not self._closing:
+            self._closing = True
+            self._session._loop.call_soon(self._finish, None)
+
+    def _on_reset(self) -> None:
+        self._finish(ConnectionResetError("quic stream reset by peer"))
+
+    def _on_stop_sending(self) -> None:
+        # the peer no longer reads: like a write error on a socket
+        if not self._local_fin:
+            self.abort()
+
+    def _update_write_pause(self) -> None:
+        if self._lost or self._protocol is None:
+            return
+        buffered = self._session._sender_buffered(self.stream_id)
+        should = buffered > WRITE_HIGH or (self._proto_paused and buffered > WRITE_LOW)
+        if should != self._proto_paused:
+            self._proto_paused = should
+            try:
+                (self._protocol.pause_writing if should else self._protocol.resume_writing)()
+            except Exception:
+                log.exception("protocol flow-control callback failed")
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._rbuf.clear()
+        self._session._forget(self.stream_id)
+        proto, self._protocol = self._protocol, None
+        if proto is not None:
+            proto.connection_lost(exc)
+
+
+def random_cid() -> bytes:
+    return os.urandom(8)

@@ -1,0 +1,475 @@
+"""Sans-I/O KCP (the ARQ protocol of skywind3000/kcp as used by xtaci/kcp-go) and kcp-go's FEC framing.
+
+:class:`KCP` is fed received packets with :meth:`KCP.input`, application bytes with
+:meth:`KCP.send`, and the clock with :meth:`KCP.update` (milliseconds); it hands packets to send
+to the ``output`` callable and received bytes out of :meth:`KCP.recv`. :meth:`KCP.check` says
+when ``update`` is next due. frp runs it in stream mode (fragment numbers always 0).
+
+Segment header (24 bytes, little-endian): conv u32, cmd u8, frg u8, wnd u16, ts u32, sn u32,
+una u32, len u32, then ``len`` data bytes; several segments may share one datagram.
+
+kcp-go wraps every datagram in an FEC header: seqid u32 LE, flag u16 LE (0xF1 data, 0xF2 parity),
+and for data packets a u16 LE size (counting itself) before the KCP bytes. frp configures 10 data
++ 3 parity shards. This implementation sends data packets only (seqids skip the three parity
+positions of each group, so a Go decoder sees complete data groups) and ignores received
+parity: loss recovery is left to KCP's retransmissions instead of Reed-Solomon.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import ProtocolError
+
+__all__ = ["KCP", "FECEncoder", "KCPError", "fec_decode"]
+
+CMD_PUSH = 81
+CMD_ACK = 82
+CMD_WASK = 83
+CMD_WINS = 84
+ASK_SEND = 1
+ASK_TELL = 2
+
+RTO_NDL = 30
+RTO_MIN = 100
+RTO_DEF = 200
+RTO_MAX = 60000
+WND_SND = 32
+WND_RCV = 128
+MTU_DEF = 1400
+OVERHEAD = 24
+INTERVAL = 100
+DEADLINK = 20
+THRESH_INIT = 2
+THRESH_MIN = 2
+PROBE_INIT = 7000
+PROBE_LIMIT = 120000
+FASTACK_LIMIT = 5
+
+_HDR = struct.Struct("<IBBHIIII")
+_MASK = 0xFFFFFFFF
+
+FEC_DATA = 0xF1
+FEC_PARITY = 0xF2
+FEC_HEADER = 6
+FEC_HEADER_PLUS2 = 8
+_FEC = struct.Struct("<IHH")
+
+
+class KCPError(ProtocolError):
+    """A datagram that is not KCP for this conversation."""
+
+
+def _diff(later: int, earlier: int) -> int:
+    """Signed 32-bit difference (sequence numbers and timestamps wrap)."""
+    d = (later - earlier) & _MASK
+    return d - (1 << 32) if d & 0x80000000 else d
+
+
+@dataclass(slots=True)
+class _Seg:
+    cmd: int = 0
+    frg: int = 0
+    wnd: int = 0
+    ts: int = 0
+    sn: int = 0
+    una: int = 0
+    data: bytes = b""
+    resendts: int = 0
+    rto: int = 0
+    fastack: int = 0
+    xmit: int = 0
+
+
+class KCP:
+    def __init__(self, conv: int, output: Callable[[bytes], None], *, stream: bool = True) -> None:
+        self.conv = conv
+        self.output = output
+        self.stream = stream
+        self.mtu = MTU_DEF
+        self.mss = self.mtu - OVERHEAD
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.rcv_nxt = 0
+        self.ssthresh = THRESH_INIT
+        self.rx_rttval = 0
+        self.rx_srtt = 0
+        self.rx_rto = RTO_DEF
+        self.rx_minrto = RTO_MIN
+        self.snd_wnd = WND_SND
+        self.rcv_wnd = WND_RCV
+        self.rmt_wnd = WND_RCV
+        self.cwnd = 0
+        self.incr = 0
+        self.probe = 0
+        self.current = 0
+        self.interval = INTERVAL
+        self.ts_flush = INTERVAL
+        self.nodelay = 0
+        self.updated = False
+        self.ts_probe = 0
+        self.probe_wait = 0
+        self.dead_link = DEADLINK
+        self.state = 0
+        self.fastresend = 0
+        self.nocwnd = False
+        self.snd_queue: deque[_Seg] = deque()
+        self.rcv_queue: deque[_Seg] = deque()
+        self.snd_buf: deque[_Seg] = deque()
+        self.rcv_buf: list[_Seg] = []
+        self.acklist: list[tuple[int, int]] = []
+
+    # -- configuration (kcp-go's SetNoDelay / SetWindowSize / SetMtu) --------------------------
+
+    def set_nodelay(self, nodelay: int, interval: int, resend: int, nc: bool) -> None:
+        self.nodelay = nodelay
+        self.rx_minrto = RTO_NDL if nodelay else RTO_MIN
+        self.interval = min(max(interval, 10), 5000)
+        self.fastresend = resend
+        self.nocwnd = nc
+
+    def set_wndsize(self, snd: int, rcv: int) -> None:
+        if snd > 0:
+            self.snd_wnd = snd
+        if rcv > 0:
+            self.rcv_wnd = max(rcv, WND_RCV)
+
+    def set_mtu(self, mtu: int) -> None:
+        if mtu < 50:
+            raise ValueError(f"KCP mtu {mtu} is too small")
+        self.mtu = mtu
+        self.mss = mtu - OVERHEAD
+
+    # -- application side --------------------------------------------------------------------
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue bytes (stream mode: appended to the last unsent segment first)."""
+        view = memoryview(bytes(data))
+        if not view:
+            return
+        mss = self.mss
+        if self.stream and self.snd_queue:
+            last = self.snd_queue[-1]
+            room = mss - len(last.data)
+            if room > 0:
+                take = view[:room]
+                last.data = last.data + take.tobytes()
+                view = view[len(take):]
+        while view:
+            chunk = view[:mss]
+            view = view[len(chunk):]
+            self.snd_queue.append(_Seg(data=chunk.tobytes()))
+
+    def recv(self) -> bytes:
+        """All bytes received in order so far (b"" if none)."""
+        if not self.rcv_queue:
+            return b""
+        recover = len(self.rcv_queue) >= self.rcv_wnd
+        out = b"".join(seg.data for seg in self.rcv_queue)
+        self.rcv_queue.clear()
+        self._move_rcv_buf()
+        if recover and len(self.rcv_queue) < self.rcv_wnd:
+            self.probe |= ASK_TELL  # tell the peer our window opened again
+        return out
+
+    def wait_snd(self) -> int:
+        """Segments not yet acknowledged (queued or in flight)."""
+        return len(self.snd_buf) + len(self.snd_queue)
+
+    # -- packets in --------------------------------------------------------------------------
+
+    def input(self, data: bytes | bytearray | memoryview) -> None:
+        """Process one received datagram's KCP payload; KCPError if it is not ours."""
+        if len(data) < OVERHEAD:
+            raise KCPError(f"KCP packet of {len(data)} bytes is shorter than a segment header")
+        prev_una = self.snd_una
+        max_ack = -1
+        latest_ts = 0
+        pos = 0
+        n = len(data)
+        while n - pos >= OVERHEAD:
+            conv, cmd, frg, wnd, ts, sn, una, length = _HDR.unpack_from(data, pos)
+            if conv != self.conv:
+                raise KCPError(f"KCP conversation {conv} is not ours ({self.conv})")
+            pos += OVERHEAD
+            if n - pos < length:
+                raise KCPError(f"KCP segment of {length} bytes overruns the packet")
+            if cmd not in (CMD_PUSH, CMD_ACK, CMD_WASK, CMD_WINS):
+                raise KCPError(f"unknown KCP command {cmd}")
+            self.rmt_wnd = wnd
+            self._parse_una(una)
+            self._shrink_buf()
+            if cmd == CMD_ACK:
+                if _diff(self.current, ts) >= 0:
+                    self._update_ack(_diff(self.current, ts))
+                self._parse_ack(sn)
+                self._shrink_buf()
+                if max_ack < 0 or _diff(sn, max_ack) > 0:
+                    max_ack, latest_ts = sn, ts
+            elif cmd == CMD_PUSH:
+                if _diff(sn, self.rcv_nxt + self.rcv_wnd) < 0:
+                    self.acklist.append((sn, ts))
+                    if _diff(sn, self.rcv_nxt) >= 0:
+                        self._parse_data(_Seg(cmd, frg, wnd, ts, sn, una, bytes(data[pos:pos + length])))
+            elif cmd == CMD_WASK:
+                self.probe |= ASK_TELL
+            pos += length
+        if max_ack >= 0:
+            self._parse_fastack(max_ack, latest_ts)
+        if _diff(self.snd_una, prev_una) > 0 and self.cwnd < self.rmt_wnd:
+            mss = self.mss
+            if self.cwnd < self.ssthresh:
+                self.cwnd += 1
+                self.incr += mss
+            else:
+                self.incr = max(self.incr, mss)
+                self.incr += (mss * mss) // self.incr + mss // 16
+                if (self.cwnd + 1) * mss <= self.incr:
+                    self.cwnd = (self.incr + mss - 1) // mss if mss > 0 else self.cwnd + 1
+            if self.cwnd > self.rmt_wnd:
+                self.cwnd = self.rmt_wnd
+                self.incr = self.rmt_wnd * mss
+
+    def _update_ack(self, rtt: int) -> None:
+        if self.rx_srtt == 0:
+            self.rx_srtt = rtt
+            self.rx_rttval = rtt // 2
+        else:
+            delta = abs(rtt - self.rx_srtt)
+            self.rx_rttval = (3 * self.rx_rttval + delta) // 4
+            self.rx_srtt = max(1, (7 * self.rx_srtt + rtt) // 8)
+        rto = self.rx_srtt + max(self.interval, 4 * self.rx_rttval)
+        self.rx_rto = min(max(self.rx_minrto, rto), RTO_MAX)
+
+    def _shrink_buf(self) -> None:
+        self.snd_una = self.snd_buf[0].sn if self.snd_buf else self.snd_nxt
+
+    def _parse_ack(self, sn: int) -> None:
+        if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
+            return
+        for i, seg in enumerate(self.snd_buf):
+            if seg.sn == sn:
+                del self.snd_buf[i]
+                return
+            if _diff(sn, seg.sn) < 0:
+                return
+
+    def _parse_una(self, una: int) -> None:
+        buf = self.snd_buf
+        while buf and _diff(una, buf[0].sn) > 0:
+            buf.popleft()
+
+    def _parse_fastack(self, sn: int, ts: int) -> None:
+        if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
+            return
+        for seg in self.snd_buf:
+            if _diff(sn, seg.sn) <= 0:
+                break
+            if _diff(ts, seg.ts) >= 0:
+                seg.fastack += 1
+
+    def _parse_data(self, seg: _Seg) -> None:
+        sn = seg.sn
+        if _diff(sn, self.rcv_nxt + self.rcv_wnd) >= 0 or _diff(sn, self.rcv_nxt) < 0:
+            return
+        buf = self.rcv_buf
+        i = len(buf)
+        while i > 0:
+            other = buf[i - 1].sn
+            if other == sn:
+                return  # duplicate
+            if _diff(sn, other) > 0:
+                break
+            i -= 1
+        buf.insert(i, seg)
+        self._move_rcv_buf()
+
+    def _move_rcv_buf(self) -> None:
+        buf = self.rcv_buf
+        moved = 0
+        while moved < len(buf) and buf[moved].sn == self.rcv_nxt and len(self.rcv_queue) < self.rcv_wnd:
+            self.rcv_queue.append(buf[moved])
+            self.rcv_nxt = (self.rcv_nxt + 1) & _MASK
+            moved += 1
+        if moved:
+            del buf[:moved]
+
+    # -- packets out -------------------------------------------------------------------------
+
+    def _wnd_unused(self) -> int:
+        return max(0, self.rcv_wnd - len(self.rcv_queue))
+
+    def flush(self) -> None:
+        if not self.updated:
+            return
+        current = self.current
+        conv = self.conv
+        wnd = self._wnd_unused()
+        una = self.rcv_nxt
+        mtu = self.mtu
+        out = bytearray()
+        pack = _HDR.pack
+
+        def emit(cmd: int, ts: int, sn: int, data: bytes = b"") -> None:
+            if len(out) + OVERHEAD + len(data) > mtu and out:
+                self.output(bytes(out))
+                out.clear()
+            out.extend(pack(conv, cmd, 0, wnd, ts, sn, una, len(data)))
+            if data:
+                out.extend(data)
+
+        for sn, ts in self.acklist:
+            emit(CMD_ACK, ts, sn)
+        self.acklist.clear()
+
+        if self.rmt_wnd == 0:
+            if self.probe_wait == 0:
+                self.probe_wait = PROBE_INIT
+                self.ts_probe = (current + self.probe_wait) & _MASK
+            elif _diff(current, self.ts_probe) >= 0:
+                self.probe_wait = min(max(self.probe_wait, PROBE_INIT) + self.probe_wait // 2, PROBE_LIMIT)
+                self.ts_probe = (current + self.probe_wait) & _MASK
+                self.probe |= ASK_SEND
+        else:
+            self.ts_probe = 0
+            self.probe_wait = 0
+        if self.probe & ASK_SEND:
+            emit(CMD_WASK, 0, 0)
+        if self.probe & ASK_TELL:
+            emit(CMD_WINS, 0, 0)
+        self.probe = 0
+
+        cwnd = min(self.snd_wnd, self.rmt_wnd)
+        if not self.nocwnd:
+            cwnd = min(self.cwnd, cwnd)
+        while self.snd_queue and _diff(self.snd_nxt, (self.snd_una + cwnd) & _MASK) < 0:
+            seg = self.snd_queue.popleft()
+            seg.cmd = CMD_PUSH
+            seg.sn = self.snd_nxt
+            self.snd_nxt = (self.snd_nxt + 1) & _MASK
+            self.snd_buf.append(seg)
+
+        resent = self.fastresend if self.fastresend > 0 else 0xFFFFFFFF
+        rtomin = (self.rx_rto >> 3) if self.nodelay == 0 else 0
+        change = lost = False
+        for seg in self.snd_buf:
+            need = False
+            if seg.xmit == 0:
+                need = True
+                seg.rto = self.rx_rto
+                seg.resendts = (current + seg.rto + rtomin) & _MASK
+            elif _diff(current, seg.resendts) >= 0:
+                need = True
+                if self.nodelay == 0:
+                    seg.rto += max(seg.rto, self.rx_rto)
+                else:
+                    seg.rto += (seg.rto if self.nodelay < 2 else self.rx_rto) // 2
+                seg.resendts = (current + seg.rto) & _MASK
+                lost = True
+            elif seg.fastack >= resent and (seg.xmit <= FASTACK_LIMIT or FASTACK_LIMIT <= 0):
+                need = True
+                seg.fastack = 0
+                seg.resendts = (current + seg.rto) & _MASK
+                change = True
+            if need:
+                seg.xmit += 1
+                seg.ts = current
+                if len(out) + OVERHEAD + len(seg.data) > mtu and out:
+                    self.output(bytes(out))
+                    out.clear()
+                out.extend(pack(conv, CMD_PUSH, seg.frg, wnd, current, seg.sn, una, len(seg.data)))
+                out.extend(seg.data)
+                if seg.xmit >= self.dead_link:
+                    self.state = -1
+        if out:
+            self.output(bytes(out))
+
+        if not self.nocwnd:
+            if change:
+                inflight = _diff(self.snd_nxt, self.snd_una)
+                self.ssthresh = max(inflight // 2, THRESH_MIN)
+                self.cwnd = self.ssthresh + resent
+                self.incr = self.cwnd * self.mss
+            if lost:
+                self.ssthresh = max(cwnd // 2, THRESH_MIN)
+                self.cwnd = 1
+                self.incr = self.mss
+            if self.cwnd < 1:
+                self.cwnd = 1
+                self.incr = self.mss
+
+    def update(self, current: int) -> None:
+        """Advance the clock (ms) and flush when an interval has passed."""
+        self.current = current & _MASK
+        if not self.updated:
+            self.updated = True
+            self.ts_flush = self.current
+        slap = _diff(self.current, self.ts_flush)
+        if slap >= 10000 or slap < -10000:
+            self.ts_flush = self.current
+            slap = 0
+        if slap >= 0:
+            self.ts_flush = (self.ts_flush + self.interval) & _MASK
+            if _diff(self.current, self.ts_flush) >= 0:
+                self.ts_flush = (self.current + self.interval) & _MASK
+            self.flush()
+
+    def check(self, current: int) -> int:
+        """When (ms) :meth:`update` should run next."""
+        current &= _MASK
+        if not self.updated:
+            return current
+        ts_flush = self.ts_flush
+        if _diff(current, ts_flush) >= 10000 or _diff(current, ts_flush) < -10000:
+            ts_flush = current
+        if _diff(current, ts_flush) >= 0:
+            return current
+        tm_flush = _diff(ts_flush, current)
+        tm_packet = 0x7FFFFFFF
+        for seg in self.snd_buf:
+            d = _diff(seg.resendts, current)
+            if d <= 0:
+                return current
+            tm_packet = min(tm_packet, d)
+        minimal = min(tm_packet, tm_flush, self.interval)
+        return (current + minimal) & _MASK
+
+
+class FECEncoder:
+    """kcp-go's FEC header on outgoing datagrams (data shards only; see the module docstring)."""
+
+    def __init__(self, data_shards: int = 10, parity_shards: int = 3) -> None:
+        self.data_shards = data_shards
+        self.parity_shards = parity_shards
+        self.seqid = 0
+        self._count = 0
+
+    def encode(self, kcp_packet: bytes) -> bytes:
+        out = _FEC.pack(self.seqid, FEC_DATA, len(kcp_packet) + 2) + kcp_packet
+        self.seqid = (self.seqid + 1) & _MASK
+        self._count += 1
+        if self._count == self.data_shards:
+            self._count = 0
+            self.seqid = (self.seqid + self.parity_shards) & _MASK  # the parity we do not send
+        return out
+
+
+def fec_decode(datagram: bytes) -> bytes | None:
+    """The KCP bytes of a received datagram: strips kcp-go's FEC header (None for parity).
+
+    Datagrams without an FEC header (bytes 4..5 are a KCP cmd/frg pair then) pass unchanged.
+    """
+    if len(datagram) >= FEC_HEADER_PLUS2:
+        flag = datagram[4] | (datagram[5] << 8)
+        if flag == FEC_PARITY:
+            return None
+        if flag == FEC_DATA:
+            size = datagram[6] | (datagram[7] << 8)
+            end = FEC_HEADER + size
+            if size < 2 or end > len(datagram):
+                return datagram[FEC_HEADER_PLUS2:]
+            return datagram[FEC_HEADER_PLUS2:end]
+    return datagram

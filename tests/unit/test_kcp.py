@@ -1,0 +1,230 @@
+"""The sans-I/O KCP (stream mode, frp's settings) and kcp-go's FEC framing."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiofrp.proto.kcp import (
+    CMD_ACK,
+    CMD_PUSH,
+    CMD_WASK,
+    CMD_WINS,
+    KCP,
+    OVERHEAD,
+    FECEncoder,
+    KCPError,
+    fec_decode,
+)
+
+HDR = struct.Struct("<IBBHIIII")
+
+
+def frp_kcp(conv: int, out: list[bytes]) -> KCP:
+    k = KCP(conv, out.append)
+    k.set_nodelay(1, 20, 2, True)
+    k.set_mtu(1342)
+    k.set_wndsize(1024, 1024)
+    return k
+
+
+class Link:
+    """Two KCPs joined by an in-memory network with optional loss, duplication and reordering."""
+
+    def __init__(self, *, loss: float = 0.0, dup: float = 0.0, reorder: float = 0.0, seed: int = 1,
+                 window: int = 1024) -> None:
+        self.rng = random.Random(seed)
+        self.loss, self.dup, self.reorder = loss, dup, reorder
+        self.a_out: list[bytes] = []
+        self.b_out: list[bytes] = []
+        self.a = frp_kcp(1, self.a_out)
+        self.b = frp_kcp(1, self.b_out)
+        self.a.set_wndsize(window, window)
+        self.b.set_wndsize(window, window)
+        self.now = 0
+        self.got_a = bytearray()
+        self.got_b = bytearray()
+
+    def _deliver(self, packets: list[bytes], dst: KCP) -> None:
+        batch = list(packets)
+        packets.clear()
+        if self.reorder:
+            self.rng.shuffle(batch) if self.rng.random() < self.reorder else None
+        for p in batch:
+            if self.rng.random() < self.loss:
+                continue
+            dst.current = self.now
+            dst.input(p)
+            if self.rng.random() < self.dup:
+                dst.input(p)
+
+    def step(self, ms: int = 10, read: bool = True) -> None:
+        self.now += ms
+        self.a.update(self.now)
+        self.b.update(self.now)
+        self._deliver(self.a_out, self.b)
+        self._deliver(self.b_out, self.a)
+        if read:
+            self.got_b += self.b.recv()
+            self.got_a += self.a.recv()
+
+    def run_until(self, cond, limit_ms: int = 120_000, read: bool = True) -> None:  # type: ignore[no-untyped-def]
+        start = self.now
+        while not cond():
+            assert self.now - start < limit_ms, "link did not converge"
+            self.step(read=read)
+
+
+def test_segment_layout_of_first_push() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(0x01020304, out)
+    k.send(b"hello")
+    k.update(1000)
+    assert len(out) == 1
+    conv, cmd, frg, wnd, ts, sn, una, length = HDR.unpack_from(out[0])
+    assert (conv, cmd, frg, wnd, ts, sn, una, length) == (0x01020304, CMD_PUSH, 0, 1024, 1000, 0, 0, 5)
+    assert out[0][OVERHEAD:] == b"hello"
+    assert out[0][:4] == b"\x04\x03\x02\x01"  # little-endian
+
+
+def test_stream_mode_merges_writes_and_splits_by_mss() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(1, out)
+    k.send(b"a" * 100)
+    k.send(b"b" * 100)
+    assert len(k.snd_queue) == 1  # merged into the unsent segment
+    k.send(b"c" * 3000)
+    assert [len(s.data) for s in k.snd_queue] == [k.mss, k.mss, 3200 - 2 * k.mss]
+    assert all(s.frg == 0 for s in k.snd_queue)
+
+
+def test_lossless_transfer_both_ways() -> None:
+    link = Link()
+    a_data, b_data = os.urandom(200_000), os.urandom(50_000)
+    link.a.send(a_data)
+    link.b.send(b_data)
+    link.run_until(lambda: len(link.got_b) == len(a_data) and len(link.got_a) == len(b_data))
+    assert bytes(link.got_b) == a_data and bytes(link.got_a) == b_data
+    link.run_until(lambda: link.a.wait_snd() == 0 and link.b.wait_snd() == 0)
+    assert link.a.state == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(loss=st.floats(0, 0.3), dup=st.floats(0, 0.2), reorder=st.floats(0, 0.5), seed=st.integers(0, 1000),
+       size=st.integers(1, 60_000))
+def test_lossy_reordering_link_delivers_in_order(loss: float, dup: float, reorder: float, seed: int,
+                                                  size: int) -> None:
+    link = Link(loss=loss, dup=dup, reorder=reorder, seed=seed)
+    data = random.Random(seed).randbytes(size)
+    for i in range(0, size, 7000):
+        link.a.send(data[i:i + 7000])
+    link.run_until(lambda: len(link.got_b) >= size)
+    assert bytes(link.got_b) == data
+
+
+def test_acks_carry_timestamps_and_measure_rtt() -> None:
+    link = Link()
+    link.a.send(b"x")
+    link.step(10)
+    acks = [p for p in link.b_out]
+    link.step(30)
+    assert link.a.rx_srtt > 0
+    assert link.a.wait_snd() == 0
+    assert not acks  # acks are flushed on b's next update, not immediately
+
+
+def test_receiver_window_stops_sender_until_read() -> None:
+    link = Link(window=128)
+    data = os.urandom(400 * 1318)
+    link.a.send(data)
+    for _ in range(100):
+        link.step(read=False)
+    # b does not read: at most rcv_wnd segments are accepted, the rest waits in a's buffers
+    assert len(link.b.rcv_queue) == link.b.rcv_wnd
+    assert link.a.rmt_wnd == 0
+    assert link.a.wait_snd() > 0
+    link.run_until(lambda: len(link.got_b) == len(data))
+    assert bytes(link.got_b) == data
+
+
+def test_zero_window_probing() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(1, out)
+    k.update(0)
+    k.rmt_wnd = 0
+    k.flush()
+    assert k.probe_wait > 0
+    k.update(k.ts_probe + 20)
+    cmds = [HDR.unpack_from(p)[1] for p in out]
+    assert CMD_WASK in cmds
+    # a WASK is answered with WINS
+    peer_out: list[bytes] = []
+    peer = frp_kcp(1, peer_out)
+    peer.update(0)
+    peer.input(HDR.pack(1, CMD_WASK, 0, 10, 0, 0, 0, 0))
+    peer.update(100)
+    assert CMD_WINS in [HDR.unpack_from(p)[1] for p in peer_out]
+
+
+def test_dead_link_after_unanswered_retransmissions() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(1, out)
+    k.send(b"ping")
+    t = 0
+    while k.state == 0 and t < 5_000_000:  # the RTO grows by half each time (nodelay mode)
+        t += 100
+        k.update(t)
+    assert k.state == -1
+    assert sum(1 for p in out if HDR.unpack_from(p)[1] == CMD_PUSH) >= 20
+
+
+def test_foreign_or_broken_packets_are_refused() -> None:
+    k = frp_kcp(1, [])
+    with pytest.raises(KCPError, match="shorter"):
+        k.input(b"\x01\x00\x00\x00")
+    with pytest.raises(KCPError, match="conversation 2"):
+        k.input(HDR.pack(2, CMD_PUSH, 0, 1, 0, 0, 0, 0))
+    with pytest.raises(KCPError, match="unknown KCP command"):
+        k.input(HDR.pack(1, 99, 0, 1, 0, 0, 0, 0))
+    with pytest.raises(KCPError, match="overruns"):
+        k.input(HDR.pack(1, CMD_PUSH, 0, 1, 0, 0, 0, 10) + b"abc")
+
+
+def test_ack_segment_layout() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(7, out)
+    k.update(500)
+    k.current = 510
+    k.input(HDR.pack(7, CMD_PUSH, 0, 1024, 123, 0, 0, 3) + b"abc")
+    assert k.recv() == b"abc"
+    k.update(600)
+    conv, cmd, frg, wnd, ts, sn, una, length = HDR.unpack_from(out[-1])
+    assert (conv, cmd, frg, wnd, ts, sn, una, length) == (7, CMD_ACK, 0, 1024, 123, 0, 1, 0)
+
+
+# -- FEC framing --------------------------------------------------------------------------------
+
+
+def test_fec_encoder_header_and_seqids_skip_parity() -> None:
+    enc = FECEncoder(10, 3)
+    seqids = []
+    for i in range(25):
+        pkt = enc.encode(b"k" * i)
+        seqid, flag, size = struct.unpack_from("<IHH", pkt)
+        assert flag == 0xF1 and size == i + 2 and pkt[8:] == b"k" * i
+        seqids.append(seqid)
+    assert seqids == list(range(10)) + list(range(13, 23)) + list(range(26, 31))
+
+
+def test_fec_decode() -> None:
+    kcp_bytes = HDR.pack(1, CMD_PUSH, 0, 1, 0, 0, 0, 2) + b"hi"
+    assert fec_decode(FECEncoder().encode(kcp_bytes)) == kcp_bytes
+    assert fec_decode(struct.pack("<IH", 10, 0xF2) + b"parity!") is None
+    assert fec_decode(kcp_bytes) == kcp_bytes  # no FEC header: bytes 4..5 are cmd/frg
+    padded = FECEncoder().encode(kcp_bytes) + b"\x00" * 5
+    assert fec_decode(padded) == kcp_bytes
