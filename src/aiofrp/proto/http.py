@@ -1,0 +1,422 @@
+"""HTTP/1.x message heads and body framing, sans-I/O: what frps's vhost HTTP proxy needs.
+
+Heads are parsed in one piece once their terminating blank line is in the buffer
+(:func:`find_head_end`). Bodies are never buffered: a framer (:class:`ContentLengthBody`,
+:class:`ChunkedBody`, :class:`UntilClose`) only tells how many of the bytes handed to it belong to
+the message, so the proxy forwards them verbatim and knows where the next message starts.
+
+Errors are :class:`HTTPError` carrying the status code a server answers with (400, 431, 501, 505),
+the way Go's ``net/http`` server reports them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from urllib.parse import unquote
+
+from .errors import ProtocolError
+
+__all__ = [
+    "MAX_HEAD_SIZE",
+    "ChunkedBody",
+    "ContentLengthBody",
+    "HTTPError",
+    "NoBody",
+    "Request",
+    "Response",
+    "UntilClose",
+    "basic_auth",
+    "build_head",
+    "canonical_host",
+    "find_head_end",
+    "parse_request_head",
+    "parse_response_head",
+    "request_body",
+    "response_body",
+]
+
+# Go: http.DefaultMaxHeaderBytes (1 MiB) plus the 4096 bytes of slack its server allows.
+MAX_HEAD_SIZE = (1 << 20) + 4096
+MAX_CHUNK_LINE = 4096
+
+STATUS_TEXT = {
+    100: "Continue", 101: "Switching Protocols", 200: "OK", 204: "No Content", 304: "Not Modified",
+    400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 407: "Proxy Authentication Required",
+    431: "Request Header Fields Too Large", 501: "Not Implemented", 502: "Bad Gateway",
+    504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+}
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_BAD_HEAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+# Go's httpguts.ValidHostHeader: the bytes a Host header may contain.
+_HOST = re.compile(r"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
+_VERSION = re.compile(r"HTTP/(\d)\.(\d)")
+_ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_STATUS = re.compile(r"HTTP/1\.(\d) (\d{3})(?: (.*))?")
+
+
+class HTTPError(ProtocolError):
+    """The peer sent something that is not HTTP/1.x; ``status`` is what a server answers."""
+
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(f"{status} {STATUS_TEXT.get(status, '')}" + (f": {detail}" if detail else ""))
+        self.status = status
+        self.detail = detail
+
+
+def find_head_end(buf: bytes | bytearray, start: int = 0) -> int:
+    """Index just past the blank line that ends a head starting at ``start``, or -1.
+
+    Lines may end in CRLF or in a bare LF (Go accepts both).
+    """
+    i = buf.find(b"\n\r\n", start)
+    j = buf.find(b"\n\n", start)
+    if i < 0:
+        return j + 2 if j >= 0 else -1
+    if 0 <= j < i:
+        return j + 2
+    return i + 3
+
+
+def _split_head(head: bytes | bytearray, status: int = 400) -> list[str]:
+    """Start line and header lines of a complete head (blank line included in ``head``).
+
+    Control characters other than the line ends (and HTAB) are refused here, for the whole head.
+    """
+    text = head.decode("latin-1")
+    if _BAD_HEAD.search(text) is not None:
+        raise HTTPError(status, "invalid control character in message head")
+    lines = text.split("\n")
+    del lines[-2:]  # the blank line and the empty rest after it
+    return [ln.removesuffix("\r") for ln in lines]
+
+
+def _parse_fields(lines: list[str]) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []
+    token = _TOKEN.fullmatch
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or token(name) is None:
+            if line[:1] in (" ", "\t"):
+                raise HTTPError(400, "obsolete header line folding")
+            raise HTTPError(400, f"malformed MIME header line: {line[:64]!r}")
+        fields.append((name, value.strip(" \t")))
+    return fields
+
+
+class _Message:
+    __slots__ = ("_index", "headers", "minor")
+
+    headers: list[tuple[str, str]]
+    minor: int
+    _index: dict[str, list[str]] | None
+
+    def _build_index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for k, v in self.headers:
+            lk = k.lower()
+            if lk in index:
+                index[lk].append(v)
+            else:
+                index[lk] = [v]
+        self._index = index
+        return index
+
+    def get(self, name: str) -> str | None:
+        """First value of header ``name`` (lower-case), or None."""
+        values = (self._index or self._build_index()).get(name)
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        return (self._index or self._build_index()).get(name, [])
+
+    def connection_tokens(self) -> set[str]:
+        tokens: set[str] = set()
+        for v in self.get_all("connection"):
+            tokens.update(t.strip().lower() for t in v.split(",") if t.strip())
+        return tokens
+
+
+class Request(_Message):
+    """A parsed request head. ``path`` is the decoded URL path used for routing (Go's URL.Path);
+    ``url_host`` is the authority of an absolute-form target (a proxy-style request), else ""."""
+
+    __slots__ = ("host", "method", "origin_target", "path", "target", "url_host")
+
+    def __init__(self, method: str, target: str, minor: int, headers: list[tuple[str, str]]) -> None:
+        self.method = method
+        self.target = target
+        self.minor = minor
+        self.headers = headers
+        self._index = None
+        self.url_host = ""
+        self.host = ""
+        self.origin_target = target
+        self.path = ""
+
+
+class Response(_Message):
+    __slots__ = ("reason", "status")
+
+    def __init__(self, status: int, reason: str, minor: int, headers: list[tuple[str, str]]) -> None:
+        self.status = status
+        self.reason = reason
+        self.minor = minor
+        self.headers = headers
+        self._index = None
+
+
+def parse_request_head(head: bytes | bytearray) -> Request:
+    """Parse a complete request head (ending with its blank line); raise HTTPError."""
+    lines = _split_head(head)
+    if not lines:
+        raise HTTPError(400, "empty request")
+    method, sp1, rest = lines[0].partition(" ")
+    target, sp2, version = rest.partition(" ")
+    if not sp1 or not sp2:
+        raise HTTPError(400, "malformed request line")
+    if _TOKEN.fullmatch(method) is None:
+        raise HTTPError(400, "invalid method")
+    vm = _VERSION.fullmatch(version)
+    if vm is None:
+        raise HTTPError(400, "malformed HTTP version")
+    if vm.group(1) != "1":
+        raise HTTPError(505, "unsupported HTTP version")
+    if not target or _BAD_VALUE.search(target) is not None or "\t" in target:
+        raise HTTPError(400, "invalid request target")
+    req = Request(method, target, int(vm.group(2)), _parse_fields(lines[1:]))
+
+    if target[0] == "/":
+        path = target.partition("?")[0]
+    elif method == "CONNECT":
+        req.url_host = target
+        path = ""
+    elif target == "*":
+        path = "*"
+    else:
+        m = _ABSOLUTE.fullmatch(target)
+        if m is None:
+            raise HTTPError(400, "invalid request target")
+        req.url_host = m.group(2).rpartition("@")[2]
+        origin = m.group(3) or "/"
+        if origin[0] != "/":
+            origin = "/" + origin
+        req.origin_target = origin
+        path = m.group(3).partition("?")[0]
+    if "%" in path:
+        if _BAD_ESCAPE.search(path) is not None:
+            raise HTTPError(400, "invalid URL escape")
+        path = unquote(path, errors="surrogateescape")
+    req.path = path
+
+    hosts = req.get_all("host")
+    if len(hosts) > 1:
+        raise HTTPError(400, "too many Host headers")
+    if hosts and _HOST.fullmatch(hosts[0]) is None:
+        raise HTTPError(400, "malformed Host header")
+    if not hosts and req.minor >= 1 and method != "CONNECT":
+        raise HTTPError(400, "missing required Host header")
+    req.host = req.url_host or (hosts[0] if hosts else "")
+    return req
+
+
+def parse_response_head(head: bytes | bytearray) -> Response:
+    lines = _split_head(head, 502)
+    if not lines:
+        raise HTTPError(502, "empty response")
+    m = _STATUS.fullmatch(lines[0])
+    if m is None:
+        raise HTTPError(502, f"malformed status line {lines[0][:64]!r}")
+    return Response(int(m.group(2)), m.group(3) or "", int(m.group(1)), _parse_fields(lines[1:]))
+
+
+def build_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
+    parts = [start_line]
+    parts.extend(f"{k}: {v}" for k, v in headers)
+    parts.append("\r\n")
+    return "\r\n".join(parts).encode("latin-1")
+
+
+def canonical_host(host: str) -> str:
+    """frp's CanonicalHost: lower-case, ``:port`` and a trailing dot removed (IPv6 brackets kept off)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        if end > 0:
+            return host[1:end]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.removesuffix(".")
+
+
+def basic_auth(value: str | None) -> tuple[str, str] | None:
+    """(user, password) of an ``Authorization: Basic ...`` value, or None."""
+    if not value or len(value) < 6 or value[:6].lower() != "basic ":
+        return None
+    try:
+        raw = base64.b64decode(value[6:], validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, pwd = raw.partition(":")
+    return (user, pwd) if sep else None
+
+
+# -- body framing -----------------------------------------------------------------------------
+
+
+class NoBody:
+    """A message without a body."""
+
+    __slots__ = ()
+    done = True
+
+    def feed(self, data: bytes, pos: int = 0) -> int:
+        return pos
+
+
+class ContentLengthBody:
+    __slots__ = ("done", "remaining")
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+        self.done = length == 0
+
+    def feed(self, data: bytes, pos: int = 0) -> int:
+        """Consume body bytes of ``data[pos:]``; return the index where the body (so far) ends."""
+        take = min(self.remaining, len(data) - pos)
+        self.remaining -= take
+        if not self.remaining:
+            self.done = True
+        return pos + take
+
+
+class UntilClose:
+    """A response body delimited by the connection close."""
+
+    __slots__ = ()
+    done = False
+
+    def feed(self, data: bytes, pos: int = 0) -> int:
+        return len(data)
+
+
+_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+
+
+class ChunkedBody:
+    """Tracks a chunked body (RFC 9112 §7.1) without decoding it: sizes, CRLFs, trailers."""
+
+    __slots__ = ("done", "line", "remaining", "state")
+
+    def __init__(self) -> None:
+        self.state = _SIZE
+        self.remaining = 0
+        self.line = b""
+        self.done = False
+
+    def feed(self, data: bytes, pos: int = 0) -> int:
+        n = len(data)
+        while pos < n:
+            state = self.state
+            if state == _DATA:
+                take = min(self.remaining, n - pos)
+                pos += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = _DATA_END
+                continue
+            if state == _DONE:
+                break
+            nl = data.find(b"\n", pos, pos + MAX_CHUNK_LINE + 2)
+            if nl < 0:
+                if state == _DATA_END and (self.line + data[pos:]) != b"\r":
+                    raise HTTPError(400, "missing CRLF after chunk data")
+                self.line += data[pos:]
+                if len(self.line) > MAX_CHUNK_LINE:
+                    raise HTTPError(400, "chunk header line too long")
+                return n
+            line = data[pos:nl]
+            pos = nl + 1
+            if self.line:
+                line = self.line + line
+                self.line = b""
+                if len(line) > MAX_CHUNK_LINE:
+                    raise HTTPError(400, "chunk header line too long")
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if state == _SIZE:
+                size_text = line.partition(b";")[0].strip(b" \t")
+                if _HEX.fullmatch(size_text) is None:
+                    raise HTTPError(400, f"invalid chunk size {size_text[:32]!r}")
+                size = int(size_text, 16)
+                if size:
+                    self.state = _DATA
+                    self.remaining = size
+                else:
+                    self.state = _TRAILER
+            elif state == _DATA_END:
+                if line:
+                    raise HTTPError(400, "missing CRLF after chunk data")
+                self.state = _SIZE
+            elif not line:  # end of the trailer section
+                self.state = _DONE
+                self.done = True
+                break
+        return pos
+
+
+BodyFramer = NoBody | ContentLengthBody | ChunkedBody | UntilClose
+_NO_BODY = NoBody()
+
+
+def _content_length(msg: _Message) -> int | None:
+    values = msg.get_all("content-length")
+    if not values:
+        return None
+    parts = {p.strip() for v in values for p in v.split(",")}
+    if len(parts) != 1:
+        raise HTTPError(400, "conflicting Content-Length")
+    text = parts.pop()
+    if not text.isdigit() or not text.isascii() or len(text) > 18:
+        raise HTTPError(400, f"bad Content-Length {text[:32]!r}")
+    return int(text)
+
+
+def _chunked(msg: _Message) -> bool | None:
+    """True: chunked is the final coding; False: some other coding; None: no Transfer-Encoding."""
+    values = msg.get_all("transfer-encoding")
+    if not values:
+        return None
+    codings = [c.strip().lower() for v in values for c in v.split(",") if c.strip()]
+    return bool(codings) and codings[-1] == "chunked"
+
+
+def request_body(req: Request) -> BodyFramer:
+    """How the request's body is delimited (RFC 9112 §6.3); raise HTTPError like Go does."""
+    codings = req.get_all("transfer-encoding")
+    if codings:
+        if [c.strip().lower() for v in codings for c in v.split(",")] != ["chunked"]:
+            raise HTTPError(501, "unsupported transfer encoding")
+        return ChunkedBody()
+    length = _content_length(req)
+    if not length:
+        return _NO_BODY
+    return ContentLengthBody(length)
+
+
+def response_body(resp: Response, method: str) -> BodyFramer:
+    status = resp.status
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return _NO_BODY
+    te = _chunked(resp)
+    if te is not None:
+        return ChunkedBody() if te else UntilClose()
+    length = _content_length(resp)
+    if length is None:
+        return UntilClose()
+    return ContentLengthBody(length) if length else _NO_BODY

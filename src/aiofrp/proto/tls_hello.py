@@ -1,0 +1,118 @@
+"""Just enough TLS to route by SNI: find the ClientHello at the start of a stream, read server_name.
+
+Sans-I/O: :func:`parse_client_hello` looks at the bytes received so far and returns None while
+the ClientHello is incomplete (it may span several handshake records, as Go accepts). Nothing is
+consumed: the proxy forwards every byte, ClientHello included, to the TLS server behind frpc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ProtocolError
+
+__all__ = ["ALERT_UNRECOGNIZED_NAME", "ClientHello", "parse_client_hello"]
+
+HANDSHAKE = 0x16
+CLIENT_HELLO = 1
+EXT_SERVER_NAME = 0
+MAX_RECORD = 16384 + 2048
+MAX_HANDSHAKE = 65536  # Go's maxHandshake
+
+# A fatal alert record: unrecognized_name (112). Go 0.65's frps answers an unknown SNI with it.
+ALERT_UNRECOGNIZED_NAME = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112])
+
+
+class TLSHelloError(ProtocolError):
+    """The stream does not start with a well-formed TLS ClientHello."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    server_name: str
+    """SNI host name as sent ("" when the client sent none)."""
+    length: int
+    """Bytes of the stream (records) that carried the ClientHello."""
+
+
+def parse_client_hello(buf: bytes | bytearray) -> ClientHello | None:
+    """The ClientHello at the start of ``buf``; None if more bytes are needed."""
+    hs = bytearray()
+    pos = 0
+    need = -1  # handshake message length once its header is known
+    while need < 0 or len(hs) < need + 4:
+        if len(buf) < pos + 5:
+            return None
+        ctype, major, rlen = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5], "big")
+        if ctype != HANDSHAKE:
+            raise TLSHelloError(f"not a TLS handshake record (content type {ctype:#04x})")
+        if major != 3:
+            raise TLSHelloError(f"unsupported TLS record version {major}.{buf[pos + 2]}")
+        if rlen == 0 or rlen > MAX_RECORD:
+            raise TLSHelloError(f"bad TLS record length {rlen}")
+        if len(buf) < pos + 5 + rlen:
+            return None
+        hs += buf[pos + 5 : pos + 5 + rlen]
+        pos += 5 + rlen
+        if need < 0 and len(hs) >= 4:
+            if hs[0] != CLIENT_HELLO:
+                raise TLSHelloError(f"first handshake message is type {hs[0]}, not ClientHello")
+            need = int.from_bytes(hs[1:4], "big")
+            if need > MAX_HANDSHAKE:
+                raise TLSHelloError(f"ClientHello of {need} bytes is too large")
+    return ClientHello(_server_name(memoryview(hs)[4 : need + 4]), pos)
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.data):
+            raise TLSHelloError("truncated ClientHello")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
+
+    def vector(self, len_size: int) -> memoryview:
+        return self.take(self.uint(len_size))
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+
+def _server_name(body: memoryview) -> str:
+    r = _Reader(body)
+    r.take(2 + 32)  # legacy_version, random
+    if len(r.vector(1)) > 32:
+        raise TLSHelloError("session id longer than 32 bytes")
+    suites = r.vector(2)
+    if not suites or len(suites) % 2:
+        raise TLSHelloError("bad cipher suite list")
+    if not r.vector(1):
+        raise TLSHelloError("no compression methods")
+    if not r.left:
+        return ""
+    exts = _Reader(r.vector(2))
+    name = ""
+    while exts.left:
+        etype = exts.uint(2)
+        data = exts.vector(2)
+        if etype != EXT_SERVER_NAME:
+            continue
+        names = _Reader(_Reader(data).vector(2))
+        while names.left:
+            kind = names.uint(1)
+            value = names.vector(2)
+            if kind == 0 and not name:
+                name = bytes(value).decode("ascii", "replace")
+                if not name or name.endswith("."):
+                    raise TLSHelloError(f"invalid SNI {name!r}")
+    return name

@@ -1,0 +1,74 @@
+"""http proxy: routes on frps's vhost HTTP port; each request goes over a work connection.
+
+Work connections of an http proxy speak HTTP/1.1 to the local service; idle ones are kept in
+the proxy's :class:`~aiofrp.server.vhost.http_upstream.UpstreamPool` for later requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ...net.msgconn import MsgConn
+from ...net.relay import work_conn_codecs
+from ...proto import msg as m
+from ..vhost import Route, build_domains, canonical_addr, register_routes, validate_domains
+from ..vhost import unregister_routes as _unregister
+from ..vhost.http_upstream import Upstream, UpstreamPool
+from . import register
+from .base import ProxyError, ServerProxy
+
+log = logging.getLogger("aiofrp.server.proxy.http")
+
+
+@register("http")
+class HTTPProxy(ServerProxy):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.pool = UpstreamPool()
+        self.routes: list[Route] = []
+        self._router: Any = None
+
+    async def run(self) -> None:
+        cfg = self.server.cfg
+        vhost = getattr(self.server, "http_vhost", None)
+        if not cfg.vhost_http_port or vhost is None:
+            raise ProxyError("type [http] not supported when vhost http port is not set")
+        req = self.req
+        validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
+        domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
+        locations = req.locations or [""]
+        routes = [
+            Route(domain, location, req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd,
+                  host_rewrite=req.host_header_rewrite, headers=req.headers, response_headers=req.response_headers)
+            for domain in domains for location in locations
+        ]
+        self._router = vhost.router
+        self.routes = register_routes(vhost.router, routes, self)
+        for r in routes:
+            log.info("[%s] http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
+                     self.name, r.domain, r.location, req.group, r.route_by_http_user)
+        self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_http_port) for d in domains for _ in locations)
+
+    def start_work_conn(self, conn: MsgConn, peer: tuple[str, int]) -> tuple[asyncio.Transport, Any, Any, bytes, bool]:
+        """StartWorkConn (client address only, as Go does for http) and the proxy's codecs."""
+        conn.write_msg(m.StartWorkConn(proxy_name=self.name, src_addr=peer[0], src_port=peer[1]))
+        work, data, eof = conn.detach()
+        key = self.server.key if self.req.use_encryption else None
+        encode, decode = work_conn_codecs(key, self.req.use_compression)
+        return work, encode, decode, data, eof
+
+    def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream:
+        work, encode, decode, data, _eof = self.start_work_conn(conn, peer)
+        up = Upstream(self, work, encode, decode)
+        if data:
+            log.debug("[%s] %d unexpected bytes before the first request", self.name, len(data))
+        return up
+
+    def close(self) -> None:
+        if self._router is not None:
+            _unregister(self._router, self.routes, self)
+            self.routes = []
+        self.pool.close()
+        super().close()

@@ -1,0 +1,586 @@
+"""The vhost HTTP port (frp §6.2): an HTTP/1.1 reverse proxy routing by Host, path and user.
+
+:class:`ClientConn` is the protocol of one client connection. It parses request heads itself
+(:mod:`aiofrp.proto.http`), routes each request (:class:`~.router.Routers`), checks basic auth,
+rewrites the head (Host, X-Forwarded-*, ``requestHeaders.set``) and streams it with its body to
+an :class:`~.http_upstream.Upstream` of the chosen proxy, whose response streams back the same
+way. Bodies are never buffered: bytes are forwarded as they arrive, and a full write buffer on
+one side pauses reading on the other. Requests of one keep-alive connection are routed one by
+one, each to its own proxy. After ``101 Switching Protocols`` (WebSocket ...) and for CONNECT the
+two connections become a raw :class:`~aiofrp.net.relay.Relay`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from ...net.mux import fmt_addr
+from ...net.relay import Relay
+from ...proto.http import (
+    MAX_HEAD_SIZE,
+    ChunkedBody,
+    HTTPError,
+    NoBody,
+    Request,
+    Response,
+    basic_auth,
+    build_head,
+    canonical_host,
+    find_head_end,
+    parse_request_head,
+    request_body,
+)
+from .http_rewrite import request_head_out, response_head_out, set_headers
+from .pages import (
+    PROXY_UNAUTHORIZED,
+    UNAUTHORIZED,
+    error_response,
+    not_found_page,
+    raw_not_found,
+    simple_response,
+)
+from .router import Route, Routers
+
+if TYPE_CHECKING:
+    from .http_upstream import Upstream
+
+log = logging.getLogger("aiofrp.server.vhost.http")
+
+# Go: http.Server.ReadHeaderTimeout = 60 s. Also bounds idle keep-alive connections (Go: none).
+READ_HEADER_TIMEOUT = float(os.environ.get("AIOFRP_VHOST_READ_HEADER_TIMEOUT", "60"))
+
+_HEAD, _ACQUIRE, _BODY, _WAIT, _LINGER, _CLOSED = range(6)
+LINGER_TIME = 1.0  # after an error response, unread request bytes are drained this long
+_R_UPSTREAM, _R_HOLD = 1, 2  # reasons to pause reading the client
+
+
+class HTTPVhost:
+    """The router and the listener(s) of ``vhostHTTPPort``."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        cfg = server.cfg
+        self.router: Routers[Route] = Routers()
+        self.port: int = cfg.vhost_http_port
+        self.response_timeout = float(cfg.vhost_http_timeout if cfg.vhost_http_timeout > 0 else 60)
+        self.custom_404: str = cfg.custom_404_page
+        self.shared = False  # True when it lives on the bind port (service._Sniff hands it connections)
+
+    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: ClientConn(self), host=host or None, port=port, reuse_address=True, backlog=1024
+        )
+
+    def accept(self, transport: asyncio.Transport, data: bytes) -> None:
+        """A connection of the bind port that sniffing found to be HTTP."""
+        conn = ClientConn(self)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
+
+    def not_found(self) -> bytes:
+        return not_found_page(self.custom_404)
+
+
+class ClientConn(asyncio.Protocol):
+    """One client connection of the vhost HTTP port."""
+
+    def __init__(self, vhost: HTTPVhost) -> None:
+        self.vhost = vhost
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.client_ip = ""
+        self.peer: tuple[str, int] = ("", 0)
+        self.state = _HEAD
+        self.hbuf = bytearray()  # partial request head
+        self.scan = 0
+        self.pending = b""  # bytes read behind the current request
+        self.paused = 0
+        self.write_paused = False
+        self.eof = False
+        self.timer: asyncio.TimerHandle | None = None
+        # the current exchange
+        self.req: Request | None = None
+        self.route: Route | None = None
+        self.member: Any = None
+        self.framer: Any = None
+        self.out_head = b""
+        self.up: Upstream | None = None
+        self.keep_alive = True
+        self.resp_started = False
+        self.retried = False
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = (peer[0], peer[1])
+            self.client_ip = peer[0]
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self.timer = asyncio.get_running_loop().call_later(READ_HEADER_TIMEOUT, self._head_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _head_timeout(self) -> None:
+        self.timer = None
+        if self.state == _HEAD:
+            if self.hbuf:
+                log.info("http request head from %s not complete in %gs, closing", fmt_addr(self.peer),
+                         READ_HEADER_TIMEOUT)
+            self._close(abort=True)
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        try:
+            if state == _BODY:
+                self._body(data, 0)
+            elif state == _HEAD:
+                self._head(data)
+            elif state == _LINGER:
+                return
+            elif state != _CLOSED:
+                self.pending += data
+                self._pause(_R_HOLD)
+        except Exception:
+            log.exception("http vhost: request handling failed for %s", fmt_addr(self.peer))
+            self._close(abort=True)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.state in (_HEAD, _LINGER):
+            self._close()
+            return False
+        if self.state == _BODY and self.up is not None and not self.framer.done:
+            self._fail_upstream()  # the request body will never be complete
+            return False
+        return True  # keep writing the response, close after it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if self.state != _CLOSED:
+            self.state = _CLOSED
+            up, self.up = self.up, None
+            if up is not None:
+                up.abort()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.up is not None:
+            self.up.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.up is not None:
+            self.up.resume_reading()
+
+    def pause_for_upstream(self, full: bool) -> None:
+        if full:
+            self._pause(_R_UPSTREAM)
+        else:
+            self._resume(_R_UPSTREAM)
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused and self.state != _CLOSED:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and self.state != _CLOSED:
+                self.transport.resume_reading()
+
+    def _close(self, *, abort: bool = False) -> None:
+        if self.state == _CLOSED:
+            return
+        self.state = _CLOSED
+        self._cancel_timer()
+        up, self.up = self.up, None
+        if up is not None:
+            up.abort()
+        if abort:
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    # -- request head ---------------------------------------------------------------------------
+
+    def _head(self, data: bytes) -> None:
+        buf = self.hbuf
+        start = 0
+        if buf:
+            buf += data
+            hay: bytes | bytearray = buf
+            scan = self.scan
+        else:
+            hay = data
+            scan = 0
+        n = len(hay)
+        while start < n and hay[start] in (13, 10):  # blank lines before a request line
+            start += 1
+        end = find_head_end(hay, max(start, scan))
+        if end < 0:
+            if n - start > MAX_HEAD_SIZE:
+                self._reject(431)
+                return
+            if start == n:
+                buf.clear()
+                return
+            if hay is not buf:
+                buf += memoryview(data)[start:]
+            elif start:
+                del buf[:start]
+            self.scan = max(0, len(buf) - 3)
+            return
+        if end - start > MAX_HEAD_SIZE:
+            self._reject(431)
+            return
+        if hay is buf:
+            data = bytes(buf)
+            buf.clear()
+        self.scan = 0
+        try:
+            req = parse_request_head(data[start:end])
+            framer = request_body(req)
+        except HTTPError as exc:
+            log.debug("bad http request from %s: %s", fmt_addr(self.peer), exc)
+            self._reject(exc.status, exc.detail)
+            return
+        self._cancel_timer()
+        self._request(req, framer, data, end)
+
+    def _reject(self, status: int, detail: str = "") -> None:
+        """Answer a request that cannot be parsed, then close (Go does the same)."""
+        if status == 431:
+            body = b"431 Request Header Fields Too Large"
+            self.transport.write(simple_response(431, body, close=True))
+        else:
+            self.transport.write(error_response(status, detail))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Half-close, then drain what the client still sends for a moment before closing, so
+        that closing with unread data (a reset) cannot destroy the error response in flight."""
+        self._cancel_timer()
+        up, self.up = self.up, None
+        if up is not None:
+            up.abort()
+        self.state = _LINGER
+        self.hbuf.clear()
+        self.pending = b""
+        t = self.transport
+        if not t.can_write_eof():
+            self._close()
+            return
+        t.write_eof()
+        self.paused = 0
+        t.resume_reading()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_TIME, self._close_linger)
+
+    def _close_linger(self) -> None:
+        self.timer = None
+        self.state = _HEAD  # let _close run
+        self._close()
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def _request(self, req: Request, framer: Any, data: bytes, pos: int) -> None:
+        vhost = self.vhost
+        self.req = req
+        self.framer = framer
+        self.resp_started = False
+        self.retried = False
+        tokens = req.connection_tokens() if req.headers else set()
+        self.keep_alive = ("close" not in tokens) if req.minor else ("keep-alive" in tokens)
+        proxy_form = bool(req.url_host)
+        auth = basic_auth(req.get("authorization"))
+        user = ""
+        pauth = None
+        if proxy_form:
+            pauth = basic_auth(req.get("proxy-authorization"))
+            if pauth is not None:
+                user = pauth[0]
+        if not user and auth is not None:
+            user = auth[0]
+        route = vhost.router.find(canonical_host(req.host), req.path, user)
+        if route is None and req.method == "CONNECT":
+            self.transport.write(raw_not_found(vhost.custom_404))
+            self._close()
+            return
+        if route is None:
+            log.debug("http request for host [%s] path [%s] httpUser [%s]: no route", req.host, req.path, user)
+            self._local_response(404, vhost.not_found(), "text/html; charset=utf-8", data, pos)
+            return
+        if route.needs_auth:
+            if proxy_form:
+                # newer frp wants Proxy-Authorization (else 407); 0.65 took Authorization: accept both
+                if not ((pauth is not None and route.check_auth(*pauth))
+                        or (auth is not None and route.check_auth(*auth))):
+                    self._local_raw(PROXY_UNAUTHORIZED, data, pos)
+                    return
+            elif auth is None or not route.check_auth(*auth):
+                self._local_raw(UNAUTHORIZED, data, pos)
+                return
+        member = route.pick()
+        if member is None:
+            self._local_response(404, vhost.not_found(), "text/html; charset=utf-8", data, pos)
+            return
+        self.route = route
+        self.member = member
+        if req.method == "CONNECT":
+            self._connect(member, req, data[pos:] if pos < len(data) else b"")
+            return
+        upgrade = req.get("upgrade") if "upgrade" in tokens else None
+        self.out_head = request_head_out(req, route, self.client_ip, upgrade, tokens,
+                                          isinstance(framer, ChunkedBody))
+        up = member.pool.take()
+        if up is None:
+            conn = member.control.take_work_conn_nowait()
+            if conn is not None:
+                up = member.new_upstream(conn, self.peer)
+        if up is not None:
+            self._attach(up, data, pos)
+            return
+        self.state = _ACQUIRE
+        self.pending = data[pos:] if pos < len(data) else b""
+        self._pause(_R_HOLD)
+        vhost.server.spawn(self._acquire(member))
+
+    async def _acquire(self, member: Any) -> None:
+        try:
+            conn = await member.control.get_work_conn()
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("[%s] failed to get work connection: %s", member.name, exc)
+            if self.state == _ACQUIRE:
+                self._upstream_failed(f"no work connection: {exc}", timeout=False)
+            return
+        if self.state != _ACQUIRE or member.closed:
+            conn.close()
+            if self.state == _ACQUIRE:
+                self._upstream_failed("proxy closed", timeout=False)
+            return
+        up = member.new_upstream(conn, self.peer)
+        data, self.pending = self.pending, b""
+        self._resume(_R_HOLD)
+        self._attach(up, data, 0)
+
+    def _attach(self, up: Upstream, data: bytes, pos: int) -> None:
+        req = self.req
+        assert req is not None
+        self.up = up
+        up.start(self, req.method)
+        framer = self.framer
+        if framer.done:
+            up.send(self.out_head)
+            self._request_sent(data, pos)
+            return
+        self.state = _BODY
+        try:
+            end = framer.feed(data, pos)
+        except HTTPError as exc:
+            self._bad_body(exc)
+            return
+        if end > pos:
+            up.send(self.out_head + data[pos:end])
+        else:
+            up.send(self.out_head)
+        if framer.done:
+            self._request_sent(data, end)
+
+    def _body(self, data: bytes, pos: int) -> None:
+        framer = self.framer
+        try:
+            end = framer.feed(data, pos)
+        except HTTPError as exc:
+            self._bad_body(exc)
+            return
+        up = self.up
+        assert up is not None
+        if pos == 0 and end == len(data):
+            up.send(data)
+        elif end > pos:
+            up.send(memoryview(data)[pos:end])
+        if framer.done:
+            self._request_sent(data, end)
+
+    def _bad_body(self, exc: HTTPError) -> None:
+        log.debug("bad request body from %s: %s", fmt_addr(self.peer), exc)
+        if not self.resp_started:
+            self.transport.write(error_response(400, exc.detail))
+        self._close()
+
+    def _request_sent(self, data: bytes, end: int) -> None:
+        if end < len(data):
+            self.pending += data[end:]
+            self._pause(_R_HOLD)
+        if self.up is None:  # the response was complete before the request
+            self._finish(close=True)
+            return
+        self.state = _WAIT
+        self.up.request_done(self.vhost.response_timeout)
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def on_interim(self, resp: Response, raw: bytes) -> None:
+        self.transport.write(raw)
+
+    def on_response_head(self, up: Upstream, resp: Response, raw: bytes) -> bytes:
+        """The head to send to the client (the upstream writes it, with the first body bytes)."""
+        close = not self.keep_alive or self.eof or not up.reusable
+        head, upstream_close = response_head_out(resp, raw, self.route, close, self.req)
+        if upstream_close:
+            up.reusable = False
+        self.resp_started = True
+        return head
+
+    def on_response_end(self, up: Upstream) -> None:
+        self.up = None
+        self._resume(_R_UPSTREAM)
+        if up.reusable and self.state == _WAIT:
+            up.member.pool.put(up)
+        else:
+            up.close()
+        if self.state == _WAIT:
+            self._finish(close=not self.keep_alive or self.eof or not up.reusable)
+        elif self.state == _BODY:
+            # answered before the request body was complete: the connection cannot be reused
+            self._finish(close=True)
+
+    def on_upgrade(self, up: Upstream, resp: Response, raw: bytes, rest: bytes) -> None:
+        """101 Switching Protocols: from now on bytes flow unchanged both ways."""
+        self.up = None
+        self._cancel_timer()
+        route = self.route
+        if route is not None and route.response_headers:
+            raw = build_head(raw.split(b"\r\n", 1)[0].decode("latin-1"),
+                             set_headers(resp.headers, route.response_headers))
+        self.transport.write(raw)
+        if rest:
+            self.transport.write(rest)
+        self._tunnel(up.member, up.transport, up.encode, up.decode, self.pending)
+
+    def _tunnel(self, member: Any, work: asyncio.Transport, encode: Any, decode: Any, data: bytes,
+                wdata: bytes = b"", weof: bool = False) -> None:
+        self.state = _CLOSED
+        self.pending = b""
+        relay = Relay(self.transport, work, a_to_b=encode, b_to_a=decode, a_data=data, a_eof=self.eof,
+                      b_data=wdata, b_eof=weof, name=member.name, on_close=member.relays.discard)
+        if not relay.done.done():
+            member.relays.add(relay)
+
+    def on_upstream_error(self, up: Upstream, why: str, *, timeout: bool) -> None:
+        if up is not self.up:
+            return
+        self.up = None
+        if self.state in (_CLOSED, _HEAD):
+            return
+        if (not timeout and up.reused and not up.got_bytes and not self.retried
+                and isinstance(self.framer, NoBody) and self.state == _WAIT):
+            # A pooled connection the local service had closed: try once more on a fresh one.
+            self.retried = True
+            member = self.member
+            conn = member.control.take_work_conn_nowait()
+            self.state = _ACQUIRE
+            if conn is not None:
+                self._attach(member.new_upstream(conn, self.peer), b"", 0)
+            else:
+                self.vhost.server.spawn(self._acquire(member))
+            return
+        self._upstream_failed(why, timeout=timeout)
+
+    def _fail_upstream(self) -> None:
+        up, self.up = self.up, None
+        if up is not None:
+            up.abort()
+        self._close()
+
+    def _upstream_failed(self, why: str, *, timeout: bool) -> None:
+        req = self.req
+        log.warning("do http proxy request [host: %s] error: %s", req.host if req else "", why)
+        if self.resp_started:
+            self._close()
+            return
+        done = self.state in (_WAIT, _ACQUIRE) and self.framer.done
+        if timeout:
+            self.transport.write(simple_response(504, close=not (done and self.keep_alive)))
+        else:
+            self.transport.write(simple_response(404, self.vhost.not_found(), content_type="text/html; charset=utf-8",
+                                                 close=not (done and self.keep_alive)))
+        self._finish(close=not done or not self.keep_alive or self.eof)
+
+    def _local_raw(self, response: bytes, data: bytes, pos: int) -> None:
+        """A response frps writes itself (auth challenge, 404); the request is not forwarded."""
+        close = not self.keep_alive or self.eof or not self.framer.done
+        if close:
+            response = response.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+        self.transport.write(response)
+        if not close and pos < len(data):
+            self.pending += data[pos:]
+        self._finish(close=close)
+
+    def _local_response(self, status: int, body: bytes, ctype: str, data: bytes, pos: int) -> None:
+        self._local_raw(simple_response(status, body, content_type=ctype), data, pos)
+
+    def _finish(self, *, close: bool) -> None:
+        """The exchange is over: close, or wait for the next request (maybe already read)."""
+        self._resume(_R_UPSTREAM)
+        self.req = None
+        self.route = None
+        self.member = None
+        self.up = None
+        if close or self.eof:
+            framer = self.framer
+            if not self.eof and framer is not None and not framer.done:
+                self._linger()  # the rest of the request body is still coming
+            else:
+                self._close()
+            return
+        self.state = _HEAD
+        self._arm_head_timer()
+        if self.pending:
+            data, self.pending = self.pending, b""
+            asyncio.get_running_loop().call_soon(self._continue, data)
+        else:
+            self._resume(_R_HOLD)
+
+    def _continue(self, data: bytes) -> None:
+        if self.state == _HEAD:
+            self._head(data)
+            if self.state == _HEAD:
+                self._resume(_R_HOLD)
+
+    # -- CONNECT --------------------------------------------------------------------------------
+
+    def _connect(self, member: Any, req: Request, rest: bytes) -> None:
+        """CONNECT through the vhost port: the request itself goes to the work connection, then
+        bytes are relayed both ways (Go's connectHandler)."""
+        self.state = _ACQUIRE
+        self._pause(_R_HOLD)
+        head = build_head(f"CONNECT {req.target} HTTP/1.{req.minor}", req.headers)
+        self.vhost.server.spawn(self._connect_relay(member, head + rest))
+
+    async def _connect_relay(self, member: Any, data: bytes) -> None:
+        try:
+            conn = await member.control.get_work_conn()
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("[%s] failed to get work connection: %s", member.name, exc)
+            if self.state == _ACQUIRE:
+                self.transport.write(raw_not_found(self.vhost.custom_404))
+                self._close()
+            return
+        if self.state != _ACQUIRE:
+            conn.close()
+            return
+        work, encode, decode, wdata, weof = member.start_work_conn(conn, self.peer)
+        self._tunnel(member, work, encode, decode, data + self.pending, wdata, weof)

@@ -1,0 +1,332 @@
+"""The frps end of HTTP exchanges with a local service: a work connection spoken to as HTTP/1.1.
+
+An :class:`Upstream` is the protocol of one work connection (after StartWorkConn and with the
+proxy's encryption/compression codecs). It parses response heads, frames response bodies and
+writes them straight into the client's transport; the client side (:mod:`.http`) tells it when a
+request starts and ends. Between requests it waits in its proxy's :class:`UpstreamPool`, like the
+idle connections of Go's ``http.Transport``, so keep-alive traffic needs no new work connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...proto.http import (
+    MAX_HEAD_SIZE,
+    HTTPError,
+    UntilClose,
+    find_head_end,
+    parse_response_head,
+    response_body,
+)
+
+if TYPE_CHECKING:
+    from .http import ClientConn
+
+log = logging.getLogger("aiofrp.server.vhost.http")
+
+IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
+MAX_IDLE = 16  # Go keeps 5 per route; a few more avoid work-connection churn under load
+
+_IDLE, _HEAD, _BODY, _CLOSED = range(4)
+
+Codec = Callable[[bytes], bytes]
+
+
+class Upstream(asyncio.Protocol):
+    """One work connection carrying HTTP/1.1 requests of one proxy, one exchange at a time."""
+
+    __slots__ = (
+        "client", "client_transport", "decode", "encode", "framer", "got_bytes", "idle_since",
+        "member", "method", "rbuf", "read_paused", "reusable", "reused", "state", "timer", "transport",
+        "write_paused",
+    )
+
+    def __init__(
+        self, member: Any, transport: asyncio.Transport, encode: Codec | None, decode: Codec | None,
+    ) -> None:
+        self.member = member
+        self.transport = transport
+        self.encode = encode
+        self.decode = decode
+        self.client: ClientConn | None = None
+        self.client_transport: asyncio.Transport | None = None
+        self.state = _IDLE
+        self.rbuf = b""
+        self.framer: Any = None
+        self.method = ""
+        self.timer: asyncio.TimerHandle | None = None
+        self.got_bytes = False
+        self.reused = False
+        self.reusable = True
+        self.idle_since = 0.0
+        self.read_paused = False  # by the client's full write buffer
+        self.write_paused = False  # our transport's buffer is full
+        transport.set_protocol(self)
+
+    # -- driven by the client side --------------------------------------------------------------
+
+    def start(self, client: ClientConn, method: str) -> None:
+        self.client = client
+        self.client_transport = client.transport
+        self.method = method
+        self.state = _HEAD
+        self.got_bytes = False
+        self.reusable = True
+        if client.write_paused:
+            self.pause_reading()
+        if self.write_paused:
+            client.pause_for_upstream(True)
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def send(self, data: bytes | memoryview) -> None:
+        enc = self.encode
+        self.transport.write(enc(data) if enc is not None else data)
+
+    def request_done(self, timeout: float) -> None:
+        """The whole request is written: Go's ResponseHeaderTimeout starts now."""
+        if self.state == _HEAD and self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(timeout, self._timeout)
+
+    @property
+    def usable(self) -> bool:
+        return self.state == _IDLE and not self.transport.is_closing()
+
+    def detach(self) -> None:
+        """Stop handling the connection (it becomes one side of a raw relay)."""
+        self._cancel_timer()
+        self.state = _CLOSED
+        self.client = None
+
+    def close(self) -> None:
+        self._cancel_timer()
+        if self.state != _CLOSED:
+            self.state = _CLOSED
+            self.client = None
+            self.member.pool.discard(self)
+        self.transport.close()
+
+    def abort(self) -> None:
+        self._cancel_timer()
+        self.state = _CLOSED
+        self.client = None
+        self.member.pool.discard(self)
+        self.transport.abort()
+
+    # -- protocol callbacks ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.decode is not None:
+            try:
+                data = self.decode(data)
+            except Exception as exc:  # noqa: BLE001 - a corrupt work connection fails this exchange only
+                self._error(f"bad data on work connection: {exc}")
+                return
+            if not data:
+                return
+        elif type(data) is not bytes:
+            data = bytes(data)  # yamux streams hand out views of their frames
+        state = self.state
+        try:
+            if state == _BODY:
+                self._body(data, 0)
+            elif state == _HEAD:
+                self._head(data)
+        except Exception:  # a bug must not take down the yamux session the stream belongs to
+            log.exception("[%s] http response handling failed", self.member.name)
+            self._error("internal error")
+            return
+        if state == _IDLE:
+            log.debug("[%s] unexpected %d bytes on an idle work connection", self.member.name, len(data))
+            self.abort()
+
+    def _head(self, data: bytes) -> None:
+        self.got_bytes = True
+        if self.rbuf:
+            data = self.rbuf + data
+            self.rbuf = b""
+        pos = 0
+        client = self.client
+        assert client is not None
+        while True:
+            end = find_head_end(data, pos)
+            if end < 0:
+                if len(data) - pos > MAX_HEAD_SIZE:
+                    self._error("response head too large")
+                else:
+                    self.rbuf = data[pos:] if pos else data
+                return
+            try:
+                resp = parse_response_head(data[pos:end])
+                framer = response_body(resp, self.method)
+            except HTTPError as exc:
+                self._error(f"malformed response: {exc}")
+                return
+            if resp.status >= 200 or resp.status == 101:
+                break
+            client.on_interim(resp, data[pos:end])  # 100 Continue, 103 Early Hints ...
+            pos = end
+        self._cancel_timer()
+        if resp.status == 101:
+            self.detach()
+            client.on_upgrade(self, resp, data[pos:end], data[end:])
+            return
+        self.framer = framer
+        self.state = _BODY
+        if isinstance(framer, UntilClose):
+            self.reusable = False
+        head = client.on_response_head(self, resp, data[pos:end])
+        ct = self.client_transport
+        assert ct is not None
+        if framer.done or end == len(data):
+            ct.write(head)
+            if framer.done:
+                self._done(end < len(data))
+            return
+        # head and the first body bytes in one write (one syscall)
+        stop = framer.feed(data, end)
+        ct.writelines((head, memoryview(data)[end:stop]))
+        if framer.done:
+            self._done(stop < len(data))
+
+    def _body(self, data: bytes, pos: int) -> None:
+        framer = self.framer
+        end = framer.feed(data, pos)
+        ct = self.client_transport
+        if pos == 0 and end == len(data):
+            ct.write(data)  # type: ignore[union-attr]
+        elif end > pos:
+            ct.write(memoryview(data)[pos:end])  # type: ignore[union-attr]
+        if framer.done:
+            self._done(end < len(data))
+
+    def _done(self, extra: bool) -> None:
+        """The response is complete; ``extra``: the service sent bytes beyond it."""
+        if extra:
+            self.reusable = False
+        client = self.client
+        self.client = None
+        self.client_transport = None
+        self.state = _IDLE
+        self.resume_reading()
+        if client is not None:
+            client.on_response_end(self)
+
+    def _error(self, why: str, *, timeout: bool = False) -> None:
+        client = self.client
+        self.abort()
+        if client is not None:
+            client.on_upstream_error(self, why, timeout=timeout)
+
+    def _timeout(self) -> None:
+        self.timer = None
+        if self.state == _HEAD:
+            self._error("timeout awaiting response headers", timeout=True)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def eof_received(self) -> bool:
+        if self.state == _BODY and isinstance(self.framer, UntilClose):
+            self.reusable = False
+            self._done(False)
+            self.close()
+            return False
+        if self.state in (_HEAD, _BODY):
+            self._error("local service closed the connection" if self.state == _BODY or self.got_bytes
+                        else "EOF before any response")
+        else:
+            self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state in (_HEAD, _BODY):
+            if self.state == _BODY and isinstance(self.framer, UntilClose):
+                self.reusable = False
+                self._done(False)
+            else:
+                self._error(f"work connection lost: {exc or 'closed'}")
+        self._cancel_timer()
+        self.state = _CLOSED
+        self.member.pool.discard(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        client = self.client
+        if client is not None:
+            client.pause_for_upstream(True)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        client = self.client
+        if client is not None:
+            client.pause_for_upstream(False)
+
+
+class UpstreamPool:
+    """A proxy's idle upstreams (most recently used first out), closed after IDLE_TIMEOUT."""
+
+    __slots__ = ("_timer", "closed", "idle")
+
+    def __init__(self) -> None:
+        self.idle: list[Upstream] = []
+        self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def take(self) -> Upstream | None:
+        idle = self.idle
+        while idle:
+            up = idle.pop()
+            if up.usable:
+                up.reused = True
+                return up
+            up.abort()
+        return None
+
+    def put(self, up: Upstream) -> None:
+        if self.closed or len(self.idle) >= MAX_IDLE or not up.usable:
+            up.close()
+            return
+        loop = asyncio.get_running_loop()
+        up.idle_since = loop.time()
+        self.idle.append(up)
+        if self._timer is None:
+            self._timer = loop.call_later(IDLE_TIMEOUT / 4, self._sweep)
+
+    def discard(self, up: Upstream) -> None:
+        try:
+            self.idle.remove(up)
+        except ValueError:
+            pass
+
+    def _sweep(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        limit = loop.time() - IDLE_TIMEOUT
+        for up in [u for u in self.idle if u.idle_since <= limit]:
+            up.close()
+        if self.idle and not self.closed:
+            self._timer = loop.call_later(IDLE_TIMEOUT / 4, self._sweep)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for up in list(self.idle):
+            up.close()
+        self.idle.clear()

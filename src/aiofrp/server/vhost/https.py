@@ -1,0 +1,117 @@
+"""The vhost HTTPS port (frp §6.3): route TLS connections by SNI, without terminating TLS.
+
+The ClientHello is read (:mod:`aiofrp.proto.tls_hello`), its server_name looked up with the
+domain rules of §6.1, and the whole byte stream, ClientHello included, goes through a work
+connection to the TLS server behind frpc. An unknown name gets the TLS alert Go 0.65 sends
+(``unrecognized_name``) and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ...net.mux import fmt_addr
+from ...net.relay import PendingConn
+from ...proto.tls_hello import ALERT_UNRECOGNIZED_NAME, MAX_HANDSHAKE, TLSHelloError, parse_client_hello
+from .router import Route, Routers
+
+log = logging.getLogger("aiofrp.server.vhost.https")
+
+MUX_TIMEOUT = 30.0  # Go: vhostReadWriteTimeout, the deadline for reading the ClientHello
+MAX_HELLO_BYTES = MAX_HANDSHAKE + 4096
+
+
+class HTTPSVhost:
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.router: Routers[Route] = Routers()
+        self.port: int = server.cfg.vhost_https_port
+        self.shared = False
+
+    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+        return await asyncio.get_running_loop().create_server(
+            lambda: SNIConn(self), host=host or None, port=port, reuse_address=True, backlog=1024
+        )
+
+    def accept(self, transport: asyncio.Transport, data: bytes) -> None:
+        """A connection of the bind port whose first byte was 0x16."""
+        conn = SNIConn(self)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
+
+
+class SNIConn(PendingConn):
+    """Reads the ClientHello, then waits (paused, bytes kept) for its proxy to take it over."""
+
+    def __init__(self, vhost: HTTPSVhost) -> None:
+        super().__init__()
+        self.vhost = vhost
+        self.hello = bytearray()
+        self.routed = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.timer = asyncio.get_running_loop().call_later(MUX_TIMEOUT, self._timeout)
+
+    def _timeout(self) -> None:
+        self.timer = None
+        if not self.routed and self.transport is not None:
+            log.debug("https connection from %s sent no ClientHello in %gs", self._peer(), MUX_TIMEOUT)
+            self.transport.abort()
+
+    def _peer(self) -> str:
+        return fmt_addr(self.transport.get_extra_info("peername")) if self.transport is not None else "?"
+
+    def data_received(self, data: bytes) -> None:
+        if self.routed:
+            super().data_received(data)
+            return
+        assert self.transport is not None
+        self.hello += data
+        try:
+            hello = parse_client_hello(self.hello)
+        except TLSHelloError as exc:
+            log.debug("get hostname from https request error: %s", exc)
+            self._stop()
+            self.transport.abort()
+            return
+        if hello is None:
+            if len(self.hello) > MAX_HELLO_BYTES:
+                self._stop()
+                self.transport.abort()
+            return
+        self._stop()
+        name = hello.server_name.lower()
+        route = self.vhost.router.find(name, "", "")
+        member = route.pick() if route is not None else None
+        if member is None:
+            log.debug("https request for host [%s] from %s not found", name, self._peer())
+            self.transport.write(ALERT_UNRECOGNIZED_NAME)
+            self.transport.close()
+            return
+        self.routed = True
+        self.buffered.append(bytes(self.hello))
+        self.hello = bytearray()
+        self.transport.pause_reading()
+        log.debug("[%s] new https connection for host [%s]", member.name, name)
+        self.vhost.server.spawn(member.handle_user_conn(self))
+
+    def _stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def eof_received(self) -> bool:
+        if not self.routed:
+            self._stop()
+            return False
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+        super().connection_lost(exc)

@@ -1,0 +1,90 @@
+"""Canned responses of the vhosts: frp's "not found" page, auth challenges, error statuses."""
+
+from __future__ import annotations
+
+import logging
+
+from ... import FRP_VERSION
+from ...proto.http import STATUS_TEXT
+
+log = logging.getLogger("aiofrp.server.vhost")
+
+NOT_FOUND_PAGE = b"""<!DOCTYPE html>
+<html>
+<head>
+<title>Not Found</title>
+<style>
+    body {
+        width: 35em;
+        margin: 0 auto;
+        font-family: Tahoma, Verdana, Arial, sans-serif;
+    }
+</style>
+</head>
+<body>
+<h1>The page you requested was not found.</h1>
+<p>Sorry, the page you are looking for is currently unavailable.<br/>
+Please try again later.</p>
+<p>The server is powered by <a href="https://github.com/fatedier/frp">frp</a>.</p>
+<p><em>Faithfully yours, frp.</em></p>
+</body>
+</html>
+"""
+
+CONNECT_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+PROXY_AUTH_REQUIRED = (
+    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+    b'Proxy-Authenticate: Basic realm="Restricted"\r\nContent-Length: 0\r\n\r\n'
+)
+
+
+def not_found_page(custom_path: str) -> bytes:
+    """frp's page, or the ``custom404Page`` file when it is set and readable (read every time, as Go)."""
+    if custom_path:
+        try:
+            with open(custom_path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            log.warning("read custom 404 page error: %s", exc)
+    return NOT_FOUND_PAGE
+
+
+def raw_not_found(custom_path: str) -> bytes:
+    """The 404 written on a raw connection (CONNECT and tcpmux failures): Go's NotFoundResponse."""
+    body = not_found_page(custom_path)
+    return (
+        f"HTTP/1.1 404 Not Found\r\nContent-Length: {len(body)}\r\nContent-Type: text/html\r\n"
+        f"Server: frp/{FRP_VERSION}\r\n\r\n"
+    ).encode() + body
+
+
+def simple_response(
+    status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None, *, close: bool = False,
+    content_type: str = "text/plain; charset=utf-8",
+) -> bytes:
+    lines = [f"HTTP/1.1 {status} {STATUS_TEXT.get(status, '')}"]
+    if body:
+        lines.append(f"Content-Type: {content_type}")
+    for k, v in headers or ():
+        lines.append(f"{k}: {v}")
+    if body or status >= 200:
+        lines.append(f"Content-Length: {len(body)}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def error_response(status: int, detail: str = "") -> bytes:
+    """What Go's server writes for a request it cannot parse (plain text, then it closes)."""
+    text = f"{status} {STATUS_TEXT.get(status, '')}" + (f": {detail}" if detail else "")
+    return simple_response(status, text.encode("latin-1", "replace"), close=True)
+
+
+UNAUTHORIZED = simple_response(
+    401, b"Unauthorized\n",
+    [("Www-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")],
+)
+PROXY_UNAUTHORIZED = simple_response(
+    407, b"Proxy Authentication Required\n",
+    [("Proxy-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")],
+)

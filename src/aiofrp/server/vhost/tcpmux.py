@@ -1,0 +1,125 @@
+"""The tcpmux ``httpconnect`` port (frp §6.4): an HTTP CONNECT proxy routing by the target host.
+
+After the CONNECT request (and Proxy-Authorization when the route has ``httpUser``), frps answers
+``200 OK`` itself and relays the bytes that follow to frpc, or with ``tcpmuxPassthrough`` relays
+the CONNECT request too and lets the local service answer it. Unknown hosts get frp's raw 404.
+Unlike Go 0.65, which writes its 200 before checking credentials, a failed check gets only 407.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ...net.mux import fmt_addr
+from ...net.relay import PendingConn
+from ...proto.http import HTTPError, basic_auth, canonical_host, find_head_end, parse_request_head
+from .https import MUX_TIMEOUT
+from .pages import CONNECT_OK, PROXY_AUTH_REQUIRED, raw_not_found
+from .router import Route, Routers
+
+log = logging.getLogger("aiofrp.server.vhost.tcpmux")
+
+MAX_CONNECT_HEAD = 64 * 1024
+
+
+class TCPMuxVhost:
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.router: Routers[Route] = Routers()
+        self.port: int = server.cfg.tcpmux_http_connect_port
+        self.passthrough: bool = server.cfg.tcpmux_passthrough
+        self.shared = False
+
+    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+        return await asyncio.get_running_loop().create_server(
+            lambda: ConnectConn(self), host=host or None, port=port, reuse_address=True, backlog=1024
+        )
+
+
+class ConnectConn(PendingConn):
+    """Reads the CONNECT request, routes it, then waits (paused) for its proxy to take over."""
+
+    def __init__(self, vhost: TCPMuxVhost) -> None:
+        super().__init__()
+        self.vhost = vhost
+        self.head = bytearray()
+        self.routed = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.timer = asyncio.get_running_loop().call_later(MUX_TIMEOUT, self._timeout)
+
+    def _timeout(self) -> None:
+        self.timer = None
+        if not self.routed and self.transport is not None:
+            self.transport.abort()
+
+    def _stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.routed:
+            super().data_received(data)
+            return
+        t = self.transport
+        assert t is not None
+        buf = self.head
+        scan = max(0, len(buf) - 3)
+        buf += data
+        end = find_head_end(buf, scan)
+        if end < 0:
+            if len(buf) > MAX_CONNECT_HEAD:
+                self._stop()
+                t.abort()
+            return
+        self._stop()
+        peer = fmt_addr(t.get_extra_info("peername"))
+        try:
+            req = parse_request_head(buf[:end])
+        except HTTPError as exc:
+            log.debug("tcpmux request from %s: %s", peer, exc)
+            t.abort()
+            return
+        if req.method != "CONNECT":
+            log.debug("tcpmux request from %s: connections to tcp vhost must be of method CONNECT", peer)
+            t.abort()
+            return
+        host = canonical_host(req.host)
+        creds = basic_auth(req.get("proxy-authorization")) or ("", "")
+        route = self.vhost.router.find(host, "", creds[0])
+        member = route.pick() if route is not None else None
+        if member is None:
+            log.debug("tcpmux request for host [%s] httpUser [%s] not found", host, creds[0])
+            t.write(raw_not_found(self.vhost.server.cfg.custom_404_page))
+            t.close()
+            return
+        if route.http_user and (creds[0], creds[1]) != (route.http_user, route.http_pwd):  # type: ignore[union-attr]
+            log.debug("[%s] tcpmux auth failed for user [%s]", member.name, creds[0])
+            t.write(PROXY_AUTH_REQUIRED)
+            t.close()
+            return
+        self.routed = True
+        if self.vhost.passthrough:
+            self.buffered.append(bytes(buf))
+        else:
+            t.write(CONNECT_OK)
+            if end < len(buf):
+                self.buffered.append(bytes(buf[end:]))
+        self.head = bytearray()
+        t.pause_reading()
+        self.vhost.server.spawn(member.handle_user_conn(self))
+
+    def eof_received(self) -> bool:
+        if not self.routed:
+            self._stop()
+            return False
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+        super().connection_lost(exc)

@@ -1,0 +1,103 @@
+"""SNI extraction from TLS ClientHellos (aiofrp.proto.tls_hello), with real hellos from OpenSSL."""
+
+from __future__ import annotations
+
+import ssl
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiofrp.proto.tls_hello import ALERT_UNRECOGNIZED_NAME, TLSHelloError, parse_client_hello
+
+
+def real_hello(server_name: str | None, *, tls12_only: bool = False, alpn: list[str] | None = None) -> bytes:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if tls12_only:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_side=False, server_hostname=server_name)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+@pytest.mark.parametrize("name", ["example.com", "A.Sub.Example.COM", "x" * 60 + ".test"])
+def test_real_client_hello_sni(name: str):
+    data = real_hello(name, alpn=["h2", "http/1.1"])
+    hello = parse_client_hello(data)
+    assert hello is not None
+    assert hello.server_name == name  # the vhost lower-cases it for routing
+    assert hello.length == len(data)
+
+
+def test_tls12_hello_and_no_sni():
+    assert parse_client_hello(real_hello("tls12.example", tls12_only=True)).server_name == "tls12.example"
+    # Python sends no SNI for IP literals or None
+    assert parse_client_hello(real_hello(None)).server_name == ""
+    assert parse_client_hello(real_hello("127.0.0.1")).server_name == ""
+
+
+def test_incomplete_needs_more_bytes():
+    data = real_hello("more.example")
+    for cut in (0, 1, 4, 5, 6, 40, len(data) - 1):
+        assert parse_client_hello(data[:cut]) is None
+    assert parse_client_hello(data + b"trailing application bytes").length == len(data)
+
+
+def split_into_records(data: bytes, sizes: list[int]) -> bytes:
+    """Re-frame one handshake record's payload into several records (legal TLS, Go accepts it)."""
+    assert data[0] == 0x16
+    payload = data[5:5 + struct.unpack(">H", data[3:5])[0]]
+    out = b""
+    pos = 0
+    for size in [*sizes, len(payload)]:
+        piece = payload[pos:pos + size]
+        if not piece:
+            break
+        out += bytes([0x16, 3, 1]) + struct.pack(">H", len(piece)) + piece
+        pos += len(piece)
+    return out
+
+
+@settings(max_examples=50, deadline=None)
+@given(sizes=st.lists(st.integers(1, 200), max_size=6))
+def test_hello_spanning_records(sizes):
+    data = split_into_records(real_hello("split.example"), sizes)
+    hello = parse_client_hello(data)
+    assert hello is not None and hello.server_name == "split.example" and hello.length == len(data)
+    assert parse_client_hello(data[:-1]) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\n\r\n",
+        bytes([0x17, 3, 3, 0, 5]) + b"hello",  # application data record
+        bytes([0x16, 2, 0, 0, 5]) + b"hello",  # SSLv2-ish version
+        bytes([0x16, 3, 1, 0, 0]),  # empty record
+        bytes([0x16, 3, 1, 0, 4, 2, 0, 0, 0]),  # ServerHello, not ClientHello
+        bytes([0x16, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3]),  # truncated ClientHello body
+    ],
+)
+def test_not_a_client_hello(data: bytes):
+    with pytest.raises(TLSHelloError):
+        parse_client_hello(data)
+
+
+def test_alert_record_shape():
+    assert ALERT_UNRECOGNIZED_NAME[:1] == b"\x15" and ALERT_UNRECOGNIZED_NAME[-2:] == bytes([2, 112])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_never_crashes(data: bytes):
+    try:
+        parse_client_hello(bytes([0x16, 3, 1]) + struct.pack(">H", len(data)) + data)
+    except TLSHelloError:
+        pass
