@@ -27,6 +27,8 @@ class Control:
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.last_pong = time.monotonic()
+        # NatHoleResp waiters by transaction id (xtcp: client/nathole.py)
+        self.nathole_waiters: dict[str, asyncio.Future[m.NatHoleResp]] = {}
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -57,6 +59,10 @@ class Control:
                     pw = client.proxies.get(client.local_name(msg.proxy_name))
                     if pw is not None:
                         pw.on_start_resp(msg)
+                elif isinstance(msg, m.NatHoleResp):
+                    waiter = self.nathole_waiters.pop(msg.transaction_id, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(msg)
                 elif isinstance(msg, m.Pong):
                     if msg.error:
                         log.error("[%s] pong message contains error: %s", self.run_id, msg.error)

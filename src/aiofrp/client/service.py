@@ -67,6 +67,10 @@ class Client:
         prefix = f"{self.cfg.user}." if self.cfg.user else ""
         return wire_name[len(prefix):] if prefix and wire_name.startswith(prefix) else wire_name
 
+    def visitor_by_name(self, name: str) -> Any:
+        """The visitor called ``name`` (e.g. the target of an xtcp ``fallbackTo``), or None."""
+        return self.visitors.get(name)
+
     def auth_fields(self) -> dict[str, Any]:
         ts = int(time.time())
         return {"privilege_key": auth_key(self.token, ts), "timestamp": ts}

@@ -11,6 +11,7 @@ from ..net.msgconn import MsgConn
 from ..proto import msg as m
 from ..proto.crypto import verify_auth_key
 from ..proto.errors import ProtocolError
+from .nathole import handle_nathole
 from .proxies import ProxyError, new_server_proxy
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Control:
                     self.close_proxy(msg.proxy_name)
                 elif isinstance(msg, m.Ping):
                     self._ping(msg)
+                elif isinstance(msg, m.NatHoleVisitor | m.NatHoleClient | m.NatHoleReport):
+                    handle_nathole(self, msg)
                 else:
                     log.debug("[%s] ignoring control message %s", self.run_id, type(msg).__name__)
         finally:
@@ -170,6 +173,19 @@ class Control:
             if not self._closed:
                 self.conn.write_msg(m.ReqWorkConn())
             return conn
+
+    def take_work_conn_nowait(self) -> MsgConn | None:
+        """A live pooled work connection (and one refill request) without waiting, or None."""
+        while not self._closed:
+            try:
+                conn = self._pool.get_nowait()
+            except asyncio.QueueEmpty:
+                return None
+            if conn.transport is None or conn.transport.is_closing() or conn._eof:
+                continue
+            self.conn.write_msg(m.ReqWorkConn())
+            return conn
+        return None
 
     # -- teardown -------------------------------------------------------------------------
 

@@ -48,6 +48,9 @@ class Server:
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bind_port = cfg.bind_port
+        self.http_vhost: Any = None  # server/vhost: set by start_vhosts when configured
+        self.https_vhost: Any = None
+        self.tcpmux_vhost: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -60,6 +63,9 @@ class Server:
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
+        from .vhost import start_vhosts
+
+        await start_vhosts(self)
         log.info("frps started successfully")
 
     async def close(self) -> None:
@@ -226,6 +232,7 @@ class _Sniff(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.buf = b""  # first bytes, while they cannot tell yet where the connection goes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -244,7 +251,10 @@ class _Sniff(asyncio.Protocol):
 
     def _timeout(self) -> None:
         if self.server.quick and self.transport is not None:
-            self.server.quick_user_conn(self.transport, b"")
+            self.server.quick_user_conn(self.transport, self.buf)
+            return
+        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) == "http":
+            self.server.http_vhost.accept(self.transport, self.buf)
             return
         log.info("connection from %s sent nothing in %ds, closing", fmt_addr(self._peer()), SNIFF_TIMEOUT)
         if self.transport is not None:
@@ -255,9 +265,22 @@ class _Sniff(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None and self.timer is not None
-        self.timer.cancel()
+        if self.buf:
+            data, self.buf = self.buf + data, b""
         first = data[0]
-        if first == TLS_FIRST_BYTE:
+        vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else ""
+        if vhost is None:  # a prefix of an HTTP method or of "GET /~!frp": wait for more
+            self.buf = data
+            return
+        self.timer.cancel()
+        if vhost == "http":
+            self.server.http_vhost.accept(self.transport, data)
+        elif vhost == "https":
+            self.server.https_vhost.accept(self.transport, data)
+        elif vhost == "websocket":
+            log.warning("connection from %s: frp over websocket is not supported, closing", fmt_addr(self._peer()))
+            self.transport.abort()
+        elif first == TLS_FIRST_BYTE:
             self.server.start_tls(self.transport, data[1:])
         elif self.server.quick:
             self.server.quick_user_conn(self.transport, data)
@@ -275,6 +298,31 @@ class _Sniff(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
+
+
+_HTTP_METHODS = (b"GET", b"HEA", b"POS", b"PUT", b"DEL", b"CON", b"OPT", b"TRA", b"PAT")
+_WEBSOCKET_PREFIX = b"GET /~!frp"  # frp's websocket transport path on the bind port
+
+
+def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> str | None:
+    """Port reuse (frp §1.3): "https"/"http" when a vhost shares the bind port and the first
+    bytes are a TLS handshake / an HTTP method, "websocket" for frp's websocket path, "" for frp;
+    None while the bytes so far are a prefix of a method (``final``: no more bytes will come)."""
+    https, http = server.https_vhost, server.http_vhost
+    if https is not None and https.shared and data[0] == TLS_HANDSHAKE_BYTE:
+        return "https"
+    if http is None or not http.shared:
+        return ""
+    head = data[:3]
+    if len(data) < 3:
+        return None if not final and any(m.startswith(data) for m in _HTTP_METHODS) else ""
+    if head not in _HTTP_METHODS:
+        return ""
+    if data.startswith(_WEBSOCKET_PREFIX):
+        return "websocket"
+    if len(data) < len(_WEBSOCKET_PREFIX) and _WEBSOCKET_PREFIX.startswith(data) and not final:
+        return None
+    return "http"
 
 
 class _FirstConn(MsgConn):

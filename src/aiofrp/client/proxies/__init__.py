@@ -6,4 +6,9 @@ from .base import HANDLERS, ProxyWrapper, register
 
 __all__ = ["HANDLERS", "ProxyWrapper", "register"]
 
-from . import tcp  # noqa: F401  (registers itself)
+from . import (
+    sudp,  # noqa: F401  (registers itself)
+    tcp,  # noqa: F401  (registers itself)
+    udp,  # noqa: F401  (registers itself)
+    xtcp,  # noqa: F401  (registers itself)
+)

@@ -26,3 +26,10 @@ def register(visitor_type: str):
 def new_visitor(client: Client, cfg: Any) -> Visitor | None:
     cls = VISITOR_TYPES.get(cfg.type)
     return cls(client, cfg) if cls is not None else None
+
+
+from . import (
+    stcp,  # noqa: F401  (registers itself)
+    sudp,  # noqa: F401  (registers itself)
+    xtcp,  # noqa: F401  (registers itself)
+)

@@ -32,4 +32,13 @@ def new_server_proxy(control: Control, req: m.NewProxy) -> Any:
     return cls(control, req)
 
 
-from . import tcp  # noqa: F401  (registers itself)
+from . import (
+    http,  # noqa: F401  (registers itself)
+    https,  # noqa: F401  (registers itself)
+    stcp,  # noqa: F401  (registers itself)
+    sudp,  # noqa: F401  (registers itself)
+    tcp,  # noqa: F401  (registers itself)
+    tcpmux,  # noqa: F401  (registers itself)
+    udp,  # noqa: F401  (registers itself)
+    xtcp,  # noqa: F401  (registers itself)
+)
