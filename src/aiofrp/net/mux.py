@@ -77,40 +77,47 @@ class MuxSession(asyncio.Protocol):
             return
         streams = self._streams
         for ev in events:
-            cls = type(ev)
-            if cls is DataReceived:
-                st = streams.get(ev.stream_id)
+            try:
+                cls = type(ev)
+                if cls is DataReceived:
+                    st = streams.get(ev.stream_id)
+                    if st is not None:
+                        st._on_data(ev.data)
+                    else:
+                        self._s.consumed(ev.stream_id, len(ev.data))
+                elif cls is WindowUpdated:
+                    st = streams.get(ev.stream_id)
+                    if st is not None:
+                        st._on_window()
+                elif cls is StreamOpened:
+                    st = MuxStream(self, ev.stream_id)
+                    streams[ev.stream_id] = st
+                    if self._on_stream is None:
+                        st.abort()
+                    else:
+                        self._on_stream(st)
+                elif cls is StreamEnded:
+                    st = streams.get(ev.stream_id)
+                    if st is not None:
+                        st._on_eof()
+                elif cls is StreamReset:
+                    st = streams.get(ev.stream_id)
+                    if st is not None:
+                        st._on_reset()
+                elif cls is PingAcked:
+                    if ev.ping_id == self._outstanding_ping:
+                        self._outstanding_ping = None
+                        if self._ping_deadline is not None:
+                            self._ping_deadline.cancel()
+                            self._ping_deadline = None
+                elif cls is GoAwayReceived:
+                    log.debug("yamux peer sent GoAway")
+            except Exception:
+                sid = getattr(ev, "stream_id", 0)
+                log.exception("yamux stream %d callback failed, resetting the stream", sid)
+                st = streams.get(sid)
                 if st is not None:
-                    st._on_data(ev.data)
-                else:
-                    self._s.consumed(ev.stream_id, len(ev.data))
-            elif cls is WindowUpdated:
-                st = streams.get(ev.stream_id)
-                if st is not None:
-                    st._on_window()
-            elif cls is StreamOpened:
-                st = MuxStream(self, ev.stream_id)
-                streams[ev.stream_id] = st
-                if self._on_stream is None:
                     st.abort()
-                else:
-                    self._on_stream(st)
-            elif cls is StreamEnded:
-                st = streams.get(ev.stream_id)
-                if st is not None:
-                    st._on_eof()
-            elif cls is StreamReset:
-                st = streams.get(ev.stream_id)
-                if st is not None:
-                    st._on_reset()
-            elif cls is PingAcked:
-                if ev.ping_id == self._outstanding_ping:
-                    self._outstanding_ping = None
-                    if self._ping_deadline is not None:
-                        self._ping_deadline.cancel()
-                        self._ping_deadline = None
-            elif cls is GoAwayReceived:
-                log.debug("yamux peer sent GoAway")
         self._flush()
 
     def eof_received(self) -> bool:

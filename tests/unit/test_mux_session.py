@@ -1,0 +1,115 @@
+"""The asyncio yamux driver over a real loopback connection: streams as transports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from aiofrp.net.mux import MuxSession, MuxStream
+
+
+class Collect(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = asyncio.get_running_loop().create_future()
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        if not self.eof.done():
+            self.eof.set_result(None)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        if bytes(data).startswith(b"boom"):
+            raise RuntimeError("protocol bug")
+        self.t.write(bytes(data))  # type: ignore[attr-defined]
+
+    def eof_received(self) -> bool:
+        self.t.write_eof()  # type: ignore[attr-defined]
+        return True
+
+
+async def _pair() -> tuple[MuxSession, MuxSession, asyncio.AbstractServer]:
+    loop = asyncio.get_running_loop()
+
+    def on_stream(st: MuxStream) -> None:
+        proto = Echo()
+        st.set_protocol(proto)
+        proto.connection_made(st)
+
+    server_side: list[MuxSession] = []
+
+    def factory() -> MuxSession:
+        s = MuxSession(client=False, on_stream=on_stream, keepalive_interval=0)
+        server_side.append(s)
+        return s
+
+    srv = await loop.create_server(factory, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    _, client = await loop.create_connection(lambda: MuxSession(client=True, keepalive_interval=0),
+                                             "127.0.0.1", port)
+    return client, server_side, srv  # type: ignore[return-value]
+
+
+def _open(client: MuxSession) -> tuple[MuxStream, Collect]:
+    st = client.open_stream()
+    proto = Collect()
+    st.set_protocol(proto)
+    proto.connection_made(st)
+    return st, proto
+
+
+async def _wait_for(cond, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.01)
+
+
+def test_echo_and_half_close_over_streams() -> None:
+    async def main() -> None:
+        client, _, srv = await _pair()
+        a, pa = _open(client)
+        b, pb = _open(client)
+        big = bytes(range(256)) * 40000  # 10 MB: more than the 6 MiB window, exercises window updates
+        a.write(big)
+        b.write(b"hello")
+        a.write_eof()
+        await asyncio.wait_for(pa.eof, 10)
+        assert bytes(pa.data) == big
+        await _wait_for(lambda: bytes(pb.data) == b"hello")
+        client.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_failing_stream_is_reset_and_the_session_keeps_serving(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        client, _, srv = await _pair()
+        bad, pbad = _open(client)
+        good, pgood = _open(client)
+        with caplog.at_level(logging.ERROR, logger="aiofrp.net.mux"):
+            bad.write(b"boom")
+            assert await asyncio.wait_for(pbad.lost, 5) is not None  # reset by the peer
+        good.write(b"still here")
+        await _wait_for(lambda: bytes(pgood.data) == b"still here")
+        assert not client.is_closed
+        assert "callback failed" in caplog.text
+        client.close()
+        srv.close()
+
+    asyncio.run(main())
