@@ -1,0 +1,214 @@
+"""Load-balancing groups (``loadBalancer.group`` / ``groupKey``, frp §5.12).
+
+Proxies of one type with the same group share one endpoint; the first member fixes the group
+key and the endpoint's parameters, later members must match them:
+
+* tcp: one listener on the first member's port (``group should have same remote port`` for
+  another requested port, ``group auth failed`` for another key); user connections go to the
+  members in turn. The listener and its port go away with the last member.
+* http, https, tcpmux: the members share the group's :class:`~.vhost.router.Route` objects (same
+  route keys, else ``group params invalid``); requests/connections rotate over
+  ``Route.members`` (:meth:`Route.pick`). The routes go away with the last member.
+
+Go 0.65 refuses a second https member (``router config conflict``); 0.66+ supports https groups,
+and so do we. Go keys an http/https/tcpmux group on its first route only (a group proxy with two
+domains fails there); we compare the member's whole set of routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .proxies.base import ProxyError, UserConn
+from .vhost import Route, register_routes
+
+if TYPE_CHECKING:
+    from .proxies.tcp import TCPProxy
+    from .vhost.router import Routers
+
+log = logging.getLogger("aiofrp.server.group")
+
+__all__ = [
+    "ERR_GROUP_AUTH",
+    "ERR_GROUP_PARAMS",
+    "ERR_GROUP_PORT",
+    "GroupRegistry",
+    "TCPGroup",
+    "VhostGroup",
+]
+
+ERR_GROUP_AUTH = "group auth failed"
+ERR_GROUP_PARAMS = "group params invalid"
+ERR_GROUP_PORT = "group should have same remote port"
+
+
+class TCPGroup:
+    """The shared listener of a tcp group and its members (round-robin)."""
+
+    def __init__(self, registry: GroupRegistry, name: str, key: str, addr: str, port: int, owner: str) -> None:
+        self.registry = registry
+        self.name = name
+        self.key = key
+        self.addr = addr
+        self.port = port  # as requested by the first member (0 = any)
+        self.real_port = 0
+        self.owner = owner  # proxy name the port is booked under
+        self.listener: asyncio.AbstractServer | None = None
+        self.members: list[TCPProxy] = []
+        self._next = 0
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # port bound (or not)
+
+    def pick(self) -> TCPProxy | None:
+        members = self.members
+        if not members:
+            return None
+        self._next = (self._next + 1) % len(members)
+        return members[self._next]
+
+    def _new_conn(self) -> asyncio.Protocol:
+        member = self.pick()
+        if member is None:  # the last member left while the connection was being accepted
+            return _Refused()
+        return UserConn(member)
+
+    def check(self, key: str, addr: str, port: int) -> None:
+        """Go's order: params (addr), then port, then key."""
+        if addr != self.addr:
+            raise ProxyError(ERR_GROUP_PARAMS)
+        if port != self.port:
+            raise ProxyError(ERR_GROUP_PORT)
+        if key != self.key:
+            raise ProxyError(ERR_GROUP_AUTH)
+
+
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
+class VhostGroup:
+    """The routes shared by the members of an http/https/tcpmux group."""
+
+    def __init__(self, name: str, key: str, routes: list[Route]) -> None:
+        self.name = name
+        self.key = key
+        self.routes = routes
+        self.route_keys = {r.key for r in routes}
+        self.members: list[Any] = []
+
+
+class GroupRegistry:
+    """All groups of one frps, by proxy type and group name."""
+
+    def __init__(self) -> None:
+        self.tcp: dict[str, TCPGroup] = {}
+        self.vhost: dict[tuple[str, str], VhostGroup] = {}
+
+    # -- tcp ------------------------------------------------------------------------------------
+
+    async def listen_tcp(self, proxy: TCPProxy) -> TCPGroup:
+        """Join ``proxy`` to its tcp group, creating the shared listener for the first member."""
+        req, server = proxy.req, proxy.server
+        addr = server.proxy_bind_addr
+        while True:
+            group = self.tcp.get(req.group)
+            if group is None:
+                break
+            group.check(req.group_key, addr, req.remote_port)
+            if not group.ready.done():  # the first member is still binding the port
+                await asyncio.shield(group.ready)
+            if self.tcp.get(req.group) is not group:
+                continue  # it failed or closed meanwhile: start over (Go: errGroupStale)
+            group.members.append(proxy)
+            log.info("[%s] joined tcp group [%s] on port [%d] (%d members)",
+                     proxy.name, req.group, group.real_port, len(group.members))
+            return group
+        group = TCPGroup(self, req.group, req.group_key, addr, req.remote_port, proxy.name)
+        self.tcp[req.group] = group
+        group.members.append(proxy)
+        try:
+            await self._bind(group)
+        except BaseException:
+            if self.tcp.get(req.group) is group:
+                del self.tcp[req.group]
+            group.ready.set_result(None)
+            raise
+        group.ready.set_result(None)
+        if self.tcp.get(req.group) is not group:  # the member was closed while binding
+            self._close_listener(proxy, group)
+            raise ProxyError(f"proxy [{proxy.name}] is closed")
+        log.info("[%s] tcp group [%s] listen port [%d]", proxy.name, req.group, group.real_port)
+        return group
+
+    async def _bind(self, group: TCPGroup) -> None:
+        ports = group.members[0].server.ports
+        loop = asyncio.get_running_loop()
+        last_err: OSError | None = None
+        for port in ports.candidates("tcp", group.owner, group.port):
+            try:
+                group.listener = await loop.create_server(
+                    group._new_conn, host=group.addr or None, port=port, reuse_address=True, backlog=1024
+                )
+            except OSError as exc:
+                last_err = exc
+                continue
+            group.real_port = group.listener.sockets[0].getsockname()[1]
+            ports.mark_used("tcp", group.owner, group.real_port)
+            return
+        if group.port:
+            raise ProxyError(f"port unavailable: {last_err.strerror if last_err else group.port}")
+        raise ProxyError("no available port")
+
+    def _close_listener(self, proxy: TCPProxy, group: TCPGroup) -> None:
+        if group.listener is not None:
+            group.listener.close()
+            group.listener = None
+            proxy.server.ports.release("tcp", group.owner, group.real_port)
+            log.info("[%s] tcp group [%s] closed, port [%d] released", proxy.name, group.name, group.real_port)
+
+    def leave_tcp(self, proxy: TCPProxy, group: TCPGroup) -> None:
+        if proxy in group.members:
+            group.members.remove(proxy)
+        if group.members:
+            return
+        if self.tcp.get(group.name) is group:
+            del self.tcp[group.name]
+        self._close_listener(proxy, group)
+
+    # -- http / https / tcpmux ------------------------------------------------------------------
+
+    def register_routes(self, kind: str, router: Routers[Route], routes: list[Route], proxy: Any) -> list[Route]:
+        """The routes ``proxy`` serves: new ones for the first member of its group (or for a proxy
+        without a group), else the group's after checking that they are the same."""
+        req = proxy.req
+        if not req.group:
+            return register_routes(router, routes, proxy)
+        group = self.vhost.get((kind, req.group))
+        if group is None:
+            shared = register_routes(router, routes, proxy)
+            group = self.vhost[kind, req.group] = VhostGroup(req.group, req.group_key, shared)
+            group.members.append(proxy)
+            return shared
+        if {r.key for r in routes} != group.route_keys:
+            raise ProxyError(ERR_GROUP_PARAMS)
+        if req.group_key != group.key:
+            raise ProxyError(ERR_GROUP_AUTH)
+        for route in group.routes:
+            route.members.append(proxy)
+        group.members.append(proxy)
+        log.info("[%s] joined %s group [%s] (%d members)", proxy.name, kind, req.group, len(group.members))
+        return group.routes
+
+    def leave_vhost(self, kind: str, proxy: Any) -> None:
+        """Forget ``proxy`` in its group (its routes are unregistered by the proxy itself)."""
+        group_name = proxy.req.group
+        if not group_name:
+            return
+        group = self.vhost.get((kind, group_name))
+        if group is None or proxy not in group.members:
+            return
+        group.members.remove(proxy)
+        if not group.members:
+            del self.vhost[kind, group_name]
