@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test unit e2e compat demo bench lint clean
+.PHONY: all venv test unit e2e compat demo bench bench-udp bench-http lint clean
 
 all: test
 
@@ -34,6 +34,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py
+
+bench-udp: $(STAMP)
+	$(PY) bench/udp.py
+
+bench-http: $(STAMP)
+	$(PY) bench/http_load.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

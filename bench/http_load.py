@@ -15,9 +15,9 @@ Rounds are interleaved (each round visits every configuration, starting at a dif
 measurement lasts ``--duration`` seconds after a short warm-up; the median over rounds is reported
 with p50/p99 latency of the median run and the CPU time of frps+frpc per 1000 requests.
 
-    .venv/bin/python bench/http.py                                 # 3 rounds x 5 s, both modes
-    .venv/bin/python bench/http.py --duration 3 --rounds 1 --modes keepalive
-    .venv/bin/python bench/http.py --configs go,ours --concurrency 32 --json /tmp/http.json
+    .venv/bin/python bench/http_load.py                                 # 3 rounds x 5 s, both modes
+    .venv/bin/python bench/http_load.py --duration 3 --rounds 1 --modes keepalive
+    .venv/bin/python bench/http_load.py --configs go,ours --concurrency 32 --json /tmp/http.json
 """
 
 from __future__ import annotations

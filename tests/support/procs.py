@@ -788,7 +788,8 @@ class HttpRequestRecord:
 
 class HttpServer(_Service):
     """Tiny HTTP/1.1 server answering every request with ``status`` and the fixed ``body``
-    (keep-alive supported).  Received requests are recorded in ``requests``."""
+    (keep-alive supported).  Received requests are recorded in ``requests``.  ``stop()`` also
+    drops open keep-alive connections (as a stopped service would)."""
 
     def __init__(self, port: int = 0, body: bytes = TEST_STRING, *, status: int = 200,
                  headers: Mapping[str, str] | None = None) -> None:
@@ -827,8 +828,18 @@ class HttpServer(_Service):
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            open_conns: set[socket.socket]
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                self.open_conns.add(request)
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request: Any) -> None:
+                self.open_conns.discard(request)
+                super().shutdown_request(request)
 
         self._httpd = Server((LOCALHOST, self.port), Handler)
+        self._httpd.open_conns = set()
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http", daemon=True
@@ -842,6 +853,9 @@ class HttpServer(_Service):
         httpd, self._httpd = self._httpd, None
         httpd.shutdown()
         httpd.server_close()
+        for conn in list(httpd.open_conns):  # a stopped service drops its keep-alive connections too
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(5)
 

@@ -165,6 +165,8 @@ class Client:
 
     def stop(self) -> None:
         self._stopping = True
+        for pw in self.proxies.values():
+            pw.close()
         if self.control is not None:
             self.control.close()
         if self.connector is not None:

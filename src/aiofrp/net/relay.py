@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..proto.crypto import CFBDecryptor, CFBEncryptor
 from ..proto.snappy import SnappyFrameReader, SnappyFrameWriter
+
+if TYPE_CHECKING:
+    from .limiter import TokenBucket
 
 log = logging.getLogger("aiofrp.net.relay")
 
@@ -104,11 +109,101 @@ class _Side(asyncio.Protocol):
         self.other.src.resume_reading()
 
 
+class _LimitedSide(_Side):
+    """A side whose output is metered by the proxy's bandwidth bucket (frp §5.13).
+
+    What the bucket does not grant at once is held (in order) while reading from ``src`` is
+    paused; a ``call_later`` timer lets it go on. Reading resumes only when nothing is held and
+    the destination's write buffer is not full (``flow_paused``). An EOF waits for held bytes.
+    """
+
+    __slots__ = ("bucket", "eof_pending", "flow_paused", "held", "timer")
+
+    def __init__(self, relay: Relay, src: asyncio.Transport, dst: asyncio.Transport, codec: Codec | None,
+                 bucket: TokenBucket) -> None:
+        super().__init__(relay, src, dst, codec)
+        self.bucket = bucket
+        self.held: bytearray | None = None
+        self.flow_paused = False
+        self.eof_pending = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.count += len(data)
+        codec = self.codec
+        if codec is not None:
+            try:
+                data = codec(data)
+            except Exception as exc:  # noqa: BLE001 - corrupt peer data closes this relay only
+                log.warning("relay: bad data on %s: %s", self.relay.name, exc)
+                self.relay.close()
+                return
+            if not data:
+                return
+        if self.held is not None:  # transports may deliver a little after pause_reading
+            self.held += data
+            return
+        self._send(data)
+
+    def _send(self, data: bytes | bytearray) -> None:
+        n = len(data)
+        now = time.monotonic()
+        granted = self.bucket.take(n, now)
+        if granted:
+            self.dst.write(data if granted == n else data[:granted])
+        if granted == n:
+            return
+        rest = data[granted:] if granted else data
+        self.held = rest if isinstance(rest, bytearray) else bytearray(rest)
+        self.src.pause_reading()
+        delay = self.bucket.wait_time(len(self.held), now)
+        self.timer = asyncio.get_running_loop().call_later(delay, self._release)
+
+    def _release(self) -> None:
+        self.timer = None
+        held, self.held = self.held, None
+        if self.relay._closed or held is None:
+            return
+        self._send(held)
+        if self.held is not None:
+            return
+        if self.eof_pending:
+            self.eof_pending = False
+            _Side.eof_received(self)
+        elif not self.flow_paused:
+            self.src.resume_reading()
+
+    def eof_received(self) -> bool:
+        if self.held is not None:
+            self.eof_pending = True
+            return True
+        return _Side.eof_received(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.relay._lost(self, exc)
+
+    def pause_writing(self) -> None:
+        other = self.other
+        other.flow_paused = True  # type: ignore[attr-defined]
+        other.src.pause_reading()
+
+    def resume_writing(self) -> None:
+        other = self.other
+        other.flow_paused = False  # type: ignore[attr-defined]
+        if other.held is None:  # type: ignore[attr-defined]
+            other.src.resume_reading()
+
+
 class Relay:
     """Bidirectional pipe between ``a`` (e.g. the user connection) and ``b`` (the work connection).
 
     ``a_to_b`` / ``b_to_a`` transform data in flight (compression, encryption).
     ``a_data`` / ``b_data`` are bytes already read from a / b before the relay started.
+    ``limiter``: the proxy's bandwidth bucket, metering both directions (None: no limit, and
+    then nothing but the plain callbacks runs per chunk).
     """
 
     def __init__(
@@ -124,13 +219,20 @@ class Relay:
         b_eof: bool = False,
         name: str = "",
         on_close: Callable[[Relay], None] | None = None,
+        limiter: TokenBucket | None = None,
     ) -> None:
         self.name = name
         self._on_close = on_close
         self._closed = False
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.a_side = sa = _Side(self, a, b, a_to_b)
-        self.b_side = sb = _Side(self, b, a, b_to_a)
+        sa: _Side
+        sb: _Side
+        if limiter is None:
+            self.a_side = sa = _Side(self, a, b, a_to_b)
+            self.b_side = sb = _Side(self, b, a, b_to_a)
+        else:
+            self.a_side = sa = _LimitedSide(self, a, b, a_to_b, limiter)
+            self.b_side = sb = _LimitedSide(self, b, a, b_to_a, limiter)
         sa.other = sb
         sb.other = sa
         a.set_protocol(sa)
@@ -149,6 +251,10 @@ class Relay:
                     self.close()
                     break
                 t.resume_reading()
+            if limiter is not None and not self._closed:
+                for side in (sa, sb):
+                    if side.held is not None:  # type: ignore[attr-defined]
+                        side.src.pause_reading()
 
     @property
     def bytes_a_to_b(self) -> int:
@@ -166,6 +272,9 @@ class Relay:
             return
         self._closed = True
         for side in (self.a_side, self.b_side):
+            timer = getattr(side, "timer", None)
+            if timer is not None:
+                timer.cancel()
             side.src.close()
         if not self.done.done():
             self.done.set_result(None)

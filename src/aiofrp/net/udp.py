@@ -236,9 +236,10 @@ class PacketConn(asyncio.Protocol):
 
 
 class _LocalPeer(asyncio.DatagramProtocol):
-    def __init__(self, fwd: LocalForwarder, addr: Any) -> None:
+    def __init__(self, fwd: LocalForwarder, addr: Any, prefix: bytes = b"") -> None:
         self.fwd = fwd
         self.addr = addr
+        self.prefix = prefix  # PROXY protocol header put before every datagram (frp §5.7)
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: list[bytes] | None = []  # None once closed
         self.last = time.monotonic()
@@ -270,6 +271,8 @@ class _LocalPeer(asyncio.DatagramProtocol):
             if self.pending is not None and len(self.pending) < QUEUE_FRAMES:
                 self.pending.append(data)
             return
+        if self.prefix:
+            data = self.prefix + data
         if t.get_write_buffer_size() > UDP_SEND_BUFFER_LIMIT:
             return
         t.sendto(data)
@@ -287,14 +290,17 @@ class LocalForwarder:
     own connected to the local service; what comes back goes to ``reply(data, r)``.
 
     A socket idle for 30 s in both directions is closed (Go: 30 s read deadline renewed on writes).
+    ``proxy_protocol`` ("v1"/"v2", "" = off): every datagram to the local service starts with a
+    PROXY header (UDP family, user ``r`` as source, the local service as destination).
     """
 
     def __init__(
         self, name: str, local: tuple[str, int], packet_size: int, reply: Callable[[bytes, Any], Any],
-        *, idle_timeout: float = LOCAL_IDLE_TIMEOUT,
+        *, idle_timeout: float = LOCAL_IDLE_TIMEOUT, proxy_protocol: str = "",
     ) -> None:
         self.name = name
         self.local = local
+        self.proxy_protocol = proxy_protocol
         self.packet_size = packet_size
         self._reply = reply
         self._loop = asyncio.get_running_loop()
@@ -333,7 +339,15 @@ class LocalForwarder:
         except OSError as exc:
             log.warning("[%s] dial local udp service %s:%s error: %s", self.name, self.local[0], self.local[1], exc)
             return None
-        peer = _LocalPeer(self, addr)
+        prefix = b""
+        if self.proxy_protocol:
+            from ..proto.proxyproto import ProxyProtocolError, build_header
+
+            try:
+                prefix = build_header(self.proxy_protocol, addr, self.local, udp=True)
+            except ProxyProtocolError as exc:  # Go sends the datagram without a header then
+                log.debug("[%s] proxy protocol header for %s: %s", self.name, addr, exc)
+        peer = _LocalPeer(self, addr, prefix)
         self._peers[addr] = peer
         task = self._loop.create_task(self._loop.create_datagram_endpoint(lambda: peer, sock=sock))
         task.add_done_callback(lambda t, p=peer, s=sock: self._opened(t, p, s))

@@ -116,10 +116,10 @@ class Control:
             self._forget_proxy(name, proxy)
             proxy.close()
             raise
-        if self._closed:
+        if self._closed or proxy.closed:  # the control, or a CloseProxy, ended it meanwhile
             self._forget_proxy(name, proxy)
             proxy.close()
-            raise ProxyError("control is closed")
+            raise ProxyError("control is closed" if self._closed else f"proxy [{name}] is closed")
         return proxy
 
     def _forget_proxy(self, name: str, proxy: Any) -> None:

@@ -15,6 +15,7 @@ from ..proto import msg as m
 from ..proto.crypto import derive_key, verify_auth_key
 from ..proto.errors import ProtocolError
 from .control import Control
+from .group import GroupRegistry
 from .ports import PortManager
 
 log = logging.getLogger("aiofrp.server")
@@ -45,6 +46,7 @@ class Server:
         self.proxies: dict[str, Any] = {}  # global proxy names -> server proxy
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
+        self.groups = GroupRegistry()  # loadBalancer groups (tcp listeners, vhost routes)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bind_port = cfg.bind_port

@@ -1,5 +1,5 @@
-"""The proxy wrapper (frp's status machine: new -> wait start -> running | start error) and the
-work-connection hand-off shared by all proxy types."""
+"""The proxy wrapper (frp's status machine: new -> wait start -> running | start error, and
+check failed while a health check fails) and the work-connection hand-off shared by all types."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ...net.limiter import TokenBucket, bucket_for
 from ...net.msgconn import MsgConn
 from ...proto import msg as m
+from ..health import HealthMonitor
 
 if TYPE_CHECKING:
     from ..control import Control
@@ -78,6 +80,19 @@ class ProxyWrapper:
         self.remote_addr = ""
         self.control: Control | None = None
         self._timer: asyncio.TimerHandle | None = None
+        t = cfg.transport
+        # bandwidthLimitMode "client" (default): frpc meters all the proxy's work connections
+        self.limiter: TokenBucket | None = (
+            bucket_for(t.bandwidth_limit, name=self.wire_name) if t.bandwidth_limit_mode != "server" else None
+        )
+        # With a health check the proxy is registered only while the local service is healthy.
+        self.monitor: HealthMonitor | None = None
+        self.healthy = True
+        hc = getattr(cfg, "health_check", None)
+        if hc is not None and hc.type and getattr(cfg, "local_port", 0):
+            self.healthy = False
+            self.monitor = HealthMonitor(self.wire_name, hc, cfg.local_ip, cfg.local_port,
+                                         self._health_ok, self._health_failed)
 
     @property
     def running(self) -> bool:
@@ -85,7 +100,27 @@ class ProxyWrapper:
 
     def start(self, control: Control) -> None:
         self.control = control
-        self._send_new_proxy()
+        if self.monitor is not None:
+            self.monitor.start()
+        if self.healthy:
+            self._send_new_proxy()
+
+    def _health_ok(self) -> None:
+        self.healthy = True
+        log.info("[%s] health check success", self.wire_name)
+        if self.control is not None and self.status in ("new", "check failed"):
+            self._send_new_proxy()
+
+    def _health_failed(self) -> None:
+        self.healthy = False
+        log.info("[%s] health check failed", self.wire_name)
+        if self.status in ("running", "wait start"):
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self.control is not None:
+                self.control.send(m.CloseProxy(proxy_name=self.wire_name))
+            self.status = "check failed"
 
     def _send_new_proxy(self) -> None:
         if self.control is None:
@@ -101,10 +136,13 @@ class ProxyWrapper:
 
     def _retry(self) -> None:
         self._timer = None
-        if self.status in ("wait start", "start error"):
+        if self.status in ("wait start", "start error") and self.healthy:
             self._send_new_proxy()
 
     def on_start_resp(self, resp: m.NewProxyResp) -> None:
+        if self.status != "wait start":  # e.g. closed by a failed health check meanwhile (Go ignores it too)
+            log.debug("[%s] status not wait start, ignore start message", self.wire_name)
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -128,6 +166,12 @@ class ProxyWrapper:
         self.control = None
         if self.status != "new":
             self.status = "new"
+
+    def close(self) -> None:
+        """frpc is stopping: no more health checks."""
+        self.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
 
     async def handle_work_conn(self, conn: MsgConn, start: m.StartWorkConn) -> None:
         handler = HANDLERS.get(self.cfg.type)

@@ -32,7 +32,8 @@ class UDPSession:
             pw.wire_name, self._from_server, encode=encode, decode=decode,
             ping_interval=PING_INTERVAL, on_close=self._closed,
         )
-        self.forwarder = LocalForwarder(pw.wire_name, local, size, self.stream.send_datagram)
+        self.forwarder = LocalForwarder(pw.wire_name, local, size, self.stream.send_datagram,
+                                        proxy_protocol=cfg.transport.proxy_protocol_version)
         wt, wdata, weof = conn.detach()
         self.stream.attach(wt, wdata, weof)
 

@@ -108,5 +108,5 @@ async def _serve_stream(pw: ProxyWrapper, stream: asyncio.Transport, pending: Pe
     key = derive_key(cfg.secret_key) if cfg.transport.use_encryption else None
     encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
     Relay(local, stream, a_to_b=encode, b_to_a=decode, a_data=lp.take(), a_eof=lp.eof,
-          b_data=pending.take(), b_eof=pending.eof, name=pw.wire_name)
+          b_data=pending.take(), b_eof=pending.eof, name=pw.wire_name, limiter=pw.limiter)
     log.debug("[%s] join connections, local %s:%s", pw.wire_name, cfg.local_ip, cfg.local_port)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.limiter import TokenBucket, bucket_for
 from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
@@ -31,6 +32,10 @@ class ServerProxy:
         self.remote_addr = ""
         self.closed = False
         self.relays: set[Relay] = set()
+        # transport.bandwidthLimitMode = "server": frps meters the proxy (frp §5.13)
+        self.limiter: TokenBucket | None = (
+            bucket_for(req.bandwidth_limit, name=self.name) if req.bandwidth_limit_mode == "server" else None
+        )
 
     async def run(self) -> None:
         raise NotImplementedError
@@ -66,7 +71,7 @@ class ServerProxy:
         encode, decode = work_conn_codecs(key, self.req.use_compression)
         relay = Relay(
             transport, wt, a_to_b=encode, b_to_a=decode, a_data=user.take(), b_data=wdata,
-            a_eof=user.eof, b_eof=weof, name=self.name, on_close=self.relays.discard,
+            a_eof=user.eof, b_eof=weof, name=self.name, on_close=self.relays.discard, limiter=self.limiter,
         )
         if not relay.done.done():
             self.relays.add(relay)

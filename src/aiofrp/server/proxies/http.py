@@ -13,7 +13,7 @@ from typing import Any
 from ...net.msgconn import MsgConn
 from ...net.relay import work_conn_codecs
 from ...proto import msg as m
-from ..vhost import Route, build_domains, canonical_addr, register_routes, validate_domains
+from ..vhost import Route, build_domains, canonical_addr, validate_domains
 from ..vhost import unregister_routes as _unregister
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
@@ -45,7 +45,7 @@ class HTTPProxy(ServerProxy):
             for domain in domains for location in locations
         ]
         self._router = vhost.router
-        self.routes = register_routes(vhost.router, routes, self)
+        self.routes = self.server.groups.register_routes("http", vhost.router, routes, self)
         for r in routes:
             log.info("[%s] http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
                      self.name, r.domain, r.location, req.group, r.route_by_http_user)
@@ -70,5 +70,6 @@ class HTTPProxy(ServerProxy):
         if self._router is not None:
             _unregister(self._router, self.routes, self)
             self.routes = []
+            self.server.groups.leave_vhost("http", self)
         self.pool.close()
         super().close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..vhost import Route, build_domains, canonical_addr, register_routes, validate_domains
+from ..vhost import Route, build_domains, canonical_addr, validate_domains
 from ..vhost import unregister_routes as _unregister
 from . import register
 from .base import ProxyError, ServerProxy
@@ -29,7 +29,7 @@ class HTTPSProxy(ServerProxy):
         validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         self._router = vhost.router
-        self.routes = register_routes(vhost.router, [Route(d) for d in domains], self)
+        self.routes = self.server.groups.register_routes("https", vhost.router, [Route(d) for d in domains], self)
         for d in domains:
             log.info("[%s] https proxy listen for host [%s] group [%s]", self.name, d, req.group)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_https_port) for d in domains)
@@ -38,4 +38,5 @@ class HTTPSProxy(ServerProxy):
         if self._router is not None:
             _unregister(self._router, self.routes, self)
             self.routes = []
+            self.server.groups.leave_vhost("https", self)
         super().close()

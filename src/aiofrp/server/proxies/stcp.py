@@ -100,6 +100,7 @@ class STCPProxy(ServerProxy):
         relay = Relay(
             vt, wt, a_to_b=chain(vis_decode, work_encode), b_to_a=chain(work_decode, vis_encode),
             a_data=vdata, b_data=wdata, a_eof=veof, b_eof=weof, name=self.name, on_close=self.relays.discard,
+            limiter=self.limiter,
         )
         if not relay.done.done():
             self.relays.add(relay)

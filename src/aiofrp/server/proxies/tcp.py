@@ -1,9 +1,12 @@
-"""tcp proxy: a listener on ``proxyBindAddr:remotePort``; every user connection gets a work connection."""
+"""tcp proxy: a listener on ``proxyBindAddr:remotePort``; every user connection gets a work connection.
+
+Members of a load-balancing group share one listener instead (server/group.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from . import register
 from .base import ProxyError, ServerProxy, UserConn
@@ -15,12 +18,19 @@ log = logging.getLogger("aiofrp.server.proxy.tcp")
 class TCPProxy(ServerProxy):
     listener: asyncio.AbstractServer | None = None
     port = 0
+    group: Any = None  # server.group.TCPGroup
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         ports = self.server.ports
         addr = self.server.proxy_bind_addr
         requested = self.req.remote_port
+        if self.req.group:
+            group = await self.server.groups.listen_tcp(self)
+            self.group = group
+            self.port = group.real_port
+            self.remote_addr = f":{self.port}"
+            return
         if self.server.quick and requested == self.server.bind_port:
             if self.server.quick_proxy is not None:
                 raise ProxyError("port already used")
@@ -49,6 +59,9 @@ class TCPProxy(ServerProxy):
 
     def close(self) -> None:
         super().close()
+        if self.group is not None:
+            self.server.groups.leave_tcp(self, self.group)
+            return
         if self.server.quick_proxy is self:
             self.server.quick_proxy = None
         if self.listener is not None:

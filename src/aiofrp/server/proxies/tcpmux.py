@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..vhost import Route, build_domains, canonical_addr, register_routes, validate_domains
+from ..vhost import Route, build_domains, canonical_addr, validate_domains
 from ..vhost import unregister_routes as _unregister
 from . import register
 from .base import ProxyError, ServerProxy
@@ -36,7 +36,7 @@ class TCPMuxProxy(ServerProxy):
         routes = [Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd)
                   for d in domains]
         self._router = vhost.router
-        self.routes = register_routes(vhost.router, routes, self)
+        self.routes = self.server.groups.register_routes("tcpmux", vhost.router, routes, self)
         for d in domains:
             log.info("[%s] tcpmux httpconnect multiplexer listens for host [%s] group [%s] routeByHTTPUser [%s]",
                      self.name, d, req.group, req.route_by_http_user)
@@ -46,4 +46,5 @@ class TCPMuxProxy(ServerProxy):
         if self._router is not None:
             _unregister(self._router, self.routes, self)
             self.routes = []
+            self.server.groups.leave_vhost("tcpmux", self)
         super().close()

@@ -475,7 +475,8 @@ class ClientConn(asyncio.Protocol):
         self.state = _CLOSED
         self.pending = b""
         relay = Relay(self.transport, work, a_to_b=encode, b_to_a=decode, a_data=data, a_eof=self.eof,
-                      b_data=wdata, b_eof=weof, name=member.name, on_close=member.relays.discard)
+                      b_data=wdata, b_eof=weof, name=member.name, on_close=member.relays.discard,
+                      limiter=member.limiter)
         if not relay.done.done():
             member.relays.add(relay)
 

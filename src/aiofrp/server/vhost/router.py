@@ -5,8 +5,8 @@ and ``*`` are literal keys that :meth:`Routers.find` tries after the exact host.
 twice fails with ``router config conflict``.
 
 The payload of a key is a :class:`Route`: its settings plus the proxies serving it (``members``).
-Today a route has one member; load-balancing groups will add members to the same route and
-:meth:`Route.pick` already rotates over them.
+A route has one member, or several for a load-balancing group (server/group.py: later members
+join the first member's routes, whose settings stay in force); :meth:`Route.pick` rotates over them.
 """
 
 from __future__ import annotations
