@@ -133,6 +133,11 @@ class MsgConn(asyncio.Protocol):
             self.transport.resume_reading()
         return self.transport, data, self._eof
 
+    @property
+    def alive(self) -> bool:
+        """Connected, not closing, and no EOF from the peer yet (e.g. a pooled work connection)."""
+        return self.transport is not None and not self.transport.is_closing() and not self._eof
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()

@@ -72,18 +72,22 @@ class _Side(asyncio.Protocol):
         self.count = 0
 
     def data_received(self, data: bytes) -> None:
+        data = self._decode(data)
+        if data:
+            self.dst.write(data)
+
+    def _decode(self, data: bytes) -> bytes:
+        """Count the bytes and run the codec; b"" when nothing is to be passed on."""
         self.count += len(data)
         codec = self.codec
-        if codec is not None:
-            try:
-                data = codec(data)
-            except Exception as exc:  # noqa: BLE001 - corrupt peer data closes this relay only
-                log.warning("relay: bad data on %s: %s", self.relay.name, exc)
-                self.relay.close()
-                return
-            if not data:
-                return
-        self.dst.write(data)
+        if codec is None:
+            return data
+        try:
+            return codec(data)
+        except Exception as exc:  # noqa: BLE001 - corrupt peer data closes this relay only
+            log.warning("relay: bad data on %s: %s", self.relay.name, exc)
+            self.relay.close()
+            return b""
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -129,17 +133,9 @@ class _LimitedSide(_Side):
         self.timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
-        self.count += len(data)
-        codec = self.codec
-        if codec is not None:
-            try:
-                data = codec(data)
-            except Exception as exc:  # noqa: BLE001 - corrupt peer data closes this relay only
-                log.warning("relay: bad data on %s: %s", self.relay.name, exc)
-                self.relay.close()
-                return
-            if not data:
-                return
+        data = self._decode(data)
+        if not data:
+            return
         if self.held is not None:  # transports may deliver a little after pause_reading
             self.held += data
             return

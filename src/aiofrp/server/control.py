@@ -168,7 +168,7 @@ class Control:
                         conn = await self._pool.get()
                 except TimeoutError:
                     raise TimeoutError("timeout trying to get work connection") from None
-            if conn.transport is None or conn.transport.is_closing() or conn._eof:
+            if not conn.alive:
                 continue
             if not self._closed:
                 self.conn.write_msg(m.ReqWorkConn())
@@ -181,7 +181,7 @@ class Control:
                 conn = self._pool.get_nowait()
             except asyncio.QueueEmpty:
                 return None
-            if conn.transport is None or conn.transport.is_closing() or conn._eof:
+            if not conn.alive:
                 continue
             self.conn.write_msg(m.ReqWorkConn())
             return conn
