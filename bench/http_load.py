@@ -42,9 +42,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-ROOT = _HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
+sys.path.append(str(_HERE))  # for _common, after the stdlib (see above)
+from _common import Setup, cpu_seconds, fmt, frp_commands
 from support.gofrp import GO_FRP_VERSION, GoFrpUnavailable, go_binaries
 from support.procs import (
     FrpProcess,
@@ -52,23 +51,8 @@ from support.procs import (
     frpc_config,
     frps_config,
     ours_available,
-    ours_cmd,
     wait_port,
 )
-
-
-def _cpu_seconds(pgids: list[int]) -> float | None:
-    """CPU time of the given process groups (bench/throughput.py's accounting)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_bench_throughput", _HERE / "throughput.py")
-    assert spec is not None and spec.loader is not None
-    mod = sys.modules.get("_bench_throughput")
-    if mod is None:
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["_bench_throughput"] = mod
-        spec.loader.exec_module(mod)
-    return mod._cpu_seconds(pgids)
 
 TOKEN = "bench-token"
 HOST = "bench.example.com"
@@ -273,22 +257,8 @@ def run_load(port: int, mode: str, concurrency: int, warmup: float, duration: fl
 # -- proxies ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Setup:
-    name: str
-    port: int
-    procs: list[FrpProcess] = field(default_factory=list)
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.pid is not None]
-
-
 def start_proxy(impl: str, service_port: int, workdir: Path) -> Setup:
-    if impl == "go":
-        frps_bin, frpc_bin = go_binaries()
-        cmd_s, cmd_c = [str(frps_bin)], [str(frpc_bin)]
-    else:
-        cmd_s, cmd_c = ours_cmd("frps"), ours_cmd("frpc")
+    cmd_s, cmd_c = frp_commands(impl)
     bind, vport = free_port(), free_port()
     setup = Setup(impl, vport)
     frps = FrpProcess(cmd_s, frps_config(bind, token=TOKEN, vhostHTTPPort=vport, **{"log.level": "warn"}),
@@ -302,10 +272,6 @@ def start_proxy(impl: str, service_port: int, workdir: Path) -> Setup:
     frpc.wait_for_proxies("web", timeout=READY_TIMEOUT)
     wait_port(vport, READY_TIMEOUT)
     return setup
-
-
-def fmt(x: float | None, width: int = 9, prec: int = 1) -> str:
-    return f"{x:{width}.{prec}f}" if x is not None else f"{'-':>{width}}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
             for c in order:
                 for m in modes:
                     pids = setups[c].pids()
-                    c0 = _cpu_seconds(pids) if pids else None
+                    c0 = cpu_seconds(pids) if pids else None
                     res = run_load(setups[c].port, m, args.concurrency, args.warmup, args.duration)
-                    c1 = _cpu_seconds(pids) if pids else None
+                    c1 = cpu_seconds(pids) if pids else None
                     runs[c][m].append(res)
                     if c0 is not None and c1 is not None and res.requests:
                         # warm-up load is included in the CPU time: scale by the measured share

@@ -31,12 +31,10 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
+from _common import Setup, cpu_seconds, fmt, frp_commands
 from support.gofrp import GO_FRP_VERSION, GoFrpUnavailable, go_binaries
 from support.procs import (
     BulkServer,
@@ -48,7 +46,6 @@ from support.procs import (
     frpc_config,
     frps_config,
     ours_available,
-    ours_cmd,
     tcp_proxy,
 )
 
@@ -110,36 +107,6 @@ def parse_size(text: str) -> int:
     return size
 
 
-def _cpu_seconds(pgids: list[int]) -> float | None:
-    """CPU time (utime+stime, plus that of reaped children) of every process in the given process
-    groups, from /proc (Linux); None if unavailable.  Each frps/frpc runs in its own group, so
-    helper processes or threads an implementation might use are counted too."""
-    wanted = set(pgids)
-    total = 0
-    try:
-        entries = [e for e in os.listdir("/proc") if e.isdigit()]
-    except OSError:
-        return None
-    for pid in entries:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited meanwhile
-        if int(fields[2]) in wanted:  # pgrp
-            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Setup:
-    variant: Variant
-    port: int  # where the bench client connects
-    procs: list[FrpProcess] = field(default_factory=list)
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.pid is not None]
-
-
 def _wait_listening(proc: FrpProcess, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.01
@@ -159,11 +126,7 @@ def _wait_listening(proc: FrpProcess, port: int, timeout: float) -> None:
 
 
 def start_proxy(v: Variant, service_port: int, workdir: Path) -> Setup:
-    if v.impl == "go":
-        frps_bin, frpc_bin = go_binaries()
-        cmd_s, cmd_c = [str(frps_bin)], [str(frpc_bin)]
-    else:
-        cmd_s, cmd_c = ours_cmd("frps"), ours_cmd("frpc")
+    cmd_s, cmd_c = frp_commands(v.impl)
     server_port, remote_port = free_port(), free_port()
     mux = None if v.mux else False
     setup = Setup(v, remote_port)
@@ -188,10 +151,6 @@ def transfer(port: int, size: int, direction: str, *, verify: bool, timeout: flo
         raise RuntimeError(f"{direction} incomplete or corrupted: received {res.received}/{res.size} bytes, "
                            f"sha256 sent {res.sha256_sent} received {res.sha256_received}")
     return res
-
-
-def fmt(x: float | None, width: int = 9, prec: int = 1) -> str:
-    return f"{x:{width}.{prec}f}" if x is not None else f"{'-':>{width}}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 setup = setups[v.name]
                 for d in directions:
                     pids = setup.pids()
-                    c0 = _cpu_seconds(pids)
+                    c0 = cpu_seconds(pids)
                     try:
                         res = transfer(setup.port, args.size, d, verify=args.verify, timeout=timeout,
                                        pattern=args.data)
@@ -277,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                         for p in setup.procs:
                             print(p.log_tail(15), flush=True)
                         break
-                    c1 = _cpu_seconds(pids)
+                    c1 = cpu_seconds(pids)
                     runs[v.name][d].append(res.mb_per_s)
                     if c0 is not None and c1 is not None and pids:
                         cpu[v.name][d].append((c1 - c0) / (res.received / 1e9))

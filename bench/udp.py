@@ -32,13 +32,10 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-
+from _common import Setup, cpu_seconds, frp_commands
 from support.gofrp import GO_FRP_VERSION, GoFrpUnavailable, go_binaries
 from support.procs import (
     LOCALHOST,
@@ -47,10 +44,8 @@ from support.procs import (
     frpc_config,
     frps_config,
     ours_available,
-    ours_cmd,
     udp_proxy,
 )
-from throughput import _cpu_seconds
 
 TOKEN = "bench-token"
 READY_TIMEOUT = 20.0
@@ -95,16 +90,6 @@ def parse_configs(text: str) -> list[Variant]:
     return out
 
 
-@dataclass
-class Setup:
-    variant: Variant
-    port: int
-    procs: list[FrpProcess] = field(default_factory=list)
-
-    def pgids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.pid is not None]
-
-
 def roundtrip_ok(port: int, timeout: float) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((LOCALHOST, port))
@@ -121,11 +106,7 @@ def roundtrip_ok(port: int, timeout: float) -> bool:
 
 
 def start_proxy(v: Variant, service_port: int, workdir: Path) -> Setup:
-    if v.impl == "go":
-        frps_bin, frpc_bin = go_binaries()
-        cmd_s, cmd_c = [str(frps_bin)], [str(frpc_bin)]
-    else:
-        cmd_s, cmd_c = ours_cmd("frps"), ours_cmd("frpc")
+    cmd_s, cmd_c = frp_commands(v.impl)
     server_port, remote_port = free_port(), free_port()
     setup = Setup(v, remote_port)
     frps = FrpProcess(cmd_s, frps_config(server_port, token=TOKEN), name=f"{v.name}-frps", workdir=workdir)
@@ -287,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for v in active[r % len(active):] + active[: r % len(active)] if active else []:
                 setup = setups[v.name]
-                c0 = _cpu_seconds(setup.pgids()) if setup.procs else None
+                c0 = cpu_seconds(setup.pids()) if setup.procs else None
                 res = throughput(setup.port, args.count, args.size, args.window, timeout=120)
-                c1 = _cpu_seconds(setup.pgids()) if setup.procs else None
+                c1 = cpu_seconds(setup.pids()) if setup.procs else None
                 rtts = latency(setup.port, args.pings)
                 tp[v.name].append(res)
                 lat[v.name].append(rtts)

@@ -27,6 +27,7 @@ from support.procs import (  # noqa: F401  (imported fixtures are registered by 
     http_server,
     udp_echo_server,
 )
+from support.stun import stun_server  # noqa: F401  (imported fixtures are registered by pytest)
 
 _COMPAT_DIR = Path(__file__).parent / "compat"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from support.configs import LEGACY_FRPC, LEGACY_FRPS, TEMPLATE_FRPC
-from support.procs import TEST_STRING, free_port, frps_config, go_cmd, ours_cmd, tcp_roundtrip, wait_port
+from support.procs import free_port, frps_config, go_cmd, ours_cmd, wait_port
+from support.waits import echo_ok
 
 from aiofrp.config import render_template
 
@@ -21,10 +22,6 @@ pytestmark = pytest.mark.timeout(90)
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=False,
                           stdin=subprocess.DEVNULL)
-
-
-def echo_ok(port: int) -> bool:
-    return tcp_roundtrip(port, TEST_STRING, timeout=5) == TEST_STRING
 
 
 def _convert(which: str, src: Path) -> Path:

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import socket
-import struct
 import threading
 import time
 import urllib.request
@@ -46,6 +45,7 @@ from support.procs import (
     tcp_roundtrip,
     wait_port,
 )
+from support.waits import frame
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
@@ -61,11 +61,6 @@ TOKEN_MISMATCH = "token in login doesn't match token from configuration"
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _frame(payload: bytes) -> bytes:
-    """frp's e2e echo framing: int64 big-endian length + bytes."""
-    return struct.pack(">q", len(payload)) + payload
 
 
 def _start_frps(frp, direction: str, server_port: int, **kw) -> FrpProcess:
@@ -103,7 +98,7 @@ def _sha(data: bytes) -> str:
 
 def _check_echo(port: int, *, big: int = 1 << 20, concurrent: int = 12) -> None:
     """frp-style framed TestString, one ``big`` echo (SHA-256 compared), ``concurrent`` clients."""
-    assert tcp_roundtrip(port, _frame(TEST_STRING), 5) == _frame(TEST_STRING)
+    assert tcp_roundtrip(port, frame(TEST_STRING), 5) == frame(TEST_STRING)
 
     if big:
         payload = _mixed_payload(big)
@@ -111,7 +106,7 @@ def _check_echo(port: int, *, big: int = 1 << 20, concurrent: int = 12) -> None:
         assert len(reply) == len(payload)
         assert _sha(reply) == _sha(payload)
 
-    datas = [_frame(os.urandom(1000 * (i + 1))) for i in range(concurrent)]
+    datas = [frame(os.urandom(1000 * (i + 1))) for i in range(concurrent)]
     with ThreadPoolExecutor(concurrent) as pool:
         replies = list(pool.map(lambda d: tcp_roundtrip(port, d, 10), datas))
     assert [_sha(r) for r in replies] == [_sha(d) for d in datas]
@@ -125,8 +120,8 @@ def _wait_echo(port: int, timeout: float) -> float:
     while time.monotonic() < deadline:
         try:
             if tcp_roundtrip(
-                port, _frame(TEST_STRING), min(2.0, max(0.1, deadline - time.monotonic()))
-            ) == _frame(TEST_STRING):
+                port, frame(TEST_STRING), min(2.0, max(0.1, deadline - time.monotonic()))
+            ) == frame(TEST_STRING):
                 return time.monotonic() - start
         except (OSError, TimeoutError) as e:
             last = e

@@ -24,6 +24,7 @@ from support.procs import (
     LOCALHOST,
     TEST_STRING,
     FrpProcess,
+    block,
     free_port,
     frpc_config,
     frps_config,
@@ -37,21 +38,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TOKEN = "compat-udp-token"
 SK = "compat-sk"
-
-
-def toml(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def block(table: str, **keys: object) -> str:
-    """``[[proxies]]`` / ``[[visitors]]`` block; ``__`` in a key becomes a dot."""
-    return f"\n[[{table}]]\n" + "".join(f"{k.replace('__', '.')} = {toml(v)}\n" for k, v in keys.items())
 
 
 def start(frp, impl: str, which: str, text: str) -> FrpProcess:

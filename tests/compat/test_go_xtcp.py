@@ -16,40 +16,25 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 
 import pytest
 from support.procs import (
     LOCALHOST,
     TEST_STRING,
-    _lines,
+    block,
     free_port,
     frpc_config,
     frps_config,
     tcp_roundtrip,
     wait_port,
 )
-from support.stun import StunServer
+from support.waits import frame
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TOKEN = "interop-xtcp-token"
 SK = "interop-xtcp-secret"
 PUNCHED = r"establishing nat hole connection successful, sid \[\d+[0-9a-f]{16}\], remoteAddr \["
-
-
-@pytest.fixture(scope="module")
-def stun_server():
-    with StunServer() as s:
-        yield s
-
-
-def _frame(payload: bytes) -> bytes:
-    return struct.pack(">q", len(payload)) + payload
-
-
-def _block(kind: str, **keys: object) -> str:
-    return f"\n[[{kind}]]\n" + _lines(keys)
 
 
 CASES = [
@@ -76,17 +61,17 @@ def test_xtcp_interop(frp, stun_server, echo_server, server, provider_impl, visi
                            natHoleStunServer=stun_server.address)
         return frp.ours_frpc(text) if impl == "ours" else frp.go_frpc(text)
 
-    provider = frpc(provider_impl, _block("proxies", name="p2p", type="xtcp", secretKey=SK, localIP=LOCALHOST,
+    provider = frpc(provider_impl, block("proxies", name="p2p", type="xtcp", secretKey=SK, localIP=LOCALHOST,
                                           localPort=echo_server.port, **{"transport.useEncryption": True}))
     provider.wait_for_proxies("p2p", timeout=15)
     bind_port = free_port()
-    visitor = frpc(visitor_impl, _block("visitors", name="p2p-visitor", type="xtcp", serverName="p2p",
+    visitor = frpc(visitor_impl, block("visitors", name="p2p-visitor", type="xtcp", serverName="p2p",
                                         secretKey=SK, bindPort=bind_port, protocol=protocol,
                                         **{"transport.useEncryption": True}))
     visitor.wait_login(15)
     wait_port(bind_port, 10)
 
-    assert tcp_roundtrip(bind_port, _frame(TEST_STRING), 20) == _frame(TEST_STRING)
+    assert tcp_roundtrip(bind_port, frame(TEST_STRING), 20) == frame(TEST_STRING)
     payload = os.urandom(512 << 10)
     assert tcp_roundtrip(bind_port, payload, 15) == payload
 

@@ -6,7 +6,6 @@ If these fail, the harness (or the Go binaries) is broken, not aiofrp.
 from __future__ import annotations
 
 import os
-import struct
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,15 +24,11 @@ from support.procs import (
     udp_roundtrip,
     wait_port,
 )
+from support.waits import frame
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TOKEN = "selfcheck-token"
-
-
-def _frame(payload: bytes) -> bytes:
-    """frp's e2e echo framing: int64 big-endian length + bytes."""
-    return struct.pack(">q", len(payload)) + payload
 
 
 def _start_pair(frp, *proxies: str, tls: bool | None = None, tcp_mux: bool | None = None):
@@ -61,7 +56,7 @@ def test_tcp_proxy_echo_and_bulk(frp, echo_server, bulk_server, tls: bool, tcp_m
     assert frpc.running and frps.running
 
     # frp-harness style request/expect (length-prefixed TestString) and a plain payload.
-    assert tcp_roundtrip(echo_remote, _frame(TEST_STRING), 5) == _frame(TEST_STRING)
+    assert tcp_roundtrip(echo_remote, frame(TEST_STRING), 5) == frame(TEST_STRING)
     payload = os.urandom(1 << 20)
     assert tcp_roundtrip(echo_remote, payload, 10) == payload
 

@@ -14,55 +14,24 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import time
 import urllib.request
 
 import pytest
 from support.httpd import RawClient, WebBackend, proxy_block, tls_server_context
 from support.procs import (
     LOCALHOST,
-    TEST_STRING,
     EchoServer,
     HttpServer,
     free_port,
     frpc_config,
     frps_config,
-    tcp_roundtrip,
     wait_port,
 )
+from support.waits import echo_ok, poll, refused
 
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "e2e-group-token"
-
-
-def poll(fn, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            v = fn()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001 - anything means "not yet"
-            last = e
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what} not reached within {timeout}s (last: {last!r})")
-        time.sleep(interval)
-
-
-def refused(port: int) -> bool:
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=1):
-            return False
-    except ConnectionRefusedError:
-        return True
-
-
-def echo_ok(port: int) -> bool:
-    return tcp_roundtrip(port, TEST_STRING, 5) == TEST_STRING
 
 
 def start_frps(frp, **keys: object) -> int:

@@ -21,6 +21,7 @@ from support.procs import (
     LOCALHOST,
     TEST_STRING,
     FrpProcess,
+    block,
     free_port,
     frpc_config,
     frps_config,
@@ -32,21 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "e2e-secret-token"
 SK = "abc123"
-
-
-def toml(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def block(table: str, **keys: object) -> str:
-    """A ``[[proxies]]`` / ``[[visitors]]`` block; ``keys`` with "__" become dotted (transport__x)."""
-    return f"\n[[{table}]]\n" + "".join(f"{k.replace('__', '.')} = {toml(v)}\n" for k, v in keys.items())
 
 
 def secret_proxy(name: str, local_port: int, kind: str = "stcp", **keys: object) -> str:

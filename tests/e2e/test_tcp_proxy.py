@@ -36,6 +36,7 @@ from support.procs import (
     tcp_proxy,
     tcp_roundtrip,
 )
+from support.waits import frame, poll, refused
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -81,37 +82,6 @@ def api_status(admin_port: int) -> dict:
     status, _, body = http_get(f"http://{LOCALHOST}:{admin_port}/api/status", auth=(ADMIN_USER, ADMIN_PASSWORD))
     assert status == 200, (status, body)
     return json.loads(body)
-
-
-def poll(fn, timeout: float, what: str, interval: float = 0.05):
-    """Call ``fn`` until it returns a truthy value (exceptions count as falsy); fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            v = fn()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001 - anything means "not yet"
-            last = e
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what} not reached within {timeout}s (last: {last!r})")
-        time.sleep(interval)
-
-
-def refused(port: int) -> bool:
-    """True if nothing accepts TCP connections on 127.0.0.1:port."""
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=1):
-            return False
-    except ConnectionRefusedError:
-        return True
-
-
-def frame(payload: bytes) -> bytes:
-    """frp's e2e echo framing: int64 big-endian length + bytes."""
-    return len(payload).to_bytes(8, "big") + payload
 
 
 def check_echo(port: int, *, size: int = 256 << 10, clients: int = 8) -> None:

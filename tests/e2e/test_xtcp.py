@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +24,7 @@ from support.procs import (
     LOCALHOST,
     TEST_STRING,
     FrpProcess,
-    _lines,
+    block,
     free_port,
     frpc_config,
     frps_config,
@@ -33,27 +32,13 @@ from support.procs import (
     wait_port,
 )
 from support.stun import StunServer
+from support.waits import frame
 
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "e2e-xtcp-token"
 SK = "xtcp-secret"
 PUNCHED = r"establishing nat hole connection successful, sid \[\d+[0-9a-f]{16}\], remoteAddr \[([^\]]+)\]"
-
-
-@pytest.fixture(scope="module")
-def stun_server():
-    with StunServer() as s:
-        yield s
-
-
-def frame(payload: bytes) -> bytes:
-    return struct.pack(">q", len(payload)) + payload
-
-
-def block(kind: str, **keys: object) -> str:
-    """A ``[[proxies]]`` / ``[[visitors]]`` table (keys verbatim, dotted names via ``**{...}``)."""
-    return f"\n[[{kind}]]\n" + _lines(keys)
 
 
 def start_frps(frp) -> tuple[FrpProcess, int]:

@@ -561,6 +561,12 @@ def frpc_config(
     return text + extra + "".join(proxies)
 
 
+def block(table: str, **keys: object) -> str:
+    """A ``[[proxies]]`` / ``[[visitors]]`` table; ``keys`` verbatim (dotted names via ``**{...}``),
+    ``__`` in a key becomes a dot (``transport__useEncryption``)."""
+    return f"\n[[{table}]]\n" + _lines({k.replace("__", "."): v for k, v in keys.items()})
+
+
 def _proxy(kind: str, name: str, local_port: int, remote_port: int | None, keys: Mapping[str, object]) -> str:
     return "\n[[proxies]]\n" + _lines({"name": name, "type": kind, "localIP": LOCALHOST,
                                         "localPort": local_port, "remotePort": remote_port, **keys})

@@ -19,6 +19,8 @@ import socket
 import threading
 from typing import Self
 
+import pytest
+
 from aiofrp.proto import stun
 
 
@@ -127,3 +129,10 @@ class StunServer:
             sender.sendto(resp.encode(fingerprint=True), peer)
         except OSError:
             pass
+
+
+@pytest.fixture(scope="module")
+def stun_server():
+    """A :class:`StunServer` on loopback for the tests of one module."""
+    with StunServer() as s:
+        yield s

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+
+from ...net.relay import PendingConn
 
 if TYPE_CHECKING:
     from ..control import Control
@@ -33,3 +36,15 @@ class Visitor:
 
     async def close(self) -> None:
         """Stop listening and close what is open."""
+
+
+class UserConn(PendingConn):
+    """A local connection accepted by a visitor's listener; handed to ``visitor.handle_conn``."""
+
+    def __init__(self, visitor: Any) -> None:
+        super().__init__()
+        self.visitor = visitor
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.visitor.spawn(self.visitor.handle_conn(self))

@@ -19,7 +19,7 @@ from ...proto import msg as m
 from ...proto.crypto import auth_key, derive_key
 from ...proto.errors import ProtocolError
 from . import register
-from .base import Visitor
+from .base import UserConn, Visitor
 
 if TYPE_CHECKING:
     from ..service import Client
@@ -80,16 +80,6 @@ async def open_visitor_conn(visitor: Any) -> tuple[MsgConn, Codec | None, Codec 
     return conn, encode, decode
 
 
-class _UserConn(PendingConn):
-    def __init__(self, visitor: STCPVisitor) -> None:
-        super().__init__()
-        self.visitor = visitor
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.visitor.spawn(self.visitor.handle_conn(self))
-
-
 @register("stcp")
 class STCPVisitor(Visitor):
     def __init__(self, client: Client, cfg: Any) -> None:
@@ -103,7 +93,7 @@ class STCPVisitor(Visitor):
         cfg = self.cfg
         if cfg.bind_port > 0:
             self.listener = await asyncio.get_running_loop().create_server(
-                lambda: _UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
+                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
                 backlog=1024,
             )
             log.info("[%s] stcp visitor listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)

@@ -21,7 +21,7 @@ from ...proto.nathole import new_transaction_id
 from .. import tunnel
 from ..nathole import NatHoleError, exchange_info, fmt_addrs, fmt_behavior, make_hole, pre_check, prepare
 from . import register
-from .base import Visitor
+from .base import UserConn, Visitor
 from .stcp import target_name
 
 if TYPE_CHECKING:
@@ -32,16 +32,6 @@ log = logging.getLogger("aiofrp.client.visitor")
 OPEN_TUNNEL_TIMEOUT = 20.0
 RETRY_POLL = 0.5  # how often a waiting user connection looks for a tunnel again
 MIN_ATTEMPT_INTERVAL = 10.0  # hole punching attempts are at least this far apart
-
-
-class _UserConn(PendingConn):
-    def __init__(self, visitor: XTCPVisitor) -> None:
-        super().__init__()
-        self.visitor = visitor
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.visitor.spawn(self.visitor.handle_conn(self))
 
 
 class _RateLimiter:
@@ -86,7 +76,7 @@ class XTCPVisitor(Visitor):
         cfg = self.cfg
         if cfg.bind_port > 0:
             self.listener = await asyncio.get_running_loop().create_server(
-                lambda: _UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
+                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
                 backlog=1024,
             )
             log.info("[%s] xtcp visitor listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)

@@ -10,6 +10,7 @@ from ...net.limiter import TokenBucket, bucket_for
 from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
+from ..vhost import Route, unregister_routes
 
 if TYPE_CHECKING:
     from ..control import Control
@@ -90,8 +91,28 @@ class UserConn(PendingConn):
         self.proxy.server.spawn(self.proxy.handle_user_conn(self))
 
 
+class VhostProxy(ServerProxy):
+    """A proxy served by one of frps's vhosts: its routes (shared in a group) live in the vhost's router."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.routes: list[Route] = []
+        self._router: Any = None
+
+    def _register_routes(self, vhost: Any, routes: list[Route]) -> None:
+        self._router = vhost.router
+        self.routes = self.server.groups.register_routes(self.type, vhost.router, routes, self)
+
+    def close(self) -> None:
+        if self._router is not None:
+            unregister_routes(self._router, self.routes, self)
+            self.routes = []
+            self.server.groups.leave_vhost(self.type, self)
+        super().close()
+
+
 def listen_error(exc: OSError) -> str:
     return str(exc.strerror or exc)
 
 
-__all__: list[Any] = ["ProxyError", "ServerProxy", "UserConn"]
+__all__: list[Any] = ["ProxyError", "ServerProxy", "UserConn", "VhostProxy"]

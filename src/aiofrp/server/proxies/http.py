@@ -14,21 +14,18 @@ from ...net.msgconn import MsgConn
 from ...net.relay import work_conn_codecs
 from ...proto import msg as m
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
-from ..vhost import unregister_routes as _unregister
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
-from .base import ProxyError, ServerProxy
+from .base import ProxyError, VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.http")
 
 
 @register("http")
-class HTTPProxy(ServerProxy):
+class HTTPProxy(VhostProxy):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.pool = UpstreamPool()
-        self.routes: list[Route] = []
-        self._router: Any = None
 
     async def run(self) -> None:
         cfg = self.server.cfg
@@ -44,8 +41,7 @@ class HTTPProxy(ServerProxy):
                   host_rewrite=req.host_header_rewrite, headers=req.headers, response_headers=req.response_headers)
             for domain in domains for location in locations
         ]
-        self._router = vhost.router
-        self.routes = self.server.groups.register_routes("http", vhost.router, routes, self)
+        self._register_routes(vhost, routes)
         for r in routes:
             log.info("[%s] http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
                      self.name, r.domain, r.location, req.group, r.route_by_http_user)
@@ -67,9 +63,5 @@ class HTTPProxy(ServerProxy):
         return up
 
     def close(self) -> None:
-        if self._router is not None:
-            _unregister(self._router, self.routes, self)
-            self.routes = []
-            self.server.groups.leave_vhost("http", self)
         self.pool.close()
         super().close()

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
-from ..vhost import unregister_routes as _unregister
 from . import register
-from .base import ProxyError, ServerProxy
+from .base import ProxyError, VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.tcpmux")
 
 
 @register("tcpmux")
-class TCPMuxProxy(ServerProxy):
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.routes: list[Route] = []
-        self._router: Any = None
-
+class TCPMuxProxy(VhostProxy):
     async def run(self) -> None:
         cfg = self.server.cfg
         req = self.req
@@ -35,16 +28,8 @@ class TCPMuxProxy(ServerProxy):
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         routes = [Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd)
                   for d in domains]
-        self._router = vhost.router
-        self.routes = self.server.groups.register_routes("tcpmux", vhost.router, routes, self)
+        self._register_routes(vhost, routes)
         for d in domains:
             log.info("[%s] tcpmux httpconnect multiplexer listens for host [%s] group [%s] routeByHTTPUser [%s]",
                      self.name, d, req.group, req.route_by_http_user)
         self.remote_addr = ",".join(canonical_addr(d, cfg.tcpmux_http_connect_port) for d in domains)
-
-    def close(self) -> None:
-        if self._router is not None:
-            _unregister(self._router, self.routes, self)
-            self.routes = []
-            self.server.groups.leave_vhost("tcpmux", self)
-        super().close()

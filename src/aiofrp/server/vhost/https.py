@@ -44,13 +44,13 @@ class HTTPSVhost:
             conn.data_received(data)
 
 
-class SNIConn(PendingConn):
-    """Reads the ClientHello, then waits (paused, bytes kept) for its proxy to take it over."""
+class RoutingConn(PendingConn):
+    """A vhost connection read until it is routed (``routed``), then kept paused for its proxy;
+    aborted if not routed within ``MUX_TIMEOUT``. Subclasses call :meth:`_stop` once routing ends."""
 
-    def __init__(self, vhost: HTTPSVhost) -> None:
+    def __init__(self, vhost: Any) -> None:
         super().__init__()
         self.vhost = vhost
-        self.hello = bytearray()
         self.routed = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -61,8 +61,37 @@ class SNIConn(PendingConn):
     def _timeout(self) -> None:
         self.timer = None
         if not self.routed and self.transport is not None:
-            log.debug("https connection from %s sent no ClientHello in %gs", self._peer(), MUX_TIMEOUT)
+            self._timed_out()
             self.transport.abort()
+
+    def _timed_out(self) -> None:
+        """Called just before a connection not routed in time is aborted."""
+
+    def _stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def eof_received(self) -> bool:
+        if not self.routed:
+            self._stop()
+            return False
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+        super().connection_lost(exc)
+
+
+class SNIConn(RoutingConn):
+    """Reads the ClientHello, then waits (paused, bytes kept) for its proxy to take it over."""
+
+    def __init__(self, vhost: HTTPSVhost) -> None:
+        super().__init__(vhost)
+        self.hello = bytearray()
+
+    def _timed_out(self) -> None:
+        log.debug("https connection from %s sent no ClientHello in %gs", self._peer(), MUX_TIMEOUT)
 
     def _peer(self) -> str:
         return fmt_addr(self.transport.get_extra_info("peername")) if self.transport is not None else "?"
@@ -100,18 +129,3 @@ class SNIConn(PendingConn):
         self.transport.pause_reading()
         log.debug("[%s] new https connection for host [%s]", member.name, name)
         self.vhost.server.spawn(member.handle_user_conn(self))
-
-    def _stop(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def eof_received(self) -> bool:
-        if not self.routed:
-            self._stop()
-            return False
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop()
-        super().connection_lost(exc)

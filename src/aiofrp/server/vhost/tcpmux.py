@@ -13,9 +13,8 @@ import logging
 from typing import Any
 
 from ...net.mux import fmt_addr
-from ...net.relay import PendingConn
 from ...proto.http import HTTPError, basic_auth, canonical_host, find_head_end, parse_request_head
-from .https import MUX_TIMEOUT
+from .https import RoutingConn
 from .pages import CONNECT_OK, PROXY_AUTH_REQUIRED, raw_not_found
 from .router import Route, Routers
 
@@ -38,29 +37,12 @@ class TCPMuxVhost:
         )
 
 
-class ConnectConn(PendingConn):
+class ConnectConn(RoutingConn):
     """Reads the CONNECT request, routes it, then waits (paused) for its proxy to take over."""
 
     def __init__(self, vhost: TCPMuxVhost) -> None:
-        super().__init__()
-        self.vhost = vhost
+        super().__init__(vhost)
         self.head = bytearray()
-        self.routed = False
-        self.timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.timer = asyncio.get_running_loop().call_later(MUX_TIMEOUT, self._timeout)
-
-    def _timeout(self) -> None:
-        self.timer = None
-        if not self.routed and self.transport is not None:
-            self.transport.abort()
-
-    def _stop(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def data_received(self, data: bytes) -> None:
         if self.routed:
@@ -113,13 +95,3 @@ class ConnectConn(PendingConn):
         self.head = bytearray()
         t.pause_reading()
         self.vhost.server.spawn(member.handle_user_conn(self))
-
-    def eof_received(self) -> bool:
-        if not self.routed:
-            self._stop()
-            return False
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop()
-        super().connection_lost(exc)
