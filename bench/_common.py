@@ -7,6 +7,7 @@ Importing this module puts ``tests/`` on ``sys.path`` (the bench scripts use tes
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,17 @@ def cpu_seconds(pgids: list[int]) -> float | None:
         if int(fields[2]) in wanted:  # pgrp
             total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def teardown(setups: dict[Any, Setup], workdir: str | os.PathLike[str], keep_logs: bool) -> None:
+    """Kill every setup's processes; remove the configs and logs unless ``keep_logs``."""
+    for setup in setups.values():
+        for p in setup.procs:
+            p.kill()
+    if keep_logs:
+        print(f"configs and logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def fmt(x: float | None, width: int = 9, prec: int = 1) -> str:

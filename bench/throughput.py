@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import socket
 import statistics
 import sys
@@ -34,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import Setup, cpu_seconds, fmt, frp_commands
+from _common import Setup, cpu_seconds, fmt, frp_commands, teardown
 from support.gofrp import GO_FRP_VERSION, GoFrpUnavailable, go_binaries
 from support.procs import (
     BulkServer,
@@ -246,14 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", flush=True)
         return 130
     finally:
-        for setup in setups.values():
-            for p in setup.procs:
-                p.kill()
+        teardown(setups, workdir, args.keep_logs)
         server.stop()
-        if args.keep_logs:
-            print(f"configs and logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     # ---- report ----------------------------------------------------------------------------------
     summary: dict[str, dict[str, dict[str, object]]] = {}

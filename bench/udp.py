@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import select
-import shutil
 import socket
 import statistics
 import struct
@@ -35,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import Setup, cpu_seconds, frp_commands
+from _common import Setup, cpu_seconds, frp_commands, teardown
 from support.gofrp import GO_FRP_VERSION, GoFrpUnavailable, go_binaries
 from support.procs import (
     LOCALHOST,
@@ -284,14 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", flush=True)
         return 130
     finally:
-        for setup in setups.values():
-            for p in setup.procs:
-                p.kill()
+        teardown(setups, workdir, args.keep_logs)
         echo.kill()
-        if args.keep_logs:
-            print(f"configs and logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     summary: dict[str, dict[str, float | None]] = {}
     print()

@@ -38,6 +38,43 @@ class Visitor:
         """Stop listening and close what is open."""
 
 
+class TCPVisitor(Visitor):
+    """A visitor with an optional local TCP listener (``bindPort > 0``): stcp and xtcp."""
+
+    def __init__(self, client: Client, cfg: Any) -> None:
+        super().__init__(client, cfg)
+        self.listener: asyncio.AbstractServer | None = None
+        self.relays: set[Any] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def listen(self) -> None:
+        """Open ``bindAddr:bindPort`` if ``bindPort > 0``; each connection goes to ``handle_conn``."""
+        cfg = self.cfg
+        if cfg.bind_port > 0:
+            self.listener = await asyncio.get_running_loop().create_server(
+                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
+                backlog=1024,
+            )
+            log.info("[%s] %s visitor listen on %s:%d", self.name, self.type, cfg.bind_addr, cfg.bind_port)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def handle_conn(self, user: PendingConn) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        for t in list(self._tasks):
+            t.cancel()
+        for r in list(self.relays):
+            r.close()
+
+
 class UserConn(PendingConn):
     """A local connection accepted by a visitor's listener; handed to ``visitor.handle_conn``."""
 

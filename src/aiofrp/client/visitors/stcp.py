@@ -7,7 +7,6 @@ names the secret proxy and proves the secret key (frp §5.9).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from ...proto import msg as m
 from ...proto.crypto import auth_key, derive_key
 from ...proto.errors import ProtocolError
 from . import register
-from .base import UserConn, Visitor
+from .base import TCPVisitor
 
 if TYPE_CHECKING:
     from ..service import Client
@@ -81,28 +80,14 @@ async def open_visitor_conn(visitor: Any) -> tuple[MsgConn, Codec | None, Codec 
 
 
 @register("stcp")
-class STCPVisitor(Visitor):
+class STCPVisitor(TCPVisitor):
     def __init__(self, client: Client, cfg: Any) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
-        self.listener: asyncio.AbstractServer | None = None
-        self.relays: set[Relay] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        cfg = self.cfg
-        if cfg.bind_port > 0:
-            self.listener = await asyncio.get_running_loop().create_server(
-                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
-                backlog=1024,
-            )
-            log.info("[%s] stcp visitor listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)
+        await self.listen()
         log.info("[%s] start visitor success", self.name)
-
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def handle_conn(self, user: PendingConn) -> None:
         """Serve one accepted local connection (bytes it already sent may sit in ``user.buffered``)
@@ -128,11 +113,3 @@ class STCPVisitor(Visitor):
             self.relays.add(relay)
         log.debug("[%s] join connections, user %s", self.name, fmt_addr(transport.get_extra_info("peername")))
 
-    async def close(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
-        for t in list(self._tasks):
-            t.cancel()
-        for r in list(self.relays):
-            r.close()

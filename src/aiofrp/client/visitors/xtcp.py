@@ -21,7 +21,7 @@ from ...proto.nathole import new_transaction_id
 from .. import tunnel
 from ..nathole import NatHoleError, exchange_info, fmt_addrs, fmt_behavior, make_hole, pre_check, prepare
 from . import register
-from .base import UserConn, Visitor
+from .base import TCPVisitor
 from .stcp import target_name
 
 if TYPE_CHECKING:
@@ -55,14 +55,11 @@ class _RateLimiter:
 
 
 @register("xtcp")
-class XTCPVisitor(Visitor):
+class XTCPVisitor(TCPVisitor):
     def __init__(self, client: Client, cfg: Any) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
-        self.listener: asyncio.AbstractServer | None = None
         self.tunnel: tunnel.Tunnel | None = None
-        self.relays: set[Relay] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._want_tunnel = asyncio.Event()
         self._tunnel_changed = asyncio.Event()
         self._attached = asyncio.Event()
@@ -74,12 +71,7 @@ class XTCPVisitor(Visitor):
 
     async def start(self) -> None:
         cfg = self.cfg
-        if cfg.bind_port > 0:
-            self.listener = await asyncio.get_running_loop().create_server(
-                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
-                backlog=1024,
-            )
-            log.info("[%s] xtcp visitor listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)
+        await self.listen()
         self.spawn(self._tunnel_worker())
         if cfg.keep_tunnel_open:
             self.spawn(self._keep_tunnel_open())
@@ -93,19 +85,8 @@ class XTCPVisitor(Visitor):
         super().detach()
         self._attached.clear()
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def close(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
-        for t in list(self._tasks):
-            t.cancel()
-        for r in list(self.relays):
-            r.close()
+        await super().close()
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None
