@@ -16,6 +16,7 @@ from ..proto.crypto import auth_key, derive_key
 from ..proto.errors import ProtocolError
 from .connector import Connector
 from .control import Control
+from .errors import login_error, refusal_text
 from .proxies import ProxyWrapper
 
 log = logging.getLogger("aiofrp.client")
@@ -146,18 +147,20 @@ class Client:
         conn.write_msg(login)
         try:
             resp = await conn.read_msg(timeout=LOGIN_TIMEOUT)
+            if not isinstance(resp, m.LoginResp):
+                raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
+        except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
+            conn.abort()
+            connector.close()
+            raise login_error(connector.server, exc, LOGIN_TIMEOUT) from exc
         except BaseException:
             conn.abort()
             connector.close()
             raise
-        if not isinstance(resp, m.LoginResp):
-            conn.abort()
-            connector.close()
-            raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
         if resp.error:
             conn.abort()
             connector.close()
-            raise LoginError(resp.error)
+            raise LoginError(refusal_text(connector.server, resp.error))
         self.run_id = resp.run_id
         conn.enable_encryption(self.key)
         log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)

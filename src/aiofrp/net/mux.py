@@ -59,6 +59,7 @@ class MuxSession(asyncio.Protocol):
         self._ping_deadline: asyncio.TimerHandle | None = None
         self._outstanding_ping: int | None = None
         self._is_closed = False
+        self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
 
     # -- transport callbacks -------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class MuxSession(asyncio.Protocol):
         if self._is_closed:
             return
         self._is_closed = True
+        self.close_reason = exc
         for t in (self._ping_timer, self._ping_deadline):
             if t is not None:
                 t.cancel()
