@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..proto.addr import join_host_port
+
 if TYPE_CHECKING:
     from .service import Client
 
@@ -45,7 +47,7 @@ class AdminServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.cfg.addr or "127.0.0.1", self.cfg.port)
         await site.start()
-        log.info("admin server listen on %s:%d", self.cfg.addr, self.cfg.port)
+        log.info("admin server listen on %s", join_host_port(self.cfg.addr or "127.0.0.1", self.cfg.port))
 
     async def close(self) -> None:
         if self.runner is not None:
