@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,8 @@ class AdminServer:
         return web.Response(status=200)
 
     async def api_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.client.status())
+        # compact, as Go's encoding/json writes it
+        return web.json_response(self.client.status(), dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
     async def api_config(self, request: web.Request) -> web.Response:
         try:
