@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|config|quick)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|config|quick|cli)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -372,3 +372,43 @@ def test_a_finished_script_leaves_nothing_running(tmp_path: Path) -> None:
     ex = Example(tmp_path, ports(8080, 10000))
     ex.script("quick/run.sh", timeout=60)
     poll(lambda: refused(ex.ports[10000]) and refused(ex.ports[8080]), 5, "the script's servers gone")
+
+
+def test_command_lines(frp, tmp_path: Path) -> None:
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 6000, 8080, 9000, 7400, p22=echo.port),
+                     {"SERVER": "127.0.0.1", "TOKEN": "change-me", "KEY": "k"})
+        ex.write("tcp/frps.toml")
+        frpc_toml = ex.text("tcp/frpc.toml")
+        i = frpc_toml.index("[[proxies]]")
+        (tmp_path / "frpc.toml").write_text(frpc_toml[:i] + ex.text("tcp/admin.toml") + "\n" + frpc_toml[i:])
+        remote = ex.ports[6000]
+        lines = ex.commands("cli/commands.sh")
+        assert len(lines) == 12, lines
+        (frps_file, frps_flags, frps_verify, frpc_file, frpc_verify, frpc_status, frpc_stop,
+         one_shot, one_shot_addr_port, visitor, helps, version) = lines
+        p = ex.start(frp, frps_file)
+        p.wait_for_log("frps started successfully")
+        p.stop()
+        ex.start(frp, frps_flags).wait_for_log("frps started successfully")
+        for line in (frps_verify, frpc_verify):
+            assert "syntax is ok" in ex.run(line).stdout
+        client = ex.start(frp, frpc_file)
+        client.wait_for_proxies("ssh")
+        assert echo_ok(remote)
+        assert re.search(r"^ssh\s+running\s", ex.run(frpc_status).stdout, re.MULTILINE)
+        assert ex.run(frpc_stop).stdout.strip() == "stop success"
+        assert client.wait_exit(10) == 0
+        for line in (one_shot, one_shot_addr_port):
+            p = ex.start(frp, line)
+            p.wait_for_proxies("ssh")
+            assert echo_ok(remote)
+            p.stop()
+            poll(lambda: refused(remote), 10, "the remote port released")
+        p = ex.start(frp, visitor)
+        p.wait_for_log(rf"stcp visitor listen on 127\.0\.0\.1:{ex.ports[9000]}$")
+        p.wait_login()
+        p.stop()
+        assert "--allow-ports" in ex.run(helps).stdout
+        comment = re.search(r"frps --version\s+# (.*)$", BLOCKS["cli/commands.sh"], re.MULTILINE)
+        assert comment and ex.run(version).stdout.strip() == comment[1]
