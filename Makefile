@@ -1,48 +1,92 @@
-# Everything bootstraps a local virtualenv (.venv) from nothing.
+# Everything bootstraps a local virtualenv (.venv) from nothing; no system-wide pip needed
+# (works on PEP 668 "externally managed" systems such as Debian 12 and Ubuntu 24.04).
+#
+#   make demo | test | unit | e2e | compat | lint | bench     development (in ./.venv)
+#   make install [PREFIX=~/.local]                            frps/frpc/frp into $(PREFIX)/bin
+#   make uninstall [PREFIX=~/.local]
+#   make clean                                                remove .venv and build leftovers
+#   PYTHON=python3.12 make ...                                the interpreter to use (>= 3.11)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# Two stamps: the runtime (enough for `make demo`) and the test tools on top of it.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TEST_STAMP    := $(VENV)/.test-installed
 
-.PHONY: all venv test unit e2e compat demo bench bench-udp bench-http lint clean
+PREFIX ?= $(HOME)/.local
+BINDIR ?= $(PREFIX)/bin
+# `make install` puts a private virtualenv here and links its commands into $(BINDIR)
+LIBDIR ?= $(PREFIX)/lib/aiofrp
+COMMANDS := frps frpc frp
+
+.PHONY: all venv test unit e2e compat demo bench bench-udp bench-http lint clean install uninstall check-python
 
 all: test
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "aiofrp needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) -V 2>&1 || echo missing)." >&2; \
+	  echo "Choose another interpreter: make PYTHON=python3.11 ..." >&2; exit 1; }
+
+$(PY): | check-python
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "'$(PYTHON) -m venv' failed. On Debian/Ubuntu: sudo apt install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(RUNTIME_STAMP)
 	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-venv: $(STAMP)
+venv: $(TEST_STAMP)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(PY) -m pytest -q tests/unit
 
-e2e: $(STAMP)
+e2e: $(TEST_STAMP)
 	$(PY) -m pytest -q tests/e2e
 
-compat: $(STAMP)
+compat: $(TEST_STAMP)
 	$(PY) -m pytest -q tests/compat
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(PY) -m aiofrp.demo
 
-bench: $(STAMP)
+bench: $(RUNTIME_STAMP)
 	$(PY) bench/throughput.py
 
-bench-udp: $(STAMP)
+bench-udp: $(RUNTIME_STAMP)
 	$(PY) bench/udp.py
 
-bench-http: $(STAMP)
+bench-http: $(RUNTIME_STAMP)
 	$(PY) bench/http_load.py
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
 
+# A virtualenv of its own under $(LIBDIR) (never the system's site-packages), then symlinks.
+install: check-python
+	@$(PYTHON) -m venv --clear $(LIBDIR)/venv || { \
+	  echo "'$(PYTHON) -m venv' failed. On Debian/Ubuntu: sudo apt install python3-venv" >&2; exit 1; }
+	$(LIBDIR)/venv/bin/python -m pip install -q --disable-pip-version-check .
+	@mkdir -p $(BINDIR)
+	@for c in $(COMMANDS); do ln -sfn $(LIBDIR)/venv/bin/$$c $(BINDIR)/$$c; done
+	@echo "installed $(COMMANDS) into $(BINDIR) ($$($(BINDIR)/frps --version))"
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) \
+	  echo "note: $(BINDIR) is not on your PATH; add it, e.g. export PATH=\"$(BINDIR):\$$PATH\"";; esac
+
+# Removes only links that point into $(LIBDIR), then $(LIBDIR).
+uninstall:
+	@for c in $(COMMANDS); do \
+	  if [ "$$(readlink $(BINDIR)/$$c)" = "$(LIBDIR)/venv/bin/$$c" ]; then rm -f $(BINDIR)/$$c; fi; done
+	rm -rf $(LIBDIR)
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info

@@ -115,12 +115,13 @@ def test_verify_missing_file(tmp_path: Path, which: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("which", ["frps", "frpc"])
+@pytest.mark.parametrize("which", ["frps", "frpc", "frp"])
 @pytest.mark.parametrize("flag", ["-v", "--version"])
 def test_version(which: str, flag: str) -> None:
     res = run(*ours_cmd(which), flag)
     assert res.returncode == 0, res
-    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", res.stdout.strip()), res.stdout
+    # our own version, then the frp release we are compatible with (the one sent on the wire)
+    assert re.fullmatch(r"aiofrp \d+\.\d+\.\d+\S* \(frp 0\.65\.0 compatible\)", res.stdout.strip()), res.stdout
 
 
 def test_defaults_without_config() -> None:

@@ -137,6 +137,22 @@ def test_wrong_password_is_refused(frp, banner_service: _Service) -> None:
     assert _banner_exchange(port)[0] == b"220 banner ready\r\n"
 
 
+def test_second_client_exits_with_a_clear_message(frp, banner_service: _Service) -> None:
+    port = free_port()
+    server, first = _start_pair(frp, port, banner_service.port)
+    second = frp.run(FRP, None, name="second", args=["-m", "client", "-h", "127.0.0.1", "-p", str(port),
+                                                     "-lh", "127.0.0.1", "-lp", str(banner_service.port),
+                                                     "-pwd", "s3cret"])
+    assert second.wait_exit(15) == 1
+    second.wait_for_log(rf"\[E\] \[quick\] another quick mode client is already published on 127\.0\.0\.1:{port} "
+                        r"\(proxy \[quick\] already exists\): stop it first, or use another server port; exiting$")
+    assert "Traceback" not in second.log_text()
+    server.wait_for_log(r"new proxy \[quick\] type \[tcp\] error: proxy \[quick\] already exists")
+    # the first tunnel is undisturbed
+    assert first.running
+    assert _banner_exchange(port) == (b"220 banner ready\r\n", b"250 HELO test\r\n")
+
+
 def test_tunnel_survives_server_restart(frp, banner_service: _Service) -> None:
     port = free_port()
     server, client = _start_pair(frp, port, banner_service.port)

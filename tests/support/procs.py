@@ -397,8 +397,8 @@ def ours_available() -> bool:
 
 
 def ours_cmd(which: str) -> list[str]:
-    """``[sys.executable, "-m", "aiofrp.cli.<which>"]`` for ``which`` in ``frps``/``frpc``."""
-    if which not in ("frps", "frpc"):
+    """``[sys.executable, "-m", "aiofrp.cli.<which>"]`` for ``which`` in ``frps``/``frpc``/``frp``."""
+    if which not in ("frps", "frpc", "frp"):
         raise ValueError(which)
     return [sys.executable, "-m", f"aiofrp.cli.{which}"]
 

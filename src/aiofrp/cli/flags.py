@@ -121,8 +121,9 @@ def frps_flags_to_dict(args: argparse.Namespace) -> dict[str, Any]:
 # -- frpc one-shot proxies and visitors ------------------------------------------------------
 
 def add_frpc_common_flags(p: argparse.ArgumentParser) -> None:
-    add(p, "-s", "--server-addr", default="127.0.0.1", help="frp server's address (default 127.0.0.1)")
-    add(p, "-P", "--server-port", type=int, default=7000, help="frp server's port (default 7000)")
+    add(p, "-s", "--server-addr", default="127.0.0.1",
+        help="frp server's address, optionally with its port: HOST or HOST:PORT (default 127.0.0.1)")
+    add(p, "-P", "--server-port", type=int, default=None, help="frp server's port (default 7000)")
     add(p, "-t", "--token", default="", help="auth token")
     add(p, "-u", "--user", default="", help="user")
     add(p, "-p", "--protocol", default="tcp", help="optional values are [tcp kcp quic websocket wss] (default tcp)")
@@ -176,10 +177,26 @@ def add_frpc_visitor_flags(p: argparse.ArgumentParser) -> None:
     add(p, None, "--bind-port", type=int, default=0, help="bind port")
 
 
+def split_server_addr(addr: str, port: int | None) -> tuple[str, int]:
+    """``-s HOST`` or ``-s HOST:PORT`` (``[v6]:PORT``) with ``-P PORT``: the server's address and port.
+
+    A port in ``-s`` is taken when ``-P`` is absent or says the same; otherwise SystemExit explains."""
+    host, sep, tail = addr.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not sep or (":" in host and not bracketed):  # HOST, or a bare IPv6 address
+        return addr.strip("[]"), 7000 if port is None else port
+    if not tail.isdigit() or not 0 < int(tail) < 65536:
+        raise SystemExit(f"frpc: -s {addr}: {tail!r} is not a port number (use -s HOST -P PORT)")
+    if port is not None and port != int(tail):
+        raise SystemExit(f"frpc: -s {addr} and -P {port} name different server ports; give the port once")
+    return host.strip("[]"), int(tail)
+
+
 def _frpc_common_dict(args: argparse.Namespace) -> dict[str, Any]:
+    server_addr, server_port = split_server_addr(args.server_addr, args.server_port)
     d: dict[str, Any] = {
-        "serverAddr": args.server_addr,
-        "serverPort": args.server_port,
+        "serverAddr": server_addr,
+        "serverPort": server_port,
         "user": args.user,
         "auth": {"token": args.token},
         "dnsServer": args.dns_server,

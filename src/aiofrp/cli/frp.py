@@ -17,7 +17,8 @@ import json
 import logging
 import sys
 
-from .. import FRP_VERSION
+from .. import version_text
+from ..proto.addr import join_host_port
 from .common import die, run_service
 
 log = logging.getLogger("aiofrp.quick")
@@ -29,7 +30,7 @@ DEFAULT_PASSWORD = "12345678"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frp", add_help=False,
-        description=f"frp quick mode (aiofrp, wire-compatible with frp {FRP_VERSION}): "
+        description=f"frp quick mode ({version_text()}): "
                     "one server port carries both the tunnel and the public users.",
         epilog="examples:\n  frp -m server -h 0.0.0.0 -p 10000 -pwd SECRET\n"
                "  frp -m client -h SERVER -p 10000 -lh localhost -lp 443 -pwd SECRET",
@@ -73,7 +74,7 @@ def _warn_default_password(host: str, password: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
-        print(FRP_VERSION)
+        print(version_text())
         return 0
     if not 0 < args.port < 65536:
         die(f"frp: -p: port number {args.port} must be in the range 1..65535")
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..log import setup_logging
 
     setup_logging(level=args.log_level)
+    log.info("frp quick mode (%s) starting: %s", args.mode, version_text())
     try:
         if args.mode == "server":
             host = args.host or "0.0.0.0"
@@ -117,9 +119,10 @@ async def _serve(cfg, stop) -> int:
     try:
         await server.start()
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", cfg.bind_addr, cfg.bind_port, exc.strerror or exc)
+        log.error("cannot listen on %s: %s", join_host_port(cfg.bind_addr, cfg.bind_port), exc.strerror or exc)
         return 1
-    log.info("quick mode server on %s:%d: tunnel and public users share this port", cfg.bind_addr, server.bind_port)
+    log.info("quick mode server on %s: tunnel and public users share this port",
+             join_host_port(cfg.bind_addr, server.bind_port))
     await stop.wait()
     await server.close()
     return 0
@@ -130,10 +133,20 @@ async def _client(cfg, stop) -> int:
 
     from ..client.service import Client
 
-    client = Client(cfg, exit_on_refusal=True)
     p = cfg.proxies[0]
-    log.info("quick mode client: %s:%d is published on %s:%d", p.local_ip, p.local_port, cfg.server_addr,
-             cfg.server_port)
+    server = join_host_port(cfg.server_addr, cfg.server_port)
+
+    def start_error(name: str, error: str) -> None:
+        if "already exists" in error or "already used" in error:
+            log.error("another quick mode client is already published on %s (%s): stop it first, or use "
+                      "another server port; exiting", server, error)
+        else:
+            log.error("the server %s refused this client's tunnel: %s; exiting", server, error)
+        client.fail(1)
+
+    client = Client(cfg, exit_on_refusal=True, on_start_error=start_error)
+    log.info("quick mode client: %s is published on %s", join_host_port(p.local_ip, p.local_port),
+             join_host_port(cfg.server_addr, cfg.server_port))
     run = asyncio.ensure_future(client.run())
     waiter = asyncio.ensure_future(stop.wait())
     await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)

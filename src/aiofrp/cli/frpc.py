@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .. import FRP_VERSION
+from .. import version_text
+from ..proto.addr import join_host_port
 from . import flags
 from .common import allow_unsafe_arg, convert_command, die, run_service
 
@@ -31,7 +32,7 @@ COMMANDS = ("verify", "status", "stop", "convert")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frpc",
-        description=f"frpc is the client of frp (aiofrp, wire-compatible with frp {FRP_VERSION}).",
+        description=f"frpc is the client of frp ({version_text()}).",
         epilog="commands:\n"
                "  verify                  check the config file and exit\n"
                "  status                  show the proxies of the running frpc (admin API)\n"
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return one_shot(argv)
     args = build_parser().parse_args(argv)
     if args.version:
-        print(FRP_VERSION)
+        print(version_text())
         return 0
     if args.command == "convert":
         return convert_command("frpc", args.config, args.output, "client")
@@ -113,6 +114,7 @@ def start(cfg: Any, path: str) -> int:
     from ..log import setup_logging
 
     setup_logging(cfg)
+    log.info("frpc starting: %s", version_text())
     if path:
         log.info("start frpc service for config file [%s]", path)
     return run_service(lambda stop: serve(cfg, path, stop))
@@ -153,8 +155,8 @@ def admin_request(cfg: Any, method: str, path: str) -> bytes:
         die("frpc: the admin API is not enabled (webServer.port is not set)")
     host = ws.addr or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    url = f"http://{host}:{ws.port}{path}"
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    url = f"http://{join_host_port(host, ws.port)}{path}"
     req = urllib.request.Request(url, method=method)
     if ws.user or ws.password:
         token = base64.b64encode(f"{ws.user}:{ws.password}".encode()).decode()

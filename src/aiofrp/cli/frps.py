@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from .. import FRP_VERSION
+from .. import version_text
 from . import flags
 from .common import allow_unsafe_arg, convert_command, die, run_service
 
@@ -23,7 +23,7 @@ log = logging.getLogger("aiofrp.server")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frps",
-        description=f"frps is the server of frp (aiofrp, wire-compatible with frp {FRP_VERSION}).",
+        description=f"frps is the server of frp ({version_text()}).",
         epilog="commands:\n  verify   check the config file and exit\n"
                "  convert  print a legacy INI config file as TOML (-o FILE to write it)\n\n"
                "Without -c, frps is configured by the flags above and serves on 0.0.0.0:7000 by default.",
@@ -58,7 +58,7 @@ def _load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
-        print(FRP_VERSION)
+        print(version_text())
         return 0
     if args.command in ("verify", "convert") and not args.config:
         die(f"frps {args.command}: the configuration file is not specified (-c)")
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..log import setup_logging
 
     setup_logging(cfg)
+    log.info("frps starting: %s", version_text())
     if args.config:
         log.info("frps uses config file: %s", args.config)
     else:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from ..proto.addr import join_host_port
 
 if TYPE_CHECKING:
     from .service import Client
@@ -45,7 +48,7 @@ class AdminServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.cfg.addr or "127.0.0.1", self.cfg.port)
         await site.start()
-        log.info("admin server listen on %s:%d", self.cfg.addr, self.cfg.port)
+        log.info("admin server listen on %s", join_host_port(self.cfg.addr or "127.0.0.1", self.cfg.port))
 
     async def close(self) -> None:
         if self.runner is not None:
@@ -55,7 +58,8 @@ class AdminServer:
         return web.Response(status=200)
 
     async def api_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.client.status())
+        # compact, as Go's encoding/json writes it
+        return web.json_response(self.client.status(), dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
     async def api_config(self, request: web.Request) -> web.Response:
         try:

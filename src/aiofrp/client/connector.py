@@ -15,13 +15,22 @@ from typing import Any
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
+from .errors import Server, dial_error, login_error, tls_error
 
 log = logging.getLogger("aiofrp.client.connector")
 
 
 class _Placeholder(asyncio.Protocol):
+    """Holds what arrives between connect and the real protocol (a server that speaks first)."""
+
+    def __init__(self) -> None:
+        self.early = bytearray()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         pass
+
+    def data_received(self, data: bytes) -> None:
+        self.early += data
 
 
 class Connector:
@@ -33,16 +42,23 @@ class Connector:
         self.tls_ctx = client_context(tls.cert_file, tls.key_file, tls.trusted_ca_file) if tls.enable else None
         self.server_hostname = (tls.server_name or cfg.server_addr) if tls.enable else None
         self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte
+        self.server = Server(cfg.server_addr, cfg.server_port, bool(tls.enable), self.first_byte)
         self.session: MuxSession | None = None
 
     async def _dial(self, app: asyncio.Protocol) -> asyncio.Transport:
-        """Connect a fresh TCP(+TLS) connection to frps with ``app`` as its protocol."""
+        """Connect a fresh TCP(+TLS) connection to frps with ``app`` as its protocol.
+
+        Raises :class:`~.errors.ServerConnectError` naming the server, the step and a hint."""
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         timeout = cfg.transport.dial_server_timeout or 10
         local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
-        async with asyncio.timeout(timeout):
-            raw, _ = await loop.create_connection(_Placeholder, cfg.server_addr, cfg.server_port, local_addr=local)
+        try:
+            async with asyncio.timeout(timeout):
+                raw, holder = await loop.create_connection(_Placeholder, cfg.server_addr, cfg.server_port,
+                                                           local_addr=local)
+        except (OSError, TimeoutError) as exc:
+            raise dial_error(self.server, exc, timeout) from exc
         sock = raw.get_extra_info("socket")
         ka = cfg.transport.dial_server_keepalive
         if sock is not None and ka > 0:
@@ -52,17 +68,24 @@ class Connector:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, ka)
             except OSError:
                 pass
+        early = bytes(holder.early)
         if self.tls_ctx is None:
             raw.set_protocol(app)
             app.connection_made(raw)
+            if early:
+                app.data_received(early)
             return raw  # type: ignore[return-value]
         if self.first_byte:
             raw.write(b"\x17")
         hostname = self.server_hostname
-        tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname or None)
+        tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname or None,
+                           initial_data=early, handshake_timeout=timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout + 1):
                 await tls.handshake
+        except (OSError, TimeoutError, EOFError, ValueError) as exc:
+            raw.abort()
+            raise tls_error(self.server, exc, timeout) from exc
         except BaseException:
             raw.abort()
             raise
@@ -76,6 +99,9 @@ class Connector:
         if self.session is None or self.session.is_closed:
             self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
             await self._dial(self.session)
+        if self.session.is_closed:  # the server answered the new session with garbage, or hung up
+            reason = self.session.close_reason
+            raise login_error(self.server, reason or EOFError("closed"), 0)
         stream = self.session.open_stream()
         stream.set_protocol(conn)
         conn.connection_made(stream)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..proto.addr import join_host_port
 from ..proto.http import (
     MAX_HEAD_SIZE,
     HTTPError,
@@ -101,7 +102,7 @@ class _HTTPProbe:
     """``GET`` over one keep-alive HTTP/1.1 connection, reopened when the service closes it."""
 
     def __init__(self, host: str, port: int, path: str, headers: list[tuple[str, str]]) -> None:
-        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        authority = join_host_port(host, port)
         target = path if path.startswith("/") else "/" + path
         lines = [f"GET {target} HTTP/1.1", f"Host: {authority}"]
         names = {k.lower() for k, _ in headers}

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..proto import msg as m
 from ..proto import stun
+from ..proto.addr import join_host_port
 from ..proto.errors import ProtocolError
 from ..proto.nathole import (
     ROLE_SENDER,
@@ -28,7 +29,6 @@ from ..proto.nathole import (
     compact,
     decode_sid,
     encode_sid,
-    join_host_port,
     new_transaction_id,
     split_host_port,
 )

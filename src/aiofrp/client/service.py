@@ -6,16 +6,20 @@ import asyncio
 import logging
 import platform
 import random
+import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import FRP_VERSION
 from ..proto import msg as m
+from ..proto.addr import join_host_port
 from ..proto.crypto import auth_key, derive_key
 from ..proto.errors import ProtocolError
 from .connector import Connector
 from .control import Control
+from .errors import login_error, refusal_text
 from .proxies import ProxyWrapper
 
 log = logging.getLogger("aiofrp.client")
@@ -30,10 +34,19 @@ class LoginError(Exception):
 
 
 class Client:
-    def __init__(self, cfg: Any, config_path: str = "", *, exit_on_refusal: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        config_path: str = "",
+        *,
+        exit_on_refusal: bool = False,
+        on_start_error: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         # exit (status 1) when frps refuses the first login, even with loginFailExit = false
         self.exit_on_refusal = exit_on_refusal
+        # called with (proxy name, frps's error) when frps refuses a proxy (quick mode exits)
+        self.on_start_error = on_start_error
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
@@ -58,7 +71,7 @@ class Client:
 
     @property
     def server_label(self) -> str:
-        return f"{self.cfg.server_addr}:{self.cfg.server_port}"
+        return join_host_port(self.cfg.server_addr, self.cfg.server_port)
 
     def wire_name(self, name: str) -> str:
         return f"{self.cfg.user}.{name}" if self.cfg.user else name
@@ -135,6 +148,8 @@ class Client:
         conn = await connector.open()
         login = m.Login(
             version=FRP_VERSION,
+            hostname=socket.gethostname(),  # as Go frpc 0.67+ (0.65 leaves it empty)
+            client_id=self.cfg.client_id,
             os=sys.platform if sys.platform != "win32" else "windows",
             arch=_GOARCH.get(platform.machine().lower(), platform.machine().lower()),
             user=self.cfg.user,
@@ -146,22 +161,34 @@ class Client:
         conn.write_msg(login)
         try:
             resp = await conn.read_msg(timeout=LOGIN_TIMEOUT)
+            if not isinstance(resp, m.LoginResp):
+                raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
+        except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
+            conn.abort()
+            connector.close()
+            raise login_error(connector.server, exc, LOGIN_TIMEOUT) from exc
         except BaseException:
             conn.abort()
             connector.close()
             raise
-        if not isinstance(resp, m.LoginResp):
-            conn.abort()
-            connector.close()
-            raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
         if resp.error:
             conn.abort()
             connector.close()
-            raise LoginError(resp.error)
+            raise LoginError(refusal_text(connector.server, resp.error))
         self.run_id = resp.run_id
         conn.enable_encryption(self.key)
         log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
         self.control = Control(self, conn, connector)
+
+    def proxy_start_failed(self, name: str, error: str) -> None:
+        """frps answered a NewProxy with an error (the proxy retries in 30 s unless told otherwise)."""
+        if self.on_start_error is not None:
+            self.on_start_error(name, error)
+
+    def fail(self, code: int = 1) -> None:
+        """Stop with exit status ``code``."""
+        self.exit_code = code
+        self.stop()
 
     def stop(self) -> None:
         self._stopping = True

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECEncoder, KCPError, fec_decode
 
 log = logging.getLogger("aiofrp.net.kcp")
@@ -112,7 +113,7 @@ class KCPConn(asyncio.Transport):
         k = self._kcp
         k.update(self._now())
         if k.state == -1:
-            log.debug("kcp: dead link to %s", self.peer)
+            log.debug("kcp: dead link to %s", fmt_addr(self.peer))
             self._lose(ConnectionResetError("kcp peer stopped acknowledging"))
             return
         self._update_write_pause()

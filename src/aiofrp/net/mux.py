@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..proto import yamux
+from ..proto.addr import fmt_addr  # also re-exported: where most callers import it from
 from ..proto.yamux import (
     DataReceived,
     GoAwayReceived,
@@ -20,14 +21,6 @@ from ..proto.yamux import (
 )
 
 log = logging.getLogger("aiofrp.net.mux")
-
-
-def fmt_addr(addr: Any) -> str:
-    """``ip:port`` (``[ip]:port`` for IPv6) like Go prints addresses."""
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host = addr[0]
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return str(addr)
 
 PING_TIMEOUT = 10.0  # yamux ConnectionWriteTimeout: a ping must be answered within this
 STREAM_CLOSE_TIMEOUT = 300.0  # after our FIN, wait this long for the peer's before RST
@@ -59,6 +52,7 @@ class MuxSession(asyncio.Protocol):
         self._ping_deadline: asyncio.TimerHandle | None = None
         self._outstanding_ping: int | None = None
         self._is_closed = False
+        self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
 
     # -- transport callbacks -------------------------------------------------------------
 
@@ -183,6 +177,7 @@ class MuxSession(asyncio.Protocol):
         if self._is_closed:
             return
         self._is_closed = True
+        self.close_reason = exc
         for t in (self._ping_timer, self._ping_deadline):
             if t is not None:
                 t.cancel()

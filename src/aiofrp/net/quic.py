@@ -18,6 +18,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..proto.addr import fmt_addr
+
 if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
@@ -182,7 +184,7 @@ class QuicSession:
             try:
                 self._send(data, addr)
             except OSError as exc:
-                log.debug("quic send to %s: %s", addr, exc)
+                log.debug("quic send to %s: %s", fmt_addr(addr), exc)
         at = self._conn.get_timer()
         if at != self._timer_at:
             if self._timer is not None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
 from ..proto.udp import Datagram, PacketEncoder, PacketReader, PacketTooLarge
 from .relay import Codec
@@ -259,7 +260,7 @@ class _LocalPeer(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # e.g. ECONNREFUSED after an ICMP port unreachable: the local service is not up (yet)
-        log.debug("[%s] local udp socket for %s: %s", self.fwd.name, self.addr, exc)
+        log.debug("[%s] local udp socket for %s: %s", self.fwd.name, fmt_addr(self.addr), exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fwd._forget(self)
@@ -337,7 +338,7 @@ class LocalForwarder:
                 sock.close()
                 raise
         except OSError as exc:
-            log.warning("[%s] dial local udp service %s:%s error: %s", self.name, self.local[0], self.local[1], exc)
+            log.warning("[%s] dial local udp service %s error: %s", self.name, fmt_addr(self.local), exc)
             return None
         prefix = b""
         if self.proxy_protocol:
@@ -346,7 +347,7 @@ class LocalForwarder:
             try:
                 prefix = build_header(self.proxy_protocol, addr, self.local, udp=True)
             except ProxyProtocolError as exc:  # Go sends the datagram without a header then
-                log.debug("[%s] proxy protocol header for %s: %s", self.name, addr, exc)
+                log.debug("[%s] proxy protocol header for %s: %s", self.name, fmt_addr(addr), exc)
         peer = _LocalPeer(self, addr, prefix)
         self._peers[addr] = peer
         task = self._loop.create_task(self._loop.create_datagram_endpoint(lambda: peer, sock=sock))
@@ -367,7 +368,7 @@ class LocalForwarder:
             return
         cutoff = time.monotonic() - self._idle
         for peer in [p for p in self._peers.values() if p.last < cutoff]:
-            log.debug("[%s] local udp socket for %s idle, closing", self.name, peer.addr)
+            log.debug("[%s] local udp socket for %s idle, closing", self.name, fmt_addr(peer.addr))
             self._forget(peer)
             peer.close()
         self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
@@ -429,7 +430,7 @@ class UserSocket(asyncio.DatagramProtocol):
         try:
             t.sendto(data, addr)
         except (OSError, ValueError) as exc:
-            log.debug("udp sendto %s failed: %s", addr, exc)
+            log.debug("udp sendto %s failed: %s", fmt_addr(addr), exc)
 
     def close(self) -> None:
         if self.transport is not None:

@@ -48,10 +48,6 @@ def split_host_port(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def join_host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def compact(items: list[str]) -> list[str]:
     """Drop consecutive duplicates (Go ``slices.Compact``)."""
     out: list[str] = []

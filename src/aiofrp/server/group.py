@@ -158,8 +158,8 @@ class GroupRegistry:
             ports.mark_used("tcp", group.owner, group.real_port)
             return
         if group.port:
-            raise ProxyError(f"port unavailable: {last_err.strerror if last_err else group.port}")
-        raise ProxyError("no available port")
+            raise ProxyError(f"port unavailable: {group.port}: {(last_err.strerror or last_err) if last_err else 'in use'}")
+        raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     def _close_listener(self, proxy: TCPProxy, group: TCPGroup) -> None:
         if group.listener is not None:

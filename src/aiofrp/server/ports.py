@@ -27,13 +27,17 @@ class PortManager:
     def allowed(self, port: int) -> bool:
         return any(a <= port <= b for a, b in self.ranges)
 
+    def describe(self) -> str:
+        """The allowed ports as frp writes them (``2000-3000,3001``)."""
+        return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in self.ranges)
+
     def candidates(self, proto: str, name: str, requested: int) -> Iterator[int]:
         used = self.used[proto]
         if requested:
             if not self.allowed(requested):
-                raise ProxyError("port not allowed")
+                raise ProxyError(f"port not allowed: {requested} is not in frps's allowPorts [{self.describe()}]")
             if requested in used:
-                raise ProxyError("port already used")
+                raise ProxyError(f"port already used: {requested} is taken by another proxy")
             yield requested
             return
         prev = self.last[proto].get(name)

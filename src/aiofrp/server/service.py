@@ -174,8 +174,9 @@ class Server:
             old.close()
             await old.finished
         log.info(
-            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]",
+            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
+            f" client_id [{login.client_id}]" if login.client_id else "",
         )
         ctl = Control(self, conn, login, run_id)
         self.controls[run_id] = ctl

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.msgconn import MsgConn
 from ...proto import msg as m
+from ...proto.addr import join_host_port
 from ..health import HealthMonitor
 
 if TYPE_CHECKING:
@@ -151,21 +152,22 @@ class ProxyWrapper:
             self.err = resp.error
             log.warning("[%s] start error: %s", self.wire_name, resp.error)
             self._set_timer(START_ERROR_RETRY)
+            self.client.proxy_start_failed(self.name, resp.error)
             return
         self.status = "running"
         self.err = ""
         self.remote_addr = resp.remote_addr
         log.info("[%s] start proxy success", self.wire_name)
         if self.cfg.type in ("tcp", "udp") and resp.remote_addr.startswith(":"):
-            log.info("[%s] remote address [%s%s]", self.wire_name, self.client.cfg.server_addr, resp.remote_addr)
+            log.info("[%s] remote address [%s]", self.wire_name, self.public_addr(resp.remote_addr))
 
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.control = None
-        if self.status != "new":
-            self.status = "new"
+        # the control is gone: like Go's fresh wrapper at the next login, nothing is known yet
+        self.status, self.err, self.remote_addr = "new", "", ""
 
     def close(self) -> None:
         """frpc is stopping: no more health checks."""
@@ -182,17 +184,19 @@ class ProxyWrapper:
         await handler(self, conn, start)
 
     def status_dict(self) -> dict[str, Any]:
+        """This proxy in ``/api/status`` (Go's ProxyStatusResp): the name carries the user prefix,
+        ``remote_addr`` is kept whenever ``err`` is empty (tcp/udp: prefixed with serverAddr)."""
         local = ""
         if getattr(self.cfg, "local_port", 0):
-            local = f"{self.cfg.local_ip}:{self.cfg.local_port}"
-        remote = self.remote_addr
-        if self.status == "running" and self.cfg.type in ("tcp", "udp") and remote.startswith(":"):
-            remote = f"{self.client.cfg.server_addr}{remote}"
-        if self.status != "running":
-            remote = ""
+            local = join_host_port(self.cfg.local_ip, self.cfg.local_port)
+        remote = ""
+        if not self.err:
+            remote = self.remote_addr
+            if self.cfg.type in ("tcp", "udp"):
+                remote = self.public_addr(remote)
         plugin = getattr(self.cfg, "plugin", None)
         return {
-            "name": self.name,
+            "name": self.wire_name,
             "type": self.cfg.type,
             "status": self.status,
             "err": self.err,
@@ -200,3 +204,11 @@ class ProxyWrapper:
             "plugin": getattr(plugin, "type", "") if plugin is not None else "",
             "remote_addr": remote,
         }
+
+    def public_addr(self, remote: str) -> str:
+        """frps's ``:PORT`` answer as ``serverAddr:PORT`` (``[v6]:PORT``); Go prepends serverAddr
+        to whatever came back (so ``""`` gives serverAddr alone)."""
+        server = self.client.cfg.server_addr
+        if remote.startswith(":") and remote[1:].isdigit():
+            return join_host_port(server, remote[1:])
+        return server + remote

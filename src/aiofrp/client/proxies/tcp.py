@@ -9,6 +9,7 @@ import logging
 from ...net.msgconn import MsgConn
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
+from ...proto.addr import join_host_port
 from ...proto.proxyproto import ProxyProtocolError, build_header
 from .base import ProxyWrapper, register
 
@@ -44,7 +45,7 @@ async def handle_tcp_work_conn(pw: ProxyWrapper, conn: MsgConn, start: m.StartWo
         async with asyncio.timeout(LOCAL_DIAL_TIMEOUT):
             local, lp = await loop.create_connection(PendingConn, cfg.local_ip, cfg.local_port)
     except (OSError, TimeoutError) as exc:
-        log.warning("[%s] connect to local service [%s:%s] error: %s", pw.wire_name, cfg.local_ip, cfg.local_port, exc)
+        log.warning("[%s] connect to local service [%s] error: %s", pw.wire_name, join_host_port(cfg.local_ip, cfg.local_port), exc)
         conn.close()
         return
     if header is not None:
@@ -56,4 +57,4 @@ async def handle_tcp_work_conn(pw: ProxyWrapper, conn: MsgConn, start: m.StartWo
         local, wt, a_to_b=encode, b_to_a=decode, a_data=lp.take(), a_eof=lp.eof, b_data=wdata, b_eof=weof,
         name=pw.wire_name, limiter=pw.limiter,
     )
-    log.debug("[%s] join connections, local %s:%s", pw.wire_name, cfg.local_ip, cfg.local_port)
+    log.debug("[%s] join connections, local %s", pw.wire_name, join_host_port(cfg.local_ip, cfg.local_port))

@@ -11,6 +11,7 @@ from ...net.msgconn import MsgConn
 from ...net.relay import work_conn_codecs
 from ...net.udp import LocalForwarder, PacketConn, resolve_udp
 from ...proto import msg as m
+from ...proto.addr import join_host_port
 from .base import ProxyWrapper, register
 
 log = logging.getLogger("aiofrp.client.proxy.udp")
@@ -53,7 +54,7 @@ async def local_udp_addr(pw: ProxyWrapper, conn: MsgConn) -> tuple[str, int] | N
     try:
         return await resolve_udp(cfg.local_ip, cfg.local_port)
     except OSError as exc:
-        log.warning("[%s] resolve local udp address %s:%s error: %s", pw.wire_name, cfg.local_ip, cfg.local_port, exc)
+        log.warning("[%s] resolve local udp address %s error: %s", pw.wire_name, join_host_port(cfg.local_ip, cfg.local_port), exc)
         conn.close()
         return None
 

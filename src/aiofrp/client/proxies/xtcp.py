@@ -10,6 +10,7 @@ from ...net.msgconn import MsgConn
 from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
+from ...proto.addr import join_host_port
 from ...proto.crypto import derive_key
 from ...proto.errors import ProtocolError
 from ...proto.nathole import new_transaction_id
@@ -98,7 +99,7 @@ async def _serve_stream(pw: ProxyWrapper, stream: asyncio.Transport, pending: Pe
         async with asyncio.timeout(LOCAL_DIAL_TIMEOUT):
             local, lp = await loop.create_connection(PendingConn, cfg.local_ip, cfg.local_port)
     except (OSError, TimeoutError) as exc:
-        log.warning("[%s] connect to local service [%s:%s] error: %s", pw.wire_name, cfg.local_ip, cfg.local_port,
+        log.warning("[%s] connect to local service [%s] error: %s", pw.wire_name, join_host_port(cfg.local_ip, cfg.local_port),
                     exc)
         stream.abort()
         return
@@ -109,4 +110,4 @@ async def _serve_stream(pw: ProxyWrapper, stream: asyncio.Transport, pending: Pe
     encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
     Relay(local, stream, a_to_b=encode, b_to_a=decode, a_data=lp.take(), a_eof=lp.eof,
           b_data=pending.take(), b_eof=pending.eof, name=pw.wire_name, limiter=pw.limiter)
-    log.debug("[%s] join connections, local %s:%s", pw.wire_name, cfg.local_ip, cfg.local_port)
+    log.debug("[%s] join connections, local %s", pw.wire_name, join_host_port(cfg.local_ip, cfg.local_port))

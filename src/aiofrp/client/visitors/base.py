@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ...net.relay import PendingConn
+from ...proto.addr import join_host_port
 
 if TYPE_CHECKING:
     from ..control import Control
@@ -55,7 +56,7 @@ class TCPVisitor(Visitor):
                 lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
                 backlog=1024,
             )
-            log.info("[%s] %s visitor listen on %s:%d", self.name, self.type, cfg.bind_addr, cfg.bind_port)
+            log.info("[%s] %s visitor listen on %s", self.name, self.type, join_host_port(cfg.bind_addr, cfg.bind_port))
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
+from ...proto.addr import join_host_port
 from . import register
 from .base import Visitor
 from .stcp import VisitorConnError, open_visitor_conn, target_name
@@ -45,7 +46,7 @@ class SUDPVisitor(Visitor):
                 lambda: sock, local_addr=(cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             )
             self.sock = sock
-            log.info("[%s] sudp start to work, listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)
+            log.info("[%s] sudp start to work, listen on %s", self.name, join_host_port(cfg.bind_addr, cfg.bind_port))
         log.info("[%s] start visitor success", self.name)
 
     def _from_user(self, data: bytes, addr: Any) -> None:

@@ -54,8 +54,8 @@ class TCPProxy(ServerProxy):
             log.info("[%s] tcp proxy listen port [%d]", self.name, self.port)
             return
         if requested:
-            raise ProxyError(f"port unavailable: {last_err.strerror if last_err else requested}")
-        raise ProxyError("no available port")
+            raise ProxyError(f"port unavailable: {requested}: {(last_err.strerror or last_err) if last_err else 'in use'}")
+        raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     def close(self) -> None:
         super().close()

@@ -51,8 +51,8 @@ class UDPProxy(ServerProxy):
             self._task = self.server.spawn(self._work_conn_loop())
             return
         if requested:
-            raise ProxyError(f"port unavailable: {last_err.strerror if last_err else requested}")
-        raise ProxyError("no available port")
+            raise ProxyError(f"port unavailable: {requested}: {(last_err.strerror or last_err) if last_err else 'in use'}")
+        raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     async def _work_conn_loop(self) -> None:
         await asyncio.sleep(FIRST_WORK_CONN_DELAY)

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from ...net.mux import fmt_addr
+from ...proto.addr import join_host_port
 from .router import Route, RouterConflict, Routers
 
 __all__ = [
@@ -49,7 +50,7 @@ def canonical_addr(host: str, port: int) -> str:
     """frp's CanonicalAddr: the bare host on ports 80 and 443, else ``host:port``."""
     if port in (80, 443):
         return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host_port(host, port)
 
 
 def register_routes(router: Routers[Route], routes: list[Route], member: Any) -> list[Route]:
