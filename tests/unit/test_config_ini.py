@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -27,6 +28,13 @@ from aiofrp.config import (
     parse_server_config,
 )
 from aiofrp.config.ini import parse_ini
+
+# These tests check how configs are read, so the settings aiofrp refuses to run with
+# (aiofrp.config.unsupported, tested in test_unsupported.py) are let through here.
+load_client_config = functools.partial(load_client_config, refuse_unsupported=False)
+load_server_config = functools.partial(load_server_config, refuse_unsupported=False)
+parse_client_config = functools.partial(parse_client_config, refuse_unsupported=False)
+parse_server_config = functools.partial(parse_server_config, refuse_unsupported=False)
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "frp-conf-examples"
 if not EXAMPLES.is_dir():

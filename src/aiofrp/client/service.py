@@ -31,6 +31,9 @@ class LoginError(Exception):
 
 class Client:
     def __init__(self, cfg: Any, config_path: str = "", *, exit_on_refusal: bool = False) -> None:
+        from ..config.unsupported import check_unsupported
+
+        check_unsupported(cfg, "frpc", config_path or "frpc config")  # also for configs built in Python
         self.cfg = cfg
         # exit (status 1) when frps refuses the first login, even with loginFailExit = false
         self.exit_on_refusal = exit_on_refusal
