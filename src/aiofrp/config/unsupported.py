@@ -3,8 +3,9 @@
 The rule of the codebase: every key we accept either takes effect or is refused. A refused key is
 reported by ``verify`` and at start-up as ``FILE: KEY: not supported by aiofrp yet (...)`` with exit
 status 1, and only when it is actually set (differs from frp's default). When a feature lands,
-delete its line below (and run ``python -m aiofrp.config.unsupported --markdown`` to refresh the
-README table; ``tests/unit/test_unsupported.py`` checks both agree).
+delete its line below and refresh the README table with
+``python -c 'from aiofrp.config.unsupported import markdown; print(markdown(), end="")'``
+(``tests/unit/test_unsupported.py`` checks both agree).
 
 Entries with ``refused=False`` are accepted on purpose and listed so the README says why: keys Go
 frp parses but ignores too, and keys that only matter together with a refused one.
@@ -44,7 +45,10 @@ class Unsupported:
     env: tuple[str, ...] = ()
     """Also refused when one of these environment variables is set (Go reads it as the default)."""
     only_with: str = ""
-    """Refused only when this other key is set too (Go ignores the key otherwise)."""
+    """Refused only when this other key is set too (Go ignores the key otherwise). Relative to the
+    proxy/visitor for ``proxies.``/``visitors.`` keys; ``key = "value"`` asks for that value."""
+    types: tuple[str, ...] = ()
+    """For ``proxies.``/``visitors.`` keys: only for these proxy/visitor types (empty: all)."""
     refused: bool = True
     """False: accepted on purpose (see ``reason``); listed so the README and the rule's test know."""
     go_ignores: bool = False
@@ -52,9 +56,19 @@ class Unsupported:
 
     def label(self) -> str:
         """The key as the README shows it (``auth.method = "oidc"``)."""
+        label = self.key
         if self.values:
-            return f"{self.key} = " + " \\| ".join(f'"{v}"' for v in self.values)
-        return self.key
+            label += " = " + " \\| ".join(f'"{v}"' for v in self.values)
+        return label
+
+    def condition(self) -> str:
+        """When the row applies, for the README (``udp, sudp proxies``, ``with webServer.port``)."""
+        parts = []
+        if self.types:
+            parts.append(", ".join(self.types) + f" {self.key.split('.', 1)[0]}")
+        if self.only_with:
+            parts.append(f"with `{self.only_with}`")
+        return "; ".join(parts)
 
 
 _OPS = "issue 11"
@@ -105,6 +119,13 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frpc", "transport.wireProtocol", "frp wire protocol v2", 12, values=("v2",)),
     Unsupported("frpc", "dnsServer", "resolving serverAddr with another DNS server", 12),
     Unsupported("frpc", "clientID", "client identity sent at login (frp >= 0.66)", 8),
+    Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frpc",
+                types=("udp", "sudp"), only_with='transport.bandwidthLimitMode = "client"'),
+    Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frps",
+                types=("udp", "sudp"), only_with='transport.bandwidthLimitMode = "server"', refused=False,
+                go_ignores=True),
+    Unsupported("frpc", "proxies.loadBalancer.*", "groups exist for tcp, http, https and tcpmux only",
+                types=("udp", "stcp", "sudp", "xtcp"), refused=False, go_ignores=True),
     Unsupported("frpc", "log.disablePrintColor", "aiofrp never colours its log lines", refused=False),
 )
 
@@ -151,8 +172,36 @@ def _matches(pattern: str, plain: str) -> bool:
     return plain == pattern
 
 
-def _is_set(data: Mapping[str, Any], key: str) -> bool:
-    return any(_plain(p) == key for p, _ in _nodes(data))
+def _lookup(data: Mapping[str, Any], key: str) -> Any:
+    cur: Any = data
+    for part in key.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _holds(data: Mapping[str, Any], cond: str) -> bool:
+    """``key`` is set, or ``key = "value"`` holds (a key left out has frp's default)."""
+    key, eq, want = cond.partition(" = ")
+    got = _lookup(data, key)
+    if not eq:
+        return got is not None
+    want = want.strip('"')
+    return got == want or (got is None and _DEFAULTS.get(key) == want)
+
+
+# defaults of the keys conditions compare (to_frp_dict() leaves defaults out)
+_DEFAULTS = {"transport.bandwidthLimitMode": "client"}
+
+
+def _item(data: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any] | None, str]:
+    """For ``proxies[2].x.y``: the proxy's table and ``x.y``; else ``(None, path)``."""
+    head, dot, rest = path.partition("].")
+    if dot and head.startswith(("proxies[", "visitors[")):
+        name, _, index = head.partition("[")
+        return data[name][int(index)], rest
+    return None, path
 
 
 @dataclass(frozen=True)
@@ -191,12 +240,15 @@ def find_unsupported(
     hits: list[Hit] = []
     for path, value in _nodes(data):
         plain = _plain(path)
+        item, _ = _item(data, path)
         for e in rows:
             if not _matches(e.key, plain):
                 continue
             if e.values and value not in e.values:
                 continue
-            if e.only_with and not _is_set(data, e.only_with):
+            if e.types and (item is None or item.get("type") not in e.types):
+                continue
+            if e.only_with and not _holds(item if item is not None else data, e.only_with):
                 continue
             hits.append(Hit(path, e, value))
             break
@@ -229,7 +281,7 @@ def markdown() -> str:
     ]
     for e in TABLE:
         if e.refused:
-            cond = f" (with `{e.only_with}`)" if e.only_with else ""
+            cond = f" ({e.condition()})" if e.condition() else ""
             env = "".join(f" (or `${v}`)" for v in e.env)
             planned = f"issue {e.issue}" if e.issue is not None else "not planned yet"
             lines.append(f"| {e.side} | `{e.label()}`{cond}{env} | {e.reason} | {planned} |")
@@ -243,14 +295,6 @@ def markdown() -> str:
     for e in TABLE:
         if not e.refused:
             why = e.reason + ("; Go ignores it too" if e.go_ignores else "")
-            lines.append(f"| {e.side} | `{e.label()}` | {why} |")
+            cond = f" ({e.condition()})" if e.condition() else ""
+            lines.append(f"| {e.side} | `{e.label()}`{cond} | {why} |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":  # pragma: no cover - a maintenance helper
-    import sys
-
-    if sys.argv[1:] == ["--markdown"]:
-        sys.stdout.write(markdown())
-    else:
-        sys.exit("usage: python -m aiofrp.config.unsupported --markdown")
