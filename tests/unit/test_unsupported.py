@@ -266,12 +266,12 @@ NON_DEFAULT = {
 }
 
 
-@pytest.mark.parametrize("ptype", ["tcp", "udp", "http", "https", "tcpmux", "stcp", "sudp", "xtcp"])
-@pytest.mark.parametrize("visitor", [False, True])
+@pytest.mark.parametrize(
+    ("ptype", "visitor"),
+    [(t, False) for t in frpc_cli.PROXY_TYPES] + [(t, True) for t in frpc_cli.VISITOR_TYPES],
+)
 def test_each_frpc_flag_reaches_its_key(ptype: str, visitor: bool) -> None:
     """Given alone, each one-shot flag changes exactly the config key the table says."""
-    if visitor and ptype not in frpc_cli.VISITOR_TYPES:
-        pytest.skip("no visitor for this type")
     base = flags.frpc_flags_to_dict(_parse(ptype, visitor, []), ptype, visitor)
     for _short, long, scope, key, _types, _kw in flags.frpc_flag_rows(ptype, visitor):
         argv = [long] if long in ("--ue", "--uc", "--disable-log-color") else [long, NON_DEFAULT[long]]
