@@ -125,3 +125,18 @@ def test_dumps_toml_quotes_what_needs_quoting() -> None:
     }
     out = dumps_toml(data)
     assert tomllib.loads(out) == data
+
+
+def test_tcpmux_multiplexer_is_written() -> None:
+    """Go frp has no default for it and refuses a tcpmux proxy without it."""
+    ini = "[common]\n[m]\ntype = tcpmux\nmultiplexer = httpconnect\ncustom_domains = a.example.com\nlocal_port = 80\n"
+    out = ini_to_toml(ini, "frpc.ini", "client")
+    assert 'multiplexer = "httpconnect"' in out
+    assert tomllib.loads(out)["proxies"][0]["multiplexer"] == "httpconnect"
+
+
+def test_unsupported_keys_are_kept_and_named() -> None:
+    ini = "[common]\nkcp_bind_port = 7000\n"
+    out = ini_to_toml(ini, "frps.ini", "server")
+    assert "kcpBindPort = 7000" in out
+    assert "#   kcpBindPort (KCP transport listener; planned: issue 12)" in out
