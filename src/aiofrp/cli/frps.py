@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
 async def serve(cfg: Any, stop: asyncio.Event) -> int:
     from ..server.service import Server
 
-    server = Server(cfg)
+    try:
+        server = Server(cfg)
+    except OSError as exc:  # certificate files (transport.tls) that cannot be read
+        log.error("create server error: %s", exc)
+        return 1
     try:
         await server.start()
     except OSError as exc:

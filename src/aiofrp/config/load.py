@@ -71,6 +71,13 @@ def parse_document(text: str, source: str) -> dict[str, Any]:
     Otherwise a ``.json`` file or text starting with ``{`` is JSON and anything else YAML (top-level YAML keys
     starting with ``.`` are dropped, as frp does, so they can hold anchors).
     """
+    try:
+        return _parse_document(text, source)
+    except RecursionError:
+        raise ConfigError(source, "", "the document is nested too deeply") from None
+
+
+def _parse_document(text: str, source: str) -> dict[str, Any]:
     hint = _format_hint(source)
     try:
         return tomllib.loads(text)
