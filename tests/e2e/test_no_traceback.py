@@ -108,6 +108,7 @@ for which in ("frps", "frpc"):
         (which, ["-c"]),
         (which, ["verify", "-c", "bad.toml", "--strict-config", "maybe"]),
         (which, ["bogus-command"]),
+        (which, ["verify", "-c", "bad.toml", "--allow-unsafe", "TokenSourceExec,NoSuchFeature"]),
     ]
 CASES += [
     ("frps", ["-p", "abc"]),

@@ -56,9 +56,24 @@ def start_logging(cfg: Any, where: str, *, level: str | None = None) -> None:
         die(f"{where}: {exc}")
 
 
+UNSAFE_FEATURES = ("TokenSourceExec",)
+
+
+def _unsafe_features(text: str) -> list[str]:
+    """``--allow-unsafe A,B`` (a comma list, as in frp); an unknown name is an error, not ignored."""
+    import argparse
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in UNSAFE_FEATURES:
+            raise argparse.ArgumentTypeError(f"unknown unsafe feature {n!r} (one of {', '.join(UNSAFE_FEATURES)})")
+    return names
+
+
 def allow_unsafe_arg(p: Any) -> None:
-    p.add_argument("--allow-unsafe", "--allow_unsafe", dest="allow_unsafe", action="append", default=[],
-                   metavar="FEATURE", help="allow an unsafe feature, e.g. TokenSourceExec")
+    p.add_argument("--allow-unsafe", "--allow_unsafe", dest="allow_unsafe", action="extend", default=[],
+                   type=_unsafe_features, metavar="FEATURE",
+                   help=f"allow unsafe features, one or more of: {', '.join(UNSAFE_FEATURES)}")
 
 
 def convert_command(prog: str, path: str, output: str, role: str) -> int:
