@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from typing import Any
 
@@ -24,8 +25,16 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
+class LogFileError(OSError):
+    """``log.to`` names a file that cannot be opened (the message says which and why)."""
+
+
 def setup_logging(cfg: Any = None, *, level: str | None = None) -> None:
-    """Configure the root ``aiofrp`` logger from a config's ``log`` section."""
+    """Configure the root ``aiofrp`` logger from a config's ``log`` section.
+
+    A log file's missing directories are created, as Go frp does; a file that still cannot be
+    opened raises :class:`LogFileError`.
+    """
     lcfg = getattr(cfg, "log", None)
     lvl = _LEVELS.get((level or getattr(lcfg, "level", "info") or "info").lower(), logging.INFO)
     to = getattr(lcfg, "to", "console") or "console"
@@ -34,7 +43,15 @@ def setup_logging(cfg: Any = None, *, level: str | None = None) -> None:
         handler = logging.StreamHandler(sys.stdout)
     else:
         days = getattr(lcfg, "max_days", 3) or 3
-        handler = logging.handlers.TimedRotatingFileHandler(to, when="midnight", backupCount=days, encoding="utf-8")
+        try:
+            folder = os.path.dirname(to)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            handler = logging.handlers.TimedRotatingFileHandler(
+                to, when="midnight", backupCount=days, encoding="utf-8"
+            )
+        except OSError as exc:
+            raise LogFileError(f"cannot open log file {to!r}: {exc.strerror or exc}") from None
     handler.setFormatter(_Formatter("%(asctime)s.%(msecs)03d [%(levelchar)s] [%(component)s] %(message)s",
                                     "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger("aiofrp")

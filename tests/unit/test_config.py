@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
 
 import msgspec
 import pytest
+from support.examples import EXAMPLES
 
 from aiofrp.config import (
     PROXY_TYPES,
@@ -43,9 +45,13 @@ from aiofrp.config import (
     to_frp_dict,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "frp-conf-examples"
-if not EXAMPLES.is_dir():  # a checkout whose shared/ lives elsewhere
-    EXAMPLES = Path("/work/shared/frp-conf-examples")
+# These tests check how configs are read, so the settings aiofrp refuses to run with
+# (aiofrp.config.unsupported, tested in test_unsupported.py) are let through here.
+load_client_config = functools.partial(load_client_config, refuse_unsupported=False)
+load_server_config = functools.partial(load_server_config, refuse_unsupported=False)
+parse_client_config = functools.partial(parse_client_config, refuse_unsupported=False)
+parse_server_config = functools.partial(parse_server_config, refuse_unsupported=False)
+
 DATA = Path(__file__).parent / "data"
 
 try:

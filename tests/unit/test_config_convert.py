@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 
 import pytest
+from support.examples import EXAMPLES
 
 from aiofrp.config import (
     ConfigError,
@@ -15,9 +17,11 @@ from aiofrp.config import (
     parse_server_config,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "frp-conf-examples"
-if not EXAMPLES.is_dir():
-    EXAMPLES = Path("/work/shared/frp-conf-examples")
+# These tests check how configs are read, so the settings aiofrp refuses to run with
+# (aiofrp.config.unsupported, tested in test_unsupported.py) are let through here.
+parse_client_config = functools.partial(parse_client_config, refuse_unsupported=False)
+parse_server_config = functools.partial(parse_server_config, refuse_unsupported=False)
+
 DATA = Path(__file__).parent / "data"
 
 CASES = [
@@ -119,3 +123,18 @@ def test_dumps_toml_quotes_what_needs_quoting() -> None:
     }
     out = dumps_toml(data)
     assert tomllib.loads(out) == data
+
+
+def test_tcpmux_multiplexer_is_written() -> None:
+    """Go frp has no default for it and refuses a tcpmux proxy without it."""
+    ini = "[common]\n[m]\ntype = tcpmux\nmultiplexer = httpconnect\ncustom_domains = a.example.com\nlocal_port = 80\n"
+    out = ini_to_toml(ini, "frpc.ini", "client")
+    assert 'multiplexer = "httpconnect"' in out
+    assert tomllib.loads(out)["proxies"][0]["multiplexer"] == "httpconnect"
+
+
+def test_unsupported_keys_are_kept_and_named() -> None:
+    ini = "[common]\nkcp_bind_port = 7000\n"
+    out = ini_to_toml(ini, "frps.ini", "server")
+    assert "kcpBindPort = 7000" in out
+    assert "#   kcpBindPort (KCP transport listener; planned: issue 12)" in out

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from pathlib import Path
 
 import pytest
 import yaml
+from support.examples import EXAMPLES
 
 from aiofrp.config import parse_client_config, parse_server_config, to_frp_dict
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "frp-conf-examples"
+parse_client_config = functools.partial(parse_client_config, refuse_unsupported=False)
+parse_server_config = functools.partial(parse_server_config, refuse_unsupported=False)
 CASES = [("frps_full_example.toml", parse_server_config), ("frpc_full_example.toml", parse_client_config)]
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="frp example configs not available")

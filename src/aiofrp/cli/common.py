@@ -45,9 +45,35 @@ def die(message: Any, code: int = 1) -> None:
     sys.exit(code)
 
 
+def start_logging(cfg: Any, where: str, *, level: str | None = None) -> None:
+    """``setup_logging`` for a CLI: a log file that cannot be opened ends the process with
+    ``WHERE: cannot open log file ...`` (``WHERE`` is e.g. ``frps.toml: log.to``), exit status 1."""
+    from ..log import LogFileError, setup_logging
+
+    try:
+        setup_logging(cfg, level=level)
+    except LogFileError as exc:
+        die(f"{where}: {exc}")
+
+
+UNSAFE_FEATURES = ("TokenSourceExec",)
+
+
+def _unsafe_features(text: str) -> list[str]:
+    """``--allow-unsafe A,B`` (a comma list, as in frp); an unknown name is an error, not ignored."""
+    import argparse
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in UNSAFE_FEATURES:
+            raise argparse.ArgumentTypeError(f"unknown unsafe feature {n!r} (one of {', '.join(UNSAFE_FEATURES)})")
+    return names
+
+
 def allow_unsafe_arg(p: Any) -> None:
-    p.add_argument("--allow-unsafe", "--allow_unsafe", dest="allow_unsafe", action="append", default=[],
-                   metavar="FEATURE", help="allow an unsafe feature, e.g. TokenSourceExec")
+    p.add_argument("--allow-unsafe", "--allow_unsafe", dest="allow_unsafe", action="extend", default=[],
+                   type=_unsafe_features, metavar="FEATURE",
+                   help=f"allow unsafe features, one or more of: {', '.join(UNSAFE_FEATURES)}")
 
 
 def convert_command(prog: str, path: str, output: str, role: str) -> int:
@@ -59,17 +85,22 @@ def convert_command(prog: str, path: str, output: str, role: str) -> int:
     except ImportError:  # pragma: no cover
         die(f"{prog}: convert is not available in this build")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except OSError as exc:
-        die(f"{prog}: cannot read {path}: {exc.strerror}")
+        die(f"{path}: cannot read config file: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        die(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}")
     try:
         toml_text = ini_to_toml(text, path, role)
     except ConfigError as exc:
         die(str(exc))
     if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(toml_text)
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(toml_text)
+        except OSError as exc:
+            die(f"{prog}: cannot write {output}: {exc.strerror or exc}")
         print(f"{prog}: converted {path} to {output}", file=sys.stderr)
     else:
         sys.stdout.write(toml_text)

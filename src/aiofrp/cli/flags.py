@@ -120,61 +120,82 @@ def frps_flags_to_dict(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- frpc one-shot proxies and visitors ------------------------------------------------------
 
-def add_frpc_common_flags(p: argparse.ArgumentParser) -> None:
-    add(p, "-s", "--server-addr", default="127.0.0.1",
-        help="frp server's address, optionally with its port: HOST or HOST:PORT (default 127.0.0.1)")
-    add(p, "-P", "--server-port", type=int, default=None, help="frp server's port (default 7000)")
-    add(p, "-t", "--token", default="", help="auth token")
-    add(p, "-u", "--user", default="", help="user")
-    add(p, "-p", "--protocol", default="tcp", help="optional values are [tcp kcp quic websocket wss] (default tcp)")
-    add(p, None, "--tls-enable", type=str2bool, nargs="?", const=True, default=True,
-        help="enable frpc tls (default true)")
-    add(p, None, "--tls-server-name", default="", help="specify the custom server name of tls certificate")
-    add(p, None, "--dns-server", default="", help="specify dns server instead of using system default one")
-    add(p, None, "--log-file", default="console", help="console or file path (default console)")
-    add(p, None, "--log-level", default="info", help="log level (default info)")
-    add(p, None, "--log-max-days", type=int, default=3, help="log file reserved days (default 3)")
-    add(p, None, "--disable-log-color", action="store_true", help="disable log color in console")
-    add(p, None, "--ue", action="store_true", help="use encryption")
-    add(p, None, "--uc", action="store_true", help="use compression")
+# (short, long, scope, v1 key, proxy types or None for all, argparse keywords). scope: "client"
+# (a top-level key), "proxy" or "visitor" (a key of the one proxy/visitor), "item" (both).
+FlagRow = tuple[str | None, str, str, str, tuple[str, ...] | None, dict[str, Any]]
+
+_DOMAIN_TYPES = ("http", "https", "tcpmux")
+_SECRET_TYPES = ("stcp", "sudp", "xtcp")
+FRPC_FLAGS: list[FlagRow] = [
+    ("-s", "--server-addr", "client", "serverAddr", None,
+     {"default": "127.0.0.1",
+      "help": "frp server's address, optionally with its port: HOST or HOST:PORT (default 127.0.0.1)"}),
+    ("-P", "--server-port", "client", "serverPort", None,
+     {"type": int, "default": None, "help": "frp server's port (default 7000)"}),
+    ("-t", "--token", "client", "auth.token", None, {"default": "", "help": "auth token"}),
+    ("-u", "--user", "client", "user", None, {"default": "", "help": "user"}),
+    ("-p", "--protocol", "client", "transport.protocol", None,
+     {"default": "tcp", "help": "optional values are [tcp kcp quic websocket wss] (default tcp)"}),
+    (None, "--tls-enable", "client", "transport.tls.enable", None,
+     {"type": str2bool, "nargs": "?", "const": True, "default": True, "help": "enable frpc tls (default true)"}),
+    (None, "--tls-server-name", "client", "transport.tls.serverName", None,
+     {"default": "", "help": "specify the custom server name of tls certificate"}),
+    (None, "--dns-server", "client", "dnsServer", None,
+     {"default": "", "help": "specify dns server instead of using system default one"}),
+    (None, "--log-file", "client", "log.to", None,
+     {"default": "console", "help": "console or file path (default console)"}),
+    (None, "--log-level", "client", "log.level", None, {"default": "info", "help": "log level (default info)"}),
+    (None, "--log-max-days", "client", "log.maxDays", None,
+     {"type": int, "default": 3, "help": "log file reserved days (default 3)"}),
+    (None, "--disable-log-color", "client", "log.disablePrintColor", None,
+     {"action": "store_true", "help": "disable log color in console"}),
+    (None, "--ue", "item", "transport.useEncryption", None, {"action": "store_true", "help": "use encryption"}),
+    (None, "--uc", "item", "transport.useCompression", None, {"action": "store_true", "help": "use compression"}),
+    # proxies
+    ("-n", "--proxy-name", "proxy", "name", None, {"default": "", "help": "proxy name"}),
+    ("-i", "--local-ip", "proxy", "localIP", None, {"default": "127.0.0.1", "help": "local ip (default 127.0.0.1)"}),
+    ("-l", "--local-port", "proxy", "localPort", None, {"type": int, "default": 0, "help": "local port"}),
+    (None, "--bandwidth-limit", "proxy", "transport.bandwidthLimit", None,
+     {"default": "", "help": "bandwidth limit (e.g. 100KB or 1MB)"}),
+    (None, "--bandwidth-limit-mode", "proxy", "transport.bandwidthLimitMode", None,
+     {"default": "client", "help": "bandwidth limit mode (default client)"}),
+    (None, "--annotations", "proxy", "annotations", None,
+     {"type": key_values, "default": {}, "help": "annotation pairs key1=value1,key2=value2"}),
+    (None, "--metadatas", "proxy", "metadatas", None,
+     {"type": key_values, "default": {}, "help": "metadata pairs key1=value1,key2=value2"}),
+    ("-r", "--remote-port", "proxy", "remotePort", ("tcp", "udp"), {"type": int, "default": 0, "help": "remote port"}),
+    ("-d", "--custom-domain", "proxy", "customDomains", _DOMAIN_TYPES,
+     {"type": csv, "default": [], "help": "custom domains (comma separated)"}),
+    (None, "--sd", "proxy", "subdomain", _DOMAIN_TYPES, {"default": "", "help": "sub domain"}),
+    (None, "--locations", "proxy", "locations", ("http",), {"type": csv, "default": [], "help": "locations"}),
+    (None, "--http-user", "proxy", "httpUser", ("http", "tcpmux"), {"default": "", "help": "http auth user"}),
+    (None, "--http-pwd", "proxy", "httpPassword", ("http", "tcpmux"), {"default": "", "help": "http auth password"}),
+    (None, "--host-header-rewrite", "proxy", "hostHeaderRewrite", ("http",),
+     {"default": "", "help": "host header rewrite"}),
+    (None, "--mux", "proxy", "multiplexer", ("tcpmux",),
+     {"default": "httpconnect", "help": "multiplexer (default httpconnect)"}),
+    (None, "--sk", "proxy", "secretKey", _SECRET_TYPES, {"default": "", "help": "secret key"}),
+    (None, "--allow-users", "proxy", "allowUsers", _SECRET_TYPES,
+     {"type": csv, "default": [], "help": "allow visitor users"}),
+    # visitors
+    ("-n", "--visitor-name", "visitor", "name", None, {"default": "", "help": "visitor name"}),
+    (None, "--server-name", "visitor", "serverName", None, {"default": "", "help": "server name"}),
+    (None, "--server-user", "visitor", "serverUser", None, {"default": "", "help": "server user"}),
+    (None, "--sk", "visitor", "secretKey", None, {"default": "", "help": "secret key"}),
+    (None, "--bind-addr", "visitor", "bindAddr", None, {"default": "127.0.0.1", "help": "bind addr (default 127.0.0.1)"}),
+    (None, "--bind-port", "visitor", "bindPort", None, {"type": int, "default": 0, "help": "bind port"}),
+]
 
 
-def add_frpc_proxy_flags(p: argparse.ArgumentParser, ptype: str) -> None:
-    add_frpc_common_flags(p)
-    add(p, "-n", "--proxy-name", default="", help="proxy name")
-    add(p, "-i", "--local-ip", default="127.0.0.1", help="local ip (default 127.0.0.1)")
-    add(p, "-l", "--local-port", type=int, default=0, help="local port")
-    add(p, None, "--bandwidth-limit", default="", help="bandwidth limit (e.g. 100KB or 1MB)")
-    add(p, None, "--bandwidth-limit-mode", default="client", help="bandwidth limit mode (default client)")
-    add(p, None, "--annotations", type=key_values, default={}, help="annotation pairs key1=value1,key2=value2")
-    add(p, None, "--metadatas", type=key_values, default={}, help="metadata pairs key1=value1,key2=value2")
-    if ptype in ("tcp", "udp"):
-        add(p, "-r", "--remote-port", type=int, default=0, help="remote port")
-    if ptype in ("http", "https", "tcpmux"):
-        add(p, "-d", "--custom-domain", type=csv, default=[], help="custom domains (comma separated)")
-        add(p, None, "--sd", default="", help="sub domain")
-    if ptype == "http":
-        add(p, None, "--locations", type=csv, default=[], help="locations")
-        add(p, None, "--http-user", default="", help="http auth user")
-        add(p, None, "--http-pwd", default="", help="http auth password")
-        add(p, None, "--host-header-rewrite", default="", help="host header rewrite")
-    if ptype == "tcpmux":
-        add(p, None, "--http-user", default="", help="http auth user")
-        add(p, None, "--http-pwd", default="", help="http auth password")
-        add(p, None, "--mux", default="httpconnect", help="multiplexer (default httpconnect)")
-    if ptype in ("stcp", "sudp", "xtcp"):
-        add(p, None, "--sk", default="", help="secret key")
-        add(p, None, "--allow-users", type=csv, default=[], help="allow visitor users")
+def frpc_flag_rows(ptype: str, visitor: bool) -> list[FlagRow]:
+    """The flags of ``frpc TYPE`` (``visitor``: of ``frpc TYPE visitor``)."""
+    want = ("client", "item", "visitor" if visitor else "proxy")
+    return [r for r in FRPC_FLAGS if r[2] in want and (r[4] is None or ptype in r[4])]
 
 
-def add_frpc_visitor_flags(p: argparse.ArgumentParser) -> None:
-    add_frpc_common_flags(p)
-    add(p, "-n", "--visitor-name", default="", help="visitor name")
-    add(p, None, "--server-name", default="", help="server name")
-    add(p, None, "--server-user", default="", help="server user")
-    add(p, None, "--sk", default="", help="secret key")
-    add(p, None, "--bind-addr", default="127.0.0.1", help="bind addr (default 127.0.0.1)")
-    add(p, None, "--bind-port", type=int, default=0, help="bind port")
+def add_frpc_flags(p: argparse.ArgumentParser, ptype: str, visitor: bool) -> None:
+    for short, long, _scope, _key, _types, kw in frpc_flag_rows(ptype, visitor):
+        add(p, short, long, **kw)
 
 
 def split_server_addr(addr: str, port: int | None) -> tuple[str, int]:
@@ -192,57 +213,37 @@ def split_server_addr(addr: str, port: int | None) -> tuple[str, int]:
     return host.strip("[]"), int(tail)
 
 
-def _frpc_common_dict(args: argparse.Namespace) -> dict[str, Any]:
-    server_addr, server_port = split_server_addr(args.server_addr, args.server_port)
-    d: dict[str, Any] = {
-        "serverAddr": server_addr,
-        "serverPort": server_port,
-        "user": args.user,
-        "auth": {"token": args.token},
-        "dnsServer": args.dns_server,
-        "transport": {"protocol": args.protocol, "tls": {"enable": args.tls_enable,
-                                                          "serverName": args.tls_server_name}},
-        "log": {"to": args.log_file, "level": args.log_level, "maxDays": args.log_max_days,
-                "disablePrintColor": args.disable_log_color},
-    }
+def _dest(long: str) -> str:
+    return long.lstrip("-").replace("-", "_")
+
+
+def frpc_flags_to_dict(args: argparse.Namespace, ptype: str, visitor: bool) -> dict[str, Any]:
+    """The v1 config of ``frpc TYPE [visitor] flags``: one proxy (or visitor) named after its type."""
+    d: dict[str, Any] = {}
+    item: dict[str, Any] = {"type": ptype}
+    for _short, long, scope, key, _types, _kw in frpc_flag_rows(ptype, visitor):
+        set_path(d if scope == "client" else item, key, getattr(args, _dest(long)))
+    item["name"] = item["name"] or (f"{ptype}_visitor" if visitor else f"{ptype}_proxy")
+    d["visitors" if visitor else "proxies"] = [item]
+    d["serverAddr"], d["serverPort"] = split_server_addr(args.server_addr, args.server_port)
     return d
 
 
-def frpc_proxy_to_dict(args: argparse.Namespace, ptype: str) -> dict[str, Any]:
-    d = _frpc_common_dict(args)
-    proxy: dict[str, Any] = {
-        "name": args.proxy_name or f"{ptype}_proxy",
-        "type": ptype,
-        "localIP": args.local_ip,
-        "localPort": args.local_port,
-        "annotations": args.annotations,
-        "metadatas": args.metadatas,
-        "transport": {"useEncryption": args.ue, "useCompression": args.uc,
-                      "bandwidthLimit": args.bandwidth_limit, "bandwidthLimitMode": args.bandwidth_limit_mode},
-    }
-    extra = {
-        "remote_port": "remotePort", "custom_domain": "customDomains", "sd": "subdomain",
-        "locations": "locations", "http_user": "httpUser", "http_pwd": "httpPassword",
-        "host_header_rewrite": "hostHeaderRewrite", "mux": "multiplexer", "sk": "secretKey",
-        "allow_users": "allowUsers",
-    }
-    for dest, key in extra.items():
-        if hasattr(args, dest):
-            proxy[key] = getattr(args, dest)
-    d["proxies"] = [proxy]
-    return d
+def _covers(key: str, path: str) -> bool:
+    return path == key or path.startswith((key + ".", key + "["))
 
 
-def frpc_visitor_to_dict(args: argparse.Namespace, vtype: str) -> dict[str, Any]:
-    d = _frpc_common_dict(args)
-    d["visitors"] = [{
-        "name": args.visitor_name or f"{vtype}_visitor",
-        "type": vtype,
-        "serverName": args.server_name,
-        "serverUser": args.server_user,
-        "secretKey": args.sk,
-        "bindAddr": args.bind_addr,
-        "bindPort": args.bind_port,
-        "transport": {"useEncryption": args.ue, "useCompression": args.uc},
-    }]
-    return d
+def frps_flag_for_key(path: str) -> str | None:
+    """The frps flag that sets config key ``path`` (``webServer.port`` -> ``--dashboard-port``), if any."""
+    return next((long for _short, long, key, _kw in FRPS_FLAGS if _covers(key, path)), None)
+
+
+def frpc_flag_for_key(ptype: str, visitor: bool, path: str) -> str | None:
+    """The ``frpc TYPE`` flag that sets ``path`` (``proxies[0].localPort`` -> ``--local-port``), if any."""
+    head, dot, rest = path.partition("].")
+    item = dot and head.startswith(("proxies[", "visitors["))
+    plain = rest if item else path
+    for _short, long, scope, key, _types, _kw in frpc_flag_rows(ptype, visitor):
+        if (scope != "client") == bool(item) and _covers(key, plain):
+            return long
+    return None

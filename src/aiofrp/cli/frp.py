@@ -19,7 +19,7 @@ import sys
 
 from .. import version_text
 from ..proto.addr import join_host_port
-from .common import die, run_service
+from .common import die, run_service, start_logging
 
 log = logging.getLogger("aiofrp.quick")
 
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-h", "--host", default="",
                    help="server: address to listen on (default 0.0.0.0); client: the server's address (required)")
     p.add_argument("-p", "--port", type=int, default=DEFAULT_PORT, help=f"the server's port (default {DEFAULT_PORT})")
-    p.add_argument("-lh", "--local-host", default="localhost", help="client: local service host (default localhost)")
-    p.add_argument("-lp", "--local-port", type=int, default=443, help="client: local service port (default 443)")
+    p.add_argument("-lh", "--local-host", default=None, help="client: local service host (default localhost)")
+    p.add_argument("-lp", "--local-port", type=int, default=None, help="client: local service port (default 443)")
     p.add_argument("-pwd", "--password", default=DEFAULT_PASSWORD,
                    help=f"the tunnel's password, the same on both sides (default {DEFAULT_PASSWORD})")
     p.add_argument("--log-level", default="info", help="log level (default info)")
@@ -78,11 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not 0 < args.port < 65536:
         die(f"frp: -p: port number {args.port} must be in the range 1..65535")
+    if args.mode == "server":
+        for flag, value in (("-lh", args.local_host), ("-lp", args.local_port)):
+            if value is not None:
+                die(f"frp: {flag}: only used in client mode (-m client)")
+    if args.local_host is None:
+        args.local_host = "localhost"
+    if args.local_port is None:
+        args.local_port = 443
     from ..config import ConfigError, parse_client_config, parse_server_config
-    from ..log import setup_logging
 
-    setup_logging(level=args.log_level)
-    log.info("frp quick mode (%s) starting: %s", args.mode, version_text())
     try:
         if args.mode == "server":
             host = args.host or "0.0.0.0"
@@ -105,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
                              "localPort": args.local_port, "remotePort": args.port}],
             }), "quick mode flags")
     except ConfigError as exc:
-        die(str(exc))
+        flag = {"log.level": "--log-level", "bindAddr": "-h", "serverAddr": "-h"}.get(exc.path)
+        die(f"frp: {flag}: {exc.reason}" if flag else f"frp: {exc}")
+    start_logging(cfg, "frp: log")
+    log.info("frp quick mode (%s) starting: %s", args.mode, version_text())
     _warn_default_password(host, args.password)
     if args.mode == "server":
         return run_service(lambda stop: _serve(cfg, stop))

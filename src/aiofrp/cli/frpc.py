@@ -20,7 +20,7 @@ from typing import Any
 from .. import version_text
 from ..proto.addr import join_host_port
 from . import flags
-from .common import allow_unsafe_arg, convert_command, die, run_service
+from .common import allow_unsafe_arg, convert_command, die, run_service, start_logging
 
 log = logging.getLogger("aiofrp.client")
 
@@ -74,17 +74,15 @@ def one_shot(argv: list[str]) -> int:
     prog = f"frpc {ptype} visitor" if visitor else f"frpc {ptype}"
     what = "visitor" if visitor else "proxy"
     p = argparse.ArgumentParser(prog=prog, description=f"Run frpc with a single {ptype} {what}.")
-    if visitor:
-        flags.add_frpc_visitor_flags(p)
-    else:
-        flags.add_frpc_proxy_flags(p, ptype)
+    flags.add_frpc_flags(p, ptype, visitor)
     args = p.parse_args(argv[2:] if visitor else argv[1:])
-    d = flags.frpc_visitor_to_dict(args, ptype) if visitor else flags.frpc_proxy_to_dict(args, ptype)
+    d = flags.frpc_flags_to_dict(args, ptype, visitor)
     try:
         cfg = parse_client_config(json.dumps(d), "command line flags")
     except ConfigError as exc:
-        die(str(exc))
-    return start(cfg, "")
+        flag = flags.frpc_flag_for_key(ptype, visitor, exc.path)
+        die(f"{prog}: {flag}: {exc.reason}" if flag else f"{prog}: {exc}")
+    return start(cfg, "", log_where=f"{prog}: --log-file")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(version_text())
         return 0
+    if args.output and args.command != "convert":
+        die("frpc: -o/--output is only used by convert")
     if args.command == "convert":
         return convert_command("frpc", args.config, args.output, "client")
     cfg = load_config(args)
@@ -110,10 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     return start(cfg, args.config)
 
 
-def start(cfg: Any, path: str) -> int:
-    from ..log import setup_logging
-
-    setup_logging(cfg)
+def start(cfg: Any, path: str, *, log_where: str = "") -> int:
+    start_logging(cfg, log_where or f"{path}: log.to")
     log.info("frpc starting: %s", version_text())
     if path:
         log.info("start frpc service for config file [%s]", path)
@@ -172,15 +170,20 @@ def admin_request(cfg: Any, method: str, path: str) -> bytes:
 
 
 def status(cfg: Any) -> int:
-    data = json.loads(admin_request(cfg, "GET", "/api/status"))
+    try:
+        data = json.loads(admin_request(cfg, "GET", "/api/status"))
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        die("frpc: the admin API's /api/status answer is not frpc's status JSON (is webServer.port another service?)")
     print("Proxy Status...")
     cols = ("name", "status", "local_addr", "plugin", "remote_addr", "err")
     heads = ("Name", "Status", "LocalAddr", "Plugin", "RemoteAddr", "Error")
     for ptype in sorted(data):
-        rows = data[ptype]
+        rows = [r for r in data[ptype] if isinstance(r, dict)]
         if not rows:
             continue
-        print(ptype.upper())
+        print(str(ptype).upper())
         table = [heads] + [tuple(str(r.get(c, "")) for c in cols) for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
         for row in table:

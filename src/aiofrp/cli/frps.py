@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import version_text
 from . import flags
-from .common import allow_unsafe_arg, convert_command, die, run_service
+from .common import allow_unsafe_arg, convert_command, die, run_service, start_logging
 
 log = logging.getLogger("aiofrp.server")
 
@@ -43,12 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> Any:
     from ..config import ConfigError, load_server_config, parse_server_config
 
-    try:
-        if args.config:
+    if args.config:
+        _refuse_config_flags(args)
+        try:
             return load_server_config(args.config, **_load_kwargs(args))
+        except ConfigError as exc:
+            die(str(exc))
+    try:
         return parse_server_config(json.dumps(flags.frps_flags_to_dict(args)), "command line flags")
     except ConfigError as exc:
-        die(str(exc))
+        flag = flags.frps_flag_for_key(exc.path)
+        die(f"frps: {flag}: {exc.reason}" if flag else str(exc))
+
+
+def _refuse_config_flags(args: argparse.Namespace) -> None:
+    """Go frps ignores the config flags when -c is given; a flag that silently does nothing (think
+    ``--tls-only``) is worse than an error, so we refuse it."""
+    for _short, long, key, _kw in flags.FRPS_FLAGS:
+        if getattr(args, long.lstrip("-").replace("-", "_")) not in (None, False):
+            die(f"frps: {long}: has no effect with a config file (-c), as in frp; set {key} in the file instead")
 
 
 def _load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,15 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("verify", "convert") and not args.config:
         die(f"frps {args.command}: the configuration file is not specified (-c)")
+    if args.output and args.command != "convert":
+        die("frps: -o/--output is only used by convert")
     if args.command == "convert":
         return convert_command("frps", args.config, args.output, "server")
     cfg = load_config(args)
     if args.command == "verify":
         print(f"frps: the configuration file {args.config} syntax is ok")
         return 0
-    from ..log import setup_logging
-
-    setup_logging(cfg)
+    start_logging(cfg, f"{args.config}: log.to" if args.config else "frps: --log-file")
     log.info("frps starting: %s", version_text())
     if args.config:
         log.info("frps uses config file: %s", args.config)
@@ -82,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 async def serve(cfg: Any, stop: asyncio.Event) -> int:
     from ..server.service import Server
 
-    server = Server(cfg)
+    try:
+        server = Server(cfg)
+    except OSError as exc:  # certificate files (transport.tls) that cannot be read
+        log.error("create server error: %s", exc)
+        return 1
     try:
         await server.start()
     except OSError as exc:

@@ -42,6 +42,9 @@ class Client:
         exit_on_refusal: bool = False,
         on_start_error: Callable[[str, str], None] | None = None,
     ) -> None:
+        from ..config.unsupported import check_unsupported
+
+        check_unsupported(cfg, "frpc", config_path or "frpc config")  # also for configs built in Python
         self.cfg = cfg
         # exit (status 1) when frps refuses the first login, even with loginFailExit = false
         self.exit_on_refusal = exit_on_refusal

@@ -21,6 +21,7 @@ from .dump import to_frp_dict
 from .errors import ConfigError
 from .load import decode_with_origins, render_template, validate_with_origins
 from .server import ServerConfig
+from .unsupported import MESSAGE, Hit, find_unsupported
 from .validate import validate_client_config, validate_server_config
 
 _ENV_ACTION = re.compile(r"\{\{\s*\.Envs\.[A-Za-z_][A-Za-z0-9_]*\s*\}\}")
@@ -42,15 +43,20 @@ def ini_to_toml(
     legacy = to_v1(rendered, source)
     if server:
         cfg: Any = decode_with_origins(ServerConfig, legacy.data, source, True, legacy.origins)
-        validate_with_origins(validate_server_config, cfg, source, {"TokenSourceExec"}, legacy.origins)
+        validate_with_origins(
+            validate_server_config, cfg, source, {"TokenSourceExec"}, legacy.origins, refuse_unsupported=False
+        )
     else:
         cfg = decode_with_origins(ClientConfig, legacy.data, source, True, legacy.origins)
-        validate_with_origins(validate_client_config, cfg, source, {"TokenSourceExec"}, legacy.origins)
+        validate_with_origins(
+            validate_client_config, cfg, source, {"TokenSourceExec"}, legacy.origins, refuse_unsupported=False
+        )
     out = to_frp_dict(cfg)
+    hits = find_unsupported(cfg, "frps" if server else "frpc", env={}, data=out)
     _keep_env_templates(text, source, out, to_v1, env)
     proxies, visitors = out.pop("proxies", []), out.pop("visitors", [])
     body = dumps_toml(out) + _proxies_toml(proxies, legacy.ranges) + _array_of_tables("visitors", visitors)
-    return _header(source, server, legacy.warnings, out) + body.lstrip("\n")
+    return _header(source, server, legacy.warnings, out, hits) + body.lstrip("\n")
 
 
 def _is_server(role: str) -> bool:
@@ -61,7 +67,7 @@ def _is_server(role: str) -> bool:
     raise ValueError(f"role must be 'server' or 'client', not {role!r}")
 
 
-def _header(source: str, server: bool, warnings: list[str], out: dict[str, Any]) -> str:
+def _header(source: str, server: bool, warnings: list[str], out: dict[str, Any], hits: list[Hit]) -> str:
     from .. import __version__
 
     side = "frps" if server else "frpc"
@@ -72,6 +78,9 @@ def _header(source: str, server: bool, warnings: list[str], out: dict[str, Any])
     if warnings:
         lines.append("# Ignored while converting (frp ignores them too):")
         lines.extend(f"#   {w.removeprefix(source + ': ')}" for w in warnings)
+    if hits:
+        lines.append("# Not supported by aiofrp yet (Go frp runs them; aiofrp refuses to start until they land):")
+        lines.extend(f"#   {h.error('').reason.replace(MESSAGE, h.path, 1)}" for h in hits)
     if out.get("includes"):
         lines.append("# NOTE: the included files are not converted: convert them to TOML as well")
         lines.append("# (they may only hold [[proxies]] and [[visitors]]) and update `includes`.")

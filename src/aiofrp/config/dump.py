@@ -14,6 +14,9 @@ _SKIP: Any = object()
 def to_frp_dict(cfg: ConfigStruct) -> dict[str, Any]:
     """Only the keys that differ from frp's defaults, spelt as frp spells them.
 
+    Exception: the attributes a struct names in ``ALWAYS_WRITTEN`` (keys Go frp requires although
+    aiofrp has a default for them, such as a tcpmux proxy's ``multiplexer``).
+
     Nested tables appear only when they hold something; ``[[proxies]]``/``[[visitors]]`` entries
     always carry ``name`` and ``type``. Parsing the result gives back an equal struct.
     """
@@ -24,8 +27,12 @@ def to_frp_dict(cfg: ConfigStruct) -> dict[str, Any]:
             out["name"] = cfg.name  # type: ignore[attr-defined]
         out["type"] = cfg.type
     derived = cfg.derived_defaults()
+    always = getattr(cfg, "ALWAYS_WRITTEN", ())
     for f in struct_fields(type(cfg)):
         if f.encode_name in out:
+            continue
+        if f.name in always:
+            out[f.encode_name] = getattr(cfg, f.name)
             continue
         if f.name in derived:
             default = derived[f.name]

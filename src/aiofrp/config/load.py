@@ -71,6 +71,13 @@ def parse_document(text: str, source: str) -> dict[str, Any]:
     Otherwise a ``.json`` file or text starting with ``{`` is JSON and anything else YAML (top-level YAML keys
     starting with ``.`` are dropped, as frp does, so they can hold anchors).
     """
+    try:
+        return _parse_document(text, source)
+    except RecursionError:
+        raise ConfigError(source, "", "the document is nested too deeply") from None
+
+
+def _parse_document(text: str, source: str) -> dict[str, Any]:
     hint = _format_hint(source)
     try:
         return tomllib.loads(text)
@@ -147,11 +154,17 @@ def decode_with_origins(
 
 
 def validate_with_origins(
-    check: Callable[..., None], cfg: Any, source: str, allow_unsafe: Collection[str], origins: Any
+    check: Callable[..., None],
+    cfg: Any,
+    source: str,
+    allow_unsafe: Collection[str],
+    origins: Any,
+    *,
+    refuse_unsupported: bool = True,
 ) -> None:
     """Run ``check`` (a ``validate_*_config``), relabelling errors like :func:`decode_with_origins`."""
     try:
-        check(cfg, source, allow_unsafe=allow_unsafe)
+        check(cfg, source, allow_unsafe=allow_unsafe, refuse_unsupported=refuse_unsupported)
     except ConfigError as e:
         raise e if origins is None else _relabel(e, origins) from None
 
@@ -165,6 +178,7 @@ def parse_server_config(
     allow_unsafe: Collection[str] = frozenset(),
     resolve_token_source: bool = True,
     warnings: list[str] | None = None,
+    refuse_unsupported: bool = True,
 ) -> ServerConfig:
     """Parse frps config text (TOML, JSON, YAML or legacy INI; templates rendered first).
 
@@ -172,6 +186,8 @@ def parse_server_config(
     ``{{ .Envs.X }}``; ``allow_unsafe`` enables features such as ``TokenSourceExec``; with
     ``resolve_token_source`` ``auth.tokenSource`` is read now and its value put in ``auth.token``.
     Legacy-INI warnings (ignored keys) go to ``warnings`` when given, else to the log.
+    ``refuse_unsupported=False`` accepts the settings of :mod:`.unsupported` (for tools that only
+    read a config, such as the converter; never to run one).
     """
     text = render_template(text, source, env)
     origins = None
@@ -182,7 +198,9 @@ def parse_server_config(
     else:
         data = parse_document(text, source)
     cfg = decode_with_origins(ServerConfig, data, source, strict, origins)
-    validate_with_origins(validate_server_config, cfg, source, allow_unsafe, origins)
+    validate_with_origins(
+        validate_server_config, cfg, source, allow_unsafe, origins, refuse_unsupported=refuse_unsupported
+    )
     if resolve_token_source:
         resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
     return cfg
@@ -198,6 +216,7 @@ def parse_client_config(
     resolve_token_source: bool = True,
     warnings: list[str] | None = None,
     include_dir: str | None = None,
+    refuse_unsupported: bool = True,
 ) -> ClientConfig:
     """Parse frpc config text; the options are those of :func:`parse_server_config`.
 
@@ -213,9 +232,11 @@ def parse_client_config(
     else:
         data = parse_document(text, source)
     cfg = decode_with_origins(ClientConfig, data, source, strict, origins)
-    validate_with_origins(validate_client_config, cfg, source, allow_unsafe, origins)
+    validate_with_origins(
+        validate_client_config, cfg, source, allow_unsafe, origins, refuse_unsupported=refuse_unsupported
+    )
     if include_dir is not None and cfg.includes:
-        ctx = _IncludeCtx(strict, env, allow_unsafe, warnings, legacy)
+        ctx = _IncludeCtx(strict, env, allow_unsafe, warnings, legacy, refuse_unsupported)
         _add_includes(cfg, source, include_dir, ctx)
     if resolve_token_source:
         resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
@@ -230,6 +251,7 @@ def load_server_config(
     allow_unsafe: Collection[str] = frozenset(),
     resolve_token_source: bool = True,
     warnings: list[str] | None = None,
+    refuse_unsupported: bool = True,
 ) -> ServerConfig:
     """Read and parse an frps config file (TOML, JSON, YAML or legacy INI; extension optional)."""
     return parse_server_config(
@@ -240,6 +262,7 @@ def load_server_config(
         allow_unsafe=allow_unsafe,
         resolve_token_source=resolve_token_source,
         warnings=warnings,
+        refuse_unsupported=refuse_unsupported,
     )
 
 
@@ -251,6 +274,7 @@ def load_client_config(
     allow_unsafe: Collection[str] = frozenset(),
     resolve_token_source: bool = True,
     warnings: list[str] | None = None,
+    refuse_unsupported: bool = True,
 ) -> ClientConfig:
     """Read and parse an frpc config file, following ``includes`` (relative to its directory)."""
     return parse_client_config(
@@ -262,6 +286,7 @@ def load_client_config(
         resolve_token_source=resolve_token_source,
         warnings=warnings,
         include_dir=os.path.dirname(path) or ".",
+        refuse_unsupported=refuse_unsupported,
     )
 
 
@@ -274,6 +299,7 @@ class _IncludeCtx(NamedTuple):
     allow_unsafe: Collection[str]
     warnings: list[str] | None
     legacy: bool
+    refuse_unsupported: bool = True
 
 
 def _include_files(cfg: ClientConfig, source: str, base_dir: str) -> list[str]:
@@ -306,7 +332,9 @@ def _load_include(path: str, ctx: _IncludeCtx) -> ClientConfig:
                     path, str(key), "an included file may only contain [[proxies]] and [[visitors]]"
                 )
     cfg = decode_with_origins(ClientConfig, data, path, ctx.strict, origins)
-    validate_with_origins(validate_client_config, cfg, path, ctx.allow_unsafe, origins)
+    validate_with_origins(
+        validate_client_config, cfg, path, ctx.allow_unsafe, origins, refuse_unsupported=ctx.refuse_unsupported
+    )
     return cfg
 
 

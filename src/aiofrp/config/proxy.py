@@ -122,6 +122,9 @@ class TCPMuxProxyConfig(ProxyBaseConfig, tag="tcpmux"):
     http_password: str = ""
     route_by_http_user: str = msgspec.field(default="", name="routeByHTTPUser")
     multiplexer: Literal["httpconnect"] = "httpconnect"
+    """Go frp has no default here and refuses a tcpmux proxy without it, so it is always written."""
+
+    ALWAYS_WRITTEN: ClassVar[tuple[str, ...]] = ("multiplexer",)
 
 
 class STCPProxyConfig(ProxyBaseConfig, tag="stcp"):

@@ -48,6 +48,11 @@ class NumberPair(NamedTuple):
     Second: int
 
 
+MAX_RANGE_NUMBERS = 65536
+"""A number range lists ports: more numbers than there are ports is a mistake (and would take
+minutes and gigabytes to expand), so it is an error."""
+
+
 def parse_number_range(text: str) -> list[int]:
     """frp's ``"1000-1002,1005"`` -> ``[1000, 1001, 1002, 1005]`` (ValueError when malformed)."""
     out: list[int] = []
@@ -60,9 +65,13 @@ def parse_number_range(text: str) -> list[int]:
         if len(nums) == 1:
             out.append(nums[0])
         elif len(nums) == 2 and nums[0] <= nums[1]:
+            if len(out) + nums[1] - nums[0] + 1 > MAX_RANGE_NUMBERS:
+                raise ValueError(f"range {text.strip()!r} has more than {MAX_RANGE_NUMBERS} numbers")
             out.extend(range(nums[0], nums[1] + 1))
         else:
             raise ValueError(f"range number is invalid: {part!r}")
+        if len(out) > MAX_RANGE_NUMBERS:
+            raise ValueError(f"range {text.strip()!r} has more than {MAX_RANGE_NUMBERS} numbers")
     return out
 
 

@@ -23,6 +23,7 @@ from .plugin import (
 from .proxy import HTTPProxyConfig, HTTPSProxyConfig, ProxyBaseConfig, TCPMuxProxyConfig, parse_bandwidth
 from .server import ServerConfig
 from .token_source import TOKEN_SOURCE_EXEC, unsafe_exec_error
+from .unsupported import check_unsupported
 from .visitor import VisitorBaseConfig
 
 _REQUIRED_PLUGIN_KEYS: dict[type, tuple[str, str]] = {
@@ -33,17 +34,26 @@ _REQUIRED_PLUGIN_KEYS: dict[type, tuple[str, str]] = {
     UnixDomainSocketPluginOptions: ("unix_path", "unixPath"),
 }
 
+FEATURE_GATES = ("VirtualNet",)
+"""frp's feature gates (Go frpc refuses any other name at start-up)."""
+
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ANNOTATIONS_SIZE_LIMIT = 256 * 1024
 
 
 def validate_server_config(
-    cfg: ServerConfig, source: str, *, allow_unsafe: Collection[str] = frozenset()
+    cfg: ServerConfig,
+    source: str,
+    *,
+    allow_unsafe: Collection[str] = frozenset(),
+    refuse_unsupported: bool = True,
 ) -> None:
     """Raise :class:`ConfigError` for the first problem in a decoded frps config.
 
-    ``allow_unsafe`` holds the enabled ``--allow-unsafe`` features (``TokenSourceExec``).
+    ``allow_unsafe`` holds the enabled ``--allow-unsafe`` features (``TokenSourceExec``). With
+    ``refuse_unsupported`` (the default; only the converter turns it off) a setting aiofrp does not
+    implement yet is an error too (:mod:`.unsupported`).
     """
     _check_web_server(cfg.web_server, "webServer", source)
     _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
@@ -61,14 +71,20 @@ def validate_server_config(
     for i, p in enumerate(cfg.http_plugins):
         if not p.addr:
             raise ConfigError(source, f"httpPlugins[{i}].addr", "the plugin address must not be empty")
+    if refuse_unsupported:
+        check_unsupported(cfg, "frps", source)
 
 
 def validate_client_config(
-    cfg: ClientConfig, source: str, *, allow_unsafe: Collection[str] = frozenset()
+    cfg: ClientConfig,
+    source: str,
+    *,
+    allow_unsafe: Collection[str] = frozenset(),
+    refuse_unsupported: bool = True,
 ) -> None:
     """Raise :class:`ConfigError` for the first problem in a decoded frpc config.
 
-    ``allow_unsafe`` holds the enabled ``--allow-unsafe`` features (``TokenSourceExec``).
+    The options are those of :func:`validate_server_config`.
     """
     _check_web_server(cfg.web_server, "webServer", source)
     _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
@@ -101,6 +117,9 @@ def validate_client_config(
             f"transport.heartbeatInterval {t.heartbeat_interval}",
             t.heartbeat_timeout,
         )
+    for gate in cfg.feature_gates:
+        if gate not in FEATURE_GATES:
+            raise ConfigError(source, join("featureGates", gate), f"unrecognized feature gate: {gate}", gate)
     if cfg.virtual_net.address and not cfg.feature_gates.get("VirtualNet"):
         raise ConfigError(
             source,
@@ -113,6 +132,8 @@ def validate_client_config(
         _check_proxy(p, f"proxies[{i}]", source)
     for i, v in enumerate(cfg.visitors):
         _check_visitor(v, f"visitors[{i}]", source)
+    if refuse_unsupported:
+        check_unsupported(cfg, "frpc", source)
 
 
 def _check_web_server(ws: WebServerConfig, path: str, source: str) -> None:

@@ -356,16 +356,24 @@ def _load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> Non
         ctx.load_cert_chain(cpath, kpath)
 
 
+def _named(what: str, path: str, load: Any) -> None:
+    """Run ``load()``; an unreadable or invalid file raises OSError naming it (not a bare errno)."""
+    try:
+        load()
+    except OSError as exc:  # ssl.SSLError included
+        raise OSError(f"cannot load {what} {path!r}: {exc.strerror or getattr(exc, 'reason', None) or exc}") from None
+
+
 def server_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str = "") -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file or key_file:
-        ctx.load_cert_chain(cert_file, key_file or None)
+        _named("certificate", cert_file, lambda: ctx.load_cert_chain(cert_file, key_file or None))
     else:
         _load_pem_chain(ctx, *self_signed_pair())
     if trusted_ca_file:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(trusted_ca_file)
+        _named("trusted CA file", trusted_ca_file, lambda: ctx.load_verify_locations(trusted_ca_file))
     return ctx
 
 
@@ -373,11 +381,11 @@ def client_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if trusted_ca_file:
-        ctx.load_verify_locations(trusted_ca_file)
+        _named("trusted CA file", trusted_ca_file, lambda: ctx.load_verify_locations(trusted_ca_file))
         ctx.check_hostname = True
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     if cert_file:
-        ctx.load_cert_chain(cert_file, key_file or None)
+        _named("certificate", cert_file, lambda: ctx.load_cert_chain(cert_file, key_file or None))
     return ctx

@@ -40,7 +40,6 @@ log = logging.getLogger("aiofrp.server.nathole")
 CLIENT_TIMEOUT = 10.0  # wait this long for the provider's NatHoleClient
 SENDER_DELAY = 1.0  # the sender's NatHoleResp goes out this much later than the receiver's
 SESSION_LINGER = 30.0  # keep a session (for NatHoleReport) this long after the read timeout
-RECORDS_TTL = 7 * 24 * 3600.0
 MAX_RECORDS = 10000
 
 
@@ -231,11 +230,16 @@ class NatHoleController:
         return vresp, cresp
 
     def _records(self, key: str, cf: NatFeature, vf: NatFeature) -> HoleRecords:
+        # natholeAnalysisDataReserveHours (default 168): older behaviour scores are forgotten
+        ttl = self.server.cfg.nathole_analysis_data_reserve_hours * 3600.0
+        now = time.monotonic()
         rec = self.records.get(key)
+        if rec is not None and now - rec.last_update > ttl:
+            del self.records[key]
+            rec = None
         if rec is None:
             if len(self.records) >= MAX_RECORDS:
-                now = time.monotonic()
-                for k in [k for k, r in self.records.items() if now - r.last_update > RECORDS_TTL]:
+                for k in [k for k, r in self.records.items() if now - r.last_update > ttl]:
                     del self.records[k]
                 if len(self.records) >= MAX_RECORDS:
                     self.records.pop(next(iter(self.records)))

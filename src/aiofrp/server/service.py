@@ -31,6 +31,9 @@ class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
     def __init__(self, cfg: Any, *, quick: bool = False) -> None:
+        from ..config.unsupported import check_unsupported
+
+        check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
         self.cfg = cfg
         # Quick mode: only 0x17-prefixed TLS on the bind port is frp; every other connection is a
         # user connection of the proxy whose remotePort is the bind port (see cli/frp.py).

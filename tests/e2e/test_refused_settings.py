@@ -1,0 +1,179 @@
+"""Issue 8's security cases: a setting aiofrp does not implement is refused by ``verify`` and at
+start-up (real frps/frpc/frp processes), never accepted and then ignored."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from support.procs import free_port, ours_cmd
+
+pytestmark = pytest.mark.timeout(120)
+
+MESSAGE = "not supported by aiofrp yet"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=False,
+                          stdin=subprocess.DEVNULL, env={**base, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def frps_conf(bind: int, extra: str) -> str:
+    return f'bindAddr = "127.0.0.1"\nbindPort = {bind}\nauth.token = "t"\n{extra}\n'
+
+
+def frpc_conf(server: int, extra: str, proxies: str = "") -> str:
+    return (f'serverAddr = "127.0.0.1"\nserverPort = {server}\nauth.token = "t"\n{extra}\n'
+            + (proxies or '[[proxies]]\nname = "p"\ntype = "tcp"\nlocalPort = 22\nremotePort = 0\n'))
+
+
+class Listener:
+    """A TCP port standing in for frps (or a forward proxy): counts who connects."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.sock.settimeout(0.2)
+        self._stop = False
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            c.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._t.join()
+        self.sock.close()
+
+
+FRPS_CASES = [
+    pytest.param('auth.method = "oidc"', "auth.method", id="oidc"),
+    pytest.param('[[httpPlugins]]\nname = "login"\naddr = "127.0.0.1:9"\npath = "/handler"\nops = ["Login"]',
+                 "httpPlugins[0]", id="httpPlugins-login"),
+    pytest.param("maxPortsPerClient = 2", "maxPortsPerClient", id="maxPortsPerClient"),
+    pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500', "webServer.port", id="dashboard"),
+    pytest.param("enablePrometheus = true", "enablePrometheus", id="prometheus"),
+    pytest.param("kcpBindPort = 7000", "kcpBindPort", id="kcpBindPort"),
+    pytest.param("quicBindPort = 7000", "quicBindPort", id="quicBindPort"),
+]
+
+
+@pytest.mark.parametrize(("extra", "key"), FRPS_CASES)
+def test_frps_refuses_at_verify_and_start(tmp_path: Path, extra: str, key: str) -> None:
+    bind = free_port()
+    conf = tmp_path / "frps.toml"
+    conf.write_text(frps_conf(bind, extra))
+    for args in (["verify", "-c", str(conf)], ["-c", str(conf)]):
+        res = run(*ours_cmd("frps"), *args)
+        assert res.returncode == 1, res
+        assert res.stderr.startswith(f"{conf}: {key}: {MESSAGE} ("), res
+        assert "Traceback" not in res.stderr and "syntax is ok" not in res.stdout
+    with socket.socket() as s:  # nothing was started
+        assert s.connect_ex(("127.0.0.1", bind)) != 0
+
+
+FRPC_CASES = [
+    pytest.param('auth.method = "oidc"\nauth.oidc.clientID = "x"', "", "auth.method", id="oidc"),
+    pytest.param('webServer.port = 7400\nwebServer.tls.certFile = "c.pem"\nwebServer.tls.keyFile = "k.pem"', "",
+                 "webServer.tls", id="admin-tls"),
+    pytest.param('transport.proxyURL = "http://127.0.0.1:3128"', "", "transport.proxyURL", id="proxyURL"),
+    *[pytest.param(f'transport.protocol = "{p}"', "", "transport.protocol", id=f"protocol-{p}")
+      for p in ("kcp", "quic", "websocket", "wss")],
+    *[pytest.param("", f'[[proxies]]\nname = "p"\ntype = "tcp"\nremotePort = 0\n[proxies.plugin]\ntype = "{t}"\n{o}',
+                   "proxies[0].plugin.type", id=f"plugin-{t}")
+      for t, o in (("socks5", ""), ("http_proxy", ""), ("static_file", 'localPath = "/srv"'),
+                   ("unix_domain_socket", 'unixPath = "/run/docker.sock"'))],
+]
+
+
+@pytest.mark.parametrize(("extra", "proxies", "key"), FRPC_CASES)
+def test_frpc_refuses_at_verify_and_start(tmp_path: Path, extra: str, proxies: str, key: str) -> None:
+    server = Listener()
+    try:
+        conf = tmp_path / "frpc.toml"
+        conf.write_text(frpc_conf(server.port, extra, proxies))
+        for args in (["verify", "-c", str(conf)], ["-c", str(conf)]):
+            res = run(*ours_cmd("frpc"), *args)
+            assert res.returncode == 1, res
+            assert res.stderr.startswith(f"{conf}: {key}: {MESSAGE} ("), res
+            assert "Traceback" not in res.stderr
+    finally:
+        server.close()
+    assert server.accepted == 0  # it never went to the server (directly or otherwise)
+
+
+def test_http_proxy_environment_refused(tmp_path: Path) -> None:
+    """Go frpc reaches frps through $http_proxy; aiofrp cannot yet, so it refuses to go direct."""
+    server, proxy = Listener(), Listener()
+    try:
+        conf = tmp_path / "frpc.toml"
+        conf.write_text(frpc_conf(server.port, ""))
+        env = {"http_proxy": f"http://127.0.0.1:{proxy.port}"}
+        for args in (["verify", "-c", str(conf)], ["-c", str(conf)]):
+            res = run(*ours_cmd("frpc"), *args, env=env)
+            assert res.returncode == 1, res
+            assert res.stderr.startswith(f"{conf}: transport.proxyURL: {MESSAGE} (set by $http_proxy"), res
+        res = run(*ours_cmd("frpc"), "tcp", "-s", "127.0.0.1", "-P", str(server.port), "-l", "22", env=env)
+        assert res.returncode == 1 and MESSAGE in res.stderr, res
+        res = run(sys.executable, "-m", "aiofrp.cli.frp", "-m", "client", "-h", "127.0.0.1", "-p", str(server.port), env=env)
+        assert res.returncode == 1 and MESSAGE in res.stderr, res
+    finally:
+        server.close()
+        proxy.close()
+    assert server.accepted == 0 and proxy.accepted == 0
+
+
+FLAG_CASES = [
+    pytest.param("frps", ["--dashboard-port", "7500"], "--dashboard-port", id="frps-dashboard-port"),
+    pytest.param("frps", ["--enable-prometheus"], "--enable-prometheus", id="frps-enable-prometheus"),
+    pytest.param("frps", ["--kcp-bind-port", "7000"], "--kcp-bind-port", id="frps-kcp"),
+    pytest.param("frps", ["--quic-bind-port", "7000"], "--quic-bind-port", id="frps-quic"),
+    pytest.param("frps", ["--max-ports-per-client", "3"], "--max-ports-per-client", id="frps-max-ports"),
+    pytest.param("frpc", ["tcp", "-l", "22", "-p", "kcp"], "--protocol", id="frpc-protocol"),
+    pytest.param("frpc", ["tcp", "-l", "22", "--protocol", "websocket"], "--protocol", id="frpc-protocol-ws"),
+    pytest.param("frpc", ["tcp", "-l", "22", "--dns-server", "8.8.8.8"], "--dns-server", id="frpc-dns-server"),
+    pytest.param("frpc", ["stcp", "visitor", "--server-name", "s", "--bind-port", "9000", "--dns_server", "1.1.1.1"],
+                 "--dns-server", id="frpc-visitor-dns-server"),
+]
+
+
+@pytest.mark.parametrize(("which", "argv", "flag"), FLAG_CASES)
+def test_flags_refused(which: str, argv: list[str], flag: str) -> None:
+    bind = free_port()
+    extra = ["--bind-addr", "127.0.0.1", "-p", str(bind)] if which == "frps" else ["-P", str(bind)]
+    res = run(*ours_cmd(which), *argv, *extra)
+    assert res.returncode == 1, res
+    prog = which if which == "frps" else "frpc " + " ".join(a for a in argv[:2] if not a.startswith("-"))
+    assert res.stderr.startswith(f"{prog}: {flag}: {MESSAGE} ("), res
+    assert res.stderr.count("\n") == 1
+
+
+def test_frps_flag_beside_config_file_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "frps.toml"
+    conf.write_text(frps_conf(free_port(), ""))
+    res = run(*ours_cmd("frps"), "-c", str(conf), "--tls-only")
+    assert res.returncode == 1
+    assert res.stderr == ("frps: --tls-only: has no effect with a config file (-c), as in frp; "
+                          "set transport.tls.force in the file instead\n")
+
+
+def test_defaults_spelt_out_are_accepted(tmp_path: Path) -> None:
+    conf = tmp_path / "frps.toml"
+    conf.write_text(frps_conf(free_port(), 'auth.method = "token"\nkcpBindPort = 0\nenablePrometheus = false\n'
+                                           'webServer.user = "admin"'))
+    res = run(*ours_cmd("frps"), "verify", "-c", str(conf))
+    assert res.returncode == 0 and "syntax is ok" in res.stdout, res
