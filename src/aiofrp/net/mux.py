@@ -26,6 +26,8 @@ def fmt_addr(addr: Any) -> str:
     """``ip:port`` (``[ip]:port`` for IPv6) like Go prints addresses."""
     if isinstance(addr, tuple) and len(addr) >= 2:
         host = addr[0]
+        if host[:7].lower() == "::ffff:" and "." in host:  # IPv4 client of a dual-stack listener
+            host = host[7:]
         return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
     return str(addr)
 

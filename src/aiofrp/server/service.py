@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from .. import FRP_VERSION
+from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream, fmt_addr
 from ..net.tls import TLSTransport, server_context
@@ -57,11 +58,7 @@ class Server:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        srv = await loop.create_server(
-            lambda: _Sniff(self), host=self.cfg.bind_addr or None, port=self.cfg.bind_port,
-            reuse_address=True, backlog=1024,
-        )
+        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port)
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))

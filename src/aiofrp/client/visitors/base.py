@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.listen import listen_tcp
 from ...net.relay import PendingConn
 
 if TYPE_CHECKING:
@@ -51,10 +52,7 @@ class TCPVisitor(Visitor):
         """Open ``bindAddr:bindPort`` if ``bindPort > 0``; each connection goes to ``handle_conn``."""
         cfg = self.cfg
         if cfg.bind_port > 0:
-            self.listener = await asyncio.get_running_loop().create_server(
-                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
-                backlog=1024,
-            )
+            self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             log.info("[%s] %s visitor listen on %s:%d", self.name, self.type, cfg.bind_addr, cfg.bind_port)
 
     def spawn(self, coro: Any) -> None:

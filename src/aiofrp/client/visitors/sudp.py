@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.listen import listen_udp
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
 from . import register
 from .base import Visitor
@@ -41,9 +42,7 @@ class SUDPVisitor(Visitor):
         if cfg.bind_port > 0:
             size = getattr(self.client.cfg, "udp_packet_size", 1500) or 1500
             sock = UserSocket(self._from_user, size)
-            await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: sock, local_addr=(cfg.bind_addr or "127.0.0.1", cfg.bind_port)
-            )
+            await listen_udp(lambda: sock, cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             self.sock = sock
             log.info("[%s] sudp start to work, listen on %s:%d", self.name, cfg.bind_addr, cfg.bind_port)
         log.info("[%s] start visitor success", self.name)

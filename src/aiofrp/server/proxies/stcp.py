@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ...net.listen import local_addr, peer_addr
 from ...net.msgconn import MsgConn
 from ...net.mux import fmt_addr
 from ...net.relay import Codec, Relay, work_conn_codecs
@@ -86,8 +87,8 @@ class STCPProxy(ServerProxy):
             work.close()
             conn.abort()
             return
-        src = vt.get_extra_info("peername") or ("", 0)
-        dst = vt.get_extra_info("sockname") or ("", 0)
+        src = peer_addr(vt) or ("", 0)
+        dst = local_addr(vt) or ("", 0)
         work.write_msg(
             m.StartWorkConn(
                 proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]
