@@ -63,13 +63,7 @@ class STCPProxy(ServerProxy):
         return ""
 
     async def handle_visitor_conn(self, conn: MsgConn, msg: m.NewVisitorConn) -> None:
-        err = "proxy is closed" if self.closed else self.check_visitor(msg)
-        if err:
-            log.warning("register visitor conn error: %s (visitor %s)", err, fmt_addr(conn.peername()))
-            detail = err if self.server.cfg.detailed_errors_to_client else "register visitor conn error"
-            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
-            conn.close()
-            return
+        """Serve a visitor connection that passed :meth:`check_visitor` (Server.handle_visitor_conn)."""
         conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name))
         encode, decode = work_conn_codecs(derive_key(self.sk) if msg.use_encryption else None, msg.use_compression)
         await self.join(conn, encode, decode)
