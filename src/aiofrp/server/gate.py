@@ -91,6 +91,20 @@ class Gate:
         self._close(flush)
         return True
 
+    def refuse(self, reason: str) -> bool:
+        """Close an untrusted connection after flushing a refusal that is no sign of an attack
+        (e.g. a logged-in client's visitor asking for a proxy that is not registered yet): one
+        INFO ``closed`` line, which fail2ban does not count. False when the connection is trusted."""
+        if self.trusted:
+            return False
+        if self.done:
+            return True
+        self.done = True
+        self._forget()
+        log.info("connection from %s closed: %s", self.peer, reason)
+        self._close(True)
+        return True
+
     def peer_closed(self, reason: str = "closed by the peer before logging in") -> None:
         """The peer hung up before the connection was trusted."""
         if self.trusted or self.done:

@@ -229,7 +229,12 @@ class Server:
         if err:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
-            if not conn.gate.fail(f"register visitor conn error: {err}", flush=True):
+            # A logged-in client's visitor asking for a proxy that is not (yet, or any more) there
+            # is no attack: visitors retry that right after an frps restart (client/visitors/base.py).
+            gate = conn.gate
+            absent = (check is None or proxy.closed) and bool(msg.run_id) and msg.run_id in self.controls
+            reason = f"register visitor conn error: {err}"
+            if not (gate.refuse(reason) if absent else gate.fail(reason, flush=True)):
                 log.warning("register visitor conn error: %s (visitor %s)", err, conn.gate.peer)
                 conn.close()
             return

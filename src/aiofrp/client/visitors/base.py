@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.client.visitor")
 
+# A visitor's listener is open from frpc's start on (Go opens it only after the login and closes it
+# while the control connection is down). What arrives while frpc is not logged in is held this long:
+HOLD_TIMEOUT = 10.0
+# After a (re)login the provider may not have registered its proxy yet (after an frps restart both
+# sides log in again, in no particular order): within this window such refusals are retried, for
+# at most NOT_REGISTERED_RETRY per connection (a serverName that is simply wrong still fails fast).
+RELOGIN_GRACE = 10.0
+NOT_REGISTERED_RETRY = 3.0
+RETRY_INTERVAL = 0.5
+
 
 class Visitor:
     type = ""
@@ -24,6 +34,8 @@ class Visitor:
         self.cfg = cfg
         self.name = cfg.name
         self.control: Control | None = None
+        self.attached_at = 0.0  # loop time of the last attach
+        self._attached = asyncio.Event()
 
     async def start(self) -> None:
         """Open the local listener (if any). Called once when frpc starts; raises OSError on failure."""
@@ -31,9 +43,31 @@ class Visitor:
     def attach(self, control: Control) -> None:
         """A (new) control session is up: visitor connections may be opened through it."""
         self.control = control
+        self.attached_at = asyncio.get_running_loop().time()
+        self._attached.set()
 
     def detach(self) -> None:
         self.control = None
+        self._attached.clear()
+
+    async def wait_control(self, deadline: float) -> Control | None:
+        """The control session, waiting for frpc's (re)login until loop time ``deadline``; None if
+        frpc is still not logged in then."""
+        loop = asyncio.get_running_loop()
+        while self.control is None:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            try:
+                async with asyncio.timeout(left):
+                    await self._attached.wait()
+            except TimeoutError:
+                return None
+        return self.control
+
+    def in_relogin_grace(self) -> bool:
+        """frpc logged in (again) only moments ago: the provider may still be registering."""
+        return self.control is not None and asyncio.get_running_loop().time() - self.attached_at < RELOGIN_GRACE
 
     async def close(self) -> None:
         """Stop listening and close what is open."""

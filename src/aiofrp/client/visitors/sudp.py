@@ -3,7 +3,8 @@ UDPPacket messages, dialled on the first datagram and re-dialled after it breaks
 
 As in Go, datagrams that arrive while no tunnel is up wait in a bounded queue; if the tunnel
 cannot be set up (e.g. frps refuses it) the datagram that triggered the dial is dropped and
-the next one dials again.
+the next one dials again. Datagrams that arrive before frpc has logged in wait for the login
+(up to 10 s, see visitors/base.py) instead of being dropped.
 """
 
 from __future__ import annotations
@@ -63,14 +64,13 @@ class SUDPVisitor(Visitor):
     async def _dial(self) -> None:
         try:
             while self._pending and not self._closed:
-                if self.control is None:
-                    log.warning("[%s] not connected to the server, dropping %d datagram(s)", self.name,
-                                len(self._pending))
-                    self._pending.clear()
-                    return
-                try:
+                try:  # waits for frpc's login (up to HOLD_TIMEOUT) while the datagrams queue up
                     conn, encode, decode = await open_visitor_conn(self)
                 except VisitorConnError as exc:
+                    if self.control is None:  # still not logged in: what waited is stale now
+                        log.warning("[%s] %s, dropping %d datagram(s)", self.name, exc, len(self._pending))
+                        self._pending.clear()
+                        return
                     log.warning("[%s] %s", self.name, exc)
                     if self._pending:
                         self._pending.pop(0)  # Go drops the datagram whose dial failed
