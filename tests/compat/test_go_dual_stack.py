@@ -4,6 +4,7 @@ Go's ``net.Listen`` opens one IPv6 socket with ``IPV6_V6ONLY = 0`` for a wildcar
 as well as ``::``), and a single-family socket for a literal address. For each ``bindAddr`` Go frps
 and our frps run with the same config; their bind port, vhost HTTP port and a udp proxy's port
 (``proxyBindAddr`` defaults to ``bindAddr``) must accept the same families (127.0.0.1, ::1).
+A host name (``localhost``) listens on its first IPv4 address only, in Go as in ours.
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def families(frp, impl: str, bind_addr: str, udp_echo_port: int) -> dict[str, se
     }
 
 
-@pytest.mark.parametrize("bind_addr", ["0.0.0.0", "::", "127.0.0.1", "::1"])
+@pytest.mark.parametrize("bind_addr", ["0.0.0.0", "::", "127.0.0.1", "::1", "localhost"])
 def test_listener_families_match_go(frp, udp_echo_server, bind_addr: str) -> None:
     go = families(frp, "go", bind_addr, udp_echo_server.port)
     ours = families(frp, "ours", bind_addr, udp_echo_server.port)
     assert ours == go, f"bindAddr {bind_addr!r}: ours {ours} vs Go {go}"
     wildcard = bind_addr in ("0.0.0.0", "::")
+    # a host name: its first IPv4 address
     assert go["bind"] == (set(HOSTS) if wildcard else {"::1" if ":" in bind_addr else LOCALHOST})
