@@ -22,6 +22,11 @@ class _Formatter(logging.Formatter):
         record.levelchar = _CHARS.get(record.levelno, "I")
         name = record.name
         record.component = name.removeprefix("aiofrp.")
+        msg = record.getMessage()
+        if "\n" in msg or "\r" in msg:
+            # Peer-supplied text (a hostname, a proxy name) must not forge log lines that log
+            # watchers such as fail2ban would read as someone else's failed login.
+            record.msg, record.args = msg.replace("\r", "\\r").replace("\n", "\\n"), None
         return super().format(record)
 
 

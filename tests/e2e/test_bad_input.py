@@ -20,13 +20,25 @@ import random
 import re
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
+from support.hostile import (
+    F_ACK,
+    F_FIN,
+    F_RST,
+    F_SYN,
+    Y_DATA,
+    Y_PING,
+    Y_WINDOW,
+    frp_header,
+    in_stream,
+    yamux_frame,
+)
+from support.hostile import YHDR as _YHDR
 from support.procs import (
     LAUNCHERS_KEY,
     LOCALHOST,
@@ -47,29 +59,6 @@ TOKEN = "bad-input-token"
 MODES = ["mux", "nomux"]
 CLOSE_DEADLINE = 5.0  # for input frps can reject as soon as it sees it
 STALL_DEADLINE = 15.0  # frps gives up on silent connections after ~10 s
-
-# yamux (spec §1.4.2)
-Y_DATA, Y_WINDOW, Y_PING = 0, 1, 2
-F_SYN, F_ACK, F_FIN, F_RST = 1, 2, 4, 8
-_YHDR = struct.Struct(">BBHII")
-
-
-def yamux_frame(kind: int, flags: int, sid: int, length: int, body: bytes = b"") -> bytes:
-    return _YHDR.pack(0, kind, flags, sid, length) + body
-
-
-def in_stream(payload: bytes, sid: int = 1) -> bytes:
-    """Open yamux stream ``sid`` (WindowUpdate+SYN) and send ``payload`` on it as one Data frame."""
-    out = yamux_frame(Y_WINDOW, F_SYN, sid, 0)
-    if payload:
-        out += yamux_frame(Y_DATA, 0, sid, len(payload), payload)
-    return out
-
-
-def frp_header(type_byte: bytes, length: int) -> bytes:
-    """A wire-v1 frame header (spec §2.1.1): type byte + int64 big-endian length."""
-    return type_byte + struct.pack(">q", length)
-
 
 # --------------------------------------------------------------------------------------------------
 # servers shared by the module

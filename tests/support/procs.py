@@ -639,7 +639,7 @@ def udp_roundtrip(
     """Send one datagram and return the first reply; resend up to ``attempts`` times, each waiting
     ``timeout / attempts``.  ``TimeoutError`` if nothing came back."""
     per_try = timeout / max(1, attempts)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((host, port))
         for _ in range(max(1, attempts)):
             slot_end = time.monotonic() + per_try

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,70 @@ def echo_ok(port: int) -> bool:
 def frame(payload: bytes) -> bytes:
     """frp's e2e echo framing: int64 big-endian length + bytes."""
     return struct.pack(">q", len(payload)) + payload
+
+
+# -- the first contact with a port that is just opening (visitors: tests/*/test_*visitor_early.py) --
+
+
+def first_connect(port: int, timeout: float) -> socket.socket:
+    """The first TCP connection the port accepts (polling while it is not listening yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection((LOCALHOST, port), timeout=2)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def read_exactly(sock: socket.socket, n: int, timeout: float) -> bytes:
+    """Read until ``n`` bytes came (or EOF / timeout); return what came."""
+    deadline = time.monotonic() + timeout
+    got = b""
+    while len(got) < n:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def echo_on(sock: socket.socket, payload: bytes, timeout: float) -> bytes:
+    sock.sendall(payload)
+    return read_exactly(sock, len(payload), timeout)
+
+
+def udp_bound(port: int) -> bool:
+    hexport = f":{port:04X} "
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        if any(hexport in line.split(None, 3)[1] + " " for line in Path(table).read_text().splitlines()[1:]):
+            return True
+    return False
+
+
+def first_datagram(port: int, payload: bytes, timeout: float) -> bytes:
+    """One datagram to the port as soon as it is bound; no resend: it must be held, not dropped."""
+    deadline = time.monotonic() + 10
+    while not udp_bound(port):
+        assert time.monotonic() < deadline, f"udp port {port} not bound"
+        time.sleep(0.005)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(payload, (LOCALHOST, port))
+        try:
+            return s.recv(65536)
+        except TimeoutError:
+            return b""
+
+
+def check_first(kind: str, port: int, timeout: float = 20.0) -> None:
+    if kind == "sudp":
+        assert first_datagram(port, b"first-datagram", timeout) == b"first-datagram"
+        return
+    with first_connect(port, 10) as s:
+        assert echo_on(s, frame(TEST_STRING), timeout) == frame(TEST_STRING)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..net.listen import bind_socket, resolve_listen
 from ..proto.addr import join_host_port
 
 if TYPE_CHECKING:
@@ -46,7 +47,10 @@ class AdminServer:
     async def start(self) -> None:
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.cfg.addr or "127.0.0.1", self.cfg.port)
+        # one socket opened as Go opens it ("::"/"0.0.0.0" accept IPv4 and IPv6), see net/listen.py
+        addr = self.cfg.addr or "127.0.0.1"
+        sock = bind_socket(addr, self.cfg.port, resolved=await resolve_listen(addr))
+        site = web.SockSite(self.runner, sock)
         await site.start()
         log.info("admin server listen on %s", join_host_port(self.cfg.addr or "127.0.0.1", self.cfg.port))
 

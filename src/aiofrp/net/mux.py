@@ -66,8 +66,7 @@ class MuxSession(asyncio.Protocol):
         try:
             events = self._s.receive_data(data)
         except YamuxError as exc:
-            log.warning("yamux session error from %s: %s", fmt_addr(self.peername()), exc)
-            self._shutdown(exc)
+            self.session_error(exc)
             return
         streams = self._streams
         for ev in events:
@@ -119,6 +118,11 @@ class MuxSession(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._shutdown(exc, lost=True)
+
+    def session_error(self, exc: Exception) -> None:
+        """The peer broke the yamux protocol: log it and drop the connection."""
+        log.warning("yamux session error from %s: %s", fmt_addr(self.peername()), exc)
+        self._shutdown(exc)
 
     def pause_writing(self) -> None:
         self.write_paused = True

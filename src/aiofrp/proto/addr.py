@@ -17,5 +17,8 @@ def fmt_addr(addr: Any) -> str:
     """A socket address tuple (``peername``, ``sockname``; IPv4 or IPv6) as ``host:port``;
     anything else (``None``, a path) as ``str()``."""
     if isinstance(addr, tuple) and len(addr) >= 2:
-        return join_host_port(str(addr[0]), addr[1])
+        host = str(addr[0])
+        if host[:7].lower() == "::ffff:" and "." in host:  # IPv4 client of a dual-stack listener
+            host = host[7:]
+        return join_host_port(host, addr[1])
     return str(addr)

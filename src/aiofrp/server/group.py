@@ -21,6 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..net.listen import listen_tcp
 from .proxies.base import ProxyError, UserConn
 from .vhost import Route, register_routes
 
@@ -144,13 +145,10 @@ class GroupRegistry:
 
     async def _bind(self, group: TCPGroup) -> None:
         ports = group.members[0].server.ports
-        loop = asyncio.get_running_loop()
         last_err: OSError | None = None
         for port in ports.candidates("tcp", group.owner, group.port):
             try:
-                group.listener = await loop.create_server(
-                    group._new_conn, host=group.addr or None, port=port, reuse_address=True, backlog=1024
-                )
+                group.listener = await listen_tcp(group._new_conn, group.addr, port)
             except OSError as exc:
                 last_err = exc
                 continue

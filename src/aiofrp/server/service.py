@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from .. import FRP_VERSION
+from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream, fmt_addr
 from ..net.tls import TLSTransport, server_context
@@ -15,14 +16,14 @@ from ..proto import msg as m
 from ..proto.crypto import derive_key, verify_auth_key
 from ..proto.errors import ProtocolError
 from .control import Control
+from .gate import PREAUTH_TIMEOUT, Gate
 from .group import GroupRegistry
 from .ports import PortManager
 
 log = logging.getLogger("aiofrp.server")
 
-SNIFF_TIMEOUT = 10.0
 QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speaks-first user
-FIRST_MSG_TIMEOUT = 10.0
+FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py for the rest)
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
 
@@ -52,6 +53,7 @@ class Server:
         self.groups = GroupRegistry()  # loadBalancer groups (tcp listeners, vhost routes)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
         self.bind_port = cfg.bind_port
         self.http_vhost: Any = None  # server/vhost: set by start_vhosts when configured
         self.https_vhost: Any = None
@@ -60,11 +62,7 @@ class Server:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        srv = await loop.create_server(
-            lambda: _Sniff(self), host=self.cfg.bind_addr or None, port=self.cfg.bind_port,
-            reuse_address=True, backlog=1024,
-        )
+        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port)
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
@@ -78,6 +76,9 @@ class Server:
             srv.close()
         for ctl in list(self.controls.values()):
             ctl.close()
+        for gate in list(self.gates):
+            gate.hand_off()
+            gate.raw.abort()
         for t in list(self._tasks):
             t.cancel()
 
@@ -94,12 +95,14 @@ class Server:
 
     # -- connection set-up ----------------------------------------------------------------
 
-    def on_transport_ready(self, transport: asyncio.BaseTransport, data: bytes) -> None:
+    def on_transport_ready(self, transport: asyncio.BaseTransport, data: bytes, gate: Gate) -> None:
         """A connection after sniffing: TLS decided, ``data`` is its first plaintext bytes."""
         if self.cfg.transport.tcp_mux:
-            proto: asyncio.Protocol = _ServerMux(self)
+            gate.stage = "yamux session without streams"
+            proto: asyncio.Protocol = _ServerMux(self, gate)
         else:
-            proto = _FirstConn(self)
+            gate.stage = "no complete message"
+            proto = _FirstConn(self, gate, top=True)
         transport.set_protocol(proto)
         proto.connection_made(transport)
         if data:
@@ -122,53 +125,73 @@ class Server:
             conn.data_received(data)
         self.spawn(proxy.handle_user_conn(conn))
 
-    def start_tls(self, transport: asyncio.Transport, data: bytes) -> None:
-        proto: asyncio.Protocol = _ServerMux(self) if self.cfg.transport.tcp_mux else _FirstConn(self)
-        peer = transport.get_extra_info("peername")
+    def start_tls(self, transport: asyncio.Transport, data: bytes, gate: Gate) -> None:
+        if self.cfg.transport.tcp_mux:
+            proto: asyncio.Protocol = _ServerMux(self, gate)
+        else:
+            proto = _FirstConn(self, gate, top=True)
+        gate.stage = "TLS handshake not finished"
         tls = TLSTransport(transport, self.tls_ctx, proto, server_side=True, initial_data=data)
 
         def done(fut: asyncio.Future[None]) -> None:
-            if fut.exception() is not None:
-                log.info("TLS handshake with %s failed: %s", fmt_addr(peer), fut.exception())
+            exc = fut.exception()
+            if exc is None:
+                gate.stage = "yamux session without streams" if self.cfg.transport.tcp_mux else "no complete message"
+            elif isinstance(exc, ConnectionResetError):
+                gate.peer_closed("closed by the peer during the TLS handshake")
+            else:
+                gate.fail(f"TLS handshake failed: {exc or type(exc).__name__}")
 
         tls.handshake.add_done_callback(done)
 
-    async def handle_conn(self, conn: MsgConn) -> None:
-        peer = fmt_addr(conn.peername())
+    async def handle_conn(self, conn: _FirstConn) -> None:
+        """The first message of a logical connection (a TCP connection, or a yamux stream)."""
+        gate = conn.gate
+        peer = gate.peer
         try:
-            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT)
+            # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
+            # stream gets its own
+            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
         except TimeoutError:
-            log.info("connection from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
-            conn.abort()
+            if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
+                log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
+                conn.abort()
             return
         except ProtocolError as exc:
-            log.warning("bad message from %s: %s, closing", peer, exc)
-            conn.abort()
+            if not gate.fail(f"bad message: {exc}"):
+                log.warning("bad message from %s: %s, closing the stream", peer, exc)
+                conn.abort()
             return
         except (EOFError, OSError) as exc:
-            log.info("connection from %s closed before its first message: %s", peer, exc or type(exc).__name__)
+            if conn.top or not gate.trusted:
+                if conn.top:
+                    gate.peer_closed(f"closed by the peer before its first message ({_eof_reason(exc, conn)})")
+                else:  # a stream of an untrusted session that ends without a message
+                    gate.fail(f"yamux stream closed before its first message ({_eof_reason(exc, conn)})")
+            else:
+                log.debug("stream from %s closed before its first message: %s", peer, exc or type(exc).__name__)
             conn.abort()
             return
-        if isinstance(first, m.Login):
-            await self.handle_login(conn, first)
-        elif isinstance(first, m.NewWorkConn):
-            self.handle_work_conn(conn, first)
-        elif isinstance(first, m.NewVisitorConn):
-            await self.handle_visitor_conn(conn, first)
-        else:
-            log.warning("unexpected first message %s from %s, closing", type(first).__name__, peer)
-            conn.abort()
+        gate.begin()
+        try:
+            if isinstance(first, m.Login):
+                await self.handle_login(conn, first)
+            elif isinstance(first, m.NewWorkConn):
+                self.handle_work_conn(conn, first)
+            elif isinstance(first, m.NewVisitorConn):
+                await self.handle_visitor_conn(conn, first)
+            elif not gate.fail(f"unexpected first message {type(first).__name__}"):
+                log.warning("unexpected first message %s from %s, closing the stream", type(first).__name__, peer)
+                conn.abort()
+        finally:
+            gate.end()
 
     # -- login ----------------------------------------------------------------------------
 
-    async def handle_login(self, conn: MsgConn, login: m.Login) -> None:
-        peer = fmt_addr(conn.peername())
+    async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
+        peer = conn.gate.peer
         if not verify_auth_key(self.token, login.timestamp, login.privilege_key):
-            detail = "token in login doesn't match token from configuration"
-            log.warning("login from %s failed: %s", peer, detail)
-            err = detail if self.cfg.detailed_errors_to_client else "register control error"
-            conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
-            conn.close()
+            self.refuse_login(conn, "token in login doesn't match token from configuration")
             return
         run_id = login.run_id or new_run_id()
         old = self.controls.get(run_id)
@@ -183,6 +206,7 @@ class Server:
         )
         ctl = Control(self, conn, login, run_id)
         self.controls[run_id] = ctl
+        conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
         conn.enable_encryption(self.key)
         try:
@@ -191,17 +215,35 @@ class Server:
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
 
-    async def handle_visitor_conn(self, conn: MsgConn, msg: m.NewVisitorConn) -> None:
-        """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks and serves it."""
-        proxy = self.proxies.get(msg.proxy_name)
-        handler = getattr(proxy, "handle_visitor_conn", None)
-        if handler is None:
-            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
-            log.warning("new visitor connection error: %s", err)
-            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=err))
+    def refuse_login(self, conn: _FirstConn, reason: str) -> None:
+        """Answer a Login with an error, then close the connection (see gate.py)."""
+        err = reason if self.cfg.detailed_errors_to_client else "register control error"
+        conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
+        if not conn.gate.fail(reason, login=True, flush=True):
             conn.close()
+
+    async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
+        """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
+        proxy = self.proxies.get(msg.proxy_name)
+        check = getattr(proxy, "check_visitor", None)
+        if check is None:
+            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
+        else:
+            err = "proxy is closed" if proxy.closed else check(msg)
+        if err:
+            detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
+            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
+            # A logged-in client's visitor asking for a proxy that is not (yet, or any more) there
+            # is no attack: visitors retry that right after an frps restart (client/visitors/base.py).
+            gate = conn.gate
+            absent = (check is None or proxy.closed) and bool(msg.run_id) and msg.run_id in self.controls
+            reason = f"register visitor conn error: {err}"
+            if not (gate.refuse(reason) if absent else gate.fail(reason, flush=True)):
+                log.warning("register visitor conn error: %s (visitor %s)", err, conn.gate.peer)
+                conn.close()
             return
-        await handler(conn, msg)
+        conn.gate.trust()
+        await proxy.handle_visitor_conn(conn, msg)
 
     def visitor_user(self, run_id: str) -> str | None:
         """The user of the logged-in client with this run id ("" for none); None if unknown."""
@@ -210,19 +252,20 @@ class Server:
         ctl = self.controls.get(run_id)
         return ctl.user if ctl is not None else None
 
-    def handle_work_conn(self, conn: MsgConn, msg: m.NewWorkConn) -> None:
+    def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
         if ctl is None:
-            log.warning("no client control found for run id [%s], closing work connection", msg.run_id)
-            conn.write_msg(m.StartWorkConn(error=f"no client control found for run id [{msg.run_id}]"))
-            conn.close()
+            err = f"no client control found for run id [{msg.run_id}]"
+        elif "newworkconns" in self.scopes and not verify_auth_key(self.token, msg.timestamp, msg.privilege_key):
+            err = "token in NewWorkConn doesn't match token from configuration"
+        else:
+            conn.gate.trust()
+            ctl.register_work_conn(conn)
             return
-        if "newworkconns" in self.scopes and not verify_auth_key(self.token, msg.timestamp, msg.privilege_key):
-            log.warning("[%s] invalid NewWorkConn authentication", msg.run_id)
-            conn.write_msg(m.StartWorkConn(error="token in NewWorkConn doesn't match token from configuration"))
+        conn.write_msg(m.StartWorkConn(error=err))
+        if not conn.gate.fail(f"work connection refused: {err}", flush=True):
+            log.warning("work connection from %s refused: %s", conn.gate.peer, err)
             conn.close()
-            return
-        ctl.register_work_conn(conn)
 
 
 def new_run_id() -> str:
@@ -237,7 +280,8 @@ class _Sniff(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.gate: Gate | None = None
+        self.timer: asyncio.TimerHandle | None = None  # quick mode: silent public clients
         self.buf = b""  # first bytes, while they cannot tell yet where the connection goes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -252,58 +296,74 @@ class _Sniff(asyncio.Protocol):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, ka)
             except OSError:
                 pass
-        delay = QUICK_SILENT_DELAY if self.server.quick else SNIFF_TIMEOUT
-        self.timer = asyncio.get_running_loop().call_later(delay, self._timeout)
+        self.gate = Gate(self.server, self.transport)  # type: ignore[arg-type]
+        self.gate.sniff = self
+        if self.server.quick:
+            self.timer = asyncio.get_running_loop().call_later(QUICK_SILENT_DELAY, self._quick_timeout)
 
-    def _timeout(self) -> None:
-        if self.server.quick and self.transport is not None:
+    def _quick_timeout(self) -> None:
+        if self.transport is not None and self.gate is not None:
+            self._leave()
+            self.gate.hand_off()
             self.server.quick_user_conn(self.transport, self.buf)
-            return
-        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) == "http":
-            self.server.http_vhost.accept(self.transport, self.buf)
-            return
-        log.info("connection from %s sent nothing in %ds, closing", fmt_addr(self._peer()), SNIFF_TIMEOUT)
-        if self.transport is not None:
-            self.transport.abort()
 
-    def _peer(self) -> Any:
-        return self.transport.get_extra_info("peername") if self.transport is not None else None
+    def deadline_handoff(self) -> bool:
+        """The gate's deadline while still sniffing: a stalled partial HTTP method goes to the
+        shared vhost (it answers that itself); True if it was handed over."""
+        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) == "http":
+            self._leave()
+            assert self.gate is not None
+            self.gate.hand_off()
+            self.server.http_vhost.accept(self.transport, self.buf)
+            return True
+        return False
+
+    def _leave(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.gate is not None:
+            self.gate.sniff = None
 
     def data_received(self, data: bytes) -> None:
-        assert self.transport is not None and self.timer is not None
+        assert self.transport is not None and self.gate is not None
+        gate = self.gate
         if self.buf:
             data, self.buf = self.buf + data, b""
         first = data[0]
         vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else ""
         if vhost is None:  # a prefix of an HTTP method or of "GET /~!frp": wait for more
             self.buf = data
+            gate.stage = "incomplete first bytes"
             return
-        self.timer.cancel()
+        self._leave()
         if vhost == "http":
+            gate.hand_off()
             self.server.http_vhost.accept(self.transport, data)
         elif vhost == "https":
+            gate.hand_off()
             self.server.https_vhost.accept(self.transport, data)
         elif vhost == "websocket":
-            log.warning("connection from %s: frp over websocket is not supported, closing", fmt_addr(self._peer()))
-            self.transport.abort()
+            gate.fail("frp over websocket is not supported")
         elif first == TLS_FIRST_BYTE:
-            self.server.start_tls(self.transport, data[1:])
+            self.server.start_tls(self.transport, data[1:], gate)
         elif self.server.quick:
+            gate.hand_off()
             self.server.quick_user_conn(self.transport, data)
         elif first == TLS_HANDSHAKE_BYTE:
-            self.server.start_tls(self.transport, data)
+            self.server.start_tls(self.transport, data, gate)
         elif self.server.tls_force:
-            log.warning("non-TLS connection from %s refused (transport.tls.force)", fmt_addr(self._peer()))
-            self.transport.abort()
+            gate.fail("non-TLS connection refused (transport.tls.force)")
         else:
-            self.server.on_transport_ready(self.transport, data)
+            self.server.on_transport_ready(self.transport, data, gate)
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self._leave()
+        if self.gate is not None:
+            self.gate.connection_lost()
 
 
 _HTTP_METHODS = (b"GET", b"HEA", b"POS", b"PUT", b"DEL", b"CON", b"OPT", b"TRA", b"PAT")
@@ -332,47 +392,57 @@ def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> str | N
 
 
 class _FirstConn(MsgConn):
-    """A logical frp connection whose first message decides what it is."""
+    """A logical frp connection whose first message decides what it is: the whole TCP connection
+    (``top``), or one yamux stream of it."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, gate: Gate, *, top: bool = False) -> None:
         super().__init__()
         self.server = server
+        self.gate = gate
+        self.top = top
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server.spawn(self.server.handle_conn(self))
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.top:
+            self.gate.connection_lost()
+
 
 class _ServerMux(MuxSession):
     """frps side of a yamux session: every stream the client opens is a logical connection."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, gate: Gate) -> None:
         super().__init__(
             client=False,
             on_stream=self._on_stream,
             keepalive_interval=server.cfg.transport.tcp_mux_keepalive_interval,
         )
         self.server = server
-        self._idle: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # A session that never opens a stream holds resources; Go waits ~40 s, we bound it.
-        self._idle = self._loop.call_later(FIRST_MSG_TIMEOUT, self._idle_timeout)
-
-    def _idle_timeout(self) -> None:
-        log.info("yamux session from %s opened no stream in %ds, closing", fmt_addr(self.peername()), FIRST_MSG_TIMEOUT)
-        self.close()
+        self.gate = gate
 
     def _on_stream(self, stream: MuxStream) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        conn = _FirstConn(self.server)
+        if not self.gate.trusted:
+            self.gate.stage = "yamux streams without a login"
+        conn = _FirstConn(self.server, self.gate)
         stream.set_protocol(conn)
         conn.connection_made(stream)
 
+    def session_error(self, exc: Exception) -> None:
+        if self.gate.fail(f"yamux: {exc}"):
+            self._shutdown(exc)
+        else:
+            super().session_error(exc)
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
         super().connection_lost(exc)
+        self.gate.connection_lost()
+
+
+def _eof_reason(exc: BaseException, conn: MsgConn) -> str:
+    """How a connection ended before its first message, for the log line."""
+    got = len(conn._buf)
+    what = f"after {got} bytes of an incomplete message" if got else "without sending a message"
+    return what if isinstance(exc, EOFError) else f"{what}: {exc or type(exc).__name__}"

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.listen import listen_tcp
 from ...net.relay import PendingConn
 from ...proto.addr import join_host_port
 
@@ -14,6 +15,16 @@ if TYPE_CHECKING:
     from ..service import Client
 
 log = logging.getLogger("aiofrp.client.visitor")
+
+# A visitor's listener is open from frpc's start on (Go opens it only after the login and closes it
+# while the control connection is down). What arrives while frpc is not logged in is held this long:
+HOLD_TIMEOUT = 10.0
+# After a (re)login the provider may not have registered its proxy yet (after an frps restart both
+# sides log in again, in no particular order): within this window such refusals are retried, for
+# at most NOT_REGISTERED_RETRY per connection (a serverName that is simply wrong still fails fast).
+RELOGIN_GRACE = 10.0
+NOT_REGISTERED_RETRY = 3.0
+RETRY_INTERVAL = 0.5
 
 
 class Visitor:
@@ -24,6 +35,8 @@ class Visitor:
         self.cfg = cfg
         self.name = cfg.name
         self.control: Control | None = None
+        self.attached_at = 0.0  # loop time of the last attach
+        self._attached = asyncio.Event()
 
     async def start(self) -> None:
         """Open the local listener (if any). Called once when frpc starts; raises OSError on failure."""
@@ -31,9 +44,31 @@ class Visitor:
     def attach(self, control: Control) -> None:
         """A (new) control session is up: visitor connections may be opened through it."""
         self.control = control
+        self.attached_at = asyncio.get_running_loop().time()
+        self._attached.set()
 
     def detach(self) -> None:
         self.control = None
+        self._attached.clear()
+
+    async def wait_control(self, deadline: float) -> Control | None:
+        """The control session, waiting for frpc's (re)login until loop time ``deadline``; None if
+        frpc is still not logged in then."""
+        loop = asyncio.get_running_loop()
+        while self.control is None:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            try:
+                async with asyncio.timeout(left):
+                    await self._attached.wait()
+            except TimeoutError:
+                return None
+        return self.control
+
+    def in_relogin_grace(self) -> bool:
+        """frpc logged in (again) only moments ago: the provider may still be registering."""
+        return self.control is not None and asyncio.get_running_loop().time() - self.attached_at < RELOGIN_GRACE
 
     async def close(self) -> None:
         """Stop listening and close what is open."""
@@ -52,10 +87,7 @@ class TCPVisitor(Visitor):
         """Open ``bindAddr:bindPort`` if ``bindPort > 0``; each connection goes to ``handle_conn``."""
         cfg = self.cfg
         if cfg.bind_port > 0:
-            self.listener = await asyncio.get_running_loop().create_server(
-                lambda: UserConn(self), host=cfg.bind_addr or None, port=cfg.bind_port, reuse_address=True,
-                backlog=1024,
-            )
+            self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             log.info("[%s] %s visitor listen on %s", self.name, self.type, join_host_port(cfg.bind_addr, cfg.bind_port))
 
     def spawn(self, coro: Any) -> None:

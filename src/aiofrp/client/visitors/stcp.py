@@ -7,6 +7,7 @@ names the secret proxy and proves the secret key (frp §5.9).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from ...proto import msg as m
 from ...proto.crypto import auth_key, derive_key
 from ...proto.errors import ProtocolError
 from . import register
-from .base import TCPVisitor
+from .base import HOLD_TIMEOUT, NOT_REGISTERED_RETRY, RETRY_INTERVAL, TCPVisitor
 
 if TYPE_CHECKING:
     from ..service import Client
@@ -38,45 +39,73 @@ def target_name(client: Client, cfg: Any) -> str:
     return f"{user}.{cfg.server_name}" if user else cfg.server_name
 
 
+def _not_registered_yet(error: str) -> bool:
+    """A refusal that means the target proxy is not there (yet): Go's and our frps's wording, or the
+    generic text of a frps with ``detailedErrorsToClient = false``."""
+    return "doesn't exist" in error or error == "register visitor conn error"
+
+
 async def open_visitor_conn(visitor: Any) -> tuple[MsgConn, Codec | None, Codec | None]:
     """Open a logical connection to frps for ``visitor`` (an stcp/sudp visitor with ``.target``),
     send NewVisitorConn and await NewVisitorConnResp (10 s).
 
+    While frpc is not logged in (just started, or reconnecting after frps went away) this waits for
+    the login, up to :data:`HOLD_TIMEOUT`; a failed connection to frps is retried within that time,
+    and shortly after a (re)login a refusal because the proxy does not exist is retried for up to
+    :data:`NOT_REGISTERED_RETRY` (see visitors/base.py).
+
     Returns the connection (still in its message phase: ``detach`` it) and its sk-keyed
     (encode, decode) codecs. Raises :class:`VisitorConnError`.
     """
-    ctl = visitor.control
-    if ctl is None:
-        raise VisitorConnError("not connected to the server")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_TIMEOUT
+    retry_until = 0.0  # set at the first "proxy doesn't exist" refusal
     cfg = visitor.cfg
-    try:
-        conn = await ctl.connector.open()
-    except (OSError, TimeoutError) as exc:
-        raise VisitorConnError(f"connect to server error: {exc or type(exc).__name__}") from None
-    ts = int(time.time())
-    conn.write_msg(
-        m.NewVisitorConn(
-            run_id=ctl.run_id, proxy_name=visitor.target, sign_key=auth_key(cfg.secret_key, ts), timestamp=ts,
-            use_encryption=cfg.transport.use_encryption, use_compression=cfg.transport.use_compression,
+    while True:
+        ctl = await visitor.wait_control(deadline)
+        if ctl is None:
+            raise VisitorConnError(f"not connected to the server (waited {HOLD_TIMEOUT:g}s for the login)")
+        try:
+            conn = await ctl.connector.open()
+        except (OSError, TimeoutError) as exc:
+            if loop.time() + RETRY_INTERVAL < deadline:  # frps just went away: wait for the relogin
+                log.debug("[%s] connect to server error: %s, retrying", visitor.name, exc or type(exc).__name__)
+                await asyncio.sleep(RETRY_INTERVAL)
+                continue
+            raise VisitorConnError(f"connect to server error: {exc or type(exc).__name__}") from None
+        ts = int(time.time())
+        conn.write_msg(
+            m.NewVisitorConn(
+                run_id=ctl.run_id, proxy_name=visitor.target, sign_key=auth_key(cfg.secret_key, ts), timestamp=ts,
+                use_encryption=cfg.transport.use_encryption, use_compression=cfg.transport.use_compression,
+            )
         )
-    )
-    try:
-        resp = await conn.read_msg(timeout=RESP_TIMEOUT)
-    except TimeoutError:
-        conn.abort()
-        raise VisitorConnError(f"get newVisitorConnRespMsg error: no answer in {RESP_TIMEOUT:g}s") from None
-    except (ProtocolError, EOFError, OSError) as exc:
-        conn.abort()
-        raise VisitorConnError(f"get newVisitorConnRespMsg error: {exc or type(exc).__name__}") from None
-    if not isinstance(resp, m.NewVisitorConnResp):
-        conn.abort()
-        raise VisitorConnError(f"unexpected {type(resp).__name__} in reply to NewVisitorConn")
-    if resp.error:
-        conn.close()
-        raise VisitorConnError(f"start new visitor connection error: {resp.error}")
-    key = derive_key(cfg.secret_key) if cfg.transport.use_encryption else None
-    encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
-    return conn, encode, decode
+        try:
+            resp = await conn.read_msg(timeout=RESP_TIMEOUT)
+        except TimeoutError:
+            conn.abort()
+            raise VisitorConnError(f"get newVisitorConnRespMsg error: no answer in {RESP_TIMEOUT:g}s") from None
+        except (ProtocolError, EOFError, OSError) as exc:
+            conn.abort()
+            if not isinstance(exc, ProtocolError) and visitor.control is not ctl \
+                    and loop.time() + RETRY_INTERVAL < deadline:
+                continue  # the control session ended meanwhile: wait for the next one
+            raise VisitorConnError(f"get newVisitorConnRespMsg error: {exc or type(exc).__name__}") from None
+        if not isinstance(resp, m.NewVisitorConnResp):
+            conn.abort()
+            raise VisitorConnError(f"unexpected {type(resp).__name__} in reply to NewVisitorConn")
+        if resp.error:
+            conn.close()
+            now = loop.time()
+            retry_until = retry_until or min(deadline, now + NOT_REGISTERED_RETRY)
+            if _not_registered_yet(resp.error) and visitor.in_relogin_grace() and now + RETRY_INTERVAL < retry_until:
+                log.debug("[%s] %s: the provider may still be registering, retrying", visitor.name, resp.error)
+                await asyncio.sleep(RETRY_INTERVAL)
+                continue
+            raise VisitorConnError(f"start new visitor connection error: {resp.error}")
+        key = derive_key(cfg.secret_key) if cfg.transport.use_encryption else None
+        encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
+        return conn, encode, decode
 
 
 @register("stcp")

@@ -3,7 +3,8 @@ UDPPacket messages, dialled on the first datagram and re-dialled after it breaks
 
 As in Go, datagrams that arrive while no tunnel is up wait in a bounded queue; if the tunnel
 cannot be set up (e.g. frps refuses it) the datagram that triggered the dial is dropped and
-the next one dials again.
+the next one dials again. Datagrams that arrive before frpc has logged in wait for the login
+(up to 10 s, see visitors/base.py) instead of being dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.listen import listen_udp
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
 from ...proto.addr import join_host_port
 from . import register
@@ -42,9 +44,7 @@ class SUDPVisitor(Visitor):
         if cfg.bind_port > 0:
             size = getattr(self.client.cfg, "udp_packet_size", 1500) or 1500
             sock = UserSocket(self._from_user, size)
-            await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: sock, local_addr=(cfg.bind_addr or "127.0.0.1", cfg.bind_port)
-            )
+            await listen_udp(lambda: sock, cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             self.sock = sock
             log.info("[%s] sudp start to work, listen on %s", self.name, join_host_port(cfg.bind_addr, cfg.bind_port))
         log.info("[%s] start visitor success", self.name)
@@ -65,14 +65,13 @@ class SUDPVisitor(Visitor):
     async def _dial(self) -> None:
         try:
             while self._pending and not self._closed:
-                if self.control is None:
-                    log.warning("[%s] not connected to the server, dropping %d datagram(s)", self.name,
-                                len(self._pending))
-                    self._pending.clear()
-                    return
-                try:
+                try:  # waits for frpc's login (up to HOLD_TIMEOUT) while the datagrams queue up
                     conn, encode, decode = await open_visitor_conn(self)
                 except VisitorConnError as exc:
+                    if self.control is None:  # still not logged in: what waited is stale now
+                        log.warning("[%s] %s, dropping %d datagram(s)", self.name, exc, len(self._pending))
+                        self._pending.clear()
+                        return
                     log.warning("[%s] %s", self.name, exc)
                     if self._pending:
                         self._pending.pop(0)  # Go drops the datagram whose dial failed

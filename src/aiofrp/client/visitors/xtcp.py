@@ -21,7 +21,7 @@ from ...proto.nathole import new_transaction_id
 from .. import tunnel
 from ..nathole import NatHoleError, exchange_info, fmt_addrs, fmt_behavior, make_hole, pre_check, prepare
 from . import register
-from .base import TCPVisitor
+from .base import RETRY_INTERVAL, TCPVisitor
 from .stcp import target_name
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ class XTCPVisitor(TCPVisitor):
         self.tunnel: tunnel.Tunnel | None = None
         self._want_tunnel = asyncio.Event()
         self._tunnel_changed = asyncio.Event()
-        self._attached = asyncio.Event()
         self._attempting = False
         self._retry_at = 0.0  # loop time before which no new attempt starts (after a failure)
         self._last_error = ""
@@ -77,13 +76,13 @@ class XTCPVisitor(TCPVisitor):
             self.spawn(self._keep_tunnel_open())
         log.info("[%s] start visitor success", self.name)
 
-    def attach(self, control: Any) -> None:
-        super().attach(control)
-        self._attached.set()
-
     def detach(self) -> None:
+        """The control session ended: so does the tunnel (as in Go, whose visitors live and die with
+        the control; the provider closes its end then too). Connections wait for the next one."""
         super().detach()
-        self._attached.clear()
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
 
     async def close(self) -> None:
         await super().close()
@@ -179,7 +178,13 @@ class XTCPVisitor(TCPVisitor):
             finally:
                 self._attempting = False
             if self.tunnel is None or self.tunnel.is_closed:
-                self._retry_at = started + MIN_ATTEMPT_INTERVAL  # avoid punching too often
+                err = self._last_error
+                if err == "not connected to the server" or (
+                        err.startswith("nathole precheck error") and "doesn't exist" in err and self.in_relogin_grace()):
+                    # nothing was punched: the provider may still be registering after a (re)login
+                    self._retry_at = loop.time() + RETRY_INTERVAL
+                else:
+                    self._retry_at = started + MIN_ATTEMPT_INTERVAL  # avoid punching too often
                 self._tunnel_changed.set()  # waiting connections re-check (and may give up)
                 await asyncio.sleep(max(0.0, self._retry_at - loop.time()))
 

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ...net.limiter import TokenBucket, bucket_for
+from ...net.listen import local_addr, peer_addr
 from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
@@ -60,8 +61,8 @@ class ServerProxy:
             work.close()
             transport.abort()
             return
-        src = transport.get_extra_info("peername") or ("", 0)
-        dst = transport.get_extra_info("sockname") or ("", 0)
+        src = peer_addr(transport) or ("", 0)
+        dst = local_addr(transport) or ("", 0)
         work.write_msg(
             m.StartWorkConn(
                 proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ...net.listen import local_addr, peer_addr
 from ...net.msgconn import MsgConn
 from ...net.mux import fmt_addr
 from ...net.relay import Codec, Relay, work_conn_codecs
@@ -62,13 +63,7 @@ class STCPProxy(ServerProxy):
         return ""
 
     async def handle_visitor_conn(self, conn: MsgConn, msg: m.NewVisitorConn) -> None:
-        err = "proxy is closed" if self.closed else self.check_visitor(msg)
-        if err:
-            log.warning("register visitor conn error: %s (visitor %s)", err, fmt_addr(conn.peername()))
-            detail = err if self.server.cfg.detailed_errors_to_client else "register visitor conn error"
-            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
-            conn.close()
-            return
+        """Serve a visitor connection that passed :meth:`check_visitor` (Server.handle_visitor_conn)."""
         conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name))
         encode, decode = work_conn_codecs(derive_key(self.sk) if msg.use_encryption else None, msg.use_compression)
         await self.join(conn, encode, decode)
@@ -86,8 +81,8 @@ class STCPProxy(ServerProxy):
             work.close()
             conn.abort()
             return
-        src = vt.get_extra_info("peername") or ("", 0)
-        dst = vt.get_extra_info("sockname") or ("", 0)
+        src = peer_addr(vt) or ("", 0)
+        dst = local_addr(vt) or ("", 0)
         work.write_msg(
             m.StartWorkConn(
                 proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]

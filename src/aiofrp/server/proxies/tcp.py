@@ -8,6 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ...net.listen import listen_tcp
 from . import register
 from .base import ProxyError, ServerProxy, UserConn
 
@@ -21,7 +22,6 @@ class TCPProxy(ServerProxy):
     group: Any = None  # server.group.TCPGroup
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         ports = self.server.ports
         addr = self.server.proxy_bind_addr
         requested = self.req.remote_port
@@ -42,9 +42,7 @@ class TCPProxy(ServerProxy):
         last_err: OSError | None = None
         for port in ports.candidates("tcp", self.name, requested):
             try:
-                self.listener = await loop.create_server(
-                    lambda: UserConn(self), host=addr or None, port=port, reuse_address=True, backlog=1024
-                )
+                self.listener = await listen_tcp(lambda: UserConn(self), addr, port)
             except OSError as exc:
                 last_err = exc
                 continue

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ...net.listen import listen_udp
 from ...net.relay import work_conn_codecs
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
 from ...proto import msg as m
@@ -29,9 +30,8 @@ class UDPProxy(ServerProxy):
     _task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         ports = self.server.ports
-        addr = self.server.proxy_bind_addr or "0.0.0.0"
+        addr = self.server.proxy_bind_addr
         requested = self.req.remote_port
         size = getattr(self.server.cfg, "udp_packet_size", 1500) or 1500
         self._pending: list[tuple[bytes, Any]] = []  # datagrams waiting for a work connection
@@ -39,7 +39,7 @@ class UDPProxy(ServerProxy):
         for port in ports.candidates("udp", self.name, requested):
             sock = UserSocket(self._from_user, size)
             try:
-                transport, _ = await loop.create_datagram_endpoint(lambda s=sock: s, local_addr=(addr, port))
+                transport, _ = await listen_udp(lambda s=sock: s, addr, port)
             except OSError as exc:
                 last_err = exc
                 continue

@@ -17,6 +17,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from ...net.listen import listen_tcp, peer_addr
 from ...net.mux import fmt_addr
 from ...net.relay import Relay
 from ...proto.http import (
@@ -70,10 +71,7 @@ class HTTPVhost:
         self.shared = False  # True when it lives on the bind port (service._Sniff hands it connections)
 
     async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(
-            lambda: ClientConn(self), host=host or None, port=port, reuse_address=True, backlog=1024
-        )
+        return await listen_tcp(lambda: ClientConn(self), host, port)
 
     def accept(self, transport: asyncio.Transport, data: bytes) -> None:
         """A connection of the bind port that sniffing found to be HTTP."""
@@ -118,7 +116,7 @@ class ClientConn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
+        peer = peer_addr(transport)
         if peer:
             self.peer = (peer[0], peer[1])
             self.client_ip = peer[0]

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ...net.listen import listen_tcp
 from ...net.mux import fmt_addr
 from ...net.relay import PendingConn
 from ...proto.tls_hello import ALERT_UNRECOGNIZED_NAME, MAX_HANDSHAKE, TLSHelloError, parse_client_hello
@@ -31,9 +32,7 @@ class HTTPSVhost:
         self.shared = False
 
     async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
-        return await asyncio.get_running_loop().create_server(
-            lambda: SNIConn(self), host=host or None, port=port, reuse_address=True, backlog=1024
-        )
+        return await listen_tcp(lambda: SNIConn(self), host, port)
 
     def accept(self, transport: asyncio.Transport, data: bytes) -> None:
         """A connection of the bind port whose first byte was 0x16."""

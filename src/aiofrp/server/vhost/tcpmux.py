@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ...net.listen import listen_tcp
 from ...net.mux import fmt_addr
 from ...proto.http import HTTPError, basic_auth, canonical_host, find_head_end, parse_request_head
 from .https import RoutingConn
@@ -32,9 +33,7 @@ class TCPMuxVhost:
         self.shared = False
 
     async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
-        return await asyncio.get_running_loop().create_server(
-            lambda: ConnectConn(self), host=host or None, port=port, reuse_address=True, backlog=1024
-        )
+        return await listen_tcp(lambda: ConnectConn(self), host, port)
 
 
 class ConnectConn(RoutingConn):

@@ -1,0 +1,139 @@
+"""Listening sockets the way Go's ``net.Listen``/``net.ListenUDP`` open them, for every listener of
+frps and frpc (bind port, proxy ports, vhost ports, visitors, the admin server).
+
+Go opens ONE socket per listener:
+
+* a wildcard host (``""``, ``"0.0.0.0"``, ``"::"``) gets an IPv6 socket with ``IPV6_V6ONLY = 0``,
+  so IPv4 clients reach it too (as IPv4-mapped addresses, which Go prints in the IPv4 form);
+  checked against frp 0.65.0: ``bindAddr = "0.0.0.0"`` shows up as ``*:port`` in ``ss -l``;
+* a literal address listens on that address only (``127.0.0.1`` IPv4, ``::1`` IPv6);
+* a host name listens on one of its addresses, the first IPv4 one if it has any.
+
+asyncio's ``create_server(host="::")`` sets ``IPV6_V6ONLY = 1`` and ``host=None`` opens one socket
+per address family; neither is what a frp config means, hence this module. Peer addresses seen on
+a dual-stack socket are IPv4-mapped (``::ffff:1.2.3.4``): :func:`unmap` turns them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["bind_socket", "listen_tcp", "listen_udp", "local_addr", "peer_addr", "resolve_listen", "unmap"]
+
+BACKLOG = 1024
+
+
+def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _dual_stack_socket(kind: int) -> socket.socket:
+    """An IPv6 wildcard socket that accepts IPv4 too; an IPv4 one where the host has no IPv6."""
+    try:
+        sock = socket.socket(socket.AF_INET6, kind)
+    except OSError:
+        return socket.socket(socket.AF_INET, kind)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no IPv4-mapped support: IPv6 only, like Go
+        pass
+    return sock
+
+
+def bind_socket(host: str | None, port: int, kind: int = socket.SOCK_STREAM,
+                resolved: tuple[int, Any] | None = None) -> socket.socket:
+    """A bound (not yet listening), non-blocking socket for ``host:port`` with Go's semantics.
+
+    ``resolved`` (family, sockaddr) is used for a host name (see :func:`resolve_listen`); literals and
+    wildcards need no resolution. Raises OSError (EADDRINUSE, EADDRNOTAVAIL, ...)."""
+    host = (host or "").strip("[]")
+    lit = _literal(host) if host else None
+    if not host or (lit is not None and lit.is_unspecified):
+        sock = _dual_stack_socket(kind)
+        addr: Any = ("::", port) if sock.family == socket.AF_INET6 else ("0.0.0.0", port)
+    elif resolved is not None:
+        family, addr = resolved
+        sock = socket.socket(family, kind)
+        addr = (addr[0], port, *addr[2:])
+    else:
+        family = socket.AF_INET6 if lit is not None and lit.version == 6 else socket.AF_INET
+        info = socket.getaddrinfo(host, port, family, kind, 0, socket.AI_NUMERICHOST | socket.AI_PASSIVE)
+        sock = socket.socket(family, kind)
+        addr = info[0][4]
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like Go (and asyncio) on Unix
+        if sock.family == socket.AF_INET6 and lit is not None and not lit.is_unspecified:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def resolve_listen(host: str | None, kind: int = socket.SOCK_STREAM) -> tuple[int, Any] | None:
+    """(family, sockaddr) of a host name's address to listen on: its first IPv4 address, else its
+    first address (Go's ``forResolve`` for listeners); None for wildcards and literals."""
+    h = (host or "").strip("[]")
+    if not h or _literal(h) is not None:
+        return None
+    infos = await asyncio.get_running_loop().getaddrinfo(h, 0, type=kind, flags=socket.AI_PASSIVE)
+    if not infos:
+        raise OSError(f"lookup {h}: no such host")
+    for fam, _, _, _, sa in infos:
+        if fam == socket.AF_INET:
+            return fam, sa
+    return infos[0][0], infos[0][4]
+
+
+async def listen_tcp(factory: Callable[[], asyncio.BaseProtocol], host: str | None, port: int,
+                     *, backlog: int = BACKLOG) -> asyncio.AbstractServer:
+    """``loop.create_server`` on one socket opened as Go opens it (see the module docstring)."""
+    resolved = await resolve_listen(host, socket.SOCK_STREAM)
+    sock = bind_socket(host, port, socket.SOCK_STREAM, resolved)
+    try:
+        return await asyncio.get_running_loop().create_server(factory, sock=sock, backlog=backlog)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def listen_udp(factory: Callable[[], asyncio.DatagramProtocol], host: str | None,
+                     port: int) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+    """``loop.create_datagram_endpoint`` on one socket opened as Go's ``net.ListenUDP`` opens it."""
+    resolved = await resolve_listen(host, socket.SOCK_DGRAM)
+    sock = bind_socket(host, port, socket.SOCK_DGRAM, resolved)
+    try:
+        return await asyncio.get_running_loop().create_datagram_endpoint(factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def unmap(addr: Any) -> Any:
+    """A socket address with an IPv4-mapped IPv6 host (``::ffff:1.2.3.4``) in its IPv4 form
+    ``("1.2.3.4", port)``, as Go reports it; any other address unchanged."""
+    if isinstance(addr, tuple) and len(addr) >= 2 and isinstance(addr[0], str) and addr[0][:7].lower() == "::ffff:":
+        v4 = addr[0][7:]
+        if "." in v4:
+            return (v4, addr[1])
+    return addr
+
+
+def peer_addr(transport: asyncio.BaseTransport) -> Any:
+    """The transport's peer address, IPv4-mapped addresses unmapped (None if unknown)."""
+    return unmap(transport.get_extra_info("peername"))
+
+
+def local_addr(transport: asyncio.BaseTransport) -> Any:
+    """The transport's local address, IPv4-mapped addresses unmapped (None if unknown)."""
+    return unmap(transport.get_extra_info("sockname"))
