@@ -149,7 +149,7 @@ def test_plaintext_to_tls_force_says_frps_requires_tls(frp, tcp_mux: bool) -> No
     line = error_line(start_frpc_once(frp, bind, tls=False, tcp_mux=tcp_mux))
     assert line.startswith(f"127.0.0.1:{bind} closed the connection without answering the login; ")
     assert "frps requires TLS" in line and "set transport.tls.enable = true" in line
-    frps.wait_for_log(r"non-TLS connection from 127\.0\.0\.1:\d+ refused \(transport\.tls\.force\)")
+    frps.wait_for_log(r"connection from 127\.0\.0\.1:\d+ failed: non-TLS connection refused \(transport\.tls\.force\)")
 
 
 def test_unrecognized_name_when_vhost_https_shares_the_bind_port(frp, echo_server) -> None:
