@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ...config.visitor import VisitorBaseConfig
 from ...net.listen import listen_tcp
-from ...net.relay import PendingConn
+from ...net.relay import PendingConn, Relay
 from ...proto.addr import join_host_port
 
 if TYPE_CHECKING:
@@ -26,11 +28,13 @@ RELOGIN_GRACE = 10.0
 NOT_REGISTERED_RETRY = 3.0
 RETRY_INTERVAL = 0.5
 
+VC_co = TypeVar("VC_co", bound=VisitorBaseConfig, covariant=True)
 
-class Visitor:
-    type = ""
 
-    def __init__(self, client: Client, cfg: Any) -> None:
+class Visitor(Generic[VC_co]):
+    """One configured visitor (Go's ``client/visitor.Visitor``), typed by its config struct."""
+
+    def __init__(self, client: Client, cfg: VC_co) -> None:
         self.client = client
         self.cfg = cfg
         self.name = cfg.name
@@ -74,23 +78,23 @@ class Visitor:
         """Stop listening and close what is open."""
 
 
-class TCPVisitor(Visitor):
+class TCPVisitor(Visitor[VC_co]):
     """A visitor with an optional local TCP listener (``bindPort > 0``): stcp and xtcp."""
 
-    def __init__(self, client: Client, cfg: Any) -> None:
+    def __init__(self, client: Client, cfg: VC_co) -> None:
         super().__init__(client, cfg)
         self.listener: asyncio.AbstractServer | None = None
-        self.relays: set[Any] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.relays: set[Relay] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self) -> None:
         """Open ``bindAddr:bindPort`` if ``bindPort > 0``; each connection goes to ``handle_conn``."""
         cfg = self.cfg
         if cfg.bind_port > 0:
             self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
-            log.info("[%s] %s visitor listen on %s", self.name, self.type, join_host_port(cfg.bind_addr, cfg.bind_port))
+            log.info("[%s] %s visitor listen on %s", self.name, cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -111,7 +115,7 @@ class TCPVisitor(Visitor):
 class UserConn(PendingConn):
     """A local connection accepted by a visitor's listener; handed to ``visitor.handle_conn``."""
 
-    def __init__(self, visitor: Any) -> None:
+    def __init__(self, visitor: TCPVisitor[VisitorBaseConfig]) -> None:
         super().__init__()
         self.visitor = visitor
 
