@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
@@ -26,7 +26,7 @@ from aiofrp.net.msgconn import MsgConn
 from aiofrp.proto import msg as m
 
 if TYPE_CHECKING:
-    from aiofrp.client.control import Control
+    from aiofrp.client.transporter import MessageTransporter
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -35,20 +35,23 @@ PP_START = m.StartWorkConn(proxy_name="web", src_addr="192.0.2.7", src_port=4000
 
 
 class FakeControl:
-    """What a proxy and its wrapper use of the control: ``send`` and ``spawn``."""
+    """A control session as proxies see it (client/transporter.py: MessageTransporter)."""
+
+    run_id = "test-run-id"
 
     def __init__(self) -> None:
         self.sent: list[m.Message] = []
+        self.nathole_waiters: dict[str, asyncio.Future[m.NatHoleResp]] = {}
 
     def send(self, message: m.Message) -> None:
         self.sent.append(message)
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        asyncio.ensure_future(coro)
+    async def connect_server(self) -> MsgConn:
+        raise ConnectionRefusedError("no frps in this test")
 
 
-def as_control(fake: FakeControl) -> Control:
-    return cast("Control", fake)
+def as_control(fake: FakeControl) -> MessageTransporter:
+    return fake
 
 
 @asynccontextmanager

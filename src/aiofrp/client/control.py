@@ -113,6 +113,10 @@ class Control:
         if not self._closed:
             self.conn.write_msg(message)
 
+    async def connect_server(self) -> MsgConn:
+        """A new logical connection to frps (visitors' connections, Go's ``Helper.ConnectServer``)."""
+        return await self.connector.open()
+
     async def _heartbeat(self, interval: float, timeout: float) -> None:
         next_ping = 0.0
         while not self._closed:

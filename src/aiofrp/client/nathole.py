@@ -35,7 +35,7 @@ from ..proto.nathole import (
 
 if TYPE_CHECKING:
     from ..config.base import NatTraversalConfig
-    from .control import Control
+    from .transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.nathole")
 
@@ -286,7 +286,7 @@ async def prepare(stun_server: str, disable_assisted_addrs: bool = False) -> Pre
     return PrepareResult(sock, addrs, assisted, feature.nat_type, feature.behavior)
 
 
-async def exchange(control: Control, message: NatHoleRequest, transaction_id: str, timeout: float) -> m.NatHoleResp:
+async def exchange(control: MessageTransporter, message: NatHoleRequest, transaction_id: str, timeout: float) -> m.NatHoleResp:
     """Send ``message`` on the control and wait for the NatHoleResp with its transaction id."""
     fut: asyncio.Future[m.NatHoleResp] = asyncio.get_running_loop().create_future()
     control.nathole_waiters[transaction_id] = fut
@@ -300,7 +300,7 @@ async def exchange(control: Control, message: NatHoleRequest, transaction_id: st
         control.nathole_waiters.pop(transaction_id, None)
 
 
-async def pre_check(control: Control, proxy_name: str, timeout: float = PRE_CHECK_TIMEOUT) -> None:
+async def pre_check(control: MessageTransporter, proxy_name: str, timeout: float = PRE_CHECK_TIMEOUT) -> None:
     tid = new_transaction_id()
     resp = await exchange(control, m.NatHoleVisitor(transaction_id=tid, proxy_name=proxy_name, pre_check=True),
                           tid, timeout)
@@ -308,7 +308,7 @@ async def pre_check(control: Control, proxy_name: str, timeout: float = PRE_CHEC
         raise NatHoleError(resp.error)
 
 
-async def exchange_info(control: Control, message: NatHoleRequest, transaction_id: str,
+async def exchange_info(control: MessageTransporter, message: NatHoleRequest, transaction_id: str,
                         timeout: float = EXCHANGE_TIMEOUT) -> m.NatHoleResp:
     resp = await exchange(control, message, transaction_id, timeout)
     if resp.error:
@@ -452,7 +452,7 @@ class Hole:
 
 
 async def open_hole(
-    control: Control,
+    control: MessageTransporter,
     name: str,
     request: Callable[[str, PrepareResult], NatHoleRequest],
     *,

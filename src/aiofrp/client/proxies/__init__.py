@@ -5,15 +5,12 @@ status (frp's phases), its :class:`Proxy` serves the work connections."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from ...config.proxy import ProxyBaseConfig
-from .base import Proxy
+from .base import Proxy, ProxyHost
 
-if TYPE_CHECKING:
-    from ..service import Client
-
-__all__ = ["PROXY_TYPES", "Proxy", "ProxyPhase", "ProxyWrapper", "new_proxy", "register"]
+__all__ = ["PROXY_TYPES", "Proxy", "ProxyHost", "ProxyPhase", "ProxyWrapper", "new_proxy", "register"]
 
 PROXY_TYPES: dict[str, type[Proxy[ProxyBaseConfig]]] = {}
 
@@ -29,7 +26,7 @@ def register(*proxy_types: str) -> Callable[[P], P]:
     return deco
 
 
-def new_proxy(client: Client, cfg: ProxyBaseConfig) -> Proxy[ProxyBaseConfig]:
+def new_proxy(client: ProxyHost, cfg: ProxyBaseConfig) -> Proxy[ProxyBaseConfig]:
     cls = PROXY_TYPES.get(cfg.type)
     if cls is None:  # config/proxy.py knows no other types, and each of them is registered
         raise ValueError(f"proxy type [{cfg.type}] is not supported")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ...config.client import proxy_wire_name
 from ...config.plugin import ClientPluginOptions
@@ -23,15 +24,31 @@ from ...proto.proxyproto import ProxyProtocolError, build_header
 from ..plugins import ClientPlugin, HeldConn, WorkConn, new_plugin
 
 if TYPE_CHECKING:
+    from ...config.client import ClientConfig
     from ...net.msgconn import MsgConn
-    from ..control import Control
-    from ..service import Client
+    from ..transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.proxy")
 
 LOCAL_DIAL_TIMEOUT = 10.0
 
 C_co = TypeVar("C_co", bound=ProxyBaseConfig, covariant=True)
+
+
+class ProxyHost(Protocol):
+    """What proxies use of the frpc service (``client/service.py: Client``)."""
+
+    @property
+    def cfg(self) -> ClientConfig: ...
+
+    @property
+    def key(self) -> bytes:
+        """The work connections' AES key (from ``auth.token``)."""
+        ...
+
+    def proxy_start_failed(self, name: str, error: str) -> None:
+        """frps refused proxy ``name`` (quick mode exits)."""
+        ...
 
 
 def proxy_protocol_header(version: str, start: m.StartWorkConn) -> bytes | None:
@@ -53,7 +70,7 @@ class Proxy(Generic[C_co]):
     accepts the proxy, :meth:`close` when the control session ends or frpc stops.
     """
 
-    def __init__(self, client: Client, cfg: C_co) -> None:
+    def __init__(self, client: ProxyHost, cfg: C_co) -> None:
         self.client = client
         self.cfg = cfg
         self.name = proxy_wire_name(client.cfg, cfg.name)
@@ -62,10 +79,11 @@ class Proxy(Generic[C_co]):
         self.limiter: TokenBucket | None = (
             bucket_for(t.bandwidth_limit, name=self.name) if t.bandwidth_limit_mode != "server" else None
         )
-        self.control: Control | None = None
+        self.control: MessageTransporter | None = None
         self.plugin: ClientPlugin[ClientPluginOptions] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def run(self, control: Control) -> None:
+    def run(self, control: MessageTransporter) -> None:
         """frps accepted the proxy: work connections may come (Go's ``Run``). Makes the plugin,
         if the proxy has one; raises :class:`~aiofrp.client.plugins.PluginError` if it cannot."""
         self.control = control
@@ -78,6 +96,14 @@ class Proxy(Generic[C_co]):
         if self.plugin is not None:
             self.plugin.close()
             self.plugin = None
+        for t in list(self._tasks):
+            t.cancel()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of this proxy (cancelled by :meth:`close`)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def handle_work_conn(self, conn: MsgConn, start: m.StartWorkConn) -> None:
         """Serve one work connection that frps started with ``start`` (Go's ``InWorkConn``)."""

@@ -14,14 +14,14 @@ from .udp import UDPBaseProxy, UDPSession
 if TYPE_CHECKING:
     from ...net.msgconn import MsgConn
     from ...proto import msg as m
-    from ..service import Client
+    from .base import ProxyHost
 
 log = logging.getLogger("aiofrp.client.proxy.sudp")
 
 
 @register("sudp")
 class SUDPProxy(UDPBaseProxy[SUDPProxyConfig]):
-    def __init__(self, client: Client, cfg: SUDPProxyConfig) -> None:
+    def __init__(self, client: ProxyHost, cfg: SUDPProxyConfig) -> None:
         super().__init__(client, cfg)
         self.sessions: set[UDPSession] = set()  # one per visitor tunnel
 

@@ -16,7 +16,7 @@ from .base import C_co, Proxy
 if TYPE_CHECKING:
     from ...net.msgconn import MsgConn
     from ...proto import msg as m
-    from ..service import Client
+    from .base import ProxyHost
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]  # a user's address, as asyncio gives it
 
@@ -69,7 +69,7 @@ class UDPBaseProxy(Proxy[C_co]):
 
 @register("udp")
 class UDPProxy(UDPBaseProxy[UDPProxyConfig]):
-    def __init__(self, client: Client, cfg: UDPProxyConfig) -> None:
+    def __init__(self, client: ProxyHost, cfg: UDPProxyConfig) -> None:
         super().__init__(client, cfg)
         self.session: UDPSession | None = None  # the current work connection (Go's workConn)
 

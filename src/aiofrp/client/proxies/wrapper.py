@@ -20,8 +20,8 @@ from . import new_proxy
 
 if TYPE_CHECKING:
     from ...net.msgconn import MsgConn
-    from ..control import Control
-    from ..service import Client
+    from ..transporter import MessageTransporter
+    from .base import ProxyHost
 
 log = logging.getLogger("aiofrp.client.proxy")
 
@@ -61,7 +61,7 @@ _TYPE_FIELDS = {
 }
 
 
-def new_proxy_msg(client: Client, cfg: ProxyBaseConfig) -> m.NewProxy:
+def new_proxy_msg(client: ProxyHost, cfg: ProxyBaseConfig) -> m.NewProxy:
     """NewProxy for a proxy config (Go's ``MarshalToMsg``): only the fields that apply to its
     type are set."""
     t = cfg.transport
@@ -89,7 +89,7 @@ def new_proxy_msg(client: Client, cfg: ProxyBaseConfig) -> m.NewProxy:
 
 
 class ProxyWrapper:
-    def __init__(self, client: Client, cfg: ProxyBaseConfig) -> None:
+    def __init__(self, client: ProxyHost, cfg: ProxyBaseConfig) -> None:
         self.client = client
         self.cfg = cfg
         self.name = cfg.name
@@ -98,7 +98,7 @@ class ProxyWrapper:
         self.phase = ProxyPhase.NEW
         self.err = ""
         self.remote_addr = ""
-        self.control: Control | None = None
+        self.control: MessageTransporter | None = None
         self._timer: asyncio.TimerHandle | None = None
         # With a health check the proxy is registered only while the local service is healthy.
         self.monitor: HealthMonitor | None = None
@@ -113,7 +113,7 @@ class ProxyWrapper:
     def running(self) -> bool:
         return self.phase is ProxyPhase.RUNNING
 
-    def start(self, control: Control) -> None:
+    def start(self, control: MessageTransporter) -> None:
         self.control = control
         if self.monitor is not None:
             self.monitor.start()

@@ -88,4 +88,4 @@ class XTCPProxy(Proxy[XTCPProxyConfig]):
         if self.control is None:
             stream.abort()
             return
-        self.control.spawn(self.handle_tcp_work_conn(held, start, key))
+        self.spawn(self.handle_tcp_work_conn(held, start, key))

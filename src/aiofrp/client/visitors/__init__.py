@@ -4,15 +4,12 @@ name (the same shape as the client's proxies and plugins and the server's proxie
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from ...config.visitor import VisitorBaseConfig
-from .base import Visitor
+from .base import Visitor, VisitorHost
 
-if TYPE_CHECKING:
-    from ..service import Client
-
-__all__ = ["VISITOR_TYPES", "Visitor", "new_visitor", "register"]
+__all__ = ["VISITOR_TYPES", "Visitor", "VisitorHost", "new_visitor", "register"]
 
 VISITOR_TYPES: dict[str, type[Visitor[VisitorBaseConfig]]] = {}
 
@@ -28,7 +25,7 @@ def register(*visitor_types: str) -> Callable[[V], V]:
     return deco
 
 
-def new_visitor(client: Client, cfg: VisitorBaseConfig) -> Visitor[VisitorBaseConfig] | None:
+def new_visitor(client: VisitorHost, cfg: VisitorBaseConfig) -> Visitor[VisitorBaseConfig] | None:
     cls = VISITOR_TYPES.get(cfg.type)
     return cls(client, cfg) if cls is not None else None
 

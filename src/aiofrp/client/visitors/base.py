@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ...config.visitor import VisitorBaseConfig
 from ...net.listen import listen_tcp
@@ -13,8 +13,8 @@ from ...net.relay import PendingConn, Relay
 from ...proto.addr import join_host_port
 
 if TYPE_CHECKING:
-    from ..control import Control
-    from ..service import Client
+    from ...config.client import ClientConfig
+    from ..transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -31,21 +31,32 @@ RETRY_INTERVAL = 0.5
 VC_co = TypeVar("VC_co", bound=VisitorBaseConfig, covariant=True)
 
 
+class VisitorHost(Protocol):
+    """What visitors use of the frpc service (``client/service.py: Client``)."""
+
+    @property
+    def cfg(self) -> ClientConfig: ...
+
+    def visitor_by_name(self, name: str) -> Visitor[VisitorBaseConfig] | None:
+        """Another visitor (the target of an xtcp ``fallbackTo``), or None."""
+        ...
+
+
 class Visitor(Generic[VC_co]):
     """One configured visitor (Go's ``client/visitor.Visitor``), typed by its config struct."""
 
-    def __init__(self, client: Client, cfg: VC_co) -> None:
+    def __init__(self, client: VisitorHost, cfg: VC_co) -> None:
         self.client = client
         self.cfg = cfg
         self.name = cfg.name
-        self.control: Control | None = None
+        self.control: MessageTransporter | None = None
         self.attached_at = 0.0  # loop time of the last attach
         self._attached = asyncio.Event()
 
     async def start(self) -> None:
         """Open the local listener (if any). Called once when frpc starts; raises OSError on failure."""
 
-    def attach(self, control: Control) -> None:
+    def attach(self, control: MessageTransporter) -> None:
         """A (new) control session is up: visitor connections may be opened through it."""
         self.control = control
         self.attached_at = asyncio.get_running_loop().time()
@@ -55,7 +66,7 @@ class Visitor(Generic[VC_co]):
         self.control = None
         self._attached.clear()
 
-    async def wait_control(self, deadline: float) -> Control | None:
+    async def wait_control(self, deadline: float) -> MessageTransporter | None:
         """The control session, waiting for frpc's (re)login until loop time ``deadline``; None if
         frpc is still not logged in then."""
         loop = asyncio.get_running_loop()
@@ -81,7 +92,7 @@ class Visitor(Generic[VC_co]):
 class TCPVisitor(Visitor[VC_co]):
     """A visitor with an optional local TCP listener (``bindPort > 0``): stcp and xtcp."""
 
-    def __init__(self, client: Client, cfg: VC_co) -> None:
+    def __init__(self, client: VisitorHost, cfg: VC_co) -> None:
         super().__init__(client, cfg)
         self.listener: asyncio.AbstractServer | None = None
         self.relays: set[Relay] = set()

@@ -23,8 +23,8 @@ from . import register
 from .base import HOLD_TIMEOUT, NOT_REGISTERED_RETRY, RETRY_INTERVAL, TCPVisitor
 
 if TYPE_CHECKING:
-    from ..control import Control
-    from ..service import Client
+    from ..transporter import MessageTransporter
+    from .base import VisitorHost
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -45,14 +45,14 @@ class VisitorSide(Protocol):
     @property
     def target(self) -> str: ...
     @property
-    def control(self) -> Control | None: ...
+    def control(self) -> MessageTransporter | None: ...
 
-    async def wait_control(self, deadline: float) -> Control | None: ...
+    async def wait_control(self, deadline: float) -> MessageTransporter | None: ...
 
     def in_relogin_grace(self) -> bool: ...
 
 
-def target_name(client: Client, cfg: VisitorBaseConfig) -> str:
+def target_name(client: VisitorHost, cfg: VisitorBaseConfig) -> str:
     """The wire name of the visited proxy: ``(serverUser or own user) + "." + serverName``."""
     user = cfg.server_user or client.cfg.user
     return f"{user}.{cfg.server_name}" if user else cfg.server_name
@@ -85,7 +85,7 @@ async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None
         if ctl is None:
             raise VisitorConnError(f"not connected to the server (waited {HOLD_TIMEOUT:g}s for the login)")
         try:
-            conn = await ctl.connector.open()
+            conn = await ctl.connect_server()
         except (OSError, TimeoutError) as exc:
             if loop.time() + RETRY_INTERVAL < deadline:  # frps just went away: wait for the relogin
                 log.debug("[%s] connect to server error: %s, retrying", visitor.name, exc or type(exc).__name__)
@@ -129,7 +129,7 @@ async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None
 
 @register("stcp")
 class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
-    def __init__(self, client: Client, cfg: STCPVisitorConfig) -> None:
+    def __init__(self, client: VisitorHost, cfg: STCPVisitorConfig) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
 

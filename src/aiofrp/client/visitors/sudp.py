@@ -22,7 +22,7 @@ from .base import Visitor
 from .stcp import VisitorConnError, open_visitor_conn, target_name
 
 if TYPE_CHECKING:
-    from ..service import Client
+    from .base import VisitorHost
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -33,7 +33,7 @@ READ_TIMEOUT = 60.0  # the provider pings every 30 s
 
 @register("sudp")
 class SUDPVisitor(Visitor[SUDPVisitorConfig]):
-    def __init__(self, client: Client, cfg: SUDPVisitorConfig) -> None:
+    def __init__(self, client: VisitorHost, cfg: SUDPVisitorConfig) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
         self.sock: UserSocket | None = None

@@ -25,7 +25,7 @@ from .base import RETRY_INTERVAL, TCPVisitor
 from .stcp import target_name
 
 if TYPE_CHECKING:
-    from ..service import Client
+    from .base import VisitorHost
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -56,7 +56,7 @@ class _RateLimiter:
 
 @register("xtcp")
 class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
-    def __init__(self, client: Client, cfg: XTCPVisitorConfig) -> None:
+    def __init__(self, client: VisitorHost, cfg: XTCPVisitorConfig) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
         self.tunnel: tunnel.Tunnel | None = None
