@@ -73,7 +73,7 @@ class Proxy(Generic[C_co]):
     def __init__(self, client: ProxyHost, cfg: C_co) -> None:
         self.client = client
         self.cfg = cfg
-        self.name = proxy_wire_name(client.cfg, cfg.name)
+        self.name = proxy_wire_name(client.cfg, cfg.name)  # as frps knows it (user.name): the log prefix
         t = cfg.transport
         # bandwidthLimitMode "client" (default): frpc meters all the proxy's work connections
         self.limiter: TokenBucket | None = (
