@@ -179,20 +179,23 @@ def test_the_scan_catches_a_new_field() -> None:
 
 
 def test_every_type_is_implemented_or_refused() -> None:
-    from aiofrp.client.proxies import HANDLERS
+    from aiofrp.client.plugins import PLUGIN_TYPES as CLIENT_PLUGINS
+    from aiofrp.client.proxies import PROXY_TYPES as CLIENT_PROXIES
     from aiofrp.client.visitors import VISITOR_TYPES as CLIENT_VISITORS
     from aiofrp.config import CLIENT_PLUGIN_TYPES, PROXY_TYPES, VISITOR_PLUGIN_TYPES, VISITOR_TYPES
     from aiofrp.server.proxies import PROXY_TYPES as SERVER_PROXIES
 
     for t in PROXY_TYPES:
-        assert t in HANDLERS and t in SERVER_PROXIES, f"proxy type {t} has no frpc handler or frps proxy"
+        assert t in CLIENT_PROXIES and t in SERVER_PROXIES, f"proxy type {t} has no frpc or frps proxy class"
     for t in VISITOR_TYPES:
         assert t in CLIENT_VISITORS, f"visitor type {t} has no implementation"
     refused = {
         (e.key, v) for e in entries("frpc", refused=True) if e.key.endswith("plugin.type") for v in e.values
     }
     for t in CLIENT_PLUGIN_TYPES:
-        assert ("proxies.plugin.type", t) in refused, f"client plugin {t} is neither implemented nor refused"
+        implemented = t in CLIENT_PLUGINS
+        assert implemented != (("proxies.plugin.type", t) in refused), \
+            f"client plugin {t} is {'both implemented and' if implemented else 'neither implemented nor'} refused"
     for t in VISITOR_PLUGIN_TYPES:
         assert ("visitors.plugin.type", t) in refused, f"visitor plugin {t} is neither implemented nor refused"
 

@@ -7,21 +7,23 @@ import base64
 import hmac
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ..net.listen import bind_socket, resolve_listen
 from ..proto.addr import join_host_port
 
 if TYPE_CHECKING:
+    from ..config.base import WebServerConfig
     from .service import Client
 
 log = logging.getLogger("aiofrp.client.admin")
 
 
 class AdminServer:
-    def __init__(self, client: Client, cfg: Any, stop: asyncio.Event) -> None:
+    def __init__(self, client: Client, cfg: WebServerConfig, stop: asyncio.Event) -> None:
         self.client = client
         self.cfg = cfg
         self.stop_event = stop
@@ -33,7 +35,7 @@ class AdminServer:
         self.runner: web.AppRunner | None = None
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/healthz" or not (self.cfg.user or self.cfg.password):
             return await handler(request)
         expected = base64.b64encode(f"{self.cfg.user}:{self.cfg.password}".encode()).decode()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
 from .errors import Server, dial_error, login_error, tls_error
+
+if TYPE_CHECKING:
+    from ..config.client import ClientConfig
 
 log = logging.getLogger("aiofrp.client.connector")
 
@@ -34,7 +37,7 @@ class _Placeholder(asyncio.Protocol):
 
 
 class Connector:
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: ClientConfig) -> None:
         self.cfg = cfg
         t = cfg.transport
         self.tcp_mux: bool = t.tcp_mux
@@ -74,7 +77,7 @@ class Connector:
             app.connection_made(raw)
             if early:
                 app.data_received(early)
-            return raw  # type: ignore[return-value]
+            return raw
         if self.first_byte:
             raw.write(b"\x17")
         hostname = self.server_hostname

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..net.msgconn import MsgConn
 from ..proto import msg as m
@@ -17,6 +18,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.client.control")
 
+M = TypeVar("M", bound=m.Message)
+
+
+class Handlers:
+    """A table from message type to handler (Go's ``msg.Dispatcher`` handlers): ``register`` one
+    handler per type, ``dispatch`` calls it."""
+
+    def __init__(self) -> None:
+        self._table: dict[type, Callable[[Any], None]] = {}
+
+    def register(self, cls: type[M], handler: Callable[[M], None]) -> None:
+        self._table[cls] = handler
+
+    def dispatch(self, msg: m.Message) -> bool:
+        """Call the handler of ``msg``'s type; False if there is none."""
+        handler = self._table.get(type(msg))
+        if handler is None:
+            return False
+        handler(msg)
+        return True
+
 
 class Control:
     def __init__(self, client: Client, conn: MsgConn, connector: Connector) -> None:
@@ -25,12 +47,18 @@ class Control:
         self.connector = connector
         self.run_id = client.run_id
         self._closed = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.last_pong = time.monotonic()
         # NatHoleResp waiters by transaction id (xtcp: client/nathole.py)
         self.nathole_waiters: dict[str, asyncio.Future[m.NatHoleResp]] = {}
+        # what each message from frps does (Go's msg.Dispatcher); others are logged and ignored
+        self.handlers = Handlers()
+        self.handlers.register(m.ReqWorkConn, self._on_req_work_conn)
+        self.handlers.register(m.NewProxyResp, self._on_new_proxy_resp)
+        self.handlers.register(m.NatHoleResp, self._on_nat_hole_resp)
+        self.handlers.register(m.Pong, self._on_pong)
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -53,30 +81,41 @@ class Control:
                     break
                 except (EOFError, OSError):
                     break
-                if isinstance(msg, m.ReqWorkConn):
-                    self.spawn(self._new_work_conn())
-                elif isinstance(msg, m.NewProxyResp):
-                    pw = client.proxies.get(client.local_name(msg.proxy_name))
-                    if pw is not None:
-                        pw.on_start_resp(msg)
-                elif isinstance(msg, m.NatHoleResp):
-                    waiter = self.nathole_waiters.pop(msg.transaction_id, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(msg)
-                elif isinstance(msg, m.Pong):
-                    if msg.error:
-                        log.error("[%s] pong message contains error: %s", self.run_id, msg.error)
-                        break
-                    self.last_pong = time.monotonic()
-                    log.debug("[%s] receive heartbeat from server", self.run_id)
-                else:
+                if not self.handlers.dispatch(msg):
                     log.debug("[%s] ignoring message %s", self.run_id, type(msg).__name__)
         finally:
             self.close()
 
-    def send(self, message: Any) -> None:
+    # -- message handlers (in the order frps's messages are read) ------------------------------
+
+    def _on_req_work_conn(self, msg: m.ReqWorkConn) -> None:
+        self.spawn(self._new_work_conn())
+
+    def _on_new_proxy_resp(self, msg: m.NewProxyResp) -> None:
+        pw = self.client.proxies.get(self.client.local_name(msg.proxy_name))
+        if pw is not None:
+            pw.on_start_resp(msg)
+
+    def _on_nat_hole_resp(self, msg: m.NatHoleResp) -> None:
+        waiter = self.nathole_waiters.pop(msg.transaction_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
+
+    def _on_pong(self, msg: m.Pong) -> None:
+        if msg.error:
+            log.error("[%s] pong message contains error: %s", self.run_id, msg.error)
+            self.close()
+            return
+        self.last_pong = time.monotonic()
+        log.debug("[%s] receive heartbeat from server", self.run_id)
+
+    def send(self, message: m.Message) -> None:
         if not self._closed:
             self.conn.write_msg(message)
+
+    async def connect_server(self) -> MsgConn:
+        """A new logical connection to frps (visitors' connections, Go's ``Helper.ConnectServer``)."""
+        return await self.connector.open()
 
     async def _heartbeat(self, interval: float, timeout: float) -> None:
         next_ping = 0.0

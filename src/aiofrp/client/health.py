@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..proto.addr import join_host_port
 from ..proto.http import (
@@ -23,6 +23,9 @@ from ..proto.http import (
     parse_response_head,
     response_body,
 )
+
+if TYPE_CHECKING:
+    from ..config.proxy import HealthCheckConfig
 
 log = logging.getLogger("aiofrp.client.health")
 
@@ -39,7 +42,7 @@ class HealthCheckFailed(Exception):
 
 class HealthMonitor:
     def __init__(
-        self, name: str, cfg: Any, host: str, port: int, on_ok: Callable[[], None], on_failed: Callable[[], None],
+        self, name: str, cfg: HealthCheckConfig, host: str, port: int, on_ok: Callable[[], None], on_failed: Callable[[], None],
     ) -> None:
         self.name = name
         self.type: str = cfg.type

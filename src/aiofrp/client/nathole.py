@@ -17,11 +17,11 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..proto import msg as m
 from ..proto import stun
-from ..proto.addr import join_host_port
+from ..proto.addr import fmt_addr, join_host_port
 from ..proto.errors import ProtocolError
 from ..proto.nathole import (
     ROLE_SENDER,
@@ -34,7 +34,8 @@ from ..proto.nathole import (
 )
 
 if TYPE_CHECKING:
-    from .control import Control
+    from ..config.base import NatTraversalConfig
+    from .transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.nathole")
 
@@ -46,6 +47,7 @@ MAX_QUEUED = 256
 MAX_LOCAL_IPS = 10
 
 Addr = tuple[str, int]
+NatHoleRequest = m.NatHoleVisitor | m.NatHoleClient
 
 
 class NatHoleError(Exception):
@@ -155,7 +157,8 @@ async def resolve_udp4(addr: str) -> Addr:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
     if not infos:
         raise NatHoleError(f"cannot resolve {addr}")
-    return infos[0][4][0], infos[0][4][1]
+    sockaddr = infos[0][4]
+    return str(sockaddr[0]), int(sockaddr[1])
 
 
 async def stun_request(sock: HoleSocket, server: Addr, *, change_ip: bool = False, change_port: bool = False,
@@ -242,7 +245,7 @@ def _interface_ipv4s() -> list[str]:
             out.append(socket.inet_ntoa(res[20:24]))
     if not out:
         with contextlib.suppress(OSError):
-            out = [i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+            out = [str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
     return out
 
 
@@ -283,7 +286,7 @@ async def prepare(stun_server: str, disable_assisted_addrs: bool = False) -> Pre
     return PrepareResult(sock, addrs, assisted, feature.nat_type, feature.behavior)
 
 
-async def exchange(control: Control, message: Any, transaction_id: str, timeout: float) -> m.NatHoleResp:
+async def exchange(control: MessageTransporter, message: NatHoleRequest, transaction_id: str, timeout: float) -> m.NatHoleResp:
     """Send ``message`` on the control and wait for the NatHoleResp with its transaction id."""
     fut: asyncio.Future[m.NatHoleResp] = asyncio.get_running_loop().create_future()
     control.nathole_waiters[transaction_id] = fut
@@ -297,7 +300,7 @@ async def exchange(control: Control, message: Any, transaction_id: str, timeout:
         control.nathole_waiters.pop(transaction_id, None)
 
 
-async def pre_check(control: Control, proxy_name: str, timeout: float = PRE_CHECK_TIMEOUT) -> None:
+async def pre_check(control: MessageTransporter, proxy_name: str, timeout: float = PRE_CHECK_TIMEOUT) -> None:
     tid = new_transaction_id()
     resp = await exchange(control, m.NatHoleVisitor(transaction_id=tid, proxy_name=proxy_name, pre_check=True),
                           tid, timeout)
@@ -305,7 +308,7 @@ async def pre_check(control: Control, proxy_name: str, timeout: float = PRE_CHEC
         raise NatHoleError(resp.error)
 
 
-async def exchange_info(control: Control, message: Any, transaction_id: str,
+async def exchange_info(control: MessageTransporter, message: NatHoleRequest, transaction_id: str,
                         timeout: float = EXCHANGE_TIMEOUT) -> m.NatHoleResp:
     resp = await exchange(control, message, transaction_id, timeout)
     if resp.error:
@@ -387,8 +390,8 @@ async def make_hole(sock: HoleSocket, resp: m.NatHoleResp, sk: str) -> tuple[Hol
             s.close()
         raise
     finally:
-        for t in background:
-            t.cancel()
+        for bt in background:
+            bt.cancel()
 
 
 async def _wait_detect(sock: HoleSocket, sid: str, sk: str, role: str) -> Addr:
@@ -434,3 +437,73 @@ async def _send_random(sock: HoleSocket, ips: list[str], b: m.NatHoleDetectBehav
         for ip in ips:
             sock.sendto(encode_sid(sid, tid, sk), (ip, port), b.ttl)
             await asyncio.sleep(0.015)
+
+
+# -- the exchange both xtcp ends run ------------------------------------------------------------------
+
+
+@dataclass
+class Hole:
+    """A punched hole: the socket (the tunnel runs over it), the peer's address, frps's answer."""
+
+    sock: HoleSocket
+    raddr: Addr
+    resp: m.NatHoleResp
+
+
+async def open_hole(
+    control: MessageTransporter,
+    name: str,
+    request: Callable[[str, PrepareResult], NatHoleRequest],
+    *,
+    stun_server: str,
+    nat: NatTraversalConfig | None,
+    secret_key: str,
+    report: bool,
+    logger: logging.Logger,
+) -> Hole:
+    """Prepare, exchange info, make the hole: what the xtcp visitor (``request`` makes its
+    NatHoleVisitor) and the xtcp provider (its NatHoleClient) both do (frp §5.10 steps 3-6).
+
+    ``request(transaction_id, prepared)`` builds the message for frps. With ``report`` (the
+    provider) the outcome is sent as NatHoleReport. Each step logs Go's line on ``logger``; a failed
+    step logs ``[name] <step> error: <reason>`` and raises :class:`NatHoleError` with the same text
+    (without the name). The socket is closed on failure and the caller's on success.
+    """
+    try:
+        prep = await prepare(stun_server, bool(nat and nat.disable_assisted_addrs))
+    except (NatHoleError, OSError) as exc:
+        raise _step_failed(logger, name, "nathole prepare", exc) from None
+    logger.info("[%s] nathole prepare success, nat type: %s, behavior: %s, addresses: %s, assistedAddresses: %s",
+                name, prep.nat_type, prep.behavior, fmt_addrs(prep.addrs), fmt_addrs(prep.assisted_addrs))
+    sock = prep.sock
+    ok = False
+    try:
+        tid = new_transaction_id()
+        try:
+            resp = await exchange_info(control, request(tid, prep), tid)
+        except NatHoleError as exc:
+            raise _step_failed(logger, name, "nathole exchange info", exc) from None
+        logger.info("[%s] get natHoleRespMsg, sid [%s], protocol [%s], candidate address %s, assisted address %s, "
+                    "detectBehavior: %s", name, resp.sid, resp.protocol, fmt_addrs(resp.candidate_addrs),
+                    fmt_addrs(resp.assisted_addrs), fmt_behavior(resp.detect_behavior))
+        try:
+            sock, raddr = await make_hole(sock, resp, secret_key)
+        except NatHoleError as exc:
+            if report:
+                control.send(m.NatHoleReport(sid=resp.sid, success=False))
+            raise _step_failed(logger, name, "make hole", exc) from None
+        logger.info("[%s] establishing nat hole connection successful, sid [%s], remoteAddr [%s]",
+                    name, resp.sid, fmt_addr(raddr))
+        if report:
+            control.send(m.NatHoleReport(sid=resp.sid, success=True))
+        ok = True
+        return Hole(sock, raddr, resp)
+    finally:
+        if not ok:
+            sock.close()
+
+
+def _step_failed(logger: logging.Logger, name: str, step: str, exc: Exception) -> NatHoleError:
+    logger.warning("[%s] %s error: %s", name, step, exc)
+    return NatHoleError(f"{step} error: {exc}")

@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .. import FRP_VERSION
 from ..proto import msg as m
@@ -21,6 +21,11 @@ from .connector import Connector
 from .control import Control
 from .errors import login_error, refusal_text
 from .proxies import ProxyWrapper
+from .proxies.wrapper import ProxyStatus
+
+if TYPE_CHECKING:
+    from ..config.client import ClientConfig
+    from .visitors import Visitor
 
 log = logging.getLogger("aiofrp.client")
 
@@ -33,10 +38,17 @@ class LoginError(Exception):
     pass
 
 
+class AuthFields(TypedDict):
+    """The token proof in Login, and in Ping / NewWorkConn with ``auth.additionalScopes``."""
+
+    privilege_key: str
+    timestamp: int
+
+
 class Client:
     def __init__(
         self,
-        cfg: Any,
+        cfg: ClientConfig,
         config_path: str = "",
         *,
         exit_on_refusal: bool = False,
@@ -62,7 +74,7 @@ class Client:
         }
         from .visitors import new_visitor
 
-        self.visitors: dict[str, Any] = {}
+        self.visitors: dict[str, Visitor] = {}
         for vcfg in cfg.active_visitors():
             v = new_visitor(self, vcfg)
             if v is None:
@@ -76,18 +88,16 @@ class Client:
     def server_label(self) -> str:
         return join_host_port(self.cfg.server_addr, self.cfg.server_port)
 
-    def wire_name(self, name: str) -> str:
-        return f"{self.cfg.user}.{name}" if self.cfg.user else name
-
     def local_name(self, wire_name: str) -> str:
+        """A proxy's own name from the name frps knows (``config/client.py: proxy_wire_name``)."""
         prefix = f"{self.cfg.user}." if self.cfg.user else ""
         return wire_name[len(prefix):] if prefix and wire_name.startswith(prefix) else wire_name
 
-    def visitor_by_name(self, name: str) -> Any:
+    def visitor_by_name(self, name: str) -> Visitor | None:
         """The visitor called ``name`` (e.g. the target of an xtcp ``fallbackTo``), or None."""
         return self.visitors.get(name)
 
-    def auth_fields(self) -> dict[str, Any]:
+    def auth_fields(self) -> AuthFields:
         ts = int(time.time())
         return {"privilege_key": auth_key(self.token, ts), "timestamp": ts}
 
@@ -202,9 +212,10 @@ class Client:
         if self.connector is not None:
             self.connector.close()
 
-    def status(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
+    def status(self) -> dict[str, list[ProxyStatus]]:
+        """``/api/status``: the proxies by type, each type's sorted by name."""
+        out: dict[str, list[ProxyStatus]] = {}
         for name in sorted(self.proxies):
             pw = self.proxies[name]
-            out.setdefault(pw.cfg.type, []).append(pw.status_dict())
+            out.setdefault(pw.cfg.type, []).append(pw.status())
         return out

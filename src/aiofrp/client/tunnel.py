@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..net.kcp import KCPConn
 from ..net.mux import MuxSession, fmt_addr
 from ..net.quic import QuicSession, quic_configuration
 from .nathole import HoleSocket
+
+if TYPE_CHECKING:
+    from ..config.base import QUICOptions
 
 log = logging.getLogger("aiofrp.client.tunnel")
 
@@ -62,7 +65,7 @@ class Tunnel:
             self._kcp.close()
         self._done()
 
-    def _done(self, *_: Any) -> None:
+    def _done(self, *_: object) -> None:
         self.sock.close()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -89,7 +92,7 @@ class Tunnel:
         sock.set_handler(on_datagram)
 
 
-async def dial(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: Any) -> Tunnel:
+async def dial(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOptions) -> Tunnel:
     """Visitor side: connect the tunnel to the provider at ``raddr``."""
     t = Tunnel(sock, raddr, protocol)
     if protocol == "kcp":
@@ -114,7 +117,7 @@ async def dial(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: Any) -> 
     return t
 
 
-def serve(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: Any, on_stream: OnStream,
+def serve(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOptions, on_stream: OnStream,
           name: str = "") -> Tunnel:
     """Provider side: accept the visitor's tunnel (one QUIC connection, or the KCP session)."""
     t = Tunnel(sock, raddr, protocol)

@@ -1,14 +1,42 @@
-"""Client-side proxies: the per-proxy state machine and one work-connection handler per type."""
+"""Client-side proxies, one module per proxy type, looked up in a registry by type name (as the
+server's proxies and the client's visitors and plugins): :class:`ProxyWrapper` keeps a proxy's
+status (frp's phases), its :class:`Proxy` serves the work connections."""
 
 from __future__ import annotations
 
-from .base import HANDLERS, ProxyWrapper, register
+from collections.abc import Callable
+from typing import TypeVar
 
-__all__ = ["HANDLERS", "ProxyWrapper", "register"]
+from ...config.proxy import ProxyBaseConfig
+from .base import Proxy, ProxyHost
+
+__all__ = ["PROXY_TYPES", "Proxy", "ProxyHost", "ProxyPhase", "ProxyWrapper", "new_proxy", "register"]
+
+PROXY_TYPES: dict[str, type[Proxy[ProxyBaseConfig]]] = {}
+
+P = TypeVar("P", bound=type[Proxy[ProxyBaseConfig]])
+
+
+def register(*proxy_types: str) -> Callable[[P], P]:
+    def deco(cls: P) -> P:
+        for t in proxy_types:
+            PROXY_TYPES[t] = cls
+        return cls
+
+    return deco
+
+
+def new_proxy(client: ProxyHost, cfg: ProxyBaseConfig) -> Proxy[ProxyBaseConfig]:
+    cls = PROXY_TYPES.get(cfg.type)
+    if cls is None:  # config/proxy.py knows no other types, and each of them is registered
+        raise ValueError(f"proxy type [{cfg.type}] is not supported")
+    return cls(client, cfg)
+
 
 from . import (
+    general_tcp,  # noqa: F401  (registers itself)
     sudp,  # noqa: F401  (registers itself)
-    tcp,  # noqa: F401  (registers itself)
     udp,  # noqa: F401  (registers itself)
     xtcp,  # noqa: F401  (registers itself)
 )
+from .wrapper import ProxyPhase, ProxyWrapper

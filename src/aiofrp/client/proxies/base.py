@@ -1,214 +1,155 @@
-"""The proxy wrapper (frp's status machine: new -> wait start -> running | start error, and
-check failed while a health check fails) and the work-connection hand-off shared by all types."""
+"""What every client proxy shares (Go's ``client/proxy/proxy.go``: ``BaseProxy``): its config,
+its bandwidth limiter, its plugin, and the TCP work-connection hand-off that tcp, http, https,
+tcpmux, stcp and the streams of an xtcp tunnel all go through.
+
+A work connection is served either by dialing ``localIP:localPort`` (:meth:`Proxy.dial_local`)
+or by the proxy's client plugin (``client/plugins/``); both get the same :class:`WorkConn`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ...config.client import proxy_wire_name
+from ...config.plugin import ClientPluginOptions
+from ...config.proxy import ProxyBaseConfig
 from ...net.limiter import TokenBucket, bucket_for
-from ...net.msgconn import MsgConn
+from ...net.relay import PendingConn, work_conn_codecs
 from ...proto import msg as m
 from ...proto.addr import join_host_port
-from ..health import HealthMonitor
+from ...proto.proxyproto import ProxyProtocolError, build_header
+from ..plugins import ClientPlugin, HeldConn, WorkConn, new_plugin
 
 if TYPE_CHECKING:
-    from ..control import Control
-    from ..service import Client
+    from ...config.client import ClientConfig
+    from ...net.msgconn import MsgConn
+    from ..transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.proxy")
 
-START_RESP_TIMEOUT = 20.0
-START_ERROR_RETRY = 30.0
+LOCAL_DIAL_TIMEOUT = 10.0
 
-Handler = Callable[["ProxyWrapper", MsgConn, m.StartWorkConn], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {}
+C_co = TypeVar("C_co", bound=ProxyBaseConfig, covariant=True)
 
 
-def register(*proxy_types: str) -> Callable[[Handler], Handler]:
-    def deco(fn: Handler) -> Handler:
-        for t in proxy_types:
-            HANDLERS[t] = fn
-        return fn
+class ProxyHost(Protocol):
+    """What proxies use of the frpc service (``client/service.py: Client``)."""
 
-    return deco
+    @property
+    def cfg(self) -> ClientConfig: ...
 
+    @property
+    def key(self) -> bytes:
+        """The work connections' AES key (from ``auth.token``)."""
+        ...
 
-def new_proxy_msg(client: Client, cfg: Any) -> m.NewProxy:
-    """NewProxy for a proxy config: only the fields that apply to its type are set."""
-    t = cfg.transport
-    fields: dict[str, Any] = {
-        "proxy_name": client.wire_name(cfg.name),
-        "proxy_type": cfg.type,
-        "use_encryption": t.use_encryption,
-        "use_compression": t.use_compression,
-        "bandwidth_limit": getattr(t, "bandwidth_limit", "") or "",
-        "bandwidth_limit_mode": "server" if getattr(t, "bandwidth_limit_mode", "") == "server" else "",
-        "metas": dict(getattr(cfg, "metadatas", None) or {}),
-        "annotations": dict(getattr(cfg, "annotations", None) or {}),
-    }
-    lb = getattr(cfg, "load_balancer", None)
-    if lb is not None:
-        fields["group"] = lb.group
-        fields["group_key"] = lb.group_key
-    simple = {
-        "remote_port": "remote_port", "custom_domains": "custom_domains", "subdomain": "subdomain",
-        "locations": "locations", "http_user": "http_user", "http_pwd": "http_password",
-        "host_header_rewrite": "host_header_rewrite", "route_by_http_user": "route_by_http_user",
-        "sk": "secret_key", "allow_users": "allow_users", "multiplexer": "multiplexer",
-    }
-    for wire, attr in simple.items():
-        v = getattr(cfg, attr, None)
-        if v:
-            fields[wire] = list(v) if isinstance(v, (list, tuple)) else v
-    for wire, attr in (("headers", "request_headers"), ("response_headers", "response_headers")):
-        ops = getattr(cfg, attr, None)
-        if ops is not None and ops.set:
-            fields[wire] = dict(ops.set)
-    return m.NewProxy(**fields)
+    def proxy_start_failed(self, name: str, error: str) -> None:
+        """frps refused proxy ``name`` (quick mode exits)."""
+        ...
 
 
-class ProxyWrapper:
-    def __init__(self, client: Client, cfg: Any) -> None:
+def proxy_protocol_header(version: str, start: m.StartWorkConn) -> bytes | None:
+    """The PROXY header for the local service (frp §5.11): only when frps sent the user's
+    address; the destination defaults to ``127.0.0.1`` (http work connections carry none).
+    Raises :class:`ProxyProtocolError` when the addresses cannot share one family."""
+    if not version or not start.src_addr or not start.src_port:
+        return None
+    dst = (start.dst_addr or "127.0.0.1", start.dst_port)
+    return build_header(version, (start.src_addr, start.src_port), dst)
+
+
+class Proxy(Generic[C_co]):
+    """How one proxy's work connections are served (Go's ``Proxy`` interface and ``BaseProxy``).
+
+    One instance per configured proxy, made by :func:`~aiofrp.client.proxies.new_proxy` for its
+    :class:`~aiofrp.client.proxies.wrapper.ProxyWrapper` (which keeps the status); per-proxy state
+    (the udp work connection, the sudp tunnels) lives on it. :meth:`run` is called each time frps
+    accepts the proxy, :meth:`close` when the control session ends or frpc stops.
+    """
+
+    def __init__(self, client: ProxyHost, cfg: C_co) -> None:
         self.client = client
         self.cfg = cfg
-        self.name = cfg.name
-        self.wire_name = client.wire_name(cfg.name)
-        self.status = "new"
-        self.err = ""
-        self.remote_addr = ""
-        self.control: Control | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.name = proxy_wire_name(client.cfg, cfg.name)  # as frps knows it (user.name): the log prefix
         t = cfg.transport
         # bandwidthLimitMode "client" (default): frpc meters all the proxy's work connections
         self.limiter: TokenBucket | None = (
-            bucket_for(t.bandwidth_limit, name=self.wire_name) if t.bandwidth_limit_mode != "server" else None
+            bucket_for(t.bandwidth_limit, name=self.name) if t.bandwidth_limit_mode != "server" else None
         )
-        # With a health check the proxy is registered only while the local service is healthy.
-        self.monitor: HealthMonitor | None = None
-        self.healthy = True
-        hc = getattr(cfg, "health_check", None)
-        if hc is not None and hc.type and getattr(cfg, "local_port", 0):
-            self.healthy = False
-            self.monitor = HealthMonitor(self.wire_name, hc, cfg.local_ip, cfg.local_port,
-                                         self._health_ok, self._health_failed)
+        self.control: MessageTransporter | None = None
+        self.plugin: ClientPlugin[ClientPluginOptions] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    def start(self, control: Control) -> None:
+    def run(self, control: MessageTransporter) -> None:
+        """frps accepted the proxy: work connections may come (Go's ``Run``). Makes the plugin,
+        if the proxy has one; raises :class:`~aiofrp.client.plugins.PluginError` if it cannot."""
         self.control = control
-        if self.monitor is not None:
-            self.monitor.start()
-        if self.healthy:
-            self._send_new_proxy()
-
-    def _health_ok(self) -> None:
-        self.healthy = True
-        log.info("[%s] health check success", self.wire_name)
-        if self.control is not None and self.status in ("new", "check failed"):
-            self._send_new_proxy()
-
-    def _health_failed(self) -> None:
-        self.healthy = False
-        log.info("[%s] health check failed", self.wire_name)
-        if self.status in ("running", "wait start"):
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if self.control is not None:
-                self.control.send(m.CloseProxy(proxy_name=self.wire_name))
-            self.status = "check failed"
-
-    def _send_new_proxy(self) -> None:
-        if self.control is None:
-            return
-        self.status = "wait start"
-        self.control.send(new_proxy_msg(self.client, self.cfg))
-        self._set_timer(START_RESP_TIMEOUT)
-
-    def _set_timer(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._retry)
-
-    def _retry(self) -> None:
-        self._timer = None
-        if self.status in ("wait start", "start error") and self.healthy:
-            self._send_new_proxy()
-
-    def on_start_resp(self, resp: m.NewProxyResp) -> None:
-        if self.status != "wait start":  # e.g. closed by a failed health check meanwhile (Go ignores it too)
-            log.debug("[%s] status not wait start, ignore start message", self.wire_name)
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if resp.error:
-            self.status = "start error"
-            self.err = resp.error
-            log.warning("[%s] start error: %s", self.wire_name, resp.error)
-            self._set_timer(START_ERROR_RETRY)
-            self.client.proxy_start_failed(self.name, resp.error)
-            return
-        self.status = "running"
-        self.err = ""
-        self.remote_addr = resp.remote_addr
-        log.info("[%s] start proxy success", self.wire_name)
-        if self.cfg.type in ("tcp", "udp") and resp.remote_addr.startswith(":"):
-            log.info("[%s] remote address [%s]", self.wire_name, self.public_addr(resp.remote_addr))
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.control = None
-        # the control is gone: like Go's fresh wrapper at the next login, nothing is known yet
-        self.status, self.err, self.remote_addr = "new", "", ""
+        if self.cfg.plugin is not None and self.plugin is None:
+            self.plugin = new_plugin(self.name, self.cfg.plugin)
 
     def close(self) -> None:
-        """frpc is stopping: no more health checks."""
-        self.stop()
-        if self.monitor is not None:
-            self.monitor.stop()
+        """The control session ended (or frpc stops): release what serves work connections."""
+        self.control = None
+        if self.plugin is not None:
+            self.plugin.close()
+            self.plugin = None
+        for t in list(self._tasks):
+            t.cancel()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of this proxy (cancelled by :meth:`close`)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def handle_work_conn(self, conn: MsgConn, start: m.StartWorkConn) -> None:
-        handler = HANDLERS.get(self.cfg.type)
-        if handler is None:
-            log.warning("[%s] proxy type %s has no handler", self.wire_name, self.cfg.type)
+        """Serve one work connection that frps started with ``start`` (Go's ``InWorkConn``)."""
+        raise NotImplementedError
+
+    # -- the TCP hand-off ---------------------------------------------------------------------
+
+    async def handle_tcp_work_conn(self, conn: HeldConn, start: m.StartWorkConn, key: bytes | None) -> None:
+        """Go's ``HandleTCPWorkConnection``: the codecs (``key`` encrypts when ``useEncryption``),
+        the PROXY protocol header, then the plugin or :meth:`dial_local`."""
+        cfg = self.cfg
+        work = conn.transport
+        if work is None:
+            return
+        work.pause_reading()  # what arrives now waits in the connection until the relay takes it
+        try:
+            header = proxy_protocol_header(cfg.transport.proxy_protocol_version, start)
+        except ProxyProtocolError as exc:
+            log.error("[%s] write proxy protocol header to local conn error: %s", self.name, exc)
             conn.close()
             return
-        await handler(self, conn, start)
+        encode, decode = work_conn_codecs(key if cfg.transport.use_encryption else None, cfg.transport.use_compression)
+        src = (start.src_addr, start.src_port) if start.src_addr and start.src_port else None
+        dst = (start.dst_addr or "127.0.0.1", start.dst_port) if src is not None else None
+        wc = WorkConn(self.name, conn, encode=encode, decode=decode, limiter=self.limiter,
+                      src_addr=src, dst_addr=dst, proxy_protocol_header=header)
+        if self.plugin is not None:
+            log.debug("[%s] handle by plugin: %s", self.name, self.plugin.name)
+            await self.plugin.handle(wc)
+            log.debug("[%s] handle by plugin finished", self.name)
+            return
+        await self.dial_local(wc)
 
-    def status_dict(self) -> dict[str, Any]:
-        """This proxy in ``/api/status`` (Go's ProxyStatusResp): the name carries the user prefix,
-        ``remote_addr`` is kept whenever ``err`` is empty (tcp/udp: prefixed with serverAddr)."""
-        local = ""
-        if getattr(self.cfg, "local_port", 0):
-            local = join_host_port(self.cfg.local_ip, self.cfg.local_port)
-        remote = ""
-        if not self.err:
-            remote = self.remote_addr
-            if self.cfg.type in ("tcp", "udp"):
-                remote = self.public_addr(remote)
-        plugin = getattr(self.cfg, "plugin", None)
-        return {
-            "name": self.wire_name,
-            "type": self.cfg.type,
-            "status": self.status,
-            "err": self.err,
-            "local_addr": local,
-            "plugin": getattr(plugin, "type", "") if plugin is not None else "",
-            "remote_addr": remote,
-        }
-
-    def public_addr(self, remote: str) -> str:
-        """frps's ``:PORT`` answer as ``serverAddr:PORT`` (``[v6]:PORT``); Go prepends serverAddr
-        to whatever came back (so ``""`` gives serverAddr alone)."""
-        server = self.client.cfg.server_addr
-        if remote.startswith(":") and remote[1:].isdigit():
-            return join_host_port(server, remote[1:])
-        return server + remote
+    async def dial_local(self, wc: WorkConn) -> None:
+        """Dial ``localIP:localPort`` (10 s), write the PROXY header, relay."""
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(LOCAL_DIAL_TIMEOUT):
+                local, lp = await loop.create_connection(PendingConn, cfg.local_ip, cfg.local_port)
+        except (OSError, TimeoutError) as exc:
+            log.warning("[%s] connect to local service [%s] error: %s", self.name,
+                        join_host_port(cfg.local_ip, cfg.local_port), exc)
+            wc.close()
+            return
+        if wc.proxy_protocol_header is not None:
+            local.write(wc.proxy_protocol_header)  # before any payload: the relay writes after it
+        wc.relay(local, lp.take(), lp.eof)
+        log.debug("[%s] join connections, local %s", self.name, join_host_port(cfg.local_ip, cfg.local_port))

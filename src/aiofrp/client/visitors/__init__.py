@@ -1,29 +1,31 @@
-"""Client-side visitors (stcp, sudp, xtcp), one module per type, looked up by type name."""
+"""Client-side visitors (stcp, sudp, xtcp), one module per type, looked up in a registry by type
+name (the same shape as the client's proxies and plugins and the server's proxies)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TypeVar
 
-from .base import Visitor
+from ...config.visitor import VisitorBaseConfig
+from .base import Visitor, VisitorHost
 
-if TYPE_CHECKING:
-    from ..service import Client
+__all__ = ["VISITOR_TYPES", "Visitor", "VisitorHost", "new_visitor", "register"]
 
-__all__ = ["VISITOR_TYPES", "Visitor", "new_visitor", "register"]
+VISITOR_TYPES: dict[str, type[Visitor[VisitorBaseConfig]]] = {}
 
-VISITOR_TYPES: dict[str, type[Visitor]] = {}
+V = TypeVar("V", bound=type[Visitor[VisitorBaseConfig]])
 
 
-def register(visitor_type: str):
-    def deco(cls: type[Visitor]) -> type[Visitor]:
-        VISITOR_TYPES[visitor_type] = cls
-        cls.type = visitor_type
+def register(*visitor_types: str) -> Callable[[V], V]:
+    def deco(cls: V) -> V:
+        for t in visitor_types:
+            VISITOR_TYPES[t] = cls
         return cls
 
     return deco
 
 
-def new_visitor(client: Client, cfg: Any) -> Visitor | None:
+def new_visitor(client: VisitorHost, cfg: VisitorBaseConfig) -> Visitor[VisitorBaseConfig] | None:
     cls = VISITOR_TYPES.get(cfg.type)
     return cls(client, cfg) if cls is not None else None
 

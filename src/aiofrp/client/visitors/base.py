@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ...config.visitor import VisitorBaseConfig
 from ...net.listen import listen_tcp
-from ...net.relay import PendingConn
+from ...net.relay import PendingConn, Relay
 from ...proto.addr import join_host_port
 
 if TYPE_CHECKING:
-    from ..control import Control
-    from ..service import Client
+    from ...config.client import ClientConfig
+    from ..transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -26,22 +28,35 @@ RELOGIN_GRACE = 10.0
 NOT_REGISTERED_RETRY = 3.0
 RETRY_INTERVAL = 0.5
 
+VC_co = TypeVar("VC_co", bound=VisitorBaseConfig, covariant=True)
 
-class Visitor:
-    type = ""
 
-    def __init__(self, client: Client, cfg: Any) -> None:
+class VisitorHost(Protocol):
+    """What visitors use of the frpc service (``client/service.py: Client``)."""
+
+    @property
+    def cfg(self) -> ClientConfig: ...
+
+    def visitor_by_name(self, name: str) -> Visitor[VisitorBaseConfig] | None:
+        """Another visitor (the target of an xtcp ``fallbackTo``), or None."""
+        ...
+
+
+class Visitor(Generic[VC_co]):
+    """One configured visitor (Go's ``client/visitor.Visitor``), typed by its config struct."""
+
+    def __init__(self, client: VisitorHost, cfg: VC_co) -> None:
         self.client = client
         self.cfg = cfg
         self.name = cfg.name
-        self.control: Control | None = None
+        self.control: MessageTransporter | None = None
         self.attached_at = 0.0  # loop time of the last attach
         self._attached = asyncio.Event()
 
     async def start(self) -> None:
         """Open the local listener (if any). Called once when frpc starts; raises OSError on failure."""
 
-    def attach(self, control: Control) -> None:
+    def attach(self, control: MessageTransporter) -> None:
         """A (new) control session is up: visitor connections may be opened through it."""
         self.control = control
         self.attached_at = asyncio.get_running_loop().time()
@@ -51,7 +66,7 @@ class Visitor:
         self.control = None
         self._attached.clear()
 
-    async def wait_control(self, deadline: float) -> Control | None:
+    async def wait_control(self, deadline: float) -> MessageTransporter | None:
         """The control session, waiting for frpc's (re)login until loop time ``deadline``; None if
         frpc is still not logged in then."""
         loop = asyncio.get_running_loop()
@@ -74,23 +89,23 @@ class Visitor:
         """Stop listening and close what is open."""
 
 
-class TCPVisitor(Visitor):
+class TCPVisitor(Visitor[VC_co]):
     """A visitor with an optional local TCP listener (``bindPort > 0``): stcp and xtcp."""
 
-    def __init__(self, client: Client, cfg: Any) -> None:
+    def __init__(self, client: VisitorHost, cfg: VC_co) -> None:
         super().__init__(client, cfg)
         self.listener: asyncio.AbstractServer | None = None
-        self.relays: set[Any] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.relays: set[Relay] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self) -> None:
         """Open ``bindAddr:bindPort`` if ``bindPort > 0``; each connection goes to ``handle_conn``."""
         cfg = self.cfg
         if cfg.bind_port > 0:
             self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
-            log.info("[%s] %s visitor listen on %s", self.name, self.type, join_host_port(cfg.bind_addr, cfg.bind_port))
+            log.info("[%s] %s visitor listen on %s", self.name, cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -111,7 +126,7 @@ class TCPVisitor(Visitor):
 class UserConn(PendingConn):
     """A local connection accepted by a visitor's listener; handed to ``visitor.handle_conn``."""
 
-    def __init__(self, visitor: Any) -> None:
+    def __init__(self, visitor: TCPVisitor[VisitorBaseConfig]) -> None:
         super().__init__()
         self.visitor = visitor
 

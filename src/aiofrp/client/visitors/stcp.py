@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
+from ...config.visitor import STCPVisitorConfig, VisitorBaseConfig
 from ...net.msgconn import MsgConn
 from ...net.mux import fmt_addr
 from ...net.relay import Codec, PendingConn, Relay, work_conn_codecs
@@ -22,7 +23,8 @@ from . import register
 from .base import HOLD_TIMEOUT, NOT_REGISTERED_RETRY, RETRY_INTERVAL, TCPVisitor
 
 if TYPE_CHECKING:
-    from ..service import Client
+    from ..transporter import MessageTransporter
+    from .base import VisitorHost
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -33,7 +35,24 @@ class VisitorConnError(Exception):
     """A visitor connection could not be set up; the text says why (the server's error included)."""
 
 
-def target_name(client: Client, cfg: Any) -> str:
+class VisitorSide(Protocol):
+    """What :func:`open_visitor_conn` uses of a visitor (stcp, sudp)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cfg(self) -> VisitorBaseConfig: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def control(self) -> MessageTransporter | None: ...
+
+    async def wait_control(self, deadline: float) -> MessageTransporter | None: ...
+
+    def in_relogin_grace(self) -> bool: ...
+
+
+def target_name(client: VisitorHost, cfg: VisitorBaseConfig) -> str:
     """The wire name of the visited proxy: ``(serverUser or own user) + "." + serverName``."""
     user = cfg.server_user or client.cfg.user
     return f"{user}.{cfg.server_name}" if user else cfg.server_name
@@ -45,7 +64,7 @@ def _not_registered_yet(error: str) -> bool:
     return "doesn't exist" in error or error == "register visitor conn error"
 
 
-async def open_visitor_conn(visitor: Any) -> tuple[MsgConn, Codec | None, Codec | None]:
+async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None, Codec | None]:
     """Open a logical connection to frps for ``visitor`` (an stcp/sudp visitor with ``.target``),
     send NewVisitorConn and await NewVisitorConnResp (10 s).
 
@@ -66,7 +85,7 @@ async def open_visitor_conn(visitor: Any) -> tuple[MsgConn, Codec | None, Codec 
         if ctl is None:
             raise VisitorConnError(f"not connected to the server (waited {HOLD_TIMEOUT:g}s for the login)")
         try:
-            conn = await ctl.connector.open()
+            conn = await ctl.connect_server()
         except (OSError, TimeoutError) as exc:
             if loop.time() + RETRY_INTERVAL < deadline:  # frps just went away: wait for the relogin
                 log.debug("[%s] connect to server error: %s, retrying", visitor.name, exc or type(exc).__name__)
@@ -109,8 +128,8 @@ async def open_visitor_conn(visitor: Any) -> tuple[MsgConn, Codec | None, Codec 
 
 
 @register("stcp")
-class STCPVisitor(TCPVisitor):
-    def __init__(self, client: Client, cfg: Any) -> None:
+class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
+    def __init__(self, client: VisitorHost, cfg: STCPVisitorConfig) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ...config.visitor import SUDPVisitorConfig
 from ...net.listen import listen_udp
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
 from ...proto.addr import join_host_port
@@ -21,35 +22,37 @@ from .base import Visitor
 from .stcp import VisitorConnError, open_visitor_conn, target_name
 
 if TYPE_CHECKING:
-    from ..service import Client
+    from .base import VisitorHost
 
 log = logging.getLogger("aiofrp.client.visitor")
+
+SockAddr = tuple[str, int] | tuple[str, int, int, int]  # a user's address, as asyncio gives it
 
 READ_TIMEOUT = 60.0  # the provider pings every 30 s
 
 
 @register("sudp")
-class SUDPVisitor(Visitor):
-    def __init__(self, client: Client, cfg: Any) -> None:
+class SUDPVisitor(Visitor[SUDPVisitorConfig]):
+    def __init__(self, client: VisitorHost, cfg: SUDPVisitorConfig) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
         self.sock: UserSocket | None = None
         self.tunnel: PacketConn | None = None
-        self._pending: list[tuple[bytes, Any]] = []
+        self._pending: list[tuple[bytes, SockAddr]] = []
         self._dialer: asyncio.Task[None] | None = None
         self._closed = False
 
     async def start(self) -> None:
         cfg = self.cfg
         if cfg.bind_port > 0:
-            size = getattr(self.client.cfg, "udp_packet_size", 1500) or 1500
+            size = self.client.cfg.udp_packet_size or 1500
             sock = UserSocket(self._from_user, size)
             await listen_udp(lambda: sock, cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             self.sock = sock
             log.info("[%s] sudp start to work, listen on %s", self.name, join_host_port(cfg.bind_addr, cfg.bind_port))
         log.info("[%s] start visitor success", self.name)
 
-    def _from_user(self, data: bytes, addr: Any) -> None:
+    def _from_user(self, data: bytes, addr: SockAddr) -> None:
         tunnel = self.tunnel
         if tunnel is not None and not tunnel.is_closed:
             tunnel.send_datagram(data, addr)
@@ -94,7 +97,7 @@ class SUDPVisitor(Visitor):
         finally:
             self._dialer = None
 
-    def _from_server(self, data: bytes, addr: Any) -> None:
+    def _from_server(self, data: bytes, addr: SockAddr) -> None:
         if self.sock is not None:
             self.sock.sendto(data, addr)
 

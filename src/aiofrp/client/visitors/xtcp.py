@@ -11,21 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ...config.visitor import XTCPVisitorConfig
 from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
 from ...proto.crypto import auth_key, derive_key
-from ...proto.nathole import new_transaction_id
 from .. import tunnel
-from ..nathole import NatHoleError, exchange_info, fmt_addrs, fmt_behavior, make_hole, pre_check, prepare
+from ..nathole import NatHoleError, PrepareResult, open_hole, pre_check
 from . import register
 from .base import RETRY_INTERVAL, TCPVisitor
 from .stcp import target_name
 
 if TYPE_CHECKING:
-    from ..service import Client
+    from .base import VisitorHost
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -55,8 +55,8 @@ class _RateLimiter:
 
 
 @register("xtcp")
-class XTCPVisitor(TCPVisitor):
-    def __init__(self, client: Client, cfg: Any) -> None:
+class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
+    def __init__(self, client: VisitorHost, cfg: XTCPVisitorConfig) -> None:
         super().__init__(client, cfg)
         self.target = target_name(client, cfg)
         self.tunnel: tunnel.Tunnel | None = None
@@ -122,15 +122,14 @@ class XTCPVisitor(TCPVisitor):
 
     async def _fallback(self, user: PendingConn) -> None:
         target = self.cfg.fallback_to
-        fb = self.client.visitors.get(target)
-        handler = getattr(fb, "handle_conn", None)
-        if fb is None or fb is self or handler is None:
+        fb = self.client.visitor_by_name(target)
+        if fb is None or fb is self or not isinstance(fb, TCPVisitor):
             log.error("[%s] transfer connection to visitor %s error: visitor not found", self.name, target)
             if user.transport is not None:
                 user.transport.close()
             return
         log.debug("[%s] try to transfer connection to visitor: %s", self.name, target)
-        await handler(user)
+        await fb.handle_conn(user)
 
     async def _open_tunnel(self, timeout: float) -> asyncio.Transport:
         """A new stream of the tunnel, waiting (and asking) for a tunnel up to ``timeout``."""
@@ -213,50 +212,32 @@ class XTCPVisitor(TCPVisitor):
         except NatHoleError as exc:
             log.warning("[%s] nathole precheck error: %s", name, exc)
             return f"nathole precheck error: {exc}"
-        nat = cfg.nat_traversal
-        try:
-            prep = await prepare(self.client.cfg.nat_hole_stun_server, bool(nat and nat.disable_assisted_addrs))
-        except (NatHoleError, OSError) as exc:
-            log.warning("[%s] nathole prepare error: %s", name, exc)
-            return f"nathole prepare error: {exc}"
-        log.info("[%s] nathole prepare success, nat type: %s, behavior: %s, addresses: %s, assistedAddresses: %s",
-                 name, prep.nat_type, prep.behavior, fmt_addrs(prep.addrs), fmt_addrs(prep.assisted_addrs))
-        sock = prep.sock
-        ok = False
-        try:
+
+        def request(tid: str, prep: PrepareResult) -> m.NatHoleVisitor:
             now = int(time.time())
-            tid = new_transaction_id()
-            req = m.NatHoleVisitor(
+            return m.NatHoleVisitor(
                 transaction_id=tid, proxy_name=self.target, protocol=cfg.protocol,
                 sign_key=auth_key(cfg.secret_key, now), timestamp=now,
                 mapped_addrs=prep.addrs, assisted_addrs=prep.assisted_addrs,
             )
-            try:
-                resp = await exchange_info(control, req, tid)
-            except NatHoleError as exc:
-                log.warning("[%s] nathole exchange info error: %s", name, exc)
-                return f"nathole exchange info error: {exc}"
-            log.info("[%s] get natHoleRespMsg, sid [%s], protocol [%s], candidate address %s, assisted address %s, "
-                     "detectBehavior: %s", name, resp.sid, resp.protocol, fmt_addrs(resp.candidate_addrs),
-                     fmt_addrs(resp.assisted_addrs), fmt_behavior(resp.detect_behavior))
-            try:
-                sock, raddr = await make_hole(sock, resp, cfg.secret_key)
-            except NatHoleError as exc:
-                log.warning("[%s] make hole error: %s", name, exc)
-                return f"make hole error: {exc}"
-            log.info("[%s] establishing nat hole connection successful, sid [%s], remoteAddr [%s]",
-                     name, resp.sid, fmt_addr(raddr))
-            try:
-                t = await tunnel.dial(sock, raddr, cfg.protocol, self.client.cfg.transport.quic)
-            except ConnectionError as exc:
-                log.warning("[%s] init tunnel session error: %s", name, exc)
-                return f"init tunnel session error: {exc}"
+
+        try:
+            hole = await open_hole(control, name, request, stun_server=self.client.cfg.nat_hole_stun_server,
+                                   nat=cfg.nat_traversal, secret_key=cfg.secret_key, report=False, logger=log)
+        except NatHoleError as exc:
+            return str(exc)  # logged
+        ok = False
+        try:
+            t = await tunnel.dial(hole.sock, hole.raddr, cfg.protocol, self.client.cfg.transport.quic)
             ok = True
-            old, self.tunnel = self.tunnel, t
-            if old is not None:
-                old.close()
-            self._tunnel_changed.set()
-            return ""
+        except ConnectionError as exc:
+            log.warning("[%s] init tunnel session error: %s", name, exc)
+            return f"init tunnel session error: {exc}"
         finally:
             if not ok:
-                sock.close()
+                hole.sock.close()
+        old, self.tunnel = self.tunnel, t
+        if old is not None:
+            old.close()
+        self._tunnel_changed.set()
+        return ""
