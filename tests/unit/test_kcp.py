@@ -131,7 +131,7 @@ def test_acks_carry_timestamps_and_measure_rtt() -> None:
     link = Link()
     link.a.send(b"x")
     link.step(10)
-    acks = [p for p in link.b_out]
+    acks = list(link.b_out)
     link.step(30)
     assert link.a.rx_srtt > 0
     assert link.a.wait_snd() == 0

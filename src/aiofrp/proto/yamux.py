@@ -263,7 +263,7 @@ class Session:
         version, ftype, flags, sid, length = fields
         if version != VERSION:
             raise YamuxError(f"invalid protocol version {version}")
-        if ftype == TYPE_DATA or ftype == TYPE_WINDOW_UPDATE:
+        if ftype in (TYPE_DATA, TYPE_WINDOW_UPDATE):
             st = self._stream_flags(ftype, flags, sid, events)
             if ftype == TYPE_DATA:
                 if st is not None and length:
