@@ -6,10 +6,7 @@ import logging
 import logging.handlers
 import os
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .config import ClientConfig, ServerConfig
+from typing import Protocol
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -33,11 +30,29 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
+class LogSettings(Protocol):
+    """What logging reads of a config's ``log`` table (``config.base.LogConfig``)."""
+
+    @property
+    def to(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def max_days(self) -> int: ...
+
+
+class HasLogSettings(Protocol):
+    """A config with a ``log`` table: ``ServerConfig`` or ``ClientConfig``."""
+
+    @property
+    def log(self) -> LogSettings: ...
+
+
 class LogFileError(OSError):
     """``log.to`` names a file that cannot be opened (the message says which and why)."""
 
 
-def setup_logging(cfg: ServerConfig | ClientConfig | None = None, *, level: str | None = None) -> None:
+def setup_logging(cfg: HasLogSettings | None = None, *, level: str | None = None) -> None:
     """Configure the root ``aiofrp`` logger from a config's ``log`` section.
 
     A log file's missing directories are created, as Go frp does; a file that still cannot be
