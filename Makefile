@@ -43,8 +43,8 @@ $(TEST_STAMP): pyproject.toml $(RUNTIME_STAMP)
 
 venv: $(TEST_STAMP)
 
-test: $(TEST_STAMP)
-	$(VENV)/bin/ruff check src tests bench
+# lint first: CI (.ci/run -> make test) fails on a ruff or mypy error as on a failing test
+test: lint
 	$(PY) -m pytest -q tests
 
 unit: $(TEST_STAMP)
@@ -68,8 +68,10 @@ bench-udp: $(RUNTIME_STAMP)
 bench-http: $(RUNTIME_STAMP)
 	$(PY) bench/http_load.py
 
+# ruff (pyflakes, import order, bugbear, ...) and mypy (settings in pyproject.toml)
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 # A virtualenv of its own under $(LIBDIR) (never the system's site-packages), then symlinks.
 install: check-python

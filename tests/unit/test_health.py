@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ def cfg(kind: str = "http", **kw: object) -> SimpleNamespace:
     return SimpleNamespace(**{**base, **kw})
 
 
-def monitor(port: int, **kw: object) -> tuple[HealthMonitor, list[str]]:
+def monitor(port: int, **kw: Any) -> tuple[HealthMonitor, list[str]]:
     events: list[str] = []
     m = HealthMonitor("p", cfg(**kw), "127.0.0.1", port, lambda: events.append("ok"), lambda: events.append("failed"))
     return m, events
@@ -116,7 +117,7 @@ def test_tcp_check():
         m, _ = monitor(srv.port, kind="tcp")
         await m.check()
         srv.stop()
-        await srv.server.wait_closed()  # type: ignore[union-attr]
+        await srv.server.wait_closed()
         with pytest.raises(OSError):
             await m.check()
 
