@@ -37,6 +37,7 @@ KNOWN_CYCLES = [
     frozenset(
         {
             "aiofrp.server.control",
+            "aiofrp.server.gate",
             "aiofrp.server.group",
             "aiofrp.server.nathole",
             "aiofrp.server.ports",
