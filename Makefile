@@ -2,6 +2,7 @@
 # (works on PEP 668 "externally managed" systems such as Debian 12 and Ubuntu 24.04).
 #
 #   make demo | test | unit | e2e | compat | lint | bench     development (in ./.venv)
+#   make cycles                                               import cycles across folders
 #   make install [PREFIX=~/.local]                            frps/frpc/frp into $(PREFIX)/bin
 #   make uninstall [PREFIX=~/.local]
 #   make clean                                                remove .venv and build leftovers
@@ -19,7 +20,7 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/aiofrp
 COMMANDS := frps frpc frp
 
-.PHONY: all venv test unit e2e compat demo bench bench-udp bench-http lint clean install uninstall check-python
+.PHONY: all venv test unit e2e compat demo bench bench-udp bench-http lint cycles clean install uninstall check-python
 
 all: test
 
@@ -43,8 +44,8 @@ $(TEST_STAMP): pyproject.toml $(RUNTIME_STAMP)
 
 venv: $(TEST_STAMP)
 
-test: $(TEST_STAMP)
-	$(VENV)/bin/ruff check src tests bench
+# lint first: CI (.ci/run -> make test) fails on a ruff or mypy error as on a failing test
+test: lint
 	$(PY) -m pytest -q tests
 
 unit: $(TEST_STAMP)
@@ -68,8 +69,14 @@ bench-udp: $(RUNTIME_STAMP)
 bench-http: $(RUNTIME_STAMP)
 	$(PY) bench/http_load.py
 
+# ruff (pyflakes, import order, bugbear, ...) and mypy (settings in pyproject.toml)
 lint: $(TEST_STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/mypy
+
+# import cycles between modules of different folders (exit 1 while there are any)
+cycles: $(PY)
+	$(PY) tools/import_cycles.py
 
 # A virtualenv of its own under $(LIBDIR) (never the system's site-packages), then symlinks.
 install: check-python

@@ -37,7 +37,8 @@ class _Page(BaseHTTPRequestHandler):
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _wait_for(path: str, pattern: str, proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -6,7 +6,7 @@ import logging
 import logging.handlers
 import os
 import sys
-from typing import Any
+from typing import Protocol
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -30,24 +30,42 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
+class LogSettings(Protocol):
+    """What logging reads of a config's ``log`` table (``config.base.LogConfig``)."""
+
+    @property
+    def to(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def max_days(self) -> int: ...
+
+
+class HasLogSettings(Protocol):
+    """A config with a ``log`` table: ``ServerConfig`` or ``ClientConfig``."""
+
+    @property
+    def log(self) -> LogSettings: ...
+
+
 class LogFileError(OSError):
     """``log.to`` names a file that cannot be opened (the message says which and why)."""
 
 
-def setup_logging(cfg: Any = None, *, level: str | None = None) -> None:
+def setup_logging(cfg: HasLogSettings | None = None, *, level: str | None = None) -> None:
     """Configure the root ``aiofrp`` logger from a config's ``log`` section.
 
     A log file's missing directories are created, as Go frp does; a file that still cannot be
     opened raises :class:`LogFileError`.
     """
-    lcfg = getattr(cfg, "log", None)
-    lvl = _LEVELS.get((level or getattr(lcfg, "level", "info") or "info").lower(), logging.INFO)
-    to = getattr(lcfg, "to", "console") or "console"
+    lcfg = cfg.log if cfg is not None else None
+    lvl = _LEVELS.get((level or (lcfg.level if lcfg is not None else "") or "info").lower(), logging.INFO)
+    to = (lcfg.to if lcfg is not None else "") or "console"
     handler: logging.Handler
     if to == "console":
         handler = logging.StreamHandler(sys.stdout)
     else:
-        days = getattr(lcfg, "max_days", 3) or 3
+        days = (lcfg.max_days if lcfg is not None else 0) or 3
         try:
             folder = os.path.dirname(to)
             if folder:

@@ -72,7 +72,7 @@ def env(tmp_path_factory) -> Env:
             for kind in ("stcp", "sudp")
         )
         frpc = launcher.ours_frpc(frpc_config(bind, *proxies, token=TOKEN) + visitors)
-        frpc.wait_for_proxies(*[n for n in svc], timeout=15)
+        frpc.wait_for_proxies(*svc, timeout=15)
         for name in ("tcp-v1", "tcp-v2", "stcp-v2"):
             wait_port(ports[name], 10)
         yield Env(bind, hport, sport, mport, ports, svc)

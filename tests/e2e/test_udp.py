@@ -141,7 +141,7 @@ def test_many_user_addresses(frp, udp_echo_server) -> None:
 
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(20)]
     try:
-        for i, s in enumerate(socks):
+        for s in socks:
             s.connect((LOCALHOST, remote))
             s.setblocking(False)
         want = {i: {f"sock {i} msg {k}".encode() for k in range(5)} for i in range(len(socks))}

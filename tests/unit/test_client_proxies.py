@@ -190,7 +190,7 @@ def test_a_plugin_that_is_not_registered_is_a_start_error_as_in_go() -> None:
         pw.start(as_control(control))
         assert pw.phase is ProxyPhase.WAIT_START and isinstance(control.sent[0], m.NewProxy)
         pw.on_start_resp(m.NewProxyResp(proxy_name="web", remote_addr=":6000"))
-        assert pw.phase is ProxyPhase.START_ERROR
+        assert pw.phase is ProxyPhase.START_ERROR  # type: ignore[comparison-overlap]  # changed by the call
         assert control.sent[1:] == [m.CloseProxy(proxy_name="web")]
         status = json.dumps(pw.status(), separators=(",", ":"))
         assert status == ('{"name":"web","type":"tcp","status":"start error",'

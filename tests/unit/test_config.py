@@ -141,7 +141,7 @@ class TestFrpExamples:
             "plugin_tls2raw": TLS2RawPluginOptions,
             "vnet-server": VirtualNetPluginOptions,
         }
-        assert by_name["plugin_http2http"].plugin.type == "http2http"  # type: ignore[union-attr]
+        assert by_name["plugin_http2http"].plugin.type == "http2http"
         https2http = by_name["plugin_https2http"].plugin
         assert isinstance(https2http, HTTPS2HTTPPluginOptions) and https2http.enable_http2
         v = {x.name: x for x in c.visitors}
@@ -235,7 +235,7 @@ class TestDefaults:
         assert p.transport.proxy_protocol_version == "" and p.transport.bandwidth_limit_bytes == 0
         hc = p.health_check
         assert (hc.type, hc.timeout_seconds, hc.max_failed, hc.interval_seconds) == ("", 3, 1, 10)
-        assert c.proxies[1].multiplexer == "httpconnect"  # type: ignore[attr-defined]
+        assert c.proxies[1].multiplexer == "httpconnect"
         xv, sv = c.visitors
         assert isinstance(xv, XTCPVisitorConfig)
         assert (xv.bind_addr, xv.protocol, xv.max_retries_an_hour) == ("127.0.0.1", "quic", 8)

@@ -76,7 +76,7 @@ def test_range_sections_become_a_template_loop() -> None:
     assert '{{- range $i, $v := parseNumberRangePair "6000-6001,6005" "7000-7002" }}' in out
     assert 'name = "r_{{ $i }}"' in out
     cfg = parse_client_config(out)
-    assert [(p.name, p.local_port, p.remote_port) for p in cfg.proxies] == [  # type: ignore[attr-defined]
+    assert [(p.name, p.local_port, p.remote_port) for p in cfg.proxies] == [
         ("r_0", 6000, 7000),
         ("r_1", 6001, 7001),
         ("r_2", 6005, 7002),

@@ -115,7 +115,7 @@ class TestFrpLegacyExamples:
         assert isinstance(h2h, HTTPS2HTTPPluginOptions) and h2h.request_headers.set == {"X-From-Where": "frp"}
         secret = by_name["secret_tcp"]
         assert isinstance(secret, STCPProxyConfig) and secret.allow_users == ["*"]
-        assert by_name["p2p_tcp"].allow_users == ["user1", "user2"]  # type: ignore[attr-defined]
+        assert by_name["p2p_tcp"].allow_users == ["user1", "user2"]
         v = {x.name: x for x in c.visitors}
         assert (
             isinstance(v["secret_tcp_visitor"], STCPVisitorConfig)
@@ -200,7 +200,7 @@ class TestMapping:
         cfg, _ = client(
             "[common]\n[range:r]\ntype = udp\nlocal_port = 6010-6012,6020\nremote_port = 7010-7013\nmeta_a = b\n"
         )
-        got = [(p.name, p.type, p.local_port, p.remote_port, p.metadatas) for p in cfg.proxies]  # type: ignore[attr-defined]
+        got = [(p.name, p.type, p.local_port, p.remote_port, p.metadatas) for p in cfg.proxies]
         assert got == [
             ("r_0", "udp", 6010, 7010, {"a": "b"}),
             ("r_1", "udp", 6011, 7011, {"a": "b"}),

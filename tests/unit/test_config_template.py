@@ -69,7 +69,7 @@ class TestRange:
             "localPort = {{ $v.First }}\nremotePort = {{ $v.Second }}\n{{- end }}\n"
         )
         cfg = parse_client_config(text, "frpc", env=ENV)
-        got = [(p.name, p.local_port, p.remote_port) for p in cfg.proxies]  # type: ignore[attr-defined]
+        got = [(p.name, p.local_port, p.remote_port) for p in cfg.proxies]
         assert got == [("tcp-6000", 6000, 7000), ("tcp-6001", 6001, 7001), ("tcp-6007", 6007, 7007)]
 
     def test_number_range_forms(self) -> None:

@@ -4,12 +4,13 @@ monitor's state machine (starts failed, first success, maxFailed consecutive fai
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from aiofrp.client.health import HealthCheckFailed, HealthMonitor
 from aiofrp.config.base import HTTPHeader
+from aiofrp.config.proxy import HealthCheckConfig
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -56,13 +57,13 @@ class TinyHTTP:
             self.server.close()
 
 
-def cfg(kind: str = "http", **kw: object) -> SimpleNamespace:
-    base = {"type": kind, "interval_seconds": 1, "timeout_seconds": 1, "max_failed": 1, "path": "/hc",
-            "http_headers": [HTTPHeader(name="X-Check", value="yes")]}
-    return SimpleNamespace(**{**base, **kw})
+def cfg(kind: str = "http", **kw: Any) -> HealthCheckConfig:
+    base: dict[str, Any] = {"type": kind, "interval_seconds": 1, "timeout_seconds": 1, "max_failed": 1,
+                            "path": "/hc", "http_headers": [HTTPHeader(name="X-Check", value="yes")]}
+    return HealthCheckConfig(**{**base, **kw})
 
 
-def monitor(port: int, **kw: object) -> tuple[HealthMonitor, list[str]]:
+def monitor(port: int, **kw: Any) -> tuple[HealthMonitor, list[str]]:
     events: list[str] = []
     m = HealthMonitor("p", cfg(**kw), "127.0.0.1", port, lambda: events.append("ok"), lambda: events.append("failed"))
     return m, events
@@ -116,7 +117,7 @@ def test_tcp_check():
         m, _ = monitor(srv.port, kind="tcp")
         await m.check()
         srv.stop()
-        await srv.server.wait_closed()  # type: ignore[union-attr]
+        await srv.server.wait_closed()
         with pytest.raises(OSError):
             await m.check()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -73,7 +74,7 @@ class Link:
             self.got_b += self.b.recv()
             self.got_a += self.a.recv()
 
-    def run_until(self, cond, limit_ms: int = 120_000, read: bool = True) -> None:  # type: ignore[no-untyped-def]
+    def run_until(self, cond: Callable[[], bool], limit_ms: int = 120_000, read: bool = True) -> None:
         start = self.now
         while not cond():
             assert self.now - start < limit_ms, "link did not converge"
@@ -131,7 +132,7 @@ def test_acks_carry_timestamps_and_measure_rtt() -> None:
     link = Link()
     link.a.send(b"x")
     link.step(10)
-    acks = [p for p in link.b_out]
+    acks = list(link.b_out)
     link.step(30)
     assert link.a.rx_srtt > 0
     assert link.a.wait_snd() == 0

@@ -174,7 +174,7 @@ def test_round_trip(msg: Any) -> None:
 @given(any_message)
 def test_uppercase_and_unknown_keys(msg: Any) -> None:
     obj = json.loads(m.encode(msg)[9:])
-    mangled = {"ZZ_unknown": [1, {"x": None}]}
+    mangled: dict[str, object] = {"ZZ_unknown": [1, {"x": None}]}
     mangled.update({k.upper(): v for k, v in obj.items()})
     mangled["another_unknown"] = "x"
     assert m.decode_body(type(msg), json.dumps(mangled).encode()) == msg
@@ -188,7 +188,7 @@ def test_decoder_arbitrary_splits(msgs: list[Any], data: st.DataObject) -> None:
     stream = b"".join(frames) + b"raw payload"
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
     dec = m.MsgDecoder()
-    got = []
+    got: list[m.Message] = []
     prev = 0
     for cut in [*cuts, len(stream)]:
         dec.feed(stream[prev:cut])

@@ -62,7 +62,7 @@ payloads = st.one_of(
 
 def test_known_vector_matches_cramjam() -> None:
     assert SnappyFrameWriter().compress(b"ab") == bytes(cramjam.snappy.compress(b"ab"))
-    assert STREAM_IDENTIFIER == bytes.fromhex("FF 06 00 00 73 4E 61 50 70 59")
+    assert bytes.fromhex("FF 06 00 00 73 4E 61 50 70 59") == STREAM_IDENTIFIER
     assert masked_crc(b"") == 0xA282EAD8
 
 

@@ -75,6 +75,7 @@ def test_encrypted_stream_round_trip_and_initial_bytes() -> None:
         key = b"0123456789abcdef"
         peer_enc, peer_dec = work_conn_codecs(key, True)
         enc, dec = work_conn_codecs(key, True)
+        assert peer_enc is not None and peer_dec is not None
         got: list[tuple[bytes, Any]] = []
         t = FakeTransport()
         pc = PacketConn("t", lambda d, a: got.append((d, a)), encode=enc, decode=dec)

@@ -106,7 +106,7 @@ def used_names(side: str) -> frozenset[str]:
 # -- walking the schema ---------------------------------------------------------------------------
 
 
-def _structs(tp: typing.Any) -> list[type]:
+def _structs(tp: typing.Any) -> list[type[ConfigStruct]]:
     if isinstance(tp, type) and issubclass(tp, ConfigStruct):
         return [tp]
     return [s for a in typing.get_args(tp) for s in _structs(a)]

@@ -180,9 +180,9 @@ def test_find_matches_model(entries, queries):
     for i, key in enumerate(entries):
         if key in model:
             with pytest.raises(RouterConflict):
-                r.add(*key, f"p{i}")
+                r.add(key[0], key[1], key[2], f"p{i}")
             continue
-        r.add(*key, f"p{i}")
+        r.add(key[0], key[1], key[2], f"p{i}")
         model[key] = f"p{i}"
     assert len(r) == len(model)
     for host, path, user in queries:

@@ -99,7 +99,7 @@ def normalize(events: list) -> list:
     for ev in events:
         if isinstance(ev, DataReceived):
             if res and isinstance(res[-1], DataReceived) and res[-1].stream_id == ev.stream_id:
-                res[-1] = DataReceived(ev.stream_id, res[-1].data + bytes(ev.data))
+                res[-1] = DataReceived(ev.stream_id, bytes(res[-1].data) + bytes(ev.data))
                 continue
             ev = DataReceived(ev.stream_id, bytes(ev.data))
         if isinstance(ev, DataReceived) and not ev.data:

@@ -6,7 +6,12 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import ClientConfig, ServerConfig
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -40,12 +45,12 @@ def run_service(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
             loop.close()
 
 
-def die(message: Any, code: int = 1) -> None:
+def die(message: object, code: int = 1) -> NoReturn:
     print(message, file=sys.stderr)
     sys.exit(code)
 
 
-def start_logging(cfg: Any, where: str, *, level: str | None = None) -> None:
+def start_logging(cfg: ServerConfig | ClientConfig, where: str, *, level: str | None = None) -> None:
     """``setup_logging`` for a CLI: a log file that cannot be opened ends the process with
     ``WHERE: cannot open log file ...`` (``WHERE`` is e.g. ``frps.toml: log.to``), exit status 1."""
     from ..log import LogFileError, setup_logging
@@ -70,7 +75,7 @@ def _unsafe_features(text: str) -> list[str]:
     return names
 
 
-def allow_unsafe_arg(p: Any) -> None:
+def allow_unsafe_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-unsafe", "--allow_unsafe", dest="allow_unsafe", action="extend", default=[],
                    type=_unsafe_features, metavar="FEATURE",
                    help=f"allow unsafe features, one or more of: {', '.join(UNSAFE_FEATURES)}")

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 
-def add(p: argparse.ArgumentParser | Any, short: str | None, long: str, **kw: Any) -> None:
+def add(p: argparse.ArgumentParser, short: str | None, long: str, **kw: Any) -> None:
     """Add ``--long`` (and ``-short``) plus a hidden ``--long_with_underscores`` alias."""
     name = long.lstrip("-")
     dash = "--" + name.replace("_", "-")

@@ -16,10 +16,16 @@ import ipaddress
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from .. import version_text
 from ..proto.addr import join_host_port
 from .common import die, run_service, start_logging
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..config import ClientConfig, ServerConfig
 
 log = logging.getLogger("aiofrp.quick")
 
@@ -86,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         args.local_host = "localhost"
     if args.local_port is None:
         args.local_port = 443
-    from ..config import ConfigError, parse_client_config, parse_server_config
+    from ..config import ConfigError, ServerConfig, parse_client_config, parse_server_config
 
+    cfg: ServerConfig | ClientConfig
     try:
         if args.mode == "server":
             host = args.host or "0.0.0.0"
@@ -110,17 +117,19 @@ def main(argv: list[str] | None = None) -> int:
                              "localPort": args.local_port, "remotePort": args.port}],
             }), "quick mode flags")
     except ConfigError as exc:
-        flag = {"log.level": "--log-level", "bindAddr": "-h", "serverAddr": "-h"}.get(exc.path)
-        die(f"frp: {flag}: {exc.reason}" if flag else f"frp: {exc}")
+        hint = {"log.level": "--log-level", "bindAddr": "-h", "serverAddr": "-h"}.get(exc.path)
+        die(f"frp: {hint}: {exc.reason}" if hint else f"frp: {exc}")
     start_logging(cfg, "frp: log")
     log.info("frp quick mode (%s) starting: %s", args.mode, version_text())
     _warn_default_password(host, args.password)
-    if args.mode == "server":
-        return run_service(lambda stop: _serve(cfg, stop))
-    return run_service(lambda stop: _client(cfg, stop))
+    if isinstance(cfg, ServerConfig):
+        scfg = cfg
+        return run_service(lambda stop: _serve(scfg, stop))
+    ccfg = cfg
+    return run_service(lambda stop: _client(ccfg, stop))
 
 
-async def _serve(cfg, stop) -> int:
+async def _serve(cfg: ServerConfig, stop: asyncio.Event) -> int:
     from ..server.service import Server
 
     server = Server(cfg, quick=True)
@@ -136,7 +145,7 @@ async def _serve(cfg, stop) -> int:
     return 0
 
 
-async def _client(cfg, stop) -> int:
+async def _client(cfg: ClientConfig, stop: asyncio.Event) -> int:
     import asyncio
 
     from ..client.service import Client

@@ -15,12 +15,15 @@ import logging
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import version_text
 from ..proto.addr import join_host_port
 from . import flags
 from .common import allow_unsafe_arg, convert_command, die, run_service, start_logging
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
 
 log = logging.getLogger("aiofrp.client")
 
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(args: argparse.Namespace) -> Any:
+def load_config(args: argparse.Namespace) -> ClientConfig:
     from ..config import ConfigError, load_client_config
 
     try:
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     return start(cfg, args.config)
 
 
-def start(cfg: Any, path: str, *, log_where: str = "") -> int:
+def start(cfg: ClientConfig, path: str, *, log_where: str = "") -> int:
     start_logging(cfg, log_where or f"{path}: log.to")
     log.info("frpc starting: %s", version_text())
     if path:
@@ -118,7 +121,7 @@ def start(cfg: Any, path: str, *, log_where: str = "") -> int:
     return run_service(lambda stop: serve(cfg, path, stop))
 
 
-async def serve(cfg: Any, path: str, stop: asyncio.Event) -> int:
+async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event) -> int:
     from ..client.service import Client
 
     client = Client(cfg, path)
@@ -147,7 +150,7 @@ async def serve(cfg: Any, path: str, stop: asyncio.Event) -> int:
     return code
 
 
-def admin_request(cfg: Any, method: str, path: str) -> bytes:
+def admin_request(cfg: ClientConfig, method: str, path: str) -> bytes:
     ws = cfg.web_server
     if not ws.port:
         die("frpc: the admin API is not enabled (webServer.port is not set)")
@@ -161,7 +164,8 @@ def admin_request(cfg: Any, method: str, path: str) -> bytes:
         req.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.read()
+            body: bytes = resp.read()
+            return body
     except urllib.error.HTTPError as exc:
         die(f"frpc: admin API {path} answered {exc.code}: {exc.read().decode(errors='replace').strip()}")
     except (urllib.error.URLError, OSError) as exc:
@@ -169,7 +173,7 @@ def admin_request(cfg: Any, method: str, path: str) -> bytes:
     raise AssertionError("unreachable")
 
 
-def status(cfg: Any) -> int:
+def status(cfg: ClientConfig) -> int:
     try:
         data = json.loads(admin_request(cfg, "GET", "/api/status"))
     except ValueError:

@@ -11,11 +11,14 @@ import asyncio
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import version_text
 from . import flags
 from .common import allow_unsafe_arg, convert_command, die, run_service, start_logging
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
 
 log = logging.getLogger("aiofrp.server")
 
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(args: argparse.Namespace) -> Any:
+def load_config(args: argparse.Namespace) -> ServerConfig:
     from ..config import ConfigError, load_server_config, parse_server_config
 
     if args.config:
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_service(lambda stop: serve(cfg, stop))
 
 
-async def serve(cfg: Any, stop: asyncio.Event) -> int:
+async def serve(cfg: ServerConfig, stop: asyncio.Event) -> int:
     from ..server.service import Server
 
     try:

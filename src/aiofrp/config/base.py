@@ -12,7 +12,7 @@ table (``proxyBindAddr``, heartbeats, ``tls.force``) come from :meth:`ConfigStru
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -23,10 +23,10 @@ AuthMethod = Literal["token", "oidc"]
 AuthScope = Literal["HeartBeats", "NewWorkConns"]
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 
-_EMPTY_OR: dict[type, tuple[tuple[str, Any], ...]] = {}
+_EMPTY_OR: dict[type, tuple[tuple[str, int | str], ...]] = {}
 
 
-def _empty_or_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+def _empty_or_fields(cls: type[msgspec.Struct]) -> tuple[tuple[str, int | str], ...]:
     try:
         return _EMPTY_OR[cls]
     except KeyError:
@@ -48,11 +48,11 @@ class ConfigStruct(msgspec.Struct, kw_only=True, rename="camel", repr_omit_defau
         for name, default in _empty_or_fields(type(self)):
             if not getattr(self, name):
                 setattr(self, name, default)
-        for name, default in self.derived_defaults().items():
+        for name, derived in self.derived_defaults().items():
             if not getattr(self, name):
-                setattr(self, name, default)
+                setattr(self, name, derived)
 
-    def derived_defaults(self) -> dict[str, Any]:
+    def derived_defaults(self) -> dict[str, object]:
         """Defaults computed from other fields: attribute -> the value it takes when unset."""
         return {}
 
@@ -66,7 +66,15 @@ class TaggedStruct(ConfigStruct, tag_field="type"):
     @property
     def type(self) -> str:
         """frp's type name, e.g. ``"tcp"`` or ``"http_proxy"``."""
-        return self.__struct_config__.tag  # type: ignore[return-value]
+        return type_tag(type(self))
+
+
+def type_tag(cls: type[TaggedStruct]) -> str:
+    """The frp type name a per-type struct class is tagged with (what its ``type`` key holds)."""
+    tag = cls.__struct_config__.tag
+    if not isinstance(tag, str):
+        raise TypeError(f"{cls.__name__} is not tagged with a type name")
+    return tag
 
 
 class TLSConfig(ConfigStruct):

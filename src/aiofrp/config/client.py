@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -77,7 +77,7 @@ class ClientTransportConfig(ConfigStruct):
     """-1 (off) by default with tcpMux, else 90; negative = off."""
     tls: TLSClientConfig = msgspec.field(default_factory=TLSClientConfig)
 
-    def derived_defaults(self) -> dict[str, Any]:
+    def derived_defaults(self) -> dict[str, object]:
         if self.tcp_mux:
             return {"heartbeat_interval": -1, "heartbeat_timeout": -1}
         return {"heartbeat_interval": 30, "heartbeat_timeout": 90}

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import ini, template
@@ -41,15 +41,16 @@ def ini_to_toml(
         raise ConfigError(source, "", "not a legacy INI config (it has no [common] section)")
     to_v1 = ini.server_from_ini if server else ini.client_from_ini
     legacy = to_v1(rendered, source)
+    cfg: ServerConfig | ClientConfig
     if server:
-        cfg: Any = decode_with_origins(ServerConfig, legacy.data, source, True, legacy.origins)
+        cfg = scfg = decode_with_origins(ServerConfig, legacy.data, source, True, legacy.origins)
         validate_with_origins(
-            validate_server_config, cfg, source, {"TokenSourceExec"}, legacy.origins, refuse_unsupported=False
+            validate_server_config, scfg, source, {"TokenSourceExec"}, legacy.origins, refuse_unsupported=False
         )
     else:
-        cfg = decode_with_origins(ClientConfig, legacy.data, source, True, legacy.origins)
+        cfg = ccfg = decode_with_origins(ClientConfig, legacy.data, source, True, legacy.origins)
         validate_with_origins(
-            validate_client_config, cfg, source, {"TokenSourceExec"}, legacy.origins, refuse_unsupported=False
+            validate_client_config, ccfg, source, {"TokenSourceExec"}, legacy.origins, refuse_unsupported=False
         )
     out = to_frp_dict(cfg)
     hits = find_unsupported(cfg, "frps" if server else "frpc", env={}, data=out)
@@ -87,7 +88,13 @@ def _header(source: str, server: bool, warnings: list[str], out: dict[str, Any],
     return "\n".join(lines) + "\n\n"
 
 
-def _keep_env_templates(text: str, source: str, out: dict[str, Any], to_v1: Any, env: Any) -> None:
+def _keep_env_templates(
+    text: str,
+    source: str,
+    out: dict[str, Any],
+    to_v1: Callable[[str, str], ini.LegacyConfig],
+    env: Mapping[str, str] | None,
+) -> None:
     """Put ``{{ .Envs.X }}`` back into the string values that came from one."""
     actions: list[str] = []
 

@@ -11,12 +11,14 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import msgspec
 
-from .base import ConfigStruct, TaggedStruct
+from .base import ConfigStruct, TaggedStruct, type_tag
 from .errors import ConfigError, show_value, type_name
+
+S = TypeVar("S", bound=ConfigStruct)
 
 
 class _Ctx:
@@ -26,7 +28,7 @@ class _Ctx:
         self.source = source
         self.strict = strict
 
-    def fail(self, path: str, reason: str, value: Any = None) -> ConfigError:
+    def fail(self, path: str, reason: str, value: object = None) -> ConfigError:
         return ConfigError(self.source, path, reason, value)
 
 
@@ -107,13 +109,13 @@ def _one_of(values: Iterable[str]) -> str:
     return ", ".join(v if v else '""' for v in values)
 
 
-def decode_struct(raw: Any, cls: type[Any], path: str, ctx: _Ctx) -> Any:
+def decode_struct(raw: object, cls: type[S], path: str, ctx: _Ctx) -> S:
     """Build ``cls`` from a parsed table."""
     if not isinstance(raw, dict):
         raise ctx.fail(path, f"expected a table, got {type_name(raw)} {show_value(raw)}", raw)
     index = field_index(cls)
     tagged = issubclass(cls, TaggedStruct)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     seen: dict[str, str] = {}
     for key, value in raw.items():
         key = str(key)
@@ -137,13 +139,13 @@ def decode_struct(raw: Any, cls: type[Any], path: str, ctx: _Ctx) -> Any:
     return cls(**kwargs)
 
 
-def _decode_tagged(raw: Any, members: list[type[TaggedStruct]], path: str, ctx: _Ctx) -> Any:
+def _decode_tagged(raw: object, members: list[type[TaggedStruct]], path: str, ctx: _Ctx) -> TaggedStruct:
     if not isinstance(raw, dict):
         raise ctx.fail(path, f"expected a table, got {type_name(raw)} {show_value(raw)}", raw)
     kind = members[0].KIND
-    by_tag = {m.__struct_config__.tag: m for m in members}
+    by_tag = {type_tag(m): m for m in members}
     tag_field = members[0].__struct_config__.tag_field
-    tag: Any = None
+    tag: object = None
     for key, value in raw.items():
         if str(key).lower() == tag_field:
             tag = value
@@ -168,7 +170,7 @@ def _check_int_bounds(value: int, meta: list[msgspec.Meta], path: str, ctx: _Ctx
             raise ctx.fail(path, f"port number {value} must not be greater than {hi}", value)
 
 
-def decode_value(raw: Any, tp: Any, path: str, ctx: _Ctx) -> Any:
+def decode_value(raw: object, tp: Any, path: str, ctx: _Ctx) -> object:
     """Check and convert one value against a field type."""
     meta: list[msgspec.Meta] = []
     while typing.get_origin(tp) is typing.Annotated:
@@ -229,11 +231,15 @@ def _expected_word(tp: Any) -> str:
     return {bool: "true or false", int: "an integer", str: "a string"}.get(tp, "a value")
 
 
-def _bad(raw: Any, expected: str, path: str, ctx: _Ctx) -> ConfigError:
+def _bad(raw: object, expected: str, path: str, ctx: _Ctx) -> ConfigError:
     return ctx.fail(path, f"expected {expected}, got {type_name(raw)} {show_value(raw)}", raw)
 
 
-def from_data(cls: type[Any], data: Any, source: str = "<data>", *, strict: bool = True) -> Any:
+@overload
+def from_data(cls: type[S], data: object, source: str = ..., *, strict: bool = ...) -> S: ...
+@overload
+def from_data(cls: types.UnionType, data: object, source: str = ..., *, strict: bool = ...) -> object: ...
+def from_data(cls: type[S] | types.UnionType, data: object, source: str = "<data>", *, strict: bool = True) -> object:
     """Build config struct ``cls`` (or a union of tagged structs) from parsed data.
 
     Only the decoding step: no cross-field validation (see :mod:`aiofrp.config.validate`).

@@ -7,8 +7,10 @@ from typing import Any
 import msgspec
 
 from .base import ConfigStruct, TaggedStruct, struct_fields
+from .proxy import ProxyBaseConfig
+from .visitor import VisitorBaseConfig
 
-_SKIP: Any = object()
+_SKIP = object()
 
 
 def to_frp_dict(cfg: ConfigStruct) -> dict[str, Any]:
@@ -21,10 +23,9 @@ def to_frp_dict(cfg: ConfigStruct) -> dict[str, Any]:
     always carry ``name`` and ``type``. Parsing the result gives back an equal struct.
     """
     out: dict[str, Any] = {}
-    names = {f.name for f in msgspec.structs.fields(type(cfg))}
     if isinstance(cfg, TaggedStruct):
-        if "name" in names:
-            out["name"] = cfg.name  # type: ignore[attr-defined]
+        if isinstance(cfg, ProxyBaseConfig | VisitorBaseConfig):
+            out["name"] = cfg.name
         out["type"] = cfg.type
     derived = cfg.derived_defaults()
     always = getattr(cfg, "ALWAYS_WRITTEN", ())
@@ -46,7 +47,7 @@ def to_frp_dict(cfg: ConfigStruct) -> dict[str, Any]:
     return out
 
 
-def _dump(value: Any, default: Any) -> Any:
+def _dump(value: object, default: object) -> object:
     if isinstance(value, ConfigStruct):
         sub = to_frp_dict(value)
         if not sub and default is not None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-_NO_VALUE: Any = object()
+_NO_VALUE = object()
 
 
 class ConfigError(Exception):
@@ -17,16 +16,16 @@ class ConfigError(Exception):
     did you mean "useEncryption"?``.
     """
 
-    def __init__(self, source: str, path: str, reason: str, value: Any = _NO_VALUE) -> None:
+    def __init__(self, source: str, path: str, reason: str, value: object = _NO_VALUE) -> None:
         self.source = source
         self.path = path
         self.reason = reason
-        self.value = None if value is _NO_VALUE else value
+        self.value: object = None if value is _NO_VALUE else value
         parts = [p for p in (source, path) if p]
         super().__init__(": ".join([*parts, reason]))
 
 
-def show_value(value: Any) -> str:
+def show_value(value: object) -> str:
     """Render a config value for an error message, JSON-style (`"abc"`, `70000`, `true`)."""
     if isinstance(value, dict):
         return "a table"
@@ -36,7 +35,7 @@ def show_value(value: Any) -> str:
         return repr(value)
 
 
-def type_name(value: Any) -> str:
+def type_name(value: object) -> str:
     """Name a parsed value's kind the way a config author thinks of it."""
     if value is None:
         return "null"

@@ -17,19 +17,31 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Collection, Mapping
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from . import ini, template
+from .base import ConfigStruct
 from .client import ClientConfig
 from .decode import from_data
 from .errors import ConfigError, type_name
+from .proxy import ProxyBaseConfig
 from .server import ServerConfig
 from .token_source import resolve_auth_token
 from .validate import validate_client_config, validate_server_config
+from .visitor import VisitorBaseConfig
 
 log = logging.getLogger("aiofrp.config")
-T = TypeVar("T")
+T = TypeVar("T", bound=ConfigStruct)
+C_contra = TypeVar("C_contra", bound=ConfigStruct, contravariant=True)
+
+
+class Validator(Protocol[C_contra]):
+    """``validate_server_config`` / ``validate_client_config``."""
+
+    def __call__(
+        self, cfg: C_contra, source: str, *, allow_unsafe: Collection[str] = ..., refuse_unsupported: bool = ...
+    ) -> None: ...
 
 
 def _format_hint(source: str) -> str:
@@ -53,7 +65,7 @@ def is_legacy_ini(text: str, source: str) -> bool:
     return _format_hint(source) == "" and ini.looks_like_legacy_ini(text)
 
 
-def _load_yaml(text: str) -> Any:
+def _load_yaml(text: str) -> object:
     try:
         import yaml  # lazily: only YAML configs need it
     except ImportError:  # pragma: no cover - depends on the environment
@@ -143,7 +155,7 @@ def _relabel(err: ConfigError, origins: dict[str, str]) -> ConfigError:
 
 
 def decode_with_origins(
-    cls: type[T], data: Any, source: str, strict: bool, origins: dict[str, str] | None
+    cls: type[T], data: object, source: str, strict: bool, origins: dict[str, str] | None
 ) -> T:
     """:func:`from_data`, with errors about legacy INI data pointed at the INI keys (``origins``)."""
     try:
@@ -154,11 +166,11 @@ def decode_with_origins(
 
 
 def validate_with_origins(
-    check: Callable[..., None],
-    cfg: Any,
+    check: Validator[T],
+    cfg: T,
     source: str,
     allow_unsafe: Collection[str],
-    origins: Any,
+    origins: dict[str, str] | None,
     *,
     refuse_unsupported: bool = True,
 ) -> None:
@@ -346,21 +358,27 @@ def _add_includes(cfg: ClientConfig, source: str, base_dir: str, ctx: _IncludeCt
             seen[(kind, item.name)] = (source, f"{_KEYS[kind]}[{i}]")
     for path in _include_files(cfg, source, base_dir):
         inc = _load_include(path, ctx)
-        for kind, items, target in (
-            ("proxy", inc.proxies, cfg.proxies),
-            ("visitor", inc.visitors, cfg.visitors),
-        ):
-            for i, item in enumerate(items):
-                where = (path, f"{_KEYS[kind]}[{i}]")
-                first = seen.setdefault((kind, item.name), where)
-                if first != where:
-                    raise ConfigError(
-                        path,
-                        f"{where[1]}.name",
-                        f'duplicate {kind} name "{item.name}" (also defined in {first[0]} as {first[1]})',
-                        item.name,
-                    )
-                target.append(item)  # type: ignore[arg-type]
+        _append_new(seen, "proxy", path, inc.proxies, cfg.proxies)
+        _append_new(seen, "visitor", path, inc.visitors, cfg.visitors)
+
+
+Item = TypeVar("Item", bound=ProxyBaseConfig | VisitorBaseConfig)
+
+
+def _append_new(
+    seen: dict[tuple[str, str], tuple[str, str]], kind: str, path: str, items: list[Item], target: list[Item]
+) -> None:
+    for i, item in enumerate(items):
+        where = (path, f"{_KEYS[kind]}[{i}]")
+        first = seen.setdefault((kind, item.name), where)
+        if first != where:
+            raise ConfigError(
+                path,
+                f"{where[1]}.name",
+                f'duplicate {kind} name "{item.name}" (also defined in {first[0]} as {first[1]})',
+                item.name,
+            )
+        target.append(item)
 
 
 _KEYS = {"proxy": "proxies", "visitor": "visitors"}

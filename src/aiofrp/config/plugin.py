@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import msgspec
 
-from .base import HeaderOperations, TaggedStruct
+from .base import HeaderOperations, TaggedStruct, type_tag
 
 
 class ClientPluginOptions(TaggedStruct):
@@ -127,10 +127,8 @@ class VirtualNetVisitorPluginOptions(VisitorPluginOptions, tag="virtual_net"):
 AnyVisitorPlugin = VirtualNetVisitorPluginOptions
 
 CLIENT_PLUGIN_TYPES: dict[str, type[ClientPluginOptions]] = {
-    c.__struct_config__.tag: c
-    for c in ClientPluginOptions.__subclasses__()  # type: ignore[misc]
+    type_tag(c): c for c in ClientPluginOptions.__subclasses__()
 }
 VISITOR_PLUGIN_TYPES: dict[str, type[VisitorPluginOptions]] = {
-    c.__struct_config__.tag: c
-    for c in VisitorPluginOptions.__subclasses__()  # type: ignore[misc]
+    type_tag(c): c for c in VisitorPluginOptions.__subclasses__()
 }

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from .base import ConfigStruct, HeaderOperations, HTTPHeader, NatTraversalConfig, Port, TaggedStruct
+from .base import ConfigStruct, HeaderOperations, HTTPHeader, NatTraversalConfig, Port, TaggedStruct, type_tag
 from .plugin import AnyClientPlugin
 
 _BANDWIDTH_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(MB|KB)$")
@@ -161,7 +161,7 @@ AnyProxyConfig = (
 )
 
 PROXY_TYPES: dict[str, type[ProxyBaseConfig]] = {
-    c.__struct_config__.tag: c  # type: ignore[misc]
+    type_tag(c): c
     for c in (
         TCPProxyConfig,
         UDPProxyConfig,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -44,7 +44,7 @@ class TLSServerConfig(TLSConfig):
     force: bool = False
     """Refuse non-TLS clients; implied by ``trustedCaFile``."""
 
-    def derived_defaults(self) -> dict[str, Any]:
+    def derived_defaults(self) -> dict[str, object]:
         return {"force": bool(self.trusted_ca_file)}
 
 
@@ -60,7 +60,7 @@ class ServerTransportConfig(ConfigStruct):
     quic: QUICOptions = msgspec.field(default_factory=QUICOptions)
     tls: TLSServerConfig = msgspec.field(default_factory=TLSServerConfig)
 
-    def derived_defaults(self) -> dict[str, Any]:
+    def derived_defaults(self) -> dict[str, object]:
         return {"heartbeat_timeout": -1 if self.tcp_mux else 90}
 
 
@@ -130,7 +130,7 @@ class ServerConfig(ConfigStruct):
     """Empty = every port allowed."""
     http_plugins: list[HTTPPluginOptions] = msgspec.field(default_factory=list)
 
-    def derived_defaults(self) -> dict[str, Any]:
+    def derived_defaults(self) -> dict[str, object]:
         return {"proxy_bind_addr": self.bind_addr}
 
     def port_allowed(self, port: int) -> bool:

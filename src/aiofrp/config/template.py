@@ -109,8 +109,12 @@ class _Range:
     line: int
     names: list[str]
     expr: list[_Tok]
-    body: list[Any] = field(default_factory=list)
-    else_body: list[Any] | None = None
+    body: list[_Node] = field(default_factory=list)
+    else_body: list[_Node] | None = None
+
+
+_Node = str | _Action | _Range
+"""A template node: literal text, an action (``{{ ... }}``) or a range block."""
 
 
 def _lex_action(body: str, line: int) -> list[_Tok]:
@@ -182,10 +186,10 @@ def _find_close(text: str, i: int, line: int) -> int:
     raise TemplateError(line, 'unclosed action (missing "}}")')
 
 
-def parse(text: str) -> list[Any]:
+def parse(text: str) -> list[_Node]:
     """Parse template text into a list of text / action / range nodes."""
-    root: list[Any] = []
-    stack: list[tuple[list[Any], _Range | None]] = [(root, None)]
+    root: list[_Node] = []
+    stack: list[tuple[list[_Node], _Range | None]] = [(root, None)]
     for item in _split(text):
         body = stack[-1][0]
         if isinstance(item, str):
@@ -220,8 +224,9 @@ def parse(text: str) -> list[Any]:
                 stack[-1] = (current.else_body, current)
         else:
             body.append(item)
-    if len(stack) > 1:
-        raise TemplateError(stack[-1][1].line, "unexpected EOF: range has no {{end}}")  # type: ignore[union-attr]
+    open_range = stack[-1][1]  # None only for the top level
+    if open_range is not None:
+        raise TemplateError(open_range.line, "unexpected EOF: range has no {{end}}")
     return root
 
 
@@ -299,7 +304,7 @@ class _Renderer:
         self.dot: Any = self.root
         self.out: list[str] = []
 
-    def run(self, nodes: list[Any]) -> None:
+    def run(self, nodes: list[_Node]) -> None:
         for node in nodes:
             if isinstance(node, str):
                 self.out.append(node)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Collection
-from typing import Any
 
 from .base import ValueSource
+from .client import AuthClientConfig
 from .errors import ConfigError
+from .server import AuthServerConfig
 
 TOKEN_SOURCE_EXEC = "TokenSourceExec"
 """The ``--allow-unsafe`` feature name that permits ``tokenSource.type = "exec"``."""
@@ -84,7 +85,9 @@ def _run(vs: ValueSource, path: str, source: str, timeout: float) -> str:
     return done.stdout.decode("utf-8", errors="replace").strip()
 
 
-def resolve_auth_token(auth: Any, source: str, *, allow_unsafe: Collection[str] = frozenset()) -> None:
+def resolve_auth_token(
+    auth: AuthServerConfig | AuthClientConfig, source: str, *, allow_unsafe: Collection[str] = frozenset()
+) -> None:
     """Replace ``auth.tokenSource`` by the token it yields (``auth.token``), in place."""
     if auth.token_source is None:
         return

@@ -22,7 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .client import ClientConfig
 from .errors import ConfigError
+from .server import ServerConfig
 
 Side = Literal["frps", "frpc"]
 
@@ -137,7 +139,7 @@ def entries(side: Side, *, refused: bool | None = None) -> list[Unsupported]:
 # -- matching ------------------------------------------------------------------------------------
 
 
-def _nodes(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+def _nodes(data: object, path: str = "") -> Iterator[tuple[str, object]]:
     """(path, value) for every node of to_frp_dict() output, parents first; list items as ``key[i]``."""
     if isinstance(data, Mapping):
         for k, v in data.items():
@@ -171,8 +173,8 @@ def _matches(pattern: str, plain: str) -> bool:
     return plain == pattern
 
 
-def _lookup(data: Mapping[str, Any], key: str) -> Any:
-    cur: Any = data
+def _lookup(data: Mapping[str, Any], key: str) -> object:
+    cur: object = data
     for part in key.split("."):
         if not isinstance(cur, Mapping) or part not in cur:
             return None
@@ -209,7 +211,7 @@ class Hit:
 
     path: str
     entry: Unsupported
-    value: Any
+    value: object
     from_env: str = ""
 
     def error(self, source: str) -> ConfigError:
@@ -228,7 +230,7 @@ class Hit:
 
 
 def find_unsupported(
-    cfg: Any, side: Side, *, env: Mapping[str, str] | None = None, data: Mapping[str, Any] | None = None
+    cfg: ServerConfig | ClientConfig, side: Side, *, env: Mapping[str, str] | None = None, data: Mapping[str, Any] | None = None
 ) -> list[Hit]:
     """Every refused setting in a decoded config, in file order (``data``: its to_frp_dict())."""
     if data is None:
@@ -262,7 +264,9 @@ def find_unsupported(
     return hits
 
 
-def check_unsupported(cfg: Any, side: Side, source: str, *, env: Mapping[str, str] | None = None) -> None:
+def check_unsupported(
+    cfg: ServerConfig | ClientConfig, side: Side, source: str, *, env: Mapping[str, str] | None = None
+) -> None:
     """Raise :class:`ConfigError` ``SOURCE: KEY: not supported by aiofrp yet (...)`` for the first hit."""
     hits = find_unsupported(cfg, side, env=env)
     if hits:

@@ -7,7 +7,7 @@ required keys, combinations and string syntaxes. The first problem found is rais
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from .base import ValueSource, WebServerConfig
 from .client import ClientConfig
@@ -170,7 +170,7 @@ def _check_token_source(
 
 
 def _check_names(
-    items: list[ProxyBaseConfig] | list[VisitorBaseConfig], key: str, kind: str, source: str
+    items: Sequence[ProxyBaseConfig | VisitorBaseConfig], key: str, kind: str, source: str
 ) -> None:
     first: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -202,8 +202,11 @@ def _check_proxy(p: ProxyBaseConfig, path: str, source: str) -> None:
         raise ConfigError(
             source, join(path, "healthCheck.path"), 'must be set when healthCheck.type is "http"'
         )
-    domains = isinstance(p, HTTPProxyConfig | HTTPSProxyConfig | TCPMuxProxyConfig)
-    if domains and not p.subdomain and not p.custom_domains:  # type: ignore[union-attr]
+    if (
+        isinstance(p, HTTPProxyConfig | HTTPSProxyConfig | TCPMuxProxyConfig)
+        and not p.subdomain
+        and not p.custom_domains
+    ):
         raise ConfigError(source, path, f"{p.type} proxy needs customDomains or subdomain (both are empty)")
     if p.plugin is not None:
         req = _REQUIRED_PLUGIN_KEYS.get(type(p.plugin))

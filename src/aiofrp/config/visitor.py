@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from .base import ConfigStruct, NatTraversalConfig, TaggedStruct
+from .base import ConfigStruct, NatTraversalConfig, TaggedStruct, type_tag
 from .plugin import AnyVisitorPlugin
 
 VisitorBindPort = Annotated[int, msgspec.Meta(le=65535)]
@@ -61,8 +61,7 @@ class XTCPVisitorConfig(VisitorBaseConfig, tag="xtcp"):
 AnyVisitorConfig = STCPVisitorConfig | SUDPVisitorConfig | XTCPVisitorConfig
 
 VISITOR_TYPES: dict[str, type[VisitorBaseConfig]] = {
-    c.__struct_config__.tag: c  # type: ignore[misc]
-    for c in (STCPVisitorConfig, SUDPVisitorConfig, XTCPVisitorConfig)
+    type_tag(c): c for c in (STCPVisitorConfig, SUDPVisitorConfig, XTCPVisitorConfig)
 }
 
 

@@ -5,15 +5,13 @@ Every address aiofrp logs or reports (``/api/status``, ``frpc status``) goes thr
 
 from __future__ import annotations
 
-from typing import Any
-
 
 def join_host_port(host: str, port: int | str) -> str:
     """Go's ``net.JoinHostPort``: ``[host]:port`` when ``host`` contains a colon (IPv6)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def fmt_addr(addr: Any) -> str:
+def fmt_addr(addr: object) -> str:
     """A socket address tuple (``peername``, ``sockname``; IPv4 or IPv6) as ``host:port``;
     anything else (``None``, a path) as ``str()``."""
     if isinstance(addr, tuple) and len(addr) >= 2:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, TypeVar, cast
 
 import msgspec
 import msgspec.inspect
@@ -26,6 +26,7 @@ __all__ = [
     "Login",
     "LoginResp",
     "Message",
+    "MessageType",
     "MsgDecoder",
     "NatHoleClient",
     "NatHoleDetectBehavior",
@@ -269,7 +270,11 @@ Message = (
     | NatHoleReport
 )
 
-TYPE_BYTE: dict[type, bytes] = {
+MessageType = type[Message]
+"""The class of one frp message (what ``decode_header`` finds in a frame's type byte)."""
+M = TypeVar("M", bound=Message)
+
+TYPE_BYTE: dict[MessageType, bytes] = {
     Login: b"o",
     LoginResp: b"1",
     NewProxy: b"p",
@@ -289,7 +294,7 @@ TYPE_BYTE: dict[type, bytes] = {
     NatHoleSid: b"5",
     NatHoleReport: b"6",
 }
-MSG_TYPES: dict[int, type] = {tb[0]: cls for cls, tb in TYPE_BYTE.items()}
+MSG_TYPES: dict[int, MessageType] = {tb[0]: cls for cls, tb in TYPE_BYTE.items()}
 
 # -- encoding ---------------------------------------------------------------------------------
 
@@ -298,17 +303,17 @@ _HEADER = struct.Struct(">Bq")
 _json_encode = msgspec.json.Encoder(order="deterministic").encode
 
 
-def _make_encoder(type_byte: int) -> Callable[[Any], bytes]:
+def _make_encoder(type_byte: int) -> Callable[[Message], bytes]:
     pack = _HEADER.pack
 
-    def encode_one(msg: Any) -> bytes:
+    def encode_one(msg: Message) -> bytes:
         body = _json_encode(msg)
         return pack(type_byte, len(body)) + body
 
     return encode_one
 
 
-_ENCODERS: dict[type, Callable[[Any], bytes]] = {cls: _make_encoder(tb[0]) for cls, tb in TYPE_BYTE.items()}
+_ENCODERS: dict[MessageType, Callable[[Message], bytes]] = {cls: _make_encoder(tb[0]) for cls, tb in TYPE_BYTE.items()}
 
 
 def encode(msg: Message) -> bytes:
@@ -323,7 +328,7 @@ def encode(msg: Message) -> bytes:
 # -- decoding ---------------------------------------------------------------------------------
 
 
-def decode_header(header: bytes | bytearray | memoryview) -> tuple[type, int]:
+def decode_header(header: bytes | bytearray | memoryview) -> tuple[MessageType, int]:
     """Parse the 9-byte frame header into (message class, body length)."""
     if len(header) < HEADER_LENGTH:
         raise ValueError(f"frame header needs {HEADER_LENGTH} bytes, got {len(header)}")
@@ -338,14 +343,16 @@ def decode_header(header: bytes | bytearray | memoryview) -> tuple[type, int]:
     return cls, length
 
 
-_DECODERS: dict[type, msgspec.json.Decoder] = {cls: msgspec.json.Decoder(cls) for cls in TYPE_BYTE}
+_DECODERS: dict[type[msgspec.Struct], msgspec.json.Decoder[Message]] = {
+    cls: msgspec.json.Decoder(cls) for cls in TYPE_BYTE
+}
 _any_decode = msgspec.json.Decoder().decode
 
 
-def decode_body(cls: type, payload: bytes | bytearray | memoryview) -> Any:
+def decode_body(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
     """Decode a JSON body into ``cls`` with Go ``encoding/json`` semantics."""
     try:
-        return _DECODERS[cls].decode(payload)
+        return cast(M, _DECODERS[cls].decode(payload))  # the decoder of ``cls`` returns a ``cls``
     except msgspec.ValidationError:
         pass  # an unknown or differently-cased key, a null, or a real type error
     except msgspec.DecodeError as exc:
@@ -355,7 +362,7 @@ def decode_body(cls: type, payload: bytes | bytearray | memoryview) -> Any:
     return _decode_slow(cls, payload)
 
 
-def _decode_slow(cls: type, payload: bytes | bytearray | memoryview) -> Any:
+def _decode_slow(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
     obj = _any_decode(payload)  # already known to be valid JSON
     if obj is None:
         return cls()  # Go: unmarshalling null into a struct is a no-op
@@ -379,11 +386,11 @@ def _fold(key: str) -> str | None:
 
 
 _SKIP = object()  # a null for this field leaves it unchanged (Go: no-op for non-pointer types)
-_Normalize = Callable[[Any], Any]
-_NORMALIZERS: dict[type, _Normalize] = {}
+_Normalize = Callable[[object], object]  # decoded JSON in, decoded JSON with the struct's keys out
+_NORMALIZERS: dict[type[msgspec.Struct], _Normalize] = {}
 
 
-def _normalizer(cls: type) -> _Normalize:
+def _normalizer(cls: type[msgspec.Struct]) -> _Normalize:
     """Map a decoded JSON object onto ``cls``'s exact keys (built lazily, cached)."""
     norm = _NORMALIZERS.get(cls)
     if norm is None:
@@ -392,12 +399,13 @@ def _normalizer(cls: type) -> _Normalize:
     return norm
 
 
-def _compile_struct(info: Any) -> _Normalize:
-    fields: dict[str, tuple[str, _Normalize | None, Any]] = {}
+def _compile_struct(info: msgspec.inspect.Type) -> _Normalize:
+    assert isinstance(info, msgspec.inspect.StructType)
+    fields: dict[str, tuple[str, _Normalize | None, object]] = {}
     for f in info.fields:
         inner, _zero = _compile(f.type)
         if isinstance(f.type, msgspec.inspect.UnionType):
-            on_null: Any = None  # pointer: set to nil
+            on_null: object = None  # pointer: set to nil
         elif isinstance(f.type, msgspec.inspect.ListType | msgspec.inspect.DictType):
             on_null = _zero  # slice/map: set to nil
         else:
@@ -405,10 +413,10 @@ def _compile_struct(info: Any) -> _Normalize:
         fields[f.encode_name] = (f.encode_name, inner, on_null)
     folded = {name.upper(): spec for name, spec in reversed(fields.items())}
 
-    def normalize(obj: Any) -> Any:
+    def normalize(obj: object) -> object:
         if not isinstance(obj, dict):
             return obj  # msgspec.convert reports the type error
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         for key, value in obj.items():
             spec = fields.get(key)
             if spec is None:
@@ -427,7 +435,7 @@ def _compile_struct(info: Any) -> _Normalize:
     return normalize
 
 
-def _compile(t: Any) -> tuple[_Normalize | None, Any]:
+def _compile(t: msgspec.inspect.Type) -> tuple[_Normalize | None, object]:
     """(normalizer or None, JSON-level zero value) for one msgspec.inspect type."""
     mi = msgspec.inspect
     if isinstance(t, mi.StructType):
@@ -439,7 +447,7 @@ def _compile(t: Any) -> tuple[_Normalize | None, Any]:
     if isinstance(t, mi.ListType):
         item, item_zero = _compile(t.item_type)
 
-        def norm_list(v: Any) -> Any:
+        def norm_list(v: object) -> object:
             if not isinstance(v, list):
                 return v
             return [item_zero if x is None else (item(x) if item else x) for x in v]
@@ -448,7 +456,7 @@ def _compile(t: Any) -> tuple[_Normalize | None, Any]:
     if isinstance(t, mi.DictType):
         val, val_zero = _compile(t.value_type)
 
-        def norm_dict(v: Any) -> Any:
+        def norm_dict(v: object) -> object:
             if not isinstance(v, dict):
                 return v
             return {k: val_zero if x is None else (val(x) if val else x) for k, x in v.items()}

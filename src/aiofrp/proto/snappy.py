@@ -37,7 +37,7 @@ Buffer = bytes | bytearray | memoryview
 
 
 def _masked_crc(data: bytes) -> int:
-    crc = _crc32c(data)
+    crc: int = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 

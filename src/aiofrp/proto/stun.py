@@ -103,7 +103,8 @@ class StunMessage:
             return 0
         if len(value) != 4:
             raise StunError(f"CHANGE-REQUEST must be 4 bytes, got {len(value)}")
-        return struct.unpack(">I", value)[0] & (CHANGE_IP | CHANGE_PORT)
+        flags: int = struct.unpack(">I", value)[0]
+        return flags & (CHANGE_IP | CHANGE_PORT)
 
     def encode(self, *, fingerprint: bool = False) -> bytes:
         body = bytearray()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import binascii
 import struct
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
@@ -28,12 +28,15 @@ __all__ = [
     "PacketEncoder",
     "PacketReader",
     "PacketTooLarge",
+    "SockAddr",
     "addr_from_wire",
     "addr_to_wire",
     "max_datagram_size",
 ]
 
 Addr = tuple[str, int]
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+"""A socket address as Python gives it: ``(host, port)``, or ``(host, port, flowinfo, scope_id)`` for IPv6."""
 
 _HEADER = struct.Struct(">Bq")
 _U = m.TYPE_BYTE[m.UDPPacket][0]
@@ -59,7 +62,7 @@ def _host(ip: str) -> str:
     return ip
 
 
-def addr_to_wire(addr: Any) -> m.UDPAddr:
+def addr_to_wire(addr: SockAddr) -> m.UDPAddr:
     """A socket address tuple as Go's ``net.UDPAddr`` JSON object."""
     host, port = addr[0], addr[1]
     ip, _, zone = host.partition("%")
@@ -73,11 +76,11 @@ def addr_from_wire(a: m.UDPAddr | None) -> Addr | None:
     return (f"{a.IP}%{a.Zone}" if a.Zone else a.IP, a.Port)
 
 
-def _suffix(addr: Any) -> bytes:
+def _suffix(addr: SockAddr) -> bytes:
     return b'","r":' + msgspec.json.encode(addr_to_wire(addr)) + b"}"
 
 
-def max_datagram_size(addr: Any = ("255.255.255.255", 65535)) -> int:
+def max_datagram_size(addr: SockAddr = ("255.255.255.255", 65535)) -> int:
     """Largest datagram whose ``UDPPacket`` frame toward ``addr`` stays within the message limit."""
     room = m.MAX_MSG_LENGTH - len(_PREFIX) - len(_suffix(addr))
     return (room // 4) * 3
@@ -89,9 +92,9 @@ class PacketEncoder:
     __slots__ = ("_cache",)
 
     def __init__(self) -> None:
-        self._cache: dict[Any, bytes] = {}
+        self._cache: dict[SockAddr, bytes] = {}
 
-    def packet(self, data: bytes | bytearray | memoryview, addr: Any) -> bytes:
+    def packet(self, data: bytes | bytearray | memoryview, addr: SockAddr) -> bytes:
         """One frame ``UDPPacket{c: data, r: addr}`` (byte for byte what ``msg.encode`` gives).
 
         Raises :class:`PacketTooLarge` if the frame would exceed the message size limit.
@@ -140,10 +143,10 @@ class PacketReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Datagram | m.Message]:
         buf = self._buf
         buf += data
-        out: list[Any] = []
+        out: list[Datagram | m.Message] = []
         pos = 0
         end = len(buf)
         hsize = m.HEADER_LENGTH

@@ -126,7 +126,7 @@ class Session:
         self.streams: dict[int, _Stream] = {}
         self._next_id = 1 if client else 2
         self._next_ping = 0
-        self._out: list[bytes | memoryview] = []
+        self._out: list[bytes | bytearray | memoryview] = []  # send_data queues the caller's buffer (no copy)
         self._hdr = bytearray()  # partial header bytes
         self._payload_left = 0  # bytes of the current data frame still to come
         self._payload_sid = 0
@@ -137,7 +137,7 @@ class Session:
 
     # -- output ---------------------------------------------------------------------------
 
-    def data_to_send(self) -> list[bytes | memoryview]:
+    def data_to_send(self) -> list[bytes | bytearray | memoryview]:
         out = self._out
         self._out = []
         return out
@@ -263,7 +263,7 @@ class Session:
         version, ftype, flags, sid, length = fields
         if version != VERSION:
             raise YamuxError(f"invalid protocol version {version}")
-        if ftype == TYPE_DATA or ftype == TYPE_WINDOW_UPDATE:
+        if ftype in (TYPE_DATA, TYPE_WINDOW_UPDATE):
             st = self._stream_flags(ftype, flags, sid, events)
             if ftype == TYPE_DATA:
                 if st is not None and length:
