@@ -393,3 +393,35 @@ class ForwardProxy:
         one(a, b)
         t.join(10)
         b.close()
+
+
+# -- frp configs ------------------------------------------------------------------------------------
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def frps_oidc(bind_port: int, idp: MockOIDC, *, audience: str = "", scopes: list[str] | None = None,
+              extra: str = "") -> str:
+    """frps TOML with ``auth.method = "oidc"`` against ``idp``."""
+    text = (f'bindAddr = "{LOCALHOST}"\nbindPort = {bind_port}\nauth.method = "oidc"\n'
+            f'auth.oidc.issuer = "{idp.issuer}"\n')
+    if audience:
+        text += f'auth.oidc.audience = "{audience}"\n'
+    if scopes:
+        text += f"auth.additionalScopes = {_toml_list(scopes)}\n"
+    return text + extra
+
+
+def frpc_oidc(server_port: int, idp: MockOIDC, *proxies: str, client_id: str = "frpc", secret: str = "s3cret",
+              audience: str = "", scopes: list[str] | None = None, extra: str = "") -> str:
+    """frpc TOML with the client-credentials grant against ``idp`` (``loginFailExit = false``)."""
+    text = (f'serverAddr = "{LOCALHOST}"\nserverPort = {server_port}\nloginFailExit = false\n'
+            f'auth.method = "oidc"\nauth.oidc.clientID = "{client_id}"\nauth.oidc.clientSecret = "{secret}"\n'
+            f'auth.oidc.tokenEndpointURL = "{idp.token_url}"\n')
+    if audience:
+        text += f'auth.oidc.audience = "{audience}"\n'
+    if scopes:
+        text += f"auth.additionalScopes = {_toml_list(scopes)}\n"
+    return text + extra + "".join(proxies)
