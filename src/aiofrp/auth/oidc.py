@@ -602,6 +602,8 @@ def _check_claim_types(c: dict[str, Any]) -> None:
         raise TypeError("json: cannot unmarshal aud: expected a string or an array of strings")
     for k in ("exp", "iat", "nbf"):
         v = c.get(k)
+        if k in c and v is None:  # go-oidc's jsonTime reads null as the number ""
+            raise ValueError('strconv.ParseFloat: parsing "": invalid syntax')
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
             raise TypeError(
                 f"json: cannot unmarshal {type(v).__name__} into Go struct field idToken.{k} of type number"
