@@ -195,7 +195,8 @@ class MockOIDC:
 
     @property
     def token_url(self) -> str:
-        return self.base_url + "/token"
+        """Any path under the issuer that ends with ``/token`` is the token endpoint."""
+        return self.issuer + ("/protocol/openid-connect/token" if self.issuer_suffix else "/token")
 
     def of(self, path: str) -> list[Request]:
         with self._lock:
@@ -231,6 +232,10 @@ class MockOIDC:
 
     def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         path = urllib.parse.urlsplit(h.path).path
+        if self.issuer_suffix and path.startswith(self.issuer_suffix + "/"):
+            path = path[len(self.issuer_suffix):]
+        if path.endswith("/token"):
+            path = "/token"
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         form = dict(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True)) if method == "POST" else {}
@@ -253,7 +258,7 @@ class MockOIDC:
         if path == "/.well-known/openid-configuration" and method == "GET":
             doc = {
                 "issuer": self.discovery_issuer if self.discovery_issuer is not None else self.issuer,
-                "jwks_uri": self.base_url + "/jwks",
+                "jwks_uri": self.issuer + "/jwks",
                 "token_endpoint": self.token_url,
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "response_types_supported": ["token"],
