@@ -126,3 +126,19 @@ def test_wrong_secret_reads_the_same(frp, idp: MockOIDC) -> None:  # type: ignor
         frpc.kill()
     assert texts[0] == texts[1] == ('couldn\'t generate OIDC token for login: '
                                     'oauth2: "invalid_client" "bad client credentials"')
+
+
+def test_proxy_url_like_go(frp, idp: MockOIDC) -> None:  # type: ignore[no-untyped-def]
+    """auth.oidc.proxyURL: Go frpc and ours send the token request through the same proxy, alike."""
+    from support.oidc import ForwardProxy
+
+    bind = free_port()
+    frp.ours_frps(frps_oidc(bind, idp))
+    wait_port(bind, 10)
+    with ForwardProxy() as proxy:
+        for start in (frp.go_frpc, frp.ours_frpc):
+            before = len(proxy.targets)
+            frpc = start(frpc_oidc(bind, idp, extra=f'auth.oidc.proxyURL = "{proxy.url}"\n'))
+            frpc.wait_login(15)
+            frpc.kill()
+            assert proxy.targets[before:][:1] == [f"POST {idp.token_url}"]

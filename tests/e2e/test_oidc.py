@@ -154,3 +154,18 @@ def test_provider_down_when_frps_starts(frp, idp: MockOIDC, echo_server) -> None
     idp.mode.clear()
     frpc.wait_for_proxies("echo", timeout=30)
     echo(remote)
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_scopes_required_by_frps_only(frp, idp: MockOIDC, echo_server, scope: str) -> None:  # type: ignore[no-untyped-def]
+    """frps checks the scopes *it* has; a frpc that sends no token there is refused (Go's texts)."""
+    frps, frpc, _, _ = start(frp, idp, echo_server.port, server={"scopes": [scope]},
+                             client={"extra": "transport.heartbeatInterval = 1\n"})
+    frpc.wait_login(15)
+    bad = re.escape("invalid OIDC token in ping: oidc: malformed jwt: oidc: malformed jwt, expected 3 parts got 1")
+    if scope == "HeartBeats":
+        frps.wait_for_log(r"received invalid ping: " + bad, 10)
+        frpc.wait_for_log(r"pong message contains error: " + bad, 10)  # then frpc reconnects, as Go's does
+    else:
+        frps.wait_for_log(r"work connection .*refused: " + bad, 10)
+        frpc.wait_for_log(r"StartWorkConn contains error: " + bad, 10)

@@ -430,3 +430,84 @@ def frpc_oidc(server_port: int, idp: MockOIDC, *proxies: str, client_id: str = "
     if scopes:
         text += f"auth.additionalScopes = {_toml_list(scopes)}\n"
     return text + extra + "".join(proxies)
+
+
+class Socks5Proxy:
+    """A SOCKS5 proxy on 127.0.0.1 (no authentication, CONNECT to IPv4 or a host name); records
+    ``(host, port)`` of every CONNECT, with host names as the client sent them (``socks5h``)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server((LOCALHOST, 0))
+        self.port = self.sock.getsockname()[1]
+        self.targets: list[tuple[str, int]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"socks5://{LOCALHOST}:{self.port}"
+
+    def start(self) -> Socks5Proxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop = True
+        try:
+            socket.create_connection((LOCALHOST, self.port), timeout=1).close()
+        except OSError:
+            pass
+        self._thread.join(5)
+        self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self._stop:
+                conn.close()
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn: socket.socket, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise OSError("closed")
+            buf += chunk
+        return buf
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        try:
+            ver, nmethods = self._read(conn, 2)
+            self._read(conn, nmethods)
+            conn.sendall(b"\x05\x00")
+            _, cmd, _, atyp = self._read(conn, 4)
+            if atyp == 1:
+                host = socket.inet_ntoa(self._read(conn, 4))
+            elif atyp == 3:
+                host = self._read(conn, self._read(conn, 1)[0]).decode()
+            else:
+                return
+            port = int.from_bytes(self._read(conn, 2), "big")
+            self.targets.append((host, port))
+            if ver != 5 or cmd != 1:
+                return
+            up = socket.create_connection((host, port), timeout=10)
+            conn.sendall(b"\x05\x00\x00\x01" + socket.inet_aton(LOCALHOST) + b"\x00\x00")
+            ForwardProxy._pipe(conn, up)
+        except OSError:
+            pass
+        finally:
+            conn.close()

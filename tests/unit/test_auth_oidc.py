@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.oidc import ForwardProxy, MockOIDC, TestCA
+from support.oidc import ForwardProxy, MockOIDC, Socks5Proxy, TestCA
 
 from aiofrp.auth import AuthError, new_setter, new_verifier, oidc
 from aiofrp.config import ConfigError, parse_client_config, parse_server_config
@@ -246,6 +246,26 @@ def test_proxy_url_carries_the_token_request(ca: TestCA, https: bool) -> None:
         want = f"CONNECT 127.0.0.1:{p.port}" if https else f"POST {p.token_url}"
         assert proxy.targets == [want]
         assert len(p.token_requests) == 1
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_socks5_proxy_url(ca: TestCA, scheme: str) -> None:
+    with MockOIDC(ca=ca) as p, Socks5Proxy() as proxy:
+        url = p.token_url.replace("127.0.0.1", "localhost")  # a host name: the proxy resolves it
+        extra = (f'auth.oidc.proxyURL = "{proxy.url.replace("socks5", scheme, 1)}"\n'
+                 f'auth.oidc.trustedCaFile = "{ca.ca_file}"\n')
+        s = setter(p, extra)
+        s.token_url = url
+        asyncio.run(s.set_login(m.Login()))
+        assert proxy.targets == [("localhost", p.port)] and len(p.token_requests) == 1
+
+
+def test_proxy_down_is_a_clear_error(idp: MockOIDC) -> None:
+    port = __import__("support.procs", fromlist=["free_port"]).free_port()
+    for url in (f"http://127.0.0.1:{port}", f"socks5://127.0.0.1:{port}"):
+        with pytest.raises(AuthError, match="couldn't generate OIDC token for login: POST"):
+            asyncio.run(setter(idp, f'auth.oidc.proxyURL = "{url}"\n').set_login(m.Login()))
+    assert not idp.token_requests
 
 
 def test_token_source_is_read_each_time(tmp_path: Path, idp: MockOIDC) -> None:

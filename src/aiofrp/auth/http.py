@@ -109,12 +109,15 @@ async def request(
     http_proxy: str | None = None
     proxy_errors: tuple[type[BaseException], ...] = ()
     if proxy.startswith(("socks5://", "socks5h://")):
-        from aiohttp_socks import ProxyConnector
-        from python_socks import ProxyError, ProxyTimeoutError
+        import aiohttp_socks
+        import python_socks
 
-        proxy_errors = (ProxyError, ProxyTimeoutError)
+        proxy_errors = (
+            aiohttp_socks.ProxyError, aiohttp_socks.ProxyConnectionError, aiohttp_socks.ProxyTimeoutError,
+            python_socks.ProxyError, python_socks.ProxyConnectionError, python_socks.ProxyTimeoutError,
+        )
         # Go's SOCKS5 dialer sends host names to the proxy for both schemes
-        connector = ProxyConnector.from_url(proxy.replace("socks5h://", "socks5://", 1), rdns=True, ssl=ssl_ctx)
+        connector = aiohttp_socks.ProxyConnector.from_url(proxy.replace("socks5h://", "socks5://", 1), rdns=True, ssl=ssl_ctx)
     elif proxy:
         http_proxy = proxy
     else:
@@ -143,7 +146,7 @@ async def request(
     except (aiohttp.ClientError, OSError, ValueError) as e:
         raise HTTPError(f'{method} "{url}": {_reason(e)}') from None
     except proxy_errors as e:
-        raise HTTPError(f'{method} "{url}": proxy: {_reason(e)}') from None
+        raise HTTPError(f'{method} "{url}": proxyconnect: {_reason(e)}') from None
 
 
 def _reason(e: BaseException) -> str:

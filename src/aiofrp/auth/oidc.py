@@ -180,6 +180,9 @@ class OIDCSetter(_ScopedSetter):
                 ) from None
             except AuthError as e:
                 raise AuthError(f"couldn't generate OIDC token for login: {e}") from None
+            except Exception as e:  # (a library's surprise must not end frpc)
+                log.debug("OIDC token request failed", exc_info=True)
+                raise AuthError(f"couldn't generate OIDC token for login: {type(e).__name__}: {e}") from None
             self._token = token
             self._expires = time.monotonic() + expires_in if expires_in > 0 else 0.0
             log.debug("got an OIDC access token (expires in %ss)", expires_in or "?")
@@ -513,11 +516,20 @@ class OIDCVerifier:
 
     # -- the auth.Verifier interface --------------------------------------------------------------
 
-    async def verify_login(self, login: m.Login) -> _OIDCLogin:
+    async def checked(self, raw: str, what: str) -> _Token:
+        """:meth:`verify`, every failure an ``AuthError`` ``invalid OIDC token in WHAT: ...``."""
         try:
-            tok = await self.verify(login.privilege_key)
+            return await self.verify(raw)
         except AuthError as e:
-            raise AuthError(f"invalid OIDC token in login: {e}") from None
+            raise AuthError(f"invalid OIDC token in {what}: {e}") from None
+        except RecursionError:
+            raise AuthError(f"invalid OIDC token in {what}: oidc: malformed jwt: nested too deeply") from None
+        except Exception as e:  # (a library's surprise refuses this token only)
+            log.debug("OIDC token check failed", exc_info=True)
+            raise AuthError(f"invalid OIDC token in {what}: {type(e).__name__}: {e}") from None
+
+    async def verify_login(self, login: m.Login) -> _OIDCLogin:
+        tok = await self.checked(login.privilege_key, "login")
         return _OIDCLogin(self, tok.subject)
 
 
@@ -529,10 +541,7 @@ class _OIDCLogin:
         self.subject = subject
 
     async def _verify_post_login(self, raw: str) -> None:
-        try:
-            tok = await self.verifier.verify(raw)
-        except AuthError as e:
-            raise AuthError(f"invalid OIDC token in ping: {e}") from None
+        tok = await self.verifier.checked(raw, "ping")
         if tok.subject != self.subject:
             raise AuthError(
                 "received different OIDC subject in login and ping. "
