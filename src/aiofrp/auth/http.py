@@ -87,7 +87,7 @@ def env_proxy(url: str) -> str:
         return ""
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(u.scheme, "")
-    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
         return ""
     return proxy if "://" in proxy else f"http://{proxy}"
 
