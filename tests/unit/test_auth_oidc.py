@@ -526,3 +526,15 @@ def test_https_provider_uses_the_system_cas(ca: TestCA, monkeypatch: pytest.Monk
         assert "certificate verify failed" in refusal(verifier(p), p.mint())
         monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
         asyncio.run(login_with(verifier(p), p.mint()))
+
+
+def test_auth_token_source_is_not_read_with_oidc(tmp_path: Path, idp: MockOIDC) -> None:
+    """As Go: auth.tokenSource is resolved for the token method only, so with OIDC the control
+    connection's key stays auth.token (empty) on both sides."""
+    f = tmp_path / "token"
+    f.write_text("shared")
+    src = f'auth.tokenSource.type = "file"\nauth.tokenSource.file.path = "{f}"\n'
+    c = client_cfg(idp, src)
+    s = parse_server_config(f'auth.method = "oidc"\nauth.oidc.issuer = "{idp.issuer}"\n' + src, "frps.toml")
+    assert c.auth.token == s.auth.token == ""  # type: ignore[attr-defined]
+    assert parse_server_config(src, "frps.toml").auth.token == "shared"
