@@ -38,7 +38,7 @@ def echo(port: int) -> None:
 
 
 @pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
-def test_go_frpc_to_our_frps(frp, echo_server, tmp_path: Path, https: bool) -> None:  # type: ignore[no-untyped-def]
+def test_go_frpc_to_our_frps(frp, echo_server, tmp_path: Path, https: bool) -> None:
     ca = TestCA(tmp_path / "ca") if https else None
     with MockOIDC(ca=ca) as idp:
         bind, remote = free_port(), free_port()
@@ -71,7 +71,7 @@ def test_go_frpc_to_our_frps(frp, echo_server, tmp_path: Path, https: bool) -> N
         assert our_req.headers["content-type"] == go_req.headers["content-type"]
 
 
-def test_our_frpc_to_go_frps(frp, idp: MockOIDC, echo_server) -> None:  # type: ignore[no-untyped-def]
+def test_our_frpc_to_go_frps(frp, idp: MockOIDC, echo_server) -> None:
     bind, remote = free_port(), free_port()
     frps = frp.go_frps(frps_oidc(bind, idp, audience="frps", scopes=SCOPES, extra='log.level = "debug"\n'))
     wait_port(bind, 10)
@@ -86,7 +86,7 @@ def test_our_frpc_to_go_frps(frp, idp: MockOIDC, echo_server) -> None:  # type: 
     assert len(idp.token_requests) == 1  # ours reuses the token until shortly before it expires
 
 
-def _refusal_seen_by_our_frpc(frp, idp: MockOIDC, go_server: bool, server: dict, client: dict) -> str:  # type: ignore[no-untyped-def]
+def _refusal_seen_by_our_frpc(frp, idp: MockOIDC, go_server: bool, server: dict, client: dict) -> str:
     bind = free_port()
     text = frps_oidc(bind, idp, **server)
     frps = frp.go_frps(text) if go_server else frp.ours_frps(text)
@@ -100,7 +100,7 @@ def _refusal_seen_by_our_frpc(frp, idp: MockOIDC, go_server: bool, server: dict,
 
 
 @pytest.mark.parametrize("case", ["audience", "issuer", "expired", "null-exp"])
-def test_refusal_texts_match_go_frps(frp, idp: MockOIDC, case: str) -> None:  # type: ignore[no-untyped-def]
+def test_refusal_texts_match_go_frps(frp, idp: MockOIDC, case: str) -> None:
     server, client = ({"audience": "frps"}, {"audience": "other"}) if case == "audience" else ({}, {})
     if case == "issuer":
         idp.issuer_override = "https://evil.example"
@@ -114,7 +114,7 @@ def test_refusal_texts_match_go_frps(frp, idp: MockOIDC, case: str) -> None:  # 
     assert ours == go
 
 
-def test_wrong_secret_reads_the_same(frp, idp: MockOIDC) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_secret_reads_the_same(frp, idp: MockOIDC) -> None:
     bind = free_port()
     frp.ours_frps(frps_oidc(bind, idp))
     wait_port(bind, 10)
@@ -128,7 +128,7 @@ def test_wrong_secret_reads_the_same(frp, idp: MockOIDC) -> None:  # type: ignor
                                     'oauth2: "invalid_client" "bad client credentials"')
 
 
-def test_proxy_url_like_go(frp, idp: MockOIDC) -> None:  # type: ignore[no-untyped-def]
+def test_proxy_url_like_go(frp, idp: MockOIDC) -> None:
     """auth.oidc.proxyURL: Go frpc and ours send the token request through the same proxy, alike."""
     from support.oidc import ForwardProxy
 

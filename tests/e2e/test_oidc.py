@@ -33,7 +33,7 @@ def echo(port: int) -> None:
     assert tcp_roundtrip(port, frame(TEST_STRING), 5) == frame(TEST_STRING)
 
 
-def start(frp, idp: MockOIDC, echo_port: int, *, server: dict | None = None, client: dict | None = None):  # type: ignore[no-untyped-def]
+def start(frp, idp: MockOIDC, echo_port: int, *, server: dict | None = None, client: dict | None = None):
     bind, remote = free_port(), free_port()
     frps = frp.ours_frps(frps_oidc(bind, idp, **(server or {})))
     wait_port(bind, 10)
@@ -41,7 +41,7 @@ def start(frp, idp: MockOIDC, echo_port: int, *, server: dict | None = None, cli
     return frps, frpc, bind, remote
 
 
-def test_login_proxies_and_scopes(frp, idp: MockOIDC, echo_server) -> None:  # type: ignore[no-untyped-def]
+def test_login_proxies_and_scopes(frp, idp: MockOIDC, echo_server) -> None:
     hb = "transport.heartbeatInterval = 1\n"
     frps, frpc, _, remote = start(
         frp, idp, echo_server.port,
@@ -62,7 +62,7 @@ def test_login_proxies_and_scopes(frp, idp: MockOIDC, echo_server) -> None:  # t
     assert len(idp.discovery_requests) == 1 and len(idp.jwks_requests) == 1
 
 
-def test_token_is_refreshed_before_it_expires(frp, idp: MockOIDC, echo_server) -> None:  # type: ignore[no-untyped-def]
+def test_token_is_refreshed_before_it_expires(frp, idp: MockOIDC, echo_server) -> None:
     idp.lifetime = 12  # reused for 2 s (replaced 10 s before expiry)
     frps, frpc, _, remote = start(
         frp, idp, echo_server.port, server={"scopes": ["HeartBeats"]},
@@ -96,7 +96,7 @@ def _refusal_case(idp: MockOIDC, case: str) -> tuple[dict, dict, str]:
 
 
 @pytest.mark.parametrize("case", ["wrong-secret", "wrong-audience", "wrong-issuer", "expired", "not-detailed"])
-def test_refusals(frp, idp: MockOIDC, echo_server, case: str) -> None:  # type: ignore[no-untyped-def]
+def test_refusals(frp, idp: MockOIDC, echo_server, case: str) -> None:
     server, client, expected = _refusal_case(idp, case)
     client["extra"] = client.get("extra", "") + "loginFailExit = true\n"
     bind, remote = free_port(), free_port()
@@ -119,7 +119,7 @@ def test_refusals(frp, idp: MockOIDC, echo_server, case: str) -> None:  # type: 
     assert "start proxy success" not in flog
 
 
-def test_key_rotation(frp, idp: MockOIDC, echo_server) -> None:  # type: ignore[no-untyped-def]
+def test_key_rotation(frp, idp: MockOIDC, echo_server) -> None:
     _frps, frpc, bind, _remote = start(frp, idp, echo_server.port)
     frpc.wait_login(15)
     idp.rotate()  # a new signing key; the old one leaves the JWKS
@@ -132,7 +132,7 @@ def test_key_rotation(frp, idp: MockOIDC, echo_server) -> None:  # type: ignore[
     assert len(idp.jwks_requests) == 2  # the unknown kid made frps fetch the keys again
 
 
-def test_https_provider(frp, echo_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_https_provider(frp, echo_server, tmp_path: Path) -> None:
     ca = TestCA(tmp_path / "ca")
     with MockOIDC(ca=ca) as idp:
         bind, remote = free_port(), free_port()
@@ -144,7 +144,7 @@ def test_https_provider(frp, echo_server, tmp_path: Path) -> None:  # type: igno
         echo(remote)
 
 
-def test_provider_down_when_frps_starts(frp, idp: MockOIDC, echo_server) -> None:  # type: ignore[no-untyped-def]
+def test_provider_down_when_frps_starts(frp, idp: MockOIDC, echo_server) -> None:
     idp.mode["/.well-known/openid-configuration"] = "500"
     frps, frpc, _, remote = start(frp, idp, echo_server.port)
     frps.wait_for_log(r"\[E\] .*oidc: cannot use issuer .*logins are refused until it answers", 10)
@@ -157,7 +157,7 @@ def test_provider_down_when_frps_starts(frp, idp: MockOIDC, echo_server) -> None
 
 
 @pytest.mark.parametrize("scope", SCOPES)
-def test_scopes_required_by_frps_only(frp, idp: MockOIDC, echo_server, scope: str) -> None:  # type: ignore[no-untyped-def]
+def test_scopes_required_by_frps_only(frp, idp: MockOIDC, echo_server, scope: str) -> None:
     """frps checks the scopes *it* has; a frpc that sends no token there is refused (Go's texts)."""
     frps, frpc, _, _ = start(frp, idp, echo_server.port, server={"scopes": [scope]},
                              client={"extra": "transport.heartbeatInterval = 1\n"})

@@ -147,7 +147,7 @@ class MockOIDC:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> MockOIDC:
+    def start(self) -> Self:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -316,7 +316,7 @@ class ForwardProxy:
     def url(self) -> str:
         return f"http://{LOCALHOST}:{self.port}"
 
-    def start(self) -> ForwardProxy:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -447,7 +447,7 @@ class Socks5Proxy:
     def url(self) -> str:
         return f"socks5://{LOCALHOST}:{self.port}"
 
-    def start(self) -> Socks5Proxy:
+    def start(self) -> Self:
         self._thread.start()
         return self
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from support.oidc import ForwardProxy, MockOIDC, Socks5Proxy, TestCA
 
-from aiofrp.auth import AuthError, new_setter, new_verifier, oidc
-from aiofrp.config import ConfigError, parse_client_config, parse_server_config
+from aiofrp.auth import AuthError, LoginAuth, Verifier, new_setter, new_verifier, oidc
+from aiofrp.config import ClientConfig, ConfigError, ServerConfig, parse_client_config, parse_server_config
 from aiofrp.proto import msg as m
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,7 +36,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
     return TestCA(tmp_path_factory.mktemp("ca"))
 
 
-def client_cfg(idp: MockOIDC, extra: str = "", *, secret: str = "s3cret") -> object:
+def client_cfg(idp: MockOIDC, extra: str = "", *, secret: str = "s3cret") -> ClientConfig:
     return parse_client_config(
         'auth.method = "oidc"\n'
         'auth.oidc.clientID = "frpc"\n'
@@ -46,23 +46,23 @@ def client_cfg(idp: MockOIDC, extra: str = "", *, secret: str = "s3cret") -> obj
     )
 
 
-def server_cfg(idp: MockOIDC, extra: str = "") -> object:
+def server_cfg(idp: MockOIDC, extra: str = "") -> ServerConfig:
     return parse_server_config(f'auth.method = "oidc"\nauth.oidc.issuer = "{idp.issuer}"\n' + extra, "frps.toml")
 
 
-def setter(idp: MockOIDC, extra: str = "", **kw: str):  # type: ignore[no-untyped-def]
-    return new_setter(client_cfg(idp, extra, **kw).auth)  # type: ignore[attr-defined]
+def setter(idp: MockOIDC, extra: str = "", **kw: str):
+    return new_setter(client_cfg(idp, extra, **kw).auth)
 
 
-def verifier(idp: MockOIDC, extra: str = ""):  # type: ignore[no-untyped-def]
-    return new_verifier(server_cfg(idp, extra).auth)  # type: ignore[attr-defined]
+def verifier(idp: MockOIDC, extra: str = ""):
+    return new_verifier(server_cfg(idp, extra).auth)
 
 
-async def login_with(v, token: str) -> object:  # type: ignore[no-untyped-def]
+async def login_with(v: Verifier, token: str) -> LoginAuth:
     return await v.verify_login(m.Login(privilege_key=token))
 
 
-def refusal(v, token: str) -> str:  # type: ignore[no-untyped-def]
+def refusal(v, token: str) -> str:
     async def go() -> str:
         with pytest.raises(AuthError) as ei:
             await login_with(v, token)
@@ -93,16 +93,16 @@ def test_audience_overrides_the_endpoint_param(idp: MockOIDC) -> None:
     assert idp.token_requests[0].form["audience"] == "a1"
 
 
-def test_credentials_in_the_form_when_basic_auth_fails(idp: MockOIDC) -> None:
+def test_credentials_in_the_form_when_basic_auth_fails(idp: MockOIDC, monkeypatch: pytest.MonkeyPatch) -> None:
     """oauth2's auth-style probe: Basic first, then the form; the style that worked is kept."""
     orig = idp._token
 
-    def form_only(h, form):  # type: ignore[no-untyped-def]
+    def form_only(h, form):
         if idp.requests[-1].basic_auth() is not None:
             return idp._json(h, 401, {"error": "invalid_client"})
         return orig(h, form)
 
-    idp._token = form_only  # type: ignore[method-assign]
+    monkeypatch.setattr(idp, "_token", form_only)
     idp.send_expires_in = False  # no caching: every call asks
     s = setter(idp)
     asyncio.run(s.set_login(m.Login()))
@@ -131,8 +131,9 @@ def test_token_is_cached_until_shortly_before_expiry(idp: MockOIDC) -> None:
 def test_token_is_refreshed_before_it_expires(idp: MockOIDC, monkeypatch: pytest.MonkeyPatch) -> None:
     idp.lifetime = 60
     s = setter(idp)
-    now = [1000.0]
-    monkeypatch.setattr(oidc.time, "monotonic", lambda: now[0])
+    now = [0.0]  # seconds added to the real clock
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + now[0])
 
     async def key() -> str:
         login = m.Login()
@@ -194,7 +195,7 @@ def test_scopes_decide_what_carries_a_token(idp: MockOIDC) -> None:
     ],
     ids=["wrong-secret", "http-500", "garbage"],
 )
-def test_token_errors_read_like_go(idp: MockOIDC, setup, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_token_errors_read_like_go(idp: MockOIDC, setup, expected: str) -> None:
     setup(idp)
     s = setter(idp, secret="wrong" if expected.startswith('oauth2: "invalid_client"') else "s3cret")
     with pytest.raises(AuthError) as ei:
@@ -399,7 +400,7 @@ def test_key_rotation_and_unknown_kid(idp: MockOIDC, monkeypatch: pytest.MonkeyP
     asyncio.run(go())
 
 
-async def _refused(v, token: str) -> None:  # type: ignore[no-untyped-def]
+async def _refused(v, token: str) -> None:
     with pytest.raises(AuthError):
         await login_with(v, token)
 
@@ -536,5 +537,5 @@ def test_auth_token_source_is_not_read_with_oidc(tmp_path: Path, idp: MockOIDC) 
     src = f'auth.tokenSource.type = "file"\nauth.tokenSource.file.path = "{f}"\n'
     c = client_cfg(idp, src)
     s = parse_server_config(f'auth.method = "oidc"\nauth.oidc.issuer = "{idp.issuer}"\n' + src, "frps.toml")
-    assert c.auth.token == s.auth.token == ""  # type: ignore[attr-defined]
+    assert c.auth.token == s.auth.token == ""
     assert parse_server_config(src, "frps.toml").auth.token == "shared"
