@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|config|quick|cli)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -412,3 +412,27 @@ def test_command_lines(frp, tmp_path: Path) -> None:
         assert "--allow-ports" in ex.run(helps).stdout
         comment = re.search(r"frps --version\s+# (.*)$", BLOCKS["cli/commands.sh"], re.MULTILINE)
         assert comment and ex.run(version).stdout.strip() == comment[1]
+
+
+# -- OIDC authentication --------------------------------------------------------------------------
+
+
+def test_oidc_example(frp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's provider is the local mock (HTTPS with a test CA, trusted through SSL_CERT_FILE
+    by both frps and frpc, as a system CA would be)."""
+    from support.oidc import MockOIDC, TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
+    with EchoServer() as echo, MockOIDC(ca=ca, clients={"office-frpc": "the-client-secret"},
+                                         issuer_suffix="/realms/frp") as idp:
+        ex = Example(tmp_path, ports(7000, 6000, p22=echo.port), extra={"https://idp.example.com": idp.base_url})
+        ex.write("oidc/frps.toml")
+        ex.write("oidc/frpc.toml")
+        frps_line, frpc_line, ssh_line = ex.commands("oidc/run.sh")
+        assert ssh_line.startswith("ssh -p ")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("ssh", timeout=15)
+        assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
+        (req,) = idp.token_requests
+        assert req.basic_auth() == ("office-frpc", "the-client-secret") and req.form["audience"] == "frps"

@@ -61,7 +61,6 @@ class Listener:
 
 
 FRPS_CASES = [
-    pytest.param('auth.method = "oidc"', "auth.method", id="oidc"),
     pytest.param('[[httpPlugins]]\nname = "login"\naddr = "127.0.0.1:9"\npath = "/handler"\nops = ["Login"]',
                  "httpPlugins[0]", id="httpPlugins-login"),
     pytest.param("maxPortsPerClient = 2", "maxPortsPerClient", id="maxPortsPerClient"),
@@ -87,7 +86,6 @@ def test_frps_refuses_at_verify_and_start(tmp_path: Path, extra: str, key: str) 
 
 
 FRPC_CASES = [
-    pytest.param('auth.method = "oidc"\nauth.oidc.clientID = "x"', "", "auth.method", id="oidc"),
     pytest.param('webServer.port = 7400\nwebServer.tls.certFile = "c.pem"\nwebServer.tls.keyFile = "k.pem"', "",
                  "webServer.tls", id="admin-tls"),
     pytest.param('transport.proxyURL = "http://127.0.0.1:3128"', "", "transport.proxyURL", id="proxyURL"),

@@ -41,8 +41,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # Where each side's settings take effect. cli/flags.py is left out on purpose: it only maps flags
 # onto config keys, it does not use them.
 SCOPES = {
-    "frps": ("server", "net", "proto", "log.py", "cli/frps.py", "cli/frp.py", "cli/common.py"),
-    "frpc": ("client", "net", "proto", "log.py", "cli/frpc.py", "cli/frp.py", "cli/common.py"),
+    "frps": ("server", "auth", "net", "proto", "log.py", "cli/frps.py", "cli/frp.py", "cli/common.py"),
+    "frpc": ("client", "auth", "net", "proto", "log.py", "cli/frpc.py", "cli/frp.py", "cli/common.py"),
 }
 # Keys the config loader itself consumes (config/load.py, config/token_source.py).
 LOADER_KEYS = {
@@ -174,7 +174,7 @@ def test_the_scan_catches_a_new_field() -> None:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
     assert "kcp_bind_port" not in used_names("frps")  # refused today: nothing may read it
-    assert "proxy_url" not in used_names("frpc")
+    assert "dns_server" not in used_names("frpc")  # (proxy_url is read now: auth.oidc.proxyURL)
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
 
@@ -303,7 +303,6 @@ def test_quick_mode_options_are_known() -> None:
 # -- refusals -------------------------------------------------------------------------------------
 
 FRPS_REFUSED = [
-    ('auth.method = "oidc"', "auth.method"),
     ('[[httpPlugins]]\nname = "p"\naddr = "127.0.0.1:9000"\npath = "/h"\nops = ["Login"]', "httpPlugins[0]"),
     ("maxPortsPerClient = 5", "maxPortsPerClient"),
     ("webServer.port = 7500", "webServer.port"),
@@ -313,7 +312,6 @@ FRPS_REFUSED = [
     ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
 ]
 FRPC_REFUSED = [
-    ('auth.method = "oidc"', "auth.method"),
     ('transport.protocol = "kcp"', "transport.protocol"),
     ('transport.protocol = "wss"', "transport.protocol"),
     ('transport.proxyURL = "http://127.0.0.1:3128"', "transport.proxyURL"),
@@ -426,7 +424,7 @@ def test_http_proxy_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
     parse_server_config("")  # frps does not use it
     monkeypatch.delenv("http_proxy")
     # Go frpc 0.65 reads only the lower-case http_proxy for the server connection (HTTPS_PROXY and
-    # NO_PROXY reach only OIDC token requests, and OIDC is refused)
+    # NO_PROXY reach only OIDC token requests: aiofrp/auth/http.py: env_proxy)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "*")
     parse_client_config("")
@@ -460,12 +458,12 @@ def test_includes_are_checked(tmp_path: Path) -> None:
 def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """An embedder who builds the structs by hand gets the same refusal."""
     from aiofrp.client.service import Client
-    from aiofrp.config import AuthServerConfig, TCPProxyConfig
+    from aiofrp.config import TCPProxyConfig
     from aiofrp.config.plugin import Socks5PluginOptions
     from aiofrp.server.service import Server
 
-    with pytest.raises(ConfigError, match=r"auth\.method: not supported by aiofrp yet"):
-        Server(ServerConfig(auth=AuthServerConfig(method="oidc")))
+    with pytest.raises(ConfigError, match=r"kcpBindPort: not supported by aiofrp yet"):
+        Server(ServerConfig(kcp_bind_port=7000))
     monkeypatch.delenv("http_proxy", raising=False)
     cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=Socks5PluginOptions())])
     with pytest.raises(ConfigError, match=r"proxies\[0\]\.plugin\.type: not supported by aiofrp yet"):

@@ -123,8 +123,13 @@ def start(cfg: ClientConfig, path: str, *, log_where: str = "") -> int:
 
 async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event) -> int:
     from ..client.service import Client
+    from ..config import ConfigError
 
-    client = Client(cfg, path)
+    try:
+        client = Client(cfg, path)
+    except ConfigError as exc:  # e.g. an auth.oidc.trustedCaFile that cannot be read
+        log.error("%s", exc)
+        return 1
     admin = None
     if cfg.web_server.port:
         from ..client.admin import AdminServer

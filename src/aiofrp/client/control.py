@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..auth import AuthError
 from ..net.msgconn import MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
@@ -122,10 +123,17 @@ class Control:
         while not self._closed:
             now = time.monotonic()
             if now >= next_ping:
-                ping = m.Ping(**self.client.auth_fields()) if "heartbeats" in self.client.scopes else m.Ping()
-                log.debug("[%s] send heartbeat to server", self.run_id)
-                self.send(ping)
-                next_ping = now + interval
+                ping = m.Ping()
+                try:
+                    await self.client.auth.set_ping(ping)
+                except AuthError as exc:  # Go retries after 1 s
+                    log.warning("[%s] error during ping authentication: %s, skip sending ping message",
+                                self.run_id, exc)
+                    next_ping = now + 1
+                else:
+                    log.debug("[%s] send heartbeat to server", self.run_id)
+                    self.send(ping)
+                    next_ping = now + interval
             if timeout > 0 and now - self.last_pong > timeout:
                 log.warning("[%s] heartbeat timeout", self.run_id)
                 self.close()
@@ -133,15 +141,18 @@ class Control:
             await asyncio.sleep(1)
 
     async def _new_work_conn(self) -> None:
+        new = m.NewWorkConn(run_id=self.run_id)
+        try:
+            await self.client.auth.set_new_work_conn(new)
+        except AuthError as exc:
+            log.warning("[%s] error during NewWorkConn authentication: %s", self.run_id, exc)
+            return
         try:
             conn = await self.connector.open()
         except (OSError, TimeoutError) as exc:
             log.warning("[%s] start new connection to server error: %s", self.run_id, exc)
             return
-        if "newworkconns" in self.client.scopes:
-            conn.write_msg(m.NewWorkConn(run_id=self.run_id, **self.client.auth_fields()))
-        else:
-            conn.write_msg(m.NewWorkConn(run_id=self.run_id))
+        conn.write_msg(new)
         try:
             start = await conn.read_msg()
         except (ProtocolError, EOFError, OSError) as exc:

@@ -10,12 +10,13 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from .. import FRP_VERSION
+from ..auth import AuthError, new_setter
 from ..proto import msg as m
 from ..proto.addr import join_host_port
-from ..proto.crypto import auth_key, derive_key
+from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .connector import Connector
 from .control import Control
@@ -38,13 +39,6 @@ class LoginError(Exception):
     pass
 
 
-class AuthFields(TypedDict):
-    """The token proof in Login, and in Ping / NewWorkConn with ``auth.additionalScopes``."""
-
-    privilege_key: str
-    timestamp: int
-
-
 class Client:
     def __init__(
         self,
@@ -65,7 +59,7 @@ class Client:
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
-        self.scopes = {s.lower() for s in cfg.auth.additional_scopes}
+        self.auth = new_setter(cfg.auth, config_path or "frpc config")  # token or oidc (aiofrp/auth)
         self.run_id = ""
         self.control: Control | None = None
         self.connector: Connector | None = None
@@ -97,10 +91,6 @@ class Client:
         """The visitor called ``name`` (e.g. the target of an xtcp ``fallbackTo``), or None."""
         return self.visitors.get(name)
 
-    def auth_fields(self) -> AuthFields:
-        ts = int(time.time())
-        return {"privilege_key": auth_key(self.token, ts), "timestamp": ts}
-
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> int:
@@ -126,7 +116,7 @@ class Client:
         while not self._stopping:
             try:
                 await self._login()
-            except (LoginError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
+            except (LoginError, AuthError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
                 log.warning("connect to server error: %s", exc or type(exc).__name__)
                 if first and self.cfg.login_fail_exit:
                     log.error("login to server failed and loginFailExit is set, exiting")
@@ -157,8 +147,7 @@ class Client:
     async def _login(self) -> None:
         if self.connector is not None:
             self.connector.close()
-        self.connector = connector = Connector(self.cfg)
-        conn = await connector.open()
+            self.connector = None
         login = m.Login(
             version=FRP_VERSION,
             hostname=socket.gethostname(),  # as Go frpc 0.67+ (0.65 leaves it empty)
@@ -169,8 +158,11 @@ class Client:
             run_id=self.run_id,
             metas=dict(self.cfg.metadatas or {}),
             pool_count=self.cfg.transport.pool_count,
-            **self.auth_fields(),
+            timestamp=int(time.time()),
         )
+        await self.auth.set_login(login)  # before dialling: a slow OIDC provider must not hold a conn
+        self.connector = connector = Connector(self.cfg)
+        conn = await connector.open()
         conn.write_msg(login)
         try:
             resp = await conn.read_msg(timeout=LOGIN_TIMEOUT)

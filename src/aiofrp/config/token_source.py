@@ -88,8 +88,10 @@ def _run(vs: ValueSource, path: str, source: str, timeout: float) -> str:
 def resolve_auth_token(
     auth: AuthServerConfig | AuthClientConfig, source: str, *, allow_unsafe: Collection[str] = frozenset()
 ) -> None:
-    """Replace ``auth.tokenSource`` by the token it yields (``auth.token``), in place."""
-    if auth.token_source is None:
+    """Replace ``auth.tokenSource`` by the token it yields (``auth.token``), in place. Only for
+    ``auth.method = "token"``, as Go: with OIDC it is left unread and ``auth.token`` (the key that
+    encrypts the control connection) stays what the file says."""
+    if auth.token_source is None or auth.method != "token":
         return
     auth.token = resolve_value_source(
         auth.token_source, "auth.tokenSource", source, allow_unsafe=allow_unsafe

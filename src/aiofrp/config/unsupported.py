@@ -77,8 +77,8 @@ _OPS = "issue 11"
 
 TABLE: tuple[Unsupported, ...] = (
     # -- frps -----------------------------------------------------------------------------------
-    Unsupported("frps", "auth.method", "OIDC login verification", 10, values=("oidc",)),
-    Unsupported("frps", "auth.oidc.*", 'used only with auth.method = "oidc"', refused=False, go_ignores=True),
+    Unsupported("frps", "auth.tokenSource.*", 'frps checks OIDC tokens with auth.oidc, not the shared token',
+                only_with='auth.method = "oidc"', refused=False, go_ignores=True),
     Unsupported("frps", "httpPlugins", "server manage plugins (Login, NewProxy, ... hooks)", 10),
     Unsupported("frps", "maxPortsPerClient", "per-client port quota", 10),
     Unsupported("frps", "webServer.port", "the dashboard and its API", 11),
@@ -93,8 +93,8 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frps", "transport.tls.serverName", "frps does not use it", refused=False, go_ignores=True),
     Unsupported("frps", "log.disablePrintColor", "aiofrp never colours its log lines", refused=False),
     # -- frpc -----------------------------------------------------------------------------------
-    Unsupported("frpc", "auth.method", "OIDC client credentials", 10, values=("oidc",)),
-    Unsupported("frpc", "auth.oidc.*", 'used only with auth.method = "oidc"', refused=False, go_ignores=True),
+    Unsupported("frpc", "auth.tokenSource.*", "the OIDC token comes from auth.oidc (auth.oidc.tokenSource)",
+                only_with='auth.method = "oidc"', refused=False, go_ignores=True),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("unix_domain_socket",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http_proxy",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("socks5",)),

@@ -7,10 +7,11 @@ required keys, combinations and string syntaxes. The first problem found is rais
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Collection, Sequence
 
 from .base import ValueSource, WebServerConfig
-from .client import ClientConfig
+from .client import AuthOIDCClientConfig, ClientConfig
 from .decode import join
 from .errors import ConfigError
 from .plugin import (
@@ -57,6 +58,8 @@ def validate_server_config(
     """
     _check_web_server(cfg.web_server, "webServer", source)
     _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
+    if cfg.auth.method == "oidc" and not cfg.auth.oidc.issuer:
+        raise ConfigError(source, "auth.oidc.issuer", 'must be set when auth.method is "oidc"')
     for i, r in enumerate(cfg.allow_ports):
         path = f"allowPorts[{i}]"
         if r.single and (r.start or r.end):
@@ -108,6 +111,8 @@ def validate_client_config(
                 "cannot be combined with any other auth.oidc key",
             )
         _check_token_source("", oidc.token_source, "auth.oidc", source, allow_unsafe)
+    elif cfg.auth.method == "oidc":
+        _check_oidc_client(oidc, source)
     t = cfg.transport
     if 0 < t.heartbeat_timeout < t.heartbeat_interval:
         raise ConfigError(
@@ -134,6 +139,45 @@ def validate_client_config(
         _check_visitor(v, f"visitors[{i}]", source)
     if refuse_unsupported:
         check_unsupported(cfg, "frpc", source)
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+"""Proxy URL schemes Go's HTTP client takes (``auth.oidc.proxyURL``)."""
+
+
+def proxy_url_problem(url: str) -> str:
+    """``""`` if ``url`` is a usable proxy URL, else why not."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        u.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as e:
+        return f"failed to parse OIDC proxy URL {url!r}: {e}"
+    if u.scheme not in PROXY_SCHEMES:
+        return f"proxy URL {url!r}: the scheme must be one of {', '.join(PROXY_SCHEMES)}"
+    if not u.hostname:
+        return f"proxy URL {url!r} has no host"
+    return ""
+
+
+def _check_oidc_client(oidc: AuthOIDCClientConfig, source: str) -> None:
+    """The client-credentials settings (frp 0.70's ``ValidateOIDCClientCredentialsConfig``; 0.65
+    accepts these configs but every login then fails)."""
+    if not oidc.client_id:
+        raise ConfigError(source, "auth.oidc.clientID", 'must be set when auth.method is "oidc"')
+    url = oidc.token_endpoint_url
+    if not url:
+        raise ConfigError(source, "auth.oidc.tokenEndpointURL", 'must be set when auth.method is "oidc"')
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(source, "auth.oidc.tokenEndpointURL", "must be an absolute http or https URL", url)
+    if "scope" in oidc.additional_endpoint_params:
+        raise ConfigError(
+            source, "auth.oidc.additionalEndpointParams.scope", "is not allowed; use auth.oidc.scope instead"
+        )
+    if oidc.proxy_url:
+        problem = proxy_url_problem(oidc.proxy_url)
+        if problem:
+            raise ConfigError(source, "auth.oidc.proxyURL", problem, oidc.proxy_url)
 
 
 def _check_web_server(ws: WebServerConfig, path: str, source: str) -> None:

@@ -7,9 +7,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..auth import AuthError, LoginAuth
 from ..net.msgconn import MsgConn
 from ..proto import msg as m
-from ..proto.crypto import verify_auth_key
 from ..proto.errors import ProtocolError
 from .nathole import handle_nathole
 from .proxies import ProxyError, new_server_proxy
@@ -21,6 +21,8 @@ log = logging.getLogger("aiofrp.server.control")
 
 
 class Control:
+    auth: LoginAuth  # what the Login proved (set by Server.handle_login); checks Pings and work conns
+
     def __init__(self, server: Server, conn: MsgConn, login: m.Login, run_id: str) -> None:
         self.server = server
         self.conn = conn
@@ -59,7 +61,7 @@ class Control:
                 elif isinstance(msg, m.CloseProxy):
                     self.close_proxy(msg.proxy_name)
                 elif isinstance(msg, m.Ping):
-                    self._ping(msg)
+                    await self._ping(msg)
                 elif isinstance(msg, m.NatHoleVisitor | m.NatHoleClient | m.NatHoleReport):
                     handle_nathole(self, msg)
                 else:
@@ -69,12 +71,14 @@ class Control:
                 hb_task.cancel()
             self._cleanup()
 
-    def _ping(self, ping: m.Ping) -> None:
-        if "heartbeats" in self.server.scopes and not verify_auth_key(
-            self.server.token, ping.timestamp, ping.privilege_key
-        ):
-            log.warning("[%s] invalid ping authentication", self.run_id)
-            self.conn.write_msg(m.Pong(error="token in heartbeat doesn't match token from configuration"))
+    async def _ping(self, ping: m.Ping) -> None:
+        try:
+            await self.auth.verify_ping(ping)
+        except AuthError as exc:
+            log.warning("[%s] received invalid ping: %s", self.run_id, exc)
+            err = str(exc) if self.server.cfg.detailed_errors_to_client else "invalid ping"
+            if not self._closed:
+                self.conn.write_msg(m.Pong(error=err))
             return
         self.last_ping = time.monotonic()
         log.debug("[%s] receive heartbeat", self.run_id)

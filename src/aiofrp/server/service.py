@@ -8,12 +8,13 @@ import socket
 from typing import Any
 
 from .. import FRP_VERSION
+from ..auth import AuthError, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream, fmt_addr
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
-from ..proto.crypto import derive_key, verify_auth_key
+from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .control import Control
 from .gate import PREAUTH_TIMEOUT, Gate
@@ -42,7 +43,7 @@ class Server:
         self.quick_proxy: Any = None
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
-        self.scopes = {s.lower() for s in cfg.auth.additional_scopes}
+        self.verifier = new_verifier(cfg.auth)  # auth.method: token or oidc (aiofrp/auth)
         tls = cfg.transport.tls
         self.tls_force = bool(tls.force or tls.trusted_ca_file)
         self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
@@ -62,6 +63,7 @@ class Server:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.verifier.start()
         srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port)
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
@@ -177,7 +179,7 @@ class Server:
             if isinstance(first, m.Login):
                 await self.handle_login(conn, first)
             elif isinstance(first, m.NewWorkConn):
-                self.handle_work_conn(conn, first)
+                await self.handle_work_conn(conn, first)
             elif isinstance(first, m.NewVisitorConn):
                 await self.handle_visitor_conn(conn, first)
             elif not gate.fail(f"unexpected first message {type(first).__name__}"):
@@ -190,8 +192,10 @@ class Server:
 
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
         peer = conn.gate.peer
-        if not verify_auth_key(self.token, login.timestamp, login.privilege_key):
-            self.refuse_login(conn, "token in login doesn't match token from configuration")
+        try:
+            auth = await self.verifier.verify_login(login)
+        except AuthError as exc:
+            self.refuse_login(conn, str(exc))
             return
         run_id = login.run_id or new_run_id()
         old = self.controls.get(run_id)
@@ -205,6 +209,7 @@ class Server:
             f" client_id [{login.client_id}]" if login.client_id else "",
         )
         ctl = Control(self, conn, login, run_id)
+        ctl.auth = auth
         self.controls[run_id] = ctl
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
@@ -252,17 +257,21 @@ class Server:
         ctl = self.controls.get(run_id)
         return ctl.user if ctl is not None else None
 
-    def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
+    async def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
         if ctl is None:
             err = f"no client control found for run id [{msg.run_id}]"
-        elif "newworkconns" in self.scopes and not verify_auth_key(self.token, msg.timestamp, msg.privilege_key):
-            err = "token in NewWorkConn doesn't match token from configuration"
         else:
-            conn.gate.trust()
-            ctl.register_work_conn(conn)
-            return
-        conn.write_msg(m.StartWorkConn(error=err))
+            try:
+                await ctl.auth.verify_new_work_conn(msg)
+            except AuthError as exc:
+                err = str(exc)
+            else:
+                conn.gate.trust()
+                ctl.register_work_conn(conn)
+                return
+        detail = err if self.cfg.detailed_errors_to_client or ctl is None else "invalid NewWorkConn"
+        conn.write_msg(m.StartWorkConn(error=detail))
         if not conn.gate.fail(f"work connection refused: {err}", flush=True):
             log.warning("work connection from %s refused: %s", conn.gate.peer, err)
             conn.close()
