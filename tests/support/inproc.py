@@ -74,32 +74,39 @@ class _EchoConn(asyncio.Protocol):
     def __init__(self, svc: EchoService) -> None:
         self.svc = svc
         self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        self.first = b""  # the first chunk received (tells the connections of a test apart)
+        self.received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
         self.svc.accepted += 1
-        self.svc.live.add(transport)  # type: ignore[arg-type]
+        self.svc.live.add(self)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        if not self.received:
+            self.first = bytes(data)
+        self.received += len(data)
         self.transport.write(data)
 
     def eof_received(self) -> bool:
         return False  # echo done: close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.svc.live.discard(self.transport)  # type: ignore[arg-type]
+        self.svc.live.discard(self)
 
 
 class EchoService:
     """TCP echo on 127.0.0.1 in the test's loop. ``accepted`` counts connections, ``live`` holds
-    the open ones (their ``peername`` is the far side's local socket, e.g. frpc's)."""
+    the open ones (``peer`` is the far side's socket, e.g. frpc's local one)."""
 
     def __init__(self) -> None:
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
         self.accepted = 0
-        self.live: set[asyncio.Transport] = set()
+        self.live: set[_EchoConn] = set()
 
     async def start(self) -> EchoService:
         loop = asyncio.get_running_loop()
@@ -107,11 +114,16 @@ class EchoService:
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
+    def conn_starting_with(self, prefix: bytes) -> _EchoConn | None:
+        """The open connection whose first bytes start with ``prefix``."""
+        return next((c for c in self.live if c.first.startswith(prefix)), None)
+
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
-        for t in list(self.live):
-            t.abort()
+        for c in list(self.live):
+            if c.transport is not None:
+                c.transport.abort()
 
 
 class _UdpEcho(asyncio.DatagramProtocol):
