@@ -388,6 +388,11 @@ class FrpProcess:
         return self.wait_for_log(r"login to server success, get run id \[([^\]]*)\]", timeout, since=since)[1]
 
 
+def coverage_measures_children() -> bool:
+    """True under ``make coverage`` (coverage.py's subprocess patch sets this variable)."""
+    return bool(os.environ.get("COVERAGE_PROCESS_CONFIG") or os.environ.get("COVERAGE_PROCESS_START"))
+
+
 def ours_available() -> bool:
     """Whether our ``aiofrp.cli.frps`` and ``aiofrp.cli.frpc`` modules exist yet."""
     try:
@@ -475,6 +480,11 @@ class FrpLauncher:
         return self.run(self._go("frpc"), config_text, name="frpc", **kw)  # type: ignore[arg-type]
 
     def kill_all(self) -> None:
+        """SIGKILL everything (as frp's harness does); under ``make coverage`` SIGTERM first, so
+        measured Python children exit cleanly and save their coverage data."""
+        if coverage_measures_children():
+            self.stop_all()
+            return
         for p in reversed(self.processes):
             p.kill()
 
@@ -1135,7 +1145,7 @@ if pytest is not None:
     @pytest.fixture
     def frp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FrpLauncher]:
         """A :class:`FrpLauncher` in ``tmp_path/frp``; every process it started is SIGKILLed at test
-        end.  On failure the processes' logs are attached to the report (see conftest)."""
+        end (stopped with SIGTERM first under ``make coverage``).  On failure the processes' logs are attached to the report (see conftest)."""
         launcher = FrpLauncher(tmp_path / "frp")
         request.node.stash.setdefault(LAUNCHERS_KEY, []).append(launcher)
         try:
