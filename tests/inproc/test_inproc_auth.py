@@ -55,7 +55,7 @@ async def test_first_message_frps_does_not_serve(inproc: InProc) -> None:
     conn.write_msg(m.Ping())
     with pytest.raises((EOFError, ConnectionError)):
         await conn.read_msg(timeout=DEADLINE)
-    assert inproc.log.matching(r"^unexpected first message Ping from 127\.0\.0\.1:\d+, closing$")
+    assert inproc.log.matching(r"^connection from 127\.0\.0\.1:\d+ failed: unexpected first message Ping$")
 
 
 async def test_visitor_conn_for_unknown_proxy(inproc: InProc) -> None:

@@ -95,16 +95,34 @@ async def test_work_conn_for_unknown_run_id_is_closed(inproc: InProc) -> None:
 
 
 async def test_malformed_first_frame_closes_that_connection_only(inproc: InProc) -> None:
-    """Bad input loses nothing else: garbage as a first message is logged and closed."""
+    """Bad input loses nothing else: garbage as the first message of a connection that never
+    logged in closes that connection with one fail2ban line; the logged-in control goes on."""
     server = await inproc.start_server()
     control, resp = await inproc.login(server)
-    c = inproc.dial(server)
-    conn = await inproc.open_conn(c)
+    conn = await inproc.open_conn(inproc.dial(server))
     assert conn.transport is not None
     conn.transport.write(b"X" + (5).to_bytes(8, "big") + b"hello")  # unknown type byte
     with pytest.raises((EOFError, ConnectionError)):
         await conn.read_msg(timeout=DEADLINE)
-    assert inproc.log.matching(r"^bad message from 127\.0\.0\.1:\d+: ", logger="aiofrp.server")
+    assert inproc.log.matching(r"^connection from 127\.0\.0\.1:\d+ failed: bad message: ", logger="aiofrp.server")
     control.write_msg(m.Ping())
     assert isinstance(await control.read_msg(timeout=DEADLINE), m.Pong)
+    assert list(server.controls) == [resp.run_id]
+
+
+async def test_malformed_first_frame_on_a_logged_in_session_closes_the_stream_only(inproc: InProc) -> None:
+    """The same garbage on a new yamux stream of a logged-in frpc's session: only that stream
+    ends; the session and the control on it go on."""
+    server = await inproc.start_server()
+    connector = inproc.dial(server)
+    control, resp = await inproc.login(server, connector=connector)
+    conn = await inproc.open_conn(connector)
+    assert conn.transport is not None
+    conn.transport.write(b"X" + (5).to_bytes(8, "big") + b"hello")
+    with pytest.raises((EOFError, ConnectionError)):
+        await conn.read_msg(timeout=DEADLINE)
+    assert inproc.log.matching(r"^bad message from 127\.0\.0\.1:\d+: .*, closing the stream$", logger="aiofrp.server")
+    control.write_msg(m.Ping())
+    assert isinstance(await control.read_msg(timeout=DEADLINE), m.Pong)
+    assert connector.session is not None and not connector.session.is_closed
     assert list(server.controls) == [resp.run_id]

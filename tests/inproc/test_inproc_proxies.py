@@ -81,7 +81,7 @@ async def test_tls_force_refuses_plain_frpc(inproc: InProc) -> None:
     server = await inproc.start_server(**{"transport.tls.force": True})
     refused = inproc.start_client(server, tls=False, login_fail_exit=True)
     assert await asyncio.wait_for(inproc.client_task(refused), DEADLINE) == 1
-    assert inproc.log.matching(r"^non-TLS connection from 127\.0\.0\.1:\d+ refused \(transport\.tls\.force\)$")
+    assert inproc.log.matching(r"^connection from 127\.0\.0\.1:\d+ failed: non-TLS connection refused \(transport\.tls\.force\)$")
     assert server.controls == {}
     ok = inproc.start_client(server, tls=True)
     await until(lambda: ok.run_id in server.controls, "a TLS frpc logs in")
