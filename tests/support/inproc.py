@@ -38,7 +38,8 @@ from aiofrp.proto import msg as m
 from aiofrp.proto.crypto import auth_key, derive_key
 from aiofrp.server.service import Server
 
-from .procs import LOCALHOST, free_port, frpc_config, frps_config
+from .configs import frpc_config, frps_config
+from .ports import LOCALHOST, free_port
 
 T = TypeVar("T")
 
