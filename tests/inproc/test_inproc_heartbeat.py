@@ -38,7 +38,7 @@ async def test_frps_times_out_a_silent_frpc(inproc: InProc) -> None:
     assert await inproc.roundtrip(port, TEST_STRING) == TEST_STRING
 
 
-async def test_frpc_times_out_a_server_that_stops_answering(inproc: InProc) -> None:
+async def test_frpc_times_out_a_server_that_stops_answering(inproc: InProc, monkeypatch: pytest.MonkeyPatch) -> None:
     server = await inproc.start_server(tcp_mux=False)
     client = inproc.start_client(server, tcp_mux=False,
                                  **{"transport.heartbeatInterval": 1, "transport.heartbeatTimeout": 2})
@@ -51,7 +51,7 @@ async def test_frpc_times_out_a_server_that_stops_answering(inproc: InProc) -> N
         if not isinstance(msg, m.Pong):
             write(msg)
 
-    first.conn.write_msg = no_pong  # type: ignore[method-assign]
+    monkeypatch.setattr(first.conn, "write_msg", no_pong)
     await until(lambda: inproc.log.matching(rf"^\[{run_id}\] heartbeat timeout$", logger="aiofrp.client.control"),
                 "frpc's heartbeat timeout", timeout=8)
     # frpc closed the control: frps sees it end (no timeout of its own) and frpc logs in again

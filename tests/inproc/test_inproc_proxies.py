@@ -9,6 +9,7 @@ import pytest
 from support.inproc import DEADLINE, InProc, idle_work_conns, until
 from support.procs import TEST_STRING, free_port, tcp_proxy
 
+from aiofrp.client.proxies.wrapper import ProxyPhase
 from aiofrp.proto import msg as m
 
 
@@ -20,7 +21,7 @@ async def test_proxy_name_taken_by_another_client(inproc: InProc) -> None:
     await inproc.wait_proxies(first, "tcp", server=server)
     second = inproc.start_client(server, tcp_proxy("tcp", echo.port, free_port()))
     pw = second.proxies["tcp"]
-    await until(lambda: pw.status == "start error", "the second registration refused")
+    await until(lambda: pw.phase == ProxyPhase.START_ERROR, "the second registration refused")
     assert pw.err == "proxy [tcp] already exists"
     assert inproc.log.matching(r"^\[tcp\] start error: proxy \[tcp\] already exists$", logger="aiofrp.client")
     assert server.proxies["tcp"].control.run_id == first.run_id

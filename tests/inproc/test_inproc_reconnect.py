@@ -7,6 +7,8 @@ import pytest
 from support.inproc import InProc, until
 from support.procs import TEST_STRING, free_port, tcp_proxy, udp_proxy
 
+from aiofrp.client.proxies.wrapper import ProxyPhase
+
 pytestmark = pytest.mark.loop_timeout(20)
 
 
@@ -24,7 +26,7 @@ async def test_reconnect_with_the_same_run_id_after_frps_restarts(inproc: InProc
     assert await inproc.roundtrip(tcp_port, TEST_STRING) == TEST_STRING
 
     await inproc.stop_server(server)
-    await until(lambda: client.proxies["tcp"].status == "new", "frpc saw frps go away")
+    await until(lambda: client.proxies["tcp"].phase == ProxyPhase.NEW, "frpc saw frps go away")
     assert client.run_id == run_id
 
     again = await inproc.start_server(cfg)  # same bindPort

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from aiofrp import FRP_VERSION
 from aiofrp.client.connector import Connector
+from aiofrp.client.proxies.wrapper import ProxyPhase
 from aiofrp.client.service import Client
 from aiofrp.config import ClientConfig, ServerConfig, parse_client_config, parse_server_config
 from aiofrp.net.msgconn import MsgConn
@@ -282,7 +283,7 @@ class InProc:
 
     # -- frps / frpc -----------------------------------------------------------------------
 
-    async def start_server(self, cfg: ServerConfig | None = None, **keys: Any) -> Server:
+    async def start_server(self, cfg: ServerConfig | None = None, /, **keys: Any) -> Server:
         """Start a ``Server`` (from ``cfg``, or a config built from ``keys``) on 127.0.0.1."""
         server = Server(cfg if cfg is not None else self.server_config(**keys))
         self.servers.append(server)
@@ -297,11 +298,14 @@ class InProc:
         if server in self.servers:
             self.servers.remove(server)
 
-    def start_client(self, server: Server | int, *proxies: str, cfg: ClientConfig | None = None,
-                     **keys: Any) -> Client:
-        """Run a ``Client`` (``client.run()`` as a task) toward ``server`` (or a port)."""
-        port = server if isinstance(server, int) else server.bind_port
-        client = Client(cfg if cfg is not None else self.client_config(port, *proxies, **keys))
+    def start_client(self, server: Server | int | ClientConfig, /, *proxies: str, **keys: Any) -> Client:
+        """Run a ``Client`` (``client.run()`` as a task) toward ``server`` (a running frps or its
+        port; config from ``proxies`` and ``keys``), or with a ready config."""
+        if isinstance(server, ClientConfig):
+            cfg = server
+        else:
+            cfg = self.client_config(server if isinstance(server, int) else server.bind_port, *proxies, **keys)
+        client = Client(cfg)
         self.clients[client] = asyncio.get_running_loop().create_task(client.run(), name="frpc run")
         return client
 
@@ -322,7 +326,7 @@ class InProc:
         def ready() -> bool:
             for n in names:
                 pw = client.proxies[n]
-                if pw.status != "running":
+                if pw.phase != ProxyPhase.RUNNING:
                     return False
                 if server is not None and pw.wire_name not in server.proxies:
                     return False
@@ -469,13 +473,16 @@ def mux_session_of(conn: MsgConn) -> MuxSession:
 
 def relay_streams(session: MuxSession) -> list[MuxStream]:
     """The session's streams that are relaying (past StartWorkConn: their protocol is a relay
-    side, not a ``MsgConn``)."""
-    return [st for st in list(session._streams.values()) if not isinstance(st.get_protocol(), MsgConn | type(None))]
+    side, with the other transport as ``dst``)."""
+    return [st for st in list(session._streams.values())
+            if getattr(st.get_protocol(), "dst", None) is not None]
 
 
-def relayed_to(stream: MuxStream) -> asyncio.BaseTransport | None:
+def relayed_to(stream: MuxStream) -> asyncio.BaseTransport:
     """The other transport of a relaying stream (the user socket on frps, the local one on frpc)."""
-    return getattr(stream.get_protocol(), "dst", None)
+    dst: asyncio.BaseTransport | None = getattr(stream.get_protocol(), "dst", None)  # (uvloop's are no BaseTransport)
+    assert dst is not None, f"stream {stream.stream_id} is not relaying"
+    return dst
 
 
 def count_registered_work_conns(monkeypatch: Any) -> list[MsgConn]:

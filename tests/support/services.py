@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .ports import LOCALHOST
 
@@ -215,7 +215,7 @@ class UdpEchoServer(_Service):
 
         class Proto(asyncio.DatagramProtocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                self.transport = transport  # type: ignore[assignment]
+                self.transport = cast(asyncio.DatagramTransport, transport)
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
                 outer.datagrams += 1
@@ -243,6 +243,25 @@ class HttpRequestRecord:
     body: bytes
 
 
+class _TrackingHTTPServer(http.server.ThreadingHTTPServer):
+    """Knows its open connections, so that a stop can drop the keep-alive ones."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.open_conns: set[socket.socket] = set()
+        super().__init__(*args, **kw)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.open_conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.open_conns.discard(request)
+        super().shutdown_request(request)
+
+
 class HttpServer(_Service):
     """Tiny HTTP/1.1 server answering every request with ``status`` and the fixed ``body``
     (keep-alive supported).  Received requests are recorded in ``requests``.  ``stop()`` also
@@ -255,7 +274,7 @@ class HttpServer(_Service):
         self.status = status
         self.headers = dict(headers or {})
         self.requests: list[HttpRequestRecord] = []
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._httpd: _TrackingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> HttpServer:
@@ -282,21 +301,7 @@ class HttpServer(_Service):
             def log_message(self, *args: object) -> None:
                 pass
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            open_conns: set[socket.socket]
-
-            def process_request(self, request: Any, client_address: Any) -> None:
-                self.open_conns.add(request)
-                super().process_request(request, client_address)
-
-            def shutdown_request(self, request: Any) -> None:
-                self.open_conns.discard(request)
-                super().shutdown_request(request)
-
-        self._httpd = Server((LOCALHOST, self.port), Handler)
-        self._httpd.open_conns = set()
+        self._httpd = _TrackingHTTPServer((LOCALHOST, self.port), Handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http", daemon=True
