@@ -32,7 +32,7 @@ async def test_unauthenticated_ping_gets_a_pong_with_error(inproc: InProc) -> No
     control.write_msg(m.Ping())
     pong = await control.read_msg(timeout=DEADLINE)
     assert isinstance(pong, m.Pong) and pong.error == "token in heartbeat doesn't match token from configuration"
-    assert inproc.log.matching(r"invalid ping authentication")
+    assert inproc.log.matching(r"^\[\w+\] received invalid ping: token in heartbeat doesn't match", logger="aiofrp.server")
 
 
 async def test_unauthenticated_work_conn_is_refused(inproc: InProc) -> None:
