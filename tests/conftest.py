@@ -6,7 +6,7 @@ Markers
           tests/compat/ gets it automatically.
   slow    long-running; deselect with ``-m "not slow"``.
 
-Fixtures (defined in tests/support/procs.py)
+Fixtures (defined in tests/support/processes.py, services.py, bulk.py)
   frp              FrpLauncher: .ours_frps/.ours_frpc/.go_frps/.go_frpc(config_text) -> FrpProcess;
                    everything is SIGKILLed at test end, logs are attached to failure reports.
   gofrp_bins       (frps, frpc) paths of Go frp 0.65.0 (session scope).
@@ -18,15 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.procs import (  # noqa: F401  (imported fixtures are registered by pytest)
+from support.bulk import bulk_server  # noqa: F401  (imported fixtures are registered by pytest)
+from support.processes import (  # noqa: F401
     LAUNCHERS_KEY,
-    bulk_server,
-    echo_server,
     frp,
     gofrp_bins,
-    http_server,
-    udp_echo_server,
 )
+from support.services import echo_server, http_server, udp_echo_server  # noqa: F401
 from support.stun import stun_server  # noqa: F401  (imported fixtures are registered by pytest)
 
 _COMPAT_DIR = Path(__file__).parent / "compat"

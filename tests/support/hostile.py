@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from .procs import TEST_STRING, tcp_roundtrip
+from .services import TEST_STRING, tcp_roundtrip
 from .waits import poll
 
 LOCALHOST = "127.0.0.1"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .procs import LOCALHOST, TEST_STRING, tcp_roundtrip
+from .ports import LOCALHOST
+from .services import TEST_STRING, tcp_roundtrip
 
 
 def poll(fn, timeout: float, what: str, interval: float = 0.05):
