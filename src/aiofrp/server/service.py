@@ -452,6 +452,6 @@ class _ServerMux(MuxSession):
 
 def _eof_reason(exc: BaseException, conn: MsgConn) -> str:
     """How a connection ended before its first message, for the log line."""
-    got = len(conn._buf)
+    got = conn.buffered
     what = f"after {got} bytes of an incomplete message" if got else "without sending a message"
     return what if isinstance(exc, EOFError) else f"{what}: {exc or type(exc).__name__}"
