@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiofrp.net import msgconn
-from aiofrp.net.msgconn import MsgConn
+from aiofrp.net.msgconn import Dispatcher, MsgConn
 from aiofrp.proto import msg as m
 from aiofrp.proto.crypto import CFBDecryptor, CFBEncryptor, derive_key
 from aiofrp.proto.errors import ProtocolError
@@ -209,3 +209,21 @@ def test_write_msg_encodes_and_encrypts() -> None:
         peer.close()
 
     _run(main)
+
+
+def test_dispatcher_calls_the_handler_of_the_exact_class_else_the_default() -> None:
+    seen: list[tuple[str, m.Message]] = []
+    d: Dispatcher[str] = (
+        Dispatcher(default=lambda msg: seen.append(("default", msg)) or "d")
+        .register(m.Ping, lambda msg: seen.append(("ping", msg)) or "p")
+        .register(m.NewProxy, lambda msg: seen.append(("new", msg)) or "n")
+    )
+    assert d.dispatch(m.Ping(timestamp=1)) == "p"
+    assert d.dispatch(m.NewProxy(proxy_name="x")) == "n"
+    assert d.dispatch(m.Pong()) == "d"
+    assert seen == [("ping", m.Ping(timestamp=1)), ("new", m.NewProxy(proxy_name="x")), ("default", m.Pong())]
+    d.register(m.Ping, lambda msg: "replaced")
+    assert d.dispatch(m.Ping()) == "replaced"
+    assert d.handler(m.CloseProxy) is not None and d.handler(m.Ping) is not None
+    bare: Dispatcher[None] = Dispatcher()
+    assert bare.dispatch(m.Ping()) is None and bare.handler(m.Ping) is None

@@ -10,7 +10,8 @@ behind the last message to the next layer (the relay).
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, cast
 
 from ..proto import msg as m
 from ..proto.crypto import CFBDecryptor, CFBEncryptor
@@ -138,3 +139,33 @@ class MsgConn(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+M = TypeVar("M", bound=m.Message)
+R = TypeVar("R")
+
+
+class Dispatcher(Generic[R]):
+    """A table from message class to handler, as Go frp's ``msg.Dispatcher``
+    (``pkg/msg/handler.go``): :meth:`register` one handler per message type, :meth:`dispatch`
+    calls the handler of a message's exact class, or ``default`` (if given) for any other."""
+
+    __slots__ = ("_default", "_handlers")
+
+    def __init__(self, default: Callable[[m.Message], R] | None = None) -> None:
+        self._handlers: dict[type[m.Message], Callable[[Any], R]] = {}
+        self._default = default
+
+    def register(self, cls: type[M], handler: Callable[[M], R]) -> Dispatcher[R]:
+        """Handle messages of class ``cls`` with ``handler`` (replacing an earlier one)."""
+        self._handlers[cls] = handler
+        return self
+
+    def handler(self, cls: type[m.Message]) -> Callable[[Any], R] | None:
+        """The handler for messages of class ``cls`` (``default`` if none is registered)."""
+        return self._handlers.get(cls, self._default)
+
+    def dispatch(self, message: m.Message) -> R | None:
+        """Call the message's handler; None when there is none."""
+        handler = self._handlers.get(type(message), self._default)
+        return handler(message) if handler is not None else None

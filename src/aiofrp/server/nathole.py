@@ -102,16 +102,13 @@ class NatHoleController:
 
     # -- messages from controls -----------------------------------------------------------------
 
-    def dispatch(self, ctl: Control, message: Any) -> None:
-        if isinstance(message, m.NatHoleVisitor):
-            if message.pre_check:
-                self._pre_check(ctl, message)
-            else:
-                self.server.spawn(self.handle_visitor(ctl, message))
-        elif isinstance(message, m.NatHoleClient):
-            self.handle_client(ctl, message)
-        elif isinstance(message, m.NatHoleReport):
-            self.handle_report(message)
+    def on_visitor(self, ctl: Control, msg: m.NatHoleVisitor) -> None:
+        """A NatHoleVisitor read on a control: its pre-check is answered at once, a real one opens
+        a session (control messages go through ``Control.dispatcher``)."""
+        if msg.pre_check:
+            self._pre_check(ctl, msg)
+        else:
+            self.server.spawn(self.handle_visitor(ctl, msg))
 
     def _pre_check(self, ctl: Control, req: m.NatHoleVisitor) -> None:
         cfg = self.clients.get(req.proxy_name)
@@ -255,17 +252,3 @@ def _records_key(vaddrs: list[str], vf: NatFeature, caddrs: list[str], cf: NatFe
             h.update(ips[0].encode())
         h.update(f"{f.nat_type}{f.behavior}{str(f.regular_ports_change).lower()}".encode())
     return h.hexdigest()
-
-
-def controller(server: Server) -> NatHoleController:
-    """The server's NAT-hole controller (created on first use)."""
-    ctl = getattr(server, "nathole", None)
-    if ctl is None:
-        ctl = NatHoleController(server)
-        server.nathole = ctl  # type: ignore[attr-defined]
-    return ctl
-
-
-def handle_nathole(ctl: Control, message: Any) -> None:
-    """Entry point for NatHoleVisitor / NatHoleClient / NatHoleReport read on a control."""
-    controller(ctl.server).dispatch(ctl, message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import FRP_VERSION
@@ -19,6 +20,7 @@ from ..proto.errors import ProtocolError
 from .control import Control
 from .gate import PREAUTH_TIMEOUT, Gate
 from .group import GroupRegistry
+from .nathole import NatHoleController
 from .ports import PortManager
 
 log = logging.getLogger("aiofrp.server")
@@ -52,6 +54,7 @@ class Server:
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
         self.groups = GroupRegistry()  # loadBalancer groups (tcp listeners, vhost routes)
+        self.nathole = NatHoleController(self)  # xtcp: brings visitors and providers together
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
@@ -174,17 +177,15 @@ class Server:
                 log.debug("stream from %s closed before its first message: %s", peer, exc or type(exc).__name__)
             conn.abort()
             return
-        gate.begin()
-        try:
-            if isinstance(first, m.Login):
-                await self.handle_login(conn, first)
-            elif isinstance(first, m.NewWorkConn):
-                await self.handle_work_conn(conn, first)
-            elif isinstance(first, m.NewVisitorConn):
-                await self.handle_visitor_conn(conn, first)
-            elif not gate.fail(f"unexpected first message {type(first).__name__}"):
+        handler = FIRST_MESSAGE_HANDLERS.get(type(first))
+        if handler is None:
+            if not gate.fail(f"unexpected first message {type(first).__name__}"):
                 log.warning("unexpected first message %s from %s, closing the stream", type(first).__name__, peer)
                 conn.abort()
+            return
+        gate.begin()
+        try:
+            await handler(self, conn, first)
         finally:
             gate.end()
 
@@ -275,6 +276,14 @@ class Server:
         if not conn.gate.fail(f"work connection refused: {err}", flush=True):
             log.warning("work connection from %s refused: %s", conn.gate.peer, err)
             conn.close()
+
+
+# What the first message of a logical connection makes of it (Go: service.go handleConnection).
+FIRST_MESSAGE_HANDLERS: dict[type[m.Message], Callable[[Server, _FirstConn, Any], Awaitable[None]]] = {
+    m.Login: Server.handle_login,
+    m.NewWorkConn: Server.handle_work_conn,
+    m.NewVisitorConn: Server.handle_visitor_conn,
+}
 
 
 def new_run_id() -> str:
