@@ -282,6 +282,21 @@ class Relay:
                 log.exception("relay close callback failed")
 
 
+def chain(first: Codec | None, second: Codec | None) -> Codec | None:
+    """``second(first(data))``, skipping absent codecs (e.g. a visitor's sk layer, then the
+    provider's token layer)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+
+    def both(data: bytes) -> bytes:
+        out = first(data)
+        return second(out) if out else out
+
+    return both
+
+
 def work_conn_codecs(key: bytes | None, compress: bool) -> tuple[Codec | None, Codec | None]:
     """(plain -> wire, wire -> plain) codecs for a work or visitor connection (frp §4.2).
 

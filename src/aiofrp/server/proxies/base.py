@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.listen import local_addr, peer_addr
+from ...net.msgconn import MsgConn
 from ...net.mux import fmt_addr
-from ...net.relay import PendingConn, Relay, work_conn_codecs
+from ...net.relay import Codec, PendingConn, Relay, chain, work_conn_codecs
 from ...proto import msg as m
 from ..vhost import Route, unregister_routes
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from ..control import Control
 
 log = logging.getLogger("aiofrp.server.proxy")
+
+Addr = tuple[Any, ...]  # a socket address: (host, port) or IPv6's (host, port, flowinfo, scope_id)
 
 
 class ProxyError(Exception):
@@ -47,37 +50,71 @@ class ServerProxy:
         for relay in list(self.relays):
             relay.close()
 
+    # -- work connections (Go: proxy.go GetWorkConnFromPool, HandleUserTCPConnection) ---------
+
+    async def get_work_conn(self) -> MsgConn | None:
+        """A work connection of this proxy's client, or None (logged) when there is none."""
+        try:
+            return await self.control.get_work_conn()
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+            return None
+
+    def start_work_conn(self, conn: MsgConn, src: Addr | None = None, dst: Addr | None = None) -> WorkConn:
+        """Tell frpc what the work connection is for (StartWorkConn, with the user's address
+        ``src`` and the address it reached ``dst`` where known), take the transport over and
+        build the proxy's codecs (useEncryption / useCompression, frp §4.2)."""
+        src = src or ("", 0)
+        dst = dst or ("", 0)
+        conn.write_msg(m.StartWorkConn(
+            proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1],
+        ))
+        transport, data, eof = conn.detach()
+        key = self.server.key if self.req.use_encryption else None
+        encode, decode = work_conn_codecs(key, self.req.use_compression)
+        return WorkConn(transport, data, eof, encode, decode)
+
+    def join(
+        self, user: asyncio.Transport, data: bytes, eof: bool, conn: MsgConn, *,
+        user_decode: Codec | None = None, user_encode: Codec | None = None,
+    ) -> None:
+        """Relay a user connection (``data``/``eof``: what was read from it so far) through the
+        work connection ``conn``; ``user_decode``/``user_encode``: codecs of the user side
+        itself (an stcp visitor's sk layer)."""
+        src = peer_addr(user)
+        work = self.start_work_conn(conn, src, local_addr(user))
+        relay = Relay(
+            user, work.transport, a_to_b=chain(user_decode, work.encode), b_to_a=chain(work.decode, user_encode),
+            a_data=data, b_data=work.data, a_eof=eof, b_eof=work.eof, name=self.name,
+            on_close=self.relays.discard, limiter=self.limiter,
+        )
+        if not relay.done.done():
+            self.relays.add(relay)
+        log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
+
     async def handle_user_conn(self, user: PendingConn) -> None:
         """Pair an accepted user connection with a work connection and relay bytes."""
         transport = user.transport
         assert transport is not None
-        try:
-            work = await self.control.get_work_conn()
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+        work = await self.get_work_conn()
+        if work is None:
             transport.abort()
             return
         if user.lost or self.closed:
             work.close()
             transport.abort()
             return
-        src = peer_addr(transport) or ("", 0)
-        dst = local_addr(transport) or ("", 0)
-        work.write_msg(
-            m.StartWorkConn(
-                proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]
-            )
-        )
-        wt, wdata, weof = work.detach()
-        key = self.server.key if self.req.use_encryption else None
-        encode, decode = work_conn_codecs(key, self.req.use_compression)
-        relay = Relay(
-            transport, wt, a_to_b=encode, b_to_a=decode, a_data=user.take(), b_data=wdata,
-            a_eof=user.eof, b_eof=weof, name=self.name, on_close=self.relays.discard, limiter=self.limiter,
-        )
-        if not relay.done.done():
-            self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
+        self.join(transport, user.take(), user.eof, work)
+
+
+class WorkConn(NamedTuple):
+    """A work connection after StartWorkConn (:meth:`ServerProxy.start_work_conn`)."""
+
+    transport: asyncio.Transport
+    data: bytes  # bytes frpc already sent on it
+    eof: bool
+    encode: Codec | None  # toward frpc
+    decode: Codec | None  # from frpc
 
 
 class UserConn(PendingConn):

@@ -6,13 +6,10 @@ the proxy's :class:`~aiofrp.server.vhost.http_upstream.UpstreamPool` for later r
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from ...net.msgconn import MsgConn
-from ...net.relay import work_conn_codecs
-from ...proto import msg as m
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
@@ -50,19 +47,13 @@ class HTTPProxy(VhostProxy):
                      self.name, r.domain, r.location, req.group, r.route_by_http_user)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_http_port) for d in domains for _ in locations)
 
-    def start_work_conn(self, conn: MsgConn, peer: tuple[str, int]) -> tuple[asyncio.Transport, Any, Any, bytes, bool]:
-        """StartWorkConn (client address only, as Go does for http) and the proxy's codecs."""
-        conn.write_msg(m.StartWorkConn(proxy_name=self.name, src_addr=peer[0], src_port=peer[1]))
-        work, data, eof = conn.detach()
-        key = self.server.key if self.req.use_encryption else None
-        encode, decode = work_conn_codecs(key, self.req.use_compression)
-        return work, encode, decode, data, eof
-
     def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream:
-        work, encode, decode, data, _eof = self.start_work_conn(conn, peer)
-        up = Upstream(self, work, encode, decode)
-        if data:
-            log.debug("[%s] %d unexpected bytes before the first request", self.name, len(data))
+        """A work connection for HTTP requests; StartWorkConn carries the client address only, as
+        Go does for http."""
+        work = self.start_work_conn(conn, peer)
+        up = Upstream(self, work.transport, work.encode, work.decode)
+        if work.data:
+            log.debug("[%s] %d unexpected bytes before the first request", self.name, len(work.data))
         return up
 
     def close(self) -> None:

@@ -8,9 +8,7 @@ import logging
 from typing import Any
 
 from ...net.listen import listen_udp
-from ...net.relay import work_conn_codecs
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
-from ...proto import msg as m
 from . import register
 from .base import ProxyError, ServerProxy
 
@@ -56,7 +54,6 @@ class UDPProxy(ServerProxy):
 
     async def _work_conn_loop(self) -> None:
         await asyncio.sleep(FIRST_WORK_CONN_DELAY)
-        key = self.server.key if self.req.use_encryption else None
         while not self.closed:
             try:
                 work = await self.control.get_work_conn()
@@ -69,15 +66,14 @@ class UDPProxy(ServerProxy):
             if self.closed:
                 work.close()
                 return
-            work.write_msg(m.StartWorkConn(proxy_name=self.name))
-            wt, wdata, weof = work.detach()
-            encode, decode = work_conn_codecs(key, self.req.use_compression)
-            stream = PacketConn(self.name, self._from_client, encode=encode, decode=decode, read_timeout=READ_TIMEOUT)
+            wc = self.start_work_conn(work)
+            stream = PacketConn(self.name, self._from_client, encode=wc.encode, decode=wc.decode,
+                                read_timeout=READ_TIMEOUT)
             pending, self._pending = self._pending, []
             for data, addr in pending:
                 stream.send_datagram(data, addr)
             self.stream = stream
-            stream.attach(wt, wdata, weof)
+            stream.attach(wc.transport, wc.data, wc.eof)
             log.debug("[%s] udp work connection ready", self.name)
             await stream.closed
             if self.stream is stream:

@@ -581,5 +581,5 @@ class ClientConn(asyncio.Protocol):
         if self.state != _ACQUIRE:
             conn.close()
             return
-        work, encode, decode, wdata, weof = member.start_work_conn(conn, self.peer)
-        self._tunnel(member, work, encode, decode, data + self.pending, wdata, weof)
+        work = member.start_work_conn(conn, self.peer)
+        self._tunnel(member, work.transport, work.encode, work.decode, data + self.pending, work.data, work.eof)
