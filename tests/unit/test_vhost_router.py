@@ -102,7 +102,7 @@ def test_route_members_and_pick():
 
 
 def test_register_is_all_or_nothing():
-    from aiofrp.server.proxies.base import ProxyError
+    from aiofrp.server.errors import ProxyError
 
     r: Routers[Route] = Routers()
     register_routes(r, [Route("taken")], "p0")
@@ -116,7 +116,7 @@ def test_register_is_all_or_nothing():
 
 
 def test_domain_helpers():
-    from aiofrp.server.proxies.base import ProxyError
+    from aiofrp.server.errors import ProxyError
 
     assert build_domains(["a.com", ""], "app", "frps.test") == ["a.com", "app.frps.test"]
     assert canonical_addr("a.com", 80) == "a.com" and canonical_addr("a.com", 443) == "a.com"

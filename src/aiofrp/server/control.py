@@ -13,7 +13,8 @@ from ..auth import AuthError, LoginAuth
 from ..net.msgconn import Dispatcher, MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
-from .proxies import ProxyError, new_server_proxy
+from .errors import ProxyError
+from .proxies import new_server_proxy
 
 if TYPE_CHECKING:
     from .service import Server

@@ -30,6 +30,7 @@ from ..proto.nathole import (
     new_transaction_id,
     split_host_port,
 )
+from .errors import ProxyError
 
 if TYPE_CHECKING:
     from .control import Control
@@ -90,8 +91,6 @@ class NatHoleController:
 
     def listen_client(self, name: str, sk: str, allow_users: list[str], proxy: Any) -> None:
         if name in self.clients:
-            from .proxies.base import ProxyError
-
             raise ProxyError(f"proxy [{name}] is repeated")
         self.clients[name] = _ClientCfg(name, sk, allow_users, proxy)
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from .proxies.base import ProxyError
+from .errors import ProxyError
 
 RANDOM_TRIES = 5
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...proto import msg as m
-from .base import ProxyError, ServerProxy
+from ..errors import ProxyError
+from .base import ServerProxy
 
 if TYPE_CHECKING:
     from ..control import Control

@@ -12,6 +12,7 @@ from ...net.msgconn import MsgConn
 from ...net.mux import fmt_addr
 from ...net.relay import Codec, PendingConn, Relay, chain, work_conn_codecs
 from ...proto import msg as m
+from ..errors import ProxyError
 from ..vhost import Route, unregister_routes
 
 if TYPE_CHECKING:
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server.proxy")
 
 Addr = tuple[Any, ...]  # a socket address: (host, port) or IPv6's (host, port, flowinfo, scope_id)
-
-
-class ProxyError(Exception):
-    """A proxy could not be registered; the text goes back to frpc in NewProxyResp.error."""
 
 
 class ServerProxy:

@@ -10,10 +10,11 @@ import logging
 from typing import Any
 
 from ...net.msgconn import MsgConn
+from ..errors import ProxyError
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
-from .base import ProxyError, VhostProxy
+from .base import VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.http")
 

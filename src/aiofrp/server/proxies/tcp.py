@@ -9,8 +9,9 @@ import logging
 from typing import Any
 
 from ...net.listen import listen_tcp
+from ..errors import ProxyError
 from . import register
-from .base import ProxyError, ServerProxy, UserConn
+from .base import ServerProxy, UserConn
 
 log = logging.getLogger("aiofrp.server.proxy.tcp")
 

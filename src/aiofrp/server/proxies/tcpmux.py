@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import ProxyError
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
 from . import register
-from .base import ProxyError, VhostProxy
+from .base import VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.tcpmux")
 

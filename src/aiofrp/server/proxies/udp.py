@@ -9,8 +9,9 @@ from typing import Any
 
 from ...net.listen import listen_udp
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
+from ..errors import ProxyError
 from . import register
-from .base import ProxyError, ServerProxy
+from .base import ServerProxy
 
 log = logging.getLogger("aiofrp.server.proxy.udp")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...net.mux import fmt_addr
 from ...proto.addr import join_host_port
+from ..errors import ProxyError
 from .router import Route, RouterConflict, Routers
 
 __all__ = [
@@ -32,8 +33,6 @@ def build_domains(custom_domains: list[str], subdomain: str, subdomain_host: str
 
 def validate_domains(custom_domains: list[str], subdomain: str, subdomain_host: str) -> None:
     """frp's server-side checks of a proxy's domains (validateDomainConfigForServer)."""
-    from ..proxies.base import ProxyError
-
     if subdomain_host:
         host_labels = len(subdomain_host.split("."))
         for domain in custom_domains:
@@ -55,8 +54,6 @@ def canonical_addr(host: str, port: int) -> str:
 
 def register_routes(router: Routers[Route], routes: list[Route], member: Any) -> list[Route]:
     """Add every route with ``member`` serving it; all or nothing (``router config conflict``)."""
-    from ..proxies.base import ProxyError
-
     done: list[Route] = []
     try:
         for route in routes:
