@@ -153,7 +153,7 @@ class Dispatcher(Generic[R]):
     __slots__ = ("_default", "_handlers")
 
     def __init__(self, default: Callable[[m.Message], R] | None = None) -> None:
-        self._handlers: dict[type[m.Message], Callable[[Any], R]] = {}
+        self._handlers: dict[type, Callable[[Any], R]] = {}
         self._default = default
 
     def register(self, cls: type[M], handler: Callable[[M], R]) -> Dispatcher[R]:
@@ -161,7 +161,7 @@ class Dispatcher(Generic[R]):
         self._handlers[cls] = handler
         return self
 
-    def handler(self, cls: type[m.Message]) -> Callable[[Any], R] | None:
+    def handler(self, cls: type) -> Callable[[Any], R] | None:
         """The handler for messages of class ``cls`` (``default`` if none is registered)."""
         return self._handlers.get(cls, self._default)
 

@@ -72,39 +72,38 @@ class MuxSession(asyncio.Protocol):
         streams = self._streams
         for ev in events:
             try:
-                cls = type(ev)
-                if cls is DataReceived:
+                if type(ev) is DataReceived:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._feed_data(ev.data)
                     else:
                         self._s.consumed(ev.stream_id, len(ev.data))
-                elif cls is WindowUpdated:
+                elif type(ev) is WindowUpdated:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._on_window()
-                elif cls is StreamOpened:
+                elif type(ev) is StreamOpened:
                     st = MuxStream(self, ev.stream_id)
                     streams[ev.stream_id] = st
                     if self._on_stream is None:
                         st.abort()
                     else:
                         self._on_stream(st)
-                elif cls is StreamEnded:
+                elif type(ev) is StreamEnded:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._on_eof()
-                elif cls is StreamReset:
+                elif type(ev) is StreamReset:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._on_reset()
-                elif cls is PingAcked:
+                elif type(ev) is PingAcked:
                     if ev.ping_id == self._outstanding_ping:
                         self._outstanding_ping = None
                         if self._ping_deadline is not None:
                             self._ping_deadline.cancel()
                             self._ping_deadline = None
-                elif cls is GoAwayReceived:
+                elif type(ev) is GoAwayReceived:
                     log.debug("yamux peer sent GoAway")
             except Exception:
                 sid = getattr(ev, "stream_id", 0)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..proto.crypto import CFBDecryptor, CFBEncryptor
 from ..proto.snappy import SnappyFrameReader, SnappyFrameWriter
@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.net.relay")
 
 Codec = Callable[[bytes], bytes]
+
+
+class WorkConn(NamedTuple):
+    """A work connection handed over after StartWorkConn (frps: ``ServerProxy.start_work_conn``)."""
+
+    transport: asyncio.Transport
+    data: bytes  # bytes frpc already sent on it
+    eof: bool
+    encode: Codec | None  # toward frpc (useCompression/useEncryption, §4.2)
+    decode: Codec | None  # from frpc
 
 
 class PendingConn(asyncio.Protocol):

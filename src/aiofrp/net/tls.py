@@ -13,7 +13,7 @@ import logging
 import os
 import ssl
 import tempfile
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("aiofrp.net.tls")
 
@@ -47,7 +47,7 @@ class TLSTransport(asyncio.Transport):
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in, self._out, server_side=server_side, server_hostname=server_hostname)
-        self._raw = raw
+        self._raw = cast(asyncio.Transport, raw)  # uvloop's transports are not subclasses of it
         self._app = app_protocol
         self._established = False
         self._closing = False
@@ -123,7 +123,7 @@ class TLSTransport(asyncio.Transport):
             eof = False
             while n < size:
                 try:
-                    k = sslobj.read(size - n, view[n:])
+                    k = cast(int, sslobj.read(size - n, view[n:]))  # with a buffer: a count
                 except ssl.SSLWantReadError:
                     break
                 except ssl.SSLZeroReturnError:

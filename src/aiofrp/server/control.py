@@ -7,14 +7,14 @@ import logging
 import time
 from collections.abc import Coroutine
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..auth import AuthError, LoginAuth
 from ..net.msgconn import Dispatcher, MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
 from .errors import ProxyError
-from .proxies import new_server_proxy
+from .proxies import ServerProxy, new_server_proxy
 
 if TYPE_CHECKING:
     from .service import Server
@@ -34,7 +34,7 @@ class Control:
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
-        self.proxies: dict[str, Any] = {}
+        self.proxies: dict[str, ServerProxy] = {}
         self._closed = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_ping = time.monotonic()
@@ -123,7 +123,7 @@ class Control:
         log.info("[%s] new proxy [%s] type [%s] success", self.run_id, name, proxy.type)
         self.conn.write_msg(m.NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr))
 
-    async def register_proxy(self, req: m.NewProxy) -> Any:
+    async def register_proxy(self, req: m.NewProxy) -> ServerProxy:
         name = req.proxy_name
         if self._closed:
             raise ProxyError("control is closed")
@@ -144,7 +144,7 @@ class Control:
             raise ProxyError("control is closed" if self._closed else f"proxy [{name}] is closed")
         return proxy
 
-    def _forget_proxy(self, name: str, proxy: Any) -> None:
+    def _forget_proxy(self, name: str, proxy: ServerProxy) -> None:
         if self.server.proxies.get(name) is proxy:
             del self.server.proxies[name]
         if self.proxies.get(name) is proxy:

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..net.mux import fmt_addr
 
 if TYPE_CHECKING:
-    from .service import Server
+    from .service import Server, _Sniff
 
 log = logging.getLogger("aiofrp.server")
 
@@ -54,7 +54,7 @@ class Gate:
         self.done = False  # handed off or closed: nothing more to say or do
         self.stage = "sent nothing"  # what the peer got to, for the timeout line
         self.busy = 0  # first messages being handled right now
-        self.sniff: Any = None  # the sniffing protocol while the first bytes are awaited
+        self.sniff: _Sniff | None = None  # the sniffing protocol while the first bytes are awaited
         self._flush_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             PREAUTH_TIMEOUT, self._expired

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from .. import FRP_VERSION
 from ..auth import AuthError, new_verifier
@@ -22,6 +22,13 @@ from .gate import PREAUTH_TIMEOUT, Gate
 from .group import GroupRegistry
 from .nathole import NatHoleController
 from .ports import PortManager
+from .proxies import ServerProxy
+
+if TYPE_CHECKING:
+    from ..config.server import ServerConfig
+    from .vhost.http import HTTPVhost
+    from .vhost.https import HTTPSVhost
+    from .vhost.tcpmux import TCPMuxVhost
 
 log = logging.getLogger("aiofrp.server")
 
@@ -34,7 +41,7 @@ TLS_HANDSHAKE_BYTE = 0x16
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: Any, *, quick: bool = False) -> None:
+    def __init__(self, cfg: ServerConfig, *, quick: bool = False) -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -42,7 +49,7 @@ class Server:
         # Quick mode: only 0x17-prefixed TLS on the bind port is frp; every other connection is a
         # user connection of the proxy whose remotePort is the bind port (see cli/frp.py).
         self.quick = quick
-        self.quick_proxy: Any = None
+        self.quick_proxy: ServerProxy | None = None
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
         self.verifier = new_verifier(cfg.auth)  # auth.method: token or oidc (aiofrp/auth)
@@ -50,18 +57,18 @@ class Server:
         self.tls_force = bool(tls.force or tls.trusted_ca_file)
         self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
         self.controls: dict[str, Control] = {}
-        self.proxies: dict[str, Any] = {}  # global proxy names -> server proxy
+        self.proxies: dict[str, ServerProxy] = {}  # global proxy names -> server proxy
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
-        self.groups = GroupRegistry()  # loadBalancer groups (tcp listeners, vhost routes)
-        self.nathole = NatHoleController(self)  # xtcp: brings visitors and providers together
-        self._servers: list[asyncio.AbstractServer] = []
+        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
+        self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
+        self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
         self.bind_port = cfg.bind_port
-        self.http_vhost: Any = None  # server/vhost: set by start_vhosts when configured
-        self.https_vhost: Any = None
-        self.tcpmux_vhost: Any = None
+        self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
+        self.https_vhost: HTTPSVhost | None = None
+        self.tcpmux_vhost: TCPMuxVhost | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -71,10 +78,39 @@ class Server:
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
-        from .vhost import start_vhosts
-
-        await start_vhosts(self)
+        await self.start_vhosts()
         log.info("frps started successfully")
+
+    async def start_vhosts(self) -> None:
+        """Create the vhosts the config asks for, each on its own listener or sharing the bind
+        port (http, https: same address and port, see _Sniff)."""
+        from .vhost.http import HTTPVhost
+        from .vhost.https import HTTPSVhost
+        from .vhost.tcpmux import TCPMuxVhost
+
+        cfg = self.cfg
+        addr = self.proxy_bind_addr
+        same_addr = addr == cfg.bind_addr
+
+        async def listen(vhost: HTTPVhost | HTTPSVhost | TCPMuxVhost, port: int, what: str, shareable: bool) -> None:
+            vhost.shared = shareable and same_addr and port == self.bind_port
+            if vhost.shared:
+                log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
+                return
+            srv = await vhost.listen(addr, port)
+            self._servers.append(srv)
+            vhost.port = srv.sockets[0].getsockname()[1] if port == 0 else port
+            log.info("%s service listen on %s", what, fmt_addr((addr, vhost.port)))
+
+        if cfg.vhost_http_port:
+            self.http_vhost = HTTPVhost(cfg, self.spawn)
+            await listen(self.http_vhost, cfg.vhost_http_port, "http", True)
+        if cfg.vhost_https_port:
+            self.https_vhost = HTTPSVhost(cfg, self.spawn)
+            await listen(self.https_vhost, cfg.vhost_https_port, "https", True)
+        if cfg.tcpmux_http_connect_port:
+            self.tcpmux_vhost = TCPMuxVhost(cfg, self.spawn)
+            await listen(self.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)
 
     async def close(self) -> None:
         for srv in self._servers:
@@ -87,7 +123,7 @@ class Server:
         for t in list(self._tasks):
             t.cancel()
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -231,18 +267,19 @@ class Server:
     async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
         """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
         proxy = self.proxies.get(msg.proxy_name)
-        check = getattr(proxy, "check_visitor", None)
-        if check is None:
-            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
+        if proxy is None or not proxy.takes_visitors:
+            err, absent = f"custom listener for [{msg.proxy_name}] doesn't exist", True
+        elif proxy.closed:
+            err, absent = "proxy is closed", True
         else:
-            err = "proxy is closed" if proxy.closed else check(msg)
-        if err:
+            err, absent = proxy.check_visitor(msg), False
+        if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
             # A logged-in client's visitor asking for a proxy that is not (yet, or any more) there
             # is no attack: visitors retry that right after an frps restart (client/visitors/base.py).
             gate = conn.gate
-            absent = (check is None or proxy.closed) and bool(msg.run_id) and msg.run_id in self.controls
+            absent = absent and bool(msg.run_id) and msg.run_id in self.controls
             reason = f"register visitor conn error: {err}"
             if not (gate.refuse(reason) if absent else gate.fail(reason, flush=True)):
                 log.warning("register visitor conn error: %s (visitor %s)", err, conn.gate.peer)
@@ -332,6 +369,7 @@ class _Sniff(asyncio.Protocol):
             self._leave()
             assert self.gate is not None
             self.gate.hand_off()
+            assert self.server.http_vhost is not None  # _sniff_vhost found it sharing the port
             self.server.http_vhost.accept(self.transport, self.buf)
             return True
         return False
@@ -357,9 +395,11 @@ class _Sniff(asyncio.Protocol):
         self._leave()
         if vhost == "http":
             gate.hand_off()
+            assert self.server.http_vhost is not None  # _sniff_vhost found it sharing the port
             self.server.http_vhost.accept(self.transport, data)
         elif vhost == "https":
             gate.hand_off()
+            assert self.server.https_vhost is not None
             self.server.https_vhost.accept(self.transport, data)
         elif vhost == "websocket":
             gate.fail("frp over websocket is not supported")

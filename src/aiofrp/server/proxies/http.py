@@ -7,27 +7,31 @@ the proxy's :class:`~aiofrp.server.vhost.http_upstream.UpstreamPool` for later r
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...net.msgconn import MsgConn
 from ..errors import ProxyError
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
+from ..vhost.http import HTTPMember
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
-from .base import VhostProxy
+from .base import ProxyControl, VhostProxy
+
+if TYPE_CHECKING:
+    from ...proto import msg as m
 
 log = logging.getLogger("aiofrp.server.proxy.http")
 
 
 @register("http")
-class HTTPProxy(VhostProxy):
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
+class HTTPProxy(VhostProxy[HTTPMember]):
+    def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
+        super().__init__(control, req)
         self.pool = UpstreamPool()
 
     async def run(self) -> None:
         cfg = self.server.cfg
-        vhost = getattr(self.server, "http_vhost", None)
+        vhost = self.server.http_vhost
         if not cfg.vhost_http_port or vhost is None:
             raise ProxyError("type [http] not supported when vhost http port is not set")
         if self.limiter is not None:  # frps would limit CONNECT/WebSocket tunnels but not plain requests
@@ -37,12 +41,12 @@ class HTTPProxy(VhostProxy):
         validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         locations = req.locations or [""]
-        routes = [
+        routes: list[Route[HTTPMember]] = [
             Route(domain, location, req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd,
                   host_rewrite=req.host_header_rewrite, headers=req.headers, response_headers=req.response_headers)
             for domain in domains for location in locations
         ]
-        self._register_routes(vhost, routes)
+        self._register_routes(vhost.router, routes, self)
         for r in routes:
             log.info("[%s] http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
                      self.name, r.domain, r.location, req.group, r.route_by_http_user)

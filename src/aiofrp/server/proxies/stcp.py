@@ -7,17 +7,13 @@ Byte path: user <-> visitor frpc <-(sk layer)-> frps <-(token layer)-> provider 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from ...net.msgconn import MsgConn
 from ...net.relay import Codec, work_conn_codecs
 from ...proto import msg as m
 from ...proto.crypto import derive_key, verify_auth_key
 from . import register
-from .base import ServerProxy
-
-if TYPE_CHECKING:
-    from ..control import Control
+from .base import ProxyControl, ServerProxy
 
 log = logging.getLogger("aiofrp.server.proxy.stcp")
 
@@ -26,7 +22,9 @@ log = logging.getLogger("aiofrp.server.proxy.stcp")
 class STCPProxy(ServerProxy):
     """Secret tcp proxy; :class:`~.sudp.SUDPProxy` is the same on frps (frpc speaks UDPPacket inside)."""
 
-    def __init__(self, control: Control, req: m.NewProxy) -> None:
+    takes_visitors = True
+
+    def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         super().__init__(control, req)
         self.sk: str = req.sk
         # empty allowUsers: only the owner's own user

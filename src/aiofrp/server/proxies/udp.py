@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from ...net.listen import listen_udp
@@ -20,6 +21,10 @@ WORK_CONN_RETRY = 1.0
 READ_TIMEOUT = 60.0  # frpc pings every 30 s; frps itself never pings (frpc would misread it)
 
 
+def _same(sock: UserSocket) -> UserSocket:
+    return sock
+
+
 @register("udp")
 class UDPProxy(ServerProxy):
     port = 0
@@ -32,13 +37,13 @@ class UDPProxy(ServerProxy):
         ports = self.server.ports
         addr = self.server.proxy_bind_addr
         requested = self.req.remote_port
-        size = getattr(self.server.cfg, "udp_packet_size", 1500) or 1500
+        size = self.server.cfg.udp_packet_size or 1500
         self._pending: list[tuple[bytes, Any]] = []  # datagrams waiting for a work connection
         last_err: OSError | None = None
         for port in ports.candidates("udp", self.name, requested):
             sock = UserSocket(self._from_user, size)
             try:
-                transport, _ = await listen_udp(lambda s=sock: s, addr, port)
+                transport, _ = await listen_udp(partial(_same, sock), addr, port)
             except OSError as exc:
                 last_err = exc
                 continue

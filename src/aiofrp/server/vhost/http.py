@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...net.listen import listen_tcp, peer_addr
-from ...net.mux import fmt_addr
-from ...net.relay import Relay
+from ...net.relay import Codec, Relay, WorkConn
+from ...proto.addr import fmt_addr
 from ...proto.http import (
     MAX_HEAD_SIZE,
+    BodyFramer,
     ChunkedBody,
     HTTPError,
     NoBody,
@@ -46,7 +47,11 @@ from .pages import (
 from .router import Route, Routers
 
 if TYPE_CHECKING:
-    from .http_upstream import Upstream
+    from ...config.server import ServerConfig
+    from ...net.limiter import TokenBucket
+    from ...net.msgconn import MsgConn
+    from . import Spawn
+    from .http_upstream import Upstream, UpstreamPool
 
 log = logging.getLogger("aiofrp.server.vhost.http")
 
@@ -58,19 +63,48 @@ LINGER_TIME = 1.0  # after an error response, unread request bytes are drained t
 _R_UPSTREAM, _R_HOLD = 1, 2  # reasons to pause reading the client
 
 
+class WorkConnSource(Protocol):
+    """Where an http proxy's work connections come from (server/control.py: Control)."""
+
+    async def get_work_conn(self) -> MsgConn: ...
+
+    def take_work_conn_nowait(self) -> MsgConn | None: ...
+
+
+class HTTPMember(Protocol):
+    """What the vhost uses of an http proxy (server/proxies/http.py: HTTPProxy)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def pool(self) -> UpstreamPool: ...
+    @property
+    def control(self) -> WorkConnSource: ...
+    @property
+    def relays(self) -> set[Relay]: ...
+    @property
+    def limiter(self) -> TokenBucket | None: ...
+
+    def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream: ...
+
+    def start_work_conn(self, conn: MsgConn, src: tuple[Any, ...] | None = None,
+                        dst: tuple[Any, ...] | None = None) -> WorkConn: ...
+
+
 class HTTPVhost:
     """The router and the listener(s) of ``vhostHTTPPort``."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        cfg = server.cfg
-        self.router: Routers[Route] = Routers()
+    def __init__(self, cfg: ServerConfig, spawn: Spawn) -> None:
+        self.spawn = spawn
+        self.router: Routers[Route[HTTPMember]] = Routers()
         self.port: int = cfg.vhost_http_port
         self.response_timeout = float(cfg.vhost_http_timeout if cfg.vhost_http_timeout > 0 else 60)
         self.custom_404: str = cfg.custom_404_page
         self.shared = False  # True when it lives on the bind port (service._Sniff hands it connections)
 
-    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def listen(self, host: str, port: int) -> asyncio.Server:
         return await listen_tcp(lambda: ClientConn(self), host, port)
 
     def accept(self, transport: asyncio.Transport, data: bytes) -> None:
@@ -103,9 +137,9 @@ class ClientConn(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         # the current exchange
         self.req: Request | None = None
-        self.route: Route | None = None
-        self.member: Any = None
-        self.framer: Any = None
+        self.route: Route[HTTPMember] | None = None
+        self.member: HTTPMember | None = None
+        self.framer: BodyFramer = NoBody()
         self.out_head = b""
         self.up: Upstream | None = None
         self.keep_alive = True
@@ -293,7 +327,7 @@ class ClientConn(asyncio.Protocol):
 
     # -- routing --------------------------------------------------------------------------------
 
-    def _request(self, req: Request, framer: Any, data: bytes, pos: int) -> None:
+    def _request(self, req: Request, framer: BodyFramer, data: bytes, pos: int) -> None:
         vhost = self.vhost
         self.req = req
         self.framer = framer
@@ -353,9 +387,9 @@ class ClientConn(asyncio.Protocol):
         self.state = _ACQUIRE
         self.pending = data[pos:] if pos < len(data) else b""
         self._pause(_R_HOLD)
-        vhost.server.spawn(self._acquire(member))
+        vhost.spawn(self._acquire(member))
 
-    async def _acquire(self, member: Any) -> None:
+    async def _acquire(self, member: HTTPMember) -> None:
         try:
             conn = await member.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:
@@ -468,7 +502,8 @@ class ClientConn(asyncio.Protocol):
             self.transport.write(rest)
         self._tunnel(up.member, up.transport, up.encode, up.decode, self.pending)
 
-    def _tunnel(self, member: Any, work: asyncio.Transport, encode: Any, decode: Any, data: bytes,
+    def _tunnel(self, member: HTTPMember, work: asyncio.Transport, encode: Codec | None, decode: Codec | None,
+                data: bytes,
                 wdata: bytes = b"", weof: bool = False) -> None:
         self.state = _CLOSED
         self.pending = b""
@@ -489,12 +524,13 @@ class ClientConn(asyncio.Protocol):
             # A pooled connection the local service had closed: try once more on a fresh one.
             self.retried = True
             member = self.member
+            assert member is not None  # set with the route, for as long as the exchange lasts
             conn = member.control.take_work_conn_nowait()
             self.state = _ACQUIRE
             if conn is not None:
                 self._attach(member.new_upstream(conn, self.peer), b"", 0)
             else:
-                self.vhost.server.spawn(self._acquire(member))
+                self.vhost.spawn(self._acquire(member))
             return
         self._upstream_failed(why, timeout=timeout)
 
@@ -561,15 +597,15 @@ class ClientConn(asyncio.Protocol):
 
     # -- CONNECT --------------------------------------------------------------------------------
 
-    def _connect(self, member: Any, req: Request, rest: bytes) -> None:
+    def _connect(self, member: HTTPMember, req: Request, rest: bytes) -> None:
         """CONNECT through the vhost port: the request itself goes to the work connection, then
         bytes are relayed both ways (Go's connectHandler)."""
         self.state = _ACQUIRE
         self._pause(_R_HOLD)
         head = build_head(f"CONNECT {req.target} HTTP/1.{req.minor}", req.headers)
-        self.vhost.server.spawn(self._connect_relay(member, head + rest))
+        self.vhost.spawn(self._connect_relay(member, head + rest))
 
-    async def _connect_relay(self, member: Any, data: bytes) -> None:
+    async def _connect_relay(self, member: HTTPMember, data: bytes) -> None:
         try:
             conn = await member.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...proto.http import (
     MAX_HEAD_SIZE,
+    BodyFramer,
     HTTPError,
+    NoBody,
     UntilClose,
     find_head_end,
     parse_response_head,
@@ -24,7 +26,7 @@ from ...proto.http import (
 )
 
 if TYPE_CHECKING:
-    from .http import ClientConn
+    from .http import ClientConn, HTTPMember
 
 log = logging.getLogger("aiofrp.server.vhost.http")
 
@@ -46,7 +48,7 @@ class Upstream(asyncio.Protocol):
     )
 
     def __init__(
-        self, member: Any, transport: asyncio.Transport, encode: Codec | None, decode: Codec | None,
+        self, member: HTTPMember, transport: asyncio.Transport, encode: Codec | None, decode: Codec | None,
     ) -> None:
         self.member = member
         self.transport = transport
@@ -56,7 +58,7 @@ class Upstream(asyncio.Protocol):
         self.client_transport: asyncio.Transport | None = None
         self.state = _IDLE
         self.rbuf = b""
-        self.framer: Any = None
+        self.framer: BodyFramer = NoBody()
         self.method = ""
         self.timer: asyncio.TimerHandle | None = None
         self.got_bytes = False
