@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import re
 from urllib.parse import unquote
 
@@ -20,6 +21,7 @@ from .errors import ProtocolError
 
 __all__ = [
     "MAX_HEAD_SIZE",
+    "ChunkState",
     "ChunkedBody",
     "ContentLengthBody",
     "HTTPError",
@@ -305,7 +307,17 @@ class UntilClose:
         return len(data)
 
 
-_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+class ChunkState(enum.Enum):
+    """Where a :class:`ChunkedBody` is in the chunked coding."""
+
+    SIZE = "chunk-size line"
+    DATA = "chunk data"
+    DATA_END = "CRLF after chunk data"
+    TRAILER = "trailer section"
+    DONE = "done"
+
+
+_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = ChunkState  # module-level names: fast in the hot loop
 
 
 class ChunkedBody:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,7 +19,7 @@ from ..proto import msg as m
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .control import Control
-from .gate import PREAUTH_TIMEOUT, Gate
+from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
 from .nathole import NatHoleController
 from .ports import PortManager
@@ -139,10 +140,10 @@ class Server:
     def on_transport_ready(self, transport: asyncio.BaseTransport, data: bytes, gate: Gate) -> None:
         """A connection after sniffing: TLS decided, ``data`` is its first plaintext bytes."""
         if self.cfg.transport.tcp_mux:
-            gate.stage = "yamux session without streams"
+            gate.stage = Stage.NO_STREAM
             proto: asyncio.Protocol = _ServerMux(self, gate)
         else:
-            gate.stage = "no complete message"
+            gate.stage = Stage.NO_MESSAGE
             proto = _FirstConn(self, gate, top=True)
         transport.set_protocol(proto)
         proto.connection_made(transport)
@@ -171,13 +172,13 @@ class Server:
             proto: asyncio.Protocol = _ServerMux(self, gate)
         else:
             proto = _FirstConn(self, gate, top=True)
-        gate.stage = "TLS handshake not finished"
+        gate.stage = Stage.TLS_HANDSHAKE
         tls = TLSTransport(transport, self.tls_ctx, proto, server_side=True, initial_data=data)
 
         def done(fut: asyncio.Future[None]) -> None:
             exc = fut.exception()
             if exc is None:
-                gate.stage = "yamux session without streams" if self.cfg.transport.tcp_mux else "no complete message"
+                gate.stage = Stage.NO_STREAM if self.cfg.transport.tcp_mux else Stage.NO_MESSAGE
             elif isinstance(exc, ConnectionResetError):
                 gate.peer_closed("closed by the peer during the TLS handshake")
             else:
@@ -365,7 +366,7 @@ class _Sniff(asyncio.Protocol):
     def deadline_handoff(self) -> bool:
         """The gate's deadline while still sniffing: a stalled partial HTTP method goes to the
         shared vhost (it answers that itself); True if it was handed over."""
-        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) == "http":
+        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) is Sniffed.HTTP:
             self._leave()
             assert self.gate is not None
             self.gate.hand_off()
@@ -387,21 +388,21 @@ class _Sniff(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         first = data[0]
-        vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else ""
+        vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else Sniffed.FRP
         if vhost is None:  # a prefix of an HTTP method or of "GET /~!frp": wait for more
             self.buf = data
-            gate.stage = "incomplete first bytes"
+            gate.stage = Stage.INCOMPLETE_FIRST_BYTES
             return
         self._leave()
-        if vhost == "http":
+        if vhost is Sniffed.HTTP:
             gate.hand_off()
             assert self.server.http_vhost is not None  # _sniff_vhost found it sharing the port
             self.server.http_vhost.accept(self.transport, data)
-        elif vhost == "https":
+        elif vhost is Sniffed.HTTPS:
             gate.hand_off()
             assert self.server.https_vhost is not None
             self.server.https_vhost.accept(self.transport, data)
-        elif vhost == "websocket":
+        elif vhost is Sniffed.WEBSOCKET:
             gate.fail("frp over websocket is not supported")
         elif first == TLS_FIRST_BYTE:
             self.server.start_tls(self.transport, data[1:], gate)
@@ -428,25 +429,34 @@ _HTTP_METHODS = (b"GET", b"HEA", b"POS", b"PUT", b"DEL", b"CON", b"OPT", b"TRA",
 _WEBSOCKET_PREFIX = b"GET /~!frp"  # frp's websocket transport path on the bind port
 
 
-def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> str | None:
-    """Port reuse (frp §1.3): "https"/"http" when a vhost shares the bind port and the first
-    bytes are a TLS handshake / an HTTP method, "websocket" for frp's websocket path, "" for frp;
-    None while the bytes so far are a prefix of a method (``final``: no more bytes will come)."""
+class Sniffed(enum.Enum):
+    """Who the first bytes of a bind-port connection are for (frp §1.3)."""
+
+    FRP = "frp"  # frpc (plaintext or TLS)
+    HTTP = "http"  # the http vhost sharing the bind port
+    HTTPS = "https"  # the https vhost sharing the bind port
+    WEBSOCKET = "websocket"  # frp over websocket (GET /~!frp), not supported
+
+
+def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed | None:
+    """Port reuse (frp §1.3): HTTPS/HTTP when a vhost shares the bind port and the first bytes are
+    a TLS handshake / an HTTP method, WEBSOCKET for frp's websocket path, else FRP; None while the
+    bytes so far are a prefix of a method (``final``: no more bytes will come)."""
     https, http = server.https_vhost, server.http_vhost
     if https is not None and https.shared and data[0] == TLS_HANDSHAKE_BYTE:
-        return "https"
+        return Sniffed.HTTPS
     if http is None or not http.shared:
-        return ""
+        return Sniffed.FRP
     head = data[:3]
     if len(data) < 3:
-        return None if not final and any(m.startswith(data) for m in _HTTP_METHODS) else ""
+        return None if not final and any(m.startswith(data) for m in _HTTP_METHODS) else Sniffed.FRP
     if head not in _HTTP_METHODS:
-        return ""
+        return Sniffed.FRP
     if data.startswith(_WEBSOCKET_PREFIX):
-        return "websocket"
+        return Sniffed.WEBSOCKET
     if len(data) < len(_WEBSOCKET_PREFIX) and _WEBSOCKET_PREFIX.startswith(data) and not final:
         return None
-    return "http"
+    return Sniffed.HTTP
 
 
 class _FirstConn(MsgConn):
@@ -483,7 +493,7 @@ class _ServerMux(MuxSession):
 
     def _on_stream(self, stream: MuxStream) -> None:
         if not self.gate.trusted:
-            self.gate.stage = "yamux streams without a login"
+            self.gate.stage = Stage.NO_LOGIN_STREAMS
         conn = _FirstConn(self.server, self.gate)
         stream.set_protocol(conn)
         conn.connection_made(stream)

@@ -13,6 +13,7 @@ two connections become a raw :class:`~aiofrp.net.relay.Relay`.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,9 +59,30 @@ log = logging.getLogger("aiofrp.server.vhost.http")
 # Go: http.Server.ReadHeaderTimeout = 60 s. Also bounds idle keep-alive connections (Go: none).
 READ_HEADER_TIMEOUT = float(os.environ.get("AIOFRP_VHOST_READ_HEADER_TIMEOUT", "60"))
 
-_HEAD, _ACQUIRE, _BODY, _WAIT, _LINGER, _CLOSED = range(6)
+class ClientState(enum.Enum):
+    """Where a :class:`ClientConn` is in the current exchange."""
+
+    HEAD = "reading a request head"
+    ACQUIRE = "waiting for a work connection"
+    BODY = "forwarding the request body"
+    WAIT = "waiting for the response"
+    LINGER = "draining after an error response"
+    CLOSED = "closed"
+
+
+_HEAD, _ACQUIRE, _BODY, _WAIT, _LINGER, _CLOSED = ClientState  # module-level names: fast to compare
+
+
+class PauseReason(enum.Flag):
+    """Why reading the client is paused (both may hold at once)."""
+
+    UPSTREAM = enum.auto()  # the work connection's write buffer is full
+    HOLD = enum.auto()  # bytes of the next request wait until the current exchange is over
+
+
+_NOT_PAUSED = PauseReason(0)
+_R_UPSTREAM, _R_HOLD = PauseReason.UPSTREAM, PauseReason.HOLD
 LINGER_TIME = 1.0  # after an error response, unread request bytes are drained this long
-_R_UPSTREAM, _R_HOLD = 1, 2  # reasons to pause reading the client
 
 
 class WorkConnSource(Protocol):
@@ -131,7 +153,7 @@ class ClientConn(asyncio.Protocol):
         self.hbuf = bytearray()  # partial request head
         self.scan = 0
         self.pending = b""  # bytes read behind the current request
-        self.paused = 0
+        self.paused = _NOT_PAUSED
         self.write_paused = False
         self.eof = False
         self.timer: asyncio.TimerHandle | None = None
@@ -222,12 +244,12 @@ class ClientConn(asyncio.Protocol):
         else:
             self._resume(_R_UPSTREAM)
 
-    def _pause(self, reason: int) -> None:
+    def _pause(self, reason: PauseReason) -> None:
         if not self.paused and self.state != _CLOSED:
             self.transport.pause_reading()
         self.paused |= reason
 
-    def _resume(self, reason: int) -> None:
+    def _resume(self, reason: PauseReason) -> None:
         if self.paused & reason:
             self.paused &= ~reason
             if not self.paused and self.state != _CLOSED:
@@ -316,7 +338,7 @@ class ClientConn(asyncio.Protocol):
             self._close()
             return
         t.write_eof()
-        self.paused = 0
+        self.paused = _NOT_PAUSED
         t.resume_reading()
         self.timer = asyncio.get_running_loop().call_later(LINGER_TIME, self._close_linger)
 

@@ -10,6 +10,7 @@ idle connections of Go's ``http.Transport``, so keep-alive traffic needs no new 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -33,7 +34,16 @@ log = logging.getLogger("aiofrp.server.vhost.http")
 IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
 MAX_IDLE = 16  # Go keeps 5 per route; a few more avoid work-connection churn under load
 
-_IDLE, _HEAD, _BODY, _CLOSED = range(4)
+class UpstreamState(enum.Enum):
+    """Where an :class:`Upstream` is: between exchanges, reading a response head or body."""
+
+    IDLE = "idle"
+    HEAD = "reading a response head"
+    BODY = "forwarding a response body"
+    CLOSED = "closed"
+
+
+_IDLE, _HEAD, _BODY, _CLOSED = UpstreamState  # module-level names: fast to compare
 
 Codec = Callable[[bytes], bytes]
 
