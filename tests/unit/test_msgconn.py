@@ -213,10 +213,18 @@ def test_write_msg_encodes_and_encrypts() -> None:
 
 def test_dispatcher_calls_the_handler_of_the_exact_class_else_the_default() -> None:
     seen: list[tuple[str, m.Message]] = []
+
+    def handler(name: str, result: str) -> Callable[[m.Message], str]:
+        def handle(msg: m.Message) -> str:
+            seen.append((name, msg))
+            return result
+
+        return handle
+
     d: Dispatcher[str] = (
-        Dispatcher(default=lambda msg: seen.append(("default", msg)) or "d")
-        .register(m.Ping, lambda msg: seen.append(("ping", msg)) or "p")
-        .register(m.NewProxy, lambda msg: seen.append(("new", msg)) or "n")
+        Dispatcher(default=handler("default", "d"))
+        .register(m.Ping, handler("ping", "p"))
+        .register(m.NewProxy, handler("new", "n"))
     )
     assert d.dispatch(m.Ping(timestamp=1)) == "p"
     assert d.dispatch(m.NewProxy(proxy_name="x")) == "n"

@@ -450,8 +450,15 @@ async def quic_pair() -> AsyncIterator[Pair]:
 async def kcp_pair() -> AsyncIterator[Pair]:
     loop = asyncio.get_running_loop()
     conns: list[KCPConn] = []
-    a = KCPConn(lambda d: loop.call_soon(conns[1].datagram_received, d))
-    b = KCPConn(lambda d: loop.call_soon(conns[0].datagram_received, d))
+
+    def to(i: int) -> Callable[[bytes], None]:
+        def send(datagram: bytes) -> None:
+            loop.call_soon(conns[i].datagram_received, datagram)
+
+        return send
+
+    a = KCPConn(to(1))
+    b = KCPConn(to(0))
     conns += [a, b]
     attach(a, Recorder())
     attach(b, Recorder())

@@ -91,11 +91,11 @@ def test_conflict_and_remove():
 
 
 def test_route_members_and_pick():
-    route = Route("H.example", "/x", "u", http_user="a", http_pwd="b")
+    route: Route[str] = Route("H.example", "/x", "u", http_user="a", http_pwd="b")
     assert route.key == ("h.example", "/x", "u")
     assert route.pick() is None
     route.members += ["m1", "m2", "m3"]
-    picks = [route.pick() for _ in range(6)]
+    picks = [route.pick() or "" for _ in range(6)]
     assert sorted(picks) == ["m1", "m1", "m2", "m2", "m3", "m3"]
     assert route.needs_auth and route.check_auth("a", "b") and not route.check_auth("a", "c")
     assert Route("x").check_auth("", "")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..proto import yamux
-from ..proto.addr import fmt_addr  # also re-exported: where most callers import it from
+from ..proto.addr import fmt_addr
 from ..proto.yamux import (
     DataReceived,
     GoAwayReceived,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..proto.crypto import CFBDecryptor, CFBEncryptor
+from ..proto.crypto import Buffer, CFBDecryptor, CFBEncryptor
 from ..proto.snappy import SnappyFrameReader, SnappyFrameWriter
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.net.relay")
 
-Codec = Callable[[bytes], bytes]
+Codec = Callable[[Buffer], bytes]  # a codec of a work connection: plain -> wire or wire -> plain
 
 
 class WorkConn(NamedTuple):
@@ -300,7 +300,7 @@ def chain(first: Codec | None, second: Codec | None) -> Codec | None:
     if second is None:
         return first
 
-    def both(data: bytes) -> bytes:
+    def both(data: Buffer) -> bytes:
         out = first(data)
         return second(out) if out else out
 
@@ -322,10 +322,10 @@ def work_conn_codecs(key: bytes | None, compress: bool) -> tuple[Codec | None, C
     if enc is not None and zw is not None:
         e, d, c, u = enc.encrypt, dec.decrypt, zw.compress, zr.decompress  # type: ignore[union-attr]
 
-        def encode(data: bytes) -> bytes:
+        def encode(data: Buffer) -> bytes:
             return e(c(data))
 
-        def decode(data: bytes) -> bytes:
+        def decode(data: Buffer) -> bytes:
             return u(d(data))
 
         return encode, decode

@@ -32,7 +32,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
-from ..net.mux import fmt_addr
+from ..proto.addr import fmt_addr
 
 if TYPE_CHECKING:
     from .service import Server, _Sniff

@@ -13,9 +13,10 @@ from .. import FRP_VERSION
 from ..auth import AuthError, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
-from ..net.mux import MuxSession, MuxStream, fmt_addr
+from ..net.mux import MuxSession, MuxStream
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
+from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .control import Control

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...proto.http import (
@@ -27,6 +26,7 @@ from ...proto.http import (
 )
 
 if TYPE_CHECKING:
+    from ...net.relay import Codec
     from .http import ClientConn, HTTPMember
 
 log = logging.getLogger("aiofrp.server.vhost.http")
@@ -44,8 +44,6 @@ class UpstreamState(enum.Enum):
 
 
 _IDLE, _HEAD, _BODY, _CLOSED = UpstreamState  # module-level names: fast to compare
-
-Codec = Callable[[bytes], bytes]
 
 
 class Upstream(asyncio.Protocol):
