@@ -150,6 +150,21 @@ def test_detach_hands_over_the_bytes_behind_the_message_and_the_eof() -> None:
     _run(main)
 
 
+def test_read_exactly_takes_raw_bytes_behind_a_message() -> None:
+    async def main() -> None:
+        conn, peer = await _pair()
+        await _send(peer, m.encode(m.StartWorkConn(proxy_name="p")) + b"pi")
+        assert await conn.read_msg(timeout=5) == m.StartWorkConn(proxy_name="p")
+        reader = asyncio.ensure_future(conn.read_exactly(4))
+        await _send(peer, b"ngpong")
+        assert await asyncio.wait_for(reader, 5) == b"ping"
+        assert await conn.read_exactly(4) == b"pong" and conn.buffered == 0
+        conn.close()
+        peer.close()
+
+    _run(main)
+
+
 def test_encryption_applies_to_bytes_read_before_it_was_switched_on() -> None:
     """frpc may send its first encrypted message right behind LoginResp's trigger: the ciphertext
     already buffered when enable_encryption runs is decrypted too."""

@@ -92,6 +92,16 @@ class MsgConn(asyncio.Protocol):
             await self._wait()
         return msg
 
+    async def read_exactly(self, n: int) -> bytes:
+        """The next ``n`` raw bytes behind the last message (a peer that switched to raw bytes)."""
+        decoder = self._decoder
+        while decoder.buffered < n:
+            await self._wait()
+        data = decoder.take_remaining()
+        if len(data) > n:
+            decoder.feed(memoryview(data)[n:])
+        return data[:n]
+
     @property
     def buffered(self) -> int:
         """Bytes received and not consumed yet (part of a message, or bytes behind the last one)."""
