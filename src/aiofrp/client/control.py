@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError
 from ..net.msgconn import Dispatcher, MsgConn
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from .service import Client
 
 log = logging.getLogger("aiofrp.client.control")
-
-M = TypeVar("M", bound=m.Message)
 
 
 class Control:

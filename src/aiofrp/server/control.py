@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Coroutine
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError, LoginAuth
 from ..net.msgconn import Dispatcher, MsgConn
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .service import Server
 
 log = logging.getLogger("aiofrp.server.control")
+
+Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
 
 class Control:
@@ -41,8 +43,8 @@ class Control:
         nathole = server.nathole
         # Go: server/control.go registerMsgHandlers. A handler that returns a coroutine (a Ping's
         # check may ask the OIDC provider) is awaited before the next message is read, as Go does.
-        self.dispatcher: Dispatcher[Coroutine[Any, Any, None] | None] = (
-            Dispatcher(default=self._ignore)
+        self.dispatcher = (
+            Dispatcher[Pending](default=self._ignore)
             .register(m.NewProxy, self._on_new_proxy)
             .register(m.CloseProxy, self._on_close_proxy)
             .register(m.Ping, self._ping)
