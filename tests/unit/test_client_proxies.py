@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
-from aiofrp.client.control import Handlers
 from aiofrp.client.plugins import PLUGIN_TYPES, ClientPlugin, WorkConn
 from aiofrp.client.proxies import PROXY_TYPES, ProxyPhase, ProxyWrapper
 from aiofrp.client.proxies.general_tcp import GeneralTCPProxy
@@ -22,7 +21,7 @@ from aiofrp.config import PROXY_TYPES as CONFIG_PROXY_TYPES
 from aiofrp.config import ClientConfig
 from aiofrp.config.plugin import UnixDomainSocketPluginOptions
 from aiofrp.config.proxy import ProxyTransport, TCPProxyConfig, UDPProxyConfig
-from aiofrp.net.msgconn import MsgConn
+from aiofrp.net.msgconn import Dispatcher, MsgConn
 from aiofrp.proto import msg as m
 
 if TYPE_CHECKING:
@@ -234,9 +233,11 @@ def test_udp_work_connection_state_belongs_to_its_proxy() -> None:
 
 
 def test_handlers_dispatch_by_message_type() -> None:
+    """frpc's control uses the same table as frps's (net/msgconn.py: Dispatcher)."""
     got: list[m.Message] = []
-    h = Handlers()
+    ignored: list[m.Message] = []
+    h: Dispatcher[None] = Dispatcher(default=ignored.append)
     h.register(m.Pong, got.append)
-    assert h.dispatch(m.Pong(error="x")) is True
-    assert h.dispatch(m.Ping()) is False
-    assert got == [m.Pong(error="x")]
+    h.dispatch(m.Pong(error="x"))
+    h.dispatch(m.Ping())
+    assert got == [m.Pong(error="x")] and ignored == [m.Ping()]

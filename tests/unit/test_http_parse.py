@@ -234,7 +234,7 @@ def test_request_head_out_rewrites():
             "Keep-Alive: 5\r\nProxy-Authorization: Basic x\r\nTE: trailers\r\nX-Forwarded-For: 1.1.1.1\r\n"
             "X-Forwarded-For: 2.2.2.2\r\nX-Forwarded-Host: evil\r\nForwarded: for=x\r\nContent-Length: 3\r\n"
             "Transfer-Encoding: chunked\r\nUser-Agent: ua\r\n\r\n")
-    route = Route("a.example.com", host_rewrite="in.ternal", headers={"user-agent": "frp", "X-Set": "1"})
+    route: Route[object] = Route("a.example.com", host_rewrite="in.ternal", headers={"user-agent": "frp", "X-Set": "1"})
     out = parse_request_head(request_head_out(r, route, "9.9.9.9", None, r.connection_tokens(), True))
     assert out.target == "/p?q" and out.method == "POST"
     assert out.headers[0] == ("Host", "in.ternal")

@@ -11,40 +11,13 @@ sys.path.insert(0, str(TOOLS))
 
 import import_cycles as ic  # tools/ is not a package
 
-# TEMPORARY: the cycles found when the checker landed (issue 9). The structural refactor breaks
-# them up; a cycle may shrink (a subset of one listed here) but never grow or appear anew.
-# Delete each entry once `python tools/import_cycles.py` no longer reports it.
-KNOWN_CYCLES = [
-    frozenset(
-        {
-            "aiofrp.server.control",
-            "aiofrp.server.gate",
-            "aiofrp.server.group",
-            "aiofrp.server.nathole",
-            "aiofrp.server.ports",
-            "aiofrp.server.proxies",
-            "aiofrp.server.proxies.base",
-            "aiofrp.server.proxies.http",
-            "aiofrp.server.proxies.https",
-            "aiofrp.server.proxies.stcp",
-            "aiofrp.server.proxies.sudp",
-            "aiofrp.server.proxies.tcp",
-            "aiofrp.server.proxies.tcpmux",
-            "aiofrp.server.proxies.udp",
-            "aiofrp.server.proxies.xtcp",
-            "aiofrp.server.service",
-            "aiofrp.server.vhost",
-        }
-    ),
-]
 
-
-def test_no_new_cross_folder_cycle() -> None:
+def test_no_cross_folder_cycle() -> None:
+    """Not even through imports made for type checking only, or lazily inside a function."""
     modules = ic.find_modules()
     assert "aiofrp.proto.msg" in modules and "aiofrp.server.vhost" in modules
     cycles = ic.cross_folder_cycles(modules, ic.import_graph(modules))
-    new = [comp for comp, _ in cycles if not any(set(comp) <= known for known in KNOWN_CYCLES)]
-    assert new == [], "new import cycles across folders (see python tools/import_cycles.py)"
+    assert [comp for comp, _ in cycles] == [], "import cycles across folders (see python tools/import_cycles.py)"
 
 
 def test_folders_depend_one_way() -> None:

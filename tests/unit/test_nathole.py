@@ -119,15 +119,13 @@ def test_sid_probe_roundtrip_and_wrong_key() -> None:
 
 def test_records_forgotten_after_reserve_hours() -> None:
     """natholeAnalysisDataReserveHours bounds how long frps keeps a NAT pair's behaviour scores."""
-    from types import SimpleNamespace
-
     from aiofrp.config import parse_server_config
     from aiofrp.proto.nathole import NatFeature
     from aiofrp.server.nathole import NatHoleController
 
     feat = NatFeature(nat_type="EasyNAT")
     for hours, kept in ((1, True), (-1, False)):
-        server = SimpleNamespace(cfg=parse_server_config(f"natholeAnalysisDataReserveHours = {hours}"))
-        ctl = NatHoleController(server)  # type: ignore[arg-type]
+        cfg = parse_server_config(f"natholeAnalysisDataReserveHours = {hours}")
+        ctl = NatHoleController(cfg, spawn=lambda coro: coro.close())
         first = ctl._records("k", feat, feat)
         assert (ctl._records("k", feat, feat) is first) is kept

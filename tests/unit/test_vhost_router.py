@@ -91,18 +91,18 @@ def test_conflict_and_remove():
 
 
 def test_route_members_and_pick():
-    route = Route("H.example", "/x", "u", http_user="a", http_pwd="b")
+    route: Route[str] = Route("H.example", "/x", "u", http_user="a", http_pwd="b")
     assert route.key == ("h.example", "/x", "u")
     assert route.pick() is None
     route.members += ["m1", "m2", "m3"]
-    picks = [route.pick() for _ in range(6)]
+    picks = [route.pick() or "" for _ in range(6)]
     assert sorted(picks) == ["m1", "m1", "m2", "m2", "m3", "m3"]
     assert route.needs_auth and route.check_auth("a", "b") and not route.check_auth("a", "c")
     assert Route("x").check_auth("", "")
 
 
 def test_register_is_all_or_nothing():
-    from aiofrp.server.proxies.base import ProxyError
+    from aiofrp.server.errors import ProxyError
 
     r: Routers[Route] = Routers()
     register_routes(r, [Route("taken")], "p0")
@@ -116,7 +116,7 @@ def test_register_is_all_or_nothing():
 
 
 def test_domain_helpers():
-    from aiofrp.server.proxies.base import ProxyError
+    from aiofrp.server.errors import ProxyError
 
     assert build_domains(["a.com", ""], "app", "frps.test") == ["a.com", "app.frps.test"]
     assert canonical_addr("a.com", 80) == "a.com" and canonical_addr("a.com", 443) == "a.com"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError
-from ..net.msgconn import MsgConn
+from ..net.msgconn import Dispatcher, MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
 
@@ -18,27 +18,6 @@ if TYPE_CHECKING:
     from .service import Client
 
 log = logging.getLogger("aiofrp.client.control")
-
-M = TypeVar("M", bound=m.Message)
-
-
-class Handlers:
-    """A table from message type to handler (Go's ``msg.Dispatcher`` handlers): ``register`` one
-    handler per type, ``dispatch`` calls it."""
-
-    def __init__(self) -> None:
-        self._table: dict[type, Callable[[Any], None]] = {}
-
-    def register(self, cls: type[M], handler: Callable[[M], None]) -> None:
-        self._table[cls] = handler
-
-    def dispatch(self, msg: m.Message) -> bool:
-        """Call the handler of ``msg``'s type; False if there is none."""
-        handler = self._table.get(type(msg))
-        if handler is None:
-            return False
-        handler(msg)
-        return True
 
 
 class Control:
@@ -53,11 +32,13 @@ class Control:
         # NatHoleResp waiters by transaction id (xtcp: client/nathole.py)
         self.nathole_waiters: dict[str, asyncio.Future[m.NatHoleResp]] = {}
         # what each message from frps does (Go's msg.Dispatcher); others are logged and ignored
-        self.handlers = Handlers()
-        self.handlers.register(m.ReqWorkConn, self._on_req_work_conn)
-        self.handlers.register(m.NewProxyResp, self._on_new_proxy_resp)
-        self.handlers.register(m.NatHoleResp, self._on_nat_hole_resp)
-        self.handlers.register(m.Pong, self._on_pong)
+        self.handlers: Dispatcher[None] = (
+            Dispatcher(default=self._ignore)
+            .register(m.ReqWorkConn, self._on_req_work_conn)
+            .register(m.NewProxyResp, self._on_new_proxy_resp)
+            .register(m.NatHoleResp, self._on_nat_hole_resp)
+            .register(m.Pong, self._on_pong)
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -82,10 +63,12 @@ class Control:
                     break
                 except (EOFError, OSError):
                     break
-                if not self.handlers.dispatch(msg):
-                    log.debug("[%s] ignoring message %s", self.run_id, type(msg).__name__)
+                self.handlers.dispatch(msg)
         finally:
             self.close()
+
+    def _ignore(self, msg: m.Message) -> None:
+        log.debug("[%s] ignoring message %s", self.run_id, type(msg).__name__)
 
     # -- message handlers (in the order frps's messages are read) ------------------------------
 

@@ -16,7 +16,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from ..net.mux import fmt_addr
+from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
 
 

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..net.kcp import KCPConn
-from ..net.mux import MuxSession, fmt_addr
+from ..net.mux import MuxSession
 from ..net.quic import QuicSession, quic_configuration
+from ..proto.addr import fmt_addr
 from .nathole import HoleSocket
 
 if TYPE_CHECKING:

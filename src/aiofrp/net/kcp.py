@@ -16,6 +16,7 @@ from typing import Any
 
 from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECEncoder, KCPError, fec_decode
+from .transport import PausableTransport
 
 log = logging.getLogger("aiofrp.net.kcp")
 
@@ -26,11 +27,13 @@ WRITE_HIGH_SEGMENTS = 2 * WINDOW  # pause the protocol above this many unacknowl
 WRITE_LOW_SEGMENTS = WINDOW
 
 
-class KCPConn(asyncio.Transport):
+class KCPConn(PausableTransport):
+    """While reading is paused, received data waits in KCP's receive queue: the window KCP
+    advertises shrinks and the peer slows down."""
+
     def __init__(self, send: Callable[[bytes], None], *, conv: int = 1, fec: bool = True,
                  peer: Any = None) -> None:
-        super().__init__()
-        self._loop = asyncio.get_running_loop()
+        super().__init__(asyncio.get_running_loop())
         self._send = send
         self._fec = FECEncoder() if fec else None
         self._kcp = k = KCP(conv, self._output, stream=True)
@@ -38,9 +41,6 @@ class KCPConn(asyncio.Transport):
         k.set_mtu(MTU - FEC_OVERHEAD if fec else MTU)
         k.set_wndsize(WINDOW, WINDOW)
         self.peer = peer
-        self._protocol: asyncio.Protocol | None = None
-        self._paused = False
-        self._proto_paused = False
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = -1
@@ -73,18 +73,18 @@ class KCPConn(asyncio.Transport):
         except KCPError as exc:
             log.debug("kcp: dropping datagram: %s", exc)
             return
-        self._deliver()
+        self._drain()
         self._schedule()
 
-    def _deliver(self) -> None:
-        if self._paused or self._closed or self._protocol is None:
-            return
-        # recv() refills the queue from out-of-order segments: keep going until it is dry
-        while not self._paused and not self._closed and self._protocol is not None:
-            data = self._kcp.recv()
-            if not data:
-                break
-            self._protocol.data_received(data)
+    # PausableTransport: the held data is KCP's receive queue
+    def _next_buffered(self) -> bytes | None:
+        # recv() refills the queue from out-of-order segments: _drain keeps going until it is dry
+        return self._kcp.recv() or None
+
+    def _has_buffered(self) -> bool:
+        return bool(self._kcp.rcv_queue)
+
+    def _drained(self) -> None:
         self._update_write_pause()
 
     # -- clock ------------------------------------------------------------------------------
@@ -133,12 +133,6 @@ class KCPConn(asyncio.Transport):
 
     # -- transport API ------------------------------------------------------------------------
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
-
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self.peer
@@ -153,9 +147,6 @@ class KCPConn(asyncio.Transport):
             self._loop.call_soon(self._flush_now)
         self._update_write_pause()
 
-    def writelines(self, list_of_data: Any) -> None:
-        self.write(b"".join(list_of_data))
-
     def can_write_eof(self) -> bool:
         return False
 
@@ -165,22 +156,8 @@ class KCPConn(asyncio.Transport):
     def is_closing(self) -> bool:
         return self._closed
 
-    def pause_reading(self) -> None:
-        self._paused = True
-
-    def resume_reading(self) -> None:
-        if self._paused:
-            self._paused = False
-            self._loop.call_soon(self._deliver)
-
-    def is_reading(self) -> bool:
-        return not self._paused
-
     def get_write_buffer_size(self) -> int:
         return self._kcp.wait_snd() * self._kcp.mss
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
 
     def close(self) -> None:
         if not self._closed:
@@ -197,6 +174,7 @@ class KCPConn(asyncio.Transport):
         if self._closed:
             return
         self._closed = True
+        self._stop_reading()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -210,10 +188,4 @@ class KCPConn(asyncio.Transport):
         if self._protocol is None:
             return
         waiting = self._kcp.wait_snd()
-        should = waiting > WRITE_HIGH_SEGMENTS or (self._proto_paused and waiting > WRITE_LOW_SEGMENTS)
-        if should != self._proto_paused:
-            self._proto_paused = should
-            try:
-                (self._protocol.pause_writing if should else self._protocol.resume_writing)()
-            except Exception:
-                log.exception("protocol flow-control callback failed")
+        self._set_write_paused(waiting > WRITE_HIGH_SEGMENTS or (self._write_paused and waiting > WRITE_LOW_SEGMENTS))

@@ -96,7 +96,7 @@ async def resolve_listen(host: str | None, kind: int = socket.SOCK_STREAM) -> tu
 
 
 async def listen_tcp(factory: Callable[[], asyncio.BaseProtocol], host: str | None, port: int,
-                     *, backlog: int = BACKLOG) -> asyncio.AbstractServer:
+                     *, backlog: int = BACKLOG) -> asyncio.Server:
     """``loop.create_server`` on one socket opened as Go opens it (see the module docstring)."""
     resolved = await resolve_listen(host, socket.SOCK_STREAM)
     sock = bind_socket(host, port, socket.SOCK_STREAM, resolved)

@@ -1,27 +1,29 @@
 """An frp logical connection in its message phase: await framed messages, write messages.
 
-Control connections stay in this phase (with AES-CFB switched on after login); work and
-visitor connections leave it after their handshake message: :meth:`MsgConn.detach` hands the
-transport and any bytes already read behind the last message to the next layer (the relay).
+The framing is :class:`aiofrp.proto.msg.MsgDecoder` (and :func:`aiofrp.proto.msg.encode`); this
+module only feeds it from ``data_received`` and wakes the reader. Control connections stay in
+this phase (with AES-CFB switched on after login); work and visitor connections leave it after
+their handshake message: :meth:`MsgConn.detach` hands the transport and any bytes already read
+behind the last message to the next layer (the relay).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, cast
 
 from ..proto import msg as m
 from ..proto.crypto import CFBDecryptor, CFBEncryptor
 from ..proto.errors import ProtocolError
 
-HEADER_SIZE = 9
 MAX_BUFFER = 1024 * 1024  # pause reading when this much is buffered and unread
 
 
 class MsgConn(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self._buf = bytearray()
+        self._decoder = m.MsgDecoder()
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False
         self._exc: BaseException | None = None
@@ -33,15 +35,16 @@ class MsgConn(asyncio.Protocol):
     # -- protocol callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses of it
         self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         if self._dec is not None:
             data = self._dec.decrypt(data)
-        self._buf += data
+        decoder = self._decoder
+        decoder.feed(data)
         self._wake()
-        if len(self._buf) > MAX_BUFFER and not self._paused and self.transport is not None:
+        if decoder.buffered > MAX_BUFFER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
 
@@ -76,34 +79,37 @@ class MsgConn(asyncio.Protocol):
         finally:
             self._waiter = None
 
-    async def read_msg(self, timeout: float | None = None) -> Any:
+    async def read_msg(self, timeout: float | None = None) -> m.Message:
         """Read one message; raise ProtocolError on a malformed frame, EOFError/OSError on close."""
         if timeout is not None:
             async with asyncio.timeout(timeout):
                 return await self._read_msg()
         return await self._read_msg()
 
-    async def _read_msg(self) -> Any:
-        buf = self._buf
-        while len(buf) < HEADER_SIZE:
+    async def _read_msg(self) -> m.Message:
+        decoder = self._decoder
+        while (msg := decoder.next()) is None:
             await self._wait()
-        cls, length = m.decode_header(bytes(buf[:HEADER_SIZE]))
-        while len(buf) < HEADER_SIZE + length:
-            await self._wait()
-        payload = bytes(buf[HEADER_SIZE : HEADER_SIZE + length])
-        del buf[: HEADER_SIZE + length]
-        return m.decode_body(cls, payload)
+        return msg
 
     async def read_exactly(self, n: int) -> bytes:
-        while len(self._buf) < n:
+        """The next ``n`` raw bytes behind the last message (a peer that switched to raw bytes)."""
+        decoder = self._decoder
+        while decoder.buffered < n:
             await self._wait()
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        return data
+        data = decoder.take_remaining()
+        if len(data) > n:
+            decoder.feed(memoryview(data)[n:])
+        return data[:n]
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not consumed yet (part of a message, or bytes behind the last one)."""
+        return self._decoder.buffered
 
     # -- writing --------------------------------------------------------------------------
 
-    def write_msg(self, message: Any) -> None:
+    def write_msg(self, message: m.Message) -> None:
         data = m.encode(message)
         if self._enc is not None:
             data = self._enc.encrypt(data)
@@ -114,10 +120,9 @@ class MsgConn(asyncio.Protocol):
         """Switch both directions to AES-128-CFB (control channel after LoginResp)."""
         self._enc = CFBEncryptor(key)
         self._dec = CFBDecryptor(key)
-        if self._buf:
-            raw = bytes(self._buf)
-            self._buf.clear()
-            self._buf += self._dec.decrypt(raw)
+        raw = self._decoder.take_remaining()
+        if raw:
+            self._decoder.feed(self._dec.decrypt(raw))
 
     # -- hand-off -------------------------------------------------------------------------
 
@@ -126,8 +131,7 @@ class MsgConn(asyncio.Protocol):
         if self._dec is not None:
             raise ProtocolError("cannot detach an encrypted control connection")
         assert self.transport is not None
-        data = bytes(self._buf)
-        self._buf.clear()
+        data = self._decoder.take_remaining()
         if self._paused:
             self._paused = False
             self.transport.resume_reading()
@@ -146,5 +150,32 @@ class MsgConn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def peername(self) -> Any:
-        return self.transport.get_extra_info("peername") if self.transport is not None else None
+
+M = TypeVar("M", bound=m.Message)
+R = TypeVar("R")
+
+
+class Dispatcher(Generic[R]):
+    """A table from message class to handler, as Go frp's ``msg.Dispatcher``
+    (``pkg/msg/handler.go``): :meth:`register` one handler per message type, :meth:`dispatch`
+    calls the handler of a message's exact class, or ``default`` (if given) for any other."""
+
+    __slots__ = ("_default", "_handlers")
+
+    def __init__(self, default: Callable[[m.Message], R] | None = None) -> None:
+        self._handlers: dict[type, Callable[[Any], R]] = {}
+        self._default = default
+
+    def register(self, cls: type[M], handler: Callable[[M], R]) -> Dispatcher[R]:
+        """Handle messages of class ``cls`` with ``handler`` (replacing an earlier one)."""
+        self._handlers[cls] = handler
+        return self
+
+    def handler(self, cls: type) -> Callable[[Any], R] | None:
+        """The handler for messages of class ``cls`` (``default`` if none is registered)."""
+        return self._handlers.get(cls, self._default)
+
+    def dispatch(self, message: m.Message) -> R | None:
+        """Call the message's handler; None when there is none."""
+        handler = self._handlers.get(type(message), self._default)
+        return handler(message) if handler is not None else None

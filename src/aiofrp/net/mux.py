@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..proto import yamux
-from ..proto.addr import fmt_addr  # also re-exported: where most callers import it from
+from ..proto.addr import fmt_addr
 from ..proto.yamux import (
     DataReceived,
     GoAwayReceived,
@@ -19,6 +19,7 @@ from ..proto.yamux import (
     WindowUpdated,
     YamuxError,
 )
+from .transport import PausableTransport
 
 log = logging.getLogger("aiofrp.net.mux")
 
@@ -71,39 +72,38 @@ class MuxSession(asyncio.Protocol):
         streams = self._streams
         for ev in events:
             try:
-                cls = type(ev)
-                if cls is DataReceived:
+                if type(ev) is DataReceived:
                     st = streams.get(ev.stream_id)
                     if st is not None:
-                        st._on_data(ev.data)
+                        st._feed_data(ev.data)
                     else:
                         self._s.consumed(ev.stream_id, len(ev.data))
-                elif cls is WindowUpdated:
+                elif type(ev) is WindowUpdated:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._on_window()
-                elif cls is StreamOpened:
+                elif type(ev) is StreamOpened:
                     st = MuxStream(self, ev.stream_id)
                     streams[ev.stream_id] = st
                     if self._on_stream is None:
                         st.abort()
                     else:
                         self._on_stream(st)
-                elif cls is StreamEnded:
+                elif type(ev) is StreamEnded:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._on_eof()
-                elif cls is StreamReset:
+                elif type(ev) is StreamReset:
                     st = streams.get(ev.stream_id)
                     if st is not None:
                         st._on_reset()
-                elif cls is PingAcked:
+                elif type(ev) is PingAcked:
                     if ev.ping_id == self._outstanding_ping:
                         self._outstanding_ping = None
                         if self._ping_deadline is not None:
                             self._ping_deadline.cancel()
                             self._ping_deadline = None
-                elif cls is GoAwayReceived:
+                elif type(ev) is GoAwayReceived:
                     log.debug("yamux peer sent GoAway")
             except Exception:
                 sid = getattr(ev, "stream_id", 0)
@@ -199,20 +199,18 @@ class MuxSession(asyncio.Protocol):
         self._streams.pop(sid, None)
 
 
-class MuxStream(asyncio.Transport):
-    """One yamux stream seen as a transport; data and EOF go to its protocol."""
+class MuxStream(PausableTransport):
+    """One yamux stream seen as a transport; data and EOF go to its protocol.
+
+    While reading is paused, received data stays unacknowledged (no WindowUpdate), so the peer's
+    send window runs out: back-pressure through the session, per stream."""
 
     def __init__(self, mux: MuxSession, sid: int) -> None:
-        super().__init__()
+        super().__init__(mux._loop)
         self._mux = mux
         self._s = mux._s
         self.stream_id = sid
-        self._protocol: asyncio.Protocol | None = None
-        self._reading_paused = False
-        self._rbuf: list[bytes | memoryview] = []
-        self._eof_pending = False  # peer FIN seen while reading was paused
         self._wbuf: list[memoryview] = []
-        self._proto_paused = False
         self._closing = False
         self._fin_pending = False  # FIN to send once the write buffer drained
         self._local_fin = False
@@ -221,12 +219,6 @@ class MuxStream(asyncio.Transport):
         self._close_timer: asyncio.TimerHandle | None = None
 
     # -- transport API --------------------------------------------------------------------
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "stream_id":
@@ -272,7 +264,7 @@ class MuxStream(asyncio.Transport):
             return
         self._closing = True
         self._reading_paused = False
-        self._rbuf.clear()
+        self._stop_reading()
         if not self._local_fin:
             if self._wbuf:
                 self._fin_pending = True
@@ -292,47 +284,17 @@ class MuxStream(asyncio.Transport):
         self._mux._flush()
         self._finish(None)
 
-    def pause_reading(self) -> None:
-        self._reading_paused = True
-
-    def resume_reading(self) -> None:
-        if not self._reading_paused:
-            return
-        self._reading_paused = False
-        if self._rbuf or self._eof_pending:
-            self._mux._loop.call_soon(self._drain_rbuf)
-
-    def is_reading(self) -> bool:
-        return not self._reading_paused
-
     def get_write_buffer_size(self) -> int:
         return sum(len(b) for b in self._wbuf)
 
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+    # -- session callbacks (data arrives through PausableTransport._feed_data) -------------------
 
-    # -- session callbacks ----------------------------------------------------------------
+    def _consumed(self, n: int) -> None:
+        if not self._lost:
+            self._s.consumed(self.stream_id, n)
 
-    def _on_data(self, data: bytes | memoryview) -> None:
-        if self._closing:
-            self._s.consumed(self.stream_id, len(data))
-            return
-        if self._reading_paused or self._rbuf:
-            self._rbuf.append(data)
-            return
-        self._protocol.data_received(data)  # type: ignore[union-attr]
-        self._s.consumed(self.stream_id, len(data))
-
-    def _drain_rbuf(self) -> None:
-        while self._rbuf and not self._reading_paused and not self._lost:
-            data = self._rbuf.pop(0)
-            if not self._closing:
-                self._protocol.data_received(data)  # type: ignore[union-attr]
-            self._s.consumed(self.stream_id, len(data))
-        if not self._rbuf and self._eof_pending and not self._reading_paused:
-            self._eof_pending = False
-            self._deliver_eof()
-        self._mux._flush()
+    def _drained(self) -> None:
+        self._mux._flush()  # the window updates for what was delivered
 
     def _on_eof(self) -> None:
         self._remote_fin = True
@@ -340,13 +302,9 @@ class MuxStream(asyncio.Transport):
             if self._local_fin:
                 self._finish(None)
             return
-        if self._reading_paused or self._rbuf:
-            self._eof_pending = True
-            return
-        self._deliver_eof()
+        self._feed_eof()
 
-    def _deliver_eof(self) -> None:
-        keep_open = bool(self._protocol.eof_received())  # type: ignore[union-attr]
+    def _eof_delivered(self, keep_open: bool) -> None:
         if not keep_open:
             self.close()
         elif self._local_fin:
@@ -372,13 +330,8 @@ class MuxStream(asyncio.Transport):
             self._update_write_pause()
 
     def _update_write_pause(self) -> None:
-        should = bool(self._wbuf) or self._mux.write_paused
-        if should != self._proto_paused and self._protocol is not None and not self._lost:
-            self._proto_paused = should
-            try:
-                (self._protocol.pause_writing if should else self._protocol.resume_writing)()
-            except Exception:
-                log.exception("protocol flow-control callback failed")
+        if not self._lost:
+            self._set_write_paused(bool(self._wbuf) or self._mux.write_paused)
 
     def _send_fin(self) -> None:
         self._local_fin = True
@@ -405,7 +358,7 @@ class MuxStream(asyncio.Transport):
         if self._close_timer is not None:
             self._close_timer.cancel()
         self._wbuf.clear()
-        self._rbuf.clear()
+        self._stop_reading()
         self._mux._forget(self.stream_id)
         proto = self._protocol
         self._protocol = None

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..proto.addr import fmt_addr
+from .transport import PausableTransport
 
 if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
@@ -273,32 +274,21 @@ class QuicSession:
         return s._buffer_stop - s._buffer_start
 
 
-class QuicStream(asyncio.Transport):
+class QuicStream(PausableTransport):
     """One bidirectional QUIC stream as a transport. ``close`` sends FIN and stops reading
     (STOP_SENDING 0), like frp's Go side."""
 
     def __init__(self, session: QuicSession, sid: int) -> None:
-        super().__init__()
+        super().__init__(session._loop)
         self._session = session
         self._conn = session._conn
         self.stream_id = sid
-        self._protocol: asyncio.Protocol | None = None
-        self._paused = False
-        self._rbuf: list[bytes] = []
-        self._eof_pending = False
         self._local_fin = False
         self._remote_fin = False
         self._closing = False
         self._lost = False
-        self._proto_paused = False
 
     # transport API
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
-
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._session.peer
@@ -320,9 +310,6 @@ class QuicStream(asyncio.Transport):
         self._session.schedule_transmit()
         self._update_write_pause()
 
-    def writelines(self, list_of_data: Any) -> None:
-        self.write(b"".join(list_of_data))
-
     def can_write_eof(self) -> bool:
         return True
 
@@ -341,7 +328,7 @@ class QuicStream(asyncio.Transport):
         if self._closing or self._lost:
             return
         self._closing = True
-        self._rbuf.clear()
+        self._stop_reading()
         self.write_eof()
         if not self._remote_fin:
             try:
@@ -362,59 +349,29 @@ class QuicStream(asyncio.Transport):
         self._session.schedule_transmit()
         self._finish(None)
 
-    def pause_reading(self) -> None:
-        self._paused = True
-
-    def resume_reading(self) -> None:
-        if not self._paused:
-            return
-        self._paused = False
-        if self._rbuf or self._eof_pending:
-            self._session._loop.call_soon(self._drain)
-
-    def is_reading(self) -> bool:
-        return not self._paused
-
     def get_write_buffer_size(self) -> int:
         return self._session._sender_buffered(self.stream_id)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
 
     # session callbacks
     def _on_data(self, data: bytes, end_stream: bool) -> None:
         if self._closing or self._lost:
             return
         if data:
-            if self._paused or self._rbuf:
-                self._rbuf.append(data)
-            else:
-                self._protocol.data_received(data)  # type: ignore[union-attr]
+            self._feed_data(data)
         if end_stream:
             self._remote_fin = True
-            if self._paused or self._rbuf:
-                self._eof_pending = True
-            else:
-                self._deliver_eof()
+            self._feed_eof()
 
-    def _drain(self) -> None:
-        while self._rbuf and not self._paused and not self._lost and not self._closing:
-            self._protocol.data_received(self._rbuf.pop(0))  # type: ignore[union-attr]
-        if not self._rbuf and self._eof_pending and not self._paused and not self._lost:
-            self._eof_pending = False
-            self._deliver_eof()
-
-    def _deliver_eof(self) -> None:
-        if self._closing or self._lost:
-            return
-        keep = bool(self._protocol.eof_received())  # type: ignore[union-attr]
-        if not keep:
+    def _eof_delivered(self, keep_open: bool) -> None:
+        if not keep_open:
             self.close()
         else:
             self._maybe_done()
 
     def _maybe_done(self) -> None:
-        if self._local_fin and self._remote_fin and not self._closing:
+        """Both FINs are through, and the peer's was delivered (not held by a paused reader)."""
+        if (self._local_fin and self._remote_fin and not self._closing
+                and not self._eof_pending and not self._has_buffered()):
             self._closing = True
             self._session._loop.call_soon(self._finish, None)
 
@@ -430,20 +387,14 @@ class QuicStream(asyncio.Transport):
         if self._lost or self._protocol is None:
             return
         buffered = self._session._sender_buffered(self.stream_id)
-        should = buffered > WRITE_HIGH or (self._proto_paused and buffered > WRITE_LOW)
-        if should != self._proto_paused:
-            self._proto_paused = should
-            try:
-                (self._protocol.pause_writing if should else self._protocol.resume_writing)()
-            except Exception:
-                log.exception("protocol flow-control callback failed")
+        self._set_write_paused(buffered > WRITE_HIGH or (self._write_paused and buffered > WRITE_LOW))
 
     def _finish(self, exc: Exception | None) -> None:
         if self._lost:
             return
         self._lost = True
         self._closing = True
-        self._rbuf.clear()
+        self._stop_reading()
         self._session._forget(self.stream_id)
         proto, self._protocol = self._protocol, None
         if proto is not None:

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..proto.crypto import CFBDecryptor, CFBEncryptor
+from ..proto.crypto import Buffer, CFBDecryptor, CFBEncryptor
 from ..proto.snappy import SnappyFrameReader, SnappyFrameWriter
 
 if TYPE_CHECKING:
@@ -22,7 +22,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.net.relay")
 
-Codec = Callable[[bytes], bytes]
+Codec = Callable[[Buffer], bytes]  # a codec of a work connection: plain -> wire or wire -> plain
+
+
+class WorkConn(NamedTuple):
+    """A work connection handed over after StartWorkConn (frps: ``ServerProxy.start_work_conn``)."""
+
+    transport: asyncio.Transport
+    data: bytes  # bytes frpc already sent on it
+    eof: bool
+    encode: Codec | None  # toward frpc (useCompression/useEncryption, §4.2)
+    decode: Codec | None  # from frpc
 
 
 class PendingConn(asyncio.Protocol):
@@ -282,6 +292,21 @@ class Relay:
                 log.exception("relay close callback failed")
 
 
+def chain(first: Codec | None, second: Codec | None) -> Codec | None:
+    """``second(first(data))``, skipping absent codecs (e.g. a visitor's sk layer, then the
+    provider's token layer)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+
+    def both(data: Buffer) -> bytes:
+        out = first(data)
+        return second(out) if out else out
+
+    return both
+
+
 def work_conn_codecs(key: bytes | None, compress: bool) -> tuple[Codec | None, Codec | None]:
     """(plain -> wire, wire -> plain) codecs for a work or visitor connection (frp §4.2).
 
@@ -297,10 +322,10 @@ def work_conn_codecs(key: bytes | None, compress: bool) -> tuple[Codec | None, C
     if enc is not None and zw is not None:
         e, d, c, u = enc.encrypt, dec.decrypt, zw.compress, zr.decompress  # type: ignore[union-attr]
 
-        def encode(data: bytes) -> bytes:
+        def encode(data: Buffer) -> bytes:
             return e(c(data))
 
-        def decode(data: bytes) -> bytes:
+        def decode(data: Buffer) -> bytes:
             return u(d(data))
 
         return encode, decode

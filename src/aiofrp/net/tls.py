@@ -13,7 +13,7 @@ import logging
 import os
 import ssl
 import tempfile
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("aiofrp.net.tls")
 
@@ -47,7 +47,7 @@ class TLSTransport(asyncio.Transport):
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in, self._out, server_side=server_side, server_hostname=server_hostname)
-        self._raw = raw
+        self._raw = cast(asyncio.Transport, raw)  # uvloop's transports are not subclasses of it
         self._app = app_protocol
         self._established = False
         self._closing = False
@@ -123,7 +123,7 @@ class TLSTransport(asyncio.Transport):
             eof = False
             while n < size:
                 try:
-                    k = sslobj.read(size - n, view[n:])
+                    k = cast(int, sslobj.read(size - n, view[n:]))  # with a buffer: a count
                 except ssl.SSLWantReadError:
                     break
                 except ssl.SSLZeroReturnError:
@@ -234,13 +234,13 @@ class TLSTransport(asyncio.Transport):
     def pause_reading(self) -> None:
         if not self._reading_paused:
             self._reading_paused = True
-            self._raw.pause_reading()  # type: ignore[attr-defined]
+            self._raw.pause_reading()
 
     def resume_reading(self) -> None:
         if self._reading_paused:
             self._reading_paused = False
             if not self._lost:
-                self._raw.resume_reading()  # type: ignore[attr-defined]
+                self._raw.resume_reading()
                 self._loop.call_soon(self._read_if_established)
 
     def _read_if_established(self) -> None:
@@ -251,10 +251,10 @@ class TLSTransport(asyncio.Transport):
         return not self._reading_paused
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._raw.set_write_buffer_limits(high, low)  # type: ignore[attr-defined]
+        self._raw.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
-        return self._raw.get_write_buffer_size()  # type: ignore[attr-defined]
+        return self._raw.get_write_buffer_size()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._app = protocol
@@ -306,11 +306,11 @@ class _Lower(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._tls._established:
-            self._tls._app.pause_writing()  # type: ignore[attr-defined]
+            self._tls._app.pause_writing()
 
     def resume_writing(self) -> None:
         if self._tls._established:
-            self._tls._app.resume_writing()  # type: ignore[attr-defined]
+            self._tls._app.resume_writing()
 
 
 # -- contexts -------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
@@ -42,6 +43,12 @@ def _enlarge_buffers(sock: socket.socket | None) -> None:
         except OSError:
             pass
 
+
+
+def _write_buffered(t: asyncio.DatagramTransport) -> int:
+    """Bytes waiting in a datagram transport (asyncio's and uvloop's have the method, typeshed's
+    DatagramTransport does not declare it)."""
+    return cast(asyncio.WriteTransport, t).get_write_buffer_size()
 
 class PacketConn(asyncio.Protocol):
     """A packet stream on a connected transport (after its set-up message).
@@ -274,7 +281,7 @@ class _LocalPeer(asyncio.DatagramProtocol):
             return
         if self.prefix:
             data = self.prefix + data
-        if t.get_write_buffer_size() > UDP_SEND_BUFFER_LIMIT:
+        if _write_buffered(t) > UDP_SEND_BUFFER_LIMIT:
             return
         t.sendto(data)
 
@@ -351,7 +358,7 @@ class LocalForwarder:
         peer = _LocalPeer(self, addr, prefix)
         self._peers[addr] = peer
         task = self._loop.create_task(self._loop.create_datagram_endpoint(lambda: peer, sock=sock))
-        task.add_done_callback(lambda t, p=peer, s=sock: self._opened(t, p, s))
+        task.add_done_callback(partial(self._opened, peer=peer, sock=sock))
         return peer
 
     def _opened(self, task: asyncio.Task[Any], peer: _LocalPeer, sock: socket.socket) -> None:
@@ -393,7 +400,8 @@ async def resolve_udp(host: str, port: int) -> tuple[str, int]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     if not infos:
         raise OSError(f"cannot resolve {host}")
-    return infos[0][4][0], infos[0][4][1]
+    addr = infos[0][4]
+    return str(addr[0]), int(addr[1])
 
 
 class UserSocket(asyncio.DatagramProtocol):
@@ -423,7 +431,7 @@ class UserSocket(asyncio.DatagramProtocol):
 
     def sendto(self, data: bytes, addr: Any) -> None:
         t = self.transport
-        if t is None or t.is_closing() or t.get_write_buffer_size() > UDP_SEND_BUFFER_LIMIT:
+        if t is None or t.is_closing() or _write_buffered(t) > UDP_SEND_BUFFER_LIMIT:
             return
         if self.v6 and ":" not in addr[0]:
             addr = ("::ffff:" + addr[0], addr[1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import re
 from urllib.parse import unquote
 
@@ -20,6 +21,7 @@ from .errors import ProtocolError
 
 __all__ = [
     "MAX_HEAD_SIZE",
+    "ChunkState",
     "ChunkedBody",
     "ContentLengthBody",
     "HTTPError",
@@ -50,7 +52,10 @@ STATUS_TEXT = {
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_BAD_HEAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+# The bytes a head may hold: all but the control characters other than HTAB, LF and CR (a CR only
+# before an LF, checked apart). bytes.translate deleting these leaves only the refused ones: one
+# pass in C, a tenth of what a regular expression costs (bench/http_parse.py).
+_HEAD_BYTES = bytes(b for b in range(256) if not (b < 0x20 and b not in (0x09, 0x0A, 0x0D)) and b != 0x7F)
 # Go's httpguts.ValidHostHeader: the bytes a Host header may contain.
 _HOST = re.compile(r"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
@@ -89,7 +94,7 @@ def _split_head(head: bytes | bytearray, status: int = 400) -> list[str]:
     Control characters other than the line ends (and HTAB) are refused here, for the whole head.
     """
     text = head.decode("latin-1")
-    if _BAD_HEAD.search(text) is not None:
+    if head.translate(None, _HEAD_BYTES) or head.count(b"\r") != head.count(b"\r\n"):
         raise HTTPError(status, "invalid control character in message head")
     lines = text.split("\n")
     del lines[-2:]  # the blank line and the empty rest after it
@@ -305,7 +310,17 @@ class UntilClose:
         return len(data)
 
 
-_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+class ChunkState(enum.Enum):
+    """Where a :class:`ChunkedBody` is in the chunked coding."""
+
+    SIZE = "chunk-size line"
+    DATA = "chunk data"
+    DATA_END = "CRLF after chunk data"
+    TRAILER = "trailer section"
+    DONE = "done"
+
+
+_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = ChunkState  # module-level names: fast in the hot loop
 
 
 class ChunkedBody:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError, LoginAuth
-from ..net.msgconn import MsgConn
+from ..net.msgconn import Dispatcher, MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
-from .nathole import handle_nathole
-from .proxies import ProxyError, new_server_proxy
+from .errors import ProxyError
+from .proxies import ServerProxy, new_server_proxy
 
 if TYPE_CHECKING:
     from .service import Server
 
 log = logging.getLogger("aiofrp.server.control")
+
+Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
 
 class Control:
@@ -32,10 +36,22 @@ class Control:
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
-        self.proxies: dict[str, Any] = {}
+        self.proxies: dict[str, ServerProxy] = {}
         self._closed = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_ping = time.monotonic()
+        nathole = server.nathole
+        # Go: server/control.go registerMsgHandlers. A handler that returns a coroutine (a Ping's
+        # check may ask the OIDC provider) is awaited before the next message is read, as Go does.
+        self.dispatcher = (
+            Dispatcher[Pending](default=self._ignore)
+            .register(m.NewProxy, self._on_new_proxy)
+            .register(m.CloseProxy, self._on_close_proxy)
+            .register(m.Ping, self._ping)
+            .register(m.NatHoleVisitor, partial(nathole.on_visitor, self))
+            .register(m.NatHoleClient, partial(nathole.handle_client, self))
+            .register(m.NatHoleReport, nathole.handle_report)
+        )
 
     # -- main loop ------------------------------------------------------------------------
 
@@ -56,20 +72,24 @@ class Control:
                     break
                 except (EOFError, OSError):
                     break
-                if isinstance(msg, m.NewProxy):
-                    self.server.spawn(self._new_proxy(msg))
-                elif isinstance(msg, m.CloseProxy):
-                    self.close_proxy(msg.proxy_name)
-                elif isinstance(msg, m.Ping):
-                    await self._ping(msg)
-                elif isinstance(msg, m.NatHoleVisitor | m.NatHoleClient | m.NatHoleReport):
-                    handle_nathole(self, msg)
-                else:
-                    log.debug("[%s] ignoring control message %s", self.run_id, type(msg).__name__)
+                pending = self.dispatcher.dispatch(msg)
+                if pending is not None:
+                    await pending
         finally:
             if hb_task is not None:
                 hb_task.cancel()
             self._cleanup()
+
+    # -- message handlers -----------------------------------------------------------------
+
+    def _on_new_proxy(self, req: m.NewProxy) -> None:
+        self.server.spawn(self._new_proxy(req))
+
+    def _on_close_proxy(self, req: m.CloseProxy) -> None:
+        self.close_proxy(req.proxy_name)
+
+    def _ignore(self, msg: m.Message) -> None:
+        log.debug("[%s] ignoring control message %s", self.run_id, type(msg).__name__)
 
     async def _ping(self, ping: m.Ping) -> None:
         try:
@@ -105,7 +125,7 @@ class Control:
         log.info("[%s] new proxy [%s] type [%s] success", self.run_id, name, proxy.type)
         self.conn.write_msg(m.NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr))
 
-    async def register_proxy(self, req: m.NewProxy) -> Any:
+    async def register_proxy(self, req: m.NewProxy) -> ServerProxy:
         name = req.proxy_name
         if self._closed:
             raise ProxyError("control is closed")
@@ -126,7 +146,7 @@ class Control:
             raise ProxyError("control is closed" if self._closed else f"proxy [{name}] is closed")
         return proxy
 
-    def _forget_proxy(self, name: str, proxy: Any) -> None:
+    def _forget_proxy(self, name: str, proxy: ServerProxy) -> None:
         if self.server.proxies.get(name) is proxy:
             del self.server.proxies[name]
         if self.proxies.get(name) is proxy:

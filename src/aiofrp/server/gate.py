@@ -28,15 +28,28 @@ file-descriptor exhaustion attack.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..net.mux import fmt_addr
+from ..proto.addr import fmt_addr
 
 if TYPE_CHECKING:
-    from .service import Server
+    from .service import Server, _Sniff
 
 log = logging.getLogger("aiofrp.server")
+
+class Stage(enum.StrEnum):
+    """How far an untrusted connection got; the text ends its timeout line
+    (``connection from ... failed: no login within 10s (TLS handshake not finished)``)."""
+
+    NOTHING = "sent nothing"
+    INCOMPLETE_FIRST_BYTES = "incomplete first bytes"
+    TLS_HANDSHAKE = "TLS handshake not finished"
+    NO_STREAM = "yamux session without streams"
+    NO_LOGIN_STREAMS = "yamux streams without a login"
+    NO_MESSAGE = "no complete message"
+
 
 PREAUTH_TIMEOUT = 10.0
 FLUSH_TIMEOUT = 5.0
@@ -52,9 +65,9 @@ class Gate:
         self.peer = fmt_addr(raw.get_extra_info("peername"))
         self.trusted = False
         self.done = False  # handed off or closed: nothing more to say or do
-        self.stage = "sent nothing"  # what the peer got to, for the timeout line
+        self.stage = Stage.NOTHING  # what the peer got to, for the timeout line
         self.busy = 0  # first messages being handled right now
-        self.sniff: Any = None  # the sniffing protocol while the first bytes are awaited
+        self.sniff: _Sniff | None = None  # the sniffing protocol while the first bytes are awaited
         self._flush_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             PREAUTH_TIMEOUT, self._expired

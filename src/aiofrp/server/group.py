@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..net.listen import listen_tcp
-from .proxies.base import ProxyError, UserConn
+from .errors import ProxyError
 from .vhost import Route, register_routes
 
 if TYPE_CHECKING:
-    from .proxies.tcp import TCPProxy
+    from ..proto import msg as m
+    from .ports import PortManager
     from .vhost.router import Routers
 
 log = logging.getLogger("aiofrp.server.group")
@@ -44,6 +45,21 @@ ERR_GROUP_AUTH = "group auth failed"
 ERR_GROUP_PARAMS = "group params invalid"
 ERR_GROUP_PORT = "group should have same remote port"
 
+M = TypeVar("M")
+
+
+class TCPMember(Protocol):
+    """A tcp proxy in a group (server/proxies/tcp.py: TCPProxy)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def req(self) -> m.NewProxy: ...
+
+    def new_user_conn(self) -> asyncio.Protocol:
+        """The protocol for a user connection accepted for this member."""
+        ...
+
 
 class TCPGroup:
     """The shared listener of a tcp group and its members (round-robin)."""
@@ -56,12 +72,12 @@ class TCPGroup:
         self.port = port  # as requested by the first member (0 = any)
         self.real_port = 0
         self.owner = owner  # proxy name the port is booked under
-        self.listener: asyncio.AbstractServer | None = None
-        self.members: list[TCPProxy] = []
+        self.listener: asyncio.Server | None = None
+        self.members: list[TCPMember] = []
         self._next = 0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # port bound (or not)
 
-    def pick(self) -> TCPProxy | None:
+    def pick(self) -> TCPMember | None:
         members = self.members
         if not members:
             return None
@@ -72,7 +88,7 @@ class TCPGroup:
         member = self.pick()
         if member is None:  # the last member left while the connection was being accepted
             return _Refused()
-        return UserConn(member)
+        return member.new_user_conn()
 
     def check(self, key: str, addr: str, port: int) -> None:
         """Go's order: params (addr), then port, then key."""
@@ -89,30 +105,33 @@ class _Refused(asyncio.Protocol):
         transport.abort()  # type: ignore[attr-defined]
 
 
-class VhostGroup:
+class VhostGroup(Generic[M]):
     """The routes shared by the members of an http/https/tcpmux group."""
 
-    def __init__(self, name: str, key: str, routes: list[Route]) -> None:
+    def __init__(self, name: str, key: str, routes: list[Route[M]]) -> None:
         self.name = name
         self.key = key
         self.routes = routes
         self.route_keys = {r.key for r in routes}
-        self.members: list[Any] = []
+        self.members: list[M] = []
 
 
 class GroupRegistry:
-    """All groups of one frps, by proxy type and group name."""
+    """All groups of one frps, by proxy type and group name; tcp groups bind ``addr`` with ports
+    from ``ports``."""
 
-    def __init__(self) -> None:
+    def __init__(self, ports: PortManager, addr: str) -> None:
+        self.ports = ports
+        self.addr = addr
         self.tcp: dict[str, TCPGroup] = {}
-        self.vhost: dict[tuple[str, str], VhostGroup] = {}
+        self.vhost: dict[tuple[str, str], VhostGroup[Any]] = {}  # by (proxy type, group)
 
     # -- tcp ------------------------------------------------------------------------------------
 
-    async def listen_tcp(self, proxy: TCPProxy) -> TCPGroup:
+    async def listen_tcp(self, proxy: TCPMember) -> TCPGroup:
         """Join ``proxy`` to its tcp group, creating the shared listener for the first member."""
-        req, server = proxy.req, proxy.server
-        addr = server.proxy_bind_addr
+        req = proxy.req
+        addr = self.addr
         while True:
             group = self.tcp.get(req.group)
             if group is None:
@@ -144,7 +163,7 @@ class GroupRegistry:
         return group
 
     async def _bind(self, group: TCPGroup) -> None:
-        ports = group.members[0].server.ports
+        ports = self.ports
         last_err: OSError | None = None
         for port in ports.candidates("tcp", group.owner, group.port):
             try:
@@ -159,14 +178,14 @@ class GroupRegistry:
             raise ProxyError(f"port unavailable: {group.port}: {(last_err.strerror or last_err) if last_err else 'in use'}")
         raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
-    def _close_listener(self, proxy: TCPProxy, group: TCPGroup) -> None:
+    def _close_listener(self, proxy: TCPMember, group: TCPGroup) -> None:
         if group.listener is not None:
             group.listener.close()
             group.listener = None
-            proxy.server.ports.release("tcp", group.owner, group.real_port)
+            self.ports.release("tcp", group.owner, group.real_port)
             log.info("[%s] tcp group [%s] closed, port [%d] released", proxy.name, group.name, group.real_port)
 
-    def leave_tcp(self, proxy: TCPProxy, group: TCPGroup) -> None:
+    def leave_tcp(self, proxy: TCPMember, group: TCPGroup) -> None:
         if proxy in group.members:
             group.members.remove(proxy)
         if group.members:
@@ -177,36 +196,37 @@ class GroupRegistry:
 
     # -- http / https / tcpmux ------------------------------------------------------------------
 
-    def register_routes(self, kind: str, router: Routers[Route], routes: list[Route], proxy: Any) -> list[Route]:
-        """The routes ``proxy`` serves: new ones for the first member of its group (or for a proxy
-        without a group), else the group's after checking that they are the same."""
-        req = proxy.req
+    def register_routes(
+        self, kind: str, router: Routers[Route[M]], routes: list[Route[M]], member: M, req: m.NewProxy,
+    ) -> list[Route[M]]:
+        """The routes ``member`` (the proxy of ``req``) serves: new ones for the first member of its
+        group (or for a proxy without a group), else the group's after checking that they are the
+        same."""
         if not req.group:
-            return register_routes(router, routes, proxy)
-        group = self.vhost.get((kind, req.group))
+            return register_routes(router, routes, member)
+        group: VhostGroup[M] | None = self.vhost.get((kind, req.group))
         if group is None:
-            shared = register_routes(router, routes, proxy)
+            shared = register_routes(router, routes, member)
             group = self.vhost[kind, req.group] = VhostGroup(req.group, req.group_key, shared)
-            group.members.append(proxy)
+            group.members.append(member)
             return shared
         if {r.key for r in routes} != group.route_keys:
             raise ProxyError(ERR_GROUP_PARAMS)
         if req.group_key != group.key:
             raise ProxyError(ERR_GROUP_AUTH)
         for route in group.routes:
-            route.members.append(proxy)
-        group.members.append(proxy)
-        log.info("[%s] joined %s group [%s] (%d members)", proxy.name, kind, req.group, len(group.members))
+            route.members.append(member)
+        group.members.append(member)
+        log.info("[%s] joined %s group [%s] (%d members)", req.proxy_name, kind, req.group, len(group.members))
         return group.routes
 
-    def leave_vhost(self, kind: str, proxy: Any) -> None:
-        """Forget ``proxy`` in its group (its routes are unregistered by the proxy itself)."""
-        group_name = proxy.req.group
+    def leave_vhost(self, kind: str, member: object, group_name: str) -> None:
+        """Forget ``member`` in its group (its routes are unregistered by the proxy itself)."""
         if not group_name:
             return
         group = self.vhost.get((kind, group_name))
-        if group is None or proxy not in group.members:
+        if group is None or member not in group.members:
             return
-        group.members.remove(proxy)
+        group.members.remove(member)
         if not group.members:
             del self.vhost[kind, group_name]

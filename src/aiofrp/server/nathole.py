@@ -15,8 +15,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..proto import msg as m
 from ..proto.crypto import verify_auth_key
@@ -30,10 +31,11 @@ from ..proto.nathole import (
     new_transaction_id,
     split_host_port,
 )
+from .errors import ProxyError
 
 if TYPE_CHECKING:
-    from .control import Control
-    from .service import Server
+    from ..config.server import ServerConfig
+    from ..net.msgconn import MsgConn
 
 log = logging.getLogger("aiofrp.server.nathole")
 
@@ -43,28 +45,47 @@ SESSION_LINGER = 30.0  # keep a session (for NatHoleReport) this long after the 
 MAX_RECORDS = 10000
 
 
+class Party(Protocol):
+    """A logged-in client as the controller sees it (server/control.py: Control)."""
+
+    @property
+    def user(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def conn(self) -> MsgConn: ...
+    @property
+    def finished(self) -> asyncio.Future[None]: ...
+
+
+class Provider(Protocol):
+    """An xtcp proxy (server/proxies/xtcp.py: XTCPProxy): tells its frpc about a session."""
+
+    async def send_sid(self, sid: str) -> None: ...
+
+
 @dataclass(slots=True)
 class _ClientCfg:
     name: str
     sk: str
     allow_users: list[str]
-    proxy: Any  # server/proxies/xtcp.XTCPProxy
+    proxy: Provider
 
 
 @dataclass(slots=True)
 class _Session:
     sid: str
     visitor_msg: m.NatHoleVisitor
-    visitor_ctl: Control
+    visitor_ctl: Party
     client_msg: m.NatHoleClient | None = None
-    client_ctl: Control | None = None
+    client_ctl: Party | None = None
     notify: asyncio.Event = field(default_factory=asyncio.Event)
     records_key: str = ""
     mode: int = 0
     index: int = 0
 
 
-def _send(ctl: Control | None, message: Any) -> None:
+def _send(ctl: Party | None, message: m.Message) -> None:
     if ctl is not None and not ctl.finished.done():
         ctl.conn.write_msg(message)
 
@@ -80,40 +101,38 @@ def _ips(addrs: list[str]) -> list[str]:
 
 
 class NatHoleController:
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    """One per frps; ``spawn`` runs its background tasks (server/service.py: Server.spawn)."""
+
+    def __init__(self, cfg: ServerConfig, spawn: Callable[[Coroutine[Any, Any, None]], object]) -> None:
+        self.cfg = cfg
+        self.spawn = spawn
         self.clients: dict[str, _ClientCfg] = {}
         self.sessions: dict[str, _Session] = {}
         self.records: dict[str, HoleRecords] = {}
 
     # -- xtcp proxies -------------------------------------------------------------------------
 
-    def listen_client(self, name: str, sk: str, allow_users: list[str], proxy: Any) -> None:
+    def listen_client(self, name: str, sk: str, allow_users: list[str], proxy: Provider) -> None:
         if name in self.clients:
-            from .proxies.base import ProxyError
-
             raise ProxyError(f"proxy [{name}] is repeated")
         self.clients[name] = _ClientCfg(name, sk, allow_users, proxy)
 
-    def close_client(self, name: str, proxy: Any) -> None:
+    def close_client(self, name: str, proxy: Provider) -> None:
         cfg = self.clients.get(name)
         if cfg is not None and cfg.proxy is proxy:
             del self.clients[name]
 
     # -- messages from controls -----------------------------------------------------------------
 
-    def dispatch(self, ctl: Control, message: Any) -> None:
-        if isinstance(message, m.NatHoleVisitor):
-            if message.pre_check:
-                self._pre_check(ctl, message)
-            else:
-                self.server.spawn(self.handle_visitor(ctl, message))
-        elif isinstance(message, m.NatHoleClient):
-            self.handle_client(ctl, message)
-        elif isinstance(message, m.NatHoleReport):
-            self.handle_report(message)
+    def on_visitor(self, ctl: Party, msg: m.NatHoleVisitor) -> None:
+        """A NatHoleVisitor read on a control: its pre-check is answered at once, a real one opens
+        a session (control messages go through ``Control.dispatcher``)."""
+        if msg.pre_check:
+            self._pre_check(ctl, msg)
+        else:
+            self.spawn(self.handle_visitor(ctl, msg))
 
-    def _pre_check(self, ctl: Control, req: m.NatHoleVisitor) -> None:
+    def _pre_check(self, ctl: Party, req: m.NatHoleVisitor) -> None:
         cfg = self.clients.get(req.proxy_name)
         err = ""
         if cfg is None:
@@ -124,7 +143,7 @@ class NatHoleController:
             log.info("[%s] nathole pre-check for [%s] refused: %s", ctl.run_id, req.proxy_name, err)
         _send(ctl, m.NatHoleResp(transaction_id=req.transaction_id, error=err))
 
-    async def handle_visitor(self, ctl: Control, req: m.NatHoleVisitor) -> None:
+    async def handle_visitor(self, ctl: Party, req: m.NatHoleVisitor) -> None:
         cfg = self.clients.get(req.proxy_name)
         if cfg is None:
             err = f"xtcp server for [{req.proxy_name}] doesn't exist"
@@ -143,7 +162,7 @@ class NatHoleController:
         keep = 0.0
         try:
             log.debug("handle visitor message, sid [%s], server name: %s", sid, req.proxy_name)
-            self.server.spawn(cfg.proxy.send_sid(sid))
+            self.spawn(cfg.proxy.send_sid(sid))
             try:
                 async with asyncio.timeout(CLIENT_TIMEOUT):
                     await session.notify.wait()
@@ -165,12 +184,12 @@ class NatHoleController:
             else:
                 self.sessions.pop(sid, None)
 
-    async def _respond(self, ctl: Control | None, resp: m.NatHoleResp) -> None:
+    async def _respond(self, ctl: Party | None, resp: m.NatHoleResp) -> None:
         if resp.detect_behavior.role == "sender":
             await asyncio.sleep(SENDER_DELAY)
         _send(ctl, resp)
 
-    def handle_client(self, ctl: Control, msg: m.NatHoleClient) -> None:
+    def handle_client(self, ctl: Party, msg: m.NatHoleClient) -> None:
         session = self.sessions.get(msg.sid)
         if session is None or session.client_msg is not None:
             log.debug("NatHoleClient for unknown or answered sid [%s]", msg.sid)
@@ -231,7 +250,7 @@ class NatHoleController:
 
     def _records(self, key: str, cf: NatFeature, vf: NatFeature) -> HoleRecords:
         # natholeAnalysisDataReserveHours (default 168): older behaviour scores are forgotten
-        ttl = self.server.cfg.nathole_analysis_data_reserve_hours * 3600.0
+        ttl = self.cfg.nathole_analysis_data_reserve_hours * 3600.0
         now = time.monotonic()
         rec = self.records.get(key)
         if rec is not None and now - rec.last_update > ttl:
@@ -255,17 +274,3 @@ def _records_key(vaddrs: list[str], vf: NatFeature, caddrs: list[str], cf: NatFe
             h.update(ips[0].encode())
         h.update(f"{f.nat_type}{f.behavior}{str(f.regular_ports_change).lower()}".encode())
     return h.hexdigest()
-
-
-def controller(server: Server) -> NatHoleController:
-    """The server's NAT-hole controller (created on first use)."""
-    ctl = getattr(server, "nathole", None)
-    if ctl is None:
-        ctl = NatHoleController(server)
-        server.nathole = ctl  # type: ignore[attr-defined]
-    return ctl
-
-
-def handle_nathole(ctl: Control, message: Any) -> None:
-    """Entry point for NatHoleVisitor / NatHoleClient / NatHoleReport read on a control."""
-    controller(ctl.server).dispatch(ctl, message)

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .proxies.base import ProxyError
+from .errors import ProxyError
+
+if TYPE_CHECKING:
+    from ..config.server import PortsRange
 
 RANDOM_TRIES = 5
 
 
 class PortManager:
-    def __init__(self, allow_ports: Any) -> None:
+    def __init__(self, allow_ports: list[PortsRange]) -> None:
         ranges: list[tuple[int, int]] = []
-        for entry in allow_ports or []:
-            single = getattr(entry, "single", 0)
-            if single:
-                ranges.append((single, single))
+        for entry in allow_ports:
+            if entry.single:
+                ranges.append((entry.single, entry.single))
             else:
-                ranges.append((getattr(entry, "start", 0), getattr(entry, "end", 0)))
+                ranges.append((entry.start, entry.end))
         self.ranges = ranges or [(1, 65535)]
         self.used: dict[str, dict[int, str]] = {"tcp": {}, "udp": {}}
         self.last: dict[str, dict[str, int]] = {"tcp": {}, "udp": {}}

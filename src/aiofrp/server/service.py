@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import socket
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from .. import FRP_VERSION
 from ..auth import AuthError, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
-from ..net.mux import MuxSession, MuxStream, fmt_addr
+from ..net.mux import MuxSession, MuxStream
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
+from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .control import Control
-from .gate import PREAUTH_TIMEOUT, Gate
+from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
+from .nathole import NatHoleController
 from .ports import PortManager
+from .proxies import ServerProxy
+
+if TYPE_CHECKING:
+    from ..config.server import ServerConfig
+    from .vhost.http import HTTPVhost
+    from .vhost.https import HTTPSVhost
+    from .vhost.tcpmux import TCPMuxVhost
 
 log = logging.getLogger("aiofrp.server")
 
@@ -32,7 +43,7 @@ TLS_HANDSHAKE_BYTE = 0x16
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: Any, *, quick: bool = False) -> None:
+    def __init__(self, cfg: ServerConfig, *, quick: bool = False) -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -40,7 +51,7 @@ class Server:
         # Quick mode: only 0x17-prefixed TLS on the bind port is frp; every other connection is a
         # user connection of the proxy whose remotePort is the bind port (see cli/frp.py).
         self.quick = quick
-        self.quick_proxy: Any = None
+        self.quick_proxy: ServerProxy | None = None
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
         self.verifier = new_verifier(cfg.auth)  # auth.method: token or oidc (aiofrp/auth)
@@ -48,17 +59,18 @@ class Server:
         self.tls_force = bool(tls.force or tls.trusted_ca_file)
         self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
         self.controls: dict[str, Control] = {}
-        self.proxies: dict[str, Any] = {}  # global proxy names -> server proxy
+        self.proxies: dict[str, ServerProxy] = {}  # global proxy names -> server proxy
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
-        self.groups = GroupRegistry()  # loadBalancer groups (tcp listeners, vhost routes)
-        self._servers: list[asyncio.AbstractServer] = []
+        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
+        self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
+        self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
         self.bind_port = cfg.bind_port
-        self.http_vhost: Any = None  # server/vhost: set by start_vhosts when configured
-        self.https_vhost: Any = None
-        self.tcpmux_vhost: Any = None
+        self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
+        self.https_vhost: HTTPSVhost | None = None
+        self.tcpmux_vhost: TCPMuxVhost | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -68,10 +80,39 @@ class Server:
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
-        from .vhost import start_vhosts
-
-        await start_vhosts(self)
+        await self.start_vhosts()
         log.info("frps started successfully")
+
+    async def start_vhosts(self) -> None:
+        """Create the vhosts the config asks for, each on its own listener or sharing the bind
+        port (http, https: same address and port, see _Sniff)."""
+        from .vhost.http import HTTPVhost
+        from .vhost.https import HTTPSVhost
+        from .vhost.tcpmux import TCPMuxVhost
+
+        cfg = self.cfg
+        addr = self.proxy_bind_addr
+        same_addr = addr == cfg.bind_addr
+
+        async def listen(vhost: HTTPVhost | HTTPSVhost | TCPMuxVhost, port: int, what: str, shareable: bool) -> None:
+            vhost.shared = shareable and same_addr and port == self.bind_port
+            if vhost.shared:
+                log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
+                return
+            srv = await vhost.listen(addr, port)
+            self._servers.append(srv)
+            vhost.port = srv.sockets[0].getsockname()[1] if port == 0 else port
+            log.info("%s service listen on %s", what, fmt_addr((addr, vhost.port)))
+
+        if cfg.vhost_http_port:
+            self.http_vhost = HTTPVhost(cfg, self.spawn)
+            await listen(self.http_vhost, cfg.vhost_http_port, "http", True)
+        if cfg.vhost_https_port:
+            self.https_vhost = HTTPSVhost(cfg, self.spawn)
+            await listen(self.https_vhost, cfg.vhost_https_port, "https", True)
+        if cfg.tcpmux_http_connect_port:
+            self.tcpmux_vhost = TCPMuxVhost(cfg, self.spawn)
+            await listen(self.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)
 
     async def close(self) -> None:
         for srv in self._servers:
@@ -84,7 +125,7 @@ class Server:
         for t in list(self._tasks):
             t.cancel()
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -100,10 +141,10 @@ class Server:
     def on_transport_ready(self, transport: asyncio.BaseTransport, data: bytes, gate: Gate) -> None:
         """A connection after sniffing: TLS decided, ``data`` is its first plaintext bytes."""
         if self.cfg.transport.tcp_mux:
-            gate.stage = "yamux session without streams"
+            gate.stage = Stage.NO_STREAM
             proto: asyncio.Protocol = _ServerMux(self, gate)
         else:
-            gate.stage = "no complete message"
+            gate.stage = Stage.NO_MESSAGE
             proto = _FirstConn(self, gate, top=True)
         transport.set_protocol(proto)
         proto.connection_made(transport)
@@ -132,13 +173,13 @@ class Server:
             proto: asyncio.Protocol = _ServerMux(self, gate)
         else:
             proto = _FirstConn(self, gate, top=True)
-        gate.stage = "TLS handshake not finished"
+        gate.stage = Stage.TLS_HANDSHAKE
         tls = TLSTransport(transport, self.tls_ctx, proto, server_side=True, initial_data=data)
 
         def done(fut: asyncio.Future[None]) -> None:
             exc = fut.exception()
             if exc is None:
-                gate.stage = "yamux session without streams" if self.cfg.transport.tcp_mux else "no complete message"
+                gate.stage = Stage.NO_STREAM if self.cfg.transport.tcp_mux else Stage.NO_MESSAGE
             elif isinstance(exc, ConnectionResetError):
                 gate.peer_closed("closed by the peer during the TLS handshake")
             else:
@@ -174,17 +215,15 @@ class Server:
                 log.debug("stream from %s closed before its first message: %s", peer, exc or type(exc).__name__)
             conn.abort()
             return
-        gate.begin()
-        try:
-            if isinstance(first, m.Login):
-                await self.handle_login(conn, first)
-            elif isinstance(first, m.NewWorkConn):
-                await self.handle_work_conn(conn, first)
-            elif isinstance(first, m.NewVisitorConn):
-                await self.handle_visitor_conn(conn, first)
-            elif not gate.fail(f"unexpected first message {type(first).__name__}"):
+        handler = FIRST_MESSAGE_HANDLERS.get(type(first))
+        if handler is None:
+            if not gate.fail(f"unexpected first message {type(first).__name__}"):
                 log.warning("unexpected first message %s from %s, closing the stream", type(first).__name__, peer)
                 conn.abort()
+            return
+        gate.begin()
+        try:
+            await handler(self, conn, first)
         finally:
             gate.end()
 
@@ -230,18 +269,19 @@ class Server:
     async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
         """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
         proxy = self.proxies.get(msg.proxy_name)
-        check = getattr(proxy, "check_visitor", None)
-        if check is None:
-            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
+        if proxy is None or not proxy.takes_visitors:
+            err, absent = f"custom listener for [{msg.proxy_name}] doesn't exist", True
+        elif proxy.closed:
+            err, absent = "proxy is closed", True
         else:
-            err = "proxy is closed" if proxy.closed else check(msg)
-        if err:
+            err, absent = proxy.check_visitor(msg), False
+        if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
             # A logged-in client's visitor asking for a proxy that is not (yet, or any more) there
             # is no attack: visitors retry that right after an frps restart (client/visitors/base.py).
             gate = conn.gate
-            absent = (check is None or proxy.closed) and bool(msg.run_id) and msg.run_id in self.controls
+            absent = absent and bool(msg.run_id) and msg.run_id in self.controls
             reason = f"register visitor conn error: {err}"
             if not (gate.refuse(reason) if absent else gate.fail(reason, flush=True)):
                 log.warning("register visitor conn error: %s (visitor %s)", err, conn.gate.peer)
@@ -275,6 +315,14 @@ class Server:
         if not conn.gate.fail(f"work connection refused: {err}", flush=True):
             log.warning("work connection from %s refused: %s", conn.gate.peer, err)
             conn.close()
+
+
+# What the first message of a logical connection makes of it (Go: service.go handleConnection).
+FIRST_MESSAGE_HANDLERS: dict[type[m.Message], Callable[[Server, _FirstConn, Any], Awaitable[None]]] = {
+    m.Login: Server.handle_login,
+    m.NewWorkConn: Server.handle_work_conn,
+    m.NewVisitorConn: Server.handle_visitor_conn,
+}
 
 
 def new_run_id() -> str:
@@ -319,10 +367,11 @@ class _Sniff(asyncio.Protocol):
     def deadline_handoff(self) -> bool:
         """The gate's deadline while still sniffing: a stalled partial HTTP method goes to the
         shared vhost (it answers that itself); True if it was handed over."""
-        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) == "http":
+        if self.buf and self.transport is not None and _sniff_vhost(self.server, self.buf, final=True) is Sniffed.HTTP:
             self._leave()
             assert self.gate is not None
             self.gate.hand_off()
+            assert self.server.http_vhost is not None  # _sniff_vhost found it sharing the port
             self.server.http_vhost.accept(self.transport, self.buf)
             return True
         return False
@@ -340,19 +389,21 @@ class _Sniff(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         first = data[0]
-        vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else ""
+        vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else Sniffed.FRP
         if vhost is None:  # a prefix of an HTTP method or of "GET /~!frp": wait for more
             self.buf = data
-            gate.stage = "incomplete first bytes"
+            gate.stage = Stage.INCOMPLETE_FIRST_BYTES
             return
         self._leave()
-        if vhost == "http":
+        if vhost is Sniffed.HTTP:
             gate.hand_off()
+            assert self.server.http_vhost is not None  # _sniff_vhost found it sharing the port
             self.server.http_vhost.accept(self.transport, data)
-        elif vhost == "https":
+        elif vhost is Sniffed.HTTPS:
             gate.hand_off()
+            assert self.server.https_vhost is not None
             self.server.https_vhost.accept(self.transport, data)
-        elif vhost == "websocket":
+        elif vhost is Sniffed.WEBSOCKET:
             gate.fail("frp over websocket is not supported")
         elif first == TLS_FIRST_BYTE:
             self.server.start_tls(self.transport, data[1:], gate)
@@ -379,25 +430,34 @@ _HTTP_METHODS = (b"GET", b"HEA", b"POS", b"PUT", b"DEL", b"CON", b"OPT", b"TRA",
 _WEBSOCKET_PREFIX = b"GET /~!frp"  # frp's websocket transport path on the bind port
 
 
-def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> str | None:
-    """Port reuse (frp §1.3): "https"/"http" when a vhost shares the bind port and the first
-    bytes are a TLS handshake / an HTTP method, "websocket" for frp's websocket path, "" for frp;
-    None while the bytes so far are a prefix of a method (``final``: no more bytes will come)."""
+class Sniffed(enum.Enum):
+    """Who the first bytes of a bind-port connection are for (frp §1.3)."""
+
+    FRP = "frp"  # frpc (plaintext or TLS)
+    HTTP = "http"  # the http vhost sharing the bind port
+    HTTPS = "https"  # the https vhost sharing the bind port
+    WEBSOCKET = "websocket"  # frp over websocket (GET /~!frp), not supported
+
+
+def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed | None:
+    """Port reuse (frp §1.3): HTTPS/HTTP when a vhost shares the bind port and the first bytes are
+    a TLS handshake / an HTTP method, WEBSOCKET for frp's websocket path, else FRP; None while the
+    bytes so far are a prefix of a method (``final``: no more bytes will come)."""
     https, http = server.https_vhost, server.http_vhost
     if https is not None and https.shared and data[0] == TLS_HANDSHAKE_BYTE:
-        return "https"
+        return Sniffed.HTTPS
     if http is None or not http.shared:
-        return ""
+        return Sniffed.FRP
     head = data[:3]
     if len(data) < 3:
-        return None if not final and any(m.startswith(data) for m in _HTTP_METHODS) else ""
+        return None if not final and any(m.startswith(data) for m in _HTTP_METHODS) else Sniffed.FRP
     if head not in _HTTP_METHODS:
-        return ""
+        return Sniffed.FRP
     if data.startswith(_WEBSOCKET_PREFIX):
-        return "websocket"
+        return Sniffed.WEBSOCKET
     if len(data) < len(_WEBSOCKET_PREFIX) and _WEBSOCKET_PREFIX.startswith(data) and not final:
         return None
-    return "http"
+    return Sniffed.HTTP
 
 
 class _FirstConn(MsgConn):
@@ -434,7 +494,7 @@ class _ServerMux(MuxSession):
 
     def _on_stream(self, stream: MuxStream) -> None:
         if not self.gate.trusted:
-            self.gate.stage = "yamux streams without a login"
+            self.gate.stage = Stage.NO_LOGIN_STREAMS
         conn = _FirstConn(self.server, self.gate)
         stream.set_protocol(conn)
         conn.connection_made(stream)
@@ -452,6 +512,6 @@ class _ServerMux(MuxSession):
 
 def _eof_reason(exc: BaseException, conn: MsgConn) -> str:
     """How a connection ended before its first message, for the log line."""
-    got = len(conn._buf)
+    got = conn.buffered
     what = f"after {got} bytes of an incomplete message" if got else "without sending a message"
     return what if isinstance(exc, EOFError) else f"{what}: {exc or type(exc).__name__}"

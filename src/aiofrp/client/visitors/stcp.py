@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from ...config.visitor import STCPVisitorConfig, VisitorBaseConfig
 from ...net.msgconn import MsgConn
-from ...net.mux import fmt_addr
 from ...net.relay import Codec, PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
+from ...proto.addr import fmt_addr
 from ...proto.crypto import auth_key, derive_key
 from ...proto.errors import ProtocolError
 from . import register

@@ -14,9 +14,9 @@ import time
 from typing import TYPE_CHECKING
 
 from ...config.visitor import XTCPVisitorConfig
-from ...net.mux import fmt_addr
 from ...net.relay import PendingConn, Relay, work_conn_codecs
 from ...proto import msg as m
+from ...proto.addr import fmt_addr
 from ...proto.crypto import auth_key, derive_key
 from .. import tunnel
 from ..nathole import NatHoleError, PrepareResult, open_hole, pre_check

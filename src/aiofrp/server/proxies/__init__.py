@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TypeVar
 
 from ...proto import msg as m
-from .base import ProxyError, ServerProxy
-
-if TYPE_CHECKING:
-    from ..control import Control
+from ..errors import ProxyError
+from .base import ProxyControl, ServerProxy
 
 __all__ = ["PROXY_TYPES", "ProxyError", "ServerProxy", "new_server_proxy"]
 
 PROXY_TYPES: dict[str, type[ServerProxy]] = {}
 
 
-def register(proxy_type: str):
-    def deco(cls: type[ServerProxy]) -> type[ServerProxy]:
+P = TypeVar("P", bound=type[ServerProxy])
+
+
+def register(proxy_type: str) -> Callable[[P], P]:
+    """Class decorator: ``cls`` serves proxies of type ``proxy_type``."""
+
+    def deco(cls: P) -> P:
         PROXY_TYPES[proxy_type] = cls
         cls.type = proxy_type
         return cls
@@ -24,7 +28,7 @@ def register(proxy_type: str):
     return deco
 
 
-def new_server_proxy(control: Control, req: m.NewProxy) -> Any:
+def new_server_proxy(control: ProxyControl, req: m.NewProxy) -> ServerProxy:
     ptype = req.proxy_type or "tcp"
     cls = PROXY_TYPES.get(ptype)
     if cls is None:

@@ -1,32 +1,92 @@
-"""What every server proxy shares: naming, the work-connection hand-off, the user relay."""
+"""What every server proxy shares: naming, the work-connection hand-off, the user relay.
+
+A proxy knows frps and its client's control only through :class:`ProxyServer` and
+:class:`ProxyControl` (what it uses of server/service.py: Server and server/control.py: Control),
+so server/proxies imports neither of them: the control creates proxies, not the other way round.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.listen import local_addr, peer_addr
-from ...net.mux import fmt_addr
-from ...net.relay import PendingConn, Relay, work_conn_codecs
+from ...net.msgconn import MsgConn
+from ...net.relay import Codec, PendingConn, Relay, WorkConn, chain, work_conn_codecs
 from ...proto import msg as m
-from ..vhost import Route, unregister_routes
+from ...proto.addr import fmt_addr
+from ..vhost import Route, Routers, unregister_routes
 
 if TYPE_CHECKING:
-    from ..control import Control
+    from ...config.server import ServerConfig
+    from ..group import GroupRegistry
+    from ..nathole import NatHoleController
+    from ..ports import PortManager
+    from ..vhost.http import HTTPVhost
+    from ..vhost.https import HTTPSVhost
+    from ..vhost.tcpmux import TCPMuxVhost
 
 log = logging.getLogger("aiofrp.server.proxy")
 
+Addr = tuple[Any, ...]  # a socket address: (host, port) or IPv6's (host, port, flowinfo, scope_id)
+M = TypeVar("M")
 
-class ProxyError(Exception):
-    """A proxy could not be registered; the text goes back to frpc in NewProxyResp.error."""
+
+class ProxyServer(Protocol):
+    """What proxies use of frps (server/service.py: Server)."""
+
+    quick_proxy: ServerProxy | None  # quick mode: the proxy on the bind port (server/proxies/tcp.py)
+
+    @property
+    def cfg(self) -> ServerConfig: ...
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def quick(self) -> bool: ...
+    @property
+    def bind_port(self) -> int: ...
+    @property
+    def proxy_bind_addr(self) -> str: ...
+    @property
+    def ports(self) -> PortManager: ...
+    @property
+    def groups(self) -> GroupRegistry: ...
+    @property
+    def nathole(self) -> NatHoleController: ...
+    @property
+    def http_vhost(self) -> HTTPVhost | None: ...
+    @property
+    def https_vhost(self) -> HTTPSVhost | None: ...
+    @property
+    def tcpmux_vhost(self) -> TCPMuxVhost | None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+    def visitor_user(self, run_id: str) -> str | None: ...
+
+
+class ProxyControl(Protocol):
+    """What proxies use of their client's control (server/control.py: Control)."""
+
+    @property
+    def server(self) -> ProxyServer: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+
+    async def get_work_conn(self) -> MsgConn: ...
+
+    def take_work_conn_nowait(self) -> MsgConn | None: ...
 
 
 class ServerProxy:
     type = ""
 
-    def __init__(self, control: Control, req: m.NewProxy) -> None:
+    def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         self.control = control
         self.server = control.server
         self.req = req
@@ -42,42 +102,79 @@ class ServerProxy:
     async def run(self) -> None:
         raise NotImplementedError
 
+    # -- visitors (stcp, sudp) ------------------------------------------------------------------
+
+    takes_visitors = False  # visitor connections (NewVisitorConn) may use this proxy type
+
+    def check_visitor(self, msg: m.NewVisitorConn) -> str:
+        """Why a NewVisitorConn may not use this proxy ("" if it may; server/service.py:
+        Server.handle_visitor_conn)."""
+        return f"custom listener for [{self.name}] doesn't exist"
+
+    async def handle_visitor_conn(self, conn: MsgConn, msg: m.NewVisitorConn) -> None:
+        """Serve a visitor connection that passed :meth:`check_visitor`."""
+        raise NotImplementedError
+
     def close(self) -> None:
         self.closed = True
         for relay in list(self.relays):
             relay.close()
 
+    # -- work connections (Go: proxy.go GetWorkConnFromPool, HandleUserTCPConnection) ---------
+
+    async def get_work_conn(self) -> MsgConn | None:
+        """A work connection of this proxy's client, or None (logged) when there is none."""
+        try:
+            return await self.control.get_work_conn()
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+            return None
+
+    def start_work_conn(self, conn: MsgConn, src: Addr | None = None, dst: Addr | None = None) -> WorkConn:
+        """Tell frpc what the work connection is for (StartWorkConn, with the user's address
+        ``src`` and the address it reached ``dst`` where known), take the transport over and
+        build the proxy's codecs (useEncryption / useCompression, frp §4.2)."""
+        src = src or ("", 0)
+        dst = dst or ("", 0)
+        conn.write_msg(m.StartWorkConn(
+            proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1],
+        ))
+        transport, data, eof = conn.detach()
+        key = self.server.key if self.req.use_encryption else None
+        encode, decode = work_conn_codecs(key, self.req.use_compression)
+        return WorkConn(transport, data, eof, encode, decode)
+
+    def join(
+        self, user: asyncio.Transport, data: bytes, eof: bool, conn: MsgConn, *,
+        user_decode: Codec | None = None, user_encode: Codec | None = None,
+    ) -> None:
+        """Relay a user connection (``data``/``eof``: what was read from it so far) through the
+        work connection ``conn``; ``user_decode``/``user_encode``: codecs of the user side
+        itself (an stcp visitor's sk layer)."""
+        src = peer_addr(user)
+        work = self.start_work_conn(conn, src, local_addr(user))
+        relay = Relay(
+            user, work.transport, a_to_b=chain(user_decode, work.encode), b_to_a=chain(work.decode, user_encode),
+            a_data=data, b_data=work.data, a_eof=eof, b_eof=work.eof, name=self.name,
+            on_close=self.relays.discard, limiter=self.limiter,
+        )
+        if not relay.done.done():
+            self.relays.add(relay)
+        log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
+
     async def handle_user_conn(self, user: PendingConn) -> None:
         """Pair an accepted user connection with a work connection and relay bytes."""
         transport = user.transport
         assert transport is not None
-        try:
-            work = await self.control.get_work_conn()
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+        work = await self.get_work_conn()
+        if work is None:
             transport.abort()
             return
         if user.lost or self.closed:
             work.close()
             transport.abort()
             return
-        src = peer_addr(transport) or ("", 0)
-        dst = local_addr(transport) or ("", 0)
-        work.write_msg(
-            m.StartWorkConn(
-                proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]
-            )
-        )
-        wt, wdata, weof = work.detach()
-        key = self.server.key if self.req.use_encryption else None
-        encode, decode = work_conn_codecs(key, self.req.use_compression)
-        relay = Relay(
-            transport, wt, a_to_b=encode, b_to_a=decode, a_data=user.take(), b_data=wdata,
-            a_eof=user.eof, b_eof=weof, name=self.name, on_close=self.relays.discard, limiter=self.limiter,
-        )
-        if not relay.done.done():
-            self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
+        self.join(transport, user.take(), user.eof, work)
 
 
 class UserConn(PendingConn):
@@ -92,28 +189,27 @@ class UserConn(PendingConn):
         self.proxy.server.spawn(self.proxy.handle_user_conn(self))
 
 
-class VhostProxy(ServerProxy):
-    """A proxy served by one of frps's vhosts: its routes (shared in a group) live in the vhost's router."""
+class VhostProxy(ServerProxy, Generic[M]):
+    """A proxy served by one of frps's vhosts: its routes (shared in a group) live in the vhost's
+    router, with the proxy as the vhost sees it (``M``: ``HTTPMember``, ``ConnMember``) serving them."""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.routes: list[Route] = []
-        self._router: Any = None
+    def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
+        super().__init__(control, req)
+        self.routes: list[Route[M]] = []
+        self._router: Routers[Route[M]] | None = None
+        self._member: M | None = None
 
-    def _register_routes(self, vhost: Any, routes: list[Route]) -> None:
-        self._router = vhost.router
-        self.routes = self.server.groups.register_routes(self.type, vhost.router, routes, self)
+    def _register_routes(self, router: Routers[Route[M]], routes: list[Route[M]], member: M) -> None:
+        """Serve ``routes`` as ``member`` (the proxy itself), alone or in its group."""
+        self._router, self._member = router, member
+        self.routes = self.server.groups.register_routes(self.type, router, routes, member, self.req)
 
     def close(self) -> None:
-        if self._router is not None:
-            unregister_routes(self._router, self.routes, self)
+        if self._router is not None and self._member is not None:
+            unregister_routes(self._router, self.routes, self._member)
             self.routes = []
-            self.server.groups.leave_vhost(self.type, self)
+            self.server.groups.leave_vhost(self.type, self._member, self.req.group)
         super().close()
 
 
-def listen_error(exc: OSError) -> str:
-    return str(exc.strerror or exc)
-
-
-__all__: list[Any] = ["ProxyError", "ServerProxy", "UserConn", "VhostProxy"]
+__all__ = ["ProxyControl", "ProxyServer", "ServerProxy", "UserConn", "VhostProxy"]

@@ -6,30 +6,32 @@ the proxy's :class:`~aiofrp.server.vhost.http_upstream.UpstreamPool` for later r
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...net.msgconn import MsgConn
-from ...net.relay import work_conn_codecs
-from ...proto import msg as m
+from ..errors import ProxyError
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
+from ..vhost.http import HTTPMember
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
-from .base import ProxyError, VhostProxy
+from .base import ProxyControl, VhostProxy
+
+if TYPE_CHECKING:
+    from ...proto import msg as m
 
 log = logging.getLogger("aiofrp.server.proxy.http")
 
 
 @register("http")
-class HTTPProxy(VhostProxy):
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
+class HTTPProxy(VhostProxy[HTTPMember]):
+    def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
+        super().__init__(control, req)
         self.pool = UpstreamPool()
 
     async def run(self) -> None:
         cfg = self.server.cfg
-        vhost = getattr(self.server, "http_vhost", None)
+        vhost = self.server.http_vhost
         if not cfg.vhost_http_port or vhost is None:
             raise ProxyError("type [http] not supported when vhost http port is not set")
         if self.limiter is not None:  # frps would limit CONNECT/WebSocket tunnels but not plain requests
@@ -39,30 +41,24 @@ class HTTPProxy(VhostProxy):
         validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         locations = req.locations or [""]
-        routes = [
+        routes: list[Route[HTTPMember]] = [
             Route(domain, location, req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd,
                   host_rewrite=req.host_header_rewrite, headers=req.headers, response_headers=req.response_headers)
             for domain in domains for location in locations
         ]
-        self._register_routes(vhost, routes)
+        self._register_routes(vhost.router, routes, self)
         for r in routes:
             log.info("[%s] http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
                      self.name, r.domain, r.location, req.group, r.route_by_http_user)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_http_port) for d in domains for _ in locations)
 
-    def start_work_conn(self, conn: MsgConn, peer: tuple[str, int]) -> tuple[asyncio.Transport, Any, Any, bytes, bool]:
-        """StartWorkConn (client address only, as Go does for http) and the proxy's codecs."""
-        conn.write_msg(m.StartWorkConn(proxy_name=self.name, src_addr=peer[0], src_port=peer[1]))
-        work, data, eof = conn.detach()
-        key = self.server.key if self.req.use_encryption else None
-        encode, decode = work_conn_codecs(key, self.req.use_compression)
-        return work, encode, decode, data, eof
-
     def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream:
-        work, encode, decode, data, _eof = self.start_work_conn(conn, peer)
-        up = Upstream(self, work, encode, decode)
-        if data:
-            log.debug("[%s] %d unexpected bytes before the first request", self.name, len(data))
+        """A work connection for HTTP requests; StartWorkConn carries the client address only, as
+        Go does for http."""
+        work = self.start_work_conn(conn, peer)
+        up = Upstream(self, work.transport, work.encode, work.decode)
+        if work.data:
+            log.debug("[%s] %d unexpected bytes before the first request", self.name, len(work.data))
         return up
 
     def close(self) -> None:

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import ProxyError
 from ..vhost import Route, build_domains, canonical_addr, validate_domains
+from ..vhost.https import ConnMember
 from . import register
-from .base import ProxyError, VhostProxy
+from .base import VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.https")
 
 
 @register("https")
-class HTTPSProxy(VhostProxy):
+class HTTPSProxy(VhostProxy[ConnMember]):
     async def run(self) -> None:
         cfg = self.server.cfg
-        vhost = getattr(self.server, "https_vhost", None)
+        vhost = self.server.https_vhost
         if not cfg.vhost_https_port or vhost is None:
             raise ProxyError("type [https] not supported when vhost https port is not set")
         req = self.req
         validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
-        self._register_routes(vhost, [Route(d) for d in domains])
+        routes: list[Route[ConnMember]] = [Route(d) for d in domains]
+        self._register_routes(vhost.router, routes, self)
         for d in domains:
             log.info("[%s] https proxy listen for host [%s] group [%s]", self.name, d, req.group)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_https_port) for d in domains)

@@ -7,42 +7,24 @@ Byte path: user <-> visitor frpc <-(sk layer)-> frps <-(token layer)-> provider 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from ...net.listen import local_addr, peer_addr
 from ...net.msgconn import MsgConn
-from ...net.mux import fmt_addr
-from ...net.relay import Codec, Relay, work_conn_codecs
+from ...net.relay import Codec, work_conn_codecs
 from ...proto import msg as m
 from ...proto.crypto import derive_key, verify_auth_key
 from . import register
-from .base import ServerProxy
-
-if TYPE_CHECKING:
-    from ..control import Control
+from .base import ProxyControl, ServerProxy
 
 log = logging.getLogger("aiofrp.server.proxy.stcp")
-
-
-def chain(first: Codec | None, second: Codec | None) -> Codec | None:
-    """``second(first(data))``, skipping absent codecs."""
-    if first is None:
-        return second
-    if second is None:
-        return first
-
-    def both(data: bytes) -> bytes:
-        out = first(data)
-        return second(out) if out else out
-
-    return both
 
 
 @register("stcp")
 class STCPProxy(ServerProxy):
     """Secret tcp proxy; :class:`~.sudp.SUDPProxy` is the same on frps (frpc speaks UDPPacket inside)."""
 
-    def __init__(self, control: Control, req: m.NewProxy) -> None:
+    takes_visitors = True
+
+    def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         super().__init__(control, req)
         self.sk: str = req.sk
         # empty allowUsers: only the owner's own user
@@ -66,14 +48,12 @@ class STCPProxy(ServerProxy):
         """Serve a visitor connection that passed :meth:`check_visitor` (Server.handle_visitor_conn)."""
         conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name))
         encode, decode = work_conn_codecs(derive_key(self.sk) if msg.use_encryption else None, msg.use_compression)
-        await self.join(conn, encode, decode)
+        await self.join_visitor(conn, encode, decode)
 
-    async def join(self, conn: MsgConn, vis_encode: Codec | None, vis_decode: Codec | None) -> None:
+    async def join_visitor(self, conn: MsgConn, vis_encode: Codec | None, vis_decode: Codec | None) -> None:
         """Relay an accepted visitor connection through a fresh work connection of the provider."""
-        try:
-            work = await self.control.get_work_conn()
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+        work = await self.get_work_conn()
+        if work is None:
             conn.abort()
             return
         vt = conn.transport
@@ -81,22 +61,5 @@ class STCPProxy(ServerProxy):
             work.close()
             conn.abort()
             return
-        src = peer_addr(vt) or ("", 0)
-        dst = local_addr(vt) or ("", 0)
-        work.write_msg(
-            m.StartWorkConn(
-                proxy_name=self.name, src_addr=src[0], src_port=src[1], dst_addr=dst[0], dst_port=dst[1]
-            )
-        )
         vt, vdata, veof = conn.detach()
-        wt, wdata, weof = work.detach()
-        key = self.server.key if self.req.use_encryption else None
-        work_encode, work_decode = work_conn_codecs(key, self.req.use_compression)
-        relay = Relay(
-            vt, wt, a_to_b=chain(vis_decode, work_encode), b_to_a=chain(work_decode, vis_encode),
-            a_data=vdata, b_data=wdata, a_eof=veof, b_eof=weof, name=self.name, on_close=self.relays.discard,
-            limiter=self.limiter,
-        )
-        if not relay.done.done():
-            self.relays.add(relay)
-        log.debug("[%s] join visitor connection from %s", self.name, fmt_addr(src))
+        self.join(vt, vdata, veof, work, user_decode=vis_decode, user_encode=vis_encode)

@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...net.listen import listen_tcp
+from ..errors import ProxyError
 from . import register
-from .base import ProxyError, ServerProxy, UserConn
+from .base import ServerProxy, UserConn
+
+if TYPE_CHECKING:
+    from ..group import TCPGroup
 
 log = logging.getLogger("aiofrp.server.proxy.tcp")
 
 
 @register("tcp")
 class TCPProxy(ServerProxy):
-    listener: asyncio.AbstractServer | None = None
+    listener: asyncio.Server | None = None
     port = 0
-    group: Any = None  # server.group.TCPGroup
+    group: TCPGroup | None = None
+
+    def new_user_conn(self) -> UserConn:
+        """The protocol of a user connection (this proxy's listener, or its group's)."""
+        return UserConn(self)
 
     async def run(self) -> None:
         ports = self.server.ports
@@ -42,7 +50,7 @@ class TCPProxy(ServerProxy):
         last_err: OSError | None = None
         for port in ports.candidates("tcp", self.name, requested):
             try:
-                self.listener = await listen_tcp(lambda: UserConn(self), addr, port)
+                self.listener = await listen_tcp(self.new_user_conn, addr, port)
             except OSError as exc:
                 last_err = exc
                 continue

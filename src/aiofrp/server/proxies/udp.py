@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from ...net.listen import listen_udp
-from ...net.relay import work_conn_codecs
 from ...net.udp import QUEUE_FRAMES, PacketConn, UserSocket
-from ...proto import msg as m
+from ..errors import ProxyError
 from . import register
-from .base import ProxyError, ServerProxy
+from .base import ServerProxy
 
 log = logging.getLogger("aiofrp.server.proxy.udp")
 
 FIRST_WORK_CONN_DELAY = 0.5  # Go: let NewProxyResp reach frpc before the first StartWorkConn
 WORK_CONN_RETRY = 1.0
 READ_TIMEOUT = 60.0  # frpc pings every 30 s; frps itself never pings (frpc would misread it)
+
+
+def _same(sock: UserSocket) -> UserSocket:
+    return sock
 
 
 @register("udp")
@@ -33,13 +37,13 @@ class UDPProxy(ServerProxy):
         ports = self.server.ports
         addr = self.server.proxy_bind_addr
         requested = self.req.remote_port
-        size = getattr(self.server.cfg, "udp_packet_size", 1500) or 1500
+        size = self.server.cfg.udp_packet_size or 1500
         self._pending: list[tuple[bytes, Any]] = []  # datagrams waiting for a work connection
         last_err: OSError | None = None
         for port in ports.candidates("udp", self.name, requested):
             sock = UserSocket(self._from_user, size)
             try:
-                transport, _ = await listen_udp(lambda s=sock: s, addr, port)
+                transport, _ = await listen_udp(partial(_same, sock), addr, port)
             except OSError as exc:
                 last_err = exc
                 continue
@@ -56,7 +60,6 @@ class UDPProxy(ServerProxy):
 
     async def _work_conn_loop(self) -> None:
         await asyncio.sleep(FIRST_WORK_CONN_DELAY)
-        key = self.server.key if self.req.use_encryption else None
         while not self.closed:
             try:
                 work = await self.control.get_work_conn()
@@ -69,15 +72,14 @@ class UDPProxy(ServerProxy):
             if self.closed:
                 work.close()
                 return
-            work.write_msg(m.StartWorkConn(proxy_name=self.name))
-            wt, wdata, weof = work.detach()
-            encode, decode = work_conn_codecs(key, self.req.use_compression)
-            stream = PacketConn(self.name, self._from_client, encode=encode, decode=decode, read_timeout=READ_TIMEOUT)
+            wc = self.start_work_conn(work)
+            stream = PacketConn(self.name, self._from_client, encode=wc.encode, decode=wc.decode,
+                                read_timeout=READ_TIMEOUT)
             pending, self._pending = self._pending, []
             for data, addr in pending:
                 stream.send_datagram(data, addr)
             self.stream = stream
-            stream.attach(wt, wdata, weof)
+            stream.attach(wc.transport, wc.data, wc.eof)
             log.debug("[%s] udp work connection ready", self.name)
             await stream.closed
             if self.stream is stream:

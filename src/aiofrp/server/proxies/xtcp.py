@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from ...proto import msg as m
-from ..nathole import controller
 from . import register
 from .base import ServerProxy
 
@@ -17,7 +16,7 @@ class XTCPProxy(ServerProxy):
     async def run(self) -> None:
         # empty allow_users: only the owner's user may visit
         allow_users = list(self.req.allow_users) or [self.control.user]
-        controller(self.server).listen_client(self.name, self.req.sk, allow_users, self)
+        self.server.nathole.listen_client(self.name, self.req.sk, allow_users, self)
 
     async def send_sid(self, sid: str) -> None:
         """Tell the provider about a new hole-punching session on one of its work connections."""
@@ -34,4 +33,4 @@ class XTCPProxy(ServerProxy):
 
     def close(self) -> None:
         super().close()
-        controller(self.server).close_client(self.name, self)
+        self.server.nathole.close_client(self.name, self)

@@ -1,25 +1,30 @@
 """frps's virtual hosts (frp §6): the HTTP reverse proxy, HTTPS routing by SNI, tcpmux CONNECT.
 
 Each vhost owns a :class:`~.router.Routers` table and its listener on ``proxyBindAddr`` (or, for
-http/https, a share of the bind port when the ports are equal, see ``service._Sniff``). Proxies
-register :class:`~.router.Route` entries in it (server/proxies/http.py, https.py, tcpmux.py).
+http/https, a share of the bind port when the ports are equal, see ``service._Sniff``); frps
+creates them (server/service.py: Server.start_vhosts). Proxies register :class:`~.router.Route`
+entries in it (server/proxies/http.py, https.py, tcpmux.py). A vhost knows the proxies only
+through the small protocol it uses of them (``HTTPMember``, ``ConnMember``), so this package
+imports nothing of server/proxies.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-from ...net.mux import fmt_addr
 from ...proto.addr import join_host_port
+from ..errors import ProxyError
 from .router import Route, RouterConflict, Routers
 
 __all__ = [
-    "Route", "RouterConflict", "Routers", "build_domains", "canonical_addr", "register_routes",
-    "start_vhosts", "validate_domains",
+    "Route", "RouterConflict", "Routers", "Spawn", "build_domains", "canonical_addr", "register_routes",
+    "unregister_routes", "validate_domains",
 ]
 
-log = logging.getLogger("aiofrp.server.vhost")
+M = TypeVar("M")
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+"""Runs a background task of frps (server/service.py: Server.spawn)."""
 
 
 def build_domains(custom_domains: list[str], subdomain: str, subdomain_host: str) -> list[str]:
@@ -32,8 +37,6 @@ def build_domains(custom_domains: list[str], subdomain: str, subdomain_host: str
 
 def validate_domains(custom_domains: list[str], subdomain: str, subdomain_host: str) -> None:
     """frp's server-side checks of a proxy's domains (validateDomainConfigForServer)."""
-    from ..proxies.base import ProxyError
-
     if subdomain_host:
         host_labels = len(subdomain_host.split("."))
         for domain in custom_domains:
@@ -53,11 +56,9 @@ def canonical_addr(host: str, port: int) -> str:
     return join_host_port(host, port)
 
 
-def register_routes(router: Routers[Route], routes: list[Route], member: Any) -> list[Route]:
+def register_routes(router: Routers[Route[M]], routes: list[Route[M]], member: M) -> list[Route[M]]:
     """Add every route with ``member`` serving it; all or nothing (``router config conflict``)."""
-    from ..proxies.base import ProxyError
-
-    done: list[Route] = []
+    done: list[Route[M]] = []
     try:
         for route in routes:
             router.add(route.domain, route.location, route.route_by_http_user, route)
@@ -69,7 +70,7 @@ def register_routes(router: Routers[Route], routes: list[Route], member: Any) ->
     return done
 
 
-def unregister_routes(router: Routers[Route], routes: list[Route], member: Any) -> None:
+def unregister_routes(router: Routers[Route[M]], routes: list[Route[M]], member: M) -> None:
     for route in routes:
         if member in route.members:
             route.members.remove(member)
@@ -77,34 +78,3 @@ def unregister_routes(router: Routers[Route], routes: list[Route], member: Any) 
             current = router.get(route.domain, route.location, route.route_by_http_user)
             if current is route:
                 router.remove(route.domain, route.location, route.route_by_http_user)
-
-
-async def start_vhosts(server: Any) -> None:
-    """Create the vhosts configured in frps's config and their listeners (Server.start)."""
-    from .http import HTTPVhost
-    from .https import HTTPSVhost
-    from .tcpmux import TCPMuxVhost
-
-    cfg = server.cfg
-    addr = server.proxy_bind_addr
-    same_addr = addr == cfg.bind_addr
-
-    async def listen(vhost: Any, port: int, what: str, shareable: bool) -> None:
-        vhost.shared = shareable and same_addr and port == server.bind_port
-        if vhost.shared:
-            log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
-            return
-        srv = await vhost.listen(addr, port)
-        server._servers.append(srv)
-        vhost.port = srv.sockets[0].getsockname()[1] if port == 0 else port
-        log.info("%s service listen on %s", what, fmt_addr((addr, vhost.port)))
-
-    if cfg.vhost_http_port:
-        server.http_vhost = HTTPVhost(server)
-        await listen(server.http_vhost, cfg.vhost_http_port, "http", True)
-    if cfg.vhost_https_port:
-        server.https_vhost = HTTPSVhost(server)
-        await listen(server.https_vhost, cfg.vhost_https_port, "https", True)
-    if cfg.tcpmux_http_connect_port:
-        server.tcpmux_vhost = TCPMuxVhost(server)
-        await listen(server.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)

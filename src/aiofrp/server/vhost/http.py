@@ -13,15 +13,17 @@ two connections become a raw :class:`~aiofrp.net.relay.Relay`.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...net.listen import listen_tcp, peer_addr
-from ...net.mux import fmt_addr
-from ...net.relay import Relay
+from ...net.relay import Codec, Relay, WorkConn
+from ...proto.addr import fmt_addr
 from ...proto.http import (
     MAX_HEAD_SIZE,
+    BodyFramer,
     ChunkedBody,
     HTTPError,
     NoBody,
@@ -46,31 +48,85 @@ from .pages import (
 from .router import Route, Routers
 
 if TYPE_CHECKING:
-    from .http_upstream import Upstream
+    from ...config.server import ServerConfig
+    from ...net.limiter import TokenBucket
+    from ...net.msgconn import MsgConn
+    from . import Spawn
+    from .http_upstream import Upstream, UpstreamPool
 
 log = logging.getLogger("aiofrp.server.vhost.http")
 
 # Go: http.Server.ReadHeaderTimeout = 60 s. Also bounds idle keep-alive connections (Go: none).
 READ_HEADER_TIMEOUT = float(os.environ.get("AIOFRP_VHOST_READ_HEADER_TIMEOUT", "60"))
 
-_HEAD, _ACQUIRE, _BODY, _WAIT, _LINGER, _CLOSED = range(6)
+class ClientState(enum.Enum):
+    """Where a :class:`ClientConn` is in the current exchange."""
+
+    HEAD = "reading a request head"
+    ACQUIRE = "waiting for a work connection"
+    BODY = "forwarding the request body"
+    WAIT = "waiting for the response"
+    LINGER = "draining after an error response"
+    CLOSED = "closed"
+
+
+_HEAD, _ACQUIRE, _BODY, _WAIT, _LINGER, _CLOSED = ClientState  # module-level names: fast to compare
+
+
+class PauseReason(enum.Flag):
+    """Why reading the client is paused (both may hold at once)."""
+
+    UPSTREAM = enum.auto()  # the work connection's write buffer is full
+    HOLD = enum.auto()  # bytes of the next request wait until the current exchange is over
+
+
+_NOT_PAUSED = PauseReason(0)
+_R_UPSTREAM, _R_HOLD = PauseReason.UPSTREAM, PauseReason.HOLD
 LINGER_TIME = 1.0  # after an error response, unread request bytes are drained this long
-_R_UPSTREAM, _R_HOLD = 1, 2  # reasons to pause reading the client
+
+
+class WorkConnSource(Protocol):
+    """Where an http proxy's work connections come from (server/control.py: Control)."""
+
+    async def get_work_conn(self) -> MsgConn: ...
+
+    def take_work_conn_nowait(self) -> MsgConn | None: ...
+
+
+class HTTPMember(Protocol):
+    """What the vhost uses of an http proxy (server/proxies/http.py: HTTPProxy)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def pool(self) -> UpstreamPool: ...
+    @property
+    def control(self) -> WorkConnSource: ...
+    @property
+    def relays(self) -> set[Relay]: ...
+    @property
+    def limiter(self) -> TokenBucket | None: ...
+
+    def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream: ...
+
+    def start_work_conn(self, conn: MsgConn, src: tuple[Any, ...] | None = None,
+                        dst: tuple[Any, ...] | None = None) -> WorkConn: ...
 
 
 class HTTPVhost:
     """The router and the listener(s) of ``vhostHTTPPort``."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        cfg = server.cfg
-        self.router: Routers[Route] = Routers()
+    def __init__(self, cfg: ServerConfig, spawn: Spawn) -> None:
+        self.spawn = spawn
+        self.router: Routers[Route[HTTPMember]] = Routers()
         self.port: int = cfg.vhost_http_port
         self.response_timeout = float(cfg.vhost_http_timeout if cfg.vhost_http_timeout > 0 else 60)
         self.custom_404: str = cfg.custom_404_page
         self.shared = False  # True when it lives on the bind port (service._Sniff hands it connections)
 
-    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def listen(self, host: str, port: int) -> asyncio.Server:
         return await listen_tcp(lambda: ClientConn(self), host, port)
 
     def accept(self, transport: asyncio.Transport, data: bytes) -> None:
@@ -97,15 +153,15 @@ class ClientConn(asyncio.Protocol):
         self.hbuf = bytearray()  # partial request head
         self.scan = 0
         self.pending = b""  # bytes read behind the current request
-        self.paused = 0
+        self.paused = _NOT_PAUSED
         self.write_paused = False
         self.eof = False
         self.timer: asyncio.TimerHandle | None = None
         # the current exchange
         self.req: Request | None = None
-        self.route: Route | None = None
-        self.member: Any = None
-        self.framer: Any = None
+        self.route: Route[HTTPMember] | None = None
+        self.member: HTTPMember | None = None
+        self.framer: BodyFramer = NoBody()
         self.out_head = b""
         self.up: Upstream | None = None
         self.keep_alive = True
@@ -188,12 +244,12 @@ class ClientConn(asyncio.Protocol):
         else:
             self._resume(_R_UPSTREAM)
 
-    def _pause(self, reason: int) -> None:
+    def _pause(self, reason: PauseReason) -> None:
         if not self.paused and self.state != _CLOSED:
             self.transport.pause_reading()
         self.paused |= reason
 
-    def _resume(self, reason: int) -> None:
+    def _resume(self, reason: PauseReason) -> None:
         if self.paused & reason:
             self.paused &= ~reason
             if not self.paused and self.state != _CLOSED:
@@ -282,7 +338,7 @@ class ClientConn(asyncio.Protocol):
             self._close()
             return
         t.write_eof()
-        self.paused = 0
+        self.paused = _NOT_PAUSED
         t.resume_reading()
         self.timer = asyncio.get_running_loop().call_later(LINGER_TIME, self._close_linger)
 
@@ -293,7 +349,7 @@ class ClientConn(asyncio.Protocol):
 
     # -- routing --------------------------------------------------------------------------------
 
-    def _request(self, req: Request, framer: Any, data: bytes, pos: int) -> None:
+    def _request(self, req: Request, framer: BodyFramer, data: bytes, pos: int) -> None:
         vhost = self.vhost
         self.req = req
         self.framer = framer
@@ -353,9 +409,9 @@ class ClientConn(asyncio.Protocol):
         self.state = _ACQUIRE
         self.pending = data[pos:] if pos < len(data) else b""
         self._pause(_R_HOLD)
-        vhost.server.spawn(self._acquire(member))
+        vhost.spawn(self._acquire(member))
 
-    async def _acquire(self, member: Any) -> None:
+    async def _acquire(self, member: HTTPMember) -> None:
         try:
             conn = await member.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:
@@ -468,7 +524,8 @@ class ClientConn(asyncio.Protocol):
             self.transport.write(rest)
         self._tunnel(up.member, up.transport, up.encode, up.decode, self.pending)
 
-    def _tunnel(self, member: Any, work: asyncio.Transport, encode: Any, decode: Any, data: bytes,
+    def _tunnel(self, member: HTTPMember, work: asyncio.Transport, encode: Codec | None, decode: Codec | None,
+                data: bytes,
                 wdata: bytes = b"", weof: bool = False) -> None:
         self.state = _CLOSED
         self.pending = b""
@@ -489,12 +546,13 @@ class ClientConn(asyncio.Protocol):
             # A pooled connection the local service had closed: try once more on a fresh one.
             self.retried = True
             member = self.member
+            assert member is not None  # set with the route, for as long as the exchange lasts
             conn = member.control.take_work_conn_nowait()
             self.state = _ACQUIRE
             if conn is not None:
                 self._attach(member.new_upstream(conn, self.peer), b"", 0)
             else:
-                self.vhost.server.spawn(self._acquire(member))
+                self.vhost.spawn(self._acquire(member))
             return
         self._upstream_failed(why, timeout=timeout)
 
@@ -561,15 +619,15 @@ class ClientConn(asyncio.Protocol):
 
     # -- CONNECT --------------------------------------------------------------------------------
 
-    def _connect(self, member: Any, req: Request, rest: bytes) -> None:
+    def _connect(self, member: HTTPMember, req: Request, rest: bytes) -> None:
         """CONNECT through the vhost port: the request itself goes to the work connection, then
         bytes are relayed both ways (Go's connectHandler)."""
         self.state = _ACQUIRE
         self._pause(_R_HOLD)
         head = build_head(f"CONNECT {req.target} HTTP/1.{req.minor}", req.headers)
-        self.vhost.server.spawn(self._connect_relay(member, head + rest))
+        self.vhost.spawn(self._connect_relay(member, head + rest))
 
-    async def _connect_relay(self, member: Any, data: bytes) -> None:
+    async def _connect_relay(self, member: HTTPMember, data: bytes) -> None:
         try:
             conn = await member.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:
@@ -581,5 +639,5 @@ class ClientConn(asyncio.Protocol):
         if self.state != _ACQUIRE:
             conn.close()
             return
-        work, encode, decode, wdata, weof = member.start_work_conn(conn, self.peer)
-        self._tunnel(member, work, encode, decode, data + self.pending, wdata, weof)
+        work = member.start_work_conn(conn, self.peer)
+        self._tunnel(member, work.transport, work.encode, work.decode, data + self.pending, work.data, work.eof)

@@ -10,13 +10,15 @@ idle connections of Go's ``http.Transport``, so keep-alive traffic needs no new 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...proto.http import (
     MAX_HEAD_SIZE,
+    BodyFramer,
     HTTPError,
+    NoBody,
     UntilClose,
     find_head_end,
     parse_response_head,
@@ -24,16 +26,24 @@ from ...proto.http import (
 )
 
 if TYPE_CHECKING:
-    from .http import ClientConn
+    from ...net.relay import Codec
+    from .http import ClientConn, HTTPMember
 
 log = logging.getLogger("aiofrp.server.vhost.http")
 
 IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
 MAX_IDLE = 16  # Go keeps 5 per route; a few more avoid work-connection churn under load
 
-_IDLE, _HEAD, _BODY, _CLOSED = range(4)
+class UpstreamState(enum.Enum):
+    """Where an :class:`Upstream` is: between exchanges, reading a response head or body."""
 
-Codec = Callable[[bytes], bytes]
+    IDLE = "idle"
+    HEAD = "reading a response head"
+    BODY = "forwarding a response body"
+    CLOSED = "closed"
+
+
+_IDLE, _HEAD, _BODY, _CLOSED = UpstreamState  # module-level names: fast to compare
 
 
 class Upstream(asyncio.Protocol):
@@ -46,7 +56,7 @@ class Upstream(asyncio.Protocol):
     )
 
     def __init__(
-        self, member: Any, transport: asyncio.Transport, encode: Codec | None, decode: Codec | None,
+        self, member: HTTPMember, transport: asyncio.Transport, encode: Codec | None, decode: Codec | None,
     ) -> None:
         self.member = member
         self.transport = transport
@@ -56,7 +66,7 @@ class Upstream(asyncio.Protocol):
         self.client_transport: asyncio.Transport | None = None
         self.state = _IDLE
         self.rbuf = b""
-        self.framer: Any = None
+        self.framer: BodyFramer = NoBody()
         self.method = ""
         self.timer: asyncio.TimerHandle | None = None
         self.got_bytes = False

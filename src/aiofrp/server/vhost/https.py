@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from ...net.listen import listen_tcp
-from ...net.mux import fmt_addr
 from ...net.relay import PendingConn
+from ...proto.addr import fmt_addr
 from ...proto.tls_hello import ALERT_UNRECOGNIZED_NAME, MAX_HANDSHAKE, TLSHelloError, parse_client_hello
 from .router import Route, Routers
+
+if TYPE_CHECKING:
+    from ...config.server import ServerConfig
+    from . import Spawn
 
 log = logging.getLogger("aiofrp.server.vhost.https")
 
@@ -24,14 +28,24 @@ MUX_TIMEOUT = 30.0  # Go: vhostReadWriteTimeout, the deadline for reading the Cl
 MAX_HELLO_BYTES = MAX_HANDSHAKE + 4096
 
 
+class ConnMember(Protocol):
+    """What the https and tcpmux vhosts use of a proxy (server/proxies: HTTPSProxy, TCPMuxProxy):
+    they hand it the routed connection."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def handle_user_conn(self, user: PendingConn) -> None: ...
+
+
 class HTTPSVhost:
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.router: Routers[Route] = Routers()
-        self.port: int = server.cfg.vhost_https_port
+    def __init__(self, cfg: ServerConfig, spawn: Spawn) -> None:
+        self.spawn = spawn
+        self.router: Routers[Route[ConnMember]] = Routers()
+        self.port: int = cfg.vhost_https_port
         self.shared = False
 
-    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def listen(self, host: str, port: int) -> asyncio.Server:
         return await listen_tcp(lambda: SNIConn(self), host, port)
 
     def accept(self, transport: asyncio.Transport, data: bytes) -> None:
@@ -47,9 +61,8 @@ class RoutingConn(PendingConn):
     """A vhost connection read until it is routed (``routed``), then kept paused for its proxy;
     aborted if not routed within ``MUX_TIMEOUT``. Subclasses call :meth:`_stop` once routing ends."""
 
-    def __init__(self, vhost: Any) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.vhost = vhost
         self.routed = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -86,7 +99,8 @@ class SNIConn(RoutingConn):
     """Reads the ClientHello, then waits (paused, bytes kept) for its proxy to take it over."""
 
     def __init__(self, vhost: HTTPSVhost) -> None:
-        super().__init__(vhost)
+        super().__init__()
+        self.vhost = vhost
         self.hello = bytearray()
 
     def _timed_out(self) -> None:
@@ -127,4 +141,4 @@ class SNIConn(RoutingConn):
         self.hello = bytearray()
         self.transport.pause_reading()
         log.debug("[%s] new https connection for host [%s]", member.name, name)
-        self.vhost.server.spawn(member.handle_user_conn(self))
+        self.vhost.spawn(member.handle_user_conn(self))

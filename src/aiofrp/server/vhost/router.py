@@ -12,11 +12,12 @@ join the first member's routes, whose settings stay in force); :meth:`Route.pick
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 __all__ = ["Route", "RouterConflict", "Routers", "wildcard_candidates"]
 
 T = TypeVar("T")
+M = TypeVar("M")  # what serves a route: a proxy, as the vhost sees it
 
 
 class RouterConflict(Exception):
@@ -26,7 +27,7 @@ class RouterConflict(Exception):
         super().__init__("router config conflict")
 
 
-class Route:
+class Route(Generic[M]):
     """What a matched request is handed to: settings of the route and the proxies serving it."""
 
     __slots__ = (
@@ -62,7 +63,7 @@ class Route:
         self.host_rewrite = host_rewrite
         self.headers = dict(headers or {})
         self.response_headers = dict(response_headers or {})
-        self.members: list[Any] = []
+        self.members: list[M] = []
         self._next = 0
 
     @property
@@ -76,7 +77,7 @@ class Route:
     def check_auth(self, user: str, pwd: str) -> bool:
         return not self.needs_auth or (user == self.http_user and pwd == self.http_pwd)
 
-    def pick(self) -> Any:
+    def pick(self) -> M | None:
         """The member for the next connection or request (round-robin); None if there is none."""
         members = self.members
         if not members:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...net.listen import listen_tcp
-from ...net.mux import fmt_addr
+from ...proto.addr import fmt_addr
 from ...proto.http import HTTPError, basic_auth, canonical_host, find_head_end, parse_request_head
-from .https import RoutingConn
+from .https import ConnMember, RoutingConn
 from .pages import CONNECT_OK, PROXY_AUTH_REQUIRED, raw_not_found
 from .router import Route, Routers
+
+if TYPE_CHECKING:
+    from ...config.server import ServerConfig
+    from . import Spawn
 
 log = logging.getLogger("aiofrp.server.vhost.tcpmux")
 
@@ -25,14 +29,15 @@ MAX_CONNECT_HEAD = 64 * 1024
 
 
 class TCPMuxVhost:
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.router: Routers[Route] = Routers()
-        self.port: int = server.cfg.tcpmux_http_connect_port
-        self.passthrough: bool = server.cfg.tcpmux_passthrough
+    def __init__(self, cfg: ServerConfig, spawn: Spawn) -> None:
+        self.spawn = spawn
+        self.router: Routers[Route[ConnMember]] = Routers()
+        self.port: int = cfg.tcpmux_http_connect_port
+        self.passthrough: bool = cfg.tcpmux_passthrough
+        self.custom_404: str = cfg.custom_404_page
         self.shared = False
 
-    async def listen(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def listen(self, host: str, port: int) -> asyncio.Server:
         return await listen_tcp(lambda: ConnectConn(self), host, port)
 
 
@@ -40,7 +45,8 @@ class ConnectConn(RoutingConn):
     """Reads the CONNECT request, routes it, then waits (paused) for its proxy to take over."""
 
     def __init__(self, vhost: TCPMuxVhost) -> None:
-        super().__init__(vhost)
+        super().__init__()
+        self.vhost = vhost
         self.head = bytearray()
 
     def data_received(self, data: bytes) -> None:
@@ -76,10 +82,11 @@ class ConnectConn(RoutingConn):
         member = route.pick() if route is not None else None
         if member is None:
             log.debug("tcpmux request for host [%s] httpUser [%s] not found", host, creds[0])
-            t.write(raw_not_found(self.vhost.server.cfg.custom_404_page))
+            t.write(raw_not_found(self.vhost.custom_404))
             t.close()
             return
-        if route.http_user and (creds[0], creds[1]) != (route.http_user, route.http_pwd):  # type: ignore[union-attr]
+        assert route is not None  # a member was picked from it
+        if route.http_user and (creds[0], creds[1]) != (route.http_user, route.http_pwd):
             log.debug("[%s] tcpmux auth failed for user [%s]", member.name, creds[0])
             t.write(PROXY_AUTH_REQUIRED)
             t.close()
@@ -93,4 +100,4 @@ class ConnectConn(RoutingConn):
                 self.buffered.append(bytes(buf[end:]))
         self.head = bytearray()
         t.pause_reading()
-        self.vhost.server.spawn(member.handle_user_conn(self))
+        self.vhost.spawn(member.handle_user_conn(self))
