@@ -6,26 +6,17 @@ plugin never starts (issue 10 adds them; see docs/architecture.md, "Client plugi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from ...config.plugin import ClientPluginOptions
+from ...registry import Registry
 from .base import ClientPlugin, HeldConn, WorkConn
 
-__all__ = ["PLUGIN_TYPES", "ClientPlugin", "HeldConn", "PluginError", "WorkConn", "new_plugin", "register"]
+__all__ = [
+    "PLUGIN_TYPES", "REGISTRY", "ClientPlugin", "HeldConn", "PluginError", "WorkConn", "new_plugin", "register",
+]
 
-PLUGIN_TYPES: dict[str, type[ClientPlugin[ClientPluginOptions]]] = {}
-
-P = TypeVar("P", bound=type[ClientPlugin[ClientPluginOptions]])
-
-
-def register(*plugin_types: str) -> Callable[[P], P]:
-    def deco(cls: P) -> P:
-        for t in plugin_types:
-            PLUGIN_TYPES[t] = cls
-        return cls
-
-    return deco
+REGISTRY: Registry[type[ClientPlugin[ClientPluginOptions]]] = Registry("plugin")
+PLUGIN_TYPES = REGISTRY.types
+register = REGISTRY.register
 
 
 class PluginError(Exception):
@@ -33,7 +24,7 @@ class PluginError(Exception):
 
 
 def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[ClientPluginOptions]:
-    cls = PLUGIN_TYPES.get(cfg.type)
+    cls = REGISTRY.get(cfg.type)
     if cls is None:
         raise PluginError(f"plugin [{cfg.type}] is not registered")  # Go's plugin.Create
     return cls(proxy_name, cfg)

@@ -4,30 +4,19 @@ status (frp's phases), its :class:`Proxy` serves the work connections."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from ...config.proxy import ProxyBaseConfig
+from ...registry import Registry
 from .base import Proxy, ProxyHost
 
-__all__ = ["PROXY_TYPES", "Proxy", "ProxyHost", "ProxyPhase", "ProxyWrapper", "new_proxy", "register"]
+__all__ = ["PROXY_TYPES", "REGISTRY", "Proxy", "ProxyHost", "ProxyPhase", "ProxyWrapper", "new_proxy", "register"]
 
-PROXY_TYPES: dict[str, type[Proxy[ProxyBaseConfig]]] = {}
-
-P = TypeVar("P", bound=type[Proxy[ProxyBaseConfig]])
-
-
-def register(*proxy_types: str) -> Callable[[P], P]:
-    def deco(cls: P) -> P:
-        for t in proxy_types:
-            PROXY_TYPES[t] = cls
-        return cls
-
-    return deco
+REGISTRY: Registry[type[Proxy[ProxyBaseConfig]]] = Registry("proxy")
+PROXY_TYPES = REGISTRY.types
+register = REGISTRY.register
 
 
 def new_proxy(client: ProxyHost, cfg: ProxyBaseConfig) -> Proxy[ProxyBaseConfig]:
-    cls = PROXY_TYPES.get(cfg.type)
+    cls = REGISTRY.get(cfg.type)
     if cls is None:  # config/proxy.py knows no other types, and each of them is registered
         raise ValueError(f"proxy type [{cfg.type}] is not supported")
     return cls(client, cfg)

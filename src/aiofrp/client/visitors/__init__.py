@@ -3,30 +3,19 @@ name (the same shape as the client's proxies and plugins and the server's proxie
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from ...config.visitor import VisitorBaseConfig
+from ...registry import Registry
 from .base import Visitor, VisitorHost
 
-__all__ = ["VISITOR_TYPES", "Visitor", "VisitorHost", "new_visitor", "register"]
+__all__ = ["REGISTRY", "VISITOR_TYPES", "Visitor", "VisitorHost", "new_visitor", "register"]
 
-VISITOR_TYPES: dict[str, type[Visitor[VisitorBaseConfig]]] = {}
-
-V = TypeVar("V", bound=type[Visitor[VisitorBaseConfig]])
-
-
-def register(*visitor_types: str) -> Callable[[V], V]:
-    def deco(cls: V) -> V:
-        for t in visitor_types:
-            VISITOR_TYPES[t] = cls
-        return cls
-
-    return deco
+REGISTRY: Registry[type[Visitor[VisitorBaseConfig]]] = Registry("visitor")
+VISITOR_TYPES = REGISTRY.types
+register = REGISTRY.register
 
 
 def new_visitor(client: VisitorHost, cfg: VisitorBaseConfig) -> Visitor[VisitorBaseConfig] | None:
-    cls = VISITOR_TYPES.get(cfg.type)
+    cls = REGISTRY.get(cfg.type)
     return cls(client, cfg) if cls is not None else None
 
 

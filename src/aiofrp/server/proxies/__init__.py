@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from ...proto import msg as m
+from ...registry import Registry
 from ..errors import ProxyError
 from .base import ProxyControl, ServerProxy
 
-__all__ = ["PROXY_TYPES", "ProxyError", "ServerProxy", "new_server_proxy"]
+__all__ = ["PROXY_TYPES", "REGISTRY", "ProxyError", "ServerProxy", "new_server_proxy", "register"]
 
-PROXY_TYPES: dict[str, type[ServerProxy]] = {}
-
-
-P = TypeVar("P", bound=type[ServerProxy])
-
-
-def register(proxy_type: str) -> Callable[[P], P]:
-    """Class decorator: ``cls`` serves proxies of type ``proxy_type``."""
-
-    def deco(cls: P) -> P:
-        PROXY_TYPES[proxy_type] = cls
-        cls.type = proxy_type
-        return cls
-
-    return deco
+REGISTRY: Registry[type[ServerProxy]] = Registry("proxy")
+PROXY_TYPES = REGISTRY.types
+register = REGISTRY.register
 
 
 def new_server_proxy(control: ProxyControl, req: m.NewProxy) -> ServerProxy:
     ptype = req.proxy_type or "tcp"
-    cls = PROXY_TYPES.get(ptype)
+    cls = REGISTRY.get(ptype)
     if cls is None:
         raise ProxyError(f"proxy type [{ptype}] is not supported")
     return cls(control, req)

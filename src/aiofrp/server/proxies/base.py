@@ -90,6 +90,7 @@ class ServerProxy:
         self.control = control
         self.server = control.server
         self.req = req
+        self.type = req.proxy_type or "tcp"
         self.name = req.proxy_name
         self.remote_addr = ""
         self.closed = False
