@@ -363,7 +363,10 @@ def decode_body(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
 
 
 def _decode_slow(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
-    obj = _any_decode(payload)  # already known to be valid JSON
+    try:
+        obj = _any_decode(payload)
+    except msgspec.DecodeError as exc:  # the typed decoder met a type error before the bad JSON
+        raise ProtocolError(f"invalid JSON in {cls.__name__} message: {exc}") from None
     if obj is None:
         return cls()  # Go: unmarshalling null into a struct is a no-op
     try:
