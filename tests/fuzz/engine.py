@@ -81,21 +81,23 @@ def run_one(target: Target, data: bytes, timeout: float) -> Finding | None:
     def on_alarm(_sig: int, _frame: FrameType | None) -> None:
         raise Hang
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    # CPU time, not wall time: a parser stuck in a loop burns CPU, while a process the scheduler
+    # starves on a loaded machine does not (a wall-clock deadline reported those as hangs)
+    old = signal.signal(signal.SIGPROF, on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, timeout)
     try:
         target.fn(data)
     except target.errors:
         return None
     except Hang:
-        return Finding("hang", f"no answer within {timeout:g} s", data, traceback.format_exc())
+        return Finding("hang", f"no answer within {timeout:g} s of CPU time", data, traceback.format_exc())
     except MemoryError as exc:
         return Finding("memory", _signature(exc), data, traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other exception is the finding
         return Finding("crash", _signature(exc), data, traceback.format_exc())
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
     return None
 
 
