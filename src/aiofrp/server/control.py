@@ -42,7 +42,9 @@ class Control:
         self.last_ping = time.monotonic()
         nathole = server.nathole
         # Go: server/control.go registerMsgHandlers. A handler that returns a coroutine (a Ping's
-        # check may ask the OIDC provider) is awaited before the next message is read, as Go does.
+        # check may ask the OIDC provider, a NewProxy the server plugins and the proxy's listener)
+        # is awaited before the next message is read: Go handles a control's messages in order,
+        # so a CloseProxy right behind its NewProxy finds the proxy registered.
         self.dispatcher = (
             Dispatcher[Pending](default=self._ignore)
             .register(m.NewProxy, self._on_new_proxy)
@@ -82,8 +84,8 @@ class Control:
 
     # -- message handlers -----------------------------------------------------------------
 
-    def _on_new_proxy(self, req: m.NewProxy) -> None:
-        self.server.spawn(self._new_proxy(req))
+    def _on_new_proxy(self, req: m.NewProxy) -> Pending:
+        return self._new_proxy(req)
 
     def _on_close_proxy(self, req: m.CloseProxy) -> None:
         self.close_proxy(req.proxy_name)
