@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 from support.plugin_server import GARBAGE, MockPlugin, reject
-from support.procs import TEST_STRING, EchoServer, free_port, frpc_config, frps_config, tcp_proxy, tcp_roundtrip
+from support.procs import (
+    TEST_STRING,
+    EchoServer,
+    free_port,
+    frpc_config,
+    frps_config,
+    tcp_proxy,
+    tcp_roundtrip,
+)
 from support.waits import frame, poll
 
 pytestmark = pytest.mark.timeout(90)
