@@ -3,7 +3,8 @@
 * A Go frpc logs in and registers its proxies through our frps's plugins (login gated on a meta
   token, remote port rewritten, user connections asked about), and one without the token is
   refused with the plugin's reason.
-* Parity: the same Go frpc against Go frps and against our frps, each with its own mock plugin:
+* Parity: the same Go frpc (tcp, udp and stcp proxies, an stcp visitor) against Go frps and
+  against our frps, each with its own mock plugin:
   the request bodies of every op are byte for byte the same once the values that differ from run
   to run (time stamps, keys, run ids, client ports) are masked; path, query and Content-Type too.
 * maxPortsPerClient: a Go frpc with more tcp/udp proxies than the quota gets Go's error for the
@@ -104,7 +105,8 @@ def _mask(body: bytes) -> bytes:
     return _VOLATILE.sub(lambda m: (m[1] or b"timestamp") + b"=*", body)
 
 
-def _run_go_frpc_against(frp, plugin: MockPlugin, *, go: bool, echo_port: int, remote: int, remote_udp: int) -> None:
+def _run_go_frpc_against(frp, plugin: MockPlugin, *, go: bool, echo_port: int, remote: int, remote_udp: int,
+                         visitor_port: int) -> None:
     port = free_port()
     frps = _frps(frp, port, go=go, extra=plugin.toml(*ALL_OPS))
     keys: dict[str, Any] = {"metadatas.owner": "team-a", "annotations.note": "a<b>&c", "transport.bandwidthLimit": "1MB"}
@@ -114,24 +116,26 @@ def _run_go_frpc_against(frp, plugin: MockPlugin, *, go: bool, echo_port: int, r
         udp_proxy("udp", echo_port, remote_udp),
         '\n[[proxies]]\nname = "secret"\ntype = "stcp"\nsecretKey = "sk"\nallowUsers = ["*"]\n'
         f"localIP = \"127.0.0.1\"\nlocalPort = {echo_port}\n",
+        '\n[[visitors]]\nname = "v"\ntype = "stcp"\nserverName = "secret"\nsecretKey = "sk"\n'
+        f'bindAddr = "127.0.0.1"\nbindPort = {visitor_port}\n',
         token=TOKEN, user="bob", extra='metadatas.token = "123"\nmetadatas.zone = "eu"\n'
                                       "transport.heartbeatInterval = 1\ntransport.heartbeatTimeout = 30\n",
     ))
     frpc.wait_login(15)
     frpc.wait_for_proxies("bob.tcp", "bob.udp", "bob.secret", timeout=15)
     assert tcp_roundtrip(remote, frame(TEST_STRING), 5) == frame(TEST_STRING)
-    poll(lambda: plugin.calls_of("Ping") and plugin.calls_of("NewUserConn"), 10, "Ping and NewUserConn")
+    poll(lambda: tcp_roundtrip(visitor_port, frame(TEST_STRING), 5) == frame(TEST_STRING), 10, "stcp visitor")
+    poll(lambda: plugin.calls_of("Ping") and len(plugin.calls_of("NewUserConn")) >= 2, 10, "Ping and NewUserConn")
     frpc.stop()
     poll(lambda: len(plugin.calls_of("CloseProxy")) == 3, 10, "three CloseProxy notifications")
     frps.stop()
 
 
 def test_plugin_requests_match_go_frps(frp, echo_server: EchoServer) -> None:
-    remote, remote_udp = free_port(), free_port()
+    ports = {"remote": free_port(), "remote_udp": free_port(), "visitor_port": free_port()}
     with MockPlugin("go") as go_plugin, MockPlugin("ours") as our_plugin:
-        _run_go_frpc_against(frp, go_plugin, go=True, echo_port=echo_server.port, remote=remote, remote_udp=remote_udp)
-        _run_go_frpc_against(frp, our_plugin, go=False, echo_port=echo_server.port, remote=remote,
-                             remote_udp=remote_udp)
+        _run_go_frpc_against(frp, go_plugin, go=True, echo_port=echo_server.port, **ports)
+        _run_go_frpc_against(frp, our_plugin, go=False, echo_port=echo_server.port, **ports)
         for op in ALL_OPS:
             go_calls, our_calls = go_plugin.calls_of(op), our_plugin.calls_of(op)
             assert go_calls and our_calls, op
