@@ -310,3 +310,13 @@ async def test_ops_not_subscribed_are_not_sent(inproc: InProc, plugin: MockPlugi
     control.abort()
     await until(lambda: plugin.calls_of("CloseProxy"), "CloseProxy told at client exit")
     assert plugin.calls_of("CloseProxy")[0].content["proxy_name"] == "t"
+
+
+async def test_frps_stopping_with_controls_leaves_nothing_behind(inproc: InProc, plugin: MockPlugin) -> None:
+    """frps stops while clients with proxies are logged in: their CloseProxy notices do not open
+    a new plugin session after frps closed its own (the teardown checks no socket or task is left)."""
+    server = await inproc.start_server(extra=plugin.toml(*ALL_OPS))
+    control, _ = await login(inproc, server, pool_count=1)
+    control.write_msg(m.NewProxy(proxy_name="t", proxy_type="tcp"))
+    assert (await reply(control, m.NewProxyResp)).error == ""
+    await inproc.stop_server(server)

@@ -47,11 +47,14 @@ class HTTPPlugin:
         self.url = url
         self.proxy = env_proxy(url) if self.tls is None else ""
         self._session: aiohttp.ClientSession | None = None
+        self.closed = False
 
     def supports(self, op: Op) -> bool:
         return op in self.ops
 
     def _client(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise PluginError("frps is shutting down")
         if self._session is None:
             import aiohttp
 
@@ -98,6 +101,7 @@ class HTTPPlugin:
             raise PluginError(str(exc)) from None
 
     async def close(self) -> None:
+        self.closed = True  # controls closing with frps: no new session for their CloseProxy notices
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -94,7 +94,7 @@ class Manager:
 
     async def close_proxy(self, user: UserInfo, proxy_name: str) -> None:
         """Tell every CloseProxy plugin; errors are logged only (Go: a goroutine per close)."""
-        plugins = self._by_op[Op.CLOSE_PROXY]
+        plugins = [p for p in self._by_op[Op.CLOSE_PROXY] if not p.closed]
         if not plugins:
             return
         reqid = new_reqid()
