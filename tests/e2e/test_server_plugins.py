@@ -91,3 +91,18 @@ def test_unreachable_and_garbage_plugins(frp, echo_server: EchoServer) -> None:
         frps.wait_for_log(r"send Ping request to plugin \[down\] error: Post \"http://127\.0\.0\.1:"
                           rf"{dead}/h\?op=Ping&version=0\.1\.0\": dial tcp 127\.0\.0\.1:{dead}: connect", 15)
         frps.wait_for_log(r"received invalid ping: send Ping request to plugin error", 15)
+
+
+def test_max_ports_per_client_flag(frp, echo_server: EchoServer) -> None:
+    """``frps --max-ports-per-client 1`` (the flag Go's frps has): our frpc's second tcp proxy gets
+    Go's error, the first works."""
+    port, remote = free_port(), free_port()
+    frps = frp.ours_frps(None, args=["--bind-addr", "127.0.0.1", "-p", str(port), "-t", TOKEN,
+                                     "--max-ports-per-client", "1"])
+    frps.wait_for_log("frps started successfully", 10)
+    frpc = frp.ours_frpc(frpc_config(
+        port, tcp_proxy("a", echo_server.port, remote), tcp_proxy("b", echo_server.port, free_port()), token=TOKEN,
+    ))
+    frpc.wait_for_proxies("a", timeout=15)
+    frpc.wait_for_log(r"\[b\] start error: exceed the max_ports_per_client", 15)
+    assert tcp_roundtrip(remote, frame(TEST_STRING), 5) == frame(TEST_STRING)
