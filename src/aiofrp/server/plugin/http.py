@@ -17,7 +17,6 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from ...auth.http import client_context, env_proxy
 from ...proto.errors import ProtocolError
 from .types import API_VERSION, Op, Response, parse_response, request_body
 
@@ -36,6 +35,8 @@ class PluginError(Exception):
 
 class HTTPPlugin:
     def __init__(self, options: HTTPPluginOptions) -> None:
+        from ...auth.http import client_context, env_proxy  # urllib.request: only when plugins are configured
+
         self.name = options.name
         self.ops = frozenset(Op(op) for op in options.ops)
         url = options.addr + options.path
