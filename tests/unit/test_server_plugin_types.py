@@ -94,3 +94,18 @@ def test_bad_content() -> None:
         decode_content(m.NewProxy, parse_response(b'{"content": {"remote_port": "x"}}'))
     with pytest.raises(ProtocolError, match="cannot unmarshal string into the user object"):
         decode_user(parse_response(b'{"content": {"user": "x"}}'))
+
+
+def test_frps_without_plugins_imports_no_http_client() -> None:
+    """Idle memory: aiohttp and urllib.request are imported only for configured plugins."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aiofrp.cli.frps, aiofrp.server.service\n"
+        "from aiofrp.server.plugin import Manager\n"
+        "Manager([])\n"
+        "print(sorted(m for m in ('aiohttp', 'urllib.request') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out
