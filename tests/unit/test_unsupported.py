@@ -303,8 +303,6 @@ def test_quick_mode_options_are_known() -> None:
 # -- refusals -------------------------------------------------------------------------------------
 
 FRPS_REFUSED = [
-    ('[[httpPlugins]]\nname = "p"\naddr = "127.0.0.1:9000"\npath = "/h"\nops = ["Login"]', "httpPlugins[0]"),
-    ("maxPortsPerClient = 5", "maxPortsPerClient"),
     ("webServer.port = 7500", "webServer.port"),
     ("enablePrometheus = true", "enablePrometheus"),
     ("kcpBindPort = 7000", "kcpBindPort"),
