@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli|plugins)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -436,3 +436,22 @@ def test_oidc_example(frp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
         (req,) = idp.token_requests
         assert req.basic_auth() == ("office-frpc", "the-client-secret") and req.form["audience"] == "frps"
+
+
+# -- client plugins ------------------------------------------------------------------------------
+
+
+def test_unix_domain_socket_plugin_example(frp, tmp_path: Path) -> None:
+    from support.plugin_services import UnixHttpServer
+
+    sock = Path(tempfile.mkdtemp(prefix="frp-uds-", dir="/tmp")) / "docker.sock"
+    with UnixHttpServer(str(sock)) as web:
+        ex = Example(tmp_path, ports(7000, 6000), {"/var/run/docker.sock": str(sock)})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/uds.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/uds.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("docker")
+        assert ex.run(curl_line).stdout == "unix says hello to /version\n"
+        assert web.paths == ["/version"]
+    sock.parent.rmdir()

@@ -1,0 +1,155 @@
+"""Local services for the client plugin tests: unix-socket HTTP and echo servers, a TLS client,
+an HTTP CONNECT helper and curl (installed when missing)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import socketserver
+import ssl
+import subprocess
+import threading
+from typing import Any, Self
+
+from .ports import LOCALHOST
+
+__all__ = ["UnixEchoServer", "UnixHttpServer", "curl", "http_connect", "need_curl", "tls_roundtrip"]
+
+
+class _UnixHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: UnixHttpServer._Server
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = f"unix says hello to {self.path}\n".encode()
+        self.server.owner.paths.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class UnixHttpServer:
+    """A threaded HTTP/1.1 server on a unix socket (as the Docker API is); records the paths."""
+
+    class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+        owner: UnixHttpServer
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.paths: list[str] = []
+        self._srv = self._Server(path, _UnixHandler)
+        self._srv.owner = self
+        self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._srv.shutdown()
+        self._srv.server_close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class UnixEchoServer:
+    """Echo on a unix socket; ``firsts`` keeps the first chunk of each connection (a PROXY header)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.firsts: list[bytes] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        self._sock.listen(64)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        first = True
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(1 << 16)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if first:
+                    self.firsts.append(data)
+                    first = False
+                conn.sendall(data)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def need_curl() -> str:
+    """The curl binary; installed with apt-get when missing (CI machines are Debian, as root)."""
+    path = shutil.which("curl")
+    if path is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "curl"], check=False, capture_output=True, timeout=300)
+        path = shutil.which("curl")
+    if path is None:
+        raise RuntimeError("curl is needed by the client plugin tests and could not be installed (apt-get install curl)")
+    return path
+
+
+def curl(*args: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
+    """Run curl (silent, errors shown, no proxy from the environment) and return the result."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run([need_curl(), "-sS", "--max-time", str(int(timeout)), *args], check=False,
+                          capture_output=True, text=True, timeout=timeout + 5, env=env)
+
+
+def http_connect(port: int, target: str, headers: str = "", timeout: float = 5.0) -> tuple[bytes, socket.socket]:
+    """Send ``CONNECT target`` to 127.0.0.1:port; return (the answer head, the open socket)."""
+    s = socket.create_connection((LOCALHOST, port), timeout=timeout)
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{headers}\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head, s
+
+
+def tls_roundtrip(port: int, data: bytes, server_name: str = "localhost", timeout: float = 10.0,
+                  cafile: str | None = None) -> tuple[bytes, dict[str, Any] | None]:
+    """TLS to 127.0.0.1:port (no verification unless ``cafile``), send ``data``, read as much back;
+    return (what came back, the server's certificate as Python decodes it when verified)."""
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
+    with socket.create_connection((LOCALHOST, port), timeout=timeout) as raw, \
+            ctx.wrap_socket(raw, server_hostname=server_name) as s:
+        s.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        return got, s.getpeercert() if cafile else None
