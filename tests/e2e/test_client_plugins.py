@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Iterator, Mapping
 
 import pytest
-from support.plugin_services import UnixEchoServer, UnixHttpServer, curl
+from python_socks import ProxyError
+from python_socks.sync import Proxy
+from support.plugin_services import TcpEcho, UnixEchoServer, UnixHttpServer, curl, raw_exchange
 from support.procs import LOCALHOST, TEST_STRING, FrpProcess, block, free_port, frpc_config, frps_config
 from support.waits import poll
 
@@ -127,3 +129,88 @@ def test_unix_domain_socket_on_every_proxy_type(frp, servers, stun_server, sock_
         provider.wait_for_log(r"\[uds-missing\] dial to uds \S+none\.sock error: ", 5)
         assert get_ok(f"http://127.0.0.1:{ports['tcp']}/after") == "unix says hello to /after\n"
 
+
+
+# -- socks5 ----------------------------------------------------------------------------------------
+
+
+def socks_echo(port: int, host: str, dest_port: int, payload: bytes = TEST_STRING, *, user: str = "",
+               password: str = "", rdns: bool = True) -> bytes:
+    """python-socks through 127.0.0.1:port to host:dest_port, one echo."""
+    cred = f"{user}:{password}@" if user or password else ""
+    proxy = Proxy.from_url(f"socks5://{cred}127.0.0.1:{port}", rdns=rdns)
+    with proxy.connect(dest_host=host, dest_port=dest_port, timeout=10) as s:
+        s.settimeout(10)
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_socks5(frp, servers, echo_server) -> None:
+    p = {n: free_port() for n in ("open", "auth", "enc", "stcp")}
+    creds = {"type": "socks5", "username": "alice", "password": "s3cret"}
+    provider = frp.ours_frpc(frpc_config(
+        servers.bind,
+        plugin_proxy("s5-open", "tcp", {"type": "socks5"}, remotePort=p["open"]),
+        plugin_proxy("s5-auth", "tcp", creds, remotePort=p["auth"]),
+        plugin_proxy("s5-enc", "tcp", creds, remotePort=p["enc"], transport__useEncryption=True,
+                     transport__useCompression=True),
+        plugin_proxy("s5-stcp", "stcp", {"type": "socks5"}, secretKey=SK),
+        block("visitors", name="v-s5", type="stcp", serverName="s5-stcp", secretKey=SK, bindAddr=LOCALHOST,
+              bindPort=p["stcp"]),
+        token=TOKEN,
+    ))
+    provider.wait_for_proxies("s5-open", "s5-auth", "s5-enc", "s5-stcp", timeout=15)
+    with TcpEcho("::1") as echo6:
+        big = os.urandom(1 << 20)
+        # IPv4, IPv6 and a domain name (resolved by frpc), with and without credentials
+        assert socks_echo(p["open"], LOCALHOST, echo_server.port) == TEST_STRING
+        assert socks_echo(p["open"], "::1", echo6.port, rdns=False) == TEST_STRING
+        assert socks_echo(p["open"], "localhost", echo_server.port) == TEST_STRING
+        assert socks_echo(p["auth"], LOCALHOST, echo_server.port, big, user="alice", password="s3cret") == big
+        assert socks_echo(p["enc"], "::1", echo6.port, big, user="alice", password="s3cret", rdns=False) == big
+        assert socks_echo(p["enc"], "localhost", echo_server.port, user="alice", password="s3cret") == TEST_STRING
+        poll(lambda: socks_echo(p["stcp"], LOCALHOST, echo_server.port) == TEST_STRING, 10, "socks5 over stcp")
+
+    # curl: socks5h (the name resolved by frpc) with credentials, to frps's own vhost listener
+    r = curl("--socks5-hostname", f"127.0.0.1:{p['auth']}", "--proxy-user", "alice:s3cret",
+             f"http://localhost:{servers.vhost_http}/")
+    assert r.returncode == 0, r.stderr
+    assert "404" in r.stdout or "Not Found" in r.stdout  # frps's vhost page: the request got there
+
+    # refusals, each answered as go-socks5 does, with a log line
+    with pytest.raises(ProxyError):
+        socks_echo(p["auth"], LOCALHOST, echo_server.port, user="alice", password="wrong")
+    provider.wait_for_log(r"\[s5-auth\] socks5: user authentication failed for 'alice' \(from 127\.0\.0\.1:\d+\)", 5)
+    with pytest.raises(ProxyError):  # credentials required, none offered
+        socks_echo(p["auth"], LOCALHOST, echo_server.port)
+    provider.wait_for_log(r"\[s5-auth\] socks5: no supported authentication mechanism", 5)
+    assert raw_exchange(p["auth"], b"\x05\x01\x00") == b"\x05\xff"
+    assert raw_exchange(p["auth"], b"\x05\x01\x02\x01\x05alice\x01x") == b"\x05\x02\x01\x01"
+    assert raw_exchange(p["open"], b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00") == b""  # SOCKS4: closed
+    provider.wait_for_log(r"\[s5-open\] socks5: bad request from 127\.0\.0\.1:\d+: unsupported SOCKS version: 4", 5)
+    assert raw_exchange(p["open"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    provider.wait_for_log(r"unsupported SOCKS version: 71", 5)
+    assert raw_exchange(p["open"], os.urandom(64 << 10)[:1].replace(b"\x05", b"\x06") + os.urandom(64 << 10)) == b""
+    # BIND: command not supported (7); address type 9: 8; unreachable: refused (5), unknown host (4)
+    greet = b"\x05\x01\x00"
+    req = greet + b"\x05\x02\x00\x01\x7f\x00\x00\x01" + echo_server.port.to_bytes(2, "big")
+    assert raw_exchange(p["open"], req) == b"\x05\x00\x05\x07\x00\x01" + bytes(6)
+    assert raw_exchange(p["open"], greet + b"\x05\x01\x00\x09\x7f\x00\x00\x01\x00\x50") == b"\x05\x00\x05\x08\x00\x01" + bytes(6)
+    provider.wait_for_log(r"unrecognized address type: 9", 5)
+    closed = free_port()
+    req = greet + b"\x05\x01\x00\x01\x7f\x00\x00\x01" + closed.to_bytes(2, "big")
+    assert raw_exchange(p["open"], req) == b"\x05\x00\x05\x05\x00\x01" + bytes(6)
+    provider.wait_for_log(rf"\[s5-open\] socks5: connect to 127\.0\.0\.1:{closed} failed: ", 5)
+    req = greet + b"\x05\x01\x00\x03\x0bno.invalid.\x00\x50"
+    assert raw_exchange(p["open"], req) == b"\x05\x00\x05\x04\x00\x01" + bytes(6)
+    provider.wait_for_log(r"failed to resolve destination 'no\.invalid\.'", 10)
+
+    # nothing else was disturbed
+    assert socks_echo(p["auth"], LOCALHOST, echo_server.port, user="alice", password="s3cret") == TEST_STRING
+    assert "Traceback" not in provider.log_text()

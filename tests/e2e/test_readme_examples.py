@@ -455,3 +455,14 @@ def test_unix_domain_socket_plugin_example(frp, tmp_path: Path) -> None:
         assert ex.run(curl_line).stdout == "unix says hello to /version\n"
         assert web.paths == ["/version"]
     sock.parent.rmdir()
+
+
+def test_socks5_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6001), {"intranet.lan": f"localhost:{web.port}"})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/socks5.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/socks5.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("socks")
+        assert ex.run(curl_line).stdout.encode() == TEST_STRING

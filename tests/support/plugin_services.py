@@ -15,7 +15,8 @@ from typing import Any, Self
 
 from .ports import LOCALHOST
 
-__all__ = ["UnixEchoServer", "UnixHttpServer", "curl", "http_connect", "need_curl", "tls_roundtrip"]
+__all__ = ["TcpEcho", "UnixEchoServer", "UnixHttpServer", "curl", "http_connect", "need_curl", "raw_exchange",
+           "tls_roundtrip"]
 
 
 class _UnixHandler(http.server.BaseHTTPRequestHandler):
@@ -153,3 +154,62 @@ def tls_roundtrip(port: int, data: bytes, server_name: str = "localhost", timeou
                 break
             got += chunk
         return got, s.getpeercert() if cafile else None
+
+
+class TcpEcho:
+    """A threaded TCP echo on ``host`` (``::1`` for IPv6 destinations); ``peers`` records who connected."""
+
+    def __init__(self, host: str = LOCALHOST) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, 0))
+        self._sock.listen(64)
+        self.port: int = self._sock.getsockname()[1]
+        self.peers: list[tuple[str, int]] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, peer = self._sock.accept()
+            except OSError:
+                return
+            self.peers.append(peer[:2])
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket) -> None:
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(1 << 16)
+                except OSError:
+                    return
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``data`` to 127.0.0.1:port, read until the peer closes (or ``timeout``); return what came.
+    A reset counts as a close."""
+    got = b""
+    with socket.create_connection((LOCALHOST, port), timeout=timeout) as s:
+        s.sendall(data)
+        try:
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+    return got

@@ -196,7 +196,7 @@ class PluginStream(asyncio.Protocol):
 
     # -- reads -----------------------------------------------------------------------------------
 
-    async def _more(self) -> None:
+    async def more(self) -> None:
         """Wait for more bytes; EOFError when none will come."""
         if self.eof:
             raise EOFError("connection closed by peer")
@@ -210,7 +210,7 @@ class PluginStream(asyncio.Protocol):
 
     async def read_exactly(self, n: int) -> bytes:
         while len(self.buf) < n:
-            await self._more()
+            await self.more()
         data = bytes(self.buf[:n])
         del self.buf[:n]
         return data
@@ -218,7 +218,7 @@ class PluginStream(asyncio.Protocol):
     async def fill(self, n: int) -> None:
         """Until at least ``n`` bytes are buffered (EOFError if the peer ends first)."""
         while len(self.buf) < n:
-            await self._more()
+            await self.more()
 
     async def read_head(self, max_size: int) -> bytes:
         """An HTTP/1.x message head (through its blank line); :class:`HeadTooLarge` past
@@ -233,7 +233,7 @@ class PluginStream(asyncio.Protocol):
             if len(self.buf) > max_size:
                 raise HeadTooLarge(f"request header larger than {max_size} bytes")
             start = len(self.buf)
-            await self._more()
+            await self.more()
 
     def consume(self, n: int) -> None:
         del self.buf[:n]
