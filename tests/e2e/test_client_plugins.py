@@ -10,13 +10,25 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
+import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
+from typing import IO
 
 import pytest
 from python_socks import ProxyError
 from python_socks.sync import Proxy
-from support.plugin_services import TcpEcho, UnixEchoServer, UnixHttpServer, curl, raw_exchange
+from support.plugin_services import (
+    TcpEcho,
+    UnixEchoServer,
+    UnixHttpServer,
+    curl,
+    make_cert,
+    raw_exchange,
+    tls_roundtrip,
+)
 from support.procs import LOCALHOST, TEST_STRING, FrpProcess, block, free_port, frpc_config, frps_config
 from support.waits import poll
 
@@ -214,3 +226,70 @@ def test_socks5(frp, servers, echo_server) -> None:
     # nothing else was disturbed
     assert socks_echo(p["auth"], LOCALHOST, echo_server.port, user="alice", password="s3cret") == TEST_STRING
     assert "Traceback" not in provider.log_text()
+
+
+# -- tls2raw ---------------------------------------------------------------------------------------
+
+
+def test_tls2raw(frp, servers, echo_server, sock_dir) -> None:
+    crt, key = make_cert(sock_dir, "tls.example.com")
+    p = {n: free_port() for n in ("gen", "enc", "dead")}
+    dead = free_port()
+    provider = frp.ours_frpc(frpc_config(
+        servers.bind,
+        plugin_proxy("t-https", "https", {"type": "tls2raw", "localAddr": f"127.0.0.1:{echo_server.port}",
+                                          "crtPath": crt, "keyPath": key}, customDomains=["tls.example.com"]),
+        plugin_proxy("t-gen", "tcp", {"type": "tls2raw", "localAddr": f"127.0.0.1:{echo_server.port}"},
+                     remotePort=p["gen"]),
+        plugin_proxy("t-enc", "tcp", {"type": "tls2raw", "localAddr": f"127.0.0.1:{echo_server.port}",
+                                      "crtPath": crt, "keyPath": key},
+                     remotePort=p["enc"], transport__useEncryption=True, transport__useCompression=True),
+        plugin_proxy("t-dead", "tcp", {"type": "tls2raw", "localAddr": f"127.0.0.1:{dead}"}, remotePort=p["dead"]),
+        token=TOKEN,
+    ))
+    provider.wait_for_proxies("t-https", "t-gen", "t-enc", "t-dead", timeout=15)
+    big = os.urandom(1 << 20)
+    # https: frps routes by SNI; the configured certificate verifies for the name
+    got, cert = tls_roundtrip(servers.vhost_https, big, "tls.example.com", cafile=crt)
+    assert got == big
+    assert cert is not None and ("DNS", "tls.example.com") in cert["subjectAltName"]
+    got, _ = tls_roundtrip(p["enc"], TEST_STRING, "tls.example.com", cafile=crt)
+    assert got == TEST_STRING
+    # no crtPath/keyPath: a generated self-signed certificate
+    got, _ = tls_roundtrip(p["gen"], big)
+    assert got == big
+    # openssl s_client as a user would run it
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{p['enc']}", "-servername", "tls.example.com",
+           "-CAfile", crt, "-verify_return_error", "-quiet"]
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as ossl:
+        try:
+            assert ossl.stdin is not None and ossl.stdout is not None
+            ossl.stdin.write(b"hello through tls2raw\n")
+            ossl.stdin.flush()
+            line = poll_line(ossl.stdout, 15)
+        finally:
+            ossl.kill()
+    assert line == b"hello through tls2raw\n"
+
+    # plain text where TLS is expected, a dead local address: Go's log lines, nothing else disturbed
+    assert raw_exchange(p["gen"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    provider.wait_for_log(r"\[t-gen\] tls handshake error: ", 10)
+    try:  # the handshake succeeds, then the connection is closed
+        got, _ = tls_roundtrip(p["dead"], TEST_STRING)
+        assert got == b""
+    except (OSError, ssl.SSLError):
+        pass
+    provider.wait_for_log(r"\[t-dead\] dial to local addr error: ", 5)
+    got, _ = tls_roundtrip(p["gen"], TEST_STRING)
+    assert got == TEST_STRING
+    assert "Traceback" not in provider.log_text()
+
+
+
+def poll_line(pipe: IO[bytes], timeout: float) -> bytes:
+    """One line from a child's stdout, or b"" after ``timeout`` seconds."""
+    out: list[bytes] = []
+    t = threading.Thread(target=lambda: out.append(pipe.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    return out[0] if out else b""

@@ -466,3 +466,14 @@ def test_socks5_plugin_example(frp, tmp_path: Path) -> None:
         ex.start(frp, frps_line).wait_for_log("frps started successfully")
         ex.start(frp, frpc_line).wait_for_proxies("socks")
         assert ex.run(curl_line).stdout.encode() == TEST_STRING
+
+
+def test_tls2raw_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6002, p8080=web.port))
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/tls2raw.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/tls2raw.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("app-tls")
+        assert ex.run(curl_line).stdout.encode() == TEST_STRING

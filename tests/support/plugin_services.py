@@ -15,8 +15,17 @@ from typing import Any, Self
 
 from .ports import LOCALHOST
 
-__all__ = ["TcpEcho", "UnixEchoServer", "UnixHttpServer", "curl", "http_connect", "need_curl", "raw_exchange",
-           "tls_roundtrip"]
+__all__ = [
+    "TcpEcho",
+    "UnixEchoServer",
+    "UnixHttpServer",
+    "curl",
+    "http_connect",
+    "make_cert",
+    "need_curl",
+    "raw_exchange",
+    "tls_roundtrip",
+]
 
 
 class _UnixHandler(http.server.BaseHTTPRequestHandler):
@@ -213,3 +222,33 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         except ConnectionResetError:
             pass
     return got
+
+
+def make_cert(directory: str, name: str) -> tuple[str, str]:
+    """A self-signed certificate for ``name`` (in its subjectAltName) and its key, as PEM files in
+    ``directory``; returns (cert path, key path). The certificate is its own CA for verification."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    crt_path, key_path = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
+    with open(crt_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return crt_path, key_path

@@ -335,7 +335,7 @@ FRPC_REFUSED = [
             ("http_proxy", ""),
             ("static_file", 'localPath = "/srv"'), ("http2https", 'localAddr = "127.0.0.1:443"'),
             ("http2http", ""), ("https2http", 'localAddr = "127.0.0.1:80"'),
-            ("https2https", 'localAddr = "127.0.0.1:443"'), ("tls2raw", ""), ("virtual_net", ""),
+            ("https2https", 'localAddr = "127.0.0.1:443"'), ("virtual_net", ""),
         ]
     ],
     (

@@ -101,7 +101,6 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2http",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("https2http",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("https2https",)),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("tls2raw",)),
     Unsupported("frpc", "proxies.plugin.type", "virtual network plugin", values=("virtual_net",)),
     Unsupported("frpc", "visitors.plugin.type", "virtual network visitor plugin", values=("virtual_net",)),
     Unsupported("frpc", "virtualNet.address", "virtual network (experimental in frp)"),

@@ -33,5 +33,6 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
 
 from . import (
     socks5,  # noqa: F401  (registers itself)
+    tls2raw,  # noqa: F401  (registers itself)
     unix_domain_socket,  # noqa: F401  (registers itself)
 )
