@@ -7,6 +7,7 @@ a plugin serves (tcp, http, https, tcpmux, stcp, xtcp).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -21,15 +22,26 @@ import pytest
 from python_socks import ProxyError
 from python_socks.sync import Proxy
 from support.plugin_services import (
+    BodyDigestServer,
     TcpEcho,
     UnixEchoServer,
     UnixHttpServer,
     curl,
+    http_connect,
     make_cert,
     raw_exchange,
     tls_roundtrip,
 )
-from support.procs import LOCALHOST, TEST_STRING, FrpProcess, block, free_port, frpc_config, frps_config
+from support.procs import (
+    LOCALHOST,
+    TEST_STRING,
+    FrpProcess,
+    HttpServer,
+    block,
+    free_port,
+    frpc_config,
+    frps_config,
+)
 from support.waits import poll
 
 pytestmark = pytest.mark.timeout(90)
@@ -293,3 +305,96 @@ def poll_line(pipe: IO[bytes], timeout: float) -> bytes:
     t.start()
     t.join(timeout)
     return out[0] if out else b""
+
+
+# -- http_proxy ------------------------------------------------------------------------------------
+
+
+def test_http_proxy(frp, servers, echo_server, tmp_path) -> None:
+    p = {n: free_port() for n in ("open", "auth", "enc", "stcp")}
+    creds = {"type": "http_proxy", "httpUser": "alice", "httpPassword": "s3cret"}
+    provider = frp.ours_frpc(frpc_config(
+        servers.bind,
+        plugin_proxy("hp-open", "tcp", {"type": "http_proxy"}, remotePort=p["open"]),
+        plugin_proxy("hp-auth", "tcp", creds, remotePort=p["auth"]),
+        plugin_proxy("hp-enc", "tcp", creds, remotePort=p["enc"], transport__useEncryption=True,
+                     transport__useCompression=True),
+        plugin_proxy("hp-stcp", "stcp", {"type": "http_proxy"}, secretKey=SK),
+        block("visitors", name="v-hp", type="stcp", serverName="hp-stcp", secretKey=SK, bindAddr=LOCALHOST,
+              bindPort=p["stcp"]),
+        token=TOKEN,
+    ))
+    provider.wait_for_proxies("hp-open", "hp-auth", "hp-enc", "hp-stcp", timeout=15)
+    with HttpServer() as web:
+        url = f"http://127.0.0.1:{web.port}/page?q=1"
+        user = ("--proxy-user", "alice:s3cret")
+        # absolute-form GET and CONNECT (-p), with and without credentials, every transport
+        assert get_ok(url, "-x", f"127.0.0.1:{p['open']}") == TEST_STRING.decode()
+        assert get_ok(url, "-p", "-x", f"127.0.0.1:{p['open']}") == TEST_STRING.decode()
+        for name in ("auth", "enc"):
+            assert get_ok(url, "-x", f"127.0.0.1:{p[name]}", *user) == TEST_STRING.decode()
+            assert get_ok(url, "-p", "-x", f"127.0.0.1:{p[name]}", *user) == TEST_STRING.decode()
+        poll(lambda: curl(url, "-x", f"127.0.0.1:{p['stcp']}").stdout == TEST_STRING.decode(), 10, "over stcp")
+        got = web.requests[0]
+        assert (got.method, got.path) == ("GET", "/page?q=1")
+        assert not any(k.lower().startswith("proxy-") for k in got.headers), got.headers  # removed
+        # POST bodies, sized and chunked, reach the target whole
+        body = tmp_path / "body.bin"
+        body.write_bytes(os.urandom(300_000))
+        digest = hashlib.sha256(body.read_bytes()).hexdigest()
+        with BodyDigestServer() as dig:
+            post = f"http://127.0.0.1:{dig.port}/upload"
+            assert get_ok(post, "-x", f"127.0.0.1:{p['auth']}", *user, "--data-binary", f"@{body}") \
+                == f"sized 300000 {digest}"
+            assert get_ok(post, "-x", f"127.0.0.1:{p['enc']}", *user, "--data-binary", f"@{body}",
+                          "-H", "Transfer-Encoding: chunked") == f"chunked 300000 {digest}"
+        # keep-alive: two requests on one proxy connection
+        r = curl("-v", url, url.replace("page", "again"), "-x", f"127.0.0.1:{p['auth']}", *user)
+        assert r.stdout == TEST_STRING.decode() * 2 and "Re-using existing connection" in r.stderr, r.stderr
+
+        # no or wrong credentials: 407 (Go's two forms), the 200 ms delay for a wrong password
+        r = curl(url, "-x", f"127.0.0.1:{p['auth']}", "-o", "/dev/null", "-w", "%{http_code}")
+        assert r.stdout == "407"
+        head, s = http_connect(p["auth"], f"127.0.0.1:{echo_server.port}")
+        s.close()
+        assert head == (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\nProxy-Authenticate: Basic\r\n"
+                        b"Content-Length: 0\r\n\r\n")
+        r = curl(url, "-x", f"127.0.0.1:{p['auth']}", "--proxy-user", "alice:nope", "-D", "-", "-o", "/dev/null")
+        assert r.stdout.startswith("HTTP/1.1 407 Proxy Authentication Required\n")  # (text mode: \r\n read as \n)
+        assert "Proxy-Authenticate: Basic\n" in r.stdout
+
+    # CONNECT: the tunnel carries bytes both ways; a dead target is Go's 400
+    head, s = http_connect(p["enc"], f"127.0.0.1:{echo_server.port}", "Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n")
+    with s:
+        assert head == b"HTTP/1.1 200 OK\r\n\r\n"
+        s.sendall(TEST_STRING)
+        assert s.recv(len(TEST_STRING)) == TEST_STRING
+    dead = free_port()
+    head, s = http_connect(p["open"], f"127.0.0.1:{dead}")
+    s.close()
+    assert head == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    provider.wait_for_log(rf"\[hp-open\] http_proxy: CONNECT 127\.0\.0\.1:{dead} from 127\.0\.0\.1:\d+: dial error", 5)
+    # GET to a dead target or in origin form: Go's http.Error texts
+    r = curl(f"http://127.0.0.1:{dead}/", "-x", f"127.0.0.1:{p['open']}", "-D", "-")
+    assert r.stdout.startswith("HTTP/1.1 500 Internal Server Error\n")
+    assert r.stdout.endswith(f"dial tcp 127.0.0.1:{dead}: connect: connection refused\n"), r.stdout
+    got = raw_exchange(p["open"], b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 500 ") and got.endswith(b'unsupported protocol scheme ""\n'), got
+
+    # bad input: a 1 MiB header, junk; only that connection fails
+    got = raw_exchange(p["open"], b"GET http://x/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), got[:200]
+    provider.wait_for_log(r"\[hp-open\] http_proxy: request header larger than 65536 bytes from 127\.0\.0\.1:\d+, "
+                          r"connection closed", 5)
+    got = raw_exchange(p["open"], b"\x16\x03\x01junk\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400 Bad Request\r\n"), got
+    provider.wait_for_log(r"\[hp-open\] http_proxy: bad request from 127\.0\.0\.1:\d+: 400 Bad Request", 5)
+    # a big header on a later request of a keep-alive connection: aiohttp's 400, one log line
+    got = raw_exchange(p["open"], b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET http://x/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
+    assert b" 400 Bad Request\r\n" in got, got[:300]
+    provider.wait_for_log(r"\[hp-open\] http_proxy: Error handling request from 127\.0\.0\.1: 400, message: "
+                          r"Got more than 65536 bytes", 5)
+    with HttpServer() as web:
+        assert get_ok(f"http://127.0.0.1:{web.port}/", "-x", f"127.0.0.1:{p['open']}") == TEST_STRING.decode()
+    assert "Traceback" not in provider.log_text()

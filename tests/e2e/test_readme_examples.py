@@ -477,3 +477,16 @@ def test_tls2raw_plugin_example(frp, tmp_path: Path) -> None:
         ex.start(frp, frps_line).wait_for_log("frps started successfully")
         ex.start(frp, frpc_line).wait_for_proxies("app-tls")
         assert ex.run(curl_line).stdout.encode() == TEST_STRING
+
+
+def test_http_proxy_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6003), {"intranet.lan": f"127.0.0.1:{web.port}"})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/http_proxy.toml", "frpc.toml")
+        frps_line, frpc_line, get_line, connect_line = ex.commands("plugins/http_proxy.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("web-proxy")
+        assert ex.run(get_line).stdout.encode() == TEST_STRING
+        assert ex.run(connect_line).stdout.encode() == TEST_STRING
+        assert len(web.requests) == 2

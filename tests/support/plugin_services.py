@@ -16,6 +16,7 @@ from typing import Any, Self
 from .ports import LOCALHOST
 
 __all__ = [
+    "BodyDigestServer",
     "TcpEcho",
     "UnixEchoServer",
     "UnixHttpServer",
@@ -252,3 +253,54 @@ def make_cert(directory: str, name: str) -> tuple[str, str]:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
     return crt_path, key_path
+
+
+class _DigestHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if not size:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def do_POST(self) -> None:
+        import hashlib
+
+        body = self._body()
+        answer = f"{self.headers.get('Transfer-Encoding', 'sized')} {len(body)} {hashlib.sha256(body).hexdigest()}"
+        data = answer.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class BodyDigestServer:
+    """HTTP/1.1 on 127.0.0.1 answering a POST with "<Transfer-Encoding or sized> <length> <sha256>"
+    of the body it received (chunked bodies decoded)."""
+
+    def __init__(self) -> None:
+        self._srv = http.server.ThreadingHTTPServer((LOCALHOST, 0), _DigestHandler)
+        self._srv.daemon_threads = True
+        self.port: int = self._srv.server_address[1]
+        self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._srv.shutdown()
+        self._srv.server_close()

@@ -332,7 +332,6 @@ FRPC_REFUSED = [
     *[
         (f'[[proxies]]\nname = "p"\ntype = "tcp"\n[proxies.plugin]\ntype = "{t}"\n{extra}', "proxies[0].plugin.type")
         for t, extra in [
-            ("http_proxy", ""),
             ("static_file", 'localPath = "/srv"'), ("http2https", 'localAddr = "127.0.0.1:443"'),
             ("http2http", ""), ("https2http", 'localAddr = "127.0.0.1:80"'),
             ("https2https", 'localAddr = "127.0.0.1:443"'), ("virtual_net", ""),

@@ -95,7 +95,6 @@ TABLE: tuple[Unsupported, ...] = (
     # -- frpc -----------------------------------------------------------------------------------
     Unsupported("frpc", "auth.tokenSource.*", "the OIDC token comes from auth.oidc (auth.oidc.tokenSource)",
                 only_with='auth.method = "oidc"', refused=False, go_ignores=True),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http_proxy",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("static_file",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2https",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2http",)),

@@ -32,6 +32,7 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
 
 
 from . import (
+    http_proxy,  # noqa: F401  (registers itself)
     socks5,  # noqa: F401  (registers itself)
     tls2raw,  # noqa: F401  (registers itself)
     unix_domain_socket,  # noqa: F401  (registers itself)
