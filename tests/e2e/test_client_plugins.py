@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import IO
 
 import pytest
@@ -29,6 +29,7 @@ from support.plugin_services import (
     curl,
     http_connect,
     make_cert,
+    plugin_proxy,
     raw_exchange,
     tls_roundtrip,
 )
@@ -58,12 +59,6 @@ def sock_dir() -> Iterator[str]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def plugin_proxy(name: str, kind: str, plugin: Mapping[str, object], **keys: object) -> str:
-    """A ``[[proxies]]`` table with a ``[proxies.plugin]`` table."""
-    text = block("proxies", name=name, type=kind, **keys)
-    return text + block("proxies.plugin", **plugin).replace("[[proxies.plugin]]", "[proxies.plugin]")
 
 
 class Servers:

@@ -11,8 +11,10 @@ import socketserver
 import ssl
 import subprocess
 import threading
+from collections.abc import Mapping
 from typing import Any, Self
 
+from .configs import block
 from .ports import LOCALHOST
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "http_connect",
     "make_cert",
     "need_curl",
+    "plugin_proxy",
     "raw_exchange",
     "tls_roundtrip",
 ]
@@ -304,3 +307,9 @@ class BodyDigestServer:
     def __exit__(self, *exc: object) -> None:
         self._srv.shutdown()
         self._srv.server_close()
+
+
+def plugin_proxy(name: str, kind: str, plugin: Mapping[str, object], **keys: object) -> str:
+    """A ``[[proxies]]`` table (``keys`` as :func:`support.configs.block`) with a ``[proxies.plugin]`` table."""
+    text = block("proxies", name=name, type=kind, **keys)
+    return text + block("proxies.plugin", **plugin).replace("[[proxies.plugin]]", "[proxies.plugin]")
