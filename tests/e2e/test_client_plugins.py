@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import IO
 
@@ -393,3 +394,29 @@ def test_http_proxy(frp, servers, echo_server, tmp_path) -> None:
     with HttpServer() as web:
         assert get_ok(f"http://127.0.0.1:{web.port}/", "-x", f"127.0.0.1:{p['open']}") == TEST_STRING.decode()
     assert "Traceback" not in provider.log_text()
+
+
+def test_http_proxy_bandwidth_limit(frp, servers) -> None:
+    """transport.bandwidthLimit meters forwarded answers (aiohttp's path) and CONNECT tunnels (the
+    relay): 300 KiB at 100 KB/s with one second of burst takes ~2 s; unlimited, well under."""
+    p = {n: free_port() for n in ("lim", "free")}
+    provider = frp.ours_frpc(frpc_config(
+        servers.bind,
+        plugin_proxy("hp-lim", "tcp", {"type": "http_proxy"}, remotePort=p["lim"],
+                     transport__bandwidthLimit="100KB"),
+        plugin_proxy("hp-free", "tcp", {"type": "http_proxy"}, remotePort=p["free"]),
+        token=TOKEN,
+    ))
+    provider.wait_for_proxies("hp-lim", "hp-free", timeout=15)
+    body = os.urandom(300 << 10)
+    with HttpServer(body=body) as web:
+        url = f"http://127.0.0.1:{web.port}/big"
+        for tunnel in ((), ("-p",)):
+            t0 = time.monotonic()
+            r = curl(url, *tunnel, "-x", f"127.0.0.1:{p['lim']}", "-o", "/dev/null", "-w", "%{size_download}")
+            elapsed = time.monotonic() - t0
+            assert r.stdout == str(len(body)), r
+            assert elapsed > 1.5, (tunnel, elapsed)
+        t0 = time.monotonic()
+        r = curl(url, "-x", f"127.0.0.1:{p['free']}", "-o", "/dev/null", "-w", "%{size_download}")
+        assert r.stdout == str(len(body)) and time.monotonic() - t0 < 1.5

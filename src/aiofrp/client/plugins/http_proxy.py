@@ -27,6 +27,7 @@ import binascii
 import hmac
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from ...config.plugin import HTTPProxyPluginOptions
@@ -38,7 +39,11 @@ from .base import ClientPlugin, WorkConn
 from .stream import HeadTooLarge, PluginStream
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from aiohttp import ClientSession, web
+
+    from ...net.limiter import TokenBucket
 
 log = logging.getLogger("aiofrp.client.plugin")
 
@@ -100,6 +105,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         self._server: web.Server | None = None
         self._session: ClientSession | None = None
         self._closed = False
+        self._limiter: TokenBucket | None = None
 
     # -- credentials ---------------------------------------------------------------------------
 
@@ -123,6 +129,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
     # -- one work connection -------------------------------------------------------------------
 
     async def handle(self, conn: WorkConn) -> None:
+        self._limiter = conn.limiter  # the proxy's: the same for all its work connections
         stream = PluginStream(conn, limit=MAX_HEAD + 4096)
         who = fmt_addr(conn.src_addr) if conn.src_addr else "user"
         try:
@@ -239,6 +246,9 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         for name in _REMOVED:
             headers.popall(name, None)
         data: Any = request.content if request.body_exists else None
+        bucket = self._limiter
+        if data is not None and bucket is not None:
+            data = _metered_body(request, bucket)
         try:
             async with self._client().request(request.method, url, headers=headers, data=data,
                                               allow_redirects=False) as up:
@@ -251,7 +261,11 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                     resp.content_length = int(length)
                 await resp.prepare(request)
                 async for chunk in up.content.iter_any():
-                    await resp.write(chunk)
+                    if bucket is None:
+                        await resp.write(chunk)
+                    else:
+                        async for piece in _metered(chunk, bucket):
+                            await resp.write(piece)
                 await resp.write_eof()
                 return resp
         except aiohttp.ClientConnectorError as exc:
@@ -274,6 +288,25 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
             asyncio.get_running_loop().create_task(_aclose(server, session))
         except RuntimeError:  # no loop any more: nothing is open on it either
             pass
+
+
+async def _metered(chunk: bytes, bucket: TokenBucket) -> AsyncIterator[bytes | memoryview]:
+    """``chunk`` in the pieces the proxy's bandwidth bucket grants, waiting in between (the relay
+    meters CONNECT tunnels; forwarded requests and answers are metered here)."""
+    view = memoryview(chunk)
+    while view:
+        granted = bucket.take(len(view), time.monotonic())
+        if granted:
+            yield view[:granted]
+            view = view[granted:]
+        if view:
+            await asyncio.sleep(bucket.wait_time(len(view), time.monotonic()))
+
+
+async def _metered_body(request: web.BaseRequest, bucket: TokenBucket) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_any():
+        async for piece in _metered(chunk, bucket):
+            yield bytes(piece)
 
 
 def _go_error(text: str) -> web.Response:
