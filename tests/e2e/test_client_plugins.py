@@ -30,6 +30,7 @@ from support.plugin_services import (
     curl,
     http_connect,
     make_cert,
+    need_tool,
     plugin_proxy,
     raw_exchange,
     tls_roundtrip,
@@ -267,7 +268,7 @@ def test_tls2raw(frp, servers, echo_server, sock_dir) -> None:
     got, _ = tls_roundtrip(p["gen"], big)
     assert got == big
     # openssl s_client as a user would run it
-    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{p['enc']}", "-servername", "tls.example.com",
+    cmd = [need_tool("openssl"), "s_client", "-connect", f"127.0.0.1:{p['enc']}", "-servername", "tls.example.com",
            "-CAfile", crt, "-verify_return_error", "-quiet"]
     with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as ossl:
         try:

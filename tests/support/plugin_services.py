@@ -26,6 +26,7 @@ __all__ = [
     "http_connect",
     "make_cert",
     "need_curl",
+    "need_tool",
     "plugin_proxy",
     "raw_exchange",
     "tls_roundtrip",
@@ -121,15 +122,21 @@ class UnixEchoServer:
             os.unlink(self.path)
 
 
-def need_curl() -> str:
-    """The curl binary; installed with apt-get when missing (CI machines are Debian, as root)."""
-    path = shutil.which("curl")
+def need_tool(name: str) -> str:
+    """The path of ``name`` (curl, openssl); installed with apt-get when missing (CI machines are
+    Debian, as root); RuntimeError saying so when that fails."""
+    path = shutil.which(name)
     if path is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "curl"], check=False, capture_output=True, timeout=300)
-        path = shutil.which("curl")
+        subprocess.run(["apt-get", "install", "-y", "-q", name], check=False, capture_output=True, timeout=300)
+        path = shutil.which(name)
     if path is None:
-        raise RuntimeError("curl is needed by the client plugin tests and could not be installed (apt-get install curl)")
+        raise RuntimeError(f"{name} is needed by the client plugin tests and could not be installed "
+                           f"(apt-get install {name})")
     return path
+
+
+def need_curl() -> str:
+    return need_tool("curl")
 
 
 def curl(*args: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
