@@ -80,7 +80,8 @@ class _NoTraceback(logging.Filter):
             record.msg = " ".join(f"{record.getMessage()}: {exc}".split())
             record.args = None
             record.exc_info = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            if record.levelno > logging.WARNING:  # a client's bad request is no frpc error
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
