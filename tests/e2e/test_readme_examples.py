@@ -466,3 +466,55 @@ def test_server_plugin_example(frp, tmp_path: Path) -> None:
         bad = ex.start(frp, "frpc -c bad.toml")
         bad.wait_for_log(r"connect to server error: invalid meta token", 15)
         frps.wait_for_log(r"login from 127\.0\.0\.1:\d+ failed: invalid meta token")
+# -- client plugins ------------------------------------------------------------------------------
+
+
+def test_unix_domain_socket_plugin_example(frp, tmp_path: Path) -> None:
+    from support.plugin_services import UnixHttpServer
+
+    sock = Path(tempfile.mkdtemp(prefix="frp-uds-", dir="/tmp")) / "docker.sock"
+    with UnixHttpServer(str(sock)) as web:
+        ex = Example(tmp_path, ports(7000, 6000), {"/var/run/docker.sock": str(sock)})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/uds.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/uds.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("docker")
+        assert ex.run(curl_line).stdout == "unix says hello to /version\n"
+        assert web.paths == ["/version"]
+    sock.parent.rmdir()
+
+
+def test_socks5_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6001), {"intranet.lan": f"localhost:{web.port}"})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/socks5.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/socks5.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("socks")
+        assert ex.run(curl_line).stdout.encode() == TEST_STRING
+
+
+def test_tls2raw_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6002, p8080=web.port))
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/tls2raw.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/tls2raw.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("app-tls")
+        assert ex.run(curl_line).stdout.encode() == TEST_STRING
+
+
+def test_http_proxy_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6003), {"intranet.lan": f"127.0.0.1:{web.port}"})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/http_proxy.toml", "frpc.toml")
+        frps_line, frpc_line, get_line, connect_line = ex.commands("plugins/http_proxy.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("web-proxy")
+        assert ex.run(get_line).stdout.encode() == TEST_STRING
+        assert ex.run(connect_line).stdout.encode() == TEST_STRING
+        assert len(web.requests) == 2

@@ -1,7 +1,8 @@
 """Client plugins (``[proxies.plugin]``), one module per plugin type, looked up by type name.
 
-None is implemented yet: ``config/unsupported.py`` refuses every plugin type, so a proxy with a
-plugin never starts (issue 10 adds them; see docs/architecture.md, "Client plugins").
+A plugin module registers its class with ``@register("type")`` and is imported at the end of this
+module; the types not implemented yet are refused by ``config/unsupported.py`` (see
+docs/architecture.md, "Client plugins").
 """
 
 from __future__ import annotations
@@ -28,3 +29,11 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
     if cls is None:
         raise PluginError(f"plugin [{cfg.type}] is not registered")  # Go's plugin.Create
     return cls(proxy_name, cfg)
+
+
+from . import (
+    http_proxy,  # noqa: F401  (registers itself)
+    socks5,  # noqa: F401  (registers itself)
+    tls2raw,  # noqa: F401  (registers itself)
+    unix_domain_socket,  # noqa: F401  (registers itself)
+)
