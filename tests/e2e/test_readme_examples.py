@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli|plugins)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -436,3 +436,23 @@ def test_oidc_example(frp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
         (req,) = idp.token_requests
         assert req.basic_auth() == ("office-frpc", "the-client-secret") and req.form["audience"] == "frps"
+
+
+# -- Client plugins -------------------------------------------------------------------------------
+
+
+def test_static_file_plugin_example(frp, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    big = os.urandom(3 << 20)
+    (share / "big.iso").write_bytes(big)
+    ex = Example(tmp_path, ports(7000, 6000), extra={"/srv/share": str(share)})
+    ex.write("plugins/static_file.toml", "frpc.toml")
+    (tmp_path / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {ex.ports[7000]}\n")
+    frps_line, frpc_line, listing, resume = ex.commands("plugins/static_file.sh")
+    ex.start(frp, frps_line).wait_for_log("frps started successfully")
+    ex.start(frp, frpc_line).wait_for_proxies("files")
+    assert '<a href="big.iso">big.iso</a>' in ex.run(listing).stdout
+    (tmp_path / "big.iso").write_bytes(big[:1_000_000])  # a partial download to resume
+    ex.run(resume)
+    assert (tmp_path / "big.iso").read_bytes() == big

@@ -98,7 +98,6 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("unix_domain_socket",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http_proxy",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("socks5",)),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("static_file",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2https",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2http",)),
     Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("https2http",)),

@@ -1,7 +1,7 @@
 """Client plugins (``[proxies.plugin]``), one module per plugin type, looked up by type name.
 
-None is implemented yet: ``config/unsupported.py`` refuses every plugin type, so a proxy with a
-plugin never starts (issue 10 adds them; see docs/architecture.md, "Client plugins").
+Each plugin module registers itself and is imported at the end of this file; the types not
+implemented yet are refused by ``config/unsupported.py`` (see docs/architecture.md, "Client plugins").
 """
 
 from __future__ import annotations
@@ -28,3 +28,10 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
     if cls is None:
         raise PluginError(f"plugin [{cfg.type}] is not registered")  # Go's plugin.Create
     return cls(proxy_name, cfg)
+
+
+# The plugin modules register themselves (after REGISTRY exists). The HTTP plugins import aiohttp
+# only when a proxy using them starts.
+from . import (
+    static_file,  # noqa: F401  (registers itself)
+)
