@@ -33,5 +33,9 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
 # The plugin modules register themselves (after REGISTRY exists). The HTTP plugins import aiohttp
 # only when a proxy using them starts.
 from . import (
+    http2http,  # noqa: F401  (registers itself)
+    http2https,  # noqa: F401  (registers itself)
+    https2http,  # noqa: F401  (registers itself)
+    https2https,  # noqa: F401  (registers itself)
     static_file,  # noqa: F401  (registers itself)
 )
