@@ -33,6 +33,7 @@ CHUNK = 256 * 1024
 AUTH_FAIL_DELAY = 0.2  # Go: SetAuthFailDelay(200 * time.Millisecond)
 SNIFF_LEN = 512
 INDEX = "/index.html"
+GO_PATH_SAFE = "$&+,/:;=@"  # what Go's URL path escaping leaves alone (besides -_.~ and alphanumerics)
 
 
 class _RangeError(Exception):
@@ -172,7 +173,7 @@ class StaticFiles:
         path = urllib.parse.unquote(raw_path, errors="surrogateescape")
         cleaned = clean_path(path)
         if cleaned != path:  # gorilla/mux: redirect to the clean path
-            loc = urllib.parse.quote(cleaned, safe="/!$&'()*+,;=:@~-._") + (f"?{query}" if query else "")
+            loc = urllib.parse.quote(cleaned, safe=GO_PATH_SAFE) + (f"?{query}" if query else "")
             return web.Response(status=301, headers={"Location": loc})
         if not path.startswith(self.prefix):
             return _text(404, "404 page not found")
@@ -205,7 +206,7 @@ class StaticFiles:
         (NUL bytes, or a symlink pointing outside)."""
         if "\x00" in name:
             return None
-        full = os.path.join(self.root, name.lstrip("/"))
+        full = os.path.join(self.root, name.strip("/"))  # Go's http.Dir opens path.Clean(name)
         real = os.path.realpath(full)
         root = os.path.realpath(self.root)
         if real != root and not real.startswith(root.rstrip("/") + "/"):
@@ -278,10 +279,10 @@ class StaticFiles:
                     name += "/"
             except OSError:
                 pass
-            href = urllib.parse.quote(name, safe="/!$&'()*+,;=:@~-._")
+            href = urllib.parse.quote(name, safe=GO_PATH_SAFE)  # Go: url.URL{Path: name}.String()
             if ":" in name.split("/")[0]:
                 href = "./" + href
-            out.append(f'<a href="{html.escape(href)}">{html.escape(name, quote=True)}</a>\n')
+            out.append(f'<a href="{href}">{html.escape(name, quote=True)}</a>\n')
         out.append("</pre>\n")
         return "".join(out).encode("utf-8", "surrogateescape")
 
@@ -309,12 +310,13 @@ async def _serve_content(request: web.BaseRequest, f: BinaryIO, name: str, st: o
         size = st.st_size
         mtime = st.st_mtime
         ius = request.headers.get("If-Unmodified-Since", "")
+        last_modified = {"Last-Modified": http_date(mtime)}  # set before the preconditions, as Go
         if ius and "If-Match" not in request.headers:
             t = parse_http_date(ius)
             if t is not None and int(mtime) > t:
-                return web.Response(status=412)
+                return web.Response(status=412, headers=last_modified)
         if _not_modified(request, mtime):
-            return web.Response(status=304)
+            return web.Response(status=304, headers=last_modified)
         head = f.read(SNIFF_LEN)
         f.seek(0)
         ctype = content_type(name, head)
