@@ -456,3 +456,17 @@ def test_static_file_plugin_example(frp, tmp_path: Path) -> None:
     (tmp_path / "big.iso").write_bytes(big[:1_000_000])  # a partial download to resume
     ex.run(resume)
     assert (tmp_path / "big.iso").read_bytes() == big
+
+
+def test_https2http_plugin_example(frp, tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("served by the local app\n")
+    ex = Example(tmp_path, ports(7000, 6443, 8080))
+    ex.write("plugins/https2http.toml", "frpc.toml")
+    (tmp_path / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {ex.ports[7000]}\n")
+    app_line, frps_line, frpc_line, curl_line = ex.commands("plugins/https2http.sh")
+    app = ex.start(frp, app_line.removesuffix("&").strip().replace("python3", sys.executable, 1))
+    ex.start(frp, frps_line).wait_for_log("frps started successfully")
+    ex.start(frp, frpc_line).wait_for_proxies("web-https")
+    poll(lambda: not refused(ex.ports[8080]), 10, "the local app listening")
+    assert ex.run(curl_line + " -w '%{http_version}'").stdout == "served by the local app\n2"
+    app.stop()
