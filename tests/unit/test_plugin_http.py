@@ -18,7 +18,14 @@ from aiofrp.client.plugins.http.reverse import (
     strip_hop,
     upgrade_type,
 )
-from aiofrp.client.plugins.http.static import ByteRange, StaticFiles, _RangeError, clean_path, content_type, parse_range
+from aiofrp.client.plugins.http.static import (
+    ByteRange,
+    StaticFiles,
+    _RangeError,
+    clean_path,
+    content_type,
+    parse_range,
+)
 from aiofrp.config.plugin import StaticFilePluginOptions
 
 
