@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import h2.config
@@ -26,9 +26,6 @@ import h2.settings
 
 from .reverse import ReverseProxy, strip_hop
 
-if TYPE_CHECKING:
-    from .serve import ServerConn
-
 log = logging.getLogger("aiofrp.client.plugins.http")
 
 WINDOW = 1 << 20  # per stream, and 16x that for the connection (Go's server: 1 MiB / 1 MiB+)
@@ -37,9 +34,9 @@ MAX_STREAMS = 250  # Go's http2 server default
 H2_FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
 
 
-def h2_factory(proxy: ReverseProxy) -> Callable[[ServerConn], asyncio.Protocol]:
-    def make(conn: ServerConn) -> asyncio.Protocol:
-        return H2Conn(proxy, conn.peer, conn.sni)
+def h2_factory(proxy: ReverseProxy) -> Callable[[str | None, str | None], asyncio.Protocol]:
+    def make(peer: str | None, sni: str | None) -> asyncio.Protocol:
+        return H2Conn(proxy, peer, sni)
 
     return make
 

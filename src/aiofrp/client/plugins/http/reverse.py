@@ -99,7 +99,11 @@ class ReverseProxy:
     def __init__(self, name: str, opts: ProxyOptions) -> None:
         self.name = name
         self.opts = opts
-        self.host, self.port = split_host_port(opts.local_addr, 443 if opts.upstream_tls else 80)
+        self.addr_error = ""  # Go fails each request (502) on a bad localAddr, not the plugin
+        try:
+            self.host, self.port = split_host_port(opts.local_addr, 443 if opts.upstream_tls else 80)
+        except ValueError as exc:
+            self.host, self.port, self.addr_error = "", 0, str(exc)
         self.scheme = "https" if opts.upstream_tls else "http"
         self.ssl: ssl.SSLContext | None = None
         if opts.upstream_tls:  # Go: TLSClientConfig{InsecureSkipVerify: true}
@@ -175,6 +179,8 @@ class ReverseProxy:
 
     async def request(self, method: str, target: str, headers: CIMultiDict[str],
                       body: AsyncIterable[bytes] | None) -> aiohttp.ClientResponse:
+        if self.addr_error:
+            raise aiohttp.ClientConnectionError(self.addr_error)
         url = URL(f"{self.scheme}://{_host_port(self.host, self.port)}{target}", encoded=True)
         return await self.session.request(method, url, headers=headers, data=body,
                                           allow_redirects=False)
@@ -223,6 +229,9 @@ class ReverseProxy:
     async def _upgrade(self, request: web.BaseRequest, headers: CIMultiDict[str]) -> web.StreamResponse:
         """An upgrade request on a connection of its own; on 101 the two connections are joined."""
         loop = asyncio.get_running_loop()
+        if self.addr_error:
+            self.proxy_error(ValueError(self.addr_error))
+            return web.Response(status=502)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 transport, reader = await loop.create_connection(

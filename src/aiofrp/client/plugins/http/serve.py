@@ -28,7 +28,7 @@ from ..base import WorkConn
 log = logging.getLogger("aiofrp.client.plugins.http")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
-H2Factory = Callable[["ServerConn"], asyncio.Protocol]
+H2Factory = Callable[[str | None, str | None], asyncio.Protocol]  # (peer IP, TLS server name)
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
@@ -74,7 +74,11 @@ class HTTPServer:
         if self.closed:
             wc.close()
             return
-        transport, data, eof = await self._plain(wc)
+        try:
+            transport, data, eof = await self._plain(wc)
+        except OSError as exc:
+            log.warning("[%s] cannot serve a work connection: %s", self.name, exc)
+            return
         peer = wc.src_addr[0] if wc.src_addr is not None else _peer_host(transport)
         if self.tls is None:
             self._attach(transport, self._new_conn(peer, None), data, eof)
@@ -117,10 +121,10 @@ class HTTPServer:
         transport.resume_reading()
 
     def track(self, transport: asyncio.BaseTransport) -> None:
+        """An HTTP/2 connection, to close with the server (closed ones are dropped as we go)."""
+        if len(self._others) >= 64:
+            self._others = {t for t in self._others if not t.is_closing()}
         self._others.add(transport)
-
-    def untrack(self, transport: asyncio.BaseTransport) -> None:
-        self._others.discard(transport)
 
     def _make_request(self, message: Any, payload: Any, protocol: RequestHandler, writer: Any,
                       task: asyncio.Task[None]) -> web.BaseRequest:
@@ -162,11 +166,13 @@ class _ALPNChooser(asyncio.Protocol):
         sslobj = transport.get_extra_info("ssl_object")
         sni = getattr(sslobj, "sni", None)
         alpn = sslobj.selected_alpn_protocol() if sslobj is not None else None
-        conn = self.server._new_conn(self.peer, sni)
-        proto: asyncio.Protocol = conn
-        if alpn == "h2" and self.server.h2 is not None:
-            proto = self.server.h2(conn)
         t: asyncio.Transport = transport  # type: ignore[assignment]
+        proto: asyncio.Protocol
+        if alpn == "h2" and self.server.h2 is not None:
+            proto = self.server.h2(self.peer, sni)
+            self.server.track(t)
+        else:
+            proto = self.server._new_conn(self.peer, sni)
         t.set_protocol(proto)
         proto.connection_made(t)
 
