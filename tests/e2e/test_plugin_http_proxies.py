@@ -18,6 +18,7 @@ import os
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,23 @@ def plugin_proxy(name: str, remote: int, plugin: str, proxy_keys: str = "", **ke
     return text
 
 
+def _cut_short(server: socket.socket) -> None:
+    """A backend that promises 100000 bytes, sends 1000 and hangs up."""
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+            except OSError:
+                pass
+
+
 class Env:
     def __init__(self) -> None:
         self.ports: dict[str, int] = {}
@@ -90,7 +108,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     e = Env()
     e.cert_der = cert_der
     names = ["https2http", "https2http_h1", "https2http_cert", "https2http_enc", "https2http_down",
-             "http2http", "http2https", "https2https"]
+             "https2http_cut", "http2http", "http2https", "https2https"]
+    cutter = socket.create_server((LOCALHOST, 0))
+    threading.Thread(target=_cut_short, args=(cutter,), daemon=True).start()
     e.ports = {n: free_port() for n in names}
     bind = free_port()
     p_addr = f"{LOCALHOST}:{plain.port}"
@@ -111,6 +131,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             plugin_proxy("https2http_enc", e.ports["https2http_enc"], "https2http",
                          "transport.useEncryption = true\ntransport.useCompression = true\n", localAddr=p_addr),
             plugin_proxy("https2http_down", e.ports["https2http_down"], "https2http", localAddr=f"{LOCALHOST}:{dead}"),
+            plugin_proxy("https2http_cut", e.ports["https2http_cut"], "https2http",
+                         localAddr=f"{LOCALHOST}:{cutter.getsockname()[1]}"),
             plugin_proxy("http2http", e.ports["http2http"], "http2http", localAddr=p_addr,
                          hostHeaderRewrite="rewritten.example"),
             plugin_proxy("http2https", e.ports["http2https"], "http2https", localAddr=s_addr,
@@ -119,10 +141,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             token=TOKEN,
         ).replace("x_from_where", "x-from-where"))
         for n in names:
-            poll(lambda n=n: curl(e.url(n, "/ping")).returncode == 0, 30, f"{n} answering")
+            if n != "https2http_cut":
+                poll(lambda n=n: curl(e.url(n, "/ping")).returncode == 0, 30, f"{n} answering")
         yield e
     finally:
         launcher.kill_all()
+        cutter.close()
         plain.stop()
         secure.stop()
 
@@ -253,7 +277,12 @@ def test_unreachable_local_addr(env: Env) -> None:
 
 
 def test_garbage_fails_alone_and_logs_stay_clean(env: Env) -> None:
-    """Junk on the plugin's port (plain and TLS) fails only that connection; no traceback anywhere."""
+    """Junk on the plugin's port (plain and TLS) and an upstream that hangs up mid-body fail only
+    that connection or stream; no traceback anywhere."""
+    for version in ("--http1.1", "--http2"):
+        r = curl(version, env.url("https2http_cut", "/"), "-o", os.devnull)
+        assert r.returncode in (18, 56, 92), (r.returncode, r.stderr)  # partial file / recv error / h2 stream
+    env.frpc.wait_for_log(r"\[W\] .*\[https2http_cut\] http: proxy error: ", 10)
     for name in ("http2http", "https2http"):
         with socket.create_connection((LOCALHOST, env.ports[name]), timeout=10) as s:
             s.sendall(b"\x16\x03\x01\x00\x05hello" if name == "http2http" else b"GET / HTTP/1.1\r\n\r\n")

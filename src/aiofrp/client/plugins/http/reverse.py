@@ -220,9 +220,7 @@ class ReverseProxy:
         except (TimeoutError, aiohttp.ClientError) as exc:
             # the response started: all we can do is cut the connection (as Go's ReverseProxy)
             self.proxy_error(exc)
-            if request.transport is not None:
-                request.transport.abort()
-            raise ConnectionResetError("upstream failed mid-response") from exc
+            raise ConnectionResetError("upstream failed mid-response") from exc  # serve.py cuts the connection
         finally:
             up.release()
 

@@ -133,15 +133,20 @@ class HTTPServer:
                                client_max_size=1 << 62, scheme=self.scheme, remote=peer)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The handler, with every failure ending here: a log line (never aiohttp's traceback) and,
+        once a response has started, the connection cut (a second head would corrupt it)."""
         try:
             return await self.handler(request)
         except (web.HTTPException, asyncio.CancelledError):
             raise
-        except (TimeoutError, ConnectionError) as exc:
+        except (ConnectionError, TimeoutError) as exc:  # the browser or the upstream went away
             log.debug("[%s] %s %s: %s", self.name, request.method, request.path_qs, exc)
-            raise
+            _cut(request)
+            return web.Response(status=502)
         except Exception as exc:  # noqa: BLE001 - one bad request fails alone, with a log line
             log.warning("[%s] %s %s: %s", self.name, request.method, request.path_qs, exc)
+            if getattr(request.writer, "output_size", 0):
+                _cut(request)
             return web.Response(status=500, text="500 Internal Server Error\n")
 
     def close(self) -> None:
@@ -178,6 +183,11 @@ class _ALPNChooser(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         pass
+
+
+def _cut(request: web.BaseRequest) -> None:
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def _peer_host(transport: asyncio.BaseTransport) -> str | None:
