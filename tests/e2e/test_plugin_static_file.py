@@ -57,12 +57,13 @@ def plugin_proxy(name: str, remote: int, root: Path, proxy_keys: str = "", **key
 
 
 class Site:
-    def __init__(self, root: Path, outside: Path, plain: int, auth: int, enc: int) -> None:
+    def __init__(self, root: Path, outside: Path, plain: int, auth: int, enc: int, stcp: int) -> None:
         self.root = root
         self.outside = outside
         self.plain = plain
         self.auth = auth
         self.enc = enc
+        self.stcp = stcp
 
     def url(self, path: str, port: int | None = None) -> str:
         return f"http://{LOCALHOST}:{port or self.plain}{path}"
@@ -88,7 +89,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (root / "escape-dir").symlink_to(base)
     (root / "inside-link.txt").symlink_to(root / "hello.txt")
 
-    bind, plain, auth, enc = free_port(), free_port(), free_port(), free_port()
+    bind, plain, auth, enc, stcp = free_port(), free_port(), free_port(), free_port(), free_port()
     launcher = FrpLauncher(base / "frp")
     try:
         frps = launcher.ours_frps(frps_config(bind, token=TOKEN))
@@ -98,10 +99,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             plugin_proxy("files", plain, root),
             plugin_proxy("files-auth", auth, root, stripPrefix="static", httpUser="alice", httpPassword="pw"),
             plugin_proxy("files-enc", enc, root, "transport.useEncryption = true\ntransport.useCompression = true\n"),
+            # a plugin on an stcp proxy, reached through a visitor of the same frpc
+            f'\n[[proxies]]\nname = "files-stcp"\ntype = "stcp"\nsecretKey = "sk"\n'
+            f'[proxies.plugin]\ntype = "static_file"\nlocalPath = "{root}"\n'
+            f'\n[[visitors]]\nname = "v"\ntype = "stcp"\nserverName = "files-stcp"\nsecretKey = "sk"\n'
+            f'bindAddr = "{LOCALHOST}"\nbindPort = {stcp}\n',
             token=TOKEN,
         ))
-        s = Site(root, outside, plain, auth, enc)
-        for port in (plain, auth, enc):
+        s = Site(root, outside, plain, auth, enc, stcp)
+        for port in (plain, auth, enc, stcp):
             poll(lambda p=port: curl(s.url("/", p)).returncode == 0, 30, f"static_file on {port}")
         yield s
     finally:
@@ -213,9 +219,9 @@ def test_strip_prefix_and_basic_auth(site: Site) -> None:
     assert status == 200 and '<a href="hello.txt">' in body.decode()
 
 
-def test_big_file_streams_through_encryption_and_compression(site: Site, tmp_path: Path) -> None:
+def test_big_file_streams_through_encryption_compression_and_stcp(site: Site, tmp_path: Path) -> None:
     want = hashlib.sha256((site.root / "big.bin").read_bytes()).hexdigest()
-    for port in (site.plain, site.enc):
+    for port in (site.plain, site.enc, site.stcp):
         out = tmp_path / f"big-{port}"
         r = curl("-o", str(out), site.url("/big.bin", port), timeout=90)
         assert r.returncode == 0, r.stderr.decode()
