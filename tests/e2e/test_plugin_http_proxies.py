@@ -293,5 +293,6 @@ def test_garbage_fails_alone_and_logs_stay_clean(env: Env) -> None:
             except OSError:
                 pass
     assert echo(env.url("https2http", "/after"))["path"] == "/after"
+    env.frpc.wait_for_log(r"\[I\] .*\[https2http\] http: TLS handshake error from 127\.0\.0\.1: ", 10)
     log = env.frpc.log_text()
     assert "Traceback" not in log and "Error handling request" not in log, log[-3000:]

@@ -84,9 +84,15 @@ class HTTPServer:
             self._attach(transport, self._new_conn(peer, None), data, eof)
             return
         chooser = _ALPNChooser(self, peer)
-        TLSTransport(transport, self.tls, chooser, server_side=True, initial_data=data,
-                     handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        tls = TLSTransport(transport, self.tls, chooser, server_side=True, initial_data=data,
+                           handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        tls.handshake.add_done_callback(lambda f: self._handshake_done(f, peer))
         transport.resume_reading()
+
+    def _handshake_done(self, fut: asyncio.Future[None], peer: str | None) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:  # Go's http.Server logs the same line (on stderr)
+            log.info("[%s] http: TLS handshake error from %s: %s", self.name, peer or "?", exc)
 
     async def _plain(self, wc: WorkConn) -> tuple[asyncio.Transport, bytes, bool]:
         """The work connection as a transport of plain HTTP bytes (see the module docstring)."""
