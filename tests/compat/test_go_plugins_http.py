@@ -225,18 +225,20 @@ def test_reverse_proxy_headers_as_go(frp) -> None:
             skip = {"date", "content-length"}
             for n in names:
                 scheme = "https" if n.startswith("https") else "http"
-                args = ("--http1.1", "-H", "X-Forwarded-For: 10.1.2.3", "-H", "X-Forwarded-Host: fwd.example",
-                        "-H", "Connection: keep-alive, X-Hop", "-H", "X-Hop: gone", "-H", "X-Kept: kept")
-                seen = []
-                for ports in (go_ports, our_ports):
-                    status, _, body = fetch(f"{scheme}://{LOCALHOST}:{ports[n]}/h?x=1", *args)
-                    assert status == 200, (n, body)
-                    info = json.loads(body)
-                    hdrs = sorted((k.lower(), v) for k, v in info["headers"] if k.lower() not in skip)
-                    hdrs = [(k, v.replace(str(ports[n]), "PORT")) for k, v in hdrs]
-                    seen.append((info["method"], info["path"], hdrs))
-                go_seen, our_seen = seen
-                # Go's transport adds "Accept-Encoding: gzip" when the browser sent none (and
-                # decompresses transparently); we pass the browser's choice through.
-                go_seen = (go_seen[0], go_seen[1], [h for h in go_seen[2] if h != ("accept-encoding", "gzip")])
-                assert our_seen == go_seen, n
+                for version in ("--http1.1", "--http2") if scheme == "https" else ("--http1.1",):
+                    args = (version, "-H", "X-Forwarded-For: 10.1.2.3", "-H", "X-Forwarded-Host: fwd.example",
+                            "-H", "Connection: keep-alive, X-Hop", "-H", "X-Hop: gone", "-H", "x-lower-case: kept",
+                            "-H", "Cookie: a=1", "-H", "Cookie: b=2")
+                    seen = []
+                    for ports in (go_ports, our_ports):
+                        status, _, body = fetch(f"{scheme}://{LOCALHOST}:{ports[n]}/h?x=1", *args)
+                        assert status == 200, (n, body)
+                        info = json.loads(body)
+                        hdrs = sorted((k, v) for k, v in info["headers"] if k.lower() not in skip)
+                        hdrs = [(k, v.replace(str(ports[n]), "PORT")) for k, v in hdrs]
+                        seen.append((info["method"], info["path"], hdrs))
+                    go_seen, our_seen = seen
+                    # Go's transport adds "Accept-Encoding: gzip" when the browser sent none (and
+                    # decompresses transparently); we pass the browser's choice through.
+                    go_seen = (go_seen[0], go_seen[1], [h for h in go_seen[2] if h != ("Accept-Encoding", "gzip")])
+                    assert our_seen == go_seen, (n, version)

@@ -147,7 +147,7 @@ class ReverseProxy:
         """Go's ``ReverseProxy`` outbound headers and the plugin's ``Rewrite``."""
         items = list(headers)
         up = upgrade_type(items)
-        out = strip_hop(items)
+        out: CIMultiDict[str] = CIMultiDict((_canonical_key(k), v) for k, v in strip_hop(items).items())  # Go's Header keys
         prior = {k: [v for kk, v in items if kk.lower() == k] for k in
                  ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto")}
         for k in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"):
