@@ -14,7 +14,9 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +244,47 @@ def test_reverse_proxy_headers_as_go(frp) -> None:
                     # decompresses transparently); we pass the browser's choice through.
                     go_seen = (go_seen[0], go_seen[1], [h for h in go_seen[2] if h != ("Accept-Encoding", "gzip")])
                     assert our_seen == go_seen, (n, version)
+
+
+def _untyped_backend(server: socket.socket) -> None:
+    """Keep-alive HTTP/1.1 answers with an HTML body and no Content-Type."""
+    body = b"<!DOCTYPE html><html><body>untyped</body></html>"
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            buf = b""
+            try:
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    buf += data
+                    while b"\r\n\r\n" in buf:
+                        _, buf = buf.split(b"\r\n\r\n", 1)
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+
+
+def test_missing_content_type_is_sniffed_as_go(frp) -> None:
+    bind, go_port, our_port = free_port(), free_port(), free_port()
+    backend = socket.create_server((LOCALHOST, 0))
+    threading.Thread(target=_untyped_backend, args=(backend,), daemon=True).start()
+    addr = f"{LOCALHOST}:{backend.getsockname()[1]}"
+    try:
+        frps = frp.go_frps(frps_config(bind, token=TOKEN))
+        frps.wait_for_log(r"frps started successfully", 15)
+        go = frp.go_frpc(frpc_config(bind, plugin_proxy("go", go_port, "https2http", localAddr=addr), token=TOKEN))
+        ours = frp.ours_frpc(frpc_config(bind, plugin_proxy("ours", our_port, "https2http", localAddr=addr),
+                                         token=TOKEN))
+        go.wait_for_proxies("go", timeout=20)
+        ours.wait_for_proxies("ours", timeout=20)
+        for version in ("--http1.1", "--http2"):
+            got = [fetch(f"https://{LOCALHOST}:{p}/", version)[1].get("content-type") for p in (go_port, our_port)]
+            assert got[0] == got[1] == "text/html; charset=utf-8", (version, got)
+    finally:
+        backend.close()

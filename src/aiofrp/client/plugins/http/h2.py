@@ -25,6 +25,7 @@ import h2.exceptions
 import h2.settings
 
 from .reverse import ReverseProxy, strip_hop
+from .static import content_type
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -265,9 +266,16 @@ class H2Conn(asyncio.Protocol):
             resp_headers += [(k.lower(), v) for k, v in strip_hop(up.headers.items()).items()
                              if k.lower() not in H2_FORBIDDEN]
             no_body = method == "HEAD" or up.status in (204, 304)
+            first = b""
+            if not no_body and "Content-Type" not in up.headers:  # Go's server sniffs it
+                first = await up.content.readany()
+                if first:
+                    resp_headers.append(("content-type", content_type("", first[:512])))
             self.h2.send_headers(st.id, resp_headers, end_stream=no_body)
             self._flush()
             if not no_body:
+                if first:
+                    await self._send(st.id, first)
                 async for chunk in up.content.iter_any():
                     await self._send(st.id, chunk)
                 self.h2.end_stream(st.id)

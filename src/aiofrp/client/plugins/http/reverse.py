@@ -23,6 +23,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ....net.relay import Relay
+from .static import content_type
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -212,7 +213,16 @@ class ReverseProxy:
                 resp.headers.add(k, v)
             if "Content-Length" not in up.headers and request.version < (1, 1):
                 resp.force_close()
+            first = b""
+            if "Content-Type" not in up.headers and up.status not in (204, 304) and request.method != "HEAD":
+                # Go's server sniffs a missing Content-Type from the first bytes (aiohttp would
+                # say application/octet-stream, and browsers would download an HTML page)
+                first = await up.content.readany()
+                if first:
+                    resp.headers["Content-Type"] = content_type("", first[:512])
             await resp.prepare(request)
+            if first:
+                await resp.write(first)
             async for chunk in up.content.iter_any():
                 await resp.write(chunk)
             await resp.write_eof()
