@@ -23,6 +23,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ....net.relay import Relay
+from .responses import Response, StreamResponse
 from .static import content_type
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -195,7 +196,7 @@ class ReverseProxy:
         sni = getattr(request.protocol, "sni", None)
         host = request.host
         if self.misdirected(sni, host):
-            return web.Response(status=421)
+            return Response(status=421)
         headers = self.out_headers(request.headers.items(), host, request.remote)
         if "Upgrade" in headers:
             return await self._upgrade(request, headers)
@@ -206,9 +207,9 @@ class ReverseProxy:
             up = await self.request(request.method, request.raw_path, headers, body)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.proxy_error(exc)
-            return web.Response(status=502)
+            return Response(status=502)
         try:
-            resp = web.StreamResponse(status=up.status, reason=up.reason)
+            resp = StreamResponse(status=up.status, reason=up.reason)
             for k, v in strip_hop(up.headers.items()).items():
                 resp.headers.add(k, v)
             if "Content-Length" not in up.headers and request.version < (1, 1):
@@ -239,7 +240,7 @@ class ReverseProxy:
         loop = asyncio.get_running_loop()
         if self.addr_error:
             self.proxy_error(ValueError(self.addr_error))
-            return web.Response(status=502)
+            return Response(status=502)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 transport, reader = await loop.create_connection(
@@ -248,7 +249,7 @@ class ReverseProxy:
                     if self.ssl is not None else None)
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             self.proxy_error(exc)
-            return web.Response(status=502)
+            return Response(status=502)
         head = [f"{request.method} {request.raw_path} HTTP/1.1\r\n"]
         head += [f"{k}: {v}\r\n" for k, v in headers.items()]
         if request.body_exists and "Content-Length" not in headers:
@@ -260,14 +261,14 @@ class ReverseProxy:
         except (TimeoutError, ConnectionError, ValueError) as exc:
             transport.close()
             self.proxy_error(exc)
-            return web.Response(status=502)
+            return Response(status=502)
         if status != 101:
             transport.close()
             body = rest[: UPGRADE_BODY_LIMIT]
             n = next((int(v) for k, v in resp_headers if k.lower() == "content-length" and v.isdigit()), 0)
             if len(body) < n:
                 body += await reader.more(n - len(body))
-            resp = web.Response(status=status, body=body[:n] if n else b"")
+            resp = Response(status=status, body=body[:n] if n else b"")
             for k, v in strip_hop(resp_headers).items():
                 if k.lower() != "content-length":
                     resp.headers.add(k, v)
@@ -277,7 +278,7 @@ class ReverseProxy:
         if got.lower() != want.lower():
             transport.close()
             self.proxy_error(ValueError(f"backend tried to switch protocol {got!r} when {want!r} was requested"))
-            return web.Response(status=502)
+            return Response(status=502)
         client = request.transport
         proto = request.protocol
         if client is None:
@@ -296,7 +297,7 @@ class ReverseProxy:
         finally:
             self._relays.discard(relay)
             proto.force_close()
-        return web.Response()  # not sent: the connection is closed (aiohttp swallows the write error)
+        return Response()  # not sent: the connection is closed (aiohttp swallows the write error)
 
 
 class _HeadReader(asyncio.Protocol):

@@ -24,6 +24,7 @@ from aiohttp.web_protocol import RequestHandler
 from ....net.relay import PendingConn
 from ....net.tls import TLSTransport
 from ..base import WorkConn
+from .responses import Response
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -148,12 +149,12 @@ class HTTPServer:
         except (ConnectionError, TimeoutError) as exc:  # the browser or the upstream went away
             log.debug("[%s] %s %s: %s", self.name, request.method, request.path_qs, exc)
             _cut(request)
-            return web.Response(status=502)
+            return Response(status=502)
         except Exception as exc:  # noqa: BLE001 - one bad request fails alone, with a log line
             log.warning("[%s] %s %s: %s", self.name, request.method, request.path_qs, exc)
             if getattr(request.writer, "output_size", 0):
                 _cut(request)
-            return web.Response(status=500, text="500 Internal Server Error\n")
+            return Response(status=500, text="500 Internal Server Error\n")
 
     def close(self) -> None:
         """The proxy stopped: close every connection (Go's ``http.Server.Close``)."""

@@ -26,6 +26,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from ....config.plugin import StaticFilePluginOptions
+from .responses import Response, StreamResponse
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -152,7 +153,7 @@ def _text(status: int, text: str, headers: dict[str, str] | None = None) -> web.
     h = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
     if headers:
         h.update(headers)
-    return web.Response(status=status, body=(text + "\n").encode(), headers=h)
+    return Response(status=status, body=(text + "\n").encode(), headers=h)
 
 
 class StaticFiles:
@@ -174,11 +175,11 @@ class StaticFiles:
         cleaned = clean_path(path)
         if cleaned != path:  # gorilla/mux: redirect to the clean path
             loc = urllib.parse.quote(cleaned, safe=GO_PATH_SAFE) + (f"?{query}" if query else "")
-            return web.Response(status=301, headers={"Location": loc})
+            return Response(status=301, headers={"Location": loc})
         if not path.startswith(self.prefix):
             return _text(404, "404 page not found")
         if request.method != "GET":
-            return web.Response(status=405)
+            return Response(status=405)
         if self.auth and not self._authorized(request.headers.get("Authorization", "")):
             await asyncio.sleep(AUTH_FAIL_DELAY)
             return _text(401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="Restricted"'})
@@ -245,14 +246,14 @@ class StaticFiles:
         gzip = "gzip" in request.headers.get("Accept-Encoding", "")
         if is_dir:
             if _not_modified(request, st.st_mtime):
-                return web.Response(status=304)
+                return Response(status=304)
             try:
                 body = self._listing(full)
             except PermissionError:
                 return _text(403, "403 Forbidden")
             except OSError:
                 return _text(500, "Error reading directory")
-            resp = web.Response(status=200, body=body, headers={
+            resp = Response(status=200, body=body, headers={
                 "Content-Type": "text/html; charset=utf-8", "Last-Modified": http_date(st.st_mtime)})
             if gzip:
                 resp.enable_compression(web.ContentCoding.gzip)
@@ -291,7 +292,7 @@ def _redirect(location: str, query: str) -> web.Response:
     """Go's ``localRedirect``: 301 with a relative Location."""
     if query:
         location += "?" + query
-    return web.Response(status=301, headers={"Location": location})
+    return Response(status=301, headers={"Location": location})
 
 
 def _not_modified(request: web.BaseRequest, mtime: float) -> bool:
@@ -314,9 +315,9 @@ async def _serve_content(request: web.BaseRequest, f: BinaryIO, name: str, st: o
         if ius and "If-Match" not in request.headers:
             t = parse_http_date(ius)
             if t is not None and int(mtime) > t:
-                return web.Response(status=412, headers=last_modified)
+                return Response(status=412, headers=last_modified)
         if _not_modified(request, mtime):
-            return web.Response(status=304, headers=last_modified)
+            return Response(status=304, headers=last_modified)
         head = f.read(SNIFF_LEN)
         f.seek(0)
         ctype = content_type(name, head)
@@ -359,7 +360,7 @@ async def _serve_content(request: web.BaseRequest, f: BinaryIO, name: str, st: o
             parts = [(b"", ByteRange(0, size))]
             length = size
         headers.setdefault("Content-Type", ctype)
-        resp = web.StreamResponse(status=status, headers=headers)
+        resp = StreamResponse(status=status, headers=headers)
         if gzip:
             resp.enable_compression(web.ContentCoding.gzip)
         else:
