@@ -296,3 +296,24 @@ def test_garbage_fails_alone_and_logs_stay_clean(env: Env) -> None:
     env.frpc.wait_for_log(r"\[I\] .*\[https2http\] http: TLS handshake error from 127\.0\.0\.1: ", 10)
     log = env.frpc.log_text()
     assert "Traceback" not in log and "Error handling request" not in log, log[-3000:]
+
+
+def test_https_vhost_proxy_with_https2http(frp) -> None:
+    """frp's own recipe: an ``https`` proxy (frps routes by SNI) whose plugin terminates TLS."""
+    bind, vhost = free_port(), free_port()
+    frps = frp.ours_frps(frps_config(bind, token=TOKEN, vhostHTTPSPort=vhost))
+    frps.wait_for_log(r"frps started successfully", 15)
+    with WebBackend("plain") as backend:
+        frpc = frp.ours_frpc(frpc_config(
+            bind,
+            '\n[[proxies]]\nname = "secure"\ntype = "https"\ncustomDomains = ["secure.example"]\n'
+            f'[proxies.plugin]\ntype = "https2http"\nlocalAddr = "{LOCALHOST}:{backend.port}"\n',
+            token=TOKEN,
+        ))
+        frpc.wait_for_proxies("secure", timeout=20)
+        url = f"https://secure.example:{vhost}/via-sni"
+        for version in ("--http1.1", "--http2"):
+            info = echo(url, version, "--resolve", f"secure.example:{vhost}:{LOCALHOST}")
+            assert info["curl_version"] == version[6:] and info["path"] == "/via-sni"
+            assert header(info, "Host") == [f"secure.example:{vhost}"]
+            assert header(info, "X-Forwarded-For") == [LOCALHOST]
