@@ -518,3 +518,35 @@ def test_http_proxy_plugin_example(frp, tmp_path: Path) -> None:
         assert ex.run(get_line).stdout.encode() == TEST_STRING
         assert ex.run(connect_line).stdout.encode() == TEST_STRING
         assert len(web.requests) == 2
+# -- Client plugins -------------------------------------------------------------------------------
+
+
+def test_static_file_plugin_example(frp, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    big = os.urandom(3 << 20)
+    (share / "big.iso").write_bytes(big)
+    ex = Example(tmp_path, ports(7000, 6000), extra={"/srv/share": str(share)})
+    ex.write("plugins/static_file.toml", "frpc.toml")
+    (tmp_path / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {ex.ports[7000]}\n")
+    frps_line, frpc_line, listing, resume = ex.commands("plugins/static_file.sh")
+    ex.start(frp, frps_line).wait_for_log("frps started successfully")
+    ex.start(frp, frpc_line).wait_for_proxies("files")
+    assert '<a href="big.iso">big.iso</a>' in ex.run(listing).stdout
+    (tmp_path / "big.iso").write_bytes(big[:1_000_000])  # a partial download to resume
+    ex.run(resume)
+    assert (tmp_path / "big.iso").read_bytes() == big
+
+
+def test_https2http_plugin_example(frp, tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("served by the local app\n")
+    ex = Example(tmp_path, ports(7000, 6443, 8080))
+    ex.write("plugins/https2http.toml", "frpc.toml")
+    (tmp_path / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {ex.ports[7000]}\n")
+    app_line, frps_line, frpc_line, curl_line = ex.commands("plugins/https2http.sh")
+    app = ex.start(frp, app_line.removesuffix("&").strip().replace("python3", sys.executable, 1))
+    ex.start(frp, frps_line).wait_for_log("frps started successfully")
+    ex.start(frp, frpc_line).wait_for_proxies("web-https")
+    poll(lambda: not refused(ex.ports[8080]), 10, "the local app listening")
+    assert ex.run(curl_line + " -w '%{http_version}'").stdout == "served by the local app\n2"
+    app.stop()

@@ -24,6 +24,7 @@ from aiofrp.cli import flags
 from aiofrp.cli import frp as frp_cli
 from aiofrp.cli import frpc as frpc_cli
 from aiofrp.cli import frps as frps_cli
+from aiofrp.client.plugins import PLUGIN_TYPES
 from aiofrp.config import (
     ClientConfig,
     ConfigError,
@@ -334,6 +335,7 @@ FRPC_REFUSED = [
             ("http2http", ""), ("https2http", 'localAddr = "127.0.0.1:80"'),
             ("https2https", 'localAddr = "127.0.0.1:443"'), ("virtual_net", ""),
         ]
+        if t not in PLUGIN_TYPES  # the implemented ones are accepted
     ],
     (
         (

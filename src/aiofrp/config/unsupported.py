@@ -93,11 +93,6 @@ TABLE: tuple[Unsupported, ...] = (
     # -- frpc -----------------------------------------------------------------------------------
     Unsupported("frpc", "auth.tokenSource.*", "the OIDC token comes from auth.oidc (auth.oidc.tokenSource)",
                 only_with='auth.method = "oidc"', refused=False, go_ignores=True),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("static_file",)),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2https",)),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("http2http",)),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("https2http",)),
-    Unsupported("frpc", "proxies.plugin.type", "client plugin", 10, values=("https2https",)),
     Unsupported("frpc", "proxies.plugin.type", "virtual network plugin", values=("virtual_net",)),
     Unsupported("frpc", "visitors.plugin.type", "virtual network visitor plugin", values=("virtual_net",)),
     Unsupported("frpc", "virtualNet.address", "virtual network (experimental in frp)"),
