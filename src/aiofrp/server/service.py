@@ -19,8 +19,9 @@ from ..proto import msg as m
 from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
+from .banlist import BanList, FailLimit
 from .control import Control
-from .gate import PREAUTH_TIMEOUT, Gate, Stage
+from .gate import PREAUTH_TIMEOUT, Gate, Stage, peer_host
 from .group import GroupRegistry
 from .nathole import NatHoleController
 from .plugin import Manager, PluginRefused
@@ -44,7 +45,7 @@ TLS_HANDSHAKE_BYTE = 0x16
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: ServerConfig, *, quick: bool = False) -> None:
+    def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None) -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -69,6 +70,7 @@ class Server:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
+        self.banlist = BanList(fail_limit or FailLimit())  # aiofrp's --login-fail-* (server/banlist.py)
         self.bind_port = cfg.bind_port
         self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
         self.https_vhost: HTTPSVhost | None = None
@@ -361,6 +363,10 @@ class _Sniff(asyncio.Protocol):
         self.buf = b""  # first bytes, while they cannot tell yet where the connection goes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        banlist = self.server.banlist
+        if banlist.enabled and banlist.banned(peer_host(transport)):
+            transport.abort()  # type: ignore[attr-defined]  # banned (server/banlist.py): closed at accept, no line
+            return
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         ka = self.server.cfg.transport.tcp_keepalive
