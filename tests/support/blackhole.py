@@ -25,8 +25,10 @@ CHUNK = 65536
 class BlackholeProxy(_Service):
     """Forwards 127.0.0.1:``port`` (free by default) to ``target_host:target_port``."""
 
-    def __init__(self, target_port: int, *, target_host: str = LOCALHOST, port: int = 0) -> None:
+    def __init__(self, target_port: int, *, target_host: str = LOCALHOST, port: int = 0,
+                 delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        self.delay = delay  # seconds every chunk spends in transit, each way (order kept)
         self.port = port
         self.connections = 0  # accepted so far
         self._open: asyncio.Event | None = None
@@ -106,6 +108,9 @@ class BlackholeProxy(_Service):
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._open is not None
+        if self.delay > 0:
+            await self._delayed_pump(reader, writer)
+            return
         try:
             while True:
                 await self._open.wait()
@@ -119,3 +124,32 @@ class BlackholeProxy(_Service):
                 await writer.drain()
         except OSError:
             writer.transport.abort()  # a reset on one side is a reset on the other
+
+    async def _delayed_pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Latency, pipelined: each chunk is written ``delay`` after it was read."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=256)
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not data:
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        out = loop.create_task(deliver())
+        try:
+            while True:
+                data = await reader.read(CHUNK)
+                await queue.put((loop.time() + self.delay, data))
+                if not data:
+                    break
+            await out
+        except OSError:
+            writer.transport.abort()
+        finally:
+            out.cancel()
