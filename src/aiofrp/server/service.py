@@ -6,6 +6,7 @@ import asyncio
 import enum
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,9 @@ log = logging.getLogger("aiofrp.server")
 
 QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speaks-first user
 FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py for the rest)
+# yamux streams of one session still waiting for their first message; more are reset. Go frps has
+# hashicorp/yamux's AcceptBacklog (256) but accepts at once, so there it is a goroutine per stream.
+MAX_PENDING_STREAMS = 256
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
 
@@ -199,7 +203,11 @@ class Server:
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
-            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            try:
+                first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            finally:
+                if conn.session is not None:
+                    conn.session.pending -= 1
         except TimeoutError:
             if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
                 log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
@@ -489,11 +497,12 @@ class _FirstConn(MsgConn):
     """A logical frp connection whose first message decides what it is: the whole TCP connection
     (``top``), or one yamux stream of it."""
 
-    def __init__(self, server: Server, gate: Gate, *, top: bool = False) -> None:
+    def __init__(self, server: Server, gate: Gate, *, top: bool = False, session: _ServerMux | None = None) -> None:
         super().__init__()
         self.server = server
         self.gate = gate
         self.top = top
+        self.session = session  # the yamux session of a stream, which counts its pending streams
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -516,11 +525,25 @@ class _ServerMux(MuxSession):
         )
         self.server = server
         self.gate = gate
+        self.pending = 0  # streams waiting for their first message (MAX_PENDING_STREAMS)
+        self._last_refusal_line = -1e18
 
     def _on_stream(self, stream: MuxStream) -> None:
         if not self.gate.trusted:
             self.gate.stage = Stage.NO_LOGIN_STREAMS
-        conn = _FirstConn(self.server, self.gate)
+        if self.pending >= MAX_PENDING_STREAMS:
+            reason = f"more than {MAX_PENDING_STREAMS} yamux streams waiting for their first message"
+            if self.gate.fail(reason):  # before login: the whole connection goes
+                self._shutdown(ConnectionAbortedError(reason))
+                return
+            now = time.monotonic()
+            if now - self._last_refusal_line >= 1.0:  # a line a second at most, not one per stream
+                log.warning("%s from %s, resetting new ones", reason, self.gate.peer)
+                self._last_refusal_line = now
+            stream.abort()
+            return
+        self.pending += 1
+        conn = _FirstConn(self.server, self.gate, session=self)
         stream.set_protocol(conn)
         conn.connection_made(stream)
 
