@@ -169,6 +169,36 @@ def test_partition_detected_by_heartbeats_on_both_sides_then_healed(frp, echo_se
     no_stale_proxy(frps, frpc)
 
 
+KA_INTERVAL = 2
+
+
+def test_partition_detected_by_yamux_keepalive_with_default_heartbeats(frp, echo_server) -> None:
+    """Go's defaults with tcpMux: no frp heartbeats, only yamux keepalive pings. With
+    ``transport.tcpMuxKeepaliveInterval = 2`` on both sides a partition is detected by each side
+    within interval + the 10 s ping timeout (+ slack), and the tunnel comes back after the heal."""
+    bind, remote = free_port(), free_port()
+    ka = f"transport.tcpMuxKeepaliveInterval = {KA_INTERVAL}\n"
+    frps = frp.ours_frps(frps_config(bind, token=TOKEN, extra=ka))
+    frps.wait_for_log(r"frps started successfully", 10)
+    with BlackholeProxy(bind) as hole:
+        frpc = frp.ours_frpc(frpc_config(hole.port, tcp_proxy("t", echo_server.port, remote), token=TOKEN, extra=ka))
+        frpc.wait_for_proxies("t", timeout=15)
+        poll(lambda: echo_ok(remote), 10, "the tunnel through the proxy")
+        s_mark, c_mark = frps.mark(), frpc.mark()
+        hole.partition()
+        cut = time.monotonic()
+        detect = KA_INTERVAL + 10 + 3  # next ping + yamux's 10 s ping timeout + slack
+        frps.wait_for_log(r"yamux keepalive timeout", detect, since=s_mark)
+        frpc.wait_for_log(r"yamux keepalive timeout", max(0.5, detect - (time.monotonic() - cut)), since=c_mark)
+        assert "heartbeat timeout" not in frps.log_text() + frpc.log_text()  # it was yamux's doing
+        hole.heal()
+        healed = time.monotonic()
+        frpc.wait_for_proxies("t", timeout=BACK_WITHIN + 10, since=c_mark)
+        poll(lambda: echo_ok(remote), max(1.0, BACK_WITHIN + 10 - (time.monotonic() - healed)),
+             "the tunnel after the heal")
+    no_stale_proxy(frps, frpc)
+
+
 def _serves(port: int) -> bool:
     try:
         return tcp_roundtrip(port, TEST_STRING, 2) == TEST_STRING
