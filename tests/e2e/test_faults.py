@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from support.blackhole import BlackholeProxy
+from support.faults import BACK_WITHIN, mid_transfer, no_stale_proxy
 from support.procs import (
     LOCALHOST,
     TEST_STRING,
@@ -45,37 +46,6 @@ from support.waits import echo_ok, poll
 pytestmark = pytest.mark.timeout(180)
 
 TOKEN = "faults-token"
-BACK_WITHIN = 10.0  # the issue's promise: the tunnel is back within 10 s
-
-
-class Streamer(threading.Thread):
-    """A user connection moving data through the tunnel (echoed) until it is closed under it."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.sock = socket.create_connection((LOCALHOST, port), timeout=5)
-        self.sock.settimeout(30)  # a connection nobody closes would fail the test, not hang it
-        self.echoed = 0
-        self.ended: str | None = None
-        self.start()
-
-    def run(self) -> None:
-        block = os.urandom(16384)
-        try:
-            while True:
-                self.sock.sendall(block)
-                got = 0
-                while got < len(block):
-                    chunk = self.sock.recv(65536)
-                    if not chunk:
-                        self.ended = "EOF"
-                        return
-                    got += len(chunk)
-                    self.echoed += len(chunk)
-        except OSError as exc:
-            self.ended = type(exc).__name__
-        finally:
-            self.sock.close()
 
 
 def start_pair(frp, echo: EchoServer, bind: int, remote: int) -> tuple[FrpProcess, FrpProcess]:
@@ -85,18 +55,6 @@ def start_pair(frp, echo: EchoServer, bind: int, remote: int) -> tuple[FrpProces
     frpc.wait_for_proxies("t", timeout=15)
     poll(lambda: echo_ok(remote), 10, "the tunnel")
     return frps, frpc
-
-
-def mid_transfer(remote: int) -> Streamer:
-    s = Streamer(remote)
-    poll(lambda: s.echoed >= 1 << 20 or s.ended, 20, "1 MiB echoed through the tunnel")
-    assert s.ended is None, f"the transfer ended before the fault: {s.ended}"
-    return s
-
-
-def no_stale_proxy(*procs: FrpProcess) -> None:
-    for p in procs:
-        assert "already exists" not in p.log_text(), p.log_tail()
 
 
 def test_frps_killed_and_restarted_mid_transfer(frp, echo_server) -> None:
