@@ -47,7 +47,7 @@ def _fd_limit() -> int | None:
 class FdGuard:
     """Refuses accepted connections while the process is close to its file-descriptor limit.
 
-    Linux hands out the lowest free descriptor, so an accepted socket numbered ``limit - headroom``
+    POSIX hands out the lowest free descriptor, so an accepted socket numbered ``limit - headroom``
     or more means that nearly every descriptor is in use: O(1) per accept, no scan of
     ``/proc/self/fd``. Such a connection is closed at once (the peer sees a reset), keeping
     ``headroom`` descriptors for what the process must still open (a work connection to finish a
