@@ -52,12 +52,12 @@ def go_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_go_dashboard_shows_our_proxies_and_follows_a_reload(frp) -> None:
     bind, dash, admin = free_port(), free_port(), free_port()
-    frp.go_frps(frps_config(bind, token=TOKEN, **{
-        "webServer.addr": LOCALHOST, "webServer.port": dash, "webServer.user": "dash",
-        "webServer.password": "board"})).wait_for_log("frps started successfully")
+    dash_keys: dict[str, Any] = {"webServer.addr": LOCALHOST, "webServer.port": dash, "webServer.user": "dash",
+                                 "webServer.password": "board"}
+    frp.go_frps(frps_config(bind, token=TOKEN, **dash_keys)).wait_for_log("frps started successfully")
     with EchoServer() as echo:
         pk, pg, pn = free_port(), free_port(), free_port()
-        admin_keys = {"webServer.addr": LOCALHOST, "webServer.port": admin}
+        admin_keys: dict[str, Any] = {"webServer.addr": LOCALHOST, "webServer.port": admin}
 
         def config(*proxies: str) -> str:
             return frpc_config(bind, *proxies, token=TOKEN, **admin_keys)
@@ -134,9 +134,9 @@ def test_status_and_reload_clis_across_implementations(frp, tmp_path, who: str) 
 
         # the same in TOML, webServer keys
         toml = tmp_path / "frpc.toml"
-        toml.write_text(frpc_config(bind, tcp_proxy("toml-tcp", echo.port, remote), token=TOKEN, **{
-            "webServer.addr": LOCALHOST, "webServer.port": admin, "webServer.user": "adm",
-            "webServer.password": "pw"}))
+        keys: dict[str, Any] = {"webServer.addr": LOCALHOST, "webServer.port": admin, "webServer.user": "adm",
+                                "webServer.password": "pw"}
+        toml.write_text(frpc_config(bind, tcp_proxy("toml-tcp", echo.port, remote), token=TOKEN, **keys))
         frpc = start(None, args=["-c", str(toml)])
         frpc.wait_for_log(r"\[toml-tcp\] start proxy success", 15)
         res = cli("status", "-c", str(toml))
