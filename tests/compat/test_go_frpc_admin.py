@@ -56,17 +56,17 @@ def test_go_dashboard_shows_our_proxies_and_follows_a_reload(frp) -> None:
                                  "webServer.password": "board"}
     frp.go_frps(frps_config(bind, token=TOKEN, **dash_keys)).wait_for_log("frps started successfully")
     with EchoServer() as echo:
-        pk, pg, pn = free_port(), free_port(), free_port()
+        pk, pg, pn, pc, pc2 = (free_port() for _ in range(5))
         admin_keys: dict[str, Any] = {"webServer.addr": LOCALHOST, "webServer.port": admin}
 
         def config(*proxies: str) -> str:
             return frpc_config(bind, *proxies, token=TOKEN, **admin_keys)
 
         keep = tcp_proxy("keep", echo.port, pk, encryption=True)
-        frpc = frp.ours_frpc(config(keep, tcp_proxy("gone", echo.port, pg)))
-        frpc.wait_for_proxies("keep", "gone")
+        frpc = frp.ours_frpc(config(keep, tcp_proxy("gone", echo.port, pg), tcp_proxy("moved", echo.port, pc)))
+        frpc.wait_for_proxies("keep", "gone", "moved")
         seen = go_tcp_proxies(dash)
-        assert {n: p["status"] for n, p in seen.items()} == {"keep": "online", "gone": "online"}
+        assert {n: p["status"] for n, p in seen.items()} == {"keep": "online", "gone": "online", "moved": "online"}
         assert seen["keep"]["conf"]["remotePort"] == pk and seen["keep"]["conf"]["transport"]["useEncryption"]
         assert seen["keep"]["clientVersion"] == "0.65.0"
 
@@ -74,16 +74,18 @@ def test_go_dashboard_shows_our_proxies_and_follows_a_reload(frp) -> None:
         sock.sendall(b"one")
         assert sock.recv(16) == b"one"
         assert frpc.config_path is not None
-        frpc.config_path.write_text(config(keep, tcp_proxy("new", echo.port, pn)))
+        frpc.config_path.write_text(config(keep, tcp_proxy("new", echo.port, pn), tcp_proxy("moved", echo.port, pc2)))
         res = go_cli("reload", "-c", str(frpc.config_path))  # Go's CLI against our admin API
         assert res.returncode == 0 and "reload success" in res.stdout, res
         poll(lambda: {n: p["status"] for n, p in go_tcp_proxies(dash).items()}
-             == {"keep": "online", "gone": "offline", "new": "online"}, 10, "Go's dashboard after the reload")
+             == {"keep": "online", "gone": "offline", "new": "online", "moved": "online"}, 10,
+             "Go's dashboard after the reload")
         sock.sendall(b"two")
         assert sock.recv(16) == b"two"  # the unchanged proxy kept its connection
         sock.close()
-        assert echo_ok(pn)
+        assert echo_ok(pn) and echo_ok(pc2)
         assert go_tcp_proxies(dash)["new"]["conf"]["remotePort"] == pn
+        assert go_tcp_proxies(dash)["moved"]["conf"]["remotePort"] == pc2  # re-registered with its new port
 
 
 INI = """\

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from support.admin import AdminClient
 from support.httpd import tls_server_context
-from support.procs import LOCALHOST, EchoServer, free_port, frpc_config, frps_config, tcp_proxy
+from support.procs import LOCALHOST, EchoServer, block, free_port, frpc_config, frps_config, tcp_proxy
 from support.stun import StunServer
 from support.waits import echo_ok, poll, refused
 
@@ -179,6 +179,40 @@ def test_reload_adds_changes_removes_and_keeps_connections(frp, tmp_path):
         assert conn.echo(b"after broken") == b"after broken"
         assert echo_ok(change_p2) and echo_ok(new_p)
         conn.close()
+
+
+def test_reload_visitors(frp):
+    """A reload adds, moves (bindPort changed) and removes an stcp visitor."""
+    bind = start_frps(frp)
+    admin = free_port()
+    with EchoServer() as echo:
+        frp.ours_frpc(frpc_config(bind, block("proxies", name="secret", type="stcp", secretKey="k",
+                                              localIP=LOCALHOST, localPort=echo.port), token=TOKEN)
+                      ).wait_for_proxies("secret")
+        base = frpc_config(bind, token=TOKEN, **admin_keys(admin))
+        frpc = frp.ours_frpc(base)
+        frpc.wait_login()
+        api = AdminClient(admin, USER, PASSWORD)
+        poll(lambda: api.get("/healthz").status == 200, 10, "admin API up")
+        assert frpc.config_path is not None
+        v1, v2 = free_port(), free_port()
+
+        def visitor(port: int) -> str:
+            return block("visitors", name="vis", type="stcp", serverName="secret", secretKey="k",
+                         bindAddr=LOCALHOST, bindPort=port)
+
+        for port, gone in ((v1, None), (v2, v1)):
+            frpc.config_path.write_text(base + visitor(port))
+            assert api.get("/api/reload?strictConfig=true").status == 200
+            poll(lambda port=port: echo_ok(port), 10, f"visitor on {port}")
+            if gone:
+                assert refused(gone)
+        assert api.get("/api/visitor/vis/config").json()["stcp"]["bindPort"] == v2
+        frpc.config_path.write_text(base)
+        assert api.get("/api/reload").status == 200
+        poll(lambda: refused(v2), 10, "visitor removed")
+        assert api.get("/api/visitor/vis/config").status == 404
+        frpc.wait_for_log(r"visitor removed: \[vis\]", 5)
 
 
 def test_reload_via_put_config_and_includes(frp, tmp_path):
