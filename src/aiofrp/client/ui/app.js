@@ -103,9 +103,33 @@ async function loadConfig() {
   showConfigResult("", "");
 }
 
+// Put the cursor on the key an error names ("FILE: proxies[1].localPort: reason"): the N-th
+// [[proxies]] table, then the key's last segment (TOML; other formats: its first mention).
+function selectErrorKey(error) {
+  const m = /: ((?:[A-Za-z_]\w*(?:\[\d+\])?\.)*[A-Za-z_]\w*(?:\[\d+\])?): /.exec(error);
+  if (!m) return;
+  const ed = $("editor");
+  const text = ed.value;
+  let from = 0;
+  const table = /^(proxies|visitors)\[(\d+)\]/.exec(m[1]);
+  if (table) {
+    const re = new RegExp(`^\\s*\\[\\[\\s*${table[1]}\\s*\\]\\]`, "gm");
+    for (let i = 0; i <= Number(table[2]); i++) {
+      const hit = re.exec(text);
+      if (!hit) { from = 0; break; }
+      from = hit.index;
+    }
+  }
+  const key = m[1].split(".").pop().replace(/\[\d+\]$/, "");
+  const at = text.indexOf(key, from);
+  if (at < 0) return;
+  ed.focus();
+  ed.setSelectionRange(at, at + key.length);
+}
+
 async function validate() {
   const r = await call("POST", "/api/verify?strictConfig=true", $("editor").value);
-  if (!r.ok) { showConfigResult(r.text || `error ${r.status}`, ""); return false; }
+  if (!r.ok) { showConfigResult(r.text || `error ${r.status}`, ""); selectErrorKey(r.text); return false; }
   showConfigResult("", "The configuration is valid.");
   return true;
 }
