@@ -389,6 +389,26 @@ def test_admin_tls_and_cli(frp, tmp_path):
         assert res.returncode == 0 and "reload success" in res.stdout, res
 
 
+def test_assets_dir(frp, tmp_path):
+    """webServer.assetsDir: the UI comes from that directory (as Go's assets.Load)."""
+    bind = start_frps(frp)
+    admin = free_port()
+    ui = tmp_path / "ui"
+    (ui / "sub").mkdir(parents=True)
+    (ui / "index.html").write_text("<title>custom</title>")
+    (ui / "sub" / "x.js").write_text("// x")
+    frp.ours_frpc(frpc_config(bind, token=TOKEN, **admin_keys(admin, **{"webServer.assetsDir": str(ui)}))
+                  ).wait_login()
+    api = AdminClient(admin, USER, PASSWORD)
+    poll(lambda: api.get("/healthz").status == 200, 10, "admin API up")
+    assert api.get("/static/").text == "<title>custom</title>"
+    assert api.get("/static/sub/x.js").text == "// x"
+    assert api.get("/static/app.js").status == 404  # the packaged UI is not mixed in
+    for path in ("/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2fetc/passwd", "/static//etc/passwd"):
+        r = api.get(path)
+        assert r.status == 404 and "root:" not in r.text, (path, r)
+
+
 def test_admin_tls_bad_cert_fails_start(frp, tmp_path):
     bind = start_frps(frp)
     (tmp_path / "bad.crt").write_text("not a certificate")
