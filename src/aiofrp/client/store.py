@@ -92,7 +92,9 @@ class StoreSource:
         if not isinstance(data, dict):
             raise ConfigError(self.path, "", "the store must be a JSON object {\"proxies\": [...], \"visitors\": [...]}")
         for kind, key in KINDS.items():
-            items = data.get(key) or []
+            items = data.get(key)
+            if items is None:
+                continue
             if not isinstance(items, list):
                 raise ConfigError(self.path, key, "must be an array")
             target: dict[str, Any] = self.proxies if kind == "proxy" else self.visitors
