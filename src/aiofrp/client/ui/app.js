@@ -29,7 +29,14 @@ function render() {
   for (const p of shown) {
     const tr = document.createElement("tr");
     tr.dataset.name = p.name;
-    cell(tr, "Name", p.name, "name");
+    const nameCell = cell(tr, "Name", p.name, "name");
+    if (p.source === "store") {
+      const src = document.createElement("span");
+      src.className = "src";
+      src.textContent = "store";
+      src.title = "added through the store API (store.path)";
+      nameCell.appendChild(src);
+    }
     cell(tr, "Type", p.type);
     const st = cell(tr, "Status", "");
     const badge = document.createElement("span");
@@ -38,7 +45,7 @@ function render() {
     st.appendChild(badge);
     cell(tr, "Local", p.local_addr);
     cell(tr, "Remote", p.remote_addr);
-    cell(tr, "Plugin", p.plugin + (p.source === "store" ? (p.plugin ? " · " : "") + "store" : ""));
+    cell(tr, "Plugin", p.plugin);
     cell(tr, "Error", p.err, "err");
     rows.appendChild(tr);
   }
