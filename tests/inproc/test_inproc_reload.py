@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from support.inproc import InProc, until
 from support.procs import TEST_STRING, free_port, tcp_proxy
 
@@ -52,7 +53,7 @@ async def test_update_all_diff(inproc: InProc) -> None:
     client.start_names = ["keep", "added"]
     await client.update_all()
     assert set(client.proxies) == {"keep", "added"}
-    client.file_proxies = [p if p.name != "added" else type(p)(**{**_fields(p), "enabled": False})
+    client.file_proxies = [p if p.name != "added" else msgspec.structs.replace(p, enabled=False)
                            for p in client.file_proxies]
     await client.update_all()
     assert set(client.proxies) == {"keep"} and client.proxies["keep"] is keep_wrapper
@@ -69,8 +70,3 @@ async def test_proxy_added_while_logged_out_starts_at_login(inproc: InProc) -> N
     assert client.proxies["late"].phase is ProxyPhase.NEW
     await inproc.stop_client(client)
 
-
-def _fields(p: object) -> dict[str, object]:
-    import msgspec
-
-    return {f.name: getattr(p, f.name) for f in msgspec.structs.fields(p)}  # type: ignore[arg-type]
