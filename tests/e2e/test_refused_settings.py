@@ -86,8 +86,7 @@ def test_frps_refuses_at_verify_and_start(tmp_path: Path, extra: str, key: str) 
 
 
 FRPC_CASES = [
-    pytest.param('webServer.port = 7400\nwebServer.tls.certFile = "c.pem"\nwebServer.tls.keyFile = "k.pem"', "",
-                 "webServer.tls", id="admin-tls"),
+    pytest.param("webServer.port = 7400\nwebServer.pprofEnable = true", "", "webServer.pprofEnable", id="admin-pprof"),
     pytest.param('transport.proxyURL = "http://127.0.0.1:3128"', "", "transport.proxyURL", id="proxyURL"),
     *[pytest.param(f'transport.protocol = "{p}"', "", "transport.protocol", id=f"protocol-{p}")
       for p in ("kcp", "quic", "websocket", "wss")],
