@@ -123,8 +123,9 @@ class AdminServer:
         expected = base64.b64encode(f"{self.cfg.user}:{self.cfg.password}".encode()).decode()
         got = request.headers.get("Authorization", "")
         if not (got.startswith("Basic ") and hmac.compare_digest(got[6:].strip().encode(), expected.encode())):
-            self.failed_auth += 1
-            log.debug("admin API: failed login from %s", request.remote)
+            if got:  # no header at all is a browser's first try, not a wrong password
+                self.failed_auth += 1
+                log.warning("admin API: login failed from %s", request.remote)
             await asyncio.sleep(AUTH_FAIL_DELAY)
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="Restricted"'},
                                 text="Unauthorized\n")
