@@ -351,6 +351,7 @@ def test_store_disabled_and_bad_input(frp, tmp_path):
         for t in threads:
             t.join(30)
         assert results == [401] * 100
+        assert frpc.log_text().count("admin API: login failed from 127.0.0.1") >= 100
         assert api.status()["web"]["status"] == "running"
         assert conn.echo(b"still here") == b"still here"
         conn.close()
