@@ -161,12 +161,16 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     return True
 
 
-def test_stalled_handshake_closed_other_users_undisturbed(frp: FrpLauncher, tmp_path: Path, user_key: Path) -> None:
+def test_stalled_handshake_and_garbage_closed_other_users_undisturbed(frp: FrpLauncher, tmp_path: Path, user_key: Path) -> None:
     frps, _, ssh_port = start_frps(frp, tmp_path)
     silent = socket.create_connection((LOCALHOST, ssh_port), timeout=0.2)
     partial = socket.create_connection((LOCALHOST, ssh_port), timeout=0.2)
     partial.sendall(b"SSH-2.0-Op")  # half a banner, then nothing
     started = time.monotonic()
+    for garbage in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"SSH-2.0-x\r\n" + os.urandom(3000)):
+        with socket.create_connection((LOCALHOST, ssh_port), timeout=5) as bad:
+            bad.sendall(garbage)
+            poll(lambda b=bad: _closed_by_peer(b), 5, "a connection sending garbage closed at once")
     try:
         with EchoServer() as echo, SSHTunnel(tmp_path, ssh_port, user_key, "tcp -n meanwhile", echo.port) as ssh:
             ssh.wait_output("\n\n", 20)
@@ -183,6 +187,8 @@ def test_stalled_handshake_closed_other_users_undisturbed(frp: FrpLauncher, tmp_
         partial.close()
     text = frps.log_text()
     assert text.count(f"not finished within {HANDSHAKE_TIMEOUT}s, closed") == 2, text
+    assert "failed: Unsupported SSH version" in text
+    assert text.count("ssh tunnel server run error: ssh handshake with 127.0.0.1:") == 4, text
     assert "Traceback" not in text
 
 
