@@ -84,6 +84,7 @@ class TunnelServer(asyncssh.SSHServer):
         self.vc: VirtualClient | None = None
         self.task: asyncio.Task[None] | None = None
         self.relays: set[Relay] = set()
+        self.proxy_name = ""
 
     # -- connection and authentication ----------------------------------------------------------
 
@@ -203,6 +204,7 @@ class TunnelServer(asyncssh.SSHServer):
             return
         user = self.key_user or cmd.user  # Go: the authorized key's comment wins over --user
         req = cmd.new_proxy(user)
+        self.proxy_name = req.proxy_name
         self.vc = VirtualClient(
             self.server, self.peer, token=cmd.token, always_auth_pass=bool(self.gateway.cfg.authorized_keys_file),
             on_work_conn=self._on_work_conn,
@@ -249,7 +251,7 @@ class TunnelServer(asyncssh.SSHServer):
         pending = session.pending
         relay = Relay(
             session.transport, transport, a_data=pending.take(), a_eof=pending.eof, b_data=data, b_eof=eof,
-            name=f"ssh {self.peer}", on_close=self.relays.discard,
+            name=self.proxy_name, on_close=self.relays.discard,
         )
         if not relay.done.done():
             self.relays.add(relay)
