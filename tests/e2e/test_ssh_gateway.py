@@ -208,3 +208,19 @@ def test_auto_generated_host_key_is_kept(frp: FrpLauncher, tmp_path: Path, user_
     frps2 = frp.ours_frps(conf)
     frps2.wait_for_log(r"frps started successfully", 30)
     assert key_path.read_bytes() == pem  # read back, not generated again
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:{port}", "{port}", "0"])
+def test_forward_address_opens_nothing_on_the_server(frp: FrpLauncher, tmp_path: Path, user_key: Path,
+                                                     bind: str) -> None:
+    """The -R address only names the forward (Go never listens on it): nothing listens there on
+    the frps host, and the proxy works; "-R 0:..." (a port to allocate) works too."""
+    _, _, ssh_port = start_frps(frp, tmp_path)
+    asked = free_port()
+    with EchoServer() as echo, SSHTunnel(tmp_path, ssh_port, user_key, "tcp -n f", echo.port,
+                                         bind=bind.format(port=asked)) as ssh:
+        ssh.wait_output("\n\n", 20)
+        port = int(ssh.field("RemoteAddress").rsplit(":", 1)[1])
+        assert tcp_roundtrip(port, TEST_STRING) == TEST_STRING
+        if bind != "0":
+            assert refused(asked)

@@ -75,14 +75,14 @@ def ssh_run(port: int, key: Path, command: str, *, local_port: int = 8080, timeo
 
 
 class SSHTunnel:
-    """``ssh -R :80:127.0.0.1:LOCAL v0@127.0.0.1 -p PORT COMMAND`` kept running."""
+    """``ssh -R BIND:127.0.0.1:LOCAL v0@127.0.0.1 -p PORT COMMAND`` kept running (BIND: ``:80``)."""
 
     def __init__(self, workdir: Path, port: int, key: Path, command: str, local_port: int,
-                 *, extra: Sequence[str] = ()) -> None:
+                 *, extra: Sequence[str] = (), bind: str = ":80") -> None:
         self.workdir = workdir
         self.out_path = workdir / f"ssh-{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
-        argv = _argv(port, key, command, f":80:127.0.0.1:{local_port}")
+        argv = _argv(port, key, command, f"{bind}:127.0.0.1:{local_port}")
         argv[1:1] = list(extra)
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,

@@ -41,6 +41,23 @@ def success_info(user: str, name: str, proxy_type: str, remote_addr: str) -> str
     )
 
 
+# ``ssh -R 0:...`` asks for a port to be allocated and wants it in the reply (Go replies without
+# one and OpenSSH gives up: "parse packet: incomplete message"); the forward's port only names it
+# in the forwarded-tcpip channels, so any will do.
+NOMINAL_PORT = 80
+
+
+class _NoListener(asyncssh.SSHListener):
+    """An accepted ``tcpip-forward`` for which nothing listens on the frps host."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self._port = port
+
+    def get_port(self) -> int:
+        return self._port
+
+
 class _Session(asyncssh.SSHServerSession[bytes]):
     """A session channel: its exec command is the gateway command; the first one gets the output."""
 
@@ -144,11 +161,15 @@ class TunnelServer(asyncssh.SSHServer):
 
     # -- the -R forward and the command ---------------------------------------------------------
 
-    def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        if self.forward is None:  # Go takes the first tcpip-forward and accepts every one
-            self.forward = (listen_host, listen_port)
+    def server_requested(self, listen_host: str, listen_port: int) -> asyncssh.SSHListener:
+        """Go takes the first tcpip-forward and accepts every one, without listening anywhere:
+        frps's proxy is the listener. (Returning True would make asyncssh open a real listener
+        on the frps host at the address the ssh user names.)"""
+        listener = _NoListener(listen_port or NOMINAL_PORT)
+        if self.forward is None:
+            self.forward = (listen_host, listener.get_port())
             self._check_ready()
-        return True
+        return listener
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
         return _Session(self)
