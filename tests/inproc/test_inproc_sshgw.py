@@ -93,3 +93,17 @@ async def test_refused_key_and_token(inproc: InProc, tmp_path: Path) -> None:
         await asyncssh.connect("127.0.0.1", ssh_port, username="v0", known_hosts=None,
                                client_keys=[asyncssh.generate_private_key("ssh-ed25519")])
     await inproc.until(lambda: inproc.log.matching(r"unknown public key for remoteAddr"), "the refusal logged")
+
+
+async def test_local_forwarding_refused(inproc: InProc, tmp_path: Path) -> None:
+    """ssh -L (direct-tcpip) and unix socket forwards are refused: the gateway is no jump host."""
+    _, ssh_port = await start(inproc, tmp_path)
+    echo = await inproc.echo_service()
+    conn, out = await open_tunnel(ssh_port, echo.port, "tcp -n jump")
+    assert "ProxyName: jump\n" in out
+    with pytest.raises(asyncssh.ChannelOpenError):
+        await conn.open_connection("127.0.0.1", echo.port)
+    with pytest.raises(asyncssh.ChannelOpenError):
+        await conn.open_unix_connection("/run/anything.sock")
+    conn.close()
+    await conn.wait_closed()
