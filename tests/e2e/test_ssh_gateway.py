@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.configs import block, frpc_config
 from support.ports import LOCALHOST, free_port
 from support.processes import FrpLauncher, FrpProcess
 from support.services import TEST_STRING, EchoServer, HttpServer, tcp_roundtrip
@@ -224,3 +225,40 @@ def test_forward_address_opens_nothing_on_the_server(frp: FrpLauncher, tmp_path:
         assert tcp_roundtrip(port, TEST_STRING) == TEST_STRING
         if bind != "0":
             assert refused(asked)
+
+
+def test_stcp_through_gateway_with_frpc_visitor(frp: FrpLauncher, tmp_path: Path, user_key: Path) -> None:
+    """Go's e2e case: an stcp proxy made over ssh, reached through an ordinary frpc visitor."""
+    _, bind, ssh_port = start_frps(frp, tmp_path)
+    visitor_port = free_port()
+    with EchoServer() as echo, SSHTunnel(tmp_path, ssh_port, user_key,
+                                         'stcp -n stcp-test --sk=abcdefg --allow-users="*"', echo.port) as ssh:
+        ssh.wait_output("\n\n", 20)
+        assert ssh.field("ProxyName") == "stcp-test"
+        frpc = frp.ours_frpc(frpc_config(bind, extra=block(
+            "visitors", name="v", type="stcp", serverName="stcp-test", secretKey="abcdefg", bindPort=visitor_port)))
+        frpc.wait_login(20)
+        poll(lambda: tcp_roundtrip(visitor_port, TEST_STRING) == TEST_STRING, 20, "an echo through the visitor")
+
+
+def test_tcpmux_through_gateway(frp: FrpLauncher, tmp_path: Path, user_key: Path) -> None:
+    mux = free_port()
+    _, _, ssh_port = start_frps(frp, tmp_path, extra=f"tcpmuxHTTPConnectPort = {mux}\n")
+    with EchoServer() as echo, SSHTunnel(tmp_path, ssh_port, user_key,
+                                         "tcpmux --mux=httpconnect --custom-domain m.example.com", echo.port) as ssh:
+        ssh.wait_output("\n\n", 20)
+        with socket.create_connection((LOCALHOST, mux), timeout=10) as c:
+            c.sendall(b"CONNECT m.example.com:443 HTTP/1.1\r\nHost: m.example.com:443\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200"), head
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            c.sendall(TEST_STRING)
+            while len(rest) < len(TEST_STRING):
+                chunk = c.recv(4096)
+                assert chunk
+                rest += chunk
+            assert rest == TEST_STRING
