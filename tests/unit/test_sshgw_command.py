@@ -9,6 +9,8 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiofrp.config.server import SSHTunnelGateway
 from aiofrp.server.sshgw import load_authorized_keys, load_host_key
@@ -143,3 +145,34 @@ def test_authorized_keys(tmp_path: Path) -> None:
         load_authorized_keys(str(path))
     with pytest.raises(OSError):
         load_authorized_keys(os.fspath(tmp_path / "missing"))
+
+
+WORDS = st.sampled_from(["tcp", "http", "https", "tcpmux", "stcp", "-", "--", "-r", "-n", "-h", "--help", "-t=",
+                         "--remote_port", "--remote-port=", "--metadatas", "a=b", "a=b,c=d", '"x",y', "0x1f",
+                         "-d", "--sd", "--allow-users", "--sk", "=", "---", "--=", "-rz", "\x00", "é"])
+
+
+@given(st.lists(st.one_of(WORDS, st.text(max_size=12)), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_any_command_is_parsed_or_refused_with_text(words: list[str]) -> None:
+    """Whatever an ssh user sends: a Command, the usage, or a CommandError with a one-line text."""
+    try:
+        cmd = parse(" ".join(words))
+    except HelpRequested as e:
+        assert e.usage.startswith("Usage:\n")
+    except CommandError as e:
+        assert str(e)
+    else:
+        assert cmd.proxy_type in ("tcp", "http", "https", "tcpmux", "stcp") and cmd.proxy_name
+        cmd.new_proxy(cmd.user)
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_any_authorized_keys_file_loads_or_is_refused(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    path = tmp_path_factory.mktemp("ak") / "authorized_keys"
+    path.write_bytes(data)
+    try:
+        load_authorized_keys(str(path))
+    except ValueError:
+        pass
