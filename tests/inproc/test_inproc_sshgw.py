@@ -107,3 +107,22 @@ async def test_local_forwarding_refused(inproc: InProc, tmp_path: Path) -> None:
         await conn.open_unix_connection("/run/anything.sock")
     conn.close()
     await conn.wait_closed()
+
+
+async def test_virtual_client_heartbeats(inproc: InProc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without tcpMux frps expects a Ping within transport.heartbeatTimeout: the virtual client
+    sends them (Go frpc's heartbeatInterval), so a long ssh session keeps its proxy."""
+    from aiofrp.server.sshgw import virtual
+
+    monkeypatch.setattr(virtual, "HEARTBEAT_INTERVAL", 0.2)
+    server, ssh_port = await start(inproc, tmp_path, **{"transport.tcpMux": False, "transport.heartbeatTimeout": 1})
+    echo = await inproc.echo_service()
+    remote = free_port()
+    conn, out = await open_tunnel(ssh_port, echo.port, f"tcp -r {remote} -n hb")
+    assert "ProxyName: hb\n" in out
+    await asyncio.sleep(2.5)  # over twice the heartbeat timeout: the point of the test is time passing
+    assert "hb" in server.proxies
+    assert await inproc.roundtrip(remote, b"still here") == b"still here"
+    assert not inproc.log.matching(r"heartbeat timeout")
+    conn.close()
+    await conn.wait_closed()
