@@ -262,3 +262,28 @@ def test_tcpmux_through_gateway(frp: FrpLauncher, tmp_path: Path, user_key: Path
                 assert chunk
                 rest += chunk
             assert rest == TEST_STRING
+
+
+def test_duplicate_name_ssh_killed_mid_transfer_and_frps_stop(frp: FrpLauncher, tmp_path: Path,
+                                                             user_key: Path) -> None:
+    frps, _, ssh_port = start_frps(frp, tmp_path)
+    with EchoServer() as echo, SSHTunnel(tmp_path, ssh_port, user_key, "tcp -n dup", echo.port) as first:
+        first.wait_output("\n\n", 20)
+        port = int(first.field("RemoteAddress").rsplit(":", 1)[1])
+        r = ssh_run(ssh_port, user_key, "tcp -n dup", local_port=echo.port)
+        assert (r.stdout, r.returncode) == ("proxy [dup] already exists\n", 255)
+        # the ssh user vanishes while a visitor's transfer is under way: only that relay ends
+        with socket.create_connection((LOCALHOST, port), timeout=10) as c:
+            c.sendall(os.urandom(1 << 20))
+            assert c.recv(1)
+            first.proc.kill()
+            first.proc.wait(5)
+            poll(lambda: refused(port), 10, "the proxy gone with the killed ssh")
+        with SSHTunnel(tmp_path, ssh_port, user_key, "tcp -n after", echo.port) as second:
+            second.wait_output("\n\n", 20)
+            port2 = int(second.field("RemoteAddress").rsplit(":", 1)[1])
+            assert tcp_roundtrip(port2, TEST_STRING) == TEST_STRING
+            frps.stop()  # frps shutting down ends the ssh sessions
+            assert second.wait_exit(10) == 255
+    text = frps.log_text()
+    assert "Traceback" not in text and "internal error" not in text, text
