@@ -49,7 +49,7 @@ CASES = [
 
 
 class Gateway:
-    def __init__(self, frp: FrpLauncher, tmp_path: Path, go: bool) -> None:
+    def __init__(self, frp: FrpLauncher, tmp_path: Path, go: bool, extra: str = "") -> None:
         self.bind, self.ssh, self.vhost, self.tcpmux = free_port(), free_port(), free_port(), free_port()
         host_key = tmp_path / "host_key"
         if not host_key.exists():
@@ -58,7 +58,7 @@ class Gateway:
             f'bindAddr = "{LOCALHOST}"\nbindPort = {self.bind}\nauth.token = "{TOKEN}"\n'
             f"vhostHTTPPort = {self.vhost}\ntcpmuxHTTPConnectPort = {self.tcpmux}\n"
             f"sshTunnelGateway.bindPort = {self.ssh}\n"
-            f'sshTunnelGateway.privateKeyFile = "{host_key}"\n'
+            f'sshTunnelGateway.privateKeyFile = "{host_key}"\n' + extra
         )
         self.proc: FrpProcess = frp.go_frps(conf) if go else frp.ours_frps(conf)
         self.proc.wait_for_log(r"frps started successfully", 20)
@@ -98,3 +98,22 @@ def test_ssh_users_see_what_go_frps_prints(frp: FrpLauncher, tmp_path: Path, gof
             got = ours.transcript(tmp_path, key, echo.port, command, stays_up)
             assert got == want, f"ssh ... {command}"
     assert "Traceback" not in ours.proc.log_text()
+
+
+def test_authorized_keys_as_go(frp: FrpLauncher, tmp_path: Path, gofrp_bins: object) -> None:
+    """authorizedKeysFile: the listed key's comment is the user (over --user), no token asked;
+    another key is refused by ssh itself (Permission denied (publickey)) with nothing printed."""
+    key = keygen(tmp_path, "listed", "alice")
+    other = keygen(tmp_path, "other", "mallory")
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(Path(f"{key}.pub").read_text())
+    extra = f'sshTunnelGateway.authorizedKeysFile = "{keys}"\n'
+    gateways = [Gateway(frp, tmp_path, go=True, extra=extra), Gateway(frp, tmp_path, go=False, extra=extra)]
+    with EchoServer() as echo:
+        listed = [g.transcript(tmp_path, key, echo.port, "tcp -n k -u carol", True) for g in gateways]
+        assert listed[0] == listed[1]
+        assert "User: alice\nProxyName: alice.k\n" in listed[1][0]
+        refused = [ssh_run(g.ssh, other, "tcp -n k", local_port=echo.port) for g in gateways]
+        for r in refused:
+            assert (r.stdout, r.returncode) == ("", 255)
+            assert "Permission denied (publickey)" in r.stderr
