@@ -14,6 +14,7 @@ from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
+from ..net.pipe import pipe
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
 from ..proto.addr import fmt_addr
@@ -235,17 +236,17 @@ class Server:
         finally:
             gate.end()
 
-    def open_internal(self, peer: str) -> socket.socket:
+    def open_internal(self, peer: str) -> asyncio.Transport:
         """A connection into frps from inside the process (Go: the ssh tunnel gateway's
-        ``sshTunnelListener``, served with ``internal = true``): the returned socket is one end of
-        a socket pair whose other end frps serves like a bind-port connection past TLS and yamux,
-        trusted from the start; ``peer`` names it in the log lines (the ssh user's address)."""
-        ours, theirs = socket.socketpair()
-        self.spawn(self._serve_internal(ours, peer))
+        ``sshTunnelListener``, served with ``internal = true``): the returned transport is one end
+        of an in-memory pipe (net/pipe.py) whose other end frps serves like a bind-port connection
+        past TLS and yamux, trusted from the start; ``peer`` names it in the log lines (the ssh
+        user's address). Give the returned end its protocol before the loop runs again."""
+        ours, theirs = pipe(asyncio.get_running_loop())
+        proto = _Internal(self, peer)
+        ours.set_protocol(proto)
+        proto.connection_made(ours)
         return theirs
-
-    async def _serve_internal(self, sock: socket.socket, peer: str) -> None:
-        await asyncio.get_running_loop().connect_accepted_socket(lambda: _Internal(self, peer), sock)
 
     # -- login ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The virtual frpc behind one ssh user (Go ``pkg/virtual``: a client Service on a pipe connector).
 
-It logs in to frps over :meth:`Server.open_internal` connections (no TLS, no yamux, a control
+It logs in to frps over ``Server.open_internal`` connections (in-memory pipes; no TLS, no yamux, a control
 that is not encrypted, as Go's internal listener), registers the user's one proxy with a NewProxy,
 answers ReqWorkConn with NewWorkConn connections, and hands each StartWorkConn to the tunnel,
 which pairs it with a ``forwarded-tcpip`` channel to the ssh client. So frps sees an ordinary
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,7 +42,7 @@ class InternalServer(Protocol):
     @property
     def cfg(self) -> ServerConfig: ...
 
-    def open_internal(self, peer: str) -> socket.socket: ...
+    def open_internal(self, peer: str) -> asyncio.Transport: ...
 
 
 class VirtualClientError(Exception):
@@ -73,8 +72,10 @@ class VirtualClient:
         )
 
     async def _connect(self) -> MsgConn:
-        sock = self.server.open_internal(self.peer)
-        _, conn = await asyncio.get_running_loop().connect_accepted_socket(MsgConn, sock)
+        transport = self.server.open_internal(self.peer)
+        conn = MsgConn()
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
         return conn
 
     async def start(self, user: str, req: m.NewProxy) -> str:
