@@ -287,3 +287,14 @@ def test_duplicate_name_ssh_killed_mid_transfer_and_frps_stop(frp: FrpLauncher, 
             assert second.wait_exit(10) == 255
     text = frps.log_text()
     assert "Traceback" not in text and "internal error" not in text, text
+
+
+def test_unreadable_host_key_stops_frps(frp: FrpLauncher, tmp_path: Path) -> None:
+    """As Go: a privateKeyFile that cannot be read stops frps; the line names the key and file."""
+    frps = frp.ours_frps(f'bindAddr = "{LOCALHOST}"\nbindPort = {free_port()}\n'
+                         f"sshTunnelGateway.bindPort = {free_port()}\n"
+                         f'sshTunnelGateway.privateKeyFile = "{tmp_path / "missing"}"\n')
+    assert frps.wait_exit(30) == 1
+    text = frps.log_text()
+    assert f"create ssh gateway error: sshTunnelGateway.privateKeyFile: {tmp_path / 'missing'}: No such file" in text
+    assert "Traceback" not in text

@@ -126,8 +126,13 @@ def test_host_key_generated_kept_or_read(tmp_path: Path) -> None:
     own = tmp_path / "own"
     own.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     assert load_host_key(SSHTunnelGateway(private_key_file=str(own))).algorithm == b"ssh-ed25519"
-    with pytest.raises(FileNotFoundError):  # privateKeyFile is not generated (Go)
-        load_host_key(SSHTunnelGateway(private_key_file=str(tmp_path / "missing")))
+    with pytest.raises(OSError, match="sshTunnelGateway.privateKeyFile: .*missing: No such file"):
+        load_host_key(SSHTunnelGateway(private_key_file=str(tmp_path / "missing")))  # not generated (Go)
+    (tmp_path / "bad").write_text("not a key")
+    with pytest.raises(ValueError, match="sshTunnelGateway.privateKeyFile: .*bad: Invalid private key"):
+        load_host_key(SSHTunnelGateway(private_key_file=str(tmp_path / "bad")))
+    with pytest.raises(OSError, match="sshTunnelGateway.autoGenPrivateKeyPath: .*/no/dir/k: No such file"):
+        load_host_key(SSHTunnelGateway(auto_gen_private_key_path=str(tmp_path / "no" / "dir" / "k")))
 
 
 def test_authorized_keys(tmp_path: Path) -> None:

@@ -86,24 +86,37 @@ def new_random_private_key() -> bytes:
 
 
 def load_host_key(cfg: SSHTunnelGateway) -> asyncssh.SSHKey:
+    """The host key as Go reads or makes it; errors name the config key and the file."""
     if cfg.private_key_file:
-        with open(cfg.private_key_file, "rb") as f:
-            data = f.read()
+        where = f"sshTunnelGateway.privateKeyFile: {cfg.private_key_file}"
+        try:
+            with open(cfg.private_key_file, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise OSError(f"{where}: {exc.strerror or exc}") from None
     else:
+        path = cfg.auto_gen_private_key_path
+        where = f"sshTunnelGateway.autoGenPrivateKeyPath: {path}"
         data = b""
-        if cfg.auto_gen_private_key_path:
+        if path:
             try:
-                with open(cfg.auto_gen_private_key_path, "rb") as f:
+                with open(path, "rb") as f:
                     data = f.read()
             except OSError:
                 pass
         if not data:
             data = new_random_private_key()
-            if cfg.auto_gen_private_key_path:
-                fd = os.open(cfg.auto_gen_private_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-    return asyncssh.import_private_key(data)
+            if path:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                except OSError as exc:
+                    raise OSError(f"{where}: {exc.strerror or exc}") from None
+    try:
+        return asyncssh.import_private_key(data)
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def load_authorized_keys(path: str) -> dict[bytes, str]:
