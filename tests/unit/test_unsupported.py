@@ -308,7 +308,6 @@ FRPS_REFUSED = [
     ("enablePrometheus = true", "enablePrometheus"),
     ("kcpBindPort = 7000", "kcpBindPort"),
     ("quicBindPort = 7000", "quicBindPort"),
-    ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
 ]
 FRPC_REFUSED = [
     ('transport.protocol = "kcp"', "transport.protocol"),

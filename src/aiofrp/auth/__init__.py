@@ -88,3 +88,17 @@ def new_verifier(auth: AuthServerConfig) -> Verifier:
     from .token import TokenAuth
 
     return TokenAuth(scopes, auth.token)
+
+
+class _AlwaysPass:
+    """Go ``auth.AlwaysPassVerifier``: what an internal client that needs no auth proved (frps's
+    ssh tunnel gateway when the ssh key was checked against ``authorizedKeysFile``)."""
+
+    async def verify_ping(self, ping: m.Ping) -> None:
+        pass
+
+    async def verify_new_work_conn(self, msg: m.NewWorkConn) -> None:
+        pass
+
+
+ALWAYS_PASS: LoginAuth = _AlwaysPass()

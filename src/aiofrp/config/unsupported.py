@@ -85,9 +85,6 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frps", "kcpBindPort", "KCP transport listener", 12),
     Unsupported("frps", "quicBindPort", "QUIC transport listener", 12),
     Unsupported("frps", "transport.quic.*", "used only with quicBindPort", refused=False, go_ignores=True),
-    Unsupported("frps", "sshTunnelGateway.bindPort", "SSH tunnel gateway", 12),
-    Unsupported("frps", "sshTunnelGateway.*", "used only with sshTunnelGateway.bindPort", refused=False,
-                go_ignores=True),
     Unsupported("frps", "transport.tls.serverName", "frps does not use it", refused=False, go_ignores=True),
     Unsupported("frps", "log.disablePrintColor", "aiofrp never colours its log lines", refused=False),
     # -- frpc -----------------------------------------------------------------------------------

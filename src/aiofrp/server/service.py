@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .. import FRP_VERSION
-from ..auth import AuthError, new_verifier
+from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
+from ..net.pipe import pipe
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
 from ..proto.addr import fmt_addr
@@ -29,6 +30,7 @@ from .proxies import ServerProxy
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
+    from .sshgw import Gateway
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
@@ -73,6 +75,7 @@ class Server:
         self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
         self.https_vhost: HTTPSVhost | None = None
         self.tcpmux_vhost: TCPMuxVhost | None = None
+        self.ssh_gateway: Gateway | None = None  # sshTunnelGateway (server/sshgw)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -82,6 +85,10 @@ class Server:
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
+        if self.cfg.ssh_tunnel_gateway.bind_port > 0:
+            from .sshgw import Gateway
+
+            self.ssh_gateway = await Gateway.start(self)
         await self.start_vhosts()
         log.info("frps started successfully")
 
@@ -119,6 +126,8 @@ class Server:
     async def close(self) -> None:
         for srv in self._servers:
             srv.close()
+        if self.ssh_gateway is not None:
+            self.ssh_gateway.close()
         for ctl in list(self.controls.values()):
             ctl.close()
         for gate in list(self.gates):
@@ -230,6 +239,18 @@ class Server:
         finally:
             gate.end()
 
+    def open_internal(self, peer: str) -> asyncio.Transport:
+        """A connection into frps from inside the process (Go: the ssh tunnel gateway's
+        ``sshTunnelListener``, served with ``internal = true``): the returned transport is one end
+        of an in-memory pipe (net/pipe.py) whose other end frps serves like a bind-port connection
+        past TLS and yamux, trusted from the start; ``peer`` names it in the log lines (the ssh
+        user's address). Give the returned end its protocol before the loop runs again."""
+        ours, theirs = pipe(asyncio.get_running_loop())
+        proto = _Internal(self, peer)
+        ours.set_protocol(proto)
+        proto.connection_made(ours)
+        return theirs
+
     # -- login ----------------------------------------------------------------------------
 
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
@@ -237,7 +258,12 @@ class Server:
         try:
             # Go: service.go handleConnection asks the Login plugins first; they may rewrite it
             login = await self.plugins.login(login, peer)
-            auth = await self.verifier.verify_login(login)
+            # Go RegisterControl: an internal client (the ssh gateway's, whose user passed the
+            # ssh key check) may skip the auth method
+            auth: LoginAuth = (
+                ALWAYS_PASS if conn.internal and login.client_spec.always_auth_pass
+                else await self.verifier.verify_login(login)
+            )
         except AuthError as exc:
             self.refuse_login(conn, str(exc))
             return
@@ -260,7 +286,8 @@ class Server:
         self.controls[run_id] = ctl
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
-        conn.enable_encryption(self.key)
+        if not conn.internal:  # Go: the control of an internal client is not encrypted
+            conn.enable_encryption(self.key)
         try:
             await ctl.run()
         finally:
@@ -483,11 +510,12 @@ class _FirstConn(MsgConn):
     """A logical frp connection whose first message decides what it is: the whole TCP connection
     (``top``), or one yamux stream of it."""
 
-    def __init__(self, server: Server, gate: Gate, *, top: bool = False) -> None:
+    def __init__(self, server: Server, gate: Gate, *, top: bool = False, internal: bool = False) -> None:
         super().__init__()
         self.server = server
         self.gate = gate
         self.top = top
+        self.internal = internal  # from inside frps (Server.open_internal)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -497,6 +525,22 @@ class _FirstConn(MsgConn):
         super().connection_lost(exc)
         if self.top:
             self.gate.connection_lost()
+
+
+class _Internal(asyncio.Protocol):
+    """Server.open_internal's end of the pair: trusted at once, one logical connection."""
+
+    def __init__(self, server: Server, peer: str) -> None:
+        self.server = server
+        self.peer = peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gate = Gate(self.server, transport)  # type: ignore[arg-type]
+        gate.peer = self.peer
+        gate.trust()
+        conn = _FirstConn(self.server, gate, top=True, internal=True)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
 
 
 class _ServerMux(MuxSession):
