@@ -98,7 +98,7 @@ def test_proxy_host_resolved_with_dns_server(frp, echo: EchoServer) -> None:
         frpc = frp.ours_frpc(
             frpc_config(bind, tcp_proxy("t", echo.port, remote), token=TOKEN, dnsServer=dns.address,
                         serverAddr="localhost",
-                        **{"transport.proxyURL": f"http://proxy.aiofrp-test.invalid:{proxy.port}"}),
+                        extra=f'transport.proxyURL = "http://proxy.aiofrp-test.invalid:{proxy.port}"\n'),
             env=env())
         frpc.wait_for_proxies("t")
         assert proxy.connected()[0].target == f"localhost:{bind}"
