@@ -292,3 +292,45 @@ def test_bad_proxy_url_refused(frp, url: str, reason: str) -> None:
     finally:
         frps.close()
     assert frps.accepted == 0
+
+
+# -- OIDC token requests --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_oidc_token_request_through_transport_proxy(frp, echo: EchoServer, tmp_path, kind: str) -> None:
+    """With ``transport.proxyURL`` and no ``auth.oidc.proxyURL``, the token request goes through the
+    proxy as well (HTTPS provider: a CONNECT to it), then the frps connection."""
+    from support.oidc import MockOIDC, TestCA, frpc_oidc, frps_oidc
+
+    ca = TestCA(tmp_path / "ca")
+    proxy_cls = HttpConnectProxy if kind == "http" else Socks5Proxy
+    with MockOIDC(ca=ca) as idp, proxy_cls() as proxy:
+        bind, remote = free_port(), free_port()
+        frps = frp.ours_frps(frps_oidc(bind, idp), env=clean_env(SSL_CERT_FILE=str(ca.ca_file)))
+        frps.wait_for_log(r"frps started successfully", 10)
+        frpc = frp.ours_frpc(frpc_oidc(bind, idp, tcp_proxy("t", echo.port, remote),
+                                       extra=f'auth.oidc.trustedCaFile = "{ca.ca_file}"\n'
+                                             f'transport.proxyURL = "{proxy.url(kind)}"\n'), env=clean_env())
+        frpc.wait_for_proxies("t", timeout=15)
+        roundtrip(remote)
+        targets = [r.target for r in proxy.connected()]
+        assert f"127.0.0.1:{idp.port}" in targets and f"127.0.0.1:{bind}" in targets, targets
+        assert idp.token_requests
+        assert "OIDC token requests go through transport.proxyURL" in frpc.log_text()
+
+
+def test_oidc_dead_proxy_no_token_request(frp, tmp_path) -> None:
+    from support.oidc import MockOIDC, frpc_oidc
+
+    frps = CountingListener()
+    try:
+        with MockOIDC() as idp:
+            frpc = frp.ours_frpc(frpc_oidc(frps.port, idp, extra=f'transport.proxyURL = "http://127.0.0.1:{free_port()}"\n'),
+                                 env=clean_env())
+            text = frpc.wait_for_log(r"(connect to server error|login to server failed)[^\n]*", 20)[0]
+            assert "proxyconnect" in text or "proxy" in text, text
+            assert idp.token_requests == [] and idp.requests == []
+    finally:
+        frps.close()
+    assert frps.accepted == 0

@@ -59,7 +59,8 @@ class Client:
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
-        self.auth = new_setter(cfg.auth, config_path or "frpc config")  # token or oidc (aiofrp/auth)
+        # token or oidc (aiofrp/auth); OIDC token requests use transport.proxyURL too
+        self.auth = new_setter(cfg.auth, config_path or "frpc config", transport_proxy_url=cfg.transport.proxy_url)
         self.run_id = ""
         self.control: Control | None = None
         self.connector: Connector | None = None
