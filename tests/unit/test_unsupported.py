@@ -314,7 +314,6 @@ FRPC_REFUSED = [
     ('transport.protocol = "kcp"', "transport.protocol"),
     ('transport.protocol = "wss"', "transport.protocol"),
     ("transport.quic.maxIncomingStreams = 10", "transport.quic.maxIncomingStreams"),
-    ('transport.wireProtocol = "v2"', "transport.wireProtocol"),
     ('store.path = "./store.json"', "store.path"),
     ('webServer.port = 7400\nwebServer.tls.certFile = "c"\nwebServer.tls.keyFile = "k"', "webServer.tls"),
     ('webServer.port = 7400\nwebServer.assetsDir = "/srv"', "webServer.assetsDir"),

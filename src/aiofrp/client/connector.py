@@ -18,6 +18,7 @@ from ..net.forward_proxy import ProxyDialError, open_via_proxy
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
+from ..proto import wire
 from .errors import Server, dial_error, login_error, proxy_error, tls_error
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Connector:
         self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte
         self.server = Server(cfg.server_addr, cfg.server_port, bool(tls.enable), self.first_byte)
         self.session: MuxSession | None = None
+        self.wire_protocol = t.wire_protocol
         # transport.proxyURL (or $http_proxy) and dnsServer: see _connect_tcp
         self.proxy: ProxyURL | None = cfg.transport.forward_proxy()
         self.resolver = Resolver(*parse_dns_server(cfg.dns_server)) if cfg.dns_server else None
@@ -131,9 +133,12 @@ class Connector:
             raise dial_error(self.server, exc, timeout) from exc
 
     async def open(self) -> MsgConn:
-        conn = MsgConn()
+        """A new logical connection; with ``transport.wireProtocol = "v2"`` it starts with the v2
+        magic (§1.8) and frames v2 messages."""
+        conn = MsgConn(self.wire_protocol)
         if not self.tcp_mux:
             await self._dial(conn)
+            self._magic(conn)
             return conn
         if self.session is None or self.session.is_closed:
             self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
@@ -144,7 +149,12 @@ class Connector:
         stream = self.session.open_stream()
         stream.set_protocol(conn)
         conn.connection_made(stream)
+        self._magic(conn)
         return conn
+
+    def _magic(self, conn: MsgConn) -> None:
+        if self.wire_protocol == "v2":
+            conn.write_raw(wire.MAGIC)
 
     def close(self) -> None:
         if self.session is not None:

@@ -116,7 +116,6 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frpc", "transport.protocol", "transport to frps other than TCP", 12,
                 values=("kcp", "quic", "websocket", "wss")),
     Unsupported("frpc", "transport.quic.maxIncomingStreams", "QUIC stream limit", 12),
-    Unsupported("frpc", "transport.wireProtocol", "frp wire protocol v2", 12, values=("v2",)),
     Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frpc",
                 types=("udp", "sudp"), only_with='transport.bandwidthLimitMode = "client"'),
     Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frps",

@@ -24,6 +24,11 @@ log = logging.getLogger("aiofrp.server.control")
 Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
 
+V1_ONLY_PROXY_TYPES = ("udp", "sudp")
+"""Proxy types whose work connections carry v1 UDPPacket frames only (net/udp.py): refused for a
+wire v2 client instead of speaking the wrong framing to it."""
+
+
 class Control:
     auth: LoginAuth  # what the Login proved (set by Server.handle_login); checks Pings and work conns
 
@@ -33,6 +38,9 @@ class Control:
         self.login = login
         self.run_id = run_id
         self.user = login.user
+        self.wire_protocol: str = conn.wire_protocol
+        """``"v1"`` or ``"v2"`` (§2.4): what this client speaks (Go: the registry's ``WireProtocol``,
+        ``wireProtocol`` in the dashboard's ``/api/clients``)."""
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
@@ -131,6 +139,9 @@ class Control:
             raise ProxyError("control is closed")
         if name in self.server.proxies:
             raise ProxyError(f"proxy [{name}] already exists")
+        if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
+            raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
+                             '(their payload frames are v1 only); use transport.wireProtocol = "v1"')
         proxy = new_server_proxy(self, req)
         self.server.proxies[name] = proxy
         self.proxies[name] = proxy

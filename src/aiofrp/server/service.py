@@ -16,10 +16,11 @@ from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
-from .control import Control
+from .control import V1_ONLY_PROXY_TYPES, Control
 from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
 from .nathole import NatHoleController
@@ -194,7 +195,7 @@ class Server:
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
-            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
         except TimeoutError:
             if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
                 log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
@@ -227,10 +228,31 @@ class Server:
         finally:
             gate.end()
 
+    async def first_message(self, conn: _FirstConn, timeout: float) -> m.Message:
+        """The first message of a logical connection, v1 or v2 (§1.8: the magic decides, on every
+        logical connection); a v2 ClientHello before it is answered with a ServerHello (§2.4)."""
+        async with asyncio.timeout(timeout):
+            if await conn.detect_wire() == "v1":
+                return await conn.read_msg()
+            frame = await conn.read_frame()
+            if frame.type == wire.FRAME_CLIENT_HELLO:
+                try:
+                    server_hello, algorithm = wire.answer_client_hello(frame.payload)
+                except wire.HelloRefused as exc:
+                    conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, exc.server_hello))
+                    raise
+                conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, server_hello))
+                conn.v2_crypto = (algorithm, wire.transcript_hash(frame.payload, server_hello))
+                return await conn.read_msg()
+            return wire.decode_message(frame)
+
     # -- login ----------------------------------------------------------------------------
 
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
         peer = conn.gate.peer
+        if conn.wire_protocol == "v2" and conn.v2_crypto is None:  # a v2 Login without ClientHello
+            self.refuse_login(conn, "missing v2 crypto negotiation")
+            return
         try:
             auth = await self.verifier.verify_login(login)
         except AuthError as exc:
@@ -243,16 +265,17 @@ class Server:
             old.close()
             await old.finished
         log.info(
-            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s",
+            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
             f" client_id [{login.client_id}]" if login.client_id else "",
+            " wire protocol [v2]" if conn.wire_protocol == "v2" else "",
         )
         ctl = Control(self, conn, login, run_id)
         ctl.auth = auth
         self.controls[run_id] = ctl
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
-        conn.enable_encryption(self.key)
+        conn.enable_control_crypto(self.token, self.key, client=False)
         try:
             await ctl.run()
         finally:
@@ -275,6 +298,8 @@ class Server:
             err, absent = "proxy is closed", True
         else:
             err, absent = proxy.check_visitor(msg), False
+            if not err and conn.wire_protocol == "v2" and proxy.type in V1_ONLY_PROXY_TYPES:
+                err = f"{proxy.type} visitors over wire protocol v2 are not supported by aiofrp yet"
         if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
