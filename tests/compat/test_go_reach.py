@@ -112,7 +112,7 @@ def test_go_frps_065_refuses_our_v2_frpc(frp, echo_server) -> None:
     frps = frp.processes[-1]
     remote = free_port()
     frpc = frp.ours_frpc(frpc_config(bind, tcp_proxy("t", echo_server.port, remote), token=TOKEN,
-                                     **{"transport.wireProtocol": "v2"}), env=env())
+                                     extra='transport.wireProtocol = "v2"\n'), env=env())
     text = frpc.wait_for_log(r"connect to server error: (.*)", 20)[1]
     assert f"127.0.0.1:{bind} closed the connection without answering the login" in text, text
     assert 'frps older than 0.69 closes a wire protocol v2 connection at once' in text
