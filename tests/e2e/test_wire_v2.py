@@ -138,8 +138,24 @@ def test_v2_stcp_visitor(frp, echo: EchoServer) -> None:
     poll(lambda: echo_ok(vport), 15, "stcp visitor over v2")
 
 
-def test_v2_udp_refused_at_load(frp) -> None:
-    frpc = frp.ours_frpc(frpc_config(free_port(), block("proxies", name="u", type="udp", localPort=53, remotePort=0),
+@pytest.mark.parametrize("tcp_mux", [True, False], ids=["mux", "nomux"])
+def test_v2_udp_proxy(frp, tcp_mux: bool) -> None:
+    """udp work connections in v2: UDPPacket and Ping as v2 message frames (§2.4)."""
+    from support.procs import UdpEchoServer, udp_proxy, udp_roundtrip
+
+    _, bind = start_frps(frp, tcp_mux=tcp_mux)
+    with UdpEchoServer() as uecho:
+        remote = free_port()
+        frpc = frp.ours_frpc(frpc_config(bind, udp_proxy("u", uecho.port, remote, **{"transport.useEncryption": True}),
+                                         token=TOKEN, tcp_mux=tcp_mux, **V2), env=env())
+        frpc.wait_for_proxies("u", timeout=15)
+        for size in (1, 100, 1400):  # udpPacketSize (1500) bounds a datagram
+            data = os.urandom(size)
+            assert udp_roundtrip(remote, data, 5, attempts=10) == data
+
+
+def test_v2_sudp_refused_at_load(frp) -> None:
+    frpc = frp.ours_frpc(frpc_config(free_port(), block("proxies", name="u", type="sudp", localPort=53, secretKey="k"),
                                      token=TOKEN, **V2), env=env())
     assert frpc.wait_exit(15) == 1
-    assert 'proxies[0].type: udp over transport.wireProtocol = "v2" is not supported by aiofrp yet' in frpc.log_text()
+    assert 'proxies[0].type: sudp over transport.wireProtocol = "v2" is not supported by aiofrp yet' in frpc.log_text()

@@ -247,3 +247,27 @@ def test_nonce_counter_carries_leftwards() -> None:
     n = bytearray(b"\x00\x00\xff\xff")
     assert wire._increment(n) and n == bytearray(b"\x00\x01\x00\x00")
     assert not wire._increment(bytearray(b"\xff\xff"))
+
+
+# -- UDP payload frames in v2 (udp work connections) -----------------------------------------------
+
+
+def test_udp_packets_as_v2_message_frames() -> None:
+    from aiofrp.proto.udp import Datagram, PacketEncoder, PacketReader, PacketTooLarge, addr_to_wire
+
+    enc = PacketEncoder(v2=True)
+    addr = ("1.2.3.4", 5678)
+    frame = enc.packet(b"hi", addr)
+    assert frame == wire.encode_message(m.UDPPacket(c=b"hi", r=addr_to_wire(addr)))
+    assert frame[:2] == b"\x00\x10" and frame[8:10] == b"\x00\x0d"  # a message frame, type id 13
+    assert enc.packet(b"", addr) == wire.encode_message(m.UDPPacket(r=addr_to_wire(addr)))
+    assert enc.ping_frame() == wire.encode_message(m.Ping()) and PacketEncoder().ping_frame() == m.encode(m.Ping())
+    big = bytes(20000)  # too big for a v1 message (10 240), fine in a v2 frame (64 KiB)
+    with pytest.raises(PacketTooLarge):
+        PacketEncoder().packet(big, addr)
+    stream = enc.packet(big, addr) + enc.ping_frame() + frame
+    r = PacketReader(v2=True)
+    events = [e for i in range(0, len(stream), 777) for e in r.feed(stream[i:i + 777])]
+    assert events == [Datagram(big, addr), m.Ping(), Datagram(b"hi", addr)] and r.buffered == 0
+    with pytest.raises(PacketTooLarge):
+        enc.packet(bytes(50000), addr)

@@ -118,10 +118,10 @@ def validate_client_config(
     if t.wire_protocol == "v2":
         for what, items in (("proxies", cfg.proxies), ("visitors", cfg.visitors)):
             for i, item in enumerate(items):
-                if item.type in ("udp", "sudp"):
+                if item.type == "sudp":
                     raise ConfigError(source, f"{what}[{i}].type",
                                       f'{item.type} over transport.wireProtocol = "v2" is not supported by '
-                                      'aiofrp yet (its UDP payload frames are v1 only); use "v1"', item.type)
+                                      'aiofrp yet (frps would have to bridge its v1 and v2 payload frames); use "v1"', item.type)
     if 0 < t.heartbeat_timeout < t.heartbeat_interval:
         raise ConfigError(
             source,

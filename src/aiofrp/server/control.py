@@ -24,9 +24,9 @@ log = logging.getLogger("aiofrp.server.control")
 Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
 
-V1_ONLY_PROXY_TYPES = ("udp", "sudp")
-"""Proxy types whose work connections carry v1 UDPPacket frames only (net/udp.py): refused for a
-wire v2 client instead of speaking the wrong framing to it."""
+V1_ONLY_PROXY_TYPES = ("sudp",)
+"""Proxy types not served to a wire v2 client yet: sudp's visitor and provider connections are
+relayed as they are, so a v1 and a v2 end would need Go's re-encoding bridge (§2.4)."""
 
 
 class Control:
@@ -141,7 +141,7 @@ class Control:
             raise ProxyError(f"proxy [{name}] already exists")
         if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
             raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
-                             '(their payload frames are v1 only); use transport.wireProtocol = "v1"')
+                             '(no v1/v2 payload bridge); use transport.wireProtocol = "v1"')
         proxy = new_server_proxy(self, req)
         self.server.proxies[name] = proxy
         self.proxies[name] = proxy
