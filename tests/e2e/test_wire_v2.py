@@ -1,6 +1,6 @@
 """Wire protocol v2 (spec §1.8, §2.4) between our frpc (``transport.wireProtocol = "v2"``) and our
 frps, which tells v1 from v2 by the magic on every logical connection. No Go >= 0.69 binary is
-available here: the byte layouts are checked by tests/unit/test_wire_v2.py (known answers) and
+available here: the byte layouts are checked by tests/unit/test_wire_v2_codec.py (known answers) and
 tests/inproc/test_inproc_wire_v2.py (a hand-played peer); Go 0.65 refusing v2 is in
 tests/compat/test_go_wire_v2.py.
 """
