@@ -2,7 +2,7 @@
 frps, which tells v1 from v2 by the magic on every logical connection. No Go >= 0.69 binary is
 available here: the byte layouts are checked by tests/unit/test_wire_v2_codec.py (known answers) and
 tests/inproc/test_inproc_wire_v2.py (a hand-played peer); Go 0.65 refusing v2 is in
-tests/compat/test_go_wire_v2.py.
+tests/compat/test_go_reach.py.
 """
 
 from __future__ import annotations
