@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|config|quick|cli)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|reach|config|quick|cli)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -594,3 +594,27 @@ def test_ssh_gateway_example(frp, tmp_path: Path) -> None:
                 p.kill()
                 p.wait(5)
         poll(lambda: refused(remote), 10, "the tcp proxy gone with its ssh session")
+# -- Reaching frps through proxies, DNS, wire protocol v2 ---------------------------------------
+
+
+def test_reach_examples(frp, tmp_path: Path) -> None:
+    from support.dnsserver import DNSServer
+    from support.fwdproxy import HttpConnectProxy
+
+    with EchoServer() as echo, HttpConnectProxy(auth=("alice", "s3cret")) as proxy, \
+            DNSServer({"frps.example.com": ["127.0.0.1"]}) as dns:
+        ex = Example(tmp_path, ports(7000, 6000, p22=echo.port),
+                     {"198.51.100.7:3128": f"127.0.0.1:{proxy.port}", "192.0.2.53": dns.address})
+        ex.write("tcp/frps.toml")
+        frps = ex.start(frp, "frps -c frps.toml")
+        frps.wait_for_log("frps started successfully")
+        for name in ("reach/frpc-proxy.toml", "reach/frpc-dns.toml", "reach/frpc-v2.toml"):
+            ex.write(name)
+            frpc = ex.start(frp, f"frpc -c {name.rsplit('/', 1)[-1]}")
+            frpc.wait_for_proxies("ssh", timeout=15)
+            assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
+            frpc.stop()
+            poll(lambda: refused(ex.ports[6000]), 10, "the proxy gone with its frpc")
+        assert proxy.connected()[0].credentials == ("alice", "s3cret")
+        assert ("frps.example.com", "A") in dns.asked()
+        assert "wire protocol [v2]" in frps.log_text()

@@ -63,16 +63,17 @@ def scopes_of(additional_scopes: list[str]) -> frozenset[str]:
     return frozenset(s.lower() for s in additional_scopes)
 
 
-def new_setter(auth: AuthClientConfig, source: str = "frpc config") -> Setter:
+def new_setter(auth: AuthClientConfig, source: str = "frpc config", *, transport_proxy_url: str = "") -> Setter:
     """The frpc side of ``auth.method``. Raises ``ConfigError`` for settings that cannot work
-    (an unreadable ``trustedCaFile``, a bad ``proxyURL``)."""
+    (an unreadable ``trustedCaFile``, a bad ``proxyURL``). ``transport_proxy_url``: frpc's
+    ``transport.proxyURL``, which OIDC token requests use when ``auth.oidc.proxyURL`` is unset."""
     scopes = scopes_of(list(auth.additional_scopes))
     if auth.method == "oidc":
         from .oidc import OIDCSetter, TokenSourceSetter
 
         if auth.oidc.token_source is not None:
             return TokenSourceSetter(scopes, auth.oidc.token_source, source)
-        return OIDCSetter(scopes, auth.oidc, source)
+        return OIDCSetter(scopes, auth.oidc, source, transport_proxy_url=transport_proxy_url)
     from .token import TokenAuth
 
     return TokenAuth(scopes, auth.token)

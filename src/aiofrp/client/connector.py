@@ -12,10 +12,14 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
+from ..config.reach import ProxyURL, parse_dns_server
+from ..net.dns import Resolver
+from ..net.forward_proxy import ProxyDialError, open_via_proxy
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
-from .errors import Server, dial_error, login_error, tls_error
+from ..proto import wire
+from .errors import Server, dial_error, login_error, proxy_error, tls_error
 
 if TYPE_CHECKING:
     from ..config.client import ClientConfig
@@ -47,6 +51,13 @@ class Connector:
         self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte
         self.server = Server(cfg.server_addr, cfg.server_port, bool(tls.enable), self.first_byte)
         self.session: MuxSession | None = None
+        self.wire_protocol = t.wire_protocol
+        # transport.proxyURL (or $http_proxy) and dnsServer: see _connect_tcp
+        self.proxy: ProxyURL | None = cfg.transport.forward_proxy()
+        self.resolver = Resolver(*parse_dns_server(cfg.dns_server)) if cfg.dns_server else None
+        if self.proxy is not None:
+            src = "transport.proxyURL" if cfg.transport.proxy_url else "$http_proxy"
+            log.info("frps is reached through the proxy %s (%s)", self.proxy.label, src)
 
     async def _dial(self, app: asyncio.Protocol) -> asyncio.Transport:
         """Connect a fresh TCP(+TLS) connection to frps with ``app`` as its protocol.
@@ -56,12 +67,7 @@ class Connector:
         loop = asyncio.get_running_loop()
         timeout = cfg.transport.dial_server_timeout or 10
         local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
-        try:
-            async with asyncio.timeout(timeout):
-                raw, holder = await loop.create_connection(_Placeholder, cfg.server_addr, cfg.server_port,
-                                                           local_addr=local)
-        except (OSError, TimeoutError) as exc:
-            raise dial_error(self.server, exc, timeout) from exc
+        raw, holder = await self._connect_tcp(loop, local, timeout)
         sock = raw.get_extra_info("socket")
         ka = cfg.transport.dial_server_keepalive
         if sock is not None and ka > 0:
@@ -94,10 +100,45 @@ class Connector:
             raise
         return tls
 
+    async def _connect_tcp(self, loop: asyncio.AbstractEventLoop, local: tuple[str, int] | None,
+                           timeout: float) -> tuple[asyncio.Transport, _Placeholder]:
+        """The TCP connection to frps: direct, or through ``transport.proxyURL`` (never direct
+        when a proxy is set), the names looked up with ``dnsServer`` when it is set."""
+        cfg = self.cfg
+        host, port = cfg.server_addr, cfg.server_port
+        resolve = self.resolver.resolve if self.resolver is not None else None
+        if self.proxy is not None:
+            try:
+                sock = await open_via_proxy(self.proxy, host, port, timeout=timeout, local_addr=local,
+                                            resolve=resolve)
+            except ProxyDialError as exc:
+                raise proxy_error(self.server, self.proxy.label, exc, timeout) from exc
+            try:
+                return await loop.create_connection(_Placeholder, sock=sock)
+            except OSError as exc:
+                sock.close()
+                raise dial_error(self.server, exc, timeout) from exc
+        try:
+            async with asyncio.timeout(timeout):
+                hosts = await resolve(host) if resolve is not None else [host]
+                last: OSError | None = None
+                for addr in hosts:  # the addresses in order, as Go's dialer (without a fallback delay)
+                    try:
+                        return await loop.create_connection(_Placeholder, addr, port, local_addr=local)
+                    except OSError as exc:
+                        last = exc
+                assert last is not None
+                raise last
+        except (OSError, TimeoutError) as exc:
+            raise dial_error(self.server, exc, timeout) from exc
+
     async def open(self) -> MsgConn:
-        conn = MsgConn()
+        """A new logical connection; with ``transport.wireProtocol = "v2"`` it starts with the v2
+        magic (§1.8) and frames v2 messages."""
+        conn = MsgConn(self.wire_protocol)
         if not self.tcp_mux:
             await self._dial(conn)
+            self._magic(conn)
             return conn
         if self.session is None or self.session.is_closed:
             self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
@@ -108,7 +149,12 @@ class Connector:
         stream = self.session.open_stream()
         stream.set_protocol(conn)
         conn.connection_made(stream)
+        self._magic(conn)
         return conn
+
+    def _magic(self, conn: MsgConn) -> None:
+        if self.wire_protocol == "v2":
+            conn.write_raw(wire.MAGIC)
 
     def close(self) -> None:
         if self.session is not None:

@@ -17,10 +17,11 @@ from ..net.mux import MuxSession, MuxStream
 from ..net.pipe import pipe
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
-from .control import Control
+from .control import V1_ONLY_PROXY_TYPES, Control
 from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
 from .nathole import NatHoleController
@@ -206,7 +207,7 @@ class Server:
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
-            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
         except TimeoutError:
             if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
                 log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
@@ -251,10 +252,31 @@ class Server:
         proto.connection_made(ours)
         return theirs
 
+    async def first_message(self, conn: _FirstConn, timeout: float) -> m.Message:
+        """The first message of a logical connection, v1 or v2 (§1.8: the magic decides, on every
+        logical connection); a v2 ClientHello before it is answered with a ServerHello (§2.4)."""
+        async with asyncio.timeout(timeout):
+            if await conn.detect_wire() == "v1":
+                return await conn.read_msg()
+            frame = await conn.read_frame()
+            if frame.type == wire.FRAME_CLIENT_HELLO:
+                try:
+                    server_hello, algorithm = wire.answer_client_hello(frame.payload)
+                except wire.HelloRefused as exc:
+                    conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, exc.server_hello))
+                    raise
+                conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, server_hello))
+                conn.v2_crypto = (algorithm, wire.transcript_hash(frame.payload, server_hello))
+                return await conn.read_msg()
+            return wire.decode_message(frame)
+
     # -- login ----------------------------------------------------------------------------
 
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
         peer = conn.gate.peer
+        if conn.wire_protocol == "v2" and conn.v2_crypto is None:  # a v2 Login without ClientHello
+            self.refuse_login(conn, "missing v2 crypto negotiation")
+            return
         try:
             # Go: service.go handleConnection asks the Login plugins first; they may rewrite it
             login = await self.plugins.login(login, peer)
@@ -277,9 +299,10 @@ class Server:
             old.close()
             await old.finished
         log.info(
-            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s",
+            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
             f" client_id [{login.client_id}]" if login.client_id else "",
+            " wire protocol [v2]" if conn.wire_protocol == "v2" else "",
         )
         ctl = Control(self, conn, login, run_id)
         ctl.auth = auth
@@ -287,7 +310,7 @@ class Server:
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
         if not conn.internal:  # Go: the control of an internal client is not encrypted
-            conn.enable_encryption(self.key)
+            conn.enable_control_crypto(self.token, self.key, client=False)
         try:
             await ctl.run()
         finally:
@@ -315,6 +338,8 @@ class Server:
             err, absent = "proxy is closed", True
         else:
             err, absent = proxy.check_visitor(msg), False
+            if not err and conn.wire_protocol == "v2" and proxy.type in V1_ONLY_PROXY_TYPES:
+                err = f"{proxy.type} visitors over wire protocol v2 are not supported by aiofrp yet"
         if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
