@@ -173,7 +173,7 @@ def test_the_scan_catches_a_new_field() -> None:
     for side in ROOTS:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
-    assert "kcp_bind_port" not in used_names("frps")  # refused today: nothing may read it
+    assert "max_ports_per_client" not in used_names("frps")  # refused today: nothing may read it
     assert "dns_server" not in used_names("frpc")  # (proxy_url is read now: auth.oidc.proxyURL)
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
@@ -307,15 +307,10 @@ FRPS_REFUSED = [
     ("maxPortsPerClient = 5", "maxPortsPerClient"),
     ("webServer.port = 7500", "webServer.port"),
     ("enablePrometheus = true", "enablePrometheus"),
-    ("kcpBindPort = 7000", "kcpBindPort"),
-    ("quicBindPort = 7000", "quicBindPort"),
     ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
 ]
 FRPC_REFUSED = [
-    ('transport.protocol = "kcp"', "transport.protocol"),
-    ('transport.protocol = "wss"', "transport.protocol"),
     ('transport.proxyURL = "http://127.0.0.1:3128"', "transport.proxyURL"),
-    ("transport.quic.maxIncomingStreams = 10", "transport.quic.maxIncomingStreams"),
     ('transport.wireProtocol = "v2"', "transport.wireProtocol"),
     ('dnsServer = "8.8.8.8"', "dnsServer"),
     ('store.path = "./store.json"', "store.path"),
@@ -377,8 +372,9 @@ def test_the_reason_names_the_issue() -> None:
         "frps.toml: enablePrometheus: not supported by aiofrp yet (Prometheus metrics on the dashboard; "
         "planned: issue 11)"
     )
-    err = _refusal(parse_client_config, 'transport.protocol = "quic"', "frpc.toml")
-    assert '(value "quic"; ' in str(err)
+    text = '[[proxies]]\nname = "p"\ntype = "tcp"\n[proxies.plugin]\ntype = "virtual_net"'
+    err = _refusal(parse_client_config, text, "frpc.toml")
+    assert '(value "virtual_net"; ' in str(err)
 
 
 ACCEPTED = [
@@ -462,8 +458,8 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
     from aiofrp.config.plugin import Socks5PluginOptions
     from aiofrp.server.service import Server
 
-    with pytest.raises(ConfigError, match=r"kcpBindPort: not supported by aiofrp yet"):
-        Server(ServerConfig(kcp_bind_port=7000))
+    with pytest.raises(ConfigError, match=r"maxPortsPerClient: not supported by aiofrp yet"):
+        Server(ServerConfig(max_ports_per_client=7))
     monkeypatch.delenv("http_proxy", raising=False)
     cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=Socks5PluginOptions())])
     with pytest.raises(ConfigError, match=r"proxies\[0\]\.plugin\.type: not supported by aiofrp yet"):
@@ -471,9 +467,10 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
 
 
 def test_find_unsupported_lists_every_hit() -> None:
-    cfg = parse_server_config("kcpBindPort = 1\nquicBindPort = 2\nenablePrometheus = true",
+    cfg = parse_server_config("maxPortsPerClient = 1\nwebServer.port = 2\nenablePrometheus = true",
                               refuse_unsupported=False)
-    assert [h.path for h in find_unsupported(cfg, "frps")] == ["kcpBindPort", "quicBindPort", "enablePrometheus"]
+    assert sorted(h.path for h in find_unsupported(cfg, "frps")) == ["enablePrometheus", "maxPortsPerClient",
+                                                                     "webServer.port"]
 
 
 # -- the README -----------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ class KCPConn(PausableTransport):
         if self._closed:
             return
         payload, rebuilt = self.fec_decoder.decode(data)
+        if rebuilt:
+            n = self.fec_decoder.recovered
+            if n == len(rebuilt) or n // 1000 != (n - len(rebuilt)) // 1000:
+                log.debug("kcp: FEC rebuilt %d lost datagrams from %s so far", n, fmt_addr(self.peer))
         k = self._kcp
         k.current = self._now()
         for p in (payload, *rebuilt):
