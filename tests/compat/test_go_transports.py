@@ -18,7 +18,15 @@ import struct
 import time
 
 import pytest
-from support.procs import TEST_STRING, FrpProcess, free_port, frpc_config, frps_config, tcp_proxy, tcp_roundtrip
+from support.procs import (
+    TEST_STRING,
+    FrpProcess,
+    free_port,
+    frpc_config,
+    frps_config,
+    tcp_proxy,
+    tcp_roundtrip,
+)
 from support.transports import TRANSPORTS, TLSTerminator, frpc_keys, frps_keys, server_ports
 from support.waits import frame
 
