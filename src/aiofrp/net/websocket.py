@@ -276,11 +276,15 @@ async def client_handshake(raw: asyncio.Transport, host: str, *, initial: bytes 
 # -- server ------------------------------------------------------------------------------------
 
 
-def check_request(request: Request) -> tuple[int, str] | None:
-    """Go's handler rules for ``/~!frp``: (status, reason) to refuse with, or None."""
-    path = request.path.split("?", 1)[0]
-    if path != PATH:
+def check_path(request: Request) -> tuple[int, str] | None:
+    """Go's ServeMux: only ``/~!frp`` has a handler (404 otherwise)."""
+    if request.path.split("?", 1)[0] != PATH:
         return 404, f"path {request.path!r} is not {PATH}"
+    return None
+
+
+def check_origin(request: Request) -> tuple[int, str] | None:
+    """Go's websocket.Handler: a parseable Origin is required (403 otherwise)."""
     origin = request.headers.get("Origin")
     if not origin:
         return 403, "no Origin header"
@@ -315,15 +319,16 @@ class ServerHandshake(asyncio.Protocol):
             return
         request = events[0]
         assert isinstance(request, Request)
-        bad = check_request(request)
+        # Go's order: the mux (path, 404), the handshaker (upgrade headers, 400), the Origin (403)
+        response = ws.accept(request)
+        bad = check_path(request)
+        if bad is None and response.status_code != 101:
+            bad = 400, str(ws.handshake_exc or f"HTTP {response.status_code}")
+        if bad is None:
+            bad = check_origin(request)
         if bad is not None:
             status, reason = bad
             self._refuse(WebSocketError(reason), ws.reject(status, f"{reason}\n"))
-            return
-        response = ws.accept(request)
-        if response.status_code != 101:
-            reason = str(ws.handshake_exc or f"HTTP {response.status_code}")
-            self._refuse(WebSocketError(reason), response)
             return
         response.headers = Headers([(k, v) for k, v in response.headers.raw_items() if k.lower() != "server"])
         ws.send_response(response)
