@@ -240,3 +240,21 @@ def test_kcp_under_5_percent_loss_completes_with_fec(frp, echo_server) -> None:
         assert "kcp: FEC rebuilt" in text, frps.log_tail()
     finally:
         relay.close()
+
+
+# -- command lines ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", TRANSPORTS)
+def test_command_line_flags(frp, echo_server, protocol: str) -> None:
+    """``frps --kcp-bind-port --quic-bind-port`` and ``frpc tcp -p PROTOCOL``."""
+    bind, quic = server_ports()
+    remote = free_port()
+    frps = frp.ours_frps(None, args=["--bind-addr", "127.0.0.1", "-p", str(bind), "--kcp-bind-port", str(bind),
+                                     "--quic-bind-port", str(quic), "-t", TOKEN])
+    _wait(frps, "frps started successfully", 15)
+    frpc = frp.ours_frpc(None, args=["tcp", "-s", "127.0.0.1", "-P", str(quic if protocol == "quic" else bind),
+                                     "-p", protocol, "-t", TOKEN, "-n", "echo", "--local-port",
+                                     str(echo_server.port), "--remote-port", str(remote)])
+    frpc.wait_for_proxies("echo", timeout=20)
+    _echo(remote)
