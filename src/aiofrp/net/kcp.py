@@ -74,13 +74,18 @@ class KCPConn(PausableTransport):
                 log.debug("kcp: FEC rebuilt %d lost datagrams from %s so far", n, fmt_addr(self.peer))
         k = self._kcp
         k.current = self._now()
+        slid = False
         for p in (payload, *rebuilt):
             if p is None:
                 continue
             try:
-                k.input(p)
+                slid |= k.input(p)
             except KCPError as exc:
                 log.debug("kcp: dropping datagram: %s", exc)
+        if slid and not self._flush_scheduled:
+            # like kcp-go: acknowledgements opened the window, send now (once per loop iteration)
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_now)
         self._drain()
         self._schedule()
 
@@ -101,7 +106,7 @@ class KCPConn(PausableTransport):
         if self._closed:
             return
         now = self._now()
-        at = self._kcp.check(now)
+        at = self._kcp.next_flush(now)
         delay = ((at - now) & 0xFFFFFFFF) / 1000
         if delay > 5:
             delay = 0
@@ -220,6 +225,16 @@ def _big_buffers(sock: Any) -> None:
             pass
 
 
+def _conv_of(data: bytes) -> int | None:
+    """The conv a datagram names (None: a parity shard or too short), without validating it."""
+    n = len(data)
+    if n >= 8 and data[5] == 0 and data[4] in (0xF1, 0xF2):
+        if data[4] == 0xF2 or n < 12:
+            return None
+        return int.from_bytes(data[8:12], "little")
+    return int.from_bytes(data[0:4], "little") if n >= 4 else None
+
+
 class KCPListener(asyncio.DatagramProtocol):
     """frps ``kcpBindPort``: one KCP conversation per remote address (kcp-go's listener).
 
@@ -246,9 +261,12 @@ class KCPListener(asyncio.DatagramProtocol):
         conn = self.sessions.get(addr)
         head = None
         if conn is not None:
+            if _conv_of(data) in (conn.conv, None):
+                conn.datagram_received(data)  # parity, or this conversation (KCP checks the rest)
+                return
             head = peek_conv(data)
             if head is None or head[0] == conn.conv:
-                conn.datagram_received(data)  # parity, or this conversation (KCP checks the rest)
+                conn.datagram_received(data)
                 return
             if head[1] != 0:
                 self._drop(addr, f"conversation {head[0]} is not this address's ({conn.conv})")

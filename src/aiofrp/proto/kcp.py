@@ -87,6 +87,7 @@ class _Seg:
     rto: int = 0
     fastack: int = 0
     xmit: int = 0
+    acked: bool = False  # acknowledged out of order, still in snd_buf until the ones before go
 
 
 class KCP:
@@ -124,6 +125,7 @@ class KCP:
         self.snd_queue: deque[_Seg] = deque()
         self.rcv_queue: deque[_Seg] = deque()
         self.snd_buf: deque[_Seg] = deque()
+        self._acked = 0  # segments of snd_buf marked acked
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
 
@@ -182,12 +184,14 @@ class KCP:
 
     def wait_snd(self) -> int:
         """Segments not yet acknowledged (queued or in flight)."""
-        return len(self.snd_buf) + len(self.snd_queue)
+        return len(self.snd_buf) - self._acked + len(self.snd_queue)
 
     # -- packets in --------------------------------------------------------------------------
 
-    def input(self, data: bytes | bytearray | memoryview) -> None:
-        """Process one received datagram's KCP payload; KCPError if it is not ours."""
+    def input(self, data: bytes | bytearray | memoryview) -> bool:
+        """Process one received datagram's KCP payload; KCPError if it is not ours. True when
+        acknowledgements moved the send window (kcp-go then flushes at once: queued data need
+        not wait for the next interval)."""
         if len(data) < OVERHEAD:
             raise KCPError(f"KCP packet of {len(data)} bytes is shorter than a segment header")
         prev_una = self.snd_una
@@ -237,6 +241,7 @@ class KCP:
             if self.cwnd > self.rmt_wnd:
                 self.cwnd = self.rmt_wnd
                 self.incr = self.rmt_wnd * mss
+        return _diff(self.snd_una, prev_una) > 0
 
     def _update_ack(self, rtt: int) -> None:
         if self.rx_srtt == 0:
@@ -253,19 +258,29 @@ class KCP:
         self.snd_una = self.snd_buf[0].sn if self.snd_buf else self.snd_nxt
 
     def _parse_ack(self, sn: int) -> None:
-        if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
+        buf = self.snd_buf
+        if not buf:
             return
-        for i, seg in enumerate(self.snd_buf):
-            if seg.sn == sn:
-                del self.snd_buf[i]
-                return
-            if _diff(sn, seg.sn) < 0:
-                return
+        i = (sn - buf[0].sn) & _MASK
+        if i >= len(buf):
+            return
+        seg = buf[i]
+        if seg.sn != sn:  # not consecutive (cannot happen: segments enter in sn order)
+            return
+        if i == 0:
+            buf.popleft()
+            while buf and buf[0].acked:
+                buf.popleft()
+                self._acked -= 1
+        elif not seg.acked:
+            seg.acked = True
+            self._acked += 1
 
     def _parse_una(self, una: int) -> None:
         buf = self.snd_buf
-        while buf and _diff(una, buf[0].sn) > 0:
-            buf.popleft()
+        while buf and (_diff(una, buf[0].sn) > 0 or buf[0].acked):
+            if buf.popleft().acked:
+                self._acked -= 1
 
     def _parse_fastack(self, sn: int, ts: int) -> None:
         if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
@@ -273,7 +288,7 @@ class KCP:
         for seg in self.snd_buf:
             if _diff(sn, seg.sn) <= 0:
                 break
-            if _diff(ts, seg.ts) >= 0:
+            if not seg.acked and _diff(ts, seg.ts) >= 0:
                 seg.fastack += 1
 
     def _parse_data(self, seg: _Seg) -> None:
@@ -361,6 +376,8 @@ class KCP:
         rtomin = (self.rx_rto >> 3) if self.nodelay == 0 else 0
         change = lost = False
         for seg in self.snd_buf:
+            if seg.acked:
+                continue
             need = False
             if seg.xmit == 0:
                 need = True
@@ -422,6 +439,18 @@ class KCP:
                 self.ts_flush = (self.current + self.interval) & _MASK
             self.flush()
 
+    def next_flush(self, current: int) -> int:
+        """When (ms) :meth:`update` next flushes: what :meth:`check` returns minus the early
+        wake-ups for segment timeouts, which :meth:`update` does not act on before the flush
+        tick anyway (it resends only from a flush)."""
+        current &= _MASK
+        if not self.updated:
+            return current
+        d = _diff(self.ts_flush, current)
+        if d <= 0 or d >= 10000:
+            return current
+        return (current + min(d, self.interval)) & _MASK
+
     def check(self, current: int) -> int:
         """When (ms) :meth:`update` should run next."""
         current &= _MASK
@@ -435,6 +464,8 @@ class KCP:
         tm_flush = _diff(ts_flush, current)
         tm_packet = 0x7FFFFFFF
         for seg in self.snd_buf:
+            if seg.acked:
+                continue
             d = _diff(seg.resendts, current)
             if d <= 0:
                 return current
