@@ -549,6 +549,8 @@ def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed
     if https is not None and https.shared and data[0] == TLS_HANDSHAKE_BYTE:
         return Sniffed.HTTPS
     if http is None or not http.shared:  # only frp's websocket path is HTTP here (Go: always matched)
+        if server.quick:  # quick mode: everything but 0x17+TLS is a public user's connection
+            return Sniffed.FRP
         if data.startswith(_WEBSOCKET_PREFIX):
             return Sniffed.WEBSOCKET
         if not final and _WEBSOCKET_PREFIX.startswith(data):
