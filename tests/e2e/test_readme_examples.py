@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli|transports)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|config|quick|cli|transports)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -453,3 +453,33 @@ def test_oidc_example(frp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
         (req,) = idp.token_requests
         assert req.basic_auth() == ("office-frpc", "the-client-secret") and req.form["audience"] == "frps"
+
+
+# -- Server manage plugins ----------------------------------------------------------------------
+
+
+def test_server_plugin_example(frp, tmp_path: Path) -> None:
+    """The README's plugin script, frps with it and maxPortsPerClient, frpc with the meta token;
+    a client with a wrong token is refused with the plugin's reason."""
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 9000, 6001, p22=echo.port))
+        ex.write("plugins/plugin.py")
+        ex.write("plugins/frps.toml")
+        ex.write("plugins/frpc.toml")
+        plugin_line, frps_line, frpc_line, ssh_line = ex.commands("plugins/run.sh")
+        assert plugin_line == "python3 plugin.py &" and ssh_line.startswith("ssh -p ")
+        plugin = FrpProcess([sys.executable], None, name="plugin", workdir=tmp_path, args=["plugin.py"])
+        frp.processes.append(plugin)
+        plugin.start()
+        poll(lambda: not refused(ex.ports[9000]), 10, "the plugin listens")
+        frps = ex.start(frp, frps_line)
+        frps.wait_for_log("plugin \\[user-manager\\] has been registered")
+        ex.start(frp, frpc_line).wait_for_proxies("alice.ssh", timeout=15)
+        assert echo_ok(ex.ports[6001])  # what `ssh -p 6001 user@x.x.x.x` reaches
+        plugin.wait_for_log(r'^Login .*"metas": \{"token": "s3cret"\}')
+        plugin.wait_for_log(r'^NewProxy .*"remote_port": ' + str(ex.ports[6001]))
+
+        (tmp_path / "bad.toml").write_text(ex.text("plugins/frpc.toml").replace("s3cret", "wrong"))
+        bad = ex.start(frp, "frpc -c bad.toml")
+        bad.wait_for_log(r"connect to server error: invalid meta token", 15)
+        frps.wait_for_log(r"login from 127\.0\.0\.1:\d+ failed: invalid meta token")

@@ -61,9 +61,6 @@ class Listener:
 
 
 FRPS_CASES = [
-    pytest.param('[[httpPlugins]]\nname = "login"\naddr = "127.0.0.1:9"\npath = "/handler"\nops = ["Login"]',
-                 "httpPlugins[0]", id="httpPlugins-login"),
-    pytest.param("maxPortsPerClient = 2", "maxPortsPerClient", id="maxPortsPerClient"),
     pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500', "webServer.port", id="dashboard"),
     pytest.param("enablePrometheus = true", "enablePrometheus", id="prometheus"),
     pytest.param("kcpBindPort = 7000", "kcpBindPort", id="kcpBindPort"),
@@ -140,7 +137,6 @@ FLAG_CASES = [
     pytest.param("frps", ["--enable-prometheus"], "--enable-prometheus", id="frps-enable-prometheus"),
     pytest.param("frps", ["--kcp-bind-port", "7000"], "--kcp-bind-port", id="frps-kcp"),
     pytest.param("frps", ["--quic-bind-port", "7000"], "--quic-bind-port", id="frps-quic"),
-    pytest.param("frps", ["--max-ports-per-client", "3"], "--max-ports-per-client", id="frps-max-ports"),
     pytest.param("frpc", ["tcp", "-l", "22", "-p", "kcp"], "--protocol", id="frpc-protocol"),
     pytest.param("frpc", ["tcp", "-l", "22", "--protocol", "websocket"], "--protocol", id="frpc-protocol-ws"),
     pytest.param("frpc", ["tcp", "-l", "22", "--dns-server", "8.8.8.8"], "--dns-server", id="frpc-dns-server"),

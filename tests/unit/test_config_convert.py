@@ -134,7 +134,7 @@ def test_tcpmux_multiplexer_is_written() -> None:
 
 
 def test_unsupported_keys_are_kept_and_named() -> None:
-    ini = "[common]\nmax_ports_per_client = 7\n"
+    ini = "[common]\ndashboard_port = 7500\n"
     out = ini_to_toml(ini, "frps.ini", "server")
-    assert "maxPortsPerClient = 7" in out
-    assert "#   maxPortsPerClient (per-client port quota; planned: issue 10)" in out
+    assert "webServer.port = 7500" in out
+    assert "#   webServer.port (the dashboard and its API; planned: issue 11)" in out

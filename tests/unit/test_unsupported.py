@@ -173,7 +173,7 @@ def test_the_scan_catches_a_new_field() -> None:
     for side in ROOTS:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
-    assert "max_ports_per_client" not in used_names("frps")  # refused today: nothing may read it
+    assert "enable_prometheus" not in used_names("frps")  # refused today: nothing may read it
     assert "dns_server" not in used_names("frpc")  # (proxy_url is read now: auth.oidc.proxyURL)
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
@@ -303,8 +303,6 @@ def test_quick_mode_options_are_known() -> None:
 # -- refusals -------------------------------------------------------------------------------------
 
 FRPS_REFUSED = [
-    ('[[httpPlugins]]\nname = "p"\naddr = "127.0.0.1:9000"\npath = "/h"\nops = ["Login"]', "httpPlugins[0]"),
-    ("maxPortsPerClient = 5", "maxPortsPerClient"),
     ("webServer.port = 7500", "webServer.port"),
     ("enablePrometheus = true", "enablePrometheus"),
     ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
@@ -458,8 +456,8 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
     from aiofrp.config.plugin import Socks5PluginOptions
     from aiofrp.server.service import Server
 
-    with pytest.raises(ConfigError, match=r"maxPortsPerClient: not supported by aiofrp yet"):
-        Server(ServerConfig(max_ports_per_client=7))
+    with pytest.raises(ConfigError, match=r"enablePrometheus: not supported by aiofrp yet"):
+        Server(ServerConfig(enable_prometheus=True))
     monkeypatch.delenv("http_proxy", raising=False)
     cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=Socks5PluginOptions())])
     with pytest.raises(ConfigError, match=r"proxies\[0\]\.plugin\.type: not supported by aiofrp yet"):
@@ -467,10 +465,8 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
 
 
 def test_find_unsupported_lists_every_hit() -> None:
-    cfg = parse_server_config("maxPortsPerClient = 1\nwebServer.port = 2\nenablePrometheus = true",
-                              refuse_unsupported=False)
-    assert sorted(h.path for h in find_unsupported(cfg, "frps")) == ["enablePrometheus", "maxPortsPerClient",
-                                                                     "webServer.port"]
+    cfg = parse_server_config("webServer.port = 2\nenablePrometheus = true", refuse_unsupported=False)
+    assert sorted(h.path for h in find_unsupported(cfg, "frps")) == ["enablePrometheus", "webServer.port"]
 
 
 # -- the README -----------------------------------------------------------------------------------

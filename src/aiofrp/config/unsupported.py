@@ -79,8 +79,6 @@ TABLE: tuple[Unsupported, ...] = (
     # -- frps -----------------------------------------------------------------------------------
     Unsupported("frps", "auth.tokenSource.*", 'frps checks OIDC tokens with auth.oidc, not the shared token',
                 only_with='auth.method = "oidc"', refused=False, go_ignores=True),
-    Unsupported("frps", "httpPlugins", "server manage plugins (Login, NewProxy, ... hooks)", 10),
-    Unsupported("frps", "maxPortsPerClient", "per-client port quota", 10),
     Unsupported("frps", "webServer.port", "the dashboard and its API", 11),
     Unsupported("frps", "webServer.*", "used only with webServer.port", refused=False, go_ignores=True),
     Unsupported("frps", "enablePrometheus", "Prometheus metrics on the dashboard", 11),

@@ -24,6 +24,7 @@ from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
 from .listeners import Listener, start_listeners
 from .nathole import NatHoleController
+from .plugin import Manager, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
 
@@ -65,6 +66,7 @@ class Server:
         self.ports = PortManager(cfg.allow_ports)
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
         self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
+        self.plugins = Manager(cfg.http_plugins)  # [[httpPlugins]]: server manage plugins (server/plugin)
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
@@ -129,6 +131,7 @@ class Server:
             gate.raw.abort()
         for t in list(self._tasks):
             t.cancel()
+        await self.plugins.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -275,8 +278,10 @@ class Server:
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
         peer = conn.gate.peer
         try:
+            # Go: service.go handleConnection asks the Login plugins first; they may rewrite it
+            login = await self.plugins.login(login, peer)
             auth = await self.verifier.verify_login(login)
-        except AuthError as exc:
+        except (AuthError, PluginRefused) as exc:
             self.refuse_login(conn, str(exc))
             return
         run_id = login.run_id or new_run_id()
@@ -346,8 +351,9 @@ class Server:
             err = f"no client control found for run id [{msg.run_id}]"
         else:
             try:
+                msg = await self.plugins.new_work_conn(ctl.user_info, msg)
                 await ctl.auth.verify_new_work_conn(msg)
-            except AuthError as exc:
+            except (AuthError, PluginRefused) as exc:
                 err = str(exc)
             else:
                 conn.gate.trust()

@@ -27,6 +27,7 @@ def _same(sock: UserSocket) -> UserSocket:
 
 @register("udp")
 class UDPProxy(ServerProxy):
+    used_ports = 1
     port = 0
     sock: UserSocket | None = None
     transport: asyncio.DatagramTransport | None = None
