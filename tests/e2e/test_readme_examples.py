@@ -483,3 +483,87 @@ def test_server_plugin_example(frp, tmp_path: Path) -> None:
         bad = ex.start(frp, "frpc -c bad.toml")
         bad.wait_for_log(r"connect to server error: invalid meta token", 15)
         frps.wait_for_log(r"login from 127\.0\.0\.1:\d+ failed: invalid meta token")
+# -- client plugins ------------------------------------------------------------------------------
+
+
+def test_unix_domain_socket_plugin_example(frp, tmp_path: Path) -> None:
+    from support.plugin_services import UnixHttpServer
+
+    sock = Path(tempfile.mkdtemp(prefix="frp-uds-", dir="/tmp")) / "docker.sock"
+    with UnixHttpServer(str(sock)) as web:
+        ex = Example(tmp_path, ports(7000, 6000), {"/var/run/docker.sock": str(sock)})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/uds.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/uds.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("docker")
+        assert ex.run(curl_line).stdout == "unix says hello to /version\n"
+        assert web.paths == ["/version"]
+    sock.parent.rmdir()
+
+
+def test_socks5_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6001), {"intranet.lan": f"localhost:{web.port}"})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/socks5.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/socks5.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("socks")
+        assert ex.run(curl_line).stdout.encode() == TEST_STRING
+
+
+def test_tls2raw_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6002, p8080=web.port))
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/tls2raw.toml", "frpc.toml")
+        frps_line, frpc_line, curl_line = ex.commands("plugins/tls2raw.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("app-tls")
+        assert ex.run(curl_line).stdout.encode() == TEST_STRING
+
+
+def test_http_proxy_plugin_example(frp, tmp_path: Path) -> None:
+    with HttpServer() as web:
+        ex = Example(tmp_path, ports(7000, 6003), {"intranet.lan": f"127.0.0.1:{web.port}"})
+        ex.write("tcp/frps.toml")
+        ex.write("plugins/http_proxy.toml", "frpc.toml")
+        frps_line, frpc_line, get_line, connect_line = ex.commands("plugins/http_proxy.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully")
+        ex.start(frp, frpc_line).wait_for_proxies("web-proxy")
+        assert ex.run(get_line).stdout.encode() == TEST_STRING
+        assert ex.run(connect_line).stdout.encode() == TEST_STRING
+        assert len(web.requests) == 2
+# -- Client plugins -------------------------------------------------------------------------------
+
+
+def test_static_file_plugin_example(frp, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    big = os.urandom(3 << 20)
+    (share / "big.iso").write_bytes(big)
+    ex = Example(tmp_path, ports(7000, 6000), extra={"/srv/share": str(share)})
+    ex.write("plugins/static_file.toml", "frpc.toml")
+    (tmp_path / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {ex.ports[7000]}\n")
+    frps_line, frpc_line, listing, resume = ex.commands("plugins/static_file.sh")
+    ex.start(frp, frps_line).wait_for_log("frps started successfully")
+    ex.start(frp, frpc_line).wait_for_proxies("files")
+    assert '<a href="big.iso">big.iso</a>' in ex.run(listing).stdout
+    (tmp_path / "big.iso").write_bytes(big[:1_000_000])  # a partial download to resume
+    ex.run(resume)
+    assert (tmp_path / "big.iso").read_bytes() == big
+
+
+def test_https2http_plugin_example(frp, tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("served by the local app\n")
+    ex = Example(tmp_path, ports(7000, 6443, 8080))
+    ex.write("plugins/https2http.toml", "frpc.toml")
+    (tmp_path / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {ex.ports[7000]}\n")
+    app_line, frps_line, frpc_line, curl_line = ex.commands("plugins/https2http.sh")
+    app = ex.start(frp, app_line.removesuffix("&").strip().replace("python3", sys.executable, 1))
+    ex.start(frp, frps_line).wait_for_log("frps started successfully")
+    ex.start(frp, frpc_line).wait_for_proxies("web-https")
+    poll(lambda: not refused(ex.ports[8080]), 10, "the local app listening")
+    assert ex.run(curl_line + " -w '%{http_version}'").stdout == "served by the local app\n2"
+    app.stop()

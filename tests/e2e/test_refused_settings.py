@@ -90,8 +90,7 @@ FRPC_CASES = [
       for p in ("kcp", "quic", "websocket", "wss")],
     *[pytest.param("", f'[[proxies]]\nname = "p"\ntype = "tcp"\nremotePort = 0\n[proxies.plugin]\ntype = "{t}"\n{o}',
                    "proxies[0].plugin.type", id=f"plugin-{t}")
-      for t, o in (("socks5", ""), ("http_proxy", ""), ("static_file", 'localPath = "/srv"'),
-                   ("unix_domain_socket", 'unixPath = "/run/docker.sock"'))],
+      for t, o in (("static_file", 'localPath = "/srv"'), ("virtual_net", ""))],
 ]
 
 

@@ -176,6 +176,13 @@ async def test_rejections_reach_frpc(inproc: InProc, plugin: MockPlugin) -> None
     work = await work_conn(inproc, server, resp.run_id)
     start = await work.read_msg(timeout=DEADLINE)
     assert isinstance(start, m.StartWorkConn) and start.error == "no work"
+    assert inproc.log.matching(r"connection from 127\.0\.0\.1:\d+ failed: work connection refused: no work")
+    plugin.rules["NewWorkConn"] = fixed(ERROR_500)
+    work = await work_conn(inproc, server, resp.run_id)
+    start = await work.read_msg(timeout=DEADLINE)
+    assert isinstance(start, m.StartWorkConn) and start.error == "send NewWorkConn request to plugin error"
+    await until(lambda: inproc.log.matching(r"connection from 127\.0\.0\.1:\d+ closed: work connection refused: "
+                                            r"send NewWorkConn request to plugin error"), "refusal logged")
 
     # NewUserConn: the user connection is closed, the proxy goes on
     plugin.rules.pop("NewProxy")
@@ -278,6 +285,10 @@ async def test_unreachable_plugin_rejects(inproc: InProc) -> None:
         rf'\[reqid: [0-9a-f]{{16}}\] send Login request to plugin \[gone\] error: Post "http://127\.0\.0\.1:{port}'
         rf'/h\?op=Login&version=0\.1\.0": dial tcp 127\.0\.0\.1:{port}: connect'
     )
+    # the client is not to blame: an INFO "closed" line, not a "failed" one fail2ban counts
+    assert inproc.log.matching(r"connection from 127\.0\.0\.1:\d+ closed: login refused: "
+                               r"send Login request to plugin error")
+    assert not inproc.log.matching(r"login from .* failed")
     server2 = await inproc.start_server(extra=toml, detailedErrorsToClient=False)
     assert (await login(inproc, server2))[1].error == "register control error"
 

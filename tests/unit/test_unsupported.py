@@ -24,6 +24,7 @@ from aiofrp.cli import flags
 from aiofrp.cli import frp as frp_cli
 from aiofrp.cli import frpc as frpc_cli
 from aiofrp.cli import frps as frps_cli
+from aiofrp.client.plugins import PLUGIN_TYPES
 from aiofrp.config import (
     ClientConfig,
     ConfigError,
@@ -325,11 +326,11 @@ FRPC_REFUSED = [
     *[
         (f'[[proxies]]\nname = "p"\ntype = "tcp"\n[proxies.plugin]\ntype = "{t}"\n{extra}', "proxies[0].plugin.type")
         for t, extra in [
-            ("unix_domain_socket", 'unixPath = "/s"'), ("http_proxy", ""), ("socks5", ""),
             ("static_file", 'localPath = "/srv"'), ("http2https", 'localAddr = "127.0.0.1:443"'),
             ("http2http", ""), ("https2http", 'localAddr = "127.0.0.1:80"'),
-            ("https2https", 'localAddr = "127.0.0.1:443"'), ("tls2raw", ""), ("virtual_net", ""),
+            ("https2https", 'localAddr = "127.0.0.1:443"'), ("virtual_net", ""),
         ]
+        if t not in PLUGIN_TYPES  # the implemented ones are accepted
     ],
     (
         (
@@ -432,7 +433,7 @@ def test_unknown_feature_gate_is_refused() -> None:
 def test_legacy_ini_refusal_names_the_ini_key() -> None:
     err = _refusal(parse_server_config, "[common]\ndashboard_port = 7500\n", "frps.ini")
     assert str(err).startswith("frps.ini: [common] dashboard_port: not supported by aiofrp yet")
-    ini = "[common]\nserver_port = 7000\n\n[socks]\ntype = tcp\nremote_port = 6000\nplugin = socks5\n"
+    ini = "[common]\nserver_port = 7000\n\n[socks]\ntype = tcp\nremote_port = 6000\nplugin = virtual_net\n"
     err = _refusal(parse_client_config, ini, "frpc.ini")
     assert str(err).startswith("frpc.ini: [socks] plugin type: not supported by aiofrp yet")
 
@@ -442,7 +443,7 @@ def test_includes_are_checked(tmp_path: Path) -> None:
 
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "conf.d" / "p.toml").write_text(
-        '[[proxies]]\nname = "s"\ntype = "tcp"\n[proxies.plugin]\ntype = "socks5"\n'
+        '[[proxies]]\nname = "s"\ntype = "tcp"\n[proxies.plugin]\ntype = "virtual_net"\n'
     )
     (tmp_path / "frpc.toml").write_text('includes = ["conf.d/*.toml"]\n')
     with pytest.raises(ConfigError, match=r"conf\.d/p\.toml: proxies\[0\]\.plugin\.type: not supported"):
@@ -453,13 +454,13 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
     """An embedder who builds the structs by hand gets the same refusal."""
     from aiofrp.client.service import Client
     from aiofrp.config import TCPProxyConfig
-    from aiofrp.config.plugin import Socks5PluginOptions
+    from aiofrp.config.plugin import VirtualNetPluginOptions
     from aiofrp.server.service import Server
 
     with pytest.raises(ConfigError, match=r"enablePrometheus: not supported by aiofrp yet"):
         Server(ServerConfig(enable_prometheus=True))
     monkeypatch.delenv("http_proxy", raising=False)
-    cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=Socks5PluginOptions())])
+    cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=VirtualNetPluginOptions())])
     with pytest.raises(ConfigError, match=r"proxies\[0\]\.plugin\.type: not supported by aiofrp yet"):
         Client(cfg)
 

@@ -19,6 +19,7 @@ from .plugin import (
     HTTPS2HTTPPluginOptions,
     HTTPS2HTTPSPluginOptions,
     StaticFilePluginOptions,
+    TLS2RawPluginOptions,
     UnixDomainSocketPluginOptions,
 )
 from .proxy import HTTPProxyConfig, HTTPSProxyConfig, ProxyBaseConfig, TCPMuxProxyConfig, parse_bandwidth
@@ -33,6 +34,7 @@ _REQUIRED_PLUGIN_KEYS: dict[type, tuple[str, str]] = {
     HTTPS2HTTPSPluginOptions: ("local_addr", "localAddr"),
     StaticFilePluginOptions: ("local_path", "localPath"),
     UnixDomainSocketPluginOptions: ("unix_path", "unixPath"),
+    TLS2RawPluginOptions: ("local_addr", "localAddr"),
 }
 
 FEATURE_GATES = ("VirtualNet",)

@@ -281,8 +281,11 @@ class Server:
             # Go: service.go handleConnection asks the Login plugins first; they may rewrite it
             login = await self.plugins.login(login, peer)
             auth = await self.verifier.verify_login(login)
-        except (AuthError, PluginRefused) as exc:
+        except AuthError as exc:
             self.refuse_login(conn, str(exc))
+            return
+        except PluginRefused as exc:
+            self.refuse_login(conn, str(exc), suspicious=exc.rejected)
             return
         run_id = login.run_id or new_run_id()
         old = self.controls.get(run_id)
@@ -307,11 +310,16 @@ class Server:
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
 
-    def refuse_login(self, conn: _FirstConn, reason: str) -> None:
-        """Answer a Login with an error, then close the connection (see gate.py)."""
+    def refuse_login(self, conn: _FirstConn, reason: str, *, suspicious: bool = True) -> None:
+        """Answer a Login with an error, then close the connection (see gate.py). Not
+        ``suspicious`` (a server plugin could not be asked): an INFO line fail2ban does not count."""
         err = reason if self.cfg.detailed_errors_to_client else "register control error"
         conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
-        if not conn.gate.fail(reason, login=True, flush=True):
+        if suspicious:
+            if not conn.gate.fail(reason, login=True, flush=True):
+                conn.close()
+        elif not conn.gate.refuse(f"login refused: {reason}"):
+            log.warning("login from %s refused: %s", conn.gate.peer, reason)
             conn.close()
 
     async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
@@ -347,21 +355,26 @@ class Server:
 
     async def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
+        suspicious = True  # False: a server plugin could not be asked, not the client's fault
         if ctl is None:
             err = f"no client control found for run id [{msg.run_id}]"
         else:
             try:
                 msg = await self.plugins.new_work_conn(ctl.user_info, msg)
                 await ctl.auth.verify_new_work_conn(msg)
-            except (AuthError, PluginRefused) as exc:
+            except AuthError as exc:
                 err = str(exc)
+            except PluginRefused as exc:
+                err, suspicious = str(exc), exc.rejected
             else:
                 conn.gate.trust()
                 ctl.register_work_conn(conn)
                 return
         detail = err if self.cfg.detailed_errors_to_client or ctl is None else "invalid NewWorkConn"
         conn.write_msg(m.StartWorkConn(error=detail))
-        if not conn.gate.fail(f"work connection refused: {err}", flush=True):
+        gate = conn.gate
+        reason = f"work connection refused: {err}"
+        if not (gate.fail(reason, flush=True) if suspicious else gate.refuse(reason)):
             log.warning("work connection from %s refused: %s", conn.gate.peer, err)
             conn.close()
 

@@ -44,7 +44,12 @@ W = TypeVar("W", m.NewProxy, m.Ping, m.NewWorkConn)
 
 
 class PluginRefused(Exception):
-    """A plugin rejected the operation, or asking one failed; ``str()`` is the error for frpc."""
+    """A plugin rejected the operation (``rejected``), or asking one failed (the client is not to
+    blame: fail2ban should not count it); ``str()`` is the error for frpc."""
+
+    def __init__(self, message: str, *, rejected: bool) -> None:
+        super().__init__(message)
+        self.rejected = rejected
 
 
 def new_reqid() -> str:
@@ -125,7 +130,7 @@ class Manager:
             try:
                 res = await p.handle(op, encode(content), reqid)
                 if res.reject:
-                    raise PluginRefused(res.reject_reason or f"rejected by plugin [{p.name}]")
+                    raise PluginRefused(res.reject_reason or f"rejected by plugin [{p.name}]", rejected=True)
                 if not res.unchange:
                     try:
                         content = decode(res)
@@ -135,7 +140,7 @@ class Manager:
                 # Go logs a failed NewUserConn request at info level, the others as warnings
                 level = logging.INFO if op is Op.NEW_USER_CONN else logging.WARNING
                 log.log(level, "[reqid: %s] send %s request to plugin [%s] error: %s", reqid, op.value, p.name, exc)
-                raise PluginRefused(f"send {op.value} request to plugin error") from None
+                raise PluginRefused(f"send {op.value} request to plugin error", rejected=False) from None
         return content
 
 
