@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|reach|config|quick|cli)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|reach|transports|config|quick|cli)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -339,6 +339,23 @@ def test_proxy_protocol_and_bandwidth_example(frp, tmp_path: Path) -> None:
     m = re.search(r"^(\d+) bytes in ([\d.]+) s$", out, re.MULTILINE)
     assert m and int(m[1]) == 600000, out
     assert 3.5 < float(m[2]) < 15, out  # (600000 - 102400) bytes at 102400 B/s is 4.9 s
+
+
+# -- transports -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["kcp", "quic", "websocket", "wss"])
+def test_transports_example(frp, tmp_path: Path, protocol: str) -> None:
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 7001, 6000, p22=echo.port))
+        ex.write("transports/frps.toml")
+        text = ex.text("transports/frpc.toml").replace('protocol = "kcp"', f'protocol = "{protocol}"')
+        if protocol == "quic":
+            text = text.replace(f"serverPort = {ex.ports[7000]}", f"serverPort = {ex.ports[7001]}")
+        (tmp_path / "frpc.toml").write_text(text)
+        ex.start(frp, "frps -c frps.toml").wait_for_log("frps started successfully")
+        ex.start(frp, "frpc -c frpc.toml").wait_for_proxies("ssh", timeout=20)
+        assert echo_ok(ex.ports[6000])
 
 
 # -- config files, quick mode --------------------------------------------------------------------

@@ -63,10 +63,10 @@ def _looks_like_host_port(addr: str) -> bool:
 # -- dial ---------------------------------------------------------------------------------------
 
 
-def dial_error(srv: Server, exc: BaseException, timeout: float) -> ServerConnectError:
-    """The TCP connection to frps could not be made."""
+def dial_error(srv: Server, exc: BaseException, timeout: float, network: str = "tcp") -> ServerConnectError:
+    """The connection to frps (``network``: tcp, udp for KCP, quic) could not be made."""
     if isinstance(exc, socket.gaierror):
-        what = f"dial tcp: lookup {srv.addr}: {exc.strerror or exc}"
+        what = f"dial {network}: lookup {srv.addr}: {exc.strerror or exc}"
         if _looks_like_host_port(srv.addr):
             host, _, port = srv.addr.rpartition(":")
             return ServerConnectError(
@@ -75,16 +75,16 @@ def dial_error(srv: Server, exc: BaseException, timeout: float) -> ServerConnect
         return ServerConnectError(what, "check serverAddr (a host name or IP address of the frps machine)")
     if isinstance(exc, TimeoutError):
         return ServerConnectError(
-            f"dial tcp {srv.label}: i/o timeout (no answer within {timeout:g}s)",
+            f"dial {network} {srv.label}: i/o timeout (no answer within {timeout:g}s)",
             "check serverAddr and serverPort, and that no firewall drops the connection",
         )
     if isinstance(exc, ConnectionRefusedError):
         return ServerConnectError(
-            f"dial tcp {srv.label}: connection refused",
+            f"dial {network} {srv.label}: connection refused",
             f"is frps running there, with bindPort = {srv.port}?",
         )
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-    return ServerConnectError(f"dial tcp {srv.label}: {reason.lower()}",
+    return ServerConnectError(f"dial {network} {srv.label}: {reason.lower()}",
                               "check serverAddr and the network path to the frps machine")
 
 

@@ -24,6 +24,7 @@ from ..proto.errors import ProtocolError
 from .control import V1_ONLY_PROXY_TYPES, Control
 from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
+from .listeners import Listener, start_listeners
 from .nathole import NatHoleController
 from .plugin import Manager, PluginRefused
 from .ports import PortManager
@@ -77,6 +78,7 @@ class Server:
         self.https_vhost: HTTPSVhost | None = None
         self.tcpmux_vhost: TCPMuxVhost | None = None
         self.ssh_gateway: Gateway | None = None  # sshTunnelGateway (server/sshgw)
+        self.listeners: list[Listener] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -90,6 +92,7 @@ class Server:
             from .sshgw import Gateway
 
             self.ssh_gateway = await Gateway.start(self)
+        self.listeners = await start_listeners(self)  # kcpBindPort, quicBindPort (server/listeners.py)
         await self.start_vhosts()
         log.info("frps started successfully")
 
@@ -129,6 +132,8 @@ class Server:
             srv.close()
         if self.ssh_gateway is not None:
             self.ssh_gateway.close()
+        for lst in self.listeners:
+            lst.close()
         for ctl in list(self.controls.values()):
             ctl.close()
         for gate in list(self.gates):
@@ -181,9 +186,14 @@ class Server:
             conn.data_received(data)
         self.spawn(proxy.handle_user_conn(conn))
 
-    def start_tls(self, transport: asyncio.Transport, data: bytes, gate: Gate) -> None:
-        if self.cfg.transport.tcp_mux:
-            proto: asyncio.Protocol = _ServerMux(self, gate)
+    def start_tls(self, transport: asyncio.Transport, data: bytes, gate: Gate, *, websocket: bool = False) -> None:
+        """TLS on a bind-port connection; ``websocket``: the plaintext may be ``GET /~!frp``
+        (wss terminated by frps itself, beyond Go)."""
+        proto: asyncio.Protocol
+        if websocket:
+            proto = _AfterTLS(self, gate)
+        elif self.cfg.transport.tcp_mux:
+            proto = _ServerMux(self, gate)
         else:
             proto = _FirstConn(self, gate, top=True)
         gate.stage = Stage.TLS_HANDSHAKE
@@ -199,6 +209,39 @@ class Server:
                 gate.fail(f"TLS handshake failed: {exc or type(exc).__name__}")
 
         tls.handshake.add_done_callback(done)
+
+    def accept_websocket(self, transport: asyncio.Transport, data: bytes, gate: Gate, *, tls_done: bool) -> None:
+        """``GET /~!frp`` on the bind port (or inside TLS on it): answer the upgrade, then treat the
+        websocket's byte stream like a bind-port connection (TLS first byte or plaintext, yamux)."""
+        from ..net.websocket import ServerHandshake, WebSocketConn
+
+        gate.stage = Stage.WEBSOCKET_HANDSHAKE
+        hs = ServerHandshake(transport)
+        transport.set_protocol(hs)
+
+        def done(fut: asyncio.Future[WebSocketConn]) -> None:
+            exc = fut.exception()
+            if exc is not None:
+                if isinstance(exc, EOFError | ConnectionError) and not str(exc).startswith("bad websocket"):
+                    gate.peer_closed(f"closed by the peer during the websocket handshake ({exc})")
+                else:  # the HTTP refusal is flushed, then the connection closed
+                    gate.fail(str(exc), flush=True)
+                return
+            ws = fut.result()
+            gate.stage = Stage.NOTHING
+            sniff = _Sniff(self, frp_only=True, gate=gate, tls_done=tls_done)
+            holder = ws.holder
+            ws.set_protocol(sniff)
+            sniff.connection_made(ws)
+            if holder is not None:
+                if holder.early:
+                    sniff.data_received(bytes(holder.early))
+                if holder.lost or holder.eof:
+                    sniff.connection_lost(holder.exc)
+
+        hs.done.add_done_callback(done)
+        if data:
+            hs.data_received(data)
 
     async def handle_conn(self, conn: _FirstConn) -> None:
         """The first message of a logical connection (a TCP connection, or a yamux stream)."""
@@ -403,18 +446,28 @@ def new_run_id() -> str:
 
 
 class _Sniff(asyncio.Protocol):
-    """Reads the first bytes of a bind-port connection and decides: TLS or plaintext frp."""
+    """Reads the first bytes of a bind-port connection and decides: TLS or plaintext frp, a
+    shared vhost, or frp over websocket.
 
-    def __init__(self, server: Server) -> None:
+    ``frp_only``: a connection of another transport (a KCP conversation, a websocket): only TLS
+    or plaintext frp (Go runs just its TLS check there); ``gate``: the websocket's bind-port gate;
+    ``tls_done``: the bytes already came through TLS (wss on the bind port), so
+    ``transport.tls.force`` is satisfied."""
+
+    def __init__(self, server: Server, *, frp_only: bool = False, gate: Gate | None = None,
+                 tls_done: bool = False) -> None:
         self.server = server
+        self.frp_only = frp_only
+        self.tls_done = tls_done
         self.transport: asyncio.Transport | None = None
-        self.gate: Gate | None = None
+        self.gate: Gate | None = gate
         self.timer: asyncio.TimerHandle | None = None  # quick mode: silent public clients
         self.buf = b""  # first bytes, while they cannot tell yet where the connection goes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
+        # keepalive on bind-port sockets (a websocket's socket already has it; KCP has none)
+        sock = None if self.frp_only else transport.get_extra_info("socket")
         ka = self.server.cfg.transport.tcp_keepalive
         if sock is not None and ka > 0:
             try:
@@ -424,9 +477,10 @@ class _Sniff(asyncio.Protocol):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, ka)
             except OSError:
                 pass
-        self.gate = Gate(self.server, self.transport)  # type: ignore[arg-type]
+        if self.gate is None:
+            self.gate = Gate(self.server, self.transport)  # type: ignore[arg-type]
         self.gate.sniff = self
-        if self.server.quick:
+        if self.server.quick and not self.frp_only:
             self.timer = asyncio.get_running_loop().call_later(QUICK_SILENT_DELAY, self._quick_timeout)
 
     def _quick_timeout(self) -> None:
@@ -460,6 +514,10 @@ class _Sniff(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         first = data[0]
+        if self.frp_only:
+            self._leave()
+            self._frp(data)
+            return
         vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else Sniffed.FRP
         if vhost is None:  # a prefix of an HTTP method or of "GET /~!frp": wait for more
             self.buf = data
@@ -475,18 +533,29 @@ class _Sniff(asyncio.Protocol):
             assert self.server.https_vhost is not None
             self.server.https_vhost.accept(self.transport, data)
         elif vhost is Sniffed.WEBSOCKET:
-            gate.fail("frp over websocket is not supported")
+            self.server.accept_websocket(self.transport, data, gate, tls_done=False)
         elif first == TLS_FIRST_BYTE:
             self.server.start_tls(self.transport, data[1:], gate)
         elif self.server.quick:
             gate.hand_off()
             self.server.quick_user_conn(self.transport, data)
         elif first == TLS_HANDSHAKE_BYTE:
-            self.server.start_tls(self.transport, data, gate)
-        elif self.server.tls_force:
-            gate.fail("non-TLS connection refused (transport.tls.force)")
+            self.server.start_tls(self.transport, data, gate, websocket=True)
         else:
-            self.server.on_transport_ready(self.transport, data, gate)
+            self._frp(data)
+
+    def _frp(self, data: bytes) -> None:
+        """frp's TLS check (Go: CheckAndEnableTLSServerConnWithTimeout), then frp."""
+        assert self.transport is not None and self.gate is not None
+        first = data[0]
+        if first == TLS_FIRST_BYTE:
+            self.server.start_tls(self.transport, data[1:], self.gate)
+        elif first == TLS_HANDSHAKE_BYTE:
+            self.server.start_tls(self.transport, data, self.gate)
+        elif self.server.tls_force and not self.tls_done:
+            self.gate.fail("non-TLS connection refused (transport.tls.force)")
+        else:
+            self.server.on_transport_ready(self.transport, data, self.gate)
 
     def eof_received(self) -> bool:
         return False
@@ -494,7 +563,40 @@ class _Sniff(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._leave()
         if self.gate is not None:
-            self.gate.connection_lost()
+            self.gate.connection_lost(exc)
+
+
+class _AfterTLS(asyncio.Protocol):
+    """The first plaintext bytes of a TLS bind-port connection: ``GET /~!frp`` is wss that frps
+    terminates itself (beyond Go, which needs a TLS terminator in front); anything else is frp."""
+
+    def __init__(self, server: Server, gate: Gate) -> None:
+        self.server = server
+        self.gate = gate
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.gate.stage = Stage.NO_STREAM if self.server.cfg.transport.tcp_mux else Stage.NO_MESSAGE
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        data = self.buf + bytes(data)
+        self.buf = b""
+        if len(data) < len(_WEBSOCKET_PREFIX) and _WEBSOCKET_PREFIX.startswith(data):
+            self.buf = data
+            return
+        if data.startswith(_WEBSOCKET_PREFIX):
+            self.server.accept_websocket(self.transport, data, self.gate, tls_done=True)
+        else:
+            self.server.on_transport_ready(self.transport, data, self.gate)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.connection_lost(exc)
 
 
 _HTTP_METHODS = (b"GET", b"HEA", b"POS", b"PUT", b"DEL", b"CON", b"OPT", b"TRA", b"PAT")
@@ -507,7 +609,7 @@ class Sniffed(enum.Enum):
     FRP = "frp"  # frpc (plaintext or TLS)
     HTTP = "http"  # the http vhost sharing the bind port
     HTTPS = "https"  # the https vhost sharing the bind port
-    WEBSOCKET = "websocket"  # frp over websocket (GET /~!frp), not supported
+    WEBSOCKET = "websocket"  # frp over websocket (GET /~!frp)
 
 
 def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed | None:
@@ -517,7 +619,13 @@ def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed
     https, http = server.https_vhost, server.http_vhost
     if https is not None and https.shared and data[0] == TLS_HANDSHAKE_BYTE:
         return Sniffed.HTTPS
-    if http is None or not http.shared:
+    if http is None or not http.shared:  # only frp's websocket path is HTTP here (Go: always matched)
+        if server.quick:  # quick mode: everything but 0x17+TLS is a public user's connection
+            return Sniffed.FRP
+        if data.startswith(_WEBSOCKET_PREFIX):
+            return Sniffed.WEBSOCKET
+        if not final and _WEBSOCKET_PREFIX.startswith(data):
+            return None
         return Sniffed.FRP
     head = data[:3]
     if len(data) < 3:
@@ -549,7 +657,7 @@ class _FirstConn(MsgConn):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self.top:
-            self.gate.connection_lost()
+            self.gate.connection_lost(exc)
 
 
 class _Internal(asyncio.Protocol):
@@ -595,7 +703,7 @@ class _ServerMux(MuxSession):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.gate.connection_lost()
+        self.gate.connection_lost(exc)
 
 
 def _eof_reason(exc: BaseException, conn: MsgConn) -> str:
