@@ -1,7 +1,8 @@
 """Client plugins (``[proxies.plugin]``), one module per plugin type, looked up by type name.
 
-None is implemented yet: ``config/unsupported.py`` refuses every plugin type, so a proxy with a
-plugin never starts (issue 10 adds them; see docs/architecture.md, "Client plugins").
+# The plugin modules register themselves (after REGISTRY exists). The HTTP plugins import aiohttp
+# only when a proxy using them starts.
+from . import (
 """
 
 from __future__ import annotations
@@ -28,3 +29,18 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
     if cls is None:
         raise PluginError(f"plugin [{cfg.type}] is not registered")  # Go's plugin.Create
     return cls(proxy_name, cfg)
+
+
+# The plugin modules register themselves (after REGISTRY exists). The HTTP plugins import aiohttp
+# only when a proxy using them starts.
+from . import (
+    http2http,  # noqa: F401  (registers itself)
+    http2https,  # noqa: F401  (registers itself)
+    http_proxy,  # noqa: F401  (registers itself)
+    https2http,  # noqa: F401  (registers itself)
+    https2https,  # noqa: F401  (registers itself)
+    socks5,  # noqa: F401  (registers itself)
+    static_file,  # noqa: F401  (registers itself)
+    tls2raw,  # noqa: F401  (registers itself)
+    unix_domain_socket,  # noqa: F401  (registers itself)
+)

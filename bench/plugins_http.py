@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""The HTTP client plugins through a ``tcp`` proxy: Go frp 0.65.0 vs aiofrp, in one run.
+
+Per implementation one frps + frpc pair (both of that implementation, loopback, token auth)
+exposes two ``tcp`` proxies with plugins:
+
+``static_file``  a ``--size`` file of random bytes; curl downloads it (``-o /dev/null``) and
+                 reports MB/s (10^6 bytes/s, curl's ``speed_download``)
+``https2http``   in front of a tiny local HTTP/1.1 server (fixed ``--body``-byte answers, keep-
+                 alive); one curl process sends ``--requests`` GETs over ``--concurrency``
+                 parallel connections (``-Z``), HTTP/1.1 and HTTP/2; req/s = requests / wall time
+
+Rounds are interleaved (every round visits both implementations, in alternating order); the
+median over rounds is reported with the CPU time of frps+frpc. curl is the client for both, so
+its own cost is the same on each side.
+
+    .venv/bin/python bench/plugins_http.py                          # 3 rounds, 512 MiB, 2000 requests
+    .venv/bin/python bench/plugins_http.py --rounds 1 --size 128M --requests 500
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+sys.path.append(str(_HERE))
+from _common import Setup, cpu_seconds, fmt, frp_commands, teardown
+from support.gofrp import GO_FRP_VERSION
+from support.procs import FrpProcess, free_port, frpc_config, frps_config
+
+TOKEN = "bench-token"
+IMPLS = ("go", "ours")
+
+
+def parse_size(s: str) -> int:
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(s[:-1]) * mult[s[-1].upper()] if s[-1].upper() in mult else int(s)
+
+
+class Backend:
+    """A minimal keep-alive HTTP/1.1 server on its own thread: every request gets ``body`` bytes."""
+
+    def __init__(self, body: int) -> None:
+        payload = b"x" * body
+        self.response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n%s" % (
+            len(payload), payload)
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> Backend:
+        response = self.response
+
+        class Conn(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.t = transport
+                self.buf = b""
+
+            def data_received(self, data: bytes) -> None:
+                self.buf += data
+                while True:
+                    end = self.buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        return
+                    self.buf = self.buf[end + 4:]
+                    self.t.write(response)  # type: ignore[attr-defined]
+
+        async def serve() -> int:
+            server = await self.loop.create_server(Conn, "127.0.0.1", 0)
+            return int(server.sockets[0].getsockname()[1])
+
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(serve(), self.loop).result(10)
+        return self
+
+
+def start_pair(impl: str, workdir: Path, root: Path, backend: int) -> tuple[Setup, int, int]:
+    frps_cmd, frpc_cmd = frp_commands(impl)
+    bind, static_port, https_port = free_port(), free_port(), free_port()
+    frps = FrpProcess(frps_cmd, frps_config(bind, token=TOKEN), name=f"{impl}-frps", workdir=workdir).start()
+    frps.wait_for_log(r"frps started successfully", 30)
+    proxies = (
+        f'\n[[proxies]]\nname = "files"\ntype = "tcp"\nremotePort = {static_port}\n'
+        f'[proxies.plugin]\ntype = "static_file"\nlocalPath = "{root}"\n'
+        f'\n[[proxies]]\nname = "web"\ntype = "tcp"\nremotePort = {https_port}\n'
+        f'[proxies.plugin]\ntype = "https2http"\nlocalAddr = "127.0.0.1:{backend}"\n'
+    )
+    frpc = FrpProcess(frpc_cmd, frpc_config(bind, proxies, token=TOKEN), name=f"{impl}-frpc", workdir=workdir).start()
+    frpc.wait_for_proxies("files", "web", timeout=30)
+    setup = Setup(impl, static_port, [frps, frpc])
+    return setup, static_port, https_port
+
+
+def download(port: int, timeout: float) -> float:
+    r = subprocess.run(["curl", "-sS", "--max-time", str(timeout), "-o", os.devnull, "-w", "%{speed_download}",
+                        f"http://127.0.0.1:{port}/big.bin"], capture_output=True, text=True, check=True)
+    return float(r.stdout) / 1e6
+
+
+def requests(port: int, n: int, concurrency: int, version: str, workdir: Path) -> float:
+    cfg = workdir / f"urls-{port}-{version}"
+    cfg.write_text("".join(f'url = "https://127.0.0.1:{port}/r{i}"\noutput = "/dev/null"\n' for i in range(n)))
+    t0 = time.perf_counter()
+    subprocess.run(["curl", "-sS", "-k", f"--http{version}", "-Z", "--parallel-max", str(concurrency),
+                    "--parallel-immediate", "-K", str(cfg)], check=True, capture_output=True, timeout=600)
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="512M")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--body", type=int, default=1024)
+    ap.add_argument("--json", default="")
+    ap.add_argument("--keep-logs", action="store_true")
+    args = ap.parse_args()
+    size = parse_size(args.size)
+    workdir = Path(tempfile.mkdtemp(prefix="aiofrp-bench-plugins-"))
+    root = workdir / "www"
+    root.mkdir()
+    with open(root / "big.bin", "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            f.write(chunk)
+            left -= len(chunk)
+    backend = Backend(args.body).start()
+    setups: dict[str, Setup] = {}
+    ports: dict[str, tuple[int, int]] = {}
+    results: dict[str, dict[str, list[float]]] = {i: {"static MB/s": [], "https2http h1 req/s": [],
+                                                      "https2http h2 req/s": []} for i in IMPLS}
+    cpu: dict[str, float] = dict.fromkeys(IMPLS, 0.0)
+    try:
+        for impl in IMPLS:
+            setup, sp, hp = start_pair(impl, workdir, root, backend.port)
+            setups[impl] = setup
+            ports[impl] = (sp, hp)
+            download(sp, 120)  # warm-up (page cache, connections)
+            requests(hp, 50, 4, "1.1", workdir)
+        for rnd in range(args.rounds):
+            order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
+            for impl in order:
+                sp, hp = ports[impl]
+                before = cpu_seconds(setups[impl].pids()) or 0.0
+                results[impl]["static MB/s"].append(download(sp, max(120, size / 5e6)))
+                results[impl]["https2http h1 req/s"].append(requests(hp, args.requests, args.concurrency, "1.1", workdir))
+                results[impl]["https2http h2 req/s"].append(requests(hp, args.requests, args.concurrency, "2", workdir))
+                cpu[impl] += (cpu_seconds(setups[impl].pids()) or 0.0) - before
+    finally:
+        teardown(setups, workdir, args.keep_logs)
+    print(f"HTTP client plugins through a tcp proxy; Go frp {GO_FRP_VERSION} vs aiofrp; {args.rounds} round(s), "
+          f"file {size >> 20} MiB, {args.requests} requests x {args.concurrency} parallel, {args.body}-byte bodies")
+    print(f"{'metric':<24}{'go':>10}{'ours':>10}{'ours/go':>9}")
+    summary: dict[str, dict[str, float]] = {}
+    for metric in results["go"]:
+        g = statistics.median(results["go"][metric])
+        o = statistics.median(results["ours"][metric])
+        summary[metric] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
+        print(f"{metric:<24}{fmt(g, 10)}{fmt(o, 10)}{fmt(o / g if g else None, 9, 2)}")
+    print(f"{'frps+frpc CPU s (total)':<24}{fmt(cpu['go'], 10)}{fmt(cpu['ours'], 10)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": results, "median": summary, "cpu_s": cpu}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

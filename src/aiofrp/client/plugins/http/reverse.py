@@ -1,0 +1,391 @@
+"""The reverse proxy behind ``http2http``, ``http2https``, ``https2http`` and ``https2https`` (Go's
+``httputil.ReverseProxy`` with the plugins' ``Rewrite`` functions), on aiohttp's client.
+
+Per request: hop-by-hop headers go (and those ``Connection`` names), ``X-Forwarded-*`` as the
+plugin does it in Go, the Host kept unless ``hostHeaderRewrite``, ``requestHeaders.set`` applied;
+the request body and the response stream through without buffering. An upgrade (WebSocket ...)
+is sent on a connection of its own; after ``101 Switching Protocols`` the browser's connection
+and that one are joined by :class:`~aiofrp.net.relay.Relay`, bytes as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import ssl
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from ....net.relay import Relay
+from .responses import Response, StreamResponse
+from .static import content_type
+
+log = logging.getLogger("aiofrp.client.plugins.http")
+
+# Go's httputil hopHeaders
+HOP_HEADERS = frozenset({
+    "connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "transfer-encoding", "upgrade",
+})
+CONNECT_TIMEOUT = 30.0  # Go's DefaultTransport dialer
+UPGRADE_HEAD_LIMIT = 1 << 20
+UPGRADE_BODY_LIMIT = 1 << 20
+
+
+class Forwarded(enum.Enum):
+    """What becomes of ``X-Forwarded-For/-Host/-Proto`` (each plugin's ``Rewrite`` in Go)."""
+
+    DROP = "drop"  # http2http: ReverseProxy strips them and the plugin sets none
+    KEEP = "keep"  # http2https: the browser's own values, copied unchanged
+    APPEND = "append"  # https2*: the client IP appended, Host and "https" set (SetXForwarded)
+
+
+@dataclass
+class ProxyOptions:
+    local_addr: str
+    upstream_tls: bool
+    forwarded: Forwarded
+    host_header_rewrite: str = ""
+    set_headers: dict[str, str] = field(default_factory=dict)
+    check_sni: bool = False  # https2*: 421 when the Host is not the TLS server name
+
+
+def canonical_host(host: str) -> str:
+    """Go's ``httppkg.CanonicalHost``: lower case, no port, no trailing dot."""
+    host = host.lower()
+    if host.count(":") == 1 or (host.startswith("[") and "]:" in host):
+        host = host.rsplit(":", 1)[0]
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host.removesuffix(".")
+
+
+def _canonical_key(k: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey`` (``x-my-header`` -> ``X-My-Header``)."""
+    return "-".join(p[:1].upper() + p[1:].lower() for p in k.split("-"))
+
+
+def strip_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """The headers less the hop-by-hop ones and those named by ``Connection`` (Go's removeHopByHopHeaders)."""
+    items = list(headers)
+    named = {t.strip().lower() for k, v in items if k.lower() == "connection" for t in v.split(",") if t.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in items:
+        lk = k.lower()
+        if lk in HOP_HEADERS or lk in named:
+            if lk == "te" and v.strip().lower() == "trailers":
+                out.add(k, v)
+            continue
+        out.add(k, v)
+    return out
+
+
+def upgrade_type(headers: CIMultiDict[str] | Iterable[tuple[str, str]]) -> str:
+    """The ``Upgrade`` protocol when ``Connection`` contains ``upgrade`` (Go's upgradeType)."""
+    items = list(headers.items()) if isinstance(headers, CIMultiDict) else list(headers)
+    conn = ",".join(v for k, v in items if k.lower() == "connection")
+    if "upgrade" not in {t.strip().lower() for t in conn.split(",")}:
+        return ""
+    return next((v for k, v in items if k.lower() == "upgrade"), "")
+
+
+class ReverseProxy:
+    """One plugin's reverse proxy (a shared connection pool to ``localAddr``)."""
+
+    def __init__(self, name: str, opts: ProxyOptions) -> None:
+        self.name = name
+        self.opts = opts
+        self.addr_error = ""  # Go fails each request (502) on a bad localAddr, not the plugin
+        try:
+            self.host, self.port = split_host_port(opts.local_addr, 443 if opts.upstream_tls else 80)
+        except ValueError as exc:
+            self.host, self.port, self.addr_error = "", 0, str(exc)
+        self.scheme = "https" if opts.upstream_tls else "http"
+        self.ssl: ssl.SSLContext | None = None
+        if opts.upstream_tls:  # Go: TLSClientConfig{InsecureSkipVerify: true}
+            self.ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self.ssl.check_hostname = False
+            self.ssl.verify_mode = ssl.CERT_NONE
+            self.ssl.set_alpn_protocols(["http/1.1"])
+        self._session: aiohttp.ClientSession | None = None
+        self._relays: set[Relay] = set()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self.ssl if self.ssl is not None else False,
+                                             keepalive_timeout=90.0)  # Go: IdleConnTimeout 90 s
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                trust_env=False,
+            )
+        return self._session
+
+    def close(self) -> None:
+        for r in list(self._relays):
+            r.close()
+        if self._session is not None:
+            session, self._session = self._session, None
+            task = asyncio.get_running_loop().create_task(session.close())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    # -- the outgoing request -------------------------------------------------------------------
+
+    def misdirected(self, sni: str | None, host: str) -> bool:
+        """Go's https2* handler: 421 when the TLS server name is not the request's host."""
+        if not self.opts.check_sni or not sni:
+            return False
+        return canonical_host(sni) != canonical_host(host)
+
+    def out_headers(self, headers: Iterable[tuple[str, str]], host: str, client_ip: str | None) -> CIMultiDict[str]:
+        """Go's ``ReverseProxy`` outbound headers and the plugin's ``Rewrite``."""
+        items = list(headers)
+        up = upgrade_type(items)
+        out: CIMultiDict[str] = CIMultiDict((_canonical_key(k), v) for k, v in strip_hop(items).items())  # Go's Header keys
+        prior = {k: [v for kk, v in items if kk.lower() == k] for k in
+                 ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto")}
+        for k in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"):
+            out.popall(k, None)
+        mode = self.opts.forwarded
+        if mode is Forwarded.KEEP:
+            for k, vs in prior.items():
+                for v in vs:
+                    out.add(_canonical_key(k), v)
+        elif mode is Forwarded.APPEND:
+            xff = ", ".join(prior["x-forwarded-for"])
+            if client_ip:
+                xff = f"{xff}, {client_ip}" if xff else client_ip
+            if xff:
+                out["X-Forwarded-For"] = xff
+            out["X-Forwarded-Host"] = host
+            out["X-Forwarded-Proto"] = "https"
+        if up:
+            out["Connection"] = "Upgrade"
+            out["Upgrade"] = up
+        out.popall("Host", None)
+        out["Host"] = self.opts.host_header_rewrite or host
+        for k, v in self.opts.set_headers.items():
+            if k.lower() == "host":
+                continue  # Go: Header.Set("Host") does not change req.Host
+            out[_canonical_key(k)] = v
+        out.popall("Expect", None)  # answered here (aiohttp) or not needed (h2)
+        return out
+
+    async def request(self, method: str, target: str, headers: CIMultiDict[str],
+                      body: AsyncIterable[bytes] | None) -> aiohttp.ClientResponse:
+        if self.addr_error:
+            raise aiohttp.ClientConnectionError(self.addr_error)
+        url = URL(f"{self.scheme}://{_host_port(self.host, self.port)}{target}", encoded=True)
+        return await self.session.request(method, url, headers=headers, data=body,
+                                          allow_redirects=False)
+
+    def proxy_error(self, exc: BaseException) -> None:
+        log.warning("[%s] http: proxy error: %s", self.name, exc or type(exc).__name__)
+
+    # -- the aiohttp (HTTP/1.1) front -----------------------------------------------------------
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        sni = getattr(request.protocol, "sni", None)
+        host = request.host
+        if self.misdirected(sni, host):
+            return Response(status=421)
+        headers = self.out_headers(request.headers.items(), host, request.remote)
+        if "Upgrade" in headers:
+            return await self._upgrade(request, headers)
+        if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = request.content.iter_any() if request.body_exists else None
+        try:
+            up = await self.request(request.method, request.raw_path, headers, body)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.proxy_error(exc)
+            return Response(status=502)
+        try:
+            resp = StreamResponse(status=up.status, reason=up.reason)
+            for k, v in strip_hop(up.headers.items()).items():
+                resp.headers.add(k, v)
+            if "Content-Length" not in up.headers and request.version < (1, 1):
+                resp.force_close()
+            first = b""
+            if "Content-Type" not in up.headers and up.status not in (204, 304) and request.method != "HEAD":
+                # Go's server sniffs a missing Content-Type from the first bytes (aiohttp would
+                # say application/octet-stream, and browsers would download an HTML page)
+                first = await up.content.readany()
+                if first:
+                    resp.headers["Content-Type"] = content_type("", first[:512])
+            await resp.prepare(request)
+            if first:
+                await resp.write(first)
+            async for chunk in up.content.iter_any():
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # the response started: all we can do is cut the connection (as Go's ReverseProxy)
+            self.proxy_error(exc)
+            raise ConnectionResetError("upstream failed mid-response") from exc  # serve.py cuts the connection
+        finally:
+            up.release()
+
+    async def _upgrade(self, request: web.BaseRequest, headers: CIMultiDict[str]) -> web.StreamResponse:
+        """An upgrade request on a connection of its own; on 101 the two connections are joined."""
+        loop = asyncio.get_running_loop()
+        if self.addr_error:
+            self.proxy_error(ValueError(self.addr_error))
+            return Response(status=502)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                transport, reader = await loop.create_connection(
+                    _HeadReader, self.host, self.port, ssl=self.ssl,
+                    server_hostname=(self.host if self.ssl is not None and not _is_ip(self.host) else None)
+                    if self.ssl is not None else None)
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            self.proxy_error(exc)
+            return Response(status=502)
+        head = [f"{request.method} {request.raw_path} HTTP/1.1\r\n"]
+        head += [f"{k}: {v}\r\n" for k, v in headers.items()]
+        if request.body_exists and "Content-Length" not in headers:
+            head.append("Content-Length: 0\r\n")  # an upgrade request with a streamed body: not supported
+        transport.write(("".join(head) + "\r\n").encode("latin-1"))
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                status, resp_headers, rest = await reader.head
+        except (TimeoutError, ConnectionError, ValueError) as exc:
+            transport.close()
+            self.proxy_error(exc)
+            return Response(status=502)
+        if status != 101:
+            transport.close()
+            body = rest[: UPGRADE_BODY_LIMIT]
+            n = next((int(v) for k, v in resp_headers if k.lower() == "content-length" and v.isdigit()), 0)
+            if len(body) < n:
+                body += await reader.more(n - len(body))
+            resp = Response(status=status, body=body[:n] if n else b"")
+            for k, v in strip_hop(resp_headers).items():
+                if k.lower() != "content-length":
+                    resp.headers.add(k, v)
+            return resp
+        got = upgrade_type(resp_headers)
+        want = headers.get("Upgrade", "")
+        if got.lower() != want.lower():
+            transport.close()
+            self.proxy_error(ValueError(f"backend tried to switch protocol {got!r} when {want!r} was requested"))
+            return Response(status=502)
+        client = request.transport
+        proto = request.protocol
+        if client is None:
+            transport.close()
+            raise ConnectionResetError("client gone")
+        tail: bytes = getattr(proto, "_message_tail", b"") or b""
+        proto._message_tail = b""  # now the relay's
+        out = ["HTTP/1.1 101 Switching Protocols\r\n"]
+        out += [f"{k}: {v}\r\n" for k, v in strip_hop(resp_headers).items()]
+        out += ["Connection: Upgrade\r\n", f"Upgrade: {got}\r\n", "\r\n"]
+        client.write("".join(out).encode("latin-1"))
+        relay = Relay(client, transport, a_data=tail, b_data=rest, name=self.name)
+        self._relays.add(relay)
+        try:
+            await relay.done
+        finally:
+            self._relays.discard(relay)
+            proto.force_close()
+        return Response()  # not sent: the connection is closed (aiohttp swallows the write error)
+
+
+class _HeadReader(asyncio.Protocol):
+    """Reads one HTTP/1.1 response head from the upstream of an upgrade, then pauses."""
+
+    def __init__(self) -> None:
+        self.head: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]] = (
+            asyncio.get_running_loop().create_future())
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self._more: tuple[int, asyncio.Future[bytes]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.head.done():
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > UPGRADE_HEAD_LIMIT:
+                    self.head.set_exception(ValueError("upstream response head too large"))
+                return
+            raw = bytes(self.buf[:end]).decode("latin-1")
+            rest = bytes(self.buf[end + 4:])
+            self.buf.clear()
+            lines = raw.split("\r\n")
+            parts = lines[0].split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+                self.head.set_exception(ValueError(f"malformed HTTP response {lines[0]!r}"))
+                return
+            hdrs = [(k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in lines[1:]) if k.strip()]
+            if self.transport is not None:
+                self.transport.pause_reading()
+            self.head.set_result((int(parts[1]), hdrs, rest))
+        elif self._more is not None:
+            n, fut = self._more
+            if len(self.buf) >= n and not fut.done():
+                fut.set_result(bytes(self.buf[:n]))
+
+    async def more(self, n: int) -> bytes:
+        """Up to ``n`` more bytes (a refused upgrade's body), bounded."""
+        n = min(n, UPGRADE_BODY_LIMIT)
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._more = (n, fut)
+        if self.transport is not None:
+            self.transport.resume_reading()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                return await fut
+        except TimeoutError:
+            return bytes(self.buf)
+
+    def eof_received(self) -> bool:
+        self.connection_lost(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.head.done():
+            self.head.set_exception(exc or ConnectionResetError("upstream closed before a response"))
+        if self._more is not None and not self._more[1].done():
+            self._more[1].set_result(bytes(self.buf))
+
+
+def split_host_port(addr: str, default_port: int) -> tuple[str, int]:
+    """``localAddr`` as Go's transport dials it: ``host:port``, ``[v6]:port``, or a host alone
+    (the scheme's port)."""
+    if addr.startswith("["):
+        host, _, rest = addr[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif addr.count(":") == 1:
+        host, _, port = addr.partition(":")
+    else:
+        host, port = addr, ""
+    if port and not port.isdigit():
+        raise ValueError(f"invalid localAddr {addr!r}")
+    return host or "127.0.0.1", int(port) if port else default_port
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
