@@ -173,7 +173,8 @@ def test_the_scan_catches_a_new_field() -> None:
     for side in ROOTS:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
-    assert "kcp_bind_port" not in used_names("frps")  # refused today: nothing may read it
+    # refused today: nothing may read it (kcpBindPort is only shown by the dashboard, as in Go)
+    assert "authorized_keys_file" not in used_names("frps")
     assert "dns_server" not in used_names("frpc")  # (proxy_url is read now: auth.oidc.proxyURL)
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
@@ -305,8 +306,7 @@ def test_quick_mode_options_are_known() -> None:
 FRPS_REFUSED = [
     ('[[httpPlugins]]\nname = "p"\naddr = "127.0.0.1:9000"\npath = "/h"\nops = ["Login"]', "httpPlugins[0]"),
     ("maxPortsPerClient = 5", "maxPortsPerClient"),
-    ("webServer.port = 7500", "webServer.port"),
-    ("enablePrometheus = true", "enablePrometheus"),
+    ("webServer.port = 7500\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
     ("kcpBindPort = 7000", "kcpBindPort"),
     ("quicBindPort = 7000", "quicBindPort"),
     ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
@@ -372,11 +372,8 @@ def test_frpc_refuses(text: str, key: str, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_reason_names_the_issue() -> None:
-    err = _refusal(parse_server_config, "enablePrometheus = true", "frps.toml")
-    assert str(err) == (
-        "frps.toml: enablePrometheus: not supported by aiofrp yet (Prometheus metrics on the dashboard; "
-        "planned: issue 11)"
-    )
+    err = _refusal(parse_server_config, "kcpBindPort = 7000", "frps.toml")
+    assert str(err) == "frps.toml: kcpBindPort: not supported by aiofrp yet (KCP transport listener; planned: issue 12)"
     err = _refusal(parse_client_config, 'transport.protocol = "quic"', "frpc.toml")
     assert '(value "quic"; ' in str(err)
 
@@ -436,8 +433,8 @@ def test_unknown_feature_gate_is_refused() -> None:
 
 
 def test_legacy_ini_refusal_names_the_ini_key() -> None:
-    err = _refusal(parse_server_config, "[common]\ndashboard_port = 7500\n", "frps.ini")
-    assert str(err).startswith("frps.ini: [common] dashboard_port: not supported by aiofrp yet")
+    err = _refusal(parse_server_config, "[common]\nkcp_bind_port = 7500\n", "frps.ini")
+    assert str(err).startswith("frps.ini: [common] kcp_bind_port: not supported by aiofrp yet")
     ini = "[common]\nserver_port = 7000\n\n[socks]\ntype = tcp\nremote_port = 6000\nplugin = socks5\n"
     err = _refusal(parse_client_config, ini, "frpc.ini")
     assert str(err).startswith("frpc.ini: [socks] plugin type: not supported by aiofrp yet")
@@ -471,9 +468,9 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
 
 
 def test_find_unsupported_lists_every_hit() -> None:
-    cfg = parse_server_config("kcpBindPort = 1\nquicBindPort = 2\nenablePrometheus = true",
+    cfg = parse_server_config("kcpBindPort = 1\nquicBindPort = 2\nwebServer.port = 3\nwebServer.pprofEnable = true",
                               refuse_unsupported=False)
-    assert [h.path for h in find_unsupported(cfg, "frps")] == ["kcpBindPort", "quicBindPort", "enablePrometheus"]
+    assert [h.path for h in find_unsupported(cfg, "frps")] == ["kcpBindPort", "quicBindPort", "webServer.pprofEnable"]
 
 
 # -- the README -----------------------------------------------------------------------------------

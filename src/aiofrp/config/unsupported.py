@@ -81,9 +81,8 @@ TABLE: tuple[Unsupported, ...] = (
                 only_with='auth.method = "oidc"', refused=False, go_ignores=True),
     Unsupported("frps", "httpPlugins", "server manage plugins (Login, NewProxy, ... hooks)", 10),
     Unsupported("frps", "maxPortsPerClient", "per-client port quota", 10),
-    Unsupported("frps", "webServer.port", "the dashboard and its API", 11),
-    Unsupported("frps", "webServer.*", "used only with webServer.port", refused=False, go_ignores=True),
-    Unsupported("frps", "enablePrometheus", "Prometheus metrics on the dashboard", 11),
+    Unsupported("frps", "webServer.pprofEnable", "Go's runtime profiler (pprof): Go-only, no Python equivalent is "
+                "served; use /metrics", only_with="webServer.port"),
     Unsupported("frps", "kcpBindPort", "KCP transport listener", 12),
     Unsupported("frps", "quicBindPort", "QUIC transport listener", 12),
     Unsupported("frps", "transport.quic.*", "used only with quicBindPort", refused=False, go_ignores=True),

@@ -33,6 +33,7 @@ class Control:
         self.login = login
         self.run_id = run_id
         self.user = login.user
+        self.client_id = login.client_id
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
@@ -144,6 +145,7 @@ class Control:
             self._forget_proxy(name, proxy)
             proxy.close()
             raise ProxyError("control is closed" if self._closed else f"proxy [{name}] is closed")
+        proxy.mark_online()
         return proxy
 
     def _forget_proxy(self, name: str, proxy: ServerProxy) -> None:
@@ -197,6 +199,11 @@ class Control:
             if not self._closed:
                 self.conn.write_msg(m.ReqWorkConn())
             return conn
+
+    @property
+    def pooled(self) -> int:
+        """Idle work connections in the pool (the dashboard's metrics)."""
+        return self._pool.qsize()
 
     def take_work_conn_nowait(self) -> MsgConn | None:
         """A live pooled work connection (and one refill request) without waiting, or None."""

@@ -25,9 +25,11 @@ from .group import GroupRegistry
 from .nathole import NatHoleController
 from .ports import PortManager
 from .proxies import ServerProxy
+from .stats import ServerStats
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
+    from .dashboard import Dashboard
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
@@ -64,6 +66,7 @@ class Server:
         self.ports = PortManager(cfg.allow_ports)
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
         self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
+        self.stats = ServerStats()  # the dashboard's and /metrics' figures (server/stats.py)
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
@@ -71,6 +74,7 @@ class Server:
         self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
         self.https_vhost: HTTPSVhost | None = None
         self.tcpmux_vhost: TCPMuxVhost | None = None
+        self.dashboard: Dashboard | None = None  # webServer.port > 0 (server/dashboard.py)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -81,6 +85,13 @@ class Server:
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
         await self.start_vhosts()
+        if self.cfg.enable_prometheus and not self.cfg.web_server.port:
+            log.warning("enablePrometheus has no effect without webServer.port: /metrics is served by the dashboard")
+        if self.cfg.web_server.port:
+            from .dashboard import Dashboard
+
+            self.dashboard = Dashboard(self)
+            await self.dashboard.start()
         log.info("frps started successfully")
 
     async def start_vhosts(self) -> None:
@@ -115,6 +126,8 @@ class Server:
             await listen(self.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)
 
     async def close(self) -> None:
+        if self.dashboard is not None:
+            await self.dashboard.close()
         for srv in self._servers:
             srv.close()
         for ctl in list(self.controls.values()):
@@ -253,14 +266,20 @@ class Server:
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
         conn.enable_encryption(self.key)
+        peername = conn.gate.raw.get_extra_info("peername")
+        peer_ip = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        peer_ip = peer_ip.removeprefix("::ffff:") if "." in peer_ip else peer_ip  # IPv4 on a dual-stack socket
+        self.stats.new_client(login.user, login.client_id, run_id, login.hostname, login.version, peer_ip)
         try:
             await ctl.run()
         finally:
+            self.stats.close_client(run_id)
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
 
     def refuse_login(self, conn: _FirstConn, reason: str) -> None:
         """Answer a Login with an error, then close the connection (see gate.py)."""
+        self.stats.login_failed(_failure_kind(reason))
         err = reason if self.cfg.detailed_errors_to_client else "register control error"
         conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
         if not conn.gate.fail(reason, login=True, flush=True):
@@ -323,6 +342,15 @@ FIRST_MESSAGE_HANDLERS: dict[type[m.Message], Callable[[Server, _FirstConn, Any]
     m.NewWorkConn: Server.handle_work_conn,
     m.NewVisitorConn: Server.handle_visitor_conn,
 }
+
+
+def _failure_kind(reason: str) -> str:
+    """A login failure's reason as a metric label (few values, no user input)."""
+    low = reason.lower()
+    for word, kind in (("timestamp", "timestamp"), ("token", "token"), ("oidc", "oidc"), ("version", "version")):
+        if word in low:
+            return kind
+    return "other"
 
 
 def new_run_id() -> str:
