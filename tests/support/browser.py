@@ -139,6 +139,15 @@ class Browser:
     def get(self, url: str) -> None:
         self.driver.get(url)
 
+    def basic_auth(self, user: str, password: str) -> None:
+        """Send ``Authorization: Basic`` with every request of this page (Chromium's DevTools
+        protocol; credentials in the URL do not reach the page's own fetch() calls)."""
+        import base64
+
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.driver.execute_cdp_cmd("Network.enable", {})
+        self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+
     def set_size(self, width: int, height: int) -> None:
         self.driver.set_window_size(width, height)
 
@@ -224,6 +233,10 @@ class Browser:
         return [str(e.get("message")) for e in logs if e.get("level") == "SEVERE"]
 
     def reset(self) -> None:
+        try:
+            self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        except WebDriverException:
+            pass
         self.driver.get("about:blank")
         self.driver.delete_all_cookies()
         self.set_desktop()

@@ -165,7 +165,10 @@ class Dashboard:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Go's texts for what no route serves: 404 "404 page not found", 405 empty."""
+        """Go's texts for what no route serves: 404 "404 page not found", 405 empty; a body over
+        MAX_BODY (no route reads one) gets 413 before anything else runs."""
+        if (request.content_length or 0) > MAX_BODY:
+            return _text(413, "request body too large\n")
         try:
             resp: web.StreamResponse = await handler(request)
             return resp
@@ -193,6 +196,9 @@ class Dashboard:
         if self.metrics is not None:
             self.metrics.start()
         log.info("dashboard listen on %s", self.address)
+        if not is_loopback(cfg.addr) and cfg.password == "admin":
+            log.warning("the dashboard on %s uses the default password \"admin\": set webServer.password "
+                        "(--dashboard-pwd)", self.address)
 
     async def close(self) -> None:
         if self.metrics is not None:

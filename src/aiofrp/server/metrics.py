@@ -168,7 +168,12 @@ class Metrics:
         self.lag.close()
 
     def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        text = generate_latest(self.registry)
+        # prometheus-client names a counter's HELP/TYPE "<name>_total"; Go's (and so frp's) do not
+        for name in (b"frp_server_traffic_in", b"frp_server_traffic_out"):
+            for kind in (b"HELP", b"TYPE"):
+                text = text.replace(b"# %s %s_total " % (kind, name), b"# %s %s " % (kind, name), 1)
+        return text, CONTENT_TYPE_LATEST
 
 
 __all__ = ["FrpCollector", "LagProbe", "Metrics"]

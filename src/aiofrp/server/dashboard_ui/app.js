@@ -34,7 +34,7 @@
       lists.forEach((l, i) => l.proxies.forEach((p) => {
         p.type = TYPES[i];
         const c = state.clients.get(clientKey(p.user, p.clientID));
-        p.client = c ? (c.hostname || c.key) + (c.user ? " (" + c.user + ")" : "") : p.user || "";
+        p.client = c ? (c.hostname ? c.hostname + " · " : "") + c.key : clientKey(p.user, p.clientID);
         p.search = [p.name, p.type, p.status, p.client, p.clientVersion,
           p.conf ? JSON.stringify([p.conf.remotePort, p.conf.customDomains, p.conf.subdomain, p.conf.locations]) : ""]
           .join(" ").toLowerCase();
@@ -76,7 +76,7 @@
       `<tr data-name="${esc(p.name)}"${p.name === state.selected ? ' class="sel"' : ""}>` +
       `<td class="name">${esc(p.name)}</td><td>${esc(p.type)}</td>` +
       `<td><span class="st ${esc(p.status)}">${esc(p.status)}</span></td><td class="opt">${esc(p.client)}</td>` +
-      `<td class="num">${p.curConns}</td><td class="num">${bytes(p.todayTrafficIn)}</td>` +
+      `<td class="num opt">${p.curConns}</td><td class="num">${bytes(p.todayTrafficIn)}</td>` +
       `<td class="num">${bytes(p.todayTrafficOut)}</td></tr>`).join("") ||
       '<tr><td colspan="7" class="muted">no proxy matches</td></tr>';
     $("count").textContent = rows.length === state.proxies.length ? `(${rows.length})` : `(${rows.length} of ${state.proxies.length})`;
@@ -103,7 +103,7 @@
   function chart(tin, tout) {
     const W = 640, H = 220, L = 64, B = 24, T = 8, days = tin.length;
     const max = Math.max(1, ...tin, ...tout), slot = (W - L) / days, bw = Math.max(4, slot * 0.32);
-    let s = `<svg class="chart" id="traffic-chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img" aria-label="traffic of the last ${days} days">`;
+    let s = `<svg class="chart" id="traffic-chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="traffic of the last ${days} days">`;
     for (let i = 0; i <= 4; i++) {
       const y = T + (H - T - B) * (1 - i / 4);
       s += `<line x1="${L}" x2="${W}" y1="${y}" y2="${y}"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${bytes(max * i / 4)}</text>`;
