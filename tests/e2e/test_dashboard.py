@@ -277,7 +277,7 @@ def test_api_routes_traffic_clients_and_metrics(frp) -> None:  # type: ignore[no
 def test_http_proxy_traffic_counts_requests(frp, http_server) -> None:  # type: ignore[no-untyped-def]
     """An http proxy's bytes are counted per work connection (requests in, responses out)."""
     vhost = free_port()
-    frps, bind, dash = start_frps(frp, vhostHTTPPort=vhost)
+    _frps, bind, dash = start_frps(frp, vhostHTTPPort=vhost)
     frpc = frp.ours_frpc(frpc_config(
         bind, f'\n[[proxies]]\nname = "web"\ntype = "http"\nlocalPort = {http_server.port}\n'
               'customDomains = ["web.example"]\n', token=TOKEN))
@@ -324,7 +324,7 @@ def test_wrong_password_100_times_is_refused_per_address(frp) -> None:  # type: 
 
 def metric_from(port: int, source: str, name: str) -> float | None:
     text = request(port, "/metrics", source=source).text
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    m = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     return float(m.group(1)) if m else None
 
 
