@@ -18,11 +18,13 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.procs import (
     LOCALHOST,
     EchoServer,
+    FrpLauncher,
     FrpProcess,
     UdpEchoServer,
     free_port,
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.timeout(120)
 
 USER, PASSWORD = "admin", "dash-s3cret"
 TOKEN = "dash-token"
+ANNOTATION: dict[str, Any] = {"annotations.team": "a"}
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -51,7 +54,7 @@ class Resp:
     def text(self) -> str:
         return self.body.decode()
 
-    def json(self):  # type: ignore[no-untyped-def]
+    def json(self) -> Any:
         return json.loads(self.body)
 
 
@@ -79,12 +82,12 @@ def request(port: int, path: str, *, method: str = "GET", auth: tuple[str, str] 
         conn.close()
 
 
-def dash_keys(port: int, **extra: object) -> dict[str, object]:
+def dash_keys(port: int, **extra: object) -> dict[str, Any]:
     return {"webServer.addr": LOCALHOST, "webServer.port": port, "webServer.user": USER,
             "webServer.password": PASSWORD, **extra}
 
 
-def start_frps(frp, **keys: object) -> tuple[FrpProcess, int, int]:  # type: ignore[no-untyped-def]
+def start_frps(frp, **keys: object) -> tuple[FrpProcess, int, int]:
     bind, dash = free_port(), free_port()
     frps = frp.ours_frps(frps_config(bind, token=TOKEN, **dash_keys(dash, **keys)))
     frps.wait_for_log(r"frps started successfully", 20)
@@ -121,14 +124,14 @@ def echo_through(port: int, payload: bytes) -> None:
 # -- the API -----------------------------------------------------------------------------------------
 
 
-def test_api_routes_traffic_clients_and_metrics(frp) -> None:  # type: ignore[no-untyped-def]
+def test_api_routes_traffic_clients_and_metrics(frp: FrpLauncher) -> None:
     echo = EchoServer().start()
     uecho = UdpEchoServer().start()
     try:
         frps, bind, dash = start_frps(frp, enablePrometheus=True)
         remote, uremote = free_port(), free_port()
         frpc = frp.ours_frpc(frpc_config(
-            bind, tcp_proxy("t", echo.port, remote, **{"annotations.team": "a"}),
+            bind, tcp_proxy("t", echo.port, remote, **ANNOTATION),
             udp_proxy("u", uecho.port, uremote),
             token=TOKEN, user="alice", clientID="box1"))
         frpc.wait_for_log(r"\[alice\.t\] start proxy success", 20)
@@ -224,7 +227,7 @@ def test_api_routes_traffic_clients_and_metrics(frp) -> None:  # type: ignore[no
         assert metric(dash, "frp_server_proxy_counts", type="tcp") == 1
         assert metric(dash, "frp_server_proxy_counts", type="udp") == 1
         assert metric(dash, "frp_server_proxy_counts_detailed", type="tcp", name="alice.t") == 1
-        assert metric(dash, "aiofrp_server_relayed_bytes_total", direction="in") >= n + 1000 + 100
+        assert (metric(dash, "aiofrp_server_relayed_bytes_total", direction="in") or 0) >= n + 1000 + 100
         assert metric(dash, "aiofrp_server_work_conns_pooled") is not None
         assert metric(dash, "aiofrp_event_loop_lag_seconds") is not None
         text = request(dash, "/metrics").text
@@ -274,7 +277,7 @@ def test_api_routes_traffic_clients_and_metrics(frp) -> None:  # type: ignore[no
         uecho.stop()
 
 
-def test_http_proxy_traffic_counts_requests(frp, http_server) -> None:  # type: ignore[no-untyped-def]
+def test_http_proxy_traffic_counts_requests(frp: FrpLauncher, http_server) -> None:
     """An http proxy's bytes are counted per work connection (requests in, responses out)."""
     vhost = free_port()
     _frps, bind, dash = start_frps(frp, vhostHTTPPort=vhost)
@@ -301,7 +304,7 @@ def test_http_proxy_traffic_counts_requests(frp, http_server) -> None:  # type: 
 # -- safe defaults, auth, bad input -------------------------------------------------------------------
 
 
-def test_wrong_password_100_times_is_refused_per_address(frp) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_100_times_is_refused_per_address(frp: FrpLauncher) -> None:
     frps, _bind, dash = start_frps(frp, enablePrometheus=True)
     codes = []
     t0 = time.monotonic()
@@ -328,7 +331,7 @@ def metric_from(port: int, source: str, name: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def test_bad_input(frp) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input(frp: FrpLauncher) -> None:
     frps, _bind, dash = start_frps(frp)
     r = request(dash, "/api/nope")
     assert (r.status, r.text) == (404, "404 page not found\n")
@@ -349,7 +352,7 @@ def test_bad_input(frp) -> None:  # type: ignore[no-untyped-def]
     assert "Traceback" not in frps.log_text()
 
 
-def test_static_ui_is_served_from_the_package(frp) -> None:  # type: ignore[no-untyped-def]
+def test_static_ui_is_served_from_the_package(frp: FrpLauncher) -> None:
     _frps, _bind, dash = start_frps(frp)
     r = request(dash, "/static/")
     assert r.status == 200 and r.headers["content-type"].startswith("text/html")
@@ -365,13 +368,13 @@ def test_static_ui_is_served_from_the_package(frp) -> None:  # type: ignore[no-u
     assert not re.search(r"https?://", page.replace("http://www.w3.org", ""))
 
 
-def test_assets_dir_replaces_the_ui(frp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_assets_dir_replaces_the_ui(frp: FrpLauncher, tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<p>mine</p>")
     _frps, _bind, dash = start_frps(frp, **{"webServer.assetsDir": str(tmp_path)})
     assert request(dash, "/static/").text == "<p>mine</p>"
 
 
-def test_dashboard_over_tls(frp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_over_tls(frp: FrpLauncher, tmp_path: Path) -> None:
     from aiofrp.net.tls import self_signed_pair
 
     cert, key = self_signed_pair()
@@ -403,7 +406,7 @@ def test_non_loopback_dashboard_needs_a_password(tmp_path: Path) -> None:
     assert r.returncode == 0, r
 
 
-def test_dashboard_flags(frp) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_flags(frp: FrpLauncher) -> None:
     bind, dash = free_port(), free_port()
     frps = frp.ours_frps(None, args=["--bind-addr", LOCALHOST, "-p", str(bind), "--dashboard-addr", LOCALHOST,
                                      "--dashboard-port", str(dash), "--dashboard-user", "u",
