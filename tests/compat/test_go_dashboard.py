@@ -33,9 +33,9 @@ def get(port: int, path: str) -> tuple[int, Any]:
 
 def start_frps(frp: FrpLauncher, go: bool) -> tuple[FrpProcess, int, int]:
     bind, dash, vhost = free_port(), free_port(), free_port()
-    text = frps_config(bind, token=TOKEN, vhostHTTPPort=vhost, **{
-        "webServer.addr": "127.0.0.1", "webServer.port": dash, "webServer.user": "admin",
-        "webServer.password": "pw", "enablePrometheus": True})
+    keys: dict[str, Any] = {"webServer.addr": "127.0.0.1", "webServer.port": dash, "webServer.user": "admin",
+                            "webServer.password": "pw", "enablePrometheus": True}
+    text = frps_config(bind, token=TOKEN, vhostHTTPPort=vhost, **keys)
     frps = frp.go_frps(text) if go else frp.ours_frps(text)
     frps.wait_for_log("frps started successfully", 20)
     return frps, bind, dash
