@@ -23,20 +23,20 @@ failures logged, an address guessing passwords is refused for a while).
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import mimetypes
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import web
 
 from .. import FRP_VERSION
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
 from ..proto.addr import join_host_port
-from .stats import ProxyStats, fmt_time
+from .stats import ProxyStats, today_ordinal
 
 if TYPE_CHECKING:
     from ..proto import msg as m
@@ -49,14 +49,11 @@ UI_DIR = Path(__file__).with_name("dashboard_ui")
 MAX_BODY = 64 * 1024  # no route reads a body; anything bigger is refused (413)
 
 
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
 def _json(obj: object) -> web.Response:
     # Go writes the JSON with WriteHeader(200) and no Content-Type of its own: net/http sniffs
-    # "text/plain; charset=utf-8". We say what it is.
-    return web.Response(text=_dumps(obj), content_type="application/json")
+    # "text/plain; charset=utf-8". We say what it is. msgspec: compact like Go's encoding/json,
+    # and fast (5,000 proxies in /api/proxy/tcp, bench/dashboard_api.py).
+    return web.Response(body=msgspec.json.encode(obj), content_type="application/json")
 
 
 def _text(status: int, msg: str) -> web.Response:
@@ -262,7 +259,13 @@ class Dashboard:
             out["user"] = ps.user
         if ps.client_id:
             out["clientID"] = ps.client_id
-        out["conf"] = proxy_conf(proxy.req) if online and proxy else None
+        if online and proxy is not None:
+            conf = proxy.conf_json
+            if conf is None:
+                conf = proxy.conf_json = msgspec.json.encode(proxy_conf(proxy.req))
+            out["conf"] = msgspec.Raw(conf)
+        else:
+            out["conf"] = None
         if client_version and online and proxy is not None:
             ctl = self.server.controls.get(proxy.control.run_id)
             if ctl is not None and ctl.login.version:
@@ -272,8 +275,8 @@ class Dashboard:
             "todayTrafficIn": tin,
             "todayTrafficOut": tout,
             "curConns": ps.cur_conns,
-            "lastStartTime": fmt_time(ps.last_start),
-            "lastCloseTime": fmt_time(ps.last_close),
+            "lastStartTime": ps.last_start_text,
+            "lastCloseTime": ps.last_close_text,
             "status": "online" if online else "offline",
         })
         return out
@@ -281,7 +284,36 @@ class Dashboard:
     async def api_proxy_by_type(self, request: web.Request) -> web.Response:
         ptype = request.match_info["type"]
         stats = sorted(self.stats.by_type(ptype), key=lambda ps: ps.name)
-        return _json({"proxies": [self._proxy_info(ps, client_version=True) for ps in stats]})
+        return web.Response(body=self._proxy_list(stats), content_type="application/json")
+
+    def _proxy_list(self, stats: list[ProxyStats]) -> bytes:
+        """``{"proxies":[...]}`` as _proxy_info(client_version=True) would encode it, but fast for
+        thousands of proxies: each proxy's unchanging head (name, user, clientID, conf,
+        clientVersion) is encoded once per online period, the figures are formatted in."""
+        parts = ['{"proxies":[']
+        proxies = self.server.proxies
+        day = today_ordinal()
+        for ps in stats:
+            proxy = proxies.get(ps.name)
+            if proxy is not None and not proxy.online:
+                proxy = None
+            cached = ps.json_head
+            if cached is None or cached[0] is not proxy:
+                info = self._proxy_info(ps, client_version=True)
+                for k in ("todayTrafficIn", "todayTrafficOut", "curConns", "lastStartTime", "lastCloseTime",
+                          "status"):
+                    del info[k]
+                head = msgspec.json.encode(info).decode()[:-1]  # without the closing brace
+                cached = ps.json_head = (proxy, head)
+            tin, tout = ps.today(day)
+            status = "online" if proxy is not None else "offline"
+            parts.append(f'{cached[1]},"todayTrafficIn":{tin},"todayTrafficOut":{tout},"curConns":{ps.cur_conns},'
+                         f'"lastStartTime":"{ps.last_start_text}","lastCloseTime":"{ps.last_close_text}",'
+                         f'"status":"{status}"}},')
+        if len(parts) > 1:
+            parts[-1] = parts[-1][:-1]
+        parts.append("]}")
+        return "".join(parts).encode()
 
     async def api_proxy_by_type_and_name(self, request: web.Request) -> web.Response:
         ps = self.stats.proxies.get(request.match_info["name"])

@@ -23,8 +23,16 @@ OFFLINE_KEEP = 7 * 24 * 3600.0  # Go: clearUselessInfo every 12 h drops proxies 
 Live = Callable[[], tuple[int, int]]  # (in, out) bytes of a proxy's connections still open
 
 
+_day = [0, 0.0]  # today's ordinal, and the time.time() at which it ends
+
+
 def _today() -> int:
-    return datetime.date.today().toordinal()
+    """Today's local date as an ordinal; cheap (one time.time()) except at the first call of a day."""
+    if time.time() >= _day[1]:
+        today = datetime.date.today()
+        midnight = datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time())
+        _day[0], _day[1] = today.toordinal(), midnight.timestamp()
+    return int(_day[0])
 
 
 class DateCounter:
@@ -72,15 +80,24 @@ class ProxyStats:
     cur_conns: int = 0
     last_start: float = 0.0  # time.time(); 0: never
     last_close: float = 0.0
+    last_start_text: str = ""  # Go's "01-02 15:04:05", formatted once
+    last_close_text: str = ""
     live: Live | None = None
     """While online: the bytes of its open connections (not yet in the counters above)."""
+    json_head: tuple[object, str] | None = None
+    """The dashboard's cached JSON of what does not change while the proxy is up (server/dashboard.py)."""
 
     def live_bytes(self) -> tuple[int, int]:
         return self.live() if self.live is not None else (0, 0)
 
-    def today(self) -> tuple[int, int]:
-        li, lo = self.live_bytes()
-        return self.traffic_in.today() + li, self.traffic_out.today() + lo
+    def today(self, day: int = 0) -> tuple[int, int]:
+        """Today's (in, out); ``day``: today's ordinal if the caller has it (see today_ordinal)."""
+        live = self.live
+        li, lo = live() if live is not None else (0, 0)
+        tin, tout = self.traffic_in, self.traffic_out
+        if tin.day == tout.day == (day or _today()):  # no rotation due: read today's counts directly
+            return tin.counts[0] + li, tout.counts[0] + lo
+        return tin.today() + li, tout.today() + lo
 
     def days(self) -> tuple[list[int], list[int]]:
         li, lo = self.live_bytes()
@@ -171,6 +188,7 @@ class ServerStats:
             ps = self.proxies[name] = ProxyStats(name, ptype)
         ps.user, ps.client_id, ps.live = user, client_id, live
         ps.last_start = time.time()
+        ps.last_start_text = _fmt_time(ps.last_start)
 
     def close_proxy(self, name: str, ptype: str, last: tuple[int, int] = (0, 0)) -> None:
         """A proxy went offline; ``last``: bytes of its connections not reported by close_conn."""
@@ -179,6 +197,7 @@ class ServerStats:
         if ps is not None:
             ps.live = None
             ps.last_close = time.time()
+            ps.last_close_text = _fmt_time(ps.last_close)
             if last != (0, 0):
                 self._add(ps, *last)
 
@@ -245,5 +264,6 @@ def _client_key(user: str, cid: str) -> str:
 
 
 fmt_time = _fmt_time
+today_ordinal = _today
 
-__all__ = ["RESERVE_DAYS", "ClientInfo", "DateCounter", "ProxyStats", "ServerStats", "fmt_time"]
+__all__ = ["RESERVE_DAYS", "ClientInfo", "DateCounter", "ProxyStats", "ServerStats", "fmt_time", "today_ordinal"]

@@ -90,6 +90,7 @@ class ProxyControl(Protocol):
 
 class ServerProxy:
     type = ""
+    conf_json: bytes | None = None  # the dashboard's "conf" of this proxy, encoded once (server/dashboard.py)
 
     def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         self.control = control
