@@ -5,7 +5,8 @@ under 50 ms with 5,000 proxies).
 Starts frps (ours by default, ``--impl go`` for Go frp 0.65.0) with the dashboard and
 Prometheus on 127.0.0.1, then one frpc with ``--proxies`` tcp proxies (random remote ports),
 waits until frps lists them all, then times ``--requests`` sequential GETs per route over one
-keep-alive connection and prints median / p95 / max and the response size.
+keep-alive connection and prints median / p95 / max wall time, frps's CPU time per request (from
+/proc: on a loaded machine the wall time mostly measures waiting for a core) and the response size.
 
     .venv/bin/python bench/dashboard_api.py                     # 5,000 proxies, ours
     .venv/bin/python bench/dashboard_api.py --proxies 1000 --impl go
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import frp_commands
+from _common import cpu_seconds, frp_commands
 from support.procs import EchoServer, FrpProcess, free_port
 
 AUTH = "Basic " + base64.b64encode(b"admin:bench").decode()
@@ -82,18 +83,21 @@ def main() -> int:
         for path in ROUTES:
             times = []
             size = 0
+            cpu0 = cpu_seconds([frps.pid]) if frps.pid else None
             for _ in range(args.requests):
                 t = time.perf_counter()
                 status, body = get(path)
                 times.append((time.perf_counter() - t) * 1000)
                 assert status == 200, (path, status, body[:200])
                 size = len(body)
+            cpu1 = cpu_seconds([frps.pid]) if frps.pid else None
+            cpu_ms = (cpu1 - cpu0) * 1000 / args.requests if cpu0 is not None and cpu1 is not None else float("nan")
             times.sort()
             res = {"median_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95) - 1],
-                   "max_ms": times[-1], "bytes": size}
+                   "max_ms": times[-1], "frps_cpu_ms": cpu_ms, "bytes": size}
             results[path] = res
             print(f"  {path:24s} median {res['median_ms']:7.1f} ms  p95 {res['p95_ms']:7.1f} ms  "
-                  f"max {res['max_ms']:7.1f} ms  {size:>9,} bytes")
+                  f"max {res['max_ms']:7.1f} ms  frps CPU {cpu_ms:6.1f} ms/request  {size:>9,} bytes")
         if args.json:
             Path(args.json).write_text(json.dumps({"impl": args.impl, "proxies": args.proxies, **results}, indent=1))
         conn.close()

@@ -142,7 +142,7 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli)/[\w.-]+)"',
+    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|config|quick|cli|dashboard)/[\w.-]+)"',
                           Path(__file__).read_text()))
     assert set(BLOCKS) == used
 
@@ -436,3 +436,24 @@ def test_oidc_example(frp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
         (req,) = idp.token_requests
         assert req.basic_auth() == ("office-frpc", "the-client-secret") and req.form["audience"] == "frps"
+
+
+# -- frps dashboard and Prometheus ---------------------------------------------------------------
+
+
+def test_dashboard_example(frp, tmp_path: Path) -> None:
+    import json
+
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 6000, 7500, p22=echo.port))
+        ex.write("dashboard/frps.toml")
+        ex.write("tcp/frpc.toml")
+        ex.start(frp, "frps -c frps.toml").wait_for_log("frps started successfully", 20)
+        ex.start(frp, "frpc -c frpc.toml").wait_for_proxies("ssh")
+        assert echo_ok(ex.ports[6000])
+        info, tcp, traffic, metrics = ex.commands("dashboard/api.sh")
+        assert json.loads(ex.run(info).stdout)["version"] == "0.65.0"
+        (p,) = json.loads(ex.run(tcp).stdout)["proxies"]
+        assert (p["name"], p["status"], p["conf"]["remotePort"]) == ("ssh", "online", ex.ports[6000])
+        assert poll(lambda: json.loads(ex.run(traffic).stdout)["trafficIn"][0] > 0, 10, "traffic counted")
+        assert 'frp_server_proxy_counts{type="tcp"} 1' in ex.run(metrics).stdout

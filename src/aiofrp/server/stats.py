@@ -84,16 +84,19 @@ class ProxyStats:
     last_close_text: str = ""
     live: Live | None = None
     """While online: the bytes of its open connections (not yet in the counters above)."""
+    datagram: bool = False
+    """Its live bytes need no open connection (udp counts datagrams): ask ``live`` even at 0 conns."""
     json_head: tuple[object, str] | None = None
     """The dashboard's cached JSON of what does not change while the proxy is up (server/dashboard.py)."""
 
     def live_bytes(self) -> tuple[int, int]:
-        return self.live() if self.live is not None else (0, 0)
+        live = self.live
+        return live() if live is not None and (self.cur_conns or self.datagram) else (0, 0)
 
     def today(self, day: int = 0) -> tuple[int, int]:
         """Today's (in, out); ``day``: today's ordinal if the caller has it (see today_ordinal)."""
         live = self.live
-        li, lo = live() if live is not None else (0, 0)
+        li, lo = live() if live is not None and (self.cur_conns or self.datagram) else (0, 0)
         tin, tout = self.traffic_in, self.traffic_out
         if tin.day == tout.day == (day or _today()):  # no rotation due: read today's counts directly
             return tin.counts[0] + li, tout.counts[0] + lo
@@ -181,12 +184,13 @@ class ServerStats:
         else:
             info.run_id, info.online, info.disconnected = "", False, time.time()
 
-    def new_proxy(self, name: str, ptype: str, user: str, client_id: str, live: Live | None) -> None:
+    def new_proxy(self, name: str, ptype: str, user: str, client_id: str, live: Live | None,
+                  datagram: bool = False) -> None:
         self.proxy_type_counts[ptype] = self.proxy_type_counts.get(ptype, 0) + 1
         ps = self.proxies.get(name)
         if ps is None or ps.type != ptype:
             ps = self.proxies[name] = ProxyStats(name, ptype)
-        ps.user, ps.client_id, ps.live = user, client_id, live
+        ps.user, ps.client_id, ps.live, ps.datagram = user, client_id, live, datagram
         ps.last_start = time.time()
         ps.last_start_text = _fmt_time(ps.last_start)
 
@@ -235,7 +239,7 @@ class ServerStats:
     def today_totals(self) -> tuple[int, int]:
         tin, tout = self.total_in.today(), self.total_out.today()
         for ps in self.proxies.values():
-            if ps.live is not None:
+            if ps.live is not None and (ps.cur_conns or ps.datagram):
                 li, lo = ps.live()
                 tin += li
                 tout += lo

@@ -138,7 +138,10 @@ class ServerProxy:
         self.online = True
         ctl = self.control
         # Go 0.68: the client id, or the run id when the client has none
-        self.server.stats.new_proxy(self.name, self.type, ctl.user, ctl.client_id or ctl.run_id, self.live_traffic)
+        self.server.stats.new_proxy(self.name, self.type, ctl.user, ctl.client_id or ctl.run_id, self.live_traffic,
+                                    self.datagram)
+
+    datagram = False  # traffic without connections (udp): live_traffic is asked even at 0 connections
 
     def live_traffic(self) -> tuple[int, int]:
         """(in, out) bytes of the connections still open: in = from users, out = to users."""

@@ -89,6 +89,7 @@ class UDPProxy(ServerProxy):
 
     nin = 0  # datagram bytes from users / to users (Go counts UDP traffic per datagram)
     nout = 0
+    datagram = True
 
     def live_traffic(self) -> tuple[int, int]:
         return self.nin, self.nout
