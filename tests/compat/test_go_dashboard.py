@@ -32,9 +32,10 @@ def get(port: int, path: str) -> tuple[int, Any]:
 
 
 def start_frps(frp: FrpLauncher, go: bool) -> tuple[FrpProcess, int, int]:
-    bind, dash, vhost = free_port(), free_port(), free_port()
+    bind, dash, vhost, vhosts, mux = free_port(), free_port(), free_port(), free_port(), free_port()
     keys: dict[str, Any] = {"webServer.addr": "127.0.0.1", "webServer.port": dash, "webServer.user": "admin",
-                            "webServer.password": "pw", "enablePrometheus": True}
+                            "webServer.password": "pw", "enablePrometheus": True, "vhostHTTPSPort": vhosts,
+                            "tcpmuxHTTPConnectPort": mux, "subDomainHost": "example.org"}
     text = frps_config(bind, token=TOKEN, vhostHTTPPort=vhost, **keys)
     frps = frp.go_frps(text) if go else frp.ours_frps(text)
     frps.wait_for_log("frps started successfully", 20)
@@ -46,7 +47,15 @@ def proxies(echo: int, remote: int) -> str:
             'transport.useEncryption = true\nannotations.owner = "ops"\nmetadatas.m = "1"\n'
             f'\n[[proxies]]\nname = "web"\ntype = "http"\nlocalPort = {echo}\ncustomDomains = ["a.example"]\n'
             'locations = ["/x"]\nhttpUser = "u"\nhttpPassword = "p"\n'
-            f'\n[[proxies]]\nname = "sec"\ntype = "stcp"\nsecretKey = "not-shown"\nlocalPort = {echo}\n')
+            f'\n[[proxies]]\nname = "sec"\ntype = "stcp"\nsecretKey = "not-shown"\nlocalPort = {echo}\n'
+            f'\n[[proxies]]\nname = "dns"\ntype = "udp"\nlocalPort = {echo}\nremotePort = 0\n'
+            f'\n[[proxies]]\nname = "tls"\ntype = "https"\nlocalPort = {echo}\nsubdomain = "s"\n'
+            'customDomains = ["b.example"]\ntransport.useCompression = true\n'
+            f'\n[[proxies]]\nname = "mux"\ntype = "tcpmux"\nmultiplexer = "httpconnect"\nlocalPort = {echo}\n'
+            'customDomains = ["c.example"]\nrouteByHTTPUser = "bob"\nhttpUser = "bob"\nhttpPassword = "p"\n')
+
+NAMES = ("ssh", "web", "sec", "dns", "tls", "mux")
+TYPES = ("tcp", "http", "stcp", "udp", "https", "tcpmux")
 
 
 def snapshot(dash: int) -> dict[str, Any]:
@@ -54,16 +63,16 @@ def snapshot(dash: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     status, info = get(dash, "/api/serverinfo")
     assert status == 200
-    for k in ("bindPort", "vhostHTTPPort"):
+    for k in ("bindPort", "vhostHTTPPort", "vhostHTTPSPort", "tcpmuxHTTPConnectPort"):
         info[k] = "PORT"
     out["serverinfo"] = info
-    for t in ("tcp", "http", "stcp"):
+    for t in TYPES:
         status, lst = get(dash, f"/api/proxy/{t}")
         assert status == 200
         for p in lst["proxies"]:
             p["lastStartTime"] = re.sub(r"\d", "9", p["lastStartTime"])
             if p["conf"] and "remotePort" in p["conf"]:
-                p["conf"]["remotePort"] = "PORT"
+                p["conf"]["remotePort"] = "PORT"  # (udp: 0 asked, the same either way)
             p.pop("user", None)  # 0.67+ fields aiofrp adds (Go 0.65 has none)
             p.pop("clientID", None)
         out[t] = lst
@@ -86,9 +95,9 @@ def test_go_frpc_shows_in_our_dashboard_as_in_gos(frp: FrpLauncher) -> None:
         for go in (True, False):
             frps, bind, dash = start_frps(frp, go)
             frpc = frp.go_frpc(frpc_config(bind, proxies(echo.port, free_port()), token=TOKEN, user="alice"))
-            for name in ("ssh", "web", "sec"):
+            for name in NAMES:
                 frpc.wait_for_log(rf"\[alice\.{name}\] start proxy success", 20)
-            poll(lambda dash=dash: get(dash, "/api/serverinfo")[1]["proxyTypeCount"].get("stcp") == 1, 10,
+            poll(lambda dash=dash: sum(get(dash, "/api/serverinfo")[1]["proxyTypeCount"].values()) == 6, 10,
                  "proxies registered")
             seen[go] = snapshot(dash)
             frpc.kill()
@@ -129,9 +138,9 @@ def test_our_frpc_shows_in_go_dashboard(frp: FrpLauncher) -> None:
             frps, bind, dash = start_frps(frp, go=True)
             text = frpc_config(bind, proxies(echo.port, free_port()), token=TOKEN, user="alice")
             frpc = frp.ours_frpc(text) if ours else frp.go_frpc(text)
-            for name in ("ssh", "web", "sec"):
+            for name in NAMES:
                 frpc.wait_for_log(rf"\[alice\.{name}\] start proxy success", 20)
-            poll(lambda dash=dash: get(dash, "/api/serverinfo")[1]["proxyTypeCount"].get("stcp") == 1, 10,
+            poll(lambda dash=dash: sum(get(dash, "/api/serverinfo")[1]["proxyTypeCount"].values()) == 6, 10,
                  "proxies registered")
             seen[ours] = snapshot(dash)
             frpc.kill()
