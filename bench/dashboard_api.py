@@ -81,6 +81,8 @@ def main() -> int:
         print(f"{args.impl}: {args.proxies} tcp proxies registered in {time.monotonic() - t0:.1f} s")
         results = {}
         for path in ROUTES:
+            if args.impl == "go" and path == "/api/clients":  # a 0.68 route: Go 0.65 has none
+                continue
             times = []
             size = 0
             cpu0 = cpu_seconds([frps.pid]) if frps.pid else None
