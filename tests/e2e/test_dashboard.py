@@ -175,6 +175,11 @@ def test_api_routes_traffic_clients_and_metrics(frp: FrpLauncher) -> None:
         assert request(dash, "/api/proxies/alice.u").json()["conf"]["remotePort"] == uremote
         assert request(dash, "/api/proxy/http").json() == {"proxies": []}
 
+        # as in Go, a proxy's connection and traffic series appear with its first connection
+        assert metric(dash, "frp_server_proxy_counts_detailed", type="tcp", name="alice.t") == 1
+        assert metric(dash, "frp_server_connection_counts", name="alice.t", type="tcp") is None
+        assert metric(dash, "frp_server_traffic_in", name="alice.t", type="tcp") is None
+
         # -- traffic after a known transfer ----------------------------------------------------------
         payload = bytes(range(256)) * 400  # 102,400 bytes each way
         echo_through(remote, payload)

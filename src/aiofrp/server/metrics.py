@@ -59,23 +59,29 @@ def _label(v: str) -> str:
 def proxy_series(server: Server) -> str:
     """The per-proxy families in the text format, written directly: thousands of proxies make
     tens of thousands of samples, which prometheus-client's generic writer formats one by one
-    (about 1 s for 5,000 proxies, bench/dashboard_api.py). Counters keep Go's names (no _total)."""
-    rows = []
+    (about 1 s for 5,000 proxies, bench/dashboard_api.py). Counters keep Go's names (no _total);
+    as in Go, a proxy's connection and traffic series appear with its first connection."""
+    detailed = []
+    rows = []  # Go creates these series at a proxy's first connection (udp: its first datagram)
     for ps in server.stats.proxies.values():
         name, ptype = _label(ps.name), _label(ps.type)
-        i, o = ps.totals()
-        rows.append((name, ptype, 1 if ps.live is not None else 0, ps.cur_conns, i, o))
+        detailed.append((name, ptype, 1 if ps.live is not None else 0))
+        if ps.connected or ps.datagram:
+            i, o = ps.totals()
+            if ps.connected or i or o:
+                rows.append((name, ptype, ps.cur_conns, i, o))
+    detailed.sort()
     rows.sort()
     out = [("# HELP frp_server_proxy_counts_detailed The current number of proxies grouped by type and name\n"
             "# TYPE frp_server_proxy_counts_detailed gauge\n")]
-    out += [f'frp_server_proxy_counts_detailed{{name="{n}",type="{t}"}} {d}\n' for n, t, d, _c, _i, _o in rows]
+    out += [f'frp_server_proxy_counts_detailed{{name="{n}",type="{t}"}} {d}\n' for n, t, d in detailed]
     out.append("# HELP frp_server_connection_counts The current connection counts\n"
                "# TYPE frp_server_connection_counts gauge\n")
-    out += [f'frp_server_connection_counts{{name="{n}",type="{t}"}} {c}\n' for n, t, _d, c, _i, _o in rows]
+    out += [f'frp_server_connection_counts{{name="{n}",type="{t}"}} {c}\n' for n, t, c, _i, _o in rows if t != "udp"]
     out.append("# HELP frp_server_traffic_in The total in traffic\n# TYPE frp_server_traffic_in counter\n")
-    out += [f'frp_server_traffic_in{{name="{n}",type="{t}"}} {i}\n' for n, t, _d, _c, i, _o in rows]
+    out += [f'frp_server_traffic_in{{name="{n}",type="{t}"}} {i}\n' for n, t, _c, i, _o in rows]
     out.append("# HELP frp_server_traffic_out The total out traffic\n# TYPE frp_server_traffic_out counter\n")
-    out += [f'frp_server_traffic_out{{name="{n}",type="{t}"}} {o}\n' for n, t, _d, _c, _i, o in rows]
+    out += [f'frp_server_traffic_out{{name="{n}",type="{t}"}} {o}\n' for n, t, _c, _i, o in rows]
     return "".join(out)
 
 

@@ -78,6 +78,7 @@ class ProxyStats:
     total_in: int = 0  # since frps started (Prometheus counters), closed connections only
     total_out: int = 0
     cur_conns: int = 0
+    connected: bool = False  # it has had a connection (Go's Prometheus series exist from then on)
     last_start: float = 0.0  # time.time(); 0: never
     last_close: float = 0.0
     last_start_text: str = ""  # Go's "01-02 15:04:05", formatted once
@@ -210,6 +211,7 @@ class ServerStats:
         ps = self.proxies.get(name)
         if ps is not None:
             ps.cur_conns += 1
+            ps.connected = True
 
     def close_conn(self, name: str, nin: int, nout: int) -> None:
         self.cur_conns -= 1
