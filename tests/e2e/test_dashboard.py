@@ -373,6 +373,25 @@ def test_static_ui_is_served_from_the_package(frp: FrpLauncher) -> None:
     assert not re.search(r"https?://", page.replace("http://www.w3.org", ""))
 
 
+def test_big_proxy_lists_are_gzipped(frp: FrpLauncher) -> None:
+    import gzip
+
+    echo = EchoServer().start()
+    try:
+        _frps, bind, dash = start_frps(frp)
+        names = [f"p{i:03d}" for i in range(150)]
+        frpc = frp.ours_frpc(frpc_config(bind, *(tcp_proxy(n, echo.port) for n in names), token=TOKEN))
+        frpc.wait_for_log(r"\[p149\] start proxy success", 60)
+        poll(lambda: len(request(dash, "/api/proxy/tcp").json()["proxies"]) == 150, 20, "150 proxies")
+        plain = request(dash, "/api/proxy/tcp")
+        zipped = request(dash, "/api/proxy/tcp", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers and zipped.headers["content-encoding"] == "gzip"
+        assert len(zipped.body) * 5 < len(plain.body)
+        assert json.loads(gzip.decompress(zipped.body)) == plain.json()
+    finally:
+        echo.stop()
+
+
 def test_assets_dir_replaces_the_ui(frp: FrpLauncher, tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<p>mine</p>")
     _frps, _bind, dash = start_frps(frp, **{"webServer.assetsDir": str(tmp_path)})

@@ -47,6 +47,7 @@ log = logging.getLogger("aiofrp.server.dashboard")
 
 UI_DIR = Path(__file__).with_name("dashboard_ui")
 MAX_BODY = 64 * 1024  # no route reads a body; anything bigger is refused (413)
+GZIP_MIN = 32 * 1024  # /api/proxy/{type} answers bigger than this are gzipped for clients that accept it
 
 
 def _json(obj: object) -> web.Response:
@@ -284,7 +285,13 @@ class Dashboard:
     async def api_proxy_by_type(self, request: web.Request) -> web.Response:
         ptype = request.match_info["type"]
         stats = sorted(self.stats.by_type(ptype), key=lambda ps: ps.name)
-        return web.Response(body=self._proxy_list(stats), content_type="application/json")
+        body = self._proxy_list(stats)
+        if len(body) > GZIP_MIN and "gzip" in request.headers.get("Accept-Encoding", ""):
+            # thousands of proxies make megabytes of very repetitive JSON (a phone on a slow link
+            # refreshes it every few seconds); level 1 shrinks it ~10x for a few ms
+            return web.Response(body=gzip.compress(body, 1), content_type="application/json",
+                                headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return web.Response(body=body, content_type="application/json")
 
     def _proxy_list(self, stats: list[ProxyStats]) -> bytes:
         """``{"proxies":[...]}`` as _proxy_info(client_version=True) would encode it, but fast for
