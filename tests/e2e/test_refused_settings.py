@@ -64,8 +64,8 @@ FRPS_CASES = [
     pytest.param('[[httpPlugins]]\nname = "login"\naddr = "127.0.0.1:9"\npath = "/handler"\nops = ["Login"]',
                  "httpPlugins[0]", id="httpPlugins-login"),
     pytest.param("maxPortsPerClient = 2", "maxPortsPerClient", id="maxPortsPerClient"),
-    pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500', "webServer.port", id="dashboard"),
-    pytest.param("enablePrometheus = true", "enablePrometheus", id="prometheus"),
+    pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500\nwebServer.pprofEnable = true',
+                 "webServer.pprofEnable", id="dashboard-pprof"),
     pytest.param("kcpBindPort = 7000", "kcpBindPort", id="kcpBindPort"),
     pytest.param("quicBindPort = 7000", "quicBindPort", id="quicBindPort"),
 ]
@@ -136,8 +136,6 @@ def test_http_proxy_environment_refused(tmp_path: Path) -> None:
 
 
 FLAG_CASES = [
-    pytest.param("frps", ["--dashboard-port", "7500"], "--dashboard-port", id="frps-dashboard-port"),
-    pytest.param("frps", ["--enable-prometheus"], "--enable-prometheus", id="frps-enable-prometheus"),
     pytest.param("frps", ["--kcp-bind-port", "7000"], "--kcp-bind-port", id="frps-kcp"),
     pytest.param("frps", ["--quic-bind-port", "7000"], "--quic-bind-port", id="frps-quic"),
     pytest.param("frps", ["--max-ports-per-client", "3"], "--max-ports-per-client", id="frps-max-ports"),
