@@ -60,8 +60,11 @@ class Listener:
 
 
 FRPS_CASES = [
-    pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500', "webServer.port", id="dashboard"),
-    pytest.param("enablePrometheus = true", "enablePrometheus", id="prometheus"),
+    pytest.param('[[httpPlugins]]\nname = "login"\naddr = "127.0.0.1:9"\npath = "/handler"\nops = ["Login"]',
+                 "httpPlugins[0]", id="httpPlugins-login"),
+    pytest.param("maxPortsPerClient = 2", "maxPortsPerClient", id="maxPortsPerClient"),
+    pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500\nwebServer.pprofEnable = true',
+                 "webServer.pprofEnable", id="dashboard-pprof"),
     pytest.param("kcpBindPort = 7000", "kcpBindPort", id="kcpBindPort"),
     pytest.param("quicBindPort = 7000", "quicBindPort", id="quicBindPort"),
 ]
@@ -109,8 +112,6 @@ def test_frpc_refuses_at_verify_and_start(tmp_path: Path, extra: str, proxies: s
 
 
 FLAG_CASES = [
-    pytest.param("frps", ["--dashboard-port", "7500"], "--dashboard-port", id="frps-dashboard-port"),
-    pytest.param("frps", ["--enable-prometheus"], "--enable-prometheus", id="frps-enable-prometheus"),
     pytest.param("frps", ["--kcp-bind-port", "7000"], "--kcp-bind-port", id="frps-kcp"),
     pytest.param("frps", ["--quic-bind-port", "7000"], "--quic-bind-port", id="frps-quic"),
     pytest.param("frpc", ["tcp", "-l", "22", "-p", "kcp"], "--protocol", id="frpc-protocol"),
