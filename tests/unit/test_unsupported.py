@@ -222,7 +222,7 @@ def test_table_rows_name_real_keys() -> None:
 # -- CLI flags ------------------------------------------------------------------------------------
 
 # Options of the commands themselves, not config keys: where they take effect.
-CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe"}
+CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe", "config_dir"}
 QUICK_OPTIONS = {"help", "mode", "host", "port", "local_host", "local_port", "password", "log_level", "version"}
 
 
@@ -306,9 +306,6 @@ FRPS_REFUSED = [
     ("webServer.port = 7500\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
 ]
 FRPC_REFUSED = [
-    ('store.path = "./store.json"', "store.path"),
-    ('webServer.port = 7400\nwebServer.tls.certFile = "c"\nwebServer.tls.keyFile = "k"', "webServer.tls"),
-    ('webServer.port = 7400\nwebServer.assetsDir = "/srv"', "webServer.assetsDir"),
     ("webServer.port = 7400\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
     ('featureGates = { VirtualNet = true }\nvirtualNet.address = "100.86.0.1/24"', "virtualNet.address"),
     ('[[proxies]]\nname = "u"\ntype = "udp"\ntransport.bandwidthLimit = "1MB"', "proxies[0].transport.bandwidthLimit"),

@@ -9,7 +9,7 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from .. import FRP_VERSION
@@ -24,9 +24,12 @@ from .control import Control
 from .errors import ServerConnectError, login_error, refusal_text
 from .proxies import ProxyWrapper
 from .proxies.wrapper import ProxyStatus
+from .store import StoreSource
 
 if TYPE_CHECKING:
     from ..config.client import ClientConfig
+    from ..config.proxy import ProxyBaseConfig
+    from ..config.visitor import VisitorBaseConfig
     from .visitors import Visitor
 
 log = logging.getLogger("aiofrp.client")
@@ -48,6 +51,8 @@ class Client:
         *,
         exit_on_refusal: bool = False,
         on_start_error: Callable[[str, str], None] | None = None,
+        strict: bool = True,
+        allow_unsafe: Collection[str] = frozenset(),
     ) -> None:
         from ..config.unsupported import check_unsupported
 
@@ -65,20 +70,103 @@ class Client:
         self.run_id = ""
         self.control: Control | None = None
         self.connector: Connector | None = None
-        self.proxies: dict[str, ProxyWrapper] = {
-            p.name: ProxyWrapper(self, p) for p in cfg.active_proxies()
-        }
-        from .visitors import new_visitor
-
+        # how the config file is read again on reload (the flags frpc was started with)
+        self.strict = strict
+        self.allow_unsafe = frozenset(allow_unsafe)
+        # the proxies/visitors of the config file (and its includes) and of the store; the client's
+        # own settings (self.cfg) are fixed at start, as in Go
+        self.file_proxies: list[ProxyBaseConfig] = list(cfg.proxies)
+        self.file_visitors: list[VisitorBaseConfig] = list(cfg.visitors)
+        self.start_names: list[str] = list(cfg.start)
+        self.store: StoreSource | None = None
+        if cfg.store.path:
+            self.store = StoreSource(cfg.store.path)
+            self.store.load(cfg, self.allow_unsafe)  # ConfigError: the store file cannot be used
+        proxies, visitor_cfgs = self.wanted()
+        self.proxies: dict[str, ProxyWrapper] = {p.name: ProxyWrapper(self, p) for p in proxies}
         self.visitors: dict[str, Visitor] = {}
-        for vcfg in cfg.active_visitors():
-            v = new_visitor(self, vcfg)
-            if v is None:
-                log.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
-            else:
+        for vcfg in visitor_cfgs:
+            v = self._new_visitor(vcfg)
+            if v is not None:
                 self.visitors[vcfg.name] = v
         self._stopping = False
         self.exit_code = 0
+
+    def _new_visitor(self, vcfg: VisitorBaseConfig) -> Visitor | None:
+        from .visitors import new_visitor
+
+        v = new_visitor(self, vcfg)
+        if v is None:
+            log.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
+        return v
+
+    def wanted(self) -> tuple[list[ProxyBaseConfig], list[VisitorBaseConfig]]:
+        """The proxies and visitors to run: the file's merged with the store's (the store wins on a
+        name clash), restricted to ``start`` when it is set and to ``enabled`` ones, sorted by name
+        (Go's aggregator and ``FilterClientConfigurers``)."""
+        proxies: dict[str, ProxyBaseConfig] = {p.name: p for p in self.file_proxies}
+        visitors: dict[str, VisitorBaseConfig] = {v.name: v for v in self.file_visitors}
+        if self.store is not None:
+            proxies.update(self.store.proxies)
+            visitors.update(self.store.visitors)
+        start = set(self.start_names)
+
+        def keep(e: ProxyBaseConfig | VisitorBaseConfig) -> bool:
+            return e.enabled and (not start or e.name in start)
+
+        return ([p for _, p in sorted(proxies.items()) if keep(p)],
+                [v for _, v in sorted(visitors.items()) if keep(v)])
+
+    def entry_source(self, name: str) -> str:
+        """``"store"`` for a running proxy that comes from the store (``/api/status``'s ``source``)."""
+        return "store" if self.store is not None and name in self.store.proxies else ""
+
+    async def update_all(self) -> None:
+        """Apply :meth:`wanted` to what runs (Go's ``UpdateAllConfigurer``): an entry whose config
+        is unchanged keeps running with its connections; a changed one is closed and started again
+        (CloseProxy + NewProxy); a removed one is closed; an added one is started."""
+        proxies, visitor_cfgs = self.wanted()
+        new_p = {p.name: p for p in proxies}
+        removed = [n for n, pw in self.proxies.items() if new_p.get(n) != pw.cfg]
+        for name in removed:
+            self.proxies.pop(name).remove()
+        if removed:
+            log.info("proxy removed: [%s]", " ".join(removed))
+        added = [p.name for p in proxies if p.name not in self.proxies]
+        control = self.control if self.control is not None and not self.control.closed else None
+        for name in added:
+            pw = self.proxies[name] = ProxyWrapper(self, new_p[name])
+            if control is not None:
+                pw.start(control)
+        if added:
+            log.info("proxy added: [%s]", " ".join(added))
+
+        new_v = {v.name: v for v in visitor_cfgs}
+        removed = [n for n, v in self.visitors.items() if new_v.get(n) != v.cfg]
+        for name in removed:
+            visitor = self.visitors.pop(name)
+            visitor.detach()
+            await visitor.close()
+        if removed:
+            log.info("visitor removed: [%s]", " ".join(removed))
+        added = []
+        for vcfg in visitor_cfgs:
+            if vcfg.name in self.visitors:
+                continue
+            v = self._new_visitor(vcfg)
+            if v is None:
+                continue
+            try:
+                await v.start()
+            except OSError as exc:
+                log.error("[%s] start visitor error: %s", v.name, exc)
+                continue
+            self.visitors[vcfg.name] = v
+            added.append(vcfg.name)
+            if control is not None:
+                v.attach(control)
+        if added:
+            log.info("visitor added: [%s]", " ".join(added))
 
     @property
     def server_label(self) -> str:
@@ -226,5 +314,8 @@ class Client:
         out: dict[str, list[ProxyStatus]] = {}
         for name in sorted(self.proxies):
             pw = self.proxies[name]
-            out.setdefault(pw.cfg.type, []).append(pw.status())
+            st = pw.status()
+            if self.entry_source(name):
+                st["source"] = "store"  # frp >= 0.68
+            out.setdefault(pw.cfg.type, []).append(st)
         return out

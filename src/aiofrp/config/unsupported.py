@@ -91,10 +91,8 @@ TABLE: tuple[Unsupported, ...] = (
     Unsupported("frpc", "virtualNet.address", "virtual network (experimental in frp)"),
     Unsupported("frpc", "featureGates", "only gates virtualNet and the virtual_net plugins (refused)",
                 refused=False),
-    Unsupported("frpc", "webServer.tls", "HTTPS for the admin API", 11, only_with="webServer.port"),
-    Unsupported("frpc", "webServer.assetsDir", "the admin web UI", 11, only_with="webServer.port"),
-    Unsupported("frpc", "webServer.pprofEnable", "Go's pprof endpoints", 11, only_with="webServer.port"),
-    Unsupported("frpc", "store.path", "proxies and visitors stored through the admin API", 11),
+    Unsupported("frpc", "webServer.pprofEnable", "Go's runtime profiler under /debug/pprof/ (Go-only; aiofrp refuses "
+                "it rather than serve something else under that name)", only_with="webServer.port"),
     Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frpc",
                 types=("udp", "sudp"), only_with='transport.bandwidthLimitMode = "client"'),
     Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frps",
