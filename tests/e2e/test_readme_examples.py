@@ -144,7 +144,7 @@ def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
     used = {name for f in Path(__file__).parent.glob("test_readme*.py")  # this file and test_readme_*.py
             for name in re.findall(
-                r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|reach|transports|config|quick|cli|admin)'
+                r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|reach|transports|dashboard|config|quick|cli|admin)'
                 r'/[\w.-]+)"', f.read_text())}
     assert set(BLOCKS) == used
 
@@ -637,3 +637,22 @@ def test_reach_examples(frp, tmp_path: Path) -> None:
         assert proxy.connected()[0].credentials == ("alice", "s3cret")
         assert ("frps.example.com", "A") in dns.asked()
         assert "wire protocol [v2]" in frps.log_text()
+# -- frps dashboard and Prometheus ---------------------------------------------------------------
+
+
+def test_dashboard_example(frp, tmp_path: Path) -> None:
+    import json
+
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 6000, 7500, p22=echo.port))
+        ex.write("dashboard/frps.toml")
+        ex.write("tcp/frpc.toml")
+        ex.start(frp, "frps -c frps.toml").wait_for_log("frps started successfully", 20)
+        ex.start(frp, "frpc -c frpc.toml").wait_for_proxies("ssh")
+        assert echo_ok(ex.ports[6000])
+        info, tcp, traffic, metrics = ex.commands("dashboard/api.sh")
+        assert json.loads(ex.run(info).stdout)["version"] == "0.65.0"
+        (p,) = json.loads(ex.run(tcp).stdout)["proxies"]
+        assert (p["name"], p["status"], p["conf"]["remotePort"]) == ("ssh", "online", ex.ports[6000])
+        assert poll(lambda: json.loads(ex.run(traffic).stdout)["trafficIn"][0] > 0, 10, "traffic counted")
+        assert 'frp_server_proxy_counts{type="tcp"} 1' in ex.run(metrics).stdout

@@ -174,7 +174,7 @@ def test_the_scan_catches_a_new_field() -> None:
     for side in ROOTS:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
-    assert "enable_prometheus" not in used_names("frps")  # refused today: nothing may read it
+    assert "pprof_enable" not in used_names("frps")  # refused today: nothing may read it
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
 
@@ -303,8 +303,7 @@ def test_quick_mode_options_are_known() -> None:
 # -- refusals -------------------------------------------------------------------------------------
 
 FRPS_REFUSED = [
-    ("webServer.port = 7500", "webServer.port"),
-    ("enablePrometheus = true", "enablePrometheus"),
+    ("webServer.port = 7500\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
 ]
 FRPC_REFUSED = [
     ("webServer.port = 7400\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
@@ -358,11 +357,8 @@ def test_frpc_refuses(text: str, key: str, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_reason_names_the_issue() -> None:
-    err = _refusal(parse_server_config, "enablePrometheus = true", "frps.toml")
-    assert str(err) == (
-        "frps.toml: enablePrometheus: not supported by aiofrp yet (Prometheus metrics on the dashboard; "
-        "planned: issue 11)"
-    )
+    err = _refusal(parse_server_config, "webServer.port = 7500\nwebServer.pprofEnable = true", "frps.toml")
+    assert str(err).startswith("frps.toml: webServer.pprofEnable: not supported by aiofrp yet (")
     text = '[[proxies]]\nname = "p"\ntype = "tcp"\n[proxies.plugin]\ntype = "virtual_net"'
     err = _refusal(parse_client_config, text, "frpc.toml")
     assert '(value "virtual_net"; ' in str(err)
@@ -431,8 +427,6 @@ def test_unknown_feature_gate_is_refused() -> None:
 
 
 def test_legacy_ini_refusal_names_the_ini_key() -> None:
-    err = _refusal(parse_server_config, "[common]\ndashboard_port = 7500\n", "frps.ini")
-    assert str(err).startswith("frps.ini: [common] dashboard_port: not supported by aiofrp yet")
     ini = "[common]\nserver_port = 7000\n\n[socks]\ntype = tcp\nremote_port = 6000\nplugin = virtual_net\n"
     err = _refusal(parse_client_config, ini, "frpc.ini")
     assert str(err).startswith("frpc.ini: [socks] plugin type: not supported by aiofrp yet")
@@ -466,8 +460,8 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
 
 
 def test_find_unsupported_lists_every_hit() -> None:
-    cfg = parse_server_config("webServer.port = 2\nenablePrometheus = true", refuse_unsupported=False)
-    assert sorted(h.path for h in find_unsupported(cfg, "frps")) == ["enablePrometheus", "webServer.port"]
+    cfg = parse_server_config("webServer.port = 3\nwebServer.pprofEnable = true", refuse_unsupported=False)
+    assert [h.path for h in find_unsupported(cfg, "frps")] == ["webServer.pprofEnable"]
 
 
 # -- the README -----------------------------------------------------------------------------------

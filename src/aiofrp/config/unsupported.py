@@ -79,9 +79,8 @@ TABLE: tuple[Unsupported, ...] = (
     # -- frps -----------------------------------------------------------------------------------
     Unsupported("frps", "auth.tokenSource.*", 'frps checks OIDC tokens with auth.oidc, not the shared token',
                 only_with='auth.method = "oidc"', refused=False, go_ignores=True),
-    Unsupported("frps", "webServer.port", "the dashboard and its API", 11),
-    Unsupported("frps", "webServer.*", "used only with webServer.port", refused=False, go_ignores=True),
-    Unsupported("frps", "enablePrometheus", "Prometheus metrics on the dashboard", 11),
+    Unsupported("frps", "webServer.pprofEnable", "Go's runtime profiler (pprof): Go-only, no Python equivalent is "
+                "served; use /metrics", only_with="webServer.port"),
     Unsupported("frps", "transport.tls.serverName", "frps does not use it", refused=False, go_ignores=True),
     Unsupported("frps", "log.disablePrintColor", "aiofrp never colours its log lines", refused=False),
     # -- frpc -----------------------------------------------------------------------------------

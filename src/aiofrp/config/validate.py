@@ -59,6 +59,7 @@ def validate_server_config(
     implement yet is an error too (:mod:`.unsupported`).
     """
     _check_web_server(cfg.web_server, "webServer", source)
+    _check_dashboard_auth(cfg.web_server, source)
     _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
     if cfg.auth.method == "oidc" and not cfg.auth.oidc.issuer:
         raise ConfigError(source, "auth.oidc.issuer", 'must be set when auth.method is "oidc"')
@@ -218,6 +219,27 @@ def _check_web_server(ws: WebServerConfig, path: str, source: str) -> None:
             raise ConfigError(source, f"{path}.tls.certFile", "must be set when webServer.tls is used")
         if not ws.tls.key_file:
             raise ConfigError(source, f"{path}.tls.keyFile", "must be set when webServer.tls is used")
+
+
+def _check_dashboard_auth(ws: WebServerConfig, source: str) -> None:
+    """aiofrp's safe default (beyond Go): no dashboard reachable from other machines without a
+    user and password."""
+    if not ws.port or (ws.user and ws.password):
+        return
+    import ipaddress
+
+    host = ws.addr.strip("[]")
+    try:
+        loopback = host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        missing = "webServer.password" if ws.user else "webServer.user"
+        raise ConfigError(
+            source, missing,
+            f'the dashboard on non-loopback address "{ws.addr}" needs a user and password: set webServer.user '
+            'and webServer.password (--dashboard-user/--dashboard-pwd), or webServer.addr = "127.0.0.1"',
+        )
 
 
 def _check_token_source(

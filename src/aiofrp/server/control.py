@@ -43,6 +43,7 @@ class Control:
         self.wire_protocol: str = conn.wire_protocol
         """``"v1"`` or ``"v2"`` (§2.4): what this client speaks (Go: the registry's ``WireProtocol``,
         ``wireProtocol`` in the dashboard's ``/api/clients``)."""
+        self.client_id = login.client_id
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
@@ -170,6 +171,7 @@ class Control:
             self._forget_proxy(name, proxy)
             proxy.close()
             raise ProxyError("control is closed" if self._closed else f"proxy [{name}] is closed")
+        proxy.mark_online()
         return proxy
 
     def _forget_proxy(self, name: str, proxy: ServerProxy) -> None:
@@ -231,6 +233,11 @@ class Control:
             if not self._closed:
                 self.conn.write_msg(m.ReqWorkConn())
             return conn
+
+    @property
+    def pooled(self) -> int:
+        """Idle work connections in the pool (the dashboard's metrics)."""
+        return self._pool.qsize()
 
     def take_work_conn_nowait(self) -> MsgConn | None:
         """A live pooled work connection (and one refill request) without waiting, or None."""

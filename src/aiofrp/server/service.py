@@ -29,9 +29,11 @@ from .nathole import NatHoleController
 from .plugin import Manager, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
+from .stats import ServerStats
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
+    from .dashboard import Dashboard
     from .sshgw import Gateway
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
@@ -70,6 +72,7 @@ class Server:
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
         self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
         self.plugins = Manager(cfg.http_plugins)  # [[httpPlugins]]: server manage plugins (server/plugin)
+        self.stats = ServerStats()  # the dashboard's and /metrics' figures (server/stats.py)
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
@@ -79,6 +82,7 @@ class Server:
         self.tcpmux_vhost: TCPMuxVhost | None = None
         self.ssh_gateway: Gateway | None = None  # sshTunnelGateway (server/sshgw)
         self.listeners: list[Listener] = []
+        self.dashboard: Dashboard | None = None  # webServer.port > 0 (server/dashboard.py)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -94,6 +98,13 @@ class Server:
             self.ssh_gateway = await Gateway.start(self)
         self.listeners = await start_listeners(self)  # kcpBindPort, quicBindPort (server/listeners.py)
         await self.start_vhosts()
+        if self.cfg.enable_prometheus and not self.cfg.web_server.port:
+            log.warning("enablePrometheus has no effect without webServer.port: /metrics is served by the dashboard")
+        if self.cfg.web_server.port:
+            from .dashboard import Dashboard
+
+            self.dashboard = Dashboard(self)
+            await self.dashboard.start()
         log.info("frps started successfully")
 
     async def start_vhosts(self) -> None:
@@ -128,6 +139,8 @@ class Server:
             await listen(self.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)
 
     async def close(self) -> None:
+        if self.dashboard is not None:
+            await self.dashboard.close()
         for srv in self._servers:
             srv.close()
         if self.ssh_gateway is not None:
@@ -354,15 +367,21 @@ class Server:
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
         if not conn.internal:  # Go: the control of an internal client is not encrypted
             conn.enable_control_crypto(self.token, self.key, client=False)
+        peername = conn.gate.raw.get_extra_info("peername")
+        peer_ip = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        peer_ip = peer_ip.removeprefix("::ffff:") if "." in peer_ip else peer_ip  # IPv4 on a dual-stack socket
+        self.stats.new_client(login.user, login.client_id, run_id, login.hostname, login.version, peer_ip)
         try:
             await ctl.run()
         finally:
+            self.stats.close_client(run_id)
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
 
     def refuse_login(self, conn: _FirstConn, reason: str, *, suspicious: bool = True) -> None:
         """Answer a Login with an error, then close the connection (see gate.py). Not
         ``suspicious`` (a server plugin could not be asked): an INFO line fail2ban does not count."""
+        self.stats.login_failed(_failure_kind(reason))
         err = reason if self.cfg.detailed_errors_to_client else "register control error"
         conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
         if suspicious:
@@ -437,6 +456,15 @@ FIRST_MESSAGE_HANDLERS: dict[type[m.Message], Callable[[Server, _FirstConn, Any]
     m.NewWorkConn: Server.handle_work_conn,
     m.NewVisitorConn: Server.handle_visitor_conn,
 }
+
+
+def _failure_kind(reason: str) -> str:
+    """A login failure's reason as a metric label (few values, no user input)."""
+    low = reason.lower()
+    for word, kind in (("timestamp", "timestamp"), ("token", "token"), ("oidc", "oidc"), ("version", "version")):
+        if word in low:
+            return kind
+    return "other"
 
 
 def new_run_id() -> str:
