@@ -4,6 +4,7 @@
 #   make demo | test | unit | inproc | e2e | compat | lint | bench   development (in ./.venv)
 #   make coverage                                             line coverage (unit + inproc + e2e)
 #   make cycles                                               import cycles across folders
+#   make fuzz [FUZZ_SECONDS=60] | fuzz-smoke                  fuzz the parsers (long / a few s each)
 #   make install [PREFIX=~/.local]                            frps/frpc/frp into $(PREFIX)/bin
 #   make uninstall [PREFIX=~/.local]
 #   make clean                                                remove .venv and build leftovers
@@ -21,7 +22,7 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/aiofrp
 COMMANDS := frps frpc frp
 
-.PHONY: all venv test unit inproc e2e compat coverage demo bench bench-udp bench-http lint cycles clean install uninstall check-python
+.PHONY: all venv test unit inproc e2e compat coverage demo bench bench-udp bench-http lint cycles fuzz fuzz-smoke clean install uninstall check-python
 
 all: test
 
@@ -89,6 +90,19 @@ bench-http: $(RUNTIME_STAMP)
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/mypy
+
+# The parsers under a fuzzer: every target FUZZ_SECONDS in its own memory-capped process, with
+# atheris (coverage-guided) from the [fuzz] extra; findings go to fuzz-findings/ (exit 1).
+# make test runs the short seeded smoke (tests/fuzz) and replays tests/fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+$(FUZZ_STAMP): pyproject.toml $(TEST_STAMP)
+	$(PY) -m pip install -q -e '.[test,fuzz]' || echo "atheris did not install: the seeded mutation fuzzer runs instead" >&2
+	touch $@
+fuzz: $(FUZZ_STAMP)
+	$(PY) tools/fuzzer.py --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-smoke: $(TEST_STAMP)
+	$(PY) -m pytest -q tests/fuzz
 
 # import cycles between modules of different folders (exit 1 while there are any)
 cycles: $(PY)

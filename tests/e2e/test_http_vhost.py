@@ -83,6 +83,13 @@ def env(tmp_path_factory) -> Env:
                         httpPassword="wonder"),
             proxy_block("http", "by-user", b.port, customDomains=["ru.example.com"], routeByHTTPUser="bob"),
             proxy_block("http", "by-any", a.port, customDomains=["ru.example.com"]),
+            # the routeByHTTPUser auth-bypass class (CVE-2026-40910): a locked route per user beside
+            # an open one on the same domain
+            proxy_block("http", "ra-alice", b.port, customDomains=["ra.example.com"], routeByHTTPUser="alice",
+                        httpUser="alice", httpPassword="secret"),
+            proxy_block("http", "ra-bob", a.port, customDomains=["ra.example.com"], routeByHTTPUser="bob",
+                        httpUser="bob", httpPassword="bobpwd"),
+            proxy_block("http", "ra-open", a.port, customDomains=["ra.example.com"]),
             proxy_block("http", "rewrite", a.port, customDomains=["rw.example.com"],
                         hostHeaderRewrite="backend.internal",
                         **{"requestHeaders.set.X-From-Frp": "yes", "requestHeaders.set.User-Agent": "frp-test",
@@ -94,7 +101,7 @@ def env(tmp_path_factory) -> Env:
         ]
         frpc = launcher.ours_frpc(frpc_config(bind, *proxies, token=TOKEN))
         frpc.wait_for_proxies("web-a", "web-b", "wild", "wild-deep", "sub", "loc-root", "loc-api", "auth",
-                              "by-user", "by-any", "rewrite", "enc", "dead", "connect", timeout=15)
+                              "by-user", "by-any", "ra-alice", "ra-bob", "ra-open", "rewrite", "enc", "dead", "connect", timeout=15)
         yield Env(vport, bind, a, b, frps, frpc)
     finally:
         launcher.kill_all()
@@ -172,6 +179,34 @@ def test_route_by_http_user(env: Env):
     # proxy-form: the user comes from Proxy-Authorization
     r = get(env, "ru.example.com", "http://ru.example.com/", headers={"Proxy-Authorization": basic("bob", "x")})
     assert backend(r) == "B"
+
+
+def test_route_by_http_user_cannot_bypass_auth(env: Env):
+    """The user a request is routed by must authenticate against that route's credentials: never
+    against another route's (Go < 0.68.1 checked the Authorization user's route but routed a
+    proxy-form request by its Proxy-Authorization user, CVE-2026-40910)."""
+    url = "http://ra.example.com/"
+    alice_wrong, bob_right = basic("alice", "wrong"), basic("bob", "bobpwd")
+    # proxy-form routed to alice, credentials valid for bob's route / for the open route
+    r = get(env, "ra.example.com", url, headers={"Proxy-Authorization": alice_wrong, "Authorization": bob_right})
+    assert r.status == 407 and backend(r) is None
+    r = get(env, "ra.example.com", url, headers={"Proxy-Authorization": alice_wrong})
+    assert r.status == 407 and backend(r) is None
+    r = get(env, "ra.example.com", url, headers={"Proxy-Authorization": basic("alice", ""),
+                                                 "Authorization": basic("", "")})
+    assert r.status == 407 and backend(r) is None
+    # origin-form: alice with a wrong password is refused, not served by the open route
+    r = get(env, "ra.example.com", headers={"Authorization": alice_wrong})
+    assert r.status == 401 and backend(r) is None
+    r = get(env, "ra.example.com", headers={"Authorization": basic("alice", "bobpwd")})
+    assert r.status == 401
+    # the right credentials reach each locked route, no credentials the open one
+    assert backend(get(env, "ra.example.com", headers={"Authorization": basic("alice", "secret")})) == "B"
+    r = get(env, "ra.example.com", url, headers={"Proxy-Authorization": basic("alice", "secret")})
+    assert r.status == 200 and backend(r) == "B"
+    assert get(env, "ra.example.com", headers={"Authorization": bob_right}).status == 200
+    r = get(env, "ra.example.com")
+    assert r.status == 200 and backend(r) == "A"
 
 
 def test_header_rewrites_and_forwarded_headers(env: Env):
@@ -486,11 +521,12 @@ def test_bind_port_shared_with_http_and_custom_404(frp, tmp_path):
             time.sleep(0.3)
             c.send(b" HTTP/1.1\r\nHost: r.example.com\r\n\r\n")
             assert backend(c.read_response()) == "R"
-        # frp's websocket path is not mistaken for an HTTP request
+        # frp's websocket path goes to frp's websocket handler, not to the vhost: without the
+        # upgrade headers it answers 400 (Go's handshaker too) and closes
         with RawClient(bind) as c:
             c.send(b"GET /~!frp HTTP/1.1\r\nHost: r.example.com\r\n\r\n")
             assert c.closed_by_peer(3)
-            assert not c.buf.startswith(b"HTTP/")
+            assert c.buf.startswith(b"HTTP/1.1 400"), c.buf[:100]
 
 
 def _rss_mb(pid: int) -> float:

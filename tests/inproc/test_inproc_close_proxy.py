@@ -4,10 +4,9 @@ for the next NewProxy (frp §5.3; Go's server/control.go handleNewProxy / handle
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
-from support.inproc import DEADLINE, InProc, until
+from support.inproc import DEADLINE, InProc
 from support.procs import free_port
 
 from aiofrp.proto import msg as m
@@ -25,10 +24,9 @@ async def refused(port: int) -> bool:
 
 async def test_close_proxy_while_registering(inproc: InProc, monkeypatch: pytest.MonkeyPatch) -> None:
     """CloseProxy arrives while frps is still setting the proxy up (its listener not bound yet):
-    the proxy ends up closed, nothing is left listening, and the name is free again.
-
-    aiofrp handles the CloseProxy during the registration, which then answers "is closed"; a
-    control that handles messages strictly in order (Go) closes it right after registering it."""
+    like Go, which handles a control's messages in order, the registration completes first
+    (NewProxyResp without error), then the CloseProxy closes the proxy; nothing is left
+    listening, and the name is free again."""
     gate = asyncio.Event()
     entered = asyncio.Event()
     run = TCPProxy.run
@@ -45,18 +43,15 @@ async def test_close_proxy_while_registering(inproc: InProc, monkeypatch: pytest
     control.write_msg(m.NewProxy(proxy_name="tcp", proxy_type="tcp", remote_port=port))
     await asyncio.wait_for(entered.wait(), DEADLINE)
     control.write_msg(m.CloseProxy(proxy_name="tcp"))
-    closed_first = False
-    with contextlib.suppress(AssertionError):  # (1 s lost only by a strictly in-order control)
-        closed_first = bool(await until(lambda: inproc.log.matching(r"close proxy \[tcp\] success"),
-                                        "CloseProxy handled during the registration", timeout=1.0))
     gate.set()
 
     resp = await control.read_msg(timeout=DEADLINE)
     assert isinstance(resp, m.NewProxyResp) and resp.proxy_name == "tcp"
-    if closed_first:
-        assert resp.error == "proxy [tcp] is closed"
+    # a CloseProxy handled during the registration would have closed it: "proxy [tcp] is closed"
+    assert resp.error == "" and resp.remote_addr == f":{port}"
     control.write_msg(m.Ping())  # a round trip: frps has handled everything sent before it
     assert isinstance(await control.read_msg(timeout=DEADLINE), m.Pong)
+    assert inproc.log.matching(r"close proxy \[tcp\] success")
     assert "tcp" not in server.proxies
     assert await refused(port)
 
@@ -66,8 +61,6 @@ async def test_close_proxy_while_registering(inproc: InProc, monkeypatch: pytest
     assert isinstance(resp, m.NewProxyResp) and resp.error == "" and resp.remote_addr == f":{port}"
 
 
-@pytest.mark.xfail(strict=True, reason="server/control.py spawns the NewProxy handler, so a CloseProxy "
-                   "read right behind it finds nothing to close and the proxy stays registered")
 async def test_close_proxy_right_behind_new_proxy(inproc: InProc) -> None:
     """NewProxy and CloseProxy in one burst (frpc's health check failing at once): like Go, which
     handles control messages in order, the proxy ends up closed, its port free."""

@@ -80,7 +80,7 @@ def free_udp_port() -> int:
     return free_port()
 
 
-def wait_port(port: int, timeout: float = 5.0, *, host: str = LOCALHOST) -> None:
+def wait_port(port: int, timeout: float = 20.0, *, host: str = LOCALHOST) -> None:
     """Poll until a TCP connect to ``host:port`` succeeds; raise ``TimeoutError`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     delay = 0.01

@@ -19,7 +19,7 @@ from aiofrp.client.proxies.udp import UDPProxy
 from aiofrp.client.service import Client
 from aiofrp.config import PROXY_TYPES as CONFIG_PROXY_TYPES
 from aiofrp.config import ClientConfig
-from aiofrp.config.plugin import UnixDomainSocketPluginOptions
+from aiofrp.config.plugin import UnixDomainSocketPluginOptions, VirtualNetPluginOptions
 from aiofrp.config.proxy import ProxyTransport, TCPProxyConfig, UDPProxyConfig
 from aiofrp.net.msgconn import Dispatcher, MsgConn
 from aiofrp.proto import msg as m
@@ -183,7 +183,7 @@ def test_a_registered_plugin_serves_work_connections_instead_of_the_local_dial(
 
 def test_a_plugin_that_is_not_registered_is_a_start_error_as_in_go() -> None:
     async def main() -> None:
-        cfg = TCPProxyConfig(name="web", plugin=UnixDomainSocketPluginOptions(unix_path="/x"))
+        cfg = TCPProxyConfig(name="web", plugin=VirtualNetPluginOptions())  # refused, never registered
         pw = ProxyWrapper(Client(ClientConfig(server_addr="frps.example")), cfg)
         control = FakeControl()
         pw.start(as_control(control))
@@ -193,8 +193,8 @@ def test_a_plugin_that_is_not_registered_is_a_start_error_as_in_go() -> None:
         assert control.sent[1:] == [m.CloseProxy(proxy_name="web")]
         status = json.dumps(pw.status(), separators=(",", ":"))
         assert status == ('{"name":"web","type":"tcp","status":"start error",'
-                          '"err":"plugin [unix_domain_socket] is not registered","local_addr":""'
-                          ',"plugin":"unix_domain_socket","remote_addr":""}')
+                          '"err":"plugin [virtual_net] is not registered","local_addr":""'
+                          ',"plugin":"virtual_net","remote_addr":""}')
         pw.close()
 
     run(main)

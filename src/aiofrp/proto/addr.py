@@ -20,3 +20,20 @@ def fmt_addr(addr: object) -> str:
             host = host[7:]
         return join_host_port(host, addr[1])
     return str(addr)
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """Go's ``net.SplitHostPort`` plus a numeric port: ``host:port`` / ``[ip6]:port`` -> (host, port).
+    ValueError with Go's wording (``address x: missing port in address``) when malformed."""
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        raise ValueError(f"address {addr}: missing port in address")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"address {addr}: missing ']' in address")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"address {addr}: too many colons in address")
+    if not port.isdigit() or not port.isascii() or int(port) > 65535:
+        raise ValueError(f"address {addr}: invalid port")
+    return host, int(port)

@@ -46,6 +46,11 @@ def auth_key(token: str, timestamp: int) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def secret_equal(got: str, want: str) -> bool:
+    """Compare a received secret (password, group key, ...) with the expected one in constant time."""
+    return hmac.compare_digest(got.encode(), want.encode())
+
+
 def verify_auth_key(token: str, timestamp: int, key: str) -> bool:
     """Check a received privilege_key / sign_key in constant time."""
     return hmac.compare_digest(auth_key(token, timestamp).encode(), key.encode())

@@ -46,9 +46,11 @@ __all__ = [
     "StartWorkConn",
     "UDPAddr",
     "UDPPacket",
+    "convert_go",
     "decode_body",
     "decode_header",
     "encode",
+    "go_json",
 ]
 
 MAX_MSG_LENGTH = 10240
@@ -362,8 +364,40 @@ def decode_body(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
     return _decode_slow(cls, payload)
 
 
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def convert_go(cls: type[S], obj: object) -> S:
+    """Decoded JSON (``msgspec.json.decode`` of anything) -> ``cls`` with Go ``encoding/json``
+    semantics: case-insensitive keys, unknown keys ignored, null leaves a value unchanged.
+    For JSON that nests frp's structs (server plugin answers). ``ProtocolError`` on a type error."""
+    if obj is None:
+        return cls()
+    try:
+        return msgspec.convert(_normalizer(cls)(obj), cls)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(f"invalid {cls.__name__}: {exc}") from None
+
+
+_GO_HTML_ESCAPES = ((b"&", b"\\u0026"), (b"<", b"\\u003c"), (b">", b"\\u003e"),
+                    ("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029"))
+
+
+def go_json(obj: object) -> bytes:
+    """``obj`` as Go's ``json.Marshal`` writes it: struct fields in order, map keys sorted, and
+    ``&``, ``<``, ``>``, U+2028, U+2029 escaped (they can only occur inside strings)."""
+    out = _json_encode(obj)
+    for raw, esc in _GO_HTML_ESCAPES:
+        if raw in out:
+            out = out.replace(raw, esc)
+    return out
+
+
 def _decode_slow(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
-    obj = _any_decode(payload)  # already known to be valid JSON
+    try:
+        obj = _any_decode(payload)
+    except msgspec.DecodeError as exc:  # the typed decoder met a type error before the bad JSON
+        raise ProtocolError(f"invalid JSON in {cls.__name__} message: {exc}") from None
     if obj is None:
         return cls()  # Go: unmarshalling null into a struct is a no-op
     try:

@@ -14,6 +14,7 @@ from ..net.msgconn import Dispatcher, MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
 from .errors import ProxyError
+from .plugin import Op, PluginRefused, UserInfo
 from .proxies import ServerProxy, new_server_proxy
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server.control")
 
 Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
+
+
+V1_ONLY_PROXY_TYPES = ("sudp",)
+"""Proxy types not served to a wire v2 client yet: sudp's visitor and provider connections are
+relayed as they are, so a v1 and a v2 end would need Go's re-encoding bridge (§2.4)."""
 
 
 class Control:
@@ -33,16 +39,23 @@ class Control:
         self.login = login
         self.run_id = run_id
         self.user = login.user
+        self.user_info = UserInfo.of(login, run_id)  # who this client is, for the server plugins
+        self.wire_protocol: str = conn.wire_protocol
+        """``"v1"`` or ``"v2"`` (§2.4): what this client speaks (Go: the registry's ``WireProtocol``,
+        ``wireProtocol`` in the dashboard's ``/api/clients``)."""
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
         self.proxies: dict[str, ServerProxy] = {}
+        self.ports_used = 0  # remote ports held by this client's proxies, for maxPortsPerClient
         self._closed = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_ping = time.monotonic()
         nathole = server.nathole
         # Go: server/control.go registerMsgHandlers. A handler that returns a coroutine (a Ping's
-        # check may ask the OIDC provider) is awaited before the next message is read, as Go does.
+        # check may ask the OIDC provider, a NewProxy the server plugins and the proxy's listener)
+        # is awaited before the next message is read: Go handles a control's messages in order,
+        # so a CloseProxy right behind its NewProxy finds the proxy registered.
         self.dispatcher = (
             Dispatcher[Pending](default=self._ignore)
             .register(m.NewProxy, self._on_new_proxy)
@@ -82,8 +95,8 @@ class Control:
 
     # -- message handlers -----------------------------------------------------------------
 
-    def _on_new_proxy(self, req: m.NewProxy) -> None:
-        self.server.spawn(self._new_proxy(req))
+    def _on_new_proxy(self, req: m.NewProxy) -> Pending:
+        return self._new_proxy(req)
 
     def _on_close_proxy(self, req: m.CloseProxy) -> None:
         self.close_proxy(req.proxy_name)
@@ -93,8 +106,9 @@ class Control:
 
     async def _ping(self, ping: m.Ping) -> None:
         try:
+            ping = await self.server.plugins.ping(self.user_info, ping)
             await self.auth.verify_ping(ping)
-        except AuthError as exc:
+        except (AuthError, PluginRefused) as exc:
             log.warning("[%s] received invalid ping: %s", self.run_id, exc)
             err = str(exc) if self.server.cfg.detailed_errors_to_client else "invalid ping"
             if not self._closed:
@@ -115,8 +129,11 @@ class Control:
     async def _new_proxy(self, req: m.NewProxy) -> None:
         name = req.proxy_name
         try:
+            # Go: control.go handleNewProxy asks the NewProxy plugins first; they may rewrite it
+            req = await self.server.plugins.new_proxy(self.user_info, req)
+            name = req.proxy_name
             proxy = await self.register_proxy(req)
-        except ProxyError as exc:
+        except (ProxyError, PluginRefused) as exc:
             log.warning("[%s] new proxy [%s] type [%s] error: %s", self.run_id, name, req.proxy_type or "tcp", exc)
             err = str(exc) if self.server.cfg.detailed_errors_to_client else f"new proxy [{name}] error"
             if not self._closed:
@@ -129,11 +146,20 @@ class Control:
         name = req.proxy_name
         if self._closed:
             raise ProxyError("control is closed")
+        proxy = new_server_proxy(self, req)
+        # Go: control.go RegisterProxy checks the quota before the name, and counts a tcp or udp
+        # proxy as one port (in a group too); allowPorts is checked by the port allocation after it
+        max_ports = self.server.cfg.max_ports_per_client
+        if max_ports > 0 and self.ports_used + proxy.used_ports > max_ports:
+            raise ProxyError("exceed the max_ports_per_client")
         if name in self.server.proxies:
             raise ProxyError(f"proxy [{name}] already exists")
-        proxy = new_server_proxy(self, req)
+        if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
+            raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
+                             '(no v1/v2 payload bridge); use transport.wireProtocol = "v1"')
         self.server.proxies[name] = proxy
         self.proxies[name] = proxy
+        self.ports_used += proxy.used_ports
         try:
             await proxy.run()
         except BaseException:
@@ -151,6 +177,7 @@ class Control:
             del self.server.proxies[name]
         if self.proxies.get(name) is proxy:
             del self.proxies[name]
+            self.ports_used -= proxy.used_ports
 
     def close_proxy(self, name: str) -> None:
         proxy = self.proxies.get(name)
@@ -158,7 +185,14 @@ class Control:
             return
         self._forget_proxy(name, proxy)
         proxy.close()
+        self._notify_close(name)
         log.info("[%s] close proxy [%s] success", self.run_id, name)
+
+    def _notify_close(self, name: str) -> None:
+        """Tell the CloseProxy plugins, in the background (Go: a goroutine per closed proxy)."""
+        plugins = self.server.plugins
+        if plugins.has(Op.CLOSE_PROXY):
+            self.server.spawn(plugins.close_proxy(self.user_info, name))
 
     # -- work connections -----------------------------------------------------------------
 
@@ -227,6 +261,7 @@ class Control:
         for name, proxy in list(self.proxies.items()):
             self._forget_proxy(name, proxy)
             proxy.close()
+            self._notify_close(name)
         while True:
             try:
                 self._pool.get_nowait().close()

@@ -22,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..net.listen import listen_tcp
+from ..proto.crypto import secret_equal
 from .errors import ProxyError
 from .vhost import Route, register_routes
 
@@ -96,7 +97,7 @@ class TCPGroup:
             raise ProxyError(ERR_GROUP_PARAMS)
         if port != self.port:
             raise ProxyError(ERR_GROUP_PORT)
-        if key != self.key:
+        if not secret_equal(key, self.key):
             raise ProxyError(ERR_GROUP_AUTH)
 
 
@@ -212,7 +213,7 @@ class GroupRegistry:
             return shared
         if {r.key for r in routes} != group.route_keys:
             raise ProxyError(ERR_GROUP_PARAMS)
-        if req.group_key != group.key:
+        if not secret_equal(req.group_key, group.key):
             raise ProxyError(ERR_GROUP_AUTH)
         for route in group.routes:
             route.members.append(member)

@@ -1,7 +1,8 @@
 """Client plugins (``[proxies.plugin]``), one module per plugin type, looked up by type name.
 
-Each plugin module registers itself and is imported at the end of this file; the types not
-implemented yet are refused by ``config/unsupported.py`` (see docs/architecture.md, "Client plugins").
+# The plugin modules register themselves (after REGISTRY exists). The HTTP plugins import aiohttp
+# only when a proxy using them starts.
+from . import (
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
 from . import (
     http2http,  # noqa: F401  (registers itself)
     http2https,  # noqa: F401  (registers itself)
+    http_proxy,  # noqa: F401  (registers itself)
     https2http,  # noqa: F401  (registers itself)
     https2https,  # noqa: F401  (registers itself)
+    socks5,  # noqa: F401  (registers itself)
     static_file,  # noqa: F401  (registers itself)
+    tls2raw,  # noqa: F401  (registers itself)
+    unix_domain_socket,  # noqa: F401  (registers itself)
 )

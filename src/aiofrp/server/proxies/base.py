@@ -18,12 +18,14 @@ from ...net.msgconn import MsgConn
 from ...net.relay import Codec, PendingConn, Relay, WorkConn, chain, work_conn_codecs
 from ...proto import msg as m
 from ...proto.addr import fmt_addr
+from ..plugin import Op, PluginRefused
 from ..vhost import Route, Routers, unregister_routes
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
     from ..group import GroupRegistry
     from ..nathole import NatHoleController
+    from ..plugin import Manager, UserInfo
     from ..ports import PortManager
     from ..vhost.http import HTTPVhost
     from ..vhost.https import HTTPSVhost
@@ -57,6 +59,8 @@ class ProxyServer(Protocol):
     @property
     def nathole(self) -> NatHoleController: ...
     @property
+    def plugins(self) -> Manager: ...
+    @property
     def http_vhost(self) -> HTTPVhost | None: ...
     @property
     def https_vhost(self) -> HTTPSVhost | None: ...
@@ -77,6 +81,8 @@ class ProxyControl(Protocol):
     def user(self) -> str: ...
     @property
     def run_id(self) -> str: ...
+    @property
+    def user_info(self) -> UserInfo: ...
 
     async def get_work_conn(self) -> MsgConn: ...
 
@@ -85,6 +91,7 @@ class ProxyControl(Protocol):
 
 class ServerProxy:
     type = ""
+    used_ports = 0  # remote ports it takes, counted against maxPortsPerClient (tcp, udp: 1)
 
     def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         self.control = control
@@ -163,10 +170,27 @@ class ServerProxy:
             self.relays.add(relay)
         log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
 
+    async def allow_user_conn(self, transport: asyncio.BaseTransport) -> bool:
+        """Ask the NewUserConn plugins about a user connection (Go: proxy.go
+        handleUserTCPConnection); False (logged) if it must be closed."""
+        plugins = self.server.plugins
+        if not plugins.has(Op.NEW_USER_CONN):
+            return True
+        remote = fmt_addr(peer_addr(transport))
+        try:
+            await plugins.new_user_conn(self.control.user_info, self.name, self.type, remote)
+        except PluginRefused as exc:
+            log.warning("[%s] the user conn [%s] was rejected, err:%s", self.name, remote, exc)
+            return False
+        return True
+
     async def handle_user_conn(self, user: PendingConn) -> None:
         """Pair an accepted user connection with a work connection and relay bytes."""
         transport = user.transport
         assert transport is not None
+        if not await self.allow_user_conn(transport):
+            transport.close()
+            return
         work = await self.get_work_conn()
         if work is None:
             transport.abort()

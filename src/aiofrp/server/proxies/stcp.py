@@ -52,6 +52,9 @@ class STCPProxy(ServerProxy):
 
     async def join_visitor(self, conn: MsgConn, vis_encode: Codec | None, vis_decode: Codec | None) -> None:
         """Relay an accepted visitor connection through a fresh work connection of the provider."""
+        if conn.transport is None or not await self.allow_user_conn(conn.transport):
+            conn.abort()
+            return
         work = await self.get_work_conn()
         if work is None:
             conn.abort()

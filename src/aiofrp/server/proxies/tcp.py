@@ -21,6 +21,7 @@ log = logging.getLogger("aiofrp.server.proxy.tcp")
 
 @register("tcp")
 class TCPProxy(ServerProxy):
+    used_ports = 1
     listener: asyncio.Server | None = None
     port = 0
     group: TCPGroup | None = None

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from ...proto.crypto import secret_equal
+
 __all__ = ["Route", "RouterConflict", "Routers", "wildcard_candidates"]
 
 T = TypeVar("T")
@@ -75,7 +77,11 @@ class Route(Generic[M]):
         return bool(self.http_user or self.http_pwd)
 
     def check_auth(self, user: str, pwd: str) -> bool:
-        return not self.needs_auth or (user == self.http_user and pwd == self.http_pwd)
+        if not self.needs_auth:
+            return True
+        # both compared, in constant time: no early exit tells a prober which half was right
+        user_ok = secret_equal(user, self.http_user)
+        return secret_equal(pwd, self.http_pwd) and user_ok
 
     def pick(self) -> M | None:
         """The member for the next connection or request (round-robin); None if there is none."""

@@ -86,7 +86,7 @@ class ConnectConn(RoutingConn):
             t.close()
             return
         assert route is not None  # a member was picked from it
-        if route.http_user and (creds[0], creds[1]) != (route.http_user, route.http_pwd):
+        if route.http_user and not route.check_auth(*creds):
             log.debug("[%s] tcpmux auth failed for user [%s]", member.name, creds[0])
             t.write(PROXY_AUTH_REQUIRED)
             t.close()

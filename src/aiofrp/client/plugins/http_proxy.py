@@ -1,0 +1,325 @@
+"""``http_proxy``: an HTTP forward proxy on each work connection (Go's
+``pkg/plugin/client/http_proxy.go``), with ``httpUser``/``httpPassword`` (Basic, in
+``Proxy-Authorization``, compared in constant time).
+
+As in Go, the first request of a connection decides:
+
+* ``CONNECT host:port``: answered by the plugin itself (Go's ``handleConnectReq``): without valid
+  credentials ``407 Not authorized`` and close; a target that cannot be dialed ``400 Bad
+  Request``; else ``200 OK`` and the tunnel is joined to the work connection by the callback
+  relay (``net/relay.py``), so HTTPS through the proxy costs what a tcp proxy costs.
+* anything else: the connection goes to an HTTP/1.1 server (aiohttp's, as Go hands it to its
+  ``net/http`` server) whose handler forwards absolute-form requests (``GET http://host/path``)
+  with aiohttp's client after removing the proxy headers (Go's ``removeProxyHeaders``), and
+  streams the answer back; keep-alive as usual. Without valid credentials: ``407 Proxy
+  Authentication Required`` with ``Proxy-Authenticate: Basic``, connection kept.
+
+Request heads are bounded (:data:`MAX_HEAD`, and 60 s to send one, Go's ``ReadHeaderTimeout``): a
+larger one is answered ``431`` and logged, and only that connection closes. aiohttp and the
+forwarding client are imported when the first such connection comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from ...config.plugin import HTTPProxyPluginOptions
+from ...net.relay import PendingConn
+from ...proto.addr import fmt_addr, join_host_port, split_host_port
+from ...proto.http import HTTPError, parse_request_head
+from . import register
+from .base import ClientPlugin, WorkConn
+from .stream import HeadTooLarge, PluginStream
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aiohttp import ClientSession, web
+
+    from ...net.limiter import TokenBucket
+
+log = logging.getLogger("aiofrp.client.plugin")
+
+MAX_HEAD = 64 * 1024
+"""Largest request head (request line and header fields) accepted, and longest line for aiohttp."""
+READ_HEADER_TIMEOUT = 60.0  # Go: http.Server{ReadHeaderTimeout: 60 * time.Second}
+DIAL_TIMEOUT = 10.0
+WRONG_CREDENTIALS_DELAY = 0.2  # Go sleeps 200 ms after a wrong user or password
+
+# Go's answers, byte for byte (http.Response.Write of getBadResponse() and of the 400 response)
+CONNECT_407 = (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\nProxy-Authenticate: Basic\r\n"
+               b"Content-Length: 0\r\n\r\n")
+CONNECT_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+CONNECT_200 = b"HTTP/1.1 200 OK\r\n\r\n"
+# Go's net/http server for a head it cannot read
+HEAD_431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\n\r\n431 Request Header Fields Too Large")
+HEAD_400 = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            b"400 Bad Request")
+
+# Go's removeProxyHeaders, plus Host: the request goes to the host of its absolute URL
+_REMOVED = ("Proxy-Connection", "Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers",
+            "Transfer-Encoding", "Upgrade", "Host")
+# hop-by-hop headers of the answer that aiohttp's server sets itself
+_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"))
+
+
+class _NoTraceback(logging.Filter):
+    """aiohttp's server logs a client's bad request with its traceback; keep one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = " ".join(f"{record.getMessage()}: {exc}".split())
+            record.args = None
+            record.exc_info = None
+            if record.levelno > logging.WARNING:  # a client's bad request is no frpc error
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_server_log = logging.getLogger("aiofrp.client.plugin.http_proxy")
+_server_log.addFilter(_NoTraceback())
+
+
+class _Prefixed(logging.LoggerAdapter):
+    """aiohttp's server log lines, prefixed with the proxy name as frpc's own lines are."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['proxy'] if self.extra else ''}] http_proxy: {msg}", kwargs
+
+
+@register("http_proxy")
+class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
+    def __init__(self, proxy_name: str, cfg: HTTPProxyPluginOptions) -> None:
+        super().__init__(proxy_name, cfg)
+        self._auth = bool(cfg.http_user or cfg.http_password)
+        self._user = cfg.http_user.encode()
+        self._password = cfg.http_password.encode()
+        self._server: web.Server | None = None
+        self._session: ClientSession | None = None
+        self._closed = False
+        self._limiter: TokenBucket | None = None
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def _check(self, header: str | None) -> tuple[bool, bool]:
+        """(authorized, credentials were sent but wrong): Go's ``HTTPProxy.Auth``."""
+        if not self._auth:
+            return True, False
+        _scheme, sep, b64 = (header or "").partition(" ")  # Go checks no scheme name either
+        if not sep:
+            return False, False
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            return False, False
+        user, colon, password = raw.partition(b":")
+        if not colon:
+            return False, False
+        ok = hmac.compare_digest(user, self._user) & hmac.compare_digest(password, self._password)
+        return ok, not ok
+
+    # -- one work connection -------------------------------------------------------------------
+
+    async def handle(self, conn: WorkConn) -> None:
+        self._limiter = conn.limiter  # the proxy's: the same for all its work connections
+        stream = PluginStream(conn, limit=MAX_HEAD + 4096)
+        who = fmt_addr(conn.src_addr) if conn.src_addr else "user"
+        try:
+            async with asyncio.timeout(READ_HEADER_TIMEOUT):
+                head = await stream.read_head(MAX_HEAD)
+        except HeadTooLarge as exc:
+            log.warning("[%s] http_proxy: %s from %s, connection closed", self.proxy_name, exc, who)
+            stream.write(HEAD_431)
+            stream.close()
+            return
+        except TimeoutError:
+            log.warning("[%s] http_proxy: no complete request header from %s within %ds", self.proxy_name, who,
+                        READ_HEADER_TIMEOUT)
+            stream.close()
+            return
+        except EOFError:
+            stream.close()
+            return
+        try:
+            req = parse_request_head(head)
+        except HTTPError as exc:
+            log.warning("[%s] http_proxy: bad request from %s: %s", self.proxy_name, who, exc)
+            stream.write(HEAD_400)
+            stream.close()
+            return
+        if req.method.upper() == "CONNECT":
+            stream.consume(len(head))
+            await self._connect(stream, req.target, req.get("proxy-authorization"), who)
+            return
+        if self._closed:
+            stream.close()
+            return
+        stream.hand_to(self._http_server()())  # the head stays buffered: aiohttp reads it again
+
+    async def _connect(self, stream: PluginStream, target: str, auth: str | None, who: str) -> None:
+        ok, wrong = self._check(auth)
+        if not ok:
+            if wrong:
+                await asyncio.sleep(WRONG_CREDENTIALS_DELAY)
+            log.info("[%s] http_proxy: CONNECT %s from %s refused: proxy authentication required",
+                     self.proxy_name, target, who)
+            stream.write(CONNECT_407)
+            stream.close()
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = split_host_port(target)
+            async with asyncio.timeout(DIAL_TIMEOUT):
+                remote, rp = await loop.create_connection(PendingConn, host, port)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.info("[%s] http_proxy: CONNECT %s from %s: dial error: %s", self.proxy_name, target, who,
+                     exc or "timeout")
+            stream.write(CONNECT_400)
+            stream.close()
+            return
+        stream.write(CONNECT_200)
+        stream.join(remote, rp.take(), rp.eof)
+
+    # -- plain (absolute-form) requests --------------------------------------------------------
+
+    def _http_server(self) -> web.Server:
+        if self._server is None:
+            from aiohttp import web
+
+            self._server = web.Server(
+                self._serve_http, logger=cast(logging.Logger, _Prefixed(_server_log, {"proxy": self.proxy_name})),
+                access_log=None, tcp_keepalive=False,
+                max_line_size=MAX_HEAD, max_field_size=MAX_HEAD,
+            )
+        return self._server
+
+    def _client(self) -> ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=DIAL_TIMEOUT),
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
+
+    async def _serve_http(self, request: web.BaseRequest) -> web.StreamResponse:
+        from aiohttp import web
+
+        ok, wrong = self._check(request.headers.get("Proxy-Authorization"))
+        if not ok:
+            if wrong:
+                await asyncio.sleep(WRONG_CREDENTIALS_DELAY)
+            return web.Response(status=407, headers={"Proxy-Authenticate": "Basic"})
+        if request.method == "CONNECT":
+            # Go hijacks the connection here; aiohttp cannot hand it over after a first request
+            log.warning("[%s] http_proxy: CONNECT %s after other requests on one connection is not supported; "
+                        "the client must open a new connection", self.proxy_name, request.raw_path)
+            resp = web.Response(status=400, text="Failed\n")
+            resp.force_close()
+            return resp
+        return await self._forward(request)
+
+    async def _forward(self, request: web.BaseRequest) -> web.StreamResponse:
+        import aiohttp
+        from aiohttp import web
+        from yarl import URL
+
+        target = request.raw_path
+        scheme = target.partition("://")[0] if "://" in target else ""
+        if scheme.lower() not in ("http", "https"):
+            return _go_error(f'unsupported protocol scheme "{scheme}"')
+        try:
+            url = URL(target, encoded=True)
+        except ValueError as exc:
+            return _go_error(str(exc))
+        headers = request.headers.copy()
+        for name in _REMOVED:
+            headers.popall(name, None)
+        data: Any = request.content if request.body_exists else None
+        bucket = self._limiter
+        if data is not None and bucket is not None:
+            data = _metered_body(request, bucket)
+        try:
+            async with self._client().request(request.method, url, headers=headers, data=data,
+                                              allow_redirects=False) as up:
+                resp = web.StreamResponse(status=up.status, reason=up.reason)
+                for name, value in up.headers.items():
+                    if name.lower() not in _HOP:
+                        resp.headers.add(name, value)
+                length = up.headers.get("Content-Length")
+                if length is not None and "Transfer-Encoding" not in up.headers and length.isdigit():
+                    resp.content_length = int(length)
+                await resp.prepare(request)
+                async for chunk in up.content.iter_any():
+                    if bucket is None:
+                        await resp.write(chunk)
+                    else:
+                        async for piece in _metered(chunk, bucket):
+                            await resp.write(piece)
+                await resp.write_eof()
+                return resp
+        except aiohttp.ClientConnectorError as exc:
+            err = exc.os_error
+            reason = (os.strerror(err.errno) if err.errno else err.strerror or str(err)).lower()
+            host = join_host_port(url.host or "", url.port or 0)
+            return _go_error(f"dial tcp {host}: connect: {reason}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return _go_error(str(exc) or type(exc).__name__)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._closed = True
+        server, self._server = self._server, None
+        session, self._session = self._session, None
+        if server is None and session is None:
+            return
+        try:
+            asyncio.get_running_loop().create_task(_aclose(server, session))
+        except RuntimeError:  # no loop any more: nothing is open on it either
+            pass
+
+
+async def _metered(chunk: bytes, bucket: TokenBucket) -> AsyncIterator[bytes | memoryview]:
+    """``chunk`` in the pieces the proxy's bandwidth bucket grants, waiting in between (the relay
+    meters CONNECT tunnels; forwarded requests and answers are metered here)."""
+    view = memoryview(chunk)
+    while view:
+        granted = bucket.take(len(view), time.monotonic())
+        if granted:
+            yield view[:granted]
+            view = view[granted:]
+        if view:
+            await asyncio.sleep(bucket.wait_time(len(view), time.monotonic()))
+
+
+async def _metered_body(request: web.BaseRequest, bucket: TokenBucket) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_any():
+        async for piece in _metered(chunk, bucket):
+            yield bytes(piece)
+
+
+def _go_error(text: str) -> web.Response:
+    """Go's ``http.Error(rw, text, 500)``."""
+    from aiohttp import web
+
+    return web.Response(status=500, text=text + "\n", charset="utf-8", content_type="text/plain",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def _aclose(server: web.Server | None, session: ClientSession | None) -> None:
+    if server is not None:
+        await server.shutdown(1.0)
+    if session is not None:
+        await session.close()

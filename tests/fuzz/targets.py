@@ -1,0 +1,357 @@
+"""Fuzz targets: every parser that reads bytes or text from outside, with the errors it may raise.
+
+A target is ``fn(data: bytes) -> None``. It must return or raise one of its documented error types
+for every input; anything else (a crash), a hang (the engine's per-input deadline) or a blow-up of
+memory (the engine's address-space limit) is a finding. ``seeds()`` gives valid inputs to start the
+mutations from, so the fuzzer gets past the first length check.
+
+Stream parsers are fed the input cut into pieces (the first byte picks the cut size), since bugs in
+incremental parsers hide at the cuts.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from aiofrp.config.errors import ConfigError
+from aiofrp.config.load import parse_client_config, parse_server_config
+from aiofrp.config.template import TemplateError, render
+from aiofrp.proto import http, kcp, msg, nathole, stun, tls_hello, udp, yamux
+from aiofrp.proto.errors import ProtocolError
+from aiofrp.proto.proxyproto import ProxyProtocolError, build_header
+from aiofrp.proto.snappy import SnappyFrameReader, SnappyFrameWriter
+
+__all__ = ["TARGETS", "Target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    fn: Callable[[bytes], None]
+    errors: tuple[type[BaseException], ...]
+    """The documented error types: raising one of these is a correct answer to bad input."""
+    seeds: Callable[[], list[bytes]] = field(default=lambda: [b""])
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def target(
+    name: str, *errors: type[BaseException], seeds: Callable[[], list[bytes]] | None = None
+) -> Callable[[Callable[[bytes], None]], Callable[[bytes], None]]:
+    def deco(fn: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        TARGETS[name] = Target(name, fn, errors, seeds or (lambda: [b""]))
+        return fn
+
+    return deco
+
+
+def pieces(data: bytes) -> Iterator[bytes]:
+    """``data[1:]`` in pieces of ``data[0] % 17 + 1`` bytes (the whole rest for 0)."""
+    if not data:
+        return
+    size = data[0] % 17
+    rest = data[1:]
+    if size == 0:
+        yield rest
+        return
+    for i in range(0, len(rest), size):
+        yield rest[i : i + size]
+
+
+# -- frp messages (msg codec v1) -----------------------------------------------------------------
+
+
+def _msg_seeds() -> list[bytes]:
+    samples: list[msg.Message] = [
+        msg.Login(version="0.65.0", hostname="h", os="linux", arch="amd64", user="u", privilege_key="k",
+                  timestamp=1, run_id="r", metas={"a": "b"}, pool_count=1),
+        msg.LoginResp(version="0.65.0", run_id="r", error=""),
+        msg.NewProxy(proxy_name="p", proxy_type="tcp", remote_port=6000, custom_domains=["a.example"],
+                     headers={"X": "y"}, metas={"m": "n"}),
+        msg.NewProxyResp(proxy_name="p", remote_addr=":6000", error=""),
+        msg.CloseProxy(proxy_name="p"),
+        msg.NewWorkConn(run_id="r", privilege_key="k", timestamp=1),
+        msg.ReqWorkConn(),
+        msg.StartWorkConn(proxy_name="p", src_addr="1.2.3.4", dst_addr="5.6.7.8", src_port=1, dst_port=2),
+        msg.NewVisitorConn(run_id="r", proxy_name="p", sign_key="s", timestamp=1, use_encryption=True),
+        msg.Ping(privilege_key="k", timestamp=1),
+        msg.Pong(),
+        msg.UDPPacket(c=b"hi", r=msg.UDPAddr(IP="1.2.3.4", Port=5)),
+        msg.NatHoleVisitor(transaction_id="t", proxy_name="p"),
+        msg.NatHoleResp(transaction_id="t", sid="s", protocol="quic", candidate_addrs=["1.2.3.4:5"]),
+        msg.NatHoleReport(sid="s", success=True),
+    ]
+    frames = [msg.encode(s) for s in samples]
+    return [b"\x00" + b"".join(frames), b"\x03" + frames[0] + frames[2], *(b"\x00" + f for f in frames)]
+
+
+@target("msg", ProtocolError, seeds=_msg_seeds)
+def fuzz_msg(data: bytes) -> None:
+    dec = msg.MsgDecoder()
+    for piece in pieces(data):
+        dec.feed(piece)
+        while dec.next() is not None:
+            pass
+
+
+# -- yamux -----------------------------------------------------------------------------------------
+
+
+def _yamux_seeds() -> list[bytes]:
+    hdr = struct.Struct(">BBHII")
+    syn = hdr.pack(0, 1, 0x1, 1, 0)  # window update with SYN
+    data = hdr.pack(0, 0, 0, 1, 5) + b"hello"
+    fin = hdr.pack(0, 0, 0x4, 1, 0)
+    rst = hdr.pack(0, 1, 0x8, 3, 0)
+    ping = hdr.pack(0, 2, 0x1, 0, 7)
+    go_away = hdr.pack(0, 3, 0, 0, 0)
+    return [b"\x00" + syn + data + fin, b"\x05" + syn + hdr.pack(0, 1, 0, 1, 1 << 20) + rst + ping + go_away]
+
+
+@target("yamux", yamux.YamuxError, seeds=_yamux_seeds)
+def fuzz_yamux(data: bytes) -> None:
+    session = yamux.Session(client=bool(data[:1]) and data[0] & 0x80 != 0)
+    for piece in pieces(data):
+        session.receive_data(piece)
+        session.data_to_send()
+
+
+# -- HTTP/1 head and body framers ---------------------------------------------------------------------
+
+_REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    b"POST /x?y=1 HTTP/1.1\r\nHost: a.example:8080\r\nContent-Length: 5\r\n\r\nhello",
+    b"PUT /u HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nT: v\r\n\r\n",
+    b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\nProxy-Authorization: Basic dTpw\r\n\r\n",
+    b"GET http://a.example/ HTTP/1.0\nHost: a.example\nAuthorization: Basic dXNlcjpwYXNz\n\n",
+]
+_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.0 404 Not Found\r\n\r\nuntil close",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+]
+
+
+def _drain_body(framer: http.BodyFramer, data: bytes) -> None:
+    for piece in pieces(data):
+        pos = 0
+        while pos < len(piece) and not framer.done:
+            new = framer.feed(piece, pos)
+            if new <= pos:
+                raise AssertionError(f"body framer made no progress at {pos} of {len(piece)} bytes")
+            pos = new
+
+
+@target("http_request", http.HTTPError, seeds=lambda: [b"\x00" + r for r in _REQUESTS] + [b"\x04" + _REQUESTS[2]])
+def fuzz_http_request(data: bytes) -> None:
+    raw = data[1:]
+    end = http.find_head_end(raw)
+    if end < 0:
+        return
+    req = http.parse_request_head(raw[:end])
+    http.canonical_host(req.host or "")
+    http.basic_auth(req.get("authorization"))
+    _drain_body(http.request_body(req), data[:1] + raw[end:])
+
+
+@target("http_response", http.HTTPError, seeds=lambda: [b"\x00" + r for r in _RESPONSES] + [b"\x03" + _RESPONSES[1]])
+def fuzz_http_response(data: bytes) -> None:
+    raw = data[1:]
+    end = http.find_head_end(raw)
+    if end < 0:
+        return
+    resp = http.parse_response_head(raw[:end])
+    method = "HEAD" if data[:1] and data[0] & 0x40 else "GET"
+    _drain_body(http.response_body(resp, method), data[:1] + raw[end:])
+
+
+# -- TLS ClientHello (SNI) ------------------------------------------------------------------------------
+
+
+def _client_hello(server_name: str | None) -> bytes:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname=server_name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+@target("tls_hello", tls_hello.TLSHelloError,
+        seeds=lambda: [_client_hello("a.example"), _client_hello(None), _client_hello("a." * 60 + "example")])
+def fuzz_tls_hello(data: bytes) -> None:
+    tls_hello.parse_client_hello(data)
+
+
+# -- snappy framing --------------------------------------------------------------------------------
+
+
+def _snappy_seeds() -> list[bytes]:
+    w = SnappyFrameWriter()
+    stream = w.compress(b"hello " * 100) + w.compress(bytes(range(256)) * 300)
+    return [b"\x00" + stream, b"\x07" + stream]
+
+
+@target("snappy", ProtocolError, seeds=_snappy_seeds)
+def fuzz_snappy(data: bytes) -> None:
+    r = SnappyFrameReader()
+    for piece in pieces(data):
+        r.decompress(piece)
+
+
+# -- KCP segments and kcp-go's FEC header -------------------------------------------------------------
+
+
+def _kcp_seeds() -> list[bytes]:
+    out: list[bytes] = []
+    sender = kcp.KCP(7, out.append)
+    sender.set_nodelay(1, 20, 2, True)  # frp's kcp-go settings
+    sender.send(b"x" * 3000)
+    sender.update(100)
+    sender.input(struct.pack("<IBBHIIII", 7, kcp.CMD_ACK, 0, 128, 100, 0, 1, 0))  # ack sn 0
+    sender.update(200)
+    fec = kcp.FECEncoder()
+    return [struct.pack("<I", 7) + p for p in out[:3]] + [struct.pack("<I", 7) + fec.encode(out[0])[0]]
+
+
+@target("kcp", kcp.KCPError, seeds=_kcp_seeds)
+def fuzz_kcp(data: bytes) -> None:
+    if len(data) < 4:
+        return
+    sent: list[bytes] = []
+    conv = int.from_bytes(data[:4], "little")
+    k = kcp.KCP(conv, sent.append)
+    k.set_nodelay(1, 20, 2, True)
+    k.send(b"abc" * 100)
+    k.update(10)
+    payload, rebuilt = kcp.FECDecoder().decode(data[4:])
+    for p in (payload, *rebuilt):
+        if p is not None:
+            k.input(p)
+    k.update(20)
+    while k.recv():
+        pass
+
+
+# -- STUN ------------------------------------------------------------------------------------------------
+
+
+def _stun_seeds() -> list[bytes]:
+    tid = b"0123456789ab"
+    req = stun.binding_request(tid)
+    return [
+        stun.binding_request(tid, change_ip=True, fingerprint=True).encode(),
+        stun.binding_response(req, ("1.2.3.4", 5678), other=("5.6.7.8", 3478), software="x").encode(),
+        stun.binding_response(req, ("2001:db8::1", 80), origin=("::1", 3478)).encode(),
+    ]
+
+
+@target("stun", stun.StunError, seeds=_stun_seeds)
+def fuzz_stun(data: bytes) -> None:
+    stun.parse(data)
+    stun.parse_binding_response(data)
+
+
+# -- UDP packet stream (udp/sudp work connections) -------------------------------------------------
+
+
+def _udp_seeds() -> list[bytes]:
+    enc = udp.PacketEncoder()
+    frames = enc.packet(b"datagram", ("1.2.3.4", 53)) + enc.packet(b"", ("::1", 1)) + msg.encode(msg.Ping())
+    return [b"\x00" + frames, b"\x05" + frames]
+
+
+@target("udp", ProtocolError, udp.PacketTooLarge, seeds=_udp_seeds)
+def fuzz_udp(data: bytes) -> None:
+    r = udp.PacketReader()
+    for piece in pieces(data):
+        r.feed(piece)
+
+
+# -- NAT hole SID probes (encrypted, from any address) --------------------------------------------------
+
+
+@target("nathole_sid", ProtocolError,
+        seeds=lambda: [nathole.encode_sid("sid", "tid", "sk"), nathole.encode_sid("s", "t", "sk", response=True)])
+def fuzz_nathole_sid(data: bytes) -> None:
+    nathole.decode_sid(data, "sk")
+
+
+# -- PROXY protocol headers (we only build them: from addresses a peer controls) ----------------------
+
+
+@target("proxyproto", ProxyProtocolError, ValueError,
+        seeds=lambda: [b"\x01" + json.dumps([["1.2.3.4", 5], ["5.6.7.8", 80]]).encode(),
+                       b"\x02" + json.dumps([["::ffff:1.2.3.4", 5], ["2001:db8::1", 443]]).encode()])
+def fuzz_proxyproto(data: bytes) -> None:
+    try:
+        src, dst = json.loads(data[1:])
+        src, dst = (str(src[0]), int(src[1])), (str(dst[0]), int(dst[1]))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return
+    version = "v1" if data[0] & 1 else "v2"
+    build_header(version, src, dst, udp=bool(data[0] & 2))
+
+
+# -- config loaders and the Go-template subset ------------------------------------------------------------
+
+_SERVER_SEEDS = [
+    'bindPort = 7000\nauth.token = "t"\nallowPorts = [{ start = 2000, end = 3000 }, { single = 3001 }]\n',
+    '{"bindPort": 7000, "vhostHTTPPort": 80, "transport": {"tls": {"force": true}}}',
+    "bindPort: 7000\nsubDomainHost: example.com\nlog:\n  level: debug\n",
+    "[common]\nbind_port = 7000\ntoken = t\nallow_ports = 2000-3000,3001\n",
+    '{{ $p := "7000" }}bindPort = {{ $p }}\nauth.token = "{{ .Envs.T }}"\n',
+]
+_CLIENT_SEEDS = [
+    ('serverAddr = "127.0.0.1"\nserverPort = 7000\n[[proxies]]\nname = "s"\ntype = "tcp"\nlocalPort = 22\n'
+     'remotePort = 6000\n[[visitors]]\nname = "v"\ntype = "stcp"\nserverName = "s"\nbindPort = 9000\n'),
+    '{"serverPort": 7000, "proxies": [{"name": "w", "type": "http", "localPort": 80, "customDomains": ["a"]}]}',
+    "serverPort: 7000\nproxies:\n  - name: u\n    type: udp\n    localPort: 53\n    remotePort: 6053\n",
+    "[common]\nserver_port = 7000\n[range:p]\ntype = tcp\nlocal_port = 6000-6002\nremote_port = 7000-7002\n",
+    ('{{- range $i, $v := parseNumberRangePair "1000-1002" "2000-2002" }}\n[[proxies]]\nname = "p{{ $i }}"\n'
+     'type = "tcp"\nlocalPort = {{ $v.First }}\nremotePort = {{ $v.Second }}\n{{- end }}\n'),
+]
+
+
+def _text(data: bytes) -> tuple[str, str] | None:
+    """(file name with a format hint, text) from the input: the first byte picks the hint."""
+    try:
+        text = data[1:].decode()
+    except UnicodeDecodeError:
+        return None
+    hint = ("x.toml", "x.json", "x.yaml", "x.ini", "x")[data[0] % 5] if data else "x"
+    return hint, text
+
+
+@target("config_frps", ConfigError, seeds=lambda: [bytes([i]) + s.encode() for i, s in enumerate(_SERVER_SEEDS)])
+def fuzz_config_frps(data: bytes) -> None:
+    got = _text(data)
+    if got is not None:
+        parse_server_config(got[1], got[0], env={"T": "x"}, resolve_token_source=False, warnings=[])
+
+
+@target("config_frpc", ConfigError, seeds=lambda: [bytes([i]) + s.encode() for i, s in enumerate(_CLIENT_SEEDS)])
+def fuzz_config_frpc(data: bytes) -> None:
+    got = _text(data)
+    if got is not None:
+        parse_client_config(got[1], got[0], env={"T": "x"}, resolve_token_source=False, warnings=[])
+
+
+@target("template", TemplateError,
+        seeds=lambda: [s.encode() for s in (_SERVER_SEEDS[4], _CLIENT_SEEDS[4],
+                                            '{{ if eq .Envs.A "1" }}a{{ else }}b{{ end }}{{ .Envs.B | default "c" }}')])
+def fuzz_template(data: bytes) -> None:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return
+    render(text, {"T": "x", "A": "1"})
