@@ -15,6 +15,9 @@ from support.procs import LOCALHOST, EchoServer, FrpLauncher, free_port, frpc_co
 pytestmark = pytest.mark.timeout(180)
 
 USER, PASSWORD = "admin", "browser-pw"
+ROWS_JS = ("return [...document.querySelectorAll('#proxies tbody tr[data-name]')]"
+           ".map(r => [r.dataset.name, r.querySelector('.st').textContent])")
+ROW_TEXT_JS = "const r = document.querySelector(`tr[data-name='${arguments[0]}']`); return r ? r.textContent : ''"
 
 
 def test_dashboard_in_chromium(frp: FrpLauncher, browser: Browser) -> None:
@@ -52,42 +55,42 @@ def test_dashboard_in_chromium(frp: FrpLauncher, browser: Browser) -> None:
         assert browser.text("#t-proxies") == "13"
         assert browser.text("#count") == "(14)"
 
-        rows = {tr.get_attribute("data-name"): tr for tr in browser.find_all("#proxies tbody tr")}
+        # The page re-renders its tables every 5 s: read what it shows in one script each time
+        # (element references would go stale between two calls).
+        rows = dict(browser.js(ROWS_JS))
         assert set(rows) == {"ops.ssh", "old-db", *(f"ops.{n}" for n in names)}
-        assert rows["ops.ssh"].find_element("css selector", ".st").text == "online"
-        assert rows["old-db"].find_element("css selector", ".st").text == "offline"
-        browser.wait(lambda: "48.8 KiB" in browser.find("tr[data-name='ops.ssh']").text,
-                     "today's traffic of ops.ssh (50,000 bytes)")
-        assert "rack1" in browser.find("tr[data-name='ops.ssh']").text  # the client column
+        assert rows["ops.ssh"] == "online" and rows["old-db"] == "offline"
+        browser.wait(lambda: "48.8 KiB" in browser.js(ROW_TEXT_JS, "ops.ssh"), "today's traffic of ops.ssh (50,000 bytes)")
+        assert "rack1" in browser.js(ROW_TEXT_JS, "ops.ssh")  # the client column
         assert "rack1" in browser.text("#clients") and "0.65.0" in browser.text("#clients")
         browser.screenshot("desktop")
 
         # filters: a search word, then the status filter
         search = browser.find("#search")
         search.send_keys("svc-0")
-        browser.wait_count("#proxies tbody tr[data-name]", 10)
+        browser.wait(lambda: len(browser.js(ROWS_JS)) == 10, "10 rows for 'svc-0'")
         assert browser.text("#count") == "(10 of 14)"
         search.clear()
         search.send_keys("zzz-nothing")
         browser.wait_text("#proxies tbody", "no proxy matches")
         search.clear()
         browser.js("document.getElementById('search').dispatchEvent(new Event('input'))")
-        browser.wait_count("#proxies tbody tr[data-name]", 14)
+        browser.wait(lambda: len(browser.js(ROWS_JS)) == 14, "all 14 rows again")
         browser.js("const s = document.getElementById('status-filter'); s.value = 'offline';"
                    "s.dispatchEvent(new Event('change'))")
-        rows_off = browser.wait_count("#proxies tbody tr[data-name]", 1)
-        assert rows_off[0].get_attribute("data-name") == "old-db"
+        browser.wait(lambda: browser.js(ROWS_JS) == [["old-db", "offline"]], "only the offline proxy")
         browser.js("const s = document.getElementById('status-filter'); s.value = '';"
                    "s.dispatchEvent(new Event('change'))")
-        browser.wait_count("#proxies tbody tr[data-name]", 14)
+        browser.wait(lambda: len(browser.js(ROWS_JS)) == 14, "all 14 rows again")
 
         # a proxy's detail: its 7-day chart, today's bars drawn, its configuration
-        browser.find("tr[data-name='ops.ssh']").click()
-        chart = browser.wait_for("#traffic-chart")
-        assert chart.tag_name == "svg"
-        bars = browser.find_all("#traffic-chart rect")
-        assert len(bars) == 14  # in and out for 7 days
-        heights = [float(b.get_attribute("height") or 0) for b in bars]
+        browser.js("document.querySelector(\"tr[data-name='ops.ssh']\").click()")
+        browser.wait_for("#traffic-chart")
+        chart = browser.js("const c = document.getElementById('traffic-chart'); return [c.tagName, "
+                           "[...c.querySelectorAll('rect')].map(r => Number(r.getAttribute('height')))]")
+        tag, heights = chart
+        assert tag.lower() == "svg"
+        assert len(heights) == 14  # in and out for 7 days
         assert heights[-2] > 0 and heights[-1] > 0 and sum(heights[:-2]) == 0  # only today has traffic
         assert '"remotePort"' in browser.text("#detail-conf")
         browser.screenshot("detail")
@@ -97,8 +100,9 @@ def test_dashboard_in_chromium(frp: FrpLauncher, browser: Browser) -> None:
         browser.get(f"http://{LOCALHOST}:{dash}/static/")
         browser.wait_text("#proxies tbody", "ops.ssh")
         assert browser.js("return document.documentElement.scrollWidth") <= browser.js("return window.innerWidth")
-        name_cell = browser.find("tr[data-name='ops.ssh'] td.name")
-        assert name_cell.is_displayed() and name_cell.size["width"] > 0
+        width = browser.js("return document.querySelector(\"tr[data-name='ops.ssh'] td.name\")"
+                           ".getBoundingClientRect().width")
+        assert width > 0
         browser.screenshot("phone")
         assert browser.console_errors() == []
     finally:

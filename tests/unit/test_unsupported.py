@@ -448,11 +448,12 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
     """An embedder who builds the structs by hand gets the same refusal."""
     from aiofrp.client.service import Client
     from aiofrp.config import TCPProxyConfig
+    from aiofrp.config.base import WebServerConfig
     from aiofrp.config.plugin import VirtualNetPluginOptions
     from aiofrp.server.service import Server
 
-    with pytest.raises(ConfigError, match=r"enablePrometheus: not supported by aiofrp yet"):
-        Server(ServerConfig(enable_prometheus=True))
+    with pytest.raises(ConfigError, match=r"webServer\.pprofEnable: not supported by aiofrp yet"):
+        Server(ServerConfig(web_server=WebServerConfig(port=7500, pprof_enable=True)))
     monkeypatch.delenv("http_proxy", raising=False)
     cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=VirtualNetPluginOptions())])
     with pytest.raises(ConfigError, match=r"proxies\[0\]\.plugin\.type: not supported by aiofrp yet"):
