@@ -63,8 +63,6 @@ class Listener:
 FRPS_CASES = [
     pytest.param('webServer.addr = "127.0.0.1"\nwebServer.port = 7500', "webServer.port", id="dashboard"),
     pytest.param("enablePrometheus = true", "enablePrometheus", id="prometheus"),
-    pytest.param("kcpBindPort = 7000", "kcpBindPort", id="kcpBindPort"),
-    pytest.param("quicBindPort = 7000", "quicBindPort", id="quicBindPort"),
 ]
 
 
@@ -86,8 +84,6 @@ FRPC_CASES = [
     pytest.param('webServer.port = 7400\nwebServer.tls.certFile = "c.pem"\nwebServer.tls.keyFile = "k.pem"', "",
                  "webServer.tls", id="admin-tls"),
     pytest.param('transport.proxyURL = "http://127.0.0.1:3128"', "", "transport.proxyURL", id="proxyURL"),
-    *[pytest.param(f'transport.protocol = "{p}"', "", "transport.protocol", id=f"protocol-{p}")
-      for p in ("kcp", "quic", "websocket", "wss")],
     *[pytest.param("", f'[[proxies]]\nname = "p"\ntype = "tcp"\nremotePort = 0\n[proxies.plugin]\ntype = "{t}"\n{o}',
                    "proxies[0].plugin.type", id=f"plugin-{t}")
       for t, o in (("static_file", 'localPath = "/srv"'), ("virtual_net", ""))],
@@ -134,10 +130,6 @@ def test_http_proxy_environment_refused(tmp_path: Path) -> None:
 FLAG_CASES = [
     pytest.param("frps", ["--dashboard-port", "7500"], "--dashboard-port", id="frps-dashboard-port"),
     pytest.param("frps", ["--enable-prometheus"], "--enable-prometheus", id="frps-enable-prometheus"),
-    pytest.param("frps", ["--kcp-bind-port", "7000"], "--kcp-bind-port", id="frps-kcp"),
-    pytest.param("frps", ["--quic-bind-port", "7000"], "--quic-bind-port", id="frps-quic"),
-    pytest.param("frpc", ["tcp", "-l", "22", "-p", "kcp"], "--protocol", id="frpc-protocol"),
-    pytest.param("frpc", ["tcp", "-l", "22", "--protocol", "websocket"], "--protocol", id="frpc-protocol-ws"),
     pytest.param("frpc", ["tcp", "-l", "22", "--dns-server", "8.8.8.8"], "--dns-server", id="frpc-dns-server"),
     pytest.param("frpc", ["stcp", "visitor", "--server-name", "s", "--bind-port", "9000", "--dns_server", "1.1.1.1"],
                  "--dns-server", id="frpc-visitor-dns-server"),
