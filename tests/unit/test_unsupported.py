@@ -175,7 +175,6 @@ def test_the_scan_catches_a_new_field() -> None:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
     assert "enable_prometheus" not in used_names("frps")  # refused today: nothing may read it
-    assert "dns_server" not in used_names("frpc")  # (proxy_url is read now: auth.oidc.proxyURL)
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
 
@@ -306,12 +305,8 @@ def test_quick_mode_options_are_known() -> None:
 FRPS_REFUSED = [
     ("webServer.port = 7500", "webServer.port"),
     ("enablePrometheus = true", "enablePrometheus"),
-    ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
 ]
 FRPC_REFUSED = [
-    ('transport.proxyURL = "http://127.0.0.1:3128"', "transport.proxyURL"),
-    ('transport.wireProtocol = "v2"', "transport.wireProtocol"),
-    ('dnsServer = "8.8.8.8"', "dnsServer"),
     ('store.path = "./store.json"', "store.path"),
     ('webServer.port = 7400\nwebServer.tls.certFile = "c"\nwebServer.tls.keyFile = "k"', "webServer.tls"),
     ('webServer.port = 7400\nwebServer.assetsDir = "/srv"', "webServer.assetsDir"),
@@ -411,18 +406,26 @@ def test_accepted(parse: typing.Callable[..., object], text: str, monkeypatch: p
     parse(text, "x.toml")
 
 
-def test_http_proxy_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Go frpc takes $http_proxy as transport.proxyURL; we must not silently go direct."""
-    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+def test_http_proxy_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Go frpc takes $http_proxy as transport.proxyURL (and only that lower-case variable)."""
+    monkeypatch.setenv("http_proxy", "http://u:p@127.0.0.1:3128")
+    cfg = parse_client_config("")
+    proxy = cfg.transport.forward_proxy()
+    assert proxy is not None and (proxy.scheme, proxy.host, proxy.port, proxy.username, proxy.password) == (
+        "http", "127.0.0.1", 3128, "u", "p")
+    cfg = parse_client_config('transport.proxyURL = "socks5://127.0.0.1:1080"')  # the config wins
+    assert cfg.transport.forward_proxy().scheme == "socks5"
+    monkeypatch.setenv("http_proxy", "ftp://127.0.0.1:21")
     err = _refusal(parse_client_config, "", "frpc.toml")
-    assert err.path == "transport.proxyURL" and "set by $http_proxy" in err.reason
+    assert err.path == "$http_proxy" and "scheme must be http or socks5" in err.reason
     parse_server_config("")  # frps does not use it
     monkeypatch.delenv("http_proxy")
     # Go frpc 0.65 reads only the lower-case http_proxy for the server connection (HTTPS_PROXY and
     # NO_PROXY reach only OIDC token requests: aiofrp/auth/http.py: env_proxy)
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "*")
-    parse_client_config("")
+    assert parse_client_config("").transport.forward_proxy() is None
 
 
 def test_unknown_feature_gate_is_refused() -> None:

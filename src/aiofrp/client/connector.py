@@ -12,9 +12,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ..config.reach import ProxyURL, parse_dns_server
+from ..net.dns import Resolver
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
+from ..proto import wire
 from .dialers import new_dialer
 from .errors import Server, login_error, tls_error
 
@@ -35,6 +38,13 @@ class Connector:
         self.server_hostname = self.server_name if tls.enable else None
         # wss: TLS outside the websocket whatever transport.tls.enable says (Go: tlsEnable = true)
         self.wss_ctx = self.tls_ctx or client_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
+        self.wire_protocol = t.wire_protocol
+        # transport.proxyURL (or $http_proxy) and dnsServer: see client/dialers.py Dialer.tcp
+        self.proxy: ProxyURL | None = cfg.transport.forward_proxy()
+        self.resolver = Resolver(*parse_dns_server(cfg.dns_server)) if cfg.dns_server else None
+        if self.proxy is not None:
+            src = "transport.proxyURL" if cfg.transport.proxy_url else "$http_proxy"
+            log.info("frps is reached through the proxy %s (%s)", self.proxy.label, src)
         self.dialer = new_dialer(self)  # transport.protocol (client/dialers.py)
         self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte and self.dialer.frp_tls
         self.server = Server(cfg.server_addr, cfg.server_port, bool(tls.enable), self.first_byte)
@@ -68,12 +78,16 @@ class Connector:
         return tls
 
     async def open(self) -> MsgConn:
+        """A new logical connection; with ``transport.wireProtocol = "v2"`` it starts with the v2
+        magic (§1.8) and frames v2 messages."""
         own = await self.dialer.open()  # QUIC: a new stream of its connection
         if own is not None:
+            self._magic(own)
             return own
-        conn = MsgConn()
+        conn = MsgConn(self.wire_protocol)
         if not self.tcp_mux:
             await self._dial(conn)
+            self._magic(conn)
             return conn
         if self.session is None or self.session.is_closed:
             self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
@@ -84,7 +98,12 @@ class Connector:
         stream = self.session.open_stream()
         stream.set_protocol(conn)
         conn.connection_made(stream)
+        self._magic(conn)
         return conn
+
+    def _magic(self, conn: MsgConn) -> None:
+        if self.wire_protocol == "v2":
+            conn.write_raw(wire.MAGIC)
 
     def close(self) -> None:
         self.dialer.close()

@@ -19,9 +19,10 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING, ClassVar
 
+from ..net.forward_proxy import ProxyDialError, open_via_proxy
 from ..net.tls import TLSTransport
 from ..registry import Registry
-from .errors import ServerConnectError, dial_error, tls_error
+from .errors import ServerConnectError, dial_error, proxy_error, tls_error
 
 if TYPE_CHECKING:
     from ..net.msgconn import MsgConn
@@ -72,16 +73,10 @@ class Dialer:
     async def tcp(self) -> tuple[asyncio.Transport, bytes]:
         """A TCP connection to ``serverAddr:serverPort`` with frp's keepalive."""
         cfg = self.cfg
-        c = self.connector
         loop = asyncio.get_running_loop()
         timeout = self.timeout
         local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
-        try:
-            async with asyncio.timeout(timeout):
-                raw, holder = await loop.create_connection(Placeholder, cfg.server_addr, cfg.server_port,
-                                                           local_addr=local)
-        except (OSError, TimeoutError) as exc:
-            raise dial_error(c.server, exc, timeout) from exc
+        raw, holder = await self._connect_tcp(loop, local, timeout)
         sock = raw.get_extra_info("socket")
         ka = cfg.transport.dial_server_keepalive
         if sock is not None and ka > 0:
@@ -92,6 +87,38 @@ class Dialer:
             except OSError:
                 pass
         return raw, bytes(holder.early)
+
+    async def _connect_tcp(self, loop: asyncio.AbstractEventLoop, local: tuple[str, int] | None,
+                           timeout: float) -> tuple[asyncio.Transport, Placeholder]:
+        """Direct, or through ``transport.proxyURL`` (never direct when a proxy is set), the names
+        looked up with ``dnsServer`` when it is set."""
+        c = self.connector
+        host, port = self.cfg.server_addr, self.cfg.server_port
+        resolve = c.resolver.resolve if c.resolver is not None else None
+        if c.proxy is not None:
+            try:
+                sock = await open_via_proxy(c.proxy, host, port, timeout=timeout, local_addr=local,
+                                            resolve=resolve)
+            except ProxyDialError as exc:
+                raise proxy_error(c.server, c.proxy.label, exc, timeout) from exc
+            try:
+                return await loop.create_connection(Placeholder, sock=sock)
+            except OSError as exc:
+                sock.close()
+                raise dial_error(c.server, exc, timeout) from exc
+        try:
+            async with asyncio.timeout(timeout):
+                hosts = await resolve(host) if resolve is not None else [host]
+                last: OSError | None = None
+                for addr in hosts:  # the addresses in order, as Go's dialer (without a fallback delay)
+                    try:
+                        return await loop.create_connection(Placeholder, addr, port, local_addr=local)
+                    except OSError as exc:
+                        last = exc
+                assert last is not None
+                raise last
+        except (OSError, TimeoutError) as exc:
+            raise dial_error(c.server, exc, timeout) from exc
 
 
 DIALERS: Registry[type[Dialer]] = Registry("transport protocol")
@@ -218,7 +245,7 @@ class QUICDialer(Dialer):
         if self.session is None or self.session.is_closed:
             self.session = await self._connect()
         stream = self.session.open_stream()
-        conn = MsgConn()
+        conn = MsgConn(self.connector.wire_protocol)
         stream.set_protocol(conn)
         conn.connection_made(stream)
         return conn

@@ -88,6 +88,24 @@ def dial_error(srv: Server, exc: BaseException, timeout: float, network: str = "
                               "check serverAddr and the network path to the frps machine")
 
 
+def proxy_error(srv: Server, proxy: str, exc: BaseException, timeout: float) -> ServerConnectError:
+    """The proxy of ``transport.proxyURL`` was not reached, or refused to connect us to frps."""
+    reached = getattr(exc, "reached", False)
+    status = getattr(exc, "status", None)
+    if not reached:
+        return ServerConnectError(
+            f"dial tcp {srv.label} through the proxy {proxy}: {exc}",
+            "is the proxy running there? (transport.proxyURL or $http_proxy; frpc never connects "
+            "directly when a proxy is set)",
+        )
+    if status == 407 or "authentication" in str(exc).lower():
+        hint = "check the user and password in the proxy URL (transport.proxyURL or $http_proxy)"
+    else:
+        hint = f"the proxy could not or would not connect to {srv.label}"
+    what = f"DialTcpByHttpProxy error, StatusCode [{status}]" if status and proxy.startswith("http") else str(exc)
+    return ServerConnectError(f"proxy {proxy} refused to connect to {srv.label}: {what}", hint)
+
+
 # -- TLS handshake ------------------------------------------------------------------------------
 
 # OpenSSL reason -> (what happened, hint); "{port}" is filled in.

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from .. import FRP_VERSION
 from ..auth import AuthError, new_setter
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.addr import join_host_port
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .connector import Connector
 from .control import Control
-from .errors import login_error, refusal_text
+from .errors import ServerConnectError, login_error, refusal_text
 from .proxies import ProxyWrapper
 from .proxies.wrapper import ProxyStatus
 
@@ -59,7 +60,8 @@ class Client:
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
-        self.auth = new_setter(cfg.auth, config_path or "frpc config")  # token or oidc (aiofrp/auth)
+        # token or oidc (aiofrp/auth); OIDC token requests use transport.proxyURL too
+        self.auth = new_setter(cfg.auth, config_path or "frpc config", transport_proxy_url=cfg.transport.proxy_url)
         self.run_id = ""
         self.control: Control | None = None
         self.connector: Connector | None = None
@@ -163,15 +165,30 @@ class Client:
         await self.auth.set_login(login)  # before dialling: a slow OIDC provider must not hold a conn
         self.connector = connector = Connector(self.cfg)
         conn = await connector.open()
+        client_hello = b""
+        if conn.wire_protocol == "v2":  # §2.4: ClientHello, Login, then ServerHello, LoginResp
+            t = self.cfg.transport
+            client_hello = wire.client_hello(t.protocol, t.tls.enable or t.protocol in ("wss", "quic"), t.tcp_mux)
+            conn.write_raw(wire.encode_frame(wire.FRAME_CLIENT_HELLO, client_hello))
         conn.write_msg(login)
         try:
+            if client_hello:
+                frame = await conn.read_frame(timeout=LOGIN_TIMEOUT)
+                if frame.type != wire.FRAME_SERVER_HELLO:
+                    raise ProtocolError(f"unexpected frame type {frame.type}, want {wire.FRAME_SERVER_HELLO}")
+                algorithm = wire.check_server_hello(client_hello, frame.payload)
+                conn.v2_crypto = (algorithm, wire.transcript_hash(client_hello, frame.payload))
             resp = await conn.read_msg(timeout=LOGIN_TIMEOUT)
             if not isinstance(resp, m.LoginResp):
                 raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
         except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
             conn.abort()
             connector.close()
-            raise login_error(connector.server, exc, LOGIN_TIMEOUT) from exc
+            err = login_error(connector.server, exc, LOGIN_TIMEOUT)
+            if client_hello and isinstance(exc, EOFError | ConnectionError):
+                err = ServerConnectError(err.what, 'frps older than 0.69 closes a wire protocol v2 connection at '
+                                         'once: set transport.wireProtocol = "v1" there, or upgrade frps')
+            raise err from exc
         except BaseException:
             conn.abort()
             connector.close()
@@ -181,7 +198,7 @@ class Client:
             connector.close()
             raise LoginError(refusal_text(connector.server, resp.error))
         self.run_id = resp.run_id
-        conn.enable_encryption(self.key)
+        conn.enable_control_crypto(self.token, self.key, client=True)
         log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
         self.control = Control(self, conn, connector)
 

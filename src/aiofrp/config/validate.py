@@ -116,6 +116,14 @@ def validate_client_config(
     elif cfg.auth.method == "oidc":
         _check_oidc_client(oidc, source)
     t = cfg.transport
+    _check_reach(cfg, source)
+    if t.wire_protocol == "v2":
+        for what, items in (("proxies", cfg.proxies), ("visitors", cfg.visitors)):
+            for i, item in enumerate(items):
+                if item.type == "sudp":
+                    raise ConfigError(source, f"{what}[{i}].type",
+                                      f'{item.type} over transport.wireProtocol = "v2" is not supported by '
+                                      'aiofrp yet (frps would have to bridge its v1 and v2 payload frames); use "v1"', item.type)
     if 0 < t.heartbeat_timeout < t.heartbeat_interval:
         raise ConfigError(
             source,
@@ -141,6 +149,28 @@ def validate_client_config(
         _check_visitor(v, f"visitors[{i}]", source)
     if refuse_unsupported:
         check_unsupported(cfg, "frpc", source)
+
+
+def _check_reach(cfg: ClientConfig, source: str) -> None:
+    """``transport.proxyURL`` (or ``$http_proxy``) and ``dnsServer``: usable, or refused now (Go
+    fails every dial later instead)."""
+    from .reach import ProxyURLError, parse_dns_server, parse_proxy_url
+
+    t = cfg.transport
+    url = t.effective_proxy_url()
+    if url:
+        try:
+            parse_proxy_url(url)
+        except ProxyURLError as e:
+            if t.proxy_url:
+                raise ConfigError(source, "transport.proxyURL", str(e), url) from None
+            raise ConfigError(source, "$http_proxy",
+                              f"{e} (frpc reads $http_proxy when transport.proxyURL is not set)", url) from None
+    if cfg.dns_server:
+        try:
+            parse_dns_server(cfg.dns_server)
+        except ValueError as e:
+            raise ConfigError(source, "dnsServer", str(e), cfg.dns_server) from None
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")

@@ -25,6 +25,11 @@ log = logging.getLogger("aiofrp.server.control")
 Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
 
+V1_ONLY_PROXY_TYPES = ("sudp",)
+"""Proxy types not served to a wire v2 client yet: sudp's visitor and provider connections are
+relayed as they are, so a v1 and a v2 end would need Go's re-encoding bridge (§2.4)."""
+
+
 class Control:
     auth: LoginAuth  # what the Login proved (set by Server.handle_login); checks Pings and work conns
 
@@ -35,6 +40,9 @@ class Control:
         self.run_id = run_id
         self.user = login.user
         self.user_info = UserInfo.of(login, run_id)  # who this client is, for the server plugins
+        self.wire_protocol: str = conn.wire_protocol
+        """``"v1"`` or ``"v2"`` (§2.4): what this client speaks (Go: the registry's ``WireProtocol``,
+        ``wireProtocol`` in the dashboard's ``/api/clients``)."""
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
@@ -146,6 +154,9 @@ class Control:
             raise ProxyError("exceed the max_ports_per_client")
         if name in self.server.proxies:
             raise ProxyError(f"proxy [{name}] already exists")
+        if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
+            raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
+                             '(no v1/v2 payload bridge); use transport.wireProtocol = "v1"')
         self.server.proxies[name] = proxy
         self.proxies[name] = proxy
         self.ports_used += proxy.used_ports

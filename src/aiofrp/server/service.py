@@ -10,16 +10,18 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .. import FRP_VERSION
-from ..auth import AuthError, new_verifier
+from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
+from ..net.pipe import pipe
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
-from .control import Control
+from .control import V1_ONLY_PROXY_TYPES, Control
 from .gate import PREAUTH_TIMEOUT, Gate, Stage
 from .group import GroupRegistry
 from .listeners import Listener, start_listeners
@@ -30,6 +32,7 @@ from .proxies import ServerProxy
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
+    from .sshgw import Gateway
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
@@ -74,6 +77,7 @@ class Server:
         self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
         self.https_vhost: HTTPSVhost | None = None
         self.tcpmux_vhost: TCPMuxVhost | None = None
+        self.ssh_gateway: Gateway | None = None  # sshTunnelGateway (server/sshgw)
         self.listeners: list[Listener] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -84,6 +88,10 @@ class Server:
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
+        if self.cfg.ssh_tunnel_gateway.bind_port > 0:
+            from .sshgw import Gateway
+
+            self.ssh_gateway = await Gateway.start(self)
         self.listeners = await start_listeners(self)  # kcpBindPort, quicBindPort (server/listeners.py)
         await self.start_vhosts()
         log.info("frps started successfully")
@@ -122,6 +130,8 @@ class Server:
     async def close(self) -> None:
         for srv in self._servers:
             srv.close()
+        if self.ssh_gateway is not None:
+            self.ssh_gateway.close()
         for lst in self.listeners:
             lst.close()
         for ctl in list(self.controls.values()):
@@ -240,7 +250,7 @@ class Server:
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
-            first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
         except TimeoutError:
             if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
                 log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
@@ -273,14 +283,52 @@ class Server:
         finally:
             gate.end()
 
+    def open_internal(self, peer: str) -> asyncio.Transport:
+        """A connection into frps from inside the process (Go: the ssh tunnel gateway's
+        ``sshTunnelListener``, served with ``internal = true``): the returned transport is one end
+        of an in-memory pipe (net/pipe.py) whose other end frps serves like a bind-port connection
+        past TLS and yamux, trusted from the start; ``peer`` names it in the log lines (the ssh
+        user's address). Give the returned end its protocol before the loop runs again."""
+        ours, theirs = pipe(asyncio.get_running_loop())
+        proto = _Internal(self, peer)
+        ours.set_protocol(proto)
+        proto.connection_made(ours)
+        return theirs
+
+    async def first_message(self, conn: _FirstConn, timeout: float) -> m.Message:
+        """The first message of a logical connection, v1 or v2 (§1.8: the magic decides, on every
+        logical connection); a v2 ClientHello before it is answered with a ServerHello (§2.4)."""
+        async with asyncio.timeout(timeout):
+            if await conn.detect_wire() == "v1":
+                return await conn.read_msg()
+            frame = await conn.read_frame()
+            if frame.type == wire.FRAME_CLIENT_HELLO:
+                try:
+                    server_hello, algorithm = wire.answer_client_hello(frame.payload)
+                except wire.HelloRefused as exc:
+                    conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, exc.server_hello))
+                    raise
+                conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, server_hello))
+                conn.v2_crypto = (algorithm, wire.transcript_hash(frame.payload, server_hello))
+                return await conn.read_msg()
+            return wire.decode_message(frame)
+
     # -- login ----------------------------------------------------------------------------
 
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
         peer = conn.gate.peer
+        if conn.wire_protocol == "v2" and conn.v2_crypto is None:  # a v2 Login without ClientHello
+            self.refuse_login(conn, "missing v2 crypto negotiation")
+            return
         try:
             # Go: service.go handleConnection asks the Login plugins first; they may rewrite it
             login = await self.plugins.login(login, peer)
-            auth = await self.verifier.verify_login(login)
+            # Go RegisterControl: an internal client (the ssh gateway's, whose user passed the
+            # ssh key check) may skip the auth method
+            auth: LoginAuth = (
+                ALWAYS_PASS if conn.internal and login.client_spec.always_auth_pass
+                else await self.verifier.verify_login(login)
+            )
         except AuthError as exc:
             self.refuse_login(conn, str(exc))
             return
@@ -294,16 +342,18 @@ class Server:
             old.close()
             await old.finished
         log.info(
-            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s",
+            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
             f" client_id [{login.client_id}]" if login.client_id else "",
+            " wire protocol [v2]" if conn.wire_protocol == "v2" else "",
         )
         ctl = Control(self, conn, login, run_id)
         ctl.auth = auth
         self.controls[run_id] = ctl
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
-        conn.enable_encryption(self.key)
+        if not conn.internal:  # Go: the control of an internal client is not encrypted
+            conn.enable_control_crypto(self.token, self.key, client=False)
         try:
             await ctl.run()
         finally:
@@ -331,6 +381,8 @@ class Server:
             err, absent = "proxy is closed", True
         else:
             err, absent = proxy.check_visitor(msg), False
+            if not err and conn.wire_protocol == "v2" and proxy.type in V1_ONLY_PROXY_TYPES:
+                err = f"{proxy.type} visitors over wire protocol v2 are not supported by aiofrp yet"
         if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
@@ -591,11 +643,12 @@ class _FirstConn(MsgConn):
     """A logical frp connection whose first message decides what it is: the whole TCP connection
     (``top``), or one yamux stream of it."""
 
-    def __init__(self, server: Server, gate: Gate, *, top: bool = False) -> None:
+    def __init__(self, server: Server, gate: Gate, *, top: bool = False, internal: bool = False) -> None:
         super().__init__()
         self.server = server
         self.gate = gate
         self.top = top
+        self.internal = internal  # from inside frps (Server.open_internal)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -605,6 +658,22 @@ class _FirstConn(MsgConn):
         super().connection_lost(exc)
         if self.top:
             self.gate.connection_lost(exc)
+
+
+class _Internal(asyncio.Protocol):
+    """Server.open_internal's end of the pair: trusted at once, one logical connection."""
+
+    def __init__(self, server: Server, peer: str) -> None:
+        self.server = server
+        self.peer = peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gate = Gate(self.server, transport)  # type: ignore[arg-type]
+        gate.peer = self.peer
+        gate.trust()
+        conn = _FirstConn(self.server, gate, top=True, internal=True)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
 
 
 class _ServerMux(MuxSession):
