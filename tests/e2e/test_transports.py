@@ -267,8 +267,8 @@ def test_udp_transports_refuse_a_forward_proxy(frp, protocol: str) -> None:
     bind, quic = server_ports()
     frps = _start_frps(frp, bind, quic)
     port, keys = frpc_keys(protocol, bind, quic)
-    frpc = frp.ours_frpc(frpc_config(port, token=TOKEN, login_fail_exit=True, **keys,
-                                     **{"transport.proxyURL": "http://127.0.0.1:3128"}))
+    keys["transport.proxyURL"] = "http://127.0.0.1:3128"
+    frpc = frp.ours_frpc(frpc_config(port, token=TOKEN, login_fail_exit=True, **keys))
     assert frpc.wait_exit(20) == 1
     text = frpc.log_text()
     assert f"transport.protocol = '{protocol}' cannot go through the proxy" in text, text
