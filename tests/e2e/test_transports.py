@@ -258,3 +258,19 @@ def test_command_line_flags(frp, echo_server, protocol: str) -> None:
                                      str(echo_server.port), "--remote-port", str(remote)])
     frpc.wait_for_proxies("echo", timeout=20)
     _echo(remote)
+
+
+@pytest.mark.parametrize("protocol", ["kcp", "quic"])
+def test_udp_transports_refuse_a_forward_proxy(frp, protocol: str) -> None:
+    """A forward proxy carries TCP only: kcp/quic with transport.proxyURL fail clearly, and
+    nothing is sent to frps directly."""
+    bind, quic = server_ports()
+    frps = _start_frps(frp, bind, quic)
+    port, keys = frpc_keys(protocol, bind, quic)
+    keys["transport.proxyURL"] = "http://127.0.0.1:3128"
+    frpc = frp.ours_frpc(frpc_config(port, token=TOKEN, login_fail_exit=True, **keys))
+    assert frpc.wait_exit(20) == 1
+    text = frpc.log_text()
+    assert f"transport.protocol = '{protocol}' cannot go through the proxy" in text, text
+    assert "Traceback" not in text
+    assert "client login info" not in frps.log_text()

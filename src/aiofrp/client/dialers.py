@@ -121,6 +121,27 @@ class Dialer:
             raise dial_error(c.server, exc, timeout) from exc
 
 
+async def udp_host(dialer: Dialer) -> str:
+    """Where a UDP transport (kcp, quic) sends: ``serverAddr``, looked up with ``dnsServer`` when it
+    is set. A forward proxy cannot carry UDP: with one configured the dial is refused, never made
+    directly (Go dials KCP at the proxy's address and QUIC around it)."""
+    c = dialer.connector
+    proto = dialer.cfg.transport.protocol
+    if c.proxy is not None:
+        raise ServerConnectError(
+            f"transport.protocol = {proto!r} cannot go through the proxy {c.proxy.label} (it carries TCP only)",
+            "use protocol tcp, websocket or wss with a proxy, or exempt frps with no_proxy")
+    host = dialer.cfg.server_addr
+    if c.resolver is None:
+        return host
+    try:
+        async with asyncio.timeout(dialer.timeout):
+            return (await c.resolver.resolve(host))[0]
+    except (OSError, TimeoutError, IndexError) as exc:
+        raise dial_error(c.server, exc if isinstance(exc, OSError | TimeoutError) else OSError(str(exc)),
+                         dialer.timeout, "udp") from exc
+
+
 DIALERS: Registry[type[Dialer]] = Registry("transport protocol")
 
 
@@ -144,10 +165,11 @@ class KCPDialer(Dialer):
         from ..net.kcp import dial_kcp
 
         cfg = self.cfg
+        host = await udp_host(self)
         local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
         try:
             async with asyncio.timeout(self.timeout):
-                conn = await dial_kcp(cfg.server_addr, cfg.server_port, local_addr=local)
+                conn = await dial_kcp(host, cfg.server_port, local_addr=local)
         except (OSError, TimeoutError) as exc:
             raise dial_error(self.connector.server, exc, self.timeout, "udp") from exc
         holder = Placeholder()
@@ -227,11 +249,12 @@ class QUICDialer(Dialer):
         c = self.connector
         q = cfg.transport.quic
         tls = cfg.transport.tls
+        host = await udp_host(self)
         local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
         try:
             async with asyncio.timeout(self.timeout):
                 return await dial_quic(
-                    cfg.server_addr, cfg.server_port, server_name=c.server_name or cfg.server_addr,
+                    host, cfg.server_port, server_name=c.server_name or cfg.server_addr,
                     cert_file=tls.cert_file if tls.enable else "", key_file=tls.key_file if tls.enable else "",
                     ca_file=tls.trusted_ca_file if tls.enable else "", local_addr=local,
                     idle_timeout=q.max_idle_timeout, keepalive=q.keepalive_period,
