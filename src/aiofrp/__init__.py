@@ -9,12 +9,16 @@ The Python API (stable within a major version, see README "Using aiofrp from Pyt
         tunnel = await client.expose(8000)
     async with aiofrp.Server(bind_port=7000, token="...") as server: ...
 
-The names are loaded on first use, so the ``frps``/``frpc`` commands do not pay for them.
+The API's names are loaded on first use (``aiofrp/api``), so the ``frps``/``frpc`` commands do
+not pay for them. It is imported by name, not with an import statement: the packages under
+``aiofrp`` import :data:`FRP_VERSION` from here, and a static import of the API (which imports
+them) would close a cycle. ``__init__.pyi`` gives type checkers the names.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 # The frp release whose wire protocol and behaviour we follow; sent as Login.version / LoginResp.version.
@@ -39,24 +43,6 @@ __all__ = [
     "version_text",
 ]
 
-if TYPE_CHECKING:
-    from .api import (
-        BlockingTunnel,
-        Client,
-        ConfigError,
-        Error,
-        Event,
-        LoginError,
-        ProxyError,
-        ProxyInfo,
-        Server,
-        Tunnel,
-        Visitor,
-        expose,
-        shutdown,
-    )
-
-
 def version_text() -> str:
     """What ``--version`` prints and the start-up log line says: ``aiofrp 0.1.0 (frp 0.65.0 compatible)``.
     The version on the wire stays :data:`FRP_VERSION`."""
@@ -65,9 +51,7 @@ def version_text() -> str:
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import api
-
-        value = getattr(api, name)
+        value = getattr(importlib.import_module(f"{__name__}.api"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'aiofrp' has no attribute {name!r}")

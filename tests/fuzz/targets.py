@@ -220,7 +220,7 @@ def _kcp_seeds() -> list[bytes]:
     sender.input(struct.pack("<IBBHIIII", 7, kcp.CMD_ACK, 0, 128, 100, 0, 1, 0))  # ack sn 0
     sender.update(200)
     fec = kcp.FECEncoder()
-    return [struct.pack("<I", 7) + p for p in out[:3]] + [struct.pack("<I", 7) + fec.encode(out[0])]
+    return [struct.pack("<I", 7) + p for p in out[:3]] + [struct.pack("<I", 7) + fec.encode(out[0])[0]]
 
 
 @target("kcp", kcp.KCPError, seeds=_kcp_seeds)
@@ -233,10 +233,10 @@ def fuzz_kcp(data: bytes) -> None:
     k.set_nodelay(1, 20, 2, True)
     k.send(b"abc" * 100)
     k.update(10)
-    payload = kcp.fec_decode(data[4:])
-    if payload is None:
-        return
-    k.input(payload)
+    payload, rebuilt = kcp.FECDecoder().decode(data[4:])
+    for p in (payload, *rebuilt):
+        if p is not None:
+            k.input(p)
     k.update(20)
     while k.recv():
         pass

@@ -24,7 +24,7 @@ def test_exports_exactly_the_public_names() -> None:
     for name in PUBLIC:
         assert getattr(aiofrp, name) is not None
     with pytest.raises(AttributeError):
-        _ = aiofrp.NotAName
+        _ = aiofrp.NotAName  # type: ignore[attr-defined]
     assert (Path(aiofrp.__file__).parent / "py.typed").is_file()
 
 

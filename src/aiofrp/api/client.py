@@ -427,7 +427,7 @@ class Client:
         tunnel = Tunnel(self, pw)
         svc.proxies[cfg.name] = pw
         self._tunnels[cfg.name] = tunnel
-        if self._up and svc.control is not None:
+        if self._up and svc.control is not None and not svc.control.closed:
             pw.start(svc.control)
         try:
             async with asyncio.timeout(timeout):
@@ -449,12 +449,8 @@ class Client:
         if svc is None or svc.proxies.get(pw.name) is not pw:
             return
         del svc.proxies[pw.name]
-        control = pw.control
         pw.removing = True
-        pw.close()
-        pw.phase = ProxyPhase.CLOSED
-        if control is not None:
-            control.send(m.CloseProxy(proxy_name=pw.wire_name))
+        pw.remove()  # as a hot reload removes a proxy
         self._emit(Event("proxy", name=pw.name, status=ProxyPhase.CLOSED.value))
 
     def _proxy_changed(self, pw: _Wrapper) -> None:
@@ -506,7 +502,7 @@ class Client:
             await v.close()
             raise Error(f"visitor [{cfg.name}]: cannot listen on {join_host_port(bind_addr, bind_port)}: {exc}") from None
         svc.visitors[cfg.name] = v
-        if self._up and svc.control is not None:
+        if self._up and svc.control is not None and not svc.control.closed:
             v.attach(svc.control)
         handle = self._visitors[cfg.name] = Visitor(self, v)
         return handle
