@@ -54,7 +54,7 @@ async def test_expose_tcp_echo_events_and_close(loop: asyncio.AbstractEventLoop)
             assert (tunnel.name, tunnel.type, tunnel.status) == ("web", "tcp", "running")
             assert tunnel.remote_addr.startswith(f"{LOCALHOST}:")
             assert tunnel.url == f"tcp://{tunnel.remote_addr}"
-            assert [(p.name, p.type) for p in server.proxies] == [("web", "tcp")]
+            assert [(p.name, p.type, p.run_id) for p in server.proxies] == [("web", "tcp", client.run_id)]
             assert server.proxies[0].remote_addr == ":" + tunnel.remote_addr.rsplit(":", 1)[1]
             assert await _echo_via(tunnel.remote_addr) == b"hello frp"
             assert client.tunnels == [tunnel]
@@ -233,4 +233,26 @@ async def test_200_tunnels_exposed_and_closed_leak_nothing(loop: asyncio.Abstrac
         await until(lambda: _fd_count() <= fds, f"fds back to {fds}", timeout=10)
         assert threading.active_count() <= threads
         assert client.tunnels == []
+    echo.close()
+
+
+@pytest.mark.loop_timeout(30)
+async def test_login_fail_exit_false_waits_for_frps(loop: asyncio.AbstractEventLoop) -> None:
+    """With login_fail_exit = false the client starts without frps and logs in once it is up;
+    expose() waits for that login (bounded by its timeout)."""
+    echo = await EchoService().start()
+    port = free_port()
+    failures: list[aiofrp.Event] = []
+    client = aiofrp.Client(server_addr=LOCALHOST, server_port=port, token=TOKEN, login_fail_exit=False)
+    client.on_event(lambda ev: failures.append(ev) if ev.kind == "login_failed" else None)
+    async with client:
+        assert not client.connected
+        with pytest.raises(aiofrp.ProxyError, match="not logged in to frps within 0.5s"):
+            await client.expose(echo.port, timeout=0.5)
+        assert client.tunnels == []
+        async with _server(bind_port=port):
+            tunnel = await client.expose(echo.port, timeout=15)
+            assert client.connected and tunnel.status == "running"
+            assert await _echo_via(tunnel.remote_addr) == b"hello frp"
+    assert failures and "connection refused" in failures[0].error
     echo.close()

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from .client import EXPOSE_TIMEOUT, Client, Tunnel
-from .errors import ConfigError
+from .errors import ConfigError, Error
 
 __all__ = ["BlockingTunnel", "expose"]
 
@@ -50,6 +50,10 @@ class _Runner:
             self.loop.close()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if threading.current_thread() is self.thread:  # e.g. from an on_event callback: it would wait for itself
+            coro.close()
+            raise Error("aiofrp's blocking calls cannot be made from its own background thread; "
+                        "use 'await client.expose(...)' there")
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return fut.result(timeout)
