@@ -256,3 +256,21 @@ async def test_login_fail_exit_false_waits_for_frps(loop: asyncio.AbstractEventL
             assert await _echo_via(tunnel.remote_addr) == b"hello frp"
     assert failures and "connection refused" in failures[0].error
     echo.close()
+
+
+async def test_hot_reload_keeps_exposed_tunnels(loop: asyncio.AbstractEventLoop) -> None:
+    """A reload (admin API: Client.update_all) runs the file's entries; the ones added with
+    expose()/visit() stay as they are."""
+    echo = await EchoService().start()
+    async with _server() as server, _client(server) as client:
+        tunnel = await client.expose(echo.port)
+        secret = await client.expose(echo.port, type="stcp", secret_key="k")
+        visitor = await client.visit(secret.name, "k", bind_port=free_port())
+        svc = client._svc
+        assert svc is not None
+        await svc.update_all()
+        assert tunnel.status == "running" and svc.proxies[tunnel.name] is tunnel._pw
+        assert svc.visitors[visitor.name] is visitor._v
+        assert await _echo_via(tunnel.remote_addr) == b"hello frp"
+        await visitor.close()
+    echo.close()

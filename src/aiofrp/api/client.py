@@ -85,6 +85,18 @@ class _Service(service.Client):
     def session_changed(self, up: bool, error: str = "", exc: BaseException | None = None) -> None:
         self.api._session_changed(up, error, exc)
 
+    def wanted(self) -> tuple[list[ProxyBaseConfig], list[VisitorBaseConfig]]:
+        """The file's and the store's entries, plus those added with expose()/visit(): a hot
+        reload (admin API) keeps the latter running."""
+        proxies, visitors = super().wanted()
+        api: Client | None = getattr(self, "api", None)
+        if api is not None:
+            have = {p.name for p in proxies}
+            proxies += [self.proxies[n].cfg for n in sorted(api._exposed) if n not in have and n in self.proxies]
+            have = {v.name for v in visitors}
+            visitors += [self.visitors[n].cfg for n in sorted(api._visited) if n not in have and n in self.visitors]
+        return proxies, visitors
+
     def new_wrapper(self, cfg: ProxyBaseConfig) -> _Wrapper:
         pw = _Wrapper(self, cfg)
         pw.api = self.api
@@ -262,6 +274,8 @@ class Client:
         self._first: asyncio.Future[str] | None = None
         self._last_error = ""
         self._tunnels: dict[str, Tunnel] = {}
+        self._exposed: set[str] = set()  # names of the proxies and visitors added at run time
+        self._visited: set[str] = set()
         self._visitors: dict[str, Visitor] = {}
         self._queues: set[asyncio.Queue[Event | None]] = set()
         self._callbacks: list[Callable[[Event], object]] = []
@@ -427,6 +441,7 @@ class Client:
         tunnel = Tunnel(self, pw)
         svc.proxies[cfg.name] = pw
         self._tunnels[cfg.name] = tunnel
+        self._exposed.add(cfg.name)
         if self._up and svc.control is not None and not svc.control.closed:
             pw.start(svc.control)
         try:
@@ -445,6 +460,7 @@ class Client:
         """Go's ``Wrapper.Stop`` for a proxy taken out: CloseProxy to frps, no more health checks."""
         if self._tunnels.get(tunnel.name) is tunnel:
             del self._tunnels[tunnel.name]
+            self._exposed.discard(tunnel.name)
         svc, pw = self._svc, tunnel._pw
         if svc is None or svc.proxies.get(pw.name) is not pw:
             return
@@ -502,6 +518,7 @@ class Client:
             await v.close()
             raise Error(f"visitor [{cfg.name}]: cannot listen on {join_host_port(bind_addr, bind_port)}: {exc}") from None
         svc.visitors[cfg.name] = v
+        self._visited.add(cfg.name)
         if self._up and svc.control is not None and not svc.control.closed:
             v.attach(svc.control)
         handle = self._visitors[cfg.name] = Visitor(self, v)
@@ -509,6 +526,7 @@ class Client:
 
     async def _remove_visitor(self, v: _Visitor[VisitorBaseConfig]) -> None:
         self._visitors.pop(v.name, None)
+        self._visited.discard(v.name)
         if self._svc is not None and self._svc.visitors.get(v.name) is v:
             del self._svc.visitors[v.name]
         v.detach()
