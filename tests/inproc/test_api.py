@@ -274,3 +274,28 @@ async def test_hot_reload_keeps_exposed_tunnels(loop: asyncio.AbstractEventLoop)
         assert await _echo_via(tunnel.remote_addr) == b"hello frp"
         await visitor.close()
     echo.close()
+
+
+async def test_admin_api_of_an_api_client(loop: asyncio.AbstractEventLoop) -> None:
+    """web_server is not accepted in silence: the admin API runs, shows the tunnels, and its
+    /api/stop closes the client."""
+    import json
+
+    admin = free_port()
+    async with _server() as server:
+        client = _client(server, web_server={"addr": LOCALHOST, "port": admin})
+        async with client:
+            tunnel = await client.expose(1234, name="shown")
+
+            def get(path: str, method: str = "GET") -> bytes:
+                req = urllib.request.Request(f"http://{LOCALHOST}:{admin}{path}", method=method)
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    body: bytes = resp.read()
+                    return body
+
+            status = json.loads(await asyncio.to_thread(get, "/api/status"))
+            assert [p["name"] for p in status["tcp"]] == ["shown"]
+            assert status["tcp"][0]["remote_addr"] == tunnel.remote_addr
+            await asyncio.to_thread(get, "/api/stop", "POST")
+            await until(lambda: tunnel.status == "closed" and not client.connected, "closed by /api/stop")
+        await until(lambda: not server.proxies, "frps dropped the proxy")

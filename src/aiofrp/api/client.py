@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +29,7 @@ from .errors import ConfigError, Error, LoginError, ProxyError
 from .options import client_config, proxy_config, visitor_config
 
 if TYPE_CHECKING:
+    from ..client.admin import AdminServer
     from ..client.visitors import Visitor as _Visitor
     from ..config import ProxyBaseConfig, VisitorBaseConfig
 
@@ -255,7 +257,9 @@ class Client:
     :class:`~aiofrp.ConfigError` naming it. ``strict=False`` ignores unknown keys (as
     ``--strict-config=false``); ``allow_unsafe`` enables features such as ``"TokenSourceExec"``.
 
-    Entering the block (or ``await client.start()``) logs in and raises
+    With ``web_server={"port": 7400}`` it serves frpc's admin API and UI as ``frpc`` does
+    (``POST /api/stop`` closes the client). Entering the block (or ``await client.start()``)
+    logs in and raises
     :class:`~aiofrp.LoginError` if frps refuses the first login (a wrong token), or cannot be
     reached while ``login_fail_exit`` is true (frp's default). Leaving it (``await
     client.close()``) closes every tunnel and visitor and logs out.
@@ -263,11 +267,17 @@ class Client:
 
     def __init__(self, *, strict: bool = True, allow_unsafe: Collection[str] = frozenset(),
                  **options: Any) -> None:
-        self._init(client_config(options, "aiofrp.Client(...)", strict=strict, allow_unsafe=allow_unsafe), "")
+        self._init(client_config(options, "aiofrp.Client(...)", strict=strict, allow_unsafe=allow_unsafe), "",
+                   strict=strict, allow_unsafe=allow_unsafe)
 
-    def _init(self, cfg: ClientConfig, path: str) -> None:
+    def _init(self, cfg: ClientConfig, path: str, *, strict: bool = True,
+              allow_unsafe: Collection[str] = frozenset()) -> None:
         self._cfg = cfg
         self._path = path
+        self._strict = strict  # how a hot reload (admin API) reads the file again
+        self._allow_unsafe = frozenset(allow_unsafe)
+        self._admin: AdminServer | None = None
+        self._admin_stop: asyncio.Task[None] | None = None
         self._svc: _Service | None = None
         self._task: asyncio.Task[int] | None = None
         self._up = False
@@ -292,7 +302,9 @@ class Client:
             cfg = load_client_config(path, strict=strict, allow_unsafe=frozenset(allow_unsafe))
         except _ConfigFileError as exc:
             raise ConfigError.wrap(exc) from None
-        return cls.from_config(cfg, path)
+        self = cls.from_config(cfg, path)
+        self._strict, self._allow_unsafe = strict, frozenset(allow_unsafe)
+        return self
 
     @classmethod
     def from_config(cls, cfg: ClientConfig, path: str = "") -> Client:
@@ -345,7 +357,8 @@ class Client:
             raise Error("this client is closed")
         loop = asyncio.get_running_loop()
         try:
-            svc = _Service(self._cfg, self._path, exit_on_refusal=True)
+            svc = _Service(self._cfg, self._path, exit_on_refusal=True, strict=self._strict,
+                           allow_unsafe=self._allow_unsafe)
         except _ConfigFileError as exc:
             raise ConfigError.wrap(exc) from None
         svc.api = self
@@ -356,6 +369,8 @@ class Client:
         for v in svc.visitors.values():
             self._visitors[v.name] = Visitor(self, v)
         self._svc = svc
+        if self._cfg.web_server.port:  # the admin API and UI, as frpc runs them
+            await self._start_admin(svc)
         self._first = loop.create_future()
         self._task = loop.create_task(svc.run(), name=f"aiofrp.Client {self.server}")
         waiting: set[asyncio.Future[Any]] = {self._task, self._first}
@@ -384,6 +399,10 @@ class Client:
                 await task
         for v in list(self._visitors.values()):
             await v.close()
+        if self._admin is not None:
+            await self._admin.close()
+        if self._admin_stop is not None and self._admin_stop is not asyncio.current_task():
+            self._admin_stop.cancel()
         self._up = False
         for w in self._login_waiters:
             if not w.done():
@@ -399,6 +418,25 @@ class Client:
     async def __aexit__(self, et: object, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+    async def _start_admin(self, svc: _Service) -> None:
+        from ..client.admin import AdminServer
+
+        stop = asyncio.Event()  # set by POST /api/stop: the client closes
+        admin = AdminServer(svc, self._cfg.web_server, stop)
+        try:
+            await admin.start()
+        except (OSError, ssl.SSLError) as exc:
+            await admin.close()
+            self._closed = True
+            raise Error(f"start admin server error: {exc}") from None
+        self._admin = admin
+
+        async def stop_on_request() -> None:
+            await stop.wait()
+            await self.close()
+
+        self._admin_stop = asyncio.get_running_loop().create_task(stop_on_request())
 
     def _require(self) -> _Service:
         if self._closed:
