@@ -299,3 +299,25 @@ async def test_admin_api_of_an_api_client(loop: asyncio.AbstractEventLoop) -> No
             await asyncio.to_thread(get, "/api/stop", "POST")
             await until(lambda: tunnel.status == "closed" and not client.connected, "closed by /api/stop")
         await until(lambda: not server.proxies, "frps dropped the proxy")
+
+
+async def test_log_settings_take_effect(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    import logging
+
+    root = logging.getLogger("aiofrp")
+    saved = (root.handlers[:], root.level, root.propagate)
+    try:
+        log_file = tmp_path / "logs" / "frpc.log"
+        async with _server() as server, _client(server, log={"to": str(log_file), "level": "debug"}) as client:
+            assert client.connected
+        for h in root.handlers:
+            h.flush()
+        assert "login to server success" in log_file.read_text()
+        (tmp_path / "file").write_text("")
+        with pytest.raises(aiofrp.ConfigError, match=r"^aiofrp\.Client\(\.\.\.\): log\.to: cannot open log file"):
+            await aiofrp.Client(log={"to": str(tmp_path / "file" / "x.log")}).start()
+    finally:
+        for h in root.handlers:
+            if h not in saved[0]:
+                h.close()
+        root.handlers[:], root.level, root.propagate = saved

@@ -26,7 +26,7 @@ from ..config.errors import ConfigError as _ConfigFileError
 from ..proto import msg as m
 from ..proto.addr import join_host_port
 from .errors import ConfigError, Error, LoginError, ProxyError
-from .options import client_config, proxy_config, visitor_config
+from .options import apply_log_settings, client_config, proxy_config, visitor_config
 
 if TYPE_CHECKING:
     from ..client.admin import AdminServer
@@ -258,7 +258,8 @@ class Client:
     ``--strict-config=false``); ``allow_unsafe`` enables features such as ``"TokenSourceExec"``.
 
     With ``web_server={"port": 7400}`` it serves frpc's admin API and UI as ``frpc`` does
-    (``POST /api/stop`` closes the client). Entering the block (or ``await client.start()``)
+    (``POST /api/stop`` closes the client); a ``log`` table configures the ``aiofrp`` loggers as
+    frpc does (without one, logging is left to the application). Entering the block (or ``await client.start()``)
     logs in and raises
     :class:`~aiofrp.LoginError` if frps refuses the first login (a wrong token), or cannot be
     reached while ``login_fail_exit`` is true (frp's default). Leaving it (``await
@@ -362,6 +363,7 @@ class Client:
         except _ConfigFileError as exc:
             raise ConfigError.wrap(exc) from None
         svc.api = self
+        apply_log_settings(self._cfg, self._path or "aiofrp.Client(...)")
         svc.proxies = {name: svc.new_wrapper(pw.cfg) for name, pw in svc.proxies.items()}
         for pw in svc.proxies.values():
             assert isinstance(pw, _Wrapper)

@@ -155,3 +155,18 @@ def visitor_config(options: Mapping[str, Any], source: str, *, strict: bool = Tr
     except _ConfigFileError as exc:
         raise relabel(exc, names) from None
     return cfg.visitors[0]
+
+
+def apply_log_settings(cfg: ClientConfig | ServerConfig, source: str) -> None:
+    """A config's ``log`` table, when it sets anything, configures the ``aiofrp`` loggers as the
+    commands do (frp's line format, ``log.to`` file or console, ``log.level``); without one the
+    application's own logging setup is left alone."""
+    from ..config.base import LogConfig
+    from ..log import LogFileError, setup_logging
+
+    if cfg.log == LogConfig():
+        return
+    try:
+        setup_logging(cfg)
+    except LogFileError as exc:
+        raise ConfigError(source, "log.to", str(exc), cfg.log.to) from None

@@ -12,7 +12,7 @@ from ..config.errors import ConfigError as _ConfigFileError
 from ..proto.addr import join_host_port
 from ..server import service
 from .errors import ConfigError, Error
-from .options import server_config
+from .options import apply_log_settings, server_config
 
 __all__ = ["ProxyInfo", "Server"]
 
@@ -38,7 +38,8 @@ class Server:
     bad one raises :class:`~aiofrp.ConfigError` naming it. ``bind_port=0`` picks a free port (read
     :attr:`bind_port` once started; in a config file 0 means 7000, as in frp).
 
-    Entering the block (``await server.start()``) listens; leaving it (``await server.close()``)
+    A ``log`` table configures the ``aiofrp`` loggers as frps does (without one, logging is left to
+    the application). Entering the block (``await server.start()``) listens; leaving it (``await server.close()``)
     closes the listeners and every client's connections. A port that cannot be listened on
     raises :class:`~aiofrp.Error`.
     """
@@ -50,8 +51,9 @@ class Server:
             cfg.bind_port = 0
         self._init(cfg)
 
-    def _init(self, cfg: ServerConfig) -> None:
+    def _init(self, cfg: ServerConfig, path: str = "") -> None:
         self._cfg = cfg
+        self._path = path
         self._svc: service.Server | None = None
         self._closed = False
 
@@ -64,7 +66,9 @@ class Server:
             cfg = load_server_config(path, strict=strict, allow_unsafe=frozenset(allow_unsafe))
         except _ConfigFileError as exc:
             raise ConfigError.wrap(exc) from None
-        return cls.from_config(cfg)
+        self = cls.from_config(cfg)
+        self._path = path
+        return self
 
     @classmethod
     def from_config(cls, cfg: ServerConfig) -> Server:
@@ -108,6 +112,7 @@ class Server:
             raise Error("this server is closed")
         if self._svc is not None:
             return
+        apply_log_settings(self._cfg, self._path or "aiofrp.Server(...)")
         try:
             svc = service.Server(self._cfg)
         except _ConfigFileError as exc:
