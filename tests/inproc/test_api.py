@@ -321,3 +321,18 @@ async def test_log_settings_take_effect(loop: asyncio.AbstractEventLoop, tmp_pat
             if h not in saved[0]:
                 h.close()
         root.handlers[:], root.level, root.propagate = saved
+
+
+@pytest.mark.loop_timeout(30)
+async def test_login_cancelled_leaves_nothing_running(loop: asyncio.AbstractEventLoop) -> None:
+    """A timeout around the login (frps not there, login_fail_exit = false) stops the client."""
+    before = len(asyncio.all_tasks())
+    client = aiofrp.Client(server_addr=LOCALHOST, server_port=free_port(), login_fail_exit=False,
+                           transport={"dial_server_timeout": 5})
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.001):
+            await client.start()
+    assert not client.connected
+    with pytest.raises(aiofrp.Error, match="closed"):
+        await client.expose(22)
+    await until(lambda: len(asyncio.all_tasks()) <= before, "no task left")

@@ -376,11 +376,17 @@ class Client:
         self._first = loop.create_future()
         self._task = loop.create_task(svc.run(), name=f"aiofrp.Client {self.server}")
         waiting: set[asyncio.Future[Any]] = {self._task, self._first}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if self._task.done():
-            code = self._task.result()
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (e.g. a timeout around the login): nothing left running
             await self.close()
-            raise LoginError(self._last_error or f"frpc stopped with status {code} (see its log)")
+            raise
+        if self._task.done():
+            failure = self._task.exception()
+            await self.close()
+            if failure is not None:
+                raise Error(f"frpc failed: {failure!r}") from failure
+            raise LoginError(self._last_error or f"frpc stopped with status {self._task.result()} (see its log)")
 
     async def close(self) -> None:
         """Close every tunnel and visitor, log out and stop (a no-op when closed)."""
@@ -397,8 +403,12 @@ class Client:
                 await asyncio.wait_for(asyncio.shield(task), STOP_GRACE / 5)
             if not task.done():
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # reported by start() when it happened there; logged here otherwise
+                log.exception("aiofrp.Client %s: the frpc service failed", self.server)
         for v in list(self._visitors.values()):
             await v.close()
         if self._admin is not None:
