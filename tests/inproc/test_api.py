@@ -336,3 +336,14 @@ async def test_login_cancelled_leaves_nothing_running(loop: asyncio.AbstractEven
     with pytest.raises(aiofrp.Error, match="closed"):
         await client.expose(22)
     await until(lambda: len(asyncio.all_tasks()) <= before, "no task left")
+
+
+async def test_user_prefix_and_sudp(loop: asyncio.AbstractEventLoop) -> None:
+    echo = await EchoService().start()
+    async with _server() as server, _client(server, user="alice") as client:
+        web = await client.expose(echo.port, name="web")
+        sudp = await client.expose(echo.port, type="sudp", name="dns", secret_key="k")
+        assert (web.name, sudp.status) == ("web", "running")
+        assert sorted(p.name for p in server.proxies) == ["alice.dns", "alice.web"]
+        assert await _echo_via(web.remote_addr) == b"hello frp"
+    echo.close()
