@@ -103,25 +103,6 @@ def test_frpc_refuses_at_verify_and_start(tmp_path: Path, extra: str, proxies: s
     assert server.accepted == 0  # it never went to the server (directly or otherwise)
 
 
-FLAG_CASES = [
-    pytest.param("frps", ["--kcp-bind-port", "7000"], "--kcp-bind-port", id="frps-kcp"),
-    pytest.param("frps", ["--quic-bind-port", "7000"], "--quic-bind-port", id="frps-quic"),
-    pytest.param("frpc", ["tcp", "-l", "22", "-p", "kcp"], "--protocol", id="frpc-protocol"),
-    pytest.param("frpc", ["tcp", "-l", "22", "--protocol", "websocket"], "--protocol", id="frpc-protocol-ws"),
-]
-
-
-@pytest.mark.parametrize(("which", "argv", "flag"), FLAG_CASES)
-def test_flags_refused(which: str, argv: list[str], flag: str) -> None:
-    bind = free_port()
-    extra = ["--bind-addr", "127.0.0.1", "-p", str(bind)] if which == "frps" else ["-P", str(bind)]
-    res = run(*ours_cmd(which), *argv, *extra)
-    assert res.returncode == 1, res
-    prog = which if which == "frps" else "frpc " + " ".join(a for a in argv[:2] if not a.startswith("-"))
-    assert res.stderr.startswith(f"{prog}: {flag}: {MESSAGE} ("), res
-    assert res.stderr.count("\n") == 1
-
-
 def test_frps_flag_beside_config_file_refused(tmp_path: Path) -> None:
     conf = tmp_path / "frps.toml"
     conf.write_text(frps_conf(free_port(), ""))
