@@ -208,6 +208,7 @@ class Client:
                 await self._login()
             except (LoginError, AuthError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
                 log.warning("connect to server error: %s", exc or type(exc).__name__)
+                self.session_changed(False, str(exc) or type(exc).__name__, exc)
                 if first and self.cfg.login_fail_exit:
                     log.error("login to server failed and loginFailExit is set, exiting")
                     return 1
@@ -221,9 +222,11 @@ class Client:
             first = False
             delay = 1.0
             assert self.control is not None
+            self.session_changed(True)
             await self.control.run()
             if self._stopping:
                 break
+            self.session_changed(False, "control connection closed")
             log.info("control connection closed, trying to reconnect to server %s", self.server_label)
             now = time.monotonic()
             fast_retries = [t for t in fast_retries if now - t < 60]
@@ -289,6 +292,10 @@ class Client:
         conn.enable_control_crypto(self.token, self.key, client=True)
         log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
         self.control = Control(self, conn, connector)
+
+    def session_changed(self, up: bool, error: str = "", exc: BaseException | None = None) -> None:
+        """Hook: logged in (``up``), or a login failed / the control session ended (``error``,
+        the exception of a failed login in ``exc``). The Python API (``aiofrp/api``) reports it."""
 
     def proxy_start_failed(self, name: str, error: str) -> None:
         """frps answered a NewProxy with an error (the proxy retries in 30 s unless told otherwise)."""
