@@ -10,7 +10,8 @@ last one.  MB/s means 10**6 bytes per second; sizes take binary suffixes (``256M
 Configurations (``--configs``, comma separated): ``direct`` (no proxy), ``go`` / ``ours`` (frp
 defaults: TLS on, tcpMux on) and variants ``IMPL-OPT[-OPT...]`` with OPT in ``enc``
 (transport.useEncryption), ``comp`` (transport.useCompression), ``nomux`` (transport.tcpMux = false
-on both sides), ``notls`` (transport.tls.enable = false), e.g. ``go-enc-comp``.  ``all`` expands to
+on both sides), ``notls`` (transport.tls.enable = false), ``metrics`` (frps dashboard with
+enablePrometheus), e.g. ``go-enc-comp``.  ``all`` expands to
 direct, go, ours and the enc / comp / nomux variants of both.
 
     .venv/bin/python bench/throughput.py                       # 1 GiB, 3 rounds, direct,go,ours
@@ -49,7 +50,7 @@ from support.procs import (
 )
 
 IMPLS = ("direct", "go", "ours")
-OPTS = ("enc", "comp", "nomux", "notls")
+OPTS = ("enc", "comp", "nomux", "notls", "metrics")
 DEFAULT_CONFIGS = "direct,go,ours"
 ALL_CONFIGS = "direct,go,ours,go-enc,ours-enc,go-comp,ours-comp,go-nomux,ours-nomux"
 TOKEN = "bench-token"
@@ -65,6 +66,7 @@ class Variant:
     mux: bool = True
     enc: bool = False
     comp: bool = False
+    metrics: bool = False  # frps with its dashboard and enablePrometheus on (not scraped meanwhile)
 
     @property
     def counterpart(self) -> str | None:
@@ -80,7 +82,7 @@ def parse_variant(name: str) -> Variant:
     if bad or (impl == "direct" and opts) or len(set(opts)) != len(opts):
         raise argparse.ArgumentTypeError(f"bad options in {name!r} (allowed: {', '.join(OPTS)}; none for direct)")
     return Variant(name.strip(), impl, tls="notls" not in opts, mux="nomux" not in opts,
-                   enc="enc" in opts, comp="comp" in opts)
+                   enc="enc" in opts, comp="comp" in opts, metrics="metrics" in opts)
 
 
 def parse_configs(text: str) -> list[Variant]:
@@ -129,7 +131,10 @@ def start_proxy(v: Variant, service_port: int, workdir: Path) -> Setup:
     server_port, remote_port = free_port(), free_port()
     mux = None if v.mux else False
     setup = Setup(v, remote_port)
-    frps = FrpProcess(cmd_s, frps_config(server_port, token=TOKEN, tcp_mux=mux),
+    dash: dict[str, object] = {}
+    if v.metrics:
+        dash = {"webServer.addr": "127.0.0.1", "webServer.port": free_port(), "enablePrometheus": True}
+    frps = FrpProcess(cmd_s, frps_config(server_port, token=TOKEN, tcp_mux=mux, **dash),
                       name=f"{v.name}-frps", workdir=workdir)
     setup.procs.append(frps.start())
     _wait_listening(frps, server_port, READY_TIMEOUT)

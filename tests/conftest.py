@@ -6,10 +6,12 @@ Markers
           tests/compat/ gets it automatically.
   slow    long-running; deselect with ``-m "not slow"``.
 
-Fixtures (defined in tests/support/processes.py, services.py, bulk.py)
+Fixtures (defined in tests/support/processes.py, services.py, bulk.py, browser.py)
   frp              FrpLauncher: .ours_frps/.ours_frpc/.go_frps/.go_frpc(config_text) -> FrpProcess;
                    everything is SIGKILLed at test end, logs are attached to failure reports.
   gofrp_bins       (frps, frpc) paths of Go frp 0.65.0 (session scope).
+  browser          support.browser.Browser: headless Debian Chromium via Selenium (installed with
+                   apt-get when missing), waits with deadlines, screenshots in tests/artifacts/.
   echo_server, udp_echo_server, http_server, bulk_server   started local services (.port).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.browser import _chromium, browser  # noqa: F401  (imported fixtures are registered by pytest)
 from support.bulk import bulk_server  # noqa: F401  (imported fixtures are registered by pytest)
 from support.processes import (  # noqa: F401
     LAUNCHERS_KEY,

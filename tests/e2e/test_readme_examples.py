@@ -142,8 +142,10 @@ def ports(*readme_ports: int, **fixed: int) -> dict[int, int]:
 
 def test_every_marked_block_is_used() -> None:
     """Marks and this file stay in step (a renamed or new block fails here)."""
-    used = set(re.findall(r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|config|quick|cli)/[\w.-]+)"',
-                          Path(__file__).read_text()))
+    used = {name for f in Path(__file__).parent.glob("test_readme*.py")  # this file and test_readme_*.py
+            for name in re.findall(
+                r'"((?:tcp|stcp|xtcp|http|shared|lb|pp|oidc|plugins|sshgw|reach|transports|dashboard|config|quick|cli|admin)'
+                r'/[\w.-]+)"', f.read_text())}
     assert set(BLOCKS) == used
 
 
@@ -339,6 +341,23 @@ def test_proxy_protocol_and_bandwidth_example(frp, tmp_path: Path) -> None:
     m = re.search(r"^(\d+) bytes in ([\d.]+) s$", out, re.MULTILINE)
     assert m and int(m[1]) == 600000, out
     assert 3.5 < float(m[2]) < 15, out  # (600000 - 102400) bytes at 102400 B/s is 4.9 s
+
+
+# -- transports -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["kcp", "quic", "websocket", "wss"])
+def test_transports_example(frp, tmp_path: Path, protocol: str) -> None:
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 7001, 6000, p22=echo.port))
+        ex.write("transports/frps.toml")
+        text = ex.text("transports/frpc.toml").replace('protocol = "kcp"', f'protocol = "{protocol}"')
+        if protocol == "quic":
+            text = text.replace(f"serverPort = {ex.ports[7000]}", f"serverPort = {ex.ports[7001]}")
+        (tmp_path / "frpc.toml").write_text(text)
+        ex.start(frp, "frps -c frps.toml").wait_for_log("frps started successfully")
+        ex.start(frp, "frpc -c frpc.toml").wait_for_proxies("ssh", timeout=20)
+        assert echo_ok(ex.ports[6000])
 
 
 # -- config files, quick mode --------------------------------------------------------------------
@@ -550,3 +569,90 @@ def test_https2http_plugin_example(frp, tmp_path: Path) -> None:
     poll(lambda: not refused(ex.ports[8080]), 10, "the local app listening")
     assert ex.run(curl_line + " -w '%{http_version}'").stdout == "served by the local app\n2"
     app.stop()
+# -- SSH tunnel gateway ---------------------------------------------------------------------------
+
+
+def test_ssh_gateway_example(frp, tmp_path: Path) -> None:
+    from support.ssh import keygen
+
+    key = keygen(tmp_path, "alice", "alice")
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(Path(f"{key}.pub").read_text())
+    ssh_options = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                   "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-i", str(key)]
+    with EchoServer() as echo, HttpServer() as site:
+        ex = Example(tmp_path, ports(7000, 8080, 2200, 6000, p22=echo.port, p8000=site.port),
+                     {"/home/frp/.ssh/authorized_keys": str(keys)})
+        ex.write("sshgw/frps.toml")
+        frps_line, tcp_line, http_line = ex.commands("sshgw/run.sh")
+        ex.start(frp, frps_line).wait_for_log("frps started successfully", 30)
+        assert (tmp_path / ".autogen_ssh_key").read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+        procs: list[subprocess.Popen[bytes]] = []
+        outs: list[Path] = []
+        try:
+            for line in (tcp_line, http_line):
+                argv = shlex.split(line)
+                outs.append(tmp_path / f"ssh-{len(outs)}.out")
+                with open(outs[-1], "wb") as out:
+                    procs.append(subprocess.Popen([argv[0], *ssh_options, *argv[1:]], stdout=out,
+                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                  start_new_session=True))
+            remote, vhost = ex.ports[6000], ex.ports[8080]
+            poll(lambda: outs[0].read_text().endswith("\n\n"), 20, "the tcp tunnel's report")
+            assert outs[0].read_text() == (
+                f"\nfrp (via SSH) (Ctrl+C to quit)\n\nUser: alice\nProxyName: alice.ssh\nType: tcp\n"
+                f"RemoteAddress: :{remote}\n\n"
+            )
+            assert echo_ok(remote)  # what `ssh -p 6000 user@x.x.x.x` reaches
+            poll(lambda: outs[1].read_text().endswith("\n\n"), 20, "the http tunnel's report")
+            assert f"RemoteAddress: www.example.com:{vhost}\n" in outs[1].read_text()
+            res = ex.run(f"curl -s -H 'Host: www.example.com' http://127.0.0.1:{vhost}/")
+            assert res.stdout == TEST_STRING.decode()
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait(5)
+        poll(lambda: refused(remote), 10, "the tcp proxy gone with its ssh session")
+# -- Reaching frps through proxies, DNS, wire protocol v2 ---------------------------------------
+
+
+def test_reach_examples(frp, tmp_path: Path) -> None:
+    from support.dnsserver import DNSServer
+    from support.fwdproxy import HttpConnectProxy
+
+    with EchoServer() as echo, HttpConnectProxy(auth=("alice", "s3cret")) as proxy, \
+            DNSServer({"frps.example.com": ["127.0.0.1"]}) as dns:
+        ex = Example(tmp_path, ports(7000, 6000, p22=echo.port),
+                     {"198.51.100.7:3128": f"127.0.0.1:{proxy.port}", "192.0.2.53": dns.address})
+        ex.write("tcp/frps.toml")
+        frps = ex.start(frp, "frps -c frps.toml")
+        frps.wait_for_log("frps started successfully")
+        for name in ("reach/frpc-proxy.toml", "reach/frpc-dns.toml", "reach/frpc-v2.toml"):
+            ex.write(name)
+            frpc = ex.start(frp, f"frpc -c {name.rsplit('/', 1)[-1]}")
+            frpc.wait_for_proxies("ssh", timeout=15)
+            assert echo_ok(ex.ports[6000])  # what `ssh -p 6000 user@x.x.x.x` reaches
+            frpc.stop()
+            poll(lambda: refused(ex.ports[6000]), 10, "the proxy gone with its frpc")
+        assert proxy.connected()[0].credentials == ("alice", "s3cret")
+        assert ("frps.example.com", "A") in dns.asked()
+        assert "wire protocol [v2]" in frps.log_text()
+# -- frps dashboard and Prometheus ---------------------------------------------------------------
+
+
+def test_dashboard_example(frp, tmp_path: Path) -> None:
+    import json
+
+    with EchoServer() as echo:
+        ex = Example(tmp_path, ports(7000, 6000, 7500, p22=echo.port))
+        ex.write("dashboard/frps.toml")
+        ex.write("tcp/frpc.toml")
+        ex.start(frp, "frps -c frps.toml").wait_for_log("frps started successfully", 20)
+        ex.start(frp, "frpc -c frpc.toml").wait_for_proxies("ssh")
+        assert echo_ok(ex.ports[6000])
+        info, tcp, traffic, metrics = ex.commands("dashboard/api.sh")
+        assert json.loads(ex.run(info).stdout)["version"] == "0.65.0"
+        (p,) = json.loads(ex.run(tcp).stdout)["proxies"]
+        assert (p["name"], p["status"], p["conf"]["remotePort"]) == ("ssh", "online", ex.ports[6000])
+        assert poll(lambda: json.loads(ex.run(traffic).stdout)["trafficIn"][0] > 0, 10, "traffic counted")
+        assert 'frp_server_proxy_counts{type="tcp"} 1' in ex.run(metrics).stdout

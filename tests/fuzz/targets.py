@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from aiofrp.config.errors import ConfigError
 from aiofrp.config.load import parse_client_config, parse_server_config
 from aiofrp.config.template import TemplateError, render
-from aiofrp.proto import http, kcp, msg, nathole, stun, tls_hello, udp, yamux
+from aiofrp.proto import http, kcp, msg, nathole, socks5, stun, tls_hello, udp, wire, yamux
 from aiofrp.proto.errors import ProtocolError
 from aiofrp.proto.proxyproto import ProxyProtocolError, build_header
 from aiofrp.proto.snappy import SnappyFrameReader, SnappyFrameWriter
+from aiofrp.server.plugin import types as plugin_types
+from aiofrp.server.sshgw import command as ssh_command
 
 __all__ = ["TARGETS", "Target"]
 
@@ -220,7 +222,7 @@ def _kcp_seeds() -> list[bytes]:
     sender.input(struct.pack("<IBBHIIII", 7, kcp.CMD_ACK, 0, 128, 100, 0, 1, 0))  # ack sn 0
     sender.update(200)
     fec = kcp.FECEncoder()
-    return [struct.pack("<I", 7) + p for p in out[:3]] + [struct.pack("<I", 7) + fec.encode(out[0])]
+    return [struct.pack("<I", 7) + p for p in out[:3]] + [struct.pack("<I", 7) + fec.encode(out[0])[0]]
 
 
 @target("kcp", kcp.KCPError, seeds=_kcp_seeds)
@@ -233,10 +235,10 @@ def fuzz_kcp(data: bytes) -> None:
     k.set_nodelay(1, 20, 2, True)
     k.send(b"abc" * 100)
     k.update(10)
-    payload = kcp.fec_decode(data[4:])
-    if payload is None:
-        return
-    k.input(payload)
+    payload, rebuilt = kcp.FECDecoder().decode(data[4:])
+    for p in (payload, *rebuilt):
+        if p is not None:
+            k.input(p)
     k.update(20)
     while k.recv():
         pass
@@ -355,3 +357,77 @@ def fuzz_template(data: bytes) -> None:
     except UnicodeDecodeError:
         return
     render(text, {"T": "x", "A": "1"})
+
+
+# -- SOCKS5 (the socks5 client plugin's server side) ----------------------------------------------
+
+@target("socks5", socks5.Socks5Error,
+        seeds=lambda: [b"\x05\x02\x00\x02" + b"\x01\x01u\x01p" + b"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50",
+                       b"\x05\x01\x00" + b"\x05\x01\x00\x03\x09a.example\x01\xbb",
+                       b"\x05\x01\x00" + b"\x05\x01\x00\x04" + bytes(15) + b"\x01\x00\x16"])
+def fuzz_socks5(data: bytes) -> None:
+    got = socks5.parse_greeting(data)
+    if got is None:
+        return
+    methods, pos = got
+    rest = data[pos:]
+    if 2 in methods:
+        auth = socks5.parse_userpass(rest)
+        if auth is None:
+            return
+        rest = rest[auth[1]:]
+    socks5.parse_request(rest)
+
+
+# -- wire protocol v2: frames, messages, the ClientHello frps answers ----------------------------
+
+
+def _wire_seeds() -> list[bytes]:
+    hello = wire.encode_frame(wire.FRAME_CLIENT_HELLO, wire.client_hello("tcp", True, True))
+    login = wire.encode_message(msg.Login(version="0.69.0", user="u", run_id="r"))
+    ping = wire.encode_message(msg.Ping(privilege_key="k", timestamp=1))
+    return [b"\x00" + hello + login + ping, b"\x03" + login]
+
+
+@target("wire_v2", ProtocolError, seeds=_wire_seeds)
+def fuzz_wire_v2(data: bytes) -> None:
+    dec = wire.V2Decoder()
+    for piece in pieces(data):
+        dec.feed(piece)
+        while (frame := dec.next_frame()) is not None:
+            if frame.type == wire.FRAME_CLIENT_HELLO:
+                wire.answer_client_hello(frame.payload, server_random=bytes(32))
+            else:
+                wire.decode_message(frame)
+
+
+# -- a server manage plugin's answer (an HTTP service frps calls) ---------------------------------
+
+
+@target("plugin_answer", ProtocolError,
+        seeds=lambda: [b'{"reject": false, "unchange": true}',
+                       b'{"reject": true, "reject_reason": "no"}',
+                       (b'{"reject": false, "unchange": false, "content": {"proxy_name": "p", "remote_port": 6001,'
+                        b' "user": {"user": "u", "metas": {"a": "b"}, "run_id": "r"}}}'),
+                       b'{"unchange": false, "Content": null}'])
+def fuzz_plugin_answer(data: bytes) -> None:
+    res = plugin_types.parse_response(data)
+    if res.unchange:
+        return
+    plugin_types.decode_content(msg.NewProxy, res)
+    plugin_types.decode_content(plugin_types.LoginContent, res)
+    plugin_types.decode_user(res)
+
+
+# -- the command an ssh user runs on the SSH tunnel gateway ----------------------------------------
+
+
+@target("ssh_command", ssh_command.CommandError, ssh_command.HelpRequested,
+        seeds=lambda: [b"tcp --proxy_name x --remote_port 6000", b"http --custom_domain a.example --sd s",
+                       b"stcp --sk secret -n name", b"tcpmux -h", b"https --basic_auth_user u --basic_auth_pass p"])
+def fuzz_ssh_command(data: bytes) -> None:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return
+    ssh_command.parse(text, rand_id="0000")

@@ -400,7 +400,7 @@ class TestRoundTrip:
             "custom404Page",
         ]
         cc = parse_client_config(
-            'clientid = "x"\ntransport.tls.disablecustomtlsfirstbyte = false\ntransport.proxyurl = "http://p"\n'
+            'clientid = "x"\ntransport.tls.disablecustomtlsfirstbyte = false\ntransport.proxyurl = "http://p:3128"\n'
             'transport.connectserverlocalip = "1.1.1.1"\n[[proxies]]\nname = "a"\ntype = "http"\n'
             'localip = "1.2.3.4"\nsubdomain = "a"\nroutebyhttpuser = "u"'
         )
@@ -408,7 +408,7 @@ class TestRoundTrip:
         assert d["clientID"] == "x"
         assert d["transport"] == {
             "connectServerLocalIP": "1.1.1.1",
-            "proxyURL": "http://p",
+            "proxyURL": "http://p:3128",
             "tls": {"disableCustomTLSFirstByte": False},
         }
         assert d["proxies"] == [

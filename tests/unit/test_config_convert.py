@@ -134,7 +134,7 @@ def test_tcpmux_multiplexer_is_written() -> None:
 
 
 def test_unsupported_keys_are_kept_and_named() -> None:
-    ini = "[common]\nkcp_bind_port = 7000\n"
+    ini = "[common]\ndashboard_addr = 127.0.0.1\ndashboard_port = 7500\npprof_enable = true\n"
     out = ini_to_toml(ini, "frps.ini", "server")
-    assert "kcpBindPort = 7000" in out
-    assert "#   kcpBindPort (KCP transport listener; planned: issue 12)" in out
+    assert "webServer.port = 7500" in out and "webServer.pprofEnable = true" in out
+    assert "#   webServer.pprofEnable (Go's runtime profiler (pprof): Go-only" in out

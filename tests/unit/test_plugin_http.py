@@ -126,3 +126,13 @@ def test_misdirected() -> None:
     assert proxy.misdirected("a.example", "b.example")
     assert not proxy.misdirected("A.example", "a.example.:443")
     assert not proxy.misdirected(None, "b.example")
+
+
+def test_missing_certificate_is_a_plugin_error() -> None:
+    """Go: NewHTTPS2HTTPPlugin fails with "gen TLS config error: ..." and the proxy does not start."""
+    from aiofrp.client.plugins import PluginError, new_plugin
+    from aiofrp.config.plugin import HTTPS2HTTPPluginOptions, HTTPS2HTTPSPluginOptions
+
+    for cls in (HTTPS2HTTPPluginOptions, HTTPS2HTTPSPluginOptions):
+        with pytest.raises(PluginError, match=r"^gen TLS config error: cannot load certificate './nope\.crt'"):
+            new_plugin("p", cls(local_addr="127.0.0.1:80", crt_path="./nope.crt", key_path="./nope.key"))

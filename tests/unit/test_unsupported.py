@@ -174,8 +174,7 @@ def test_the_scan_catches_a_new_field() -> None:
     for side in ROOTS:
         assert "frobnicate_interval_seconds" not in used_names(side)
         assert "bind_port" in used_names(side)
-    assert "kcp_bind_port" not in used_names("frps")  # refused today: nothing may read it
-    assert "dns_server" not in used_names("frpc")  # (proxy_url is read now: auth.oidc.proxyURL)
+    assert "pprof_enable" not in used_names("frps")  # refused today: nothing may read it
     assert "enabled" in used_names("frpc")  # through ClientConfig.active_proxies()
 
 
@@ -223,7 +222,7 @@ def test_table_rows_name_real_keys() -> None:
 # -- CLI flags ------------------------------------------------------------------------------------
 
 # Options of the commands themselves, not config keys: where they take effect.
-CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe"}
+CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe", "config_dir"}
 # aiofrp-only frps options that take effect (server/banlist.py), not config keys: Go refuses unknown keys
 AIOFRP_FRPS_OPTIONS = {"login_fail_limit", "login_fail_window", "login_fail_ban"}
 QUICK_OPTIONS = {"help", "mode", "host", "port", "local_host", "local_port", "password", "log_level", "version"}
@@ -306,22 +305,9 @@ def test_quick_mode_options_are_known() -> None:
 # -- refusals -------------------------------------------------------------------------------------
 
 FRPS_REFUSED = [
-    ("webServer.port = 7500", "webServer.port"),
-    ("enablePrometheus = true", "enablePrometheus"),
-    ("kcpBindPort = 7000", "kcpBindPort"),
-    ("quicBindPort = 7000", "quicBindPort"),
-    ("sshTunnelGateway.bindPort = 2200", "sshTunnelGateway.bindPort"),
+    ("webServer.port = 7500\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
 ]
 FRPC_REFUSED = [
-    ('transport.protocol = "kcp"', "transport.protocol"),
-    ('transport.protocol = "wss"', "transport.protocol"),
-    ('transport.proxyURL = "http://127.0.0.1:3128"', "transport.proxyURL"),
-    ("transport.quic.maxIncomingStreams = 10", "transport.quic.maxIncomingStreams"),
-    ('transport.wireProtocol = "v2"', "transport.wireProtocol"),
-    ('dnsServer = "8.8.8.8"', "dnsServer"),
-    ('store.path = "./store.json"', "store.path"),
-    ('webServer.port = 7400\nwebServer.tls.certFile = "c"\nwebServer.tls.keyFile = "k"', "webServer.tls"),
-    ('webServer.port = 7400\nwebServer.assetsDir = "/srv"', "webServer.assetsDir"),
     ("webServer.port = 7400\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
     ('featureGates = { VirtualNet = true }\nvirtualNet.address = "100.86.0.1/24"', "virtualNet.address"),
     ('[[proxies]]\nname = "u"\ntype = "udp"\ntransport.bandwidthLimit = "1MB"', "proxies[0].transport.bandwidthLimit"),
@@ -373,13 +359,11 @@ def test_frpc_refuses(text: str, key: str, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_reason_names_the_issue() -> None:
-    err = _refusal(parse_server_config, "enablePrometheus = true", "frps.toml")
-    assert str(err) == (
-        "frps.toml: enablePrometheus: not supported by aiofrp yet (Prometheus metrics on the dashboard; "
-        "planned: issue 11)"
-    )
-    err = _refusal(parse_client_config, 'transport.protocol = "quic"', "frpc.toml")
-    assert '(value "quic"; ' in str(err)
+    err = _refusal(parse_server_config, "webServer.port = 7500\nwebServer.pprofEnable = true", "frps.toml")
+    assert str(err).startswith("frps.toml: webServer.pprofEnable: not supported by aiofrp yet (")
+    text = '[[proxies]]\nname = "p"\ntype = "tcp"\n[proxies.plugin]\ntype = "virtual_net"'
+    err = _refusal(parse_client_config, text, "frpc.toml")
+    assert '(value "virtual_net"; ' in str(err)
 
 
 ACCEPTED = [
@@ -417,18 +401,26 @@ def test_accepted(parse: typing.Callable[..., object], text: str, monkeypatch: p
     parse(text, "x.toml")
 
 
-def test_http_proxy_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Go frpc takes $http_proxy as transport.proxyURL; we must not silently go direct."""
-    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+def test_http_proxy_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Go frpc takes $http_proxy as transport.proxyURL (and only that lower-case variable)."""
+    monkeypatch.setenv("http_proxy", "http://u:p@127.0.0.1:3128")
+    cfg = parse_client_config("")
+    proxy = cfg.transport.forward_proxy()
+    assert proxy is not None and (proxy.scheme, proxy.host, proxy.port, proxy.username, proxy.password) == (
+        "http", "127.0.0.1", 3128, "u", "p")
+    cfg = parse_client_config('transport.proxyURL = "socks5://127.0.0.1:1080"')  # the config wins
+    assert cfg.transport.forward_proxy().scheme == "socks5"
+    monkeypatch.setenv("http_proxy", "ftp://127.0.0.1:21")
     err = _refusal(parse_client_config, "", "frpc.toml")
-    assert err.path == "transport.proxyURL" and "set by $http_proxy" in err.reason
+    assert err.path == "$http_proxy" and "scheme must be http or socks5" in err.reason
     parse_server_config("")  # frps does not use it
     monkeypatch.delenv("http_proxy")
     # Go frpc 0.65 reads only the lower-case http_proxy for the server connection (HTTPS_PROXY and
     # NO_PROXY reach only OIDC token requests: aiofrp/auth/http.py: env_proxy)
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "*")
-    parse_client_config("")
+    assert parse_client_config("").transport.forward_proxy() is None
 
 
 def test_unknown_feature_gate_is_refused() -> None:
@@ -437,8 +429,6 @@ def test_unknown_feature_gate_is_refused() -> None:
 
 
 def test_legacy_ini_refusal_names_the_ini_key() -> None:
-    err = _refusal(parse_server_config, "[common]\ndashboard_port = 7500\n", "frps.ini")
-    assert str(err).startswith("frps.ini: [common] dashboard_port: not supported by aiofrp yet")
     ini = "[common]\nserver_port = 7000\n\n[socks]\ntype = tcp\nremote_port = 6000\nplugin = virtual_net\n"
     err = _refusal(parse_client_config, ini, "frpc.ini")
     assert str(err).startswith("frpc.ini: [socks] plugin type: not supported by aiofrp yet")
@@ -460,11 +450,12 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
     """An embedder who builds the structs by hand gets the same refusal."""
     from aiofrp.client.service import Client
     from aiofrp.config import TCPProxyConfig
+    from aiofrp.config.base import WebServerConfig
     from aiofrp.config.plugin import VirtualNetPluginOptions
     from aiofrp.server.service import Server
 
-    with pytest.raises(ConfigError, match=r"kcpBindPort: not supported by aiofrp yet"):
-        Server(ServerConfig(kcp_bind_port=7000))
+    with pytest.raises(ConfigError, match=r"webServer\.pprofEnable: not supported by aiofrp yet"):
+        Server(ServerConfig(web_server=WebServerConfig(port=7500, pprof_enable=True)))
     monkeypatch.delenv("http_proxy", raising=False)
     cfg = ClientConfig(proxies=[TCPProxyConfig(name="s", plugin=VirtualNetPluginOptions())])
     with pytest.raises(ConfigError, match=r"proxies\[0\]\.plugin\.type: not supported by aiofrp yet"):
@@ -472,9 +463,8 @@ def test_services_refuse_configs_built_in_python(monkeypatch: pytest.MonkeyPatch
 
 
 def test_find_unsupported_lists_every_hit() -> None:
-    cfg = parse_server_config("kcpBindPort = 1\nquicBindPort = 2\nenablePrometheus = true",
-                              refuse_unsupported=False)
-    assert [h.path for h in find_unsupported(cfg, "frps")] == ["kcpBindPort", "quicBindPort", "enablePrometheus"]
+    cfg = parse_server_config("webServer.port = 3\nwebServer.pprofEnable = true", refuse_unsupported=False)
+    assert [h.path for h in find_unsupported(cfg, "frps")] == ["webServer.pprofEnable"]
 
 
 # -- the README -----------------------------------------------------------------------------------

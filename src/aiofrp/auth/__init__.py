@@ -63,16 +63,17 @@ def scopes_of(additional_scopes: list[str]) -> frozenset[str]:
     return frozenset(s.lower() for s in additional_scopes)
 
 
-def new_setter(auth: AuthClientConfig, source: str = "frpc config") -> Setter:
+def new_setter(auth: AuthClientConfig, source: str = "frpc config", *, transport_proxy_url: str = "") -> Setter:
     """The frpc side of ``auth.method``. Raises ``ConfigError`` for settings that cannot work
-    (an unreadable ``trustedCaFile``, a bad ``proxyURL``)."""
+    (an unreadable ``trustedCaFile``, a bad ``proxyURL``). ``transport_proxy_url``: frpc's
+    ``transport.proxyURL``, which OIDC token requests use when ``auth.oidc.proxyURL`` is unset."""
     scopes = scopes_of(list(auth.additional_scopes))
     if auth.method == "oidc":
         from .oidc import OIDCSetter, TokenSourceSetter
 
         if auth.oidc.token_source is not None:
             return TokenSourceSetter(scopes, auth.oidc.token_source, source)
-        return OIDCSetter(scopes, auth.oidc, source)
+        return OIDCSetter(scopes, auth.oidc, source, transport_proxy_url=transport_proxy_url)
     from .token import TokenAuth
 
     return TokenAuth(scopes, auth.token)
@@ -88,3 +89,17 @@ def new_verifier(auth: AuthServerConfig) -> Verifier:
     from .token import TokenAuth
 
     return TokenAuth(scopes, auth.token)
+
+
+class _AlwaysPass:
+    """Go ``auth.AlwaysPassVerifier``: what an internal client that needs no auth proved (frps's
+    ssh tunnel gateway when the ssh key was checked against ``authorizedKeysFile``)."""
+
+    async def verify_ping(self, ping: m.Ping) -> None:
+        pass
+
+    async def verify_new_work_conn(self, msg: m.NewWorkConn) -> None:
+        pass
+
+
+ALWAYS_PASS: LoginAuth = _AlwaysPass()

@@ -24,6 +24,10 @@ The keys are cached; a token whose ``kid`` is not among them makes frps fetch th
 (key rotation), at most once per :data:`JWKS_REFETCH_INTERVAL`, concurrent logins sharing one
 request. Pings and work connections must carry the subject (``sub``) their control logged in with.
 
+Difference from Go frpc, on purpose: when ``auth.oidc.proxyURL`` is not set, the token request
+goes through frpc's ``transport.proxyURL`` (when that is set in the config); Go's goes direct or
+through the environment's proxies.
+
 Differences from Go frps 0.65, on purpose:
 
 * an unreachable issuer at start-up is logged and retried at the next login (Go panics and exits
@@ -133,7 +137,8 @@ class _ScopedSetter:
 class OIDCSetter(_ScopedSetter):
     """frpc: the client-credentials grant, with the token cached until shortly before it expires."""
 
-    def __init__(self, scopes: frozenset[str], cfg: AuthOIDCClientConfig, source: str = "frpc config") -> None:
+    def __init__(self, scopes: frozenset[str], cfg: AuthOIDCClientConfig, source: str = "frpc config", *,
+                 transport_proxy_url: str = "") -> None:
         self.scopes = scopes
         self.client_id = cfg.client_id
         self.client_secret = cfg.client_secret
@@ -146,9 +151,14 @@ class OIDCSetter(_ScopedSetter):
             problem = proxy_url_problem(cfg.proxy_url)
             if problem:
                 raise _config_error(source, "proxyURL", f"failed to create OIDC HTTP client: {problem}")
-        self.proxy_url = cfg.proxy_url
+        # auth.oidc.proxyURL, else frpc's transport.proxyURL (beyond Go, whose token request ignores
+        # transport.proxyURL and goes direct: a frpc that must use a proxy to reach frps is not let
+        # reach its identity provider around it)
+        self.proxy_url = cfg.proxy_url or transport_proxy_url
+        if self.proxy_url and not cfg.proxy_url:
+            log.info("OIDC token requests go through transport.proxyURL (auth.oidc.proxyURL is not set)")
         # Go uses its default client (environment proxies) unless one of these three is set
-        self.use_env_proxy = not (cfg.trusted_ca_file or cfg.insecure_skip_verify or cfg.proxy_url)
+        self.use_env_proxy = not (cfg.trusted_ca_file or cfg.insecure_skip_verify or self.proxy_url)
         params = {"grant_type": "client_credentials", "scope": cfg.scope}
         for k, v in cfg.additional_endpoint_params.items():
             if k in params and k != "grant_type":

@@ -1,8 +1,10 @@
 """``frpc``: the frp client.
 
-``frpc -c frpc.toml`` runs the proxies of a config file; ``frpc verify|status|stop|convert -c FILE``;
+``frpc -c frpc.toml`` runs the proxies of a config file, ``frpc --config_dir DIR`` one frpc service
+per file of a directory; ``frpc verify|status|reload|stop|convert -c FILE``;
 ``frpc tcp|udp|http|https|tcpmux|stcp|sudp|xtcp [flags]`` runs one proxy from flags and
-``frpc stcp|sudp|xtcp visitor [flags]`` one visitor.
+``frpc stcp|sudp|xtcp visitor [flags]`` one visitor; ``frpc nathole discover`` asks a STUN server
+what NAT frpc is behind.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import asyncio
 import base64
 import json
 import logging
+import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -29,7 +33,7 @@ log = logging.getLogger("aiofrp.client")
 
 PROXY_TYPES = ("tcp", "udp", "http", "https", "tcpmux", "stcp", "sudp", "xtcp")
 VISITOR_TYPES = ("stcp", "sudp", "xtcp")
-COMMANDS = ("verify", "status", "stop", "convert")
+COMMANDS = ("verify", "status", "reload", "stop", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,15 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands:\n"
                "  verify                  check the config file and exit\n"
                "  status                  show the proxies of the running frpc (admin API)\n"
+               "  reload                  make the running frpc read its config file again (admin API)\n"
                "  stop                    stop the running frpc (admin API)\n"
                "  convert                 print a legacy INI config file as TOML (-o FILE to write it)\n"
                "  tcp|udp|http|https|tcpmux|stcp|sudp|xtcp\n"
                "                          run one proxy from flags (frpc tcp --help)\n"
-               "  stcp|sudp|xtcp visitor  run one visitor from flags",
+               "  stcp|sudp|xtcp visitor  run one visitor from flags\n"
+               "  nathole discover        show the NAT type seen by a STUN server",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("command", nargs="?", choices=COMMANDS, help=argparse.SUPPRESS)
     p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc (default ./frpc.ini)")
+    flags.add(p, None, "--config_dir", default="",
+              help="config directory, run one frpc service for each file in config directory")
     p.add_argument("-o", "--output", default="", help="convert: output file (default: standard output)")
     p.add_argument("-v", "--version", action="store_true", help="version of frpc")
     flags.add(p, None, "--strict-config", type=flags.str2bool, nargs="?", const=True, default=True,
@@ -92,10 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in PROXY_TYPES:
         return one_shot(argv)
+    if argv and argv[0] == "nathole":
+        return nathole(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())
         return 0
+    if args.config_dir:
+        if args.command:
+            die(f"frpc: --config_dir runs frpc services; it does not go with {args.command}")
+        return start_dir(args)
     if args.output and args.command != "convert":
         die("frpc: -o/--output is only used by convert")
     if args.command == "convert":
@@ -110,24 +124,73 @@ def main(argv: list[str] | None = None) -> int:
         admin_request(cfg, "POST", "/api/stop")
         print("stop success")
         return 0
-    return start(cfg, args.config)
+    if args.command == "reload":
+        admin_request(cfg, "GET", "/api/reload" + ("?strictConfig=true" if args.strict_config else ""))
+        print("reload success")
+        return 0
+    return start(cfg, args.config, strict=args.strict_config, allow_unsafe=args.allow_unsafe)
 
 
-def start(cfg: ClientConfig, path: str, *, log_where: str = "") -> int:
+def start(cfg: ClientConfig, path: str, *, log_where: str = "", strict: bool = True,
+          allow_unsafe: list[str] | None = None) -> int:
     start_logging(cfg, log_where or f"{path}: log.to")
     log.info("frpc starting: %s", version_text())
     if path:
         log.info("start frpc service for config file [%s]", path)
-    return run_service(lambda stop: serve(cfg, path, stop))
+    return run_service(lambda stop: serve(cfg, path, stop, strict=strict, allow_unsafe=allow_unsafe))
 
 
-async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event) -> int:
+def start_dir(args: argparse.Namespace) -> int:
+    """``frpc --config_dir DIR``: one frpc service per file under DIR (subdirectories included, in
+    name order, as Go's WalkDir), all in this process. A file that does not load is reported
+    (``frpc service error for config file [PATH]``, as Go) and the others run; the exit status is
+    1 if any service failed."""
+    from ..config import ConfigError, load_client_config
+
+    if not os.path.isdir(args.config_dir):
+        die(f"frpc: --config_dir {args.config_dir}: not a directory")
+    paths = []
+    for root, dirs, files in os.walk(args.config_dir):
+        dirs.sort()
+        paths += [os.path.join(root, f) for f in sorted(files)]
+    cfgs: list[tuple[ClientConfig, str]] = []
+    failed = False
+    for path in paths:
+        try:
+            cfgs.append((load_client_config(path, strict=args.strict_config,
+                                            allow_unsafe=frozenset(args.allow_unsafe)), path))
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            print(f"frpc service error for config file [{path}]")
+            failed = True
+    if not cfgs:
+        return 1 if failed else 0
+    start_logging(cfgs[0][0], f"{cfgs[0][1]}: log.to")  # one log for the process (Go: the last file's)
+    log.info("frpc starting: %s", version_text())
+
+    async def serve_all(stop: asyncio.Event) -> int:
+        async def one(cfg: ClientConfig, path: str) -> int:
+            log.info("start frpc service for config file [%s]", path)
+            code = await serve(cfg, path, stop, strict=args.strict_config, allow_unsafe=args.allow_unsafe)
+            log.info("frpc service for config file [%s] stopped", path)
+            if code:
+                print(f"frpc service error for config file [{path}]")
+            return code
+
+        codes = await asyncio.gather(*(one(c, p) for c, p in cfgs))
+        return 1 if failed or any(codes) else 0
+
+    return run_service(serve_all)
+
+
+async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event, *, strict: bool = True,
+                allow_unsafe: list[str] | None = None) -> int:
     from ..client.service import Client
     from ..config import ConfigError
 
     try:
-        client = Client(cfg, path)
-    except ConfigError as exc:  # e.g. an auth.oidc.trustedCaFile that cannot be read
+        client = Client(cfg, path, strict=strict, allow_unsafe=frozenset(allow_unsafe or ()))
+    except ConfigError as exc:  # e.g. an auth.oidc.trustedCaFile that cannot be read, a broken store
         log.error("%s", exc)
         return 1
     admin = None
@@ -137,7 +200,7 @@ async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event) -> int:
         admin = AdminServer(client, cfg.web_server, stop)
         try:
             await admin.start()
-        except OSError as exc:
+        except (OSError, ssl.SSLError) as exc:
             log.error("start admin server error: %s", exc)
             return 1
     run = asyncio.ensure_future(client.run())
@@ -162,17 +225,29 @@ def admin_request(cfg: ClientConfig, method: str, path: str) -> bytes:
     host = ws.addr or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    url = f"http://{join_host_port(host, ws.port)}{path}"
+    ctx = None
+    if ws.tls is not None:  # webServer.tls: HTTPS (Go's frpc CLI speaks plain HTTP only)
+        # verified against tls.trustedCaFile when set; otherwise the loopback admin server's
+        # (usually self-signed) certificate is not checked
+        ctx = ssl.create_default_context(cafile=ws.tls.trusted_ca_file or None)
+        if not ws.tls.trusted_ca_file:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+    url = f"{'https' if ctx else 'http'}://{join_host_port(host, ws.port)}{path}"
     req = urllib.request.Request(url, method=method)
     if ws.user or ws.password:
         token = base64.b64encode(f"{ws.user}:{ws.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
             body: bytes = resp.read()
             return body
     except urllib.error.HTTPError as exc:
-        die(f"frpc: admin API {path} answered {exc.code}: {exc.read().decode(errors='replace').strip()}")
+        text = exc.read().decode(errors="replace").strip()
+        what = path.split("?")[0].rsplit("/", 1)[-1]
+        if exc.code == 400 and what == "reload":  # the new config's precise error
+            die(f"frpc: reload failed, nothing changed: {text}")
+        die(f"frpc: admin API {path} answered {exc.code}: {text}")
     except (urllib.error.URLError, OSError) as exc:
         die(f"frpc: cannot reach the admin API at {url}: {exc}")
     raise AssertionError("unreachable")
@@ -198,6 +273,65 @@ def status(cfg: ClientConfig) -> int:
         for row in table:
             print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         print()
+    return 0
+
+
+def nathole(argv: list[str]) -> int:
+    """``frpc nathole discover``: Go's output (STUN server, NAT type, behavior, addresses)."""
+    from ..config import ConfigError, load_client_config
+
+    p = argparse.ArgumentParser(prog="frpc nathole", description="Actions about nathole.")
+    p.add_argument("action", choices=("discover",), help="discover: nathole information from a STUN server")
+    p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc (its natHoleStunServer)")
+    flags.add(p, None, "--nat_hole_stun_server", default="", help="STUN server address for nathole")
+    flags.add(p, "-l", "--nat_hole_local_addr", default="", help="local address to connect STUN server")
+    flags.add(p, None, "--strict-config", type=flags.str2bool, nargs="?", const=True, default=True,
+              help="strict config parsing mode, unknown fields will cause errors (default true)")
+    args = p.parse_args(argv)
+    stun_server = "stun.easyvoip.com:3478"
+    try:  # as Go: a config file that does not load is not an error here
+        stun_server = load_client_config(args.config, strict=args.strict_config,
+                                         resolve_token_source=False).nat_hole_stun_server
+    except ConfigError:
+        pass
+    stun_server = args.nat_hole_stun_server or stun_server
+    if not stun_server:
+        die("nat_hole_stun_server can not be empty")
+    return asyncio.run(_discover(stun_server, args.nat_hole_local_addr))
+
+
+async def _discover(stun_server: str, local: str) -> int:
+    from ..client import nathole as nh
+    from ..proto.nathole import classify_nat, split_host_port
+
+    host, port = "0.0.0.0", 0
+    if local:
+        try:
+            host, port = split_host_port(local)
+        except ValueError as exc:
+            die(f"discover error: {exc}")
+    try:
+        sock = await nh.HoleSocket.open(host or "0.0.0.0", port)
+    except OSError as exc:
+        die(f"discover error: {exc}")
+    try:
+        addrs = await nh.discover(sock, stun_server)
+        local_addr = join_host_port(*sock.transport.get_extra_info("sockname")[:2]) if sock.transport else ""
+    except (nh.NatHoleError, OSError) as exc:
+        print("discover error:", exc)
+        return 1
+    finally:
+        sock.close()
+    if len(addrs) < 2:
+        print(f"discover error: can not get enough addresses, need 2, got: [{' '.join(addrs)}]")
+        return 1
+    feature = classify_nat(addrs, nh.local_ips_for_nathole(10))
+    print("STUN server:", stun_server)
+    print("Your NAT type is:", feature.nat_type)
+    print("Behavior is:", feature.behavior)
+    print(f"External address is: [{' '.join(addrs)}]")
+    print("Local address is:", local_addr)
+    print("Public Network:", "true" if feature.public_network else "false")
     return 0
 
 

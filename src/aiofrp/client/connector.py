@@ -1,4 +1,5 @@
-"""frpc's way to frps: TCP, optional 0x17 byte, TLS, and (with tcpMux) one yamux session.
+"""frpc's way to frps: the transport.protocol's byte stream (client/dialers.py: TCP, KCP,
+websocket, wss), optional 0x17 byte, TLS, and (with tcpMux) one yamux session; or QUIC streams.
 
 :meth:`Connector.open` returns a new logical connection in its message phase: the first one
 is the control connection; later ones are work connections (new yamux streams, or new
@@ -9,31 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import TYPE_CHECKING
 
+from ..config.reach import ProxyURL, parse_dns_server
+from ..net.dns import Resolver
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
-from .errors import Server, dial_error, login_error, tls_error
+from ..proto import wire
+from .dialers import new_dialer
+from .errors import Server, login_error, tls_error
 
 if TYPE_CHECKING:
     from ..config.client import ClientConfig
 
 log = logging.getLogger("aiofrp.client.connector")
-
-
-class _Placeholder(asyncio.Protocol):
-    """Holds what arrives between connect and the real protocol (a server that speaks first)."""
-
-    def __init__(self) -> None:
-        self.early = bytearray()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        pass
-
-    def data_received(self, data: bytes) -> None:
-        self.early += data
 
 
 class Connector:
@@ -43,36 +34,28 @@ class Connector:
         self.tcp_mux: bool = t.tcp_mux
         tls = t.tls
         self.tls_ctx = client_context(tls.cert_file, tls.key_file, tls.trusted_ca_file) if tls.enable else None
-        self.server_hostname = (tls.server_name or cfg.server_addr) if tls.enable else None
-        self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte
+        self.server_name = tls.server_name or cfg.server_addr
+        self.server_hostname = self.server_name if tls.enable else None
+        # wss: TLS outside the websocket whatever transport.tls.enable says (Go: tlsEnable = true)
+        self.wss_ctx = self.tls_ctx or client_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
+        self.wire_protocol = t.wire_protocol
+        # transport.proxyURL (or $http_proxy) and dnsServer: see client/dialers.py Dialer.tcp
+        self.proxy: ProxyURL | None = cfg.transport.forward_proxy()
+        self.resolver = Resolver(*parse_dns_server(cfg.dns_server)) if cfg.dns_server else None
+        if self.proxy is not None:
+            src = "transport.proxyURL" if cfg.transport.proxy_url else "$http_proxy"
+            log.info("frps is reached through the proxy %s (%s)", self.proxy.label, src)
+        self.dialer = new_dialer(self)  # transport.protocol (client/dialers.py)
+        self.first_byte = tls.enable and not tls.disable_custom_tls_first_byte and self.dialer.frp_tls
         self.server = Server(cfg.server_addr, cfg.server_port, bool(tls.enable), self.first_byte)
         self.session: MuxSession | None = None
 
     async def _dial(self, app: asyncio.Protocol) -> asyncio.Transport:
-        """Connect a fresh TCP(+TLS) connection to frps with ``app`` as its protocol.
-
-        Raises :class:`~.errors.ServerConnectError` naming the server, the step and a hint."""
-        cfg = self.cfg
-        loop = asyncio.get_running_loop()
-        timeout = cfg.transport.dial_server_timeout or 10
-        local = (cfg.transport.connect_server_local_ip, 0) if cfg.transport.connect_server_local_ip else None
-        try:
-            async with asyncio.timeout(timeout):
-                raw, holder = await loop.create_connection(_Placeholder, cfg.server_addr, cfg.server_port,
-                                                           local_addr=local)
-        except (OSError, TimeoutError) as exc:
-            raise dial_error(self.server, exc, timeout) from exc
-        sock = raw.get_extra_info("socket")
-        ka = cfg.transport.dial_server_keepalive
-        if sock is not None and ka > 0:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                if hasattr(socket, "TCP_KEEPIDLE"):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, ka)
-            except OSError:
-                pass
-        early = bytes(holder.early)
-        if self.tls_ctx is None:
+        """A fresh connection to frps (transport.protocol, then frp's TLS) with ``app`` as its
+        protocol. Raises :class:`~.errors.ServerConnectError` naming the server, the step and a hint."""
+        raw, early = await self.dialer.raw()
+        timeout = self.dialer.timeout
+        if self.tls_ctx is None or not self.dialer.frp_tls:
             raw.set_protocol(app)
             app.connection_made(raw)
             if early:
@@ -95,9 +78,16 @@ class Connector:
         return tls
 
     async def open(self) -> MsgConn:
-        conn = MsgConn()
+        """A new logical connection; with ``transport.wireProtocol = "v2"`` it starts with the v2
+        magic (§1.8) and frames v2 messages."""
+        own = await self.dialer.open()  # QUIC: a new stream of its connection
+        if own is not None:
+            self._magic(own)
+            return own
+        conn = MsgConn(self.wire_protocol)
         if not self.tcp_mux:
             await self._dial(conn)
+            self._magic(conn)
             return conn
         if self.session is None or self.session.is_closed:
             self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
@@ -108,9 +98,15 @@ class Connector:
         stream = self.session.open_stream()
         stream.set_protocol(conn)
         conn.connection_made(stream)
+        self._magic(conn)
         return conn
 
+    def _magic(self, conn: MsgConn) -> None:
+        if self.wire_protocol == "v2":
+            conn.write_raw(wire.MAGIC)
+
     def close(self) -> None:
+        self.dialer.close()
         if self.session is not None:
             self.session.close()
             self.session = None

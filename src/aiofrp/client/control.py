@@ -40,6 +40,10 @@ class Control:
             .register(m.Pong, self._on_pong)
         )
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

@@ -63,10 +63,10 @@ def _looks_like_host_port(addr: str) -> bool:
 # -- dial ---------------------------------------------------------------------------------------
 
 
-def dial_error(srv: Server, exc: BaseException, timeout: float) -> ServerConnectError:
-    """The TCP connection to frps could not be made."""
+def dial_error(srv: Server, exc: BaseException, timeout: float, network: str = "tcp") -> ServerConnectError:
+    """The connection to frps (``network``: tcp, udp for KCP, quic) could not be made."""
     if isinstance(exc, socket.gaierror):
-        what = f"dial tcp: lookup {srv.addr}: {exc.strerror or exc}"
+        what = f"dial {network}: lookup {srv.addr}: {exc.strerror or exc}"
         if _looks_like_host_port(srv.addr):
             host, _, port = srv.addr.rpartition(":")
             return ServerConnectError(
@@ -75,17 +75,35 @@ def dial_error(srv: Server, exc: BaseException, timeout: float) -> ServerConnect
         return ServerConnectError(what, "check serverAddr (a host name or IP address of the frps machine)")
     if isinstance(exc, TimeoutError):
         return ServerConnectError(
-            f"dial tcp {srv.label}: i/o timeout (no answer within {timeout:g}s)",
+            f"dial {network} {srv.label}: i/o timeout (no answer within {timeout:g}s)",
             "check serverAddr and serverPort, and that no firewall drops the connection",
         )
     if isinstance(exc, ConnectionRefusedError):
         return ServerConnectError(
-            f"dial tcp {srv.label}: connection refused",
+            f"dial {network} {srv.label}: connection refused",
             f"is frps running there, with bindPort = {srv.port}?",
         )
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-    return ServerConnectError(f"dial tcp {srv.label}: {reason.lower()}",
+    return ServerConnectError(f"dial {network} {srv.label}: {reason.lower()}",
                               "check serverAddr and the network path to the frps machine")
+
+
+def proxy_error(srv: Server, proxy: str, exc: BaseException, timeout: float) -> ServerConnectError:
+    """The proxy of ``transport.proxyURL`` was not reached, or refused to connect us to frps."""
+    reached = getattr(exc, "reached", False)
+    status = getattr(exc, "status", None)
+    if not reached:
+        return ServerConnectError(
+            f"dial tcp {srv.label} through the proxy {proxy}: {exc}",
+            "is the proxy running there? (transport.proxyURL or $http_proxy; frpc never connects "
+            "directly when a proxy is set)",
+        )
+    if status == 407 or "authentication" in str(exc).lower():
+        hint = "check the user and password in the proxy URL (transport.proxyURL or $http_proxy)"
+    else:
+        hint = f"the proxy could not or would not connect to {srv.label}"
+    what = f"DialTcpByHttpProxy error, StatusCode [{status}]" if status and proxy.startswith("http") else str(exc)
+    return ServerConnectError(f"proxy {proxy} refused to connect to {srv.label}: {what}", hint)
 
 
 # -- TLS handshake ------------------------------------------------------------------------------

@@ -9,23 +9,27 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from .. import FRP_VERSION
 from ..auth import AuthError, new_setter
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.addr import join_host_port
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .connector import Connector
 from .control import Control
-from .errors import login_error, refusal_text
+from .errors import ServerConnectError, login_error, refusal_text
 from .proxies import ProxyWrapper
 from .proxies.wrapper import ProxyStatus
+from .store import StoreSource
 
 if TYPE_CHECKING:
     from ..config.client import ClientConfig
+    from ..config.proxy import ProxyBaseConfig
+    from ..config.visitor import VisitorBaseConfig
     from .visitors import Visitor
 
 log = logging.getLogger("aiofrp.client")
@@ -47,6 +51,8 @@ class Client:
         *,
         exit_on_refusal: bool = False,
         on_start_error: Callable[[str, str], None] | None = None,
+        strict: bool = True,
+        allow_unsafe: Collection[str] = frozenset(),
     ) -> None:
         from ..config.unsupported import check_unsupported
 
@@ -59,24 +65,108 @@ class Client:
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
-        self.auth = new_setter(cfg.auth, config_path or "frpc config")  # token or oidc (aiofrp/auth)
+        # token or oidc (aiofrp/auth); OIDC token requests use transport.proxyURL too
+        self.auth = new_setter(cfg.auth, config_path or "frpc config", transport_proxy_url=cfg.transport.proxy_url)
         self.run_id = ""
         self.control: Control | None = None
         self.connector: Connector | None = None
-        self.proxies: dict[str, ProxyWrapper] = {
-            p.name: ProxyWrapper(self, p) for p in cfg.active_proxies()
-        }
-        from .visitors import new_visitor
-
+        # how the config file is read again on reload (the flags frpc was started with)
+        self.strict = strict
+        self.allow_unsafe = frozenset(allow_unsafe)
+        # the proxies/visitors of the config file (and its includes) and of the store; the client's
+        # own settings (self.cfg) are fixed at start, as in Go
+        self.file_proxies: list[ProxyBaseConfig] = list(cfg.proxies)
+        self.file_visitors: list[VisitorBaseConfig] = list(cfg.visitors)
+        self.start_names: list[str] = list(cfg.start)
+        self.store: StoreSource | None = None
+        if cfg.store.path:
+            self.store = StoreSource(cfg.store.path)
+            self.store.load(cfg, self.allow_unsafe)  # ConfigError: the store file cannot be used
+        proxies, visitor_cfgs = self.wanted()
+        self.proxies: dict[str, ProxyWrapper] = {p.name: ProxyWrapper(self, p) for p in proxies}
         self.visitors: dict[str, Visitor] = {}
-        for vcfg in cfg.active_visitors():
-            v = new_visitor(self, vcfg)
-            if v is None:
-                log.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
-            else:
+        for vcfg in visitor_cfgs:
+            v = self._new_visitor(vcfg)
+            if v is not None:
                 self.visitors[vcfg.name] = v
         self._stopping = False
         self.exit_code = 0
+
+    def _new_visitor(self, vcfg: VisitorBaseConfig) -> Visitor | None:
+        from .visitors import new_visitor
+
+        v = new_visitor(self, vcfg)
+        if v is None:
+            log.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
+        return v
+
+    def wanted(self) -> tuple[list[ProxyBaseConfig], list[VisitorBaseConfig]]:
+        """The proxies and visitors to run: the file's merged with the store's (the store wins on a
+        name clash), restricted to ``start`` when it is set and to ``enabled`` ones, sorted by name
+        (Go's aggregator and ``FilterClientConfigurers``)."""
+        proxies: dict[str, ProxyBaseConfig] = {p.name: p for p in self.file_proxies}
+        visitors: dict[str, VisitorBaseConfig] = {v.name: v for v in self.file_visitors}
+        if self.store is not None:
+            proxies.update(self.store.proxies)
+            visitors.update(self.store.visitors)
+        start = set(self.start_names)
+
+        def keep(e: ProxyBaseConfig | VisitorBaseConfig) -> bool:
+            return e.enabled and (not start or e.name in start)
+
+        return ([p for _, p in sorted(proxies.items()) if keep(p)],
+                [v for _, v in sorted(visitors.items()) if keep(v)])
+
+    def entry_source(self, name: str) -> str:
+        """``"store"`` for a running proxy that comes from the store (``/api/status``'s ``source``)."""
+        return "store" if self.store is not None and name in self.store.proxies else ""
+
+    async def update_all(self) -> None:
+        """Apply :meth:`wanted` to what runs (Go's ``UpdateAllConfigurer``): an entry whose config
+        is unchanged keeps running with its connections; a changed one is closed and started again
+        (CloseProxy + NewProxy); a removed one is closed; an added one is started."""
+        proxies, visitor_cfgs = self.wanted()
+        new_p = {p.name: p for p in proxies}
+        removed = [n for n, pw in self.proxies.items() if new_p.get(n) != pw.cfg]
+        for name in removed:
+            self.proxies.pop(name).remove()
+        if removed:
+            log.info("proxy removed: [%s]", " ".join(removed))
+        added = [p.name for p in proxies if p.name not in self.proxies]
+        control = self.control if self.control is not None and not self.control.closed else None
+        for name in added:
+            pw = self.proxies[name] = ProxyWrapper(self, new_p[name])
+            if control is not None:
+                pw.start(control)
+        if added:
+            log.info("proxy added: [%s]", " ".join(added))
+
+        new_v = {v.name: v for v in visitor_cfgs}
+        removed = [n for n, v in self.visitors.items() if new_v.get(n) != v.cfg]
+        for name in removed:
+            visitor = self.visitors.pop(name)
+            visitor.detach()
+            await visitor.close()
+        if removed:
+            log.info("visitor removed: [%s]", " ".join(removed))
+        added = []
+        for vcfg in visitor_cfgs:
+            if vcfg.name in self.visitors:
+                continue
+            v = self._new_visitor(vcfg)
+            if v is None:
+                continue
+            try:
+                await v.start()
+            except OSError as exc:
+                log.error("[%s] start visitor error: %s", v.name, exc)
+                continue
+            self.visitors[vcfg.name] = v
+            added.append(vcfg.name)
+            if control is not None:
+                v.attach(control)
+        if added:
+            log.info("visitor added: [%s]", " ".join(added))
 
     @property
     def server_label(self) -> str:
@@ -118,6 +208,7 @@ class Client:
                 await self._login()
             except (LoginError, AuthError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
                 log.warning("connect to server error: %s", exc or type(exc).__name__)
+                self.session_changed(False, str(exc) or type(exc).__name__, exc)
                 if first and self.cfg.login_fail_exit:
                     log.error("login to server failed and loginFailExit is set, exiting")
                     return 1
@@ -131,9 +222,11 @@ class Client:
             first = False
             delay = 1.0
             assert self.control is not None
+            self.session_changed(True)
             await self.control.run()
             if self._stopping:
                 break
+            self.session_changed(False, "control connection closed")
             log.info("control connection closed, trying to reconnect to server %s", self.server_label)
             now = time.monotonic()
             fast_retries = [t for t in fast_retries if now - t < 60]
@@ -163,15 +256,30 @@ class Client:
         await self.auth.set_login(login)  # before dialling: a slow OIDC provider must not hold a conn
         self.connector = connector = Connector(self.cfg)
         conn = await connector.open()
+        client_hello = b""
+        if conn.wire_protocol == "v2":  # §2.4: ClientHello, Login, then ServerHello, LoginResp
+            t = self.cfg.transport
+            client_hello = wire.client_hello(t.protocol, t.tls.enable or t.protocol in ("wss", "quic"), t.tcp_mux)
+            conn.write_raw(wire.encode_frame(wire.FRAME_CLIENT_HELLO, client_hello))
         conn.write_msg(login)
         try:
+            if client_hello:
+                frame = await conn.read_frame(timeout=LOGIN_TIMEOUT)
+                if frame.type != wire.FRAME_SERVER_HELLO:
+                    raise ProtocolError(f"unexpected frame type {frame.type}, want {wire.FRAME_SERVER_HELLO}")
+                algorithm = wire.check_server_hello(client_hello, frame.payload)
+                conn.v2_crypto = (algorithm, wire.transcript_hash(client_hello, frame.payload))
             resp = await conn.read_msg(timeout=LOGIN_TIMEOUT)
             if not isinstance(resp, m.LoginResp):
                 raise ProtocolError(f"unexpected {type(resp).__name__} in reply to Login")
         except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
             conn.abort()
             connector.close()
-            raise login_error(connector.server, exc, LOGIN_TIMEOUT) from exc
+            err = login_error(connector.server, exc, LOGIN_TIMEOUT)
+            if client_hello and isinstance(exc, EOFError | ConnectionError):
+                err = ServerConnectError(err.what, 'frps older than 0.69 closes a wire protocol v2 connection at '
+                                         'once: set transport.wireProtocol = "v1" there, or upgrade frps')
+            raise err from exc
         except BaseException:
             conn.abort()
             connector.close()
@@ -181,9 +289,13 @@ class Client:
             connector.close()
             raise LoginError(refusal_text(connector.server, resp.error))
         self.run_id = resp.run_id
-        conn.enable_encryption(self.key)
+        conn.enable_control_crypto(self.token, self.key, client=True)
         log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
         self.control = Control(self, conn, connector)
+
+    def session_changed(self, up: bool, error: str = "", exc: BaseException | None = None) -> None:
+        """Hook: logged in (``up``), or a login failed / the control session ended (``error``,
+        the exception of a failed login in ``exc``). The Python API (``aiofrp/api``) reports it."""
 
     def proxy_start_failed(self, name: str, error: str) -> None:
         """frps answered a NewProxy with an error (the proxy retries in 30 s unless told otherwise)."""
@@ -209,5 +321,8 @@ class Client:
         out: dict[str, list[ProxyStatus]] = {}
         for name in sorted(self.proxies):
             pw = self.proxies[name]
-            out.setdefault(pw.cfg.type, []).append(pw.status())
+            st = pw.status()
+            if self.entry_source(name):
+                st["source"] = "store"  # frp >= 0.68
+            out.setdefault(pw.cfg.type, []).append(st)
         return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -20,6 +20,9 @@ from .base import (
 )
 from .proxy import AnyProxyConfig, ProxyBaseConfig
 from .visitor import AnyVisitorConfig, VisitorBaseConfig
+
+if TYPE_CHECKING:
+    from .reach import ProxyURL
 
 TransportProtocol = Literal["tcp", "kcp", "quic", "websocket", "wss"]
 
@@ -83,8 +86,16 @@ class ClientTransportConfig(ConfigStruct):
         return {"heartbeat_interval": 30, "heartbeat_timeout": 90}
 
     def effective_proxy_url(self) -> str:
-        """``proxyURL``, else ``$http_proxy`` as frp reads it at startup."""
+        """``proxyURL``, else ``$http_proxy`` as frp reads it at startup (only that lower-case
+        variable: Go frpc ignores ``HTTP_PROXY``, ``https_proxy`` and ``no_proxy`` for frps)."""
         return self.proxy_url or os.environ.get("http_proxy", "")
+
+    def forward_proxy(self) -> ProxyURL | None:
+        """:meth:`effective_proxy_url` parsed (None: connect directly); ``ProxyURLError`` if unusable."""
+        from .reach import parse_proxy_url
+
+        url = self.effective_proxy_url()
+        return parse_proxy_url(url) if url else None
 
 
 class VirtualNetConfig(ConfigStruct):

@@ -59,6 +59,7 @@ def validate_server_config(
     implement yet is an error too (:mod:`.unsupported`).
     """
     _check_web_server(cfg.web_server, "webServer", source)
+    _check_dashboard_auth(cfg.web_server, source)
     _check_token_source(cfg.auth.token, cfg.auth.token_source, "auth", source, allow_unsafe)
     if cfg.auth.method == "oidc" and not cfg.auth.oidc.issuer:
         raise ConfigError(source, "auth.oidc.issuer", 'must be set when auth.method is "oidc"')
@@ -116,6 +117,14 @@ def validate_client_config(
     elif cfg.auth.method == "oidc":
         _check_oidc_client(oidc, source)
     t = cfg.transport
+    _check_reach(cfg, source)
+    if t.wire_protocol == "v2":
+        for what, items in (("proxies", cfg.proxies), ("visitors", cfg.visitors)):
+            for i, item in enumerate(items):
+                if item.type == "sudp":
+                    raise ConfigError(source, f"{what}[{i}].type",
+                                      f'{item.type} over transport.wireProtocol = "v2" is not supported by '
+                                      'aiofrp yet (frps would have to bridge its v1 and v2 payload frames); use "v1"', item.type)
     if 0 < t.heartbeat_timeout < t.heartbeat_interval:
         raise ConfigError(
             source,
@@ -141,6 +150,28 @@ def validate_client_config(
         _check_visitor(v, f"visitors[{i}]", source)
     if refuse_unsupported:
         check_unsupported(cfg, "frpc", source)
+
+
+def _check_reach(cfg: ClientConfig, source: str) -> None:
+    """``transport.proxyURL`` (or ``$http_proxy``) and ``dnsServer``: usable, or refused now (Go
+    fails every dial later instead)."""
+    from .reach import ProxyURLError, parse_dns_server, parse_proxy_url
+
+    t = cfg.transport
+    url = t.effective_proxy_url()
+    if url:
+        try:
+            parse_proxy_url(url)
+        except ProxyURLError as e:
+            if t.proxy_url:
+                raise ConfigError(source, "transport.proxyURL", str(e), url) from None
+            raise ConfigError(source, "$http_proxy",
+                              f"{e} (frpc reads $http_proxy when transport.proxyURL is not set)", url) from None
+    if cfg.dns_server:
+        try:
+            parse_dns_server(cfg.dns_server)
+        except ValueError as e:
+            raise ConfigError(source, "dnsServer", str(e), cfg.dns_server) from None
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
@@ -188,6 +219,27 @@ def _check_web_server(ws: WebServerConfig, path: str, source: str) -> None:
             raise ConfigError(source, f"{path}.tls.certFile", "must be set when webServer.tls is used")
         if not ws.tls.key_file:
             raise ConfigError(source, f"{path}.tls.keyFile", "must be set when webServer.tls is used")
+
+
+def _check_dashboard_auth(ws: WebServerConfig, source: str) -> None:
+    """aiofrp's safe default (beyond Go): no dashboard reachable from other machines without a
+    user and password."""
+    if not ws.port or (ws.user and ws.password):
+        return
+    import ipaddress
+
+    host = ws.addr.strip("[]")
+    try:
+        loopback = host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        missing = "webServer.password" if ws.user else "webServer.user"
+        raise ConfigError(
+            source, missing,
+            f'the dashboard on non-loopback address "{ws.addr}" needs a user and password: set webServer.user '
+            'and webServer.password (--dashboard-user/--dashboard-pwd), or webServer.addr = "127.0.0.1"',
+        )
 
 
 def _check_token_source(

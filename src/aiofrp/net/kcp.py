@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..proto.addr import fmt_addr
-from ..proto.kcp import KCP, FECEncoder, KCPError, fec_decode
+from ..proto.kcp import KCP, FECDecoder, FECEncoder, KCPError, peek_conv
 from .transport import PausableTransport
 
 log = logging.getLogger("aiofrp.net.kcp")
@@ -32,14 +32,16 @@ class KCPConn(PausableTransport):
     advertises shrinks and the peer slows down."""
 
     def __init__(self, send: Callable[[bytes], None], *, conv: int = 1, fec: bool = True,
-                 peer: Any = None) -> None:
+                 peer: Any = None, window: tuple[int, int] = (WINDOW, WINDOW)) -> None:
         super().__init__(asyncio.get_running_loop())
         self._send = send
+        self.conv = conv
         self._fec = FECEncoder() if fec else None
+        self.fec_decoder = FECDecoder()
         self._kcp = k = KCP(conv, self._output, stream=True)
         k.set_nodelay(1, 20, 2, True)
         k.set_mtu(MTU - FEC_OVERHEAD if fec else MTU)
-        k.set_wndsize(WINDOW, WINDOW)
+        k.set_wndsize(*window)
         self.peer = peer
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -51,10 +53,12 @@ class KCPConn(PausableTransport):
         return int(self._loop.time() * 1000) & 0xFFFFFFFF
 
     def _output(self, packet: bytes) -> None:
-        if self._fec is not None:
-            packet = self._fec.encode(packet)
         try:
-            self._send(packet)
+            if self._fec is None:
+                self._send(packet)
+                return
+            for datagram in self._fec.encode(packet, self._kcp.current):
+                self._send(datagram)
         except OSError as exc:
             log.debug("kcp send: %s", exc)
 
@@ -63,16 +67,25 @@ class KCPConn(PausableTransport):
     def datagram_received(self, data: bytes) -> None:
         if self._closed:
             return
-        payload = fec_decode(data)
-        if payload is None:
-            return
+        payload, rebuilt = self.fec_decoder.decode(data)
+        if rebuilt:
+            n = self.fec_decoder.recovered
+            if n == len(rebuilt) or n // 1000 != (n - len(rebuilt)) // 1000:
+                log.debug("kcp: FEC rebuilt %d lost datagrams from %s so far", n, fmt_addr(self.peer))
         k = self._kcp
         k.current = self._now()
-        try:
-            k.input(payload)
-        except KCPError as exc:
-            log.debug("kcp: dropping datagram: %s", exc)
-            return
+        slid = False
+        for p in (payload, *rebuilt):
+            if p is None:
+                continue
+            try:
+                slid |= k.input(p)
+            except KCPError as exc:
+                log.debug("kcp: dropping datagram: %s", exc)
+        if slid and not self._flush_scheduled:
+            # like kcp-go: acknowledgements opened the window, send now (once per loop iteration)
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_now)
         self._drain()
         self._schedule()
 
@@ -93,7 +106,7 @@ class KCPConn(PausableTransport):
         if self._closed:
             return
         now = self._now()
-        at = self._kcp.check(now)
+        at = self._kcp.next_flush(now)
         delay = ((at - now) & 0xFFFFFFFF) / 1000
         if delay > 5:
             delay = 0
@@ -189,3 +202,143 @@ class KCPConn(PausableTransport):
             return
         waiting = self._kcp.wait_snd()
         self._set_write_paused(waiting > WRITE_HIGH_SEGMENTS or (self._write_paused and waiting > WRITE_LOW_SEGMENTS))
+
+
+# -- frp's kcp transport (frpc transport.protocol = "kcp", frps kcpBindPort) ----------------------
+
+SOCKET_BUFFER = 4 << 20  # frp sets 4 MiB UDP socket buffers on both sides
+SERVER_WINDOW = (1024, 1024)  # frps (pkg/util/net/kcp.go)
+CLIENT_WINDOW = (128, 512)  # frpc (golib net dial)
+MAX_SESSIONS = 4096
+BAD_LOG_INTERVAL = 10.0  # s: at most one "bad datagram" line per this interval
+
+
+def _big_buffers(sock: Any) -> None:
+    import socket
+
+    if sock is None:
+        return
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        except OSError:
+            pass
+
+
+def _conv_of(data: bytes) -> int | None:
+    """The conv a datagram names (None: a parity shard or too short), without validating it."""
+    n = len(data)
+    if n >= 8 and data[5] == 0 and data[4] in (0xF1, 0xF2):
+        if data[4] == 0xF2 or n < 12:
+            return None
+        return int.from_bytes(data[8:12], "little")
+    return int.from_bytes(data[0:4], "little") if n >= 4 else None
+
+
+class KCPListener(asyncio.DatagramProtocol):
+    """frps ``kcpBindPort``: one KCP conversation per remote address (kcp-go's listener).
+
+    A new address opens a conversation only with a well-formed KCP datagram; a datagram of another
+    conversation with sn 0 from a known address replaces the old one (a restarted client on the
+    same port). Anything else is dropped and logged (rate-limited). ``on_conn`` gets each new
+    :class:`KCPConn` before its first datagram is fed in.
+    """
+
+    def __init__(self, on_conn: Callable[[KCPConn], None], *, window: tuple[int, int] = SERVER_WINDOW) -> None:
+        self.on_conn = on_conn
+        self.window = window
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sessions: dict[Any, KCPConn] = {}
+        self.bad = 0
+        """Datagrams dropped (not KCP, or over the session limit)."""
+        self._bad_logged = -BAD_LOG_INTERVAL
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        _big_buffers(transport.get_extra_info("socket"))
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        conn = self.sessions.get(addr)
+        head = None
+        if conn is not None:
+            if _conv_of(data) in (conn.conv, None):
+                conn.datagram_received(data)  # parity, or this conversation (KCP checks the rest)
+                return
+            head = peek_conv(data)
+            if head is None or head[0] == conn.conv:
+                conn.datagram_received(data)
+                return
+            if head[1] != 0:
+                self._drop(addr, f"conversation {head[0]} is not this address's ({conn.conv})")
+                return
+            log.info("kcp: %s started a new conversation, closing the old one", fmt_addr(addr))
+            self._forget(addr, conn)
+            conn.abort()
+        if head is None:
+            head = peek_conv(data)
+        if head is None:
+            self._drop(addr, f"not a KCP datagram ({len(data)} bytes)")
+            return
+        if len(self.sessions) >= MAX_SESSIONS:
+            self._drop(addr, f"{MAX_SESSIONS} KCP sessions already")
+            return
+        transport = self.transport
+        assert transport is not None
+        conn = KCPConn(lambda d: transport.sendto(d, addr), conv=head[0], peer=addr, window=self.window)
+        self.sessions[addr] = conn
+        conn.closed.add_done_callback(lambda _f: self._forget(addr, conn))
+        self.on_conn(conn)
+        conn.datagram_received(data)
+
+    def _forget(self, addr: Any, conn: KCPConn) -> None:
+        if self.sessions.get(addr) is conn:
+            del self.sessions[addr]
+
+    def _drop(self, addr: Any, why: str) -> None:
+        self.bad += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._bad_logged >= BAD_LOG_INTERVAL:
+            self._bad_logged = now
+            log.warning("kcp: dropping datagram from %s: %s (%d dropped so far)", fmt_addr(addr), why, self.bad)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("kcp listener: %s", exc)
+
+    def close(self) -> None:
+        for conn in list(self.sessions.values()):
+            conn.abort()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _KCPClientEndpoint(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.conn: KCPConn | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.conn is not None:
+            self.conn.datagram_received(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable on the connected socket: nobody listens there
+        if self.conn is not None and isinstance(exc, ConnectionRefusedError):
+            self.conn._lose(exc)
+
+
+async def dial_kcp(host: str, port: int, *, local_addr: tuple[str, int] | None = None,
+                   window: tuple[int, int] = CLIENT_WINDOW) -> KCPConn:
+    """A KCP conversation with a random conv on a fresh UDP socket connected to ``host:port``
+    (golib's ``dialKCPServer``). KCP has no handshake: this returns at once; a silent server
+    shows as the layer above timing out (or as ConnectionRefusedError on an ICMP error)."""
+    import os
+
+    loop = asyncio.get_running_loop()
+    transport, ep = await loop.create_datagram_endpoint(_KCPClientEndpoint, remote_addr=(host, port),
+                                                        local_addr=local_addr)
+    _big_buffers(transport.get_extra_info("socket"))
+    conv = int.from_bytes(os.urandom(4), "little")
+    conn = KCPConn(lambda d: transport.sendto(d), conv=conv, peer=transport.get_extra_info("peername"),
+                   window=window)
+    ep.conn = conn
+    conn.closed.add_done_callback(lambda _f: transport.close())
+    return conn

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.crypto import CFBDecryptor, CFBEncryptor
 from ..proto.errors import ProtocolError
 
@@ -21,15 +22,22 @@ MAX_BUFFER = 1024 * 1024  # pause reading when this much is buffered and unread
 
 
 class MsgConn(asyncio.Protocol):
-    def __init__(self) -> None:
+    """``wire``: the framing, ``"v1"`` (frp's classic frames) or ``"v2"`` (§2.4; the 7-byte magic is
+    written by whoever opens the connection, and read by :meth:`detect_wire` on frps)."""
+
+    def __init__(self, wire_protocol: str = "v1") -> None:
         self.transport: asyncio.Transport | None = None
-        self._decoder = m.MsgDecoder()
+        self.wire_protocol = wire_protocol
+        self._decoder: m.MsgDecoder | wire.V2Decoder = m.MsgDecoder() if wire_protocol == "v1" else wire.V2Decoder()
+        self._encode: Callable[[m.Message], bytes] = m.encode if wire_protocol == "v1" else wire.encode_message
+        self.v2_crypto: tuple[str, bytes] | None = None
+        """v2 control connection: (AEAD algorithm, transcript hash) from the hellos (§2.4)."""
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False
         self._exc: BaseException | None = None
         self._paused = False
-        self._enc: CFBEncryptor | None = None
-        self._dec: CFBDecryptor | None = None
+        self._enc: CFBEncryptor | wire.AEADWriter | None = None
+        self._dec: CFBDecryptor | wire.AEADReader | None = None
         self.closed: asyncio.Future[None] | None = None
 
     # -- protocol callbacks ---------------------------------------------------------------
@@ -40,7 +48,15 @@ class MsgConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._dec is not None:
-            data = self._dec.decrypt(data)
+            try:
+                data = self._dec.decrypt(data)
+            except ProtocolError as exc:  # a forged or broken v2 AEAD record: this connection ends
+                self._exc = exc
+                self._eof = True
+                self._wake()
+                if self.transport is not None:
+                    self.transport.abort()
+                return
         decoder = self._decoder
         decoder.feed(data)
         self._wake()
@@ -55,7 +71,8 @@ class MsgConn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
-        self._exc = exc or ConnectionResetError("connection closed")
+        if self._exc is None:
+            self._exc = exc or ConnectionResetError("connection closed")
         self._wake()
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
@@ -92,6 +109,42 @@ class MsgConn(asyncio.Protocol):
             await self._wait()
         return msg
 
+    async def detect_wire(self, timeout: float | None = None) -> str:
+        """frps (§1.8): ``"v2"`` when the connection starts with the v2 magic (consumed, and the
+        framing switches to v2), else ``"v1"`` with every byte left in place."""
+        async with asyncio.timeout(timeout):
+            while True:
+                head = self._decoder.take_remaining()
+                state = wire.magic_state(head)
+                if state is None:
+                    self._decoder.feed(head)
+                    await self._wait()
+                    continue
+                if state:
+                    self.wire_protocol = "v2"
+                    self._decoder = wire.V2Decoder()
+                    self._encode = wire.encode_message
+                    head = head[len(wire.MAGIC):]
+                self._decoder.feed(head)
+                return self.wire_protocol
+
+    async def read_frame(self, timeout: float | None = None) -> wire.Frame:
+        """The next v2 frame of any type (the hellos of a v2 control connection)."""
+        decoder = self._decoder
+        if not isinstance(decoder, wire.V2Decoder):
+            raise ProtocolError("not a wire v2 connection")
+        async with asyncio.timeout(timeout):
+            while (frame := decoder.next_frame()) is None:
+                await self._wait()
+        return frame
+
+    def write_raw(self, data: bytes) -> None:
+        """Bytes as they are (the v2 magic and hello frames), through the encryption if it is on."""
+        if self._enc is not None:
+            data = self._enc.encrypt(data)
+        if self.transport is not None:
+            self.transport.write(data)
+
     async def read_exactly(self, n: int) -> bytes:
         """The next ``n`` raw bytes behind the last message (a peer that switched to raw bytes)."""
         decoder = self._decoder
@@ -110,19 +163,35 @@ class MsgConn(asyncio.Protocol):
     # -- writing --------------------------------------------------------------------------
 
     def write_msg(self, message: m.Message) -> None:
-        data = m.encode(message)
+        data = self._encode(message)
         if self._enc is not None:
             data = self._enc.encrypt(data)
         if self.transport is not None:
             self.transport.write(data)
 
     def enable_encryption(self, key: bytes) -> None:
-        """Switch both directions to AES-128-CFB (control channel after LoginResp)."""
-        self._enc = CFBEncryptor(key)
-        self._dec = CFBDecryptor(key)
+        """Switch both directions to AES-128-CFB (control channel after LoginResp, wire v1)."""
+        self._start_crypto(CFBEncryptor(key), CFBDecryptor(key))
+
+    def enable_control_crypto(self, token: str, key: bytes, *, client: bool) -> None:
+        """The control connection's encryption after LoginResp: AES-128-CFB with ``key`` (v1, §4.1),
+        or the AEAD streams keyed from ``token`` and the hellos' transcript (v2, §2.4)."""
+        if self.wire_protocol == "v1":
+            self.enable_encryption(key)
+            return
+        if self.v2_crypto is None:
+            raise ProtocolError("missing v2 crypto negotiation")
+        algorithm, transcript = self.v2_crypto
+        c2s, s2c = wire.derive_keys(token.encode(), algorithm, transcript)
+        mine, theirs = (c2s, s2c) if client else (s2c, c2s)
+        self._start_crypto(wire.AEADWriter(algorithm, mine), wire.AEADReader(algorithm, theirs))
+
+    def _start_crypto(self, enc: CFBEncryptor | wire.AEADWriter, dec: CFBDecryptor | wire.AEADReader) -> None:
+        self._enc = enc
+        self._dec = dec
         raw = self._decoder.take_remaining()
         if raw:
-            self._decoder.feed(self._dec.decrypt(raw))
+            self._decoder.feed(dec.decrypt(raw))
 
     # -- hand-off -------------------------------------------------------------------------
 

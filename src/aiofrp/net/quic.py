@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.net.quic")
 
 ALPN = "frp"
+# UDP payload per QUIC packet: above aioquic's 1200 (fewer packets, less Python per byte), below
+# quic-go's 1452 limit and a 1500-byte path with IPv6 headers
+MAX_DATAGRAM = 1350
 WRITE_HIGH = 1 << 20  # pause the stream's protocol above this many unacknowledged bytes
 WRITE_LOW = 256 << 10
 NO_ERROR = 0
@@ -36,19 +39,26 @@ Addr = tuple[str, int]
 Send = Callable[[bytes, Addr], None]
 
 
-def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_name: str | None = None) -> Any:
-    """frp's QUIC settings: ALPN ``frp``, a fresh self-signed certificate on the server side,
-    no peer verification on the client side."""
+def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_name: str | None = None,
+                       cert_file: str = "", key_file: str = "", ca_file: str = "") -> Any:
+    """frp's QUIC settings: ALPN ``frp``; the server's certificate from ``cert_file``/``key_file``
+    or a fresh self-signed one; the client verifies it only against ``ca_file`` (frpc's
+    trustedCaFile) and presents ``cert_file`` if given."""
     import ssl
 
     from aioquic.quic.configuration import QuicConfiguration
 
     cfg = QuicConfiguration(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=idle_timeout,
-                            max_data=16 << 20, max_stream_data=4 << 20)
+                            max_data=16 << 20, max_stream_data=4 << 20, max_datagram_size=MAX_DATAGRAM)
+    if cert_file:
+        cfg.load_cert_chain(cert_file, key_file or None)
     if is_client:
-        cfg.verify_mode = ssl.CERT_NONE
         cfg.server_name = server_name
-    else:
+        if ca_file:
+            cfg.load_verify_locations(ca_file)
+        else:
+            cfg.verify_mode = ssl.CERT_NONE
+    elif not cert_file:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
@@ -69,10 +79,12 @@ class QuicSession:
 
     def __init__(
         self, conn: QuicConnection, peer: Addr, send: Send, *, on_stream: Callable[[QuicStream], None] | None = None,
-        keepalive: float = 10.0,
+        keepalive: float = 10.0, max_incoming_streams: int = 0,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._conn = conn
+        if max_incoming_streams > 0:  # Go's quic.Config.MaxIncomingStreams (aioquic: 128, no option)
+            conn._local_max_streams_bidi.value = max_incoming_streams
         self.peer = peer
         self._send = send
         self._on_stream = on_stream
@@ -127,7 +139,9 @@ class QuicSession:
             return
         self._conn.receive_datagram(data, addr, now=self._loop.time())
         self._process_events()
-        self._transmit()
+        # one transmit per loop iteration, after every datagram of the socket's batch: fewer
+        # ACK-only packets and fewer passes over aioquic's packet builder
+        self.schedule_transmit()
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -403,3 +417,123 @@ class QuicStream(PausableTransport):
 
 def random_cid() -> bytes:
     return os.urandom(8)
+
+
+# -- frp's quic transport (frpc transport.protocol = "quic", frps quicBindPort) -------------------
+
+MAX_CONNECTIONS = 4096
+BAD_LOG_INTERVAL = 10.0  # s: at most one "bad datagram" line per this interval
+
+
+class QuicListener(asyncio.DatagramProtocol):
+    """frps ``quicBindPort``: QUIC connections told apart by the client's address; a datagram
+    from a new address opens one only if it is a client Initial packet. Anything else is
+    dropped and logged (rate-limited). ``on_session`` gets each new :class:`QuicSession`."""
+
+    def __init__(self, configuration: QuicConfiguration, on_session: Callable[[QuicSession], None], *,
+                 on_stream: Callable[[QuicSession, QuicStream], None], keepalive: float = 10.0,
+                 max_incoming_streams: int = 0) -> None:
+        self.configuration = configuration
+        self.on_session = on_session
+        self.on_stream = on_stream
+        self.keepalive = keepalive
+        self.max_incoming_streams = max_incoming_streams
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sessions: dict[Any, QuicSession] = {}
+        self.bad = 0
+        self._bad_logged = -BAD_LOG_INTERVAL
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        s = self.sessions.get(addr)
+        if s is not None:
+            if not s.is_closed:
+                s.datagram_received(data, addr)
+                return
+            del self.sessions[addr]
+        if len(self.sessions) >= MAX_CONNECTIONS:
+            self._drop(addr, f"{MAX_CONNECTIONS} QUIC connections already")
+            return
+        transport = self.transport
+        assert transport is not None
+        box: list[QuicSession] = []
+
+        def on_stream(st: QuicStream) -> None:
+            self.on_stream(box[0], st)
+
+        try:
+            s = QuicSession.accept(data, addr, transport.sendto, self.configuration, on_stream=on_stream,
+                                   keepalive=self.keepalive, max_incoming_streams=self.max_incoming_streams)
+        except Exception as exc:  # noqa: BLE001 - aioquic's parsers raise assorted errors on garbage
+            self._drop(addr, f"bad QUIC packet ({type(exc).__name__}: {exc})")
+            return
+        if s is None:
+            self._drop(addr, f"not a QUIC Initial packet ({len(data)} bytes)")
+            return
+        box.append(s)
+        self.sessions[addr] = s
+        session = s
+        s.closed.add_done_callback(lambda _f: self._forget(addr, session))
+        self.on_session(s)
+
+    def _forget(self, addr: Any, s: QuicSession) -> None:
+        if self.sessions.get(addr) is s:
+            del self.sessions[addr]
+
+    def _drop(self, addr: Any, why: str) -> None:
+        self.bad += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._bad_logged >= BAD_LOG_INTERVAL:
+            self._bad_logged = now
+            log.warning("quic: dropping datagram from %s: %s (%d dropped so far)", fmt_addr(addr), why, self.bad)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("quic listener: %s", exc)
+
+    def close(self) -> None:
+        for s in list(self.sessions.values()):
+            s.close()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _QuicClientEndpoint(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.session: QuicSession | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.session is not None:
+            self.session.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        if self.session is not None and isinstance(exc, ConnectionRefusedError):
+            self.session._finish(exc)
+
+
+async def dial_quic(host: str, port: int, *, server_name: str, cert_file: str = "", key_file: str = "",
+                    ca_file: str = "", local_addr: tuple[str, int] | None = None, idle_timeout: float = 30.0,
+                    keepalive: float = 10.0, max_incoming_streams: int = 0) -> QuicSession:
+    """A QUIC connection to frps's quicBindPort on its own UDP socket, handshake done (Go:
+    ``quic.DialAddr`` with frp's config). Raises OSError/EOFError if it cannot be made."""
+    loop = asyncio.get_running_loop()
+    transport, ep = await loop.create_datagram_endpoint(_QuicClientEndpoint, remote_addr=(host, port),
+                                                        local_addr=local_addr)
+    peer = transport.get_extra_info("peername")
+    cfg = quic_configuration(is_client=True, idle_timeout=idle_timeout, server_name=server_name,
+                             cert_file=cert_file, key_file=key_file, ca_file=ca_file)
+
+    def send(data: bytes, addr: Addr) -> None:
+        transport.sendto(data)
+
+    try:
+        s = QuicSession.connect((peer[0], peer[1]), send, cfg, keepalive=keepalive,
+                                max_incoming_streams=max_incoming_streams)
+        ep.session = s
+        s.closed.add_done_callback(lambda _f: transport.close())
+        await s.handshake
+    except BaseException:
+        transport.close()
+        raise
+    return s

@@ -70,7 +70,7 @@ class PendingConn(asyncio.Protocol):
 
 
 class _Side(asyncio.Protocol):
-    __slots__ = ("codec", "count", "dst", "eof", "other", "relay", "src")
+    __slots__ = ("codec", "count", "decoded", "dst", "eof", "other", "relay", "src")
 
     def __init__(self, relay: Relay, src: asyncio.Transport, dst: asyncio.Transport, codec: Codec | None) -> None:
         self.relay = relay
@@ -79,7 +79,8 @@ class _Side(asyncio.Protocol):
         self.codec = codec
         self.eof = False
         self.other: _Side
-        self.count = 0
+        self.count = 0  # bytes read from src
+        self.decoded = 0  # bytes the codec made of them (with a codec only; see Relay.bytes_out)
 
     def data_received(self, data: bytes) -> None:
         data = self._decode(data)
@@ -93,11 +94,13 @@ class _Side(asyncio.Protocol):
         if codec is None:
             return data
         try:
-            return codec(data)
+            out = codec(data)
         except Exception as exc:  # noqa: BLE001 - corrupt peer data closes this relay only
             log.warning("relay: bad data on %s: %s", self.relay.name, exc)
             self.relay.close()
             return b""
+        self.decoded += len(out)
+        return out
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -269,6 +272,12 @@ class Relay:
     @property
     def bytes_b_to_a(self) -> int:
         return self.b_side.count
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes written to ``a`` (after b_to_a's codec): frp's "traffic out" of a user connection."""
+        side = self.b_side
+        return side.decoded if side.codec is not None else side.count
 
     def _lost(self, side: _Side, exc: Exception | None) -> None:
         self.close()

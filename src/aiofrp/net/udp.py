@@ -67,6 +67,7 @@ class PacketConn(asyncio.Protocol):
         read_timeout: float = 0.0,
         ping_interval: float = 0.0,
         on_close: Callable[[PacketConn], None] | None = None,
+        v2: bool = False,
     ) -> None:
         self.name = name
         self._on_datagram = on_datagram
@@ -74,8 +75,8 @@ class PacketConn(asyncio.Protocol):
         self._decode = decode
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()
-        self._reader = PacketReader()
-        self._enc = PacketEncoder()
+        self._reader = PacketReader(v2)  # v2: wire protocol v2 message frames (§2.4)
+        self._enc = PacketEncoder(v2)
         self.transport: asyncio.Transport | None = None
         self._queue: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -130,7 +131,7 @@ class PacketConn(asyncio.Protocol):
         return self._push(frame)
 
     def send_ping(self) -> None:
-        self._push(PacketEncoder.ping())
+        self._push(self._enc.ping_frame())
 
     def _push(self, frame: bytes) -> bool:
         q = self._queue

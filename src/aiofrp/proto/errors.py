@@ -6,3 +6,8 @@ class ProtocolError(Exception):
 
     The connection the bytes came from cannot be used any further.
     """
+
+
+class TransportError(ConnectionError):
+    """A transport under frp (the websocket framing) broke on the peer's bytes: the connection
+    ends as failed, not as the peer hanging up."""

@@ -10,9 +10,9 @@ una u32, len u32, then ``len`` data bytes; several segments may share one datagr
 
 kcp-go wraps every datagram in an FEC header: seqid u32 LE, flag u16 LE (0xF1 data, 0xF2 parity),
 and for data packets a u16 LE size (counting itself) before the KCP bytes. frp configures 10 data
-+ 3 parity shards. This implementation sends data packets only (seqids skip the three parity
-positions of each group, so a Go decoder sees complete data groups) and ignores received
-parity: loss recovery is left to KCP's retransmissions instead of Reed-Solomon.
++ 3 parity shards: :class:`FECEncoder` sends Reed–Solomon parity (``proto/reedsolomon.py``,
+klauspost's code) after every 10 data shards and :class:`FECDecoder` rebuilds lost data shards
+from it, so a lost datagram need not wait for KCP's retransmission.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ProtocolError
+from .reedsolomon import ReedSolomon
 
-__all__ = ["KCP", "FECEncoder", "KCPError", "fec_decode"]
+__all__ = ["KCP", "FECDecoder", "FECEncoder", "KCPError", "fec_decode"]
 
 CMD_PUSH = 81
 CMD_ACK = 82
@@ -56,7 +57,11 @@ FEC_DATA = 0xF1
 FEC_PARITY = 0xF2
 FEC_HEADER = 6
 FEC_HEADER_PLUS2 = 8
-_FEC = struct.Struct("<IHH")
+FEC_MAX_LATENCY = 500  # ms: kcp-go's maxFECEncodeLatency
+FEC_GROUPS = 3  # open groups kept by the decoder (kcp-go keeps 3 groups' worth of shards)
+FEC_MAX_SHARD = 1500  # bytes: kcp-go's mtuLimit; larger datagrams are not shards
+_FEC_HDR = struct.Struct("<IH")
+_SIZE = struct.Struct("<H")
 
 
 class KCPError(ProtocolError):
@@ -82,6 +87,7 @@ class _Seg:
     rto: int = 0
     fastack: int = 0
     xmit: int = 0
+    acked: bool = False  # acknowledged out of order, still in snd_buf until the ones before go
 
 
 class KCP:
@@ -119,6 +125,7 @@ class KCP:
         self.snd_queue: deque[_Seg] = deque()
         self.rcv_queue: deque[_Seg] = deque()
         self.snd_buf: deque[_Seg] = deque()
+        self._acked = 0  # segments of snd_buf marked acked
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
 
@@ -177,12 +184,14 @@ class KCP:
 
     def wait_snd(self) -> int:
         """Segments not yet acknowledged (queued or in flight)."""
-        return len(self.snd_buf) + len(self.snd_queue)
+        return len(self.snd_buf) - self._acked + len(self.snd_queue)
 
     # -- packets in --------------------------------------------------------------------------
 
-    def input(self, data: bytes | bytearray | memoryview) -> None:
-        """Process one received datagram's KCP payload; KCPError if it is not ours."""
+    def input(self, data: bytes | bytearray | memoryview) -> bool:
+        """Process one received datagram's KCP payload; KCPError if it is not ours. True when
+        acknowledgements moved the send window (kcp-go then flushes at once: queued data need
+        not wait for the next interval)."""
         if len(data) < OVERHEAD:
             raise KCPError(f"KCP packet of {len(data)} bytes is shorter than a segment header")
         prev_una = self.snd_una
@@ -232,6 +241,7 @@ class KCP:
             if self.cwnd > self.rmt_wnd:
                 self.cwnd = self.rmt_wnd
                 self.incr = self.rmt_wnd * mss
+        return _diff(self.snd_una, prev_una) > 0
 
     def _update_ack(self, rtt: int) -> None:
         if self.rx_srtt == 0:
@@ -248,19 +258,29 @@ class KCP:
         self.snd_una = self.snd_buf[0].sn if self.snd_buf else self.snd_nxt
 
     def _parse_ack(self, sn: int) -> None:
-        if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
+        buf = self.snd_buf
+        if not buf:
             return
-        for i, seg in enumerate(self.snd_buf):
-            if seg.sn == sn:
-                del self.snd_buf[i]
-                return
-            if _diff(sn, seg.sn) < 0:
-                return
+        i = (sn - buf[0].sn) & _MASK
+        if i >= len(buf):
+            return
+        seg = buf[i]
+        if seg.sn != sn:  # not consecutive (cannot happen: segments enter in sn order)
+            return
+        if i == 0:
+            buf.popleft()
+            while buf and buf[0].acked:
+                buf.popleft()
+                self._acked -= 1
+        elif not seg.acked:
+            seg.acked = True
+            self._acked += 1
 
     def _parse_una(self, una: int) -> None:
         buf = self.snd_buf
-        while buf and _diff(una, buf[0].sn) > 0:
-            buf.popleft()
+        while buf and (_diff(una, buf[0].sn) > 0 or buf[0].acked):
+            if buf.popleft().acked:
+                self._acked -= 1
 
     def _parse_fastack(self, sn: int, ts: int) -> None:
         if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
@@ -268,7 +288,7 @@ class KCP:
         for seg in self.snd_buf:
             if _diff(sn, seg.sn) <= 0:
                 break
-            if _diff(ts, seg.ts) >= 0:
+            if not seg.acked and _diff(ts, seg.ts) >= 0:
                 seg.fastack += 1
 
     def _parse_data(self, seg: _Seg) -> None:
@@ -356,6 +376,8 @@ class KCP:
         rtomin = (self.rx_rto >> 3) if self.nodelay == 0 else 0
         change = lost = False
         for seg in self.snd_buf:
+            if seg.acked:
+                continue
             need = False
             if seg.xmit == 0:
                 need = True
@@ -417,6 +439,18 @@ class KCP:
                 self.ts_flush = (self.current + self.interval) & _MASK
             self.flush()
 
+    def next_flush(self, current: int) -> int:
+        """When (ms) :meth:`update` next flushes: what :meth:`check` returns minus the early
+        wake-ups for segment timeouts, which :meth:`update` does not act on before the flush
+        tick anyway (it resends only from a flush)."""
+        current &= _MASK
+        if not self.updated:
+            return current
+        d = _diff(self.ts_flush, current)
+        if d <= 0 or d >= 10000:
+            return current
+        return (current + min(d, self.interval)) & _MASK
+
     def check(self, current: int) -> int:
         """When (ms) :meth:`update` should run next."""
         current &= _MASK
@@ -430,6 +464,8 @@ class KCP:
         tm_flush = _diff(ts_flush, current)
         tm_packet = 0x7FFFFFFF
         for seg in self.snd_buf:
+            if seg.acked:
+                continue
             d = _diff(seg.resendts, current)
             if d <= 0:
                 return current
@@ -439,26 +475,123 @@ class KCP:
 
 
 class FECEncoder:
-    """kcp-go's FEC header on outgoing datagrams (data shards only; see the module docstring)."""
+    """kcp-go's FEC on outgoing datagrams: every KCP packet becomes a data shard
+    (``seqid, 0xF1, size`` + packet); after each ``data_shards`` data shards come
+    ``parity_shards`` Reed–Solomon parity shards (``seqid, 0xF2`` + parity of the zero-padded
+    ``size + packet`` parts), seqids counting on through them.
+
+    Like kcp-go, a group whose last data shard comes more than :data:`FEC_MAX_LATENCY` ms after
+    the one before gets no parity (it would arrive too late to help). kcp-go then leaves the
+    parity seqids unused, which shifts its later groups out of line with the receiver's; we skip
+    them instead, so the peer's decoder stays in step.
+    """
 
     def __init__(self, data_shards: int = 10, parity_shards: int = 3) -> None:
         self.data_shards = data_shards
         self.parity_shards = parity_shards
+        self.shard_size = data_shards + parity_shards
+        self.paws = (0xFFFFFFFF // self.shard_size) * self.shard_size  # seqids wrap here, at a parity
+        self.codec = ReedSolomon(data_shards, parity_shards)
         self.seqid = 0
-        self._count = 0
+        self._shards: list[bytes] = []  # the group's ``size + packet`` parts
+        self._last_ms: int | None = None
 
-    def encode(self, kcp_packet: bytes) -> bytes:
-        out = _FEC.pack(self.seqid, FEC_DATA, len(kcp_packet) + 2) + kcp_packet
-        self.seqid = (self.seqid + 1) & _MASK
-        self._count += 1
-        if self._count == self.data_shards:
-            self._count = 0
-            self.seqid = (self.seqid + self.parity_shards) & _MASK  # the parity we do not send
+    def encode(self, kcp_packet: bytes, now_ms: int = 0) -> list[bytes]:
+        """The datagrams to send for one KCP packet: its data shard, then any parity shards."""
+        size = len(kcp_packet) + 2
+        shard = _SIZE.pack(size) + kcp_packet
+        out = [_FEC_HDR.pack(self.seqid, FEC_DATA) + shard]
+        self.seqid += 1
+        self._shards.append(shard)
+        continuous = self._last_ms is None or ((now_ms - self._last_ms) & _MASK) < FEC_MAX_LATENCY
+        self._last_ms = now_ms
+        if len(self._shards) == self.data_shards:
+            shards, self._shards = self._shards, []
+            if continuous:
+                width = max(len(s) for s in shards)
+                padded = [s.ljust(width, b"\0") for s in shards]
+                for p in self.codec.encode(padded):
+                    out.append(_FEC_HDR.pack(self.seqid, FEC_PARITY) + p)
+                    self.seqid = (self.seqid + 1) % self.paws
+            else:
+                self.seqid = (self.seqid + self.parity_shards) % self.paws
         return out
 
 
+class FECDecoder:
+    """kcp-go's FEC on incoming datagrams: strips the header of data shards and rebuilds lost
+    data shards of a group from any ``data_shards`` of its shards.
+
+    :meth:`decode` returns the KCP bytes of the datagram itself (None for a parity shard) and
+    those of the data shards it made recoverable. Shards are grouped by ``seqid // (data +
+    parity)``; a shard whose type does not match its position (a sender whose groups slipped) is
+    not used for recovery. At most :data:`FEC_GROUPS` groups are kept open.
+    """
+
+    def __init__(self, data_shards: int = 10, parity_shards: int = 3) -> None:
+        self.data_shards = data_shards
+        self.shard_size = data_shards + parity_shards
+        self.codec = ReedSolomon(data_shards, parity_shards)
+        self._groups: dict[int, dict[int, bytes]] = {}
+        self._done: dict[int, None] = {}  # recently completed groups (ordered, bounded)
+        self.recovered = 0
+        """Data shards rebuilt from parity so far."""
+
+    def decode(self, datagram: bytes) -> tuple[bytes | None, list[bytes]]:
+        n = len(datagram)
+        if n < FEC_HEADER_PLUS2:
+            return datagram, []
+        flag = datagram[4] | (datagram[5] << 8)
+        if flag == FEC_DATA:
+            size = datagram[6] | (datagram[7] << 8)
+            end = FEC_HEADER + size
+            payload = datagram[FEC_HEADER_PLUS2:end] if size >= 2 and end <= n else datagram[FEC_HEADER_PLUS2:]
+        elif flag == FEC_PARITY:
+            payload = None
+        else:
+            return datagram, []  # no FEC header: bytes 4..5 are a KCP cmd/frg pair
+        seqid = datagram[0] | (datagram[1] << 8) | (datagram[2] << 16) | (datagram[3] << 24)
+        group, pos = divmod(seqid, self.shard_size)
+        if (pos < self.data_shards) != (flag == FEC_DATA) or group in self._done or n > FEC_MAX_SHARD:
+            return payload, []
+        shards = self._groups.get(group)
+        if shards is None:
+            shards = self._groups[group] = {}
+            if len(self._groups) > FEC_GROUPS:
+                del self._groups[min(self._groups)]
+        shards[pos] = datagram[FEC_HEADER:]
+        if len(shards) < self.data_shards:
+            return payload, []
+        self._finish(group)
+        missing = [k for k in range(self.data_shards) if k not in shards]
+        if not missing:
+            return payload, []
+        width = max(len(s) for s in shards.values())
+        slots: list[bytes | None] = [None] * self.shard_size
+        for k, s in shards.items():
+            slots[k] = s.ljust(width, b"\0")
+        try:
+            data = self.codec.reconstruct_data(slots)
+        except ValueError:
+            return payload, []
+        rebuilt = []
+        for k in missing:
+            r = data[k]
+            size = r[0] | (r[1] << 8)
+            if 2 <= size <= len(r):
+                rebuilt.append(r[2:size])
+        self.recovered += len(rebuilt)
+        return payload, rebuilt
+
+    def _finish(self, group: int) -> None:
+        del self._groups[group]
+        self._done[group] = None
+        if len(self._done) > 4 * FEC_GROUPS:
+            del self._done[next(iter(self._done))]
+
+
 def fec_decode(datagram: bytes) -> bytes | None:
-    """The KCP bytes of a received datagram: strips kcp-go's FEC header (None for parity).
+    """The KCP bytes of a received datagram without FEC recovery (None for parity).
 
     Datagrams without an FEC header (bytes 4..5 are a KCP cmd/frg pair then) pass unchanged.
     """
@@ -473,3 +606,24 @@ def fec_decode(datagram: bytes) -> bytes | None:
                 return datagram[FEC_HEADER_PLUS2:]
             return datagram[FEC_HEADER_PLUS2:end]
     return datagram
+
+
+def peek_conv(datagram: bytes) -> tuple[int, int] | None:
+    """(conv, sn) of the first segment of a datagram that is well-formed KCP (bare or an FEC data
+    shard: every segment's command known and its length inside the packet), else None. Parity
+    shards give None: they cannot open a conversation (kcp-go's listener rule)."""
+    payload = fec_decode(datagram)
+    if payload is None or len(payload) < OVERHEAD:
+        return None
+    pos, n = 0, len(payload)
+    first: tuple[int, int] | None = None
+    while n - pos >= OVERHEAD:
+        conv, cmd, _frg, _wnd, _ts, sn, _una, length = _HDR.unpack_from(payload, pos)
+        if cmd not in (CMD_PUSH, CMD_ACK, CMD_WASK, CMD_WINS) or length > n - pos - OVERHEAD:
+            return None
+        if first is None:
+            first = (conv, sn)
+        elif conv != first[0]:
+            return None
+        pos += OVERHEAD + length
+    return first if pos == n else None

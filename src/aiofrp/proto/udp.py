@@ -20,6 +20,7 @@ from typing import NamedTuple
 import msgspec
 
 from . import msg as m
+from . import wire
 from .errors import ProtocolError
 
 __all__ = [
@@ -86,13 +87,20 @@ def max_datagram_size(addr: SockAddr = ("255.255.255.255", 65535)) -> int:
     return (room // 4) * 3
 
 
+_V2_UDP = struct.pack(">H", wire.V2_TYPE_ID[m.UDPPacket])
+_V2_PING_FRAME = wire.encode_message(m.Ping())
+
+
 class PacketEncoder:
-    """Builds ``UDPPacket`` / ``Ping`` v1 frames; the JSON of each address is cached."""
+    """Builds ``UDPPacket`` / ``Ping`` frames, v1 or (``v2``) wire v2 message frames (§2.4: the same
+    JSON after a type id; the limit is the 64 KiB frame, not v1's 10 240-byte message); the JSON of
+    each address is cached."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_v2")
 
-    def __init__(self) -> None:
+    def __init__(self, v2: bool = False) -> None:
         self._cache: dict[SockAddr, bytes] = {}
+        self._v2 = v2
 
     def packet(self, data: bytes | bytearray | memoryview, addr: SockAddr) -> bytes:
         """One frame ``UDPPacket{c: data, r: addr}`` (byte for byte what ``msg.encode`` gives).
@@ -100,7 +108,8 @@ class PacketEncoder:
         Raises :class:`PacketTooLarge` if the frame would exceed the message size limit.
         """
         if not data:  # Go omits the empty "c" (omitempty)
-            return m.encode(m.UDPPacket(r=addr_to_wire(addr)))
+            msg = m.UDPPacket(r=addr_to_wire(addr))
+            return wire.encode_message(msg) if self._v2 else m.encode(msg)
         suffix = self._cache.get(addr)
         if suffix is None:
             if len(self._cache) >= _ADDR_CACHE_MAX:
@@ -108,6 +117,11 @@ class PacketEncoder:
             suffix = self._cache[addr] = _suffix(addr)
         b64 = binascii.b2a_base64(data, newline=False)
         length = len(_PREFIX) + len(b64) + len(suffix)
+        if self._v2:
+            if length + 2 > wire.MAX_FRAME_PAYLOAD:
+                raise PacketTooLarge(f"a {len(data)}-byte datagram needs a {length + 2}-byte v2 frame "
+                                     f"(limit {wire.MAX_FRAME_PAYLOAD})")
+            return b"".join((wire.HEADER.pack(wire.FRAME_MESSAGE, 0, length + 2), _V2_UDP, _PREFIX, b64, suffix))
         if length > m.MAX_MSG_LENGTH:
             raise PacketTooLarge(
                 f"a {len(data)}-byte datagram needs a {length}-byte UDPPacket message (limit {m.MAX_MSG_LENGTH})"
@@ -116,8 +130,12 @@ class PacketEncoder:
 
     @staticmethod
     def ping() -> bytes:
-        """One ``Ping{}`` frame (frpc's keep-alive on udp work connections and sudp tunnels)."""
+        """One v1 ``Ping{}`` frame (frpc's keep-alive on udp work connections and sudp tunnels)."""
         return _PING_FRAME
+
+    def ping_frame(self) -> bytes:
+        """One ``Ping{}`` frame in this encoder's framing."""
+        return _V2_PING_FRAME if self._v2 else _PING_FRAME
 
 
 _decode_udp = msgspec.json.Decoder(m.UDPPacket).decode
@@ -138,12 +156,26 @@ class PacketReader:
     message itself. A malformed frame raises :class:`ProtocolError`; the stream is then unusable.
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_v2")
 
-    def __init__(self) -> None:
+    def __init__(self, v2: bool = False) -> None:
         self._buf = bytearray()
+        self._v2: wire.V2Decoder | None = wire.V2Decoder() if v2 else None
+
+    def _feed_v2(self, dec: wire.V2Decoder, data: bytes | bytearray | memoryview) -> list[Datagram | m.Message]:
+        dec.feed(data)
+        out: list[Datagram | m.Message] = []
+        while (msg := dec.next()) is not None:
+            if isinstance(msg, m.UDPPacket):
+                r = msg.r
+                out.append(Datagram(msg.c, (f"{r.IP}%{r.Zone}" if r.Zone else r.IP, r.Port) if r else None))
+            else:
+                out.append(msg)
+        return out
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Datagram | m.Message]:
+        if self._v2 is not None:
+            return self._feed_v2(self._v2, data)
         buf = self._buf
         buf += data
         out: list[Datagram | m.Message] = []
@@ -181,4 +213,4 @@ class PacketReader:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete frame."""
-        return len(self._buf)
+        return self._v2.buffered if self._v2 is not None else len(self._buf)

@@ -25,6 +25,11 @@ log = logging.getLogger("aiofrp.server.control")
 Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
 
+V1_ONLY_PROXY_TYPES = ("sudp",)
+"""Proxy types not served to a wire v2 client yet: sudp's visitor and provider connections are
+relayed as they are, so a v1 and a v2 end would need Go's re-encoding bridge (§2.4)."""
+
+
 class Control:
     auth: LoginAuth  # what the Login proved (set by Server.handle_login); checks Pings and work conns
 
@@ -35,6 +40,10 @@ class Control:
         self.run_id = run_id
         self.user = login.user
         self.user_info = UserInfo.of(login, run_id)  # who this client is, for the server plugins
+        self.wire_protocol: str = conn.wire_protocol
+        """``"v1"`` or ``"v2"`` (§2.4): what this client speaks (Go: the registry's ``WireProtocol``,
+        ``wireProtocol`` in the dashboard's ``/api/clients``)."""
+        self.client_id = login.client_id
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
@@ -146,6 +155,9 @@ class Control:
             raise ProxyError("exceed the max_ports_per_client")
         if name in self.server.proxies:
             raise ProxyError(f"proxy [{name}] already exists")
+        if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
+            raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
+                             '(no v1/v2 payload bridge); use transport.wireProtocol = "v1"')
         self.server.proxies[name] = proxy
         self.proxies[name] = proxy
         self.ports_used += proxy.used_ports
@@ -159,6 +171,7 @@ class Control:
             self._forget_proxy(name, proxy)
             proxy.close()
             raise ProxyError("control is closed" if self._closed else f"proxy [{name}] is closed")
+        proxy.mark_online()
         return proxy
 
     def _forget_proxy(self, name: str, proxy: ServerProxy) -> None:
@@ -220,6 +233,11 @@ class Control:
             if not self._closed:
                 self.conn.write_msg(m.ReqWorkConn())
             return conn
+
+    @property
+    def pooled(self) -> int:
+        """Idle work connections in the pool (the dashboard's metrics)."""
+        return self._pool.qsize()
 
     def take_work_conn_nowait(self) -> MsgConn | None:
         """A live pooled work connection (and one refill request) without waiting, or None."""

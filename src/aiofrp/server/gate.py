@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..net.listen import peer_addr
 from ..proto.addr import fmt_addr
+from ..proto.errors import TransportError
 
 if TYPE_CHECKING:
     from .service import Server, _Sniff
@@ -53,6 +54,7 @@ class Stage(enum.StrEnum):
     NOTHING = "sent nothing"
     INCOMPLETE_FIRST_BYTES = "incomplete first bytes"
     TLS_HANDSHAKE = "TLS handshake not finished"
+    WEBSOCKET_HANDSHAKE = "websocket handshake not finished"
     NO_STREAM = "yamux session without streams"
     NO_LOGIN_STREAMS = "yamux streams without a login"
     NO_MESSAGE = "no complete message"
@@ -174,11 +176,15 @@ class Gate:
             self._timer = None
         self.server.gates.discard(self)
 
-    def connection_lost(self) -> None:
-        """The raw connection is gone (whoever closed it)."""
+    def connection_lost(self, exc: BaseException | None = None) -> None:
+        """The raw connection is gone (whoever closed it); ``exc``: why, if the transport knows
+        (a bad websocket frame fails the connection instead of being the peer's hang-up)."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
         if not self.done and not self.trusted:
-            self.peer_closed()
+            if isinstance(exc, TransportError):
+                self.fail(str(exc))
+            else:
+                self.peer_closed()
         self._forget()

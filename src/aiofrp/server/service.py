@@ -11,26 +11,32 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .. import FRP_VERSION
-from ..auth import AuthError, new_verifier
+from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
+from ..net.pipe import pipe
 from ..net.tls import TLSTransport, server_context
 from ..proto import msg as m
+from ..proto import wire
 from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .banlist import BanList, FailLimit
-from .control import Control
+from .control import V1_ONLY_PROXY_TYPES, Control
 from .gate import PREAUTH_TIMEOUT, Gate, Stage, peer_host
 from .group import GroupRegistry
+from .listeners import Listener, start_listeners
 from .nathole import NatHoleController
 from .plugin import Manager, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
+from .stats import ServerStats
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
+    from .dashboard import Dashboard
+    from .sshgw import Gateway
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
@@ -71,6 +77,7 @@ class Server:
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
         self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
         self.plugins = Manager(cfg.http_plugins)  # [[httpPlugins]]: server manage plugins (server/plugin)
+        self.stats = ServerStats()  # the dashboard's and /metrics' figures (server/stats.py)
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
@@ -79,6 +86,9 @@ class Server:
         self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
         self.https_vhost: HTTPSVhost | None = None
         self.tcpmux_vhost: TCPMuxVhost | None = None
+        self.ssh_gateway: Gateway | None = None  # sshTunnelGateway (server/sshgw)
+        self.listeners: list[Listener] = []
+        self.dashboard: Dashboard | None = None  # webServer.port > 0 (server/dashboard.py)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -88,7 +98,19 @@ class Server:
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
+        if self.cfg.ssh_tunnel_gateway.bind_port > 0:
+            from .sshgw import Gateway
+
+            self.ssh_gateway = await Gateway.start(self)
+        self.listeners = await start_listeners(self)  # kcpBindPort, quicBindPort (server/listeners.py)
         await self.start_vhosts()
+        if self.cfg.enable_prometheus and not self.cfg.web_server.port:
+            log.warning("enablePrometheus has no effect without webServer.port: /metrics is served by the dashboard")
+        if self.cfg.web_server.port:
+            from .dashboard import Dashboard
+
+            self.dashboard = Dashboard(self)
+            await self.dashboard.start()
         log.info("frps started successfully")
 
     async def start_vhosts(self) -> None:
@@ -123,8 +145,14 @@ class Server:
             await listen(self.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)
 
     async def close(self) -> None:
+        if self.dashboard is not None:
+            await self.dashboard.close()
         for srv in self._servers:
             srv.close()
+        if self.ssh_gateway is not None:
+            self.ssh_gateway.close()
+        for lst in self.listeners:
+            lst.close()
         for ctl in list(self.controls.values()):
             ctl.close()
         for gate in list(self.gates):
@@ -177,9 +205,14 @@ class Server:
             conn.data_received(data)
         self.spawn(proxy.handle_user_conn(conn))
 
-    def start_tls(self, transport: asyncio.Transport, data: bytes, gate: Gate) -> None:
-        if self.cfg.transport.tcp_mux:
-            proto: asyncio.Protocol = _ServerMux(self, gate)
+    def start_tls(self, transport: asyncio.Transport, data: bytes, gate: Gate, *, websocket: bool = False) -> None:
+        """TLS on a bind-port connection; ``websocket``: the plaintext may be ``GET /~!frp``
+        (wss terminated by frps itself, beyond Go)."""
+        proto: asyncio.Protocol
+        if websocket:
+            proto = _AfterTLS(self, gate)
+        elif self.cfg.transport.tcp_mux:
+            proto = _ServerMux(self, gate)
         else:
             proto = _FirstConn(self, gate, top=True)
         gate.stage = Stage.TLS_HANDSHAKE
@@ -196,6 +229,39 @@ class Server:
 
         tls.handshake.add_done_callback(done)
 
+    def accept_websocket(self, transport: asyncio.Transport, data: bytes, gate: Gate, *, tls_done: bool) -> None:
+        """``GET /~!frp`` on the bind port (or inside TLS on it): answer the upgrade, then treat the
+        websocket's byte stream like a bind-port connection (TLS first byte or plaintext, yamux)."""
+        from ..net.websocket import ServerHandshake, WebSocketConn
+
+        gate.stage = Stage.WEBSOCKET_HANDSHAKE
+        hs = ServerHandshake(transport)
+        transport.set_protocol(hs)
+
+        def done(fut: asyncio.Future[WebSocketConn]) -> None:
+            exc = fut.exception()
+            if exc is not None:
+                if isinstance(exc, EOFError | ConnectionError) and not str(exc).startswith("bad websocket"):
+                    gate.peer_closed(f"closed by the peer during the websocket handshake ({exc})")
+                else:  # the HTTP refusal is flushed, then the connection closed
+                    gate.fail(str(exc), flush=True)
+                return
+            ws = fut.result()
+            gate.stage = Stage.NOTHING
+            sniff = _Sniff(self, frp_only=True, gate=gate, tls_done=tls_done)
+            holder = ws.holder
+            ws.set_protocol(sniff)
+            sniff.connection_made(ws)
+            if holder is not None:
+                if holder.early:
+                    sniff.data_received(bytes(holder.early))
+                if holder.lost or holder.eof:
+                    sniff.connection_lost(holder.exc)
+
+        hs.done.add_done_callback(done)
+        if data:
+            hs.data_received(data)
+
     async def handle_conn(self, conn: _FirstConn) -> None:
         """The first message of a logical connection (a TCP connection, or a yamux stream)."""
         gate = conn.gate
@@ -204,7 +270,7 @@ class Server:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
             try:
-                first = await conn.read_msg(timeout=FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+                first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
             finally:
                 if conn.session is not None:
                     conn.session.pending -= 1
@@ -240,14 +306,52 @@ class Server:
         finally:
             gate.end()
 
+    def open_internal(self, peer: str) -> asyncio.Transport:
+        """A connection into frps from inside the process (Go: the ssh tunnel gateway's
+        ``sshTunnelListener``, served with ``internal = true``): the returned transport is one end
+        of an in-memory pipe (net/pipe.py) whose other end frps serves like a bind-port connection
+        past TLS and yamux, trusted from the start; ``peer`` names it in the log lines (the ssh
+        user's address). Give the returned end its protocol before the loop runs again."""
+        ours, theirs = pipe(asyncio.get_running_loop())
+        proto = _Internal(self, peer)
+        ours.set_protocol(proto)
+        proto.connection_made(ours)
+        return theirs
+
+    async def first_message(self, conn: _FirstConn, timeout: float) -> m.Message:
+        """The first message of a logical connection, v1 or v2 (§1.8: the magic decides, on every
+        logical connection); a v2 ClientHello before it is answered with a ServerHello (§2.4)."""
+        async with asyncio.timeout(timeout):
+            if await conn.detect_wire() == "v1":
+                return await conn.read_msg()
+            frame = await conn.read_frame()
+            if frame.type == wire.FRAME_CLIENT_HELLO:
+                try:
+                    server_hello, algorithm = wire.answer_client_hello(frame.payload)
+                except wire.HelloRefused as exc:
+                    conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, exc.server_hello))
+                    raise
+                conn.write_raw(wire.encode_frame(wire.FRAME_SERVER_HELLO, server_hello))
+                conn.v2_crypto = (algorithm, wire.transcript_hash(frame.payload, server_hello))
+                return await conn.read_msg()
+            return wire.decode_message(frame)
+
     # -- login ----------------------------------------------------------------------------
 
     async def handle_login(self, conn: _FirstConn, login: m.Login) -> None:
         peer = conn.gate.peer
+        if conn.wire_protocol == "v2" and conn.v2_crypto is None:  # a v2 Login without ClientHello
+            self.refuse_login(conn, "missing v2 crypto negotiation")
+            return
         try:
             # Go: service.go handleConnection asks the Login plugins first; they may rewrite it
             login = await self.plugins.login(login, peer)
-            auth = await self.verifier.verify_login(login)
+            # Go RegisterControl: an internal client (the ssh gateway's, whose user passed the
+            # ssh key check) may skip the auth method
+            auth: LoginAuth = (
+                ALWAYS_PASS if conn.internal and login.client_spec.always_auth_pass
+                else await self.verifier.verify_login(login)
+            )
         except AuthError as exc:
             self.refuse_login(conn, str(exc))
             return
@@ -261,25 +365,33 @@ class Server:
             old.close()
             await old.finished
         log.info(
-            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s",
+            "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
             f" client_id [{login.client_id}]" if login.client_id else "",
+            " wire protocol [v2]" if conn.wire_protocol == "v2" else "",
         )
         ctl = Control(self, conn, login, run_id)
         ctl.auth = auth
         self.controls[run_id] = ctl
         conn.gate.trust()
         conn.write_msg(m.LoginResp(version=FRP_VERSION, run_id=run_id))
-        conn.enable_encryption(self.key)
+        if not conn.internal:  # Go: the control of an internal client is not encrypted
+            conn.enable_control_crypto(self.token, self.key, client=False)
+        peername = conn.gate.raw.get_extra_info("peername")
+        peer_ip = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        peer_ip = peer_ip.removeprefix("::ffff:") if "." in peer_ip else peer_ip  # IPv4 on a dual-stack socket
+        self.stats.new_client(login.user, login.client_id, run_id, login.hostname, login.version, peer_ip)
         try:
             await ctl.run()
         finally:
+            self.stats.close_client(run_id)
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
 
     def refuse_login(self, conn: _FirstConn, reason: str, *, suspicious: bool = True) -> None:
         """Answer a Login with an error, then close the connection (see gate.py). Not
         ``suspicious`` (a server plugin could not be asked): an INFO line fail2ban does not count."""
+        self.stats.login_failed(_failure_kind(reason))
         err = reason if self.cfg.detailed_errors_to_client else "register control error"
         conn.write_msg(m.LoginResp(version=FRP_VERSION, error=err))
         if suspicious:
@@ -298,6 +410,8 @@ class Server:
             err, absent = "proxy is closed", True
         else:
             err, absent = proxy.check_visitor(msg), False
+            if not err and conn.wire_protocol == "v2" and proxy.type in V1_ONLY_PROXY_TYPES:
+                err = f"{proxy.type} visitors over wire protocol v2 are not supported by aiofrp yet"
         if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
@@ -354,6 +468,15 @@ FIRST_MESSAGE_HANDLERS: dict[type[m.Message], Callable[[Server, _FirstConn, Any]
 }
 
 
+def _failure_kind(reason: str) -> str:
+    """A login failure's reason as a metric label (few values, no user input)."""
+    low = reason.lower()
+    for word, kind in (("timestamp", "timestamp"), ("token", "token"), ("oidc", "oidc"), ("version", "version")):
+        if word in low:
+            return kind
+    return "other"
+
+
 def new_run_id() -> str:
     import os
 
@@ -361,12 +484,21 @@ def new_run_id() -> str:
 
 
 class _Sniff(asyncio.Protocol):
-    """Reads the first bytes of a bind-port connection and decides: TLS or plaintext frp."""
+    """Reads the first bytes of a bind-port connection and decides: TLS or plaintext frp, a
+    shared vhost, or frp over websocket.
 
-    def __init__(self, server: Server) -> None:
+    ``frp_only``: a connection of another transport (a KCP conversation, a websocket): only TLS
+    or plaintext frp (Go runs just its TLS check there); ``gate``: the websocket's bind-port gate;
+    ``tls_done``: the bytes already came through TLS (wss on the bind port), so
+    ``transport.tls.force`` is satisfied."""
+
+    def __init__(self, server: Server, *, frp_only: bool = False, gate: Gate | None = None,
+                 tls_done: bool = False) -> None:
         self.server = server
+        self.frp_only = frp_only
+        self.tls_done = tls_done
         self.transport: asyncio.Transport | None = None
-        self.gate: Gate | None = None
+        self.gate: Gate | None = gate
         self.timer: asyncio.TimerHandle | None = None  # quick mode: silent public clients
         self.buf = b""  # first bytes, while they cannot tell yet where the connection goes
 
@@ -376,7 +508,8 @@ class _Sniff(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]  # banned (server/banlist.py): closed at accept, no line
             return
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
+        # keepalive on bind-port sockets (a websocket's socket already has it; KCP has none)
+        sock = None if self.frp_only else transport.get_extra_info("socket")
         ka = self.server.cfg.transport.tcp_keepalive
         if sock is not None and ka > 0:
             try:
@@ -386,9 +519,10 @@ class _Sniff(asyncio.Protocol):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, ka)
             except OSError:
                 pass
-        self.gate = Gate(self.server, self.transport)  # type: ignore[arg-type]
+        if self.gate is None:
+            self.gate = Gate(self.server, self.transport)  # type: ignore[arg-type]
         self.gate.sniff = self
-        if self.server.quick:
+        if self.server.quick and not self.frp_only:
             self.timer = asyncio.get_running_loop().call_later(QUICK_SILENT_DELAY, self._quick_timeout)
 
     def _quick_timeout(self) -> None:
@@ -422,6 +556,10 @@ class _Sniff(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         first = data[0]
+        if self.frp_only:
+            self._leave()
+            self._frp(data)
+            return
         vhost = _sniff_vhost(self.server, data) if first != TLS_FIRST_BYTE else Sniffed.FRP
         if vhost is None:  # a prefix of an HTTP method or of "GET /~!frp": wait for more
             self.buf = data
@@ -437,18 +575,29 @@ class _Sniff(asyncio.Protocol):
             assert self.server.https_vhost is not None
             self.server.https_vhost.accept(self.transport, data)
         elif vhost is Sniffed.WEBSOCKET:
-            gate.fail("frp over websocket is not supported")
+            self.server.accept_websocket(self.transport, data, gate, tls_done=False)
         elif first == TLS_FIRST_BYTE:
             self.server.start_tls(self.transport, data[1:], gate)
         elif self.server.quick:
             gate.hand_off()
             self.server.quick_user_conn(self.transport, data)
         elif first == TLS_HANDSHAKE_BYTE:
-            self.server.start_tls(self.transport, data, gate)
-        elif self.server.tls_force:
-            gate.fail("non-TLS connection refused (transport.tls.force)")
+            self.server.start_tls(self.transport, data, gate, websocket=True)
         else:
-            self.server.on_transport_ready(self.transport, data, gate)
+            self._frp(data)
+
+    def _frp(self, data: bytes) -> None:
+        """frp's TLS check (Go: CheckAndEnableTLSServerConnWithTimeout), then frp."""
+        assert self.transport is not None and self.gate is not None
+        first = data[0]
+        if first == TLS_FIRST_BYTE:
+            self.server.start_tls(self.transport, data[1:], self.gate)
+        elif first == TLS_HANDSHAKE_BYTE:
+            self.server.start_tls(self.transport, data, self.gate)
+        elif self.server.tls_force and not self.tls_done:
+            self.gate.fail("non-TLS connection refused (transport.tls.force)")
+        else:
+            self.server.on_transport_ready(self.transport, data, self.gate)
 
     def eof_received(self) -> bool:
         return False
@@ -456,7 +605,40 @@ class _Sniff(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._leave()
         if self.gate is not None:
-            self.gate.connection_lost()
+            self.gate.connection_lost(exc)
+
+
+class _AfterTLS(asyncio.Protocol):
+    """The first plaintext bytes of a TLS bind-port connection: ``GET /~!frp`` is wss that frps
+    terminates itself (beyond Go, which needs a TLS terminator in front); anything else is frp."""
+
+    def __init__(self, server: Server, gate: Gate) -> None:
+        self.server = server
+        self.gate = gate
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.gate.stage = Stage.NO_STREAM if self.server.cfg.transport.tcp_mux else Stage.NO_MESSAGE
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        data = self.buf + bytes(data)
+        self.buf = b""
+        if len(data) < len(_WEBSOCKET_PREFIX) and _WEBSOCKET_PREFIX.startswith(data):
+            self.buf = data
+            return
+        if data.startswith(_WEBSOCKET_PREFIX):
+            self.server.accept_websocket(self.transport, data, self.gate, tls_done=True)
+        else:
+            self.server.on_transport_ready(self.transport, data, self.gate)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.connection_lost(exc)
 
 
 _HTTP_METHODS = (b"GET", b"HEA", b"POS", b"PUT", b"DEL", b"CON", b"OPT", b"TRA", b"PAT")
@@ -469,7 +651,7 @@ class Sniffed(enum.Enum):
     FRP = "frp"  # frpc (plaintext or TLS)
     HTTP = "http"  # the http vhost sharing the bind port
     HTTPS = "https"  # the https vhost sharing the bind port
-    WEBSOCKET = "websocket"  # frp over websocket (GET /~!frp), not supported
+    WEBSOCKET = "websocket"  # frp over websocket (GET /~!frp)
 
 
 def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed | None:
@@ -479,7 +661,13 @@ def _sniff_vhost(server: Server, data: bytes, *, final: bool = False) -> Sniffed
     https, http = server.https_vhost, server.http_vhost
     if https is not None and https.shared and data[0] == TLS_HANDSHAKE_BYTE:
         return Sniffed.HTTPS
-    if http is None or not http.shared:
+    if http is None or not http.shared:  # only frp's websocket path is HTTP here (Go: always matched)
+        if server.quick:  # quick mode: everything but 0x17+TLS is a public user's connection
+            return Sniffed.FRP
+        if data.startswith(_WEBSOCKET_PREFIX):
+            return Sniffed.WEBSOCKET
+        if not final and _WEBSOCKET_PREFIX.startswith(data):
+            return None
         return Sniffed.FRP
     head = data[:3]
     if len(data) < 3:
@@ -497,11 +685,13 @@ class _FirstConn(MsgConn):
     """A logical frp connection whose first message decides what it is: the whole TCP connection
     (``top``), or one yamux stream of it."""
 
-    def __init__(self, server: Server, gate: Gate, *, top: bool = False, session: _ServerMux | None = None) -> None:
+    def __init__(self, server: Server, gate: Gate, *, top: bool = False, internal: bool = False,
+                 session: _ServerMux | None = None) -> None:
         super().__init__()
         self.server = server
         self.gate = gate
         self.top = top
+        self.internal = internal  # from inside frps (Server.open_internal)
         self.session = session  # the yamux session of a stream, which counts its pending streams
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -511,7 +701,23 @@ class _FirstConn(MsgConn):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self.top:
-            self.gate.connection_lost()
+            self.gate.connection_lost(exc)
+
+
+class _Internal(asyncio.Protocol):
+    """Server.open_internal's end of the pair: trusted at once, one logical connection."""
+
+    def __init__(self, server: Server, peer: str) -> None:
+        self.server = server
+        self.peer = peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gate = Gate(self.server, transport)  # type: ignore[arg-type]
+        gate.peer = self.peer
+        gate.trust()
+        conn = _FirstConn(self.server, gate, top=True, internal=True)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
 
 
 class _ServerMux(MuxSession):
@@ -555,7 +761,7 @@ class _ServerMux(MuxSession):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.gate.connection_lost()
+        self.gate.connection_lost(exc)
 
 
 def _eof_reason(exc: BaseException, conn: MsgConn) -> str:

@@ -35,7 +35,7 @@ class UDPSession:
         encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
         self.stream = PacketConn(
             proxy.name, self._from_server, encode=encode, decode=decode,
-            ping_interval=PING_INTERVAL, on_close=self._closed,
+            ping_interval=PING_INTERVAL, on_close=self._closed, v2=conn.wire_protocol == "v2",
         )
         self.forwarder = LocalForwarder(proxy.name, local, size, self.stream.send_datagram,
                                         proxy_protocol=cfg.transport.proxy_protocol_version)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from ...config.client import proxy_wire_name
 from ...config.proxy import ProxyBaseConfig
@@ -50,6 +50,8 @@ class ProxyStatus(TypedDict):
     local_addr: str
     plugin: str
     remote_addr: str
+    source: NotRequired[str]
+    """``"store"`` for a proxy of the store (frp >= 0.68); absent otherwise."""
 
 
 # NewProxy field <- config attribute, for the attributes only some proxy types have (set when not empty)
@@ -196,6 +198,15 @@ class ProxyWrapper:
         self.stop()
         if self.monitor is not None:
             self.monitor.stop()
+
+    def remove(self) -> None:
+        """Taken out of the config by a reload (Go's ``Wrapper.Stop``): frps is told with a
+        CloseProxy, health checks end; work connections already relaying are left to finish."""
+        control = self.control
+        self.close()
+        self.phase = ProxyPhase.CLOSED
+        if control is not None:
+            control.send(m.CloseProxy(proxy_name=self.wire_name))
 
     async def handle_work_conn(self, conn: MsgConn, start: m.StartWorkConn) -> None:
         await self.proxy.handle_work_conn(conn, start)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..nathole import NatHoleController
     from ..plugin import Manager, UserInfo
     from ..ports import PortManager
+    from ..stats import ServerStats
     from ..vhost.http import HTTPVhost
     from ..vhost.https import HTTPSVhost
     from ..vhost.tcpmux import TCPMuxVhost
@@ -61,6 +62,8 @@ class ProxyServer(Protocol):
     @property
     def plugins(self) -> Manager: ...
     @property
+    def stats(self) -> ServerStats: ...
+    @property
     def http_vhost(self) -> HTTPVhost | None: ...
     @property
     def https_vhost(self) -> HTTPSVhost | None: ...
@@ -83,6 +86,8 @@ class ProxyControl(Protocol):
     def run_id(self) -> str: ...
     @property
     def user_info(self) -> UserInfo: ...
+    @property
+    def client_id(self) -> str: ...
 
     async def get_work_conn(self) -> MsgConn: ...
 
@@ -92,6 +97,7 @@ class ProxyControl(Protocol):
 class ServerProxy:
     type = ""
     used_ports = 0  # remote ports it takes, counted against maxPortsPerClient (tcp, udp: 1)
+    conf_json: bytes | None = None  # the dashboard's "conf" of this proxy, encoded once (server/dashboard.py)
 
     def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         self.control = control
@@ -101,6 +107,7 @@ class ServerProxy:
         self.name = req.proxy_name
         self.remote_addr = ""
         self.closed = False
+        self.online = False  # registered with frps's statistics (mark_online), until close()
         self.relays: set[Relay] = set()
         # transport.bandwidthLimitMode = "server": frps meters the proxy (frp §5.13)
         self.limiter: TokenBucket | None = (
@@ -127,6 +134,43 @@ class ServerProxy:
         self.closed = True
         for relay in list(self.relays):
             relay.close()
+        if self.online:
+            self.online = False
+            self.server.stats.close_proxy(self.name, self.type, self.unreported_traffic())
+
+    # -- statistics (server/stats.py): counted per connection, never per chunk ------------------
+
+    def mark_online(self) -> None:
+        """The proxy is registered: the dashboard and /metrics count it from now on."""
+        self.online = True
+        ctl = self.control
+        # Go 0.68: the client id, or the run id when the client has none
+        self.server.stats.new_proxy(self.name, self.type, ctl.user, ctl.client_id or ctl.run_id, self.live_traffic,
+                                    self.datagram)
+
+    datagram = False  # traffic without connections (udp): live_traffic is asked even at 0 connections
+
+    def live_traffic(self) -> tuple[int, int]:
+        """(in, out) bytes of the connections still open: in = from users, out = to users."""
+        nin = nout = 0
+        for r in self.relays:
+            nin += r.bytes_a_to_b
+            nout += r.bytes_out
+        return nin, nout
+
+    def unreported_traffic(self) -> tuple[int, int]:
+        """Bytes no close_conn reported (UDP proxies count datagrams, not connections)."""
+        return 0, 0
+
+    def relay_opened(self, relay: Relay) -> None:
+        if not relay.done.done():
+            self.relays.add(relay)
+            self.server.stats.open_conn(self.name)
+
+    def relay_closed(self, relay: Relay) -> None:
+        if relay in self.relays:
+            self.relays.discard(relay)
+            self.server.stats.close_conn(self.name, relay.bytes_a_to_b, relay.bytes_out)
 
     # -- work connections (Go: proxy.go GetWorkConnFromPool, HandleUserTCPConnection) ---------
 
@@ -164,10 +208,9 @@ class ServerProxy:
         relay = Relay(
             user, work.transport, a_to_b=chain(user_decode, work.encode), b_to_a=chain(work.decode, user_encode),
             a_data=data, b_data=work.data, a_eof=eof, b_eof=work.eof, name=self.name,
-            on_close=self.relays.discard, limiter=self.limiter,
+            on_close=self.relay_closed, limiter=self.limiter,
         )
-        if not relay.done.done():
-            self.relays.add(relay)
+        self.relay_opened(relay)
         log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
 
     async def allow_user_conn(self, transport: asyncio.BaseTransport) -> bool:

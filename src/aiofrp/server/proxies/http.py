@@ -28,6 +28,7 @@ class HTTPProxy(VhostProxy[HTTPMember]):
     def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         super().__init__(control, req)
         self.pool = UpstreamPool()
+        self.upstreams: set[Upstream] = set()  # work connections open (idle or busy), for statistics
 
     async def run(self) -> None:
         cfg = self.server.cfg
@@ -57,9 +58,24 @@ class HTTPProxy(VhostProxy[HTTPMember]):
         Go does for http."""
         work = self.start_work_conn(conn, peer)
         up = Upstream(self, work.transport, work.encode, work.decode)
+        self.upstreams.add(up)
+        self.server.stats.open_conn(self.name)
         if work.data:
             log.debug("[%s] %d unexpected bytes before the first request", self.name, len(work.data))
         return up
+
+    def upstream_done(self, up: Upstream) -> None:
+        """A work connection closed or became a raw relay: its request/response bytes are counted."""
+        if up in self.upstreams:
+            self.upstreams.discard(up)
+            self.server.stats.close_conn(self.name, up.nin, up.nout)
+
+    def live_traffic(self) -> tuple[int, int]:
+        nin, nout = super().live_traffic()
+        for up in self.upstreams:
+            nin += up.nin
+            nout += up.nout
+        return nin, nout
 
     def close(self) -> None:
         self.pool.close()

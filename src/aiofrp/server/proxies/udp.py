@@ -73,9 +73,10 @@ class UDPProxy(ServerProxy):
             if self.closed:
                 work.close()
                 return
+            v2 = work.wire_protocol == "v2"
             wc = self.start_work_conn(work)
             stream = PacketConn(self.name, self._from_client, encode=wc.encode, decode=wc.decode,
-                                read_timeout=READ_TIMEOUT)
+                                read_timeout=READ_TIMEOUT, v2=v2)
             pending, self._pending = self._pending, []
             for data, addr in pending:
                 stream.send_datagram(data, addr)
@@ -88,7 +89,18 @@ class UDPProxy(ServerProxy):
             if not self.closed:
                 log.info("[%s] udp work connection closed, getting a new one", self.name)
 
+    nin = 0  # datagram bytes from users / to users (Go counts UDP traffic per datagram)
+    nout = 0
+    datagram = True
+
+    def live_traffic(self) -> tuple[int, int]:
+        return self.nin, self.nout
+
+    def unreported_traffic(self) -> tuple[int, int]:
+        return self.nin, self.nout
+
     def _from_user(self, data: bytes, addr: Any) -> None:
+        self.nin += len(data)
         stream = self.stream
         if stream is not None and not stream.is_closed:
             stream.send_datagram(data, addr)
@@ -96,6 +108,7 @@ class UDPProxy(ServerProxy):
             self._pending.append((data, addr))
 
     def _from_client(self, data: bytes, addr: Any) -> None:
+        self.nout += len(data)
         if self.sock is not None:
             self.sock.sendto(data, addr)
 

@@ -111,6 +111,12 @@ class HTTPMember(Protocol):
 
     def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream: ...
 
+    def upstream_done(self, up: Upstream) -> None: ...
+
+    def relay_opened(self, relay: Relay) -> None: ...
+
+    def relay_closed(self, relay: Relay) -> None: ...
+
     def start_work_conn(self, conn: MsgConn, src: tuple[Any, ...] | None = None,
                         dst: tuple[Any, ...] | None = None) -> WorkConn: ...
 
@@ -530,10 +536,9 @@ class ClientConn(asyncio.Protocol):
         self.state = _CLOSED
         self.pending = b""
         relay = Relay(self.transport, work, a_to_b=encode, b_to_a=decode, a_data=data, a_eof=self.eof,
-                      b_data=wdata, b_eof=weof, name=member.name, on_close=member.relays.discard,
+                      b_data=wdata, b_eof=weof, name=member.name, on_close=member.relay_closed,
                       limiter=member.limiter)
-        if not relay.done.done():
-            member.relays.add(relay)
+        member.relay_opened(relay)
 
     def on_upstream_error(self, up: Upstream, why: str, *, timeout: bool) -> None:
         if up is not self.up:

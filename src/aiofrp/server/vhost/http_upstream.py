@@ -50,9 +50,9 @@ class Upstream(asyncio.Protocol):
     """One work connection carrying HTTP/1.1 requests of one proxy, one exchange at a time."""
 
     __slots__ = (
-        "client", "client_transport", "decode", "encode", "framer", "got_bytes", "idle_since",
-        "member", "method", "rbuf", "read_paused", "reusable", "reused", "state", "timer", "transport",
-        "write_paused",
+        "client", "client_transport", "counted", "decode", "encode", "framer", "got_bytes", "idle_since",
+        "member", "method", "nin", "nout", "rbuf", "read_paused", "reusable", "reused", "state", "timer",
+        "transport", "write_paused",
     )
 
     def __init__(
@@ -75,6 +75,9 @@ class Upstream(asyncio.Protocol):
         self.idle_since = 0.0
         self.read_paused = False  # by the client's full write buffer
         self.write_paused = False  # our transport's buffer is full
+        self.nin = 0  # request bytes sent to frpc (frp's "traffic in"), before the codec
+        self.nout = 0  # response bytes from frpc ("traffic out"), after the codec
+        self.counted = True  # open in frps's statistics until _uncount (member.upstream_done)
         transport.set_protocol(self)
 
     # -- driven by the client side --------------------------------------------------------------
@@ -102,6 +105,7 @@ class Upstream(asyncio.Protocol):
             self.transport.resume_reading()
 
     def send(self, data: bytes | memoryview) -> None:
+        self.nin += len(data)
         enc = self.encode
         self.transport.write(enc(data) if enc is not None else data)
 
@@ -114,8 +118,14 @@ class Upstream(asyncio.Protocol):
     def usable(self) -> bool:
         return self.state == _IDLE and not self.transport.is_closing()
 
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.member.upstream_done(self)
+
     def detach(self) -> None:
         """Stop handling the connection (it becomes one side of a raw relay)."""
+        self._uncount()
         self._cancel_timer()
         self.state = _CLOSED
         self.client = None
@@ -148,6 +158,7 @@ class Upstream(asyncio.Protocol):
                 return
         elif type(data) is not bytes:
             data = bytes(data)  # yamux streams hand out views of their frames
+        self.nout += len(data)
         state = self.state
         try:
             if state == _BODY:
@@ -273,6 +284,7 @@ class Upstream(asyncio.Protocol):
         self._cancel_timer()
         self.state = _CLOSED
         self.member.pool.discard(self)
+        self._uncount()
 
     def pause_writing(self) -> None:
         self.write_paused = True

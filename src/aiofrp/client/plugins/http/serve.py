@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,18 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 H2Factory = Callable[[str | None, str | None], asyncio.Protocol]  # (peer IP, TLS server name)
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+class _NoTracebacks(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's connection logger: its ``exception()`` calls (an error aiohttp caught itself)
+    become one warning line with the error, never a traceback in frpc's log."""
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: Any) -> None:
+        err = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        self.logger.warning("%s: %s", str(msg) % args if args else msg, err)
+
+
+_aiohttp_log = _NoTracebacks(log, {})
 
 
 class ServerConn(RequestHandler):
@@ -62,7 +75,7 @@ class HTTPServer:
         self._loop = asyncio.get_running_loop()
         self._server = web.Server(self._handle, request_factory=self._make_request, loop=self._loop)
         self._kwargs: dict[str, Any] = {
-            "logger": log, "access_log": None, "keepalive_timeout": read_header_timeout or 3600.0,
+            "logger": _aiohttp_log, "access_log": None, "keepalive_timeout": read_header_timeout or 3600.0,
             "max_field_size": 1 << 20, "max_line_size": 1 << 20,  # Go: MaxHeaderBytes 1 MiB
         }
         self._others: set[asyncio.BaseTransport] = set()  # h2 connections (aiohttp tracks its own)

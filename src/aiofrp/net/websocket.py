@@ -1,0 +1,363 @@
+"""frp's websocket transport (frpc ``transport.protocol = "websocket" | "wss"``; frps serves
+``GET /~!frp`` on its bind port): a byte stream carried in WebSocket frames, as a Transport.
+
+The RFC 6455 framing and handshakes are the ``websockets`` library's sans-I/O protocol objects;
+this module drives them over any asyncio transport (TCP, or our TLS for wss).
+
+What frp does (Go ``golang.org/x/net/websocket``, spec §1.7): the client asks for ``/~!frp`` with
+``Origin: http://<host>`` (Go's server refuses a request without a parseable Origin with 403);
+each write is one frame, the receiver treats the payloads as one byte stream whatever the
+opcode (Go frp sends text frames up to 0.69, binary since 0.70; we send binary and accept both,
+never checking UTF-8). Frames above :data:`MAX_FRAME` (Go's ``DefaultMaxPayloadBytes``) end the
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Origin
+from websockets.uri import parse_uri
+
+from ..proto.addr import fmt_addr
+from ..proto.errors import TransportError
+from .transport import PausableTransport
+
+log = logging.getLogger("aiofrp.net.websocket")
+# the library's own lines ("connection open", "HTTP response sent") are noise for frp
+_lib_log = logging.getLogger("aiofrp.net.websocket.lib")
+_lib_log.setLevel(logging.WARNING)
+
+PATH = "/~!frp"
+MAX_FRAME = 32 << 20  # bytes: Go's websocket.DefaultMaxPayloadBytes
+WRITE_FRAME = 1 << 20  # our writes are split into frames of at most this much
+HANDSHAKE_TIMEOUT = 10.0
+
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
+class WebSocketError(TransportError):
+    """The WebSocket handshake or framing failed."""
+
+
+class WebSocketConn(PausableTransport):
+    """A byte stream over an open WebSocket on ``raw`` (an asyncio transport we own).
+
+    Reading paused pauses ``raw``; ``raw`` pausing our writes pauses the protocol above."""
+
+    def __init__(self, raw: asyncio.Transport, ws: ClientProtocol | ServerProtocol) -> None:
+        super().__init__(asyncio.get_running_loop())
+        self.raw = raw
+        self.ws = ws
+        self._closed = False
+        self.holder: Early | None = None
+        self.error: str = ""  # why the peer's stream ended badly (for log lines)
+        self._side = _RawSide(self)
+
+    def start(self, frames: list[Any]) -> None:
+        """Take over ``raw`` after the handshake; ``frames``: those that came with it. Until the
+        caller sets a protocol, what arrives is held by an :class:`Early` protocol."""
+        self._protocol = self.holder = Early()
+        self.raw.set_protocol(self._side)
+        for ev in frames:
+            if isinstance(ev, Frame) and ev.opcode in _DATA and ev.data:
+                self._feed_data(bytes(ev.data))
+        self._process()
+
+    # -- from raw ------------------------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        self._process()
+
+    def _process(self) -> None:
+        ws = self.ws
+        for ev in ws.events_received():
+            if isinstance(ev, Frame) and ev.opcode in _DATA:
+                if ev.data:
+                    self._feed_data(bytes(ev.data))
+                if self._closed:
+                    return
+        self._flush()
+        if ws.parser_exc is not None and not self._closed:
+            self.error = f"bad websocket frame: {ws.parser_exc}"
+            self._flush()
+            self._lose(WebSocketError(self.error))
+            return
+        if ws.state in (State.CLOSING, State.CLOSED) and not self._closed and not self._eof_pending:
+            self._feed_eof()
+
+    def _on_eof(self) -> None:
+        if not self._closed:
+            self._feed_eof()
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self._lose(exc)
+
+    def _flush(self) -> None:
+        out = self.ws.data_to_send()
+        if out and not self.raw.is_closing():
+            data = b"".join(out)
+            if data:
+                self.raw.write(data)
+
+    # -- transport API -------------------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.raw.get_extra_info(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed or not data or self.ws.state is not State.OPEN:
+            return
+        view = memoryview(data)
+        ws = self.ws
+        for i in range(0, len(view), WRITE_FRAME):
+            ws.send_binary(view[i:i + WRITE_FRAME])
+        self._flush()
+
+    def pause_reading(self) -> None:
+        super().pause_reading()
+        if not self._closed:
+            self.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        super().resume_reading()
+        if not self._closed and not self.raw.is_closing():
+            self.raw.resume_reading()
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("websocket has no half-close")
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def get_write_buffer_size(self) -> int:
+        return self.raw.get_write_buffer_size()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close()
+            self._flush()
+        self.raw.close()
+        self._lose(None)
+
+    def abort(self) -> None:
+        self.raw.abort()
+        self._lose(None)
+
+    def _lose(self, exc: Exception | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_reading()
+        if not self.raw.is_closing():
+            self.raw.close()
+        proto, self._protocol = self._protocol, None
+        if isinstance(proto, Early):
+            proto.connection_lost(exc)
+        elif proto is not None:
+            self._loop.call_soon(proto.connection_lost, exc)
+
+
+class Early(asyncio.Protocol):
+    """Holds what a new connection receives until its real protocol is set (see
+    :meth:`WebSocketConn.start`): pass ``early`` to it, and ``eof``/``lost`` say how it ended."""
+
+    def __init__(self) -> None:
+        self.early = bytearray()
+        self.eof = False
+        self.lost = False
+        self.exc: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.early += data
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.exc = exc
+
+
+class _RawSide(asyncio.Protocol):
+    def __init__(self, conn: WebSocketConn) -> None:
+        self.conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        self.conn._on_data(data)
+
+    def eof_received(self) -> bool:
+        self.conn.ws.receive_eof()
+        self.conn._process()
+        self.conn._on_eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._on_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn._set_write_paused(True)
+
+    def resume_writing(self) -> None:
+        self.conn._set_write_paused(False)
+
+
+# -- client ------------------------------------------------------------------------------------
+
+
+class _Handshake(asyncio.Protocol):
+    """Reads the handshake answer (client) or request (server) off ``raw``."""
+
+    def __init__(self, ws: ClientProtocol | ServerProtocol) -> None:
+        self.ws = ws
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.events: list[Any] = []
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        self.ws.receive_data(data)
+        self.events = self.ws.events_received()
+        if self.events or self.ws.handshake_exc is not None:
+            self.done.set_result(None)
+
+    def eof_received(self) -> bool:
+        if not self.done.done():
+            self.done.set_exception(EOFError("connection closed during the websocket handshake"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or EOFError("connection closed during the websocket handshake"))
+
+
+async def client_handshake(raw: asyncio.Transport, host: str, *, initial: bytes = b"",
+                           timeout: float = HANDSHAKE_TIMEOUT) -> WebSocketConn:
+    """Open frp's websocket on ``raw`` like Go's ``DialHookWebsocket``: ``ws://host/~!frp`` (host is
+    ``serverAddr:serverPort``, or the TLS server name for wss) with ``Origin: http://host``."""
+    ws = ClientProtocol(parse_uri(f"ws://{host}{PATH}"), origin=Origin(f"http://{host}"),
+                        max_size=(None, MAX_FRAME), logger=_lib_log)
+    request = ws.connect()
+    ws.send_request(request)
+    hs = _Handshake(ws)
+    raw.set_protocol(hs)
+    raw.write(b"".join(ws.data_to_send()))
+    if initial:
+        hs.data_received(initial)
+    try:
+        async with asyncio.timeout(timeout):
+            await hs.done
+    except TimeoutError:
+        raise WebSocketError(f"no websocket handshake answer within {timeout:g}s") from None
+    if ws.handshake_exc is not None:
+        raise WebSocketError(f"websocket handshake failed: {ws.handshake_exc}")
+    conn = WebSocketConn(raw, ws)
+    conn.start([e for e in hs.events if not isinstance(e, Response)])
+    return conn
+
+
+# -- server ------------------------------------------------------------------------------------
+
+
+def check_path(request: Request) -> tuple[int, str] | None:
+    """Go's ServeMux: only ``/~!frp`` has a handler (404 otherwise)."""
+    if request.path.split("?", 1)[0] != PATH:
+        return 404, f"path {request.path!r} is not {PATH}"
+    return None
+
+
+def check_origin(request: Request) -> tuple[int, str] | None:
+    """Go's websocket.Handler: a parseable Origin is required (403 otherwise)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return 403, "no Origin header"
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        parts = None
+    if parts is None or not parts.scheme or not parts.netloc:
+        return 403, f"Origin {origin!r} is not a URL"
+    return None
+
+
+class ServerHandshake(asyncio.Protocol):
+    """frps: answers the ``GET /~!frp`` upgrade on a bind-port connection; ``done`` gets the
+    :class:`WebSocketConn` or an exception saying why the request was refused."""
+
+    def __init__(self, raw: asyncio.Transport) -> None:
+        self.raw = raw
+        self.ws = ServerProtocol(max_size=(None, MAX_FRAME), logger=_lib_log)
+        self.done: asyncio.Future[WebSocketConn] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        if ws.handshake_exc is not None or (not events and ws.state is not State.CONNECTING):
+            self._refuse(ws.handshake_exc, None)
+            return
+        if not events:
+            return
+        request = events[0]
+        assert isinstance(request, Request)
+        # Go's order: the mux (path, 404), the handshaker (upgrade headers, 400), the Origin (403)
+        response = ws.accept(request)
+        bad = check_path(request)
+        if bad is None and response.status_code != 101:
+            bad = 400, str(ws.handshake_exc or f"HTTP {response.status_code}")
+        if bad is None:
+            bad = check_origin(request)
+        if bad is not None:
+            status, reason = bad
+            self._refuse(WebSocketError(reason), ws.reject(status, f"{reason}\n"))
+            return
+        response.headers = Headers([(k, v) for k, v in response.headers.raw_items() if k.lower() != "server"])
+        ws.send_response(response)
+        conn = WebSocketConn(self.raw, ws)
+        conn.start(events[1:])
+        self.done.set_result(conn)
+
+    def _refuse(self, exc: BaseException | None, response: Response | None) -> None:
+        ws = self.ws
+        if response is not None:
+            ws.send_response(response)
+        out = b"".join(ws.data_to_send())
+        if not out:  # not HTTP at all: answer like Go's net/http does
+            out = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   b"Connection: close\r\n\r\n400 Bad Request")
+        if not self.raw.is_closing():
+            self.raw.write(out)
+        cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
+        self.done.set_exception(WebSocketError(f"bad websocket request: {cause or exc}"))
+
+    def eof_received(self) -> bool:
+        if not self.done.done():
+            self.done.set_exception(EOFError("closed during the websocket handshake"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or EOFError("closed during the websocket handshake"))
+
+
+def peer_label(transport: asyncio.BaseTransport) -> str:
+    return fmt_addr(transport.get_extra_info("peername"))

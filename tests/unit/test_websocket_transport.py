@@ -1,0 +1,180 @@
+"""net/websocket.py over real loopback sockets: the handshake both ways, frames of every data
+opcode (text with bytes that are not UTF-8, binary, fragmented) read as one byte stream, pings
+answered, a close frame as EOF, and the refusals frps makes (Go's 404 / 400 / 403)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+
+import pytest
+
+from aiofrp.net.websocket import PATH, ServerHandshake, WebSocketConn, WebSocketError, client_handshake
+
+
+class Sink(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        if not self.eof.done():
+            self.eof.set_result(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.eof.done():
+            self.eof.set_result(None)
+
+
+async def _server() -> tuple[asyncio.Server, int, asyncio.Future[WebSocketConn]]:
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[WebSocketConn] = loop.create_future()
+
+    class Accept(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            hs = ServerHandshake(transport)  # type: ignore[arg-type]
+            transport.set_protocol(hs)
+
+            def done(f: asyncio.Future[WebSocketConn]) -> None:
+                if f.exception() is not None:
+                    if not accepted.done():
+                        accepted.set_exception(f.exception())  # type: ignore[arg-type]
+                else:
+                    accepted.set_result(f.result())
+
+            hs.done.add_done_callback(done)
+
+    srv = await loop.create_server(Accept, "127.0.0.1", 0)
+    return srv, srv.sockets[0].getsockname()[1], accepted
+
+
+def _frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A masked client frame."""
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 1 << 16:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def _raw_upgrade(port: int, headers: bytes | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16))
+    w.write(headers if headers is not None else (
+        b"GET /~!frp HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+    return r, w
+
+
+def test_client_and_server_carry_a_byte_stream_both_ways() -> None:
+    async def main() -> None:
+        srv, port, accepted = await _server()
+        loop = asyncio.get_running_loop()
+        raw, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        client = await client_handshake(raw, f"127.0.0.1:{port}")
+        server = await asyncio.wait_for(accepted, 5)
+        cs, ss = Sink(), Sink()
+        client.set_protocol(cs)
+        server.set_protocol(ss)
+        big = os.urandom(3 << 20)  # > WRITE_FRAME: several frames
+        client.write(big)
+        server.write(b"pong" * 1000)
+        for _ in range(500):
+            if len(ss.data) == len(big) and len(cs.data) == 4000:
+                break
+            await asyncio.sleep(0.01)
+        assert bytes(ss.data) == big and bytes(cs.data) == b"pong" * 1000
+        client.close()
+        await asyncio.wait_for(ss.eof, 5)
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_text_binary_fragmented_frames_and_pings() -> None:
+    async def main() -> None:
+        srv, port, accepted = await _server()
+        r, w = await _raw_upgrade(port)
+        head = await r.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        server = await asyncio.wait_for(accepted, 5)
+        sink = Sink()
+        server.set_protocol(sink)
+        # text frame with bytes that are not UTF-8 (Go frp <= 0.69 sends frp bytes as text)
+        w.write(_frame(0x1, b"\xff\xfe\x00text") + _frame(0x2, b"|binary|")
+                + _frame(0x2, b"frag", fin=False) + _frame(0x0, b"mented", fin=False) + _frame(0x0, b"!")
+                + _frame(0x9, b"ping-id"))
+        await w.drain()
+        pong = await asyncio.wait_for(r.readexactly(2 + 7), 5)
+        assert pong == b"\x8a\x07ping-id"
+        for _ in range(300):
+            if len(sink.data) >= 27:
+                break
+            await asyncio.sleep(0.01)
+        assert bytes(sink.data) == b"\xff\xfe\x00text|binary|fragmented!"
+        w.write(_frame(0x8, struct.pack(">H", 1000)))
+        await w.drain()
+        await asyncio.wait_for(sink.eof, 5)
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
+    (b"GET /~!frp HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
+    ((b"GET /~!frp HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"), b"403"),
+    (b"\x16\x03\x01 not http at all\r\n\r\n", b"400"),
+])
+def test_refusals_like_go(request_bytes: bytes, status: bytes) -> None:
+    async def main() -> None:
+        srv, port, accepted = await _server()
+        r, w = await _raw_upgrade(port, request_bytes)
+        reply = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)  # frps's gate then closes it
+        assert reply.startswith(b"HTTP/1.1 " + status), reply[:80]
+        with pytest.raises(WebSocketError):
+            await asyncio.wait_for(accepted, 5)
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_frame_too_large_ends_the_connection() -> None:
+    async def main() -> None:
+        srv, port, accepted = await _server()
+        r, w = await _raw_upgrade(port)
+        await r.readuntil(b"\r\n\r\n")
+        server = await asyncio.wait_for(accepted, 5)
+        lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc: Exception | None) -> None:
+                lost.set_result(exc)
+
+        server.set_protocol(P())
+        w.write(b"\x82\xff" + struct.pack(">Q", 1 << 63) + os.urandom(4))
+        exc = await asyncio.wait_for(lost, 5)
+        assert isinstance(exc, WebSocketError) and "bad websocket frame" in str(exc)
+        assert (await asyncio.wait_for(r.read(), 5)).startswith(b"\x88")  # close frame (1009), then EOF
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_path_constant() -> None:
+    assert PATH == "/~!frp"
