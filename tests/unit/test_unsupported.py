@@ -223,6 +223,8 @@ def test_table_rows_name_real_keys() -> None:
 
 # Options of the commands themselves, not config keys: where they take effect.
 CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe", "config_dir"}
+# aiofrp-only frps options that take effect (server/banlist.py), not config keys: Go refuses unknown keys
+AIOFRP_FRPS_OPTIONS = {"login_fail_limit", "login_fail_window", "login_fail_ban"}
 QUICK_OPTIONS = {"help", "mode", "host", "port", "local_host", "local_port", "password", "log_level", "version"}
 
 
@@ -239,7 +241,7 @@ def _key_accounted(side: str, key: str) -> bool:
 def test_every_frps_flag_is_a_config_key_or_an_option() -> None:
     p = frps_cli.build_parser()
     mapped = {long.lstrip("-").replace("-", "_") for _s, long, _k, _kw in flags.FRPS_FLAGS}
-    assert _dests(p) <= CLI_OPTIONS | mapped
+    assert _dests(p) <= CLI_OPTIONS | AIOFRP_FRPS_OPTIONS | mapped
     for _short, _long, key, _kw in flags.FRPS_FLAGS:
         assert _key_accounted("frps", key.replace("allowPorts", "allowPorts.single")), key
 

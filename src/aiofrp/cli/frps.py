@@ -19,6 +19,7 @@ from .common import allow_unsafe_arg, convert_command, die, run_service, start_l
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
+    from ..server.banlist import FailLimit
 
 log = logging.getLogger("aiofrp.server")
 
@@ -40,7 +41,40 @@ def build_parser() -> argparse.ArgumentParser:
               help="strict config parsing mode, unknown fields will cause errors (default true)")
     allow_unsafe_arg(p)
     flags.add_frps_flags(p)
+    g = p.add_argument_group("aiofrp only (not in Go frps; allowed beside -c)")
+    g.add_argument("--login-fail-limit", type=_count, default=0, metavar="N",
+                   help="ban a source address after N failed logins/bad connections within the window "
+                        "(default 0: off, like Go frps)")
+    g.add_argument("--login-fail-window", type=_duration, default=60.0, metavar="DURATION",
+                   help="the window the failures are counted in (default 60s)")
+    g.add_argument("--login-fail-ban", type=_duration, default=300.0, metavar="DURATION",
+                   help="how long new bind-port connections from a banned address are closed at accept (default 300s)")
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"count {text!r} must not be negative")
+    return n
+
+
+def _duration(text: str) -> float:
+    from ..server.banlist import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def fail_limit(args: argparse.Namespace) -> FailLimit:
+    from ..server.banlist import FailLimit
+
+    return FailLimit(args.login_fail_limit, args.login_fail_window, args.login_fail_ban)
 
 
 def load_config(args: argparse.Namespace) -> ServerConfig:
@@ -92,14 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         log.info("frps uses config file: %s", args.config)
     else:
         log.info("frps uses command line arguments for config")
-    return run_service(lambda stop: serve(cfg, stop))
+    limit = fail_limit(args)
+    if limit.limit:
+        log.info("login failures limited: %d per address within %gs ban it for %gs",
+                 limit.limit, limit.window, limit.ban)
+    return run_service(lambda stop: serve(cfg, stop, limit))
 
 
-async def serve(cfg: ServerConfig, stop: asyncio.Event) -> int:
+async def serve(cfg: ServerConfig, stop: asyncio.Event, limit: FailLimit | None = None) -> int:
     from ..server.service import Server
 
     try:
-        server = Server(cfg)
+        server = Server(cfg, fail_limit=limit)
     except OSError as exc:  # certificate files (transport.tls) that cannot be read
         log.error("create server error: %s", exc)
         return 1

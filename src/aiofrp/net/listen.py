@@ -12,19 +12,115 @@ Go opens ONE socket per listener:
 asyncio's ``create_server(host="::")`` sets ``IPV6_V6ONLY = 1`` and ``host=None`` opens one socket
 per address family; neither is what a frp config means, hence this module. Peer addresses seen on
 a dual-stack socket are IPv4-mapped (``::ffff:1.2.3.4``): :func:`unmap` turns them back.
+
+Every TCP listener opened here is guarded against file-descriptor exhaustion (:class:`FdGuard`):
+near the process's fd limit a freshly accepted connection is closed at once, and the refusals
+are logged at most once a second, not once per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["bind_socket", "listen_tcp", "listen_udp", "local_addr", "peer_addr", "resolve_listen", "unmap"]
+__all__ = ["FD_GUARD", "FdGuard", "bind_socket", "listen_tcp", "listen_udp", "local_addr", "peer_addr", "resolve_listen", "unmap"]
 
 BACKLOG = 1024
+
+log = logging.getLogger("aiofrp.net")
+
+
+def _fd_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+class FdGuard:
+    """Refuses accepted connections while the process is close to its file-descriptor limit.
+
+    POSIX hands out the lowest free descriptor, so an accepted socket numbered ``limit - headroom``
+    or more means that nearly every descriptor is in use: O(1) per accept, no scan of
+    ``/proc/self/fd``. Such a connection is closed at once (the peer sees a reset), keeping
+    ``headroom`` descriptors for what the process must still open (a work connection to finish a
+    tunnel, a log file, a plugin request). Lines, at most one per :data:`LOG_EVERY` seconds::
+
+        too many open files (fd 243 of the limit 256): refusing new connections
+        too many open files (fd limit 256): 1432 more connections refused in the last 1.0s
+        accepting new connections again, 1475 refused while at the fd limit
+    """
+
+    LOG_EVERY = 1.0
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._limit = _fd_limit()
+        self.refused = 0  # in all, for tests and curious users
+        self._episode = 0  # refused since the last connection admitted
+        self._unlogged = 0  # refused since the last line
+        self._last_line = -1e18
+
+    @staticmethod
+    def headroom(limit: int) -> int:
+        return min(64, max(8, limit // 16))
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        """False (and the connection aborted) when it must be refused."""
+        limit = self._limit
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if limit is None or fd < limit - self.headroom(limit):
+            if self._episode:
+                log.info("accepting new connections again, %d refused while at the fd limit", self._episode)
+                self._episode = self._unlogged = 0
+            return True
+        self._limit = limit = _fd_limit() or limit  # raised with prlimit meanwhile?
+        if fd < limit - self.headroom(limit):
+            return True
+        transport.abort()  # type: ignore[attr-defined]
+        self.refused += 1
+        self._episode += 1
+        self._unlogged += 1
+        now = self._clock()
+        if now - self._last_line >= self.LOG_EVERY:
+            if self._episode == 1:
+                log.warning("too many open files (fd %d of the limit %d): refusing new connections", fd, limit)
+            else:
+                log.warning("too many open files (fd limit %d): %d more connections refused in the last %.1fs",
+                            limit, self._unlogged, min(now - self._last_line, 999.0))
+            self._last_line = now
+            self._unlogged = 0
+        return False
+
+
+FD_GUARD = FdGuard()  # one per process: the limit is the process's
+
+
+class _Guarded(asyncio.Protocol):
+    """Accepts for a listener: checks :data:`FD_GUARD`, then hands the transport to the real protocol."""
+
+    __slots__ = ("_factory",)
+
+    def __init__(self, factory: Callable[[], asyncio.BaseProtocol]) -> None:
+        self._factory = factory
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not FD_GUARD.admit(transport):
+            return
+        proto = self._factory()
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
 
 
 def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -101,7 +197,7 @@ async def listen_tcp(factory: Callable[[], asyncio.BaseProtocol], host: str | No
     resolved = await resolve_listen(host, socket.SOCK_STREAM)
     sock = bind_socket(host, port, socket.SOCK_STREAM, resolved)
     try:
-        return await asyncio.get_running_loop().create_server(factory, sock=sock, backlog=backlog)
+        return await asyncio.get_running_loop().create_server(lambda: _Guarded(factory), sock=sock, backlog=backlog)
     except BaseException:
         sock.close()
         raise

@@ -32,6 +32,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
+from ..net.listen import peer_addr
 from ..proto.addr import fmt_addr
 from ..proto.errors import TransportError
 
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
     from .service import Server, _Sniff
 
 log = logging.getLogger("aiofrp.server")
+
+def peer_host(transport: asyncio.BaseTransport) -> str:
+    """The host part of a connection's peer address (IPv4-mapped addresses unmapped), "" if none."""
+    addr = peer_addr(transport)
+    return str(addr[0]) if isinstance(addr, tuple) and addr else ""
+
 
 class Stage(enum.StrEnum):
     """How far an untrusted connection got; the text ends its timeout line
@@ -59,12 +66,13 @@ BUSY_RECHECK = 1.0
 
 
 class Gate:
-    __slots__ = ("_flush_timer", "_timer", "busy", "done", "peer", "raw", "server", "sniff", "stage", "trusted")
+    __slots__ = ("_flush_timer", "_timer", "busy", "done", "host", "peer", "raw", "server", "sniff", "stage", "trusted")
 
     def __init__(self, server: Server, raw: asyncio.Transport) -> None:
         self.server = server
         self.raw = raw
         self.peer = fmt_addr(raw.get_extra_info("peername"))
+        self.host = peer_host(raw)
         self.trusted = False
         self.done = False  # handed off or closed: nothing more to say or do
         self.stage = Stage.NOTHING  # what the peer got to, for the timeout line
@@ -97,12 +105,14 @@ class Gate:
         if self.trusted:
             if login:  # still worth a line for fail2ban; the session itself is someone's control
                 log.warning("login from %s failed: %s", self.peer, reason)
+                self.server.banlist.failed(self.host)
             return False
         if self.done:
             return True
         self.done = True
         self._forget()
         log.warning("%s from %s failed: %s", "login" if login else "connection", self.peer, reason)
+        self.server.banlist.failed(self.host)  # may ban the address (server/banlist.py)
         self._close(flush)
         return True
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..proto.addr import fmt_addr
 from ..registry import Registry
-from .gate import Gate, Stage
+from .gate import Gate, Stage, peer_host
 
 if TYPE_CHECKING:
     from ..net.kcp import KCPConn
@@ -134,7 +134,12 @@ class QUICServerListener(Listener):
         log.info("frps quic listen on %s", fmt_addr((addr, self.port)))
 
     def _on_session(self, session: QuicSession) -> None:
-        gate = Gate(self.server, _SessionRaw(session))  # type: ignore[arg-type]
+        raw = _SessionRaw(session)
+        banlist = self.server.banlist
+        if banlist.enabled and banlist.banned(peer_host(raw)):  # type: ignore[arg-type]
+            session.close()  # a banned address (server/banlist.py), as for TCP and KCP
+            return
+        gate = Gate(self.server, raw)  # type: ignore[arg-type]
         gate.stage = Stage.NO_STREAM
         self.gates[id(session)] = gate
 

@@ -6,6 +6,7 @@ import asyncio
 import enum
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,9 @@ from ..proto import wire
 from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
+from .banlist import BanList, FailLimit
 from .control import V1_ONLY_PROXY_TYPES, Control
-from .gate import PREAUTH_TIMEOUT, Gate, Stage
+from .gate import PREAUTH_TIMEOUT, Gate, Stage, peer_host
 from .group import GroupRegistry
 from .listeners import Listener, start_listeners
 from .nathole import NatHoleController
@@ -43,6 +45,9 @@ log = logging.getLogger("aiofrp.server")
 
 QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speaks-first user
 FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py for the rest)
+# yamux streams of one session still waiting for their first message; more are reset. Go frps has
+# hashicorp/yamux's AcceptBacklog (256) but accepts at once, so there it is a goroutine per stream.
+MAX_PENDING_STREAMS = 256
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
 
@@ -50,7 +55,7 @@ TLS_HANDSHAKE_BYTE = 0x16
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: ServerConfig, *, quick: bool = False) -> None:
+    def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None) -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -76,6 +81,7 @@ class Server:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.gates: set[Gate] = set()  # bind-port connections not yet trusted (server/gate.py)
+        self.banlist = BanList(fail_limit or FailLimit())  # aiofrp's --login-fail-* (server/banlist.py)
         self.bind_port = cfg.bind_port
         self.http_vhost: HTTPVhost | None = None  # server/vhost: made by start_vhosts when configured
         self.https_vhost: HTTPSVhost | None = None
@@ -263,7 +269,11 @@ class Server:
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
-            first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            try:
+                first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
+            finally:
+                if conn.session is not None:
+                    conn.session.pending -= 1
         except TimeoutError:
             if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
                 log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
@@ -493,6 +503,10 @@ class _Sniff(asyncio.Protocol):
         self.buf = b""  # first bytes, while they cannot tell yet where the connection goes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        banlist = self.server.banlist
+        if banlist.enabled and banlist.banned(peer_host(transport)):
+            transport.abort()  # type: ignore[attr-defined]  # banned (server/banlist.py): closed at accept, no line
+            return
         self.transport = transport  # type: ignore[assignment]
         # keepalive on bind-port sockets (a websocket's socket already has it; KCP has none)
         sock = None if self.frp_only else transport.get_extra_info("socket")
@@ -671,12 +685,14 @@ class _FirstConn(MsgConn):
     """A logical frp connection whose first message decides what it is: the whole TCP connection
     (``top``), or one yamux stream of it."""
 
-    def __init__(self, server: Server, gate: Gate, *, top: bool = False, internal: bool = False) -> None:
+    def __init__(self, server: Server, gate: Gate, *, top: bool = False, internal: bool = False,
+                 session: _ServerMux | None = None) -> None:
         super().__init__()
         self.server = server
         self.gate = gate
         self.top = top
         self.internal = internal  # from inside frps (Server.open_internal)
+        self.session = session  # the yamux session of a stream, which counts its pending streams
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -715,11 +731,25 @@ class _ServerMux(MuxSession):
         )
         self.server = server
         self.gate = gate
+        self.pending = 0  # streams waiting for their first message (MAX_PENDING_STREAMS)
+        self._last_refusal_line = -1e18
 
     def _on_stream(self, stream: MuxStream) -> None:
         if not self.gate.trusted:
             self.gate.stage = Stage.NO_LOGIN_STREAMS
-        conn = _FirstConn(self.server, self.gate)
+        if self.pending >= MAX_PENDING_STREAMS:
+            reason = f"more than {MAX_PENDING_STREAMS} yamux streams waiting for their first message"
+            if self.gate.fail(reason):  # before login: the whole connection goes
+                self._shutdown(ConnectionAbortedError(reason))
+                return
+            now = time.monotonic()
+            if now - self._last_refusal_line >= 1.0:  # a line a second at most, not one per stream
+                log.warning("%s from %s, resetting new ones", reason, self.gate.peer)
+                self._last_refusal_line = now
+            stream.abort()
+            return
+        self.pending += 1
+        conn = _FirstConn(self.server, self.gate, session=self)
         stream.set_protocol(conn)
         conn.connection_made(stream)
 
