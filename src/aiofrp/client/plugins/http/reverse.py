@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterable, Iterable
@@ -23,7 +24,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ....net.relay import Relay
-from .responses import Response, StreamResponse
+from .responses import BufferedStreamResponse, Response, StreamResponse
 from .static import content_type
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -66,6 +67,7 @@ def canonical_host(host: str) -> str:
     return host.removesuffix(".")
 
 
+@functools.lru_cache(maxsize=512)  # the same few names on every request
 def _canonical_key(k: str) -> str:
     """Go's ``textproto.CanonicalMIMEHeaderKey`` (``x-my-header`` -> ``X-My-Header``)."""
     return "-".join(p[:1].upper() + p[1:].lower() for p in k.split("-"))
@@ -209,7 +211,9 @@ class ReverseProxy:
             self.proxy_error(exc)
             return Response(status=502)
         try:
-            resp = StreamResponse(status=up.status, reason=up.reason)
+            # a known length: the head waits for the first body bytes and goes out with them
+            cls = BufferedStreamResponse if "Content-Length" in up.headers else StreamResponse
+            resp = cls(status=up.status, reason=up.reason)
             for k, v in strip_hop(up.headers.items()).items():
                 resp.headers.add(k, v)
             if "Content-Length" not in up.headers and request.version < (1, 1):
