@@ -272,14 +272,22 @@ class H2Conn(asyncio.Protocol):
                 if first:
                     resp_headers.append(("content-type", content_type("", first[:512])))
             self.h2.send_headers(st.id, resp_headers, end_stream=no_body)
-            self._flush()
+            # a known length: HEADERS, DATA and END_STREAM frames go out in as few writes as the
+            # body allows (one for a small answer: one TLS write, one mux frame); otherwise the
+            # head is sent at once and each chunk as it comes
+            cl = up.headers.get("Content-Length", "")
+            left = int(cl) if cl.isdigit() and cl.isascii() and not no_body else -1
+            if left < 0:
+                self._flush()
             if not no_body:
                 if first:
-                    await self._send(st.id, first)
+                    left -= len(first)
+                    await self._send(st.id, first, flush=left != 0)
                 async for chunk in up.content.iter_any():
-                    await self._send(st.id, chunk)
+                    left -= len(chunk)
+                    await self._send(st.id, chunk, flush=left != 0)
                 self.h2.end_stream(st.id)
-                self._flush()
+            self._flush()
         finally:
             up.release()
 
@@ -288,19 +296,23 @@ class H2Conn(asyncio.Protocol):
             self.h2.send_headers(sid, [(":status", str(status)), ("content-length", "0")], end_stream=True)
         self._flush()
 
-    async def _send(self, sid: int, data: bytes) -> None:
+    async def _send(self, sid: int, data: bytes, *, flush: bool = True) -> None:
+        """``data`` on stream ``sid`` within the flow-control windows; with ``flush=False`` the
+        last frames stay in h2's buffer for the caller's next flush (what waits is flushed first)."""
         view = memoryview(data)
         loop = asyncio.get_running_loop()
         while view:
             if self.closed or sid not in self.streams:
                 raise ConnectionResetError("stream closed")
             if self.write_paused:
+                self._flush()
                 fut = loop.create_future()
                 self.write_waiters.append(fut)
                 await fut
                 continue
             window = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
             if window <= 0:
+                self._flush()
                 fut = loop.create_future()
                 self.window_waiters[sid] = fut
                 await fut
@@ -308,5 +320,6 @@ class H2Conn(asyncio.Protocol):
             n = min(window, len(view))
             self.h2.send_data(sid, bytes(view[:n]))
             view = view[n:]
+        if flush:  # one write for all the frames of this chunk
             self._flush()
 
