@@ -268,7 +268,7 @@ class H2Conn(asyncio.Protocol):
             no_body = method == "HEAD" or up.status in (204, 304)
             first = b""
             if not no_body and "Content-Type" not in up.headers:  # Go's server sniffs it
-                first = await up.content.readany()
+                first = await up.readany()
                 if first:
                     resp_headers.append(("content-type", content_type("", first[:512])))
             self.h2.send_headers(st.id, resp_headers, end_stream=no_body)
@@ -283,7 +283,7 @@ class H2Conn(asyncio.Protocol):
                 if first:
                     left -= len(first)
                     await self._send(st.id, first, flush=left != 0)
-                async for chunk in up.content.iter_any():
+                async for chunk in up.iter_any():
                     left -= len(chunk)
                     await self._send(st.id, chunk, flush=left != 0)
                 self.h2.end_stream(st.id)
