@@ -72,6 +72,7 @@ class H2Conn(asyncio.Protocol):
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
         self.closed = False
+        self.flush_scheduled = False
 
     # -- transport callbacks --------------------------------------------------------------------
 
@@ -149,12 +150,22 @@ class H2Conn(asyncio.Protocol):
     # -- helpers --------------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Send h2's output at the end of this loop turn: the frames of every stream that
+        answered meanwhile go out in one transport write (one TLS write, one mux frame, one
+        syscall) instead of one each."""
+        if not self.flush_scheduled and not self.closed:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self.flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
+            self._flush_now()  # a GOAWAY or the last frames first
             self.closed = True
             self.transport.close()
 
