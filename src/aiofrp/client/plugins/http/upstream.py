@@ -9,8 +9,9 @@ without a body says ``Content-Length: 0`` (Go's transport does too). Interim 1xx
 skipped. A chunked answer is decoded (the front frames it again for its own client). A
 connection goes back to the pool only when its request and response both ended cleanly and
 neither side said ``Connection: close``; idle ones close after 90 s (Go's ``IdleConnTimeout``).
-A request without a body that finds its pooled connection closed by the server is sent again
-once on a new connection (Go's transport retries such requests too).
+A replayable request (no body; GET, HEAD, OPTIONS, TRACE or an Idempotency-Key, as Go's
+``isReplayable``) that finds its pooled connection closed by the server is sent again once on a
+new connection (Go's transport retries those too).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAX_IDLE = 100  # Go: DefaultTransport MaxIdleConns
 HEAD_LIMIT = 1 << 20  # Go: Transport MaxResponseHeaderBytes default
 HIGH_WATER = 256 * 1024  # response bytes queued before the upstream socket is paused
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class UpstreamError(ConnectionError):
@@ -329,6 +331,9 @@ class Pool:
         except UnicodeEncodeError as exc:
             raise UpstreamError(f"invalid header: {exc}") from None
         chunked = body is not None and "Content-Length" not in headers
+        # Go's Request.isReplayable: no body, and an idempotent method or an Idempotency-Key
+        replayable = body is None and (method in REPLAYABLE or "Idempotency-Key" in headers
+                                       or "X-Idempotency-Key" in headers)
         keep = "close" not in {t.strip().lower() for t in headers.get("Connection", "").split(",")}
         for attempt in (0, 1):
             conn = self._take()
@@ -350,7 +355,7 @@ class Pool:
                 if sender is not None:
                     sender.cancel()
                 conn.close()
-                if attempt == 0 and reused and body is None and not conn.got_bytes:
+                if attempt == 0 and reused and replayable and not conn.got_bytes:
                     continue  # the server closed the idle connection as we reused it
                 raise
             except BaseException:
