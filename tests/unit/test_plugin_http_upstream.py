@@ -177,3 +177,25 @@ def test_refused_and_cut() -> None:
         resp.release()
 
     asyncio.run(with_server(answer, run))
+
+
+def test_idle_connections_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiofrp.client.plugins.http import upstream
+
+    monkeypatch.setattr(upstream, "IDLE_TIMEOUT", 0.3)
+
+    def answer(req: bytes) -> list[bytes]:
+        return [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+
+    async def run(pool: Pool, srv: Server) -> None:
+        assert await body_of(await pool.request("GET", "/", headers(), None)) == b"ok"
+        assert len(pool.idle) == 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while pool.idle and loop.time() < deadline:  # the sweeper closes it after IDLE_TIMEOUT
+            await asyncio.sleep(0.05)
+        assert not pool.idle
+        assert await body_of(await pool.request("GET", "/", headers(), None)) == b"ok"
+        assert srv.connections == 2
+
+    asyncio.run(with_server(answer, run))

@@ -56,7 +56,7 @@ class _Conn(asyncio.Protocol):
         self.paused = False  # reading paused (too much queued)
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
-        self.idle: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # loop time when it went back to the pool
         self.got_bytes = False  # any byte of the current response arrived
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -87,8 +87,6 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.idle is not None:
-            self.idle.cancel()
         self.pool.forget(self)
         self._fail(UpstreamError(str(exc) if exc else "connection closed"))
         self._wake_drain()
@@ -271,6 +269,7 @@ class Pool:
         self.connect_timeout = connect_timeout
         self.idle: list[_Conn] = []
         self.closed = False
+        self._sweeper: asyncio.TimerHandle | None = None  # one timer per pool, not one per request
 
     def forget(self, conn: _Conn) -> None:
         if conn in self.idle:
@@ -284,11 +283,28 @@ class Pool:
         conn.framer = None
         conn.done = False
         conn.error = None
-        conn.idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, conn.close)
+        loop = asyncio.get_running_loop()
+        conn.idle_since = loop.time()
         self.idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(IDLE_TIMEOUT / 3, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle for IDLE_TIMEOUT (checked every IDLE_TIMEOUT / 3)."""
+        self._sweeper = None
+        if self.closed:
+            return
+        now = asyncio.get_running_loop().time()
+        for conn in [c for c in self.idle if now - c.idle_since >= IDLE_TIMEOUT]:
+            conn.close()
+        if self.idle:
+            self._sweeper = asyncio.get_running_loop().call_later(IDLE_TIMEOUT / 3, self._sweep)
 
     def close(self) -> None:
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self.idle):
             conn.close()
         self.idle.clear()
@@ -311,9 +327,9 @@ class Pool:
     def _take(self) -> _Conn | None:
         while self.idle:
             conn = self.idle.pop()
-            if conn.idle is not None:
-                conn.idle.cancel()
-                conn.idle = None
+            if asyncio.get_running_loop().time() - conn.idle_since >= IDLE_TIMEOUT:
+                conn.close()  # expired, the sweeper had not come yet
+                continue
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn
         return None
