@@ -199,3 +199,19 @@ def test_idle_connections_expire(monkeypatch: pytest.MonkeyPatch) -> None:
         assert srv.connections == 2
 
     asyncio.run(with_server(answer, run))
+
+
+def test_request_body_breaking_off_fails_that_request() -> None:
+    def answer(req: bytes) -> list[bytes]:
+        return [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"abc"
+        raise ConnectionResetError("browser went away")
+
+    async def run(pool: Pool, srv: Server) -> None:
+        with pytest.raises(UpstreamError):
+            await pool.request("POST", "/up", headers(), broken())
+        assert await body_of(await pool.request("GET", "/next", headers(), None)) == b""
+
+    asyncio.run(with_server(answer, run))

@@ -400,6 +400,7 @@ async def _send_body(conn: _Conn, body: AsyncIterable[bytes], chunked: bool) -> 
             await conn.drain()
         if chunked and not conn.closed:
             t.write(b"0\r\n\r\n")
-    except (ConnectionError, OSError):
+    except Exception:  # noqa: BLE001 - the browser's body broke off: the request fails, the connection closes
+        conn.close()
         return False
     return not conn.closed
