@@ -72,6 +72,7 @@ class H2Conn(asyncio.Protocol):
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
         self.closed = False
+        self.flush_scheduled = False
 
     # -- transport callbacks --------------------------------------------------------------------
 
@@ -149,12 +150,22 @@ class H2Conn(asyncio.Protocol):
     # -- helpers --------------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Send h2's output at the end of this loop turn: the frames of every stream that
+        answered meanwhile go out in one transport write (one TLS write, one mux frame, one
+        syscall) instead of one each."""
+        if not self.flush_scheduled and not self.closed:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self.flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
+            self._flush_now()  # a GOAWAY or the last frames first
             self.closed = True
             self.transport.close()
 
@@ -268,18 +279,26 @@ class H2Conn(asyncio.Protocol):
             no_body = method == "HEAD" or up.status in (204, 304)
             first = b""
             if not no_body and "Content-Type" not in up.headers:  # Go's server sniffs it
-                first = await up.content.readany()
+                first = await up.readany()
                 if first:
                     resp_headers.append(("content-type", content_type("", first[:512])))
             self.h2.send_headers(st.id, resp_headers, end_stream=no_body)
-            self._flush()
+            # a known length: HEADERS, DATA and END_STREAM frames go out in as few writes as the
+            # body allows (one for a small answer: one TLS write, one mux frame); otherwise the
+            # head is sent at once and each chunk as it comes
+            cl = up.headers.get("Content-Length", "")
+            left = int(cl) if cl.isdigit() and cl.isascii() and not no_body else -1
+            if left < 0:
+                self._flush()
             if not no_body:
                 if first:
-                    await self._send(st.id, first)
-                async for chunk in up.content.iter_any():
-                    await self._send(st.id, chunk)
+                    left -= len(first)
+                    await self._send(st.id, first, flush=left != 0)
+                async for chunk in up.iter_any():
+                    left -= len(chunk)
+                    await self._send(st.id, chunk, flush=left != 0)
                 self.h2.end_stream(st.id)
-                self._flush()
+            self._flush()
         finally:
             up.release()
 
@@ -288,19 +307,23 @@ class H2Conn(asyncio.Protocol):
             self.h2.send_headers(sid, [(":status", str(status)), ("content-length", "0")], end_stream=True)
         self._flush()
 
-    async def _send(self, sid: int, data: bytes) -> None:
+    async def _send(self, sid: int, data: bytes, *, flush: bool = True) -> None:
+        """``data`` on stream ``sid`` within the flow-control windows; with ``flush=False`` the
+        last frames stay in h2's buffer for the caller's next flush (what waits is flushed first)."""
         view = memoryview(data)
         loop = asyncio.get_running_loop()
         while view:
             if self.closed or sid not in self.streams:
                 raise ConnectionResetError("stream closed")
             if self.write_paused:
+                self._flush()
                 fut = loop.create_future()
                 self.write_waiters.append(fut)
                 await fut
                 continue
             window = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
             if window <= 0:
+                self._flush()
                 fut = loop.create_future()
                 self.window_waiters[sid] = fut
                 await fut
@@ -308,5 +331,6 @@ class H2Conn(asyncio.Protocol):
             n = min(window, len(view))
             self.h2.send_data(sid, bytes(view[:n]))
             view = view[n:]
+        if flush:  # one write for all the frames of this chunk
             self._flush()
 

@@ -21,3 +21,12 @@ class StreamResponse(_NoDefaultServer):
 
 class Response(web.Response, _NoDefaultServer):
     pass
+
+
+class BufferedStreamResponse(_NoDefaultServer):
+    """A stream whose head waits for the first body bytes (or the end) and goes out with them in
+    one transport write: one TLS write and one mux frame instead of two for a small answer (Go's
+    ``http.Server`` buffers the head the same way until the handler writes or flushes). Only for
+    bodies that follow at once: a file, an upstream answer with a Content-Length."""
+
+    _send_headers_immediately = False

@@ -1,5 +1,6 @@
 """The reverse proxy behind ``http2http``, ``http2https``, ``https2http`` and ``https2https`` (Go's
-``httputil.ReverseProxy`` with the plugins' ``Rewrite`` functions), on aiohttp's client.
+``httputil.ReverseProxy`` with the plugins' ``Rewrite`` functions); requests go out through the
+keep-alive pool of :mod:`.upstream`.
 
 Per request: hop-by-hop headers go (and those ``Connection`` names), ``X-Forwarded-*`` as the
 plugin does it in Go, the Host kept unless ``hostHeaderRewrite``, ``requestHeaders.set`` applied;
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterable, Iterable
@@ -20,11 +22,11 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from ....net.relay import Relay
-from .responses import Response, StreamResponse
+from .responses import BufferedStreamResponse, Response, StreamResponse
 from .static import content_type
+from .upstream import Pool, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -66,6 +68,7 @@ def canonical_host(host: str) -> str:
     return host.removesuffix(".")
 
 
+@functools.lru_cache(maxsize=512)  # the same few names on every request
 def _canonical_key(k: str) -> str:
     """Go's ``textproto.CanonicalMIMEHeaderKey`` (``x-my-header`` -> ``X-My-Header``)."""
     return "-".join(p[:1].upper() + p[1:].lower() for p in k.split("-"))
@@ -113,29 +116,21 @@ class ReverseProxy:
             self.ssl.check_hostname = False
             self.ssl.verify_mode = ssl.CERT_NONE
             self.ssl.set_alpn_protocols(["http/1.1"])
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
         self._relays: set[Relay] = set()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ssl=self.ssl if self.ssl is not None else False,
-                                             keepalive_timeout=90.0)  # Go: IdleConnTimeout 90 s
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-                trust_env=False,
-            )
-        return self._session
+    def pool(self) -> Pool:
+        if self._pool is None:
+            hostname = self.host if self.ssl is not None and not _is_ip(self.host) else None
+            self._pool = Pool(self.host, self.port, self.ssl, hostname, CONNECT_TIMEOUT)
+        return self._pool
 
     def close(self) -> None:
         for r in list(self._relays):
             r.close()
-        if self._session is not None:
-            session, self._session = self._session, None
-            task = asyncio.get_running_loop().create_task(session.close())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if self._pool is not None:
+            self._pool.close()
 
     # -- the outgoing request -------------------------------------------------------------------
 
@@ -180,12 +175,10 @@ class ReverseProxy:
         return out
 
     async def request(self, method: str, target: str, headers: CIMultiDict[str],
-                      body: AsyncIterable[bytes] | None) -> aiohttp.ClientResponse:
+                      body: AsyncIterable[bytes] | None) -> UpstreamResponse:
         if self.addr_error:
-            raise aiohttp.ClientConnectionError(self.addr_error)
-        url = URL(f"{self.scheme}://{_host_port(self.host, self.port)}{target}", encoded=True)
-        return await self.session.request(method, url, headers=headers, data=body,
-                                          allow_redirects=False)
+            raise UpstreamError(self.addr_error)
+        return await self.pool.request(method, target, headers, body)
 
     def proxy_error(self, exc: BaseException) -> None:
         log.warning("[%s] http: proxy error: %s", self.name, exc or type(exc).__name__)
@@ -209,7 +202,9 @@ class ReverseProxy:
             self.proxy_error(exc)
             return Response(status=502)
         try:
-            resp = StreamResponse(status=up.status, reason=up.reason)
+            # a known length: the head waits for the first body bytes and goes out with them
+            cls = BufferedStreamResponse if "Content-Length" in up.headers else StreamResponse
+            resp = cls(status=up.status, reason=up.reason)
             for k, v in strip_hop(up.headers.items()).items():
                 resp.headers.add(k, v)
             if "Content-Length" not in up.headers and request.version < (1, 1):
@@ -218,17 +213,17 @@ class ReverseProxy:
             if "Content-Type" not in up.headers and up.status not in (204, 304) and request.method != "HEAD":
                 # Go's server sniffs a missing Content-Type from the first bytes (aiohttp would
                 # say application/octet-stream, and browsers would download an HTML page)
-                first = await up.content.readany()
+                first = await up.readany()
                 if first:
                     resp.headers["Content-Type"] = content_type("", first[:512])
             await resp.prepare(request)
             if first:
                 await resp.write(first)
-            async for chunk in up.content.iter_any():
+            async for chunk in up.iter_any():
                 await resp.write(chunk)
             await resp.write_eof()
             return resp
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, UpstreamError, aiohttp.ClientError) as exc:
             # the response started: all we can do is cut the connection (as Go's ReverseProxy)
             self.proxy_error(exc)
             raise ConnectionResetError("upstream failed mid-response") from exc  # serve.py cuts the connection
@@ -385,7 +380,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

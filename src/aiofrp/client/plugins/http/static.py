@@ -26,7 +26,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from ....config.plugin import StaticFilePluginOptions
-from .responses import Response, StreamResponse
+from .responses import BufferedStreamResponse, Response
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -360,7 +360,7 @@ async def _serve_content(request: web.BaseRequest, f: BinaryIO, name: str, st: o
             parts = [(b"", ByteRange(0, size))]
             length = size
         headers.setdefault("Content-Type", ctype)
-        resp = StreamResponse(status=status, headers=headers)
+        resp = BufferedStreamResponse(status=status, headers=headers)  # the head goes with the first bytes
         if gzip:
             resp.enable_compression(web.ContentCoding.gzip)
         else:
