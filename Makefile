@@ -10,6 +10,8 @@
 #   make clean                                                remove .venv and build leftovers
 #   PYTHON=python3.12 make ...                                the interpreter to use (>= 3.11)
 PYTHON ?= python3
+# pytest-xdist workers for `make test` (TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 4
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Two stamps: the runtime (enough for `make demo`) and the test tools on top of it.
@@ -48,7 +50,7 @@ venv: $(TEST_STAMP)
 
 # lint first: CI (.ci/run -> make test) fails on a ruff or mypy error as on a failing test
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 unit: $(TEST_STAMP)
 	$(PY) -m pytest -q tests/unit
