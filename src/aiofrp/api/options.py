@@ -8,8 +8,8 @@ option is a :class:`~aiofrp.api.errors.ConfigError` naming it as the caller spel
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -22,6 +22,8 @@ from ..config.token_source import resolve_auth_token
 from ..config.validate import validate_client_config, validate_server_config
 from ..config.visitor import VISITOR_TYPES
 from .errors import ConfigError
+
+C = TypeVar("C", ClientConfig, ServerConfig)
 
 _FIELDS: dict[type, dict[str, msgspec.structs.FieldInfo]] = {}
 
@@ -79,26 +81,19 @@ def relabel(exc: _ConfigFileError, names: Mapping[str, str]) -> ConfigError:
 def client_config(options: Mapping[str, Any], source: str, *, strict: bool = True,
                   allow_unsafe: Collection[str] = frozenset()) -> ClientConfig:
     """A :class:`ClientConfig` from keyword options (``token`` is short for ``auth={"token": ...}``)."""
-    opts = dict(options)
-    names: dict[str, str] = {}
-    if "token" in opts:
-        auth = dict(opts.get("auth") or {})
-        auth["token"] = opts.pop("token")
-        opts["auth"] = auth
-        names["auth.token"] = "token"
-    data = to_frp(opts, ClientConfig, "", "", names)
-    try:
-        cfg = from_data(ClientConfig, data, source, strict=strict)
-        validate_client_config(cfg, source, allow_unsafe=allow_unsafe)
-        resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
-    except _ConfigFileError as exc:
-        raise relabel(exc, names) from None
-    return cfg
+    return _config(ClientConfig, validate_client_config, options, source, strict, allow_unsafe)
 
 
 def server_config(options: Mapping[str, Any], source: str, *, strict: bool = True,
                   allow_unsafe: Collection[str] = frozenset()) -> ServerConfig:
     """A :class:`ServerConfig` from keyword options (``token`` is short for ``auth={"token": ...}``)."""
+    return _config(ServerConfig, validate_server_config, options, source, strict, allow_unsafe)
+
+
+def _config(cls: type[C], validate: Callable[..., None], options: Mapping[str, Any], source: str,
+            strict: bool, allow_unsafe: Collection[str]) -> C:
+    """Decode, validate and resolve ``auth.tokenSource`` as ``verify`` does; errors name the
+    options as the caller spelt them."""
     opts = dict(options)
     names: dict[str, str] = {}
     if "token" in opts:
@@ -106,10 +101,10 @@ def server_config(options: Mapping[str, Any], source: str, *, strict: bool = Tru
         auth["token"] = opts.pop("token")
         opts["auth"] = auth
         names["auth.token"] = "token"
-    data = to_frp(opts, ServerConfig, "", "", names)
+    data = to_frp(opts, cls, "", "", names)
     try:
-        cfg = from_data(ServerConfig, data, source, strict=strict)
-        validate_server_config(cfg, source, allow_unsafe=allow_unsafe)
+        cfg = from_data(cls, data, source, strict=strict)
+        validate(cfg, source, allow_unsafe=allow_unsafe)
         resolve_auth_token(cfg.auth, source, allow_unsafe=allow_unsafe)
     except _ConfigFileError as exc:
         raise relabel(exc, names) from None
