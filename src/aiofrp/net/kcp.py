@@ -16,6 +16,7 @@ from typing import Any
 
 from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECDecoder, FECEncoder, KCPError, peek_conv
+from .datagram_listener import DatagramListener
 from .transport import PausableTransport
 
 log = logging.getLogger("aiofrp.net.kcp")
@@ -210,7 +211,6 @@ SOCKET_BUFFER = 4 << 20  # frp sets 4 MiB UDP socket buffers on both sides
 SERVER_WINDOW = (1024, 1024)  # frps (pkg/util/net/kcp.go)
 CLIENT_WINDOW = (128, 512)  # frpc (golib net dial)
 MAX_SESSIONS = 4096
-BAD_LOG_INTERVAL = 10.0  # s: at most one "bad datagram" line per this interval
 
 
 def _big_buffers(sock: Any) -> None:
@@ -235,7 +235,7 @@ def _conv_of(data: bytes) -> int | None:
     return int.from_bytes(data[0:4], "little") if n >= 4 else None
 
 
-class KCPListener(asyncio.DatagramProtocol):
+class KCPListener(DatagramListener[KCPConn]):
     """frps ``kcpBindPort``: one KCP conversation per remote address (kcp-go's listener).
 
     A new address opens a conversation only with a well-formed KCP datagram; a datagram of another
@@ -244,17 +244,16 @@ class KCPListener(asyncio.DatagramProtocol):
     :class:`KCPConn` before its first datagram is fed in.
     """
 
+    kind = "kcp"
+    log = log
+
     def __init__(self, on_conn: Callable[[KCPConn], None], *, window: tuple[int, int] = SERVER_WINDOW) -> None:
+        super().__init__()
         self.on_conn = on_conn
         self.window = window
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sessions: dict[Any, KCPConn] = {}
-        self.bad = 0
-        """Datagrams dropped (not KCP, or over the session limit)."""
-        self._bad_logged = -BAD_LOG_INTERVAL
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        super().connection_made(transport)
         _big_buffers(transport.get_extra_info("socket"))
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -290,25 +289,8 @@ class KCPListener(asyncio.DatagramProtocol):
         self.on_conn(conn)
         conn.datagram_received(data)
 
-    def _forget(self, addr: Any, conn: KCPConn) -> None:
-        if self.sessions.get(addr) is conn:
-            del self.sessions[addr]
-
-    def _drop(self, addr: Any, why: str) -> None:
-        self.bad += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._bad_logged >= BAD_LOG_INTERVAL:
-            self._bad_logged = now
-            log.warning("kcp: dropping datagram from %s: %s (%d dropped so far)", fmt_addr(addr), why, self.bad)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("kcp listener: %s", exc)
-
-    def close(self) -> None:
-        for conn in list(self.sessions.values()):
-            conn.abort()
-        if self.transport is not None:
-            self.transport.close()
+    def _end(self, session: KCPConn) -> None:
+        session.abort()
 
 
 class _KCPClientEndpoint(asyncio.DatagramProtocol):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..proto.addr import fmt_addr
+from .datagram_listener import DatagramListener
 from .transport import PausableTransport
 
 if TYPE_CHECKING:
@@ -422,29 +423,25 @@ def random_cid() -> bytes:
 # -- frp's quic transport (frpc transport.protocol = "quic", frps quicBindPort) -------------------
 
 MAX_CONNECTIONS = 4096
-BAD_LOG_INTERVAL = 10.0  # s: at most one "bad datagram" line per this interval
 
 
-class QuicListener(asyncio.DatagramProtocol):
+class QuicListener(DatagramListener["QuicSession"]):
     """frps ``quicBindPort``: QUIC connections told apart by the client's address; a datagram
     from a new address opens one only if it is a client Initial packet. Anything else is
     dropped and logged (rate-limited). ``on_session`` gets each new :class:`QuicSession`."""
 
+    kind = "quic"
+    log = log
+
     def __init__(self, configuration: QuicConfiguration, on_session: Callable[[QuicSession], None], *,
                  on_stream: Callable[[QuicSession, QuicStream], None], keepalive: float = 10.0,
                  max_incoming_streams: int = 0) -> None:
+        super().__init__()
         self.configuration = configuration
         self.on_session = on_session
         self.on_stream = on_stream
         self.keepalive = keepalive
         self.max_incoming_streams = max_incoming_streams
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sessions: dict[Any, QuicSession] = {}
-        self.bad = 0
-        self._bad_logged = -BAD_LOG_INTERVAL
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         s = self.sessions.get(addr)
@@ -478,25 +475,8 @@ class QuicListener(asyncio.DatagramProtocol):
         s.closed.add_done_callback(lambda _f: self._forget(addr, session))
         self.on_session(s)
 
-    def _forget(self, addr: Any, s: QuicSession) -> None:
-        if self.sessions.get(addr) is s:
-            del self.sessions[addr]
-
-    def _drop(self, addr: Any, why: str) -> None:
-        self.bad += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._bad_logged >= BAD_LOG_INTERVAL:
-            self._bad_logged = now
-            log.warning("quic: dropping datagram from %s: %s (%d dropped so far)", fmt_addr(addr), why, self.bad)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("quic listener: %s", exc)
-
-    def close(self) -> None:
-        for s in list(self.sessions.values()):
-            s.close()
-        if self.transport is not None:
-            self.transport.close()
+    def _end(self, session: QuicSession) -> None:
+        session.close()
 
 
 class _QuicClientEndpoint(asyncio.DatagramProtocol):
