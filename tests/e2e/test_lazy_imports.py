@@ -56,7 +56,8 @@ CLIENT_NOT_LOADED = (
 )
 SERVER_NOT_LOADED = (
     "aiofrp.server.proxies.http", "aiofrp.server.proxies.xtcp", "aiofrp.server.proxies.udp",
-    "aiofrp.server.dashboard", "aiofrp.server.metrics", "aiofrp.server.sshgw",
+    "aiofrp.server.dashboard", "aiofrp.server.metrics", "aiofrp.server.sshgw", "aiofrp.server.vhost.http",
+    "aiofrp.server.vhost.https", "aiofrp.server.vhost.tcpmux",
 )
 
 
