@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 from typing import Protocol
@@ -66,11 +65,13 @@ def setup_logging(cfg: HasLogSettings | None = None, *, level: str | None = None
         handler = logging.StreamHandler(sys.stdout)
     else:
         days = (lcfg.max_days if lcfg is not None else 0) or 3
+        from logging.handlers import TimedRotatingFileHandler  # lazily: only log.to = FILE rotates
+
         try:
             folder = os.path.dirname(to)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            handler = logging.handlers.TimedRotatingFileHandler(
+            handler = TimedRotatingFileHandler(
                 to, when="midnight", backupCount=days, encoding="utf-8"
             )
         except OSError as exc:

@@ -17,8 +17,6 @@ import logging
 import os
 import ssl
 import sys
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 
 from .. import version_text
@@ -233,6 +231,9 @@ def admin_request(cfg: ClientConfig, method: str, path: str) -> bytes:
         if not ws.tls.trusted_ca_file:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+    import urllib.error  # lazily: only the verify/status/reload/stop commands speak HTTP
+    import urllib.request
+
     url = f"{'https' if ctx else 'http'}://{join_host_port(host, ws.port)}{path}"
     req = urllib.request.Request(url, method=method)
     if ws.user or ws.password:

@@ -10,6 +10,8 @@ Attribute names are snake_case; each field records frp's key spelling (``vhostHT
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import (
     ConfigStruct,
     HeaderOperations,
@@ -32,11 +34,9 @@ from .client import (
     VirtualNetConfig,
     proxy_wire_name,
 )
-from .convert import dumps_toml, ini_to_toml
 from .decode import from_data
 from .dump import to_frp_dict
 from .errors import ConfigError
-from .ini import LegacyConfig, client_from_ini, looks_like_legacy_ini, server_from_ini
 from .load import (
     is_legacy_ini,
     load_client_config,
@@ -102,6 +102,29 @@ from .visitor import (
     XTCPVisitorConfig,
     new_visitor_config,
 )
+
+if TYPE_CHECKING:
+    from .convert import dumps_toml, ini_to_toml
+    from .ini import LegacyConfig, client_from_ini, looks_like_legacy_ini, server_from_ini
+
+# The legacy INI reader and the TOML converter load when first used (frpc/frps with a TOML, JSON
+# or YAML config never need them): PEP 562 module __getattr__.
+_LAZY = {
+    "dumps_toml": "convert", "ini_to_toml": "convert",
+    "LegacyConfig": "ini", "client_from_ini": "ini", "looks_like_legacy_ini": "ini", "server_from_ini": "ini",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CLIENT_PLUGIN_TYPES",

@@ -7,7 +7,6 @@ values are type-checked without coercion (a string is never an int); ``null`` le
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable
@@ -49,6 +48,8 @@ def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str 
     for c_lower, c in by_lower.items():
         if _norm(c_lower) == _norm(word):
             return c
+    import difflib  # lazily: only a misspelt key needs it
+
     match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
     return by_lower[match[0]] if match else None
 

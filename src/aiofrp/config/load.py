@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from . import ini, template
+from . import template
 from .base import ConfigStruct
 from .client import ClientConfig
 from .decode import from_data
@@ -62,7 +62,11 @@ def render_template(text: str, source: str, env: Mapping[str, str] | None = None
 
 def is_legacy_ini(text: str, source: str) -> bool:
     """Whether Go frp would read this file as a legacy INI config (it has a ``[common]`` section)."""
-    return _format_hint(source) == "" and ini.looks_like_legacy_ini(text)
+    if _format_hint(source) or "common" not in text:  # no [common] section: not INI (and no import)
+        return False
+    from . import ini  # lazily: the legacy INI reader, only for files that may be INI
+
+    return ini.looks_like_legacy_ini(text)
 
 
 def _load_yaml(text: str) -> object:
@@ -204,6 +208,8 @@ def parse_server_config(
     text = render_template(text, source, env)
     origins = None
     if is_legacy_ini(text, source):
+        from . import ini
+
         legacy = ini.server_from_ini(text, source)
         _report([ini.deprecation_warning(source, "frps"), *legacy.warnings], warnings)
         data, origins, strict = legacy.data, legacy.origins, True
@@ -238,6 +244,8 @@ def parse_client_config(
     legacy = is_legacy_ini(text, source)
     origins = None
     if legacy:
+        from . import ini
+
         conv = ini.client_from_ini(text, source)
         _report([ini.deprecation_warning(source, "frpc"), *conv.warnings], warnings)
         data, origins, strict = conv.data, conv.origins, True
@@ -333,6 +341,8 @@ def _load_include(path: str, ctx: _IncludeCtx) -> ClientConfig:
     text = render_template(_read(path), path, ctx.env)
     origins = None
     if ctx.legacy:
+        from . import ini
+
         conv = ini.include_from_ini(text, path)
         _report(conv.warnings, ctx.warnings)
         data, origins = conv.data, conv.origins

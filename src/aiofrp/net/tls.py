@@ -8,11 +8,9 @@ transports that are not sockets (yamux streams, websocket, KCP).
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
 import ssl
-import tempfile
 from typing import Any, cast
 
 log = logging.getLogger("aiofrp.net.tls")
@@ -322,6 +320,8 @@ def self_signed_pair() -> tuple[bytes, bytes]:
     ECDSA P-256 rather than Go's RSA-2048: handshakes are several times cheaper and every frp
     client accepts it (frpc skips verification unless ``trustedCaFile`` is set).
     """
+    import datetime
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -346,6 +346,8 @@ def self_signed_pair() -> tuple[bytes, bytes]:
 
 
 def _load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="aiofrp-tls-") as tmp:
         cpath = os.path.join(tmp, "cert.pem")
         kpath = os.path.join(tmp, "key.pem")

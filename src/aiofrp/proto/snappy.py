@@ -8,9 +8,7 @@ bytes followed by a snappy block (type 0x00) or the bytes themselves (type 0x01)
 from __future__ import annotations
 
 import struct
-
-import cramjam
-import google_crc32c
+from typing import TYPE_CHECKING, Any
 
 from aiofrp.proto.errors import ProtocolError
 
@@ -28,12 +26,32 @@ _MAGIC_BODY = b"sNaPpY"
 _U32 = struct.Struct("<I")
 _CHUNK_HEADER = struct.Struct("<II")  # (length << 8 | type, masked crc)
 
-_crc32c = google_crc32c.value  # needs bytes, not other buffers
-_compress_raw = cramjam.snappy.compress_raw
-_decompress_raw = cramjam.snappy.decompress_raw
-_decompressed_len = cramjam.snappy.decompress_raw_len
+if TYPE_CHECKING:
+    import cramjam
+
+# cramjam and google_crc32c (3-4 MB resident) are loaded with the first compressed stream
+# (transport.useCompression), not when frps/frpc start: see _load().
+_crc32c: Any = None  # google_crc32c.value: needs bytes, not other buffers
+_compress_raw: Any = None
+_decompress_raw: Any = None
+_decompressed_len: Any = None
+_DecompressionError: type[Exception] = Exception
 
 Buffer = bytes | bytearray | memoryview
+
+
+def _load() -> None:
+    global _crc32c, _compress_raw, _decompress_raw, _decompressed_len, _DecompressionError
+    if _crc32c is not None:
+        return
+    import cramjam
+    import google_crc32c
+
+    _compress_raw = cramjam.snappy.compress_raw
+    _decompress_raw = cramjam.snappy.decompress_raw
+    _decompressed_len = cramjam.snappy.decompress_raw_len
+    _DecompressionError = cramjam.DecompressionError
+    _crc32c = google_crc32c.value
 
 
 def _masked_crc(data: bytes) -> int:
@@ -47,6 +65,7 @@ class SnappyFrameWriter:
     __slots__ = ("_started",)
 
     def __init__(self) -> None:
+        _load()
         self._started = False
 
     def compress(self, data: Buffer) -> bytes:
@@ -87,6 +106,7 @@ class SnappyFrameReader:
     __slots__ = ("_buf", "_error", "_need", "_skip", "_started")
 
     def __init__(self) -> None:
+        _load()
         self._buf = bytearray()  # an incomplete chunk carried over to the next call
         self._need = 0  # bytes the carried-over chunk needs in total
         self._skip = 0  # bytes of a skippable chunk still to be discarded
@@ -184,5 +204,5 @@ class SnappyFrameReader:
             if _decompressed_len(body) > MAX_BLOCK_SIZE:
                 raise ProtocolError(f"snappy block decodes to more than {MAX_BLOCK_SIZE} bytes")
             return bytes(_decompress_raw(body))
-        except cramjam.DecompressionError as exc:
+        except _DecompressionError as exc:
             raise ProtocolError(f"corrupt snappy block: {exc}") from None

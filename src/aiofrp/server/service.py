@@ -115,11 +115,8 @@ class Server:
 
     async def start_vhosts(self) -> None:
         """Create the vhosts the config asks for, each on its own listener or sharing the bind
-        port (http, https: same address and port, see _Sniff)."""
-        from .vhost.http import HTTPVhost
-        from .vhost.https import HTTPSVhost
-        from .vhost.tcpmux import TCPMuxVhost
-
+        port (http, https: same address and port, see _Sniff). Each vhost's module is imported
+        only when the config asks for it."""
         cfg = self.cfg
         addr = self.proxy_bind_addr
         same_addr = addr == cfg.bind_addr
@@ -135,12 +132,18 @@ class Server:
             log.info("%s service listen on %s", what, fmt_addr((addr, vhost.port)))
 
         if cfg.vhost_http_port:
+            from .vhost.http import HTTPVhost
+
             self.http_vhost = HTTPVhost(cfg, self.spawn)
             await listen(self.http_vhost, cfg.vhost_http_port, "http", True)
         if cfg.vhost_https_port:
+            from .vhost.https import HTTPSVhost
+
             self.https_vhost = HTTPSVhost(cfg, self.spawn)
             await listen(self.https_vhost, cfg.vhost_https_port, "https", True)
         if cfg.tcpmux_http_connect_port:
+            from .vhost.tcpmux import TCPMuxVhost
+
             self.tcpmux_vhost = TCPMuxVhost(cfg, self.spawn)
             await listen(self.tcpmux_vhost, cfg.tcpmux_http_connect_port, "tcpmux httpconnect multiplexer", False)
 

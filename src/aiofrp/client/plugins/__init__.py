@@ -31,16 +31,8 @@ def new_plugin(proxy_name: str, cfg: ClientPluginOptions) -> ClientPlugin[Client
     return cls(proxy_name, cfg)
 
 
-# The plugin modules register themselves (after REGISTRY exists). The HTTP plugins import aiohttp
-# only when a proxy using them starts.
-from . import (
-    http2http,  # noqa: F401  (registers itself)
-    http2https,  # noqa: F401  (registers itself)
-    http_proxy,  # noqa: F401  (registers itself)
-    https2http,  # noqa: F401  (registers itself)
-    https2https,  # noqa: F401  (registers itself)
-    socks5,  # noqa: F401  (registers itself)
-    static_file,  # noqa: F401  (registers itself)
-    tls2raw,  # noqa: F401  (registers itself)
-    unix_domain_socket,  # noqa: F401  (registers itself)
-)
+# The plugin modules register themselves when a proxy first uses their type (registry.py): a
+# frpc without plugins loads none of them (nor aiohttp, h2).
+for _t in ("http2http", "http2https", "http_proxy", "https2http", "https2https", "socks5", "static_file",
+           "tls2raw", "unix_domain_socket"):
+    REGISTRY.declare(f"{__name__}.{_t}", _t)

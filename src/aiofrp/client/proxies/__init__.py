@@ -22,10 +22,10 @@ def new_proxy(client: ProxyHost, cfg: ProxyBaseConfig) -> Proxy[ProxyBaseConfig]
     return cls(client, cfg)
 
 
-from . import (
-    general_tcp,  # noqa: F401  (registers itself)
-    sudp,  # noqa: F401  (registers itself)
-    udp,  # noqa: F401  (registers itself)
-    xtcp,  # noqa: F401  (registers itself)
-)
+# Each module registers itself when a config first uses one of its types (registry.py).
+REGISTRY.declare(f"{__name__}.general_tcp", "tcp", "http", "https", "tcpmux", "stcp")
+REGISTRY.declare(f"{__name__}.sudp", "sudp")
+REGISTRY.declare(f"{__name__}.udp", "udp")
+REGISTRY.declare(f"{__name__}.xtcp", "xtcp")
+
 from .wrapper import ProxyPhase, ProxyWrapper

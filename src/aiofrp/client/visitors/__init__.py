@@ -19,8 +19,6 @@ def new_visitor(client: VisitorHost, cfg: VisitorBaseConfig) -> Visitor[VisitorB
     return cls(client, cfg) if cls is not None else None
 
 
-from . import (
-    stcp,  # noqa: F401  (registers itself)
-    sudp,  # noqa: F401  (registers itself)
-    xtcp,  # noqa: F401  (registers itself)
-)
+# Each module registers itself when a config first uses its type (registry.py).
+for _t in ("stcp", "sudp", "xtcp"):
+    REGISTRY.declare(f"{__name__}.{_t}", _t)

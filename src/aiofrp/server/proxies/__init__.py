@@ -22,13 +22,6 @@ def new_server_proxy(control: ProxyControl, req: m.NewProxy) -> ServerProxy:
     return cls(control, req)
 
 
-from . import (
-    http,  # noqa: F401  (registers itself)
-    https,  # noqa: F401  (registers itself)
-    stcp,  # noqa: F401  (registers itself)
-    sudp,  # noqa: F401  (registers itself)
-    tcp,  # noqa: F401  (registers itself)
-    tcpmux,  # noqa: F401  (registers itself)
-    udp,  # noqa: F401  (registers itself)
-    xtcp,  # noqa: F401  (registers itself)
-)
+# Each module registers itself when a client first asks for one of its types (registry.py).
+for _t in ("http", "https", "stcp", "sudp", "tcp", "tcpmux", "udp", "xtcp"):
+    REGISTRY.declare(f"{__name__}.{_t}", _t)
