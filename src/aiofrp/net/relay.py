@@ -9,7 +9,10 @@ any error, both sides are closed.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
@@ -21,6 +24,13 @@ if TYPE_CHECKING:
     from .limiter import TokenBucket
 
 log = logging.getLogger("aiofrp.net.relay")
+
+SPLICE = hasattr(os, "splice")  # raw TCP<->TCP relays move bytes in the kernel (see _Splice)
+PIPE_SIZE = 1 << 20  # the kernel pipe between the two sockets of one direction
+SPLICE_CHUNK = 1 << 20  # at most this many bytes per splice call
+SPLICE_BUDGET = 4 << 20  # bytes moved per readiness callback before yielding to the loop
+# The loop's own TCP transports (uvloop's and asyncio's), whose socket may be taken over.
+_SOCKET_TRANSPORTS = frozenset({"uvloop.loop.TCPTransport", "asyncio.selector_events._SelectorSocketTransport"})
 
 Codec = Callable[[Buffer], bytes]  # a codec of a work connection: plain -> wire or wire -> plain
 
@@ -233,7 +243,19 @@ class Relay:
         self.name = name
         self._on_close = on_close
         self._closed = False
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self._spliced: tuple[_Pump, _Pump] | None = None
+        self.a_side: _Side | _Pump
+        self.b_side: _Side | _Pump
+        written = (0, 0)  # a_data/b_data already written by _try_splice, which then gave up
+        if SPLICE and limiter is None and a_to_b is None and b_to_a is None and not a_eof and not b_eof:
+            spliced = self._try_splice(loop, a, b, a_data, b_data)
+            if spliced:
+                return
+            if spliced is not None:
+                written = (len(a_data), len(b_data))
+                a_data = b_data = b""
         sa: _Side
         sb: _Side
         if limiter is None:
@@ -242,6 +264,7 @@ class Relay:
         else:
             self.a_side = sa = _LimitedSide(self, a, b, a_to_b, limiter)
             self.b_side = sb = _LimitedSide(self, b, a, b_to_a, limiter)
+        sa.count, sb.count = written
         sa.other = sb
         sb.other = sa
         a.set_protocol(sa)
@@ -279,6 +302,46 @@ class Relay:
         side = self.b_side
         return side.decoded if side.codec is not None else side.count
 
+    def _try_splice(self, loop: asyncio.AbstractEventLoop, a: asyncio.Transport, b: asyncio.Transport,
+                    a_data: bytes, b_data: bytes) -> bool | None:
+        """Take the sockets of two plain TCP transports over and relay with ``os.splice``.
+
+        The bytes already read are written through the transports first; the sockets are taken
+        only once both write buffers are empty (else False: the callback relay goes on, with
+        ``a_data``/``b_data`` already written). None: not two plain TCP sockets. The transports are then closed on a duplicate
+        of each socket, so the connections stay open on the duplicates.
+        """
+        fa = _socket_fd(a)
+        fb = _socket_fd(b) if fa is not None else None
+        if fa is None or fb is None:
+            return None
+        if a_data:
+            b.write(a_data)
+        if b_data:
+            a.write(b_data)
+        if a.get_write_buffer_size() or b.get_write_buffer_size() or a.is_closing() or b.is_closing():
+            return False
+        da = os.dup(fa)
+        try:
+            db = os.dup(fb)
+        except OSError:
+            os.close(da)
+            raise
+        for t in (a, b):
+            t.set_protocol(_Detached())
+            t.abort()  # closes the transport's own descriptor only: no FIN, no RST
+        pa = _Pump(self, loop, da, db)
+        pb = _Pump(self, loop, db, da)
+        pa.count = len(a_data)
+        pb.count = len(b_data)
+        pa.other = pb
+        pb.other = pa
+        self._spliced = (pa, pb)
+        self.a_side, self.b_side = pa, pb
+        pa.start()
+        pb.start()
+        return True
+
     def _lost(self, side: _Side, exc: Exception | None) -> None:
         self.close()
 
@@ -286,11 +349,19 @@ class Relay:
         if self._closed:
             return
         self._closed = True
-        for side in (self.a_side, self.b_side):
-            timer = getattr(side, "timer", None)
-            if timer is not None:
-                timer.cancel()
-            side.src.close()
+        if self._spliced is not None:
+            pa, pb = self._spliced
+            pa.stop()
+            pb.stop()
+            for fd in (pa.src, pb.src):
+                os.close(fd)
+        else:
+            for side in (self.a_side, self.b_side):
+                assert isinstance(side, _Side)
+                timer = getattr(side, "timer", None)
+                if timer is not None:
+                    timer.cancel()
+                side.src.close()
         if not self.done.done():
             self.done.set_result(None)
         if self._on_close is not None:
@@ -299,6 +370,137 @@ class Relay:
                 cb(self)
             except Exception:
                 log.exception("relay close callback failed")
+
+
+def _socket_fd(t: asyncio.BaseTransport) -> int | None:
+    """The descriptor of a plain TCP socket under one of the loop's own transports, else None
+    (TLS, yamux streams, websocket, KCP, QUIC and unix sockets are relayed by callbacks)."""
+    cls = type(t)
+    if f"{cls.__module__}.{cls.__qualname__}" not in _SOCKET_TRANSPORTS or t.is_closing():
+        return None
+    sock = t.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        return None
+    fd = sock.fileno()
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+class _Detached(asyncio.Protocol):
+    """What a transport whose socket a spliced relay took over reports to: nothing."""
+
+
+class _Pump:
+    """One direction of a spliced relay: ``src`` socket -> a kernel pipe -> ``dst`` socket.
+
+    Reading from ``src`` waits while the pipe holds bytes ``dst`` did not take (back-pressure);
+    ``src``'s EOF becomes ``shutdown(dst, SHUT_WR)`` once the pipe is empty (half-close), and
+    the relay closes when both directions ended. ``count`` is read live by the stats.
+    """
+
+    __slots__ = ("count", "dst", "eof", "loop", "other", "pending", "reading", "relay", "rp", "src", "wp", "writing")
+    codec = None  # no codec on a spliced relay (see Relay.bytes_out)
+    decoded = 0
+
+    def __init__(self, relay: Relay, loop: asyncio.AbstractEventLoop, src: int, dst: int) -> None:
+        self.relay = relay
+        self.loop = loop
+        self.src = src
+        self.dst = dst
+        self.rp, self.wp = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(self.wp, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # above /proc/sys/fs/pipe-max-size: keep the default 64 KiB
+            pass
+        self.pending = 0  # bytes in the pipe
+        self.count = 0  # bytes read from src
+        self.eof = False  # src's EOF was passed on to dst
+        self.reading = False
+        self.writing = False
+        self.other: _Pump
+
+    def start(self) -> None:
+        self.reading = True
+        self.loop.add_reader(self.src, self._readable)
+
+    def stop(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.src)
+        if self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.dst)
+        os.close(self.rp)
+        os.close(self.wp)
+
+    def _fail(self, exc: OSError) -> None:
+        log.debug("relay %s: %s", self.relay.name, exc)
+        self.relay.close()
+
+    def _readable(self) -> None:
+        budget = SPLICE_BUDGET
+        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+        while budget > 0:
+            try:
+                n = os.splice(self.src, self.wp, SPLICE_CHUNK, flags=flags)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._fail(exc)
+                return
+            if not n:
+                self.reading = False
+                self.loop.remove_reader(self.src)
+                self._eof()
+                return
+            self.count += n
+            self.pending += n
+            budget -= n
+            if not self._flush():
+                if not self.relay._closed:  # dst is full: wait for it, not for src
+                    self.reading = False
+                    self.loop.remove_reader(self.src)
+                    self.writing = True
+                    self.loop.add_writer(self.dst, self._writable)
+                return
+
+    def _flush(self) -> bool:
+        """Move the pipe into dst; False if dst is full (or the relay closed on an error)."""
+        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+        while self.pending:
+            try:
+                self.pending -= os.splice(self.rp, self.dst, self.pending, flags=flags)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                self._fail(exc)
+                return False
+        return True
+
+    def _writable(self) -> None:
+        if not self._flush():
+            return
+        self.writing = False
+        self.loop.remove_writer(self.dst)
+        self.reading = True
+        self.loop.add_reader(self.src, self._readable)
+
+    def _eof(self) -> None:
+        self.eof = True
+        if self.other.eof:
+            self.relay.close()
+            return
+        try:
+            _shutdown_wr(self.dst)
+        except OSError as exc:  # e.g. ENOTCONN: dst is gone
+            self._fail(exc)
+
+
+def _shutdown_wr(fd: int) -> None:
+    s = socket.socket(fileno=fd)
+    try:
+        s.shutdown(socket.SHUT_WR)
+    finally:
+        s.detach()
 
 
 def chain(first: Codec | None, second: Codec | None) -> Codec | None:
