@@ -5,6 +5,11 @@ connection can run on an already-punched UDP socket. Settings are frp's (kcp-go)
 NoDelay(1, 20 ms, 2, no congestion window), MTU 1350 including kcp-go's 8-byte FEC header,
 windows 1024/1024, conversation 1. KCP has no close handshake: the layer above (yamux) ends the
 session; a peer that stops acknowledging is detected by KCP's dead-link limit.
+
+Beyond kcp-go: Reed–Solomon parity (10 + 3) is sent while the link shows loss (see
+:meth:`KCPConn._lossy`), not on a clean one; data shards always carry the FEC header and keep their
+seqid positions, so Go peers decode either way. A flush's datagrams leave together
+(``net/udp_batch.py``: UDP GSO where Linux has it).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ MTU = 1350
 # bench/transports.py --impls nofec: ours without FEC parity on both sides, to measure what parity
 # buys under loss. Not wire-compatible with Go (kcp-go in frp always runs 10 + 3 shards); no config key.
 BENCH_NO_FEC = os.environ.get("AIOFRP_BENCH_KCP_NOFEC") == "1"
+PARITY_HOLD_MS = 10_000  # parity goes on at the first sign of loss and stays on this long after the last
 FEC_OVERHEAD = 8
 WINDOW = 1024
 WRITE_HIGH_SEGMENTS = 2 * WINDOW  # pause the protocol above this many unacknowledged segments
@@ -44,6 +50,8 @@ class KCPConn(PausableTransport):
         self._send = send
         self._send_many = send_many
         self._out: list[bytes] = []  # datagrams of the current flush, sent together by _push
+        self._loss_signal = 0
+        self._loss_at: int | None = None  # ms (KCP clock) when loss was last seen
         self.conv = conv
         self._fec = FECEncoder() if fec and not BENCH_NO_FEC else None
         self.fec_decoder = FECDecoder()
@@ -66,7 +74,23 @@ class KCPConn(PausableTransport):
         if self._fec is None:
             self._out.append(packet)
         else:
-            self._out.extend(self._fec.encode(packet, self._kcp.current))
+            self._out.extend(self._fec.encode(packet, self._kcp.current, self._lossy()))
+
+    def _lossy(self) -> bool:
+        """Whether the link lost datagrams within :data:`PARITY_HOLD_MS`: our fast
+        retransmissions (later segments were acknowledged first), segments arriving past a gap,
+        or shards the FEC decoder rebuilt. Timeouts do not count: on a busy machine they fire for
+        acknowledgements that are only late. Parity is sent only then: on a clean link it costs
+        a third more datagrams and the Reed–Solomon work for nothing (the peer's decoder needs
+        no parity; the group's seqids are skipped)."""
+        k = self._kcp
+        signal = k.fast_retransmits + k.out_of_order + self.fec_decoder.recovered
+        now = k.current
+        if signal != self._loss_signal:
+            self._loss_signal = signal
+            self._loss_at = now
+            return True
+        return self._loss_at is not None and ((now - self._loss_at) & 0xFFFFFFFF) < PARITY_HOLD_MS
 
     def _push(self) -> None:
         """Send what the last flush produced: all at once when a batch sender is given."""

@@ -128,6 +128,13 @@ class KCP:
         self._acked = 0  # segments of snd_buf marked acked
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
+        self.fast_retransmits = 0
+        """Segments sent again because later ones were acknowledged first: the link lost (or
+        reordered) something."""
+        self.timeout_retransmits = 0
+        """Segments sent again after their retransmission timeout (lost, or only late)."""
+        self.out_of_order = 0
+        """Segments that arrived ahead of one still missing: the link lost (or reordered) something."""
 
     # -- configuration (kcp-go's SetNoDelay / SetWindowSize / SetMtu) --------------------------
 
@@ -222,6 +229,8 @@ class KCP:
                 if _diff(sn, self.rcv_nxt + self.rcv_wnd) < 0:
                     self.acklist.append((sn, ts))
                     if _diff(sn, self.rcv_nxt) >= 0:
+                        if sn != self.rcv_nxt:
+                            self.out_of_order += 1
                         self._parse_data(_Seg(cmd, frg, wnd, ts, sn, una, bytes(data[pos:pos + length])))
             elif cmd == CMD_WASK:
                 self.probe |= ASK_TELL
@@ -391,11 +400,13 @@ class KCP:
                     seg.rto += (seg.rto if self.nodelay < 2 else self.rx_rto) // 2
                 seg.resendts = (current + seg.rto) & _MASK
                 lost = True
+                self.timeout_retransmits += 1
             elif seg.fastack >= resent and (seg.xmit <= FASTACK_LIMIT or FASTACK_LIMIT <= 0):
                 need = True
                 seg.fastack = 0
                 seg.resendts = (current + seg.rto) & _MASK
                 change = True
+                self.fast_retransmits += 1
             if need:
                 seg.xmit += 1
                 seg.ts = current
@@ -496,8 +507,10 @@ class FECEncoder:
         self._shards: list[bytes] = []  # the group's ``size + packet`` parts
         self._last_ms: int | None = None
 
-    def encode(self, kcp_packet: bytes, now_ms: int = 0) -> list[bytes]:
-        """The datagrams to send for one KCP packet: its data shard, then any parity shards."""
+    def encode(self, kcp_packet: bytes, now_ms: int = 0, parity: bool = True) -> list[bytes]:
+        """The datagrams to send for one KCP packet: its data shard, then any parity shards.
+        ``parity=False`` when the group completes: no parity for it (its seqids are skipped, as
+        for a slow group; the receiver just has nothing to rebuild from)."""
         size = len(kcp_packet) + 2
         shard = _SIZE.pack(size) + kcp_packet
         out = [_FEC_HDR.pack(self.seqid, FEC_DATA) + shard]
@@ -507,7 +520,7 @@ class FECEncoder:
         self._last_ms = now_ms
         if len(self._shards) == self.data_shards:
             shards, self._shards = self._shards, []
-            if continuous:
+            if continuous and parity:
                 width = max(len(s) for s in shards)
                 padded = [s.ljust(width, b"\0") for s in shards]
                 for p in self.codec.encode(padded):
