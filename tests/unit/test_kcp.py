@@ -270,7 +270,7 @@ def test_fec_decoder_rebuilds_any_three_lost_shards(packets: list[bytes], lost: 
     for d in kept:
         direct, rebuilt = dec.decode(d)
         if direct is not None:
-            got.append(direct)
+            got.append(bytes(direct))
         got += rebuilt
     # a shard rebuilt before it arrived late comes twice (KCP drops the duplicate)
     assert all(got.count(p) >= packets.count(p) for p in packets)

@@ -545,20 +545,23 @@ class FECDecoder:
         self.data_shards = data_shards
         self.shard_size = data_shards + parity_shards
         self.codec = ReedSolomon(data_shards, parity_shards)
-        self._groups: dict[int, dict[int, bytes]] = {}
+        self._groups: dict[int, dict[int, bytes | memoryview]] = {}
         self._done: dict[int, None] = {}  # recently completed groups (ordered, bounded)
         self.recovered = 0
         """Data shards rebuilt from parity so far."""
 
-    def decode(self, datagram: bytes) -> tuple[bytes | None, list[bytes]]:
+    def decode(self, datagram: bytes) -> tuple[bytes | memoryview | None, list[bytes]]:
+        """Payload and kept shards are views of ``datagram`` (no copies per datagram)."""
         n = len(datagram)
         if n < FEC_HEADER_PLUS2:
             return datagram, []
         flag = datagram[4] | (datagram[5] << 8)
+        view = memoryview(datagram)
+        payload: memoryview | None
         if flag == FEC_DATA:
             size = datagram[6] | (datagram[7] << 8)
             end = FEC_HEADER + size
-            payload = datagram[FEC_HEADER_PLUS2:end] if size >= 2 and end <= n else datagram[FEC_HEADER_PLUS2:]
+            payload = view[FEC_HEADER_PLUS2:end] if size >= 2 and end <= n else view[FEC_HEADER_PLUS2:]
         elif flag == FEC_PARITY:
             payload = None
         else:
@@ -572,7 +575,7 @@ class FECDecoder:
             shards = self._groups[group] = {}
             if len(self._groups) > FEC_GROUPS:
                 del self._groups[min(self._groups)]
-        shards[pos] = datagram[FEC_HEADER:]
+        shards[pos] = view[FEC_HEADER:]
         if len(shards) < self.data_shards:
             return payload, []
         self._finish(group)
@@ -582,7 +585,7 @@ class FECDecoder:
         width = max(len(s) for s in shards.values())
         slots: list[bytes | None] = [None] * self.shard_size
         for k, s in shards.items():
-            slots[k] = s.ljust(width, b"\0")
+            slots[k] = bytes(s).ljust(width, b"\0")
         try:
             data = self.codec.reconstruct_data(slots)
         except ValueError:
