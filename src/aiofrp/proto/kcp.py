@@ -161,7 +161,7 @@ class KCP:
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue bytes (stream mode: appended to the last unsent segment first)."""
-        view = memoryview(bytes(data))
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))  # bytes: no copy
         if not view:
             return
         mss = self.mss
@@ -172,10 +172,9 @@ class KCP:
                 take = view[:room]
                 last.data = last.data + take.tobytes()
                 view = view[len(take):]
-        while view:
-            chunk = view[:mss]
-            view = view[len(chunk):]
-            self.snd_queue.append(_Seg(data=chunk.tobytes()))
+        append = self.snd_queue.append
+        for start in range(0, len(view), mss):
+            append(_Seg(data=view[start:start + mss].tobytes()))
 
     def recv(self) -> bytes:
         """All bytes received in order so far (b"" if none)."""
