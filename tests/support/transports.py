@@ -124,6 +124,9 @@ class LossyUDPRelay:
         self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.up.bind((LOCALHOST, 0))
         self.up.connect(self.target)
+        for sock in (self.sock, self.up):  # bursts of a KCP window must not overflow the relay
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         self.client: tuple[str, int] | None = None
         self._stop = False
         threading.Thread(target=self._down, daemon=True).start()

@@ -270,7 +270,7 @@ def test_fec_decoder_rebuilds_any_three_lost_shards(packets: list[bytes], lost: 
     for d in kept:
         direct, rebuilt = dec.decode(d)
         if direct is not None:
-            got.append(direct)
+            got.append(bytes(direct))
         got += rebuilt
     # a shard rebuilt before it arrived late comes twice (KCP drops the duplicate)
     assert all(got.count(p) >= packets.count(p) for p in packets)
@@ -296,3 +296,33 @@ def test_fec_decoder_ignores_garbage() -> None:
         direct, _rebuilt = dec.decode(d)
         assert direct is None or isinstance(direct, bytes)
     assert len(dec._groups) <= 3
+
+
+def test_fec_encoder_without_parity_keeps_positions() -> None:
+    enc = FECEncoder(10, 3)
+    outs = [enc.encode(b"x", now_ms=i, parity=False) for i in range(10)]
+    assert all(len(o) == 1 for o in outs)  # no parity for this group
+    nxt = enc.encode(b"y", now_ms=11)
+    assert struct.unpack_from("<I", nxt[0])[0] == 13  # the next group starts where it would have
+    outs = [enc.encode(b"z", now_ms=12 + i) for i in range(9)]
+    assert [len(o) for o in outs] == [1] * 8 + [4]  # parity again when asked
+
+
+def test_loss_counters_stay_zero_on_a_clean_link() -> None:
+    link = Link()
+    data = os.urandom(300_000)
+    link.a.send(data)
+    link.run_until(lambda: len(link.got_b) == len(data))
+    assert bytes(link.got_b) == data
+    for k in (link.a, link.b):
+        assert k.fast_retransmits == k.out_of_order == k.timeout_retransmits == 0
+
+
+def test_loss_counters_see_a_lossy_link() -> None:
+    link = Link(loss=0.05, seed=3)
+    data = os.urandom(300_000)
+    link.a.send(data)
+    link.run_until(lambda: len(link.got_b) == len(data))
+    assert bytes(link.got_b) == data
+    assert link.a.fast_retransmits > 0  # the sender saw later segments acknowledged first
+    assert link.b.out_of_order > 0  # the receiver saw segments past a gap

@@ -5,12 +5,18 @@ connection can run on an already-punched UDP socket. Settings are frp's (kcp-go)
 NoDelay(1, 20 ms, 2, no congestion window), MTU 1350 including kcp-go's 8-byte FEC header,
 windows 1024/1024, conversation 1. KCP has no close handshake: the layer above (yamux) ends the
 session; a peer that stops acknowledging is detected by KCP's dead-link limit.
+
+Beyond kcp-go: Reed–Solomon parity (10 + 3) is sent while the link shows loss (see
+:meth:`KCPConn._lossy`), not on a clean one; data shards always carry the FEC header and keep their
+seqid positions, so Go peers decode either way. A flush's datagrams leave together
+(``net/udp_batch.py``: UDP GSO where Linux has it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +24,15 @@ from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECDecoder, FECEncoder, KCPError, peek_conv
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
+from .udp_batch import DatagramBatcher
 
 log = logging.getLogger("aiofrp.net.kcp")
 
 MTU = 1350
+# bench/transports.py --impls nofec: ours without FEC parity on both sides, to measure what parity
+# buys under loss. Not wire-compatible with Go (kcp-go in frp always runs 10 + 3 shards); no config key.
+BENCH_NO_FEC = os.environ.get("AIOFRP_BENCH_KCP_NOFEC") == "1"
+PARITY_HOLD_MS = 10_000  # parity goes on at the first sign of loss and stays on this long after the last
 FEC_OVERHEAD = 8
 WINDOW = 1024
 WRITE_HIGH_SEGMENTS = 2 * WINDOW  # pause the protocol above this many unacknowledged segments
@@ -33,33 +44,67 @@ class KCPConn(PausableTransport):
     advertises shrinks and the peer slows down."""
 
     def __init__(self, send: Callable[[bytes], None], *, conv: int = 1, fec: bool = True,
-                 peer: Any = None, window: tuple[int, int] = (WINDOW, WINDOW)) -> None:
+                 peer: Any = None, window: tuple[int, int] = (WINDOW, WINDOW),
+                 send_many: Callable[[list[bytes]], None] | None = None) -> None:
         super().__init__(asyncio.get_running_loop())
         self._send = send
+        self._send_many = send_many
+        self._out: list[bytes] = []  # datagrams of the current flush, sent together by _push
+        self._loss_signal = 0
+        self._loss_at: int | None = None  # ms (KCP clock) when loss was last seen
         self.conv = conv
-        self._fec = FECEncoder() if fec else None
+        self._fec = FECEncoder() if fec and not BENCH_NO_FEC else None
         self.fec_decoder = FECDecoder()
         self._kcp = k = KCP(conv, self._output, stream=True)
         k.set_nodelay(1, 20, 2, True)
-        k.set_mtu(MTU - FEC_OVERHEAD if fec else MTU)
+        k.set_mtu(MTU - FEC_OVERHEAD if self._fec is not None else MTU)
         k.set_wndsize(*window)
         self.peer = peer
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = -1
         self._flush_scheduled = False
+        self._input_scheduled = False
         self.closed: asyncio.Future[None] = self._loop.create_future()
 
     def _now(self) -> int:
         return int(self._loop.time() * 1000) & 0xFFFFFFFF
 
     def _output(self, packet: bytes) -> None:
+        if self._fec is None:
+            self._out.append(packet)
+        else:
+            self._out.extend(self._fec.encode(packet, self._kcp.current, self._lossy()))
+
+    def _lossy(self) -> bool:
+        """Whether the link lost datagrams within :data:`PARITY_HOLD_MS`: our fast
+        retransmissions (later segments were acknowledged first), segments arriving past a gap,
+        or shards the FEC decoder rebuilt. Timeouts do not count: on a busy machine they fire for
+        acknowledgements that are only late. Parity is sent only then: on a clean link it costs
+        a third more datagrams and the Reed–Solomon work for nothing (the peer's decoder needs
+        no parity; the group's seqids are skipped)."""
+        k = self._kcp
+        signal = k.fast_retransmits + k.out_of_order + self.fec_decoder.recovered
+        now = k.current
+        if signal != self._loss_signal:
+            self._loss_signal = signal
+            self._loss_at = now
+            return True
+        return self._loss_at is not None and ((now - self._loss_at) & 0xFFFFFFFF) < PARITY_HOLD_MS
+
+    def _push(self) -> None:
+        """Send what the last flush produced: all at once when a batch sender is given."""
+        out = self._out
+        if not out:
+            return
+        self._out = []
         try:
-            if self._fec is None:
-                self._send(packet)
-                return
-            for datagram in self._fec.encode(packet, self._kcp.current):
-                self._send(datagram)
+            if self._send_many is not None:
+                self._send_many(out)
+            else:
+                send = self._send
+                for datagram in out:
+                    send(datagram)
         except OSError as exc:
             log.debug("kcp send: %s", exc)
 
@@ -87,6 +132,16 @@ class KCPConn(PausableTransport):
             # like kcp-go: acknowledgements opened the window, send now (once per loop iteration)
             self._flush_scheduled = True
             self._loop.call_soon(self._flush_now)
+        if not self._input_scheduled:
+            # the loop reads datagrams in bursts: hand the burst's bytes up in one piece (one TLS
+            # read, one relay write) instead of one segment at a time
+            self._input_scheduled = True
+            self._loop.call_soon(self._after_input)
+
+    def _after_input(self) -> None:
+        self._input_scheduled = False
+        if self._closed:
+            return
         self._drain()
         self._schedule()
 
@@ -126,6 +181,7 @@ class KCPConn(PausableTransport):
             return
         k = self._kcp
         k.update(self._now())
+        self._push()
         if k.state == -1:
             log.debug("kcp: dead link to %s", fmt_addr(self.peer))
             self._lose(ConnectionResetError("kcp peer stopped acknowledging"))
@@ -143,6 +199,7 @@ class KCPConn(PausableTransport):
             k.update(k.current)
         else:
             k.flush()
+        self._push()
         self._schedule()
 
     # -- transport API ------------------------------------------------------------------------
@@ -179,6 +236,7 @@ class KCPConn(PausableTransport):
             k.current = self._now()
             if k.updated:
                 k.flush()  # last acknowledgements / data
+                self._push()
         self._lose(None)
 
     def abort(self) -> None:
@@ -251,10 +309,17 @@ class KCPListener(DatagramListener[KCPConn]):
         super().__init__()
         self.on_conn = on_conn
         self.window = window
+        self.batcher: DatagramBatcher | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         _big_buffers(transport.get_extra_info("socket"))
+        self.batcher = DatagramBatcher(transport)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        super().close()
+        if self.batcher is not None:
+            self.batcher.close()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         conn = self.sessions.get(addr)
@@ -281,9 +346,10 @@ class KCPListener(DatagramListener[KCPConn]):
         if len(self.sessions) >= MAX_SESSIONS:
             self._drop(addr, f"{MAX_SESSIONS} KCP sessions already")
             return
-        transport = self.transport
-        assert transport is not None
-        conn = KCPConn(lambda d: transport.sendto(d, addr), conv=head[0], peer=addr, window=self.window)
+        transport, batcher = self.transport, self.batcher
+        assert transport is not None and batcher is not None
+        conn = KCPConn(lambda d: transport.sendto(d, addr), conv=head[0], peer=addr, window=self.window,
+                       send_many=lambda ds: batcher.send(ds, addr))
         self.sessions[addr] = conn
         conn.closed.add_done_callback(lambda _f: self._forget(addr, conn))
         self.on_conn(conn)
@@ -312,15 +378,20 @@ async def dial_kcp(host: str, port: int, *, local_addr: tuple[str, int] | None =
     """A KCP conversation with a random conv on a fresh UDP socket connected to ``host:port``
     (golib's ``dialKCPServer``). KCP has no handshake: this returns at once; a silent server
     shows as the layer above timing out (or as ConnectionRefusedError on an ICMP error)."""
-    import os
 
     loop = asyncio.get_running_loop()
     transport, ep = await loop.create_datagram_endpoint(_KCPClientEndpoint, remote_addr=(host, port),
                                                         local_addr=local_addr)
     _big_buffers(transport.get_extra_info("socket"))
     conv = int.from_bytes(os.urandom(4), "little")
+    batcher = DatagramBatcher(transport, on_error=ep.error_received)
     conn = KCPConn(lambda d: transport.sendto(d), conv=conv, peer=transport.get_extra_info("peername"),
-                   window=window)
+                   window=window, send_many=batcher.send)
     ep.conn = conn
-    conn.closed.add_done_callback(lambda _f: transport.close())
+
+    def _closed(_f: object) -> None:
+        batcher.close()
+        transport.close()
+
+    conn.closed.add_done_callback(_closed)
     return conn

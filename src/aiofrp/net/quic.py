@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..proto.addr import fmt_addr
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
+from .udp_batch import DatagramBatcher
 
 if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
@@ -38,6 +39,19 @@ NO_ERROR = 0
 
 Addr = tuple[str, int]
 Send = Callable[[bytes, Addr], None]
+SendMany = Callable[[list[bytes], Addr], None]
+
+_ev: Any = None  # aioquic.quic.events, imported by the first session (not per call)
+_TERMINATED: Any = None
+
+
+def _import_aioquic() -> None:
+    global _ev, _TERMINATED
+    if _ev is None:
+        from aioquic.quic import events
+        from aioquic.quic.connection import QuicConnectionState
+
+        _ev, _TERMINATED = events, QuicConnectionState.TERMINATED
 
 
 def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_name: str | None = None,
@@ -80,9 +94,12 @@ class QuicSession:
 
     def __init__(
         self, conn: QuicConnection, peer: Addr, send: Send, *, on_stream: Callable[[QuicStream], None] | None = None,
-        keepalive: float = 10.0, max_incoming_streams: int = 0,
+        keepalive: float = 10.0, max_incoming_streams: int = 0, send_many: SendMany | None = None,
     ) -> None:
+        _import_aioquic()
         self._loop = asyncio.get_running_loop()
+        self._send_many = send_many
+        self._events_pending = False
         self._conn = conn
         if max_incoming_streams > 0:  # Go's quic.Config.MaxIncomingStreams (aioquic: 128, no option)
             conn._local_max_streams_bidi.value = max_incoming_streams
@@ -139,9 +156,10 @@ class QuicSession:
         if self.closed.done():
             return
         self._conn.receive_datagram(data, addr, now=self._loop.time())
-        self._process_events()
-        # one transmit per loop iteration, after every datagram of the socket's batch: fewer
-        # ACK-only packets and fewer passes over aioquic's packet builder
+        # events and one transmit per loop iteration, after every datagram of the socket's batch:
+        # a stream's data of the whole burst reaches its protocol in one piece, fewer ACK-only
+        # packets and fewer passes over aioquic's packet builder
+        self._events_pending = True
         self.schedule_transmit()
 
     def _on_timer(self) -> None:
@@ -152,21 +170,36 @@ class QuicSession:
         self._transmit()
 
     def _process_events(self) -> None:
-        from aioquic.quic import events as ev
-
+        ev = _ev
         conn = self._conn
-        while (event := conn.next_event()) is not None:
+        self._events_pending = False
+        event = conn.next_event()
+        while event is not None:
             if isinstance(event, ev.StreamDataReceived):
+                # consecutive data of one stream (a burst of packets) goes up joined
+                data, end = event.data, event.end_stream
+                nxt = conn.next_event()
+                if not end and isinstance(nxt, ev.StreamDataReceived) and nxt.stream_id == event.stream_id:
+                    parts = [data]
+                    while (not end and isinstance(nxt, ev.StreamDataReceived)
+                           and nxt.stream_id == event.stream_id):
+                        parts.append(nxt.data)
+                        end = nxt.end_stream
+                        nxt = conn.next_event()
+                    data = b"".join(parts)
                 st = self._streams.get(event.stream_id)
                 if st is None:
                     sid = event.stream_id
                     local = (sid & 1) == (0 if conn._is_client else 1)
                     if local or sid & 2 or sid in self._finished or self._on_stream is None:
+                        event = nxt
                         continue  # forgotten, unidirectional, or nobody accepts streams
                     st = QuicStream(self, sid)
                     self._streams[event.stream_id] = st
                     self._on_stream(st)
-                st._on_data(event.data, event.end_stream)
+                st._on_data(data, end)
+                event = nxt
+                continue
             elif isinstance(event, ev.StreamReset):
                 st = self._streams.get(event.stream_id)
                 if st is not None:
@@ -183,6 +216,7 @@ class QuicSession:
                 self.close_reason = event.reason_phrase or f"error code {event.error_code}"
                 self._finish(ConnectionResetError(f"quic connection closed: {self.close_reason}"))
                 return
+            event = conn.next_event()
         self._update_write_pause()
 
     # -- output -----------------------------------------------------------------------------
@@ -194,9 +228,18 @@ class QuicSession:
 
     def _transmit(self) -> None:
         self._transmit_scheduled = False
+        if self._events_pending and not self.closed.done():
+            self._process_events()
         if self.closed.done():
             return
-        for data, addr in self._conn.datagrams_to_send(now=self._loop.time()):
+        out = self._conn.datagrams_to_send(now=self._loop.time())
+        if self._send_many is not None and len(out) > 1 and all(a == out[0][1] for _, a in out):
+            try:
+                self._send_many([d for d, _ in out], out[0][1])  # one GSO send per run (net/udp_batch.py)
+            except OSError as exc:
+                log.debug("quic send to %s: %s", fmt_addr(out[0][1]), exc)
+            out = []
+        for data, addr in out:
             try:
                 self._send(data, addr)
             except OSError as exc:
@@ -213,9 +256,7 @@ class QuicSession:
         self._process_terminated()
 
     def _process_terminated(self) -> None:
-        from aioquic.quic.connection import QuicConnectionState
-
-        if self._conn._state in (QuicConnectionState.TERMINATED,) and not self.closed.done():
+        if self._conn._state is _TERMINATED and not self.closed.done():
             self._process_events()
             self._finish(ConnectionResetError("quic connection terminated"))
 
@@ -442,6 +483,12 @@ class QuicListener(DatagramListener["QuicSession"]):
         self.on_stream = on_stream
         self.keepalive = keepalive
         self.max_incoming_streams = max_incoming_streams
+        self.batcher: DatagramBatcher | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.batcher is not None:
+            self.batcher.close()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         s = self.sessions.get(addr)
@@ -455,6 +502,9 @@ class QuicListener(DatagramListener["QuicSession"]):
             return
         transport = self.transport
         assert transport is not None
+        if self.batcher is None:
+            self.batcher = DatagramBatcher(transport)
+        batcher = self.batcher
         box: list[QuicSession] = []
 
         def on_stream(st: QuicStream) -> None:
@@ -462,7 +512,8 @@ class QuicListener(DatagramListener["QuicSession"]):
 
         try:
             s = QuicSession.accept(data, addr, transport.sendto, self.configuration, on_stream=on_stream,
-                                   keepalive=self.keepalive, max_incoming_streams=self.max_incoming_streams)
+                                   keepalive=self.keepalive, max_incoming_streams=self.max_incoming_streams,
+                                   send_many=batcher.send)
         except Exception as exc:  # noqa: BLE001 - aioquic's parsers raise assorted errors on garbage
             self._drop(addr, f"bad QUIC packet ({type(exc).__name__}: {exc})")
             return
@@ -507,13 +558,23 @@ async def dial_quic(host: str, port: int, *, server_name: str, cert_file: str = 
     def send(data: bytes, addr: Addr) -> None:
         transport.sendto(data)
 
+    batcher = DatagramBatcher(transport, on_error=ep.error_received)
+
+    def send_many(datagrams: list[bytes], addr: Addr) -> None:
+        batcher.send(datagrams)
+
+    def closed(_f: object) -> None:
+        batcher.close()
+        transport.close()
+
     try:
         s = QuicSession.connect((peer[0], peer[1]), send, cfg, keepalive=keepalive,
-                                max_incoming_streams=max_incoming_streams)
+                                max_incoming_streams=max_incoming_streams, send_many=send_many)
         ep.session = s
-        s.closed.add_done_callback(lambda _f: transport.close())
+        s.closed.add_done_callback(closed)
         await s.handshake
     except BaseException:
+        batcher.close()
         transport.close()
         raise
     return s

@@ -128,6 +128,13 @@ class KCP:
         self._acked = 0  # segments of snd_buf marked acked
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
+        self.fast_retransmits = 0
+        """Segments sent again because later ones were acknowledged first: the link lost (or
+        reordered) something."""
+        self.timeout_retransmits = 0
+        """Segments sent again after their retransmission timeout (lost, or only late)."""
+        self.out_of_order = 0
+        """Segments that arrived ahead of one still missing: the link lost (or reordered) something."""
 
     # -- configuration (kcp-go's SetNoDelay / SetWindowSize / SetMtu) --------------------------
 
@@ -154,7 +161,7 @@ class KCP:
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue bytes (stream mode: appended to the last unsent segment first)."""
-        view = memoryview(bytes(data))
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))  # bytes: no copy
         if not view:
             return
         mss = self.mss
@@ -165,10 +172,9 @@ class KCP:
                 take = view[:room]
                 last.data = last.data + take.tobytes()
                 view = view[len(take):]
-        while view:
-            chunk = view[:mss]
-            view = view[len(chunk):]
-            self.snd_queue.append(_Seg(data=chunk.tobytes()))
+        append = self.snd_queue.append
+        for start in range(0, len(view), mss):
+            append(_Seg(data=view[start:start + mss].tobytes()))
 
     def recv(self) -> bytes:
         """All bytes received in order so far (b"" if none)."""
@@ -222,6 +228,8 @@ class KCP:
                 if _diff(sn, self.rcv_nxt + self.rcv_wnd) < 0:
                     self.acklist.append((sn, ts))
                     if _diff(sn, self.rcv_nxt) >= 0:
+                        if sn != self.rcv_nxt:
+                            self.out_of_order += 1
                         self._parse_data(_Seg(cmd, frg, wnd, ts, sn, una, bytes(data[pos:pos + length])))
             elif cmd == CMD_WASK:
                 self.probe |= ASK_TELL
@@ -391,11 +399,13 @@ class KCP:
                     seg.rto += (seg.rto if self.nodelay < 2 else self.rx_rto) // 2
                 seg.resendts = (current + seg.rto) & _MASK
                 lost = True
+                self.timeout_retransmits += 1
             elif seg.fastack >= resent and (seg.xmit <= FASTACK_LIMIT or FASTACK_LIMIT <= 0):
                 need = True
                 seg.fastack = 0
                 seg.resendts = (current + seg.rto) & _MASK
                 change = True
+                self.fast_retransmits += 1
             if need:
                 seg.xmit += 1
                 seg.ts = current
@@ -496,8 +506,10 @@ class FECEncoder:
         self._shards: list[bytes] = []  # the group's ``size + packet`` parts
         self._last_ms: int | None = None
 
-    def encode(self, kcp_packet: bytes, now_ms: int = 0) -> list[bytes]:
-        """The datagrams to send for one KCP packet: its data shard, then any parity shards."""
+    def encode(self, kcp_packet: bytes, now_ms: int = 0, parity: bool = True) -> list[bytes]:
+        """The datagrams to send for one KCP packet: its data shard, then any parity shards.
+        ``parity=False`` when the group completes: no parity for it (its seqids are skipped, as
+        for a slow group; the receiver just has nothing to rebuild from)."""
         size = len(kcp_packet) + 2
         shard = _SIZE.pack(size) + kcp_packet
         out = [_FEC_HDR.pack(self.seqid, FEC_DATA) + shard]
@@ -507,7 +519,7 @@ class FECEncoder:
         self._last_ms = now_ms
         if len(self._shards) == self.data_shards:
             shards, self._shards = self._shards, []
-            if continuous:
+            if continuous and parity:
                 width = max(len(s) for s in shards)
                 padded = [s.ljust(width, b"\0") for s in shards]
                 for p in self.codec.encode(padded):
@@ -532,20 +544,23 @@ class FECDecoder:
         self.data_shards = data_shards
         self.shard_size = data_shards + parity_shards
         self.codec = ReedSolomon(data_shards, parity_shards)
-        self._groups: dict[int, dict[int, bytes]] = {}
+        self._groups: dict[int, dict[int, bytes | memoryview]] = {}
         self._done: dict[int, None] = {}  # recently completed groups (ordered, bounded)
         self.recovered = 0
         """Data shards rebuilt from parity so far."""
 
-    def decode(self, datagram: bytes) -> tuple[bytes | None, list[bytes]]:
+    def decode(self, datagram: bytes) -> tuple[bytes | memoryview | None, list[bytes]]:
+        """Payload and kept shards are views of ``datagram`` (no copies per datagram)."""
         n = len(datagram)
         if n < FEC_HEADER_PLUS2:
             return datagram, []
         flag = datagram[4] | (datagram[5] << 8)
+        view = memoryview(datagram)
+        payload: memoryview | None
         if flag == FEC_DATA:
             size = datagram[6] | (datagram[7] << 8)
             end = FEC_HEADER + size
-            payload = datagram[FEC_HEADER_PLUS2:end] if size >= 2 and end <= n else datagram[FEC_HEADER_PLUS2:]
+            payload = view[FEC_HEADER_PLUS2:end] if size >= 2 and end <= n else view[FEC_HEADER_PLUS2:]
         elif flag == FEC_PARITY:
             payload = None
         else:
@@ -559,7 +574,7 @@ class FECDecoder:
             shards = self._groups[group] = {}
             if len(self._groups) > FEC_GROUPS:
                 del self._groups[min(self._groups)]
-        shards[pos] = datagram[FEC_HEADER:]
+        shards[pos] = view[FEC_HEADER:]
         if len(shards) < self.data_shards:
             return payload, []
         self._finish(group)
@@ -569,7 +584,7 @@ class FECDecoder:
         width = max(len(s) for s in shards.values())
         slots: list[bytes | None] = [None] * self.shard_size
         for k, s in shards.items():
-            slots[k] = s.ljust(width, b"\0")
+            slots[k] = bytes(s).ljust(width, b"\0")
         try:
             data = self.codec.reconstruct_data(slots)
         except ValueError:

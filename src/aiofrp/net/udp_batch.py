@@ -1,0 +1,108 @@
+"""Send many UDP datagrams with few system calls.
+
+A KCP or FEC flush produces dozens of datagrams at once, nearly all of one size (full segments,
+and parity shards as wide as the widest data shard). Python has no ``sendmmsg``, so
+:class:`DatagramBatcher` uses Linux UDP generic segmentation offload instead: a run of
+equal-sized datagrams (the last may be shorter) goes to the kernel as one buffer in one
+``sendmsg`` with ``UDP_SEGMENT``, and the kernel cuts it into the same datagrams on the wire —
+the peer sees exactly what one ``sendto`` per datagram would have sent. Single datagrams, odd
+sizes, platforms without ``UDP_SEGMENT`` and a full socket buffer go through the transport's
+``sendto`` as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["DatagramBatcher", "runs"]
+
+UDP_SEGMENT = 103  # linux/udp.h: setsockopt / cmsg level SOL_UDP
+MAX_SEGMENTS = 64  # linux UDP_MAX_SEGMENTS
+MAX_PAYLOAD = 65000  # bytes per GSO send (under the 65,507-byte UDP limit)
+_U16 = struct.Struct("=H")
+_gso_broken = sys.platform != "linux"  # set for good when the kernel refuses UDP_SEGMENT
+
+
+def runs(datagrams: Sequence[bytes]) -> list[tuple[int, int]]:
+    """(start, end) index ranges of ``datagrams`` that one GSO send can carry: equal sizes except
+    a shorter last one, at most :data:`MAX_SEGMENTS` and :data:`MAX_PAYLOAD` bytes."""
+    out = []
+    i, n = 0, len(datagrams)
+    while i < n:
+        size = len(datagrams[i])
+        j = i + 1
+        limit = min(n, i + MAX_SEGMENTS, i + max(1, MAX_PAYLOAD // max(size, 1)))
+        while j < limit and len(datagrams[j]) == size:
+            j += 1
+        if j < limit and len(datagrams[j]) < size:
+            j += 1  # a shorter datagram may end the run
+        out.append((i, j))
+        i = j
+    return out
+
+
+class DatagramBatcher:
+    """``send(datagrams, addr)`` over a UDP transport (``addr`` None: its connected peer); one
+    batcher serves every peer of a listening socket.
+
+    ``on_error`` gets errors of the batched sends the transport would have reported itself (an ICMP
+    port-unreachable on a connected socket shows up on whichever call comes first)."""
+
+    def __init__(self, transport: asyncio.DatagramTransport,
+                 on_error: Callable[[Exception], None] | None = None) -> None:
+        self._transport = transport
+        self._buffered: Callable[[], int] = getattr(transport, "get_write_buffer_size", lambda: 0)
+        self._on_error = on_error
+        self._sock: socket.socket | None = None
+        if not _gso_broken:
+            raw = transport.get_extra_info("socket")
+            try:
+                # uvloop hands out a pseudo-socket without sendmsg: a duplicate descriptor of the
+                # same socket (O_NONBLOCK is shared) does the batched sends
+                self._sock = socket.socket(fileno=os.dup(raw.fileno())) if raw is not None else None
+            except (OSError, AttributeError, ValueError):
+                self._sock = None
+
+    def send(self, datagrams: Sequence[bytes], addr: Any = None) -> None:
+        global _gso_broken
+        sock = self._sock
+        sendto = self._transport.sendto
+        if sock is None or _gso_broken or len(datagrams) < 2 or self._buffered():
+            for d in datagrams:
+                sendto(d, addr)
+            return
+        for i, j in runs(datagrams):
+            if j - i == 1:
+                sendto(datagrams[i], addr)
+                continue
+            buf = b"".join(datagrams[i:j])
+            cmsg = [(socket.SOL_UDP, UDP_SEGMENT, _U16.pack(len(datagrams[i])))]
+            try:
+                if addr is None:
+                    sock.sendmsg([buf], cmsg)
+                else:
+                    sock.sendmsg([buf], cmsg, 0, addr)
+            except BlockingIOError:
+                for d in datagrams[i:]:
+                    sendto(d, addr)  # the transport buffers what the socket cannot take now
+                return
+            except (ConnectionRefusedError, ConnectionResetError) as exc:
+                if self._on_error is not None:
+                    self._on_error(exc)
+                return
+            except OSError:
+                _gso_broken = True  # no UDP_SEGMENT here (old kernel, device without offload)
+                for d in datagrams[i:]:
+                    sendto(d, addr)
+                return
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
