@@ -131,6 +131,15 @@ def proc_rss_mb(pid: int) -> float:
     return -1.0
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Sample:
     fds: dict[str, int]
@@ -152,6 +161,8 @@ class Bucket:
     skipped: int = 0
     max_fds: dict[str, int] = field(default_factory=dict)
     max_rss: dict[str, float] = field(default_factory=dict)
+    row: dict[str, Any] = field(default_factory=dict)
+    """The bucket's figures, computed when it ends (its samples are then dropped)."""
 
 
 class Load:
@@ -359,9 +370,10 @@ async def run_load(load: Load, port: int, seconds: float, measured: bool) -> dic
         await asyncio.sleep(min(args.bucket, end - now))
         if measured and load.bucket is not None:
             b = load.bucket
-            lat = sorted(b.latencies)
-            print(f"  {len(load.buckets) * args.bucket:6.0f}s  p50 {pct(lat, 0.5) * 1e3:7.1f} ms  "
-                  f"p99 {pct(lat, 0.99) * 1e3:7.1f} ms  churn {b.churn / args.bucket:6.1f}/s  "
+            b.row = bucket_row(b, min(args.bucket, time.monotonic() - now))
+            b.latencies, b.churn_times = [], []
+            print(f"  {len(load.buckets) * args.bucket:6.0f}s  p50 {b.row['p50_ms']:7.1f} ms  "
+                  f"p99 {b.row['p99_ms']:7.1f} ms  churn {b.row['churn_per_s']:6.1f}/s  "
                   f"frps {b.max_rss.get('frps', 0):.0f} MB {b.max_fds.get('frps', 0)} fds  "
                   f"frpc {b.max_rss.get('frpc', 0):.0f} MB {b.max_fds.get('frpc', 0)} fds  "
                   f"errors {sum(load.errors.values())}", flush=True)
@@ -443,7 +455,9 @@ async def soak(args: argparse.Namespace, pids: dict[str, int], port: int) -> dic
     print(f"run: {args.conns} streams x {args.chunk} B every {args.interval:g} s, "
           f"{args.churn_workers} churn loops, {args.duration:g} s", flush=True)
     peak["fds"], peak["rss"] = {}, {}
+    cpu0 = {n: proc_cpu(p) for n, p in pids.items()}
     main = await run_load(load, port, args.duration, measured=True)
+    main["cpu_seconds"] = {n: round(proc_cpu(p) - cpu0[n], 1) for n, p in pids.items()}
     during = {"fds": dict(peak["fds"]), "rss": dict(peak["rss"])}
     fds_back, after = await wait_fds(pids, before.fds, args.settle_timeout)
     mon_stop.set()
@@ -454,7 +468,7 @@ async def soak(args: argparse.Namespace, pids: dict[str, int], port: int) -> dic
         "rss_vs_warmed": {n: round(r, 3) for n, r in rss_ratio.items()},
         "rss_within_10pct": all(r <= 1.10 for r in rss_ratio.values()),
         "errors": dict(load.errors), "error_samples": load.error_samples, "corrupt_bytes": load.corrupt_bytes,
-        "buckets": [bucket_row(b, args.bucket) for b in load.buckets],
+        "buckets": [b.row for b in load.buckets],
     })
     return result
 
@@ -492,6 +506,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(f"\nstreams {run['streams']:,} (opened in {run['open_seconds']} s), bytes sent {run['sent']:,}, "
           f"echoed {run['received']:,}, lost {run['lost']}, SHA-256 mismatches {run['sha_mismatch']}, "
           f"corrupt bytes {r['corrupt_bytes']}, errors {errors} {r['errors'] or ''}")
+    print(f"CPU seconds in the run (open, load, drain, close): {run['cpu_seconds']}")
     print(f"fds back to baseline: {r['fds_back']}; RSS after / warmed up: {r['rss_vs_warmed']} "
           f"({'within' if r['rss_within_10pct'] else 'NOT within'} 10 %)")
     for line in r["error_samples"]:
