@@ -1,7 +1,13 @@
 """Fuzz aiofrp's parsers: ``make fuzz`` (long campaign) and ``make fuzz-smoke`` (a few seconds each).
 
-    python tools/fuzzer.py [--seconds S] [--engine auto|atheris|random] [--seed N] [--out DIR] [TARGET ...]
+    python tools/fuzzer.py [--seconds S] [--inputs N] [--jobs J] [--engine auto|atheris|random] [--seed N]
+                           [--out DIR] [TARGET ...]
     python tools/fuzzer.py --list
+
+``--seconds`` is the time budget per target; with ``--inputs`` (random engine) a target stops
+earlier once it has run that many inputs. ``--jobs`` runs that many targets at once. The campaign
+behind the README figures: ``nice -n 19 python tools/fuzzer.py --engine random --inputs 1000000
+--seconds 900 --jobs 2``.
 
 Each target runs in its own process with its address space capped (``--memory-mb``), so a declared
 length that is trusted ends as a finding, not as a machine out of memory. ``auto`` uses atheris
@@ -13,6 +19,7 @@ tests/fuzz/corpus/TARGET/ once fixed, so every ``make test`` replays it. Exit st
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -62,7 +69,7 @@ def child(args: argparse.Namespace) -> int:
         fuzz_atheris(target, args.seconds, out)
         return 0  # not reached: libFuzzer exits
     limit_memory(args.memory_mb)
-    stats = fuzz_random(target, args.seconds, args.seed)
+    stats = fuzz_random(target, args.seconds, args.seed, max_inputs=args.inputs)
     for f in stats.findings:
         path = save_finding(out, target.name, f)
         print(f"FINDING {target.name} {f.kind}: {f.summary} -> {path}\n{f.trace}", flush=True)
@@ -72,7 +79,8 @@ def child(args: argparse.Namespace) -> int:
 
 def run_target(name: str, args: argparse.Namespace, engine: str) -> tuple[str, int, float, int, str]:
     cmd = [sys.executable, __file__, "--child", name, "--engine", engine, "--seconds", str(args.seconds),
-           "--seed", str(args.seed), "--out", args.out, "--memory-mb", str(args.memory_mb)]
+           "--seed", str(args.seed), "--out", args.out, "--memory-mb", str(args.memory_mb),
+           "--inputs", str(args.inputs)]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds * 3 + 120, check=False)
     text = proc.stdout + proc.stderr
@@ -92,6 +100,8 @@ def main() -> int:
     ap.add_argument("targets", nargs="*", help="targets to run (default: all)")
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("FUZZ_SECONDS", "60")))
     ap.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
+    ap.add_argument("--inputs", type=int, default=0, help="stop a target after this many inputs (random engine)")
+    ap.add_argument("--jobs", type=int, default=1, help="targets run at once")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "fuzz-findings"))
     ap.add_argument("--memory-mb", type=int, default=1024, help="address-space cap per target process")
@@ -114,12 +124,15 @@ def main() -> int:
         ap.error("atheris is not installed: pip install -e '.[fuzz]'")
     print("| target | engine | inputs | seconds | findings |\n|---|---|---:|---:|---:|", flush=True)
     failed = 0
-    for name in args.targets or names:
-        used, inputs, seconds, findings, text = run_target(name, args, engine)
-        print(f"| {name} | {used} | {inputs:,} | {seconds:.0f} | {findings} |", flush=True)
-        if findings:
-            failed += 1
-            print(text[-4000:], file=sys.stderr)
+    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        runs = {pool.submit(run_target, name, args, engine): name for name in args.targets or names}
+        for done in concurrent.futures.as_completed(runs):
+            name = runs[done]
+            used, inputs, seconds, findings, text = done.result()
+            print(f"| {name} | {used} | {inputs:,} | {seconds:.0f} | {findings} |", flush=True)
+            if findings:
+                failed += 1
+                print(text[-4000:], file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -194,6 +194,29 @@ def fuzz_tls_hello(data: bytes) -> None:
     tls_hello.parse_client_hello(data)
 
 
+@target("tls_hello_stream", tls_hello.TLSHelloError,
+        seeds=lambda: [b"\x01" + _client_hello("a.example"), b"\x05" + _client_hello(None)])
+def fuzz_tls_hello_stream(data: bytes) -> None:
+    """The incremental parser the https vhost uses, fed in pieces, against the one-shot answer."""
+    whole = data[1:]
+    try:
+        expected: object = tls_hello.parse_client_hello(whole)
+    except tls_hello.TLSHelloError as exc:
+        expected = type(exc)
+    parser, buf = tls_hello.ClientHelloParser(), bytearray()
+    got: object = None
+    try:
+        for piece in pieces(data):
+            buf += piece
+            got = parser.parse(buf)
+            if got is not None:
+                break
+    except tls_hello.TLSHelloError as exc:
+        got = type(exc)
+    if got != expected:
+        raise AssertionError(f"incremental parse gave {got!r}, one-shot {expected!r}")
+
+
 # -- snappy framing --------------------------------------------------------------------------------
 
 

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiofrp.proto.tls_hello import ALERT_UNRECOGNIZED_NAME, TLSHelloError, parse_client_hello
+from aiofrp.proto.tls_hello import (
+    ALERT_UNRECOGNIZED_NAME,
+    ClientHelloParser,
+    TLSHelloError,
+    parse_client_hello,
+)
 
 
 def real_hello(server_name: str | None, *, tls12_only: bool = False, alpn: list[str] | None = None) -> bytes:
@@ -48,6 +53,25 @@ def test_incomplete_needs_more_bytes():
     for cut in (0, 1, 4, 5, 6, 40, len(data) - 1):
         assert parse_client_hello(data[:cut]) is None
     assert parse_client_hello(data + b"trailing application bytes").length == len(data)
+
+
+def test_parser_resumes_on_a_growing_buffer():
+    """ClientHelloParser (what the https vhost uses) gives parse_client_hello's answer byte by byte,
+    also for a hello in 1-byte records, without reading the records it has read again."""
+    hello = real_hello("grow.example")
+    one_byte_records = split_into_records(hello, [1] * (len(hello) - 5))
+    for data in (hello, one_byte_records):
+        parser, buf = ClientHelloParser(), bytearray()
+        for i in range(len(data) - 1):
+            buf.append(data[i])
+            assert parser.parse(buf) is None
+        buf.append(data[-1])
+        got = parser.parse(buf)
+        assert got == parse_client_hello(data) and got is not None and got.server_name == "grow.example"
+    parser = ClientHelloParser()
+    assert parser.parse(b"\x16\x03\x01\x00\x01") is None
+    with pytest.raises(TLSHelloError, match="not ClientHello"):
+        parser.parse(b"\x16\x03\x01\x00\x01\x02" + b"\x16\x03\x01\x00\x03\x00\x00\x10")
 
 
 def split_into_records(data: bytes, sizes: list[int]) -> bytes:

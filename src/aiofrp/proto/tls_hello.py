@@ -3,6 +3,9 @@
 Sans-I/O: :func:`parse_client_hello` looks at the bytes received so far and returns None while
 the ClientHello is incomplete (it may span several handshake records, as Go accepts). Nothing is
 consumed: the proxy forwards every byte, ClientHello included, to the TLS server behind frpc.
+:class:`ClientHelloParser` does the same for a buffer that grows, resuming at the first record it
+has not read yet: linear in the bytes, where parsing again from the start on every read would be
+quadratic (a ClientHello in 1-byte records, one per TCP segment, cost seconds of CPU that way).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from .errors import ProtocolError
 
-__all__ = ["ALERT_UNRECOGNIZED_NAME", "ClientHello", "parse_client_hello"]
+__all__ = ["ALERT_UNRECOGNIZED_NAME", "ClientHello", "ClientHelloParser", "parse_client_hello"]
 
 HANDSHAKE = 0x16
 CLIENT_HELLO = 1
@@ -37,30 +40,48 @@ class ClientHello:
 
 def parse_client_hello(buf: bytes | bytearray) -> ClientHello | None:
     """The ClientHello at the start of ``buf``; None if more bytes are needed."""
-    hs = bytearray()
-    pos = 0
-    need = -1  # handshake message length once its header is known
-    while need < 0 or len(hs) < need + 4:
-        if len(buf) < pos + 5:
-            return None
-        ctype, major, rlen = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5], "big")
-        if ctype != HANDSHAKE:
-            raise TLSHelloError(f"not a TLS handshake record (content type {ctype:#04x})")
-        if major != 3:
-            raise TLSHelloError(f"unsupported TLS record version {major}.{buf[pos + 2]}")
-        if rlen == 0 or rlen > MAX_RECORD:
-            raise TLSHelloError(f"bad TLS record length {rlen}")
-        if len(buf) < pos + 5 + rlen:
-            return None
-        hs += buf[pos + 5 : pos + 5 + rlen]
-        pos += 5 + rlen
-        if need < 0 and len(hs) >= 4:
-            if hs[0] != CLIENT_HELLO:
-                raise TLSHelloError(f"first handshake message is type {hs[0]}, not ClientHello")
-            need = int.from_bytes(hs[1:4], "big")
-            if need > MAX_HANDSHAKE:
-                raise TLSHelloError(f"ClientHello of {need} bytes is too large")
-    return ClientHello(_server_name(memoryview(hs)[4 : need + 4]), pos)
+    return ClientHelloParser().parse(buf)
+
+
+class ClientHelloParser:
+    """:func:`parse_client_hello` over a buffer that only grows between calls (the same bytes
+    first, more appended): the records already read are not read again."""
+
+    __slots__ = ("hs", "need", "pos")
+
+    def __init__(self) -> None:
+        self.hs = bytearray()
+        self.pos = 0  # the first record not read yet
+        self.need = -1  # handshake message length once its header is known
+
+    def parse(self, buf: bytes | bytearray) -> ClientHello | None:
+        hs = self.hs
+        pos = self.pos
+        need = self.need
+        try:
+            while need < 0 or len(hs) < need + 4:
+                if len(buf) < pos + 5:
+                    return None
+                ctype, major, rlen = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5], "big")
+                if ctype != HANDSHAKE:
+                    raise TLSHelloError(f"not a TLS handshake record (content type {ctype:#04x})")
+                if major != 3:
+                    raise TLSHelloError(f"unsupported TLS record version {major}.{buf[pos + 2]}")
+                if rlen == 0 or rlen > MAX_RECORD:
+                    raise TLSHelloError(f"bad TLS record length {rlen}")
+                if len(buf) < pos + 5 + rlen:
+                    return None
+                hs += buf[pos + 5 : pos + 5 + rlen]
+                pos += 5 + rlen
+                if need < 0 and len(hs) >= 4:
+                    if hs[0] != CLIENT_HELLO:
+                        raise TLSHelloError(f"first handshake message is type {hs[0]}, not ClientHello")
+                    need = int.from_bytes(hs[1:4], "big")
+                    if need > MAX_HANDSHAKE:
+                        raise TLSHelloError(f"ClientHello of {need} bytes is too large")
+        finally:
+            self.pos, self.need = pos, need
+        return ClientHello(_server_name(memoryview(hs)[4 : need + 4]), pos)
 
 
 class _Reader:

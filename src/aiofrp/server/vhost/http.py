@@ -323,6 +323,7 @@ class ClientConn(asyncio.Protocol):
     def _reject(self, status: int, detail: str = "") -> None:
         """Answer a request that cannot be parsed, then close (Go does the same)."""
         if status == 431:
+            log.info("http request head from %s over %d bytes, closing", fmt_addr(self.peer), MAX_HEAD_SIZE)
             body = b"431 Request Header Fields Too Large"
             self.transport.write(simple_response(431, body, close=True))
         else:

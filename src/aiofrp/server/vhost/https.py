@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Protocol
 
 from ...net.listen import listen_tcp
 from ...net.relay import PendingConn
 from ...proto.addr import fmt_addr
-from ...proto.tls_hello import ALERT_UNRECOGNIZED_NAME, MAX_HANDSHAKE, TLSHelloError, parse_client_hello
+from ...proto.tls_hello import ALERT_UNRECOGNIZED_NAME, MAX_HANDSHAKE, ClientHelloParser, TLSHelloError
 from .router import Route, Routers
 
 if TYPE_CHECKING:
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.server.vhost.https")
 
-MUX_TIMEOUT = 30.0  # Go: vhostReadWriteTimeout, the deadline for reading the ClientHello
-MAX_HELLO_BYTES = MAX_HANDSHAKE + 4096
+# Go: vhostReadWriteTimeout (30 s), the deadline for the ClientHello / CONNECT request, counted from
+# the accept (a client sending a byte at a time gets no more); the variable is for tests
+MUX_TIMEOUT = float(os.environ.get("AIOFRP_VHOST_MUX_TIMEOUT", "30"))
+MAX_HELLO_BYTES = MAX_HANDSHAKE + 4096  # the largest ClientHello, in records of 1-byte fragments too
 
 
 class ConnMember(Protocol):
@@ -102,9 +105,10 @@ class SNIConn(RoutingConn):
         super().__init__()
         self.vhost = vhost
         self.hello = bytearray()
+        self.parser = ClientHelloParser()
 
     def _timed_out(self) -> None:
-        log.debug("https connection from %s sent no ClientHello in %gs", self._peer(), MUX_TIMEOUT)
+        log.info("https connection from %s: no complete ClientHello in %gs, closing", self._peer(), MUX_TIMEOUT)
 
     def _peer(self) -> str:
         return fmt_addr(self.transport.get_extra_info("peername")) if self.transport is not None else "?"
@@ -116,7 +120,7 @@ class SNIConn(RoutingConn):
         assert self.transport is not None
         self.hello += data
         try:
-            hello = parse_client_hello(self.hello)
+            hello = self.parser.parse(self.hello)
         except TLSHelloError as exc:
             log.debug("get hostname from https request error: %s", exc)
             self._stop()
@@ -124,6 +128,7 @@ class SNIConn(RoutingConn):
             return
         if hello is None:
             if len(self.hello) > MAX_HELLO_BYTES:
+                log.info("https connection from %s: ClientHello over %d bytes, closing", self._peer(), MAX_HELLO_BYTES)
                 self._stop()
                 self.transport.abort()
             return

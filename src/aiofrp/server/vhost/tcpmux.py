@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ...net.listen import listen_tcp
 from ...proto.addr import fmt_addr
 from ...proto.http import HTTPError, basic_auth, canonical_host, find_head_end, parse_request_head
-from .https import ConnMember, RoutingConn
+from .https import MUX_TIMEOUT, ConnMember, RoutingConn
 from .pages import CONNECT_OK, PROXY_AUTH_REQUIRED, raw_not_found
 from .router import Route, Routers
 
@@ -49,6 +49,12 @@ class ConnectConn(RoutingConn):
         self.vhost = vhost
         self.head = bytearray()
 
+    def _timed_out(self) -> None:
+        log.info("tcpmux connection from %s: no complete CONNECT request in %gs, closing", self._peer(), MUX_TIMEOUT)
+
+    def _peer(self) -> str:
+        return fmt_addr(self.transport.get_extra_info("peername")) if self.transport is not None else "?"
+
     def data_received(self, data: bytes) -> None:
         if self.routed:
             super().data_received(data)
@@ -61,6 +67,8 @@ class ConnectConn(RoutingConn):
         end = find_head_end(buf, scan)
         if end < 0:
             if len(buf) > MAX_CONNECT_HEAD:
+                log.info("tcpmux connection from %s: CONNECT request over %d bytes, closing", self._peer(),
+                         MAX_CONNECT_HEAD)
                 self._stop()
                 t.abort()
             return
