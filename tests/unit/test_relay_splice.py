@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 import uvloop
@@ -42,7 +43,7 @@ async def _accepted_pair() -> Pair:
     return t, reader, writer
 
 
-def _run(body: Callable[[], Awaitable[None]], use_uvloop: bool) -> None:
+def _run(body: Callable[[], Coroutine[Any, Any, None]], use_uvloop: bool) -> None:
     if use_uvloop:
         uvloop.run(body())
     else:
@@ -125,7 +126,7 @@ def test_a_codec_keeps_the_callback_relay() -> None:
     async def body() -> None:
         a, _ra, wa = await _accepted_pair()
         b, rb, wb = await _accepted_pair()
-        relay = Relay(a, b, a_to_b=bytes.upper, name="t")
+        relay = Relay(a, b, a_to_b=lambda d: bytes(d).upper(), name="t")
         assert relay._spliced is None
         wa.write(b"abc")
         assert await asyncio.wait_for(rb.readexactly(3), DEADLINE) == b"ABC"
