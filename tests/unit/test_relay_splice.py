@@ -135,3 +135,29 @@ def test_a_codec_keeps_the_callback_relay() -> None:
             w.close()
 
     asyncio.run(body())
+
+
+def test_out_of_descriptors_keeps_the_callback_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No descriptor for the pipes: the held bytes are written once and callbacks relay the rest."""
+
+    def no_pipe(flags: int) -> tuple[int, int]:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "pipe2", no_pipe)
+
+    async def body() -> None:
+        a, ra, wa = await _accepted_pair()
+        b, rb, wb = await _accepted_pair()
+        relay = Relay(a, b, a_data=b"held", name="t")
+        assert relay._spliced is None
+        wa.write(b"more")
+        assert await asyncio.wait_for(rb.readexactly(8), DEADLINE) == b"heldmore"
+        wb.write(b"back")
+        assert await asyncio.wait_for(ra.readexactly(4), DEADLINE) == b"back"
+        assert (relay.bytes_a_to_b, relay.bytes_b_to_a) == (8, 4)
+        relay.close()
+        assert await asyncio.wait_for(ra.read(), DEADLINE) == b""
+        for w in (wa, wb):
+            w.close()
+
+    asyncio.run(body())

@@ -321,17 +321,23 @@ class Relay:
             a.write(b_data)
         if a.get_write_buffer_size() or b.get_write_buffer_size() or a.is_closing() or b.is_closing():
             return False
-        da = os.dup(fa)
-        try:
+        opened: list[int] = []
+        try:  # out of descriptors (two duplicates and two pipes more): the callback relay
+            da = os.dup(fa)
+            opened.append(da)
             db = os.dup(fb)
-        except OSError:
-            os.close(da)
-            raise
+            opened.append(db)
+            pa = _Pump(self, loop, da, db)
+            opened += (pa.rp, pa.wp)
+            pb = _Pump(self, loop, db, da)
+        except OSError as exc:
+            log.debug("relay %s: no splice: %s", self.name, exc)
+            for fd in opened:
+                os.close(fd)
+            return False
         for t in (a, b):
             t.set_protocol(_Detached())
             t.abort()  # closes the transport's own descriptor only: no FIN, no RST
-        pa = _Pump(self, loop, da, db)
-        pb = _Pump(self, loop, db, da)
         pa.count = len(a_data)
         pb.count = len(b_data)
         pa.other = pb

@@ -113,8 +113,9 @@ class TLSTransport(asyncio.Transport):
         The buffer is never reused, so consumers may keep views of it.
         """
         sslobj = self._ssl
+        inbio = self._in
         while not self._reading_paused and not self._lost:
-            size = min(READ_SIZE, self._in.pending + RECORD_SIZE)
+            size = min(READ_SIZE, inbio.pending + RECORD_SIZE)
             buf = bytearray(size)
             view = memoryview(buf)
             n = 0
@@ -136,6 +137,8 @@ class TLSTransport(asyncio.Transport):
                     eof = True
                     break
                 n += k
+                if not inbio.pending and not sslobj.pending():
+                    break  # nothing left to decrypt: skip the SSLWantReadError (an exception per batch)
             if n:
                 self._app.data_received(view[:n])  # type: ignore[attr-defined]
             if eof:
