@@ -10,6 +10,7 @@ from support.configs import block
 from support.inproc import InProc, count_registered_work_conns, idle_work_conns, until
 from support.procs import TEST_STRING, free_port, tcp_proxy
 
+from aiofrp.client.control import Control as ClientControl
 from aiofrp.server.proxies.http import HTTPProxy
 from aiofrp.server.vhost.http_upstream import MAX_IDLE
 
@@ -57,12 +58,20 @@ async def test_pool_count_is_capped_by_max_pool_count(inproc: InProc, monkeypatc
     await until(lambda: len(registered) == 3 and idle_work_conns(server, client.run_id) == 2, "refilled")
 
 
-async def test_a_burst_asks_for_one_connection_per_user_and_no_surplus(
+async def test_a_burst_refills_ahead_but_never_beyond_the_pool(
         inproc: InProc, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Users arriving at once on an empty pool: each waiting one asks for a connection (as Go) but
-    the refill after a take is skipped while those asked for already cover the pool, so frpc dials
-    exactly users + poolCount connections and frps discards none (Go: up to twice as many)."""
+    """Many users waiting at once on an empty pool: each asks for a connection and each take asks
+    for a refill (as Go), so spares are ready for the next burst, but never more than fit in the
+    pool (poolCount + 10): frps discards none (Go dials about twice the users and discards the
+    surplus)."""
     registered = count_registered_work_conns(monkeypatch)
+    gate = asyncio.Event()  # frpc answers no ReqWorkConn until every user waits
+    answer = ClientControl._new_work_conn
+
+    async def gated(self: ClientControl) -> None:
+        await gate.wait()
+        await answer(self)
+
     echo = await inproc.echo_service()
     server = await inproc.start_server(tcp_mux=False)
     port = free_port()
@@ -70,14 +79,26 @@ async def test_a_burst_asks_for_one_connection_per_user_and_no_surplus(
     await inproc.wait_proxies(client, "tcp", server=server)
     run_id = client.run_id
     await until(lambda: idle_work_conns(server, run_id) == 1, "pool filled to poolCount")
-    users = 6
-    conns = await asyncio.gather(*(inproc.open_user(port) for _ in range(users)))
-    answers = await asyncio.gather(*(inproc.echo(r, w, TEST_STRING + bytes([i])) for i, (r, w) in enumerate(conns)))
-    assert answers == [TEST_STRING + bytes([i]) for i in range(users)]
+    monkeypatch.setattr(ClientControl, "_new_work_conn", gated)
     control = server.controls[run_id]
-    await until(lambda: not control._asked and idle_work_conns(server, run_id) == 1, "every request answered")
-    assert len(registered) == 1 + users
+    users = 30
+    conns = await asyncio.gather(*(inproc.open_user(port) for _ in range(users)))
+    for i, (_, w) in enumerate(conns):
+        w.write(TEST_STRING + bytes([i]))
+    await until(lambda: control._waiting == users - 1, "all but the first user wait")
+    assert len(control._asked) == users  # one refill for the first, one ask per waiting user
+    gate.set()
+    answers = [await asyncio.wait_for(r.readexactly(len(TEST_STRING) + 1), 10) for r, _ in conns]
+    assert answers == [TEST_STRING + bytes([i]) for i in range(users)]
+    await until(lambda: not control._asked, "every ReqWorkConn answered")
+    pooled = idle_work_conns(server, run_id)
+    assert pooled == 1 + 10  # spares for the next burst, as many as the pool holds
+    assert len(registered) == users + pooled  # none dialled in vain
     assert echo.accepted == users
+    # a spare serves the next user at once and is replaced while there is room
+    assert await inproc.roundtrip(port, TEST_STRING) == TEST_STRING
+    await until(lambda: not control._asked and idle_work_conns(server, run_id) == pooled, "refilled")
+    assert len(registered) == users + 1 + pooled
 
 
 HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

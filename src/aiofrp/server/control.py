@@ -209,16 +209,17 @@ class Control:
         self.conn.write_msg(m.ReqWorkConn())
 
     def _refill(self) -> None:
-        """After a work connection is taken: ask for a replacement unless the ones asked for and
-        not arrived yet already cover the pool and the waiting requests. Go asks for one after
-        every take, also when a request took a connection it had asked for itself; under a burst
-        that overshoots the pool (and frpc's dials of the surplus are discarded)."""
+        """After a work connection is taken: ask for a replacement, as Go does after every take,
+        unless every connection asked for and not arrived yet already has a place, a waiting
+        request or room in the pool (``pool_count + 10``, Go's bound). A burst of requests thus
+        leaves up to ten spare connections ahead of the next one, as in Go, but frpc never dials
+        one that frps would discard as surplus (Go: ``work connection pool is full``)."""
         asked = self._asked
         if asked:
             lost = time.monotonic() - ASK_TTL
             while asked and asked[0] < lost:
                 asked.popleft()
-        if self._pool.qsize() + len(asked) < self.pool_count + self._waiting:
+        if self._pool.qsize() + len(asked) < self._pool.maxsize + self._waiting:
             self._ask()
 
     def register_work_conn(self, conn: MsgConn) -> None:
