@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ log = logging.getLogger("aiofrp.server.control")
 
 Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: work to await, or none
 
+
+ASK_TTL = 10.0
+"""Seconds after which a ReqWorkConn frpc has not answered counts as lost (frpc could not dial)."""
 
 V1_ONLY_PROXY_TYPES = ("sudp",)
 """Proxy types not served to a wire v2 client yet: sudp's visitor and provider connections are
@@ -47,6 +51,8 @@ class Control:
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
+        self._asked: deque[float] = deque()  # when each ReqWorkConn not answered yet was sent
+        self._waiting = 0  # get_work_conn callers waiting for a work connection
         self.proxies: dict[str, ServerProxy] = {}
         self.ports_used = 0  # remote ports held by this client's proxies, for maxPortsPerClient
         self._closed = False
@@ -74,7 +80,7 @@ class Control:
         hb_task = None
         try:
             for _ in range(self.pool_count):
-                conn.write_msg(m.ReqWorkConn())
+                self._ask()
             hb_timeout = self.server.cfg.transport.heartbeat_timeout
             if hb_timeout > 0:
                 hb_task = asyncio.get_running_loop().create_task(self._heartbeat_checker(hb_timeout))
@@ -198,7 +204,27 @@ class Control:
 
     # -- work connections -----------------------------------------------------------------
 
+    def _ask(self) -> None:
+        self._asked.append(time.monotonic())
+        self.conn.write_msg(m.ReqWorkConn())
+
+    def _refill(self) -> None:
+        """After a work connection is taken: ask for a replacement, as Go does after every take,
+        unless every connection asked for and not arrived yet already has a place, a waiting
+        request or room in the pool (``pool_count + 10``, Go's bound). A burst of requests thus
+        leaves up to ten spare connections ahead of the next one, as in Go, but frpc never dials
+        one that frps would discard as surplus (Go: ``work connection pool is full``)."""
+        asked = self._asked
+        if asked:
+            lost = time.monotonic() - ASK_TTL
+            while asked and asked[0] < lost:
+                asked.popleft()
+        if self._pool.qsize() + len(asked) < self._pool.maxsize + self._waiting:
+            self._ask()
+
     def register_work_conn(self, conn: MsgConn) -> None:
+        if self._asked:
+            self._asked.popleft()
         if self._closed:
             conn.close()
             return
@@ -219,19 +245,23 @@ class Control:
             try:
                 conn = self._pool.get_nowait()
             except asyncio.QueueEmpty:
-                self.conn.write_msg(m.ReqWorkConn())
+                # Go: ask for one more whatever is on the way, so a lost request cannot starve this one
+                self._ask()
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     raise TimeoutError("timeout trying to get work connection") from None
+                self._waiting += 1
                 try:
                     async with asyncio.timeout(left):
                         conn = await self._pool.get()
                 except TimeoutError:
                     raise TimeoutError("timeout trying to get work connection") from None
+                finally:
+                    self._waiting -= 1
             if not conn.alive:
                 continue
             if not self._closed:
-                self.conn.write_msg(m.ReqWorkConn())
+                self._refill()
             return conn
 
     @property
@@ -248,7 +278,7 @@ class Control:
                 return None
             if not conn.alive:
                 continue
-            self.conn.write_msg(m.ReqWorkConn())
+            self._refill()
             return conn
         return None
 

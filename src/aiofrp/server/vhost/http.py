@@ -173,6 +173,7 @@ class ClientConn(asyncio.Protocol):
         self.keep_alive = True
         self.resp_started = False
         self.retried = False
+        self.waiting: UpstreamPool | None = None  # the pool whose next free upstream this request takes
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -230,6 +231,7 @@ class ClientConn(asyncio.Protocol):
         self._cancel_timer()
         if self.state != _CLOSED:
             self.state = _CLOSED
+            self._unwait()
             up, self.up = self.up, None
             if up is not None:
                 up.abort()
@@ -265,6 +267,7 @@ class ClientConn(asyncio.Protocol):
         if self.state == _CLOSED:
             return
         self.state = _CLOSED
+        self._unwait()
         self._cancel_timer()
         up, self.up = self.up, None
         if up is not None:
@@ -416,25 +419,55 @@ class ClientConn(asyncio.Protocol):
         self.state = _ACQUIRE
         self.pending = data[pos:] if pos < len(data) else b""
         self._pause(_R_HOLD)
-        vhost.spawn(self._acquire(member))
+        self._wait_upstream(member)
+
+    def _wait_upstream(self, member: HTTPMember) -> None:
+        """No idle upstream and no pooled work connection: take whichever comes first, an
+        upstream another request frees (Go's http.Transport hands a returned idle connection to a
+        waiting request while its dial goes on) or the work connection asked for now. The loser
+        is not wasted: it serves the next waiting request, or waits idle in the pool."""
+        self.waiting = member.pool
+        member.pool.wait(self)
+        self.vhost.spawn(self._acquire(member))
+
+    def _unwait(self) -> None:
+        pool, self.waiting = self.waiting, None
+        if pool is not None:
+            pool.unwait(self)
+
+    def take_upstream(self, up: Upstream) -> bool:
+        """Called by the pool this request waits on with a free upstream; False: not waiting any more."""
+        if self.state != _ACQUIRE or self.waiting is not up.member.pool:
+            return False
+        self.waiting = None  # the pool has dropped us from its waiters
+        data, self.pending = self.pending, b""
+        self._resume(_R_HOLD)
+        self._attach(up, data, 0)
+        return True
 
     async def _acquire(self, member: HTTPMember) -> None:
         try:
             conn = await member.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:
             log.warning("[%s] failed to get work connection: %s", member.name, exc)
-            if self.state == _ACQUIRE:
+            if self.state == _ACQUIRE and self.waiting is member.pool:
+                self._unwait()
                 self._upstream_failed(f"no work connection: {exc}", timeout=False)
             return
-        if self.state != _ACQUIRE or member.closed:
+        if member.closed:
             conn.close()
-            if self.state == _ACQUIRE:
+            if self.state == _ACQUIRE and self.waiting is member.pool:
+                self._unwait()
                 self._upstream_failed("proxy closed", timeout=False)
             return
         up = member.new_upstream(conn, self.peer)
-        data, self.pending = self.pending, b""
-        self._resume(_R_HOLD)
-        self._attach(up, data, 0)
+        if self.state == _ACQUIRE and self.waiting is member.pool:
+            self._unwait()
+            data, self.pending = self.pending, b""
+            self._resume(_R_HOLD)
+            self._attach(up, data, 0)
+        else:  # served meanwhile by a freed upstream: this one serves the next request
+            member.pool.put(up)
 
     def _attach(self, up: Upstream, data: bytes, pos: int) -> None:
         req = self.req
@@ -558,7 +591,7 @@ class ClientConn(asyncio.Protocol):
             if conn is not None:
                 self._attach(member.new_upstream(conn, self.peer), b"", 0)
             else:
-                self.vhost.spawn(self._acquire(member))
+                self._wait_upstream(member)
             return
         self._upstream_failed(why, timeout=timeout)
 

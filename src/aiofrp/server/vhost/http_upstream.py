@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server.vhost.http")
 
 IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
-MAX_IDLE = 16  # Go keeps 5 per route; a few more avoid work-connection churn under load
+MAX_IDLE = 64  # Go keeps 5 per route; fewer than the concurrent requests churns work connections
 
 class UpstreamState(enum.Enum):
     """Where an :class:`Upstream` is: between exchanges, reading a response head or body."""
@@ -300,14 +300,23 @@ class Upstream(asyncio.Protocol):
 
 
 class UpstreamPool:
-    """A proxy's idle upstreams (most recently used first out), closed after IDLE_TIMEOUT."""
+    """A proxy's idle upstreams (most recently used first out), closed after IDLE_TIMEOUT, and
+    the requests waiting for one (first come, first served)."""
 
-    __slots__ = ("_timer", "closed", "idle")
+    __slots__ = ("_timer", "closed", "idle", "waiters")
 
     def __init__(self) -> None:
         self.idle: list[Upstream] = []
+        self.waiters: dict[ClientConn, None] = {}  # an ordered set
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
+
+    def wait(self, client: ClientConn) -> None:
+        """``client`` takes the next upstream :meth:`put` here (its own work connection may come first)."""
+        self.waiters[client] = None
+
+    def unwait(self, client: ClientConn) -> None:
+        self.waiters.pop(client, None)
 
     def take(self) -> Upstream | None:
         idle = self.idle
@@ -320,7 +329,17 @@ class UpstreamPool:
         return None
 
     def put(self, up: Upstream) -> None:
-        if self.closed or len(self.idle) >= MAX_IDLE or not up.usable:
+        if self.closed or not up.usable:
+            up.close()
+            return
+        waiters = self.waiters
+        while waiters:
+            client = next(iter(waiters))
+            del waiters[client]
+            up.reused = up.nin > 0  # it has served an exchange: the service may close it any time
+            if client.take_upstream(up):
+                return
+        if len(self.idle) >= MAX_IDLE:
             up.close()
             return
         loop = asyncio.get_running_loop()
@@ -349,6 +368,7 @@ class UpstreamPool:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.waiters.clear()  # each still has its own work connection coming, or failing
         for up in list(self.idle):
             up.close()
         self.idle.clear()
