@@ -46,7 +46,13 @@ class Control:
         self.client_id = login.client_id
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
-        self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
+        # Go: a channel of poolCount + 10. A Go channel hands a connection straight to a waiting
+        # receiver; an asyncio.Queue counts it until the woken getter runs, so a burst of work
+        # connections for as many waiting users found it "full" and dropped some, and those users
+        # timed out. The cap is therefore applied above the waiting getters (register_work_conn).
+        self._pool: asyncio.Queue[MsgConn] = asyncio.Queue()
+        self._pool_cap = self.pool_count + 10
+        self._pool_waiting = 0  # get_work_conn calls waiting on the pool
         self.proxies: dict[str, ServerProxy] = {}
         self.ports_used = 0  # remote ports held by this client's proxies, for maxPortsPerClient
         self._closed = False
@@ -202,12 +208,12 @@ class Control:
         if self._closed:
             conn.close()
             return
-        try:
-            self._pool.put_nowait(conn)
-        except asyncio.QueueFull:
+        if self._pool.qsize() >= self._pool_waiting + self._pool_cap:
             # After a burst of user connections the refills overshoot; like Go, drop the surplus.
             log.debug("[%s] work connection pool is full, discarding", self.run_id)
             conn.close()
+            return
+        self._pool.put_nowait(conn)
 
     async def get_work_conn(self) -> MsgConn:
         """Take a live work connection from the pool (asking for one if empty), then refill."""
@@ -223,11 +229,14 @@ class Control:
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     raise TimeoutError("timeout trying to get work connection") from None
+                self._pool_waiting += 1
                 try:
                     async with asyncio.timeout(left):
                         conn = await self._pool.get()
                 except TimeoutError:
                     raise TimeoutError("timeout trying to get work connection") from None
+                finally:
+                    self._pool_waiting -= 1
             if not conn.alive:
                 continue
             if not self._closed:
