@@ -172,3 +172,32 @@ async def _read_response(reader: asyncio.StreamReader) -> bytes:
             length = int(line.split(b":", 1)[1])
     await reader.readexactly(length)
     return status
+
+class _FakeWorkConn:
+    alive = True
+
+    def close(self) -> None:
+        self.alive = False
+
+
+async def test_a_burst_of_work_conns_reaches_every_waiting_user(inproc: InProc, monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 users wait on an empty pool (cap poolCount + 10 = 10) and 40 work connections arrive
+    in one burst: each user gets one, as with Go's channel. (An asyncio.Queue of maxsize 10 counted
+    the connections handed to woken users until they ran, discarded 30 of the burst, and those
+    users timed out; the 10,000-connection soak hit it.)"""
+    echo = await inproc.echo_service()
+    server = await inproc.start_server()
+    client = inproc.start_client(server, tcp_proxy("tcp", echo.port, free_port()))
+    await inproc.wait_proxies(client, "tcp", server=server)
+    control = server.controls[client.run_id]
+    monkeypatch.setattr(control.conn, "write_msg", lambda _msg: None)  # no real work conns join in
+    pooled = [await control.get_work_conn() for _ in range(control._pool.qsize())]  # empty the pool
+    assert control._pool.qsize() == 0, pooled
+    users = [asyncio.ensure_future(control.get_work_conn()) for _ in range(40)]
+    await until(lambda: len(control._pool._getters) == 40, "40 users waiting")  # type: ignore[attr-defined]
+    burst = [_FakeWorkConn() for _ in range(40)]
+    for conn in burst:  # one read's worth: no loop iteration in between
+        control.register_work_conn(conn)  # type: ignore[arg-type]
+    got = await asyncio.wait_for(asyncio.gather(*users), 5)
+    assert sorted(map(id, got)) == sorted(map(id, burst))
+    assert all(c.alive for c in burst)

@@ -50,7 +50,12 @@ class Control:
         self.client_id = login.client_id
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
-        self._pool: asyncio.Queue[MsgConn] = asyncio.Queue(maxsize=self.pool_count + 10)
+        # Go: a channel of poolCount + 10. A Go channel hands a connection straight to a waiting
+        # receiver; an asyncio.Queue counts it until the woken getter runs, so a burst of work
+        # connections for as many waiting users found it "full" and dropped some, and those users
+        # timed out. The cap is therefore applied above the waiting getters (register_work_conn).
+        self._pool: asyncio.Queue[MsgConn] = asyncio.Queue()
+        self._pool_cap = self.pool_count + 10
         self._asked: deque[float] = deque()  # when each ReqWorkConn not answered yet was sent
         self._waiting = 0  # get_work_conn callers waiting for a work connection
         self.proxies: dict[str, ServerProxy] = {}
@@ -219,7 +224,7 @@ class Control:
             lost = time.monotonic() - ASK_TTL
             while asked and asked[0] < lost:
                 asked.popleft()
-        if self._pool.qsize() + len(asked) < self._pool.maxsize + self._waiting:
+        if self._pool.qsize() + len(asked) < self._pool_cap + self._waiting:
             self._ask()
 
     def register_work_conn(self, conn: MsgConn) -> None:
@@ -228,12 +233,12 @@ class Control:
         if self._closed:
             conn.close()
             return
-        try:
-            self._pool.put_nowait(conn)
-        except asyncio.QueueFull:
+        if self._pool.qsize() >= self._waiting + self._pool_cap:
             # After a burst of user connections the refills overshoot; like Go, drop the surplus.
             log.debug("[%s] work connection pool is full, discarding", self.run_id)
             conn.close()
+            return
+        self._pool.put_nowait(conn)
 
     async def get_work_conn(self) -> MsgConn:
         """Take a live work connection from the pool (asking for one if empty), then refill."""

@@ -45,7 +45,7 @@ log = logging.getLogger("aiofrp.server")
 
 QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speaks-first user
 FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py for the rest)
-# yamux streams of one session still waiting for their first message; more are reset. Go frps has
+# yamux streams of one session that have sent nothing yet; more are reset. Go frps has
 # hashicorp/yamux's AcceptBacklog (256) but accepts at once, so there it is a goroutine per stream.
 MAX_PENDING_STREAMS = 256
 TLS_FIRST_BYTE = 0x17
@@ -275,8 +275,7 @@ class Server:
             try:
                 first = await self.first_message(conn, FIRST_MSG_TIMEOUT if gate.trusted else PREAUTH_TIMEOUT + 1)
             finally:
-                if conn.session is not None:
-                    conn.session.pending -= 1
+                conn.heard()
         except TimeoutError:
             if not gate.fail(f"no login within {PREAUTH_TIMEOUT:g}s ({gate.stage})"):
                 log.info("stream from %s sent no message in %ds, closing", peer, FIRST_MSG_TIMEOUT)
@@ -695,13 +694,27 @@ class _FirstConn(MsgConn):
         self.gate = gate
         self.top = top
         self.internal = internal  # from inside frps (Server.open_internal)
-        self.session = session  # the yamux session of a stream, which counts its pending streams
+        self.session = session  # the yamux session of a stream, which counts its silent streams
+
+    def heard(self) -> None:
+        """The stream sent its first bytes, or ended: it no longer counts against
+        MAX_PENDING_STREAMS. At its first bytes, not once its first message is handled: a burst
+        of new streams whose messages came in the same read (frpc answering many ReqWorkConn at
+        once) would otherwise count as silent until the loop ran their tasks, and be reset."""
+        if self.session is not None:
+            self.session.pending -= 1
+            self.session = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server.spawn(self.server.handle_conn(self))
 
+    def data_received(self, data: bytes) -> None:
+        self.heard()
+        super().data_received(data)
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.heard()
         super().connection_lost(exc)
         if self.top:
             self.gate.connection_lost(exc)
