@@ -336,10 +336,11 @@ def test_chunking_does_not_change_events(payloads, data):
     events = normalize(feed(s, wire, cuts))
     assert events == ref_events
     assert out(s) == ref_out
-    assert events[-1] == GoAwayReceived(GO_AWAY_NORMAL)
+    # control frames (pings, GoAway) go ahead of queued data; a reset drops what its stream queued
+    assert GoAwayReceived(GO_AWAY_NORMAL) in events
     for i, sid in enumerate(sids):
         expected = b"".join(p for j, p in enumerate(payloads) if j % 3 == i) + (b"tail" if i == 2 else b"")
-        assert data_of(events, sid) == expected
+        assert data_of(events, sid) == (b"" if i == 1 else expected)
     assert StreamEnded(sids[0]) in events and StreamReset(sids[1]) in events
     assert set(s.streams) == {sids[0], sids[2]}
 

@@ -25,6 +25,10 @@ log = logging.getLogger("aiofrp.net.mux")
 
 PING_TIMEOUT = 10.0  # yamux ConnectionWriteTimeout: a ping must be answered within this
 STREAM_CLOSE_TIMEOUT = 300.0  # after our FIN, wait this long for the peer's before RST
+FLUSH_BATCH = 256 * 1024  # data bytes taken from the session per write to the transport
+STREAM_QUEUE_HIGH = 512 * 1024  # a stream with more queued in the session pauses its writer...
+STREAM_QUEUE_LOW = 128 * 1024  # ... until it is back under this
+SESSION_QUEUE_HIGH = 8 * 1024 * 1024  # over this in all, every stream with data queued pauses
 
 
 class MuxSession(asyncio.Protocol):
@@ -32,6 +36,13 @@ class MuxSession(asyncio.Protocol):
 
     ``on_stream`` is called with each stream the peer opens (frps side). ``closed`` resolves
     when the underlying connection is gone.
+
+    Stream writes queue in the sans-I/O session and are flushed at once. While the transport is
+    paused only
+    control frames go out; the data waits in the session, where the streams take turns by bytes
+    when it resumes. So the transport's buffer stays near its high-water mark and a ping or a
+    small stream never waits behind megabytes of another stream's data. A stream's writer pauses
+    on its own queue (not on the session's), so a busy stream does not stop a quiet one.
     """
 
     def __init__(
@@ -54,6 +65,7 @@ class MuxSession(asyncio.Protocol):
         self._outstanding_ping: int | None = None
         self._is_closed = False
         self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
+        self._queue_paused: set[MuxStream] = set()  # streams paused on their session queue
 
     # -- transport callbacks -------------------------------------------------------------
 
@@ -126,15 +138,10 @@ class MuxSession(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        for st in list(self._streams.values()):
-            st._update_write_pause()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        for st in list(self._streams.values()):
-            st._update_write_pause()
-            if self.write_paused:
-                break
+        self._flush()
 
     # -- API ------------------------------------------------------------------------------
 
@@ -160,9 +167,36 @@ class MuxSession(asyncio.Protocol):
     # -- internals ------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Write the control frames, then queued data until the transport pauses."""
+        t = self.transport
+        if t is None or self._is_closed:
+            return
+        self._write_out(t)
+        if self._queue_paused:
+            self._unpause_streams()
+
+    def _write_out(self, t: asyncio.Transport, everything: bool = False) -> None:
         s = self._s
-        if s._out and self.transport is not None and not self._is_closed:
-            self.transport.writelines(s.data_to_send())
+        if everything:
+            out = s.data_to_send()
+            if out:
+                t.writelines(out)
+            return
+        while True:
+            out = s.data_to_send(0 if self.write_paused else FLUSH_BATCH)
+            if out:
+                t.writelines(out)
+            if self.write_paused or self._is_closed or not s.has_queued_data():
+                break
+
+    def _unpause_streams(self) -> None:
+        s = self._s
+        if s.queued_total > SESSION_QUEUE_HIGH:
+            return
+        for st in list(self._queue_paused):
+            if s.queued(st.stream_id) <= STREAM_QUEUE_LOW:
+                self._queue_paused.discard(st)
+                st._update_write_pause()
 
     def _send_ping(self) -> None:
         if self._is_closed:
@@ -186,9 +220,12 @@ class MuxSession(asyncio.Protocol):
             if t is not None:
                 t.cancel()
         if not lost and self.transport is not None:
+            if exc is None:
+                self._write_out(self.transport, everything=True)  # what the streams queued goes first
             self.transport.abort() if exc is not None else self.transport.close()
         streams = list(self._streams.values())
         self._streams.clear()
+        self._queue_paused.clear()
         err = exc if isinstance(exc, Exception) else None
         for st in streams:
             st._on_session_lost(err or ConnectionResetError("yamux session closed"))
@@ -237,12 +274,13 @@ class MuxStream(PausableTransport):
         if self._wbuf:
             self._wbuf.append(memoryview(bytes(data) if not isinstance(data, bytes) else data))
             return
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the session keeps the buffer until its turn: the caller may reuse it
         n = self._s.send_data(self.stream_id, data)
         if n < len(data):
-            rest = memoryview(data)[n:]
-            self._wbuf.append(rest if isinstance(data, bytes) else memoryview(bytes(rest)))
-            self._update_write_pause()
-        self._mux._flush()
+            self._wbuf.append(memoryview(data)[n:])
+        self._update_write_pause()
+        self._mux._flush()  # at once: code below us may close the raw transport right after
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -285,7 +323,7 @@ class MuxStream(PausableTransport):
         self._finish(None)
 
     def get_write_buffer_size(self) -> int:
-        return sum(len(b) for b in self._wbuf)
+        return sum(len(b) for b in self._wbuf) + self._s.queued(self.stream_id)
 
     # -- session callbacks (data arrives through PausableTransport._feed_data) -------------------
 
@@ -330,8 +368,17 @@ class MuxStream(PausableTransport):
             self._update_write_pause()
 
     def _update_write_pause(self) -> None:
-        if not self._lost:
-            self._set_write_paused(bool(self._wbuf) or self._mux.write_paused)
+        if self._lost:
+            return
+        s = self._s
+        queued = s.queued(self.stream_id)
+        over = queued > STREAM_QUEUE_HIGH or (queued > 0 and s.queued_total > SESSION_QUEUE_HIGH)
+        if over or (self in self._mux._queue_paused and queued > STREAM_QUEUE_LOW):
+            self._mux._queue_paused.add(self)
+            over = True
+        else:
+            self._mux._queue_paused.discard(self)
+        self._set_write_paused(bool(self._wbuf) or over)
 
     def _send_fin(self) -> None:
         self._local_fin = True
@@ -359,6 +406,7 @@ class MuxStream(PausableTransport):
             self._close_timer.cancel()
         self._wbuf.clear()
         self._stop_reading()
+        self._mux._queue_paused.discard(self)
         self._mux._forget(self.stream_id)
         proto = self._protocol
         self._protocol = None

@@ -6,11 +6,19 @@ frames that :meth:`data_to_send` hands out as a list of buffers for ``writelines
 
 Data frame payloads are delivered as they arrive (a frame split over several reads yields
 several :class:`DataReceived` events), as zero-copy ``memoryview`` slices of the input.
+
+Sending is scheduled, not first come first served. Control frames (SYN/ACK, window updates,
+pings, FIN/RST of idle streams, GoAway) go out first; the data the streams queued with
+:meth:`Session.send_data` then goes out round robin by bytes (deficit round robin with an equal
+quantum per turn), so one busy stream cannot starve another stream, a ping or a new stream's
+SYN. :meth:`Session.data_to_send` takes a byte budget: the driver asks for roughly what its
+transport can take, and what is left waits in the streams' queues, in order.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass
 
 from .errors import ProtocolError
@@ -33,6 +41,7 @@ GO_AWAY_INTERNAL_ERR = 2
 INITIAL_WINDOW = 256 * 1024
 FRP_MAX_WINDOW = 6 * 1024 * 1024
 HEADER_SIZE = 12
+QUANTUM = 16 * 1024  # the least a stream sends per turn when several streams have data queued
 
 _HEADER = struct.Struct(">BBHII")
 _pack = _HEADER.pack
@@ -105,14 +114,20 @@ Event = (
 
 
 class _Stream:
-    __slots__ = ("local_fin", "recv_window", "remote_fin", "send_window", "unconsumed")
+    __slots__ = (
+        "fin_sent", "local_fin", "pending", "pending_bytes", "recv_window", "remote_fin", "send_window",
+        "unconsumed",
+    )
 
     def __init__(self, recv_window: int) -> None:
         self.send_window = INITIAL_WINDOW
         self.recv_window = recv_window
         self.unconsumed = 0
-        self.local_fin = False
+        self.local_fin = False  # we asked to half-close; the FIN follows the queued data
+        self.fin_sent = False  # ... and it has been handed out
         self.remote_fin = False
+        self.pending: deque[bytes | bytearray | memoryview] = deque()  # accepted, not yet framed
+        self.pending_bytes = 0
 
 
 class Session:
@@ -126,7 +141,9 @@ class Session:
         self.streams: dict[int, _Stream] = {}
         self._next_id = 1 if client else 2
         self._next_ping = 0
-        self._out: list[bytes | bytearray | memoryview] = []  # send_data queues the caller's buffer (no copy)
+        self._out: list[bytes | bytearray | memoryview] = []  # control frames, sent before any data
+        self._active: deque[int] = deque()  # streams with queued data (or a queued FIN), in turn order
+        self.queued_total = 0  # bytes queued by send_data, not yet handed out
         self._hdr = bytearray()  # partial header bytes
         self._payload_left = 0  # bytes of the current data frame still to come
         self._payload_sid = 0
@@ -137,13 +154,80 @@ class Session:
 
     # -- output ---------------------------------------------------------------------------
 
-    def data_to_send(self) -> list[bytes | bytearray | memoryview]:
+    def data_to_send(self, budget: int | None = None) -> list[bytes | bytearray | memoryview]:
+        """Frames to write, as buffers for ``writelines``: every control frame, then queued data.
+
+        ``budget`` bounds the data bytes handed out (``None``: all of it; ``0``: control frames
+        only). Streams take turns: each turn sends one frame of up to an equal share of the budget
+        (at least :data:`QUANTUM`) from one stream; a stream with more left goes to the back of
+        the line. A FIN queued behind data follows the stream's last data frame.
+        """
         out = self._out
         self._out = []
+        active = self._active
+        if not active or budget == 0:
+            return out
+        left = self.queued_total if budget is None else budget
+        quantum = max(QUANTUM, left // len(active))
+        streams = self.streams
+        while active and left > 0:
+            sid = active[0]
+            st = streams.get(sid)
+            if st is None:
+                active.popleft()
+                continue
+            n = st.pending_bytes
+            if n:
+                take = min(n, quantum, left)
+                out.append(b"")  # the header, filled in below
+                at = len(out)
+                got = 0
+                pending = st.pending
+                while got < take:
+                    chunk = pending[0]
+                    need = take - got
+                    if len(chunk) <= need:
+                        pending.popleft()
+                        out.append(chunk)
+                        got += len(chunk)
+                    else:
+                        view = memoryview(chunk)
+                        out.append(view[:need])
+                        pending[0] = view[need:]
+                        got = take
+                out[at - 1] = _pack(VERSION, TYPE_DATA, 0, sid, got)
+                st.pending_bytes = n - got
+                self.queued_total -= got
+                left -= got
+                if st.local_fin and got == n:
+                    # FIN as Go's yamux sends it: a window update frame after the last data
+                    out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_FIN, sid, 0))
+                    self._fin_sent(sid, st)
+            elif st.local_fin and not st.fin_sent:
+                out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_FIN, sid, 0))
+                self._fin_sent(sid, st)
+            if st.pending_bytes:
+                active.rotate(-1)
+            else:
+                active.popleft()
         return out
 
     def has_data_to_send(self) -> bool:
-        return bool(self._out)
+        return bool(self._out) or self.queued_total > 0 or bool(self._active)
+
+    def has_queued_data(self) -> bool:
+        """Stream data (or a FIN behind it) is waiting for budget."""
+        return bool(self._active)
+
+    def queued(self, sid: int) -> int:
+        """Bytes ``sid`` queued with :meth:`send_data` that were not handed out yet."""
+        st = self.streams.get(sid)
+        return st.pending_bytes if st is not None else 0
+
+    def _fin_sent(self, sid: int, st: _Stream) -> None:
+        st.fin_sent = True
+        if st.remote_fin:
+            self._forget(sid)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -161,7 +245,9 @@ class Session:
         return st.send_window if st is not None and not st.local_fin else 0
 
     def send_data(self, sid: int, data: bytes | bytearray | memoryview) -> int:
-        """Queue as much of ``data`` as the send window allows; return the byte count taken."""
+        """Queue as much of ``data`` as the send window allows; return the byte count taken.
+
+        The buffer is kept as it is (no copy): the caller must not change it afterwards."""
         st = self.streams.get(sid)
         if st is None or st.local_fin:
             raise YamuxError(f"stream {sid} is closed for writing")
@@ -174,8 +260,11 @@ class Session:
         elif n == 0:
             return 0
         st.send_window -= n
-        self._out.append(_pack(VERSION, TYPE_DATA, 0, sid, n))
-        self._out.append(data)
+        if not st.pending_bytes:
+            self._active.append(sid)
+        st.pending.append(data)
+        st.pending_bytes += n
+        self.queued_total += n
         return n
 
     def consumed(self, sid: int, n: int) -> None:
@@ -197,6 +286,9 @@ class Session:
         if st is None or st.local_fin:
             return
         st.local_fin = True
+        if st.pending_bytes:
+            return  # the FIN rides on the stream's last data frame
+        st.fin_sent = True
         self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_FIN, sid, 0))
         if st.remote_fin:
             self._forget(sid)
@@ -209,7 +301,11 @@ class Session:
 
     def _forget(self, sid: int) -> None:
         """Drop a stream on a local command; the rest of a data frame in progress for it is drained."""
-        del self.streams[sid]
+        st = self.streams.pop(sid)
+        if st.pending_bytes:
+            self.queued_total -= st.pending_bytes
+            st.pending_bytes = 0
+            st.pending.clear()
         if self._payload_left and self._payload_sid == sid:
             self._payload_live = False
             self._payload_fin = False
@@ -320,7 +416,7 @@ class Session:
         if flags & FLAG_ACK:
             events.append(StreamAcked(sid))
         if flags & FLAG_RST:
-            del self.streams[sid]
+            self._forget(sid)
             events.append(StreamReset(sid))
             return None
         return st
@@ -334,5 +430,5 @@ class Session:
     def _remote_fin(self, sid: int, st: _Stream, events: list[Event]) -> None:
         st.remote_fin = True
         events.append(StreamEnded(sid))
-        if st.local_fin:
-            del self.streams[sid]
+        if st.fin_sent:
+            self._forget(sid)
