@@ -49,7 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the window the failures are counted in (default 60s)")
     g.add_argument("--login-fail-ban", type=_duration, default=300.0, metavar="DURATION",
                    help="how long new bind-port connections from a banned address are closed at accept (default 300s)")
+    g.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="number of server processes (default 1; only 1 is supported yet, see README "
+                        "'frps --workers')")
     return p
+
+
+def _workers(text: str) -> int:
+    """``--workers N``: N = 1 serves in this process. More processes (a supervisor, SO_REUSEPORT on
+    the bind port and a shared registry, docs/architecture.md "Workers") are not built yet, so N > 1
+    is refused rather than silently served by one process."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"count {text!r} must be at least 1")
+    if n > 1:
+        raise argparse.ArgumentTypeError(
+            f"{n} workers not supported by aiofrp yet (only 1: one process serves all clients)")
+    return n
 
 
 def _count(text: str) -> int:
