@@ -66,7 +66,7 @@ def child(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.engine == "atheris":
         limit_memory(args.memory_mb * 2)  # libFuzzer's own -rss_limit_mb is the finer bound
-        fuzz_atheris(target, args.seconds, out)
+        fuzz_atheris(target, args.seconds, out, max_inputs=args.inputs)
         return 0  # not reached: libFuzzer exits
     limit_memory(args.memory_mb)
     stats = fuzz_random(target, args.seconds, args.seed, max_inputs=args.inputs)
@@ -100,7 +100,7 @@ def main() -> int:
     ap.add_argument("targets", nargs="*", help="targets to run (default: all)")
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("FUZZ_SECONDS", "60")))
     ap.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
-    ap.add_argument("--inputs", type=int, default=0, help="stop a target after this many inputs (random engine)")
+    ap.add_argument("--inputs", type=int, default=0, help="stop a target after this many inputs")
     ap.add_argument("--jobs", type=int, default=1, help="targets run at once")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "fuzz-findings"))

@@ -234,8 +234,10 @@ def fuzz_random(target: Target, seconds: float, seed: int, timeout: float = 2.0,
     return stats
 
 
-def fuzz_atheris(target: Target, seconds: float, out: Path, timeout: float = 5.0) -> None:  # pragma: no cover
-    """Hand the process to libFuzzer for ``seconds`` (it exits; tools/fuzzer.py reads its summary)."""
+def fuzz_atheris(target: Target, seconds: float, out: Path, timeout: float = 5.0,
+                 max_inputs: int = 0) -> None:  # pragma: no cover
+    """Hand the process to libFuzzer for ``seconds``, or until ``max_inputs`` inputs ran (``-runs``);
+    libFuzzer exits and tools/fuzzer.py reads its summary."""
     import atheris  # the optional [fuzz] extra
 
     seeds_dir = out / f"{target.name}-corpus"
@@ -253,6 +255,8 @@ def fuzz_atheris(target: Target, seconds: float, out: Path, timeout: float = 5.0
 
     args = [sys.argv[0], f"-max_total_time={int(seconds)}", f"-timeout={int(timeout)}", "-rss_limit_mb=2048",
             f"-artifact_prefix={out}{os.sep}{target.name}-", "-print_final_stats=1", str(seeds_dir)]
+    if max_inputs:
+        args.insert(1, f"-runs={max_inputs}")
     atheris.Setup(args, one_input)
     atheris.Fuzz()
 
