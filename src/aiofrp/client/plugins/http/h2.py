@@ -64,8 +64,12 @@ class H2Conn(asyncio.Protocol):
         self.proxy = proxy
         self.peer = peer
         self.sni = sni
+        # outbound headers are not validated again by h2: ours are built valid (an upstream head
+        # is parsed by proto/http, which refuses control characters and non-token names; names
+        # are lower-cased and the connection-specific ones dropped), a third of send_headers' cost
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
-            client_side=False, header_encoding="latin-1", validate_inbound_headers=True))
+            client_side=False, header_encoding="latin-1", validate_inbound_headers=True,
+            validate_outbound_headers=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.window_waiters: dict[int, asyncio.Future[None]] = {}
@@ -291,13 +295,15 @@ class H2Conn(asyncio.Protocol):
             if left < 0:
                 self._flush()
             if not no_body:
+                ended = False
                 if first:
                     left -= len(first)
-                    await self._send(st.id, first, flush=left != 0)
+                    ended = await self._send(st.id, first, last=left == 0)
                 async for chunk in up.iter_any():
                     left -= len(chunk)
-                    await self._send(st.id, chunk, flush=left != 0)
-                self.h2.end_stream(st.id)
+                    ended = await self._send(st.id, chunk, last=left == 0)
+                if not ended:
+                    self.h2.end_stream(st.id)
             self._flush()
         finally:
             up.release()
@@ -307,9 +313,11 @@ class H2Conn(asyncio.Protocol):
             self.h2.send_headers(sid, [(":status", str(status)), ("content-length", "0")], end_stream=True)
         self._flush()
 
-    async def _send(self, sid: int, data: bytes, *, flush: bool = True) -> None:
-        """``data`` on stream ``sid`` within the flow-control windows; with ``flush=False`` the
-        last frames stay in h2's buffer for the caller's next flush (what waits is flushed first)."""
+    async def _send(self, sid: int, data: bytes, *, last: bool = False) -> bool:
+        """``data`` on stream ``sid`` within the flow-control windows. With ``last`` (the body's
+        known end) its final DATA frame carries END_STREAM, as Go's server sends it, and the
+        frames stay in h2's buffer for the caller's flush (what waits is flushed first). True
+        when the stream was ended here."""
         view = memoryview(data)
         loop = asyncio.get_running_loop()
         while view:
@@ -329,8 +337,11 @@ class H2Conn(asyncio.Protocol):
                 await fut
                 continue
             n = min(window, len(view))
-            self.h2.send_data(sid, bytes(view[:n]))
+            end = last and n == len(view)
+            self.h2.send_data(sid, bytes(view[:n]), end_stream=end)
+            if end:
+                return True
             view = view[n:]
-        if flush:  # one write for all the frames of this chunk
-            self._flush()
+        self._flush()  # one write for all the frames of this chunk
+        return False
 
