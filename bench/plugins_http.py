@@ -120,6 +120,23 @@ def requests(port: int, n: int, concurrency: int, version: str, workdir: Path) -
     return n / (time.perf_counter() - t0)
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu(setups: dict[str, Setup]) -> float:
+    """CPU seconds of the bench itself: frps/frpc of both implementations, curl, this process."""
+    import resource
+
+    own = sum(cpu_seconds(s.pids()) or 0.0 for s in setups.values())
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        own += ru.ru_utime + ru.ru_stime
+    return own
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="512M")
@@ -154,6 +171,7 @@ def main() -> int:
             ports[impl] = (sp, hp)
             download(sp, 120)  # warm-up (page cache, connections)
             requests(hp, 50, 4, "1.1", workdir)
+        load0 = _machine_busy() - _own_cpu(setups)
         for rnd in range(args.rounds):
             order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
             for impl in order:
@@ -170,6 +188,7 @@ def main() -> int:
                 phase_cpu[impl]["static"] += t1 - t0
                 phase_cpu[impl]["h1"] += t2 - t1
                 phase_cpu[impl]["h2"] += t3 - t2
+        foreign = _machine_busy() - _own_cpu(setups) - load0
     finally:
         teardown(setups, workdir, args.keep_logs)
     print(f"HTTP client plugins through a tcp proxy; Go frp {GO_FRP_VERSION} vs aiofrp; {args.rounds} round(s), "
@@ -182,6 +201,7 @@ def main() -> int:
         summary[metric] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
         print(f"{metric:<24}{fmt(g, 10)}{fmt(o, 10)}{fmt(o / g if g else None, 9, 2)}")
     print(f"{'frps+frpc CPU s (total)':<24}{fmt(cpu['go'], 10)}{fmt(cpu['ours'], 10)}")
+    print(f"CPU used by other processes on the machine during the rounds: {foreign:.1f} s")
     # CPU per unit of work (frps+frpc, all rounds): steadier than the rates on a shared machine
     per_unit = {"static ms/MB": ("static", args.rounds * size / 1e6), "h1 ms/100 req": ("h1", args.rounds * args.requests / 100),
                 "h2 ms/100 req": ("h2", args.rounds * args.requests / 100)}
@@ -191,8 +211,8 @@ def main() -> int:
         summary[f"cpu {label}"] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
         print(f"{'CPU ' + label:<24}{fmt(g, 10, 2)}{fmt(o, 10, 2)}{fmt(o / g if g else None, 9, 2)}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": results, "median": summary, "cpu_s": cpu, "phase_cpu_s": phase_cpu},
-                                              indent=2))
+        Path(args.json).write_text(json.dumps({"runs": results, "median": summary, "cpu_s": cpu, "phase_cpu_s": phase_cpu,
+                                               "foreign_cpu_s": foreign}, indent=2))
     return 0
 
 
