@@ -1,7 +1,8 @@
 """The https2* HTTP/2 front (:class:`aiofrp.client.plugins.http.h2.H2Conn`) in process, against a
 real HTTP/1.1 upstream on 127.0.0.1 and the ``h2`` library as the browser: which frames a response
 becomes (END_STREAM on the last DATA frame of a known-length body, as Go's server sends it; an
-empty DATA frame ends a body of unknown length) and that the body arrives whole."""
+empty DATA frame ends a body of unknown length), that the body arrives whole and header bytes
+pass unchanged."""
 
 from __future__ import annotations
 
@@ -99,3 +100,10 @@ def test_empty_body_with_a_length() -> None:
     events = asyncio.run(_fetch(answer))
     assert b"".join(e.data for e in _data(events)) == b""
     assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
+def test_response_header_bytes_pass_unchanged() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Name: caf\xe9\r\nContent-Length: 2\r\n\r\nok"
+    events = asyncio.run(_fetch(answer))
+    resp = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert (b"x-name", b"caf\xe9") in resp.headers  # as Go: the bytes, not their UTF-8 re-encoding
