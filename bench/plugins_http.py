@@ -11,8 +11,9 @@ exposes two ``tcp`` proxies with plugins:
                  parallel connections (``-Z``), HTTP/1.1 and HTTP/2; req/s = requests / wall time
 
 Rounds are interleaved (every round visits both implementations, in alternating order); the
-median over rounds is reported with the CPU time of frps+frpc. curl is the client for both, so
-its own cost is the same on each side.
+median over rounds is reported with the CPU time of frps+frpc, in total and per unit of work (ms
+per MB downloaded, per 100 requests: steadier than the rates when other jobs share the machine).
+curl is the client for both, so its own cost is the same on each side.
 
     .venv/bin/python bench/plugins_http.py                          # 3 rounds, 512 MiB, 2000 requests
     .venv/bin/python bench/plugins_http.py --rounds 1 --size 128M --requests 500
@@ -119,6 +120,23 @@ def requests(port: int, n: int, concurrency: int, version: str, workdir: Path) -
     return n / (time.perf_counter() - t0)
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu(setups: dict[str, Setup]) -> float:
+    """CPU seconds of the bench itself: frps/frpc of both implementations, curl, this process."""
+    import resource
+
+    own = sum(cpu_seconds(s.pids()) or 0.0 for s in setups.values())
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        own += ru.ru_utime + ru.ru_stime
+    return own
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="512M")
@@ -145,6 +163,7 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {i: {"static MB/s": [], "https2http h1 req/s": [],
                                                       "https2http h2 req/s": []} for i in IMPLS}
     cpu: dict[str, float] = dict.fromkeys(IMPLS, 0.0)
+    phase_cpu: dict[str, dict[str, float]] = {i: {"static": 0.0, "h1": 0.0, "h2": 0.0} for i in IMPLS}
     try:
         for impl in IMPLS:
             setup, sp, hp = start_pair(impl, workdir, root, backend.port)
@@ -152,15 +171,24 @@ def main() -> int:
             ports[impl] = (sp, hp)
             download(sp, 120)  # warm-up (page cache, connections)
             requests(hp, 50, 4, "1.1", workdir)
+        load0 = _machine_busy() - _own_cpu(setups)
         for rnd in range(args.rounds):
             order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
             for impl in order:
                 sp, hp = ports[impl]
-                before = cpu_seconds(setups[impl].pids()) or 0.0
+                pids = setups[impl].pids()
+                t0 = cpu_seconds(pids) or 0.0
                 results[impl]["static MB/s"].append(download(sp, max(120, size / 5e6)))
+                t1 = cpu_seconds(pids) or 0.0
                 results[impl]["https2http h1 req/s"].append(requests(hp, args.requests, args.concurrency, "1.1", workdir))
+                t2 = cpu_seconds(pids) or 0.0
                 results[impl]["https2http h2 req/s"].append(requests(hp, args.requests, args.concurrency, "2", workdir))
-                cpu[impl] += (cpu_seconds(setups[impl].pids()) or 0.0) - before
+                t3 = cpu_seconds(pids) or 0.0
+                cpu[impl] += t3 - t0
+                phase_cpu[impl]["static"] += t1 - t0
+                phase_cpu[impl]["h1"] += t2 - t1
+                phase_cpu[impl]["h2"] += t3 - t2
+        foreign = _machine_busy() - _own_cpu(setups) - load0
     finally:
         teardown(setups, workdir, args.keep_logs)
     print(f"HTTP client plugins through a tcp proxy; Go frp {GO_FRP_VERSION} vs aiofrp; {args.rounds} round(s), "
@@ -173,8 +201,18 @@ def main() -> int:
         summary[metric] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
         print(f"{metric:<24}{fmt(g, 10)}{fmt(o, 10)}{fmt(o / g if g else None, 9, 2)}")
     print(f"{'frps+frpc CPU s (total)':<24}{fmt(cpu['go'], 10)}{fmt(cpu['ours'], 10)}")
+    print(f"CPU used by other processes on the machine during the rounds: {foreign:.1f} s")
+    # CPU per unit of work (frps+frpc, all rounds): steadier than the rates on a shared machine
+    per_unit = {"static ms/MB": ("static", args.rounds * size / 1e6), "h1 ms/100 req": ("h1", args.rounds * args.requests / 100),
+                "h2 ms/100 req": ("h2", args.rounds * args.requests / 100)}
+    for label, (phase, units) in per_unit.items():
+        g = 1000 * phase_cpu["go"][phase] / units
+        o = 1000 * phase_cpu["ours"][phase] / units
+        summary[f"cpu {label}"] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
+        print(f"{'CPU ' + label:<24}{fmt(g, 10, 2)}{fmt(o, 10, 2)}{fmt(o / g if g else None, 9, 2)}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": results, "median": summary, "cpu_s": cpu}, indent=2))
+        Path(args.json).write_text(json.dumps({"runs": results, "median": summary, "cpu_s": cpu, "phase_cpu_s": phase_cpu,
+                                               "foreign_cpu_s": foreign}, indent=2))
     return 0
 
 

@@ -64,8 +64,14 @@ class H2Conn(asyncio.Protocol):
         self.proxy = proxy
         self.peer = peer
         self.sni = sni
+        # Headers stay bytes inside h2 (no header_encoding): we decode a request's once, as
+        # latin-1, and send a response's as latin-1 bytes, so every byte passes unchanged (h2
+        # would encode str values as UTF-8). Outbound headers are not validated again by h2: ours
+        # are built valid (an upstream head is parsed by proto/http, which refuses control
+        # characters and non-token names; names are lower-cased, connection-specific ones dropped).
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
-            client_side=False, header_encoding="latin-1", validate_inbound_headers=True))
+            client_side=False, header_encoding=None, validate_inbound_headers=True,
+            validate_outbound_headers=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.window_waiters: dict[int, asyncio.Future[None]] = {}
@@ -273,15 +279,15 @@ class H2Conn(asyncio.Protocol):
             self._respond(st.id, 502)
             return
         try:
-            resp_headers = [(":status", str(up.status))]
-            resp_headers += [(k.lower(), v) for k, v in strip_hop(up.headers.items()).items()
-                             if k.lower() not in H2_FORBIDDEN]
+            resp_headers = [(b":status", b"%d" % up.status)]
+            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in strip_hop(up.headers.items()).items()
+                             if (lk := k.lower()) not in H2_FORBIDDEN]
             no_body = method == "HEAD" or up.status in (204, 304)
             first = b""
             if not no_body and "Content-Type" not in up.headers:  # Go's server sniffs it
                 first = await up.readany()
                 if first:
-                    resp_headers.append(("content-type", content_type("", first[:512])))
+                    resp_headers.append((b"content-type", content_type("", first[:512]).encode()))
             self.h2.send_headers(st.id, resp_headers, end_stream=no_body)
             # a known length: HEADERS, DATA and END_STREAM frames go out in as few writes as the
             # body allows (one for a small answer: one TLS write, one mux frame); otherwise the
@@ -291,25 +297,29 @@ class H2Conn(asyncio.Protocol):
             if left < 0:
                 self._flush()
             if not no_body:
+                ended = False
                 if first:
                     left -= len(first)
-                    await self._send(st.id, first, flush=left != 0)
+                    ended = await self._send(st.id, first, last=left == 0)
                 async for chunk in up.iter_any():
                     left -= len(chunk)
-                    await self._send(st.id, chunk, flush=left != 0)
-                self.h2.end_stream(st.id)
+                    ended = await self._send(st.id, chunk, last=left == 0)
+                if not ended:
+                    self.h2.end_stream(st.id)
             self._flush()
         finally:
             up.release()
 
     def _respond(self, sid: int, status: int) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-            self.h2.send_headers(sid, [(":status", str(status)), ("content-length", "0")], end_stream=True)
+            self.h2.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], end_stream=True)
         self._flush()
 
-    async def _send(self, sid: int, data: bytes, *, flush: bool = True) -> None:
-        """``data`` on stream ``sid`` within the flow-control windows; with ``flush=False`` the
-        last frames stay in h2's buffer for the caller's next flush (what waits is flushed first)."""
+    async def _send(self, sid: int, data: bytes, *, last: bool = False) -> bool:
+        """``data`` on stream ``sid`` within the flow-control windows. With ``last`` (the body's
+        known end) its final DATA frame carries END_STREAM, as Go's server sends it, and the
+        frames stay in h2's buffer for the caller's flush (what waits is flushed first). True
+        when the stream was ended here."""
         view = memoryview(data)
         loop = asyncio.get_running_loop()
         while view:
@@ -329,8 +339,11 @@ class H2Conn(asyncio.Protocol):
                 await fut
                 continue
             n = min(window, len(view))
-            self.h2.send_data(sid, bytes(view[:n]))
+            end = last and n == len(view)
+            self.h2.send_data(sid, bytes(view[:n]), end_stream=end)
+            if end:
+                return True
             view = view[n:]
-        if flush:  # one write for all the frames of this chunk
-            self._flush()
+        self._flush()  # one write for all the frames of this chunk
+        return False
 

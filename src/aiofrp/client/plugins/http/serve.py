@@ -225,6 +225,7 @@ def server_tls_context(crt_path: str, key_path: str, *, http2: bool) -> ssl.SSLC
 
     ctx = server_context(crt_path, key_path) if crt_path and key_path else server_context()
     ctx.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
+    ctx.num_tickets = 1  # TLS 1.3 session tickets per handshake: Go's server sends one, OpenSSL two
     ctx.sni_callback = _remember_sni
     return ctx
 
