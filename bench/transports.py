@@ -43,6 +43,7 @@ from support.procs import (
 )
 from support.transports import LossyUDPRelay, TLSTerminator
 
+OUR_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 TOKEN = "bench-token"
 TRANSPORTS = ("tcp", "kcp", "quic", "websocket", "wss")
 
@@ -59,10 +60,13 @@ class Pair:
                  loss: float, base_src: str | None = None) -> None:
         frps_cmd, frpc_cmd = frp_commands("go" if impl == "go" else "ours")
         env: dict[str, str] | None = None
-        if impl == "base":
-            if not base_src:
+        src = base_src if impl == "base" else OUR_SRC if impl == "ours" and base_src else None
+        # in an A/B, ours is started exactly like base (-P, PYTHONPATH): measured, ours through the
+        # venv's editable install ran wss at about half the MB/s of the same code via PYTHONPATH
+        if impl == "base" or src:
+            if not src:
                 raise SystemExit("--impls base needs --base-src DIR/src")
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": base_src}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": src}
             frps_cmd = [sys.executable, "-P", *frps_cmd[1:]]  # -P: not the cwd's aiofrp
             frpc_cmd = [sys.executable, "-P", *frpc_cmd[1:]]
         elif impl == "nofec":

@@ -178,3 +178,24 @@ def test_frame_too_large_ends_the_connection() -> None:
 
 def test_path_constant() -> None:
     assert PATH == "/~!frp"
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_binary_frame_header_is_what_websockets_serializes(length: int) -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+    from websockets.speedups import apply_mask
+
+    from aiofrp.net.websocket import binary_frame_header
+
+    payload = os.urandom(length)
+    # the server side: unmasked, byte for byte websockets' serialization
+    assert binary_frame_header(length, None) + payload == Frame(Opcode.BINARY, payload).serialize(mask=False)
+    # the client side: masked; websockets' server parses it back to the payload
+    mask = b"\x01\x02\x03\x04"
+    server = ServerProtocol(state=State.OPEN, max_size=None)
+    server.receive_data(binary_frame_header(length, mask) + apply_mask(payload, mask))
+    [frame] = server.events_received()
+    assert isinstance(frame, Frame) and frame.opcode is Opcode.BINARY and frame.fin
+    assert frame.data == payload

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import struct
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,8 +30,14 @@ from websockets.server import ServerProtocol
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the pure-Python build of websockets
+    from websockets.utils import apply_mask
+
 from ..proto.addr import fmt_addr
 from ..proto.errors import TransportError
+from .tls import TLSTransport
 from .transport import PausableTransport
 
 log = logging.getLogger("aiofrp.net.websocket")
@@ -43,6 +51,22 @@ WRITE_FRAME = 1 << 20  # our writes are split into frames of at most this much
 HANDSHAKE_TIMEOUT = 10.0
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+_FIN_BINARY = 0x80 | Opcode.BINARY.value
+_H16 = struct.Struct("!BBH")
+_H64 = struct.Struct("!BBQ")
+
+
+def binary_frame_header(length: int, mask: bytes | None) -> bytes:
+    """RFC 6455 header of a final binary frame of ``length`` payload bytes (masked with the
+    4-byte ``mask`` when given, as clients must); what ``websockets``' ``Frame.serialize`` writes."""
+    m = 0x80 if mask is not None else 0
+    if length < 126:
+        head = bytes((_FIN_BINARY, m | length))
+    elif length < 65536:
+        head = _H16.pack(_FIN_BINARY, m | 126, length)
+    else:
+        head = _H64.pack(_FIN_BINARY, m | 127, length)
+    return head + mask if mask is not None else head
 
 
 class WebSocketError(TransportError):
@@ -58,6 +82,10 @@ class WebSocketConn(PausableTransport):
         super().__init__(asyncio.get_running_loop())
         self.raw = raw
         self.ws = ws
+        self._client = isinstance(ws, ClientProtocol)
+        # a socket takes header and payload as two buffers (no join); TLS below (wss) keeps
+        # websockets' framing (measured: joining them ourselves was slower there)
+        self._gather = not isinstance(raw, TLSTransport) and raw.get_extra_info("ssl_object") is None
         self._closed = False
         self.holder: Early | None = None
         self.error: str = ""  # why the peer's stream ended badly (for log lines)
@@ -121,9 +149,23 @@ class WebSocketConn(PausableTransport):
             return
         view = memoryview(data)
         ws = self.ws
+        if ws.extensions or not self._gather:
+            # websockets' framing: extensions (none negotiated by us or Go), or TLS below (wss)
+            for i in range(0, len(view), WRITE_FRAME):
+                ws.send_binary(view[i:i + WRITE_FRAME])
+            self._flush()
+            return
+        # on a socket, the frames built here, not by websockets' Frame.serialize (which copies
+        # each payload into a BytesIO): the header and the payload go to the socket as two
+        # buffers (the server's payload as it is; a client masks it, one C pass). Same bytes on
+        # the wire.
+        self._flush()  # anything websockets queued (a pong) goes first
+        raw, client = self.raw, self._client
         for i in range(0, len(view), WRITE_FRAME):
-            ws.send_binary(view[i:i + WRITE_FRAME])
-        self._flush()
+            part = view[i:i + WRITE_FRAME]
+            mask = os.urandom(4) if client else None
+            raw.writelines((binary_frame_header(len(part), mask),
+                            apply_mask(part, mask) if mask is not None else part))
 
     def pause_reading(self) -> None:
         super().pause_reading()
