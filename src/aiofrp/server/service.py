@@ -32,6 +32,7 @@ from .plugin import Manager, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
 from .stats import ServerStats
+from .workers.registry import LocalRegistry, Registry
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
@@ -55,7 +56,8 @@ TLS_HANDSHAKE_BYTE = 0x16
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None) -> None:
+    def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None,
+                 registry: Registry | None = None, reuse_port: bool = False) -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -71,11 +73,15 @@ class Server:
         self.tls_force = bool(tls.force or tls.trusted_ca_file)
         self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
         self.controls: dict[str, Control] = {}
-        self.proxies: dict[str, ServerProxy] = {}  # global proxy names -> server proxy
+        self.proxies: dict[str, ServerProxy] = {}  # this process's proxies by (global) name
+        # run ids, proxy names, groups of all processes (server/workers/registry.py): this process's
+        # own book with --workers 1, the supervisor's over a unix socket in a worker
+        self.registry: Registry = registry if registry is not None else LocalRegistry(self.evict)
+        self.reuse_port = reuse_port  # a worker of frps --workers N: the bind port has SO_REUSEPORT
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
-        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
-        self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
+        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry)  # loadBalancer groups
+        self.nathole = NatHoleController(cfg, self.spawn, self.registry)  # xtcp: brings visitors and providers together
         self.plugins = Manager(cfg.http_plugins)  # [[httpPlugins]]: server manage plugins (server/plugin)
         self.stats = ServerStats()  # the dashboard's and /metrics' figures (server/stats.py)
         self._servers: list[asyncio.Server] = []
@@ -94,7 +100,7 @@ class Server:
 
     async def start(self) -> None:
         await self.verifier.start()
-        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port)
+        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port, reuse_port=self.reuse_port)
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
@@ -361,11 +367,14 @@ class Server:
             self.refuse_login(conn, str(exc), suspicious=exc.rejected)
             return
         run_id = login.run_id or new_run_id()
-        old = self.controls.get(run_id)
-        if old is not None:
-            log.info("[%s] replacing the previous control of this client", run_id)
-            old.close()
-            await old.finished
+        # the registry closes the previous control of this run id first, in whichever process
+        # (Server.evict; Go: ControlManager.Add)
+        try:
+            lease = await self.registry.claim("runid", run_id, evict=True)
+        except ConnectionError as exc:
+            self.refuse_login(conn, f"frps registry unavailable: {exc}", suspicious=False)
+            return
+        assert lease is not None  # evict=True always grants
         log.info(
             "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
@@ -389,6 +398,18 @@ class Server:
             self.stats.close_client(run_id)
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
+            self.registry.release(lease)
+
+    async def evict(self, kind: str, key: str) -> None:
+        """The registry takes ``(kind, key)`` from this process: a client logged in again with the
+        run id of a control here, which is closed first."""
+        if kind != "runid":
+            return
+        old = self.controls.get(key)
+        if old is not None:
+            log.info("[%s] replacing the previous control of this client", key)
+            old.close()
+            await old.finished
 
     def refuse_login(self, conn: _FirstConn, reason: str, *, suspicious: bool = True) -> None:
         """Answer a Login with an error, then close the connection (see gate.py). Not
@@ -406,7 +427,10 @@ class Server:
     async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
         """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
         proxy = self.proxies.get(msg.proxy_name)
-        if proxy is None or not proxy.takes_visitors:
+        if proxy is None and (owner := await self._elsewhere(msg.proxy_name)) is not None:
+            err, absent = (f"proxy [{msg.proxy_name}] is served by frps worker {owner}: visitors across workers "
+                           "are not supported by aiofrp yet (frps --workers 1)"), True
+        elif proxy is None or not proxy.takes_visitors:
             err, absent = f"custom listener for [{msg.proxy_name}] doesn't exist", True
         elif proxy.closed:
             err, absent = "proxy is closed", True
@@ -428,6 +452,14 @@ class Server:
             return
         conn.gate.trust()
         await proxy.handle_visitor_conn(conn, msg)
+
+    async def _elsewhere(self, name: str) -> int | None:
+        """frps --workers N: the other worker holding proxy ``name``, None if none does."""
+        try:
+            owner = await self.registry.owner("proxy", name)
+        except ConnectionError:
+            return None
+        return owner if owner is not None and owner != self.registry.worker else None
 
     def visitor_user(self, run_id: str) -> str | None:
         """The user of the logged-in client with this run id ("" for none); None if unknown."""

@@ -1,0 +1,52 @@
+"""``frps --workers N``: N processes serve one frps (docs/architecture.md, "Workers").
+
+* :mod:`.supervisor`: the parent process; checks the config, starts the workers, restarts them,
+  runs the registry;
+* :mod:`.registry`: the names every process shares (run ids, proxy names, groups);
+* :mod:`.worker`: what a worker adds to the one-process frps (SO_REUSEPORT on the bind port,
+  the remote registry, a ``[wN]`` tag on its log lines).
+
+What is not shared between processes yet is refused at start-up (:data:`NOT_SHARED`), never
+served half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ...config.server import ServerConfig
+
+__all__ = ["NOT_SHARED", "refusal"]
+
+NOT_SHARED: dict[str, tuple[Callable[[ServerConfig], bool], str]] = {
+    # key: (set in this config?, why it needs one process)
+    "kcpBindPort": (lambda c: c.kcp_bind_port > 0, "its UDP listener is not shared between workers"),
+    "quicBindPort": (lambda c: c.quic_bind_port > 0, "its UDP listener is not shared between workers"),
+    "sshTunnelGateway.bindPort": (lambda c: c.ssh_tunnel_gateway.bind_port > 0,
+                                  "the ssh gateway is not shared between workers"),
+    "vhostHTTPPort": (lambda c: c.vhost_http_port > 0,
+                      "a request reaching another worker than its route's is not handed over"),
+    "vhostHTTPSPort": (lambda c: c.vhost_https_port > 0,
+                       "a connection reaching another worker than its route's is not handed over"),
+    "tcpmuxHTTPConnectPort": (lambda c: c.tcpmux_http_connect_port > 0,
+                              "a connection reaching another worker than its route's is not handed over"),
+    "webServer.port": (lambda c: c.web_server.port > 0,
+                       "the dashboard and /metrics do not add up the workers' figures"),
+    "transport.tcpMux": (lambda c: not c.transport.tcp_mux,
+                         "a work connection could reach another worker than its client's control"),
+    "log.to": (lambda c: c.log.to not in ("", "console"),
+               "the workers would rotate one log file each; log to the console"),
+}
+"""The keys frps --workers N > 1 refuses, with the reason (a registry, not an if-chain)."""
+
+
+def refusal(cfg: ServerConfig, workers: int) -> tuple[str, str] | None:
+    """``(key, why)`` of the first key that does not work with ``workers`` processes, else None."""
+    if workers <= 1:
+        return None
+    for key, (is_set, why) in NOT_SHARED.items():
+        if is_set(cfg):
+            return key, why
+    return None
