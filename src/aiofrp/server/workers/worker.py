@@ -1,0 +1,79 @@
+"""One worker process of ``frps --workers N`` (started by the supervisor with ``--worker I
+--registry PATH``): the one-process frps with SO_REUSEPORT on its bind port and the supervisor's
+registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .registry import RemoteRegistry
+
+if TYPE_CHECKING:
+    from ...config.server import ServerConfig
+    from ..banlist import FailLimit
+
+log = logging.getLogger("aiofrp.server")
+
+
+class _Tag(logging.Filter):
+    """`` [w1]`` before every message of worker 1 (frp's line format otherwise)."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.tag = f"[w{worker}] "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "_worker_tagged", False):
+            record.msg = self.tag + str(record.msg)
+            record._worker_tagged = True
+        return True
+
+
+def tag_logs(worker: int) -> None:
+    for handler in logging.getLogger("aiofrp").handlers:
+        handler.addFilter(_Tag(worker))
+
+
+async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path: str,
+                       limit: FailLimit | None = None) -> int:
+    from ..service import Server
+
+    server: Server | None = None
+
+    async def evict(kind: str, key: str) -> None:
+        if server is not None:
+            await server.evict(kind, key)
+
+    async def ask(what: str) -> Any:
+        return None  # the dashboard is not aggregated yet (webServer.port is refused with workers > 1)
+
+    registry = RemoteRegistry(path, worker, evict, ask)
+    try:
+        await registry.connect()
+    except OSError as exc:
+        log.error("cannot reach the frps supervisor at %s: %s", path, exc)
+        return 1
+    try:
+        server = Server(cfg, fail_limit=limit, registry=registry, reuse_port=True)
+    except OSError as exc:
+        log.error("create server error: %s", exc)
+        return 1
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("create server listener error: %s", exc)
+        return 1
+    registry.ready()
+    assert registry.lost is not None
+    lost: asyncio.Future[object] = asyncio.ensure_future(registry.lost)
+    stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({lost, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if lost.done() and not stopped.done():
+        log.warning("the frps supervisor is gone, exiting")
+    for fut in (lost, stopped):
+        fut.cancel()
+    await server.close()
+    await registry.close()
+    return 0

@@ -1,0 +1,149 @@
+"""``frps --workers N``: a supervisor and N worker processes sharing the bind port (SO_REUSEPORT)
+and one registry of names (docs/architecture.md, "Workers"); real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+from support.procs import (
+    EchoServer,
+    free_port,
+    frpc_config,
+    frps_config,
+    tcp_proxy,
+    tcp_roundtrip,
+)
+from support.waits import poll
+
+pytestmark = pytest.mark.timeout(90)
+
+TOKEN = "e2e-workers-token"
+
+
+def start_frps(frp, workers: int = 2, extra: str = ""):
+    port = free_port()
+    frps = frp.ours_frps(frps_config(port, token=TOKEN, extra=extra), args=["--workers", str(workers)])
+    frps.wait_for_log(rf"frps started successfully with {workers} workers", 20)
+    return frps, port
+
+
+def worker_pids(frps) -> dict[int, int]:
+    """The latest pid of every worker, from the supervisor's lines."""
+    return {int(n): int(p) for n, p in re.findall(r"worker (\d+) started \(pid (\d+)\)", frps.log_text())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_clients_on_every_worker_reach_their_ports(frp) -> None:
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        assert set(worker_pids(frps)) == {1, 2}
+        remotes = [free_port() for _ in range(8)]
+        clients = [frp.ours_frpc(frpc_config(port, tcp_proxy(f"echo{i}", echo.port, r), token=TOKEN))
+                   for i, r in enumerate(remotes)]
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"echo{i}", timeout=20)
+        for i, r in enumerate(remotes):
+            data = f"through worker port {i}".encode() * 100
+            assert tcp_roundtrip(r, data) == data
+        # every login was served by a worker, tagged in the log
+        logins = re.findall(r"\[w(\d)\] \[\w+\] client login info", frps.log_text())
+        assert len(logins) == 8 and set(logins) <= {"1", "2"}
+
+
+def test_proxy_name_is_unique_across_workers(frp) -> None:
+    """The registry owns proxy names: of six clients asking for one name, one gets it, whichever
+    worker each reached; the others get Go's error."""
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        remote = free_port()
+        clients = [frp.ours_frpc(frpc_config(port, tcp_proxy("same", echo.port, remote), token=TOKEN))
+                   for _ in range(6)]
+
+        def settled() -> bool:
+            text = frps.log_text()
+            return text.count("new proxy [same] type [tcp] success") + text.count(
+                "proxy [same] already exists") >= 6
+        poll(settled, 20, "six answers to NewProxy [same]")
+        text = frps.log_text()
+        assert text.count("new proxy [same] type [tcp] success") == 1
+        assert text.count("new proxy [same] type [tcp] error: proxy [same] already exists") == 5
+        assert tcp_roundtrip(remote, b"only one") == b"only one"
+        del clients
+
+
+def test_dead_worker_restarted_and_its_names_released(frp) -> None:
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        pids = worker_pids(frps)
+        remote = free_port()
+        frpc = frp.ours_frpc(frpc_config(port, tcp_proxy("lives", echo.port, remote), token=TOKEN))
+        frpc.wait_for_proxies("lives", timeout=20)
+        worker = int(re.findall(r"\[w(\d)\] \[\w+\] client login info", frps.log_text())[0])
+        mark = frpc.mark()
+        os.kill(pids[worker], signal.SIGKILL)
+        frps.wait_for_log(rf"worker {worker} \(pid {pids[worker]}\) exited with status -9, starting it again", 10)
+        frps.wait_for_log(rf"worker {worker} gone: \d+ registry names released", 10)
+        poll(lambda: worker_pids(frps)[worker] != pids[worker], 10, "the worker started again")
+        # frpc logs in again (to either worker): the name of the dead worker's proxy is free again
+        frpc.wait_for_proxies("lives", timeout=30, since=mark)
+        assert tcp_roundtrip(remote, b"again") == b"again"
+
+
+def test_stop_ends_every_worker(frp) -> None:
+    """SIGTERM to the supervisor alone (not its process group): it stops the workers, exit 0."""
+    frps, _ = start_frps(frp)
+    pids = worker_pids(frps)
+    assert frps.pid is not None
+    os.kill(frps.pid, signal.SIGTERM)
+    assert frps.wait_exit(20) == 0
+    poll(lambda: not any(_alive(p) for p in pids.values()), 10, "the workers to exit")
+
+
+def test_worker_failing_at_start_stops_frps(frp) -> None:
+    """A worker that cannot start (the bind port held by a socket without SO_REUSEPORT) ends the
+    supervisor with exit status 1 after its own line says why."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        frps = frp.ours_frps(frps_config(port, token=TOKEN), args=["--workers", "2"])
+        assert frps.wait_exit(20) == 1
+        text = frps.log_text()
+        assert "create server listener error" in text and "exited with status 1 while starting" in text
+        assert "Traceback" not in text
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize(("key", "line"), [
+    ("kcpBindPort", "kcpBindPort = {p}"),
+    ("quicBindPort", "quicBindPort = {p}"),
+    ("sshTunnelGateway.bindPort", "sshTunnelGateway.bindPort = {p}"),
+    ("vhostHTTPPort", "vhostHTTPPort = {p}"),
+    ("vhostHTTPSPort", "vhostHTTPSPort = {p}"),
+    ("tcpmuxHTTPConnectPort", "tcpmuxHTTPConnectPort = {p}"),
+    ("webServer.port", "webServer.port = {p}"),
+    ("transport.tcpMux", "transport.tcpMux = false"),
+    ("log.to", 'log.to = "frps.log"'),
+])
+def test_keys_needing_one_process_refused(frp, key: str, line: str) -> None:
+    frps = frp.ours_frps(frps_config(free_port(), token=TOKEN, extra=line.format(p=free_port()) + "\n"),
+                         args=["--workers", "2"])
+    assert frps.wait_exit(10) == 1
+    out = frps.log_text().strip().splitlines()
+    assert len(out) == 1, out
+    assert re.search(rf": {re.escape(key)}: not supported with --workers 2 by aiofrp yet \(.+\); use --workers 1$",
+                     out[0]), out[0]
