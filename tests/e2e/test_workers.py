@@ -135,7 +135,6 @@ def test_worker_failing_at_start_stops_frps(frp) -> None:
     ("vhostHTTPPort", "vhostHTTPPort = {p}"),
     ("vhostHTTPSPort", "vhostHTTPSPort = {p}"),
     ("tcpmuxHTTPConnectPort", "tcpmuxHTTPConnectPort = {p}"),
-    ("webServer.port", "webServer.port = {p}"),
     ("transport.tcpMux", "transport.tcpMux = false"),
     ("log.to", 'log.to = "frps.log"'),
 ])
@@ -147,3 +146,72 @@ def test_keys_needing_one_process_refused(frp, key: str, line: str) -> None:
     assert len(out) == 1, out
     assert re.search(rf": {re.escape(key)}: not supported with --workers 2 by aiofrp yet \(.+\); use --workers 1$",
                      out[0]), out[0]
+
+
+def _get(url: str, auth: bool = True) -> tuple[int, dict[str, str], bytes]:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a: object, **k: object) -> None:
+            return None
+
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"admin:s3cret").decode())
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=5) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers.items()), e.read()
+
+
+def test_dashboard_adds_up_the_workers(frp) -> None:
+    import json
+
+    web = free_port()
+    extra = (f'webServer.addr = "127.0.0.1"\nwebServer.port = {web}\nwebServer.user = "admin"\n'
+             'webServer.password = "s3cret"\nenablePrometheus = true\n')
+    with EchoServer() as echo:
+        frps, port = start_frps(frp, extra=extra)
+        frps.wait_for_log(r"dashboard listen on 127\.0\.0\.1:\d+ \(the 2 workers' figures added up\)", 5)
+        remotes = [free_port() for _ in range(6)]
+        clients = [frp.ours_frpc(frpc_config(port, tcp_proxy(f"echo{i}", echo.port, r), token=TOKEN))
+                   for i, r in enumerate(remotes)]
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"echo{i}", timeout=20)
+        assert tcp_roundtrip(remotes[0], b"x" * 1000) == b"x" * 1000
+        base = f"http://127.0.0.1:{web}"
+
+        def info() -> dict | None:
+            status, _, body = _get(base + "/api/serverinfo")
+            return json.loads(body) if status == 200 else None
+        poll(lambda: (info() or {}).get("clientCounts") == 6, 10, "6 clients in serverinfo")
+        si = info()
+        assert si is not None and si["proxyTypeCount"] == {"tcp": 6} and si["bindPort"] == port
+
+        status, _, body = _get(base + "/api/proxy/tcp")
+        proxies = json.loads(body)["proxies"]
+        assert status == 200 and [p["name"] for p in proxies] == [f"echo{i}" for i in range(6)]
+        assert {p["status"] for p in proxies} == {"online"}
+        status, _, body = _get(base + "/api/proxy/tcp/echo3")
+        assert status == 200 and json.loads(body)["name"] == "echo3"
+        assert _get(base + "/api/proxy/tcp/nope")[0] == 404
+        status, _, body = _get(base + "/api/traffic/echo0")
+        assert status == 200 and len(json.loads(body)["trafficIn"]) == 7
+        status, _, body = _get(base + "/api/clients")
+        listed = json.loads(body)
+        assert status == 200 and len(listed) == 6 and {c["worker"] for c in listed} <= {1, 2}
+
+        status, _, body = _get(base + "/metrics")
+        assert status == 200
+        assert re.search(r"^frp_server_client_counts 6(\.0)?$", body.decode(), re.MULTILINE), body.decode()[:2000]
+        assert body.decode().count("# TYPE frp_server_client_counts gauge") == 1
+
+        assert _get(base + "/api/serverinfo", auth=False)[0] == 401
+        assert _get(base + "/healthz", auth=False)[0] == 200
+        status, headers, _ = _get(base + "/")
+        assert status == 301 and headers["Location"] == "/static/"
+        status, headers, body = _get(base + "/static/")
+        assert status == 200 and b"<html" in body.lower()

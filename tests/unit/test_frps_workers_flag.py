@@ -40,7 +40,6 @@ CONFIG_LINES = {
     "vhostHTTPPort": "vhostHTTPPort = 8080",
     "vhostHTTPSPort": "vhostHTTPSPort = 8443",
     "tcpmuxHTTPConnectPort": "tcpmuxHTTPConnectPort = 1337",
-    "webServer.port": "webServer.port = 7500",
     "transport.tcpMux": "transport.tcpMux = false",
     "log.to": 'log.to = "frps.log"',
 }

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         from ..server.workers.supervisor import Supervisor
 
-        supervisor = Supervisor(args.workers, list(sys.argv[1:] if argv is None else argv))
+        supervisor = Supervisor(cfg, args.workers, list(sys.argv[1:] if argv is None else argv))
         return run_service(supervisor.run)
     return run_service(lambda stop: serve(cfg, stop, limit))
 

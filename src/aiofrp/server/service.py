@@ -57,7 +57,7 @@ class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
     def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None,
-                 registry: Registry | None = None, reuse_port: bool = False) -> None:
+                 registry: Registry | None = None, reuse_port: bool = False, dashboard_unix: str = "") -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -78,6 +78,7 @@ class Server:
         # own book with --workers 1, the supervisor's over a unix socket in a worker
         self.registry: Registry = registry if registry is not None else LocalRegistry(self.evict)
         self.reuse_port = reuse_port  # a worker of frps --workers N: the bind port has SO_REUSEPORT
+        self.dashboard_unix = dashboard_unix  # a worker: its dashboard on this unix socket, for the supervisor
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry)  # loadBalancer groups
@@ -115,7 +116,7 @@ class Server:
         if self.cfg.web_server.port:
             from .dashboard import Dashboard
 
-            self.dashboard = Dashboard(self)
+            self.dashboard = Dashboard(self, unix_path=self.dashboard_unix)
             await self.dashboard.start()
         log.info("frps started successfully")
 

@@ -32,8 +32,6 @@ NOT_SHARED: dict[str, tuple[Callable[[ServerConfig], bool], str]] = {
                        "a connection reaching another worker than its route's is not handed over"),
     "tcpmuxHTTPConnectPort": (lambda c: c.tcpmux_http_connect_port > 0,
                               "a connection reaching another worker than its route's is not handed over"),
-    "webServer.port": (lambda c: c.web_server.port > 0,
-                       "the dashboard and /metrics do not add up the workers' figures"),
     "transport.tcpMux": (lambda c: not c.transport.tcp_mux,
                          "a work connection could reach another worker than its client's control"),
     "log.to": (lambda c: c.log.to not in ("", "console"),

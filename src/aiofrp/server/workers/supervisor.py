@@ -18,8 +18,13 @@ import signal
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
+from .dashboard import AggregateDashboard
 from .registry import RegistryServer
+
+if TYPE_CHECKING:
+    from ...config.server import ServerConfig
 
 log = logging.getLogger("aiofrp.server.workers")
 
@@ -39,13 +44,15 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, workers: int, argv: list[str]) -> None:
+    def __init__(self, cfg: ServerConfig, workers: int, argv: list[str]) -> None:
+        self.cfg = cfg
         self.n = workers
         self.argv = argv  # the supervisor's own arguments, given to every worker
         self.workers = {i: _Worker(i) for i in range(1, workers + 1)}
         self.dir = tempfile.mkdtemp(prefix="frps-workers-")
         self.registry = RegistryServer(os.path.join(self.dir, "registry.sock"), self._ready)
         self.stopping = False
+        self.dashboard: AggregateDashboard | None = None  # webServer.port: the workers' figures added up
 
     def _ready(self, number: int) -> None:
         w = self.workers.get(number)
@@ -67,6 +74,13 @@ class Supervisor:
                 await self._spawn(w)
             if not await self._all_ready(stop):
                 return 0 if stop.is_set() else 1
+            if self.cfg.web_server.port:
+                self.dashboard = AggregateDashboard(self.cfg, self.registry.path, self.n)
+                try:
+                    await self.dashboard.start()
+                except OSError as exc:
+                    log.error("create dashboard web server error: %s", exc)
+                    return 1
             log.info("frps started successfully with %d workers", self.n)
             watchers = [asyncio.ensure_future(self._watch(w, stop)) for w in self.workers.values()]
             await stop.wait()
@@ -76,6 +90,8 @@ class Supervisor:
             return 0
         finally:
             self.stopping = True
+            if self.dashboard is not None:
+                await self.dashboard.close()
             await self._stop_all()
             await self.registry.close()
             shutil.rmtree(self.dir, ignore_errors=True)

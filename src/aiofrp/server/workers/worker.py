@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .dashboard import dashboard_socket
 from .registry import RemoteRegistry
 
 if TYPE_CHECKING:
@@ -46,17 +47,15 @@ async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path
         if server is not None:
             await server.evict(kind, key)
 
-    async def ask(what: str) -> Any:
-        return None  # the dashboard is not aggregated yet (webServer.port is refused with workers > 1)
-
-    registry = RemoteRegistry(path, worker, evict, ask)
+    registry = RemoteRegistry(path, worker, evict)
     try:
         await registry.connect()
     except OSError as exc:
         log.error("cannot reach the frps supervisor at %s: %s", path, exc)
         return 1
     try:
-        server = Server(cfg, fail_limit=limit, registry=registry, reuse_port=True)
+        server = Server(cfg, fail_limit=limit, registry=registry, reuse_port=True,
+                        dashboard_unix=dashboard_socket(path, worker) if cfg.web_server.port else "")
     except OSError as exc:
         log.error("create server error: %s", exc)
         return 1
