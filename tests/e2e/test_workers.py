@@ -215,3 +215,48 @@ def test_dashboard_adds_up_the_workers(frp) -> None:
         assert status == 301 and headers["Location"] == "/static/"
         status, headers, body = _get(base + "/static/")
         assert status == 200 and b"<html" in body.lower()
+
+
+def _worker_of(frps, frpc) -> int:
+    run_id = frpc.wait_login(20)
+    m = poll(lambda: re.search(rf"\[w(\d)\] \[{run_id}\] client login info", frps.log_text()), 10,
+             f"the login of {run_id} in the frps log")
+    return int(m.group(1))
+
+
+def test_stcp_visitor_same_worker_served_other_worker_refused_clearly(frp) -> None:
+    """A visitor reaches a provider in its own worker; one in another worker is refused with a
+    line saying so (no relay between workers yet), never left hanging."""
+    from support.configs import block
+
+    sk = "s3cret-key"
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        provider = frp.ours_frpc(frpc_config(port, block("proxies", name="sec", type="stcp", localIP="127.0.0.1",
+                                                         localPort=echo.port, secretKey=sk), token=TOKEN))
+        provider.wait_for_proxies("sec", timeout=20)
+        home = _worker_of(frps, provider)
+        found: dict[bool, int] = {}  # same worker? -> the visitor's local port
+        for i in range(10):
+            vport = free_port()
+            v = frp.ours_frpc(frpc_config(port, block("visitors", name=f"v{i}", type="stcp", serverName="sec",
+                                                      secretKey=sk, bindAddr="127.0.0.1", bindPort=vport),
+                                          token=TOKEN))
+            same = _worker_of(frps, v) == home
+            if same in found:
+                v.stop()
+                continue
+            v.wait_for_log(rf"\[v{i}\] stcp visitor listen", 10)
+            found[same] = vport
+            if len(found) == 2:
+                break
+        if len(found) < 2:
+            pytest.skip("the kernel put every visitor client on one worker (SO_REUSEPORT hashing)")
+        assert tcp_roundtrip(found[True], b"same worker") == b"same worker"
+        try:
+            got = tcp_roundtrip(found[False], b"other worker", 5)
+        except (ConnectionResetError, BrokenPipeError):
+            got = b""
+        assert got == b""
+        frps.wait_for_log(r"register visitor conn error: proxy \[sec\] is served by frps worker "
+                          rf"{home}: visitors across workers are not supported by aiofrp yet", 10)
