@@ -132,9 +132,6 @@ def test_worker_failing_at_start_stops_frps(frp) -> None:
     ("kcpBindPort", "kcpBindPort = {p}"),
     ("quicBindPort", "quicBindPort = {p}"),
     ("sshTunnelGateway.bindPort", "sshTunnelGateway.bindPort = {p}"),
-    ("vhostHTTPPort", "vhostHTTPPort = {p}"),
-    ("vhostHTTPSPort", "vhostHTTPSPort = {p}"),
-    ("tcpmuxHTTPConnectPort", "tcpmuxHTTPConnectPort = {p}"),
     ("transport.tcpMux", "transport.tcpMux = false"),
     ("log.to", 'log.to = "frps.log"'),
 ])
@@ -260,3 +257,82 @@ def test_stcp_visitor_same_worker_served_other_worker_refused_clearly(frp) -> No
         assert got == b""
         frps.wait_for_log(r"register visitor conn error: proxy \[sec\] is served by frps worker "
                           rf"{home}: visitors across workers are not supported by aiofrp yet", 10)
+
+
+def _client_hello(name: str) -> bytes:
+    """A real TLS ClientHello with SNI ``name`` (what the https vhost routes on)."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def _http_get(port: int, host: str) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_vhost_connections_reach_the_worker_of_their_route(frp) -> None:
+    """http, https (SNI) and tcpmux routes of clients in both workers answer whichever worker
+    accepts the connection: one without the route hands it over (SCM_RIGHTS + the bytes read)."""
+    import socket
+
+    from support.configs import block
+    from support.procs import HttpServer
+
+    http_port, https_port, mux_port = free_port(), free_port(), free_port()
+    extra = (f"vhostHTTPPort = {http_port}\nvhostHTTPSPort = {https_port}\ntcpmuxHTTPConnectPort = {mux_port}\n"
+             'log.level = "debug"\n')
+    with EchoServer() as echo, HttpServer(body=b"hello from the backend") as web:
+        frps, port = start_frps(frp, extra=extra)
+        clients = []
+        for i in range(4):
+            text = (block("proxies", name=f"web{i}", type="http", localIP="127.0.0.1", localPort=web.port,
+                          customDomains=[f"w{i}.example.com"])
+                    + block("proxies", name=f"tls{i}", type="https", localIP="127.0.0.1", localPort=echo.port,
+                            customDomains=[f"s{i}.example.com"])
+                    + block("proxies", name=f"mux{i}", type="tcpmux", multiplexer="httpconnect",
+                            localIP="127.0.0.1", localPort=echo.port, customDomains=[f"t{i}.example.com"]))
+            clients.append(frp.ours_frpc(frpc_config(port, text, token=TOKEN)))
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"web{i}", f"tls{i}", f"mux{i}", timeout=20)
+        workers = {_worker_of(frps, c) for c in clients}
+        for _ in range(3):  # new connections: the kernel picks a worker for each
+            for i in range(4):
+                resp = _http_get(http_port, f"w{i}.example.com")
+                assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b"hello from the backend"), resp[:200]
+                hello = _client_hello(f"s{i}.example.com")
+                assert tcp_roundtrip(https_port, hello) == hello
+                with socket.create_connection(("127.0.0.1", mux_port), timeout=5) as s:
+                    s.sendall(f"CONNECT t{i}.example.com:80 HTTP/1.1\r\nHost: t{i}.example.com:80\r\n\r\n".encode())
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = s.recv(4096)
+                        assert chunk, head
+                        head += chunk
+                    assert head.startswith(b"HTTP/1.1 200"), head
+                    rest = head.split(b"\r\n\r\n", 1)[1]
+                    s.sendall(b"through tcpmux")
+                    while len(rest) < len(b"through tcpmux"):
+                        rest += s.recv(4096)
+                    assert rest == b"through tcpmux"
+        assert b"404" in _http_get(http_port, "nobody.example.com")[:20]
+        # 36 connections spread by the kernel over 2 workers, the routes of 4 clients: some
+        # reached a worker without their route (unless every client and connection hit one worker)
+        text = frps.log_text()
+        handed = re.findall(r"\[w(\d)\] (http|https|tcpmux) connection for host \[\S+\] handed to worker (\d)", text)
+        assert len(workers) == 1 or handed, "no connection was handed over"
+        assert {k for _, k, _ in handed} <= {"http", "https", "tcpmux"}
+        assert all(src != dst for src, _, dst in handed)

@@ -37,9 +37,6 @@ CONFIG_LINES = {
     "kcpBindPort": "kcpBindPort = 7001",
     "quicBindPort": "quicBindPort = 7002",
     "sshTunnelGateway.bindPort": "sshTunnelGateway.bindPort = 2200",
-    "vhostHTTPPort": "vhostHTTPPort = 8080",
-    "vhostHTTPSPort": "vhostHTTPSPort = 8443",
-    "tcpmuxHTTPConnectPort": "tcpmuxHTTPConnectPort = 1337",
     "transport.tcpMux": "transport.tcpMux = false",
     "log.to": 'log.to = "frps.log"',
 }

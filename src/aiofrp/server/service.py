@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..config.server import ServerConfig
     from .dashboard import Dashboard
     from .sshgw import Gateway
+    from .vhost import Elsewhere
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
@@ -79,6 +80,7 @@ class Server:
         self.registry: Registry = registry if registry is not None else LocalRegistry(self.evict)
         self.reuse_port = reuse_port  # a worker of frps --workers N: the bind port has SO_REUSEPORT
         self.dashboard_unix = dashboard_unix  # a worker: its dashboard on this unix socket, for the supervisor
+        self.elsewhere: Elsewhere | None = None  # a worker: vhost connections of other workers' routes
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry)  # loadBalancer groups
@@ -129,6 +131,8 @@ class Server:
         same_addr = addr == cfg.bind_addr
 
         async def listen(vhost: HTTPVhost | HTTPSVhost | TCPMuxVhost, port: int, what: str, shareable: bool) -> None:
+            vhost.reuse_port = self.reuse_port
+            vhost.elsewhere = self.elsewhere
             vhost.shared = shareable and same_addr and port == self.bind_port
             if vhost.shared:
                 log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
@@ -401,6 +405,36 @@ class Server:
                 del self.controls[run_id]
             self.registry.release(lease)
 
+    def vhosts(self) -> dict[str, HTTPVhost | HTTPSVhost | TCPMuxVhost | None]:
+        """The vhosts by the kind a handed-over connection or a route question names."""
+        return {"http": self.http_vhost, "https": self.https_vhost, "tcpmux": self.tcpmux_vhost}
+
+    def has_route(self, kind: str, host: str, path: str, user: str) -> bool:
+        """frps --workers N: whether this worker serves a vhost route for the request (another
+        worker asks through the registry before handing the connection over)."""
+        vhost = self.vhosts().get(kind)
+        route = vhost.router.find(host, path, user) if vhost is not None else None
+        return route is not None and bool(route.members)
+
+    def adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
+        """A vhost connection handed over by another worker (server/workers/handover.py)."""
+        self.spawn(self._adopt(kind, sock, data))
+
+    async def _adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
+        try:
+            transport, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, sock)
+        except OSError as exc:
+            log.debug("handed-over %s connection lost: %s", kind, exc)
+            sock.close()
+            return
+        vhost = self.vhosts().get(kind)
+        if vhost is None:
+            transport.abort()
+            return
+        vhost.accept(transport, data + bytes(holder.data), handed=True)
+        if holder.eof:
+            transport.get_protocol().eof_received()  # type: ignore[attr-defined]
+
     async def evict(self, kind: str, key: str) -> None:
         """The registry takes ``(kind, key)`` from this process: a client logged in again with the
         run id of a control here, which is closed first."""
@@ -641,6 +675,21 @@ class _Sniff(asyncio.Protocol):
         self._leave()
         if self.gate is not None:
             self.gate.connection_lost(exc)
+
+
+class _Holder(asyncio.Protocol):
+    """A handed-over connection's bytes until its vhost takes it (Server.adopt)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = False
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
 
 
 class _AfterTLS(asyncio.Protocol):

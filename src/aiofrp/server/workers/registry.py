@@ -65,6 +65,10 @@ class Registry(Protocol):
     async def owner(self, kind: str, key: str) -> int | None:
         """The worker holding ``(kind, key)``, None when nobody does."""
 
+    async def find(self, kind: str, host: str, path: str, user: str) -> int | None:
+        """Another worker with a vhost route (``kind``: http, https, tcpmux) for this request,
+        asked of every worker (their routers match wildcards and locations); None if none."""
+
     async def close(self) -> None: ...
 
 
@@ -129,6 +133,9 @@ class LocalRegistry:
     async def owner(self, kind: str, key: str) -> int | None:
         return self.book.owner(kind, key)
 
+    async def find(self, kind: str, host: str, path: str, user: str) -> int | None:
+        return None  # one process: its own router already said no
+
     async def close(self) -> None:
         return None
 
@@ -137,12 +144,13 @@ class LocalRegistry:
 #   worker -> supervisor: {"op": "hello", "worker": 1}, then {"op": "ready"} once it listens
 #                         {"op": "claim", "id": 7, "kind": "proxy", "key": "ssh", "evict": false}
 #                         {"op": "owner", "id": 8, "kind": "proxy", "key": "ssh"}
+#                         {"op": "find", "id": 9, "kind": "http", "host": "a.com", "path": "/", "user": ""}
 #                         {"op": "release", "kind": "proxy", "key": "ssh", "lease": 12}
 #                         {"op": "evicted", "id": 3}
 #                         {"op": "reply", "id": 5, "value": {...}}      (an answer to an "ask")
 #   supervisor -> worker: {"op": "reply", "id": 7, "value": 12}   (lease, 0: refused; owner or null)
 #                         {"op": "evict", "id": 3, "kind": "runid", "key": "..."}
-#                         {"op": "ask", "id": 5, "what": "stats"}   (the dashboard's questions)
+#                         {"op": "ask", "id": 5, "what": "route", "kind": ..., "host": ...}  (for a find)
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(dict[str, Any])
@@ -153,8 +161,9 @@ def _frame(obj: dict[str, Any]) -> bytes:
     return _enc.encode(obj) + b"\n"
 
 
-Asker = Callable[[str], Awaitable[Any]]
-"""``ask(what)``: the worker's answer to a supervisor question (``stats``: its dashboard figures)."""
+Asker = Callable[[dict[str, Any]], Awaitable[Any]]
+"""``ask(frame)``: the worker's answer to a supervisor question (``route``: has it a vhost route
+for ``kind``, ``host``, ``path``, ``user``)."""
 
 
 class RemoteRegistry:
@@ -206,7 +215,7 @@ class RemoteRegistry:
             await self._evict(str(frame["kind"]), str(frame["key"]))
             self._send({"op": "evicted", "id": frame["id"]})
         else:
-            value = await self._ask(str(frame["what"])) if self._ask is not None else None
+            value = await self._ask(frame) if self._ask is not None else None
             self._send({"op": "reply", "id": frame["id"], "value": value})
 
     def _send(self, obj: dict[str, Any]) -> None:
@@ -235,6 +244,10 @@ class RemoteRegistry:
 
     async def owner(self, kind: str, key: str) -> int | None:
         value = await self._call({"op": "owner", "kind": kind, "key": key})
+        return int(value) if value is not None else None
+
+    async def find(self, kind: str, host: str, path: str, user: str) -> int | None:
+        value = await self._call({"op": "find", "kind": kind, "host": host, "path": path, "user": user})
         return int(value) if value is not None else None
 
     async def close(self) -> None:
@@ -303,11 +316,17 @@ class RegistryServer:
         except TimeoutError:
             log.warning("worker %d did not give up %s [%s] within %gs", worker, kind, key, self.EVICT_TIMEOUT)
 
-    async def ask(self, what: str) -> dict[int, Any]:
-        """Every worker's answer to ``what`` (the dashboard's ``stats``), by worker number."""
-        peers = list(self.peers.items())
-        answers = await asyncio.gather(*(p.call({"op": "ask", "what": what}) for _, p in peers))
-        return {w: a for (w, _), a in zip(peers, answers, strict=True) if a is not None}
+    async def _find(self, peer: _Peer, frame: dict[str, Any]) -> None:
+        """Which other worker has the vhost route: each is asked (``ask``/``route``)."""
+        others = [(w, p) for w, p in self.peers.items() if p is not peer]
+        question = {"op": "ask", "what": "route", **{k: frame.get(k, "") for k in ("kind", "host", "path", "user")}}
+        try:
+            async with asyncio.timeout(self.EVICT_TIMEOUT):
+                answers = await asyncio.gather(*(p.call(question) for _, p in others))
+        except TimeoutError:
+            answers = [None] * len(others)
+        owner = next((w for (w, _), yes in zip(others, answers, strict=True) if yes), None)
+        peer.send({"op": "reply", "id": frame["id"], "value": owner})
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _Peer(writer)
@@ -334,8 +353,9 @@ class RegistryServer:
                 elif op == "owner":
                     peer.send({"op": "reply", "id": frame["id"],
                                "value": self.book.owner(str(frame["kind"]), str(frame["key"]))})
-                elif op == "claim":  # may wait for an eviction: a task, so the socket keeps being read
-                    task = asyncio.get_running_loop().create_task(self._claim(peer, frame))
+                elif op in ("claim", "find"):  # they wait for other workers: a task, the socket keeps being read
+                    coro = self._claim(peer, frame) if op == "claim" else self._find(peer, frame)
+                    task = asyncio.get_running_loop().create_task(coro)
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
         except (OSError, ValueError, msgspec.DecodeError) as exc:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .dashboard import dashboard_socket
+from .handover import Handover
 from .registry import RemoteRegistry
 
 if TYPE_CHECKING:
@@ -47,7 +48,12 @@ async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path
         if server is not None:
             await server.evict(kind, key)
 
-    registry = RemoteRegistry(path, worker, evict)
+    async def ask(frame: dict[str, Any]) -> Any:
+        if frame.get("what") == "route" and server is not None:
+            return server.has_route(*(str(frame.get(k, "")) for k in ("kind", "host", "path", "user")))
+        return None
+
+    registry = RemoteRegistry(path, worker, evict, ask)
     try:
         await registry.connect()
     except OSError as exc:
@@ -59,7 +65,10 @@ async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path
     except OSError as exc:
         log.error("create server error: %s", exc)
         return 1
+    handover = Handover(path, registry, server.adopt, server.spawn)
+    server.elsewhere = handover
     try:
+        handover.start()
         await server.start()
     except OSError as exc:
         log.error("create server listener error: %s", exc)
@@ -74,5 +83,6 @@ async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path
     for fut in (lost, stopped):
         fut.cancel()
     await server.close()
+    handover.close()
     await registry.close()
     return 0
