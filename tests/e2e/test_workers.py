@@ -221,42 +221,49 @@ def _worker_of(frps, frpc) -> int:
     return int(m.group(1))
 
 
-def test_stcp_visitor_same_worker_served_other_worker_refused_clearly(frp) -> None:
-    """A visitor reaches a provider in its own worker; one in another worker is refused with a
-    line saying so (no relay between workers yet), never left hanging."""
+def test_stcp_visitors_reach_providers_in_either_worker(frp) -> None:
+    """A visitor reaches a provider in its own worker directly and one in another worker through
+    a socketpair handed to that worker (server/workers/handover.py); a wrong key is still refused."""
     from support.configs import block
 
     sk = "s3cret-key"
     with EchoServer() as echo:
-        frps, port = start_frps(frp)
+        frps, port = start_frps(frp, extra='log.level = "debug"\n')
         provider = frp.ours_frpc(frpc_config(port, block("proxies", name="sec", type="stcp", localIP="127.0.0.1",
                                                          localPort=echo.port, secretKey=sk), token=TOKEN))
         provider.wait_for_proxies("sec", timeout=20)
         home = _worker_of(frps, provider)
-        found: dict[bool, int] = {}  # same worker? -> the visitor's local port
+        found: dict[bool, tuple[int, int]] = {}  # same worker? -> the visitor's local ports (right, wrong key)
         for i in range(10):
-            vport = free_port()
-            v = frp.ours_frpc(frpc_config(port, block("visitors", name=f"v{i}", type="stcp", serverName="sec",
-                                                      secretKey=sk, bindAddr="127.0.0.1", bindPort=vport),
-                                          token=TOKEN))
+            vport, wport = free_port(), free_port()
+            v = frp.ours_frpc(frpc_config(
+                port,
+                block("visitors", name=f"v{i}", type="stcp", serverName="sec", secretKey=sk, bindAddr="127.0.0.1",
+                      bindPort=vport)
+                + block("visitors", name=f"bad{i}", type="stcp", serverName="sec", secretKey="wrong",
+                        bindAddr="127.0.0.1", bindPort=wport),
+                token=TOKEN))
             same = _worker_of(frps, v) == home
             if same in found:
                 v.stop()
                 continue
-            v.wait_for_log(rf"\[v{i}\] stcp visitor listen", 10)
-            found[same] = vport
+            v.wait_for_log(rf"\[bad{i}\] stcp visitor listen", 10)
+            found[same] = (vport, wport)
             if len(found) == 2:
                 break
         if len(found) < 2:
             pytest.skip("the kernel put every visitor client on one worker (SO_REUSEPORT hashing)")
-        assert tcp_roundtrip(found[True], b"same worker") == b"same worker"
-        try:
-            got = tcp_roundtrip(found[False], b"other worker", 5)
-        except (ConnectionResetError, BrokenPipeError):
-            got = b""
-        assert got == b""
-        frps.wait_for_log(r"register visitor conn error: proxy \[sec\] is served by frps worker "
-                          rf"{home}: visitors across workers are not supported by aiofrp yet", 10)
+        for same in (True, False):
+            data = f"same worker: {same}".encode() * 1000
+            assert tcp_roundtrip(found[same][0], data) == data
+            try:
+                got = tcp_roundtrip(found[same][1], b"wrong key", 5)
+            except (ConnectionResetError, BrokenPipeError):
+                got = b""
+            assert got == b""
+        text = frps.log_text()
+        assert re.search(rf"\[w\d\] visitor connection for \[sec\] relayed to worker {home}", text)
+        assert "visitor connection of [sec] auth failed (visitor relayed from another worker)" in text
 
 
 def _client_hello(name: str) -> bytes:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from .. import FRP_VERSION
 from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
 from ..net.listen import listen_tcp
@@ -38,10 +40,10 @@ if TYPE_CHECKING:
     from ..config.server import ServerConfig
     from .dashboard import Dashboard
     from .sshgw import Gateway
-    from .vhost import Elsewhere
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
+    from .workers.handover import Handover
 
 log = logging.getLogger("aiofrp.server")
 
@@ -50,6 +52,7 @@ FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py
 # yamux streams of one session that have sent nothing yet; more are reset. Go frps has
 # hashicorp/yamux's AcceptBacklog (256) but accepts at once, so there it is a goroutine per stream.
 MAX_PENDING_STREAMS = 256
+MAX_REMOTE_VISITORS = 10_000  # run ids of visitors relayed from other workers, remembered for their user
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
 
@@ -80,7 +83,8 @@ class Server:
         self.registry: Registry = registry if registry is not None else LocalRegistry(self.evict)
         self.reuse_port = reuse_port  # a worker of frps --workers N: the bind port has SO_REUSEPORT
         self.dashboard_unix = dashboard_unix  # a worker: its dashboard on this unix socket, for the supervisor
-        self.elsewhere: Elsewhere | None = None  # a worker: vhost connections of other workers' routes
+        self.handover: Handover | None = None  # a worker: connections for other workers (workers/handover.py)
+        self.remote_visitors: dict[str, str] = {}  # a worker: run id -> user of visitors relayed to it
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
         self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry)  # loadBalancer groups
@@ -132,7 +136,7 @@ class Server:
 
         async def listen(vhost: HTTPVhost | HTTPSVhost | TCPMuxVhost, port: int, what: str, shareable: bool) -> None:
             vhost.reuse_port = self.reuse_port
-            vhost.elsewhere = self.elsewhere
+            vhost.elsewhere = self.handover
             vhost.shared = shareable and same_addr and port == self.bind_port
             if vhost.shared:
                 log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
@@ -421,6 +425,9 @@ class Server:
         self.spawn(self._adopt(kind, sock, data))
 
     async def _adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
+        if kind == "visitor":
+            await self._adopt_visitor(sock, data)
+            return
         try:
             transport, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, sock)
         except OSError as exc:
@@ -434,6 +441,68 @@ class Server:
         vhost.accept(transport, data + bytes(holder.data), handed=True)
         if holder.eof:
             transport.get_protocol().eof_received()  # type: ignore[attr-defined]
+
+    async def relay_visitor(self, conn: _FirstConn, msg: m.NewVisitorConn, owner: int) -> bool:
+        """frps --workers N: a visitor whose provider is in worker ``owner``: that worker gets one
+        end of a socketpair and serves it as the visitor connection, this one relays the visitor's
+        stream to the other end (False: it could not be handed over)."""
+        from ..net.relay import Relay
+
+        assert self.handover is not None
+        ours, theirs = socket.socketpair()
+        head = msgspec.json.encode({"user": self.visitor_user(msg.run_id) or "", "msg": msgspec.json.encode(msg).decode()})
+        try:
+            sent = self.handover.send_fd(owner, "visitor", head, theirs.fileno())
+        finally:
+            theirs.close()
+        if not sent:
+            ours.close()
+            return False
+        conn.gate.trust()
+        vt, vdata, veof = conn.detach()
+        try:
+            ot, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, ours)
+        except OSError:
+            ours.close()
+            vt.abort()
+            return True
+        log.debug("visitor connection for [%s] relayed to worker %d", msg.proxy_name, owner)
+        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof, name=msg.proxy_name)
+        return True
+
+    async def _adopt_visitor(self, sock: socket.socket, data: bytes) -> None:
+        """The provider's side of :meth:`relay_visitor`: the same checks as a visitor connection
+        of this worker, with the visitor's user as its own worker knew it."""
+        try:
+            head = msgspec.json.decode(data)
+            msg = msgspec.json.decode(head["msg"], type=m.NewVisitorConn)
+            user = str(head["user"])
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
+            sock.close()
+            return
+        try:
+            _, conn = await asyncio.get_running_loop().connect_accepted_socket(MsgConn, sock)
+        except OSError:
+            sock.close()
+            return
+        if msg.run_id:
+            if len(self.remote_visitors) >= MAX_REMOTE_VISITORS:
+                self.remote_visitors.pop(next(iter(self.remote_visitors)))
+            self.remote_visitors[msg.run_id] = user
+        proxy = self.proxies.get(msg.proxy_name)
+        if proxy is None or not proxy.takes_visitors:
+            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
+        elif proxy.closed:
+            err = "proxy is closed"
+        else:
+            err = proxy.check_visitor(msg)
+        if err or proxy is None:
+            detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
+            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
+            log.warning("register visitor conn error: %s (visitor relayed from another worker)", err)
+            conn.close()
+            return
+        await proxy.handle_visitor_conn(conn, msg)
 
     async def evict(self, kind: str, key: str) -> None:
         """The registry takes ``(kind, key)`` from this process: a client logged in again with the
@@ -462,9 +531,14 @@ class Server:
     async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
         """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
         proxy = self.proxies.get(msg.proxy_name)
-        if proxy is None and (owner := await self._elsewhere(msg.proxy_name)) is not None:
-            err, absent = (f"proxy [{msg.proxy_name}] is served by frps worker {owner}: visitors across workers "
-                           "are not supported by aiofrp yet (frps --workers 1)"), True
+        owner = await self._elsewhere(msg.proxy_name) if proxy is None else None
+        if owner is not None and self.handover is not None and conn.wire_protocol == "v1":
+            if await self.relay_visitor(conn, msg, owner):
+                return
+            err, absent = f"proxy [{msg.proxy_name}] is served by frps worker {owner}, which cannot be reached", True
+        elif owner is not None:
+            err, absent = (f"proxy [{msg.proxy_name}] is served by frps worker {owner}: visitors over wire protocol "
+                           "v2 across workers are not supported by aiofrp yet (frps --workers 1)"), True
         elif proxy is None or not proxy.takes_visitors:
             err, absent = f"custom listener for [{msg.proxy_name}] doesn't exist", True
         elif proxy.closed:
@@ -501,7 +575,7 @@ class Server:
         if not run_id:
             return ""
         ctl = self.controls.get(run_id)
-        return ctl.user if ctl is not None else None
+        return ctl.user if ctl is not None else self.remote_visitors.get(run_id)
 
     async def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)

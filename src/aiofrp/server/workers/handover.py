@@ -12,6 +12,11 @@ The receiver wraps the fd with ``loop.connect_accepted_socket`` and gives it to 
 reads the replayed bytes as if it had accepted the connection (``handed``: it answers "not found"
 itself rather than handing it on again). No worker with the route: the usual not-found answer.
 A keep-alive HTTP connection stays in the worker of its first request.
+
+stcp/sudp visitors (wire v1) whose provider is in another worker take the same way: the visitor's
+worker sends one end of a socketpair (``{"kind": "visitor"}``, the NewVisitorConn and the visitor's
+user) and relays the visitor's yamux stream to the other end; the provider's worker serves that
+end as the visitor connection (server/service.py: Server.relay_visitor, Server._adopt_visitor).
 """
 
 from __future__ import annotations
@@ -128,12 +133,16 @@ class Handover:
 
     def send(self, worker: int, kind: str, data: bytes, transport: asyncio.BaseTransport) -> bool:
         sock = transport.get_extra_info("socket")
-        if sock is None or len(data) > MAX_MESSAGE:
+        return sock is not None and self.send_fd(worker, kind, data, sock.fileno())
+
+    def send_fd(self, worker: int, kind: str, data: bytes, fd: int) -> bool:
+        """One message with ``fd`` to ``worker``: ``kind``, then ``data`` (at most MAX_MESSAGE)."""
+        if len(data) > MAX_MESSAGE:
             return False
         msg = msgspec.json.encode({"kind": kind}) + b"\n" + data
         for attempt in (1, 2):  # a peer socket of a worker that was started again: connect anew
             try:
-                socket.send_fds(self._peer(worker), [msg], [sock.fileno()])
+                socket.send_fds(self._peer(worker), [msg], [fd])
                 return True
             except OSError as exc:
                 old = self._peers.pop(worker, None)

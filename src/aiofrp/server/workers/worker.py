@@ -66,7 +66,7 @@ async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path
         log.error("create server error: %s", exc)
         return 1
     handover = Handover(path, registry, server.adopt, server.spawn)
-    server.elsewhere = handover
+    server.handover = handover
     try:
         handover.start()
         await server.start()
