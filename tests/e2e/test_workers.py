@@ -94,6 +94,7 @@ def test_dead_worker_restarted_and_its_names_released(frp) -> None:
         frps.wait_for_log(rf"worker {worker} \(pid {pids[worker]}\) exited with status -9, starting it again", 10)
         frps.wait_for_log(rf"worker {worker} gone: \d+ registry names released", 10)
         poll(lambda: worker_pids(frps)[worker] != pids[worker], 10, "the worker started again")
+        frps.wait_for_log(rf"worker {worker} serves again", 10)
         # frpc logs in again (to either worker): the name of the dead worker's proxy is free again
         frpc.wait_for_proxies("lives", timeout=30, since=mark)
         assert tcp_roundtrip(remote, b"again") == b"again"

@@ -121,3 +121,40 @@ def test_remote_registry_across_workers() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         run(body(os.path.join(d, "registry.sock")))
+
+
+def test_find_asks_the_other_workers_routers() -> None:
+    async def evict(kind: str, key: str) -> None:
+        return None
+
+    async def body(path: str) -> None:
+        server = RegistryServer(path)
+        await server.start()
+        asked: list[dict[str, Any]] = []
+
+        async def w1_routes(frame: dict[str, Any]) -> Any:
+            asked.append(frame)
+            return frame["kind"] == "http" and frame["host"] == "a.example.com"
+
+        async def no_routes(frame: dict[str, Any]) -> Any:
+            return False
+
+        w1 = RemoteRegistry(path, 1, evict, w1_routes)
+        w2 = RemoteRegistry(path, 2, evict, no_routes)
+        w3 = RemoteRegistry(path, 3, evict, no_routes)
+        for w in (w1, w2, w3):
+            await w.connect()
+        await w1.owner("proxy", "sync")  # every hello is in before the questions
+        await w2.owner("proxy", "sync")
+        await w3.owner("proxy", "sync")
+        assert await w2.find("http", "a.example.com", "/x", "") == 1
+        assert await w2.find("https", "a.example.com", "", "") is None
+        assert await w1.find("http", "a.example.com", "/", "") is None  # the asker is not asked
+        assert asked[0] == {**asked[0], "what": "route", "kind": "http", "host": "a.example.com", "path": "/x"}
+        assert await LocalRegistry(evict).find("http", "a.example.com", "/", "") is None
+        for w in (w1, w2, w3):
+            await w.close()
+        await server.close()
+
+    with tempfile.TemporaryDirectory() as d:
+        run(body(os.path.join(d, "registry.sock")))

@@ -22,9 +22,11 @@ failures logged, an address guessing passwords is refused for a while).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import mimetypes
+import os
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,6 +193,8 @@ class Dashboard:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
         if self.unix_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_path)  # left by this worker's predecessor, which died
             await web.UnixSite(self.runner, self.unix_path).start()
             if self.metrics is not None:
                 self.metrics.start()

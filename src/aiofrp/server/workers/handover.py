@@ -60,6 +60,10 @@ class Handover:
 
     def start(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            os.unlink(self.path)  # left by this worker's predecessor, which died
+        except FileNotFoundError:
+            pass
         s.bind(self.path)
         os.chmod(self.path, 0o600)
         s.listen(64)

@@ -41,6 +41,7 @@ class _Worker:
         self.ready: asyncio.Future[object] | None = None
         self.started = 0.0
         self.backoff = BACKOFF_FIRST
+        self.restarts = 0
 
 
 class Supervisor:
@@ -58,6 +59,8 @@ class Supervisor:
         w = self.workers.get(number)
         if w is not None and w.ready is not None and not w.ready.done():
             w.ready.set_result(None)
+            if w.restarts:
+                log.info("worker %d serves again", number)
 
     async def _spawn(self, w: _Worker) -> None:
         cmd = [sys.executable, "-m", "aiofrp.cli.frps", *self.argv,
@@ -145,6 +148,7 @@ class Supervisor:
                 return  # stopped meanwhile
             except TimeoutError:
                 pass
+            w.restarts += 1
             await self._spawn(w)
 
     async def _stop_all(self) -> None:
