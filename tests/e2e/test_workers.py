@@ -130,8 +130,6 @@ def test_worker_failing_at_start_stops_frps(frp) -> None:
 
 
 @pytest.mark.parametrize(("key", "line"), [
-    ("kcpBindPort", "kcpBindPort = {p}"),
-    ("quicBindPort", "quicBindPort = {p}"),
     ("sshTunnelGateway.bindPort", "sshTunnelGateway.bindPort = {p}"),
     ("transport.tcpMux", "transport.tcpMux = false"),
     ("log.to", 'log.to = "frps.log"'),
@@ -344,3 +342,24 @@ def test_vhost_connections_reach_the_worker_of_their_route(frp) -> None:
         assert len(workers) == 1 or handed, "no connection was handed over"
         assert {k for _, k, _ in handed} <= {"http", "https", "tcpmux"}
         assert all(src != dst for src, _, dst in handed)
+
+
+def test_kcp_and_quic_clients_in_both_workers(frp) -> None:
+    """kcpBindPort and quicBindPort are SO_REUSEPORT UDP sockets in every worker: the kernel hashes
+    a client's address to one worker, so each KCP/QUIC session stays in the worker it reached."""
+    kcp, quic = free_port(), free_port()
+    with EchoServer() as echo:
+        frps, _ = start_frps(frp, extra=f"kcpBindPort = {kcp}\nquicBindPort = {quic}\n")
+        assert frps.log_text().count("frps kcp listen on udp") == 2  # one per worker
+        remotes = [free_port() for _ in range(6)]
+        clients = []
+        for i, r in enumerate(remotes):
+            proto = "kcp" if i % 2 == 0 else "quic"
+            server_port = kcp if proto == "kcp" else quic
+            clients.append(frp.ours_frpc(frpc_config(server_port, tcp_proxy(f"p{i}", echo.port, r), token=TOKEN,
+                                                     extra=f'transport.protocol = "{proto}"\n')))
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"p{i}", timeout=30)
+        for i, r in enumerate(remotes):
+            data = f"over {'kcp' if i % 2 == 0 else 'quic'} {i}".encode() * 2000
+            assert tcp_roundtrip(r, data, 20) == data

@@ -34,8 +34,6 @@ def test_workers_refused(value: str, reason: str, capsys: pytest.CaptureFixture[
 
 
 CONFIG_LINES = {
-    "kcpBindPort": "kcpBindPort = 7001",
-    "quicBindPort": "quicBindPort = 7002",
     "sshTunnelGateway.bindPort": "sshTunnelGateway.bindPort = 2200",
     "transport.tcpMux": "transport.tcpMux = false",
     "log.to": 'log.to = "frps.log"',
