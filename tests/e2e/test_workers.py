@@ -56,7 +56,7 @@ def test_clients_on_every_worker_reach_their_ports(frp) -> None:
             data = f"through worker port {i}".encode() * 100
             assert tcp_roundtrip(r, data) == data
         # every login was served by a worker, tagged in the log
-        logins = re.findall(r"\[w(\d)\] \[\w+\] client login info", frps.log_text())
+        logins = re.findall(r"@w(\d)\] \[\w+\] client login info", frps.log_text())
         assert len(logins) == 8 and set(logins) <= {"1", "2"}
 
 
@@ -88,7 +88,7 @@ def test_dead_worker_restarted_and_its_names_released(frp) -> None:
         remote = free_port()
         frpc = frp.ours_frpc(frpc_config(port, tcp_proxy("lives", echo.port, remote), token=TOKEN))
         frpc.wait_for_proxies("lives", timeout=20)
-        worker = int(re.findall(r"\[w(\d)\] \[\w+\] client login info", frps.log_text())[0])
+        worker = int(re.findall(r"@w(\d)\] \[\w+\] client login info", frps.log_text())[0])
         mark = frpc.mark()
         os.kill(pids[worker], signal.SIGKILL)
         frps.wait_for_log(rf"worker {worker} \(pid {pids[worker]}\) exited with status -9, starting it again", 10)
@@ -132,7 +132,6 @@ def test_worker_failing_at_start_stops_frps(frp) -> None:
 @pytest.mark.parametrize(("key", "line"), [
     ("sshTunnelGateway.bindPort", "sshTunnelGateway.bindPort = {p}"),
     ("transport.tcpMux", "transport.tcpMux = false"),
-    ("log.to", 'log.to = "frps.log"'),
 ])
 def test_keys_needing_one_process_refused(frp, key: str, line: str) -> None:
     frps = frp.ours_frps(frps_config(free_port(), token=TOKEN, extra=line.format(p=free_port()) + "\n"),
@@ -215,7 +214,7 @@ def test_dashboard_adds_up_the_workers(frp) -> None:
 
 def _worker_of(frps, frpc) -> int:
     run_id = frpc.wait_login(20)
-    m = poll(lambda: re.search(rf"\[w(\d)\] \[{run_id}\] client login info", frps.log_text()), 10,
+    m = poll(lambda: re.search(rf"@w(\d)\] \[{run_id}\] client login info", frps.log_text()), 10,
              f"the login of {run_id} in the frps log")
     return int(m.group(1))
 
@@ -261,7 +260,7 @@ def test_stcp_visitors_reach_providers_in_either_worker(frp) -> None:
                 got = b""
             assert got == b""
         text = frps.log_text()
-        assert re.search(rf"\[w\d\] visitor connection for \[sec\] relayed to worker {home}", text)
+        assert re.search(rf"@w\d\] visitor connection for \[sec\] relayed to worker {home}", text)
         assert "visitor connection of [sec] auth failed (visitor relayed from another worker)" in text
 
 
@@ -338,7 +337,7 @@ def test_vhost_connections_reach_the_worker_of_their_route(frp) -> None:
         # 36 connections spread by the kernel over 2 workers, the routes of 4 clients: some
         # reached a worker without their route (unless every client and connection hit one worker)
         text = frps.log_text()
-        handed = re.findall(r"\[w(\d)\] (http|https|tcpmux) connection for host \[\S+\] handed to worker (\d)", text)
+        handed = re.findall(r"@w(\d)\] (http|https|tcpmux) connection for host \[\S+\] handed to worker (\d)", text)
         assert len(workers) == 1 or handed, "no connection was handed over"
         assert {k for _, k, _ in handed} <= {"http", "https", "tcpmux"}
         assert all(src != dst for src, _, dst in handed)
@@ -363,3 +362,35 @@ def test_kcp_and_quic_clients_in_both_workers(frp) -> None:
         for i, r in enumerate(remotes):
             data = f"over {'kcp' if i % 2 == 0 else 'quic'} {i}".encode() * 2000
             assert tcp_roundtrip(r, data, 20) == data
+
+
+def test_log_file_written_by_the_supervisor_alone(frp) -> None:
+    """log.to a file: the workers log to the supervisor, which writes every line into the one
+    file (one process rotates it), the workers' with their @wN tag."""
+    port = free_port()
+    frps = frp.ours_frps(frps_config(port, token=TOKEN, extra='log.to = "frps-file.log"\n'),
+                         args=["--workers", "2"])
+    path = frps.workdir / "frps-file.log"
+    poll(lambda: path.exists() and "frps started successfully with 2 workers" in path.read_text(), 20,
+         "the supervisor's start line in the log file")
+    with EchoServer() as echo:
+        remote = free_port()
+        frpc = frp.ours_frpc(frpc_config(port, tcp_proxy("logged", echo.port, remote), token=TOKEN))
+        frpc.wait_for_proxies("logged", timeout=20)
+        poll(lambda: re.search(r"@w[12]\] \[logged\] tcp proxy listen port", path.read_text()), 10,
+             "the worker's line in the log file")
+    text = path.read_text()
+    for w in (1, 2):
+        assert re.search(rf"^\S+ \S+ \[I\] \[server@w{w}\] frps started successfully$", text, re.MULTILINE), text
+    assert "Traceback" not in text and "@w" not in frps.log_text()
+
+
+def test_failed_login_lines_still_match_the_fail2ban_filter(frp) -> None:
+    """A worker's tag goes after the component, so README's fail2ban failregex still matches."""
+    frps, port = start_frps(frp)
+    frp.ours_frpc(frpc_config(port, token="wrong-token"))
+    line = poll(lambda: re.search(r"^.*login from .* failed: .*$", frps.log_text(), re.MULTILINE), 15,
+                "a failed login line")
+    failregex = r"^\s*\[[WE]\] \[[^\]]+\] (?:login|connection) from \[?(?P<ADDR>[^\]\s]+?)\]?:\d+ failed: "
+    rest = line.group(0).split(" ", 2)[2]  # fail2ban strips the date and time
+    assert re.search(r"@w[12]\]", rest) and re.match(failregex, rest), rest

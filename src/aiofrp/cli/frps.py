@@ -141,13 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         print(f"frps: the configuration file {args.config} syntax is ok")
         return 0
-    start_logging(cfg, f"{args.config}: log.to" if args.config else "frps: --log-file")
     limit = fail_limit(args)
     if args.worker:
-        from ..server.workers.worker import serve_worker, tag_logs
+        from ..server.workers.worker import console_logging, serve_worker, tag_logs
 
+        # a worker logs to its console: the supervisor's console, or its log file (log.to)
+        start_logging(console_logging(cfg), "frps worker")
         tag_logs(args.worker)
         return run_service(lambda stop: serve_worker(cfg, stop, args.worker, args.registry, limit))
+    start_logging(cfg, f"{args.config}: log.to" if args.config else "frps: --log-file")
     log.info("frps starting: %s", version_text())
     if args.config:
         log.info("frps uses config file: %s", args.config)

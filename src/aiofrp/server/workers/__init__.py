@@ -4,7 +4,7 @@
   runs the registry;
 * :mod:`.registry`: the names every process shares (run ids, proxy names, groups);
 * :mod:`.worker`: what a worker adds to the one-process frps (SO_REUSEPORT on the bind port,
-  the remote registry, a ``[wN]`` tag on its log lines).
+  the remote registry, ``@wN`` after the component of its log lines).
 
 What is not shared between processes yet is refused at start-up (:data:`NOT_SHARED`), never
 served half-way.
@@ -26,8 +26,6 @@ NOT_SHARED: dict[str, tuple[Callable[[ServerConfig], bool], str]] = {
                                   "the ssh gateway is not shared between workers"),
     "transport.tcpMux": (lambda c: not c.transport.tcp_mux,
                          "a work connection could reach another worker than its client's control"),
-    "log.to": (lambda c: c.log.to not in ("", "console"),
-               "the workers would rotate one log file each; log to the console"),
 }
 """The keys frps --workers N > 1 refuses, with the reason (a registry, not an if-chain)."""
 

@@ -53,6 +53,11 @@ class Supervisor:
         self.dir = tempfile.mkdtemp(prefix="frps-workers-")
         self.registry = RegistryServer(os.path.join(self.dir, "registry.sock"), self._ready)
         self.stopping = False
+        self.log_file = cfg.log.to not in ("", "console")
+        self._copiers: set[asyncio.Future[None]] = set()
+        if self.log_file:
+            for handler in logging.getLogger("aiofrp").handlers:
+                handler.setFormatter(_PassThrough(handler.formatter))
         self.dashboard: AggregateDashboard | None = None  # webServer.port: the workers' figures added up
 
     def _ready(self, number: int) -> None:
@@ -67,7 +72,15 @@ class Supervisor:
                "--worker", str(w.number), "--registry", self.registry.path]
         w.ready = asyncio.get_running_loop().create_future()  # set by the worker's "ready" frame
         w.started = time.monotonic()
-        w.proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL)
+        # log.to a file: the workers log to the console, which the supervisor writes into its file
+        # (one process rotates it); else they share the supervisor's console
+        out = asyncio.subprocess.PIPE if self.log_file else None
+        w.proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                                                      stderr=asyncio.subprocess.STDOUT if out else None)
+        if w.proc.stdout is not None:
+            task = asyncio.ensure_future(_copy_lines(w.proc.stdout))
+            self._copiers.add(task)
+            task.add_done_callback(self._copiers.discard)
         log.info("worker %d started (pid %d)", w.number, w.proc.pid)
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -96,6 +109,8 @@ class Supervisor:
             if self.dashboard is not None:
                 await self.dashboard.close()
             await self._stop_all()
+            if self._copiers:
+                await asyncio.wait(self._copiers, timeout=2)
             await self.registry.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -166,3 +181,32 @@ class Supervisor:
                 log.warning("worker pid %d did not stop within %gs, killing it", p.pid, STOP_GRACE)
                 p.kill()
                 await p.wait()
+
+
+_lines = logging.getLogger("aiofrp.server.workers.lines")
+
+
+class _PassThrough(logging.Formatter):
+    """The supervisor's log formatter when ``log.to`` is a file: a worker's line (already in
+    frp's format, with its ``@wN`` tag) is written as it is, everything else as before."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "worker_line", False):
+            return record.getMessage()
+        return self.inner.format(record)
+
+
+async def _copy_lines(stream: asyncio.StreamReader) -> None:
+    """A worker's console into the supervisor's log file, line by line."""
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line over the stream limit: its start was lost, go on
+            continue
+        if not line:
+            return
+        _lines.critical("%s", line.decode(errors="replace").rstrip("\r\n"), extra={"worker_line": True})

@@ -20,17 +20,24 @@ log = logging.getLogger("aiofrp.server")
 
 
 class _Tag(logging.Filter):
-    """`` [w1]`` before every message of worker 1 (frp's line format otherwise)."""
+    """``@w1`` after the component of every line of worker 1 (``[server.control@w1]``): frp's line
+    format otherwise, so log watchers (the README's fail2ban filter) still match."""
 
     def __init__(self, worker: int) -> None:
         super().__init__()
-        self.tag = f"[w{worker}] "
+        self.tag = f"@w{worker}"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(record, "_worker_tagged", False):
-            record.msg = self.tag + str(record.msg)
-            record._worker_tagged = True
+        if not record.name.endswith(self.tag):
+            record.name += self.tag
         return True
+
+
+def console_logging(cfg: ServerConfig) -> ServerConfig:
+    """``cfg`` with ``log.to = "console"`` (a worker's lines go to its supervisor)."""
+    import msgspec
+
+    return msgspec.structs.replace(cfg, log=msgspec.structs.replace(cfg.log, to="console"))
 
 
 def tag_logs(worker: int) -> None:
