@@ -23,9 +23,9 @@ pytestmark = pytest.mark.timeout(90)
 TOKEN = "e2e-workers-token"
 
 
-def start_frps(frp, workers: int = 2, extra: str = ""):
+def start_frps(frp, workers: int = 2, extra: str = "", token: str | None = TOKEN):
     port = free_port()
-    frps = frp.ours_frps(frps_config(port, token=TOKEN, extra=extra), args=["--workers", str(workers)])
+    frps = frp.ours_frps(frps_config(port, token=token, extra=extra), args=["--workers", str(workers)])
     frps.wait_for_log(rf"frps started successfully with {workers} workers", 20)
     return frps, port
 
@@ -130,7 +130,6 @@ def test_worker_failing_at_start_stops_frps(frp) -> None:
 
 
 @pytest.mark.parametrize(("key", "line"), [
-    ("sshTunnelGateway.bindPort", "sshTunnelGateway.bindPort = {p}"),
     ("transport.tcpMux", "transport.tcpMux = false"),
 ])
 def test_keys_needing_one_process_refused(frp, key: str, line: str) -> None:
@@ -394,3 +393,29 @@ def test_failed_login_lines_still_match_the_fail2ban_filter(frp) -> None:
     failregex = r"^\s*\[[WE]\] \[[^\]]+\] (?:login|connection) from \[?(?P<ADDR>[^\]\s]+?)\]?:\d+ failed: "
     rest = line.group(0).split(" ", 2)[2]  # fail2ban strips the date and time
     assert re.search(r"@w[12]\]", rest) and re.match(failregex, rest), rest
+
+
+def test_ssh_gateway_in_every_worker(frp, tmp_path) -> None:
+    """sshTunnelGateway.bindPort in every worker (SO_REUSEPORT), one host key made by the
+    supervisor (autoGenPrivateKeyPath): ssh tunnels work whichever worker takes them."""
+    from support.ssh import SSHTunnel, keygen
+
+    user_key = keygen(tmp_path, "alice", "alice")
+    ssh_port = free_port()
+    key_path = tmp_path / "autogen_key"
+    frps, _ = start_frps(frp, token=None, extra=f'sshTunnelGateway.bindPort = {ssh_port}\n'
+                                                f'sshTunnelGateway.autoGenPrivateKeyPath = "{key_path}"\n')
+    assert key_path.exists() and frps.log_text().count("frps sshTunnelGateway listen on port") == 2
+    with EchoServer() as echo:
+        tunnels = []
+        remotes = [free_port() for _ in range(4)]
+        try:
+            for i, r in enumerate(remotes):
+                t = SSHTunnel(tmp_path, ssh_port, user_key, f"tcp --remote_port {r} --proxy_name s{i}", echo.port)
+                tunnels.append(t)
+                t.wait_output(f"RemoteAddress: :{r}\n\n")
+            for r in remotes:
+                assert tcp_roundtrip(r, b"via ssh") == b"via ssh"
+        finally:
+            for t in tunnels:
+                t.stop()

@@ -34,7 +34,6 @@ def test_workers_refused(value: str, reason: str, capsys: pytest.CaptureFixture[
 
 
 CONFIG_LINES = {
-    "sshTunnelGateway.bindPort": "sshTunnelGateway.bindPort = 2200",
     "transport.tcpMux": "transport.tcpMux = false",
 }
 

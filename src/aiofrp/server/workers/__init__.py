@@ -22,8 +22,6 @@ __all__ = ["NOT_SHARED", "refusal"]
 
 NOT_SHARED: dict[str, tuple[Callable[[ServerConfig], bool], str]] = {
     # key: (set in this config?, why it needs one process)
-    "sshTunnelGateway.bindPort": (lambda c: c.ssh_tunnel_gateway.bind_port > 0,
-                                  "the ssh gateway is not shared between workers"),
     "transport.tcpMux": (lambda c: not c.transport.tcp_mux,
                          "a work connection could reach another worker than its client's control"),
 }

@@ -85,6 +85,8 @@ class Supervisor:
 
     async def run(self, stop: asyncio.Event) -> int:
         try:
+            if self.cfg.ssh_tunnel_gateway.bind_port > 0 and not self._ssh_host_key():
+                return 1
             await self.registry.start()
             for w in self.workers.values():
                 await self._spawn(w)
@@ -113,6 +115,18 @@ class Supervisor:
                 await asyncio.wait(self._copiers, timeout=2)
             await self.registry.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _ssh_host_key(self) -> bool:
+        """sshTunnelGateway: the host key file made (autoGenPrivateKeyPath) before the workers
+        start, so that they all read the same key rather than each making one."""
+        from ..sshgw import load_host_key
+
+        try:
+            load_host_key(self.cfg.ssh_tunnel_gateway)
+        except (OSError, ValueError) as exc:
+            log.error("create ssh gateway error: %s", exc)
+            return False
+        return True
 
     async def _all_ready(self, stop: asyncio.Event) -> bool:
         """Every worker listens (True), or one exited first / we were stopped (False)."""
