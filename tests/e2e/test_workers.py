@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from pathlib import Path
 
 import pytest
 from support.procs import (
@@ -419,3 +420,17 @@ def test_ssh_gateway_in_every_worker(frp, tmp_path) -> None:
         finally:
             for t in tunnels:
                 t.stop()
+
+
+def test_workers_exit_when_the_supervisor_is_killed(frp) -> None:
+    """SIGKILL to the supervisor alone: its workers notice the registry socket closing, exit and
+    remove the supervisor's directory of unix sockets."""
+    frps, _ = start_frps(frp)
+    pids = worker_pids(frps)
+    assert frps.pid is not None
+    cmdline = Path(f"/proc/{pids[1]}/cmdline").read_bytes().split(b"\0")
+    registry = cmdline[cmdline.index(b"--registry") + 1].decode()
+    assert os.path.exists(registry)
+    os.kill(frps.pid, signal.SIGKILL)
+    poll(lambda: not any(_alive(p) for p in pids.values()), 10, "the workers to exit")
+    poll(lambda: not os.path.exists(os.path.dirname(registry)), 5, "the socket directory removed")

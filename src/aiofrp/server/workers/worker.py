@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from .dashboard import dashboard_socket
@@ -85,11 +86,16 @@ async def serve_worker(cfg: ServerConfig, stop: asyncio.Event, worker: int, path
     lost: asyncio.Future[object] = asyncio.ensure_future(registry.lost)
     stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
     await asyncio.wait({lost, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if lost.done() and not stopped.done():
+    orphan = lost.done() and not stopped.done()
+    if orphan:
         log.warning("the frps supervisor is gone, exiting")
     for fut in (lost, stopped):
         fut.cancel()
     await server.close()
     handover.close()
     await registry.close()
+    if orphan:  # killed, the supervisor could not remove its directory of unix sockets
+        import shutil
+
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     return 0
