@@ -50,24 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--login-fail-ban", type=_duration, default=300.0, metavar="DURATION",
                    help="how long new bind-port connections from a banned address are closed at accept (default 300s)")
     g.add_argument("--workers", type=_workers, default=1, metavar="N",
-                   help="number of server processes (default 1; only 1 is supported yet, see README "
-                        "'frps --workers')")
+                   help="number of server processes sharing the bind port (default 1; keys that need one "
+                        "process are refused with more, see README 'frps --workers')")
+    # a worker of frps --workers N, started by its supervisor (server/workers/supervisor.py)
+    g.add_argument("--worker", type=_count, default=0, help=argparse.SUPPRESS)
+    g.add_argument("--registry", default="", help=argparse.SUPPRESS)
     return p
 
 
 def _workers(text: str) -> int:
-    """``--workers N``: N = 1 serves in this process. More processes (a supervisor, SO_REUSEPORT on
-    the bind port and a shared registry, docs/architecture.md "Workers") are not built yet, so N > 1
-    is refused rather than silently served by one process."""
+    """``--workers N``: N processes (docs/architecture.md "Workers"); what needs one process is
+    refused at start-up (server/workers: NOT_SHARED)."""
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"count {text!r} must be at least 1")
-    if n > 1:
-        raise argparse.ArgumentTypeError(
-            f"{n} workers not supported by aiofrp yet (only 1: one process serves all clients)")
     return n
 
 
@@ -135,21 +134,48 @@ def main(argv: list[str] | None = None) -> int:
         die("frps: -o/--output is only used by convert")
     if args.command == "convert":
         return convert_command("frps", args.config, args.output, "server")
+    if bool(args.worker) != bool(args.registry):
+        die("frps: --worker and --registry are given together, by frps --workers N itself")
     cfg = load_config(args)
+    _refuse_for_workers(args, cfg)
     if args.command == "verify":
         print(f"frps: the configuration file {args.config} syntax is ok")
         return 0
+    limit = fail_limit(args)
+    if args.worker:
+        from ..server.workers.worker import console_logging, serve_worker, tag_logs
+
+        # a worker logs to its console: the supervisor's console, or its log file (log.to)
+        start_logging(console_logging(cfg), "frps worker")
+        tag_logs(args.worker)
+        return run_service(lambda stop: serve_worker(cfg, stop, args.worker, args.registry, limit))
     start_logging(cfg, f"{args.config}: log.to" if args.config else "frps: --log-file")
     log.info("frps starting: %s", version_text())
     if args.config:
         log.info("frps uses config file: %s", args.config)
     else:
         log.info("frps uses command line arguments for config")
-    limit = fail_limit(args)
     if limit.limit:
         log.info("login failures limited: %d per address within %gs ban it for %gs",
                  limit.limit, limit.window, limit.ban)
+    if args.workers > 1:
+        from ..server.workers.supervisor import Supervisor
+
+        supervisor = Supervisor(cfg, args.workers, list(sys.argv[1:] if argv is None else argv))
+        return run_service(supervisor.run)
     return run_service(lambda stop: serve(cfg, stop, limit))
+
+
+def _refuse_for_workers(args: argparse.Namespace, cfg: ServerConfig) -> None:
+    """A key that needs one process is refused with ``--workers N > 1`` (server/workers: NOT_SHARED)."""
+    from ..server.workers import refusal
+
+    hit = refusal(cfg, args.workers)
+    if hit is not None:
+        key, why = hit
+        where = args.config or "frps"
+        die(f"{where}: {key}: not supported with --workers {args.workers} by aiofrp yet ({why}); "
+            "use --workers 1")
 
 
 async def serve(cfg: ServerConfig, stop: asyncio.Event, limit: FailLimit | None = None) -> int:

@@ -144,8 +144,11 @@ def _dual_stack_socket(kind: int) -> socket.socket:
 
 
 def bind_socket(host: str | None, port: int, kind: int = socket.SOCK_STREAM,
-                resolved: tuple[int, Any] | None = None) -> socket.socket:
+                resolved: tuple[int, Any] | None = None, *, reuse_port: bool = False) -> socket.socket:
     """A bound (not yet listening), non-blocking socket for ``host:port`` with Go's semantics.
+
+    ``reuse_port``: SO_REUSEPORT, so that every worker of ``frps --workers N`` listens on the same
+    port and the kernel spreads the connections over them.
 
     ``resolved`` (family, sockaddr) is used for a host name (see :func:`resolve_listen`); literals and
     wildcards need no resolution. Raises OSError (EADDRINUSE, EADDRNOTAVAIL, ...)."""
@@ -166,6 +169,8 @@ def bind_socket(host: str | None, port: int, kind: int = socket.SOCK_STREAM,
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like Go (and asyncio) on Unix
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if sock.family == socket.AF_INET6 and lit is not None and not lit.is_unspecified:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr)
@@ -192,10 +197,10 @@ async def resolve_listen(host: str | None, kind: int = socket.SOCK_STREAM) -> tu
 
 
 async def listen_tcp(factory: Callable[[], asyncio.BaseProtocol], host: str | None, port: int,
-                     *, backlog: int = BACKLOG) -> asyncio.Server:
+                     *, backlog: int = BACKLOG, reuse_port: bool = False) -> asyncio.Server:
     """``loop.create_server`` on one socket opened as Go opens it (see the module docstring)."""
     resolved = await resolve_listen(host, socket.SOCK_STREAM)
-    sock = bind_socket(host, port, socket.SOCK_STREAM, resolved)
+    sock = bind_socket(host, port, socket.SOCK_STREAM, resolved, reuse_port=reuse_port)
     try:
         return await asyncio.get_running_loop().create_server(lambda: _Guarded(factory), sock=sock, backlog=backlog)
     except BaseException:

@@ -20,6 +20,7 @@ from .proxies import ServerProxy, new_server_proxy
 
 if TYPE_CHECKING:
     from .service import Server
+    from .workers.registry import Lease
 
 log = logging.getLogger("aiofrp.server.control")
 
@@ -58,6 +59,7 @@ class Control:
         self._pool_cap = self.pool_count + 10
         self._asked: deque[float] = deque()  # when each ReqWorkConn not answered yet was sent
         self._waiting = 0  # get_work_conn callers waiting for a work connection
+        self._leases: dict[str, Lease] = {}  # this client's proxy names in the registry
         self.proxies: dict[str, ServerProxy] = {}
         self.ports_used = 0  # remote ports held by this client's proxies, for maxPortsPerClient
         self._closed = False
@@ -169,6 +171,19 @@ class Control:
         if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
             raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
                              '(no v1/v2 payload bridge); use transport.wireProtocol = "v1"')
+        # the name across every process of frps (server/workers/registry.py)
+        try:
+            lease = await self.server.registry.claim("proxy", name)
+        except ConnectionError as exc:
+            raise ProxyError(f"frps registry unavailable: {exc}") from None
+        if lease is None or name in self.server.proxies:
+            if lease is not None:
+                self.server.registry.release(lease)
+            raise ProxyError(f"proxy [{name}] already exists")
+        if self._closed:
+            self.server.registry.release(lease)
+            raise ProxyError("control is closed")
+        self._leases[name] = lease
         self.server.proxies[name] = proxy
         self.proxies[name] = proxy
         self.ports_used += proxy.used_ports
@@ -188,6 +203,9 @@ class Control:
     def _forget_proxy(self, name: str, proxy: ServerProxy) -> None:
         if self.server.proxies.get(name) is proxy:
             del self.server.proxies[name]
+            lease = self._leases.pop(name, None)
+            if lease is not None:
+                self.server.registry.release(lease)
         if self.proxies.get(name) is proxy:
             del self.proxies[name]
             self.ports_used -= proxy.used_ports

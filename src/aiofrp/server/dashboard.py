@@ -22,9 +22,11 @@ failures logged, an address guessing passwords is refused for a while).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import mimetypes
+import os
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,9 +127,12 @@ _TYPE_FIELDS = {"tcp": _remote_port, "udp": _remote_port, "http": _http, "https"
 class Dashboard:
     """frps's ``webServer``: an aiohttp application on its own listener."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, *, unix_path: str = "") -> None:
         self.server = server
         self.cfg = server.cfg.web_server
+        # frps --workers N: a worker answers its supervisor's aggregating dashboard on this unix
+        # socket (in the supervisor's private directory), without auth or TLS (server/workers/dashboard.py)
+        self.unix_path = unix_path
         self.stats = server.stats
         self.metrics: Metrics | None = None
         if server.cfg.enable_prometheus:
@@ -138,7 +143,8 @@ class Dashboard:
                               on_failure=self._auth_failed)
         self.assets = Path(self.cfg.assets_dir) if self.cfg.assets_dir else UI_DIR
         self._asset_cache: dict[str, tuple[bytes, bytes, str]] = {}
-        app = web.Application(middlewares=[self._errors, self.auth.middleware], client_max_size=MAX_BODY)
+        middlewares = [self._errors] if unix_path else [self._errors, self.auth.middleware]
+        app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
         r = app.router
         r.add_get("/healthz", self.healthz)
         if self.metrics is not None:
@@ -186,6 +192,13 @@ class Dashboard:
             ssl_ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
+        if self.unix_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_path)  # left by this worker's predecessor, which died
+            await web.UnixSite(self.runner, self.unix_path).start()
+            if self.metrics is not None:
+                self.metrics.start()
+            return
         sock = bind_socket(cfg.addr, cfg.port, resolved=await resolve_listen(cfg.addr))
         site = web.SockSite(self.runner, sock, ssl_context=ssl_ctx)
         await site.start()

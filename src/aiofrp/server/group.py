@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..proto import msg as m
     from .ports import PortManager
     from .vhost.router import Routers
+    from .workers.registry import Lease, Registry
 
 log = logging.getLogger("aiofrp.server.group")
 
@@ -77,6 +78,7 @@ class TCPGroup:
         self.members: list[TCPMember] = []
         self._next = 0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # port bound (or not)
+        self.lease: Lease | None = None  # its name in the registry (server/workers/registry.py)
 
     def pick(self) -> TCPMember | None:
         members = self.members
@@ -121,9 +123,10 @@ class GroupRegistry:
     """All groups of one frps, by proxy type and group name; tcp groups bind ``addr`` with ports
     from ``ports``."""
 
-    def __init__(self, ports: PortManager, addr: str) -> None:
+    def __init__(self, ports: PortManager, addr: str, registry: Registry | None = None) -> None:
         self.ports = ports
         self.addr = addr
+        self.registry = registry  # frps --workers N: a tcp group lives in one process (workers/registry.py)
         self.tcp: dict[str, TCPGroup] = {}
         self.vhost: dict[tuple[str, str], VhostGroup[Any]] = {}  # by (proxy type, group)
 
@@ -150,10 +153,12 @@ class GroupRegistry:
         self.tcp[req.group] = group
         group.members.append(proxy)
         try:
+            await self._claim(group)
             await self._bind(group)
         except BaseException:
             if self.tcp.get(req.group) is group:
                 del self.tcp[req.group]
+            self._release(group)
             group.ready.set_result(None)
             raise
         group.ready.set_result(None)
@@ -162,6 +167,25 @@ class GroupRegistry:
             raise ProxyError(f"proxy [{proxy.name}] is closed")
         log.info("[%s] tcp group [%s] listen port [%d]", proxy.name, req.group, group.real_port)
         return group
+
+    async def _claim(self, group: TCPGroup) -> None:
+        """The group's name in the registry: with frps --workers N, its members must be in the
+        process that listens on its port."""
+        if self.registry is None:
+            return
+        try:
+            group.lease = await self.registry.claim("group", f"tcp:{group.name}")
+        except ConnectionError as exc:
+            raise ProxyError(f"frps registry unavailable: {exc}") from None
+        if group.lease is None:
+            owner = await self.registry.owner("group", f"tcp:{group.name}")
+            raise ProxyError(f"tcp group [{group.name}] is served by frps worker {owner}: load balancing groups "
+                             "across workers are not supported by aiofrp yet (frps --workers 1)")
+
+    def _release(self, group: TCPGroup) -> None:
+        if self.registry is not None and group.lease is not None:
+            self.registry.release(group.lease)
+            group.lease = None
 
     async def _bind(self, group: TCPGroup) -> None:
         ports = self.ports
@@ -194,6 +218,7 @@ class GroupRegistry:
         if self.tcp.get(group.name) is group:
             del self.tcp[group.name]
         self._close_listener(proxy, group)
+        self._release(group)
 
     # -- http / https / tcpmux ------------------------------------------------------------------
 

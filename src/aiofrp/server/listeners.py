@@ -72,7 +72,7 @@ class KCPServerListener(Listener):
         loop = asyncio.get_running_loop()
         try:
             transport, ep = await loop.create_datagram_endpoint(lambda: KCPListener(self._on_conn),
-                                                                local_addr=(addr or "0.0.0.0", port))
+                                                                local_addr=(addr or "0.0.0.0", port), reuse_port=self.server.reuse_port or None)
         except OSError as exc:
             raise OSError(exc.errno, f"listen on kcp udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc
@@ -125,7 +125,7 @@ class QUICServerListener(Listener):
             transport, ep = await loop.create_datagram_endpoint(
                 lambda: QuicListener(qcfg, self._on_session, on_stream=self._on_stream,
                                      keepalive=float(q.keepalive_period), max_incoming_streams=q.max_incoming_streams),
-                local_addr=(addr or "0.0.0.0", port))
+                local_addr=(addr or "0.0.0.0", port), reuse_port=self.server.reuse_port or None)
         except OSError as exc:
             raise OSError(exc.errno, f"listen on quic udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc

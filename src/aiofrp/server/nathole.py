@@ -36,6 +36,7 @@ from .errors import ProxyError
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
     from ..net.msgconn import MsgConn
+    from .workers.registry import Registry
 
 log = logging.getLogger("aiofrp.server.nathole")
 
@@ -103,9 +104,11 @@ def _ips(addrs: list[str]) -> list[str]:
 class NatHoleController:
     """One per frps; ``spawn`` runs its background tasks (server/service.py: Server.spawn)."""
 
-    def __init__(self, cfg: ServerConfig, spawn: Callable[[Coroutine[Any, Any, None]], object]) -> None:
+    def __init__(self, cfg: ServerConfig, spawn: Callable[[Coroutine[Any, Any, None]], object],
+                 registry: Registry | None = None) -> None:
         self.cfg = cfg
         self.spawn = spawn
+        self.registry = registry  # frps --workers N: is a provider unknown here in another process?
         self.clients: dict[str, _ClientCfg] = {}
         self.sessions: dict[str, _Session] = {}
         self.records: dict[str, HoleRecords] = {}
@@ -127,10 +130,30 @@ class NatHoleController:
     def on_visitor(self, ctl: Party, msg: m.NatHoleVisitor) -> None:
         """A NatHoleVisitor read on a control: its pre-check is answered at once, a real one opens
         a session (control messages go through ``Control.dispatcher``)."""
-        if msg.pre_check:
+        if msg.proxy_name not in self.clients and self.registry is not None:
+            self.spawn(self._elsewhere(ctl, msg))
+        elif msg.pre_check:
             self._pre_check(ctl, msg)
         else:
             self.spawn(self.handle_visitor(ctl, msg))
+
+    async def _elsewhere(self, ctl: Party, msg: m.NatHoleVisitor) -> None:
+        """frps --workers N: a provider not in this process may be in another one, which this
+        visitor cannot reach yet: said so instead of "doesn't exist"."""
+        assert self.registry is not None
+        try:
+            owner = await self.registry.owner("proxy", msg.proxy_name)
+        except ConnectionError:
+            owner = None
+        if owner is not None and owner != self.registry.worker:
+            err = (f"xtcp server for [{msg.proxy_name}] is served by frps worker {owner}: visitors across "
+                   "workers are not supported by aiofrp yet (frps --workers 1)")
+            log.warning("[%s] nathole visitor for [%s] refused: %s", ctl.run_id, msg.proxy_name, err)
+            _send(ctl, m.NatHoleResp(transaction_id=msg.transaction_id, error=err))
+        elif msg.pre_check:
+            self._pre_check(ctl, msg)
+        else:
+            await self.handle_visitor(ctl, msg)
 
     def _pre_check(self, ctl: Party, req: m.NatHoleVisitor) -> None:
         cfg = self.clients.get(req.proxy_name)

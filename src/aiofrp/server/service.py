@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from .. import FRP_VERSION
 from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
 from ..net.listen import listen_tcp
@@ -32,6 +34,7 @@ from .plugin import Manager, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
 from .stats import ServerStats
+from .workers.registry import LocalRegistry, Registry
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from .vhost.http import HTTPVhost
     from .vhost.https import HTTPSVhost
     from .vhost.tcpmux import TCPMuxVhost
+    from .workers.handover import Handover
 
 log = logging.getLogger("aiofrp.server")
 
@@ -48,6 +52,7 @@ FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py
 # yamux streams of one session that have sent nothing yet; more are reset. Go frps has
 # hashicorp/yamux's AcceptBacklog (256) but accepts at once, so there it is a goroutine per stream.
 MAX_PENDING_STREAMS = 256
+MAX_REMOTE_VISITORS = 10_000  # run ids of visitors relayed from other workers, remembered for their user
 TLS_FIRST_BYTE = 0x17
 TLS_HANDSHAKE_BYTE = 0x16
 
@@ -55,7 +60,8 @@ TLS_HANDSHAKE_BYTE = 0x16
 class Server:
     """One frps instance: owns the listeners, the controls and the proxy registry."""
 
-    def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None) -> None:
+    def __init__(self, cfg: ServerConfig, *, quick: bool = False, fail_limit: FailLimit | None = None,
+                 registry: Registry | None = None, reuse_port: bool = False, dashboard_unix: str = "") -> None:
         from ..config.unsupported import check_unsupported
 
         check_unsupported(cfg, "frps", "frps config")  # also for configs built in Python, not loaded
@@ -71,11 +77,18 @@ class Server:
         self.tls_force = bool(tls.force or tls.trusted_ca_file)
         self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
         self.controls: dict[str, Control] = {}
-        self.proxies: dict[str, ServerProxy] = {}  # global proxy names -> server proxy
+        self.proxies: dict[str, ServerProxy] = {}  # this process's proxies by (global) name
+        # run ids, proxy names, groups of all processes (server/workers/registry.py): this process's
+        # own book with --workers 1, the supervisor's over a unix socket in a worker
+        self.registry: Registry = registry if registry is not None else LocalRegistry(self.evict)
+        self.reuse_port = reuse_port  # a worker of frps --workers N: the bind port has SO_REUSEPORT
+        self.dashboard_unix = dashboard_unix  # a worker: its dashboard on this unix socket, for the supervisor
+        self.handover: Handover | None = None  # a worker: connections for other workers (workers/handover.py)
+        self.remote_visitors: dict[str, str] = {}  # a worker: run id -> user of visitors relayed to it
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
-        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr)  # loadBalancer groups
-        self.nathole = NatHoleController(cfg, self.spawn)  # xtcp: brings visitors and providers together
+        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry)  # loadBalancer groups
+        self.nathole = NatHoleController(cfg, self.spawn, self.registry)  # xtcp: brings visitors and providers together
         self.plugins = Manager(cfg.http_plugins)  # [[httpPlugins]]: server manage plugins (server/plugin)
         self.stats = ServerStats()  # the dashboard's and /metrics' figures (server/stats.py)
         self._servers: list[asyncio.Server] = []
@@ -94,7 +107,7 @@ class Server:
 
     async def start(self) -> None:
         await self.verifier.start()
-        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port)
+        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port, reuse_port=self.reuse_port)
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
@@ -109,7 +122,7 @@ class Server:
         if self.cfg.web_server.port:
             from .dashboard import Dashboard
 
-            self.dashboard = Dashboard(self)
+            self.dashboard = Dashboard(self, unix_path=self.dashboard_unix)
             await self.dashboard.start()
         log.info("frps started successfully")
 
@@ -122,6 +135,8 @@ class Server:
         same_addr = addr == cfg.bind_addr
 
         async def listen(vhost: HTTPVhost | HTTPSVhost | TCPMuxVhost, port: int, what: str, shareable: bool) -> None:
+            vhost.reuse_port = self.reuse_port
+            vhost.elsewhere = self.handover
             vhost.shared = shareable and same_addr and port == self.bind_port
             if vhost.shared:
                 log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
@@ -361,11 +376,14 @@ class Server:
             self.refuse_login(conn, str(exc), suspicious=exc.rejected)
             return
         run_id = login.run_id or new_run_id()
-        old = self.controls.get(run_id)
-        if old is not None:
-            log.info("[%s] replacing the previous control of this client", run_id)
-            old.close()
-            await old.finished
+        # the registry closes the previous control of this run id first, in whichever process
+        # (Server.evict; Go: ControlManager.Add)
+        try:
+            lease = await self.registry.claim("runid", run_id, evict=True)
+        except ConnectionError as exc:
+            self.refuse_login(conn, f"frps registry unavailable: {exc}", suspicious=False)
+            return
+        assert lease is not None  # evict=True always grants
         log.info(
             "[%s] client login info: ip [%s] version [%s] hostname [%s] os [%s] arch [%s]%s%s",
             run_id, peer, login.version, login.hostname, login.os, login.arch,
@@ -389,6 +407,113 @@ class Server:
             self.stats.close_client(run_id)
             if self.controls.get(run_id) is ctl:
                 del self.controls[run_id]
+            self.registry.release(lease)
+
+    def vhosts(self) -> dict[str, HTTPVhost | HTTPSVhost | TCPMuxVhost | None]:
+        """The vhosts by the kind a handed-over connection or a route question names."""
+        return {"http": self.http_vhost, "https": self.https_vhost, "tcpmux": self.tcpmux_vhost}
+
+    def has_route(self, kind: str, host: str, path: str, user: str) -> bool:
+        """frps --workers N: whether this worker serves a vhost route for the request (another
+        worker asks through the registry before handing the connection over)."""
+        vhost = self.vhosts().get(kind)
+        route = vhost.router.find(host, path, user) if vhost is not None else None
+        return route is not None and bool(route.members)
+
+    def adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
+        """A vhost connection handed over by another worker (server/workers/handover.py)."""
+        self.spawn(self._adopt(kind, sock, data))
+
+    async def _adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
+        if kind == "visitor":
+            await self._adopt_visitor(sock, data)
+            return
+        try:
+            transport, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, sock)
+        except OSError as exc:
+            log.debug("handed-over %s connection lost: %s", kind, exc)
+            sock.close()
+            return
+        vhost = self.vhosts().get(kind)
+        if vhost is None:
+            transport.abort()
+            return
+        vhost.accept(transport, data + bytes(holder.data), handed=True)
+        if holder.eof:
+            transport.get_protocol().eof_received()  # type: ignore[attr-defined]
+
+    async def relay_visitor(self, conn: _FirstConn, msg: m.NewVisitorConn, owner: int) -> bool:
+        """frps --workers N: a visitor whose provider is in worker ``owner``: that worker gets one
+        end of a socketpair and serves it as the visitor connection, this one relays the visitor's
+        stream to the other end (False: it could not be handed over)."""
+        from ..net.relay import Relay
+
+        assert self.handover is not None
+        ours, theirs = socket.socketpair()
+        head = msgspec.json.encode({"user": self.visitor_user(msg.run_id) or "", "msg": msgspec.json.encode(msg).decode()})
+        try:
+            sent = self.handover.send_fd(owner, "visitor", head, theirs.fileno())
+        finally:
+            theirs.close()
+        if not sent:
+            ours.close()
+            return False
+        conn.gate.trust()
+        vt, vdata, veof = conn.detach()
+        try:
+            ot, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, ours)
+        except OSError:
+            ours.close()
+            vt.abort()
+            return True
+        log.debug("visitor connection for [%s] relayed to worker %d", msg.proxy_name, owner)
+        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof, name=msg.proxy_name)
+        return True
+
+    async def _adopt_visitor(self, sock: socket.socket, data: bytes) -> None:
+        """The provider's side of :meth:`relay_visitor`: the same checks as a visitor connection
+        of this worker, with the visitor's user as its own worker knew it."""
+        try:
+            head = msgspec.json.decode(data)
+            msg = msgspec.json.decode(head["msg"], type=m.NewVisitorConn)
+            user = str(head["user"])
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
+            sock.close()
+            return
+        try:
+            _, conn = await asyncio.get_running_loop().connect_accepted_socket(MsgConn, sock)
+        except OSError:
+            sock.close()
+            return
+        if msg.run_id:
+            if len(self.remote_visitors) >= MAX_REMOTE_VISITORS:
+                self.remote_visitors.pop(next(iter(self.remote_visitors)))
+            self.remote_visitors[msg.run_id] = user
+        proxy = self.proxies.get(msg.proxy_name)
+        if proxy is None or not proxy.takes_visitors:
+            err = f"custom listener for [{msg.proxy_name}] doesn't exist"
+        elif proxy.closed:
+            err = "proxy is closed"
+        else:
+            err = proxy.check_visitor(msg)
+        if err or proxy is None:
+            detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
+            conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))
+            log.warning("register visitor conn error: %s (visitor relayed from another worker)", err)
+            conn.close()
+            return
+        await proxy.handle_visitor_conn(conn, msg)
+
+    async def evict(self, kind: str, key: str) -> None:
+        """The registry takes ``(kind, key)`` from this process: a client logged in again with the
+        run id of a control here, which is closed first."""
+        if kind != "runid":
+            return
+        old = self.controls.get(key)
+        if old is not None:
+            log.info("[%s] replacing the previous control of this client", key)
+            old.close()
+            await old.finished
 
     def refuse_login(self, conn: _FirstConn, reason: str, *, suspicious: bool = True) -> None:
         """Answer a Login with an error, then close the connection (see gate.py). Not
@@ -406,7 +531,15 @@ class Server:
     async def handle_visitor_conn(self, conn: _FirstConn, msg: m.NewVisitorConn) -> None:
         """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
         proxy = self.proxies.get(msg.proxy_name)
-        if proxy is None or not proxy.takes_visitors:
+        owner = await self._elsewhere(msg.proxy_name) if proxy is None else None
+        if owner is not None and self.handover is not None and conn.wire_protocol == "v1":
+            if await self.relay_visitor(conn, msg, owner):
+                return
+            err, absent = f"proxy [{msg.proxy_name}] is served by frps worker {owner}, which cannot be reached", True
+        elif owner is not None:
+            err, absent = (f"proxy [{msg.proxy_name}] is served by frps worker {owner}: visitors over wire protocol "
+                           "v2 across workers are not supported by aiofrp yet (frps --workers 1)"), True
+        elif proxy is None or not proxy.takes_visitors:
             err, absent = f"custom listener for [{msg.proxy_name}] doesn't exist", True
         elif proxy.closed:
             err, absent = "proxy is closed", True
@@ -429,12 +562,20 @@ class Server:
         conn.gate.trust()
         await proxy.handle_visitor_conn(conn, msg)
 
+    async def _elsewhere(self, name: str) -> int | None:
+        """frps --workers N: the other worker holding proxy ``name``, None if none does."""
+        try:
+            owner = await self.registry.owner("proxy", name)
+        except ConnectionError:
+            return None
+        return owner if owner is not None and owner != self.registry.worker else None
+
     def visitor_user(self, run_id: str) -> str | None:
         """The user of the logged-in client with this run id ("" for none); None if unknown."""
         if not run_id:
             return ""
         ctl = self.controls.get(run_id)
-        return ctl.user if ctl is not None else None
+        return ctl.user if ctl is not None else self.remote_visitors.get(run_id)
 
     async def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
@@ -608,6 +749,21 @@ class _Sniff(asyncio.Protocol):
         self._leave()
         if self.gate is not None:
             self.gate.connection_lost(exc)
+
+
+class _Holder(asyncio.Protocol):
+    """A handed-over connection's bytes until its vhost takes it (Server.adopt)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = False
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
 
 
 class _AfterTLS(asyncio.Protocol):

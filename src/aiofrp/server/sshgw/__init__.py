@@ -63,6 +63,7 @@ class Gateway:
             server_factory=lambda: TunnelServer(gw), server_host_keys=[key],
             login_timeout=gw.handshake_timeout, keepalive_interval=KEEPALIVE_INTERVAL,
             encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
+            reuse_port=server.reuse_port or None,  # frps --workers N: every worker listens
         )
         log.info("frps sshTunnelGateway listen on port %d", cfg.bind_port)
         return gw

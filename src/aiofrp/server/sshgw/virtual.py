@@ -42,6 +42,11 @@ class InternalServer(Protocol):
     @property
     def cfg(self) -> ServerConfig: ...
 
+    @property
+    def reuse_port(self) -> bool:
+        """frps --workers N: every worker listens on the gateway's port (SO_REUSEPORT)."""
+        ...
+
     def open_internal(self, peer: str) -> asyncio.Transport: ...
 
 

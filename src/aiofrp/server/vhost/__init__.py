@@ -10,20 +10,29 @@ imports nothing of server/proxies.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ...proto.addr import join_host_port
 from ..errors import ProxyError
 from .router import Route, RouterConflict, Routers
 
 __all__ = [
-    "Route", "RouterConflict", "Routers", "Spawn", "build_domains", "canonical_addr", "register_routes",
+    "Elsewhere", "Route", "RouterConflict", "Routers", "Spawn", "build_domains", "canonical_addr", "register_routes",
     "unregister_routes", "validate_domains",
 ]
 
 M = TypeVar("M")
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
+
+
+class Elsewhere(Protocol):
+    """frps --workers N (server/workers/handover.py): a connection whose route this process does
+    not have goes to the worker that has it; ``not_found`` answers it here when none has."""
+
+    def try_elsewhere(self, kind: str, host: str, path: str, user: str, data: bytes,
+                      transport: asyncio.Transport, not_found: Callable[[], None]) -> None: ...
 """Runs a background task of frps (server/service.py: Server.spawn)."""
 
 

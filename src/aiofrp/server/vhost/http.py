@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from ...config.server import ServerConfig
     from ...net.limiter import TokenBucket
     from ...net.msgconn import MsgConn
-    from . import Spawn
+    from . import Elsewhere, Spawn
     from .http_upstream import Upstream, UpstreamPool
 
 log = logging.getLogger("aiofrp.server.vhost.http")
@@ -131,13 +131,17 @@ class HTTPVhost:
         self.response_timeout = float(cfg.vhost_http_timeout if cfg.vhost_http_timeout > 0 else 60)
         self.custom_404: str = cfg.custom_404_page
         self.shared = False  # True when it lives on the bind port (service._Sniff hands it connections)
+        self.reuse_port = False  # frps --workers N: every worker listens
+        self.elsewhere: Elsewhere | None = None  # frps --workers N: routes of the other workers
 
     async def listen(self, host: str, port: int) -> asyncio.Server:
-        return await listen_tcp(lambda: ClientConn(self), host, port)
+        return await listen_tcp(lambda: ClientConn(self), host, port, reuse_port=self.reuse_port)
 
-    def accept(self, transport: asyncio.Transport, data: bytes) -> None:
-        """A connection of the bind port that sniffing found to be HTTP."""
+    def accept(self, transport: asyncio.Transport, data: bytes, *, handed: bool = False) -> None:
+        """A connection of the bind port that sniffing found to be HTTP (``handed``: from another
+        worker, server/workers/handover.py)."""
         conn = ClientConn(self)
+        conn.handed = handed
         transport.set_protocol(conn)
         conn.connection_made(transport)
         if data:
@@ -174,6 +178,8 @@ class ClientConn(asyncio.Protocol):
         self.resp_started = False
         self.retried = False
         self.waiting: UpstreamPool | None = None  # the pool whose next free upstream this request takes
+        self.handed = False  # handed over by another worker (server/workers/handover.py)
+        self.requests = 0  # requests read on this connection
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -378,13 +384,21 @@ class ClientConn(asyncio.Protocol):
         if not user and auth is not None:
             user = auth[0]
         route = vhost.router.find(canonical_host(req.host), req.path, user)
-        if route is None and req.method == "CONNECT":
-            self.transport.write(raw_not_found(vhost.custom_404))
-            self._close()
-            return
+        self.requests += 1
         if route is None:
-            log.debug("http request for host [%s] path [%s] httpUser [%s]: no route", req.host, req.path, user)
-            self._local_response(404, vhost.not_found(), "text/html; charset=utf-8", data, pos)
+            def not_found() -> None:
+                if req.method == "CONNECT":
+                    self.transport.write(raw_not_found(vhost.custom_404))
+                    self._close()
+                    return
+                log.debug("http request for host [%s] path [%s] httpUser [%s]: no route", req.host, req.path, user)
+                self._local_response(404, vhost.not_found(), "text/html; charset=utf-8", data, pos)
+            if vhost.elsewhere is not None and not self.handed and self.requests == 1:
+                # the first request of a connection: the worker with its route takes the connection
+                vhost.elsewhere.try_elsewhere("http", canonical_host(req.host), req.path, user, bytes(data),
+                                              self.transport, not_found)
+                return
+            not_found()
             return
         if route.needs_auth:
             if proxy_form:

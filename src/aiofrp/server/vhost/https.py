@@ -21,7 +21,7 @@ from .router import Route, Routers
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
-    from . import Spawn
+    from . import Elsewhere, Spawn
 
 log = logging.getLogger("aiofrp.server.vhost.https")
 
@@ -47,13 +47,17 @@ class HTTPSVhost:
         self.router: Routers[Route[ConnMember]] = Routers()
         self.port: int = cfg.vhost_https_port
         self.shared = False
+        self.reuse_port = False  # frps --workers N: every worker listens
+        self.elsewhere: Elsewhere | None = None  # frps --workers N: routes of the other workers
 
     async def listen(self, host: str, port: int) -> asyncio.Server:
-        return await listen_tcp(lambda: SNIConn(self), host, port)
+        return await listen_tcp(lambda: SNIConn(self), host, port, reuse_port=self.reuse_port)
 
-    def accept(self, transport: asyncio.Transport, data: bytes) -> None:
-        """A connection of the bind port whose first byte was 0x16."""
+    def accept(self, transport: asyncio.Transport, data: bytes, *, handed: bool = False) -> None:
+        """A connection of the bind port whose first byte was 0x16 (``handed``: from another
+        worker, which found no route for it either)."""
         conn = SNIConn(self)
+        conn.handed = handed
         transport.set_protocol(conn)
         conn.connection_made(transport)
         if data:
@@ -106,6 +110,7 @@ class SNIConn(RoutingConn):
         self.vhost = vhost
         self.hello = bytearray()
         self.parser = ClientHelloParser()
+        self.handed = False  # handed over by another worker (server/workers/handover.py)
 
     def _timed_out(self) -> None:
         log.info("https connection from %s: no complete ClientHello in %gs, closing", self._peer(), MUX_TIMEOUT)
@@ -137,9 +142,11 @@ class SNIConn(RoutingConn):
         route = self.vhost.router.find(name, "", "")
         member = route.pick() if route is not None else None
         if member is None:
-            log.debug("https request for host [%s] from %s not found", name, self._peer())
-            self.transport.write(ALERT_UNRECOGNIZED_NAME)
-            self.transport.close()
+            if self.vhost.elsewhere is not None and not self.handed:
+                self.vhost.elsewhere.try_elsewhere("https", name, "", "", bytes(self.hello), self.transport,
+                                                   lambda: self._not_found(name))
+                return
+            self._not_found(name)
             return
         self.routed = True
         self.buffered.append(bytes(self.hello))
@@ -147,3 +154,9 @@ class SNIConn(RoutingConn):
         self.transport.pause_reading()
         log.debug("[%s] new https connection for host [%s]", member.name, name)
         self.vhost.spawn(member.handle_user_conn(self))
+
+    def _not_found(self, name: str) -> None:
+        assert self.transport is not None
+        log.debug("https request for host [%s] from %s not found", name, self._peer())
+        self.transport.write(ALERT_UNRECOGNIZED_NAME)
+        self.transport.close()

@@ -21,7 +21,7 @@ from .router import Route, Routers
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
-    from . import Spawn
+    from . import Elsewhere, Spawn
 
 log = logging.getLogger("aiofrp.server.vhost.tcpmux")
 
@@ -36,9 +36,20 @@ class TCPMuxVhost:
         self.passthrough: bool = cfg.tcpmux_passthrough
         self.custom_404: str = cfg.custom_404_page
         self.shared = False
+        self.reuse_port = False  # frps --workers N: every worker listens
+        self.elsewhere: Elsewhere | None = None  # frps --workers N: routes of the other workers
 
     async def listen(self, host: str, port: int) -> asyncio.Server:
-        return await listen_tcp(lambda: ConnectConn(self), host, port)
+        return await listen_tcp(lambda: ConnectConn(self), host, port, reuse_port=self.reuse_port)
+
+    def accept(self, transport: asyncio.Transport, data: bytes, *, handed: bool = False) -> None:
+        """A connection handed over by another worker (server/workers/handover.py)."""
+        conn = ConnectConn(self)
+        conn.handed = handed
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
 
 
 class ConnectConn(RoutingConn):
@@ -48,6 +59,7 @@ class ConnectConn(RoutingConn):
         super().__init__()
         self.vhost = vhost
         self.head = bytearray()
+        self.handed = False  # handed over by another worker (server/workers/handover.py)
 
     def _timed_out(self) -> None:
         log.info("tcpmux connection from %s: no complete CONNECT request in %gs, closing", self._peer(), MUX_TIMEOUT)
@@ -89,9 +101,16 @@ class ConnectConn(RoutingConn):
         route = self.vhost.router.find(host, "", creds[0])
         member = route.pick() if route is not None else None
         if member is None:
-            log.debug("tcpmux request for host [%s] httpUser [%s] not found", host, creds[0])
-            t.write(raw_not_found(self.vhost.custom_404))
-            t.close()
+            user = creds[0]
+
+            def not_found() -> None:
+                log.debug("tcpmux request for host [%s] httpUser [%s] not found", host, user)
+                t.write(raw_not_found(self.vhost.custom_404))
+                t.close()
+            if self.vhost.elsewhere is not None and not self.handed:
+                self.vhost.elsewhere.try_elsewhere("tcpmux", host, "", user, bytes(buf), t, not_found)
+            else:
+                not_found()
             return
         assert route is not None  # a member was picked from it
         if route.http_user and not route.check_auth(*creds):

@@ -1,0 +1,436 @@
+"""``frps --workers N``: a supervisor and N worker processes sharing the bind port (SO_REUSEPORT)
+and one registry of names (docs/architecture.md, "Workers"); real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from support.procs import (
+    EchoServer,
+    free_port,
+    frpc_config,
+    frps_config,
+    tcp_proxy,
+    tcp_roundtrip,
+)
+from support.waits import poll
+
+pytestmark = pytest.mark.timeout(90)
+
+TOKEN = "e2e-workers-token"
+
+
+def start_frps(frp, workers: int = 2, extra: str = "", token: str | None = TOKEN):
+    port = free_port()
+    frps = frp.ours_frps(frps_config(port, token=token, extra=extra), args=["--workers", str(workers)])
+    frps.wait_for_log(rf"frps started successfully with {workers} workers", 20)
+    return frps, port
+
+
+def worker_pids(frps) -> dict[int, int]:
+    """The latest pid of every worker, from the supervisor's lines."""
+    return {int(n): int(p) for n, p in re.findall(r"worker (\d+) started \(pid (\d+)\)", frps.log_text())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_clients_on_every_worker_reach_their_ports(frp) -> None:
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        assert set(worker_pids(frps)) == {1, 2}
+        remotes = [free_port() for _ in range(8)]
+        clients = [frp.ours_frpc(frpc_config(port, tcp_proxy(f"echo{i}", echo.port, r), token=TOKEN))
+                   for i, r in enumerate(remotes)]
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"echo{i}", timeout=20)
+        for i, r in enumerate(remotes):
+            data = f"through worker port {i}".encode() * 100
+            assert tcp_roundtrip(r, data) == data
+        # every login was served by a worker, tagged in the log
+        logins = re.findall(r"@w(\d)\] \[\w+\] client login info", frps.log_text())
+        assert len(logins) == 8 and set(logins) <= {"1", "2"}
+
+
+def test_proxy_name_is_unique_across_workers(frp) -> None:
+    """The registry owns proxy names: of six clients asking for one name, one gets it, whichever
+    worker each reached; the others get Go's error."""
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        remote = free_port()
+        clients = [frp.ours_frpc(frpc_config(port, tcp_proxy("same", echo.port, remote), token=TOKEN))
+                   for _ in range(6)]
+
+        def settled() -> bool:
+            text = frps.log_text()
+            return text.count("new proxy [same] type [tcp] success") + text.count(
+                "proxy [same] already exists") >= 6
+        poll(settled, 20, "six answers to NewProxy [same]")
+        text = frps.log_text()
+        assert text.count("new proxy [same] type [tcp] success") == 1
+        assert text.count("new proxy [same] type [tcp] error: proxy [same] already exists") == 5
+        assert tcp_roundtrip(remote, b"only one") == b"only one"
+        del clients
+
+
+def test_dead_worker_restarted_and_its_names_released(frp) -> None:
+    with EchoServer() as echo:
+        frps, port = start_frps(frp)
+        pids = worker_pids(frps)
+        remote = free_port()
+        frpc = frp.ours_frpc(frpc_config(port, tcp_proxy("lives", echo.port, remote), token=TOKEN))
+        frpc.wait_for_proxies("lives", timeout=20)
+        worker = int(re.findall(r"@w(\d)\] \[\w+\] client login info", frps.log_text())[0])
+        mark = frpc.mark()
+        os.kill(pids[worker], signal.SIGKILL)
+        frps.wait_for_log(rf"worker {worker} \(pid {pids[worker]}\) exited with status -9, starting it again", 10)
+        frps.wait_for_log(rf"worker {worker} gone: \d+ registry names released", 10)
+        poll(lambda: worker_pids(frps)[worker] != pids[worker], 10, "the worker started again")
+        frps.wait_for_log(rf"worker {worker} serves again", 10)
+        # frpc logs in again (to either worker): the name of the dead worker's proxy is free again
+        frpc.wait_for_proxies("lives", timeout=30, since=mark)
+        assert tcp_roundtrip(remote, b"again") == b"again"
+
+
+def test_stop_ends_every_worker(frp) -> None:
+    """SIGTERM to the supervisor alone (not its process group): it stops the workers, exit 0."""
+    frps, _ = start_frps(frp)
+    pids = worker_pids(frps)
+    assert frps.pid is not None
+    os.kill(frps.pid, signal.SIGTERM)
+    assert frps.wait_exit(20) == 0
+    poll(lambda: not any(_alive(p) for p in pids.values()), 10, "the workers to exit")
+
+
+def test_worker_failing_at_start_stops_frps(frp) -> None:
+    """A worker that cannot start (the bind port held by a socket without SO_REUSEPORT) ends the
+    supervisor with exit status 1 after its own line says why."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        frps = frp.ours_frps(frps_config(port, token=TOKEN), args=["--workers", "2"])
+        assert frps.wait_exit(20) == 1
+        text = frps.log_text()
+        assert "create server listener error" in text and "exited with status 1 while starting" in text
+        assert "Traceback" not in text
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize(("key", "line"), [
+    ("transport.tcpMux", "transport.tcpMux = false"),
+])
+def test_keys_needing_one_process_refused(frp, key: str, line: str) -> None:
+    frps = frp.ours_frps(frps_config(free_port(), token=TOKEN, extra=line.format(p=free_port()) + "\n"),
+                         args=["--workers", "2"])
+    assert frps.wait_exit(10) == 1
+    out = frps.log_text().strip().splitlines()
+    assert len(out) == 1, out
+    assert re.search(rf": {re.escape(key)}: not supported with --workers 2 by aiofrp yet \(.+\); use --workers 1$",
+                     out[0]), out[0]
+
+
+def _get(url: str, auth: bool = True) -> tuple[int, dict[str, str], bytes]:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a: object, **k: object) -> None:
+            return None
+
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"admin:s3cret").decode())
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=5) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers.items()), e.read()
+
+
+def test_dashboard_adds_up_the_workers(frp) -> None:
+    import json
+
+    web = free_port()
+    extra = (f'webServer.addr = "127.0.0.1"\nwebServer.port = {web}\nwebServer.user = "admin"\n'
+             'webServer.password = "s3cret"\nenablePrometheus = true\n')
+    with EchoServer() as echo:
+        frps, port = start_frps(frp, extra=extra)
+        frps.wait_for_log(r"dashboard listen on 127\.0\.0\.1:\d+ \(the 2 workers' figures added up\)", 5)
+        remotes = [free_port() for _ in range(6)]
+        clients = [frp.ours_frpc(frpc_config(port, tcp_proxy(f"echo{i}", echo.port, r), token=TOKEN))
+                   for i, r in enumerate(remotes)]
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"echo{i}", timeout=20)
+        assert tcp_roundtrip(remotes[0], b"x" * 1000) == b"x" * 1000
+        base = f"http://127.0.0.1:{web}"
+
+        def info() -> dict | None:
+            status, _, body = _get(base + "/api/serverinfo")
+            return json.loads(body) if status == 200 else None
+        poll(lambda: (info() or {}).get("clientCounts") == 6, 10, "6 clients in serverinfo")
+        si = info()
+        assert si is not None and si["proxyTypeCount"] == {"tcp": 6} and si["bindPort"] == port
+
+        status, _, body = _get(base + "/api/proxy/tcp")
+        proxies = json.loads(body)["proxies"]
+        assert status == 200 and [p["name"] for p in proxies] == [f"echo{i}" for i in range(6)]
+        assert {p["status"] for p in proxies} == {"online"}
+        status, _, body = _get(base + "/api/proxy/tcp/echo3")
+        assert status == 200 and json.loads(body)["name"] == "echo3"
+        assert _get(base + "/api/proxy/tcp/nope")[0] == 404
+        status, _, body = _get(base + "/api/traffic/echo0")
+        assert status == 200 and len(json.loads(body)["trafficIn"]) == 7
+        status, _, body = _get(base + "/api/clients")
+        listed = json.loads(body)
+        assert status == 200 and len(listed) == 6 and {c["worker"] for c in listed} <= {1, 2}
+
+        status, _, body = _get(base + "/metrics")
+        assert status == 200
+        assert re.search(r"^frp_server_client_counts 6(\.0)?$", body.decode(), re.MULTILINE), body.decode()[:2000]
+        assert body.decode().count("# TYPE frp_server_client_counts gauge") == 1
+
+        assert _get(base + "/api/serverinfo", auth=False)[0] == 401
+        assert _get(base + "/healthz", auth=False)[0] == 200
+        status, headers, _ = _get(base + "/")
+        assert status == 301 and headers["Location"] == "/static/"
+        status, headers, body = _get(base + "/static/")
+        assert status == 200 and b"<html" in body.lower()
+
+
+def _worker_of(frps, frpc) -> int:
+    run_id = frpc.wait_login(20)
+    m = poll(lambda: re.search(rf"@w(\d)\] \[{run_id}\] client login info", frps.log_text()), 10,
+             f"the login of {run_id} in the frps log")
+    return int(m.group(1))
+
+
+def test_stcp_visitors_reach_providers_in_either_worker(frp) -> None:
+    """A visitor reaches a provider in its own worker directly and one in another worker through
+    a socketpair handed to that worker (server/workers/handover.py); a wrong key is still refused."""
+    from support.configs import block
+
+    sk = "s3cret-key"
+    with EchoServer() as echo:
+        frps, port = start_frps(frp, extra='log.level = "debug"\n')
+        provider = frp.ours_frpc(frpc_config(port, block("proxies", name="sec", type="stcp", localIP="127.0.0.1",
+                                                         localPort=echo.port, secretKey=sk), token=TOKEN))
+        provider.wait_for_proxies("sec", timeout=20)
+        home = _worker_of(frps, provider)
+        found: dict[bool, tuple[int, int]] = {}  # same worker? -> the visitor's local ports (right, wrong key)
+        for i in range(10):
+            vport, wport = free_port(), free_port()
+            v = frp.ours_frpc(frpc_config(
+                port,
+                block("visitors", name=f"v{i}", type="stcp", serverName="sec", secretKey=sk, bindAddr="127.0.0.1",
+                      bindPort=vport)
+                + block("visitors", name=f"bad{i}", type="stcp", serverName="sec", secretKey="wrong",
+                        bindAddr="127.0.0.1", bindPort=wport),
+                token=TOKEN))
+            same = _worker_of(frps, v) == home
+            if same in found:
+                v.stop()
+                continue
+            v.wait_for_log(rf"\[bad{i}\] stcp visitor listen", 10)
+            found[same] = (vport, wport)
+            if len(found) == 2:
+                break
+        if len(found) < 2:
+            pytest.skip("the kernel put every visitor client on one worker (SO_REUSEPORT hashing)")
+        for same in (True, False):
+            data = f"same worker: {same}".encode() * 1000
+            assert tcp_roundtrip(found[same][0], data) == data
+            try:
+                got = tcp_roundtrip(found[same][1], b"wrong key", 5)
+            except (ConnectionResetError, BrokenPipeError):
+                got = b""
+            assert got == b""
+        text = frps.log_text()
+        assert re.search(rf"@w\d\] visitor connection for \[sec\] relayed to worker {home}", text)
+        assert "visitor connection of [sec] auth failed (visitor relayed from another worker)" in text
+
+
+def _client_hello(name: str) -> bytes:
+    """A real TLS ClientHello with SNI ``name`` (what the https vhost routes on)."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def _http_get(port: int, host: str) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_vhost_connections_reach_the_worker_of_their_route(frp) -> None:
+    """http, https (SNI) and tcpmux routes of clients in both workers answer whichever worker
+    accepts the connection: one without the route hands it over (SCM_RIGHTS + the bytes read)."""
+    import socket
+
+    from support.configs import block
+    from support.procs import HttpServer
+
+    http_port, https_port, mux_port = free_port(), free_port(), free_port()
+    extra = (f"vhostHTTPPort = {http_port}\nvhostHTTPSPort = {https_port}\ntcpmuxHTTPConnectPort = {mux_port}\n"
+             'log.level = "debug"\n')
+    with EchoServer() as echo, HttpServer(body=b"hello from the backend") as web:
+        frps, port = start_frps(frp, extra=extra)
+        clients = []
+        for i in range(4):
+            text = (block("proxies", name=f"web{i}", type="http", localIP="127.0.0.1", localPort=web.port,
+                          customDomains=[f"w{i}.example.com"])
+                    + block("proxies", name=f"tls{i}", type="https", localIP="127.0.0.1", localPort=echo.port,
+                            customDomains=[f"s{i}.example.com"])
+                    + block("proxies", name=f"mux{i}", type="tcpmux", multiplexer="httpconnect",
+                            localIP="127.0.0.1", localPort=echo.port, customDomains=[f"t{i}.example.com"]))
+            clients.append(frp.ours_frpc(frpc_config(port, text, token=TOKEN)))
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"web{i}", f"tls{i}", f"mux{i}", timeout=20)
+        workers = {_worker_of(frps, c) for c in clients}
+        for _ in range(3):  # new connections: the kernel picks a worker for each
+            for i in range(4):
+                resp = _http_get(http_port, f"w{i}.example.com")
+                assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b"hello from the backend"), resp[:200]
+                hello = _client_hello(f"s{i}.example.com")
+                assert tcp_roundtrip(https_port, hello) == hello
+                with socket.create_connection(("127.0.0.1", mux_port), timeout=5) as s:
+                    s.sendall(f"CONNECT t{i}.example.com:80 HTTP/1.1\r\nHost: t{i}.example.com:80\r\n\r\n".encode())
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = s.recv(4096)
+                        assert chunk, head
+                        head += chunk
+                    assert head.startswith(b"HTTP/1.1 200"), head
+                    rest = head.split(b"\r\n\r\n", 1)[1]
+                    s.sendall(b"through tcpmux")
+                    while len(rest) < len(b"through tcpmux"):
+                        rest += s.recv(4096)
+                    assert rest == b"through tcpmux"
+        assert b"404" in _http_get(http_port, "nobody.example.com")[:20]
+        # 36 connections spread by the kernel over 2 workers, the routes of 4 clients: some
+        # reached a worker without their route (unless every client and connection hit one worker)
+        text = frps.log_text()
+        handed = re.findall(r"@w(\d)\] (http|https|tcpmux) connection for host \[\S+\] handed to worker (\d)", text)
+        assert len(workers) == 1 or handed, "no connection was handed over"
+        assert {k for _, k, _ in handed} <= {"http", "https", "tcpmux"}
+        assert all(src != dst for src, _, dst in handed)
+
+
+def test_kcp_and_quic_clients_in_both_workers(frp) -> None:
+    """kcpBindPort and quicBindPort are SO_REUSEPORT UDP sockets in every worker: the kernel hashes
+    a client's address to one worker, so each KCP/QUIC session stays in the worker it reached."""
+    kcp, quic = free_port(), free_port()
+    with EchoServer() as echo:
+        frps, _ = start_frps(frp, extra=f"kcpBindPort = {kcp}\nquicBindPort = {quic}\n")
+        assert frps.log_text().count("frps kcp listen on udp") == 2  # one per worker
+        remotes = [free_port() for _ in range(6)]
+        clients = []
+        for i, r in enumerate(remotes):
+            proto = "kcp" if i % 2 == 0 else "quic"
+            server_port = kcp if proto == "kcp" else quic
+            clients.append(frp.ours_frpc(frpc_config(server_port, tcp_proxy(f"p{i}", echo.port, r), token=TOKEN,
+                                                     extra=f'transport.protocol = "{proto}"\n')))
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"p{i}", timeout=30)
+        for i, r in enumerate(remotes):
+            data = f"over {'kcp' if i % 2 == 0 else 'quic'} {i}".encode() * 2000
+            assert tcp_roundtrip(r, data, 20) == data
+
+
+def test_log_file_written_by_the_supervisor_alone(frp) -> None:
+    """log.to a file: the workers log to the supervisor, which writes every line into the one
+    file (one process rotates it), the workers' with their @wN tag."""
+    port = free_port()
+    frps = frp.ours_frps(frps_config(port, token=TOKEN, extra='log.to = "frps-file.log"\n'),
+                         args=["--workers", "2"])
+    path = frps.workdir / "frps-file.log"
+    poll(lambda: path.exists() and "frps started successfully with 2 workers" in path.read_text(), 20,
+         "the supervisor's start line in the log file")
+    with EchoServer() as echo:
+        remote = free_port()
+        frpc = frp.ours_frpc(frpc_config(port, tcp_proxy("logged", echo.port, remote), token=TOKEN))
+        frpc.wait_for_proxies("logged", timeout=20)
+        poll(lambda: re.search(r"@w[12]\] \[logged\] tcp proxy listen port", path.read_text()), 10,
+             "the worker's line in the log file")
+    text = path.read_text()
+    for w in (1, 2):
+        assert re.search(rf"^\S+ \S+ \[I\] \[server@w{w}\] frps started successfully$", text, re.MULTILINE), text
+    assert "Traceback" not in text and "@w" not in frps.log_text()
+
+
+def test_failed_login_lines_still_match_the_fail2ban_filter(frp) -> None:
+    """A worker's tag goes after the component, so README's fail2ban failregex still matches."""
+    frps, port = start_frps(frp)
+    frp.ours_frpc(frpc_config(port, token="wrong-token"))
+    line = poll(lambda: re.search(r"^.*login from .* failed: .*$", frps.log_text(), re.MULTILINE), 15,
+                "a failed login line")
+    failregex = r"^\s*\[[WE]\] \[[^\]]+\] (?:login|connection) from \[?(?P<ADDR>[^\]\s]+?)\]?:\d+ failed: "
+    rest = line.group(0).split(" ", 2)[2]  # fail2ban strips the date and time
+    assert re.search(r"@w[12]\]", rest) and re.match(failregex, rest), rest
+
+
+def test_ssh_gateway_in_every_worker(frp, tmp_path) -> None:
+    """sshTunnelGateway.bindPort in every worker (SO_REUSEPORT), one host key made by the
+    supervisor (autoGenPrivateKeyPath): ssh tunnels work whichever worker takes them."""
+    from support.ssh import SSHTunnel, keygen
+
+    user_key = keygen(tmp_path, "alice", "alice")
+    ssh_port = free_port()
+    key_path = tmp_path / "autogen_key"
+    frps, _ = start_frps(frp, token=None, extra=f'sshTunnelGateway.bindPort = {ssh_port}\n'
+                                                f'sshTunnelGateway.autoGenPrivateKeyPath = "{key_path}"\n')
+    assert key_path.exists() and frps.log_text().count("frps sshTunnelGateway listen on port") == 2
+    with EchoServer() as echo:
+        tunnels = []
+        remotes = [free_port() for _ in range(4)]
+        try:
+            for i, r in enumerate(remotes):
+                t = SSHTunnel(tmp_path, ssh_port, user_key, f"tcp --remote_port {r} --proxy_name s{i}", echo.port)
+                tunnels.append(t)
+                t.wait_output(f"RemoteAddress: :{r}\n\n")
+            for r in remotes:
+                assert tcp_roundtrip(r, b"via ssh") == b"via ssh"
+        finally:
+            for t in tunnels:
+                t.stop()
+
+
+def test_workers_exit_when_the_supervisor_is_killed(frp) -> None:
+    """SIGKILL to the supervisor alone: its workers notice the registry socket closing, exit and
+    remove the supervisor's directory of unix sockets."""
+    frps, _ = start_frps(frp)
+    pids = worker_pids(frps)
+    assert frps.pid is not None
+    cmdline = Path(f"/proc/{pids[1]}/cmdline").read_bytes().split(b"\0")
+    registry = cmdline[cmdline.index(b"--registry") + 1].decode()
+    assert os.path.exists(registry)
+    os.kill(frps.pid, signal.SIGKILL)
+    poll(lambda: not any(_alive(p) for p in pids.values()), 10, "the workers to exit")
+    poll(lambda: not os.path.exists(os.path.dirname(registry)), 5, "the socket directory removed")
