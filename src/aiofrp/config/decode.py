@@ -14,7 +14,7 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
-from .base import ConfigStruct, TaggedStruct, type_tag
+from .base import ConfigStruct, TaggedStruct, struct_fields, type_tag
 from .errors import ConfigError, show_value, type_name
 
 S = TypeVar("S", bound=ConfigStruct)
@@ -62,7 +62,7 @@ def field_index(cls: type) -> dict[str, msgspec.structs.FieldInfo]:
     try:
         return _INDEX[cls]
     except KeyError:
-        idx = {f.encode_name.lower(): f for f in msgspec.structs.fields(cls)}
+        idx = {f.encode_name.lower(): f for f in struct_fields(cls)}
         _INDEX[cls] = idx
         return idx
 
@@ -80,7 +80,7 @@ def _struct_of(tp: Any) -> type | None:
 
 def _suggest_key(key: str, cls: type) -> str | None:
     """Suggest the key meant: a misspelling here, or the same key one or two tables down."""
-    own = [f.encode_name for f in msgspec.structs.fields(cls)]
+    own = [f.encode_name for f in struct_fields(cls)]
     want = _norm(key)
     for name in own:
         if _norm(name) == want:
@@ -89,12 +89,12 @@ def _suggest_key(key: str, cls: type) -> str | None:
     for _ in range(2):
         nxt = []
         for prefix, klass in level:
-            for f in msgspec.structs.fields(klass):
+            for f in struct_fields(klass):
                 sub = _struct_of(f.type)
                 if sub is None:
                     continue
                 sub_prefix = join(prefix, f.encode_name)
-                for g in msgspec.structs.fields(sub):
+                for g in struct_fields(sub):
                     if _norm(g.encode_name) == want:
                         return join(sub_prefix, g.encode_name)
                 nxt.append((sub_prefix, sub))

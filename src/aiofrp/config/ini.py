@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from .base import struct_fields
 from .decode import did_you_mean
 from .errors import ConfigError
 from .ini_keys import (
@@ -414,7 +415,7 @@ def _plugin(conv: _Converter, sec: IniSection, params: dict[str, str], prefix: s
     out: dict[str, Any] = {"type": ptype}
     conv.out.origins[prefix + "plugin"] = conv.where(sec.name, "plugin")
     cls = CLIENT_PLUGIN_TYPES.get(ptype)
-    names = {f.encode_name for f in msgspec.structs.fields(cls)} if cls else set()
+    names = {f.encode_name for f in struct_fields(cls)} if cls else set()
     for key, raw in params.items():
         if key.startswith("plugin_header_") and "requestHeaders" in names:
             leaf = key[len("plugin_header_") :]
