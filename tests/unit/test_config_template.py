@@ -150,3 +150,44 @@ class TestErrors:
         text = '{{ range $v := parseNumberRange "1" }}[common]{{ end }}\nbind_port = {{ .Envs.P }}\n'
         cfg = parse_server_config(text, "frps", env={"P": "7100"}, warnings=[])
         assert cfg.bind_port == 7100
+
+
+class TestBudgets:
+    """Nested ranges multiply: a template that would loop billions of times or render gigabytes is
+    refused with the line, in well under a second (found by the atheris campaign)."""
+
+    def test_nested_ranges_over_the_iteration_budget(self) -> None:
+        text = (
+            '{{ range $a := parseNumberRange "1-1000" }}\n'
+            '{{ range $b := parseNumberRange "1-1000" }}{{ range $c := parseNumberRange "1-1000" }}'
+            "{{ end }}{{ end }}{{ end }}"
+        )
+        with pytest.raises(TemplateError, match=r"line 2: range loops run more than 1,000,000 times"):
+            r(text)
+
+    def test_integer_range_checked_before_expanding(self) -> None:
+        with pytest.raises(TemplateError, match="more than 1,000,000 times"):
+            r("{{ range 1000000000000 }}{{ end }}")
+
+    def test_output_budget(self) -> None:
+        text = '{{ range $a := parseNumberRange "1-60000" }}' + "x" * 1000 + "{{ end }}"
+        with pytest.raises(TemplateError, match="the rendered config exceeds 16 MiB"):
+            r(text)
+
+    def test_large_legitimate_config_renders(self) -> None:
+        text = (
+            '{{ range $i := parseNumberRange "1-65536" }}[[proxies]]\nname = "p{{ $i }}"\n'
+            'type = "tcp"\nlocalPort = {{ $i }}\nremotePort = {{ $i }}\n{{ end }}'
+        )
+        out = r(text)
+        assert out.count("[[proxies]]") == 65536
+        assert 'name = "p65536"\n' in out
+
+    def test_loader_reports_file_and_line(self) -> None:
+        with pytest.raises(ConfigError, match="range loops run more than"):
+            parse_client_config(
+                '{{ range $a := parseNumberRange "1-1000" }}{{ range $b := parseNumberRange "1-1001" }}'
+                "{{ end }}{{ end }}",
+                "frpc.toml",
+                env={},
+            )

@@ -52,6 +52,14 @@ MAX_RANGE_NUMBERS = 65536
 """A number range lists ports: more numbers than there are ports is a mistake (and would take
 minutes and gigabytes to expand), so it is an error."""
 
+MAX_ITERATIONS = 1_000_000
+"""``range`` bodies run at most this often in one rendering, nested loops counted together: a config
+of 10,000 proxies needs 10,000; three nested port ranges multiply to billions (Go renders them for
+minutes; we refuse)."""
+
+MAX_OUTPUT = 16 << 20
+"""Characters one rendering may produce (10,000 proxies of five keys each are about 1 MB)."""
+
 
 def parse_number_range(text: str) -> list[int]:
     """frp's ``"1000-1002,1005"`` -> ``[1000, 1001, 1002, 1005]`` (ValueError when malformed)."""
@@ -303,6 +311,23 @@ class _Renderer:
         self.scopes: list[dict[str, Any]] = [{"$": self.root}]
         self.dot: Any = self.root
         self.out: list[str] = []
+        # budgets (only loops can exceed them: everything else is bounded by the template's size)
+        self.iterations = 0
+        self.size = 0  # characters of out[:counted]
+        self.counted = 0
+
+    def _check_budget(self, more: int, line: int) -> None:
+        """Before ``more`` loop iterations: refuse runaway nesting and output."""
+        if self.iterations + more > MAX_ITERATIONS:
+            raise TemplateError(
+                line, f"range loops run more than {MAX_ITERATIONS:,} times in all (nested ranges multiply)"
+            )
+        out = self.out
+        if len(out) > self.counted:
+            self.size += sum(map(len, out[self.counted :]))
+            self.counted = len(out)
+            if self.size > MAX_OUTPUT:
+                raise TemplateError(line, f"the rendered config exceeds {MAX_OUTPUT >> 20} MiB")
 
     def run(self, nodes: list[_Node]) -> None:
         for node in nodes:
@@ -338,6 +363,7 @@ class _Renderer:
         elif isinstance(value, list):
             items = list(enumerate(value))
         elif isinstance(value, int) and not isinstance(value, bool):
+            self._check_budget(value, node.line)
             items = [(i, i) for i in range(value)]
         elif value is None:
             items = []
@@ -349,6 +375,8 @@ class _Renderer:
             return
         saved_dot = self.dot
         for key, elem in items:
+            self._check_budget(1, node.line)
+            self.iterations += 1
             scope: dict[str, Any] = {}
             if len(node.names) == 1:
                 scope[node.names[0]] = elem
