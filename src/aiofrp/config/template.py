@@ -306,7 +306,9 @@ def _show(v: Any) -> str:
 
 
 class _Renderer:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], max_iterations: int, max_output: int) -> None:
+        self.max_iterations = max_iterations
+        self.max_output = max_output
         self.root = _Root(env)
         self.scopes: list[dict[str, Any]] = [{"$": self.root}]
         self.dot: Any = self.root
@@ -318,16 +320,17 @@ class _Renderer:
 
     def _check_budget(self, more: int, line: int) -> None:
         """Before ``more`` loop iterations: refuse runaway nesting and output."""
-        if self.iterations + more > MAX_ITERATIONS:
+        if self.iterations + more > self.max_iterations:
             raise TemplateError(
-                line, f"range loops run more than {MAX_ITERATIONS:,} times in all (nested ranges multiply)"
+                line,
+                f"range loops run more than {self.max_iterations:,} times in all (nested ranges multiply)",
             )
         out = self.out
         if len(out) > self.counted:
             self.size += sum(map(len, out[self.counted :]))
             self.counted = len(out)
-            if self.size > MAX_OUTPUT:
-                raise TemplateError(line, f"the rendered config exceeds {MAX_OUTPUT >> 20} MiB")
+            if self.size > self.max_output:
+                raise TemplateError(line, f"the rendered config exceeds {_size(self.max_output)}")
 
     def run(self, nodes: list[_Node]) -> None:
         for node in nodes:
@@ -480,10 +483,21 @@ class _Renderer:
             raise TemplateError(line, f"error calling {name}: {e}") from None
 
 
-def render(text: str, env: Mapping[str, str]) -> str:
-    """Render ``text``; raises :class:`TemplateError` for anything outside the supported subset."""
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and not n & 0xFFFFF else f"{n:,} characters"
+
+
+def render(
+    text: str,
+    env: Mapping[str, str],
+    *,
+    max_iterations: int = MAX_ITERATIONS,
+    max_output: int = MAX_OUTPUT,
+) -> str:
+    """Render ``text``; raises :class:`TemplateError` for anything outside the supported subset or
+    over the budgets (the fuzz harness passes smaller ones)."""
     if "{{" not in text:
         return text
-    r = _Renderer(env)
+    r = _Renderer(env, max_iterations, max_output)
     r.run(parse(text))
     return "".join(r.out)
