@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 
 from ....proto import http2 as p2
-from .reverse import ReverseProxy, strip_hop
+from .reverse import ReverseProxy, strip_hop_items
 from .static import content_type
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -259,7 +259,7 @@ class H2Conn(p2.ServerConnection, asyncio.Protocol):
             return
         try:
             resp_headers = [(b":status", b"%d" % up.status)]
-            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in strip_hop(up.headers.items()).items()
+            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in strip_hop_items(up.headers.items())
                              if (lk := k.lower()) not in H2_FORBIDDEN]
             no_body = method == "HEAD" or up.status in (204, 304)
             first = b""
