@@ -246,11 +246,20 @@ class ReverseProxy:
                 if first:
                     resp.headers["Content-Type"] = content_type("", first[:512])
             await resp.prepare(request)
-            if first:
-                await resp.write(first)
-            async for chunk in up.iter_any():
+            # the upstream's last bytes go out with the end of the response (write_eof: for a
+            # small answer head, body and end in one write, one pass through aiohttp's writer);
+            # bytes that are not known to be the last are written as they come (streaming)
+            chunk = first
+            while True:
+                if not chunk:
+                    chunk = await up.readany()
+                    if not chunk:
+                        break
+                if up.at_end():
+                    break
                 await resp.write(chunk)
-            await resp.write_eof()
+                chunk = b""
+            await resp.write_eof(chunk)
             return resp
         except (TimeoutError, UpstreamError, aiohttp.ClientError) as exc:
             # the response started: all we can do is cut the connection (as Go's ReverseProxy)
