@@ -29,8 +29,8 @@ class Server(p2.ServerConnection):
     def on_request(self, st: p2.Stream, headers: list[tuple[bytes, bytes]]) -> None:
         self.requests.append((st.id, list(headers)))
 
-    def on_data(self, st: p2.Stream, data: memoryview | bytes, flow: int) -> None:
-        self.data.append((st.id, bytes(data), flow))
+    def on_data(self, st: p2.Stream, data: bytes, flow: int) -> None:
+        self.data.append((st.id, data, flow))
 
     def on_end(self, st: p2.Stream) -> None:
         self.ended.append(st.id)
@@ -146,6 +146,18 @@ def test_body_shorter_than_content_length_is_reset() -> None:
     assert server.requests and server.resets == [1] and server.ended == []
     events = _to_client(server, client)
     assert any(isinstance(e, h2.events.StreamReset) and e.error_code == p2.PROTOCOL_ERROR for e in events)
+
+
+def test_padding_and_priority_fields_are_skipped() -> None:
+    server, client = _pair()
+    block = client.encoder.encode([(b":method", b"POST"), *REQ[1:]])
+    # HEADERS with 3 bytes of padding and a priority field, DATA with 5 bytes of padding
+    headers = p2.frame(p2.HEADERS, p2.END_HEADERS | p2.PADDED | p2.PRIORITY_FLAG, 1,
+                       b"\x03" + b"\x00\x00\x00\x00\x10" + block + b"\x00" * 3)
+    data = p2.frame(p2.DATA, p2.END_STREAM | p2.PADDED, 1, b"\x05" + b"hello" + b"\x00" * 5)
+    server.receive_data(headers + data)
+    assert server.requests == [(1, [(b":method", b"POST"), *REQ[1:]])]
+    assert server.data == [(1, b"hello", 11)] and server.ended == [1]  # padding counts for flow control
 
 
 def test_request_body_and_flow_control_credit() -> None:

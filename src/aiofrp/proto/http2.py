@@ -130,7 +130,7 @@ class ServerConnection:
     def on_request(self, st: Stream, headers: list[tuple[bytes, bytes]]) -> None:
         raise NotImplementedError
 
-    def on_data(self, st: Stream, data: memoryview | bytes, flow: int) -> None:
+    def on_data(self, st: Stream, data: bytes, flow: int) -> None:
         """Body bytes; ``flow`` (the frame's length, padding included) is credited back by
         :meth:`acknowledge` once consumed."""
         raise NotImplementedError
@@ -353,7 +353,9 @@ class ServerConnection:
             self.reset_stream(sid, FLOW_CONTROL_ERROR)
             return
         st.in_window -= flow
-        data = self._unpad(flags, payload)
+        # a copy: a view would keep the whole read buffer it lies in alive while the body waits
+        # for the upstream (1-byte frames could pin a buffer each)
+        data = bytes(self._unpad(flags, payload))
         st.received += len(data)
         ended = bool(flags & END_STREAM)
         if st.cl >= 0 and (st.received > st.cl or (ended and st.received != st.cl)):

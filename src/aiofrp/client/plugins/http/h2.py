@@ -40,7 +40,7 @@ class _Stream(p2.Stream):
 
     def __init__(self, sid: int, out_window: int, in_window: int) -> None:
         super().__init__(sid, out_window, in_window)
-        self.body: list[tuple[bytes | memoryview, int]] = []  # (data, flow-controlled length) not yet taken
+        self.body: list[tuple[bytes, int]] = []  # (data, flow-controlled length) not yet taken
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -125,7 +125,7 @@ class H2Conn(p2.ServerConnection, asyncio.Protocol):
         assert isinstance(st, _Stream)
         st.task = self.loop.create_task(self._serve(st, headers))
 
-    def on_data(self, st: p2.Stream, data: memoryview | bytes, flow: int) -> None:
+    def on_data(self, st: p2.Stream, data: bytes, flow: int) -> None:
         assert isinstance(st, _Stream)
         st.body.append((data, flow))
         st.wake()
