@@ -191,6 +191,26 @@ def test_stream_window_update_while_the_request_is_open() -> None:
     assert server.streams[1].in_unacked == 16384
 
 
+def test_credit_returned_at_once_when_the_window_runs_low() -> None:
+    server, client = _pair()
+    client.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384})
+    for sid in (1, 3):
+        client.send_headers(sid, [(b":method", b"POST"), *REQ[1:]])
+    # stream 1 fills most of its 1 MiB window and is never consumed (a stalled upstream);
+    # stream 3 sends a little, which is consumed: with stream 1's window low, nothing waits
+    for _ in range(50):
+        client.send_data(1, b"a" * 16384)
+    client.send_data(3, b"b" * 1000)
+    server.receive_data(client.data_to_send())
+    server.data_to_send()
+    assert server.streams[1].in_window < (1 << 20) >> 2
+    server.acknowledge(1, 16384)  # one frame of the stalled stream consumed after all
+    updates = [f for f in _frames(server.data_to_send()) if isinstance(f, hyperframe.frame.WindowUpdateFrame)]
+    assert [(f.stream_id, f.window_increment) for f in updates] == [(1, 16384)]
+    server.acknowledge(3, 1000)  # plenty of window left on stream 3 and the connection: owed
+    assert not server.data_to_send() and server.streams[3].in_unacked == 1000
+
+
 def test_too_many_streams_are_refused() -> None:
     server, client = _pair(max_streams=2)
     for sid in (1, 3):

@@ -223,17 +223,21 @@ class ServerConnection:
         self.send_data(sid, b"", end_stream=True)
 
     def acknowledge(self, sid: int, n: int) -> None:
-        """``n`` flow-controlled bytes of ``sid`` were consumed: credit them back (a WINDOW_UPDATE
-        once a quarter of the window is owed, per stream and for the connection)."""
+        """``n`` flow-controlled bytes of ``sid`` were consumed: credit them back, per stream and
+        for the connection, with a WINDOW_UPDATE once a quarter of the window is owed or, when the
+        peer has less than a quarter left to send, at once (bytes held by stalled streams must not
+        keep the connection window shut for the others)."""
         self.in_conn_unacked += n
-        if self.in_conn_unacked >= self.conn_window_max >> 2:
+        quarter = self.conn_window_max >> 2
+        if self.in_conn_unacked and (self.in_conn_unacked >= quarter or self.in_conn_window < quarter):
             inc, self.in_conn_unacked = self.in_conn_unacked, 0
             self.in_conn_window += inc
             self.out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(inc))
         st = self.streams.get(sid)
         if st is not None and not st.remote_closed:
             st.in_unacked += n
-            if st.in_unacked >= self.stream_window >> 2:
+            quarter = self.stream_window >> 2
+            if st.in_unacked and (st.in_unacked >= quarter or st.in_window < quarter):
                 inc, st.in_unacked = st.in_unacked, 0
                 st.in_window += inc
                 self.out += frame(WINDOW_UPDATE, 0, sid, _U32.pack(inc))
