@@ -15,8 +15,12 @@ median over rounds is reported with the CPU time of frps+frpc, in total and per 
 per MB downloaded, per 100 requests: steadier than the rates when other jobs share the machine).
 curl is the client for both, so its own cost is the same on each side.
 
+``--impls`` picks what runs side by side: ``go``, ``ours``, ``base`` (ours from another source tree,
+``--base-src DIR/src``: a before/after A/B in one run, ratios against the first one listed).
+
     .venv/bin/python bench/plugins_http.py                          # 3 rounds, 512 MiB, 2000 requests
     .venv/bin/python bench/plugins_http.py --rounds 1 --size 128M --requests 500
+    .venv/bin/python bench/plugins_http.py --impls go,base,ours --base-src ../main/src
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from support.gofrp import GO_FRP_VERSION
 from support.procs import FrpProcess, free_port, frpc_config, frps_config
 
 TOKEN = "bench-token"
-IMPLS = ("go", "ours")
+OUR_SRC = str(_HERE.parent / "src")
 
 
 def parse_size(s: str) -> int:
@@ -88,10 +92,16 @@ class Backend:
         return self
 
 
-def start_pair(impl: str, workdir: Path, root: Path, backend: int) -> tuple[Setup, int, int]:
-    frps_cmd, frpc_cmd = frp_commands(impl)
+def start_pair(impl: str, workdir: Path, root: Path, backend: int,
+               base_src: str | None = None) -> tuple[Setup, int, int]:
+    frps_cmd, frpc_cmd = frp_commands("go" if impl == "go" else "ours")
+    env: dict[str, str] | None = None
+    if impl != "go" and base_src:  # an A/B: ours and base are started the same way (-P, PYTHONPATH)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": base_src if impl == "base" else OUR_SRC}
+        frps_cmd = [sys.executable, "-P", *frps_cmd[1:]]
+        frpc_cmd = [sys.executable, "-P", *frpc_cmd[1:]]
     bind, static_port, https_port = free_port(), free_port(), free_port()
-    frps = FrpProcess(frps_cmd, frps_config(bind, token=TOKEN), name=f"{impl}-frps", workdir=workdir).start()
+    frps = FrpProcess(frps_cmd, frps_config(bind, token=TOKEN), name=f"{impl}-frps", workdir=workdir, env=env).start()
     frps.wait_for_log(r"frps started successfully", 30)
     proxies = (
         f'\n[[proxies]]\nname = "files"\ntype = "tcp"\nremotePort = {static_port}\n'
@@ -99,7 +109,8 @@ def start_pair(impl: str, workdir: Path, root: Path, backend: int) -> tuple[Setu
         f'\n[[proxies]]\nname = "web"\ntype = "tcp"\nremotePort = {https_port}\n'
         f'[proxies.plugin]\ntype = "https2http"\nlocalAddr = "127.0.0.1:{backend}"\n'
     )
-    frpc = FrpProcess(frpc_cmd, frpc_config(bind, proxies, token=TOKEN), name=f"{impl}-frpc", workdir=workdir).start()
+    frpc = FrpProcess(frpc_cmd, frpc_config(bind, proxies, token=TOKEN), name=f"{impl}-frpc", workdir=workdir,
+                      env=env).start()
     frpc.wait_for_proxies("files", "web", timeout=30)
     setup = Setup(impl, static_port, [frps, frpc])
     return setup, static_port, https_port
@@ -146,7 +157,14 @@ def main() -> int:
     ap.add_argument("--body", type=int, default=1024)
     ap.add_argument("--json", default="")
     ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--impls", default="go,ours", help="comma separated: go, ours, base (default go,ours)")
+    ap.add_argument("--base-src", help="the src/ directory of the aiofrp that --impls base runs")
     args = ap.parse_args()
+    impls = tuple(i for i in args.impls.split(",") if i)
+    if len(impls) < 2 or len(set(impls)) != len(impls) or not set(impls) <= {"go", "ours", "base"}:
+        raise SystemExit("--impls: two or three distinct of go, ours, base")
+    if "base" in impls and not args.base_src:
+        raise SystemExit("--impls base needs --base-src DIR/src")
     size = parse_size(args.size)
     workdir = Path(tempfile.mkdtemp(prefix="aiofrp-bench-plugins-"))
     root = workdir / "www"
@@ -161,19 +179,19 @@ def main() -> int:
     setups: dict[str, Setup] = {}
     ports: dict[str, tuple[int, int]] = {}
     results: dict[str, dict[str, list[float]]] = {i: {"static MB/s": [], "https2http h1 req/s": [],
-                                                      "https2http h2 req/s": []} for i in IMPLS}
-    cpu: dict[str, float] = dict.fromkeys(IMPLS, 0.0)
-    phase_cpu: dict[str, dict[str, float]] = {i: {"static": 0.0, "h1": 0.0, "h2": 0.0} for i in IMPLS}
+                                                      "https2http h2 req/s": []} for i in impls}
+    cpu: dict[str, float] = dict.fromkeys(impls, 0.0)
+    phase_cpu: dict[str, dict[str, float]] = {i: {"static": 0.0, "h1": 0.0, "h2": 0.0} for i in impls}
     try:
-        for impl in IMPLS:
-            setup, sp, hp = start_pair(impl, workdir, root, backend.port)
+        for impl in impls:
+            setup, sp, hp = start_pair(impl, workdir, root, backend.port, args.base_src)
             setups[impl] = setup
             ports[impl] = (sp, hp)
             download(sp, 120)  # warm-up (page cache, connections)
             requests(hp, 50, 4, "1.1", workdir)
         load0 = _machine_busy() - _own_cpu(setups)
         for rnd in range(args.rounds):
-            order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
+            order = impls if rnd % 2 == 0 else impls[::-1]
             for impl in order:
                 sp, hp = ports[impl]
                 pids = setups[impl].pids()
@@ -193,23 +211,27 @@ def main() -> int:
         teardown(setups, workdir, args.keep_logs)
     print(f"HTTP client plugins through a tcp proxy; Go frp {GO_FRP_VERSION} vs aiofrp; {args.rounds} round(s), "
           f"file {size >> 20} MiB, {args.requests} requests x {args.concurrency} parallel, {args.body}-byte bodies")
-    print(f"{'metric':<24}{'go':>10}{'ours':>10}{'ours/go':>9}")
+    first, others = impls[0], impls[1:]
+    print(f"{'metric':<24}" + "".join(f"{i:>10}" for i in impls) + "".join(f"{i + '/' + first:>11}" for i in others))
     summary: dict[str, dict[str, float]] = {}
-    for metric in results["go"]:
-        g = statistics.median(results["go"][metric])
-        o = statistics.median(results["ours"][metric])
-        summary[metric] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
-        print(f"{metric:<24}{fmt(g, 10)}{fmt(o, 10)}{fmt(o / g if g else None, 9, 2)}")
-    print(f"{'frps+frpc CPU s (total)':<24}{fmt(cpu['go'], 10)}{fmt(cpu['ours'], 10)}")
+
+    def row(label: str, values: dict[str, float], prec: int) -> None:
+        ratios = {f"{i}/{first}": values[i] / values[first] if values[first] else 0.0 for i in others}
+        summary[label] = {**values, **ratios}
+        if "ours" in others:
+            summary[label]["ratio"] = ratios[f"ours/{first}"]
+        print(f"{label:<24}" + "".join(fmt(values[i], 10, prec) for i in impls)
+              + "".join(fmt(r if values[first] else None, 11, 2) for r in ratios.values()))
+
+    for metric in results[first]:
+        row(metric, {i: statistics.median(results[i][metric]) for i in impls}, 1)
+    print(f"{'frps+frpc CPU s (total)':<24}" + "".join(fmt(cpu[i], 10) for i in impls))
     print(f"CPU used by other processes on the machine during the rounds: {foreign:.1f} s")
     # CPU per unit of work (frps+frpc, all rounds): steadier than the rates on a shared machine
     per_unit = {"static ms/MB": ("static", args.rounds * size / 1e6), "h1 ms/100 req": ("h1", args.rounds * args.requests / 100),
                 "h2 ms/100 req": ("h2", args.rounds * args.requests / 100)}
     for label, (phase, units) in per_unit.items():
-        g = 1000 * phase_cpu["go"][phase] / units
-        o = 1000 * phase_cpu["ours"][phase] / units
-        summary[f"cpu {label}"] = {"go": g, "ours": o, "ratio": o / g if g else 0.0}
-        print(f"{'CPU ' + label:<24}{fmt(g, 10, 2)}{fmt(o, 10, 2)}{fmt(o / g if g else None, 9, 2)}")
+        row(f"CPU {label}", {i: 1000 * phase_cpu[i][phase] / units for i in impls}, 2)
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": results, "median": summary, "cpu_s": cpu, "phase_cpu_s": phase_cpu,
                                                "foreign_cpu_s": foreign}, indent=2))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from aiofrp.config.errors import ConfigError
 from aiofrp.config.load import parse_client_config, parse_server_config
 from aiofrp.config.template import TemplateError, render
-from aiofrp.proto import http, kcp, msg, nathole, socks5, stun, tls_hello, udp, wire, yamux
+from aiofrp.proto import http, http2, kcp, msg, nathole, socks5, stun, tls_hello, udp, wire, yamux
 from aiofrp.proto.errors import ProtocolError
 from aiofrp.proto.proxyproto import ProxyProtocolError, build_header
 from aiofrp.proto.snappy import SnappyFrameReader, SnappyFrameWriter
@@ -171,6 +171,52 @@ def fuzz_http_response(data: bytes) -> None:
     resp = http.parse_response_head(raw[:end])
     method = "HEAD" if data[:1] and data[0] & 0x40 else "GET"
     _drain_body(http.response_body(resp, method), data[:1] + raw[end:])
+
+
+# -- HTTP/2 server framing (https2* plugins) -------------------------------------------------------------
+
+
+class _H2Server(http2.ServerConnection):
+    """Answers every request at once (headers, a body as the windows allow) and consumes bodies."""
+
+    def on_request(self, st: http2.Stream, headers: list[tuple[bytes, bytes]]) -> None:
+        self.send_headers(st.id, [(b":status", b"200"), (b"content-type", b"text/plain")])
+        n = min(self.local_flow_control_window(st.id), self.max_outbound_frame_size, 100)
+        if n > 0:
+            self.send_data(st.id, b"x" * n, end_stream=True)
+
+    def on_data(self, st: http2.Stream, data: bytes, flow: int) -> None:
+        self.acknowledge(st.id, flow)
+
+
+def _h2_seeds() -> list[bytes]:
+    import hpack
+
+    enc = hpack.Encoder()
+    get = enc.encode([(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.example"), (b":path", b"/")])
+    post = enc.encode([(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"a.example"),
+                       (b":path", b"/u"), (b"content-length", b"5"), (b"cookie", b"a=1")])
+    f = http2.frame
+    settings = f(http2.SETTINGS, 0, 0, struct.pack(">HLHL", 4, 1 << 20, 1, 0))
+    frames = (http2.PREFACE + settings + f(http2.SETTINGS, http2.ACK, 0)
+              + f(http2.HEADERS, http2.END_HEADERS | http2.END_STREAM, 1, get)
+              + f(http2.HEADERS, 0, 3, post[:5]) + f(http2.CONTINUATION, http2.END_HEADERS, 3, post[5:])
+              + f(http2.DATA, http2.END_STREAM | http2.PADDED, 3, b"\x02hello\x00\x00")
+              + f(http2.PING, 0, 0, b"12345678") + f(http2.WINDOW_UPDATE, 0, 0, struct.pack(">L", 1000))
+              + f(http2.RST_STREAM, 0, 1, struct.pack(">L", 8)) + f(http2.PRIORITY, 0, 5, b"\x00" * 5)
+              + f(http2.GOAWAY, 0, 0, struct.pack(">LL", 3, 0)))
+    return [b"\x00" + frames, b"\x07" + frames]
+
+
+@target("http2", http2.ProtocolError, seeds=_h2_seeds)
+def fuzz_http2(data: bytes) -> None:
+    conn = _H2Server(max_streams=4, stream_window=1 << 16, conn_window=1 << 20)
+    conn.initiate()
+    for piece in pieces(data):
+        conn.receive_data(piece)
+        conn.data_to_send()
+        if conn.terminated:
+            return
 
 
 # -- TLS ClientHello (SNI) ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """HTTP/2 for the ``https2*`` plugins when the browser picks ``h2`` by ALPN (Go's ``http.Server``
-does so unless ``enableHTTP2 = false``), on the ``h2`` library (sans-I/O, driven here from
-protocol callbacks).
+does so unless ``enableHTTP2 = false``), on our sans-I/O :mod:`aiofrp.proto.http2` (frames, flow
+control, request checks; HPACK by the ``hpack`` library), driven here from protocol callbacks.
 
 Each request stream runs the same reverse proxy as HTTP/1.1 (:class:`.reverse.ReverseProxy`: the
 upstream is still spoken to in HTTP/1.1, as Go's transport does to a plain ``http://`` address).
@@ -11,20 +11,13 @@ the bytes); responses are sent as the peer's windows and our write buffer allow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aiohttp
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
 
-from .reverse import ReverseProxy, strip_hop
+from ....proto import http2 as p2
+from .reverse import ReverseProxy, strip_hop_items
 from .static import content_type
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -42,13 +35,12 @@ def h2_factory(proxy: ReverseProxy) -> Callable[[str | None, str | None], asynci
     return make
 
 
-class _Stream:
-    __slots__ = ("body", "ended", "id", "task", "waiter")
+class _Stream(p2.Stream):
+    __slots__ = ("body", "task", "waiter")
 
-    def __init__(self, sid: int) -> None:
-        self.id = sid
+    def __init__(self, sid: int, out_window: int, in_window: int) -> None:
+        super().__init__(sid, out_window, in_window)
         self.body: list[tuple[bytes, int]] = []  # (data, flow-controlled length) not yet taken
-        self.ended = False
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -57,76 +49,45 @@ class _Stream:
             self.waiter.set_result(None)
 
 
-class H2Conn(asyncio.Protocol):
-    """One HTTP/2 server connection."""
+class H2Conn(p2.ServerConnection, asyncio.Protocol):
+    """One HTTP/2 server connection.
+
+    Header bytes pass unchanged both ways: a request's are decoded once, as latin-1, and a
+    response's sent as latin-1 bytes (Go does the same). Outbound headers are not checked again:
+    ours are built valid (an upstream head is parsed by proto/http, which refuses control
+    characters and non-token names; names are lower-cased, connection-specific ones dropped).
+    """
 
     def __init__(self, proxy: ReverseProxy, peer: str | None, sni: str | None) -> None:
+        super().__init__(max_streams=MAX_STREAMS, stream_window=WINDOW, conn_window=p2.DEFAULT_WINDOW + 16 * WINDOW)
         self.proxy = proxy
         self.peer = peer
         self.sni = sni
-        # Headers stay bytes inside h2 (no header_encoding): we decode a request's once, as
-        # latin-1, and send a response's as latin-1 bytes, so every byte passes unchanged (h2
-        # would encode str values as UTF-8). Outbound headers are not validated again by h2: ours
-        # are built valid (an upstream head is parsed by proto/http, which refuses control
-        # characters and non-token names; names are lower-cased, connection-specific ones dropped).
-        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
-            client_side=False, header_encoding=None, validate_inbound_headers=True,
-            validate_outbound_headers=False))
         self.transport: asyncio.Transport | None = None
-        self.streams: dict[int, _Stream] = {}
         self.window_waiters: dict[int, asyncio.Future[None]] = {}
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
         self.closed = False
         self.flush_scheduled = False
+        self.loop = asyncio.get_running_loop()
 
     # -- transport callbacks --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
-        })
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(16 * WINDOW)
+        self.initiate()
         self._flush()
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(bytes(data))
-        except h2.exceptions.ProtocolError as exc:
+            self.receive_data(data)
+        except p2.ProtocolError as exc:
             log.debug("[%s] http2: bad frame from the browser: %s", self.proxy.name, exc)
-            self._flush()
             self._close()
             return
-        for ev in events:
-            if isinstance(ev, h2.events.RequestReceived):
-                self._request(ev)
-            elif isinstance(ev, h2.events.DataReceived):
-                st = self.streams.get(ev.stream_id)
-                if st is None:
-                    self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    continue
-                st.body.append((ev.data, ev.flow_controlled_length))
-                if ev.stream_ended is not None:
-                    st.ended = True
-                st.wake()
-            elif isinstance(ev, h2.events.StreamEnded):
-                st = self.streams.get(ev.stream_id)
-                if st is not None:
-                    st.ended = True
-                    st.wake()
-            elif isinstance(ev, h2.events.StreamReset):
-                self._drop(ev.stream_id)
-            elif isinstance(ev, h2.events.WindowUpdated):
-                self._window_opened(ev.stream_id)
-            elif isinstance(ev, h2.events.RemoteSettingsChanged):
-                self._window_opened(0)
-            elif isinstance(ev, h2.events.ConnectionTerminated):
-                self._flush()
-                self._close()
-                return
+        if self.terminated:  # the browser's GOAWAY
+            self._close()
+            return
         self._flush()
 
     def eof_received(self) -> bool:
@@ -135,8 +96,10 @@ class H2Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        for sid in list(self.streams):
-            self._drop(sid)
+        for st in list(self.streams.values()):
+            assert isinstance(st, _Stream)
+            self._drop(st)
+        self.streams.clear()
         for fut in [*self.window_waiters.values(), *self.write_waiters]:
             if not fut.done():
                 fut.set_exception(ConnectionResetError("connection lost"))
@@ -153,41 +116,29 @@ class H2Conn(asyncio.Protocol):
             if not fut.done():
                 fut.set_result(None)
 
-    # -- helpers --------------------------------------------------------------------------------
+    # -- protocol hooks -------------------------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Send h2's output at the end of this loop turn: the frames of every stream that
-        answered meanwhile go out in one transport write (one TLS write, one mux frame, one
-        syscall) instead of one each."""
-        if not self.flush_scheduled and not self.closed:
-            self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_now)
+    def new_stream(self, sid: int) -> p2.Stream:
+        return _Stream(sid, self.peer_stream_window, self.stream_window)
 
-    def _flush_now(self) -> None:
-        self.flush_scheduled = False
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.closed:
-            self.transport.write(data)
+    def on_request(self, st: p2.Stream, headers: list[tuple[bytes, bytes]]) -> None:
+        assert isinstance(st, _Stream)
+        st.task = self.loop.create_task(self._serve(st, headers))
 
-    def _close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self._flush_now()  # a GOAWAY or the last frames first
-            self.closed = True
-            self.transport.close()
-
-    def _drop(self, sid: int) -> None:
-        st = self.streams.pop(sid, None)
-        if st is None:
-            return
-        st.ended = True
+    def on_data(self, st: p2.Stream, data: bytes, flow: int) -> None:
+        assert isinstance(st, _Stream)
+        st.body.append((data, flow))
         st.wake()
-        if st.task is not None and not st.task.done():
-            st.task.cancel()
-        fut = self.window_waiters.pop(sid, None)
-        if fut is not None and not fut.done():
-            fut.set_exception(ConnectionResetError("stream reset"))
 
-    def _window_opened(self, sid: int) -> None:
+    def on_end(self, st: p2.Stream) -> None:
+        assert isinstance(st, _Stream)
+        st.wake()
+
+    def on_reset(self, st: p2.Stream) -> None:
+        assert isinstance(st, _Stream)
+        self._drop(st)
+
+    def on_window(self, sid: int) -> None:
         if sid == 0:
             waiters, self.window_waiters = self.window_waiters, {}
         else:
@@ -197,35 +148,60 @@ class H2Conn(asyncio.Protocol):
             if not fut.done():
                 fut.set_result(None)
 
-    # -- one request ----------------------------------------------------------------------------
+    def on_goaway(self) -> None:
+        self.terminated = True
 
-    def _request(self, ev: h2.events.RequestReceived) -> None:
-        sid = ev.stream_id
-        st = _Stream(sid)
-        st.ended = ev.stream_ended is not None
-        self.streams[sid] = st
-        st.task = asyncio.get_running_loop().create_task(self._serve(st, list(ev.headers or [])))
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send the output at the end of this loop turn: the frames of every stream that
+        answered meanwhile go out in one transport write (one TLS write, one mux frame, one
+        syscall) instead of one each."""
+        if not self.flush_scheduled and not self.closed:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.closed:
+            self.transport.write(self.data_to_send())
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self._flush_now()  # a GOAWAY or the last frames first
+            self.closed = True
+            self.transport.close()
+
+    def _drop(self, st: _Stream) -> None:
+        st.remote_closed = True
+        st.wake()
+        if st.task is not None and not st.task.done():
+            st.task.cancel()
+        fut = self.window_waiters.pop(st.id, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionResetError("stream reset"))
+
+    # -- one request ----------------------------------------------------------------------------
 
     async def _body(self, st: _Stream) -> AsyncIterator[bytes]:
         while True:
             if st.body:
                 chunks, st.body = st.body, []
-                for _data, n in chunks:
-                    if n and not self.closed and st.id in self.streams:
-                        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-                            self.h2.acknowledge_received_data(n, st.id)
-                self._flush()
+                if not self.closed:
+                    for _data, n in chunks:
+                        self.acknowledge(st.id, n)
+                    self._flush()
                 data = b"".join(c for c, _ in chunks)
                 if data:
                     yield data
                 continue
-            if st.ended:
+            if st.remote_closed:
                 return
-            st.waiter = asyncio.get_running_loop().create_future()
+            st.waiter = self.loop.create_future()
             await st.waiter
             st.waiter = None
 
-    async def _serve(self, st: _Stream, raw: list[Any]) -> None:
+    async def _serve(self, st: _Stream, raw: list[tuple[bytes, bytes]]) -> None:
         try:
             await self._proxy(st, raw)
         except asyncio.CancelledError:
@@ -237,23 +213,26 @@ class H2Conn(asyncio.Protocol):
             log.warning("[%s] http2 stream %d: %s", self.proxy.name, st.id, exc)
             self._reset(st.id)
         finally:
-            self.streams.pop(st.id, None)
+            st.task = None
+            if self.streams.get(st.id) is st and not self.closed:
+                # answered while the browser still sends its request: the stream is reset with
+                # NO_ERROR (Go's server does the same); not answered (a failure): INTERNAL_ERROR
+                self._reset(st.id, p2.NO_ERROR if st.local_closed else p2.INTERNAL_ERROR)
 
-    def _reset(self, sid: int) -> None:
+    def _reset(self, sid: int, code: int = p2.INTERNAL_ERROR) -> None:
         if self.closed:
             return
-        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-            self.h2.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        self.reset_stream(sid, code)
         self._flush()
 
-    async def _proxy(self, st: _Stream, raw: list[Any]) -> None:
+    async def _proxy(self, st: _Stream, raw: list[tuple[bytes, bytes]]) -> None:
         pseudo: dict[str, str] = {}
         headers: list[tuple[str, str]] = []
         cookies: list[str] = []
-        for k, v in raw:
-            k = k.decode("latin-1") if isinstance(k, bytes) else k
-            v = v.decode("latin-1") if isinstance(v, bytes) else v
-            if k.startswith(":"):
+        for bk, bv in raw:
+            k = bk.decode("latin-1")
+            v = bv.decode("latin-1")
+            if k[0] == ":":
                 pseudo[k] = v
             elif k == "cookie":
                 cookies.append(v)
@@ -271,7 +250,7 @@ class H2Conn(asyncio.Protocol):
             self._respond(st.id, 421)
             return
         out = self.proxy.out_headers(headers, host, self.peer)
-        body = None if st.ended and not st.body else self._body(st)
+        body = None if st.remote_closed and not st.body else self._body(st)
         try:
             up = await self.proxy.request(method, pseudo[":path"], out, body)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -280,7 +259,7 @@ class H2Conn(asyncio.Protocol):
             return
         try:
             resp_headers = [(b":status", b"%d" % up.status)]
-            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in strip_hop(up.headers.items()).items()
+            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in strip_hop_items(up.headers.items())
                              if (lk := k.lower()) not in H2_FORBIDDEN]
             no_body = method == "HEAD" or up.status in (204, 304)
             first = b""
@@ -288,7 +267,7 @@ class H2Conn(asyncio.Protocol):
                 first = await up.readany()
                 if first:
                     resp_headers.append((b"content-type", content_type("", first[:512]).encode()))
-            self.h2.send_headers(st.id, resp_headers, end_stream=no_body)
+            self.send_headers(st.id, resp_headers, end_stream=no_body)
             # a known length: HEADERS, DATA and END_STREAM frames go out in as few writes as the
             # body allows (one for a small answer: one TLS write, one mux frame); otherwise the
             # head is sent at once and each chunk as it comes
@@ -305,23 +284,22 @@ class H2Conn(asyncio.Protocol):
                     left -= len(chunk)
                     ended = await self._send(st.id, chunk, last=left == 0)
                 if not ended:
-                    self.h2.end_stream(st.id)
+                    self.end_stream(st.id)
             self._flush()
         finally:
             up.release()
 
     def _respond(self, sid: int, status: int) -> None:
-        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-            self.h2.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], end_stream=True)
+        self.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], end_stream=True)
         self._flush()
 
     async def _send(self, sid: int, data: bytes, *, last: bool = False) -> bool:
         """``data`` on stream ``sid`` within the flow-control windows. With ``last`` (the body's
         known end) its final DATA frame carries END_STREAM, as Go's server sends it, and the
-        frames stay in h2's buffer for the caller's flush (what waits is flushed first). True
+        frames stay in the output buffer for the caller's flush (what waits is flushed first). True
         when the stream was ended here."""
         view = memoryview(data)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         while view:
             if self.closed or sid not in self.streams:
                 raise ConnectionResetError("stream closed")
@@ -331,7 +309,7 @@ class H2Conn(asyncio.Protocol):
                 self.write_waiters.append(fut)
                 await fut
                 continue
-            window = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
+            window = min(self.local_flow_control_window(sid), self.max_outbound_frame_size)
             if window <= 0:
                 self._flush()
                 fut = loop.create_future()
@@ -340,7 +318,7 @@ class H2Conn(asyncio.Protocol):
                 continue
             n = min(window, len(view))
             end = last and n == len(view)
-            self.h2.send_data(sid, bytes(view[:n]), end_stream=end)
+            self.send_data(sid, view[:n], end_stream=end)
             if end:
                 return True
             view = view[n:]

@@ -74,19 +74,33 @@ def _canonical_key(k: str) -> str:
     return "-".join(p[:1].upper() + p[1:].lower() for p in k.split("-"))
 
 
-def strip_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+def strip_hop_items(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The headers less the hop-by-hop ones and those named by ``Connection`` (Go's removeHopByHopHeaders)."""
     items = list(headers)
-    named = {t.strip().lower() for k, v in items if k.lower() == "connection" for t in v.split(",") if t.strip()}
-    out: CIMultiDict[str] = CIMultiDict()
-    for k, v in items:
-        lk = k.lower()
+    lows = [k.lower() for k, _ in items]
+    named = _connection_tokens(items, lows) if "connection" in lows else _NONE
+    out: list[tuple[str, str]] = []
+    for lk, kv in zip(lows, items, strict=True):
         if lk in HOP_HEADERS or lk in named:
-            if lk == "te" and v.strip().lower() == "trailers":
-                out.add(k, v)
+            if lk == "te" and kv[1].strip().lower() == "trailers":
+                out.append(kv)
             continue
-        out.add(k, v)
+        out.append(kv)
     return out
+
+
+def strip_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """:func:`strip_hop_items` as a multidict."""
+    return CIMultiDict(strip_hop_items(headers))
+
+
+_NONE: frozenset[str] = frozenset()
+_FORWARDED = ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto")
+
+
+def _connection_tokens(items: list[tuple[str, str]], lows: list[str]) -> set[str]:
+    return {t.strip().lower() for lk, (_, v) in zip(lows, items, strict=True) if lk == "connection"
+            for t in v.split(",") if t.strip()}
 
 
 def upgrade_type(headers: CIMultiDict[str] | Iterable[tuple[str, str]]) -> str:
@@ -141,38 +155,54 @@ class ReverseProxy:
         return canonical_host(sni) != canonical_host(host)
 
     def out_headers(self, headers: Iterable[tuple[str, str]], host: str, client_ip: str | None) -> CIMultiDict[str]:
-        """Go's ``ReverseProxy`` outbound headers and the plugin's ``Rewrite``."""
+        """Go's ``ReverseProxy`` outbound headers and the plugin's ``Rewrite``: the request's less
+        hop-by-hop ones, ``X-Forwarded-*``, ``Host`` and ``Expect`` (answered here by aiohttp, or not
+        needed in h2), with Go's ``Header`` keys; then ``X-Forwarded-*`` as the plugin sets them,
+        ``Connection``/``Upgrade`` for an upgrade, ``Host``, and ``requestHeaders.set``. One pass
+        over the headers, one multidict built at the end."""
         items = list(headers)
-        up = upgrade_type(items)
-        out: CIMultiDict[str] = CIMultiDict((_canonical_key(k), v) for k, v in strip_hop(items).items())  # Go's Header keys
-        prior = {k: [v for kk, v in items if kk.lower() == k] for k in
-                 ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto")}
-        for k in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"):
-            out.popall(k, None)
+        lows = [k.lower() for k, _ in items]
+        named = _connection_tokens(items, lows) if "connection" in lows else _NONE
+        up = ""
+        if "upgrade" in named:  # Go's upgradeType: the first Upgrade value
+            up = next((v for lk, (_, v) in zip(lows, items, strict=True) if lk == "upgrade"), "")
+        out: list[tuple[str, str]] = []
+        prior: dict[str, list[str]] | None = None
+        for lk, (k, v) in zip(lows, items, strict=True):
+            if lk in _FORWARDED:
+                if prior is None:
+                    prior = {"x-forwarded-for": [], "x-forwarded-host": [], "x-forwarded-proto": []}
+                prior[lk].append(v)
+            elif lk in HOP_HEADERS or lk in named:
+                if lk == "te" and v.strip().lower() == "trailers":
+                    out.append((_canonical_key(k), v))
+            elif lk != "host" and lk != "expect":
+                out.append((_canonical_key(k), v))
         mode = self.opts.forwarded
         if mode is Forwarded.KEEP:
-            for k, vs in prior.items():
-                for v in vs:
-                    out.add(_canonical_key(k), v)
+            if prior is not None:
+                for k, vs in prior.items():
+                    out.extend((_canonical_key(k), v) for v in vs)
         elif mode is Forwarded.APPEND:
-            xff = ", ".join(prior["x-forwarded-for"])
+            xff = ", ".join(prior["x-forwarded-for"]) if prior is not None else ""
             if client_ip:
                 xff = f"{xff}, {client_ip}" if xff else client_ip
             if xff:
-                out["X-Forwarded-For"] = xff
-            out["X-Forwarded-Host"] = host
-            out["X-Forwarded-Proto"] = "https"
+                out.append(("X-Forwarded-For", xff))
+            out.append(("X-Forwarded-Host", host))
+            out.append(("X-Forwarded-Proto", "https"))
         if up:
-            out["Connection"] = "Upgrade"
-            out["Upgrade"] = up
-        out.popall("Host", None)
-        out["Host"] = self.opts.host_header_rewrite or host
-        for k, v in self.opts.set_headers.items():
-            if k.lower() == "host":
-                continue  # Go: Header.Set("Host") does not change req.Host
-            out[_canonical_key(k)] = v
-        out.popall("Expect", None)  # answered here (aiohttp) or not needed (h2)
-        return out
+            out.append(("Connection", "Upgrade"))
+            out.append(("Upgrade", up))
+        out.append(("Host", self.opts.host_header_rewrite or host))
+        result: CIMultiDict[str] = CIMultiDict(out)
+        if self.opts.set_headers:
+            for k, v in self.opts.set_headers.items():
+                if k.lower() == "host":
+                    continue  # Go: Header.Set("Host") does not change req.Host
+                result[_canonical_key(k)] = v
+            result.popall("Expect", None)
+        return result
 
     async def request(self, method: str, target: str, headers: CIMultiDict[str],
                       body: AsyncIterable[bytes] | None) -> UpstreamResponse:
@@ -205,8 +235,7 @@ class ReverseProxy:
             # a known length: the head waits for the first body bytes and goes out with them
             cls = BufferedStreamResponse if "Content-Length" in up.headers else StreamResponse
             resp = cls(status=up.status, reason=up.reason)
-            for k, v in strip_hop(up.headers.items()).items():
-                resp.headers.add(k, v)
+            resp.headers.extend(strip_hop_items(up.headers.items()))
             if "Content-Length" not in up.headers and request.version < (1, 1):
                 resp.force_close()
             first = b""
@@ -217,11 +246,20 @@ class ReverseProxy:
                 if first:
                     resp.headers["Content-Type"] = content_type("", first[:512])
             await resp.prepare(request)
-            if first:
-                await resp.write(first)
-            async for chunk in up.iter_any():
+            # the upstream's last bytes go out with the end of the response (write_eof: for a
+            # small answer head, body and end in one write, one pass through aiohttp's writer);
+            # bytes that are not known to be the last are written as they come (streaming)
+            chunk = first
+            while True:
+                if not chunk:
+                    chunk = await up.readany()
+                    if not chunk:
+                        break
+                if up.at_end():
+                    break
                 await resp.write(chunk)
-            await resp.write_eof()
+                chunk = b""
+            await resp.write_eof(chunk)
             return resp
         except (TimeoutError, UpstreamError, aiohttp.ClientError) as exc:
             # the response started: all we can do is cut the connection (as Go's ReverseProxy)

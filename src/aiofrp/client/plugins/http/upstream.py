@@ -233,6 +233,11 @@ class UpstreamResponse:
     async def readany(self) -> bytes:
         return await self._conn.read()
 
+    def at_end(self) -> bool:
+        """The body has been read whole (what :meth:`readany` returned last was its end)."""
+        conn = self._conn
+        return conn.done and not conn.chunks
+
     async def iter_any(self) -> AsyncIterator[bytes]:
         while True:
             data = await self._conn.read()
