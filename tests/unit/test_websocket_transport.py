@@ -358,3 +358,28 @@ def test_client_refused_with_a_body_fails_at_once() -> None:
         srv.close()
 
     asyncio.run(main())
+
+
+class Calls(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.calls.append(bytes(data))
+
+
+def test_a_reads_small_frames_are_handed_on_in_one_piece_big_ones_as_they_are() -> None:
+    async def main() -> None:
+        srv, r, w, server = await _accepted_server()
+        proto = Calls()
+        server.set_protocol(proto)
+        big1, big2 = os.urandom(40_000), os.urandom(50_000)
+        # as one read: Go writes a frame per TLS record, several arrive together
+        server._on_data(_frame(0x2, b"a") + _frame(0x1, b"b", fin=False) + _frame(0x9, b"x")
+                        + _frame(0x0, b"c") + _frame(0x2, b"d") + _frame(0x2, big1) + _frame(0x2, big2))
+        assert proto.calls == [b"ab", b"cd", big1, big2]
+        assert await asyncio.wait_for(r.readexactly(3), 5) == b"\x8a\x01x"  # the ping between them
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
