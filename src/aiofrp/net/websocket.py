@@ -4,8 +4,7 @@
 The handshakes are the ``websockets`` library's sans-I/O protocol objects, driven over any asyncio
 transport (TCP, or our TLS for wss). After the handshake the frames are ours: read by
 :class:`aiofrp.proto.wsframe.FrameReader` (payloads as slices of what the socket read, a big frame
-delivered as it arrives), written with :func:`aiofrp.proto.wsframe.frame_header`; only data frames
-on wss still go through the library's serializer (measured faster there, see
+delivered as it arrives), written with :func:`aiofrp.proto.wsframe.frame_header` (see
 docs/performance.md "Transports").
 
 What frp does (Go ``golang.org/x/net/websocket``, spec §1.7): the client asks for ``/~!frp`` with
@@ -87,11 +86,10 @@ class WebSocketConn(PausableTransport):
     def __init__(self, raw: asyncio.Transport, ws: ClientProtocol | ServerProtocol) -> None:
         super().__init__(asyncio.get_running_loop())
         self.raw = raw
-        self.ws = ws  # the handshake's protocol object; on wss it still frames our data
+        self.ws = ws  # the handshake's protocol object (the server's 101 is flushed from it)
         self._client = isinstance(ws, ClientProtocol)
         self._reader = FrameReader(masked=not self._client, max_size=MAX_FRAME)
-        # a socket takes header and payload as two buffers (no join); TLS below (wss) keeps
-        # websockets' framing (measured: joining them ourselves was slower there)
+        # a socket takes a frame's header and payload as two buffers; TLS below (wss) one piece
         self._gather = not isinstance(raw, TLSTransport) and raw.get_extra_info("ssl_object") is None
         self._open = True  # no close frame sent or received yet
         self._closed = False
@@ -218,24 +216,20 @@ class WebSocketConn(PausableTransport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed or not data or not self._open:
             return
+        # frames built here, not by websockets' Frame.serialize (which copies each payload into a
+        # BytesIO and out again); same bytes on the wire. A client masks the payload (one C pass).
         view = memoryview(data)
-        ws = self.ws
-        if ws.extensions or not self._gather:
-            # websockets' framing: extensions (none negotiated by us or Go), or TLS below (wss)
-            for i in range(0, len(view), WRITE_FRAME):
-                ws.send_binary(view[i:i + WRITE_FRAME])
-            self._flush()
-            return
-        # on a socket, the frames built here, not by websockets' Frame.serialize (which copies
-        # each payload into a BytesIO): the header and the payload go to the socket as two
-        # buffers (the server's payload as it is; a client masks it, one C pass). Same bytes on
-        # the wire.
-        raw, client = self.raw, self._client
+        raw, client, gather = self.raw, self._client, self._gather
         for i in range(0, len(view), WRITE_FRAME):
             part = view[i:i + WRITE_FRAME]
             mask = os.urandom(4) if client else None
-            raw.writelines((binary_frame_header(len(part), mask),
-                            apply_mask(part, mask) if mask is not None else part))
+            payload = apply_mask(part, mask) if mask is not None else part
+            if gather:
+                # a socket takes header and payload as two buffers (no join)
+                raw.writelines((binary_frame_header(len(part), mask), payload))
+            else:
+                # TLS below (wss): one piece, so that a frame is one TLS record, not two
+                raw.write(binary_frame_header(len(part), mask) + payload)
 
     def pause_reading(self) -> None:
         super().pause_reading()
