@@ -112,7 +112,8 @@ class FrameReader:
         self.masked = masked
         self.max_size = max_size
         self.closed = False
-        """A close frame was read (the last event handed out): what follows is ignored."""
+        """A close frame (the last event handed out) or a bad frame was read: what follows is
+        ignored."""
         self._head = b""  # the start of a header that the last input ended in
         self._left = 0  # payload bytes of the current frame still to come
         self._mask: bytes | None = None  # the current frame's mask
@@ -197,12 +198,12 @@ class FrameReader:
             mask = bytes(buf[start + size - 4:start + size]) if b1 & 0x80 else None
             pos += size - len(head)
             self._head = b""
-            self._frame(b0, b1, n, mask, out)
+            self._frame(b0, n, mask, out)
             if self.closed:
                 break
         return out
 
-    def _frame(self, b0: int, b1: int, length: int, mask: bytes | None, out: list[Payload | Control]) -> None:
+    def _frame(self, b0: int, length: int, mask: bytes | None, out: list[Payload | Control]) -> None:
         """A header was read: check it and set up the reading of its payload."""
         opcode = b0 & 0x0F
         try:
