@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from aiofrp.config.errors import ConfigError
 from aiofrp.config.load import parse_client_config, parse_server_config
 from aiofrp.config.template import TemplateError, render
-from aiofrp.proto import http, http2, kcp, msg, nathole, socks5, stun, tls_hello, udp, wire, yamux
+from aiofrp.proto import http, http2, kcp, msg, nathole, socks5, stun, tls_hello, udp, wire, wsframe, yamux
 from aiofrp.proto.errors import ProtocolError
 from aiofrp.proto.proxyproto import ProxyProtocolError, build_header
 from aiofrp.proto.snappy import SnappyFrameReader, SnappyFrameWriter
@@ -121,6 +121,60 @@ def fuzz_yamux(data: bytes) -> None:
     for piece in pieces(data):
         session.receive_data(piece)
         session.data_to_send()
+
+
+# -- websocket frames (the websocket transport after its handshake) --------------------------------
+
+
+def _wsframe_seeds() -> list[bytes]:
+    mask = b"\x11\x22\x33\x44"
+
+    def frame(op: int, payload: bytes, masked: bool, fin: bool = True) -> bytes:
+        head = bytearray(wsframe.frame_header(op, len(payload), mask if masked else None))
+        if not fin:
+            head[0] &= 0x7F
+        return bytes(head) + (wsframe.apply_mask(payload, mask) if masked else payload)
+
+    out = []
+    for masked in (True, False):
+        stream = (frame(wsframe.OP_TEXT, b"\xff text", masked) + frame(wsframe.OP_BINARY, b"b" * 300, masked)
+                  + frame(wsframe.OP_BINARY, b"frag", masked, fin=False) + frame(wsframe.OP_PING, b"p", masked)
+                  + frame(wsframe.OP_CONT, b"ment", masked) + frame(wsframe.OP_PONG, b"", masked)
+                  + frame(wsframe.OP_CLOSE, b"\x03\xe8bye", masked))
+        out += [bytes([0x80 if masked else 0]) + stream, bytes([0x85 if masked else 5]) + stream]
+    return out
+
+
+def _wsframe_run(masked: bool, chunks: Iterator[bytes]) -> tuple[bytes, list[wsframe.Control], tuple[int, str] | None]:
+    reader = wsframe.FrameReader(masked=masked, max_size=1 << 20)
+    stream, controls = bytearray(), []
+    error = None
+    try:
+        for chunk in chunks:
+            for ev in reader.feed(chunk):
+                if isinstance(ev, wsframe.Control):
+                    controls.append(ev)
+                else:
+                    stream += ev
+    except wsframe.FrameError as exc:
+        for ev in exc.events:
+            if isinstance(ev, wsframe.Control):
+                controls.append(ev)
+            else:
+                stream += ev
+        error = exc.code, exc.reason
+    return bytes(stream), controls, error
+
+
+@target("wsframe", ProtocolError, seeds=_wsframe_seeds)
+def fuzz_wsframe(data: bytes) -> None:
+    """The frame reader fed in pieces (the first byte's top bit: the server side, masked frames),
+    against the same input in one piece: the same byte stream, control frames and refusal."""
+    masked = bool(data[:1]) and data[0] & 0x80 != 0
+    whole = _wsframe_run(masked, iter([data[1:]]))
+    cut = _wsframe_run(masked, pieces(data))
+    if whole != cut:
+        raise AssertionError(f"in pieces {cut!r:.200}, in one {whole!r:.200}")
 
 
 # -- HTTP/1 head and body framers ---------------------------------------------------------------------

@@ -199,3 +199,187 @@ def test_binary_frame_header_is_what_websockets_serializes(length: int) -> None:
     [frame] = server.events_received()
     assert isinstance(frame, Frame) and frame.opcode is Opcode.BINARY and frame.fin
     assert frame.data == payload
+
+
+# -- the frame reading of our own (proto/wsframe.py) inside the transport -------------------------
+
+
+async def _accepted_server(first: bytes = b"") -> tuple[asyncio.Server, asyncio.StreamReader, asyncio.StreamWriter, WebSocketConn]:
+    """A raw client upgraded to our server (``first``: frames sent in the upgrade request's write)."""
+    srv, port, accepted = await _server()
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16))
+    w.write(b"GET /~!frp HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n" + first)
+    head = await r.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    return srv, r, w, await asyncio.wait_for(accepted, 5)
+
+
+class Lost(Sink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+async def _until(cond: object, what: str) -> None:
+    for _ in range(500):
+        if cond():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 5 s: {what}")
+
+
+def test_frames_in_the_upgrade_requests_segment_are_read() -> None:
+    async def main() -> None:
+        srv, r, w, server = await _accepted_server(_frame(0x2, b"early") + _frame(0x9, b"hi"))
+        assert await asyncio.wait_for(r.readexactly(4), 5) == b"\x8a\x02hi"  # the pong
+        sink = Sink()
+        holder = server.holder
+        assert holder is not None
+        server.set_protocol(sink)
+        assert bytes(holder.early) == b"early"
+        w.write(_frame(0x2, b"later"))
+        await _until(lambda: sink.data == b"later", "the frame after the hand-over")
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_close_is_echoed_as_received_then_eof() -> None:
+    async def main() -> None:
+        srv, r, w, server = await _accepted_server()
+        sink = Sink()
+        server.set_protocol(sink)
+        payload = struct.pack(">H", 1001) + "adiós".encode()
+        w.write(_frame(0x2, b"data") + _frame(0x8, payload) + _frame(0x2, b"ignored"))
+        assert await asyncio.wait_for(r.readexactly(2 + len(payload)), 5) == bytes([0x88, len(payload)]) + payload
+        await asyncio.wait_for(sink.eof, 5)
+        assert bytes(sink.data) == b"data"
+        assert await asyncio.wait_for(r.read(), 5) == b""  # then frps closes the connection
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("frames", "close", "reason"), [
+    (b"\x82\x04data", struct.pack(">H", 1002) + b"incorrect masking", "incorrect masking"),
+    (_frame(0x3, b"x"), struct.pack(">H", 1002) + b"invalid opcode", "invalid opcode"),
+    (_frame(0x8, b"\x03"), struct.pack(">H", 1002) + b"close frame too short", "close frame too short"),
+    (_frame(0x8, struct.pack(">H", 1000) + b"\xff"), None, "invalid start byte"),
+    (_frame(0x2, b"a", fin=False) + _frame(0x8, b""), struct.pack(">H", 1002) + b"incomplete fragmented message",
+     "incomplete fragmented message"),
+])
+def test_bad_frames_fail_the_connection_with_a_close_frame(frames: bytes, close: bytes | None, reason: str) -> None:
+    async def main() -> None:
+        srv, r, w, server = await _accepted_server()
+        proto = Lost()
+        server.set_protocol(proto)
+        w.write(_frame(0x2, b"before") + frames)
+        exc = await asyncio.wait_for(proto.lost, 5)
+        assert isinstance(exc, WebSocketError) and str(exc).startswith("bad websocket frame: ") and reason in str(exc)
+        assert server.error == str(exc)
+        assert bytes(proto.data) in (b"before", b"beforea")
+        got = await asyncio.wait_for(r.read(), 5)  # the close frame, then EOF
+        assert got[0] == 0x88 and (close is None or got[2:] == close), got
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_eof_without_a_close_frame_is_an_error() -> None:
+    async def main() -> None:
+        srv, _r, w, server = await _accepted_server()
+        proto = Lost()
+        server.set_protocol(proto)
+        w.write(_frame(0x2, b"data")[:-1])
+        w.write_eof()
+        exc = await asyncio.wait_for(proto.lost, 5)
+        assert isinstance(exc, WebSocketError) and "stream ends inside a frame" in str(exc)
+        w.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+async def _raw_server(answer: bytes) -> tuple[asyncio.Server, int, asyncio.Future[asyncio.StreamReader]]:
+    """A server that answers the upgrade request with ``answer`` (``{accept}``: the right key)."""
+    from websockets.utils import accept_key
+
+    got: asyncio.Future[asyncio.StreamReader] = asyncio.get_running_loop().create_future()
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await r.readuntil(b"\r\n\r\n")
+        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        w.write(answer.replace(b"{accept}", accept_key(key.decode()).encode()))
+        got.set_result(r)
+        await asyncio.sleep(5)
+        w.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, srv.sockets[0].getsockname()[1], got
+
+
+def test_client_reads_frames_that_came_with_the_101() -> None:
+    async def main() -> None:
+        unmasked = b"\x82\x05early" + b"\x89\x02hi"
+        srv, port, got = await _raw_server(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n" + unmasked)
+        raw, _ = await asyncio.get_running_loop().create_connection(asyncio.Protocol, "127.0.0.1", port)
+        client = await client_handshake(raw, f"127.0.0.1:{port}")
+        assert client.holder is not None and bytes(client.holder.early) == b"early"
+        r = await got
+        pong = await asyncio.wait_for(r.readexactly(2 + 4 + 2), 5)
+        assert pong[:2] == b"\x8a\x82"  # masked, as a client's frames must be
+        from websockets.speedups import apply_mask
+
+        assert apply_mask(pong[6:], pong[2:6]) == b"hi"
+        client.abort()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_client_refused_with_a_body_fails_at_once() -> None:
+    async def main() -> None:
+        srv, port, _ = await _raw_server(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nforbidden\n")
+        raw, _ = await asyncio.get_running_loop().create_connection(asyncio.Protocol, "127.0.0.1", port)
+        with pytest.raises(WebSocketError, match="403"):
+            await client_handshake(raw, f"127.0.0.1:{port}", timeout=5)
+        srv.close()
+
+    asyncio.run(main())
+
+
+class Calls(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.calls.append(bytes(data))
+
+
+def test_a_reads_small_frames_are_handed_on_in_one_piece_big_ones_as_they_are() -> None:
+    async def main() -> None:
+        srv, r, w, server = await _accepted_server()
+        proto = Calls()
+        server.set_protocol(proto)
+        big1, big2 = os.urandom(40_000), os.urandom(50_000)
+        # as one read: Go writes a frame per TLS record, several arrive together
+        server._on_data(_frame(0x2, b"a") + _frame(0x1, b"b", fin=False) + _frame(0x9, b"x")
+                        + _frame(0x0, b"c") + _frame(0x2, b"d") + _frame(0x2, big1) + _frame(0x2, big2))
+        assert proto.calls == [b"ab", b"cd", big1, big2]
+        assert await asyncio.wait_for(r.readexactly(3), 5) == b"\x8a\x01x"  # the ping between them
+        w.close()
+        srv.close()
+
+    asyncio.run(main())

@@ -1,15 +1,19 @@
 """frp's websocket transport (frpc ``transport.protocol = "websocket" | "wss"``; frps serves
 ``GET /~!frp`` on its bind port): a byte stream carried in WebSocket frames, as a Transport.
 
-The RFC 6455 framing and handshakes are the ``websockets`` library's sans-I/O protocol objects;
-this module drives them over any asyncio transport (TCP, or our TLS for wss).
+The handshakes are the ``websockets`` library's sans-I/O protocol objects, driven over any asyncio
+transport (TCP, or our TLS for wss). After the handshake the frames are ours: read by
+:class:`aiofrp.proto.wsframe.FrameReader` (payloads as slices of what the socket read, a big frame
+delivered as it arrives), written with :func:`aiofrp.proto.wsframe.frame_header` (see
+docs/performance.md "Transports").
 
 What frp does (Go ``golang.org/x/net/websocket``, spec §1.7): the client asks for ``/~!frp`` with
 ``Origin: http://<host>`` (Go's server refuses a request without a parseable Origin with 403);
 each write is one frame, the receiver treats the payloads as one byte stream whatever the
 opcode (Go frp sends text frames up to 0.69, binary since 0.70; we send binary and accept both,
-never checking UTF-8). Frames above :data:`MAX_FRAME` (Go's ``DefaultMaxPayloadBytes``) end the
-connection.
+never checking UTF-8). Frames above :data:`MAX_FRAME` end the connection with close code 1009:
+our limit, Go's ``Conn.Read`` streams frames of any size (its ``DefaultMaxPayloadBytes`` applies
+to ``Codec.Receive`` only); no Go frp writes frames that big.
 """
 
 from __future__ import annotations
@@ -23,20 +27,29 @@ from urllib.parse import urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
+from websockets.exceptions import ProtocolError as LibProtocolError
+from websockets.frames import Close
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - the pure-Python build of websockets
-    from websockets.utils import apply_mask
-
 from ..proto.addr import fmt_addr
 from ..proto.errors import TransportError
+from ..proto.wsframe import (
+    CLOSE_PROTOCOL_ERROR,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    Control,
+    FrameError,
+    FrameReader,
+    Payload,
+    apply_mask,
+    frame_header,
+)
 from .tls import TLSTransport
 from .transport import PausableTransport
 
@@ -46,27 +59,19 @@ _lib_log = logging.getLogger("aiofrp.net.websocket.lib")
 _lib_log.setLevel(logging.WARNING)
 
 PATH = "/~!frp"
-MAX_FRAME = 32 << 20  # bytes: Go's websocket.DefaultMaxPayloadBytes
+MAX_FRAME = 32 << 20  # bytes: the value of Go's websocket.DefaultMaxPayloadBytes
 WRITE_FRAME = 1 << 20  # our writes are split into frames of at most this much
 HANDSHAKE_TIMEOUT = 10.0
+JOIN_BELOW = 32 << 10  # bytes: consecutive payloads of a read below this are handed on joined
 
-_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
-_FIN_BINARY = 0x80 | Opcode.BINARY.value
-_H16 = struct.Struct("!BBH")
-_H64 = struct.Struct("!BBQ")
+_CLOSE_INVALID_DATA = 1007
+_HEAD_END = b"\r\n\r\n"
 
 
 def binary_frame_header(length: int, mask: bytes | None) -> bytes:
     """RFC 6455 header of a final binary frame of ``length`` payload bytes (masked with the
     4-byte ``mask`` when given, as clients must); what ``websockets``' ``Frame.serialize`` writes."""
-    m = 0x80 if mask is not None else 0
-    if length < 126:
-        head = bytes((_FIN_BINARY, m | length))
-    elif length < 65536:
-        head = _H16.pack(_FIN_BINARY, m | 126, length)
-    else:
-        head = _H64.pack(_FIN_BINARY, m | 127, length)
-    return head + mask if mask is not None else head
+    return frame_header(OP_BINARY, length, mask)
 
 
 class WebSocketError(TransportError):
@@ -81,56 +86,120 @@ class WebSocketConn(PausableTransport):
     def __init__(self, raw: asyncio.Transport, ws: ClientProtocol | ServerProtocol) -> None:
         super().__init__(asyncio.get_running_loop())
         self.raw = raw
-        self.ws = ws
+        self.ws = ws  # the handshake's protocol object (the server's 101 is flushed from it)
         self._client = isinstance(ws, ClientProtocol)
-        # a socket takes header and payload as two buffers (no join); TLS below (wss) keeps
-        # websockets' framing (measured: joining them ourselves was slower there)
+        self._reader = FrameReader(masked=not self._client, max_size=MAX_FRAME)
+        # a socket takes a frame's header and payload as two buffers; TLS below (wss) one piece
         self._gather = not isinstance(raw, TLSTransport) and raw.get_extra_info("ssl_object") is None
+        self._open = True  # no close frame sent or received yet
         self._closed = False
+        self._eof_fed = False
         self.holder: Early | None = None
         self.error: str = ""  # why the peer's stream ended badly (for log lines)
         self._side = _RawSide(self)
 
-    def start(self, frames: list[Any]) -> None:
-        """Take over ``raw`` after the handshake; ``frames``: those that came with it. Until the
-        caller sets a protocol, what arrives is held by an :class:`Early` protocol."""
+    def start(self, rest: bytes) -> None:
+        """Take over ``raw`` after the handshake; ``rest``: what came after the HTTP head (the
+        first frames). Until the caller sets a protocol, what arrives is held by an
+        :class:`Early` protocol."""
         self._protocol = self.holder = Early()
         self.raw.set_protocol(self._side)
-        for ev in frames:
-            if isinstance(ev, Frame) and ev.opcode in _DATA and ev.data:
-                self._feed_data(bytes(ev.data))
-        self._process()
+        self._flush()  # the server's 101
+        if rest:
+            self._on_data(rest)
 
     # -- from raw ------------------------------------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
-        ws = self.ws
-        ws.receive_data(data)
-        self._process()
-
-    def _process(self) -> None:
-        ws = self.ws
-        for ev in ws.events_received():
-            if isinstance(ev, Frame) and ev.opcode in _DATA:
-                if ev.data:
-                    self._feed_data(bytes(ev.data))
-                if self._closed:
-                    return
-        self._flush()
-        if ws.parser_exc is not None and not self._closed:
-            self.error = f"bad websocket frame: {ws.parser_exc}"
-            self._flush()
-            self._lose(WebSocketError(self.error))
+        try:
+            events = self._reader.feed(data)
+        except FrameError as exc:
+            self._deliver(exc.events)
+            if not self._closed:
+                self._fail(exc.code, exc.reason)
             return
-        if ws.state in (State.CLOSING, State.CLOSED) and not self._closed and not self._eof_pending:
+        if len(events) == 1 and type(events[0]) is not Control:
+            self._feed_data(events[0])  # type: ignore[arg-type]
+            return
+        self._deliver(events)
+
+    def _deliver(self, events: list[Any]) -> None:
+        """Hand on a read's events: the payloads of consecutive small frames as one piece (Go
+        writes a frame per TLS record, ~16 KiB: measured, one join per read instead of a pass
+        through the layers above per frame cut frpc's CPU per MB by a quarter), a big one as it
+        is (no copy)."""
+        run: list[Payload] = []
+        for ev in events:
+            if type(ev) is not Control and len(ev) < JOIN_BELOW:
+                run.append(ev)
+                continue
+            if run:
+                self._feed_data(run[0] if len(run) == 1 else b"".join(run))
+                run = []
+            if self._closed:
+                return
+            if type(ev) is Control:
+                self._control(ev)
+            else:
+                self._feed_data(ev)
+        if run and not self._closed:
+            self._feed_data(run[0] if len(run) == 1 else b"".join(run))
+
+    def _control(self, ev: Control) -> None:
+        if ev.opcode == OP_PING:
+            if self._open:
+                self._send_control(OP_PONG, ev.payload)
+            return
+        if ev.opcode != OP_CLOSE:
+            return  # an unsolicited pong: nothing to answer (RFC 6455 §5.5.3)
+        # the close handshake as websockets did it: the payload checked, echoed as it came
+        try:
+            Close.parse(ev.payload)
+        except LibProtocolError as exc:
+            self._fail(CLOSE_PROTOCOL_ERROR, str(exc))
+            return
+        except UnicodeDecodeError as exc:
+            self._fail(_CLOSE_INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            return
+        if self._reader.in_message:
+            self._fail(CLOSE_PROTOCOL_ERROR, "incomplete fragmented message")
+            return
+        if self._open:
+            self._open = False
+            self._send_control(OP_CLOSE, ev.payload)
+        self._eof()
+
+    def _eof(self) -> None:
+        if not self._eof_fed and not self._closed:
+            self._eof_fed = True
             self._feed_eof()
 
     def _on_eof(self) -> None:
-        if not self._closed:
-            self._feed_eof()
+        if self._closed or self._eof_fed:
+            return
+        # the TCP stream ended without a close frame
+        self._fail(0, "stream ends inside a frame" if self._reader.in_frame else "unexpected end of stream")
 
     def _on_lost(self, exc: Exception | None) -> None:
         self._lose(exc)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection on the peer's bad bytes: a close frame with ``code`` (0: none, the
+        peer is gone), then closed, the protocol told why."""
+        self.error = f"bad websocket frame: {reason}"
+        if self._open and code:
+            self._send_control(OP_CLOSE, struct.pack("!H", code) + reason.encode())
+        self._open = False
+        self._lose(WebSocketError(self.error))
+
+    def _send_control(self, opcode: int, payload: bytes) -> None:
+        if self.raw.is_closing():
+            return
+        if self._client:
+            mask = os.urandom(4)
+            self.raw.write(frame_header(opcode, len(payload), mask) + apply_mask(payload, mask))
+        else:
+            self.raw.write(frame_header(opcode, len(payload), None) + payload)
 
     def _flush(self) -> None:
         out = self.ws.data_to_send()
@@ -145,27 +214,22 @@ class WebSocketConn(PausableTransport):
         return self.raw.get_extra_info(name, default)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closed or not data or self.ws.state is not State.OPEN:
+        if self._closed or not data or not self._open:
             return
+        # frames built here, not by websockets' Frame.serialize (which copies each payload into a
+        # BytesIO and out again); same bytes on the wire. A client masks the payload (one C pass).
         view = memoryview(data)
-        ws = self.ws
-        if ws.extensions or not self._gather:
-            # websockets' framing: extensions (none negotiated by us or Go), or TLS below (wss)
-            for i in range(0, len(view), WRITE_FRAME):
-                ws.send_binary(view[i:i + WRITE_FRAME])
-            self._flush()
-            return
-        # on a socket, the frames built here, not by websockets' Frame.serialize (which copies
-        # each payload into a BytesIO): the header and the payload go to the socket as two
-        # buffers (the server's payload as it is; a client masks it, one C pass). Same bytes on
-        # the wire.
-        self._flush()  # anything websockets queued (a pong) goes first
-        raw, client = self.raw, self._client
+        raw, client, gather = self.raw, self._client, self._gather
         for i in range(0, len(view), WRITE_FRAME):
             part = view[i:i + WRITE_FRAME]
             mask = os.urandom(4) if client else None
-            raw.writelines((binary_frame_header(len(part), mask),
-                            apply_mask(part, mask) if mask is not None else part))
+            payload = apply_mask(part, mask) if mask is not None else part
+            if gather:
+                # a socket takes header and payload as two buffers (no join)
+                raw.writelines((binary_frame_header(len(part), mask), payload))
+            else:
+                # TLS below (wss): one piece, so that a frame is one TLS record, not two
+                raw.write(binary_frame_header(len(part), mask) + payload)
 
     def pause_reading(self) -> None:
         super().pause_reading()
@@ -192,9 +256,9 @@ class WebSocketConn(PausableTransport):
     def close(self) -> None:
         if self._closed:
             return
-        if self.ws.state is State.OPEN:
-            self.ws.send_close()
-            self._flush()
+        if self._open:
+            self._open = False
+            self._send_control(OP_CLOSE, b"")  # no status code, as websockets' send_close()
         self.raw.close()
         self._lose(None)
 
@@ -246,8 +310,6 @@ class _RawSide(asyncio.Protocol):
         self.conn._on_data(data)
 
     def eof_received(self) -> bool:
-        self.conn.ws.receive_eof()
-        self.conn._process()
         self.conn._on_eof()
         return False
 
@@ -261,31 +323,69 @@ class _RawSide(asyncio.Protocol):
         self.conn._set_write_paused(False)
 
 
+class _HeadEnd:
+    """Where a handshake's HTTP head ends (the first empty line), across reads: the library
+    parses the head, what follows it (frames) stays for our reader."""
+
+    def __init__(self) -> None:
+        self._tail = b""  # the last bytes looked at, for an end split over two reads
+
+    def split(self, data: bytes) -> tuple[bytes, bytes | None]:
+        """(the part of ``data`` up to the end of the head, the rest or None: not ended yet)"""
+        probe = self._tail + data
+        i = probe.find(_HEAD_END)
+        if i < 0:
+            self._tail = probe[-3:]
+            return data, None
+        end = i + 4 - len(self._tail)
+        return data[:end], data[end:]
+
+
 # -- client ------------------------------------------------------------------------------------
 
 
 class _Handshake(asyncio.Protocol):
-    """Reads the handshake answer (client) or request (server) off ``raw``."""
+    """Reads the handshake answer off ``raw`` (client); what follows the HTTP head is kept raw in
+    ``rest``, and so is what arrives before :func:`client_handshake` takes over."""
 
-    def __init__(self, ws: ClientProtocol | ServerProtocol) -> None:
+    def __init__(self, ws: ClientProtocol) -> None:
         self.ws = ws
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.events: list[Any] = []
+        self._head: _HeadEnd | None = _HeadEnd()  # None: past the head (or the library reads all)
+        self.rest = bytearray()
+        self.eof = False
+        self.lost = False
+        self.exc: Exception | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self.done.done():
+        if self._head is None:
+            self.rest += data
             return
-        self.ws.receive_data(data)
-        self.events = self.ws.events_received()
-        if self.events or self.ws.handshake_exc is not None:
+        head, rest = self._head.split(data)
+        ws = self.ws
+        ws.receive_data(head)
+        events = ws.events_received()
+        if rest is not None:
+            self._head = None
+            if not events and ws.handshake_exc is None:
+                # a head that announces a body (not a 101): the library reads it to its end
+                ws.receive_data(rest)
+                events = ws.events_received()
+                rest = b""
+            self.rest += rest
+        if (events or ws.handshake_exc is not None) and not self.done.done():
+            self._head = None
             self.done.set_result(None)
 
     def eof_received(self) -> bool:
+        self.eof = True
         if not self.done.done():
             self.done.set_exception(EOFError("connection closed during the websocket handshake"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.exc = exc
         if not self.done.done():
             self.done.set_exception(exc or EOFError("connection closed during the websocket handshake"))
 
@@ -311,7 +411,11 @@ async def client_handshake(raw: asyncio.Transport, host: str, *, initial: bytes 
     if ws.handshake_exc is not None:
         raise WebSocketError(f"websocket handshake failed: {ws.handshake_exc}")
     conn = WebSocketConn(raw, ws)
-    conn.start([e for e in hs.events if not isinstance(e, Response)])
+    conn.start(bytes(hs.rest))
+    if hs.eof:  # the server's frames (and EOF) came before this coroutine resumed
+        conn._on_eof()
+    if hs.lost:
+        conn._on_lost(hs.exc)
     return conn
 
 
@@ -346,13 +450,15 @@ class ServerHandshake(asyncio.Protocol):
     def __init__(self, raw: asyncio.Transport) -> None:
         self.raw = raw
         self.ws = ServerProtocol(max_size=(None, MAX_FRAME), logger=_lib_log)
+        self._head = _HeadEnd()
         self.done: asyncio.Future[WebSocketConn] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         if self.done.done():
             return
         ws = self.ws
-        ws.receive_data(data)
+        head, rest = self._head.split(data)
+        ws.receive_data(head)  # the frames after the head are ours (conn.start)
         events = ws.events_received()
         if ws.handshake_exc is not None or (not events and ws.state is not State.CONNECTING):
             self._refuse(ws.handshake_exc, None)
@@ -375,7 +481,7 @@ class ServerHandshake(asyncio.Protocol):
         response.headers = Headers([(k, v) for k, v in response.headers.raw_items() if k.lower() != "server"])
         ws.send_response(response)
         conn = WebSocketConn(self.raw, ws)
-        conn.start(events[1:])
+        conn.start(rest or b"")
         self.done.set_result(conn)
 
     def _refuse(self, exc: BaseException | None, response: Response | None) -> None:
