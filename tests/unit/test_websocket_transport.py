@@ -276,7 +276,7 @@ def test_close_is_echoed_as_received_then_eof() -> None:
     (_frame(0x8, struct.pack(">H", 1000) + b"\xff"), None, "invalid start byte"),
     (_frame(0x2, b"a", fin=False) + _frame(0x8, b""), struct.pack(">H", 1002) + b"incomplete fragmented message",
      "incomplete fragmented message"),
-])
+], ids=["unmasked", "opcode-3", "close-short", "close-reason-utf8", "close-mid-message"])  # masks are random: xdist
 def test_bad_frames_fail_the_connection_with_a_close_frame(frames: bytes, close: bytes | None, reason: str) -> None:
     async def main() -> None:
         srv, r, w, server = await _accepted_server()
