@@ -2,8 +2,8 @@
 
 With ``autotune=True`` a stream's receive window starts at yamux's 256 KiB and doubles, up to
 ``max_window``, only while the peer is limited by it (an epoch of more than a window consumed in
-less than ``4 * fraction * rtt``, quic-go's rule); window updates go out per quarter window
-consumed, one frame per threshold crossed, never more credit than the current window.
+less than ``4 * fraction * rtt``, quic-go's rule); window updates go out per half window
+consumed as Go sends them, one frame per threshold crossed, never more credit than the current window.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def test_window_does_not_grow_when_the_application_sets_the_pace() -> None:
     # 10 MB/s: a 256 KiB window takes 25 ms, far more than 4 * 1 ms
     deltas = pump(s, 1, 16 * MiB, seconds_per_mib=0.1)
     assert s.streams[1].window == INITIAL_WINDOW
-    assert set(deltas) == {INITIAL_WINDOW // 4}
+    assert set(deltas) == {INITIAL_WINDOW // 2}
 
 
 def test_window_grows_to_what_the_round_trip_needs() -> None:
@@ -158,22 +158,22 @@ def test_window_never_exceeds_a_small_max() -> None:
     assert max(deltas) <= INITIAL_WINDOW * 3
 
 
-def test_updates_are_batched_per_quarter_window() -> None:
+def test_updates_are_batched_per_half_window() -> None:
     s = receiver_with_stream(rtt=0)  # no growth: a fixed 256 KiB window
     deltas = pump(s, 1, 4 * MiB, seconds_per_mib=0.1, chunk=1 * KiB)
-    assert len(deltas) == 4 * MiB // (INITIAL_WINDOW // 4)  # 64 frames for 4096 chunks
-    assert set(deltas) == {INITIAL_WINDOW // 4}
+    assert len(deltas) == 4 * MiB // (INITIAL_WINDOW // 2)  # 32 frames for 4096 chunks
+    assert set(deltas) == {INITIAL_WINDOW // 2}
 
 
 def test_held_data_withholds_credit() -> None:
     """What the application has not taken yet still counts against the window (back-pressure)."""
     s = receiver_with_stream()
     s.receive_data(data_frame(1, INITIAL_WINDOW))
+    s.consumed(1, 96 * KiB, 0.0)
+    assert updates(out(s), 1) == []  # 3/8 consumed: below the half
     s.consumed(1, 32 * KiB, 0.0)
-    assert updates(out(s), 1) == []  # an eighth consumed: below the quarter
-    s.consumed(1, 32 * KiB, 0.0)
-    assert updates(out(s), 1) == [64 * KiB]
-    assert s.streams[1].recv_window == 64 * KiB  # 192 KiB still held by the application
+    assert updates(out(s), 1) == [128 * KiB]
+    assert s.streams[1].recv_window == 128 * KiB  # 128 KiB still held by the application
 
 
 def test_rtt_sample_keeps_the_smallest() -> None:
