@@ -85,7 +85,7 @@ def pump(s: Session, sid: int, total: int, seconds_per_mib: float, chunk: int = 
         credit += sum(got)
         st_ = s.streams[sid]
         assert credit == st_.recv_window
-        assert credit + st_.unconsumed <= st_.window <= s.max_window
+        assert credit + st_.unconsumed <= s.window <= s.max_window
     return deltas
 
 
@@ -104,7 +104,7 @@ def test_window_grows_while_the_peer_is_window_limited_and_stops_at_max() -> Non
     s = receiver_with_stream()
     # 1 GB/s: any window up to 6 MiB is consumed within 4 * rtt
     deltas = pump(s, 1, 64 * MiB, seconds_per_mib=0.001)
-    assert s.streams[1].window == FRP_MAX_WINDOW
+    assert s.window == FRP_MAX_WINDOW
     assert max(deltas) <= FRP_MAX_WINDOW
     assert sum(deltas) + INITIAL_WINDOW - s.streams[1].unconsumed <= 64 * MiB + FRP_MAX_WINDOW
 
@@ -113,7 +113,7 @@ def test_window_does_not_grow_when_the_application_sets_the_pace() -> None:
     s = receiver_with_stream()
     # 10 MB/s: a 256 KiB window takes 25 ms, far more than 4 * 1 ms
     deltas = pump(s, 1, 16 * MiB, seconds_per_mib=0.1)
-    assert s.streams[1].window == INITIAL_WINDOW
+    assert s.window == INITIAL_WINDOW
     assert set(deltas) == {INITIAL_WINDOW // 2}
 
 
@@ -122,11 +122,11 @@ def test_window_grows_to_what_the_round_trip_needs() -> None:
     # first doubling that takes longer than 4 rtts to consume: 512 KiB
     s = receiver_with_stream()
     pump(s, 1, 32 * MiB, seconds_per_mib=0.01)
-    assert s.streams[1].window == 512 * KiB
+    assert s.window == 512 * KiB
     # the same rate over a 20 ms round trip needs the whole 6 MiB
     s = receiver_with_stream(rtt=0.020)
     pump(s, 1, 64 * MiB, seconds_per_mib=0.01)
-    assert s.streams[1].window == FRP_MAX_WINDOW
+    assert s.window == FRP_MAX_WINDOW
 
 
 def test_catching_up_on_a_backlog_is_not_taken_for_a_window_limited_peer() -> None:
@@ -142,19 +142,19 @@ def test_catching_up_on_a_backlog_is_not_taken_for_a_window_limited_peer() -> No
             s.consumed(1, 16 * KiB, now)  # all within one instant
         out(s)
         now += 0.010  # away for 10 ms
-    assert st_.window == INITIAL_WINDOW
+    assert s.window == INITIAL_WINDOW
 
 
 def test_no_round_trip_yet_no_growth() -> None:
     s = receiver_with_stream(rtt=0)
     pump(s, 1, 8 * MiB, seconds_per_mib=0.0001)
-    assert s.streams[1].window == INITIAL_WINDOW
+    assert s.window == INITIAL_WINDOW
 
 
 def test_window_never_exceeds_a_small_max() -> None:
     s = receiver_with_stream(max_window=INITIAL_WINDOW * 3)
     deltas = pump(s, 1, 16 * MiB, seconds_per_mib=0.0001)
-    assert s.streams[1].window == INITIAL_WINDOW * 3
+    assert s.window == INITIAL_WINDOW * 3
     assert max(deltas) <= INITIAL_WINDOW * 3
 
 
@@ -208,8 +208,8 @@ def test_autotuned_receiver_with_go_like_sender_moves_everything() -> None:
                 now += len(ev.data) / 1e10  # 10 GB/s: the window is what limits the sender
                 s.consumed(sid, len(ev.data), now)
         c.receive_data(out(s))
-        assert c.send_window(sid) + s.streams[sid].unconsumed <= s.streams[sid].window
-    assert s.streams[sid].window == FRP_MAX_WINDOW
+        assert c.send_window(sid) + s.streams[sid].unconsumed <= s.window
+    assert s.window == FRP_MAX_WINDOW
 
 
 _consume = st.lists(st.tuples(st.integers(1, 300 * KiB), st.floats(0, 0.05)), min_size=1, max_size=60)
@@ -225,7 +225,7 @@ def test_credit_never_exceeds_the_window(max_window: int, rtt: float, ops: list[
     st_ = s.streams[1]
     credit = st_.recv_window
     now = 0.0
-    window = st_.window
+    window = s.window
     for size, dt in ops:
         n = min(size, credit)
         if n:
@@ -236,6 +236,20 @@ def test_credit_never_exceeds_the_window(max_window: int, rtt: float, ops: list[
             s.consumed(1, min(st_.unconsumed, size), now)
         credit += sum(updates(out(s), 1))
         assert credit == st_.recv_window
-        assert credit + st_.unconsumed <= st_.window <= max_window
-        assert st_.window >= window
-        window = st_.window
+        assert credit + st_.unconsumed <= s.window <= max_window
+        assert s.window >= window
+        window = s.window
+
+
+def test_the_window_is_one_for_all_streams() -> None:
+    """A window grown on one stream applies to every stream at its next update, so a peer that
+    shares its sending fairly among window-limited streams gives them equal bytes."""
+    s = receiver_with_stream()
+    s.receive_data(struct.pack(">BBHII", 0, TYPE_WINDOW_UPDATE, FLAG_SYN, 3, 0))
+    out(s)
+    pump(s, 1, 64 * MiB, seconds_per_mib=0.001)  # stream 1 is fast: the window grows
+    assert s.window == FRP_MAX_WINDOW
+    s.receive_data(data_frame(3, INITIAL_WINDOW))
+    s.consumed(3, INITIAL_WINDOW // 2, 1.0)
+    assert updates(out(s), 3) == [FRP_MAX_WINDOW - INITIAL_WINDOW // 2]  # stream 3 gets it too
+    assert s.streams[3].recv_window + s.streams[3].unconsumed == FRP_MAX_WINDOW
