@@ -7,6 +7,10 @@ proxy, so through the same yamux session, ``--bulk`` connections move data as fa
 and times every round trip. With fair sending, the probe's p99 stays near the idle round trip;
 with first-come-first-served sending it waits behind the bulk stream's queued megabytes.
 
+The bulk connections count what they move while the probe runs (``bulk MB/s``: their sum;
+``slowest/fastest``: the spread between them with ``--bulk`` > 1), and the CPU time of the frps
+and frpc processes over the same seconds is given in percent of one CPU.
+
     .venv/bin/python bench/mux_fairness.py --impls go,ours --seconds 5 --bulk 1
 
 The service, the bulk clients and the probe are separate processes, so none of them shares a
@@ -25,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Setup, frp_commands, teardown
+from _common import Setup, cpu_seconds, frp_commands, teardown
 from support.procs import FrpProcess, LogTimeout, free_port, frpc_config, frps_config, tcp_proxy
 
 TOKEN = "bench-token"
 READY_TIMEOUT = 20.0
+WARM_UP = 0.5  # seconds of bulk transfer before the probe starts
 CHUNK = 256 * 1024
 
 SERVICE = r"""
@@ -61,17 +66,30 @@ asyncio.run(main())
 """
 
 BULK = r"""
-import socket, sys
+import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 mode = sys.argv[2].encode()
+start = time.monotonic() + float(sys.argv[3])  # bytes are counted from here ...
+stop = start + float(sys.argv[4])  # ... to here; the transfer goes on until the process is killed
 s.sendall(mode)
 buf = bytearray(256 * 1024)
 data = bytes(256 * 1024)
+count = -1
 while True:
     if mode == b"U":
         s.sendall(data)
-    elif not s.recv_into(buf):
-        break
+        n = len(data)
+    else:
+        n = s.recv_into(buf)
+        if not n:
+            break
+    if count >= 0:
+        count += n
+        if time.monotonic() >= stop:
+            print(count, flush=True)
+            count = -2
+    elif count == -1 and time.monotonic() >= start:
+        count = 0
 """
 
 
@@ -145,16 +163,28 @@ def main(argv: list[str] | None = None) -> int:
                 bulks = []
                 if case != "idle":
                     mode = "U" if case == "up" else "D"
-                    bulks = [subprocess.Popen([sys.executable, "-c", BULK, str(setup.port), mode])
+                    bulks = [subprocess.Popen([sys.executable, "-c", BULK, str(setup.port), mode, str(WARM_UP),
+                                               str(args.seconds)], stdout=subprocess.PIPE, text=True)
                              for _ in range(args.bulk)]
-                    time.sleep(0.5)  # let the bulk transfer fill the session (a warm-up, not a wait for state)
+                    time.sleep(WARM_UP)  # let the bulk transfer fill the session (a warm-up, not a wait for state)
+                cpu0 = cpu_seconds(setup.pids())
+                t0 = time.monotonic()
+                counts: list[int] = []
                 try:
                     rtts = probe(setup.port, args.seconds)
+                    cpu = cpu_seconds(setup.pids())
+                    elapsed = time.monotonic() - t0
+                    for b in bulks:  # each prints its byte count once its counting window is over
+                        assert b.stdout is not None
+                        line = b.stdout.readline().strip()
+                        counts.append(int(line) if line else 0)
                 finally:
                     for b in bulks:
                         b.kill()
                         b.wait()
-                rows.append((impl, case, len(rtts), statistics.median(rtts), pct(rtts, 0.99), max(rtts)))
+                cpu_pct = 100 * (cpu - cpu0) / elapsed if cpu is not None and cpu0 is not None else None
+                rows.append((impl, case, len(rtts), statistics.median(rtts), pct(rtts, 0.99), max(rtts),
+                             [c / args.seconds / 1e6 for c in counts], cpu_pct))
             for p in setup.procs:
                 p.kill()
     finally:
@@ -164,10 +194,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n64-byte ping-pong through one tcp proxy (TLS + yamux) while {args.bulk} bulk "
           f"connection(s) share its session; {os.cpu_count()} CPUs\n")
-    print("| impl | bulk | round trips | p50 ms | p99 ms | max ms |")
-    print("|---|---|---:|---:|---:|---:|")
-    for impl, case, n, p50, p99, mx in rows:
-        print(f"| {impl} | {case} | {n} | {p50:.3f} | {p99:.3f} | {mx:.1f} |")
+    print("| impl | bulk | round trips | p50 ms | p99 ms | max ms | bulk MB/s | slowest/fastest | frps+frpc CPU % |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for impl, case, n, p50, p99, mx, rates, cpu_pct in rows:
+        total = f"{sum(rates):.0f}" if rates else "-"
+        spread = f"{min(rates) / max(rates):.2f}" if len(rates) > 1 and max(rates) > 0 else "-"
+        cpu_s = f"{cpu_pct:.0f}" if cpu_pct is not None else "-"
+        print(f"| {impl} | {case} | {n} | {p50:.3f} | {p99:.3f} | {mx:.1f} | {total} | {spread} | {cpu_s} |")
     return 0
 
 

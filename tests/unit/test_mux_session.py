@@ -113,3 +113,25 @@ def test_failing_stream_is_reset_and_the_session_keeps_serving(caplog: pytest.Lo
         srv.close()
 
     asyncio.run(main())
+
+
+def test_sessions_measure_a_round_trip_and_autotune_their_windows() -> None:
+    async def main() -> None:
+        client, server_side, srv = await _pair()
+        a, pa = _open(client)
+        assert client._s.window == 256 * 1024  # 256 KiB until the peer needs more
+        a.write(b"hello")
+        await _wait_for(lambda: bytes(pa.data) == b"hello")
+        # each side pinged once the other had spoken
+        server: MuxSession = server_side[0]  # type: ignore[index]
+        await _wait_for(lambda: client._s.rtt > 0 and server._s.rtt > 0)
+        big = bytes(range(256)) * 40000
+        a.write(big)
+        a.write_eof()
+        await asyncio.wait_for(pa.eof, 10)
+        assert bytes(pa.data) == b"hello" + big
+        assert 256 * 1024 <= server._s.window <= 6 * 1024 * 1024
+        client.close()
+        srv.close()
+
+    asyncio.run(main())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from ..proto import yamux
@@ -29,6 +31,7 @@ FLUSH_BATCH = 256 * 1024  # data bytes taken from the session per write to the t
 STREAM_QUEUE_HIGH = 512 * 1024  # a stream with more queued in the session pauses its writer...
 STREAM_QUEUE_LOW = 128 * 1024  # ... until it is back under this
 SESSION_QUEUE_HIGH = 8 * 1024 * 1024  # over this in all, every stream with data queued pauses
+RTT_PING_INTERVAL = 1.0  # autotuning: a ping for the round trip this often while data arrives
 
 
 class MuxSession(asyncio.Protocol):
@@ -43,6 +46,11 @@ class MuxSession(asyncio.Protocol):
     when it resumes. So the transport's buffer stays near its high-water mark and a ping or a
     small stream never waits behind megabytes of another stream's data. A stream's writer pauses
     on its own queue (not on the session's), so a busy stream does not stop a quiet one.
+
+    ``autotune`` (default on) lets the session size each stream's receive window to what the peer
+    needs (256 KiB up to ``max_window``, see :mod:`aiofrp.proto.yamux`); the driver gives it the
+    clock (``time.monotonic``: uvloop's ``loop.time()`` counts whole milliseconds) and the round
+    trips of its pings, the first once the peer has spoken.
     """
 
     def __init__(
@@ -51,9 +59,10 @@ class MuxSession(asyncio.Protocol):
         on_stream: Callable[[MuxStream], None] | None = None,
         keepalive_interval: float = 30.0,
         max_window: int = yamux.FRP_MAX_WINDOW,
+        autotune: bool = True,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._s = yamux.Session(client, max_window)
+        self._s = yamux.Session(client, max_window, autotune)
         self._on_stream = on_stream
         self._keepalive = keepalive_interval
         self._streams: dict[int, MuxStream] = {}
@@ -63,6 +72,9 @@ class MuxSession(asyncio.Protocol):
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_deadline: asyncio.TimerHandle | None = None
         self._outstanding_ping: int | None = None
+        self._ping_sent: dict[int, float] = {}  # ping id -> when it went out, for the round trip
+        self._rtt_timer: asyncio.TimerHandle | None = None
+        self._rx_seen = False  # data arrived since the last round-trip ping
         self._is_closed = False
         self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
         self._queue_paused: set[MuxStream] = set()  # streams paused on their session queue
@@ -76,6 +88,12 @@ class MuxSession(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if not self._rx_seen and self._rtt_timer is None and self._s.autotune:
+            # the first round trip for autotuning, once the peer spoke (so the session's first
+            # frame on the wire stays the SYN of its first stream, as Go sends it)
+            self._ping_sent[self._s.ping()] = time.monotonic()
+            self._rtt_timer = self._loop.call_later(RTT_PING_INTERVAL, self._rtt_ping)
+        self._rx_seen = True
         try:
             events = self._s.receive_data(data)
         except YamuxError as exc:
@@ -110,6 +128,9 @@ class MuxSession(asyncio.Protocol):
                     if st is not None:
                         st._on_reset()
                 elif type(ev) is PingAcked:
+                    sent = self._ping_sent.pop(ev.ping_id, None)
+                    if sent is not None:
+                        self._s.rtt_sample(time.monotonic() - sent)
                     if ev.ping_id == self._outstanding_ping:
                         self._outstanding_ping = None
                         if self._ping_deadline is not None:
@@ -201,10 +222,24 @@ class MuxSession(asyncio.Protocol):
     def _send_ping(self) -> None:
         if self._is_closed:
             return
-        self._outstanding_ping = self._s.ping()
+        self._outstanding_ping = pid = self._s.ping()
+        if self._s.autotune:
+            if len(self._ping_sent) > 16:  # unanswered ones (the timeout closes the session anyway)
+                self._ping_sent.clear()
+            self._ping_sent[pid] = time.monotonic()
         self._flush()
         self._ping_deadline = self._loop.call_later(PING_TIMEOUT, self._ping_timeout)
         self._ping_timer = self._loop.call_later(self._keepalive, self._send_ping)
+
+    def _rtt_ping(self) -> None:
+        """Sample the round trip while the session carries data (autotuning keeps the smallest)."""
+        if self._is_closed:
+            return
+        if self._rx_seen and not self._ping_sent:
+            self._rx_seen = False
+            self._ping_sent[self._s.ping()] = time.monotonic()
+            self._flush()
+        self._rtt_timer = self._loop.call_later(RTT_PING_INTERVAL, self._rtt_ping)
 
     def _ping_timeout(self) -> None:
         if self._outstanding_ping is not None:
@@ -216,7 +251,7 @@ class MuxSession(asyncio.Protocol):
             return
         self._is_closed = True
         self.close_reason = exc
-        for t in (self._ping_timer, self._ping_deadline):
+        for t in (self._ping_timer, self._ping_deadline, self._rtt_timer):
             if t is not None:
                 t.cancel()
         if not lost and self.transport is not None:
@@ -329,7 +364,7 @@ class MuxStream(PausableTransport):
 
     def _consumed(self, n: int) -> None:
         if not self._lost:
-            self._s.consumed(self.stream_id, n)
+            self._s.consumed(self.stream_id, n, monotonic())
 
     def _drained(self) -> None:
         self._mux._flush()  # the window updates for what was delivered

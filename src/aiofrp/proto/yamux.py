@@ -13,6 +13,22 @@ pings, FIN/RST of idle streams, GoAway) go out first; the data the streams queue
 quantum per turn), so one busy stream cannot starve another stream, a ping or a new stream's
 SYN. :meth:`Session.data_to_send` takes a byte budget: the driver asks for roughly what its
 transport can take, and what is left waits in the streams' queues, in order.
+
+Receive windows: by default every stream advertises ``max_window`` at once, as Go's yamux does
+(frp: 6 MiB). With ``autotune=True`` a stream starts at yamux's 256 KiB and its window doubles,
+up to ``max_window``, only while the peer is limited by it. The rule is quic-go's: the window
+doubles when the bytes consumed since the last check (the epoch) went faster than a window per
+four round trips, i.e. the window is under about four times the bandwidth-delay product. Unlike
+quic-go an epoch must span more than a whole window (quic-go: half), so the rate is measured over
+at least one refill by the peer: a receiver that was descheduled and then catches up on a backlog
+consumes it far faster than the peer can send, and must not take that for a window-limited
+peer. A small window keeps the bytes in flight on a fast link (loopback) small, so a ping or
+another stream's frame does not queue behind megabytes in the socket buffers; on a long link the
+window grows to what the round trip needs. The window is one for all streams of the session
+(see :meth:`Session._tune_window`); it does not shrink. Window updates go out per half window consumed, as
+Go's yamux sends them (quic-go: per quarter; measured: no lower latency here, 6 % less bulk
+throughput). The driver supplies the time (``now`` in :meth:`Session.consumed`) and round-trip
+samples (:meth:`Session.rtt_sample`).
 """
 
 from __future__ import annotations
@@ -115,14 +131,17 @@ Event = (
 
 class _Stream:
     __slots__ = (
-        "fin_sent", "local_fin", "pending", "pending_bytes", "recv_window", "remote_fin", "send_window",
-        "unconsumed",
+        "consumed_total", "epoch_offset", "epoch_start", "fin_sent", "local_fin", "pending", "pending_bytes",
+        "recv_window", "remote_fin", "send_window", "unconsumed",
     )
 
-    def __init__(self, recv_window: int) -> None:
+    def __init__(self, window: int) -> None:
         self.send_window = INITIAL_WINDOW
-        self.recv_window = recv_window
+        self.recv_window = window  # what the peer may still send (its send window, as we see it)
         self.unconsumed = 0
+        self.consumed_total = 0  # autotuning: bytes consumed in all ...
+        self.epoch_offset = 0  # ... and when the current epoch began
+        self.epoch_start = float("-inf")
         self.local_fin = False  # we asked to half-close; the FIN follows the queued data
         self.fin_sent = False  # ... and it has been handed out
         self.remote_fin = False
@@ -131,13 +150,22 @@ class _Stream:
 
 
 class Session:
-    """One yamux session; ``client=True`` opens odd stream ids (frpc), else even (frps)."""
+    """One yamux session; ``client=True`` opens odd stream ids (frpc), else even (frps).
 
-    def __init__(self, client: bool, max_window: int = FRP_MAX_WINDOW) -> None:
+    ``autotune``: receive windows start at 256 KiB and grow up to ``max_window`` as the peer
+    needs them (see the module docstring); otherwise they are ``max_window`` from the start."""
+
+    def __init__(self, client: bool, max_window: int = FRP_MAX_WINDOW, autotune: bool = False) -> None:
         if max_window < INITIAL_WINDOW:
             raise ValueError("max_window must be >= 256 KiB")
         self.client = client
         self.max_window = max_window
+        self.autotune = autotune
+        self._start_window = INITIAL_WINDOW if autotune else max_window
+        # the receive window of every stream (what we let the peer have in flight on each); one
+        # for all streams, so the peer's fair scheduling shares bytes evenly among them
+        self.window = self._start_window
+        self.rtt = 0.0  # smallest round trip seen (seconds; 0: none yet), for autotuning
         self.streams: dict[int, _Stream] = {}
         self._next_id = 1 if client else 2
         self._next_ping = 0
@@ -236,8 +264,8 @@ class Session:
             raise YamuxError("remote end is not accepting connections (GoAway)")
         sid = self._next_id
         self._next_id += 2
-        self.streams[sid] = _Stream(self.max_window)
-        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_SYN, sid, self.max_window - INITIAL_WINDOW))
+        self.streams[sid] = _Stream(self._start_window)
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_SYN, sid, self._start_window - INITIAL_WINDOW))
         return sid
 
     def send_window(self, sid: int) -> int:
@@ -267,18 +295,49 @@ class Session:
         self.queued_total += n
         return n
 
-    def consumed(self, sid: int, n: int) -> None:
-        """The application has taken ``n`` delivered bytes; re-open the window as Go does."""
+    def consumed(self, sid: int, n: int, now: float = 0.0) -> None:
+        """The application has taken ``n`` delivered bytes; re-open the window as Go does.
+
+        ``now`` (seconds, any monotonic clock) matters only with ``autotune``."""
         st = self.streams.get(sid)
         if st is None:
             return
         st.unconsumed -= n
         if st.remote_fin:
             return
-        delta = (self.max_window - st.unconsumed) - st.recv_window
-        if delta >= self.max_window // 2:
+        st.consumed_total += n
+        window = self.window
+        delta = (window - st.unconsumed) - st.recv_window
+        if delta >= window >> 1:  # Go's threshold: half the (current) window
+            if self.autotune and window < self.max_window:
+                delta += self._tune_window(st, now) - window
             st.recv_window += delta
             self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, 0, sid, delta))
+
+    def _tune_window(self, st: _Stream, now: float) -> int:
+        """quic-go's auto-tuning: double the window if the ``fraction`` of it consumed since the epoch
+        began took less than ``4 * fraction * rtt`` (the peer waits for our updates, not for the
+        application). An epoch ends at the first update past a whole window (see the module
+        docstring); the next one begins there. Epochs are per stream, the window is the session's:
+        with a window per stream, one that grew first took a larger share of the peer's sending,
+        so grew again, while the others, window-limited on a share too small to look fast, never
+        did (8 bulk streams: slowest/fastest 0.06-0.13 instead of 0.6-0.8)."""
+        in_epoch = st.consumed_total - st.epoch_offset
+        window = self.window
+        if in_epoch <= window:
+            return window
+        if self.rtt > 0 and now - st.epoch_start < 4 * in_epoch / window * self.rtt:
+            self.window = window = min(2 * window, self.max_window)
+        st.epoch_start = now
+        st.epoch_offset = st.consumed_total
+        return window
+
+    def rtt_sample(self, rtt: float) -> None:
+        """A measured round trip (a ping answered), in seconds. Autotuning uses the smallest seen:
+        a sample taken while the session is busy includes the queue the windows themselves allow,
+        and growing the windows on it would grow that queue in turn."""
+        if rtt > 0 and (self.rtt == 0 or rtt < self.rtt):
+            self.rtt = rtt
 
     def close_stream(self, sid: int) -> None:
         """Half-close our side (FIN). The stream is forgotten once both sides sent FIN."""
@@ -407,9 +466,9 @@ class Session:
             if self.local_go_away:
                 self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_RST, sid, 0))
                 return None
-            st = _Stream(self.max_window)
+            st = _Stream(self._start_window)
             self.streams[sid] = st
-            self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_ACK, sid, self.max_window - INITIAL_WINDOW))
+            self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_ACK, sid, self._start_window - INITIAL_WINDOW))
             events.append(StreamOpened(sid))
         elif st is None:
             return None
