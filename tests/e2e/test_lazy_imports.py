@@ -46,7 +46,7 @@ sys.exit(cli.main(sys.argv[1:]))
 # Optional third-party libraries, and our own modules of features the config does not use.
 NOT_LOADED = (
     "aiohttp", "aioquic", "yaml", "asyncssh", "h2", "hpack", "websockets", "jwt", "prometheus_client",
-    "cramjam", "google_crc32c", "dns", "python_socks", "aiohttp_socks", "nacl",
+    "cramjam", "google_crc32c", "dns", "python_socks", "aiohttp_socks", "nacl", "cryptography",
     "aiofrp.config.ini", "aiofrp.config.convert",
 )
 CLIENT_NOT_LOADED = (
