@@ -11,6 +11,9 @@ import asyncio
 import logging
 import os
 import ssl
+import subprocess
+import sys
+from collections.abc import Callable
 from typing import Any, cast
 
 log = logging.getLogger("aiofrp.net.tls")
@@ -317,35 +320,104 @@ class _Lower(asyncio.Protocol):
 # -- contexts -------------------------------------------------------------------------------
 
 
+# The certificate of self_signed_pair(), made by cryptography; in a child process (below) its code
+# is this text, so that it needs nothing of aiofrp.
+_SELF_SIGNED_CODE = """
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+key = ec.generate_private_key(ec.SECP256R1())
+now = datetime.datetime.now(datetime.timezone.utc)
+name = x509.Name([])
+cert = (
+    x509.CertificateBuilder()
+    .subject_name(name)
+    .issuer_name(name)
+    .public_key(key.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now - datetime.timedelta(hours=1))
+    .not_valid_after(now + datetime.timedelta(days=3650))
+    .sign(key, hashes.SHA256())
+)
+CERT = cert.public_bytes(serialization.Encoding.PEM)
+KEY = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+if __name__ == "__main__":
+    sys.stdout.buffer.write(CERT + KEY)
+"""
+
+_PEM_KEY_BEGIN = b"-----BEGIN PRIVATE KEY-----"
+
+
 def self_signed_pair() -> tuple[bytes, bytes]:
     """A fresh self-signed certificate and key (PEM), like frps makes when none is configured.
 
     ECDSA P-256 rather than Go's RSA-2048: handshakes are several times cheaper and every frp
     client accepts it (frpc skips verification unless ``trustedCaFile`` is set).
     """
-    import datetime
+    return start_self_signed_pair()()
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
+def start_self_signed_pair() -> Callable[[], tuple[bytes, bytes]]:
+    """Start making a self_signed_pair(); the callable returns it, waiting if need be.
+
+    Made in a short-lived child process where that works: ``cryptography.x509`` and its Rust
+    module would otherwise stay resident for good (about 13 MB, a third of an idle frps) for a job
+    done once. The child starts now and runs while the caller goes on (0.2 s of interpreter and
+    import time, off the start-up path). Made in this process when cryptography is loaded
+    already, when the interpreter is frozen, or when the child fails.
+    """
+    child = None
+    if "cryptography.x509" not in sys.modules and not getattr(sys, "frozen", False):
+        child = _start_child()
+    done: list[tuple[bytes, bytes]] = []
+
+    def result() -> tuple[bytes, bytes]:
+        if not done:
+            pair = _child_result(child) if child is not None else None
+            done.append(pair if pair is not None else _self_signed_here())
+        return done[0]
+
+    return result
+
+
+def _self_signed_here() -> tuple[bytes, bytes]:
+    scope: dict[str, Any] = {"__name__": "aiofrp.net.tls.self_signed"}
+    exec(_SELF_SIGNED_CODE, scope)  # noqa: S102 - our own constant code, the child's too
+    return scope["CERT"], scope["KEY"]
+
+
+def _start_child() -> subprocess.Popen[bytes] | None:
+    import importlib.util
+
+    env = dict(os.environ)
+    spec = importlib.util.find_spec("cryptography")  # where this process would import it from
+    if spec is not None and spec.submodule_search_locations:
+        site = os.path.dirname(next(iter(spec.submodule_search_locations)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
+    try:
+        return subprocess.Popen([sys.executable, "-c", _SELF_SIGNED_CODE], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        log.debug("self-signed certificate: no child process (%s); making it here", exc)
+        return None
+
+
+def _child_result(child: subprocess.Popen[bytes]) -> tuple[bytes, bytes] | None:
+    try:
+        out, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        log.debug("self-signed certificate: child process timed out; making it here")
+        return None
+    at = out.find(_PEM_KEY_BEGIN)
+    if child.returncode != 0 or not out.startswith(b"-----BEGIN CERTIFICATE-----") or at < 0:
+        log.debug("self-signed certificate: child process exited %s (%s); making it here",
+                  child.returncode, err.decode(errors="replace").strip()[-200:])
+        return None
+    return out[:at], out[at:]
 
 
 def _load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
@@ -361,6 +433,11 @@ def _load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> Non
         ctx.load_cert_chain(cpath, kpath)
 
 
+def load_self_signed(ctx: ssl.SSLContext, pair: Callable[[], tuple[bytes, bytes]]) -> None:
+    """Load the pair of start_self_signed_pair() into ``ctx``."""
+    _load_pem_chain(ctx, *pair())
+
+
 def _named(what: str, path: str, load: Any) -> None:
     """Run ``load()``; an unreadable or invalid file raises OSError naming it (not a bare errno)."""
     try:
@@ -369,12 +446,15 @@ def _named(what: str, path: str, load: Any) -> None:
         raise OSError(f"cannot load {what} {path!r}: {exc.strerror or getattr(exc, 'reason', None) or exc}") from None
 
 
-def server_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str = "") -> ssl.SSLContext:
+def server_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str = "",
+                   self_signed: bool = True) -> ssl.SSLContext:
+    """A TLS server context; without a certificate file, a self-signed one (``self_signed=False``:
+    none yet, the caller loads one with ``load_self_signed`` before the first handshake)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file or key_file:
         _named("certificate", cert_file, lambda: ctx.load_cert_chain(cert_file, key_file or None))
-    else:
+    elif self_signed:
         _load_pem_chain(ctx, *self_signed_pair())
     if trusted_ca_file:
         ctx.verify_mode = ssl.CERT_REQUIRED

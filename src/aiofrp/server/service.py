@@ -18,7 +18,7 @@ from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
 from ..net.pipe import pipe
-from ..net.tls import TLSTransport, server_context
+from ..net.tls import TLSTransport, load_self_signed, server_context, start_self_signed_pair
 from ..proto import msg as m
 from ..proto import wire
 from ..proto.addr import fmt_addr
@@ -75,7 +75,10 @@ class Server:
         self.verifier = new_verifier(cfg.auth)  # auth.method: token or oidc (aiofrp/auth)
         tls = cfg.transport.tls
         self.tls_force = bool(tls.force or tls.trusted_ca_file)
-        self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file)
+        self.tls_ctx = server_context(tls.cert_file, tls.key_file, tls.trusted_ca_file, self_signed=False)
+        # no certificate configured: a self-signed one, made in a child process meanwhile (see
+        # net/tls.py start_self_signed_pair) and loaded before the first handshake
+        self._self_signed = start_self_signed_pair() if not (tls.cert_file or tls.key_file) else None
         self.controls: dict[str, Control] = {}
         self.proxies: dict[str, ServerProxy] = {}  # this process's proxies by (global) name
         # run ids, proxy names, groups of all processes (server/workers/registry.py): this process's
@@ -234,6 +237,9 @@ class Server:
         else:
             proto = _FirstConn(self, gate, top=True)
         gate.stage = Stage.TLS_HANDSHAKE
+        if self._self_signed is not None:
+            load_self_signed(self.tls_ctx, self._self_signed)  # once; waits for the child if still busy
+            self._self_signed = None
         tls = TLSTransport(transport, self.tls_ctx, proto, server_side=True, initial_data=data)
 
         def done(fut: asyncio.Future[None]) -> None:
