@@ -21,7 +21,7 @@ from aiofrp.net import tls
 from aiofrp.proto import crypto, evp
 
 
-def _reference(key: bytes, iv: bytes, encrypt: bool):  # noqa: ANN202 - a cryptography context
+def _reference(key: bytes, iv: bytes, encrypt: bool):
     cipher = Cipher(algorithms.AES(key), CFB(iv))
     return cipher.encryptor() if encrypt else cipher.decryptor()
 
