@@ -58,6 +58,7 @@ def use_uvloop(request: pytest.FixtureRequest) -> bool:
 @pytest.mark.parametrize("splice", [True, False], ids=["splice", "callbacks"])
 def test_relay_both_ways_half_close_counts(use_uvloop: bool, splice: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(relay_mod, "SPLICE", splice)
+    monkeypatch.setattr(relay_mod, "SPLICE_AFTER", 0)  # spliced from the start
     big = os.urandom(8 << 20)
 
     async def body() -> None:
@@ -93,7 +94,9 @@ def test_relay_both_ways_half_close_counts(use_uvloop: bool, splice: bool, monke
     _run(body, use_uvloop)
 
 
-def test_close_and_peer_reset_end_the_spliced_relay(use_uvloop: bool) -> None:
+def test_close_and_peer_reset_end_the_spliced_relay(use_uvloop: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_mod, "SPLICE_AFTER", 0)
+
     async def body() -> None:
         a, ra, wa = await _accepted_pair()
         b, rb, wb = await _accepted_pair()
@@ -122,6 +125,45 @@ def test_close_and_peer_reset_end_the_spliced_relay(use_uvloop: bool) -> None:
     _run(body, use_uvloop)
 
 
+def test_a_short_relay_stays_on_callbacks_and_a_long_one_is_spliced_midway(use_uvloop: bool) -> None:
+    """Splicing starts only after SPLICE_AFTER bytes: a short exchange never sets pipes up; a
+    bulk transfer switches over between two chunks with nothing lost, reordered or miscounted,
+    in both directions and with the other direction's bytes in flight."""
+    after = relay_mod.SPLICE_AFTER
+    assert after > 0
+    first = os.urandom(after // 2)
+    rest = os.urandom(4 * after + 12345)
+    back = os.urandom(after)
+
+    async def body() -> None:
+        a, ra, wa = await _accepted_pair()
+        b, rb, wb = await _accepted_pair()
+        relay = Relay(a, b, a_data=b"held", name="t")
+        assert relay._spliced is None
+        wa.write(first)
+        assert await asyncio.wait_for(rb.readexactly(4 + len(first)), DEADLINE) == b"held" + first
+        assert relay._spliced is None  # under SPLICE_AFTER: still callbacks
+        wa.write(rest)
+        wb.write(back)
+        got_b, got_a = await asyncio.wait_for(
+            asyncio.gather(rb.readexactly(len(rest)), ra.readexactly(len(back))), DEADLINE)
+        assert got_b == rest and got_a == back
+        assert relay._spliced is not None
+        wa.write(b"after")
+        assert await asyncio.wait_for(rb.readexactly(5), DEADLINE) == b"after"
+        wa.write_eof()
+        assert await asyncio.wait_for(rb.read(), DEADLINE) == b""
+        wb.write_eof()
+        assert await asyncio.wait_for(ra.read(), DEADLINE) == b""
+        await asyncio.wait_for(relay.done, DEADLINE)
+        assert relay.bytes_a_to_b == 4 + len(first) + len(rest) + 5
+        assert relay.bytes_b_to_a == relay.bytes_out == len(back)
+        for w in (wa, wb):
+            w.close()
+
+    _run(body, use_uvloop)
+
+
 def test_a_codec_keeps_the_callback_relay() -> None:
     async def body() -> None:
         a, _ra, wa = await _accepted_pair()
@@ -144,6 +186,7 @@ def test_out_of_descriptors_keeps_the_callback_relay(monkeypatch: pytest.MonkeyP
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(os, "pipe2", no_pipe)
+    monkeypatch.setattr(relay_mod, "SPLICE_AFTER", 0)
 
     async def body() -> None:
         a, ra, wa = await _accepted_pair()

@@ -28,6 +28,11 @@ log = logging.getLogger("aiofrp.net.relay")
 SPLICE = hasattr(os, "splice")  # raw TCP<->TCP relays move bytes in the kernel (see _Splice)
 PIPE_SIZE = 1 << 20  # the kernel pipe between the two sockets of one direction
 SPLICE_CHUNK = 1 << 20  # at most this many bytes per splice call
+# A relay starts on callbacks and takes its sockets over once this many bytes (both directions)
+# went through: setting a splice up (two duplicates, two pipes, four more registrations) costs
+# about as much CPU as a whole short connection, so short ones (most of a connection-rate load)
+# never pay it, and a bulk transfer is spliced after its first chunks. 0: at once.
+SPLICE_AFTER = 256 << 10
 SPLICE_BUDGET = 4 << 20  # bytes moved per readiness callback before yielding to the loop
 # The loop's own TCP transports (uvloop's and asyncio's), whose socket may be taken over.
 _SOCKET_TRANSPORTS = frozenset({"uvloop.loop.TCPTransport", "asyncio.selector_events._SelectorSocketTransport"})
@@ -134,6 +139,19 @@ class _Side(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.other.src.resume_reading()
+
+
+class _SpliceLater(_Side):
+    """A side of a relay between two plain TCP sockets, before it is spliced (SPLICE_AFTER)."""
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        self.count += len(data)
+        self.dst.write(data)
+        relay = self.relay
+        if 0 <= relay._splice_at <= self.count + self.other.count:
+            relay._upgrade()
 
 
 class _LimitedSide(_Side):
@@ -248,17 +266,24 @@ class Relay:
         self._spliced: tuple[_Pump, _Pump] | None = None
         self.a_side: _Side | _Pump
         self.b_side: _Side | _Pump
+        self._splice_at = -1  # bytes relayed after which _upgrade takes the sockets over; -1: never
         written = (0, 0)  # a_data/b_data already written by _try_splice, which then gave up
         if SPLICE and limiter is None and a_to_b is None and b_to_a is None and not a_eof and not b_eof:
-            spliced = self._try_splice(loop, a, b, a_data, b_data)
-            if spliced:
-                return
-            if spliced is not None:
-                written = (len(a_data), len(b_data))
-                a_data = b_data = b""
+            if SPLICE_AFTER <= 0:
+                spliced = self._try_splice(loop, a, b, a_data, b_data)
+                if spliced:
+                    return
+                if spliced is not None:
+                    written = (len(a_data), len(b_data))
+                    a_data = b_data = b""
+            elif _is_socket_transport(a) and _is_socket_transport(b):  # the socket is checked at _upgrade
+                self._splice_at = SPLICE_AFTER
         sa: _Side
         sb: _Side
-        if limiter is None:
+        if self._splice_at >= 0:
+            self.a_side = sa = _SpliceLater(self, a, b, None)
+            self.b_side = sb = _SpliceLater(self, b, a, None)
+        elif limiter is None:
             self.a_side = sa = _Side(self, a, b, a_to_b)
             self.b_side = sb = _Side(self, b, a, b_to_a)
         else:
@@ -348,6 +373,27 @@ class Relay:
         pb.start()
         return True
 
+    def _upgrade(self) -> None:
+        """A callback relay that moved SPLICE_AFTER bytes: splice from now on, if it can.
+
+        Only between chunks with both write buffers empty and no EOF seen, so no byte is held
+        anywhere but in the kernel; otherwise it tries again after as many bytes more."""
+        sa, sb = self.a_side, self.b_side
+        assert isinstance(sa, _Side) and isinstance(sb, _Side)
+        a, b = sa.src, sb.src
+        if self._closed or sa.eof or sb.eof:
+            self._splice_at = -1
+            return
+        self._splice_at = sa.count + sb.count + SPLICE_AFTER
+        spliced = self._try_splice(asyncio.get_running_loop(), a, b, b"", b"")
+        if spliced is None:  # not two TCP sockets (a unix socket, say): callbacks for good
+            self._splice_at = -1
+        if not spliced:
+            return
+        assert self._spliced is not None
+        pa, pb = self._spliced
+        pa.count, pb.count = sa.count, sb.count
+
     def _lost(self, side: _Side, exc: Exception | None) -> None:
         self.close()
 
@@ -376,6 +422,11 @@ class Relay:
                 cb(self)
             except Exception:
                 log.exception("relay close callback failed")
+
+
+def _is_socket_transport(t: asyncio.BaseTransport) -> bool:
+    cls = type(t)
+    return f"{cls.__module__}.{cls.__qualname__}" in _SOCKET_TRANSPORTS
 
 
 def _socket_fd(t: asyncio.BaseTransport) -> int | None:
