@@ -351,7 +351,12 @@ def burst_while_echoing(frps: Any, frpc: Any, bind: int, remote: int, mux: bool)
         echo.stop()
     assert not echo.failures, echo.failures[:5]
     assert echo.ok >= 20, f"only {echo.ok} echoes during the burst"
-    assert peak[0] > baseline + 300, f"the burst did not reach frps ({peak[0]} fds, baseline {baseline})"
+    # The connections frps refuses at once may already be closed when the last one connects (a fast
+    # frps on a loaded machine); the silent and stalled ones are open until STALL_DEADLINE, so they
+    # alone must show. That every connection reached frps is checked by its log line below.
+    held = sum(1 for h in conns if h.kind not in IMMEDIATE)
+    assert peak[0] > baseline + held * 9 // 10, \
+        f"the burst did not reach frps ({peak[0]} fds, baseline {baseline}, {held} held connections)"
 
     errors = [f"{h.kind}: {h.error}" for h in conns if h.error]
     assert not errors, errors[:5]
