@@ -425,6 +425,7 @@ class Relay:
 
 
 def _is_socket_transport(t: asyncio.BaseTransport) -> bool:
+    """One of the loop's own TCP transports (its socket may still be a unix one: see _socket_fd)."""
     cls = type(t)
     return f"{cls.__module__}.{cls.__qualname__}" in _SOCKET_TRANSPORTS
 
@@ -432,8 +433,7 @@ def _is_socket_transport(t: asyncio.BaseTransport) -> bool:
 def _socket_fd(t: asyncio.BaseTransport) -> int | None:
     """The descriptor of a plain TCP socket under one of the loop's own transports, else None
     (TLS, yamux streams, websocket, KCP, QUIC and unix sockets are relayed by callbacks)."""
-    cls = type(t)
-    if f"{cls.__module__}.{cls.__qualname__}" not in _SOCKET_TRANSPORTS or t.is_closing():
+    if not _is_socket_transport(t) or t.is_closing():
         return None
     sock = t.get_extra_info("socket")
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
