@@ -135,3 +135,75 @@ def test_sessions_measure_a_round_trip_and_autotune_their_windows() -> None:
         srv.close()
 
     asyncio.run(main())
+
+
+class _CountingTransport:
+    """Delegates to the session's real transport and counts the writes that reach it."""
+
+    def __init__(self, inner: asyncio.Transport) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.writes += 1
+        self.inner.writelines(data)
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_what_the_streams_write_in_one_loop_turn_leaves_in_one_transport_write() -> None:
+    async def main() -> None:
+        client, _, srv = await _pair()
+        await asyncio.sleep(0)  # the session's first flush (nothing yet) is behind us
+        counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
+        client.transport = counting  # type: ignore[assignment]
+        opened = [_open(client) for _ in range(8)]  # 8 SYNs...
+        for i, (st, _) in enumerate(opened):
+            st.write(b"stream %d" % i)  # ... and 8 data frames
+        assert counting.writes == 0  # nothing went out yet: all of it waits for the end of this turn
+        await asyncio.sleep(0)
+        assert counting.writes == 1
+        for i, (_, proto) in enumerate(opened):
+            await _wait_for(lambda p=proto, i=i: bytes(p.data) == b"stream %d" % i)
+        client.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_a_write_then_abort_or_close_in_the_same_turn_still_delivers_the_write() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        got: list[Collect] = []
+
+        def on_stream(st: MuxStream) -> None:
+            proto = Collect()
+            got.append(proto)
+            st.set_protocol(proto)
+            proto.connection_made(st)
+
+        srv = await loop.create_server(
+            lambda: MuxSession(client=False, on_stream=on_stream, keepalive_interval=0), "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        _, client = await loop.create_connection(lambda: MuxSession(client=True, keepalive_interval=0),
+                                                 "127.0.0.1", port)
+        st, _ = _open(client)
+        st.write(b"last words")
+        st.abort()  # RST follows the data, as when every write was flushed at once
+        await _wait_for(lambda: len(got) == 1)
+        assert isinstance(await asyncio.wait_for(got[0].lost, 5), ConnectionResetError)
+        assert bytes(got[0].data) == b"last words"
+        st2, _ = _open(client)
+        st2.write(b"goodbye")
+        client.close()  # the session's close writes what the streams queued first
+        await _wait_for(lambda: len(got) == 2)
+        await asyncio.wait_for(got[1].lost, 5)
+        assert bytes(got[1].data) == b"goodbye"
+        srv.close()
+
+    asyncio.run(main())

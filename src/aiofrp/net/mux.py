@@ -78,6 +78,8 @@ class MuxSession(asyncio.Protocol):
         self._is_closed = False
         self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
         self._queue_paused: set[MuxStream] = set()  # streams paused on their session queue
+        self._in_receive = False  # inside data_received, which flushes once at its end
+        self._flush_handle: asyncio.Handle | None = None  # a flush scheduled for this loop turn
 
     # -- transport callbacks -------------------------------------------------------------
 
@@ -99,6 +101,14 @@ class MuxSession(asyncio.Protocol):
         except YamuxError as exc:
             self.session_error(exc)
             return
+        self._in_receive = True
+        try:
+            self._dispatch(events)
+        finally:
+            self._in_receive = False
+        self._flush()
+
+    def _dispatch(self, events: list[yamux.Event]) -> None:
         streams = self._streams
         for ev in events:
             try:
@@ -144,7 +154,6 @@ class MuxSession(asyncio.Protocol):
                 st = streams.get(sid)
                 if st is not None:
                     st.abort()
-        self._flush()
 
     def eof_received(self) -> bool:
         return False
@@ -172,7 +181,7 @@ class MuxSession(asyncio.Protocol):
         sid = self._s.open_stream()
         st = MuxStream(self, sid)
         self._streams[sid] = st
-        self._flush()
+        self._flush_soon()
         return st
 
     @property
@@ -187,8 +196,30 @@ class MuxSession(asyncio.Protocol):
 
     # -- internals ------------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Write what the streams queued now (before someone closes the transport below)."""
+        self._flush()
+
+    def _flush_soon(self) -> None:
+        """Flush once this turn of the event loop is over, not once per stream write.
+
+        Whatever the streams write while the loop runs its ready callbacks (user sockets that
+        became readable, tasks that woke up) then leaves as one write to the transport: one TLS
+        record and one send instead of one per frame. Inside ``data_received`` the flush at its
+        end covers it."""
+        if self._in_receive or self._flush_handle is not None or self._is_closed:
+            return
+        self._flush_handle = self._loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_handle = None
+        self._flush()
+
     def _flush(self) -> None:
         """Write the control frames, then queued data until the transport pauses."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         t = self.transport
         if t is None or self._is_closed:
             return
@@ -251,7 +282,7 @@ class MuxSession(asyncio.Protocol):
             return
         self._is_closed = True
         self.close_reason = exc
-        for t in (self._ping_timer, self._ping_deadline, self._rtt_timer):
+        for t in (self._ping_timer, self._ping_deadline, self._rtt_timer, self._flush_handle):
             if t is not None:
                 t.cancel()
         if not lost and self.transport is not None:
@@ -315,7 +346,7 @@ class MuxStream(PausableTransport):
         if n < len(data):
             self._wbuf.append(memoryview(data)[n:])
         self._update_write_pause()
-        self._mux._flush()  # at once: code below us may close the raw transport right after
+        self._mux._flush_soon()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -353,8 +384,10 @@ class MuxStream(PausableTransport):
         if self._lost:
             return
         self._closing = True
+        if self._s.queued(self.stream_id):
+            self._mux._flush()  # what was written before the abort leaves first, as if flushed at once
         self._s.reset_stream(self.stream_id)
-        self._mux._flush()
+        self._mux._flush_soon()
         self._finish(None)
 
     def get_write_buffer_size(self) -> int:
@@ -367,7 +400,7 @@ class MuxStream(PausableTransport):
             self._s.consumed(self.stream_id, n, monotonic())
 
     def _drained(self) -> None:
-        self._mux._flush()  # the window updates for what was delivered
+        self._mux._flush_soon()  # the window updates for what was delivered
 
     def _on_eof(self) -> None:
         self._remote_fin = True
@@ -418,7 +451,7 @@ class MuxStream(PausableTransport):
     def _send_fin(self) -> None:
         self._local_fin = True
         self._s.close_stream(self.stream_id)
-        self._mux._flush()
+        self._mux._flush_soon()
         if self._remote_fin and self._closing:
             self._finish(None)
 

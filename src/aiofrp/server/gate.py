@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..net.listen import peer_addr
@@ -66,7 +67,8 @@ BUSY_RECHECK = 1.0
 
 
 class Gate:
-    __slots__ = ("_flush_timer", "_timer", "busy", "done", "host", "peer", "raw", "server", "sniff", "stage", "trusted")
+    __slots__ = ("_flush_timer", "_timer", "before_close", "busy", "done", "host", "peer", "raw", "server", "sniff",
+                 "stage", "trusted")
 
     def __init__(self, server: Server, raw: asyncio.Transport) -> None:
         self.server = server
@@ -79,6 +81,8 @@ class Gate:
         self.busy = 0  # first messages being handled right now
         self.sniff: _Sniff | None = None  # the sniffing protocol while the first bytes are awaited
         self._flush_timer: asyncio.TimerHandle | None = None
+        # what a layer above raw still holds for it (a yamux session writes once per loop turn)
+        self.before_close: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             PREAUTH_TIMEOUT, self._expired
         )
@@ -165,6 +169,8 @@ class Gate:
     def _close(self, flush: bool) -> None:
         raw = self.raw
         if flush and not raw.is_closing():
+            if self.before_close is not None:
+                self.before_close()
             raw.close()  # sends what is buffered (the refusal), then FIN
             self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_TIMEOUT, raw.abort)
         else:

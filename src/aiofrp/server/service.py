@@ -909,6 +909,7 @@ class _ServerMux(MuxSession):
         )
         self.server = server
         self.gate = gate
+        gate.before_close = self.flush
         self.pending = 0  # streams waiting for their first message (MAX_PENDING_STREAMS)
         self._last_refusal_line = -1e18
 
