@@ -213,6 +213,12 @@ class ServerProxy:
         self.relay_opened(relay)
         log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
 
+    def joins_at_once(self) -> bool:
+        """Whether a user connection may be joined to a pooled work connection without a task:
+        nothing to ask first (no NewUserConn plugin) and the plain ``handle_user_conn``."""
+        return (not self.closed and not self.server.plugins.has(Op.NEW_USER_CONN)
+                and type(self).handle_user_conn is ServerProxy.handle_user_conn)
+
     async def allow_user_conn(self, transport: asyncio.BaseTransport) -> bool:
         """Ask the NewUserConn plugins about a user connection (Go: proxy.go
         handleUserTCPConnection); False (logged) if it must be closed."""
@@ -254,7 +260,16 @@ class UserConn(PendingConn):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.proxy.server.spawn(self.proxy.handle_user_conn(self))
+        proxy = self.proxy
+        if proxy.joins_at_once():
+            # The common case: no NewUserConn plugin to ask and a work connection in the pool.
+            # Pair them now, without a task per connection (Go: a goroutine; here a task costs
+            # more than the join itself).
+            work = proxy.control.take_work_conn_nowait()
+            if work is not None:
+                proxy.join(transport, self.take(), self.eof, work)  # type: ignore[arg-type]
+                return
+        proxy.server.spawn(proxy.handle_user_conn(self))
 
 
 class VhostProxy(ServerProxy, Generic[M]):
