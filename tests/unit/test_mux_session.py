@@ -156,7 +156,7 @@ class _CountingTransport:
         return getattr(self.inner, name)
 
 
-def test_what_the_streams_write_in_one_loop_turn_leaves_in_one_transport_write() -> None:
+def test_a_lone_write_leaves_at_once_and_the_rest_of_a_loop_turn_in_one_transport_write() -> None:
     async def main() -> None:
         client, _, srv = await _pair()
         await asyncio.sleep(0)  # the session's first flush (nothing yet) is behind us
@@ -170,6 +170,18 @@ def test_what_the_streams_write_in_one_loop_turn_leaves_in_one_transport_write()
         assert counting.writes == 1
         for i, (_, proto) in enumerate(opened):
             await _wait_for(lambda p=proto, i=i: bytes(p.data) == b"stream %d" % i)
+        # a lone write in a later turn (a ping-pong) goes out at once, and what follows it in
+        # the same turn waits for one flush at the turn's end
+        await asyncio.sleep(0)
+        before = counting.writes
+        opened[0][0].write(b"ping")
+        assert counting.writes == before + 1
+        opened[1][0].write(b"a")
+        opened[2][0].write(b"b")
+        assert counting.writes == before + 1
+        await asyncio.sleep(0)
+        assert counting.writes == before + 2
+        await _wait_for(lambda: bytes(opened[2][1].data).endswith(b"b"))
         client.close()
         srv.close()
 

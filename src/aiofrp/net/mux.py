@@ -79,7 +79,8 @@ class MuxSession(asyncio.Protocol):
         self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
         self._queue_paused: set[MuxStream] = set()  # streams paused on their session queue
         self._in_receive = False  # inside data_received, which flushes once at its end
-        self._flush_handle: asyncio.Handle | None = None  # a flush scheduled for this loop turn
+        self._flush_handle: asyncio.Handle | None = None  # the end of a loop turn that flushed
+        self._flush_later = False  # streams wrote after that flush: flush again at the turn's end
 
     # -- transport callbacks -------------------------------------------------------------
 
@@ -181,7 +182,7 @@ class MuxSession(asyncio.Protocol):
         sid = self._s.open_stream()
         st = MuxStream(self, sid)
         self._streams[sid] = st
-        self._flush_soon()
+        self._flush_at_turn_end()
         return st
 
     @property
@@ -201,25 +202,40 @@ class MuxSession(asyncio.Protocol):
         self._flush()
 
     def _flush_soon(self) -> None:
-        """Flush once this turn of the event loop is over, not once per stream write.
+        """Flush what a stream wrote: the first time in a turn of the event loop at once, after
+        that once at the end of the turn.
 
-        Whatever the streams write while the loop runs its ready callbacks (user sockets that
-        became readable, tasks that woke up) then leaves as one write to the transport: one TLS
-        record and one send instead of one per frame. Inside ``data_received`` the flush at its
-        end covers it."""
-        if self._in_receive or self._flush_handle is not None or self._is_closed:
+        A lone write (a ping-pong, an interactive session) thus waits for nothing, while whatever
+        more the streams write while the loop runs the rest of its ready callbacks (user sockets
+        that became readable at the same time, tasks that woke up) leaves as one write to the
+        transport: one TLS record and one send instead of one per frame. Inside ``data_received``
+        the flush at its end covers it."""
+        if self._in_receive or self._is_closed:
             return
-        self._flush_handle = self._loop.call_soon(self._flush_now)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._end_of_turn)
+            self._flush()
+        else:
+            self._flush_later = True
 
-    def _flush_now(self) -> None:
+    def _flush_at_turn_end(self) -> None:
+        """Flush at the end of this turn of the event loop only (a new stream's SYN waits for the
+        stream's first message, which the caller writes next)."""
+        if self._in_receive or self._is_closed:
+            return
+        self._flush_later = True
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
         self._flush_handle = None
-        self._flush()
+        if self._flush_later:
+            self._flush_later = False
+            self._flush()
 
     def _flush(self) -> None:
         """Write the control frames, then queued data until the transport pauses."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        self._flush_later = False
         t = self.transport
         if t is None or self._is_closed:
             return
