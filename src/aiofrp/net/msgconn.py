@@ -112,21 +112,26 @@ class MsgConn(asyncio.Protocol):
     async def detect_wire(self, timeout: float | None = None) -> str:
         """frps (§1.8): ``"v2"`` when the connection starts with the v2 magic (consumed, and the
         framing switches to v2), else ``"v1"`` with every byte left in place."""
-        async with asyncio.timeout(timeout):
-            while True:
-                head = self._decoder.take_remaining()
-                state = wire.magic_state(head)
-                if state is None:
-                    self._decoder.feed(head)
-                    await self._wait()
-                    continue
-                if state:
-                    self.wire_protocol = "v2"
-                    self._decoder = wire.V2Decoder()
-                    self._encode = wire.encode_message
-                    head = head[len(wire.MAGIC):]
+        if timeout is not None:
+            async with asyncio.timeout(timeout):
+                return await self._detect_wire()
+        return await self._detect_wire()  # no timeout context (asyncio.timeout(None) still costs)
+
+    async def _detect_wire(self) -> str:
+        while True:
+            head = self._decoder.take_remaining()
+            state = wire.magic_state(head)
+            if state is None:
                 self._decoder.feed(head)
-                return self.wire_protocol
+                await self._wait()
+                continue
+            if state:
+                self.wire_protocol = "v2"
+                self._decoder = wire.V2Decoder()
+                self._encode = wire.encode_message
+                head = head[len(wire.MAGIC):]
+            self._decoder.feed(head)
+            return self.wire_protocol
 
     async def read_frame(self, timeout: float | None = None) -> wire.Frame:
         """The next v2 frame of any type (the hellos of a v2 control connection)."""
