@@ -191,6 +191,8 @@ async def test_a_burst_of_work_conns_reaches_every_waiting_user(inproc: InProc, 
     await inproc.wait_proxies(client, "tcp", server=server)
     control = server.controls[client.run_id]
     monkeypatch.setattr(control.conn, "write_msg", lambda _msg: None)  # no real work conns join in
+    # ... once those frpc is still answering (asked for before the patch) have arrived
+    await until(lambda: not control._asked, "the work connections asked for so far arrived")
     pooled = [await control.get_work_conn() for _ in range(control._pool.qsize())]  # empty the pool
     assert control._pool.qsize() == 0, pooled
     users = [asyncio.ensure_future(control.get_work_conn()) for _ in range(40)]
