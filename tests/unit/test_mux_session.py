@@ -159,15 +159,15 @@ class _CountingTransport:
 def test_a_lone_write_leaves_at_once_and_the_rest_of_a_loop_turn_in_one_transport_write() -> None:
     async def main() -> None:
         client, _, srv = await _pair()
-        await asyncio.sleep(0)  # the session's first flush (nothing yet) is behind us
+        opened = [_open(client) for _ in range(8)]  # each SYN leaves at once (see open_stream)
+        await asyncio.sleep(0)
         counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
         client.transport = counting  # type: ignore[assignment]
-        opened = [_open(client) for _ in range(8)]  # 8 SYNs...
         for i, (st, _) in enumerate(opened):
-            st.write(b"stream %d" % i)  # ... and 8 data frames
-        assert counting.writes == 0  # nothing went out yet: all of it waits for the end of this turn
+            st.write(b"stream %d" % i)  # 8 data frames in one turn of the loop
+        assert counting.writes == 1  # the first at once, the other 7 wait for the end of the turn
         await asyncio.sleep(0)
-        assert counting.writes == 1
+        assert counting.writes == 2
         for i, (_, proto) in enumerate(opened):
             await _wait_for(lambda p=proto, i=i: bytes(p.data) == b"stream %d" % i)
         # a lone write in a later turn (a ping-pong) goes out at once, and what follows it in

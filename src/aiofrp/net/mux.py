@@ -182,7 +182,10 @@ class MuxSession(asyncio.Protocol):
         sid = self._s.open_stream()
         st = MuxStream(self, sid)
         self._streams[sid] = st
-        self._flush_at_turn_end()
+        # At once, with what other streams queued: were a burst of new streams' SYNs held to the
+        # turn's end, the scheduler would send every SYN (a control frame) before any stream's
+        # first message, and frps resets streams beyond MAX_PENDING_STREAMS silent ones.
+        self._flush()
         return st
 
     @property
