@@ -221,15 +221,6 @@ class MuxSession(asyncio.Protocol):
         else:
             self._flush_later = True
 
-    def _flush_at_turn_end(self) -> None:
-        """Flush at the end of this turn of the event loop only (a new stream's SYN waits for the
-        stream's first message, which the caller writes next)."""
-        if self._in_receive or self._is_closed:
-            return
-        self._flush_later = True
-        if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._end_of_turn)
-
     def _end_of_turn(self) -> None:
         self._flush_handle = None
         if self._flush_later:
