@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,12 @@ import time
 from pathlib import Path
 
 from _common import cpu_seconds, frp_commands
+from support.configs import frpc_config, frps_config, tcp_proxy
+from support.ports import free_port, wait_port
+from support.services import tcp_roundtrip
 
+# a process of its own (support.services.EchoServer is a thread, which would share the load
+# client's interpreter)
 ECHO = """
 import asyncio, sys
 class E(asyncio.Protocol):
@@ -45,17 +49,9 @@ except ImportError:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def echoes(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"x")
-            return s.recv(1) == b"x"
+        return tcp_roundtrip(port, b"x", 1) == b"x"
     except OSError:
         return False
 
@@ -81,28 +77,18 @@ async def load(port: int, seconds: float, concurrency: int, size: int) -> int:
 def run_once(name: str, cmds: tuple[list[str], list[str]], env: dict[str, str], args: argparse.Namespace,
              workdir: Path) -> tuple[float, float, float]:
     bind, remote, local = free_port(), free_port(), free_port()
-    (workdir / "frps.toml").write_text(f"bindAddr = \"127.0.0.1\"\nbindPort = {bind}\nproxyBindAddr = \"127.0.0.1\"\n"
-                                       + ("transport.tcpMux = false\n" if args.raw else ""))
-    (workdir / "frpc.toml").write_text(
-        f"serverAddr = \"127.0.0.1\"\nserverPort = {bind}\n"
-        + ("transport.tls.enable = false\ntransport.tcpMux = false\n" if args.raw else "")
-        + f"[[proxies]]\nname = \"echo\"\ntype = \"tcp\"\nlocalIP = \"127.0.0.1\"\nlocalPort = {local}\n"
-        f"remotePort = {remote}\n")
+    (workdir / "frps.toml").write_text(frps_config(bind, tcp_mux=False if args.raw else None,
+                                                   proxyBindAddr="127.0.0.1"))
+    (workdir / "frpc.toml").write_text(frpc_config(bind, tcp_proxy("echo", local, remote),
+                                                   tls=False if args.raw else None,
+                                                   tcp_mux=False if args.raw else None))
     procs = []
+    log = open(workdir / f"{name}.log", "w")  # noqa: SIM115 (closed in the finally below)
     try:
-        log = open(workdir / f"{name}.log", "w")  # noqa: SIM115 (closed with the processes)
         procs.append(subprocess.Popen([sys.executable, "-c", ECHO, str(local)], start_new_session=True))
         procs.append(subprocess.Popen([*cmds[0], "-c", str(workdir / "frps.toml")], env=env, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + 20
-        while True:  # frpc gives up at once if frps does not answer (loginFailExit)
-            try:
-                socket.create_connection(("127.0.0.1", bind), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{name}: frps did not listen within 20 s") from None
-                time.sleep(0.05)
+        wait_port(bind)
         procs.append(subprocess.Popen([*cmds[1], "-c", str(workdir / "frpc.toml")], env=env, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + 20
@@ -125,6 +111,7 @@ def run_once(name: str, cmds: tuple[list[str], list[str]], env: dict[str, str], 
             except ProcessLookupError:
                 pass
             p.wait()
+        log.close()
 
 
 def main() -> None:
