@@ -27,7 +27,7 @@ log = logging.getLogger("aiofrp.net.mux")
 
 PING_TIMEOUT = 10.0  # yamux ConnectionWriteTimeout: a ping must be answered within this
 STREAM_CLOSE_TIMEOUT = 300.0  # after our FIN, wait this long for the peer's before RST
-FLUSH_BATCH = 256 * 1024  # data bytes taken from the session per write to the transport
+FLUSH_BATCH = 512 * 1024  # data bytes taken from the session per write to the transport
 STREAM_QUEUE_HIGH = 512 * 1024  # a stream with more queued in the session pauses its writer...
 STREAM_QUEUE_LOW = 128 * 1024  # ... until it is back under this
 SESSION_QUEUE_HIGH = 8 * 1024 * 1024  # over this in all, every stream with data queued pauses

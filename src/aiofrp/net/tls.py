@@ -183,19 +183,37 @@ class TLSTransport(asyncio.Transport):
         self._raw.write(self._out.read())
 
     def writelines(self, list_of_data: Any) -> None:
-        # Coalesce small pieces (frame headers, control messages); big payloads go to
-        # OpenSSL as they are rather than being copied into one joined buffer first.
+        """Encrypt every piece, then hand the ciphertext to the socket in one write.
+
+        Small pieces (frame headers, control messages) are coalesced into one record; big
+        payloads go to OpenSSL as they are rather than being copied into one joined buffer
+        first. One ``send`` per call, not one per piece: a yamux flush of eight streams' frames
+        is one system call."""
+        if self._closing or self._lost or self._eof_sent:
+            return
+        if not self._established:
+            self._early_writes.extend(bytes(d) for d in list_of_data if d)
+            return
+        sslwrite = self._ssl.write
         small: list[Any] = []
-        for data in list_of_data:
-            if len(data) < SMALL_WRITE:
-                small.append(data)
-                continue
+        try:
+            for data in list_of_data:
+                if len(data) < SMALL_WRITE:
+                    if data:
+                        small.append(data)
+                    continue
+                if small:
+                    sslwrite(small[0] if len(small) == 1 else b"".join(small))
+                    small = []
+                sslwrite(data)
             if small:
-                self.write(b"".join(small))
-                small = []
-            self.write(data)
-        if small:
-            self.write(b"".join(small))
+                sslwrite(small[0] if len(small) == 1 else b"".join(small))
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS write error: %s", exc)
+            self._raw.abort()
+            return
+        if self._out.pending:
+            self._raw.write(self._out.read())
 
     def can_write_eof(self) -> bool:
         # TLS 1.3 allows a half-close: our close_notify ends our direction only.
