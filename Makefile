@@ -2,6 +2,7 @@
 # (works on PEP 668 "externally managed" systems such as Debian 12 and Ubuntu 24.04).
 #
 #   make demo | test | unit | inproc | e2e | compat | lint | bench   development (in ./.venv)
+#   make bytecode                                             .pyc for src (start-up, memory: before measuring)
 #   make coverage                                             line coverage (unit + inproc + e2e)
 #   make cycles                                               import cycles across folders
 #   make fuzz [FUZZ_SECONDS=60] | fuzz-smoke                  fuzz the parsers (long / a few s each)
@@ -25,7 +26,7 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/aiofrp
 COMMANDS := frps frpc frp
 
-.PHONY: all venv test unit inproc e2e compat coverage demo bench bench-udp bench-http lint cycles fuzz fuzz-smoke soak clean install uninstall check-python
+.PHONY: all venv bytecode test unit inproc e2e compat coverage demo bench bench-udp bench-http lint cycles fuzz fuzz-smoke soak clean install uninstall check-python
 
 all: test
 
@@ -41,7 +42,15 @@ $(PY): | check-python
 
 $(RUNTIME_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
+	$(MAKE) --no-print-directory bytecode
 	touch $@
+
+# Byte-compile the source tree. pip compiles what it installs, but not an editable install's
+# sources, and with PYTHONDONTWRITEBYTECODE=1 Python never writes the .pyc itself: then every frps
+# or frpc start compiles ~50 modules from source (~90 ms and ~1.5 MB of RSS each). compileall
+# writes them regardless. Run it again after editing sources, before measuring start-up or memory.
+bytecode: | $(PY)
+	$(PY) -m compileall -q src
 
 $(TEST_STAMP): pyproject.toml $(RUNTIME_STAMP)
 	$(PY) -m pip install -q -e '.[test]'
