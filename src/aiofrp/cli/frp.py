@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .. import version_text
 from ..proto.addr import join_host_port
-from .common import die, run_service, start_logging
+from .common import die, formatter_class, run_service, start_logging
 
 if TYPE_CHECKING:
     import asyncio
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "one server port carries both the tunnel and the public users.",
         epilog="examples:\n  frp -m server -h 0.0.0.0 -p 10000 -pwd SECRET\n"
                "  frp -m client -h SERVER -p 10000 -lh localhost -lp 443 -pwd SECRET",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter_class(argparse.RawDescriptionHelpFormatter),
     )
     p.add_argument("--help", action="help", help="show this help message and exit")
     p.add_argument("-m", "--mode", choices=["server", "client"], default="server", help="server (default) or client")

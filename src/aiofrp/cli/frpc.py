@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .. import version_text
 from ..proto.addr import join_host_port
 from . import flags
-from .common import allow_unsafe_arg, convert_command, die, run_service, start_logging
+from .common import allow_unsafe_arg, convert_command, die, formatter_class, run_service, start_logging
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                "                          run one proxy from flags (frpc tcp --help)\n"
                "  stcp|sudp|xtcp visitor  run one visitor from flags\n"
                "  nathole discover        show the NAT type seen by a STUN server",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter_class(argparse.RawDescriptionHelpFormatter),
     )
     p.add_argument("command", nargs="?", choices=COMMANDS, help=argparse.SUPPRESS)
     p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc (default ./frpc.ini)")
@@ -82,7 +82,8 @@ def one_shot(argv: list[str]) -> int:
         die(f"frpc: {ptype} has no visitor")
     prog = f"frpc {ptype} visitor" if visitor else f"frpc {ptype}"
     what = "visitor" if visitor else "proxy"
-    p = argparse.ArgumentParser(prog=prog, description=f"Run frpc with a single {ptype} {what}.")
+    p = argparse.ArgumentParser(prog=prog, description=f"Run frpc with a single {ptype} {what}.",
+                                formatter_class=formatter_class(argparse.HelpFormatter))
     flags.add_frpc_flags(p, ptype, visitor)
     args = p.parse_args(argv[2:] if visitor else argv[1:])
     d = flags.frpc_flags_to_dict(args, ptype, visitor)
@@ -281,7 +282,8 @@ def nathole(argv: list[str]) -> int:
     """``frpc nathole discover``: Go's output (STUN server, NAT type, behavior, addresses)."""
     from ..config import ConfigError, load_client_config
 
-    p = argparse.ArgumentParser(prog="frpc nathole", description="Actions about nathole.")
+    p = argparse.ArgumentParser(prog="frpc nathole", description="Actions about nathole.",
+                                formatter_class=formatter_class(argparse.HelpFormatter))
     p.add_argument("action", choices=("discover",), help="discover: nathole information from a STUN server")
     p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc (its natHoleStunServer)")
     flags.add(p, None, "--nat_hole_stun_server", default="", help="STUN server address for nathole")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import version_text
 from . import flags
-from .common import allow_unsafe_arg, convert_command, die, run_service, start_logging
+from .common import allow_unsafe_arg, convert_command, die, formatter_class, run_service, start_logging
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands:\n  verify   check the config file and exit\n"
                "  convert  print a legacy INI config file as TOML (-o FILE to write it)\n\n"
                "Without -c, frps is configured by the flags above and serves on 0.0.0.0:7000 by default.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter_class(argparse.RawDescriptionHelpFormatter),
     )
     p.add_argument("command", nargs="?", choices=["verify", "convert"], help=argparse.SUPPRESS)
     p.add_argument("-c", "--config", default="", help="config file of frps (TOML, YAML, JSON or legacy INI)")
