@@ -48,6 +48,9 @@ NOT_LOADED = (
     "aiohttp", "aioquic", "yaml", "asyncssh", "h2", "hpack", "websockets", "jwt", "prometheus_client",
     "cramjam", "google_crc32c", "dns", "python_socks", "aiohttp_socks", "nacl", "cryptography",
     "aiofrp.config.ini", "aiofrp.config.convert",
+    # the standard library's too (docs/performance.md, "### Fewer imports, malloc_trim"): argparse
+    # would import shutil (with bz2, lzma) for the terminal width, frps's certificate tempfile
+    "shutil", "bz2", "lzma", "tempfile",
 )
 CLIENT_NOT_LOADED = (
     "aiofrp.client.proxies.xtcp", "aiofrp.client.proxies.udp", "aiofrp.client.proxies.sudp",

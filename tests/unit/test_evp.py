@@ -118,3 +118,23 @@ def test_self_signed_pair_when_the_child_fails(monkeypatch: pytest.MonkeyPatch) 
     assert pending() == (cert, key)  # made once
     assert x509.load_pem_x509_certificate(cert).issuer == x509.Name([])
     assert key.startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "tempfile"])
+def test_load_pem_chain_through_memfds_or_a_temporary_directory(monkeypatch: pytest.MonkeyPatch, memfd: bool) -> None:
+    # Linux: two memfds read back through /proc/self/fd (no tempfile import); elsewhere, or when
+    # memfd_create fails, a temporary directory. Both load the pair, and leave no descriptor open.
+    if not memfd:
+        def no_memfd(name: str, flags: int = 0) -> int:
+            raise OSError(38, "Function not implemented")
+        monkeypatch.setattr(os, "memfd_create", no_memfd, raising=False)
+    elif not hasattr(os, "memfd_create"):
+        pytest.skip("no memfd_create here")
+    cert, key = tls.self_signed_pair()
+    before = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls._load_pem_chain(ctx, cert, key)
+    if before:
+        assert set(os.listdir("/proc/self/fd")) <= before
+    with pytest.raises(ssl.SSLError):  # a key that is not the certificate's
+        tls._load_pem_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert, tls.self_signed_pair()[1])

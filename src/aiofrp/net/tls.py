@@ -439,6 +439,25 @@ def _child_result(child: subprocess.Popen[bytes]) -> tuple[bytes, bytes] | None:
 
 
 def _load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    # load_cert_chain reads files only. On Linux: two memfds (anonymous files of this process,
+    # opened again through /proc/self/fd), so tempfile, which imports shutil and random (0.8 MB
+    # of an idle frps), stays out, and the key never touches a file system.
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fds: list[int] = []
+        try:
+            for pem in (cert_pem, key_pem):
+                fds.append(fd := os.memfd_create("aiofrp-tls", os.MFD_CLOEXEC))
+                view = memoryview(pem)
+                while view:
+                    view = view[os.write(fd, view):]
+        except OSError:
+            pass  # no memfd after all (an old kernel, a sandbox): a temporary directory below
+        else:
+            ctx.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="aiofrp-tls-") as tmp:
