@@ -49,8 +49,9 @@ NOT_LOADED = (
     "cramjam", "google_crc32c", "dns", "python_socks", "aiohttp_socks", "nacl", "cryptography",
     "aiofrp.config.ini", "aiofrp.config.convert",
     # the standard library's too (docs/performance.md, "### Fewer imports, malloc_trim"): argparse
-    # would import shutil (with bz2, lzma) for the terminal width, frps's certificate tempfile
-    "shutil", "bz2", "lzma", "tempfile",
+    # would import shutil (with bz2, lzma) for the terminal width, frps's certificate tempfile;
+    # random only for a login retry's jitter and NAT hole punching
+    "shutil", "bz2", "lzma", "tempfile", "random",
 )
 CLIENT_NOT_LOADED = (
     "aiofrp.client.proxies.xtcp", "aiofrp.client.proxies.udp", "aiofrp.client.proxies.sudp",

@@ -12,7 +12,6 @@ Probe datagrams are one v1 frame of a NatHoleSid message encrypted with the secr
 from __future__ import annotations
 
 import os
-import random
 import time
 from dataclasses import dataclass, field
 
@@ -276,6 +275,8 @@ def detect_behavior(b: Behavior, mode: int, timeout_ms: int, peer_addrs: list[st
 
 def encode_sid(sid: str, transaction_id: str, sk: str, *, response: bool = False) -> bytes:
     """One encrypted NatHoleSid probe (random '0' padding like frp, so sizes vary)."""
+    import random  # here, with the first probe: 0.2 MB resident
+
     body = m.encode(m.NatHoleSid(transaction_id=transaction_id, sid=sid, response=response,
                                  nonce="0" * random.randrange(20)))
     return one_shot_encrypt(derive_key(sk), body)
