@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import sys
@@ -25,3 +26,30 @@ def test_sets_glibc_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in [k for k in os.environ if k.startswith("MALLOC_")]:
         monkeypatch.delenv(k)
     assert common.tune_malloc() is True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_malloc_trim_gives_free_heap_pages_back() -> None:
+    common.tune_malloc()  # the 8 MB trim threshold: free pages stay in the heap until trimmed
+    keep = [bytes(600) for _ in range(20_000)]  # 12 MB of malloc'd (not pymalloc) blocks
+    del keep[:10_000]  # 6 MB free below the blocks still in use: nothing free at the top
+    assert common.malloc_trim() is True
+    del keep
+
+
+def test_run_service_trims_once_start_up_is_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+    monkeypatch.setattr(common, "STARTUP_TRIM_DELAY", 0.05)
+    monkeypatch.setattr(common, "malloc_trim", lambda: calls.append(1) or True)
+
+    async def main(stop: asyncio.Event) -> int:
+        await asyncio.sleep(0.02)
+        assert calls == []
+        await asyncio.sleep(0.1)
+        return 7
+
+    try:
+        assert common.run_service(main) == 7
+    finally:
+        asyncio.set_event_loop(None)
+    assert calls == [1]
