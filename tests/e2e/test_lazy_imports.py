@@ -50,8 +50,9 @@ NOT_LOADED = (
     "aiofrp.config.ini", "aiofrp.config.convert",
     # the standard library's too (docs/performance.md, "### Fewer imports, malloc_trim"): argparse
     # would import shutil (with bz2, lzma) for the terminal width, frps's certificate tempfile;
-    # random only for a login retry's jitter and NAT hole punching
-    "shutil", "bz2", "lzma", "tempfile", "random",
+    # random only for a login retry's jitter and NAT hole punching; urllib.parse and ipaddress for
+    # the URLs and addresses of features that are off (proxyURL, dnsServer, OIDC, the PROXY protocol, ...)
+    "shutil", "bz2", "lzma", "tempfile", "random", "urllib.parse", "ipaddress",
 )
 CLIENT_NOT_LOADED = (
     "aiofrp.client.proxies.xtcp", "aiofrp.client.proxies.udp", "aiofrp.client.proxies.sudp",

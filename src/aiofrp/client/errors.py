@@ -11,7 +11,6 @@ frpc logs it as ``connect to server error: <text>`` (Go frpc's prefix).
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
@@ -53,6 +52,8 @@ def _looks_like_host_port(addr: str) -> bool:
     """``host:port`` given as serverAddr (not an IPv6 address)."""
     if ":" not in addr:
         return False
+    import ipaddress  # here: 0.3 MB resident, for an error message
+
     try:
         ipaddress.ip_address(addr.strip("[]"))
     except ValueError:

@@ -4,8 +4,6 @@ reasons a value is refused when the config is loaded."""
 
 from __future__ import annotations
 
-import ipaddress
-import urllib.parse
 from dataclasses import dataclass
 
 SCHEMES = ("http", "socks5")
@@ -41,6 +39,8 @@ class ProxyURL:
 
 def parse_proxy_url(url: str) -> ProxyURL:
     """Parse ``scheme://[user[:password]@]host:port``; :class:`ProxyURLError` when unusable."""
+    import urllib.parse  # here, as ipaddress below: 0.5 MB resident that frpc needs for these only
+
     try:
         u = urllib.parse.urlsplit(url)
         port = u.port
@@ -81,6 +81,8 @@ def parse_dns_server(value: str) -> tuple[str, int]:
     elif value.count(":") == 1:
         host, p = value.split(":")
         port = _port(p, value)
+    import ipaddress
+
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -7,7 +7,6 @@ required keys, combinations and string syntaxes. The first problem found is rais
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Collection, Sequence
 
 from .base import ValueSource, WebServerConfig
@@ -180,6 +179,8 @@ PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 def proxy_url_problem(url: str) -> str:
     """``""`` if ``url`` is a usable proxy URL, else why not."""
+    import urllib.parse  # here: with ipaddress, 0.5 MB resident
+
     try:
         u = urllib.parse.urlsplit(url)
         u.port  # noqa: B018  (raises ValueError for a bad port)
@@ -200,6 +201,8 @@ def _check_oidc_client(oidc: AuthOIDCClientConfig, source: str) -> None:
     url = oidc.token_endpoint_url
     if not url:
         raise ConfigError(source, "auth.oidc.tokenEndpointURL", 'must be set when auth.method is "oidc"')
+    import urllib.parse
+
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(source, "auth.oidc.tokenEndpointURL", "must be an absolute http or https URL", url)

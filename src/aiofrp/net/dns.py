@@ -15,7 +15,6 @@ for every name (only IP literals skip it).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 
 
@@ -36,6 +35,8 @@ class Resolver:
 
     async def resolve(self, name: str) -> list[str]:
         """The addresses of ``name`` (IPv4 first); ``socket.gaierror`` with Go's text if none."""
+        import ipaddress  # here: only with dnsServer set
+
         try:
             ipaddress.ip_address(name.strip("[]"))
         except ValueError:

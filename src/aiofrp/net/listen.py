@@ -21,7 +21,6 @@ are logged at most once a second, not once per connection.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import time
@@ -123,11 +122,21 @@ class _Guarded(asyncio.Protocol):
         pass
 
 
-def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
+def _literal(host: str) -> tuple[int, bytes] | None:
+    """(family, packed address) of an IP literal (a zone after ``%`` ignored), else None. What
+    ``ipaddress.ip_address`` accepts (no leading zeros in IPv4, ...), by inet_pton: the ipaddress
+    module (0.3 MB resident) stays out of frps."""
+    host = host.split("%", 1)[0]
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return family, socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def _unspecified(lit: tuple[int, bytes] | None) -> bool:
+    return lit is not None and not any(lit[1])
 
 
 def _dual_stack_socket(kind: int) -> socket.socket:
@@ -154,7 +163,7 @@ def bind_socket(host: str | None, port: int, kind: int = socket.SOCK_STREAM,
     wildcards need no resolution. Raises OSError (EADDRINUSE, EADDRNOTAVAIL, ...)."""
     host = (host or "").strip("[]")
     lit = _literal(host) if host else None
-    if not host or (lit is not None and lit.is_unspecified):
+    if not host or _unspecified(lit):
         sock = _dual_stack_socket(kind)
         addr: Any = ("::", port) if sock.family == socket.AF_INET6 else ("0.0.0.0", port)
     elif resolved is not None:
@@ -162,7 +171,7 @@ def bind_socket(host: str | None, port: int, kind: int = socket.SOCK_STREAM,
         sock = socket.socket(family, kind)
         addr = (addr[0], port, *addr[2:])
     else:
-        family = socket.AF_INET6 if lit is not None and lit.version == 6 else socket.AF_INET
+        family = lit[0] if lit is not None else socket.AF_INET
         info = socket.getaddrinfo(host, port, family, kind, 0, socket.AI_NUMERICHOST | socket.AI_PASSIVE)
         sock = socket.socket(family, kind)
         addr = info[0][4]
@@ -171,7 +180,7 @@ def bind_socket(host: str | None, port: int, kind: int = socket.SOCK_STREAM,
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like Go (and asyncio) on Unix
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if sock.family == socket.AF_INET6 and lit is not None and not lit.is_unspecified:
+        if sock.family == socket.AF_INET6 and lit is not None and not _unspecified(lit):
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr)
         sock.setblocking(False)

@@ -15,7 +15,6 @@ import base64
 import binascii
 import enum
 import re
-from urllib.parse import unquote
 
 from .errors import ProtocolError
 
@@ -216,6 +215,8 @@ def parse_request_head(head: bytes | bytearray) -> Request:
     if "%" in path:
         if _BAD_ESCAPE.search(path) is not None:
             raise HTTPError(400, "invalid URL escape")
+        from urllib.parse import unquote  # here: urllib.parse imports ipaddress (0.5 MB resident)
+
         path = unquote(path, errors="surrogateescape")
     req.path = path
 

@@ -20,7 +20,6 @@ from ...net.limiter import TokenBucket, bucket_for
 from ...net.relay import PendingConn, work_conn_codecs
 from ...proto import msg as m
 from ...proto.addr import join_host_port
-from ...proto.proxyproto import ProxyProtocolError, build_header
 from ..plugins import ClientPlugin, HeldConn, WorkConn, new_plugin
 
 if TYPE_CHECKING:
@@ -57,6 +56,8 @@ def proxy_protocol_header(version: str, start: m.StartWorkConn) -> bytes | None:
     Raises :class:`ProxyProtocolError` when the addresses cannot share one family."""
     if not version or not start.src_addr or not start.src_port:
         return None
+    from ...proto.proxyproto import build_header  # here: it imports ipaddress (0.3 MB resident)
+
     dst = (start.dst_addr or "127.0.0.1", start.dst_port)
     return build_header(version, (start.src_addr, start.src_port), dst)
 
@@ -119,12 +120,16 @@ class Proxy(Generic[C_co]):
         if work is None:
             return
         work.pause_reading()  # what arrives now waits in the connection until the relay takes it
-        try:
-            header = proxy_protocol_header(cfg.transport.proxy_protocol_version, start)
-        except ProxyProtocolError as exc:
-            log.error("[%s] write proxy protocol header to local conn error: %s", self.name, exc)
-            conn.close()
-            return
+        header = None
+        if cfg.transport.proxy_protocol_version:
+            from ...proto.proxyproto import ProxyProtocolError
+
+            try:
+                header = proxy_protocol_header(cfg.transport.proxy_protocol_version, start)
+            except ProxyProtocolError as exc:
+                log.error("[%s] write proxy protocol header to local conn error: %s", self.name, exc)
+                conn.close()
+                return
         encode, decode = work_conn_codecs(key if cfg.transport.use_encryption else None, cfg.transport.use_compression)
         src = (start.src_addr, start.src_port) if start.src_addr and start.src_port else None
         dst = (start.dst_addr or "127.0.0.1", start.dst_port) if src is not None else None
