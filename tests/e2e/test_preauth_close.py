@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from support.hostile import burst_while_echoing, frp_header, in_stream
+from support.hostile import burst_while_echoing, frp_header, in_stream, login_msg
 from support.procs import LOCALHOST, FrpProcess, free_port, frpc_config, frps_config, tcp_proxy
 
 pytestmark = pytest.mark.timeout(90)
@@ -70,3 +70,41 @@ def test_peer_that_hangs_up_is_logged_as_closed(frp) -> None:
         line = frps.wait_for_log(rf"^.*connection from 127\.0\.0\.1:{port} closed: .*$", 5)[0]
         assert "[I]" in line, line
     assert " failed: " not in frps.log_text()
+
+
+def _read_login_refusal(s: socket.socket) -> bytes:
+    """Read frames until the LoginResp data frame of stream 1 arrived; returns the bytes read."""
+    got = b""
+    while b'"error"' not in got:
+        chunk = s.recv(65536)
+        assert chunk, f"frps closed before its LoginResp arrived: {got!r}"
+        got += chunk
+    return got
+
+
+def test_a_refused_login_stays_open_for_the_peer_to_hang_up(frp) -> None:
+    """The refusal is flushed and the connection lingers (gate.LINGER) for the peer to read it and
+    hang up first, as Go's frpc does: closed right away, Go frpc's yamux could end its session
+    before the login stream read the LoginResp ("session shutdown" instead of the reason)."""
+    from aiofrp.server.gate import LINGER
+
+    bind = free_port()
+    frps = frp.ours_frps(frps_config(bind, token=TOKEN))
+    frps.wait_for_log(r"frps started successfully", 10)
+    # the peer hangs up after reading: frps has not closed first, and logs one "failed" line
+    with socket.create_connection((LOCALHOST, bind), timeout=5) as s:
+        port = s.getsockname()[1]
+        s.sendall(in_stream(login_msg()))
+        _read_login_refusal(s)
+        s.settimeout(LINGER / 4)
+        with pytest.raises(TimeoutError):
+            s.recv(1)  # still open: neither EOF nor a reset
+    frps.wait_for_log(rf"login from 127\.0\.0\.1:{port} failed: ", 5)
+    # a peer that stays: frps closes within LINGER (+ a margin for a loaded machine)
+    with socket.create_connection((LOCALHOST, bind), timeout=5) as s:
+        s.sendall(in_stream(login_msg()))
+        _read_login_refusal(s)
+        s.settimeout(LINGER + 5)
+        s.sendall(b"ignored while lingering")
+        while s.recv(65536):
+            pass

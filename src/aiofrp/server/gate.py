@@ -9,8 +9,11 @@ accepted visitor connection. Until then:
   the clock until the handling is over;
 * anything wrong on it (garbage, a bad frame in any yamux stream, a refused Login, work or
   visitor connection, a failed TLS handshake) closes the whole TCP connection: at once, or for a
-  refusal right after the response was flushed (a peer that does not read it is aborted after
-  :data:`FLUSH_TIMEOUT`);
+  refusal once the response is flushed and the peer hung up, at most :data:`LINGER` seconds
+  later (what the peer sends meanwhile is discarded; a peer that does not read the refusal is
+  aborted :data:`FLUSH_TIMEOUT` after that). Closing right after the refusal raced with Go's
+  frpc: its yamux session could see the end of the connection before its login stream read the
+  LoginResp, and it reported "session shutdown" instead of the reason;
 * exactly one line is logged for it, with a stable prefix and the peer address, for fail2ban::
 
       login from 1.2.3.4:5678 failed: token in login doesn't match token from configuration
@@ -62,6 +65,7 @@ class Stage(enum.StrEnum):
 
 
 PREAUTH_TIMEOUT = 10.0
+LINGER = 1.0
 FLUSH_TIMEOUT = 5.0
 BUSY_RECHECK = 1.0
 
@@ -171,10 +175,20 @@ class Gate:
         if flush and not raw.is_closing():
             if self.before_close is not None:
                 self.before_close()
-            raw.close()  # sends what is buffered (the refusal), then FIN
-            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_TIMEOUT, raw.abort)
+            try:
+                inner = raw.get_protocol()
+                raw.set_protocol(_Lingering(inner))
+            except (AttributeError, NotImplementedError):  # a transport that cannot swap protocols
+                self._linger_over()
+                return
+            self._flush_timer = asyncio.get_running_loop().call_later(LINGER, self._linger_over)
         else:
             raw.abort()
+
+    def _linger_over(self) -> None:
+        raw = self.raw
+        raw.close()  # sends what is still buffered (the refusal), then FIN
+        self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_TIMEOUT, raw.abort)
 
     def _forget(self) -> None:
         if self._timer is not None:
@@ -194,3 +208,29 @@ class Gate:
             else:
                 self.peer_closed()
         self._forget()
+
+
+class _Lingering(asyncio.Protocol):
+    """The raw connection's protocol while a refused connection lingers (Gate._close): what the
+    peer sends is discarded, its hang-up closes the connection, and the end reaches the protocol
+    that was there before (TLS, yamux, the first message), which cleans up as it always does."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: asyncio.BaseProtocol) -> None:
+        self._inner = inner
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
