@@ -1,4 +1,4 @@
-"""TLSTransport over an in-memory pair of raw transports: what reaches the socket, and how often."""
+"""TLSTransport over an in-memory pipe (net/pipe.py): what reaches the socket, and how often."""
 
 from __future__ import annotations
 
@@ -6,43 +6,8 @@ import asyncio
 import os
 from typing import Any
 
+from aiofrp.net.pipe import pipe
 from aiofrp.net.tls import TLSTransport, client_context, server_context
-
-
-class _Raw(asyncio.Transport):
-    """A raw transport that records each write and hands the bytes to the peer's protocol."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.peer: _Raw | None = None
-        self._protocol: Any = None
-        self.closed = False
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._protocol = protocol
-
-    def get_protocol(self) -> Any:
-        return self._protocol
-
-    def write(self, data: Any) -> None:
-        data = bytes(data)
-        self.writes.append(data)
-        peer = self.peer
-        assert peer is not None
-        asyncio.get_running_loop().call_soon(lambda: peer._protocol.data_received(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 class _App(asyncio.Protocol):
@@ -53,20 +18,39 @@ class _App(asyncio.Protocol):
         self.got += data
 
 
-async def _pair() -> tuple[TLSTransport, _Raw, _App]:
-    sctx = server_context()
-    a, b = _Raw(), _Raw()
-    a.peer, b.peer = b, a
-    server_app, client_app = _App(), _App()
-    server = TLSTransport(a, sctx, server_app, server_side=True)
-    client = TLSTransport(b, client_context(), client_app, server_side=False)
+def _start_pair() -> tuple[TLSTransport, TLSTransport, list[bytes], _App]:
+    """A TLS server and client joined by a pipe, handshakes under way: (server, client, what the
+    client wrote to its raw end, the server's application)."""
+    raw_s, raw_c = pipe(asyncio.get_running_loop())
+    writes: list[bytes] = []
+    write = raw_c.write
+
+    def counting_write(data: Any) -> None:
+        writes.append(bytes(data))
+        write(data)
+
+    setattr(raw_c, "write", counting_write)  # noqa: B010  (an instance attribute over the method)
+    server_app = _App()
+    server = TLSTransport(raw_s, server_context(), server_app, server_side=True)
+    client = TLSTransport(raw_c, client_context(), _App(), server_side=False)
+    return server, client, writes, server_app
+
+
+async def _handshakes(server: TLSTransport, client: TLSTransport) -> None:
     await asyncio.wait_for(asyncio.gather(server.handshake, client.handshake), 10)
-    return client, b, server_app
+
+
+async def _until_received(app: _App, n: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(app.got) < n:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(app.got)} of {n} bytes arrived"
+        await asyncio.sleep(0)
 
 
 def test_writelines_encrypts_every_piece_and_writes_the_socket_once() -> None:
     async def main() -> None:
-        client, raw, server_app = await _pair()
+        server, client, writes, server_app = _start_pair()
+        await _handshakes(server, client)
         # a yamux flush of several streams: 12-byte headers between big payloads
         pieces: list[Any] = []
         for i in range(8):
@@ -74,13 +58,10 @@ def test_writelines_encrypts_every_piece_and_writes_the_socket_once() -> None:
             pieces.append(memoryview(os.urandom(64 * 1024))[: 64 * 1024 - i])
         pieces.append(b"tail")
         expected = b"".join(bytes(p) for p in pieces)
-        before = len(raw.writes)
+        before = len(writes)
         client.writelines(pieces)
-        assert len(raw.writes) == before + 1
-        deadline = asyncio.get_running_loop().time() + 10
-        while len(server_app.got) < len(expected):
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0)
+        assert len(writes) == before + 1
+        await _until_received(server_app, len(expected))
         assert bytes(server_app.got) == expected
 
     asyncio.run(main())
@@ -88,18 +69,10 @@ def test_writelines_encrypts_every_piece_and_writes_the_socket_once() -> None:
 
 def test_writelines_before_the_handshake_is_sent_after_it_in_order() -> None:
     async def main() -> None:
-        sctx = server_context()
-        a, b = _Raw(), _Raw()
-        a.peer, b.peer = b, a
-        server_app, client_app = _App(), _App()
-        server = TLSTransport(a, sctx, server_app, server_side=True)
-        client = TLSTransport(b, client_context(), client_app, server_side=False)
+        server, client, _, server_app = _start_pair()
         client.writelines([b"one ", memoryview(b"two "), bytearray(b"three")])
-        await asyncio.wait_for(asyncio.gather(server.handshake, client.handshake), 10)
-        deadline = asyncio.get_running_loop().time() + 10
-        while len(server_app.got) < 13:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0)
+        await _handshakes(server, client)
+        await _until_received(server_app, 13)
         assert bytes(server_app.got) == b"one two three"
 
     asyncio.run(main())
