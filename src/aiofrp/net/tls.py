@@ -86,8 +86,8 @@ class TLSTransport(asyncio.Transport):
             self.handshake.set_result(None)
         self._app.connection_made(self)
         early, self._early_writes = self._early_writes, []
-        for data in early:
-            self.write(data)
+        if early:
+            self.writelines(early)
         self._read()
 
     def _fail(self, exc: BaseException) -> None:
@@ -167,20 +167,7 @@ class TLSTransport(asyncio.Transport):
             self._raw.write(self._out.read())
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or self._lost or self._eof_sent:
-            return
-        if not self._established:
-            self._early_writes.append(bytes(data))
-            return
-        if not data:
-            return
-        try:
-            self._ssl.write(data)
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("TLS write error: %s", exc)
-            self._raw.abort()
-            return
-        self._raw.write(self._out.read())
+        self.writelines((data,))
 
     def writelines(self, list_of_data: Any) -> None:
         """Encrypt every piece, then hand the ciphertext to the socket in one write.
@@ -212,8 +199,7 @@ class TLSTransport(asyncio.Transport):
             log.debug("TLS write error: %s", exc)
             self._raw.abort()
             return
-        if self._out.pending:
-            self._raw.write(self._out.read())
+        self._flush()
 
     def can_write_eof(self) -> bool:
         # TLS 1.3 allows a half-close: our close_notify ends our direction only.
