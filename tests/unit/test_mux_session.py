@@ -188,6 +188,56 @@ def test_a_lone_write_leaves_at_once_and_the_rest_of_a_loop_turn_in_one_transpor
     asyncio.run(main())
 
 
+def test_a_held_session_sends_a_new_streams_syn_with_its_first_message_in_one_write() -> None:
+    async def main() -> None:
+        client, _, srv = await _pair()
+        counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
+        client.transport = counting  # type: ignore[assignment]
+        assert client.hold()
+        assert not client.hold()  # already held: the first holder releases
+        st, proto = _open(client)
+        st.write(b"first message")
+        st.write(b", and more")
+        assert counting.writes == 0  # neither the SYN nor the data left yet
+        client.release()
+        assert counting.writes == 1  # SYN and both writes together
+        await _wait_for(lambda: bytes(proto.data) == b"first message, and more")
+        # unheld, a new stream's SYN leaves at once again (see open_stream)
+        before = counting.writes
+        _open(client)
+        assert counting.writes == before + 1
+        client.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
+def test_flush_at_end_of_turn_holds_even_the_first_write_of_the_turn() -> None:
+    async def main() -> None:
+        client, _, srv = await _pair()
+        opened = [_open(client) for _ in range(3)]
+        await asyncio.sleep(0)
+        counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
+        client.transport = counting  # type: ignore[assignment]
+        client.flush_at_end_of_turn()
+        for i, (st, _) in enumerate(opened):
+            st.write(b"stream %d" % i)
+        assert counting.writes == 0  # without it, the first write would have left at once
+        await asyncio.sleep(0)
+        assert counting.writes == 1
+        for i, (_, proto) in enumerate(opened):
+            await _wait_for(lambda p=proto, i=i: bytes(p.data) == b"stream %d" % i)
+        # the next turn is back to a lone write leaving at once
+        await asyncio.sleep(0)
+        before = counting.writes
+        opened[0][0].write(b"ping")
+        assert counting.writes == before + 1
+        client.close()
+        srv.close()
+
+    asyncio.run(main())
+
+
 def test_a_write_then_abort_or_close_in_the_same_turn_still_delivers_the_write() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

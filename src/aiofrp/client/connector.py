@@ -17,6 +17,7 @@ from ..net.dns import Resolver
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
+from ..proto import msg as m
 from ..proto import wire
 from .dialers import new_dialer
 from .errors import Server, login_error, tls_error
@@ -77,33 +78,43 @@ class Connector:
             raise
         return tls
 
-    async def open(self) -> MsgConn:
+    async def open(self, first: m.Message | None = None) -> MsgConn:
         """A new logical connection; with ``transport.wireProtocol = "v2"`` it starts with the v2
-        magic (§1.8) and frames v2 messages."""
+        magic (§1.8) and frames v2 messages. ``first``: a message written at once (a work
+        connection's NewWorkConn); on a yamux session it leaves with the stream's SYN, in one
+        write."""
         own = await self.dialer.open()  # QUIC: a new stream of its connection
         if own is not None:
-            self._magic(own)
+            self._start(own, first)
             return own
         conn = MsgConn(self.wire_protocol)
         if not self.tcp_mux:
             await self._dial(conn)
-            self._magic(conn)
+            self._start(conn, first)
             return conn
         if self.session is None or self.session.is_closed:
             self.session = MuxSession(client=True, keepalive_interval=self.cfg.transport.tcp_mux_keepalive_interval)
             await self._dial(self.session)
-        if self.session.is_closed:  # the server answered the new session with garbage, or hung up
-            reason = self.session.close_reason
+        session = self.session
+        if session.is_closed:  # the server answered the new session with garbage, or hung up
+            reason = session.close_reason
             raise login_error(self.server, reason or EOFError("closed"), 0)
-        stream = self.session.open_stream()
-        stream.set_protocol(conn)
-        conn.connection_made(stream)
-        self._magic(conn)
+        held = session.hold()
+        try:
+            stream = session.open_stream()
+            stream.set_protocol(conn)
+            conn.connection_made(stream)
+            self._start(conn, first)
+        finally:
+            if held:
+                session.release()
         return conn
 
-    def _magic(self, conn: MsgConn) -> None:
+    def _start(self, conn: MsgConn, first: m.Message | None) -> None:
         if self.wire_protocol == "v2":
             conn.write_raw(wire.MAGIC)
+        if first is not None:
+            conn.write_msg(first)
 
     def close(self) -> None:
         self.dialer.close()

@@ -135,11 +135,10 @@ class Control:
             log.warning("[%s] error during NewWorkConn authentication: %s", self.run_id, exc)
             return
         try:
-            conn = await self.connector.open()
+            conn = await self.connector.open(first=new)  # with tcpMux: the SYN and NewWorkConn in one write
         except (OSError, TimeoutError) as exc:
             log.warning("[%s] start new connection to server error: %s", self.run_id, exc)
             return
-        conn.write_msg(new)
         try:
             start = await conn.read_msg()
         except (ProtocolError, EOFError, OSError) as exc:

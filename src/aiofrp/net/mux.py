@@ -79,6 +79,7 @@ class MuxSession(asyncio.Protocol):
         self.close_reason: BaseException | None = None  # why the session ended (None: closed normally)
         self._queue_paused: set[MuxStream] = set()  # streams paused on their session queue
         self._in_receive = False  # inside data_received, which flushes once at its end
+        self._held = False  # between hold() and release(), which flushes once
         self._flush_handle: asyncio.Handle | None = None  # the end of a loop turn that flushed
         self._flush_later = False  # streams wrote after that flush: flush again at the turn's end
 
@@ -184,9 +185,36 @@ class MuxSession(asyncio.Protocol):
         self._streams[sid] = st
         # At once, with what other streams queued: were a burst of new streams' SYNs held to the
         # turn's end, the scheduler would send every SYN (a control frame) before any stream's
-        # first message, and frps resets streams beyond MAX_PENDING_STREAMS silent ones.
-        self._flush()
+        # first message, and frps resets streams beyond MAX_PENDING_STREAMS silent ones. Under
+        # hold(), the SYN leaves at release() with the stream's first message.
+        if not self._held:
+            self._flush()
         return st
+
+    def hold(self) -> bool:
+        """Hold the writes of every stream until :meth:`release`, which sends them in one write to
+        the transport: a new stream's SYN with its first message (frpc's work connections), one
+        TLS record and one send instead of two. False (and nothing to release) when already held."""
+        if self._held:
+            return False
+        self._held = True
+        return True
+
+    def release(self) -> None:
+        self._held = False
+        if not self._in_receive:
+            self._flush()
+
+    def flush_at_end_of_turn(self) -> None:
+        """The writes the streams make from now until the end of this turn of the event loop leave
+        together then, the first one included (see :meth:`_flush_soon`): for a caller that knows
+        several are coming, such as frps pairing a user connection (StartWorkConn on the work
+        connection, ReqWorkConn on the control, the user's first bytes when they came at once)."""
+        if self._is_closed:
+            return
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._end_of_turn)
+        self._flush_later = True
 
     @property
     def is_closed(self) -> bool:
@@ -213,7 +241,7 @@ class MuxSession(asyncio.Protocol):
         that became readable at the same time, tasks that woke up) leaves as one write to the
         transport: one TLS record and one send instead of one per frame. Inside ``data_received``
         the flush at its end covers it."""
-        if self._in_receive or self._is_closed:
+        if self._in_receive or self._held or self._is_closed:
             return
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._end_of_turn)
@@ -330,6 +358,10 @@ class MuxStream(PausableTransport):
         self._remote_fin = False
         self._lost = False
         self._close_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def session(self) -> MuxSession:
+        return self._mux
 
     # -- transport API --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError, LoginAuth
 from ..net.msgconn import Dispatcher, MsgConn
+from ..net.mux import MuxSession, MuxStream
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
 from .errors import ProxyError
@@ -49,6 +50,9 @@ class Control:
         """``"v1"`` or ``"v2"`` (§2.4): what this client speaks (Go: the registry's ``WireProtocol``,
         ``wireProtocol`` in the dashboard's ``/api/clients``)."""
         self.client_id = login.client_id
+        t = conn.transport
+        self.mux: MuxSession | None = t.session if isinstance(t, MuxStream) else None
+        """The client's yamux session when its control is one of its streams (tcpMux)."""
         cfg = server.cfg
         self.pool_count = max(0, min(login.pool_count, cfg.transport.max_pool_count))
         # Go: a channel of poolCount + 10. A Go channel hands a connection straight to a waiting

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.listen import local_addr, peer_addr
 from ...net.msgconn import MsgConn
+from ...net.mux import MuxSession
 from ...net.relay import Codec, PendingConn, Relay, WorkConn, chain, work_conn_codecs
 from ...proto import msg as m
 from ...proto.addr import fmt_addr
@@ -88,6 +89,8 @@ class ProxyControl(Protocol):
     def user_info(self) -> UserInfo: ...
     @property
     def client_id(self) -> str: ...
+    @property
+    def mux(self) -> MuxSession | None: ...
 
     async def get_work_conn(self) -> MsgConn: ...
 
@@ -265,7 +268,13 @@ class UserConn(PendingConn):
             # The common case: no NewUserConn plugin to ask and a work connection in the pool.
             # Pair them now, without a task per connection (Go: a goroutine; here a task costs
             # more than the join itself).
-            work = proxy.control.take_work_conn_nowait()
+            ctl = proxy.control
+            mux = ctl.mux
+            if mux is not None:
+                # the refill's ReqWorkConn, StartWorkConn and the user's first bytes if they came
+                # with the connection leave in one write at the end of this turn, not in two
+                mux.flush_at_end_of_turn()
+            work = ctl.take_work_conn_nowait()
             if work is not None:
                 proxy.join(transport, self.take(), self.eof, work)  # type: ignore[arg-type]
                 return
