@@ -4,13 +4,16 @@ connection and one asked for at once in its place (docs/connection.md section 5,
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import Any
 
 import pytest
 from support.configs import block
-from support.inproc import InProc, count_registered_work_conns, idle_work_conns, until
+from support.inproc import DEADLINE, InProc, count_registered_work_conns, idle_work_conns, until
 from support.procs import TEST_STRING, free_port, tcp_proxy
 
 from aiofrp.client.control import Control as ClientControl
+from aiofrp.proto import msg as m
 from aiofrp.server.proxies.http import HTTPProxy
 from aiofrp.server.vhost.http_upstream import MAX_IDLE
 
@@ -203,3 +206,58 @@ async def test_a_burst_of_work_conns_reaches_every_waiting_user(inproc: InProc, 
     got = await asyncio.wait_for(asyncio.gather(*users), 5)
     assert sorted(map(id, got)) == sorted(map(id, burst))
     assert all(c.alive for c in burst)
+
+
+async def test_a_work_conn_in_one_read_is_pooled_without_a_task_and_one_in_pieces_through_one(
+        inproc: InProc, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logged-in client's new stream whose NewWorkConn came with its SYN (frpc writes both at
+    once) is pooled from data_received; a first message in pieces, or one that is not a
+    NewWorkConn, takes the task (Server.handle_conn) as before."""
+    from aiofrp.server import service
+
+    registered = count_registered_work_conns(monkeypatch)
+    tasks: list[object] = []
+    original = service.Server.handle_conn
+
+    def handle_conn(self: service.Server, conn: service._FirstConn, first: m.Message | None = None) -> Any:
+        tasks.append(first)
+        return original(self, conn, first)
+
+    monkeypatch.setattr(service.Server, "handle_conn", handle_conn)
+    received: list[int] = []
+    original_data = service._FirstConn.data_received
+
+    def data_received(self: service._FirstConn, data: bytes) -> None:
+        received.append(len(data))
+        original_data(self, data)
+
+    monkeypatch.setattr(service._FirstConn, "data_received", data_received)
+    server = await inproc.start_server()
+    connector = inproc.dial(server)
+    _, resp = await inproc.login(server, connector=connector)
+    run_id = resp.run_id
+    tasks.clear()
+    inproc.raw_conns.append(await connector.open(first=m.NewWorkConn(run_id=run_id)))
+    await until(lambda: len(registered) == 1, "the work connection pooled")
+    assert tasks == [] and idle_work_conns(server, run_id) == 1
+
+    work = await inproc.open_conn(connector)
+    data = m.encode(m.NewWorkConn(run_id=run_id))
+    sent = 0
+    for piece in (data[:1], data[1:12], data[12:]):
+        work.write_raw(piece)
+        sent += len(piece)
+        await until(partial(_got, received, sent), "frps got the piece")
+    await until(lambda: len(registered) == 2, "the second work connection pooled")
+    assert tasks == [None] and idle_work_conns(server, run_id) == 2
+
+    visitor = await inproc.open_conn(connector)
+    visitor.write_msg(m.NewVisitorConn(proxy_name="nothing"))
+    answer = await visitor.read_msg(timeout=DEADLINE)
+    assert isinstance(answer, m.NewVisitorConnResp)
+    assert answer.error == "custom listener for [nothing] doesn't exist"
+    assert [type(t) for t in tasks] == [type(None), m.NewVisitorConn]
+
+
+def _got(received: list[int], n: int) -> bool:
+    return sum(received) >= n

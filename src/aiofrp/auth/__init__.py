@@ -47,6 +47,12 @@ class LoginAuth(Protocol):
 
     async def verify_new_work_conn(self, msg: m.NewWorkConn) -> None: ...
 
+    @property
+    def checks_work_conns(self) -> bool:
+        """verify_new_work_conn checks something (``auth.additionalScopes`` has NewWorkConns);
+        frps accepts the client's work connections without asking it when not."""
+        ...
+
 
 class Verifier(Protocol):
     """frps: checks Logins (Go ``auth.Verifier``)."""
@@ -100,6 +106,8 @@ class _AlwaysPass:
 
     async def verify_new_work_conn(self, msg: m.NewWorkConn) -> None:
         pass
+
+    checks_work_conns = False
 
 
 ALWAYS_PASS: LoginAuth = _AlwaysPass()

@@ -562,6 +562,10 @@ class _OIDCLogin:
         if HEARTBEATS in self.verifier.scopes:
             await self._verify_post_login(ping.privilege_key)
 
+    @property
+    def checks_work_conns(self) -> bool:
+        return NEW_WORK_CONNS in self.verifier.scopes
+
     async def verify_new_work_conn(self, msg: m.NewWorkConn) -> None:
         if NEW_WORK_CONNS in self.verifier.scopes:
             await self._verify_post_login(msg.privilege_key)

@@ -49,6 +49,10 @@ class TokenAuth:
         if HEARTBEATS in self.scopes and not verify_auth_key(self.token, ping.timestamp, ping.privilege_key):
             raise AuthError("token in heartbeat doesn't match token from configuration")
 
+    @property
+    def checks_work_conns(self) -> bool:
+        return NEW_WORK_CONNS in self.scopes
+
     async def verify_new_work_conn(self, msg: m.NewWorkConn) -> None:
         if NEW_WORK_CONNS in self.scopes and not verify_auth_key(self.token, msg.timestamp, msg.privilege_key):
             raise AuthError("token in NewWorkConn doesn't match token from configuration")

@@ -30,7 +30,7 @@ from .gate import PREAUTH_TIMEOUT, Gate, Stage, peer_host
 from .group import GroupRegistry
 from .listeners import Listener, start_listeners
 from .nathole import NatHoleController
-from .plugin import Manager, PluginRefused
+from .plugin import Manager, Op, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
 from .stats import ServerStats
@@ -286,10 +286,14 @@ class Server:
         if data:
             hs.data_received(data)
 
-    async def handle_conn(self, conn: _FirstConn) -> None:
-        """The first message of a logical connection (a TCP connection, or a yamux stream)."""
+    async def handle_conn(self, conn: _FirstConn, first: m.Message | None = None) -> None:
+        """The first message of a logical connection (a TCP connection, or a yamux stream);
+        ``first``: the message, when it was read already (_FirstConn.data_received)."""
         gate = conn.gate
         peer = gate.peer
+        if first is not None:
+            await self._handle_first(conn, first)
+            return
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
@@ -317,6 +321,11 @@ class Server:
                 log.debug("stream from %s closed before its first message: %s", peer, exc or type(exc).__name__)
             conn.abort()
             return
+        await self._handle_first(conn, first)
+
+    async def _handle_first(self, conn: _FirstConn, first: m.Message) -> None:
+        gate = conn.gate
+        peer = gate.peer
         handler = FIRST_MESSAGE_HANDLERS.get(type(first))
         if handler is None:
             if not gate.fail(f"unexpected first message {type(first).__name__}"):
@@ -582,6 +591,16 @@ class Server:
             return ""
         ctl = self.controls.get(run_id)
         return ctl.user if ctl is not None else self.remote_visitors.get(run_id)
+
+    def work_conn_at_once(self, conn: _FirstConn, msg: m.NewWorkConn) -> bool:
+        """handle_work_conn without a task, when there is nothing to ask and nothing to refuse:
+        the client's control is here, no NewWorkConn server plugin, no auth check of work
+        connections (``auth.additionalScopes``). False: take the full path."""
+        ctl = self.controls.get(msg.run_id)
+        if ctl is None or ctl.auth.checks_work_conns or self.plugins.has(Op.NEW_WORK_CONN):
+            return False
+        ctl.register_work_conn(conn)
+        return True
 
     async def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
@@ -857,6 +876,7 @@ class _FirstConn(MsgConn):
         self.top = top
         self.internal = internal  # from inside frps (Server.open_internal)
         self.session = session  # the yamux session of a stream, which counts its silent streams
+        self._start: asyncio.Handle | None = None  # the task's start, held back for data_received
 
     def heard(self) -> None:
         """The stream sent its first bytes, or ended: it no longer counts against
@@ -869,11 +889,37 @@ class _FirstConn(MsgConn):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.server.spawn(self.server.handle_conn(self))
+        if self.session is not None and self.gate.trusted:
+            # A new stream of a logged-in client: its first message (a NewWorkConn) usually came
+            # in the same read, so data_received may handle it without a task. The task starts
+            # at the end of this turn if not.
+            self._start = asyncio.get_running_loop().call_soon(self._spawn)
+        else:
+            self._spawn()
+
+    def _spawn(self, first: m.Message | None = None) -> None:
+        self._start = None
+        self.server.spawn(self.server.handle_conn(self, first))
 
     def data_received(self, data: bytes) -> None:
         self.heard()
         super().data_received(data)
+        if self._start is not None:
+            self._first_at_once()
+
+    def _first_at_once(self) -> None:
+        try:
+            first = self._decoder.next()  # v1 framing: the v2 magic is no v1 frame and raises
+        except ProtocolError:
+            return  # the task reads the same bytes, and says what is wrong with them
+        if first is None:
+            return
+        assert self._start is not None
+        self._start.cancel()
+        self._start = None
+        if type(first) is m.NewWorkConn and self.server.work_conn_at_once(self, first):
+            return
+        self._spawn(first)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.heard()
