@@ -208,11 +208,13 @@ async def test_a_burst_of_work_conns_reaches_every_waiting_user(inproc: InProc, 
     assert all(c.alive for c in burst)
 
 
+@pytest.mark.parametrize("tcp_mux", [True, False], ids=["tcpmux", "no-tcpmux"])
 async def test_a_work_conn_in_one_read_is_pooled_without_a_task_and_one_in_pieces_through_one(
-        inproc: InProc, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A logged-in client's new stream whose NewWorkConn came with its SYN (frpc writes both at
-    once) is pooled from data_received; a first message in pieces, or one that is not a
-    NewWorkConn, takes the task (Server.handle_conn) as before."""
+        inproc: InProc, monkeypatch: pytest.MonkeyPatch, tcp_mux: bool) -> None:
+    """A NewWorkConn that came in one read (on a logged-in client's new stream with its SYN, as
+    frpc writes both at once; or as a new connection's first bytes without tcpMux) is pooled from
+    data_received; a first message in pieces, or one that is not a NewWorkConn, takes the task
+    (Server.handle_conn) as before."""
     from aiofrp.server import service
 
     registered = count_registered_work_conns(monkeypatch)
@@ -232,8 +234,8 @@ async def test_a_work_conn_in_one_read_is_pooled_without_a_task_and_one_in_piece
         original_data(self, data)
 
     monkeypatch.setattr(service._FirstConn, "data_received", data_received)
-    server = await inproc.start_server()
-    connector = inproc.dial(server)
+    server = await inproc.start_server(tcp_mux=tcp_mux)
+    connector = inproc.dial(server, tcp_mux=tcp_mux)
     _, resp = await inproc.login(server, connector=connector)
     run_id = resp.run_id
     tasks.clear()
@@ -243,6 +245,7 @@ async def test_a_work_conn_in_one_read_is_pooled_without_a_task_and_one_in_piece
 
     work = await inproc.open_conn(connector)
     data = m.encode(m.NewWorkConn(run_id=run_id))
+    received.clear()  # from here on: what frps received on this connection
     sent = 0
     for piece in (data[:1], data[1:12], data[12:]):
         work.write_raw(piece)

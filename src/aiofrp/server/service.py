@@ -599,6 +599,7 @@ class Server:
         ctl = self.controls.get(msg.run_id)
         if ctl is None or ctl.auth.checks_work_conns or self.plugins.has(Op.NEW_WORK_CONN):
             return False
+        conn.gate.trust()
         ctl.register_work_conn(conn)
         return True
 
@@ -889,10 +890,10 @@ class _FirstConn(MsgConn):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if self.session is not None and self.gate.trusted:
-            # A new stream of a logged-in client: its first message (a NewWorkConn) usually came
-            # in the same read, so data_received may handle it without a task. The task starts
-            # at the end of this turn if not.
+        if (self.session is not None and self.gate.trusted) or (self.top and not self.internal):
+            # A new stream of a logged-in client, or a new connection (tcpMux off): its first
+            # message (a NewWorkConn) usually comes in the same read, so data_received may handle
+            # it without a task. The task starts at the end of this turn if not.
             self._start = asyncio.get_running_loop().call_soon(self._spawn)
         else:
             self._spawn()
