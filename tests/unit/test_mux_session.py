@@ -156,13 +156,27 @@ class _CountingTransport:
         return getattr(self.inner, name)
 
 
+def _count_writes(session: MuxSession) -> _CountingTransport:
+    """Put a :class:`_CountingTransport` between ``session`` and its transport."""
+    counting = _CountingTransport(session.transport)  # type: ignore[arg-type]
+    session.transport = counting  # type: ignore[assignment]
+    return counting
+
+
+async def _a_later_lone_write_leaves_at_once(counting: _CountingTransport, stream: MuxStream) -> None:
+    """In a later turn of the loop, a lone write (a ping-pong) reaches the transport at once."""
+    await asyncio.sleep(0)
+    before = counting.writes
+    stream.write(b"ping")
+    assert counting.writes == before + 1
+
+
 def test_a_lone_write_leaves_at_once_and_the_rest_of_a_loop_turn_in_one_transport_write() -> None:
     async def main() -> None:
         client, _, srv = await _pair()
         opened = [_open(client) for _ in range(8)]  # each SYN leaves at once (see open_stream)
         await asyncio.sleep(0)
-        counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
-        client.transport = counting  # type: ignore[assignment]
+        counting = _count_writes(client)
         for i, (st, _) in enumerate(opened):
             st.write(b"stream %d" % i)  # 8 data frames in one turn of the loop
         assert counting.writes == 1  # the first at once, the other 7 wait for the end of the turn
@@ -172,15 +186,13 @@ def test_a_lone_write_leaves_at_once_and_the_rest_of_a_loop_turn_in_one_transpor
             await _wait_for(lambda p=proto, i=i: bytes(p.data) == b"stream %d" % i)
         # a lone write in a later turn (a ping-pong) goes out at once, and what follows it in
         # the same turn waits for one flush at the turn's end
-        await asyncio.sleep(0)
-        before = counting.writes
-        opened[0][0].write(b"ping")
-        assert counting.writes == before + 1
+        await _a_later_lone_write_leaves_at_once(counting, opened[0][0])
+        after_ping = counting.writes
         opened[1][0].write(b"a")
         opened[2][0].write(b"b")
-        assert counting.writes == before + 1
+        assert counting.writes == after_ping
         await asyncio.sleep(0)
-        assert counting.writes == before + 2
+        assert counting.writes == after_ping + 1
         await _wait_for(lambda: bytes(opened[2][1].data).endswith(b"b"))
         client.close()
         srv.close()
@@ -191,8 +203,7 @@ def test_a_lone_write_leaves_at_once_and_the_rest_of_a_loop_turn_in_one_transpor
 def test_a_held_session_sends_a_new_streams_syn_with_its_first_message_in_one_write() -> None:
     async def main() -> None:
         client, _, srv = await _pair()
-        counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
-        client.transport = counting  # type: ignore[assignment]
+        counting = _count_writes(client)
         assert client.hold()
         assert not client.hold()  # already held: the first holder releases
         st, proto = _open(client)
@@ -217,8 +228,7 @@ def test_flush_at_end_of_turn_holds_even_the_first_write_of_the_turn() -> None:
         client, _, srv = await _pair()
         opened = [_open(client) for _ in range(3)]
         await asyncio.sleep(0)
-        counting = _CountingTransport(client.transport)  # type: ignore[arg-type]
-        client.transport = counting  # type: ignore[assignment]
+        counting = _count_writes(client)
         client.flush_at_end_of_turn()
         for i, (st, _) in enumerate(opened):
             st.write(b"stream %d" % i)
@@ -228,10 +238,7 @@ def test_flush_at_end_of_turn_holds_even_the_first_write_of_the_turn() -> None:
         for i, (_, proto) in enumerate(opened):
             await _wait_for(lambda p=proto, i=i: bytes(p.data) == b"stream %d" % i)
         # the next turn is back to a lone write leaving at once
-        await asyncio.sleep(0)
-        before = counting.writes
-        opened[0][0].write(b"ping")
-        assert counting.writes == before + 1
+        await _a_later_lone_write_leaves_at_once(counting, opened[0][0])
         client.close()
         srv.close()
 
