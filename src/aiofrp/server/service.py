@@ -289,11 +289,11 @@ class Server:
     async def handle_conn(self, conn: _FirstConn, first: m.Message | None = None) -> None:
         """The first message of a logical connection (a TCP connection, or a yamux stream);
         ``first``: the message, when it was read already (_FirstConn.data_received)."""
-        gate = conn.gate
-        peer = gate.peer
         if first is not None:
             await self._handle_first(conn, first)
             return
+        gate = conn.gate
+        peer = gate.peer
         try:
             # untrusted: the gate's deadline (whole connection) applies; a trusted session's new
             # stream gets its own
