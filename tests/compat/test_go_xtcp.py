@@ -8,7 +8,7 @@ reply to query a second time). What crosses implementations:
   the NatHoleSid work connection, NatHoleReport);
 * our frpc's messages against Go's controller;
 * the encrypted NatHoleSid probes (AES-CFB keyed by sk) in both punching roles;
-* the tunnel itself: aioquic <-> quic-go (ALPN ``frp``), and our KCP (no FEC parity) + yamux
+* the tunnel itself: qh3 <-> quic-go (ALPN ``frp``), and our KCP (no FEC parity) + yamux
   <-> kcp-go (10+3 FEC) + hashicorp yamux.
 """
 

@@ -1,6 +1,6 @@
 """What an idle frps/frpc has loaded: the optional libraries stay out of a plain tcp setup.
 
-Memory is most of what an idle Python frp costs (docs/performance.md, ## Memory): aiohttp, aioquic,
+Memory is most of what an idle Python frp costs (docs/performance.md, ## Memory): aiohttp, qh3,
 PyYAML, asyncssh, hpack, websockets, PyJWT, prometheus-client, cramjam, dnspython ... are imported only
 by the features that need them (registry.py imports a proxy type's module when a config first uses
 it). Here a real frps and a real frpc (our CLIs, each in a wrapper that dumps ``sys.modules`` when
@@ -45,7 +45,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 # Optional third-party libraries, and our own modules of features the config does not use.
 NOT_LOADED = (
-    "aiohttp", "aioquic", "yaml", "asyncssh", "h2", "hpack", "websockets", "jwt", "prometheus_client",
+    "aiohttp", "qh3", "yaml", "asyncssh", "h2", "hpack", "websockets", "jwt", "prometheus_client",
     "cramjam", "google_crc32c", "dns", "python_socks", "aiohttp_socks", "nacl", "cryptography",
     "aiofrp.config.ini", "aiofrp.config.convert",
     # the standard library's too (docs/performance.md, "### Fewer imports, malloc_trim"): argparse

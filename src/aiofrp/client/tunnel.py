@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from ..net.kcp import KCPConn
 from ..net.mux import MuxSession
+from ..net.quic import SOCKET_BUFFER as QUIC_SOCKET_BUFFER
 from ..net.quic import QuicSession, quic_configuration
+from ..net.udp_batch import enlarge_buffers
 from ..proto.addr import fmt_addr
 from .nathole import HoleSocket
 
@@ -99,6 +101,7 @@ async def dial(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOpti
     if protocol == "kcp":
         t._start_kcp(client=True, on_stream=None)
         return t
+    enlarge_buffers(sock.transport.get_extra_info("socket"), QUIC_SOCKET_BUFFER)  # type: ignore[union-attr]
     cfg = quic_configuration(is_client=True, idle_timeout=float(quic_opts.max_idle_timeout or 30))
     session = QuicSession.connect(raddr, sock.transport.sendto, cfg,  # type: ignore[union-attr]
                                   keepalive=float(quic_opts.keepalive_period or 0))
@@ -125,6 +128,7 @@ def serve(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOptions, 
     if protocol == "kcp":
         t._start_kcp(client=False, on_stream=on_stream)
         return t
+    enlarge_buffers(sock.transport.get_extra_info("socket"), QUIC_SOCKET_BUFFER)  # type: ignore[union-attr]
     cfg = quic_configuration(is_client=False, idle_timeout=float(quic_opts.max_idle_timeout or 30))
     keepalive = float(quic_opts.keepalive_period or 0)
     loop = asyncio.get_running_loop()

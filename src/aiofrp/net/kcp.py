@@ -24,7 +24,7 @@ from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECDecoder, FECEncoder, KCPError, peek_conv
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
-from .udp_batch import DatagramBatcher
+from .udp_batch import DatagramBatcher, enlarge_buffers
 
 log = logging.getLogger("aiofrp.net.kcp")
 
@@ -271,18 +271,6 @@ CLIENT_WINDOW = (128, 512)  # frpc (golib net dial)
 MAX_SESSIONS = 4096
 
 
-def _big_buffers(sock: Any) -> None:
-    import socket
-
-    if sock is None:
-        return
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        except OSError:
-            pass
-
-
 def _conv_of(data: bytes) -> int | None:
     """The conv a datagram names (None: a parity shard or too short), without validating it."""
     n = len(data)
@@ -313,7 +301,7 @@ class KCPListener(DatagramListener[KCPConn]):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        _big_buffers(transport.get_extra_info("socket"))
+        enlarge_buffers(transport.get_extra_info("socket"), SOCKET_BUFFER)
         self.batcher = DatagramBatcher(transport)  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -382,7 +370,7 @@ async def dial_kcp(host: str, port: int, *, local_addr: tuple[str, int] | None =
     loop = asyncio.get_running_loop()
     transport, ep = await loop.create_datagram_endpoint(_KCPClientEndpoint, remote_addr=(host, port),
                                                         local_addr=local_addr)
-    _big_buffers(transport.get_extra_info("socket"))
+    enlarge_buffers(transport.get_extra_info("socket"), SOCKET_BUFFER)
     conv = int.from_bytes(os.urandom(4), "little")
     batcher = DatagramBatcher(transport, on_error=ep.error_received)
     conn = KCPConn(lambda d: transport.sendto(d), conv=conv, peer=transport.get_extra_info("peername"),

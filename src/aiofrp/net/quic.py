@@ -1,4 +1,4 @@
-"""asyncio driver for aioquic's sans-I/O ``QuicConnection`` over any datagram sender.
+"""asyncio driver for qh3's sans-I/O ``QuicConnection`` over any datagram sender.
 
 frp uses QUIC with ALPN ``frp`` and no certificate verification; every logical connection is
 one bidirectional stream, seen here as an ``asyncio.Transport`` (:class:`QuicStream`) so the
@@ -6,8 +6,10 @@ relay can pipe it like a TCP connection. The connection does not own a socket: d
 through :meth:`QuicSession.datagram_received` and go out through the ``send`` callable, so it can
 run on an already-punched UDP socket (xtcp) as well as on a plain endpoint.
 
-aioquic (imported lazily: it is only needed for xtcp and the quic transport) credits the peer's
-stream window as data arrives, so reading cannot push back on the peer; a paused stream buffers.
+qh3 is the maintained aioquic fork whose buffers, packet protection, pacer and stream senders
+are native (Rust); imported lazily, as it is only needed for xtcp and the quic transport. It
+credits the peer's stream window as data arrives, so reading cannot push back on the peer; a
+paused stream buffers.
 """
 
 from __future__ import annotations
@@ -21,63 +23,97 @@ from typing import TYPE_CHECKING, Any
 from ..proto.addr import fmt_addr
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
-from .udp_batch import DatagramBatcher
+from .udp_batch import DatagramBatcher, enlarge_buffers
 
 if TYPE_CHECKING:
-    from aioquic.quic.configuration import QuicConfiguration
-    from aioquic.quic.connection import QuicConnection
+    from qh3.quic.configuration import QuicConfiguration
+    from qh3.quic.connection import QuicConnection
 
 log = logging.getLogger("aiofrp.net.quic")
 
 ALPN = "frp"
-# UDP payload per QUIC packet: above aioquic's 1200 (fewer packets, less Python per byte), below
+# UDP payload per QUIC packet: above qh3's 1200 (fewer packets, less Python per byte), below
 # quic-go's 1452 limit and a 1500-byte path with IPv6 headers
 MAX_DATAGRAM = 1350
-WRITE_HIGH = 1 << 20  # pause the stream's protocol above this many unacknowledged bytes
+WRITE_HIGH = 1 << 20  # pause the stream's protocol above this many bytes not sent yet
 WRITE_LOW = 256 << 10
 NO_ERROR = 0
+# quic-go's DesiredReceiveBufferSize / DesiredSendBufferSize for its UDP sockets (capped by the
+# kernel's net.core.rmem_max / wmem_max): a loopback burst overflowed the default ~200 KiB receive
+# buffer every few hundred packets, and each drop halved the sender's congestion window
+SOCKET_BUFFER = 7 << 20
 
 Addr = tuple[str, int]
 Send = Callable[[bytes, Addr], None]
 SendMany = Callable[[list[bytes], Addr], None]
 
-_ev: Any = None  # aioquic.quic.events, imported by the first session (not per call)
+_ev: Any = None  # qh3.quic.events, imported by the first session (not per call)
 _TERMINATED: Any = None
-_Pacer: Any = None
 
 PACING_MIN_DELAY = 0.001  # s: quic-go's protocol.MinPacingDelay
 PACING_BURST_TIME = 0.002  # s of the pacing rate one burst may carry (quic-go: MinPacingDelay + timer granularity)
 PACING_BURST_PACKETS = 10  # quic-go's maxBurstSizePackets
+K_MICRO_SECOND = 0.000001
+K_SECOND = 1.0
 
 
-def _import_aioquic() -> None:
-    global _ev, _TERMINATED, _Pacer
+class BurstPacer:
+    """quic-go's pacing instead of qh3's: a burst may carry 2 ms of the pacing rate (at least 10
+    packets) and an empty bucket waits at least 1 ms. qh3's native pacer (aioquic's algorithm)
+    holds at most 16 packets and refills per packet time (microseconds on a fast path), so a bulk
+    sender woke up from its timer for a handful of packets at a time (three quarters of a sending
+    frps's time); this sends the same rate in fewer, larger bursts (fewer loop turns, longer GSO
+    runs). Only the timing of our packets changes, nothing on the wire. It stands in for qh3's
+    ``QuicPacketRecovery._pacer`` with the same methods."""
+
+    __slots__ = ("_max_datagram_size", "bucket_max", "bucket_time", "evaluation_time", "packet_time")
+
+    def __init__(self, max_datagram_size: int) -> None:
+        self._max_datagram_size = max_datagram_size
+        self.bucket_max = 0.0
+        self.bucket_time = 0.0
+        self.evaluation_time = 0.0
+        self.packet_time: float | None = None
+
+    def start_pacing(self, now: float, congestion_window: int, smoothed_rtt: float) -> None:
+        self.update_rate(congestion_window, smoothed_rtt)
+        self.evaluation_time = now
+        self.bucket_time = self.bucket_max
+
+    def next_send_time(self, now: float) -> float | None:
+        if self.packet_time is not None:
+            self.update_bucket(now)
+            if self.bucket_time <= 0:
+                return now + max(self.packet_time, PACING_MIN_DELAY)
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        if self.packet_time is not None:
+            self.update_bucket(now)
+            if self.bucket_time < self.packet_time:
+                self.bucket_time = 0.0
+            else:
+                self.bucket_time -= self.packet_time
+
+    def update_bucket(self, now: float) -> None:
+        if now > self.evaluation_time:
+            self.bucket_time = min(self.bucket_time + (now - self.evaluation_time), self.bucket_max)
+            self.evaluation_time = now
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        pacing_rate = congestion_window / max(smoothed_rtt, K_MICRO_SECOND)  # bytes per second
+        self.packet_time = packet_time = max(K_MICRO_SECOND, min(self._max_datagram_size / pacing_rate, K_SECOND))
+        self.bucket_max = max(PACING_BURST_TIME, PACING_BURST_PACKETS * packet_time)
+        self.bucket_time = min(self.bucket_time, self.bucket_max)
+
+
+def _import_qh3() -> None:
+    global _ev, _TERMINATED
     if _ev is None:
-        from aioquic.quic import events
-        from aioquic.quic.connection import QuicConnectionState
-        from aioquic.quic.recovery import QuicPacketPacer
+        from qh3.quic import events
+        from qh3.quic.connection import QuicConnectionState
 
-        class BurstPacer(QuicPacketPacer):
-            """quic-go's pacing instead of aioquic's: a burst may carry 2 ms of the pacing rate
-            (at least 10 packets) and an empty bucket waits at least 1 ms. aioquic's bucket holds
-            at most 16 packets and refills per packet time (microseconds on a fast path), so a
-            bulk sender woke up for a handful of packets at a time; this sends the same rate in
-            fewer, larger bursts (fewer loop turns, longer GSO runs). Only the timing of our
-            packets changes, nothing on the wire."""
-
-            def next_send_time(self, now: float) -> float | None:  # type: ignore[override]  # aioquic returns None too
-                if self.packet_time is not None:
-                    self.update_bucket(now=now)
-                    if self.bucket_time <= 0:
-                        return now + max(self.packet_time, PACING_MIN_DELAY)
-                return None
-
-            def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
-                super().update_rate(congestion_window, smoothed_rtt)
-                assert self.packet_time is not None
-                self.bucket_max = max(PACING_BURST_TIME, PACING_BURST_PACKETS * self.packet_time)
-
-        _ev, _TERMINATED, _Pacer = events, QuicConnectionState.TERMINATED, BurstPacer
+        _ev, _TERMINATED = events, QuicConnectionState.TERMINATED
 
 
 def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_name: str | None = None,
@@ -87,7 +123,7 @@ def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_na
     trustedCaFile) and presents ``cert_file`` if given."""
     import ssl
 
-    from aioquic.quic.configuration import QuicConfiguration
+    from qh3.quic.configuration import QuicConfiguration
 
     cfg = QuicConfiguration(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=idle_timeout,
                             max_data=16 << 20, max_stream_data=4 << 20, max_datagram_size=MAX_DATAGRAM)
@@ -100,14 +136,10 @@ def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_na
         else:
             cfg.verify_mode = ssl.CERT_NONE
     elif not cert_file:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
         from .tls import self_signed_pair
 
         cert_pem, key_pem = self_signed_pair()
-        cfg.certificate = x509.load_pem_x509_certificate(cert_pem)
-        cfg.private_key = serialization.load_pem_private_key(key_pem, None)
+        cfg.load_cert_chain(cert_pem, key_pem)  # PEM in memory
     return cfg
 
 
@@ -122,20 +154,20 @@ class QuicSession:
         self, conn: QuicConnection, peer: Addr, send: Send, *, on_stream: Callable[[QuicStream], None] | None = None,
         keepalive: float = 10.0, max_incoming_streams: int = 0, send_many: SendMany | None = None,
     ) -> None:
-        _import_aioquic()
+        _import_qh3()
         self._loop = asyncio.get_running_loop()
         self._send_many = send_many
         self._events_pending = False
         self._conn = conn
-        conn._loss._pacer = _Pacer(max_datagram_size=conn._max_datagram_size)
-        if max_incoming_streams > 0:  # Go's quic.Config.MaxIncomingStreams (aioquic: 128, no option)
+        conn._loss._pacer = BurstPacer(conn._max_datagram_size)  # type: ignore[assignment]  # same methods
+        if max_incoming_streams > 0:  # Go's quic.Config.MaxIncomingStreams (qh3: 100, no option)
             conn._local_max_streams_bidi.value = max_incoming_streams
         self.peer = peer
         self._send = send
         self._on_stream = on_stream
         self._keepalive = keepalive
         self._streams: dict[int, QuicStream] = {}
-        self._finished: set[int] = set()  # our closed streams aioquic still knows (late frames)
+        self._finished: set[int] = set()  # our closed streams qh3 still knows (late frames)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._transmit_scheduled = False
@@ -149,7 +181,7 @@ class QuicSession:
 
     @classmethod
     def connect(cls, peer: Addr, send: Send, configuration: QuicConfiguration, **kw: Any) -> QuicSession:
-        from aioquic.quic.connection import QuicConnection
+        from qh3.quic.connection import QuicConnection
 
         conn = QuicConnection(configuration=configuration)
         s = cls(conn, peer, send, **kw)
@@ -161,9 +193,9 @@ class QuicSession:
     def accept(cls, data: bytes, peer: Addr, send: Send, configuration: QuicConfiguration,
                **kw: Any) -> QuicSession | None:
         """A server session for a client Initial packet (None if ``data`` is not one)."""
-        from aioquic.buffer import Buffer
-        from aioquic.quic.connection import QuicConnection
-        from aioquic.quic.packet import QuicPacketType, pull_quic_header
+        from qh3._hazmat import Buffer
+        from qh3.quic.connection import QuicConnection
+        from qh3.quic.packet import QuicPacketType, pull_quic_header
 
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=configuration.connection_id_length)
@@ -185,7 +217,7 @@ class QuicSession:
         self._conn.receive_datagram(data, addr, now=self._loop.time())
         # events and one transmit per loop iteration, after every datagram of the socket's batch:
         # a stream's data of the whole burst reaches its protocol in one piece, fewer ACK-only
-        # packets and fewer passes over aioquic's packet builder
+        # packets and fewer passes over qh3's packet builder
         self._events_pending = True
         self.schedule_transmit()
 
@@ -309,7 +341,7 @@ class QuicSession:
         if self.closed.done():
             raise ConnectionResetError("quic connection is closed")
         sid = self._conn.get_next_available_stream_id()
-        # create it in aioquic now (an empty write sends nothing), or the next open gets the same id
+        # create it in qh3 now (an empty write sends nothing), or the next open gets the same id
         self._conn.send_stream_data(sid, b"")
         st = QuicStream(self, sid)
         self._streams[sid] = st
@@ -349,13 +381,6 @@ class QuicSession:
             if len(self._finished) > 256:
                 self._finished = {s for s in self._finished if s in known}
 
-    def _sender_buffered(self, sid: int) -> int:
-        stream = self._conn._streams.get(sid)
-        if stream is None:
-            return 0
-        s = stream.sender
-        return s._buffer_stop - s._buffer_start
-
 
 class QuicStream(PausableTransport):
     """One bidirectional QUIC stream as a transport. ``close`` sends FIN and stops reading
@@ -370,6 +395,7 @@ class QuicStream(PausableTransport):
         self._remote_fin = False
         self._closing = False
         self._lost = False
+        self._written = 0  # bytes handed to qh3
 
     # transport API
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -390,6 +416,7 @@ class QuicStream(PausableTransport):
         except (ValueError, AssertionError) as exc:  # stream already reset/finished
             log.debug("quic stream %d write: %s", self.stream_id, exc)
             return
+        self._written += len(data)
         self._session.schedule_transmit()
         self._update_write_pause()
 
@@ -433,7 +460,11 @@ class QuicStream(PausableTransport):
         self._finish(None)
 
     def get_write_buffer_size(self) -> int:
-        return self._session._sender_buffered(self.stream_id)
+        """Bytes written and not sent yet (held by flow control, congestion or pacing)."""
+        stream = self._conn._streams.get(self.stream_id)
+        if stream is None:
+            return 0
+        return max(0, self._written - stream.sender.highest_offset)  # native: highest offset sent
 
     # session callbacks
     def _on_data(self, data: bytes, end_stream: bool) -> None:
@@ -469,7 +500,7 @@ class QuicStream(PausableTransport):
     def _update_write_pause(self) -> None:
         if self._lost or self._protocol is None:
             return
-        buffered = self._session._sender_buffered(self.stream_id)
+        buffered = self.get_write_buffer_size()
         self._set_write_paused(buffered > WRITE_HIGH or (self._write_paused and buffered > WRITE_LOW))
 
     def _finish(self, exc: Exception | None) -> None:
@@ -512,6 +543,10 @@ class QuicListener(DatagramListener["QuicSession"]):
         self.max_incoming_streams = max_incoming_streams
         self.batcher: DatagramBatcher | None = None
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        enlarge_buffers(transport.get_extra_info("socket"), SOCKET_BUFFER)
+
     def close(self) -> None:
         super().close()
         if self.batcher is not None:
@@ -541,7 +576,7 @@ class QuicListener(DatagramListener["QuicSession"]):
             s = QuicSession.accept(data, addr, transport.sendto, self.configuration, on_stream=on_stream,
                                    keepalive=self.keepalive, max_incoming_streams=self.max_incoming_streams,
                                    send_many=batcher.send)
-        except Exception as exc:  # noqa: BLE001 - aioquic's parsers raise assorted errors on garbage
+        except Exception as exc:  # noqa: BLE001 - qh3's parsers raise assorted errors on garbage
             self._drop(addr, f"bad QUIC packet ({type(exc).__name__}: {exc})")
             return
         if s is None:
@@ -578,6 +613,7 @@ async def dial_quic(host: str, port: int, *, server_name: str, cert_file: str = 
     loop = asyncio.get_running_loop()
     transport, ep = await loop.create_datagram_endpoint(_QuicClientEndpoint, remote_addr=(host, port),
                                                         local_addr=local_addr)
+    enlarge_buffers(transport.get_extra_info("socket"), SOCKET_BUFFER)
     peer = transport.get_extra_info("peername")
     cfg = quic_configuration(is_client=True, idle_timeout=idle_timeout, server_name=server_name,
                              cert_file=cert_file, key_file=key_file, ca_file=ca_file)

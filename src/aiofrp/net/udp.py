@@ -23,6 +23,7 @@ from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
 from ..proto.udp import Datagram, PacketEncoder, PacketReader, PacketTooLarge
 from .relay import Codec
+from .udp_batch import enlarge_buffers
 
 log = logging.getLogger("aiofrp.net.udp")
 
@@ -30,19 +31,6 @@ QUEUE_FRAMES = 1024  # Go: sendCh / readCh capacity
 LOCAL_IDLE_TIMEOUT = 30.0  # Go: per-user-address socket read deadline on frpc
 UDP_SEND_BUFFER_LIMIT = 1 << 20  # drop instead of buffering more toward a UDP socket
 SOCKET_BUFFER = 1 << 20  # kernel buffers of our UDP sockets (capped by net.core.rmem_max/wmem_max)
-
-
-def _enlarge_buffers(sock: socket.socket | None) -> None:
-    """Room for bursts: the default ~200 KiB receive buffer holds only a few hundred datagrams."""
-    if sock is None:
-        return
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            if sock.getsockopt(socket.SOL_SOCKET, opt) < SOCKET_BUFFER:
-                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        except OSError:
-            pass
-
 
 
 def _write_buffered(t: asyncio.DatagramTransport) -> int:
@@ -340,7 +328,7 @@ class LocalForwarder:
             sock = socket.socket(self._family, socket.SOCK_DGRAM)
             try:
                 sock.setblocking(False)
-                _enlarge_buffers(sock)
+                enlarge_buffers(sock, SOCKET_BUFFER)
                 sock.connect(self.local)
             except OSError:
                 sock.close()
@@ -419,7 +407,7 @@ class UserSocket(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         self.v6 = sock is not None and sock.family == socket.AF_INET6
-        _enlarge_buffers(sock)
+        enlarge_buffers(sock, SOCKET_BUFFER)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         # Go reads into a udpPacketSize buffer: longer datagrams are truncated.

@@ -20,13 +20,27 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["DatagramBatcher", "runs"]
+__all__ = ["DatagramBatcher", "enlarge_buffers", "runs"]
 
 UDP_SEGMENT = 103  # linux/udp.h: setsockopt / cmsg level SOL_UDP
 MAX_SEGMENTS = 64  # linux UDP_MAX_SEGMENTS
 MAX_PAYLOAD = 65000  # bytes per GSO send (under the 65,507-byte UDP limit)
 _U16 = struct.Struct("=H")
 _gso_broken = sys.platform != "linux"  # set for good when the kernel refuses UDP_SEGMENT
+
+
+def enlarge_buffers(sock: socket.socket | None, size: int) -> None:
+    """Raise a UDP socket's kernel receive and send buffers to ``size`` bytes (the kernel caps it
+    at net.core.rmem_max / wmem_max): room for a burst, where the default ~200 KiB receive buffer
+    holds a few hundred datagrams and drops the rest (each drop a loss to a congestion controller)."""
+    if sock is None:
+        return
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, opt) < size:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except OSError:
+            pass
 
 
 def runs(datagrams: Sequence[bytes]) -> list[tuple[int, int]]:
