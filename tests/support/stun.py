@@ -36,6 +36,7 @@ class StunServer:
         self._socks: dict[tuple[str, int], socket.socket] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sel: selectors.BaseSelector | None = None
 
     @property
     def address(self) -> str:
@@ -63,7 +64,12 @@ class StunServer:
             break
         else:
             raise OSError("no free UDP port pair for the STUN responder")
-        self._thread = threading.Thread(target=self._serve, name="stun-responder", daemon=True)
+        # registered here, before the thread runs: a thread that started late (a loaded machine)
+        # must not register sockets that stop() already closed
+        sel = self._sel = selectors.DefaultSelector()
+        for key, s in self._socks.items():
+            sel.register(s, selectors.EVENT_READ, key)
+        self._thread = threading.Thread(target=self._serve, args=(sel,), name="stun-responder", daemon=True)
         self._thread.start()
         return self
 
@@ -77,7 +83,9 @@ class StunServer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(2)
+            self._thread.join(10)  # it sees the flag within one 0.1 s select
+        if self._sel is not None:
+            self._sel.close()
         for s in self._socks.values():
             s.close()
 
@@ -87,18 +95,15 @@ class StunServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _serve(self) -> None:
-        with selectors.DefaultSelector() as sel:
-            for key, s in self._socks.items():
-                sel.register(s, selectors.EVENT_READ, key)
-            while not self._stop.is_set():
-                for skey, _ in sel.select(0.1):
-                    local = skey.data
-                    try:
-                        data, peer = skey.fileobj.recvfrom(2048)  # type: ignore[union-attr]
-                    except OSError:
-                        continue
-                    self._answer(local, data, peer)
+    def _serve(self, sel: selectors.BaseSelector) -> None:
+        while not self._stop.is_set():
+            for skey, _ in sel.select(0.1):
+                local = skey.data
+                try:
+                    data, peer = skey.fileobj.recvfrom(2048)  # type: ignore[union-attr]
+                except OSError:
+                    continue
+                self._answer(local, data, peer)
 
     def _answer(self, local: tuple[str, int], data: bytes, peer: tuple[str, int]) -> None:
         try:
