@@ -45,7 +45,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 # Optional third-party libraries, and our own modules of features the config does not use.
 NOT_LOADED = (
-    "aiohttp", "qh3", "yaml", "asyncssh", "h2", "hpack", "websockets", "jwt", "prometheus_client",
+    "aiohttp", "qh3", "aioquic", "yaml", "asyncssh", "h2", "hpack", "websockets", "jwt", "prometheus_client",
     "cramjam", "google_crc32c", "dns", "python_socks", "aiohttp_socks", "nacl", "cryptography",
     "aiofrp.config.ini", "aiofrp.config.convert",
     # the standard library's too (docs/performance.md, "### Fewer imports, malloc_trim"): argparse

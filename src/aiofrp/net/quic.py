@@ -1,4 +1,4 @@
-"""asyncio driver for qh3's sans-I/O ``QuicConnection`` over any datagram sender.
+"""asyncio driver for a sans-I/O QUIC ``QuicConnection`` over any datagram sender.
 
 frp uses QUIC with ALPN ``frp`` and no certificate verification; every logical connection is
 one bidirectional stream, seen here as an ``asyncio.Transport`` (:class:`QuicStream`) so the
@@ -6,9 +6,17 @@ relay can pipe it like a TCP connection. The connection does not own a socket: d
 through :meth:`QuicSession.datagram_received` and go out through the ``send`` callable, so it can
 run on an already-punched UDP socket (xtcp) as well as on a plain endpoint.
 
-qh3 is the maintained aioquic fork whose buffers, packet protection, pacer and stream senders
-are native (Rust); imported lazily, as it is only needed for xtcp and the quic transport. It
-credits the peer's stream window as data arrives, so reading cannot push back on the peer; a
+Two QUIC libraries, both imported lazily (only xtcp and the quic transport need them), behind one
+small :class:`_Backend` seam:
+
+* **qh3** (the maintained aioquic fork; its 2.x connection core is native Rust, about 2.5x less CPU
+  per packet than its 1.9 line and 9x less than aioquic) for every connection we dial and every
+  connection a client opens with a non-empty source connection id (aiofrp's frpc and visitors);
+* **aioquic** for the one case qh3 2.1 gets wrong: a client whose source connection id is empty,
+  which is what quic-go sends (Go frpc, Go's xtcp visitor). qh3 2.1's core answers such a client
+  at its original destination id, which quic-go drops, so the handshake never completes.
+
+Both credit the peer's stream window as data arrives, so reading cannot push back on the peer; a
 paused stream buffers.
 """
 
@@ -18,22 +26,19 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from ..proto.addr import fmt_addr
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
 from .udp_batch import DatagramBatcher, enlarge_buffers
 
-if TYPE_CHECKING:
-    from qh3.quic.configuration import QuicConfiguration
-    from qh3.quic.connection import QuicConnection
-
 log = logging.getLogger("aiofrp.net.quic")
 
 ALPN = "frp"
-# UDP payload per QUIC packet: above qh3's 1200 (fewer packets, less Python per byte), below
-# quic-go's 1452 limit and a 1500-byte path with IPv6 headers
+# UDP payload per QUIC packet: above the 1200 every path carries (fewer packets, less work per
+# byte), below quic-go's 1452 limit and a 1500-byte path with IPv6 headers
 MAX_DATAGRAM = 1350
 WRITE_HIGH = 1 << 20  # pause the stream's protocol above this many bytes not sent yet
 WRITE_LOW = 256 << 10
@@ -42,13 +47,12 @@ NO_ERROR = 0
 # kernel's net.core.rmem_max / wmem_max): a loopback burst overflowed the default ~200 KiB receive
 # buffer every few hundred packets, and each drop halved the sender's congestion window
 SOCKET_BUFFER = 7 << 20
+FINISHED_KEPT = 1024  # peer stream ids remembered after they end, so late frames open nothing
+QUIC_V1 = 0x00000001
 
 Addr = tuple[str, int]
 Send = Callable[[bytes, Addr], None]
 SendMany = Callable[[list[bytes], Addr], None]
-
-_ev: Any = None  # qh3.quic.events, imported by the first session (not per call)
-_TERMINATED: Any = None
 
 PACING_MIN_DELAY = 0.001  # s: quic-go's protocol.MinPacingDelay
 PACING_BURST_TIME = 0.002  # s of the pacing rate one burst may carry (quic-go: MinPacingDelay + timer granularity)
@@ -58,13 +62,13 @@ K_SECOND = 1.0
 
 
 class BurstPacer:
-    """quic-go's pacing instead of qh3's: a burst may carry 2 ms of the pacing rate (at least 10
-    packets) and an empty bucket waits at least 1 ms. qh3's native pacer (aioquic's algorithm)
-    holds at most 16 packets and refills per packet time (microseconds on a fast path), so a bulk
-    sender woke up from its timer for a handful of packets at a time (three quarters of a sending
-    frps's time); this sends the same rate in fewer, larger bursts (fewer loop turns, longer GSO
-    runs). Only the timing of our packets changes, nothing on the wire. It stands in for qh3's
-    ``QuicPacketRecovery._pacer`` with the same methods."""
+    """quic-go's pacing instead of aioquic's: a burst may carry 2 ms of the pacing rate (at least
+    10 packets) and an empty bucket waits at least 1 ms. aioquic's pacer holds at most 16 packets
+    and refills per packet time (microseconds on a fast path), so a bulk sender woke up from its
+    timer for a handful of packets at a time; this sends the same rate in fewer, larger bursts
+    (fewer loop turns, longer GSO runs). Only the timing of our packets changes, nothing on the
+    wire. It stands in for aioquic's ``QuicPacketRecovery._pacer`` with the same methods (qh3 2's
+    native core paces by itself)."""
 
     __slots__ = ("_max_datagram_size", "bucket_max", "bucket_time", "evaluation_time", "packet_time")
 
@@ -74,11 +78,6 @@ class BurstPacer:
         self.bucket_time = 0.0
         self.evaluation_time = 0.0
         self.packet_time: float | None = None
-
-    def start_pacing(self, now: float, congestion_window: int, smoothed_rtt: float) -> None:
-        self.update_rate(congestion_window, smoothed_rtt)
-        self.evaluation_time = now
-        self.bucket_time = self.bucket_max
 
     def next_send_time(self, now: float) -> float | None:
         if self.packet_time is not None:
@@ -107,40 +106,248 @@ class BurstPacer:
         self.bucket_time = min(self.bucket_time, self.bucket_max)
 
 
-def _import_qh3() -> None:
-    global _ev, _TERMINATED
-    if _ev is None:
-        from qh3.quic import events
-        from qh3.quic.connection import QuicConnectionState
+@dataclass(frozen=True)
+class QuicSettings:
+    """frp's QUIC settings, turned into each library's configuration when a connection needs it:
+    ALPN ``frp``; the server's certificate from ``cert_file``/``key_file`` or a fresh self-signed
+    one; the client verifies it only against ``ca_file`` (frpc's trustedCaFile) and presents
+    ``cert_file`` if given."""
 
-        _ev, _TERMINATED = events, QuicConnectionState.TERMINATED
+    is_client: bool
+    idle_timeout: float = 30.0
+    server_name: str | None = None
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
 
 
 def quic_configuration(*, is_client: bool, idle_timeout: float = 30.0, server_name: str | None = None,
-                       cert_file: str = "", key_file: str = "", ca_file: str = "") -> Any:
-    """frp's QUIC settings: ALPN ``frp``; the server's certificate from ``cert_file``/``key_file``
-    or a fresh self-signed one; the client verifies it only against ``ca_file`` (frpc's
-    trustedCaFile) and presents ``cert_file`` if given."""
-    import ssl
+                       cert_file: str = "", key_file: str = "", ca_file: str = "") -> QuicSettings:
+    return QuicSettings(is_client, idle_timeout, server_name, cert_file, key_file, ca_file)
 
-    from qh3.quic.configuration import QuicConfiguration
 
-    cfg = QuicConfiguration(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=idle_timeout,
-                            max_data=16 << 20, max_stream_data=4 << 20, max_datagram_size=MAX_DATAGRAM)
-    if cert_file:
-        cfg.load_cert_chain(cert_file, key_file or None)
-    if is_client:
-        cfg.server_name = server_name
-        if ca_file:
-            cfg.load_verify_locations(ca_file)
-        else:
-            cfg.verify_mode = ssl.CERT_NONE
-    elif not cert_file:
+_self_signed: tuple[bytes, bytes] | None = None  # one per process, shared by both libraries
+
+
+def _self_signed_pair() -> tuple[bytes, bytes]:
+    global _self_signed
+    if _self_signed is None:
         from .tls import self_signed_pair
 
-        cert_pem, key_pem = self_signed_pair()
-        cfg.load_cert_chain(cert_pem, key_pem)  # PEM in memory
-    return cfg
+        _self_signed = self_signed_pair()
+    return _self_signed
+
+
+class _Backend:
+    """What QuicSession needs from a QUIC library: its configuration and connection objects,
+    its event classes, and the few places where the libraries differ (pacing, the incoming
+    stream limit, bytes not sent yet)."""
+
+    events: Any = None
+    terminated: Any = None
+
+    def __init__(self) -> None:
+        self._configs: dict[QuicSettings, Any] = {}
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def configuration(self, st: QuicSettings) -> Any:
+        cfg = self._configs.get(st)
+        if cfg is None:
+            self.load()
+            cfg = self._configs[st] = self._make_configuration(st)
+        return cfg
+
+    def _make_configuration(self, st: QuicSettings) -> Any:
+        raise NotImplementedError
+
+    def connection(self, cfg: Any, original_dcid: bytes | None, max_incoming_streams: int) -> Any:
+        raise NotImplementedError
+
+    def unsent(self, conn: Any, sid: int, written: int) -> int:
+        raise NotImplementedError
+
+    def _fill(self, cfg: Any, st: QuicSettings) -> None:
+        import ssl
+
+        if st.cert_file:
+            cfg.load_cert_chain(st.cert_file, st.key_file or None)
+        if st.is_client:
+            cfg.server_name = st.server_name
+            if st.ca_file:
+                cfg.load_verify_locations(st.ca_file)
+            else:
+                cfg.verify_mode = ssl.CERT_NONE
+        elif not st.cert_file:
+            self._load_pem(cfg, *_self_signed_pair())
+
+    def _load_pem(self, cfg: Any, cert_pem: bytes, key_pem: bytes) -> None:
+        cfg.load_cert_chain(cert_pem, key_pem)  # qh3: PEM in memory
+
+
+class _Qh3(_Backend):
+    name = "qh3"
+    _conn_class: Any = None
+
+    def load(self) -> None:
+        if self.events is not None:
+            return
+        from qh3.quic import connection as qconn
+        from qh3.quic import events
+        from qh3.quic import tls_bridge as qtls
+
+        # qh3 logs a peer's CONNECTION_CLOSE and protocol errors as warnings on "quic"; frp
+        # reports a closed connection itself (log lines of the control and the tunnel)
+        logging.getLogger("quic").setLevel(logging.ERROR)
+
+        class Connection(qconn.QuicConnection):
+            """qh3's connection with Go's ``quic.Config.MaxIncomingStreams``: qh3 advertises 100
+            concurrent bidirectional streams and has no option for it, so its native core is
+            made with our number and its transport parameters carry it (the one value changed in
+            each; qh3 is pinned to the tested 2.1 line and tests/unit/test_quic_pacer.py checks
+            the limit the peer sees and that the peer can use it)."""
+
+            max_incoming_streams = 0
+
+            def _create_core(self, remote_addr: Any, initial_dcid: bytes, now: float) -> None:
+                limit = self.max_incoming_streams
+                if limit <= 0:
+                    return super()._create_core(remote_addr, initial_dcid, now)
+                native = qconn.QuicConnectionCore
+
+                def core(*args: Any) -> Any:
+                    a = list(args)
+                    a[_LOCAL_MAX_STREAMS_BIDI] = limit
+                    return native(*a)
+
+                setattr(qconn, "QuicConnectionCore", core)  # noqa: B010 - only while the core is made
+                try:
+                    return super()._create_core(remote_addr, initial_dcid, now)
+                finally:
+                    setattr(qconn, "QuicConnectionCore", native)  # noqa: B010
+
+            def _log_packets(self, event: str, data: bytes) -> None:
+                # qh3 2.1 parses every packet's header and copies it out per datagram sent
+                # before it looks whether a qlog is kept (~8 % of a sending frps)
+                if self._quic_logger is not None:
+                    super()._log_packets(event, data)
+
+            def _create_tls(self, remote_source_cid: bytes | None) -> Any:
+                bridge = super()._create_tls(remote_source_cid)
+                limit = self.max_incoming_streams
+                if limit > 0:  # the transport parameter too (qh3's TLS bridge writes 100)
+                    serialize = bridge.serialize_transport_parameters
+
+                    def with_limit() -> bytes:
+                        native = qtls.QuicTransportParameters
+
+                        def parameters(**kw: Any) -> Any:
+                            kw["initial_max_streams_bidi"] = limit
+                            return native(**kw)
+
+                        setattr(qtls, "QuicTransportParameters", parameters)  # noqa: B010 - only while serializing
+                        try:
+                            return serialize()
+                        finally:
+                            setattr(qtls, "QuicTransportParameters", native)  # noqa: B010
+
+                    setattr(bridge, "serialize_transport_parameters", with_limit)  # noqa: B010 - for a version change
+                    ext = qtls.tls.ExtensionType.QUIC_TRANSPORT_PARAMETERS  # made by the bridge's __init__
+                    bridge.tls.handshake_extensions = [(t, with_limit() if t == ext else v)
+                                                       for t, v in bridge.tls.handshake_extensions]
+                return bridge
+
+        self._conn_class = Connection
+        self.events, self.terminated = events, qconn.QuicConnectionState.TERMINATED
+
+    def _make_configuration(self, st: QuicSettings) -> Any:
+        from qh3.quic.configuration import QuicConfiguration
+
+        cfg = QuicConfiguration(is_client=st.is_client, alpn_protocols=[ALPN], idle_timeout=st.idle_timeout,
+                                max_data=16 << 20, max_stream_data=4 << 20, max_datagram_size=MAX_DATAGRAM,
+                                probe_datagram_size=False)
+        self._fill(cfg, st)
+        return cfg
+
+    def connection(self, cfg: Any, original_dcid: bytes | None, max_incoming_streams: int) -> Any:
+        conn = self._conn_class(configuration=cfg, original_destination_connection_id=original_dcid)
+        conn.max_incoming_streams = max_incoming_streams
+        return conn
+
+    def unsent(self, conn: Any, sid: int, written: int) -> int:
+        return int(conn.get_send_buffer_size(sid))
+
+
+# position of local_max_streams_bidi among QuicConnectionCore's arguments (qh3 2.1 _hazmat.pyi)
+_LOCAL_MAX_STREAMS_BIDI = 21
+
+
+class _Aioquic(_Backend):
+    name = "aioquic"
+
+    def load(self) -> None:
+        if self.events is not None:
+            return
+        from aioquic.quic import events
+        from aioquic.quic.connection import QuicConnectionState
+
+        self.events, self.terminated = events, QuicConnectionState.TERMINATED
+
+    def _make_configuration(self, st: QuicSettings) -> Any:
+        from aioquic.quic.configuration import QuicConfiguration
+
+        cfg = QuicConfiguration(is_client=st.is_client, alpn_protocols=[ALPN], idle_timeout=st.idle_timeout,
+                                max_data=16 << 20, max_stream_data=4 << 20, max_datagram_size=MAX_DATAGRAM)
+        self._fill(cfg, st)
+        return cfg
+
+    def _load_pem(self, cfg: Any, cert_pem: bytes, key_pem: bytes) -> None:
+        # aioquic's load_cert_chain reads files only
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        cfg.certificate = x509.load_pem_x509_certificate(cert_pem)
+        cfg.private_key = serialization.load_pem_private_key(key_pem, None)
+
+    def connection(self, cfg: Any, original_dcid: bytes | None, max_incoming_streams: int) -> Any:
+        from aioquic.quic.connection import QuicConnection
+
+        conn = QuicConnection(configuration=cfg, original_destination_connection_id=original_dcid)
+        conn._loss._pacer = BurstPacer(conn._max_datagram_size)  # type: ignore[assignment]  # same methods
+        if max_incoming_streams > 0:  # Go's quic.Config.MaxIncomingStreams (aioquic: 128, no option)
+            conn._local_max_streams_bidi.value = max_incoming_streams
+        return conn
+
+    def unsent(self, conn: Any, sid: int, written: int) -> int:
+        stream = conn._streams.get(sid)
+        if stream is None:
+            return 0
+        return max(0, written - int(stream.sender.highest_offset))
+
+
+QH3 = _Qh3()
+AIOQUIC = _Aioquic()
+
+
+def parse_initial(data: bytes) -> tuple[int, bytes, bytes] | None:
+    """(version, destination id, source id) of a client's Initial packet (RFC 9000 17.2.2), or
+    None if ``data`` does not start with one (or is shorter than the 1200 bytes a client must
+    send)."""
+    n = len(data)
+    if n < 1200 or data[0] & 0xC0 != 0xC0:  # long header, fixed bit
+        return None
+    version = int.from_bytes(data[1:5], "big")
+    if version != QUIC_V1 or (data[0] & 0x30) >> 4 != 0:  # v1 Initial
+        return None
+    dlen = data[5]
+    if dlen > 20 or 6 + dlen >= n:
+        return None
+    dcid = data[6:6 + dlen]
+    slen = data[6 + dlen]
+    if slen > 20 or 7 + dlen + slen > n:
+        return None
+    return version, dcid, data[7 + dlen:7 + dlen + slen]
 
 
 class QuicSession:
@@ -151,23 +358,26 @@ class QuicSession:
     """
 
     def __init__(
-        self, conn: QuicConnection, peer: Addr, send: Send, *, on_stream: Callable[[QuicStream], None] | None = None,
-        keepalive: float = 10.0, max_incoming_streams: int = 0, send_many: SendMany | None = None,
+        self, backend: _Backend, conn: Any, peer: Addr, send: Send, *,
+        on_stream: Callable[[QuicStream], None] | None = None, keepalive: float = 10.0,
+        send_many: SendMany | None = None,
     ) -> None:
-        _import_qh3()
         self._loop = asyncio.get_running_loop()
+        self.backend = backend
+        self._ev = backend.events
         self._send_many = send_many
-        self._events_pending = False
+        self._rx: list[bytes] = []  # datagrams of this loop turn, handed to the library together
         self._conn = conn
-        conn._loss._pacer = BurstPacer(conn._max_datagram_size)  # type: ignore[assignment]  # same methods
-        if max_incoming_streams > 0:  # Go's quic.Config.MaxIncomingStreams (qh3: 100, no option)
-            conn._local_max_streams_bidi.value = max_incoming_streams
+        self._is_client = bool(conn.configuration.is_client)
         self.peer = peer
         self._send = send
         self._on_stream = on_stream
         self._keepalive = keepalive
         self._streams: dict[int, QuicStream] = {}
-        self._finished: set[int] = set()  # our closed streams qh3 still knows (late frames)
+        # peer streams that ended (late frames must not open them again): the last
+        # FINISHED_KEPT ids, and every id at or below _finished_floor
+        self._finished: set[int] = set()
+        self._finished_floor = -1
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._transmit_scheduled = False
@@ -180,32 +390,27 @@ class QuicSession:
     # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, peer: Addr, send: Send, configuration: QuicConfiguration, **kw: Any) -> QuicSession:
-        from qh3.quic.connection import QuicConnection
-
-        conn = QuicConnection(configuration=configuration)
-        s = cls(conn, peer, send, **kw)
+    def connect(cls, peer: Addr, send: Send, settings: QuicSettings, *, max_incoming_streams: int = 0,
+                **kw: Any) -> QuicSession:
+        backend = QH3
+        conn = backend.connection(backend.configuration(settings), None, max_incoming_streams)
+        s = cls(backend, conn, peer, send, **kw)
         conn.connect(peer, now=s._loop.time())
         s._transmit()
         return s
 
     @classmethod
-    def accept(cls, data: bytes, peer: Addr, send: Send, configuration: QuicConfiguration,
+    def accept(cls, data: bytes, peer: Addr, send: Send, settings: QuicSettings, *, max_incoming_streams: int = 0,
                **kw: Any) -> QuicSession | None:
-        """A server session for a client Initial packet (None if ``data`` is not one)."""
-        from qh3._hazmat import Buffer
-        from qh3.quic.connection import QuicConnection
-        from qh3.quic.packet import QuicPacketType, pull_quic_header
-
-        try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=configuration.connection_id_length)
-        except ValueError:
+        """A server session for a client Initial packet (None if ``data`` is not one): on qh3, or
+        on aioquic for a client with an empty source connection id (quic-go)."""
+        initial = parse_initial(data)
+        if initial is None:
             return None
-        if (header.packet_type != QuicPacketType.INITIAL or len(data) < 1200
-                or header.version not in configuration.supported_versions):
-            return None
-        conn = QuicConnection(configuration=configuration, original_destination_connection_id=header.destination_cid)
-        s = cls(conn, peer, send, **kw)
+        _, dcid, scid = initial
+        backend: _Backend = QH3 if scid else AIOQUIC
+        conn = backend.connection(backend.configuration(settings), dcid, max_incoming_streams)
+        s = cls(backend, conn, peer, send, **kw)
         s.datagram_received(data, peer)
         return s
 
@@ -214,12 +419,21 @@ class QuicSession:
     def datagram_received(self, data: bytes, addr: Addr) -> None:
         if self.closed.done():
             return
-        self._conn.receive_datagram(data, addr, now=self._loop.time())
-        # events and one transmit per loop iteration, after every datagram of the socket's batch:
-        # a stream's data of the whole burst reaches its protocol in one piece, fewer ACK-only
-        # packets and fewer passes over qh3's packet builder
-        self._events_pending = True
+        # the datagrams of one loop turn go to the library together, then the events and one
+        # transmit: a stream's data of the whole burst reaches its protocol in one piece, fewer
+        # ACK-only packets and fewer passes over the packet builder
+        self._rx.append(data)
         self.schedule_transmit()
+
+    def _receive(self) -> None:
+        rx, self._rx = self._rx, []
+        conn, peer, now = self._conn, self.peer, self._loop.time()
+        if len(rx) > 1 and self.backend is QH3:
+            conn.receive_many_datagrams(rx, peer, now=now)  # one call into qh3's native core
+        else:
+            for data in rx:
+                conn.receive_datagram(data, peer, now=now)
+        self._process_events()
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -229,9 +443,8 @@ class QuicSession:
         self._transmit()
 
     def _process_events(self) -> None:
-        ev = _ev
+        ev = self._ev
         conn = self._conn
-        self._events_pending = False
         event = conn.next_event()
         while event is not None:
             if isinstance(event, ev.StreamDataReceived):
@@ -249,8 +462,9 @@ class QuicSession:
                 st = self._streams.get(event.stream_id)
                 if st is None:
                     sid = event.stream_id
-                    local = (sid & 1) == (0 if conn._is_client else 1)
-                    if local or sid & 2 or sid in self._finished or self._on_stream is None:
+                    local = (sid & 1) == (0 if self._is_client else 1)
+                    if (local or sid & 2 or sid <= self._finished_floor or sid in self._finished
+                            or self._on_stream is None):
                         event = nxt
                         continue  # forgotten, unidirectional, or nobody accepts streams
                     st = QuicStream(self, sid)
@@ -287,8 +501,8 @@ class QuicSession:
 
     def _transmit(self) -> None:
         self._transmit_scheduled = False
-        if self._events_pending and not self.closed.done():
-            self._process_events()
+        if self._rx and not self.closed.done():
+            self._receive()
         if self.closed.done():
             return
         out = self._conn.datagrams_to_send(now=self._loop.time())
@@ -315,7 +529,7 @@ class QuicSession:
         self._process_terminated()
 
     def _process_terminated(self) -> None:
-        if self._conn._state is _TERMINATED and not self.closed.done():
+        if self._conn._state is self.backend.terminated and not self.closed.done():
             self._process_events()
             self._finish(ConnectionResetError("quic connection terminated"))
 
@@ -341,7 +555,7 @@ class QuicSession:
         if self.closed.done():
             raise ConnectionResetError("quic connection is closed")
         sid = self._conn.get_next_available_stream_id()
-        # create it in qh3 now (an empty write sends nothing), or the next open gets the same id
+        # create it in the library now (an empty write sends nothing), or the next open gets the same id
         self._conn.send_stream_data(sid, b"")
         st = QuicStream(self, sid)
         self._streams[sid] = st
@@ -375,11 +589,12 @@ class QuicSession:
 
     def _forget(self, sid: int) -> None:
         self._streams.pop(sid, None)
-        known = self._conn._streams
-        if sid in known:
+        if (sid & 1) != (0 if self._is_client else 1):  # the peer's: its late frames open nothing
             self._finished.add(sid)
-            if len(self._finished) > 256:
-                self._finished = {s for s in self._finished if s in known}
+            if len(self._finished) > 2 * FINISHED_KEPT:
+                ids = sorted(self._finished)
+                self._finished_floor = max(self._finished_floor, ids[-FINISHED_KEPT - 1])
+                self._finished = set(ids[-FINISHED_KEPT:])
 
 
 class QuicStream(PausableTransport):
@@ -461,10 +676,7 @@ class QuicStream(PausableTransport):
 
     def get_write_buffer_size(self) -> int:
         """Bytes written and not sent yet (held by flow control, congestion or pacing)."""
-        stream = self._conn._streams.get(self.stream_id)
-        if stream is None:
-            return 0
-        return max(0, self._written - stream.sender.highest_offset)  # native: highest offset sent
+        return self._session.backend.unsent(self._conn, self.stream_id, self._written)
 
     # session callbacks
     def _on_data(self, data: bytes, end_stream: bool) -> None:
@@ -532,7 +744,7 @@ class QuicListener(DatagramListener["QuicSession"]):
     kind = "quic"
     log = log
 
-    def __init__(self, configuration: QuicConfiguration, on_session: Callable[[QuicSession], None], *,
+    def __init__(self, configuration: QuicSettings, on_session: Callable[[QuicSession], None], *,
                  on_stream: Callable[[QuicSession, QuicStream], None], keepalive: float = 10.0,
                  max_incoming_streams: int = 0) -> None:
         super().__init__()
