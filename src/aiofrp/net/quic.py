@@ -27,12 +27,12 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ..proto.addr import fmt_addr
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
-from .udp_batch import DatagramBatcher, enlarge_buffers
+from .udp_batch import ConnectedUDP, DatagramBatcher, enlarge_buffers
 
 log = logging.getLogger("aiofrp.net.quic")
 
@@ -43,6 +43,7 @@ MAX_DATAGRAM = 1350
 WRITE_HIGH = 1 << 20  # pause the stream's protocol above this many bytes not sent yet
 WRITE_LOW = 256 << 10
 NO_ERROR = 0
+INTERNAL_ERROR = 0x1  # QUIC transport error code
 # quic-go's DesiredReceiveBufferSize / DesiredSendBufferSize for its UDP sockets (capped by the
 # kernel's net.core.rmem_max / wmem_max): a loopback burst overflowed the default ~200 KiB receive
 # buffer every few hundred packets, and each drop halved the sender's congestion window
@@ -226,6 +227,20 @@ class _Qh3(_Backend):
                     return super()._create_core(remote_addr, initial_dcid, now)
                 finally:
                     setattr(qconn, "QuicConnectionCore", native)  # noqa: B010
+
+            def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+                # qh3's loop, minus two logging calls per datagram when no qlog is kept
+                core = self._core
+                if core is None or self._quic_logger is not None:
+                    return super().datagrams_to_send(now)
+                out = []
+                poll = core.poll_transmit
+                try:
+                    while (t := poll(now)) is not None:
+                        out.append((t[0], t[1]))
+                except RuntimeError as exc:  # as qh3's _call_core reports a core failure
+                    raise qconn.QuicConnectionError(INTERNAL_ERROR, None, str(exc)) from exc
+                return out
 
             def _log_packets(self, event: str, data: bytes) -> None:
                 # qh3 2.1 parses every packet's header and copies it out per datagram sent
@@ -423,6 +438,13 @@ class QuicSession:
         # transmit: a stream's data of the whole burst reaches its protocol in one piece, fewer
         # ACK-only packets and fewer passes over the packet builder
         self._rx.append(data)
+        self.schedule_transmit()
+
+    def datagrams_received(self, datagrams: list[bytes]) -> None:
+        """A read's worth of datagrams from the peer (UDP GRO: net/udp_batch.py ConnectedUDP)."""
+        if self.closed.done():
+            return
+        self._rx.extend(datagrams)
         self.schedule_transmit()
 
     def _receive(self) -> None:
@@ -804,52 +826,49 @@ class QuicListener(DatagramListener["QuicSession"]):
         session.close()
 
 
-class _QuicClientEndpoint(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.session: QuicSession | None = None
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.session is not None:
-            self.session.datagram_received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        if self.session is not None and isinstance(exc, ConnectionRefusedError):
-            self.session._finish(exc)
-
-
 async def dial_quic(host: str, port: int, *, server_name: str, cert_file: str = "", key_file: str = "",
                     ca_file: str = "", local_addr: tuple[str, int] | None = None, idle_timeout: float = 30.0,
                     keepalive: float = 10.0, max_incoming_streams: int = 0) -> QuicSession:
     """A QUIC connection to frps's quicBindPort on its own UDP socket, handshake done (Go:
-    ``quic.DialAddr`` with frp's config). Raises OSError/EOFError if it cannot be made."""
-    loop = asyncio.get_running_loop()
-    transport, ep = await loop.create_datagram_endpoint(_QuicClientEndpoint, remote_addr=(host, port),
-                                                        local_addr=local_addr)
-    enlarge_buffers(transport.get_extra_info("socket"), SOCKET_BUFFER)
-    peer = transport.get_extra_info("peername")
+    ``quic.DialAddr`` with frp's config). Raises OSError/EOFError if it cannot be made.
+
+    The socket is read with UDP GRO (:class:`ConnectedUDP`): frpc receives most of a bulk
+    transfer, and frps's GSO bursts then arrive in one read each instead of one per datagram."""
+    box: list[QuicSession] = []
+
+    def on_datagrams(datagrams: list[bytes], addr: Any) -> None:
+        if box:
+            box[0].datagrams_received(datagrams)
+
+    def on_error(exc: Exception) -> None:
+        if box and isinstance(exc, ConnectionRefusedError):
+            box[0]._finish(exc)
+
+    udp = await ConnectedUDP.connect(host, port, on_datagrams, on_error, local_addr=local_addr)
+    enlarge_buffers(udp.get_extra_info("socket"), SOCKET_BUFFER)
+    peer = udp.get_extra_info("peername")
     cfg = quic_configuration(is_client=True, idle_timeout=idle_timeout, server_name=server_name,
                              cert_file=cert_file, key_file=key_file, ca_file=ca_file)
+    batcher = DatagramBatcher(cast(asyncio.DatagramTransport, udp), on_error=on_error)
 
     def send(data: bytes, addr: Addr) -> None:
-        transport.sendto(data)
-
-    batcher = DatagramBatcher(transport, on_error=ep.error_received)
+        udp.sendto(data)
 
     def send_many(datagrams: list[bytes], addr: Addr) -> None:
         batcher.send(datagrams)
 
     def closed(_f: object) -> None:
         batcher.close()
-        transport.close()
+        udp.close()
 
     try:
         s = QuicSession.connect((peer[0], peer[1]), send, cfg, keepalive=keepalive,
                                 max_incoming_streams=max_incoming_streams, send_many=send_many)
-        ep.session = s
+        box.append(s)
         s.closed.add_done_callback(closed)
         await s.handshake
     except BaseException:
         batcher.close()
-        transport.close()
+        udp.close()
         raise
     return s

@@ -20,9 +20,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["DatagramBatcher", "enlarge_buffers", "runs"]
+__all__ = ["ConnectedUDP", "DatagramBatcher", "enlarge_buffers", "runs"]
 
 UDP_SEGMENT = 103  # linux/udp.h: setsockopt / cmsg level SOL_UDP
+UDP_GRO = 104  # linux/udp.h: receive a run of equal datagrams as one buffer, its segment size in a cmsg
+READ_BATCHES = 64  # reads per readable event before the loop serves others
 MAX_SEGMENTS = 64  # linux UDP_MAX_SEGMENTS
 MAX_PAYLOAD = 65000  # bytes per GSO send (under the 65,507-byte UDP limit)
 _U16 = struct.Struct("=H")
@@ -120,3 +122,115 @@ class DatagramBatcher:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class ConnectedUDP:
+    """A connected UDP socket read with Linux UDP generic receive offload, for a bulk receiver.
+
+    uvloop's datagram endpoint reads one datagram per system call and calls Python once per
+    datagram. With ``UDP_GRO`` the kernel hands over a run of equal-sized datagrams of the peer
+    (GSO sends arrive that way on loopback; NICs coalesce too) as one buffer with the segment size
+    in a control message; ``on_datagrams`` gets them cut apart again, the boundaries exactly as sent,
+    one call per read. Without ``UDP_GRO`` (other platforms, old kernels) each read is one datagram.
+
+    It is also the transport its :class:`DatagramBatcher` sends through: ``sendto`` writes at once
+    and drops a datagram the socket buffer has no room for, as the network would (no user-space
+    queue). ``on_error`` gets a read's or a send's ICMP error (port unreachable: the peer's socket
+    is gone)."""
+
+    def __init__(self, sock: socket.socket, on_datagrams: Callable[[list[bytes], Any], None],
+                 on_error: Callable[[Exception], None], *, gro: bool = True) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._on_datagrams = on_datagrams
+        self._on_error = on_error
+        self.dropped = 0
+        self._closed = False
+        self._cmsg_size = 0
+        if gro:
+            try:
+                sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+                self._cmsg_size = socket.CMSG_SPACE(4)
+            except (OSError, AttributeError):
+                pass
+        self._peer = sock.getpeername()
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    @classmethod
+    async def connect(cls, host: str, port: int, on_datagrams: Callable[[list[bytes], Any], None],
+                      on_error: Callable[[Exception], None],
+                      local_addr: tuple[str, int] | None = None) -> ConnectedUDP:
+        """A UDP socket connected to ``host``:``port`` (resolved like ``create_datagram_endpoint``
+        does: the first address that connects)."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        err: OSError | None = None
+        for family, type_, proto, _, addr in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                if local_addr is not None:
+                    sock.bind(local_addr)
+                sock.connect(addr)
+            except OSError as exc:
+                sock.close()
+                err = exc
+                continue
+            return cls(sock, on_datagrams, on_error)
+        raise err or OSError(f"getaddrinfo({host!r}) returned nothing")
+
+    def _readable(self) -> None:
+        sock = self._sock
+        cmsg_size = self._cmsg_size
+        for _ in range(READ_BATCHES):
+            try:
+                data, anc, _flags, _addr = sock.recvmsg(65536, cmsg_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._on_error(exc)
+                return
+            size = 0
+            for level, kind, value in anc:
+                if level == socket.SOL_UDP and kind == UDP_GRO:
+                    size = int.from_bytes(value[:4], sys.byteorder)
+            if 0 < size < len(data):
+                self._on_datagrams([data[i:i + size] for i in range(0, len(data), size)], self._peer)
+            else:
+                self._on_datagrams([data], self._peer)
+            if self._closed:
+                return
+
+    # the transport side, for DatagramBatcher and single sends
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if self._closed:
+            return
+        try:
+            self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            self.dropped += 1
+        except OSError as exc:
+            self._on_error(exc)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return self._sock
+        if name == "peername":
+            return self._peer
+        if name == "sockname":
+            return self._sock.getsockname()
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
