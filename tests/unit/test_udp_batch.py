@@ -78,7 +78,7 @@ def test_without_gso_falls_back_to_sendto(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 async def _gro_roundtrip(gro: bool) -> tuple[list[bytes], list[int]]:
-    """A GSO sender to a ConnectedUDP receiver: every datagram back, in order and as sent."""
+    """A GSO sender to a GroUDP receiver: every datagram back, in order and as sent."""
     loop = asyncio.get_running_loop()
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
@@ -94,7 +94,7 @@ async def _gro_roundtrip(gro: bool) -> tuple[list[bytes], list[int]]:
         reads.append(len(datagrams))
         more.set()
 
-    udp = udp_batch.ConnectedUDP(rx, on_datagrams, lambda exc: None, gro=gro)
+    udp = udp_batch.GroUDP(rx, on_datagrams, lambda exc: None, gro=gro)
     b = DatagramBatcher(st)
     sent = sizes(*([1350] * 40 + [700] + [1350] * 3 + [40, 41, 42]))
     b.send(sent, rx.getsockname())
@@ -136,7 +136,7 @@ def test_connected_reader_reports_a_gone_peer() -> None:
             errors.append(exc)
             seen.set()
 
-        udp = await udp_batch.ConnectedUDP.connect("127.0.0.1", port, lambda d, a: None, on_error)
+        udp = await udp_batch.GroUDP.connect("127.0.0.1", port, lambda d, a: None, on_error)
         async with asyncio.timeout(5):
             while not errors:
                 udp.sendto(b"x")

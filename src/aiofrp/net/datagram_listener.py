@@ -44,6 +44,11 @@ class DatagramListener(asyncio.DatagramProtocol, Generic[S]):
             self.log.warning("%s: dropping datagram from %s: %s (%d dropped so far)", self.kind, fmt_addr(addr),
                              why, self.bad)
 
+    def datagrams_received(self, datagrams: list[bytes], addr: Any) -> None:
+        """A read's worth of one sender's datagrams (net/udp_batch.py GroUDP)."""
+        for data in datagrams:
+            self.datagram_received(data, addr)
+
     def error_received(self, exc: Exception) -> None:
         self.log.debug("%s listener: %s", self.kind, exc)
 

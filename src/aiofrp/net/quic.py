@@ -32,7 +32,7 @@ from typing import Any, cast
 from ..proto.addr import fmt_addr
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
-from .udp_batch import ConnectedUDP, DatagramBatcher, enlarge_buffers
+from .udp_batch import DatagramBatcher, GroUDP, enlarge_buffers
 
 log = logging.getLogger("aiofrp.net.quic")
 
@@ -441,7 +441,7 @@ class QuicSession:
         self.schedule_transmit()
 
     def datagrams_received(self, datagrams: list[bytes]) -> None:
-        """A read's worth of datagrams from the peer (UDP GRO: net/udp_batch.py ConnectedUDP)."""
+        """A read's worth of datagrams from the peer (UDP GRO: net/udp_batch.py GroUDP)."""
         if self.closed.done():
             return
         self._rx.extend(datagrams)
@@ -786,6 +786,14 @@ class QuicListener(DatagramListener["QuicSession"]):
         if self.batcher is not None:
             self.batcher.close()
 
+    def datagrams_received(self, datagrams: list[bytes], addr: Any) -> None:
+        s = self.sessions.get(addr)
+        if s is not None and not s.is_closed:
+            s.datagrams_received(datagrams)
+            return
+        for data in datagrams:
+            self.datagram_received(data, addr)
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
         s = self.sessions.get(addr)
         if s is not None:
@@ -832,7 +840,7 @@ async def dial_quic(host: str, port: int, *, server_name: str, cert_file: str = 
     """A QUIC connection to frps's quicBindPort on its own UDP socket, handshake done (Go:
     ``quic.DialAddr`` with frp's config). Raises OSError/EOFError if it cannot be made.
 
-    The socket is read with UDP GRO (:class:`ConnectedUDP`): frpc receives most of a bulk
+    The socket is read with UDP GRO (:class:`GroUDP`): frpc receives most of a bulk
     transfer, and frps's GSO bursts then arrive in one read each instead of one per datagram."""
     box: list[QuicSession] = []
 
@@ -844,7 +852,7 @@ async def dial_quic(host: str, port: int, *, server_name: str, cert_file: str = 
         if box and isinstance(exc, ConnectionRefusedError):
             box[0]._finish(exc)
 
-    udp = await ConnectedUDP.connect(host, port, on_datagrams, on_error, local_addr=local_addr)
+    udp = await GroUDP.connect(host, port, on_datagrams, on_error, local_addr=local_addr)
     enlarge_buffers(udp.get_extra_info("socket"), SOCKET_BUFFER)
     peer = udp.get_extra_info("peername")
     cfg = quic_configuration(is_client=True, idle_timeout=idle_timeout, server_name=server_name,

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["ConnectedUDP", "DatagramBatcher", "enlarge_buffers", "runs"]
+__all__ = ["DatagramBatcher", "GroUDP", "bound_udp_socket", "enlarge_buffers", "runs"]
 
 UDP_SEGMENT = 103  # linux/udp.h: setsockopt / cmsg level SOL_UDP
 UDP_GRO = 104  # linux/udp.h: receive a run of equal datagrams as one buffer, its segment size in a cmsg
@@ -124,19 +124,41 @@ class DatagramBatcher:
             self._sock = None
 
 
-class ConnectedUDP:
-    """A connected UDP socket read with Linux UDP generic receive offload, for a bulk receiver.
+async def bound_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host``:``port`` (the first address ``host`` resolves to,
+    as ``create_datagram_endpoint(local_addr=...)`` binds)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    if not infos:
+        raise OSError(f"getaddrinfo({host!r}) returned nothing")
+    family, type_, proto, _, addr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setblocking(False)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class GroUDP:
+    """A UDP socket read with Linux UDP generic receive offload, for a bulk receiver (frpc's QUIC
+    socket, frps's quicBindPort).
 
     uvloop's datagram endpoint reads one datagram per system call and calls Python once per
     datagram. With ``UDP_GRO`` the kernel hands over a run of equal-sized datagrams of the peer
     (GSO sends arrive that way on loopback; NICs coalesce too) as one buffer with the segment size
-    in a control message; ``on_datagrams`` gets them cut apart again, the boundaries exactly as sent,
-    one call per read. Without ``UDP_GRO`` (other platforms, old kernels) each read is one datagram.
+    in a control message; ``on_datagrams(datagrams, addr)`` gets them cut apart again, the
+    boundaries exactly as sent, one call per read (GRO coalesces one sender's datagrams only). Without
+    ``UDP_GRO`` (other platforms, old kernels) each read is one datagram.
 
     It is also the transport its :class:`DatagramBatcher` sends through: ``sendto`` writes at once
     and drops a datagram the socket buffer has no room for, as the network would (no user-space
-    queue). ``on_error`` gets a read's or a send's ICMP error (port unreachable: the peer's socket
-    is gone)."""
+    queue); on a connected socket ``addr`` may be None. ``on_error`` gets a read's or a send's ICMP
+    error (port unreachable: a connected peer's socket is gone)."""
 
     def __init__(self, sock: socket.socket, on_datagrams: Callable[[list[bytes], Any], None],
                  on_error: Callable[[Exception], None], *, gro: bool = True) -> None:
@@ -154,13 +176,16 @@ class ConnectedUDP:
                 self._cmsg_size = socket.CMSG_SPACE(4)
             except (OSError, AttributeError):
                 pass
-        self._peer = sock.getpeername()
+        try:
+            self._peer: Any = sock.getpeername()
+        except OSError:
+            self._peer = None  # unconnected: each read names its sender
         self._loop.add_reader(sock.fileno(), self._readable)
 
     @classmethod
     async def connect(cls, host: str, port: int, on_datagrams: Callable[[list[bytes], Any], None],
                       on_error: Callable[[Exception], None],
-                      local_addr: tuple[str, int] | None = None) -> ConnectedUDP:
+                      local_addr: tuple[str, int] | None = None) -> GroUDP:
         """A UDP socket connected to ``host``:``port`` (resolved like ``create_datagram_endpoint``
         does: the first address that connects)."""
         loop = asyncio.get_running_loop()
@@ -185,7 +210,7 @@ class ConnectedUDP:
         cmsg_size = self._cmsg_size
         for _ in range(READ_BATCHES):
             try:
-                data, anc, _flags, _addr = sock.recvmsg(65536, cmsg_size)
+                data, anc, _flags, addr = sock.recvmsg(65536, cmsg_size)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -195,10 +220,12 @@ class ConnectedUDP:
             for level, kind, value in anc:
                 if level == socket.SOL_UDP and kind == UDP_GRO:
                     size = int.from_bytes(value[:4], sys.byteorder)
+            if self._peer is not None:
+                addr = self._peer
             if 0 < size < len(data):
-                self._on_datagrams([data[i:i + size] for i in range(0, len(data), size)], self._peer)
+                self._on_datagrams([data[i:i + size] for i in range(0, len(data), size)], addr)
             else:
-                self._on_datagrams([data], self._peer)
+                self._on_datagrams([data], addr)
             if self._closed:
                 return
 
@@ -208,7 +235,10 @@ class ConnectedUDP:
         if self._closed:
             return
         try:
-            self._sock.send(data)
+            if addr is None:
+                self._sock.send(data)
+            else:
+                self._sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
             self.dropped += 1
         except OSError as exc:

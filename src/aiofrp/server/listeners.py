@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..proto.addr import fmt_addr
 from ..registry import Registry
@@ -113,6 +113,7 @@ class QUICServerListener(Listener):
 
     async def start(self, addr: str, port: int) -> None:
         from ..net.quic import QuicListener, quic_configuration
+        from ..net.udp_batch import GroUDP, bound_udp_socket
 
         cfg = self.server.cfg
         q = cfg.transport.quic
@@ -120,15 +121,16 @@ class QUICServerListener(Listener):
         qcfg = quic_configuration(is_client=False, idle_timeout=float(q.max_idle_timeout or 30),
                                   cert_file=tls.cert_file, key_file=tls.key_file)
         self.gates: dict[int, Gate] = {}
-        loop = asyncio.get_running_loop()
+        ep = QuicListener(qcfg, self._on_session, on_stream=self._on_stream, keepalive=float(q.keepalive_period),
+                          max_incoming_streams=q.max_incoming_streams)
         try:
-            transport, ep = await loop.create_datagram_endpoint(
-                lambda: QuicListener(qcfg, self._on_session, on_stream=self._on_stream,
-                                     keepalive=float(q.keepalive_period), max_incoming_streams=q.max_incoming_streams),
-                local_addr=(addr or "0.0.0.0", port), reuse_port=self.server.reuse_port or None)
+            sock = await bound_udp_socket(addr or "0.0.0.0", port, reuse_port=bool(self.server.reuse_port))
         except OSError as exc:
             raise OSError(exc.errno, f"listen on quic udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc
+        # read with UDP GRO: a client's GSO burst in one read (net/udp_batch.py GroUDP)
+        transport = GroUDP(sock, ep.datagrams_received, ep.error_received)
+        ep.connection_made(cast(asyncio.DatagramTransport, transport))
         self._endpoint = ep
         self.port = transport.get_extra_info("sockname")[1]
         log.info("frps quic listen on %s", fmt_addr((addr, self.port)))
