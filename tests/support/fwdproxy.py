@@ -89,9 +89,16 @@ class _Proxy:
         if upstream is None:
             c.close()
             return
-        c.settimeout(None)
         with self._lock:
+            if self._stop.is_set():  # close() ran during the handshake: c is closed already
+                upstream.close()
+                return
             self._conns.append(upstream)
+        try:
+            c.settimeout(None)
+        except OSError:  # close() closed c just now
+            upstream.close()
+            return
         t = threading.Thread(target=_pipe, args=(upstream, c), daemon=True)
         t.start()
         _pipe(c, upstream)
