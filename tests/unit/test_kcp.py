@@ -209,6 +209,38 @@ def test_ack_segment_layout() -> None:
     assert (conv, cmd, frg, wnd, ts, sn, una, length) == (7, CMD_ACK, 0, 1024, 123, 0, 1, 0)
 
 
+
+def _acks_sent(out: list[bytes]) -> list[tuple[int, int]]:
+    """(sn, una) of every ACK segment in ``out``."""
+    acks = []
+    for packet in out:
+        pos = 0
+        while len(packet) - pos >= OVERHEAD:
+            _, cmd, _, _, _, sn, una, length = HDR.unpack_from(packet, pos)
+            if cmd == CMD_ACK:
+                acks.append((sn, una))
+            pos += OVERHEAD + length
+    return acks
+
+
+def test_acks_below_rcv_nxt_are_left_to_una_as_kcp_go_does() -> None:
+    """In-order segments: only the last one's ACK goes out (una = rcv_nxt covers the rest); a
+    segment past a gap keeps its ACK (the sender's fast retransmit counts on it)."""
+    out: list[bytes] = []
+    k = frp_kcp(7, out)
+    k.update(500)
+    k.current = 510
+    for sn in range(5):
+        k.input(HDR.pack(7, CMD_PUSH, 0, 1024, 100 + sn, sn, 0, 1) + b"x")
+    k.update(600)
+    assert _acks_sent(out) == [(4, 5)]
+    out.clear()
+    for sn in (7, 8):  # 5 and 6 missing: both stay above rcv_nxt
+        k.input(HDR.pack(7, CMD_PUSH, 0, 1024, 200, sn, 0, 1) + b"x")
+    k.update(700)
+    assert _acks_sent(out) == [(7, 5), (8, 5)]
+
+
 # -- FEC framing --------------------------------------------------------------------------------
 
 
