@@ -122,6 +122,22 @@ def test_qh3_server_advertises_max_incoming_streams_and_the_client_can_use_them(
     asyncio.run(main())
 
 
+def test_opening_past_the_peers_stream_limit_fails_cleanly() -> None:
+    """qh3 2.1 raises ValueError past the peer's limit instead of waiting: a ConnectionResetError
+    naming the limit, which the caller logs as a failed work connection."""
+
+    async def main() -> None:
+        client, server, _ = await _pair(3)
+        opened = [client.open_stream() for _ in range(3)]
+        with pytest.raises(ConnectionResetError, match="allows 3 streams"):
+            client.open_stream()
+        assert len(opened) == 3 and not client.closed.done()
+        client.close()
+        server.close()
+
+    asyncio.run(main())
+
+
 def _first_initial() -> bytes:
     """A real client Initial (qh3's, with an 8-byte source connection id)."""
     out: list[bytes] = []

@@ -169,6 +169,11 @@ class _Backend:
     def unsent(self, conn: Any, sid: int, written: int) -> int:
         raise NotImplementedError
 
+    def stream_limit(self, conn: Any) -> int | None:
+        """How many bidirectional streams of ours the peer allows so far, if opening past it fails
+        (None: the library waits for more credit by itself)."""
+        return None
+
     def _fill(self, cfg: Any, st: QuicSettings) -> None:
         import ssl
 
@@ -292,6 +297,10 @@ class _Qh3(_Backend):
 
     def unsent(self, conn: Any, sid: int, written: int) -> int:
         return int(conn.get_send_buffer_size(sid))
+
+    def stream_limit(self, conn: Any) -> int | None:
+        core = conn._core
+        return None if core is None else int(core.stream_limits[0])
 
 
 # position of local_max_streams_bidi among QuicConnectionCore's arguments (qh3 2.1 _hazmat.pyi)
@@ -577,6 +586,9 @@ class QuicSession:
         if self.closed.done():
             raise ConnectionResetError("quic connection is closed")
         sid = self._conn.get_next_available_stream_id()
+        limit = self.backend.stream_limit(self._conn)
+        if limit is not None and (sid >> 2) >= limit:  # qh3 refuses rather than waits (aioquic waits)
+            raise ConnectionResetError(f"quic: the peer allows {limit} streams so far (its maxIncomingStreams)")
         # create it in the library now (an empty write sends nothing), or the next open gets the same id
         self._conn.send_stream_data(sid, b"")
         st = QuicStream(self, sid)
