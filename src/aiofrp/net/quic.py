@@ -169,6 +169,10 @@ class _Backend:
     def unsent(self, conn: Any, sid: int, written: int) -> int:
         raise NotImplementedError
 
+    def receive(self, conn: Any, datagrams: list[bytes], peer: Addr, now: float) -> None:
+        for data in datagrams:
+            conn.receive_datagram(data, peer, now=now)
+
     def stream_limit(self, conn: Any) -> int | None:
         """How many bidirectional streams of ours the peer allows so far, if opening past it fails
         (None: the library waits for more credit by itself)."""
@@ -193,7 +197,6 @@ class _Backend:
 
 
 class _Qh3(_Backend):
-    name = "qh3"
     _conn_class: Any = None
 
     def load(self) -> None:
@@ -234,7 +237,9 @@ class _Qh3(_Backend):
                     setattr(qconn, "QuicConnectionCore", native)  # noqa: B010
 
             def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-                # qh3's loop, minus two logging calls per datagram when no qlog is kept
+                # qh3's loop, minus two logging calls per datagram when no qlog is kept: its
+                # _log_packets parses each packet's header and copies it out before it looks
+                # whether a qlog is kept (~8 % of a sending frps)
                 core = self._core
                 if core is None or self._quic_logger is not None:
                     return super().datagrams_to_send(now)
@@ -246,12 +251,6 @@ class _Qh3(_Backend):
                 except RuntimeError as exc:  # as qh3's _call_core reports a core failure
                     raise qconn.QuicConnectionError(INTERNAL_ERROR, None, str(exc)) from exc
                 return out
-
-            def _log_packets(self, event: str, data: bytes) -> None:
-                # qh3 2.1 parses every packet's header and copies it out per datagram sent
-                # before it looks whether a qlog is kept (~8 % of a sending frps)
-                if self._quic_logger is not None:
-                    super()._log_packets(event, data)
 
             def _create_tls(self, remote_source_cid: bytes | None) -> Any:
                 bridge = super()._create_tls(remote_source_cid)
@@ -298,6 +297,12 @@ class _Qh3(_Backend):
     def unsent(self, conn: Any, sid: int, written: int) -> int:
         return int(conn.get_send_buffer_size(sid))
 
+    def receive(self, conn: Any, datagrams: list[bytes], peer: Addr, now: float) -> None:
+        if len(datagrams) > 1:
+            conn.receive_many_datagrams(datagrams, peer, now=now)  # one call into qh3's native core
+        else:
+            conn.receive_datagram(datagrams[0], peer, now=now)
+
     def stream_limit(self, conn: Any) -> int | None:
         core = conn._core
         return None if core is None else int(core.stream_limits[0])
@@ -308,7 +313,6 @@ _LOCAL_MAX_STREAMS_BIDI = 21
 
 
 class _Aioquic(_Backend):
-    name = "aioquic"
 
     def load(self) -> None:
         if self.events is not None:
@@ -458,12 +462,7 @@ class QuicSession:
 
     def _receive(self) -> None:
         rx, self._rx = self._rx, []
-        conn, peer, now = self._conn, self.peer, self._loop.time()
-        if len(rx) > 1 and self.backend is QH3:
-            conn.receive_many_datagrams(rx, peer, now=now)  # one call into qh3's native core
-        else:
-            for data in rx:
-                conn.receive_datagram(data, peer, now=now)
+        self.backend.receive(self._conn, rx, self.peer, self._loop.time())
         self._process_events()
 
     def _on_timer(self) -> None:

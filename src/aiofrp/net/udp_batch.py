@@ -167,7 +167,6 @@ class GroUDP:
         self._loop = asyncio.get_running_loop()
         self._on_datagrams = on_datagrams
         self._on_error = on_error
-        self.dropped = 0
         self._closed = False
         self._cmsg_size = 0
         if gro:
@@ -240,7 +239,7 @@ class GroUDP:
             else:
                 self._sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
-            self.dropped += 1
+            pass  # dropped: a full socket buffer, as the network would
         except OSError as exc:
             self._on_error(exc)
 
