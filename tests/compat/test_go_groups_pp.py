@@ -30,6 +30,7 @@ from support.procs import (
     udp_proxy,
     wait_port,
 )
+from support.waits import udp_exchange
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
@@ -88,19 +89,7 @@ def test_proxy_protocol_and_server_bandwidth(frp, direction: str):
                 assert c.recv(16) == b"ping"
             assert PPHeader(version, "TCP4", me, (LOCALHOST, ports[name])) in svc.headers, svc.headers
 
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.connect((LOCALHOST, ports["ppu"]))
-            u.settimeout(0.5)
-            replies = []
-            for payload in (b"d1", b"d2"):
-                for _ in range(20):  # the udp work connection may need a moment
-                    u.send(payload)
-                    try:
-                        replies.append(u.recv(100))
-                        break
-                    except (TimeoutError, ConnectionRefusedError):
-                        continue
-            me = u.getsockname()
+        me, replies = udp_exchange(ports["ppu"], [b"d1", b"d2"])
         assert replies == [b"d1", b"d2"]
         mine = [h for h in su.headers if h.src == me]
         assert len(mine) >= 2 and set(mine) == {PPHeader(2, "UDP4", me, (LOCALHOST, su.port))}

@@ -16,6 +16,7 @@ import pytest
 from support.httpd import RawClient, proxy_block, tls_server_context
 from support.ppserver import PPHeader, PPTcpServer, PPUdpServer
 from support.procs import LOCALHOST, FrpLauncher, free_port, frpc_config, frps_config, wait_port
+from support.waits import udp_exchange
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -135,23 +136,6 @@ def test_stcp_source_is_the_visitor_connection(env: Env):
     h = env.svc["stcp-v2"].headers[-1]
     assert h.version == 2 and h.family == "TCP4" and h.src is not None and h.src[0] == LOCALHOST
     assert h.dst == (LOCALHOST, env.bind)  # the visitor frpc's connection to frps
-
-
-def udp_exchange(port: int, payloads: list[bytes], timeout: float = 10.0) -> tuple[tuple[str, int], list[bytes]]:
-    """Send each payload (resending until answered: the first may arrive before the work conn)."""
-    replies = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((LOCALHOST, port))
-        s.settimeout(0.5)
-        for p in payloads:
-            for _ in range(int(timeout / 0.5)):
-                s.send(p)
-                try:
-                    replies.append(s.recv(65536))
-                    break
-                except (TimeoutError, ConnectionRefusedError):
-                    continue
-        return s.getsockname(), replies
 
 
 @pytest.mark.parametrize("name", ["udp-v2", "sudp-v2"])

@@ -109,6 +109,29 @@ def first_datagram(port: int, payload: bytes, timeout: float) -> bytes:
             return b""
 
 
+def udp_exchange(port: int, payloads: list[bytes], timeout: float = 10.0) -> tuple[tuple[str, int], list[bytes]]:
+    """Send each payload in turn, resending it until its echo returns (the first may arrive before
+    the work connection). A late echo of an earlier resend is skipped, so the replies are the
+    distinct echoes in order; a payload never echoed leaves the list short."""
+    replies: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((LOCALHOST, port))
+        s.settimeout(0.5)
+        for p in payloads:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                s.send(p)
+                try:
+                    reply = s.recv(65536)
+                    while reply != p and reply in replies:  # a stale echo of an earlier resend
+                        reply = s.recv(65536)
+                except (TimeoutError, ConnectionRefusedError):
+                    continue
+                replies.append(reply)
+                break
+        return s.getsockname(), replies
+
+
 def check_first(kind: str, port: int, timeout: float = 20.0) -> None:
     if kind == "sudp":
         assert first_datagram(port, b"first-datagram", timeout) == b"first-datagram"
