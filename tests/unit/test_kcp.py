@@ -241,6 +241,82 @@ def test_acks_below_rcv_nxt_are_left_to_una_as_kcp_go_does() -> None:
     assert _acks_sent(out) == [(7, 5), (8, 5)]
 
 
+def test_ack_only_flush_sends_the_acknowledgements_and_nothing_else() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(7, out)
+    k.update(500)
+    k.send(b"queued data")
+    k.current = 510
+    k.input(HDR.pack(7, CMD_PUSH, 0, 1024, 100, 0, 0, 1) + b"x")
+    k.flush(ack_only=True)
+    assert _acks_sent(out) == [(0, 1)] and len(out) == 1 and len(out[0]) == OVERHEAD
+    assert len(k.snd_queue) == 1 and not k.snd_buf  # the data waits for a full flush
+    out.clear()
+    k.flush(ack_only=True)
+    assert out == []  # nothing to acknowledge
+    k.flush()
+    assert [HDR.unpack_from(p)[1] for p in out] == [CMD_PUSH]
+
+
+class _FullScanKCP(KCP):
+    """The reference: every flush looks at every segment of snd_buf, as kcp-go's does."""
+
+    def flush(self, ack_only: bool = False) -> None:
+        self._fastack_due = True
+        super().flush(ack_only)
+
+
+def _driven(cls: type[KCP], loss: float, seed: int, data: bytes, steps: int) -> list[bytes]:
+    """Every datagram two ``cls`` KCPs send each other on a lossy link driven like net/kcp.py
+    drives them: a flush on every 10 ms tick, a full one when acknowledgements moved the window,
+    an ack-only one after each other burst of input. The datagrams are the whole story."""
+    rng = random.Random(seed)
+    out_a: list[bytes] = []
+    out_b: list[bytes] = []
+    kcps = []
+    for out in (out_a, out_b):
+        k = cls(1, out.append)
+        k.set_nodelay(1, 20, 2, True)
+        k.set_mtu(1342)
+        k.set_wndsize(128, 128)
+        kcps.append(k)
+    a, b = kcps
+    history: list[bytes] = []
+    now = 0
+    for i in range(0, len(data), 5000):
+        a.send(data[i:i + 5000])
+    b.send(data[: len(data) // 4])
+    for _ in range(steps):
+        now += 10
+        for k in kcps:
+            k.update(now)
+        for src, dst in ((out_a, b), (out_b, a)):
+            batch = list(src)
+            src.clear()
+            history += batch
+            rng.shuffle(batch) if rng.random() < 0.2 else None
+            for n, packet in enumerate(batch):
+                if rng.random() < loss:
+                    continue
+                dst.current = now + n % 3
+                if dst.input(packet):
+                    dst.flush()
+                elif rng.random() < 0.5:
+                    dst.flush(ack_only=True)
+        for k in kcps:
+            k.recv()
+    return history
+
+
+@settings(max_examples=20, deadline=None)
+@given(loss=st.floats(0, 0.3), seed=st.integers(0, 10_000), size=st.integers(1, 400_000))
+def test_flush_looks_at_the_new_segments_only_when_nothing_else_is_due(loss: float, seed: int, size: int) -> None:
+    """Skipping the segments that are neither due for a timeout nor fast-acknowledged changes
+    nothing on the wire: the same datagrams as a flush that looks at every segment each time."""
+    data = random.Random(seed).randbytes(size)
+    assert _driven(KCP, loss, seed, data, 200) == _driven(_FullScanKCP, loss, seed, data, 200)
+
+
 # -- FEC framing --------------------------------------------------------------------------------
 
 

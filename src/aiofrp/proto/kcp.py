@@ -21,6 +21,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 
 from .errors import ProtocolError
 from .reedsolomon import ReedSolomon
@@ -49,6 +50,7 @@ THRESH_MIN = 2
 PROBE_INIT = 7000
 PROBE_LIMIT = 120000
 FASTACK_LIMIT = 5
+RESCAN_MAX = 10_000  # ms: the longest a flush goes without looking at every segment of snd_buf
 
 _HDR = struct.Struct("<IBBHIIII")
 _MASK = 0xFFFFFFFF
@@ -126,6 +128,8 @@ class KCP:
         self.rcv_queue: deque[_Seg] = deque()
         self.snd_buf: deque[_Seg] = deque()
         self._acked = 0  # segments of snd_buf marked acked
+        self._resend_at = 0  # no segment of snd_buf is due for a timeout resend before this (ms)
+        self._fastack_due = True  # a segment may have collected its fast acknowledgements
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
         self.fast_retransmits = 0
@@ -298,6 +302,8 @@ class KCP:
                 break
             if not seg.acked and _diff(ts, seg.ts) >= 0:
                 seg.fastack += 1
+                if seg.fastack == self.fastresend:
+                    self._fastack_due = True
 
     def _parse_data(self, seg: _Seg) -> None:
         sn = seg.sn
@@ -330,7 +336,9 @@ class KCP:
     def _wnd_unused(self) -> int:
         return max(0, self.rcv_wnd - len(self.rcv_queue))
 
-    def flush(self) -> None:
+    def flush(self, ack_only: bool = False) -> None:
+        """kcp-go's flush: acknowledgements, window probes, then new and due segments.
+        ``ack_only``: the acknowledgements alone (kcp-go's ``flush(true)``)."""
         if not self.updated:
             return
         current = self.current
@@ -361,6 +369,10 @@ class KCP:
                 if i == last or _diff(sn, rcv_nxt) >= 0:
                     emit(CMD_ACK, ts, sn)
             acks.clear()
+        if ack_only:
+            if out:
+                self.output(bytes(out))
+            return
 
         if self.rmt_wnd == 0:
             if self.probe_wait == 0:
@@ -382,17 +394,27 @@ class KCP:
         cwnd = min(self.snd_wnd, self.rmt_wnd)
         if not self.nocwnd:
             cwnd = min(self.cwnd, cwnd)
+        moved = 0
         while self.snd_queue and _diff(self.snd_nxt, (self.snd_una + cwnd) & _MASK) < 0:
             seg = self.snd_queue.popleft()
             seg.cmd = CMD_PUSH
             seg.sn = self.snd_nxt
             self.snd_nxt = (self.snd_nxt + 1) & _MASK
             self.snd_buf.append(seg)
+            moved += 1
 
         resent = self.fastresend if self.fastresend > 0 else 0xFFFFFFFF
         rtomin = (self.rx_rto >> 3) if self.nodelay == 0 else 0
         change = lost = False
-        for seg in self.snd_buf:
+        buf = self.snd_buf
+        # Segments already sent wait for their resend time or their fast acknowledgements. When
+        # neither can be due (the earliest resend time is ahead, no segment reached ``resent``
+        # fast acks since the last full pass), only the ones moved in above are looked at: a
+        # flush per acknowledgement then costs what it sends, not the whole window.
+        full = self._fastack_due or _diff(current, self._resend_at) >= 0
+        self._fastack_due = False
+        earliest = (current + RESCAN_MAX) & _MASK if full else self._resend_at
+        for seg in buf if full else islice(buf, len(buf) - moved, None):
             if seg.acked:
                 continue
             need = False
@@ -425,6 +447,9 @@ class KCP:
                 out.extend(seg.data)
                 if seg.xmit >= self.dead_link:
                     self.state = -1
+            if _diff(seg.resendts, earliest) < 0:
+                earliest = seg.resendts
+        self._resend_at = earliest
         if out:
             self.output(bytes(out))
 
