@@ -24,7 +24,7 @@ from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECDecoder, FECEncoder, KCPError, peek_conv
 from .datagram_listener import DatagramListener
 from .transport import PausableTransport
-from .udp_batch import DatagramBatcher, enlarge_buffers
+from .udp_batch import MAX_SEGMENTS, DatagramBatcher, enlarge_buffers
 
 log = logging.getLogger("aiofrp.net.kcp")
 
@@ -71,10 +71,15 @@ class KCPConn(PausableTransport):
         return int(self._loop.time() * 1000) & 0xFFFFFFFF
 
     def _output(self, packet: bytes) -> None:
+        out = self._out
         if self._fec is None:
-            self._out.append(packet)
+            out.append(packet)
         else:
-            self._out.extend(self._fec.encode(packet, self._kcp.current, self._lossy()))
+            out.extend(self._fec.encode(packet, self._kcp.current, self._lossy()))
+        if len(out) >= MAX_SEGMENTS:
+            # a flush that fills a whole window produces hundreds of datagrams (and their parity):
+            # each GSO-sized run leaves as soon as it is ready, not after the last is built
+            self._push()
 
     def _lossy(self) -> bool:
         """Whether the link lost datagrams within :data:`PARITY_HOLD_MS`: our fast
@@ -143,6 +148,16 @@ class KCPConn(PausableTransport):
         if self._closed:
             return
         self._drain()
+        k = self._kcp
+        if k.acklist and k.updated:
+            # Beyond kcp-go (frp runs it with ackNoDelay off: acknowledgements wait for the next
+            # 20 ms interval): the burst's acknowledgements leave now, in one datagram, with the
+            # window as it is after the drain above. The sender's round trip is then the link's,
+            # not the link's plus up to an interval, and a window-limited sender (frp's KCP has no
+            # congestion window) moves that much more per round trip.
+            k.current = self._now()
+            k.flush(ack_only=True)
+            self._push()
         self._schedule()
 
     # PausableTransport: the held data is KCP's receive queue
