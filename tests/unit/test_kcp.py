@@ -8,7 +8,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aiofrp.proto.kcp import (
@@ -258,6 +258,20 @@ def test_ack_only_flush_sends_the_acknowledgements_and_nothing_else() -> None:
     assert [HDR.unpack_from(p)[1] for p in out] == [CMD_PUSH]
 
 
+def test_a_timeout_resend_starts_the_fast_ack_count_again_as_kcp_go_does() -> None:
+    out: list[bytes] = []
+    k = frp_kcp(7, out)
+    k.update(0)
+    k.send(b"a" * 3000)  # three segments
+    k.flush()
+    first = k.snd_buf[0]
+    k.current = 5
+    k.input(HDR.pack(7, CMD_ACK, 0, 1024, 0, 1, 0, 0))  # segment 1 acknowledged, 0 not
+    assert first.fastack == 1
+    k.update(first.resendts)  # segment 0 times out before a second fast ack
+    assert first.xmit == 2 and first.fastack == 0 and k.timeout_retransmits == 2  # segments 0 and 2
+
+
 class _FullScanKCP(KCP):
     """The reference: every flush looks at every segment of snd_buf, as kcp-go's does."""
 
@@ -308,8 +322,9 @@ def _driven(cls: type[KCP], loss: float, seed: int, data: bytes, steps: int) -> 
     return history
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(loss=st.floats(0, 0.3), seed=st.integers(0, 10_000), size=st.integers(1, 400_000))
+@example(loss=0.25, seed=0, size=258332)  # a timeout resend of a segment that had its fast acks
 def test_flush_looks_at_the_new_segments_only_when_nothing_else_is_due(loss: float, seed: int, size: int) -> None:
     """Skipping the segments that are neither due for a timeout nor fast-acknowledged changes
     nothing on the wire: the same datagrams as a flush that looks at every segment each time."""

@@ -429,6 +429,7 @@ class KCP:
                 else:
                     seg.rto += (seg.rto if self.nodelay < 2 else self.rx_rto) // 2
                 seg.resendts = (current + seg.rto) & _MASK
+                seg.fastack = 0  # as kcp-go: the resend starts its count again (ikcp.c keeps it)
                 lost = True
                 self.timeout_retransmits += 1
             elif seg.fastack >= resent and (seg.xmit <= FASTACK_LIMIT or FASTACK_LIMIT <= 0):
