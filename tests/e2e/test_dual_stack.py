@@ -172,3 +172,25 @@ def test_visitor_literal_bind_addr_is_single_stack(frp, echo_server) -> None:
     assert tcp_roundtrip(v6, TEST_STRING, 10, host="::1") == TEST_STRING
     assert not accepts("::1", v4)
     assert not accepts(LOCALHOST, v6)
+
+
+@pytest.mark.parametrize("protocol", ["kcp", "quic"])
+def test_udp_bind_ports_are_dual_stack_like_gos(frp, echo_server, protocol: str) -> None:
+    """kcpBindPort and quicBindPort with the default bindAddr (0.0.0.0) are one dual-stack socket,
+    as Go's net.ListenUDP makes it (``*:port`` in ``ss -ul``): frpc reaches them over 127.0.0.1 and
+    ::1, and frps reports an IPv4 client in its IPv4 form."""
+    bind, udp_port = free_port(), free_port()
+    frps = frp.ours_frps(frps_config(bind, token=TOKEN, bindAddr="0.0.0.0", **{f"{protocol}BindPort": udp_port}))
+    frps.wait_for_log(r"frps started successfully", 10)
+    remotes = {host: free_port() for host in HOSTS}
+    clients = [frp.ours_frpc(frpc_config(
+        udp_port, block("proxies", name=f"t{i}", type="tcp", localIP=LOCALHOST, localPort=echo_server.port,
+                        remotePort=remotes[host]),
+        token=TOKEN, serverAddr=host, **{"transport.protocol": protocol},
+    )) for i, host in enumerate(HOSTS)]
+    for i, c in enumerate(clients):
+        c.wait_for_proxies(f"t{i}", timeout=15)
+    frps.wait_for_log(r"client login info: ip \[127\.0\.0\.1:\d+\]", 5)
+    frps.wait_for_log(r"client login info: ip \[\[::1\]:\d+\]", 5)
+    for host, remote in remotes.items():
+        assert tcp_roundtrip(remote, TEST_STRING, 10) == TEST_STRING, (protocol, host)

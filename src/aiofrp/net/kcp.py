@@ -23,6 +23,7 @@ from typing import Any
 from ..proto.addr import fmt_addr
 from ..proto.kcp import KCP, FECDecoder, FECEncoder, KCPError, peek_conv
 from .datagram_listener import DatagramListener
+from .listen import unmap
 from .transport import PausableTransport
 from .udp_batch import MAX_SEGMENTS, DatagramBatcher, enlarge_buffers
 
@@ -351,7 +352,7 @@ class KCPListener(DatagramListener[KCPConn]):
             return
         transport, batcher = self.transport, self.batcher
         assert transport is not None and batcher is not None
-        conn = KCPConn(lambda d: transport.sendto(d, addr), conv=head[0], peer=addr, window=self.window,
+        conn = KCPConn(lambda d: transport.sendto(d, addr), conv=head[0], peer=unmap(addr), window=self.window,
                        send_many=lambda ds: batcher.send(ds, addr))
         self.sessions[addr] = conn
         conn.closed.add_done_callback(lambda _f: self._forget(addr, conn))

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from ..proto.addr import fmt_addr
 from .datagram_listener import DatagramListener
+from .listen import unmap
 from .transport import PausableTransport
 from .udp_batch import DatagramBatcher, GroUDP, enlarge_buffers
 
@@ -648,7 +649,7 @@ class QuicStream(PausableTransport):
     # transport API
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
-            return self._session.peer
+            return unmap(self._session.peer)  # a dual-stack quicBindPort sees IPv4 peers mapped
         if name == "stream_id":
             return self.stream_id
         return default

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["DatagramBatcher", "GroUDP", "bound_udp_socket", "enlarge_buffers", "runs"]
+__all__ = ["DatagramBatcher", "GroUDP", "enlarge_buffers", "runs"]
 
 UDP_SEGMENT = 103  # linux/udp.h: setsockopt / cmsg level SOL_UDP
 UDP_GRO = 104  # linux/udp.h: receive a run of equal datagrams as one buffer, its segment size in a cmsg
@@ -122,26 +122,6 @@ class DatagramBatcher:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-
-async def bound_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A non-blocking UDP socket bound to ``host``:``port`` (the first address ``host`` resolves to,
-    as ``create_datagram_endpoint(local_addr=...)`` binds)."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    if not infos:
-        raise OSError(f"getaddrinfo({host!r}) returned nothing")
-    family, type_, proto, _, addr = infos[0]
-    sock = socket.socket(family, type_, proto)
-    try:
-        sock.setblocking(False)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(addr)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class GroUDP:

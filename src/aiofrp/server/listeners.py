@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from ..net.listen import bind_socket, resolve_listen, unmap
 from ..proto.addr import fmt_addr
 from ..registry import Registry
 from .gate import Gate, Stage, peer_host
@@ -71,8 +73,10 @@ class KCPServerListener(Listener):
 
         loop = asyncio.get_running_loop()
         try:
-            transport, ep = await loop.create_datagram_endpoint(lambda: KCPListener(self._on_conn),
-                                                                local_addr=(addr or "0.0.0.0", port), reuse_port=self.server.reuse_port or None)
+            # as Go's net.ListenUDP: a wildcard bindAddr is one dual-stack socket (``*:port``)
+            sock = bind_socket(addr, port, socket.SOCK_DGRAM, await resolve_listen(addr, socket.SOCK_DGRAM),
+                               reuse_port=bool(self.server.reuse_port))
+            transport, ep = await loop.create_datagram_endpoint(lambda: KCPListener(self._on_conn), sock=sock)
         except OSError as exc:
             raise OSError(exc.errno, f"listen on kcp udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc
@@ -95,7 +99,7 @@ class _SessionRaw:
         self.session = session
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.session.peer if name == "peername" else default
+        return unmap(self.session.peer) if name == "peername" else default
 
     def is_closing(self) -> bool:
         return self.session.is_closed
@@ -113,7 +117,7 @@ class QUICServerListener(Listener):
 
     async def start(self, addr: str, port: int) -> None:
         from ..net.quic import QuicListener, quic_configuration
-        from ..net.udp_batch import GroUDP, bound_udp_socket
+        from ..net.udp_batch import GroUDP
 
         cfg = self.server.cfg
         q = cfg.transport.quic
@@ -124,7 +128,8 @@ class QUICServerListener(Listener):
         ep = QuicListener(qcfg, self._on_session, on_stream=self._on_stream, keepalive=float(q.keepalive_period),
                           max_incoming_streams=q.max_incoming_streams)
         try:
-            sock = await bound_udp_socket(addr or "0.0.0.0", port, reuse_port=bool(self.server.reuse_port))
+            sock = bind_socket(addr, port, socket.SOCK_DGRAM, await resolve_listen(addr, socket.SOCK_DGRAM),
+                               reuse_port=bool(self.server.reuse_port))
         except OSError as exc:
             raise OSError(exc.errno, f"listen on quic udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc
