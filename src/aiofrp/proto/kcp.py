@@ -70,6 +70,9 @@ class KCPError(ProtocolError):
     """A datagram that is not KCP for this conversation."""
 
 
+_HALF = 0x80000000  # (a - b) & _MASK below this: a is b or after it (hot loops test it inline)
+
+
 def _diff(later: int, earlier: int) -> int:
     """Signed 32-bit difference (sequence numbers and timestamps wrap)."""
     d = (later - earlier) & _MASK
@@ -231,8 +234,9 @@ class KCP:
             elif cmd == CMD_PUSH:
                 if _diff(sn, self.rcv_nxt + self.rcv_wnd) < 0:
                     self.acklist.append((sn, ts))
-                    if _diff(sn, self.rcv_nxt) >= 0:
-                        if sn != self.rcv_nxt:
+                    ahead = (sn - self.rcv_nxt) & _MASK  # inside the window: below rcv_wnd
+                    if ahead < self.rcv_wnd:
+                        if ahead:
                             self.out_of_order += 1
                         self._parse_data(_Seg(cmd, frg, wnd, ts, sn, una, bytes(data[pos:pos + length])))
             elif cmd == CMD_WASK:
@@ -297,17 +301,20 @@ class KCP:
     def _parse_fastack(self, sn: int, ts: int) -> None:
         if _diff(sn, self.snd_una) < 0 or _diff(sn, self.snd_nxt) >= 0:
             return
-        for seg in self.snd_buf:
-            if _diff(sn, seg.sn) <= 0:
-                break
-            if not seg.acked and _diff(ts, seg.ts) >= 0:
+        buf = self.snd_buf
+        if not buf:
+            return
+        resent = self.fastresend
+        # snd_buf holds consecutive sns from its first: the segments below sn are its first n
+        for seg in islice(buf, (sn - buf[0].sn) & _MASK):
+            if not seg.acked and (ts - seg.ts) & _MASK < _HALF:  # ts at or after the segment's send
                 seg.fastack += 1
-                if seg.fastack == self.fastresend:
+                if seg.fastack == resent:
                     self._fastack_due = True
 
     def _parse_data(self, seg: _Seg) -> None:
         sn = seg.sn
-        if _diff(sn, self.rcv_nxt + self.rcv_wnd) >= 0 or _diff(sn, self.rcv_nxt) < 0:
+        if (sn - self.rcv_nxt) & _MASK >= self.rcv_wnd:
             return
         buf = self.rcv_buf
         i = len(buf)
@@ -315,7 +322,7 @@ class KCP:
             other = buf[i - 1].sn
             if other == sn:
                 return  # duplicate
-            if _diff(sn, other) > 0:
+            if (sn - other) & _MASK < _HALF:  # sn after other
                 break
             i -= 1
         buf.insert(i, seg)
@@ -422,7 +429,7 @@ class KCP:
                 need = True
                 seg.rto = self.rx_rto
                 seg.resendts = (current + seg.rto + rtomin) & _MASK
-            elif _diff(current, seg.resendts) >= 0:
+            elif (current - seg.resendts) & _MASK < _HALF:  # due
                 need = True
                 if self.nodelay == 0:
                     seg.rto += max(seg.rto, self.rx_rto)
@@ -448,7 +455,7 @@ class KCP:
                 out.extend(seg.data)
                 if seg.xmit >= self.dead_link:
                     self.state = -1
-            if _diff(seg.resendts, earliest) < 0:
+            if (seg.resendts - earliest) & _MASK >= _HALF:  # before earliest
                 earliest = seg.resendts
         self._resend_at = earliest
         if out:
