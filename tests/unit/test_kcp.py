@@ -154,6 +154,30 @@ def test_receiver_window_stops_sender_until_read() -> None:
     assert bytes(link.got_b) == data
 
 
+def test_a_reopened_window_is_told_again_until_data_comes() -> None:
+    """Beyond kcp-go: the WINS that says a full receive window reopened is repeated on the next
+    flushes, so losing it does not leave the sender waiting 7 s to probe."""
+    link = Link(window=128)
+    link.a.send(os.urandom(400 * link.a.mss))
+    link.run_until(lambda: link.a.rmt_wnd == 0, read=False)  # b's queue full, a knows it
+    link.b_out.clear()
+    link.got_b += link.b.recv()  # the window reopens
+    tells = 0
+    for _ in range(3):
+        link.now += 20
+        link.b.update(link.now)
+        tells += sum(1 for p in link.b_out if HDR.unpack_from(p)[1] == CMD_WINS)
+        link.b_out.clear()  # every one of them lost
+    assert tells == 3 and link.a.rmt_wnd == 0
+    link.step(20)  # the next one arrives
+    assert link.a.rmt_wnd > 0
+    link.run_until(lambda: len(link.got_b) == 400 * link.a.mss)
+    link.step(20)
+    link.b_out.clear()
+    link.step(20)  # data came: no more tells
+    assert not any(HDR.unpack_from(p)[1] == CMD_WINS for p in link.b_out + link.a_out)
+
+
 def test_zero_window_probing() -> None:
     out: list[bytes] = []
     k = frp_kcp(1, out)

@@ -48,6 +48,10 @@ DEADLINK = 20
 THRESH_INIT = 2
 THRESH_MIN = 2
 PROBE_INIT = 7000
+# Beyond kcp-go: a receive window that reopens after being full is told in this many flushes
+# (one per interval) until data arrives, not once: a sender that saw window 0 otherwise waits
+# PROBE_INIT (7 s) to ask again when that one WINS datagram is lost
+WINDOW_TELLS = 8
 PROBE_LIMIT = 120000
 FASTACK_LIMIT = 5
 RESCAN_MAX = 10_000  # ms: the longest a flush goes without looking at every segment of snd_buf
@@ -133,6 +137,7 @@ class KCP:
         self._acked = 0  # segments of snd_buf marked acked
         self._resend_at = 0  # no segment of snd_buf is due for a timeout resend before this (ms)
         self._fastack_due = True  # a segment may have collected its fast acknowledgements
+        self._tells = 0  # flushes that still tell the peer our window reopened
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
         self.fast_retransmits = 0
@@ -193,6 +198,7 @@ class KCP:
         self._move_rcv_buf()
         if recover and len(self.rcv_queue) < self.rcv_wnd:
             self.probe |= ASK_TELL  # tell the peer our window opened again
+            self._tells = WINDOW_TELLS
         return out
 
     def wait_snd(self) -> int:
@@ -232,6 +238,7 @@ class KCP:
                 if max_ack < 0 or _diff(sn, max_ack) > 0:
                     max_ack, latest_ts = sn, ts
             elif cmd == CMD_PUSH:
+                self._tells = 0  # the peer is sending again: it knows the window
                 if _diff(sn, self.rcv_nxt + self.rcv_wnd) < 0:
                     self.acklist.append((sn, ts))
                     ahead = (sn - self.rcv_nxt) & _MASK  # inside the window: below rcv_wnd
@@ -392,6 +399,9 @@ class KCP:
         else:
             self.ts_probe = 0
             self.probe_wait = 0
+        if self._tells:
+            self._tells -= 1
+            self.probe |= ASK_TELL
         if self.probe & ASK_SEND:
             emit(CMD_WASK, 0, 0)
         if self.probe & ASK_TELL:
