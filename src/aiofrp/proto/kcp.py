@@ -48,7 +48,7 @@ DEADLINK = 20
 THRESH_INIT = 2
 THRESH_MIN = 2
 PROBE_INIT = 7000
-# Beyond kcp-go: a receive window that reopens after being full is told in this many flushes
+# Beyond kcp-go: a receive window that reopens after being full is told this many more times
 # (one per interval) until data arrives, not once: a sender that saw window 0 otherwise waits
 # PROBE_INIT (7 s) to ask again when that one WINS datagram is lost
 WINDOW_TELLS = 8
@@ -138,6 +138,7 @@ class KCP:
         self._resend_at = 0  # no segment of snd_buf is due for a timeout resend before this (ms)
         self._fastack_due = True  # a segment may have collected its fast acknowledgements
         self._tells = 0  # flushes that still tell the peer our window reopened
+        self._tell_at = 0  # not before this (ms): one tell per interval
         self.rcv_buf: list[_Seg] = []
         self.acklist: list[tuple[int, int]] = []
         self.fast_retransmits = 0
@@ -199,6 +200,7 @@ class KCP:
         if recover and len(self.rcv_queue) < self.rcv_wnd:
             self.probe |= ASK_TELL  # tell the peer our window opened again
             self._tells = WINDOW_TELLS
+            self._tell_at = (self.current + self.interval) & _MASK
         return out
 
     def wait_snd(self) -> int:
@@ -399,8 +401,9 @@ class KCP:
         else:
             self.ts_probe = 0
             self.probe_wait = 0
-        if self._tells:
+        if self._tells and _diff(current, self._tell_at) >= 0:
             self._tells -= 1
+            self._tell_at = (current + self.interval) & _MASK
             self.probe |= ASK_TELL
         if self.probe & ASK_SEND:
             emit(CMD_WASK, 0, 0)
