@@ -67,6 +67,7 @@ FEC_MAX_LATENCY = 500  # ms: kcp-go's maxFECEncodeLatency
 FEC_GROUPS = 3  # open groups kept by the decoder (kcp-go keeps 3 groups' worth of shards)
 FEC_MAX_SHARD = 1500  # bytes: kcp-go's mtuLimit; larger datagrams are not shards
 _FEC_HDR = struct.Struct("<IH")
+_FEC_DATA_HDR = struct.Struct("<IHH")  # seqid, flag, size: a data shard's first 8 bytes
 _SIZE = struct.Struct("<H")
 
 
@@ -461,11 +462,16 @@ class KCP:
             if need:
                 seg.xmit += 1
                 seg.ts = current
-                if len(out) + OVERHEAD + len(seg.data) > mtu and out:
+                data = seg.data
+                if len(out) + OVERHEAD + len(data) > mtu and out:
                     self.output(bytes(out))
                     out.clear()
-                out.extend(pack(conv, CMD_PUSH, seg.frg, wnd, current, seg.sn, una, len(seg.data)))
-                out.extend(seg.data)
+                if not out and 2 * OVERHEAD + len(data) > mtu:
+                    # no other segment fits beside this one: its datagram leaves as it is built
+                    self.output(pack(conv, CMD_PUSH, seg.frg, wnd, current, seg.sn, una, len(data)) + data)
+                else:
+                    out.extend(pack(conv, CMD_PUSH, seg.frg, wnd, current, seg.sn, una, len(data)))
+                    out.extend(data)
                 if seg.xmit >= self.dead_link:
                     self.state = -1
             if (seg.resendts - earliest) & _MASK >= _HALF:  # before earliest
@@ -558,25 +564,25 @@ class FECEncoder:
         self.paws = (0xFFFFFFFF // self.shard_size) * self.shard_size  # seqids wrap here, at a parity
         self.codec = ReedSolomon(data_shards, parity_shards)
         self.seqid = 0
-        self._shards: list[bytes] = []  # the group's ``size + packet`` parts
+        self._shards: list[bytes] = []  # the group's data datagrams so far
         self._last_ms: int | None = None
 
     def encode(self, kcp_packet: bytes, now_ms: int = 0, parity: bool = True) -> list[bytes]:
         """The datagrams to send for one KCP packet: its data shard, then any parity shards.
         ``parity=False`` when the group completes: no parity for it (its seqids are skipped, as
         for a slow group; the receiver just has nothing to rebuild from)."""
-        size = len(kcp_packet) + 2
-        shard = _SIZE.pack(size) + kcp_packet
-        out = [_FEC_HDR.pack(self.seqid, FEC_DATA) + shard]
+        datagram = _FEC_DATA_HDR.pack(self.seqid, FEC_DATA, len(kcp_packet) + 2) + kcp_packet
+        out = [datagram]
         self.seqid += 1
-        self._shards.append(shard)
+        self._shards.append(datagram)
         continuous = self._last_ms is None or ((now_ms - self._last_ms) & _MASK) < FEC_MAX_LATENCY
         self._last_ms = now_ms
         if len(self._shards) == self.data_shards:
-            shards, self._shards = self._shards, []
+            datagrams, self._shards = self._shards, []
             if continuous and parity:
-                width = max(len(s) for s in shards)
-                padded = [s.ljust(width, b"\0") for s in shards]
+                # the ``size + packet`` parts, cut out only for a group that gets parity
+                width = max(len(d) for d in datagrams) - FEC_HEADER
+                padded = [d[FEC_HEADER:].ljust(width, b"\0") for d in datagrams]
                 for p in self.codec.encode(padded):
                     out.append(_FEC_HDR.pack(self.seqid, FEC_PARITY) + p)
                     self.seqid = (self.seqid + 1) % self.paws
