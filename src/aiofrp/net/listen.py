@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FD_GUARD", "FdGuard", "bind_socket", "listen_tcp", "listen_udp", "local_addr", "peer_addr", "resolve_listen", "unmap"]
+__all__ = ["FD_GUARD", "FdGuard", "bind_socket", "bind_udp", "listen_tcp", "listen_udp", "local_addr", "peer_addr", "resolve_listen", "unmap"]
 
 BACKLOG = 1024
 
@@ -217,11 +217,17 @@ async def listen_tcp(factory: Callable[[], asyncio.BaseProtocol], host: str | No
         raise
 
 
-async def listen_udp(factory: Callable[[], asyncio.DatagramProtocol], host: str | None,
-                     port: int) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
-    """``loop.create_datagram_endpoint`` on one socket opened as Go's ``net.ListenUDP`` opens it."""
+async def bind_udp(host: str | None, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound, non-blocking UDP socket opened as Go's ``net.ListenUDP`` opens it (a wildcard host:
+    one dual-stack socket)."""
     resolved = await resolve_listen(host, socket.SOCK_DGRAM)
-    sock = bind_socket(host, port, socket.SOCK_DGRAM, resolved)
+    return bind_socket(host, port, socket.SOCK_DGRAM, resolved, reuse_port=reuse_port)
+
+
+async def listen_udp(factory: Callable[[], asyncio.DatagramProtocol], host: str | None,
+                     port: int, *, reuse_port: bool = False) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+    """``loop.create_datagram_endpoint`` on one socket opened as Go's ``net.ListenUDP`` opens it."""
+    sock = await bind_udp(host, port, reuse_port=reuse_port)
     try:
         return await asyncio.get_running_loop().create_datagram_endpoint(factory, sock=sock)
     except BaseException:

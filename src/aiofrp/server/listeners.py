@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from ..net.listen import bind_socket, resolve_listen, unmap
+from ..net.listen import bind_udp, listen_udp, unmap
 from ..proto.addr import fmt_addr
 from ..registry import Registry
 from .gate import Gate, Stage, peer_host
@@ -71,12 +70,10 @@ class KCPServerListener(Listener):
     async def start(self, addr: str, port: int) -> None:
         from ..net.kcp import KCPListener
 
-        loop = asyncio.get_running_loop()
         try:
             # as Go's net.ListenUDP: a wildcard bindAddr is one dual-stack socket (``*:port``)
-            sock = bind_socket(addr, port, socket.SOCK_DGRAM, await resolve_listen(addr, socket.SOCK_DGRAM),
-                               reuse_port=bool(self.server.reuse_port))
-            transport, ep = await loop.create_datagram_endpoint(lambda: KCPListener(self._on_conn), sock=sock)
+            transport, ep = await listen_udp(lambda: KCPListener(self._on_conn), addr, port,
+                                             reuse_port=bool(self.server.reuse_port))
         except OSError as exc:
             raise OSError(exc.errno, f"listen on kcp udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc
@@ -128,8 +125,7 @@ class QUICServerListener(Listener):
         ep = QuicListener(qcfg, self._on_session, on_stream=self._on_stream, keepalive=float(q.keepalive_period),
                           max_incoming_streams=q.max_incoming_streams)
         try:
-            sock = bind_socket(addr, port, socket.SOCK_DGRAM, await resolve_listen(addr, socket.SOCK_DGRAM),
-                               reuse_port=bool(self.server.reuse_port))
+            sock = await bind_udp(addr, port, reuse_port=bool(self.server.reuse_port))
         except OSError as exc:
             raise OSError(exc.errno, f"listen on quic udp address {fmt_addr((addr, port))} error: "
                           f"{exc.strerror or exc}") from exc
