@@ -68,7 +68,6 @@ FEC_GROUPS = 3  # open groups kept by the decoder (kcp-go keeps 3 groups' worth 
 FEC_MAX_SHARD = 1500  # bytes: kcp-go's mtuLimit; larger datagrams are not shards
 _FEC_HDR = struct.Struct("<IH")
 _FEC_DATA_HDR = struct.Struct("<IHH")  # seqid, flag, size: a data shard's first 8 bytes
-_SIZE = struct.Struct("<H")
 
 
 class KCPError(ProtocolError):
@@ -323,9 +322,8 @@ class KCP:
                     self._fastack_due = True
 
     def _parse_data(self, seg: _Seg) -> None:
+        """File a segment inside the receive window (:meth:`input` checked that) in sn order."""
         sn = seg.sn
-        if (sn - self.rcv_nxt) & _MASK >= self.rcv_wnd:
-            return
         buf = self.rcv_buf
         i = len(buf)
         while i > 0:
