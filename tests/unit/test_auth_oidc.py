@@ -426,6 +426,27 @@ def test_jwks_refetch_is_rate_limited(idp: MockOIDC, monkeypatch: pytest.MonkeyP
     assert took >= 2 * oidc.JWKS_REFETCH_INTERVAL - 0.1
 
 
+def test_a_login_during_a_refetch_uses_its_keys(idp: MockOIDC, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token with the new kid that arrives while the refetch for another one is under way (the
+    old keys still cached) waits for that refetch and is accepted with its keys: one request, not a
+    second one a rate-limit interval later."""
+    monkeypatch.setattr(oidc, "JWKS_REFETCH_INTERVAL", 0.2)
+    v = verifier(idp)
+
+    async def go() -> None:
+        await login_with(v, idp.mint())
+        idp.rotate()
+        idp.mode["/jwks"], idp.delay = "slow", 0.5  # the JWKS answer takes a while
+        first = asyncio.create_task(login_with(v, idp.mint()))
+        while len(idp.jwks_requests) < 2:  # the refetch has reached the provider
+            await asyncio.sleep(0.01)
+        await login_with(v, idp.mint())
+        await first
+
+    asyncio.run(go())
+    assert len(idp.jwks_requests) == 2
+
+
 def test_subject_must_stay_the_same(idp: MockOIDC) -> None:
     v = verifier(idp, 'auth.additionalScopes = ["HeartBeats", "NewWorkConns"]\n')
 

@@ -359,6 +359,7 @@ class OIDCVerifier:
         self._keys: list[dict[str, Any]] = []
         self._keys_at = -1e18  # monotonic time of the last successful JWKS fetch
         self._jwks_tried_at = -1e18  # monotonic time of the last JWKS request
+        self._jwks_done = 0  # JWKS requests finished (answered or failed)
         self._jwks_error = ""
         self._jwks_lock: asyncio.Lock | None = None
         self.discovery_fetches = 0
@@ -434,9 +435,12 @@ class OIDCVerifier:
         """Fetch the JWKS again, at most once per JWKS_REFETCH_INTERVAL (waiting for the slot)."""
         if self._jwks_lock is None:
             self._jwks_lock = asyncio.Lock()
-        asked = time.monotonic()
+        # the caller has just looked at the keys of the fetches done so far: one that ends after
+        # this (started before or while we wait for the lock) has newer keys, so use its result.
+        # (A start time would miss a fetch already under way: its keys were not there yet.)
+        seen = self._jwks_done
         async with self._jwks_lock:
-            if self._jwks_tried_at >= asked:  # someone fetched while we waited: use that
+            if self._jwks_done > seen:
                 if self._jwks_error:
                     raise AuthError(self._jwks_error)
                 return
@@ -451,6 +455,8 @@ class OIDCVerifier:
             except AuthError as e:
                 self._jwks_error = str(e)
                 raise
+            finally:
+                self._jwks_done += 1
             self._jwks_error = ""
             self._keys_at = time.monotonic()
 
