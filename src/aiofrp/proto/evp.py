@@ -21,7 +21,7 @@ import os
 import ssl  # noqa: F401 - loads libcrypto into the process (the library this module binds)
 from typing import Final
 
-__all__ = ["EvpCfb", "load"]
+__all__ = ["EvpCfb", "load", "new_bytes"]
 
 _c_void_p = ctypes.c_void_p
 _c_int = ctypes.c_int
@@ -93,8 +93,9 @@ _MAX_CHUNK: Final = 1 << 30  # EVP_CipherUpdate takes an int length
 # An uninitialised bytes object of the given size, which EVP_CipherUpdate then fills: one
 # allocation and no copy, as C extensions (cryptography among them) build their results. It is
 # new and referenced only here until filled, and never of size 0 or 1 from a cache: CPython
-# shares only the empty and the one-byte objects made *from* data.
-_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+# shares only the empty and the one-byte objects made *from* data. proto/reedsolomon.py has ISA-L
+# write its parity shards into these too.
+new_bytes = _new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
 _new_bytes.restype = ctypes.py_object
 _new_bytes.argtypes = [_c_void_p, ctypes.c_ssize_t]
 

@@ -8,16 +8,27 @@ inverse of its top square, so the top rows are the identity (data shards pass un
 square subset of rows is invertible (any ``data`` of the shards rebuild the rest).
 
 No maintained Python library builds this matrix (``reedsolo`` is the polynomial BCH view, ``zfec``
-evaluates at other points), so this is a small one. The byte work is done by C code:
-``bytes.translate`` multiplies a whole shard by a constant, big-int XOR adds shards.
+evaluates at other points), so the matrices are built here. The byte work (parity = matrix rows times
+the data shards) is done by Intel's ISA-L where it is installed: ``ec_encode_data`` takes any
+coefficient matrix and runs its SIMD kernels, bit for bit the same products (:func:`accelerator`).
+Without it, by C code of the standard library: ``bytes.translate`` multiplies a whole shard by a
+constant, big-int XOR adds shards (about 8x the CPU: 60 against 7 us for 10 shards of 1,400 bytes).
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
-__all__ = ["ReedSolomon", "gf_mul"]
+from .evp import new_bytes
+
+__all__ = ["ReedSolomon", "accelerator", "gf_mul"]
+
+log = logging.getLogger("aiofrp.proto.reedsolomon")
 
 _POLY = 0x11D
 EXP = [0] * 512
@@ -122,10 +133,126 @@ def _combine(coeffs: Sequence[int], shards: Sequence[bytes], size: int) -> bytes
     return acc.to_bytes(size, "little")
 
 
-class ReedSolomon:
-    """``data`` data shards + ``parity`` parity shards of equal length."""
+# -- ISA-L ------------------------------------------------------------------------------------
 
-    def __init__(self, data: int, parity: int) -> None:
+ACCEL_MIN = 64  # bytes per shard: below this the table setup costs more than it saves
+
+
+
+class Isal:
+    """ISA-L's general GF(2^8) dot products (``ec_init_tables``, ``ec_encode_data``) through ctypes.
+
+    ISA-L's erasure-code functions take the coefficient matrix from the caller, so klauspost's
+    matrices (built above) run on its SIMD kernels unchanged; ISA-L's own matrix generators are not
+    used (they are not klauspost's, which is also why pyeclib's codecs themselves cannot be)."""
+
+    def __init__(self, lib: ctypes.CDLL, path: str) -> None:
+        self.path = path
+        init = lib.ec_init_tables
+        init.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+        init.restype = None
+        encode = lib.ec_encode_data
+        encode.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                           ctypes.c_void_p]
+        encode.restype = None
+        self._init = init
+        self._encode = encode
+
+    def tables(self, rows: Sequence[Sequence[int]]) -> ctypes.Array[ctypes.c_char]:
+        """ISA-L's expanded tables (32 bytes per coefficient) of a ``len(rows)`` x k matrix."""
+        k, n = len(rows[0]), len(rows)
+        out = ctypes.create_string_buffer(32 * k * n)
+        self._init(k, n, bytes(v for row in rows for v in row), out)
+        return out
+
+    def apply(self, tables: ctypes.Array[ctypes.c_char], n: int, sources: Sequence[bytes], size: int) -> list[bytes]:
+        """The ``n`` rows of the matrix behind ``tables`` times ``sources`` (k bytes objects of at
+        least ``size`` >= ACCEL_MIN bytes): n new bytes objects of ``size``."""
+        k = len(sources)
+        # uninitialised bytes objects that ec_encode_data fills (proto/evp.py: one allocation, no
+        # copy; never of size 0 or 1, which CPython shares: ACCEL_MIN)
+        outs = [new_bytes(None, size) for _ in range(n)]
+        self._encode(size, k, n, tables, (ctypes.c_char_p * k)(*sources), (ctypes.c_char_p * n)(*outs))
+        return outs
+
+
+def _isal_candidates() -> list[str]:
+    """Where ISA-L may be: the copy pyeclib's wheels bundle (pyeclib.libs/, next to the package;
+    pyeclib itself is not imported), then the system's (Debian/Ubuntu ``libisal2``)."""
+    import importlib.util
+
+    found: list[str] = []
+    try:
+        spec = importlib.util.find_spec("pyeclib")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        libs = Path(spec.origin).parent.parent / "pyeclib.libs"
+        found += [str(p) for p in sorted(libs.glob("libisal*.so*"))]
+    if not found:
+        import ctypes.util
+
+        name = ctypes.util.find_library("isal")
+        if name:
+            found.append(name)
+    return found
+
+
+def _self_check(isal: Isal) -> bool:
+    """Parity and a rebuild through ISA-L equal the pure-Python ones on a fixed 10 + 3 group."""
+    data, parity, size = 10, 3, 200
+    shards = [bytes((i * 37 + b * 11 + (b >> 3)) & 0xFF for b in range(size)) for i in range(data)]
+    m = encoding_matrix(data, data + parity)
+    want = [_combine(m[data + j], shards, size) for j in range(parity)]
+    if isal.apply(isal.tables(m[data:]), parity, shards, size) != want:
+        return False
+    rows = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12)  # shards 0 and 9 lost
+    dec = decoding_matrix(data, data + parity, rows)
+    present = [(shards + want)[r] for r in rows]
+    return isal.apply(isal.tables([dec[0], dec[9]]), 2, present, size) == [shards[0], shards[9]]
+
+
+_accel: Isal | None = None
+_accel_loaded = False
+
+
+def accelerator() -> Isal | None:
+    """ISA-L, found and checked once per process (``AIOFRP_RS=python``: never); None where it is
+    missing or gives other bytes than the pure-Python code."""
+    global _accel, _accel_loaded
+    if _accel_loaded:
+        return _accel
+    _accel_loaded = True
+    if os.environ.get("AIOFRP_RS") == "python":
+        return None
+    for path in _isal_candidates():
+        try:
+            isal = Isal(ctypes.CDLL(path), path)
+            ok = _self_check(isal)
+        except (OSError, AttributeError, ValueError) as exc:
+            log.debug("reedsolomon: ISA-L at %s unusable: %s", path, exc)
+            continue
+        if ok:
+            log.debug("reedsolomon: parity by ISA-L (%s)", path)
+            _accel = isal
+            return isal
+        log.debug("reedsolomon: ISA-L at %s gave other bytes than the reference: not used", path)
+    return None
+
+
+@lru_cache(maxsize=512)
+def _rebuild_tables(data: int, total: int, rows: tuple[int, ...], missing: tuple[int, ...]) -> ctypes.Array[ctypes.c_char]:
+    isal = accelerator()
+    assert isal is not None
+    dec = decoding_matrix(data, total, rows)
+    return isal.tables([dec[k] for k in missing])
+
+
+class ReedSolomon:
+    """``data`` data shards + ``parity`` parity shards of equal length. ``accel=False``: the
+    pure-Python products even where ISA-L is loaded (tests compare the two)."""
+
+    def __init__(self, data: int, parity: int, *, accel: bool = True) -> None:
         if data <= 0 or parity <= 0 or data + parity > 256:
             raise ValueError(f"bad shard counts {data}+{parity}")
         self.data = data
@@ -133,6 +260,8 @@ class ReedSolomon:
         self.matrix = encoding_matrix(data, data + parity)
         # per data shard, the tables multiplying it by each parity row's coefficient
         self._columns = [tuple(_MUL[self.matrix[data + j][i]] for j in range(parity)) for i in range(data)]
+        self._isal = accelerator() if accel else None
+        self._isal_tables = self._isal.tables(self.matrix[data:]) if self._isal is not None else None
 
     def encode(self, shards: Sequence[bytes]) -> list[bytes]:
         """The parity shards of ``data`` equal-length data shards."""
@@ -141,6 +270,10 @@ class ReedSolomon:
         size = len(shards[0])
         if any(len(s) != size for s in shards):
             raise ValueError("shards differ in length")
+        if self._isal_tables is not None and size >= ACCEL_MIN:
+            assert self._isal is not None
+            return self._isal.apply(self._isal_tables, self.parity,
+                                    [s if type(s) is bytes else bytes(s) for s in shards], size)
         # all parity rows at once: each data shard's products for every row, side by side in one
         # integer, XORed over the shards (fewer, longer C calls than one _combine per row)
         acc = 0
@@ -164,6 +297,11 @@ class ReedSolomon:
         size = len(sub[0])
         if any(len(s) != size for s in sub):
             raise ValueError("shards differ in length")
+        if self._isal is not None and size >= ACCEL_MIN:
+            missing = tuple(k for k in range(self.data) if shards[k] is None)
+            tables = _rebuild_tables(self.data, self.data + self.parity, rows, missing)
+            rebuilt = iter(self._isal.apply(tables, len(missing), [s if type(s) is bytes else bytes(s) for s in sub], size))
+            return [s if s is not None else next(rebuilt) for s in shards[:self.data]]
         dec = decoding_matrix(self.data, self.data + self.parity, rows)
         out: list[bytes] = []
         for k in range(self.data):
