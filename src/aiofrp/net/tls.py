@@ -14,7 +14,6 @@ import os
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -109,8 +108,8 @@ class TLSTransport(asyncio.Transport):
 
     # -- incoming -------------------------------------------------------------------------
 
-    def _feed(self, data: bytes | memoryview) -> None:
-        self._in.write(data)  # copies: a memoryview of the shared read buffer (_Lower) is not kept
+    def _feed(self, data: bytes) -> None:
+        self._in.write(data)
         if self._established:
             if not self._reading_paused:
                 self._read()
@@ -289,19 +288,8 @@ class TLSTransport(asyncio.Transport):
         return self._raw.get_extra_info(name, default)
 
 
-# The loop's socket transports (uvloop's, asyncio's) read a BufferedProtocol's data straight into
-# the buffer it gives them, instead of into their own and then into a new bytes object. The
-# ciphertext is copied into OpenSSL's memory BIO at once (TLSTransport._feed), so one buffer per
-# thread (per event loop) serves every TLS connection.
-_READ_BUFFER = threading.local()
-LOWER_READ_SIZE = 256 * 1024
-
-
-class _Lower(asyncio.BufferedProtocol):
-    """The protocol installed on the raw transport: ciphertext in, flow control up.
-
-    Socket transports use get_buffer/buffer_updated (one copy less per read: measured below);
-    our own transports (yamux streams, websocket, KCP, QUIC) call data_received."""
+class _Lower(asyncio.Protocol):
+    """The protocol installed on the raw transport: ciphertext in, flow control up."""
 
     __slots__ = ("_tls",)
 
@@ -310,15 +298,6 @@ class _Lower(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._tls._feed(data)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        view: memoryview | None = getattr(_READ_BUFFER, "view", None)
-        if view is None:
-            view = _READ_BUFFER.view = memoryview(bytearray(LOWER_READ_SIZE))
-        return view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._tls._feed(_READ_BUFFER.view[:nbytes])
 
     def eof_received(self) -> bool:
         tls = self._tls
