@@ -8,7 +8,6 @@ transports that are not sockets (yamux streams, websocket, KCP).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import ssl
@@ -17,17 +16,12 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
+from ..proto.uninit import new_bytearray
+
 log = logging.getLogger("aiofrp.net.tls")
 
 READ_SIZE = 256 * 1024
 RECORD_SIZE = 16 * 1024 + 256  # one TLS record of plaintext, with slack
-
-# A bytearray whose bytes are not zeroed first (bytearray(n) writes n zeros: a memset of up to
-# 256 KiB per read batch, about 5 % of frpc's CPU in a TLS bulk transfer). OpenSSL writes the
-# plaintext into it and only that part is handed on (a view of the first n bytes).
-_new_bytearray = ctypes.pythonapi.PyByteArray_FromStringAndSize
-_new_bytearray.restype = ctypes.py_object
-_new_bytearray.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
 SMALL_WRITE = 4096
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -127,7 +121,9 @@ class TLSTransport(asyncio.Transport):
         inbio = self._in
         while not self._reading_paused and not self._lost:
             size = min(READ_SIZE, inbio.pending + RECORD_SIZE)
-            buf = _new_bytearray(None, size)
+            # not zeroed first (bytearray(size) is a memset of up to 256 KiB per batch, ~5 % of
+            # frpc's CPU in a TLS bulk transfer): only the part OpenSSL writes is handed on
+            buf = new_bytearray(None, size)
             view = memoryview(buf)
             n = 0
             eof = False

@@ -21,7 +21,9 @@ import os
 import ssl  # noqa: F401 - loads libcrypto into the process (the library this module binds)
 from typing import Final
 
-__all__ = ["EvpCfb", "load", "new_bytes"]
+from .uninit import new_bytes
+
+__all__ = ["EvpCfb", "load"]
 
 _c_void_p = ctypes.c_void_p
 _c_int = ctypes.c_int
@@ -69,7 +71,7 @@ def load() -> bool:
         lib.EVP_CipherInit_ex.restype = _c_int
         lib.EVP_CipherInit_ex.argtypes = [_c_void_p, _c_void_p, _c_void_p, _c_char_p, _c_char_p, _c_int]
         lib.EVP_CipherUpdate.restype = _c_int
-        # out is a fresh bytes object made by _new_bytes: ctypes passes its own buffer for c_char_p
+        # out is a fresh bytes object made by new_bytes: ctypes passes its own buffer for c_char_p
         lib.EVP_CipherUpdate.argtypes = [_c_void_p, _c_char_p, ctypes.POINTER(_c_int), _c_char_p, _c_int]
         cipher = lib.EVP_aes_128_cfb128()
     except (OSError, AttributeError):
@@ -89,15 +91,6 @@ def load() -> bool:
 
 
 _MAX_CHUNK: Final = 1 << 30  # EVP_CipherUpdate takes an int length
-
-# An uninitialised bytes object of the given size, which EVP_CipherUpdate then fills: one
-# allocation and no copy, as C extensions (cryptography among them) build their results. It is
-# new and referenced only here until filled, and never of size 0 or 1 from a cache: CPython
-# shares only the empty and the one-byte objects made *from* data. proto/reedsolomon.py has ISA-L
-# write its parity shards into these too.
-new_bytes = _new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
-_new_bytes.restype = ctypes.py_object
-_new_bytes.argtypes = [_c_void_p, ctypes.c_ssize_t]
 
 
 class EvpCfb:
@@ -130,7 +123,9 @@ class EvpCfb:
             data = bytes(data)
         if size > _MAX_CHUNK:
             return b"".join(self.update(data[i : i + _MAX_CHUNK]) for i in range(0, size, _MAX_CHUNK))
-        out: bytes = _new_bytes(None, size)
+        # a new, uninitialised bytes object that EVP_CipherUpdate fills (proto/uninit.py): one
+        # allocation and no copy, as C extensions (cryptography among them) build their results
+        out: bytes = new_bytes(None, size)
         n = self._n
         if self._update(self._ctx, out, self._nref, data, size) != 1 or n.value != size:
             raise OSError("EVP_CipherUpdate failed")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from .evp import new_bytes
+from .uninit import new_bytes
 
 __all__ = ["ReedSolomon", "accelerator", "gf_mul"]
 
@@ -138,7 +138,6 @@ def _combine(coeffs: Sequence[int], shards: Sequence[bytes], size: int) -> bytes
 ACCEL_MIN = 64  # bytes per shard: below this the table setup costs more than it saves
 
 
-
 class Isal:
     """ISA-L's general GF(2^8) dot products (``ec_init_tables``, ``ec_encode_data``) through ctypes.
 
@@ -165,14 +164,17 @@ class Isal:
         self._init(k, n, bytes(v for row in rows for v in row), out)
         return out
 
-    def apply(self, tables: ctypes.Array[ctypes.c_char], n: int, sources: Sequence[bytes], size: int) -> list[bytes]:
-        """The ``n`` rows of the matrix behind ``tables`` times ``sources`` (k bytes objects of at
+    def apply(self, tables: ctypes.Array[ctypes.c_char], n: int, sources: Sequence[bytes | bytearray | memoryview],
+              size: int) -> list[bytes]:
+        """The ``n`` rows of the matrix behind ``tables`` times ``sources`` (k buffers of at
         least ``size`` >= ACCEL_MIN bytes): n new bytes objects of ``size``."""
         k = len(sources)
-        # uninitialised bytes objects that ec_encode_data fills (proto/evp.py: one allocation, no
-        # copy; never of size 0 or 1, which CPython shares: ACCEL_MIN)
+        # c_char_p points into a bytes object's own buffer: other buffers are copied into one
+        srcs = [s if type(s) is bytes else bytes(s) for s in sources]
+        # uninitialised bytes objects that ec_encode_data fills (proto/uninit.py: one allocation,
+        # no copy; never of size 0 or 1, which CPython shares: ACCEL_MIN)
         outs = [new_bytes(None, size) for _ in range(n)]
-        self._encode(size, k, n, tables, (ctypes.c_char_p * k)(*sources), (ctypes.c_char_p * n)(*outs))
+        self._encode(size, k, n, tables, (ctypes.c_char_p * k)(*srcs), (ctypes.c_char_p * n)(*outs))
         return outs
 
 
@@ -240,8 +242,17 @@ def accelerator() -> Isal | None:
     return None
 
 
+@lru_cache(maxsize=8)
+def _parity_tables(data: int, total: int) -> ctypes.Array[ctypes.c_char]:
+    """ISA-L's tables of the encoding matrix's parity rows (shared by every encoder, read-only)."""
+    isal = accelerator()
+    assert isal is not None
+    return isal.tables(encoding_matrix(data, total)[data:])
+
+
 @lru_cache(maxsize=512)
 def _rebuild_tables(data: int, total: int, rows: tuple[int, ...], missing: tuple[int, ...]) -> ctypes.Array[ctypes.c_char]:
+    """ISA-L's tables of the decoding matrix's rows that rebuild the ``missing`` data shards."""
     isal = accelerator()
     assert isal is not None
     dec = decoding_matrix(data, total, rows)
@@ -261,7 +272,6 @@ class ReedSolomon:
         # per data shard, the tables multiplying it by each parity row's coefficient
         self._columns = [tuple(_MUL[self.matrix[data + j][i]] for j in range(parity)) for i in range(data)]
         self._isal = accelerator() if accel else None
-        self._isal_tables = self._isal.tables(self.matrix[data:]) if self._isal is not None else None
 
     def encode(self, shards: Sequence[bytes]) -> list[bytes]:
         """The parity shards of ``data`` equal-length data shards."""
@@ -270,10 +280,8 @@ class ReedSolomon:
         size = len(shards[0])
         if any(len(s) != size for s in shards):
             raise ValueError("shards differ in length")
-        if self._isal_tables is not None and size >= ACCEL_MIN:
-            assert self._isal is not None
-            return self._isal.apply(self._isal_tables, self.parity,
-                                    [s if type(s) is bytes else bytes(s) for s in shards], size)
+        if self._isal is not None and size >= ACCEL_MIN:
+            return self._isal.apply(_parity_tables(self.data, self.data + self.parity), self.parity, shards, size)
         # all parity rows at once: each data shard's products for every row, side by side in one
         # integer, XORed over the shards (fewer, longer C calls than one _combine per row)
         acc = 0
@@ -300,7 +308,7 @@ class ReedSolomon:
         if self._isal is not None and size >= ACCEL_MIN:
             missing = tuple(k for k in range(self.data) if shards[k] is None)
             tables = _rebuild_tables(self.data, self.data + self.parity, rows, missing)
-            rebuilt = iter(self._isal.apply(tables, len(missing), [s if type(s) is bytes else bytes(s) for s in sub], size))
+            rebuilt = iter(self._isal.apply(tables, len(missing), sub, size))
             return [s if s is not None else next(rebuilt) for s in shards[:self.data]]
         dec = decoding_matrix(self.data, self.data + self.parity, rows)
         out: list[bytes] = []
