@@ -17,6 +17,8 @@ from ..net.dns import Resolver
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
 from ..net.tls import TLSTransport, client_context
+from ..net.tls_socket import SocketTLSTransport, detach_socket
+from ..net.tls_socket import enabled as tls_socket_enabled
 from ..proto import msg as m
 from ..proto import wire
 from .dialers import new_dialer
@@ -65,8 +67,18 @@ class Connector:
         if self.first_byte:
             raw.write(b"\x17")
         hostname = self.server_hostname
-        tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname or None,
-                           initial_data=early, handshake_timeout=timeout)
+        tls: TLSTransport | SocketTLSTransport
+        # a yamux session on TCP: OpenSSL on the socket itself, no MemoryBIO copies (its one
+        # limit, no TLS half-close, is nothing yamux needs)
+        sock = (detach_socket(raw) if self.tcp_mux and not early and self.dialer.tcp_socket and tls_socket_enabled()
+                else None)
+        if sock is not None:
+            tls = SocketTLSTransport(sock, self.tls_ctx, app, server_side=False, server_hostname=hostname or None,
+                                     handshake_timeout=timeout)
+            raw = tls
+        else:
+            tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname or None,
+                               initial_data=early, handshake_timeout=timeout)
         try:
             async with asyncio.timeout(timeout + 1):
                 await tls.handshake

@@ -48,6 +48,9 @@ class Dialer:
 
     frp_tls: ClassVar[bool] = True
     """The connector adds frp's TLS layer (``transport.tls.enable``) on top of :meth:`raw`."""
+    tcp_socket: ClassVar[bool] = False
+    """:meth:`raw` is a TCP connection straight to frps (perhaps after a forward proxy's
+    handshake), no framing of ours: frp's TLS may run on the socket itself (net/tls_socket.py)."""
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
@@ -155,6 +158,8 @@ def new_dialer(connector: Connector) -> Dialer:
 
 @DIALERS.register("tcp")
 class TCPDialer(Dialer):
+    tcp_socket = True
+
     async def raw(self) -> tuple[asyncio.Transport, bytes]:
         return await self.tcp()
 

@@ -26,7 +26,95 @@ SMALL_WRITE = 4096
 HANDSHAKE_TIMEOUT = 10.0
 
 
-class TLSTransport(asyncio.Transport):
+class TLSLayer(asyncio.Transport):
+    """What both TLS transports share (this module's over MemoryBIO, ``net/tls_socket.py``'s on
+    the socket): the application protocol, how writes become records, end of stream, and the
+    TLS fields of ``get_extra_info``."""
+
+    _app: asyncio.BaseProtocol
+    _established: bool
+    _closing: bool
+    _lost: bool
+    _reading_paused: bool
+    _early_writes: list[bytes]
+
+    def _tls(self) -> ssl.SSLObject | ssl.SSLSocket:
+        raise NotImplementedError
+
+    def _stopped(self) -> bool:
+        """No more writes are taken (closing, closed, or our direction ended)."""
+        raise NotImplementedError
+
+    def _encrypt(self, data: Any) -> bool:
+        """One piece to OpenSSL; False when that failed (the connection is closed then)."""
+        raise NotImplementedError
+
+    def _written(self) -> None:
+        """After the pieces of one write: hand on what they made."""
+
+    def _extra_info(self, name: str, default: Any) -> Any:
+        raise NotImplementedError
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writelines((data,))
+
+    def writelines(self, list_of_data: Any) -> None:
+        """Encrypt every piece; small pieces (frame headers, control messages) are coalesced into
+        one record, big payloads go to OpenSSL as they are rather than being copied into one joined
+        buffer first. Before the handshake, pieces wait and are sent after it in order."""
+        if self._stopped():
+            return
+        if not self._established:
+            self._early_writes.extend(bytes(d) for d in list_of_data if d)
+            return
+        encrypt = self._encrypt
+        small: list[Any] = []
+        for data in list_of_data:
+            if len(data) < SMALL_WRITE:
+                if data:
+                    small.append(data)
+                continue
+            if small:
+                if not encrypt(small[0] if len(small) == 1 else b"".join(small)):
+                    return
+                small = []
+            if not encrypt(data):
+                return
+        if small and not encrypt(small[0] if len(small) == 1 else b"".join(small)):
+            return
+        self._written()
+
+    def _eof(self) -> None:
+        keep_open = False
+        try:
+            keep_open = bool(self._app.eof_received())  # type: ignore[attr-defined]
+        finally:
+            if not keep_open:
+                self.close()
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._app = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._app
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._tls()
+        if name == "peercert":
+            return self._tls().getpeercert()
+        if name == "cipher":
+            return self._tls().cipher()
+        return self._extra_info(name, default)
+
+
+class TLSTransport(TLSLayer):
     """A TLS session on top of ``raw``; the application protocol sees plaintext.
 
     ``app_protocol.connection_made`` is called once the handshake completes; the
@@ -156,53 +244,27 @@ class TLSTransport(asyncio.Transport):
         if self._out.pending:
             self._flush()
 
-    def _eof(self) -> None:
-        keep_open = False
-        try:
-            keep_open = bool(self._app.eof_received())  # type: ignore[attr-defined]
-        finally:
-            if not keep_open:
-                self.close()
-
     # -- outgoing -------------------------------------------------------------------------
 
     def _flush(self) -> None:
         if self._out.pending:
             self._raw.write(self._out.read())
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writelines((data,))
+    def _stopped(self) -> bool:
+        return self._closing or self._lost or self._eof_sent
 
-    def writelines(self, list_of_data: Any) -> None:
-        """Encrypt every piece, then hand the ciphertext to the socket in one write.
-
-        Small pieces (frame headers, control messages) are coalesced into one record; big
-        payloads go to OpenSSL as they are rather than being copied into one joined buffer
-        first. One ``send`` per call, not one per piece: a yamux flush of eight streams' frames
-        is one system call."""
-        if self._closing or self._lost or self._eof_sent:
-            return
-        if not self._established:
-            self._early_writes.extend(bytes(d) for d in list_of_data if d)
-            return
-        sslwrite = self._ssl.write
-        small: list[Any] = []
+    def _encrypt(self, data: Any) -> bool:
         try:
-            for data in list_of_data:
-                if len(data) < SMALL_WRITE:
-                    if data:
-                        small.append(data)
-                    continue
-                if small:
-                    sslwrite(small[0] if len(small) == 1 else b"".join(small))
-                    small = []
-                sslwrite(data)
-            if small:
-                sslwrite(small[0] if len(small) == 1 else b"".join(small))
+            self._ssl.write(data)
         except (ssl.SSLError, OSError) as exc:
             log.debug("TLS write error: %s", exc)
             self._raw.abort()
-            return
+            return False
+        return True
+
+    def _written(self) -> None:
+        """The ciphertext of a whole ``writelines`` goes to the socket in one write: a yamux
+        flush of eight streams' frames is one system call."""
         self._flush()
 
     def can_write_eof(self) -> bool:
@@ -238,9 +300,6 @@ class TLSTransport(asyncio.Transport):
         self._closing = True
         self._raw.abort()
 
-    def is_closing(self) -> bool:
-        return self._closing or self._lost
-
     # -- flow control ---------------------------------------------------------------------
 
     def pause_reading(self) -> None:
@@ -259,28 +318,16 @@ class TLSTransport(asyncio.Transport):
         if self._established and not self._reading_paused:
             self._read()
 
-    def is_reading(self) -> bool:
-        return not self._reading_paused
-
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self._raw.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
         return self._raw.get_write_buffer_size()
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._app = protocol
+    def _tls(self) -> ssl.SSLObject:
+        return self._ssl
 
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._app
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "ssl_object":
-            return self._ssl
-        if name == "peercert":
-            return self._ssl.getpeercert()
-        if name == "cipher":
-            return self._ssl.cipher()
+    def _extra_info(self, name: str, default: Any) -> Any:
         return self._raw.get_extra_info(name, default)
 
 
