@@ -10,7 +10,10 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import termios
+import textwrap
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 
 from aiofrp.cli.common import new_event_loop
-from aiofrp.net.tls import TLSTransport, client_context, server_context
+from aiofrp.net.tls import TLSTransport, client_context, server_context, server_name
 from aiofrp.net.tls_socket import READ_SIZE, SocketTLSTransport, detach_socket
 
 DEADLINE = 10.0
@@ -398,3 +401,64 @@ def test_detach_socket_takes_only_a_tcp_socket_with_nothing_left_to_write() -> N
         await srv.wait_closed()
 
     run("uvloop", main)
+
+
+def test_server_name_spares_the_idna_codec() -> None:
+    """An ASCII server name reaches ssl as bytes: the handshake works (name checked against the
+    certificate) and ``encodings.idna`` (stringprep, unicodedata) is never imported."""
+    code = textwrap.dedent("""
+        import asyncio, datetime, os, socket, ssl, sys, tempfile
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        from aiofrp.net.tls import TLSTransport, server_name
+        from aiofrp.net.tls_socket import SocketTLSTransport
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+                .sign(key, hashes.SHA256()))
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        path = os.path.join(tempfile.mkdtemp(), "cert.pem")
+        with open(path, "wb") as f:
+            f.write(pem + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+        srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv_ctx.load_cert_chain(path)
+        cli_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the name
+        cli_ctx.load_verify_locations(cadata=pem.decode())
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+
+            class Accept(asyncio.Protocol):
+                def connection_made(self, t):
+                    done.set_result(TLSTransport(t, srv_ctx, asyncio.Protocol(), server_side=True))
+
+            ls = socket.socket()  # no getaddrinfo, which imports the idna codec for any str host
+            ls.bind(("127.0.0.1", 0))
+            srv = await loop.create_server(Accept, sock=ls)
+            sock = socket.socket()
+            sock.connect(ls.getsockname())
+            assert "encodings.idna" not in sys.modules
+            tls = SocketTLSTransport(sock, cli_ctx, asyncio.Protocol(), server_side=False,
+                                     server_hostname=server_name(sys.argv[1]))
+            await asyncio.wait_for(tls.handshake, 10)
+            print(tls.get_extra_info("ssl_object").server_hostname, "encodings.idna" in sys.modules)
+            tls.abort()
+            (await done).abort()
+            srv.close()
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", code, "localhost"], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["localhost", "False"]
+    assert server_name("bücher.example") == "bücher.example"
+    assert server_name("") is None and server_name(None) is None

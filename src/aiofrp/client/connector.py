@@ -16,7 +16,7 @@ from ..config.reach import ProxyURL, parse_dns_server
 from ..net.dns import Resolver
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
-from ..net.tls import TLSTransport, client_context
+from ..net.tls import TLSTransport, client_context, server_name
 from ..net.tls_socket import SocketTLSTransport, detach_socket
 from ..net.tls_socket import enabled as tls_socket_enabled
 from ..proto import msg as m
@@ -66,18 +66,18 @@ class Connector:
             return raw
         if self.first_byte:
             raw.write(b"\x17")
-        hostname = self.server_hostname
+        hostname = server_name(self.server_hostname)
         tls: TLSTransport | SocketTLSTransport
         # a yamux session on TCP: OpenSSL on the socket itself, no MemoryBIO copies (its one
         # limit, no TLS half-close, is nothing yamux needs)
         sock = (detach_socket(raw) if self.tcp_mux and not early and self.dialer.tcp_socket and tls_socket_enabled()
                 else None)
         if sock is not None:
-            tls = SocketTLSTransport(sock, self.tls_ctx, app, server_side=False, server_hostname=hostname or None,
+            tls = SocketTLSTransport(sock, self.tls_ctx, app, server_side=False, server_hostname=hostname,
                                      handshake_timeout=timeout)
             raw = tls
         else:
-            tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname or None,
+            tls = TLSTransport(raw, self.tls_ctx, app, server_side=False, server_hostname=hostname,
                                initial_data=early, handshake_timeout=timeout)
         try:
             async with asyncio.timeout(timeout + 1):

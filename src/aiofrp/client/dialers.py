@@ -20,7 +20,7 @@ import socket
 from typing import TYPE_CHECKING, ClassVar
 
 from ..net.forward_proxy import ProxyDialError, open_via_proxy
-from ..net.tls import TLSTransport
+from ..net.tls import TLSTransport, server_name
 from ..registry import Registry
 from .errors import ServerConnectError, dial_error, proxy_error, tls_error
 
@@ -222,7 +222,7 @@ class WSSDialer(Dialer):
         raw, early = await self.tcp()
         hostname = c.server_name
         app = Placeholder()
-        tls = TLSTransport(raw, c.wss_ctx, app, server_side=False, server_hostname=hostname or None,
+        tls = TLSTransport(raw, c.wss_ctx, app, server_side=False, server_hostname=server_name(hostname),
                            initial_data=early, handshake_timeout=self.timeout)
         try:
             async with asyncio.timeout(self.timeout + 1):
