@@ -37,6 +37,7 @@ class TLSLayer(asyncio.Transport):
     _lost: bool
     _reading_paused: bool
     _early_writes: list[bytes]
+    handshake: asyncio.Future[None]
 
     def _tls(self) -> ssl.SSLObject | ssl.SSLSocket:
         raise NotImplementedError
@@ -54,6 +55,16 @@ class TLSLayer(asyncio.Transport):
 
     def _extra_info(self, name: str, default: Any) -> Any:
         raise NotImplementedError
+
+    def _connected(self) -> None:
+        """The handshake is done: the future and the protocol hear of it, early writes go out."""
+        self._established = True
+        if not self.handshake.done():
+            self.handshake.set_result(None)
+        self._app.connection_made(self)
+        early, self._early_writes = self._early_writes, []
+        if early:
+            self.writelines(early)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writelines((data,))
@@ -170,14 +181,8 @@ class TLSTransport(TLSLayer):
             self._fail(exc)
             return
         self._flush()
-        self._established = True
         self._timer.cancel()
-        if not self.handshake.done():
-            self.handshake.set_result(None)
-        self._app.connection_made(self)
-        early, self._early_writes = self._early_writes, []
-        if early:
-            self.writelines(early)
+        self._connected()
         self._read()
 
     def _fail(self, exc: BaseException) -> None:

@@ -180,17 +180,11 @@ class SocketTLSTransport(TLSLayer):
         except (ssl.SSLError, OSError, ValueError) as exc:
             self._fail(exc)
             return
-        self._established = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._want_write(False)
-        if not self.handshake.done():
-            self.handshake.set_result(None)
-        self._app.connection_made(self)
-        early, self._early_writes = self._early_writes, []
-        if early:
-            self.writelines(early)
+        self._connected()
         if self._closing or self._lost:
             return
         if not self._reading_paused:
