@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import urllib.request
 from pathlib import Path
@@ -325,13 +326,17 @@ async def test_log_settings_take_effect(loop: asyncio.AbstractEventLoop, tmp_pat
 
 @pytest.mark.loop_timeout(30)
 async def test_login_cancelled_leaves_nothing_running(loop: asyncio.AbstractEventLoop) -> None:
-    """A timeout around the login (frps not there, login_fail_exit = false) stops the client."""
+    """A timeout around the login (a server that accepts and never answers, login_fail_exit =
+    false) stops the client. (Not a port nobody listens on: a refused connect on loopback can end
+    the first attempt before even a 1 ms timeout fires, and start() then returns.)"""
     before = len(asyncio.all_tasks())
-    client = aiofrp.Client(server_addr=LOCALHOST, server_port=free_port(), login_fail_exit=False,
+    silent = socket.create_server((LOCALHOST, 0))  # the kernel completes connects; nothing answers
+    client = aiofrp.Client(server_addr=LOCALHOST, server_port=silent.getsockname()[1], login_fail_exit=False,
                            transport={"dial_server_timeout": 5})
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.001):
+        async with asyncio.timeout(0.2):
             await client.start()
+    silent.close()
     assert not client.connected
     with pytest.raises(aiofrp.Error, match="closed"):
         await client.expose(22)
