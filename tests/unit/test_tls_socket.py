@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from aiofrp.cli.common import new_event_loop
-from aiofrp.net.tls import TLSTransport, client_context, server_context, server_name
-from aiofrp.net.tls_socket import READ_SIZE, SocketTLSTransport, detach_socket
+from aiofrp.net.tls import READ_SIZE, TLSTransport, client_context, server_context, server_name
+from aiofrp.net.tls_socket import SocketTLSTransport, detach_socket
 
 DEADLINE = 10.0
 

@@ -16,7 +16,7 @@ from ..config.reach import ProxyURL, parse_dns_server
 from ..net.dns import Resolver
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession
-from ..net.tls import TLSTransport, client_context, server_name
+from ..net.tls import TLSLayer, TLSTransport, client_context, server_name
 from ..net.tls_socket import SocketTLSTransport, detach_socket
 from ..net.tls_socket import enabled as tls_socket_enabled
 from ..proto import msg as m
@@ -67,7 +67,7 @@ class Connector:
         if self.first_byte:
             raw.write(b"\x17")
         hostname = server_name(self.server_hostname)
-        tls: TLSTransport | SocketTLSTransport
+        tls: TLSLayer
         # a yamux session on TCP: OpenSSL on the socket itself, no MemoryBIO copies (its one
         # limit, no TLS half-close, is nothing yamux needs)
         sock = (detach_socket(raw) if self.tcp_mux and not early and self.dialer.tcp_socket and tls_socket_enabled()

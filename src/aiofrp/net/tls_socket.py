@@ -34,13 +34,11 @@ import ssl
 from typing import Any
 
 from ..proto.uninit import new_bytearray
-from .tls import TLSLayer
+from .tls import HANDSHAKE_TIMEOUT, READ_SIZE, TLSLayer
 
 log = logging.getLogger("aiofrp.net.tls")
 
-READ_SIZE = 256 * 1024  # plaintext handed up per batch at most (as net/tls.py)
 HIGH_WATER = 64 * 1024  # asyncio's default write-buffer limits
-HANDSHAKE_TIMEOUT = 10.0
 
 
 def enabled() -> bool:
@@ -159,7 +157,7 @@ class SocketTLSTransport(TLSLayer):
     def _handshake_timeout(self) -> None:
         self._timer = None
         if not self._established:
-            self._fail(TimeoutError("TLS handshake timeout"))
+            self._connection_lost(TimeoutError("TLS handshake timeout"))
 
     def _handshake_step(self) -> None:
         if self._lost:
@@ -175,10 +173,10 @@ class SocketTLSTransport(TLSLayer):
             self._want_write(True)
             return
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError):
-            self._fail(ConnectionResetError("connection closed during TLS handshake"))
+            self._connection_lost(ConnectionResetError("connection closed during TLS handshake"))
             return
         except (ssl.SSLError, OSError, ValueError) as exc:
-            self._fail(exc)
+            self._connection_lost(exc)
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -190,17 +188,6 @@ class SocketTLSTransport(TLSLayer):
         if not self._reading_paused:
             self._want_read(True)
             self._read()  # records that came with the handshake's last flight
-
-    def _fail(self, exc: BaseException) -> None:
-        """The handshake failed: the socket closes, the protocol never hears of the connection."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self.handshake.done():
-            self.handshake.set_exception(exc)
-            self.handshake.exception()  # mark retrieved; the owner decides whether to log
-        self._closing = True
-        self._close_socket()
 
     # -- incoming -------------------------------------------------------------------------
 
@@ -348,6 +335,9 @@ class SocketTLSTransport(TLSLayer):
         self._sock.close()
 
     def _connection_lost(self, exc: Exception | None) -> None:
+        """The socket closes. Established: the protocol's ``connection_lost(exc)`` soon after;
+        during the handshake: the ``handshake`` future fails with ``exc`` (a reset without one)
+        and the protocol never hears of the connection."""
         if self._lost:
             return
         self._closing = True
@@ -360,7 +350,7 @@ class SocketTLSTransport(TLSLayer):
             self._timer = None
         if not self.handshake.done():  # aborted during the handshake
             self.handshake.set_exception(exc or ConnectionResetError("connection closed during TLS handshake"))
-            self.handshake.exception()
+            self.handshake.exception()  # mark retrieved; the owner decides whether to log
 
     # -- flow control ---------------------------------------------------------------------
 

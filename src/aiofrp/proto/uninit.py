@@ -2,8 +2,8 @@
 
 ``bytearray(n)`` writes n zeros, and ``bytes`` has no constructor that leaves room to fill: a C
 function writing its result (OpenSSL's ``EVP_CipherUpdate`` in ``proto/evp.py``, ISA-L's
-``ec_encode_data`` in ``proto/reedsolomon.py``, ``SSLObject.read`` into ``net/tls.py``'s read
-buffer) would otherwise pay a memset or a copy. ``PyBytes_FromStringAndSize(NULL, n)`` and
+``ec_encode_data`` in ``proto/reedsolomon.py``, OpenSSL's reads into the read buffers of
+``net/tls.py`` and ``net/tls_socket.py``) would otherwise pay a memset or a copy. ``PyBytes_FromStringAndSize(NULL, n)`` and
 ``PyByteArray_FromStringAndSize(NULL, n)`` make such objects, as C extensions build their results.
 
 Only the part the C code wrote may be handed on. A bytes object to fill must be new and referenced
