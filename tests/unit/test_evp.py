@@ -29,7 +29,7 @@ def _reference(key: bytes, iv: bytes, encrypt: bool):
 def test_linux_uses_the_libcrypto_of_ssl() -> None:
     assert evp.load()
     assert crypto.BACKEND == "evp"
-    path = evp._libcrypto_path()
+    path = evp.libcrypto_path()
     assert path is not None and os.path.basename(path).startswith("libcrypto.so")
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ..proto.uninit import new_bytearray
+from .inbio import IncomingBIO
 
 log = logging.getLogger("aiofrp.net.tls")
 
@@ -146,9 +147,9 @@ class TLSTransport(TLSLayer):
         super().__init__()
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._in = ssl.MemoryBIO()
+        self._in = IncomingBIO()
         self._out = ssl.MemoryBIO()
-        self._ssl = context.wrap_bio(self._in, self._out, server_side=server_side, server_hostname=server_hostname)
+        self._ssl = context.wrap_bio(self._in.bio, self._out, server_side=server_side, server_hostname=server_hostname)
         self._raw = cast(asyncio.Transport, raw)  # uvloop's transports are not subclasses of it
         self._app = app_protocol
         self._established = False
@@ -360,6 +361,7 @@ class _Lower(asyncio.Protocol):
         if tls._lost:
             return
         tls._lost = True
+        tls._in.release()
         tls._timer.cancel()
         if not tls._established:
             if not tls.handshake.done():

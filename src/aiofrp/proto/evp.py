@@ -23,7 +23,7 @@ from typing import Final
 
 from .uninit import new_bytes
 
-__all__ = ["EvpCfb", "load"]
+__all__ = ["EvpCfb", "libcrypto_path", "load"]
 
 _c_void_p = ctypes.c_void_p
 _c_int = ctypes.c_int
@@ -36,7 +36,7 @@ _loaded = False
 Buffer = bytes | bytearray | memoryview
 
 
-def _libcrypto_path() -> str | None:
+def libcrypto_path() -> str | None:
     """The path of the libcrypto mapped into this process (by ``_ssl``), from /proc/self/maps."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
@@ -57,7 +57,7 @@ def load() -> bool:
     if _loaded:
         return _lib is not None
     _loaded = True
-    path = _libcrypto_path()
+    path = libcrypto_path()
     if path is None:
         return False
     try:
