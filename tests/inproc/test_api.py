@@ -338,6 +338,9 @@ async def test_login_cancelled_leaves_nothing_running(loop: asyncio.AbstractEven
             await client.start()
     silent.close()
     assert not client.connected
+    # the pending login (a TLS handshake nobody answers) was ended by the stop: the service
+    # returned by itself rather than being cancelled after close()'s grace period
+    assert client._task is not None and client._task.done() and not client._task.cancelled()
     with pytest.raises(aiofrp.Error, match="closed"):
         await client.expose(22)
     await until(lambda: len(asyncio.all_tasks()) <= before, "no task left")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import socket
@@ -89,6 +90,8 @@ class Client:
             if v is not None:
                 self.visitors[vcfg.name] = v
         self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._login_task: asyncio.Future[None] | None = None
         self.exit_code = 0
 
     def _new_visitor(self, vcfg: VisitorBaseConfig) -> Visitor | None:
@@ -203,9 +206,19 @@ class Client:
         delay = 1.0
         fast_retries: list[float] = []
         while not self._stopping:
+            # a task, so that stop() can end a login that waits on the network (a dial, a TLS
+            # handshake, the LoginResp, an OIDC token) at once
+            self._login_task = login = asyncio.ensure_future(self._login())
             try:
-                await self._login()
+                await login
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stopping and login.cancelled() and not (task is not None and task.cancelling()):
+                    break
+                raise
             except (LoginError, AuthError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
+                if self._stopping:
+                    break  # stop() closed the connection under the login
                 log.warning("connect to server error: %s", exc or type(exc).__name__)
                 self.session_changed(False, str(exc) or type(exc).__name__, exc)
                 if first and self.cfg.login_fail_exit:
@@ -217,7 +230,7 @@ class Client:
                 cap = 10.0 if first else 20.0
                 import random  # here: 0.2 MB resident, for a retry only
 
-                await asyncio.sleep(delay * random.uniform(0.9, 1.1))
+                await self._pause(delay * random.uniform(0.9, 1.1))
                 delay = min(delay * 2, cap)
                 continue
             first = False
@@ -233,10 +246,15 @@ class Client:
             fast_retries = [t for t in fast_retries if now - t < 60]
             if len(fast_retries) < 3:
                 fast_retries.append(now)
-                await asyncio.sleep(0.2)
+                await self._pause(0.2)
             else:
-                await asyncio.sleep(1.0)
+                await self._pause(1.0)
         return self.exit_code
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before the next login attempt; stop() ends the wait at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
 
     async def _login(self) -> None:
         if self.connector is not None:
@@ -310,6 +328,9 @@ class Client:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stop_event.set()
+        if self._login_task is not None and not self._login_task.done():
+            self._login_task.cancel()
         for pw in self.proxies.values():
             pw.close()
         if self.control is not None:
