@@ -585,7 +585,8 @@ def test_ssh_gateway_example(frp, tmp_path: Path) -> None:
                      {"/home/frp/.ssh/authorized_keys": str(keys)})
         ex.write("sshgw/frps.toml")
         frps_line, tcp_line, http_line = ex.commands("sshgw/run.sh")
-        ex.start(frp, frps_line).wait_for_log("frps started successfully", 30)
+        frps = ex.start(frp, frps_line)
+        frps.wait_for_log("frps started successfully", 30)
         assert (tmp_path / ".autogen_ssh_key").read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
         procs: list[subprocess.Popen[bytes]] = []
         outs: list[Path] = []
@@ -598,13 +599,21 @@ def test_ssh_gateway_example(frp, tmp_path: Path) -> None:
                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                   start_new_session=True))
             remote, vhost = ex.ports[6000], ex.ports[8080]
-            poll(lambda: outs[0].read_text().endswith("\n\n"), 20, "the tcp tunnel's report")
+
+            def report(i: int, what: str) -> None:  # a failure shows what ssh printed (a flake seen once)
+                try:
+                    poll(lambda: outs[i].read_text().endswith("\n\n"), 20, what)
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}; ssh printed {outs[i].read_text()!r}; frps log: "
+                                         f"{frps.log_text()[-2000:]!r}") from None
+
+            report(0, "the tcp tunnel's report")
             assert outs[0].read_text() == (
                 f"\nfrp (via SSH) (Ctrl+C to quit)\n\nUser: alice\nProxyName: alice.ssh\nType: tcp\n"
                 f"RemoteAddress: :{remote}\n\n"
             )
             assert echo_ok(remote)  # what `ssh -p 6000 user@x.x.x.x` reaches
-            poll(lambda: outs[1].read_text().endswith("\n\n"), 20, "the http tunnel's report")
+            report(1, "the http tunnel's report")
             assert f"RemoteAddress: www.example.com:{vhost}\n" in outs[1].read_text()
             res = ex.run(f"curl -s -H 'Host: www.example.com' http://127.0.0.1:{vhost}/")
             assert res.stdout == TEST_STRING.decode()
@@ -612,7 +621,10 @@ def test_ssh_gateway_example(frp, tmp_path: Path) -> None:
             for p in procs:
                 p.kill()
                 p.wait(5)
-        poll(lambda: refused(remote), 10, "the tcp proxy gone with its ssh session")
+        try:
+            poll(lambda: refused(remote), 10, "the tcp proxy gone with its ssh session")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; frps log: {frps.log_text()[-2000:]!r}") from None
 # -- Reaching frps through proxies, DNS, wire protocol v2 ---------------------------------------
 
 
