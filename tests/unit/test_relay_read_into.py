@@ -11,12 +11,11 @@ import asyncio
 import hashlib
 import os
 import types
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 import uvloop
-from support.inproc import until
 
 from aiofrp.net import relay as relay_mod
 from aiofrp.net.mux import MuxSession, MuxStream
@@ -38,6 +37,14 @@ class Sink(asyncio.Protocol):
 
     def data_received(self, data: Any) -> None:
         self.got += data
+
+
+async def until(cond: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not cond():
+        assert loop.time() < end, what
+        await asyncio.sleep(0.001)
 
 
 class Setup:
@@ -176,7 +183,13 @@ def test_a_short_relay_and_a_codec_stay_on_data_received(use_uvloop: bool) -> No
         assert type(s.a.get_protocol()).__name__ == "_Side"
         await s.close(relay)
 
-        await _upload_stays_on_data_received(Setup.open(a_to_b=lambda b: bytes(b)))
+        s, relay = await Setup.open(a_to_b=lambda b: bytes(b))
+        data = os.urandom(1 << 20)
+        s.user_w.write(data)
+        await until(lambda: len(s.sink.got) >= len(data), "the upload through a codec")
+        assert bytes(s.sink.got) == data
+        assert type(s.a.get_protocol()).__name__ == "_Side"
+        await s.close(relay)
 
     _run(body, use_uvloop)
 
@@ -185,20 +198,15 @@ def test_aiofrp_read_into_0_keeps_data_received(use_uvloop: bool, monkeypatch: p
     monkeypatch.setattr(relay_mod, "READ_INTO", False)
 
     async def body() -> None:
-        await _upload_stays_on_data_received(Setup.open())
+        s, relay = await Setup.open()
+        data = os.urandom(1 << 20)
+        s.user_w.write(data)
+        await until(lambda: len(s.sink.got) >= len(data), "the upload")
+        assert bytes(s.sink.got) == data
+        assert type(s.a.get_protocol()).__name__ == "_Side"
+        await s.close(relay)
 
     _run(body, use_uvloop)
-
-
-async def _upload_stays_on_data_received(opening: Awaitable[tuple[Setup, Relay]]) -> None:
-    """A MiB up arrives whole and the user side's protocol is still the plain one."""
-    s, relay = await opening
-    data = os.urandom(1 << 20)
-    s.user_w.write(data)
-    await until(lambda: len(s.sink.got) >= len(data), "the upload")
-    assert bytes(s.sink.got) == data
-    assert type(s.a.get_protocol()).__name__ == "_Side"
-    await s.close(relay)
 
 
 def test_unshared_sees_a_live_view() -> None:
