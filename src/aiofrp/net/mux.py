@@ -375,21 +375,15 @@ class MuxStream(PausableTransport):
         return self._closing or self._lost
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes):
-            data = bytes(data)  # the session keeps the buffer until its turn: the caller may reuse it
-        self.write_owned(data)
-
-    def write_owned(self, data: bytes | memoryview) -> None:
-        """``write`` of a buffer the caller hands over: it is queued as it is, without a copy, so
-        the caller must not change it while a view of it is alive (``net/relay.py``'s reads into
-        its own buffers check that before reusing one)."""
         if self._closing or self._lost or self._local_fin:
             return
         if not data:
             return
         if self._wbuf:
-            self._wbuf.append(memoryview(data))
+            self._wbuf.append(memoryview(bytes(data) if not isinstance(data, bytes) else data))
             return
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the session keeps the buffer until its turn: the caller may reuse it
         n = self._s.send_data(self.stream_id, data)
         if n < len(data):
             self._wbuf.append(memoryview(data)[n:])

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..proto.crypto import Buffer, CFBDecryptor, CFBEncryptor
 from ..proto.snappy import SnappyFrameReader, SnappyFrameWriter
-from ..proto.uninit import new_bytearray
-from .mux import MuxStream
 
 if TYPE_CHECKING:
     from .limiter import TokenBucket
@@ -36,17 +34,6 @@ SPLICE_CHUNK = 1 << 20  # at most this many bytes per splice call
 # never pay it, and a bulk transfer is spliced after its first chunks. 0: at once.
 SPLICE_AFTER = 256 << 10
 SPLICE_BUDGET = 4 << 20  # bytes moved per readiness callback before yielding to the loop
-# A side that reads one of the loop's socket transports and writes anything else (a yamux stream,
-# TLS) reads into buffers of its own once the relay moved READ_INTO_AFTER bytes (both directions):
-# the loop's own read makes a new bytes object of every read, a copy of each byte (6 % of frpc's
-# CPU sending a bulk transfer). A read of HAND_OFF bytes or more is passed on in that buffer
-# (MuxStream.write_owned: no copy there either); a buffer is read into again once no view of it is
-# alive (_unshared), else another of the side's few is. Short relays never pay for the buffers.
-READ_INTO = os.environ.get("AIOFRP_READ_INTO", "1") != "0"
-READ_INTO_AFTER = 256 << 10
-READ_INTO_SIZE = 256 << 10
-READ_INTO_POOL = 4
-HAND_OFF = 16 << 10
 # The loop's own TCP transports (uvloop's and asyncio's), whose socket may be taken over.
 _SOCKET_TRANSPORTS = frozenset({"uvloop.loop.TCPTransport", "asyncio.selector_events._SelectorSocketTransport"})
 
@@ -98,7 +85,7 @@ class PendingConn(asyncio.Protocol):
 
 
 class _Side(asyncio.Protocol):
-    __slots__ = ("codec", "count", "decoded", "dst", "eof", "other", "read_into", "relay", "src")
+    __slots__ = ("codec", "count", "decoded", "dst", "eof", "other", "relay", "src")
 
     def __init__(self, relay: Relay, src: asyncio.Transport, dst: asyncio.Transport, codec: Codec | None) -> None:
         self.relay = relay
@@ -109,17 +96,11 @@ class _Side(asyncio.Protocol):
         self.other: _Side
         self.count = 0  # bytes read from src
         self.decoded = 0  # bytes the codec made of them (with a codec only; see Relay.bytes_out)
-        # READ_INTO: a plain _Side whose src is one of the loop's sockets (set by Relay)
-        self.read_into = False
 
     def data_received(self, data: bytes) -> None:
         data = self._decode(data)
         if data:
             self.dst.write(data)
-        if self.read_into and self.count + self.other.count >= READ_INTO_AFTER:
-            self.read_into = False
-            if not self.relay._closed and not self.src.is_closing():
-                self.src.set_protocol(_ReadInto(self))
 
     def _decode(self, data: bytes) -> bytes:
         """Count the bytes and run the codec; b"" when nothing is to be passed on."""
@@ -158,72 +139,6 @@ class _Side(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.other.src.resume_reading()
-
-
-def _unshared(buf: bytearray) -> bool:
-    """Whether no view of ``buf`` is alive: a bytearray with buffer exports cannot be resized (a
-    shrink by one byte and a regrow within its allocation, O(1), else BufferError)."""
-    try:
-        del buf[-1:]
-    except BufferError:
-        return False
-    buf.append(0)
-    return True
-
-
-class _ReadInto(asyncio.BufferedProtocol):
-    """The protocol of a plain side's socket once the relay is busy (READ_INTO_AFTER): the loop
-    reads into this side's own buffers, and a big read goes on in its buffer without a copy.
-
-    A handed-over buffer stays in use while the destination holds a view of it (yamux until its
-    turn, a TLS or socket transport whose peer is slow); reads go into the first of up to
-    READ_INTO_POOL buffers that nothing holds. In a bulk transfer three were ever made."""
-
-    __slots__ = ("_buf", "_bufs", "_next", "_write", "side")
-
-    def __init__(self, side: _Side) -> None:
-        self.side = side
-        self._buf: bytearray | bytes = b""  # the one the loop reads into now
-        self._bufs: list[bytearray] = []
-        self._next = 0  # which one a new buffer replaces when all are held
-        dst = side.dst
-        self._write: Callable[[memoryview], None] = dst.write_owned if isinstance(dst, MuxStream) else dst.write
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        bufs = self._bufs
-        for buf in bufs:
-            if _unshared(buf):
-                self._buf = buf
-                return memoryview(buf)
-        buf = new_bytearray(None, READ_INTO_SIZE)
-        if len(bufs) < READ_INTO_POOL:
-            bufs.append(buf)
-        else:  # all held: the oldest is left to its holder (freed when it lets go)
-            bufs[self._next] = buf
-            self._next = (self._next + 1) % READ_INTO_POOL
-        self._buf = buf
-        return memoryview(buf)
-
-    def buffer_updated(self, nbytes: int) -> None:
-        side = self.side
-        side.count += nbytes
-        view = memoryview(self._buf)[:nbytes]
-        if nbytes >= HAND_OFF:
-            self._write(view)
-        else:
-            side.dst.write(bytes(view))  # a short read: copied, the buffer stays free
-
-    def eof_received(self) -> bool:
-        return self.side.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.side.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.side.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.side.resume_writing()
 
 
 class _SpliceLater(_Side):
@@ -371,9 +286,6 @@ class Relay:
         elif limiter is None:
             self.a_side = sa = _Side(self, a, b, a_to_b)
             self.b_side = sb = _Side(self, b, a, b_to_a)
-            if READ_INTO:
-                sa.read_into = a_to_b is None and _is_socket_transport(a) and not _is_socket_transport(b)
-                sb.read_into = b_to_a is None and _is_socket_transport(b) and not _is_socket_transport(a)
         else:
             self.a_side = sa = _LimitedSide(self, a, b, a_to_b, limiter)
             self.b_side = sb = _LimitedSide(self, b, a, b_to_a, limiter)
