@@ -128,10 +128,6 @@ class IncomingBIO:
         self._ptr = _bio_of(self.bio) if available() else 0
         self._lent = b""
 
-    @property
-    def pending(self) -> int:
-        return self.bio.pending
-
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Give OpenSSL the next ciphertext (after whatever it has not read yet)."""
         ptr = self._ptr
@@ -145,9 +141,6 @@ class IncomingBIO:
             data = bio.read() + data
         _set(ptr, data)
         self._lent = data
-
-    def write_eof(self) -> None:
-        self.bio.write_eof()
 
     def release(self) -> None:
         """Point the BIO at nothing, so that nothing can read a chunk after its owner is gone."""

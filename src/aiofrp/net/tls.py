@@ -212,7 +212,7 @@ class TLSTransport(TLSLayer):
         The buffer is never reused, so consumers may keep views of it.
         """
         sslobj = self._ssl
-        inbio = self._in
+        inbio = self._in.bio  # the MemoryBIO itself: its pending is read once per record
         while not self._reading_paused and not self._lost:
             size = min(READ_SIZE, inbio.pending + RECORD_SIZE)
             # not zeroed first (bytearray(size) is a memset of up to 256 KiB per batch, ~5 % of
