@@ -89,10 +89,13 @@ class Client:
             v = self._new_visitor(vcfg)
             if v is not None:
                 self.visitors[vcfg.name] = v
-        self._stopping = False
-        self._stop_event = asyncio.Event()
+        self._stop_event = asyncio.Event()  # set by stop()
         self._login_task: asyncio.Future[None] | None = None
         self.exit_code = 0
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop_event.is_set()
 
     def _new_visitor(self, vcfg: VisitorBaseConfig) -> Visitor | None:
         from .visitors import new_visitor
@@ -327,7 +330,6 @@ class Client:
         self.stop()
 
     def stop(self) -> None:
-        self._stopping = True
         self._stop_event.set()
         if self._login_task is not None and not self._login_task.done():
             self._login_task.cancel()
