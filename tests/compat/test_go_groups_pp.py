@@ -11,6 +11,7 @@ the frps meters the server-mode proxy.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -21,6 +22,7 @@ from support.procs import (
     TEST_STRING,
     BulkServer,
     EchoServer,
+    UdpEchoServer,
     bulk_upload,
     free_port,
     frpc_config,
@@ -30,7 +32,7 @@ from support.procs import (
     udp_proxy,
     wait_port,
 )
-from support.waits import udp_exchange
+from support.waits import udp_burst, udp_exchange
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
@@ -69,8 +71,9 @@ def test_tcp_group_with_go_and_ours_members(frp, server: str):
 def test_proxy_protocol_and_server_bandwidth(frp, direction: str):
     client, server = (d.split("_")[0] for d in direction.split("-"))
     bind = start_frps(frp, server)
-    ports = {n: free_port() for n in ("pp1", "pp2", "ppu", "bw")}
-    with PPTcpServer() as s1, PPTcpServer() as s2, PPUdpServer() as su, BulkServer() as bulk:
+    ports = {n: free_port() for n in ("pp1", "pp2", "ppu", "bw", "bwu")}
+    with PPTcpServer() as s1, PPTcpServer() as s2, PPUdpServer() as su, BulkServer() as bulk, \
+            UdpEchoServer() as uecho:
         frpc = getattr(frp, f"{client}_frpc")(frpc_config(
             bind,
             tcp_proxy("pp1", s1.port, ports["pp1"], **{"transport.proxyProtocolVersion": "v1"}),
@@ -78,6 +81,8 @@ def test_proxy_protocol_and_server_bandwidth(frp, direction: str):
             udp_proxy("ppu", su.port, ports["ppu"], **{"transport.proxyProtocolVersion": "v2"}),
             tcp_proxy("bw", bulk.port, ports["bw"],
                       **{"transport.bandwidthLimit": "100KB", "transport.bandwidthLimitMode": "server"}),
+            udp_proxy("bwu", uecho.port, ports["bwu"],
+                      **{"transport.bandwidthLimit": "20KB", "transport.bandwidthLimitMode": "server"}),
             token=TOKEN,
         ))
         frpc.wait_for_proxies(*ports, timeout=15)
@@ -99,3 +104,10 @@ def test_proxy_protocol_and_server_bandwidth(frp, direction: str):
         assert bulk_upload(ports["bw"], 300 << 10, timeout=20).ok
         elapsed = time.monotonic() - t0  # (300 - 100 burst) KiB at 100 KiB/s = 2 s
         assert 1.3 < elapsed < 6.0, elapsed
+
+        # frps meters a udp proxy's work connection too (the UDPPacket messages, both ways):
+        # 30 x 1,000-byte datagrams echoed are ~84 KB of messages, less the 20 KiB burst: ~3 s
+        assert udp_exchange(ports["bwu"], [b"warm-up"])[1] == [b"warm-up"]
+        payloads = [b"%04d" % i + os.urandom(996) for i in range(30)]
+        got, elapsed = udp_burst(ports["bwu"], payloads, timeout=20)
+        assert len(got) == 30 and 2.0 < elapsed < 9.0, (len(got), elapsed)

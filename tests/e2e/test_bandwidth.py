@@ -8,10 +8,12 @@ the same pair shows that the time comes from the limit.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
-from support.procs import bulk_upload, free_port, frpc_config, frps_config, tcp_proxy, wait_port
+from support.procs import bulk_upload, free_port, frpc_config, frps_config, tcp_proxy, udp_proxy, wait_port
+from support.waits import udp_burst, udp_exchange
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,3 +48,43 @@ def test_bandwidth_limit_client_and_server_mode(frp, bulk_server):
         assert result.ok, (name, result)
         # (400 KiB - 100 KiB burst) / 100 KiB/s = 3 s
         assert 2.0 < elapsed < 6.0, (name, elapsed)
+
+
+UDP_LIMIT = "20KB"
+UDP_COUNT = 30  # datagrams of 1,000 bytes: ~1.4 KB each way as a UDPPacket message
+
+
+def test_udp_bandwidth_limit_client_and_server_mode(frp, udp_echo_server):
+    """udp proxies are metered too: in frpc (mode client, the work connection's bytes, as Go's frpc)
+    and in frps (mode server, the UDPPacket messages, as Go's frps). The limit holds bytes back
+    rather than dropping them, so every datagram of a burst comes back, later."""
+    bind = free_port()
+    frp.ours_frps(frps_config(bind, token=TOKEN)).wait_for_log("frps started successfully", 10)
+    ports = {name: free_port() for name in ("u-client", "u-server", "u-none")}
+    limit = {"transport.bandwidthLimit": UDP_LIMIT}
+    frpc = frp.ours_frpc(frpc_config(
+        bind,
+        udp_proxy("u-client", udp_echo_server.port, ports["u-client"], **limit),
+        udp_proxy("u-server", udp_echo_server.port, ports["u-server"],
+                  **limit, **{"transport.bandwidthLimitMode": "server"}),
+        udp_proxy("u-none", udp_echo_server.port, ports["u-none"]),
+        token=TOKEN,
+    ))
+    frpc.wait_for_proxies(*ports, timeout=15)
+    for port in ports.values():
+        _, replies = udp_exchange(port, [b"warm-up"])  # the work connection is there
+        assert replies == [b"warm-up"]
+
+    def burst(port: int) -> float:
+        payloads = [b"%04d" % i + os.urandom(996) for i in range(UDP_COUNT)]
+        got, elapsed = udp_burst(port, payloads, timeout=20)
+        assert len(got) == UDP_COUNT, (port, len(got))  # held back, not dropped
+        return elapsed
+
+    assert burst(ports["u-none"]) < 1.5
+    for name in ("u-client", "u-server"):
+        elapsed = burst(ports[name])
+        # 30 x ~2.8 KB of messages (1.3 KB of base64 and the JSON around it, each way) less
+        # the 20 KiB burst, at 20 KiB/s: about 3 s
+        assert 2.0 < elapsed < 9.0, (name, elapsed)
+    assert frpc.running

@@ -132,6 +132,31 @@ def udp_exchange(port: int, payloads: list[bytes], timeout: float = 10.0) -> tup
         return s.getsockname(), replies
 
 
+def udp_burst(port: int, payloads: list[bytes], timeout: float = 15.0) -> tuple[set[bytes], float]:
+    """Send every payload at once, then collect echoes until each has come back or ``timeout``
+    passed: (the payloads echoed, seconds from the first send to the last echo)."""
+    want = set(payloads)
+    got: set[bytes] = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.connect((LOCALHOST, port))
+        t0 = time.monotonic()
+        for p in payloads:
+            s.send(p)
+        last = t0
+        deadline = t0 + timeout
+        while got != want and time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                reply = s.recv(65536)
+            except (TimeoutError, ConnectionRefusedError):
+                continue
+            if reply in want:
+                got.add(reply)
+                last = time.monotonic()
+        return got, last - t0
+
+
 def check_first(kind: str, port: int, timeout: float = 20.0) -> None:
     if kind == "sudp":
         assert first_datagram(port, b"first-datagram", timeout) == b"first-datagram"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 import pytest
 
+from aiofrp.net.limiter import TokenBucket
 from aiofrp.net.relay import work_conn_codecs
 from aiofrp.net.udp import QUEUE_FRAMES, LocalForwarder, PacketConn, UserSocket
 from aiofrp.proto import msg as m
@@ -180,3 +182,103 @@ def test_user_socket_truncates_to_packet_size() -> None:
 
 def test_ping_frame_is_go_ping() -> None:
     assert PacketEncoder.ping() == m.encode(m.Ping())
+
+
+# -- bandwidth limit --------------------------------------------------------------------------
+
+
+async def _until(cond: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+class TimedTransport(FakeTransport):
+    """Records when each write happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def write(self, data: Any) -> None:
+        self.times.append(time.monotonic())
+        super().write(data)
+
+
+def test_limit_never_sends_faster_than_the_bucket_and_keeps_order() -> None:
+    """Sent frames leave at most ``burst + rate * t`` bytes by time t, in order, none lost."""
+
+    async def main() -> None:
+        rate, burst = 400_000.0, 20_000.0
+        t = TimedTransport()
+        pc = PacketConn("t", lambda d, a: None, limiter=TokenBucket(rate, burst))
+        pc.attach(t)
+        t0 = time.monotonic()
+        sent = [(bytes([i % 256]) * 1000, ("127.0.0.1", i + 1)) for i in range(150)]
+        for data, addr in sent:
+            assert pc.send_datagram(data, addr)
+        total = sum(len(PacketEncoder().packet(d, a)) for d, a in sent)
+        await _until(lambda: sum(map(len, t.written)) == total)
+        out = 0
+        for chunk, when in zip(t.written, t.times, strict=True):
+            out += len(chunk)
+            assert out <= burst + rate * (when - t0) + 1, (out, when - t0)
+        assert len(t.written) > 3  # it did have to wait
+        assert PacketReader().feed(b"".join(t.written)) == [Datagram(d, a) for d, a in sent]
+        pc.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("wire", [False, True])
+def test_limit_counts_messages_or_wire_bytes(wire: bool) -> None:
+    """frps (Go's server mode) meters the messages inside compression, frpc (client mode) the
+    compressed bytes on the connection: of compressible datagrams, the first burst carries more
+    messages when the wire is metered."""
+
+    async def main() -> None:
+        burst = 10_000.0
+        enc, _ = work_conn_codecs(None, True)
+        _, peer_dec = work_conn_codecs(None, True)
+        assert peer_dec is not None
+        t = FakeTransport()
+        pc = PacketConn("t", lambda d, a: None, encode=enc, limiter=TokenBucket(1.0, burst), limit_wire=wire)
+        pc.attach(t)
+        for i in range(40):
+            pc.send_datagram(b"a" * 1000, ("127.0.0.1", i + 1))
+        await asyncio.sleep(0)
+        wire_bytes = sum(map(len, t.written))
+        messages = len(peer_dec(b"".join(t.written)))
+        assert wire_bytes <= burst
+        if wire:
+            assert messages > 2 * burst  # base64 of "a"s compresses well
+        else:
+            assert messages <= burst
+        pc.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("wire", [False, True])
+def test_limit_holds_received_bytes_with_reading_paused(wire: bool) -> None:
+    """Received bytes beyond the bucket are held (reading paused) and handed up in order once it
+    refills; an EOF while bytes are held ends the stream after they are delivered."""
+
+    async def main() -> None:
+        got: list[tuple[bytes, Any]] = []
+        t = FakeTransport()
+        pc = PacketConn("t", lambda d, a: got.append((d, a)), limiter=TokenBucket(200_000.0, 10_000.0),
+                        limit_wire=wire)
+        pc.attach(t)
+        sent = [(bytes([i]) * 900, ("10.0.0.1", i + 1)) for i in range(60)]
+        stream = b"".join(PacketEncoder().packet(d, a) for d, a in sent)
+        pc.data_received(stream[:40_000])
+        assert 0 < len(got) < 10 and not t.reading
+        pc.data_received(stream[40_000:])  # a transport may deliver a little after pause_reading
+        assert pc.eof_received() is True  # held: not closed yet
+        assert not pc.closed.done()
+        await _until(lambda: pc.closed.done())
+        assert got == sent
+
+    run(main())

@@ -310,12 +310,6 @@ FRPS_REFUSED = [
 FRPC_REFUSED = [
     ("webServer.port = 7400\nwebServer.pprofEnable = true", "webServer.pprofEnable"),
     ('featureGates = { VirtualNet = true }\nvirtualNet.address = "100.86.0.1/24"', "virtualNet.address"),
-    ('[[proxies]]\nname = "u"\ntype = "udp"\ntransport.bandwidthLimit = "1MB"', "proxies[0].transport.bandwidthLimit"),
-    (
-        ('[[proxies]]\nname = "t"\ntype = "tcp"\n[[proxies]]\nname = "u"\ntype = "sudp"\n'
-        'transport.bandwidthLimit = "1MB"\ntransport.bandwidthLimitMode = "client"'),
-        "proxies[1].transport.bandwidthLimit",
-    ),
     *[
         (f'[[proxies]]\nname = "p"\ntype = "tcp"\n[proxies.plugin]\ntype = "{t}"\n{extra}', "proxies[0].plugin.type")
         for t, extra in [
@@ -387,6 +381,13 @@ ACCEPTED = [
     (parse_client_config, 'auth.oidc.clientID = "x"'),
     (parse_client_config, 'webServer.port = 7400\nwebServer.user = "a"\nwebServer.password = "b"'),
     (parse_client_config, '[[proxies]]\nname = "t"\ntype = "tcp"\ntransport.bandwidthLimit = "1MB"'),
+    # udp and sudp are metered in either mode (Go's frpc does not meter them in "client" mode)
+    (parse_client_config, '[[proxies]]\nname = "u"\ntype = "udp"\ntransport.bandwidthLimit = "1MB"'),
+    (
+        parse_client_config,
+        ('[[proxies]]\nname = "t"\ntype = "tcp"\n[[proxies]]\nname = "u"\ntype = "sudp"\n'
+        'transport.bandwidthLimit = "1MB"\ntransport.bandwidthLimitMode = "client"'),
+    ),
     (
         parse_client_config,
         ('[[proxies]]\nname = "u"\ntype = "udp"\ntransport.bandwidthLimit = "1MB"\n'

@@ -93,11 +93,6 @@ TABLE: tuple[Unsupported, ...] = (
                 refused=False),
     Unsupported("frpc", "webServer.pprofEnable", "Go's runtime profiler under /debug/pprof/ (Go-only; aiofrp refuses "
                 "it rather than serve something else under that name)", only_with="webServer.port"),
-    Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frpc",
-                types=("udp", "sudp"), only_with='transport.bandwidthLimitMode = "client"'),
-    Unsupported("frpc", "proxies.transport.bandwidthLimit", "bandwidth limit of udp/sudp traffic in frps",
-                types=("udp", "sudp"), only_with='transport.bandwidthLimitMode = "server"', refused=False,
-                go_ignores=True),
     Unsupported("frpc", "proxies.loadBalancer.*", "groups exist for tcp, http, https and tcpmux only",
                 types=("udp", "stcp", "sudp", "xtcp"), refused=False, go_ignores=True),
     Unsupported("frpc", "log.disablePrintColor", "aiofrp never colours its log lines", refused=False),

@@ -7,6 +7,13 @@ transport pushes back they wait in a bounded queue (1024 frames, like Go's chann
 that datagrams are dropped. So a slow or stalled tunnel never holds up the event loop, the
 yamux session or other proxies. Received datagrams are never queued without bound either: they
 go straight to a UDP socket, whose own buffer is capped as well.
+
+A proxy's bandwidth limit (``transport.bandwidthLimit``) meters the packet stream as Go's
+``limit.Reader``/``limit.Writer`` do around a udp/sudp work connection, both directions from the
+proxy's one token bucket: Go's frps (``bandwidthLimitMode = "server"``) counts the message bytes
+(inside encryption and compression), Go's frpc (``"client"``) the bytes on the connection. Beyond
+the limit, frames to send wait in the queue (and are dropped when it is full), and received bytes
+are held with the transport paused, until the bucket has room.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ import socket
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
 from ..proto.udp import Datagram, PacketEncoder, PacketReader, PacketTooLarge
 from .relay import Codec
 from .udp_batch import enlarge_buffers
+
+if TYPE_CHECKING:
+    from .limiter import TokenBucket
 
 log = logging.getLogger("aiofrp.net.udp")
 
@@ -43,6 +53,9 @@ class PacketConn(asyncio.Protocol):
 
     ``on_datagram(data, addr)`` gets each received ``UDPPacket``; other messages (``Ping``) only
     feed the read deadline. ``closed`` resolves when the stream is gone, for whatever reason.
+    ``limiter``: the proxy's bandwidth bucket, metering both directions (None: no limit); it counts
+    the message bytes, or with ``limit_wire`` the bytes on the transport (after encryption and
+    compression), which is where Go's frpc meters a udp/sudp work connection.
     """
 
     def __init__(
@@ -56,6 +69,8 @@ class PacketConn(asyncio.Protocol):
         ping_interval: float = 0.0,
         on_close: Callable[[PacketConn], None] | None = None,
         v2: bool = False,
+        limiter: TokenBucket | None = None,
+        limit_wire: bool = False,
     ) -> None:
         self.name = name
         self._on_datagram = on_datagram
@@ -78,6 +93,13 @@ class PacketConn(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._ping_interval = ping_interval
         self._ping_timer: asyncio.TimerHandle | None = None
+        self._limiter = limiter
+        self._limit_wire = limit_wire  # meter the bytes on the wire (encrypted, compressed), not the messages
+        self._out_wire: bytes | None = None  # encoded bytes beyond the limit, to write first
+        self._out_timer: asyncio.TimerHandle | None = None  # sending waits for the bucket
+        self._in_timer: asyncio.TimerHandle | None = None  # received bytes wait for the bucket
+        self._in_held: bytes | None = None  # received bytes beyond the limit, not yet handed up
+        self._eof_pending = False  # the peer ended the stream while bytes were held
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -127,7 +149,8 @@ class PacketConn(asyncio.Protocol):
             self.dropped += 1
             return False
         q.append(frame)
-        if self._flush_handle is None and not self._paused and self.transport is not None:
+        if (self._flush_handle is None and not self._paused and self.transport is not None
+                and self._out_timer is None):
             self._flush_handle = self._loop.call_soon(self._flush)
         return True
 
@@ -140,14 +163,45 @@ class PacketConn(asyncio.Protocol):
         self._flush_handle = None
         t = self.transport
         q = self._queue
-        if self._closed or self._paused or t is None or not q:
+        if self._closed or self._paused or t is None or not q or self._out_timer is not None:
             return
         data = b"".join(q) if len(q) > 1 else q[0]
         q.clear()
+        if self._limiter is not None and not self._limit_wire:
+            data = self._take_out(data)
+            if not data:
+                return
         if self._encode is not None:
             data = self._encode(data)
+        if data and self._limiter is not None and self._limit_wire:
+            data = self._take_out(data)
         if data:
             t.write(data)
+
+    def _take_out(self, data: bytes) -> bytes:
+        """The part of ``data`` the bucket lets out now; the rest waits (first in the queue, or
+        as ``_out_wire`` when already encoded) for a timer."""
+        assert self._limiter is not None
+        n = len(data)
+        now = time.monotonic()
+        granted = self._limiter.take(n, now)
+        if granted < n:
+            if self._limit_wire:
+                self._out_wire = data[granted:]
+            else:
+                self._queue.insert(0, data[granted:])
+            self._out_timer = self._loop.call_later(self._limiter.wait_time(n - granted, now), self._out_release)
+            data = data[:granted]
+        return data
+
+    def _out_release(self) -> None:
+        self._out_timer = None
+        rest, self._out_wire = self._out_wire, None
+        if rest is not None and not self._closed and self.transport is not None:
+            rest = self._take_out(rest)
+            if rest:
+                self.transport.write(rest)
+        self._flush()
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -162,11 +216,76 @@ class PacketConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        try:
-            if self._decode is not None:
+        if self._limiter is None:
+            self._decoded(data)
+            return
+        self._last_read = self._loop.time()  # bytes arrived: the peer is alive, even if held
+        if self._limit_wire:
+            if self._in_held is not None:  # transports may deliver a little after pause_reading
+                self._in_held += data
+                return
+            data = self._take_in(data)
+            if data:
+                self._decoded(data)
+        else:
+            self._decoded(data)
+
+    def _decoded(self, data: bytes) -> None:
+        """Decode received bytes, meter them when the limit counts plaintext, hand them up."""
+        if self._decode is not None:
+            try:
                 data = self._decode(data)
-                if not data:
-                    return
+            except (ProtocolError, ValueError) as exc:
+                log.warning("[%s] bad data on udp stream: %s", self.name, exc)
+                self.close()
+                return
+            if not data:
+                return
+        if self._limiter is not None and not self._limit_wire:
+            if self._in_held is not None:
+                self._in_held += data
+                return
+            data = self._take_in(data)
+            if not data:
+                return
+        self._deliver(data)
+
+    def _take_in(self, data: bytes) -> bytes:
+        """The part of received ``data`` the bucket lets through now; the rest is held (at the
+        same stage: wire bytes or plaintext) with reading paused until a timer."""
+        assert self._limiter is not None
+        n = len(data)
+        now = time.monotonic()
+        granted = self._limiter.take(n, now)
+        if granted < n:
+            self._in_held = bytes(data[granted:])  # the producer may reuse a view's buffer
+            if self.transport is not None:
+                self.transport.pause_reading()
+            self._in_timer = self._loop.call_later(self._limiter.wait_time(n - granted, now), self._in_release)
+            data = data[:granted]
+        return data
+
+    def _in_release(self) -> None:
+        self._in_timer = None
+        held, self._in_held = self._in_held, None
+        if self._closed or held is None:
+            return
+        data = self._take_in(held)
+        if data:
+            if self._limit_wire:
+                self._decoded(data)
+            else:
+                self._deliver(data)
+        if self._closed or self._in_held is not None:
+            return
+        if self._eof_pending:
+            self.close()
+        elif self.transport is not None:
+            self.transport.resume_reading()
+
+    def _deliver(self, data: bytes) -> None:
+        """Parse received plaintext and hand up its datagrams."""
+        try:
             events = self._reader.feed(data)
         except (ProtocolError, ValueError) as exc:
             log.warning("[%s] bad data on udp stream: %s", self.name, exc)
@@ -181,6 +300,9 @@ class PacketConn(asyncio.Protocol):
             # any other message (Ping) only proves that the peer is alive
 
     def eof_received(self) -> bool:
+        if self._in_held is not None:  # deliver what the limit holds first
+            self._eof_pending = True
+            return True
         self.close()
         return False
 
@@ -216,7 +338,7 @@ class PacketConn(asyncio.Protocol):
         if self._closed:
             return
         self._closed = True
-        for h in (self._flush_handle, self._deadline, self._ping_timer):
+        for h in (self._flush_handle, self._deadline, self._ping_timer, self._out_timer, self._in_timer):
             if h is not None:
                 h.cancel()
         self._queue.clear()

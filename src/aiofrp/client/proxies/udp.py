@@ -36,6 +36,7 @@ class UDPSession:
         self.stream = PacketConn(
             proxy.name, self._from_server, encode=encode, decode=decode,
             ping_interval=PING_INTERVAL, on_close=self._closed, v2=conn.wire_protocol == "v2",
+            limiter=proxy.limiter, limit_wire=True,  # bandwidthLimitMode "client": as Go's frpc, the wire bytes
         )
         self.forwarder = LocalForwarder(proxy.name, local, size, self.stream.send_datagram,
                                         proxy_protocol=cfg.transport.proxy_protocol_version)
