@@ -12,7 +12,16 @@ import os
 import time
 
 import pytest
-from support.procs import bulk_upload, free_port, frpc_config, frps_config, tcp_proxy, udp_proxy, wait_port
+from support.procs import (
+    block,
+    bulk_upload,
+    free_port,
+    frpc_config,
+    frps_config,
+    tcp_proxy,
+    udp_proxy,
+    wait_port,
+)
 from support.waits import udp_burst, udp_exchange
 
 pytestmark = pytest.mark.timeout(60)
@@ -88,3 +97,36 @@ def test_udp_bandwidth_limit_client_and_server_mode(frp, udp_echo_server):
         # the 20 KiB burst, at 20 KiB/s: about 3 s
         assert 2.0 < elapsed < 9.0, (name, elapsed)
     assert frpc.running
+
+
+def test_sudp_bandwidth_limit_client_and_server_mode(frp, udp_echo_server):
+    """sudp: frpc meters the provider's work connection (client), frps the visitor's connection
+    (server, as for stcp); a visitor in the same frpc reaches each."""
+    bind = free_port()
+    frp.ours_frps(frps_config(bind, token=TOKEN)).wait_for_log("frps started successfully", 10)
+    ports = {name: free_port() for name in ("s-client", "s-server", "s-none")}
+    modes = {"s-client": {"transport.bandwidthLimit": UDP_LIMIT},
+             "s-server": {"transport.bandwidthLimit": UDP_LIMIT, "transport.bandwidthLimitMode": "server"},
+             "s-none": {}}
+    blocks = []
+    for name, keys in modes.items():
+        blocks.append(block("proxies", name=name, type="sudp", localIP="127.0.0.1", localPort=udp_echo_server.port,
+                            secretKey="sk", **keys))
+        blocks.append(block("visitors", name=f"v-{name}", type="sudp", serverName=name, secretKey="sk",
+                            bindAddr="127.0.0.1", bindPort=ports[name]))
+    frpc = frp.ours_frpc(frpc_config(bind, *blocks, token=TOKEN))
+    frpc.wait_for_proxies(*modes, timeout=15)
+    for port in ports.values():
+        _, replies = udp_exchange(port, [b"warm-up"])
+        assert replies == [b"warm-up"]
+
+    def burst(port: int) -> float:
+        payloads = [b"%04d" % i + os.urandom(996) for i in range(UDP_COUNT)]
+        got, elapsed = udp_burst(port, payloads, timeout=20)
+        assert len(got) == UDP_COUNT, (port, len(got))
+        return elapsed
+
+    assert burst(ports["s-none"]) < 1.5
+    for name in ("s-client", "s-server"):
+        elapsed = burst(ports[name])
+        assert 2.0 < elapsed < 9.0, (name, elapsed)
