@@ -130,3 +130,68 @@ def test_sudp_bandwidth_limit_client_and_server_mode(frp, udp_echo_server):
     for name in ("s-client", "s-server"):
         elapsed = burst(ports[name])
         assert 2.0 < elapsed < 9.0, (name, elapsed)
+
+
+def test_http_bandwidth_limit_server_mode(frp):
+    """http proxies in mode server: frps meters each work connection its reverse proxy uses (the
+    plaintext inside useEncryption, both ways), as Go's frps does. Bodies arrive intact, the
+    keep-alive connection stays usable, and a WebSocket upgrade goes on under the same limit."""
+    import asyncio
+    import hashlib
+    import http.client
+    import json
+
+    import aiohttp
+    from support.httpd import WebBackend, pattern_sha256, proxy_block
+
+    bind, vport = free_port(), free_port()
+    frp.ours_frps(frps_config(bind, token=TOKEN, vhostHTTPPort=vport)).wait_for_log("frps started successfully", 10)
+    with WebBackend("A") as web:
+        limit = {"transport.bandwidthLimit": "100KB", "transport.bandwidthLimitMode": "server",
+                 "transport.useEncryption": True}
+        frpc = frp.ours_frpc(frpc_config(
+            bind,
+            proxy_block("http", "h-limited", web.port, customDomains=["slow.example.com"], **limit),
+            proxy_block("http", "h-none", web.port, customDomains=["fast.example.com"]),
+            token=TOKEN,
+        ))
+        frpc.wait_for_proxies("h-limited", "h-none", timeout=15)
+        size = 300 << 10
+
+        def exchange(host: str) -> tuple[float, float]:
+            conn = http.client.HTTPConnection("127.0.0.1", vport, timeout=30)
+            try:
+                t0 = time.monotonic()
+                conn.request("GET", f"/big?size={size}", headers={"Host": host})
+                resp = conn.getresponse()
+                body = resp.read()
+                assert resp.status == 200 and hashlib.sha256(body).hexdigest() == pattern_sha256(size)
+                t1 = time.monotonic()
+                payload = os.urandom(size)
+                conn.request("PUT", "/upload", body=payload, headers={"Host": host})  # same connection
+                resp = conn.getresponse()
+                assert resp.status == 200
+                assert json.loads(resp.read()) == {"size": size, "sha256": hashlib.sha256(payload).hexdigest()}
+                return t1 - t0, time.monotonic() - t1
+            finally:
+                conn.close()
+
+        down, up = exchange("fast.example.com")
+        assert down < 1.5 and up < 1.5, (down, up)
+        down, up = exchange("slow.example.com")
+        # 300 KiB less what the bucket has saved up, at 100 KiB/s
+        assert 1.0 < down < 6.0 and 2.0 < up < 6.0, (down, up)
+
+        async def ws() -> tuple[int, float]:
+            async with aiohttp.ClientSession() as session, session.ws_connect(
+                f"http://127.0.0.1:{vport}/ws", headers={"Host": "slow.example.com"}
+            ) as sock:
+                t0 = time.monotonic()
+                total = 0
+                for _ in range(3):
+                    await sock.send_bytes(b"\x01" * (100 << 10))
+                    total += len((await sock.receive(timeout=15)).data)
+                return total, time.monotonic() - t0
+
+        total, elapsed = asyncio.run(ws())
+        assert total == 300 << 10 and 3.0 < elapsed < 12.0, (total, elapsed)  # 600 KiB both ways in all

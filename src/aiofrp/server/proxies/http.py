@@ -35,9 +35,6 @@ class HTTPProxy(VhostProxy[HTTPMember]):
         vhost = self.server.http_vhost
         if not cfg.vhost_http_port or vhost is None:
             raise ProxyError("type [http] not supported when vhost http port is not set")
-        if self.limiter is not None:  # frps would limit CONNECT/WebSocket tunnels but not plain requests
-            raise ProxyError('transport.bandwidthLimitMode = "server" is not supported by aiofrp yet for http '
-                             'proxies; use "client"')
         req = self.req
         validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)

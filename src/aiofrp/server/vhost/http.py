@@ -78,10 +78,11 @@ class PauseReason(enum.Flag):
 
     UPSTREAM = enum.auto()  # the work connection's write buffer is full
     HOLD = enum.auto()  # bytes of the next request wait until the current exchange is over
+    LIMIT = enum.auto()  # request bytes wait for the proxy's bandwidth limit (mode "server")
 
 
 _NOT_PAUSED = PauseReason(0)
-_R_UPSTREAM, _R_HOLD = PauseReason.UPSTREAM, PauseReason.HOLD
+_R_UPSTREAM, _R_HOLD, _R_LIMIT = PauseReason.UPSTREAM, PauseReason.HOLD, PauseReason.LIMIT
 LINGER_TIME = 1.0  # after an error response, unread request bytes are drained this long
 
 
@@ -257,6 +258,12 @@ class ClientConn(asyncio.Protocol):
             self._pause(_R_UPSTREAM)
         else:
             self._resume(_R_UPSTREAM)
+
+    def pause_for_limit(self, full: bool) -> None:
+        if full:
+            self._pause(_R_LIMIT)
+        else:
+            self._resume(_R_LIMIT)
 
     def _pause(self, reason: PauseReason) -> None:
         if not self.paused and self.state != _CLOSED:
@@ -576,7 +583,9 @@ class ClientConn(asyncio.Protocol):
         self.transport.write(raw)
         if rest:
             self.transport.write(rest)
-        self._tunnel(up.member, up.transport, up.encode, up.decode, self.pending)
+        held = up.take_out_held()  # request bytes the bandwidth limit had not let out yet
+        self._resume(_R_LIMIT)
+        self._tunnel(up.member, up.transport, up.encode, up.decode, held + self.pending if held else self.pending)
 
     def _tunnel(self, member: HTTPMember, work: asyncio.Transport, encode: Codec | None, decode: Codec | None,
                 data: bytes,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ...proto.http import (
@@ -50,9 +51,9 @@ class Upstream(asyncio.Protocol):
     """One work connection carrying HTTP/1.1 requests of one proxy, one exchange at a time."""
 
     __slots__ = (
-        "client", "client_transport", "counted", "decode", "encode", "framer", "got_bytes", "idle_since",
-        "member", "method", "nin", "nout", "rbuf", "read_paused", "reusable", "reused", "state", "timer",
-        "transport", "write_paused",
+        "client", "client_transport", "counted", "decode", "encode", "eof_held", "framer", "got_bytes", "head_timeout",
+        "idle_since", "in_held", "in_timer", "member", "method", "nin", "nout", "out_held", "out_timer", "rbuf",
+        "read_paused", "reusable", "reused", "state", "timer", "transport", "write_paused",
     )
 
     def __init__(
@@ -78,6 +79,14 @@ class Upstream(asyncio.Protocol):
         self.nin = 0  # request bytes sent to frpc (frp's "traffic in"), before the codec
         self.nout = 0  # response bytes from frpc ("traffic out"), after the codec
         self.counted = True  # open in frps's statistics until _uncount (member.upstream_done)
+        # bandwidthLimitMode "server": the proxy's bucket meters the work connection's plaintext,
+        # both ways, as Go's frps does (GetRealConn); bytes beyond it wait here, their side paused
+        self.out_held: bytes | None = None  # request bytes not yet written
+        self.in_held: bytes | None = None  # response bytes not yet handled (reading paused)
+        self.out_timer: asyncio.TimerHandle | None = None
+        self.in_timer: asyncio.TimerHandle | None = None
+        self.head_timeout = 0.0  # a response-head timeout to start once out_held is written
+        self.eof_held = False  # the work connection ended behind in_held
         transport.set_protocol(self)
 
     # -- driven by the client side --------------------------------------------------------------
@@ -102,17 +111,106 @@ class Upstream(asyncio.Protocol):
     def resume_reading(self) -> None:
         if self.read_paused:
             self.read_paused = False
-            self.transport.resume_reading()
+            if self.in_held is None:
+                self.transport.resume_reading()
 
     def send(self, data: bytes | memoryview) -> None:
         self.nin += len(data)
+        if self.member.limiter is not None:
+            self._send_metered(data)
+            return
         enc = self.encode
         self.transport.write(enc(data) if enc is not None else data)
 
     def request_done(self, timeout: float) -> None:
-        """The whole request is written: Go's ResponseHeaderTimeout starts now."""
+        """The whole request is written: Go's ResponseHeaderTimeout starts now (once the bandwidth
+        limit has let all of it out)."""
+        if self.out_held is not None:
+            self.head_timeout = timeout
+            return
         if self.state == _HEAD and self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(timeout, self._timeout)
+
+    # -- bandwidth limit (mode "server") --------------------------------------------------------
+
+    def _send_metered(self, data: bytes | memoryview) -> None:
+        if self.out_held is not None:
+            self.out_held += data
+            return
+        bucket = self.member.limiter
+        assert bucket is not None
+        n = len(data)
+        now = time.monotonic()
+        granted = bucket.take(n, now)
+        if granted:
+            part = data if granted == n else data[:granted]
+            enc = self.encode
+            self.transport.write(enc(part) if enc is not None else part)
+        if granted == n:
+            return
+        self.out_held = bytes(data[granted:])
+        if self.client is not None:
+            self.client.pause_for_limit(True)
+        self.out_timer = asyncio.get_running_loop().call_later(bucket.wait_time(n - granted, now), self._release_out)
+
+    def _release_out(self) -> None:
+        self.out_timer = None
+        held, self.out_held = self.out_held, None
+        if held is None or self.state == _CLOSED:
+            return
+        self._send_metered(held)
+        if self.out_held is not None:
+            return
+        if self.client is not None:
+            self.client.pause_for_limit(False)
+        if self.head_timeout:
+            timeout, self.head_timeout = self.head_timeout, 0.0
+            self.request_done(timeout)
+
+    def take_out_held(self) -> bytes:
+        """Request bytes not yet written (an upgrade hands them to the relay that takes over)."""
+        held, self.out_held = self.out_held or b"", None
+        if self.out_timer is not None:
+            self.out_timer.cancel()
+            self.out_timer = None
+        return held
+
+    def _take_in(self, data: bytes) -> bytes:
+        bucket = self.member.limiter
+        assert bucket is not None
+        n = len(data)
+        now = time.monotonic()
+        granted = bucket.take(n, now)
+        if granted == n:
+            return data
+        self.in_held = data[granted:]
+        self.transport.pause_reading()
+        self.in_timer = asyncio.get_running_loop().call_later(bucket.wait_time(n - granted, now), self._release_in)
+        return data[:granted]
+
+    def _release_in(self) -> None:
+        self.in_timer = None
+        held, self.in_held = self.in_held, None
+        if held is None or self.state == _CLOSED:
+            return
+        data = self._take_in(held)
+        if data:
+            self._handle(data)
+        if self.in_held is not None or self.state == _CLOSED:
+            return
+        if self.eof_held:
+            self.eof_held = False
+            if not self.eof_received():
+                self.transport.close()
+        elif not self.read_paused:
+            self.transport.resume_reading()
+
+    def _cancel_limit(self) -> None:
+        for h in (self.in_timer, self.out_timer):
+            if h is not None:
+                h.cancel()
+        self.in_timer = self.out_timer = None
+        self.in_held = self.out_held = None
 
     @property
     def usable(self) -> bool:
@@ -127,11 +225,15 @@ class Upstream(asyncio.Protocol):
         """Stop handling the connection (it becomes one side of a raw relay)."""
         self._uncount()
         self._cancel_timer()
+        if self.in_timer is not None:
+            self.in_timer.cancel()
+            self.in_timer = None
         self.state = _CLOSED
         self.client = None
 
     def close(self) -> None:
         self._cancel_timer()
+        self._cancel_limit()
         if self.state != _CLOSED:
             self.state = _CLOSED
             self.client = None
@@ -140,6 +242,7 @@ class Upstream(asyncio.Protocol):
 
     def abort(self) -> None:
         self._cancel_timer()
+        self._cancel_limit()
         self.state = _CLOSED
         self.client = None
         self.member.pool.discard(self)
@@ -159,6 +262,16 @@ class Upstream(asyncio.Protocol):
         elif type(data) is not bytes:
             data = bytes(data)  # yamux streams hand out views of their frames
         self.nout += len(data)
+        if self.member.limiter is not None:
+            if self.in_held is not None:  # transports may deliver a little after pause_reading
+                self.in_held += data
+                return
+            data = self._take_in(data)
+            if not data:
+                return
+        self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
         state = self.state
         try:
             if state == _BODY:
@@ -201,8 +314,12 @@ class Upstream(asyncio.Protocol):
             pos = end
         self._cancel_timer()
         if resp.status == 101:
+            rest = data[end:]
+            if self.in_held is not None:  # bytes the bandwidth limit held go to the relay's client now
+                rest += self.in_held
+                self.in_held = None
             self.detach()
-            client.on_upgrade(self, resp, data[pos:end], data[end:])
+            client.on_upgrade(self, resp, data[pos:end], rest)
             return
         self.framer = framer
         self.state = _BODY
@@ -237,6 +354,11 @@ class Upstream(asyncio.Protocol):
         """The response is complete; ``extra``: the service sent bytes beyond it."""
         if extra:
             self.reusable = False
+        if self.out_held is not None:  # answered before the request was all written
+            self.reusable = False
+            self.take_out_held()
+            if self.client is not None:
+                self.client.pause_for_limit(False)
         client = self.client
         self.client = None
         self.client_transport = None
@@ -262,6 +384,9 @@ class Upstream(asyncio.Protocol):
             self.timer = None
 
     def eof_received(self) -> bool:
+        if self.in_held is not None:  # handle what the bandwidth limit holds first
+            self.eof_held = True
+            return True
         if self.state == _BODY and isinstance(self.framer, UntilClose):
             self.reusable = False
             self._done(False)
@@ -275,6 +400,7 @@ class Upstream(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_limit()
         if self.state in (_HEAD, _BODY):
             if self.state == _BODY and isinstance(self.framer, UntilClose):
                 self.reusable = False
