@@ -154,8 +154,47 @@ def test_v2_udp_proxy(frp, tcp_mux: bool) -> None:
             assert udp_roundtrip(remote, data, 5, attempts=10) == data
 
 
-def test_v2_sudp_refused_at_load(frp) -> None:
-    frpc = frp.ours_frpc(frpc_config(free_port(), block("proxies", name="u", type="sudp", localPort=53, secretKey="k"),
-                                     token=TOKEN, **V2), env=env())
-    assert frpc.wait_exit(15) == 1
-    assert 'proxies[0].type: sudp over transport.wireProtocol = "v2" is not supported by aiofrp yet' in frpc.log_text()
+def test_v2_sudp_same_and_mixed_framings(frp) -> None:
+    """sudp with providers and visitors on either wire protocol: frps relays a tunnel whose two
+    clients frame UDPPacket messages alike as it is, and re-frames the messages of a v1 and a v2 end
+    (Go >= 0.69.1's bridge, logged as Go logs it); sk encryption and compression on one visitor of
+    each kind."""
+    from support.procs import UdpEchoServer, udp_roundtrip
+
+    frps, bind = start_frps(frp)
+    with UdpEchoServer() as uecho:
+        def provider(name: str, **kw: Any) -> Any:
+            return frp.ours_frpc(frpc_config(bind, block("proxies", name=name, type="sudp", secretKey="k",
+                                                         localIP=LOCALHOST, localPort=uecho.port),
+                                             token=TOKEN, **kw), env=env())
+
+        p1, p2 = provider("p1"), provider("p2", **V2)
+        p1.wait_for_proxies("p1", timeout=15)
+        p2.wait_for_proxies("p2", timeout=15)
+        ports: dict[str, int] = {}
+
+        def visitors(wire: str, **kw: Any) -> Any:
+            blocks = []
+            for target in ("p1", "p2"):
+                for codec in ("plain", "enc"):
+                    name = f"{wire}-{target}-{codec}"
+                    ports[name] = free_port()
+                    extra = ({"transport.useEncryption": True, "transport.useCompression": True}
+                             if codec == "enc" else {})
+                    blocks.append(block("visitors", name=name, type="sudp", serverName=target, secretKey="k",
+                                        bindAddr=LOCALHOST, bindPort=ports[name], **extra))
+            return frp.ours_frpc(frpc_config(bind, *blocks, token=TOKEN, **kw), env=env())
+
+        for vis in (visitors("v1"), visitors("v2", **V2)):
+            vis.wait_login(15)
+        for name, port in ports.items():
+            for size in (1, 100, 1400):
+                data = os.urandom(size)
+                assert udp_roundtrip(port, data, 5, attempts=10) == data, (name, size)
+        # mixed: v1 visitors of p2 and v2 visitors of p1, two of each (plain, enc)
+        bridged = frps.wait_for_log(r"bridge mixed SUDP payload codecs", 5)
+        assert bridged
+        text = frps.log_text()
+        assert text.count("proxy wireProtocol [v2], visitor wireProtocol [v1]") == 2, text
+        assert text.count("proxy wireProtocol [v1], visitor wireProtocol [v2]") == 2, text
+        assert "Traceback" not in text

@@ -282,3 +282,33 @@ def test_limit_holds_received_bytes_with_reading_paused(wire: bool) -> None:
         assert got == sent
 
     run(main())
+
+
+# -- frps's sudp bridge between a v1 and a v2 end ---------------------------------------------------
+
+
+def test_packet_bridge_reframes_messages_and_passes_pings_one_way() -> None:
+    from aiofrp.net.udp import PacketBridge
+
+    async def main() -> None:
+        closed: list[Any] = []
+        vt, wt = FakeTransport(), FakeTransport()
+        v2, v1 = PacketEncoder(True), PacketEncoder(False)
+        early = v2.packet(b"early", ("10.0.0.1", 5))  # read behind the visitor's NewVisitorConn
+        bridge = PacketBridge("s", (vt, early, False), (None, None), True, (wt, b"", False), (None, None), False,
+                              on_close=closed.append)
+        bridge.visitor.data_received(v2.packet(b"up", ("10.0.0.1", 5)) + v2.ping_frame())
+        bridge.work.data_received(v1.packet(b"down!", ("10.0.0.1", 5)) + v1.ping_frame())
+        await asyncio.sleep(0)
+        # the provider (v1) gets the visitor's datagrams in v1 frames, not its ping
+        assert PacketReader(False).feed(b"".join(wt.written)) == [
+            Datagram(b"early", ("10.0.0.1", 5)), Datagram(b"up", ("10.0.0.1", 5))]
+        # the visitor (v2) gets the provider's datagram and its ping in v2 frames
+        assert b"".join(vt.written) == v2.packet(b"down!", ("10.0.0.1", 5)) + v2.ping_frame()
+        assert (bridge.bytes_a_to_b, bridge.bytes_out) == (7, 5)
+        bridge.work.eof_received()  # one side ends: both close, the proxy hears it once
+        assert vt.closed and wt.closed and bridge.done.done() and closed == [bridge]
+        bridge.close()
+        assert closed == [bridge]
+
+    run(main())

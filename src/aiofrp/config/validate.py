@@ -117,13 +117,6 @@ def validate_client_config(
         _check_oidc_client(oidc, source)
     t = cfg.transport
     _check_reach(cfg, source)
-    if t.wire_protocol == "v2":
-        for what, items in (("proxies", cfg.proxies), ("visitors", cfg.visitors)):
-            for i, item in enumerate(items):
-                if item.type == "sudp":
-                    raise ConfigError(source, f"{what}[{i}].type",
-                                      f'{item.type} over transport.wireProtocol = "v2" is not supported by '
-                                      'aiofrp yet (frps would have to bridge its v1 and v2 payload frames); use "v1"', item.type)
     if 0 < t.heartbeat_timeout < t.heartbeat_interval:
         raise ConfigError(
             source,

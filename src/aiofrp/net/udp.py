@@ -26,6 +26,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from ..proto import msg as m
 from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
 from ..proto.udp import Datagram, PacketEncoder, PacketReader, PacketTooLarge
@@ -55,7 +56,8 @@ class PacketConn(asyncio.Protocol):
     feed the read deadline. ``closed`` resolves when the stream is gone, for whatever reason.
     ``limiter``: the proxy's bandwidth bucket, metering both directions (None: no limit); it counts
     the message bytes, or with ``limit_wire`` the bytes on the transport (after encryption and
-    compression), which is where Go's frpc meters a udp/sudp work connection.
+    compression), which is where Go's frpc meters a udp/sudp work connection. ``on_ping`` is
+    called for each Ping received.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class PacketConn(asyncio.Protocol):
         v2: bool = False,
         limiter: TokenBucket | None = None,
         limit_wire: bool = False,
+        on_ping: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._on_datagram = on_datagram
@@ -94,6 +97,7 @@ class PacketConn(asyncio.Protocol):
         self._ping_interval = ping_interval
         self._ping_timer: asyncio.TimerHandle | None = None
         self._limiter = limiter
+        self._on_ping = on_ping  # a Ping received (frps's sudp bridge passes them on)
         self._limit_wire = limit_wire  # meter the bytes on the wire (encrypted, compressed), not the messages
         self._out_wire: bytes | None = None  # encoded bytes beyond the limit, to write first
         self._out_timer: asyncio.TimerHandle | None = None  # sending waits for the bucket
@@ -294,10 +298,14 @@ class PacketConn(asyncio.Protocol):
         if events:
             self._last_read = self._loop.time()
         cb = self._on_datagram
+        on_ping = self._on_ping
         for ev in events:
-            if type(ev) is Datagram and ev.addr is not None:
-                cb(ev.data, ev.addr)
-            # any other message (Ping) only proves that the peer is alive
+            if type(ev) is Datagram:
+                if ev.addr is not None:
+                    cb(ev.data, ev.addr)
+            elif on_ping is not None and isinstance(ev, m.Ping):
+                on_ping()
+            # any other message only proves that the peer is alive
 
     def eof_received(self) -> bool:
         if self._in_held is not None:  # deliver what the limit holds first
@@ -554,3 +562,67 @@ class UserSocket(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+# -- frps: an sudp tunnel between a v1 and a v2 end -----------------------------------------------
+
+
+class PacketBridge:
+    """frps between an sudp provider's work connection and a visitor's connection that frame
+    ``UDPPacket`` messages differently (one client on wire protocol v1, the other on v2): each side
+    is parsed and its messages written again in the other's framing, as Go's frps does since 0.69.1
+    (``joinSUDPMessageBridge``). Pings go from the provider to the visitor; the visitor's are
+    dropped, as in Go. Counts the datagram bytes (Go counts the payloads there, not the frames).
+
+    Looks like a :class:`~aiofrp.net.relay.Relay` to the proxy's statistics: ``bytes_a_to_b``
+    (visitor to provider), ``bytes_out`` (to the visitor), ``done``, :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        visitor: tuple[asyncio.Transport, bytes, bool],
+        visitor_codecs: tuple[Codec | None, Codec | None],
+        visitor_v2: bool,
+        work: tuple[asyncio.Transport, bytes, bool],
+        work_codecs: tuple[Codec | None, Codec | None],
+        work_v2: bool,
+        *,
+        limiter: TokenBucket | None = None,
+        on_close: Callable[[PacketBridge], None] | None = None,
+    ) -> None:
+        self.bytes_a_to_b = 0
+        self.bytes_out = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._on_close = on_close
+        self.visitor = PacketConn(name, self._from_visitor, encode=visitor_codecs[0], decode=visitor_codecs[1],
+                                  v2=visitor_v2, on_close=self._closed)
+        # the provider side, where Go's frps meters the proxy (bandwidthLimitMode "server")
+        self.work = PacketConn(name, self._from_work, encode=work_codecs[0], decode=work_codecs[1], v2=work_v2,
+                               on_close=self._closed, on_ping=self.visitor.send_ping, limiter=limiter)
+        self.visitor.attach(*visitor)
+        self.work.attach(*work)
+        if self.done.done():  # one side ended while the other was being attached
+            visitor[0].close()
+            work[0].close()
+
+    def _from_visitor(self, data: bytes, addr: Any) -> None:
+        self.bytes_a_to_b += len(data)
+        self.work.send_datagram(data, addr)
+
+    def _from_work(self, data: bytes, addr: Any) -> None:
+        self.bytes_out += len(data)
+        self.visitor.send_datagram(data, addr)
+
+    def _closed(self, _side: PacketConn) -> None:
+        if self.done.done():
+            return
+        self.done.set_result(None)
+        self.visitor.close()
+        self.work.close()
+        if self._on_close is not None:
+            cb, self._on_close = self._on_close, None
+            cb(self)
+
+    def close(self) -> None:
+        self.visitor.close()  # the other side follows (_closed)

@@ -31,9 +31,6 @@ Pending = Coroutine[Any, Any, None] | None  # what a message handler returns: wo
 ASK_TTL = 10.0
 """Seconds after which a ReqWorkConn frpc has not answered counts as lost (frpc could not dial)."""
 
-V1_ONLY_PROXY_TYPES = ("sudp",)
-"""Proxy types not served to a wire v2 client yet: sudp's visitor and provider connections are
-relayed as they are, so a v1 and a v2 end would need Go's re-encoding bridge (§2.4)."""
 
 
 class Control:
@@ -172,9 +169,6 @@ class Control:
             raise ProxyError("exceed the max_ports_per_client")
         if name in self.server.proxies:
             raise ProxyError(f"proxy [{name}] already exists")
-        if self.wire_protocol == "v2" and req.proxy_type in V1_ONLY_PROXY_TYPES:
-            raise ProxyError(f"{req.proxy_type} proxies over wire protocol v2 are not supported by aiofrp yet "
-                             '(no v1/v2 payload bridge); use transport.wireProtocol = "v1"')
         # the name across every process of frps (server/workers/registry.py)
         try:
             lease = await self.server.registry.claim("proxy", name)

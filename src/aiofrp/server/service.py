@@ -25,7 +25,7 @@ from ..proto.addr import fmt_addr
 from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .banlist import BanList, FailLimit
-from .control import V1_ONLY_PROXY_TYPES, Control
+from .control import Control
 from .gate import PREAUTH_TIMEOUT, Gate, Stage, peer_host
 from .group import GroupRegistry
 from .listeners import Listener, start_listeners
@@ -560,8 +560,6 @@ class Server:
             err, absent = "proxy is closed", True
         else:
             err, absent = proxy.check_visitor(msg), False
-            if not err and conn.wire_protocol == "v2" and proxy.type in V1_ONLY_PROXY_TYPES:
-                err = f"{proxy.type} visitors over wire protocol v2 are not supported by aiofrp yet"
         if err or proxy is None:
             detail = err if self.cfg.detailed_errors_to_client else "register visitor conn error"
             conn.write_msg(m.NewVisitorConnResp(proxy_name=msg.proxy_name, error=detail))

@@ -84,7 +84,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                     return
                 tunnel = PacketConn(
                     self.name, self._from_server, encode=encode, decode=decode,
-                    read_timeout=READ_TIMEOUT, on_close=self._tunnel_closed,
+                    read_timeout=READ_TIMEOUT, on_close=self._tunnel_closed, v2=conn.wire_protocol == "v2",
                 )
                 pending, self._pending = self._pending, []
                 for data, addr in pending:

@@ -24,6 +24,7 @@ from ..vhost import Route, Routers, unregister_routes
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
+    from ...net.udp import PacketBridge
     from ..group import GroupRegistry
     from ..nathole import NatHoleController
     from ..plugin import Manager, UserInfo
@@ -111,7 +112,7 @@ class ServerProxy:
         self.remote_addr = ""
         self.closed = False
         self.online = False  # registered with frps's statistics (mark_online), until close()
-        self.relays: set[Relay] = set()
+        self.relays: set[Relay | PacketBridge] = set()  # a bridge: sudp between a v1 and a v2 end
         # transport.bandwidthLimitMode = "server": frps meters the proxy (frp §5.13)
         self.limiter: TokenBucket | None = (
             bucket_for(req.bandwidth_limit, name=self.name) if req.bandwidth_limit_mode == "server" else None
@@ -165,12 +166,12 @@ class ServerProxy:
         """Bytes no close_conn reported (UDP proxies count datagrams, not connections)."""
         return 0, 0
 
-    def relay_opened(self, relay: Relay) -> None:
+    def relay_opened(self, relay: Relay | PacketBridge) -> None:
         if not relay.done.done():
             self.relays.add(relay)
             self.server.stats.open_conn(self.name)
 
-    def relay_closed(self, relay: Relay) -> None:
+    def relay_closed(self, relay: Relay | PacketBridge) -> None:
         if relay in self.relays:
             self.relays.discard(relay)
             self.server.stats.close_conn(self.name, relay.bytes_a_to_b, relay.bytes_out)

@@ -6,6 +6,7 @@ Byte path: user <-> visitor frpc <-(sk layer)-> frps <-(token layer)-> provider 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ...net.msgconn import MsgConn
@@ -64,5 +65,14 @@ class STCPProxy(ServerProxy):
             work.close()
             conn.abort()
             return
+        visitor_v2 = conn.wire_protocol == "v2"
         vt, vdata, veof = conn.detach()
+        self.join_visitor_transport(vt, vdata, veof, work, vis_encode, vis_decode, visitor_v2=visitor_v2)
+
+    def join_visitor_transport(
+        self, vt: asyncio.Transport, vdata: bytes, veof: bool, work: MsgConn,
+        vis_encode: Codec | None, vis_decode: Codec | None, *, visitor_v2: bool,
+    ) -> None:
+        """Join a visitor's connection (taken over, with the bytes read behind its message) and a
+        work connection: the bytes pass as they are (sudp overrides this for mixed framings)."""
         self.join(vt, vdata, veof, work, user_decode=vis_decode, user_encode=vis_encode)
