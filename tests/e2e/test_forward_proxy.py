@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.fwdproxy import HttpConnectProxy, Socks5Proxy
+from support.fwdproxy import HttpConnectProxy, HttpsConnectProxy, Socks5Proxy
 from support.procs import LOCALHOST, TEST_STRING, EchoServer, free_port, frpc_config, frps_config, tcp_proxy
 from support.waits import frame, poll
 
@@ -129,6 +129,53 @@ def test_through_proxy(frp, echo: EchoServer, kind: str, tcp_mux: bool) -> None:
             assert conns[0].head[0] == f"CONNECT 127.0.0.1:{bind} HTTP/1.1", conns[0].head
         else:
             assert conns[0].atyp == 1 and conns[0].head == ["methods [0]"]  # an IP: ATYP IPv4, no auth offered
+
+
+@pytest.mark.parametrize("tcp_mux", [True, False], ids=["mux", "nomux"])
+def test_through_https_proxy(frp, echo: EchoServer, tmp_path, tcp_mux: bool) -> None:
+    """``https://`` (frp >= 0.69): TLS to the proxy, its certificate checked against the system's CAs
+    for the proxy's host (``SSL_CERT_FILE`` adds the test CA, as for Go), then CONNECT inside it with
+    Go's headers and the URL's credentials; frp's own TLS runs inside that."""
+    from support.oidc import TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    bind = start_frps(frp, tcp_mux=tcp_mux)
+    remote = free_port()
+    with HttpsConnectProxy(ca.server_context(), auth=("u", "p w")) as proxy:
+        frpc = frp.ours_frpc(
+            frpc_config(bind, tcp_proxy("t", echo.port, remote), token=TOKEN, tcp_mux=tcp_mux,
+                        **via(proxy.url("https", "u", "p%20w"))),
+            env=clean_env(SSL_CERT_FILE=str(ca.ca_file)),
+        )
+        frpc.wait_for_proxies("t")
+        assert f"frps is reached through the proxy https://127.0.0.1:{proxy.port}" in frpc.log_text()
+        roundtrip(remote)
+        roundtrip(remote)
+        conns = proxy.connected()
+        assert conns and all(r.target == f"127.0.0.1:{bind}" and r.credentials == ("u", "p w") for r in conns)
+        assert conns[0].head[:3] == [f"CONNECT 127.0.0.1:{bind} HTTP/1.1", f"Host: 127.0.0.1:{bind}",
+                                     "User-Agent: Mozilla/5.0"], conns[0].head
+        if not tcp_mux:
+            poll(lambda: len(proxy.connected()) >= 3, 10, "work connections through the proxy")
+
+
+def test_https_proxy_certificate_must_be_trusted(frp, tmp_path) -> None:
+    """A proxy certificate the system does not trust: no CONNECT is sent, nothing reaches frps, and
+    frpc says why."""
+    from support.oidc import TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    frps = CountingListener()
+    try:
+        with HttpsConnectProxy(ca.server_context()) as proxy:
+            frpc = frp.ours_frpc(frpc_config(frps.port, token=TOKEN, **via(proxy.url("https"))), env=clean_env())
+            frpc.wait_for_log(r"TLS handshake with HTTPS proxy: certificate verify failed", 15)
+            log = frpc.log_text()
+            assert "signed by a CA the system trusts" in log and "Traceback" not in log, log
+            assert proxy.connected() == [] and all(r.target == "" for r in proxy.records), proxy.records
+    finally:
+        frps.close()
+    assert frps.accepted == 0
 
 
 @pytest.mark.parametrize("kind", ["http", "socks5"])
@@ -275,8 +322,7 @@ def test_other_proxy_variables_are_not_used_for_frps(frp, echo: EchoServer) -> N
     ("url", "reason"),
     [
         ("ntlm://u:p@127.0.0.1:3128", "NTLM proxy authentication is not supported by aiofrp"),
-        ("https://127.0.0.1:3128", "TLS to the proxy (https://, frp >= 0.69) is not supported"),
-        ("ftp://127.0.0.1:21", "the proxy URL scheme must be http or socks5, not [ftp]"),
+        ("ftp://127.0.0.1:21", "the proxy URL scheme must be http, https or socks5, not [ftp]"),
         ("http://127.0.0.1", "the proxy URL has no port"),
         ("http://127.0.0.1:99999", "invalid proxy URL"),
     ],

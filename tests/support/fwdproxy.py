@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Self
 
 from .ports import LOCALHOST
 
-__all__ = ["HttpConnectProxy", "ProxyRecord", "Socks5Proxy"]
+__all__ = ["HttpConnectProxy", "HttpsConnectProxy", "ProxyRecord", "Socks5Proxy"]
 
 
 @dataclass
@@ -79,9 +80,14 @@ class _Proxy:
                 self._conns.append(c)
             threading.Thread(target=self._serve_safe, args=(c, rec), daemon=True).start()
 
+    def _wrap(self, c: socket.socket) -> socket.socket:
+        """The client's connection as the proxy speaks on it (HttpsConnectProxy: TLS)."""
+        return c
+
     def _serve_safe(self, c: socket.socket, rec: ProxyRecord) -> None:
         try:
             c.settimeout(10)
+            c = self._wrap(c)
             upstream = self._handshake(c, rec)
         except (OSError, ValueError, struct.error):
             rec.outcome = rec.outcome or "bad-request"
@@ -196,6 +202,27 @@ class HttpConnectProxy(_Proxy):
             return None
         c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         return up
+
+
+class HttpsConnectProxy(HttpConnectProxy):
+    """The same CONNECT proxy behind TLS (frp >= 0.69 ``https://`` proxy URLs), with ``context``'s
+    certificate; a client that fails the TLS handshake is recorded as ``tls-failed``."""
+
+    kind = "https-proxy"
+
+    def __init__(self, context: ssl.SSLContext, auth: tuple[str, str] | None = None) -> None:
+        self.context = context
+        super().__init__(auth)
+
+    def _wrap(self, c: socket.socket) -> socket.socket:
+        return self.context.wrap_socket(c, server_side=True)
+
+    def _serve_safe(self, c: socket.socket, rec: ProxyRecord) -> None:
+        try:
+            super()._serve_safe(c, rec)
+        finally:
+            if rec.outcome == "bad-request" and not rec.head:
+                rec.outcome = "tls-failed"
 
 
 class Socks5Proxy(_Proxy):

@@ -413,7 +413,7 @@ def test_http_proxy_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert cfg.transport.forward_proxy().scheme == "socks5"
     monkeypatch.setenv("http_proxy", "ftp://127.0.0.1:21")
     err = _refusal(parse_client_config, "", "frpc.toml")
-    assert err.path == "$http_proxy" and "scheme must be http or socks5" in err.reason
+    assert err.path == "$http_proxy" and "scheme must be http, https or socks5" in err.reason
     parse_server_config("")  # frps does not use it
     monkeypatch.delenv("http_proxy")
     # Go frpc 0.65 reads only the lower-case http_proxy for the server connection (HTTPS_PROXY and

@@ -70,8 +70,9 @@ class Connector:
         tls: TLSLayer
         # a yamux session on TCP: OpenSSL on the socket itself, no MemoryBIO copies (its one
         # limit, no TLS half-close, is nothing yamux needs)
-        sock = (detach_socket(raw) if self.tcp_mux and not early and self.dialer.tcp_socket and tls_socket_enabled()
-                else None)
+        # (not through an https:// proxy: that TCP connection carries the proxy's TLS)
+        on_tcp = self.dialer.tcp_socket and (self.proxy is None or self.proxy.scheme != "https")
+        sock = (detach_socket(raw) if self.tcp_mux and not early and on_tcp and tls_socket_enabled() else None)
         if sock is not None:
             tls = SocketTLSTransport(sock, self.tls_ctx, app, server_side=False, server_hostname=hostname,
                                      handshake_timeout=timeout)

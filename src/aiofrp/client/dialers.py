@@ -19,7 +19,7 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING, ClassVar
 
-from ..net.forward_proxy import ProxyDialError, open_via_proxy
+from ..net.forward_proxy import ProxyDialError, open_via_https_proxy, open_via_proxy
 from ..net.tls import TLSTransport, server_name
 from ..registry import Registry
 from .errors import ServerConnectError, dial_error, proxy_error, tls_error
@@ -98,6 +98,15 @@ class Dialer:
         c = self.connector
         host, port = self.cfg.server_addr, self.cfg.server_port
         resolve = c.resolver.resolve if c.resolver is not None else None
+        if c.proxy is not None and c.proxy.scheme == "https":
+            holder = Placeholder()
+            try:
+                tls, early = await open_via_https_proxy(c.proxy, host, port, holder, timeout=timeout, local_addr=local,
+                                                        resolve=resolve)
+            except ProxyDialError as exc:
+                raise proxy_error(c.server, c.proxy.label, exc, timeout) from exc
+            holder.early += early
+            return tls, holder
         if c.proxy is not None:
             try:
                 sock = await open_via_proxy(c.proxy, host, port, timeout=timeout, local_addr=local,

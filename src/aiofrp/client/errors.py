@@ -99,6 +99,8 @@ def proxy_error(srv: Server, proxy: str, exc: BaseException, timeout: float) -> 
             "is the proxy running there? (transport.proxyURL or $http_proxy; frpc never connects "
             "directly when a proxy is set)",
         )
+    if getattr(exc, "hint", ""):
+        return ServerConnectError(f"proxy {proxy}: {exc}", exc.hint)  # type: ignore[attr-defined]
     if status == 407 or "authentication" in str(exc).lower():
         hint = "check the user and password in the proxy URL (transport.proxyURL or $http_proxy)"
     else:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMES = ("http", "socks5")
+SCHEMES = ("http", "https", "socks5")
 """The proxy URL schemes frpc takes for ``transport.proxyURL``."""
 
 _REFUSED_SCHEMES = {
     "ntlm": "NTLM proxy authentication is not supported by aiofrp (no maintained asyncio NTLM client); "
     "use an http:// or socks5:// proxy",
-    "https": "TLS to the proxy (https://, frp >= 0.69) is not supported by aiofrp yet; use http:// or socks5://",
 }
 
 
@@ -50,7 +49,7 @@ def parse_proxy_url(url: str) -> ProxyURL:
     if scheme in _REFUSED_SCHEMES:
         raise ProxyURLError(_REFUSED_SCHEMES[scheme])
     if scheme not in SCHEMES:
-        raise ProxyURLError(f"the proxy URL scheme must be http or socks5, not [{u.scheme}]")
+        raise ProxyURLError(f"the proxy URL scheme must be http, https or socks5, not [{u.scheme}]")
     if not u.hostname:
         raise ProxyURLError("the proxy URL has no host")
     if port is None:

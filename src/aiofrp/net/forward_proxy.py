@@ -10,8 +10,14 @@ The handshakes are python-socks's (maintained, asyncio-native, used by aiohttp-s
 already depend on): :func:`open_via_proxy` returns a connected, non-blocking socket whose next
 bytes are frps's, for ``loop.create_connection(sock=...)``.
 
-``ntlm://`` (Go: NTLM in ``Negotiate`` headers) and ``https://`` (frp >= 0.69: TLS to the proxy)
-are refused when the config is loaded (``config/reach.py: parse_proxy_url``).
+``https://`` (frp >= 0.69, golib ``httpsProxyAfterHook``): TLS to the proxy first, its certificate
+checked as Go's default ``tls.Config`` does (the system's CAs, so ``SSL_CERT_FILE`` adds one; the
+proxy's host as the server name), then the same CONNECT inside: :func:`open_via_https_proxy`,
+which returns the TLS transport (frp's own TLS then runs inside it). Bytes the proxy sends behind
+its answer are kept (Go's reader drops them).
+
+``ntlm://`` (Go: NTLM in ``Negotiate`` headers) is refused when the config is loaded
+(``config/reach.py: parse_proxy_url``).
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ if TYPE_CHECKING:
 class ProxyDialError(ConnectionError):
     """The proxy could not be reached (``reached`` False), or it refused the CONNECT (True)."""
 
-    def __init__(self, text: str, *, reached: bool, status: int | None = None) -> None:
+    def __init__(self, text: str, *, reached: bool, status: int | None = None, hint: str = "") -> None:
         super().__init__(text)
         self.reached = reached
         self.status = status
+        self.hint = hint  # what to do about it, when the generic hint would not say
 
 
 Resolve = Callable[[str], Awaitable[list[str]]]
@@ -79,3 +86,114 @@ async def open_via_proxy(
         raise ProxyDialError(str(e), reached=True, status=e.error_code) from e
     except OSError as e:  # reset or closed by the proxy in the middle of its handshake
         raise ProxyDialError(f"the proxy closed the connection ({e.strerror or e})", reached=True) from e
+
+
+class _ConnectReply(asyncio.Protocol):
+    """Collects the proxy's answer to CONNECT: the head up to its blank line, and what follows."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.done: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            self.buf += data
+            return
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head, self.buf = self.buf[:end], self.buf[end + 4:]
+            self.done.set_result((head, b""))
+        elif len(self.buf) > 16384:
+            self.done.set_exception(ProxyDialError("the proxy's answer to CONNECT is too long", reached=True))
+
+    def eof_received(self) -> bool:
+        self.connection_lost(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ProxyDialError("the proxy closed the connection before answering CONNECT",
+                                                   reached=True))
+
+
+def connect_request(host: str, port: int, proxy: ProxyURL) -> bytes:
+    """The CONNECT request Go's ``httpProxyAfterHook`` writes (``http.Request.Write``)."""
+    import base64
+
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", "User-Agent: Mozilla/5.0"]
+    if proxy.username is not None:
+        cred = base64.b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
+        lines.append(f"Proxy-Authorization: Basic {cred}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def open_via_https_proxy(
+    proxy: ProxyURL,
+    host: str,
+    port: int,
+    app: asyncio.Protocol,
+    *,
+    timeout: float,
+    local_addr: tuple[str, int] | None = None,
+    resolve: Resolve | None = None,
+) -> tuple[asyncio.Transport, bytes]:
+    """TLS to an ``https://`` proxy, then ``CONNECT host:port`` inside it: the TLS transport (with
+    ``app`` as its protocol) and the bytes that came after the proxy's answer. Raises
+    :class:`ProxyDialError`."""
+    import ssl
+
+    from .tls import TLSTransport, server_name
+
+    loop = asyncio.get_running_loop()
+    proxy_host = proxy.host
+    if resolve is not None:
+        try:
+            proxy_host = (await resolve(proxy.host))[0]
+        except OSError as e:
+            raise ProxyDialError(f"lookup {proxy.host}: {e.strerror or e}", reached=False) from e
+    try:
+        async with asyncio.timeout(timeout):
+            raw, _ = await loop.create_connection(asyncio.Protocol, proxy_host, proxy.port, local_addr=local_addr)
+    except TimeoutError as e:
+        raise ProxyDialError(f"no answer from the proxy within {timeout:g}s", reached=False) from e
+    except OSError as e:
+        reason = "connection refused" if isinstance(e, ConnectionRefusedError) else (e.strerror or str(e)).lower()
+        raise ProxyDialError(reason, reached=False) from e
+    reply = _ConnectReply()
+    tls = TLSTransport(raw, ssl.create_default_context(), reply, server_side=False,
+                       server_hostname=server_name(proxy.host), handshake_timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout + 1):
+            try:
+                await tls.handshake
+            except (OSError, EOFError, ValueError) as e:
+                if isinstance(e, ssl.SSLCertVerificationError):
+                    why = f"certificate verify failed: {e.verify_message}"
+                else:
+                    why = getattr(e, "reason", None) or str(e) or type(e).__name__
+                raise ProxyDialError(
+                    f"TLS handshake with HTTPS proxy: {why}", reached=True,
+                    hint=(f"the proxy's certificate must be valid for {proxy.host} and signed by a CA the system "
+                          "trusts (SSL_CERT_FILE adds one), as for Go frpc"),
+                ) from e
+            tls.write(connect_request(host, port, proxy))
+            head, _ = await reply.done
+    except TimeoutError as e:
+        raw.abort()
+        raise ProxyDialError(f"no answer from the proxy within {timeout:g}s", reached=True) from e
+    except BaseException:
+        raw.abort()
+        raise
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    if not status_line.startswith("HTTP/1.") or status != 200:
+        raw.abort()
+        raise ProxyDialError(status_line or "empty answer", reached=True, status=status or None)
+    tls.set_protocol(app)
+    return tls, reply.buf
