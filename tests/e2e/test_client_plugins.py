@@ -294,6 +294,28 @@ def test_tls2raw(frp, servers, echo_server, sock_dir) -> None:
     assert "Traceback" not in provider.log_text()
 
 
+def test_tls2raw_sends_the_proxy_protocol_header(frp, servers) -> None:
+    """``transport.proxyProtocolVersion`` with tls2raw: the header goes to the local service before
+    the plaintext (Go 0.70+; Go 0.65 left it out)."""
+    from support.ppserver import PPHeader, PPTcpServer
+
+    remote = free_port()
+    with PPTcpServer() as svc:
+        provider = frp.ours_frpc(frpc_config(
+            servers.bind,
+            plugin_proxy("t-pp", "tcp", {"type": "tls2raw", "localAddr": f"127.0.0.1:{svc.port}"},
+                         remotePort=remote, transport__proxyProtocolVersion="v2"),
+            token=TOKEN,
+        ))
+        provider.wait_for_proxies("t-pp", timeout=15)
+        with socket.create_connection((LOCALHOST, remote), timeout=10) as raw, \
+                ssl._create_unverified_context().wrap_socket(raw, server_hostname="localhost") as c:
+            me = c.getsockname()
+            c.sendall(b"ping")
+            assert c.recv(16) == b"ping"
+        assert svc.headers == [PPHeader(2, "TCP4", me, (LOCALHOST, remote))], (svc.headers, svc.errors)
+
+
 
 def poll_line(pipe: IO[bytes], timeout: float) -> bytes:
     """One line from a child's stdout, or b"" after ``timeout`` seconds."""

@@ -62,5 +62,7 @@ class TLS2RawPlugin(ClientPlugin[TLS2RawPluginOptions]):
             log.warning("[%s] dial to local addr error: %s", self.proxy_name, exc or "timeout")
             tls.close()
             return
+        if conn.proxy_protocol_header is not None:  # as Go 0.70+ (0.65 leaves it out)
+            local.write(conn.proxy_protocol_header)
         Relay(local, tls, a_data=lp.take(), a_eof=lp.eof, b_data=pending.take(), b_eof=pending.eof,
               name=self.proxy_name, limiter=conn.limiter)
