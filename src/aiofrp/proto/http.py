@@ -335,12 +335,16 @@ class ChunkedBody:
         self.line = b""
         self.done = False
 
-    def feed(self, data: bytes, pos: int = 0) -> int:
+    def feed(self, data: bytes, pos: int = 0, out: list[bytes] | None = None) -> int:
+        """Where the body ends in ``data`` (from ``pos``); ``out``, when given, gets the chunks'
+        payload (the coding taken off)."""
         n = len(data)
         while pos < n:
             state = self.state
             if state == _DATA:
                 take = min(self.remaining, n - pos)
+                if out is not None:
+                    out.append(data[pos:pos + take])
                 pos += take
                 self.remaining -= take
                 if not self.remaining:

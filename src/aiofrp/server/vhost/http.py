@@ -324,6 +324,9 @@ class ClientConn(asyncio.Protocol):
             data = bytes(buf)
             buf.clear()
         self.scan = 0
+        if self.requests == 0 and data[start:start + 16] == b"PRI * HTTP/2.0\r\n" and not self.handed:
+            self._h2c(bytes(data[start:]))  # HTTP/2 with prior knowledge (server/vhost/h2c.py)
+            return
         try:
             req = parse_request_head(data[start:end])
             framer = request_body(req)
@@ -333,6 +336,13 @@ class ClientConn(asyncio.Protocol):
             return
         self._cancel_timer()
         self._request(req, framer, data, end)
+
+    def _h2c(self, data: bytes) -> None:
+        from .h2c import H2CConn
+
+        self._cancel_timer()
+        self.state = _CLOSED
+        H2CConn(self.vhost, self.transport).start(data)
 
     def _reject(self, status: int, detail: str = "") -> None:
         """Answer a request that cannot be parsed, then close (Go does the same)."""
