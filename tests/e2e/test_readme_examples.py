@@ -403,9 +403,9 @@ def test_command_lines(frp, tmp_path: Path) -> None:
         (tmp_path / "frpc.toml").write_text(frpc_toml[:i] + ex.text("tcp/admin.toml") + "\n" + frpc_toml[i:])
         remote = ex.ports[6000]
         lines = ex.commands("cli/commands.sh")
-        assert len(lines) == 12, lines
+        assert len(lines) == 13, lines
         (frps_file, frps_flags, frps_verify, frpc_file, frpc_verify, frpc_status, frpc_stop,
-         one_shot, one_shot_addr_port, visitor, helps, version) = lines
+         one_shot, one_shot_addr_port, visitor, helps, help_tcp, version) = lines
         p = ex.start(frp, frps_file)
         p.wait_for_log("frps started successfully")
         p.stop()
@@ -429,8 +429,16 @@ def test_command_lines(frp, tmp_path: Path) -> None:
         p.wait_login()
         p.stop()
         assert "--allow-ports" in ex.run(helps).stdout
+        assert "--remote-port" in ex.run(help_tcp).stdout
         comment = re.search(r"frps --version\s+# (.*)$", BLOCKS["cli/commands.sh"], re.MULTILINE)
         assert comment and ex.run(version).stdout.strip() == comment[1]
+
+
+def test_completion_lines(tmp_path: Path) -> None:
+    ex = Example(tmp_path, {})
+    bash_line, fish_line = ex.commands("cli/completion.sh")
+    assert "complete -o default -F _frpc frpc" in ex.run(bash_line + "\ncomplete -p frpc").stdout
+    assert "complete -c frps -n __fish_use_subcommand -a verify" in ex.run(fish_line.split("|")[0]).stdout
 
 
 # -- OIDC authentication --------------------------------------------------------------------------

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  tcp|udp|http|https|tcpmux|stcp|sudp|xtcp\n"
                "                          run one proxy from flags (frpc tcp --help)\n"
                "  stcp|sudp|xtcp visitor  run one visitor from flags\n"
-               "  nathole discover        show the NAT type seen by a STUN server",
+               "  nathole discover        show the NAT type seen by a STUN server\n"
+               "  completion SHELL        print a completion script (bash, zsh, fish, powershell)\n"
+               "  help [COMMAND]          help about a command",
         formatter_class=formatter_class(argparse.RawDescriptionHelpFormatter),
     )
     p.add_argument("command", nargs="?", choices=COMMANDS, help=argparse.SUPPRESS)
@@ -95,12 +97,40 @@ def one_shot(argv: list[str]) -> int:
     return start(cfg, "", log_where=f"{prog}: --log-file")
 
 
+def completion_spec() -> dict[str, list[str]]:
+    """Words for the completion scripts: commands and flags, each proxy type's flags."""
+    from .completion import flag_names
+
+    top = flag_names(build_parser())
+    spec = {"": [*COMMANDS, *PROXY_TYPES, "nathole", "completion", "help", *top]}
+    for cmd in COMMANDS:
+        spec[cmd] = top
+    for ptype in PROXY_TYPES:
+        p = argparse.ArgumentParser(add_help=True)
+        flags.add_frpc_flags(p, ptype, False)
+        spec[ptype] = (["visitor"] if ptype in VISITOR_TYPES else []) + flag_names(p)
+    spec["nathole"] = ["discover", "-c", "--config", "--nat_hole_stun_server", "--nat_hole_local_addr",
+                       "--strict-config", "-h", "--help"]
+    spec["completion"] = ["bash", "zsh", "fish", "powershell"]
+    spec["help"] = [*COMMANDS, *PROXY_TYPES, "nathole", "completion"]
+    return spec
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in PROXY_TYPES:
         return one_shot(argv)
     if argv and argv[0] == "nathole":
         return nathole(argv[1:])
+    if argv and argv[0] == "completion":
+        from .completion import completion_command
+
+        return completion_command("frpc", argv[1:], completion_spec())
+    if argv and argv[0] == "help":
+        from .completion import help_command
+
+        return help_command("frpc", argv[1:], main, build_parser(),
+                            (*COMMANDS, *PROXY_TYPES, "nathole", "completion"))
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="frps",
         description=f"frps is the server of frp ({version_text()}).",
         epilog="commands:\n  verify   check the config file and exit\n"
-               "  convert  print a legacy INI config file as TOML (-o FILE to write it)\n\n"
+               "  convert  print a legacy INI config file as TOML (-o FILE to write it)\n"
+               "  completion SHELL  print a completion script (bash, zsh, fish, powershell)\n"
+               "  help     this help\n\n"
                "Without -c, frps is configured by the flags above and serves on 0.0.0.0:7000 by default.",
         formatter_class=formatter_class(argparse.RawDescriptionHelpFormatter),
     )
@@ -124,6 +126,16 @@ def _load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in ("completion", "help"):
+        from .completion import completion_command, flag_names, help_command
+
+        if words[0] == "help":
+            return help_command("frps", words[1:], main, build_parser(), ("verify", "convert", "completion"))
+        top = flag_names(build_parser())
+        spec = {"": ["verify", "convert", "completion", "help", *top], "verify": top, "convert": top,
+                "completion": ["bash", "zsh", "fish", "powershell"], "help": ["verify", "convert", "completion"]}
+        return completion_command("frps", words[1:], spec)
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())
