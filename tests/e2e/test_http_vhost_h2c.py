@@ -25,6 +25,7 @@ from support.procs import LOCALHOST, free_port, frpc_config, frps_config
 pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "e2e-h2c"
+IDLE = 2.0  # seconds: frps's idle bound (AIOFRP_VHOST_READ_HEADER_TIMEOUT), an h2c connection's too
 
 
 @dataclass
@@ -112,7 +113,8 @@ def vhost(tmp_path_factory):
     a, b = WebBackend("A").start(), WebBackend("B").start()
     bind, vport = free_port(), free_port()
     try:
-        launcher.ours_frps(frps_config(bind, token=TOKEN, vhostHTTPPort=vport)).wait_for_log(
+        env = {**os.environ, "AIOFRP_VHOST_READ_HEADER_TIMEOUT": str(IDLE)}
+        launcher.ours_frps(frps_config(bind, token=TOKEN, vhostHTTPPort=vport), env=env).wait_for_log(
             r"frps started successfully", 10)
         frpc = launcher.ours_frpc(frpc_config(
             bind,
@@ -213,5 +215,19 @@ def test_connect_refused_and_bad_frames_close_only_that_connection(vhost: int) -
     try:
         (r,) = c.wait(c.request("GET", "a.example.com", "/still"))
         assert r.status == 200
+    finally:
+        c.close()
+
+
+def test_an_idle_connection_is_closed_with_goaway(vhost: int) -> None:
+    c = H2Client(vhost)
+    try:
+        (r,) = c.wait(c.request("GET", "a.example.com", "/"))
+        assert r.status == 200
+        c.sock.settimeout(IDLE * 5)
+        events = []
+        while data := c.sock.recv(1 << 16):  # no stream open: after IDLE seconds, GOAWAY and the close
+            events += c.conn.receive_data(data)
+        assert any(isinstance(ev, h2.events.ConnectionTerminated) and ev.error_code == 0 for ev in events), events
     finally:
         c.close()

@@ -35,9 +35,11 @@ from ...proto.http import (
     parse_response_head,
     response_body,
 )
+from .http import READ_HEADER_TIMEOUT as IDLE_TIMEOUT  # idle HTTP/1.1 connections are bounded alike
+from .http import ClientConn
 
 if TYPE_CHECKING:
-    from .http import ClientConn, HTTPVhost
+    from .http import HTTPVhost
 
 log = logging.getLogger("aiofrp.server.vhost.http")
 
@@ -135,6 +137,8 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
         self.flush_scheduled = False
         self.write_paused = False
         self.loop = asyncio.get_running_loop()
+        self.last_active = self.loop.time()
+        self.idle_timer: asyncio.TimerHandle | None = None
 
     def start(self, data: bytes) -> None:
         """Take the connection over, with what was read of it (the preface first)."""
@@ -142,10 +146,24 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
         self.initiate()
         self.data_received(data)
         self.transport.resume_reading()
+        self.idle_timer = self.loop.call_later(IDLE_TIMEOUT, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.idle_timer = None
+        if self.closed:
+            return
+        idle = self.loop.time() - self.last_active
+        if self.streams or idle < IDLE_TIMEOUT:
+            self.idle_timer = self.loop.call_later(max(1.0, IDLE_TIMEOUT - idle), self._idle_check)
+            return
+        log.debug("http2 from %s: idle for %gs, closing", fmt_addr(self.peer), IDLE_TIMEOUT)
+        self._goaway(p2.NO_ERROR, "idle")
+        self._close()
 
     # -- transport callbacks --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         try:
             self.receive_data(data)
         except p2.ProtocolError as exc:
@@ -163,6 +181,9 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         for st in list(self.streams.values()):
             assert isinstance(st, _Stream)
             self._drop(st)
@@ -189,8 +210,6 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
 
     def on_request(self, st: p2.Stream, headers: list[tuple[bytes, bytes]]) -> None:
         assert isinstance(st, _Stream)
-        from .http import ClientConn
-
         pseudo: dict[bytes, bytes] = {}
         fields: list[bytes] = []
         cookies: list[bytes] = []
