@@ -44,6 +44,16 @@ Resolve = Callable[[str], Awaitable[list[str]]]
 """host name -> IP addresses (a custom DNS server); None = the system resolver."""
 
 
+async def _proxy_address(proxy: ProxyURL, resolve: Resolve | None) -> str:
+    """The proxy's host, looked up with ``dnsServer`` when one is set (else left to the dial)."""
+    if resolve is None:
+        return proxy.host
+    try:
+        return (await resolve(proxy.host))[0]
+    except OSError as e:
+        raise ProxyDialError(f"lookup {proxy.host}: {e.strerror or e}", reached=False) from e
+
+
 async def open_via_proxy(
     proxy: ProxyURL,
     host: str,
@@ -60,12 +70,7 @@ async def open_via_proxy(
     from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
     from python_socks.async_.asyncio import Proxy
 
-    proxy_host = proxy.host
-    if resolve is not None:
-        try:
-            proxy_host = (await resolve(proxy.host))[0]
-        except OSError as e:
-            raise ProxyDialError(f"lookup {proxy.host}: {e.strerror or e}", reached=False) from e
+    proxy_host = await _proxy_address(proxy, resolve)
     kind = ProxyType.HTTP if proxy.scheme == "http" else ProxyType.SOCKS5
     p = Proxy(kind, proxy_host, proxy.port, proxy.username, proxy.password, rdns=True,
               loop=asyncio.get_running_loop())
@@ -150,12 +155,7 @@ async def open_via_https_proxy(
     from .tls import TLSTransport, server_name
 
     loop = asyncio.get_running_loop()
-    proxy_host = proxy.host
-    if resolve is not None:
-        try:
-            proxy_host = (await resolve(proxy.host))[0]
-        except OSError as e:
-            raise ProxyDialError(f"lookup {proxy.host}: {e.strerror or e}", reached=False) from e
+    proxy_host = await _proxy_address(proxy, resolve)
     try:
         async with asyncio.timeout(timeout):
             raw, _ = await loop.create_connection(asyncio.Protocol, proxy_host, proxy.port, local_addr=local_addr)
