@@ -23,6 +23,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ...net.http2 import H2ServerProtocol
 from ...proto import http2 as p2
 from ...proto.addr import fmt_addr
 from ...proto.http import (
@@ -120,12 +121,14 @@ class _StreamTransport(asyncio.Transport):
         return sum(map(len, self._st.out_held))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name in ("peername", "sockname"):
-            return self._conn.transport.get_extra_info(name, default)
+        if name == "peername":
+            return self._conn.peer
+        if name == "sockname":
+            return self._conn.sockname
         return default
 
 
-class H2CConn(p2.ServerConnection, asyncio.Protocol):
+class H2CConn(H2ServerProtocol):
     """One client connection speaking HTTP/2 in clear text on the vhost HTTP port."""
 
     def __init__(self, vhost: HTTPVhost, transport: asyncio.Transport) -> None:
@@ -133,19 +136,20 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
         self.vhost = vhost
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
-        self.closed = False
-        self.flush_scheduled = False
+        self.sockname = transport.get_extra_info("sockname")
+        self.label = f"http2 from {fmt_addr(self.peer)}"
         self.write_paused = False
-        self.loop = asyncio.get_running_loop()
         self.last_active = self.loop.time()
         self.idle_timer: asyncio.TimerHandle | None = None
 
     def start(self, data: bytes) -> None:
         """Take the connection over, with what was read of it (the preface first)."""
-        self.transport.set_protocol(self)
+        transport = self.transport
+        assert transport is not None
+        transport.set_protocol(self)
         self.initiate()
         self.data_received(data)
-        self.transport.resume_reading()
+        transport.resume_reading()
         self.idle_timer = self.loop.call_later(IDLE_TIMEOUT, self._idle_check)
 
     def _idle_check(self) -> None:
@@ -164,20 +168,7 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
-        try:
-            self.receive_data(data)
-        except p2.ProtocolError as exc:
-            log.debug("http2 from %s: %s", fmt_addr(self.peer), exc)
-            self._close()
-            return
-        if self.terminated:
-            self._close()
-            return
-        self._flush()
-
-    def eof_received(self) -> bool:
-        self._close()
-        return False
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -227,7 +218,8 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
             fields.append(b"cookie: " + b"; ".join(cookies))
         method = pseudo.get(b":method", b"GET")
         if method == b"CONNECT" or b":path" not in pseudo:
-            self._answer(st, 405 if method == b"CONNECT" else 400)
+            st.done = True
+            self._respond(st.id, 405 if method == b"CONNECT" else 400)
             return
         host = pseudo.get(b":authority") or next((v for k, v in headers if k == b"host"), b"")
         if length < 0 and not st.remote_closed:
@@ -399,11 +391,6 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _answer(self, st: _Stream, status: int) -> None:
-        st.done = True
-        self.send_headers(st.id, [(b":status", b"%d" % status), (b"content-length", b"0")], end_stream=True)
-        self._flush()
-
     def _fail(self, st: _Stream) -> None:
         if not st.done:
             st.done = True
@@ -417,20 +404,4 @@ class H2CConn(p2.ServerConnection, asyncio.Protocol):
         client, st.client = st.client, None
         if client is not None:
             client.connection_lost(None)
-
-    def _flush(self) -> None:
-        if not self.flush_scheduled and not self.closed:
-            self.flush_scheduled = True
-            self.loop.call_soon(self._flush_now)
-
-    def _flush_now(self) -> None:
-        self.flush_scheduled = False
-        if self.out and not self.closed:
-            self.transport.write(self.data_to_send())
-
-    def _close(self) -> None:
-        if not self.closed:
-            self._flush_now()
-            self.closed = True
-            self.transport.close()
 

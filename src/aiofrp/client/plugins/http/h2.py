@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
+from ....net.http2 import H2ServerProtocol
 from ....proto import http2 as p2
 from .reverse import ReverseProxy, strip_hop_items
 from .static import content_type
@@ -49,7 +50,7 @@ class _Stream(p2.Stream):
             self.waiter.set_result(None)
 
 
-class H2Conn(p2.ServerConnection, asyncio.Protocol):
+class H2Conn(H2ServerProtocol):
     """One HTTP/2 server connection.
 
     Header bytes pass unchanged both ways: a request's are decoded once, as latin-1, and a
@@ -63,13 +64,10 @@ class H2Conn(p2.ServerConnection, asyncio.Protocol):
         self.proxy = proxy
         self.peer = peer
         self.sni = sni
-        self.transport: asyncio.Transport | None = None
+        self.label = f"[{proxy.name}] http2 from the browser"
         self.window_waiters: dict[int, asyncio.Future[None]] = {}
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
-        self.closed = False
-        self.flush_scheduled = False
-        self.loop = asyncio.get_running_loop()
 
     # -- transport callbacks --------------------------------------------------------------------
 
@@ -77,22 +75,6 @@ class H2Conn(p2.ServerConnection, asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.initiate()
         self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.receive_data(data)
-        except p2.ProtocolError as exc:
-            log.debug("[%s] http2: bad frame from the browser: %s", self.proxy.name, exc)
-            self._close()
-            return
-        if self.terminated:  # the browser's GOAWAY
-            self._close()
-            return
-        self._flush()
-
-    def eof_received(self) -> bool:
-        self._close()
-        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -152,25 +134,6 @@ class H2Conn(p2.ServerConnection, asyncio.Protocol):
         self.terminated = True
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        """Send the output at the end of this loop turn: the frames of every stream that
-        answered meanwhile go out in one transport write (one TLS write, one mux frame, one
-        syscall) instead of one each."""
-        if not self.flush_scheduled and not self.closed:
-            self.flush_scheduled = True
-            self.loop.call_soon(self._flush_now)
-
-    def _flush_now(self) -> None:
-        self.flush_scheduled = False
-        if self.out and self.transport is not None and not self.closed:
-            self.transport.write(self.data_to_send())
-
-    def _close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self._flush_now()  # a GOAWAY or the last frames first
-            self.closed = True
-            self.transport.close()
 
     def _drop(self, st: _Stream) -> None:
         st.remote_closed = True
@@ -288,10 +251,6 @@ class H2Conn(p2.ServerConnection, asyncio.Protocol):
             self._flush()
         finally:
             up.release()
-
-    def _respond(self, sid: int, status: int) -> None:
-        self.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], end_stream=True)
-        self._flush()
 
     async def _send(self, sid: int, data: bytes, *, last: bool = False) -> bool:
         """``data`` on stream ``sid`` within the flow-control windows. With ``last`` (the body's
