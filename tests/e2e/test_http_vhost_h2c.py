@@ -231,3 +231,14 @@ def test_an_idle_connection_is_closed_with_goaway(vhost: int) -> None:
         assert any(isinstance(ev, h2.events.ConnectionTerminated) and ev.error_code == 0 for ev in events), events
     finally:
         c.close()
+
+
+def test_a_response_that_ends_with_its_connection(vhost: int) -> None:
+    """A body delimited by the local service closing the work connection ends the stream cleanly."""
+    c = H2Client(vhost)
+    try:
+        (r,) = c.wait(c.request("GET", "a.example.com", "/close"))
+        assert r.status == 200 and r.ended and not r.reset and bytes(r.body) == b"until-close-body"
+        assert "connection" not in r.headers
+    finally:
+        c.close()

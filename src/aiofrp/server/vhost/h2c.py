@@ -204,15 +204,12 @@ class H2CConn(H2ServerProtocol):
         pseudo: dict[bytes, bytes] = {}
         fields: list[bytes] = []
         cookies: list[bytes] = []
-        length = -1
         for k, v in headers:
             if k[:1] == b":":
                 pseudo[k] = v
             elif k == b"cookie":
                 cookies.append(v)
             elif k != b"host":
-                if k == b"content-length":
-                    length = int(v) if v.isdigit() else -1
                 fields.append(k + b": " + v)
         if cookies:  # one field for HTTP/1.1, as Go's server joins them
             fields.append(b"cookie: " + b"; ".join(cookies))
@@ -222,7 +219,7 @@ class H2CConn(H2ServerProtocol):
             self._respond(st.id, 405 if method == b"CONNECT" else 400)
             return
         host = pseudo.get(b":authority") or next((v for k, v in headers if k == b"host"), b"")
-        if length < 0 and not st.remote_closed:
+        if st.cl < 0 and not st.remote_closed:  # proto/http2 has checked and parsed content-length
             fields.append(b"transfer-encoding: chunked")
             st.chunked = True
         st.method = method.decode("latin-1")
@@ -340,12 +337,10 @@ class H2CConn(H2ServerProtocol):
                 self._fail(st)
                 return
             payload = b"".join(parts)
-        elif isinstance(framer, UntilClose):
-            payload = data
-        else:
+        else:  # a length, or until the close (which takes everything and is never done)
             end = framer.feed(data, 0)
             payload = data[:end]
-        if framer.done and not isinstance(framer, UntilClose):
+        if framer.done:
             st.ending = True
         self._send_body(st, payload)
         self._flush()
