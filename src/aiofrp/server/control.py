@@ -32,7 +32,6 @@ ASK_TTL = 10.0
 """Seconds after which a ReqWorkConn frpc has not answered counts as lost (frpc could not dial)."""
 
 
-
 class Control:
     auth: LoginAuth  # what the Login proved (set by Server.handle_login); checks Pings and work conns
 

@@ -74,7 +74,7 @@ _HEAD, _ACQUIRE, _BODY, _WAIT, _LINGER, _CLOSED = ClientState  # module-level na
 
 
 class PauseReason(enum.Flag):
-    """Why reading the client is paused (both may hold at once)."""
+    """Why reading the client is paused (several may hold at once)."""
 
     UPSTREAM = enum.auto()  # the work connection's write buffer is full
     HOLD = enum.auto()  # bytes of the next request wait until the current exchange is over
