@@ -94,24 +94,27 @@ async def open_via_proxy(
 
 
 class _ConnectReply(asyncio.Protocol):
-    """Collects the proxy's answer to CONNECT: the head up to its blank line, and what follows."""
+    """Collects the proxy's answer to CONNECT: ``done`` gets its head (blank line included), ``buf``
+    keeps what follows it."""
 
     def __init__(self) -> None:
+        from ..proto.http import find_head_end
+
+        self._find_head_end = find_head_end
         self.buf = b""
-        self.done: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         pass
 
     def data_received(self, data: bytes) -> None:
-        if self.done.done():
-            self.buf += data
-            return
         self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
+        if self.done.done():
+            return
+        end = self._find_head_end(self.buf)
         if end >= 0:
-            head, self.buf = self.buf[:end], self.buf[end + 4:]
-            self.done.set_result((head, b""))
+            head, self.buf = self.buf[:end], self.buf[end:]
+            self.done.set_result(head)
         elif len(self.buf) > 16384:
             self.done.set_exception(ProxyDialError("the proxy's answer to CONNECT is too long", reached=True))
 
@@ -129,12 +132,15 @@ def connect_request(host: str, port: int, proxy: ProxyURL) -> bytes:
     """The CONNECT request Go's ``httpProxyAfterHook`` writes (``http.Request.Write``)."""
     import base64
 
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", "User-Agent: Mozilla/5.0"]
+    from ..proto.addr import join_host_port
+    from ..proto.http import build_head
+
+    target = join_host_port(host, port)
+    headers = [("Host", target), ("User-Agent", "Mozilla/5.0")]
     if proxy.username is not None:
         cred = base64.b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
-        lines.append(f"Proxy-Authorization: Basic {cred}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        headers.append(("Proxy-Authorization", f"Basic {cred}"))
+    return build_head(f"CONNECT {target} HTTP/1.1", headers)
 
 
 async def open_via_https_proxy(
@@ -182,18 +188,22 @@ async def open_via_https_proxy(
                           "trusts (SSL_CERT_FILE adds one), as for Go frpc"),
                 ) from e
             tls.write(connect_request(host, port, proxy))
-            head, _ = await reply.done
+            head = await reply.done
     except TimeoutError as e:
         raw.abort()
         raise ProxyDialError(f"no answer from the proxy within {timeout:g}s", reached=True) from e
     except BaseException:
         raw.abort()
         raise
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-    if not status_line.startswith("HTTP/1.") or status != 200:
+    from ..proto.http import HTTPError, parse_response_head
+
+    status_line = head.split(b"\n", 1)[0].decode("latin-1").strip()
+    try:
+        status: int | None = parse_response_head(head).status
+    except HTTPError:
+        status = None
+    if status != 200:
         raw.abort()
-        raise ProxyDialError(status_line or "empty answer", reached=True, status=status or None)
+        raise ProxyDialError(status_line or "empty answer", reached=True, status=status)
     tls.set_protocol(app)
     return tls, reply.buf
