@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from .common import die
 
-SHELLS = ("bash", "zsh", "fish", "powershell")
 FILE_FLAGS = ("-c", "--config", "-o", "--output", "--config-dir", "--config_dir", "--log-file", "--log_file",
               "--dashboard-tls-cert-file", "--dashboard-tls-key-file", "--tls-cert-file", "--tls-key-file",
               "--tls-trusted-ca-file")
@@ -103,6 +102,7 @@ Register-ArgumentCompleter -Native -CommandName '{prog}' -ScriptBlock {{
 
 
 SCRIPTS: dict[str, Callable[[str, Spec], str]] = {"bash": bash, "zsh": zsh, "fish": fish, "powershell": powershell}
+SHELLS = tuple(SCRIPTS)
 
 
 def completion_command(prog: str, argv: list[str], spec: Spec) -> int:
@@ -111,7 +111,7 @@ def completion_command(prog: str, argv: list[str], spec: Spec) -> int:
         argv = []
     if not argv:
         print(f"Generate the autocompletion script for {prog} for the specified shell.\n\n"
-              f"Usage:\n  {prog} completion [bash|zsh|fish|powershell]\n\n"
+              f"Usage:\n  {prog} completion [{'|'.join(SHELLS)}]\n\n"
               f"  bash        source <({prog} completion bash)\n"
               f"  zsh         source <({prog} completion zsh)\n"
               f"  fish        {prog} completion fish | source\n"

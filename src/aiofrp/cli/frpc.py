@@ -99,7 +99,7 @@ def one_shot(argv: list[str]) -> int:
 
 def completion_spec() -> dict[str, list[str]]:
     """Words for the completion scripts: commands and flags, each proxy type's flags."""
-    from .completion import flag_names
+    from .completion import SHELLS, flag_names
 
     top = flag_names(build_parser())
     spec = {"": [*COMMANDS, *PROXY_TYPES, "nathole", "completion", "help", *top]}
@@ -111,7 +111,7 @@ def completion_spec() -> dict[str, list[str]]:
         spec[ptype] = (["visitor"] if ptype in VISITOR_TYPES else []) + flag_names(p)
     spec["nathole"] = ["discover", "-c", "--config", "--nat_hole_stun_server", "--nat_hole_local_addr",
                        "--strict-config", "-h", "--help"]
-    spec["completion"] = ["bash", "zsh", "fish", "powershell"]
+    spec["completion"] = list(SHELLS)
     spec["help"] = [*COMMANDS, *PROXY_TYPES, "nathole", "completion"]
     return spec
 

@@ -128,13 +128,13 @@ def _load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if words and words[0] in ("completion", "help"):
-        from .completion import completion_command, flag_names, help_command
+        from .completion import SHELLS, completion_command, flag_names, help_command
 
         if words[0] == "help":
             return help_command("frps", words[1:], main, build_parser(), ("verify", "convert", "completion"))
         top = flag_names(build_parser())
         spec = {"": ["verify", "convert", "completion", "help", *top], "verify": top, "convert": top,
-                "completion": ["bash", "zsh", "fish", "powershell"], "help": ["verify", "convert", "completion"]}
+                "completion": list(SHELLS), "help": ["verify", "convert", "completion"]}
         return completion_command("frps", words[1:], spec)
     args = build_parser().parse_args(argv)
     if args.version:
