@@ -32,6 +32,7 @@ log = logging.getLogger("aiofrp.client")
 PROXY_TYPES = ("tcp", "udp", "http", "https", "tcpmux", "stcp", "sudp", "xtcp")
 VISITOR_TYPES = ("stcp", "sudp", "xtcp")
 COMMANDS = ("verify", "status", "reload", "stop", "convert")
+HELP_TOPICS = (*COMMANDS, *PROXY_TYPES, "nathole", "completion")  # frpc help TOPIC: TOPIC's --help
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,10 +110,9 @@ def completion_spec() -> dict[str, list[str]]:
         p = argparse.ArgumentParser(add_help=True)
         flags.add_frpc_flags(p, ptype, False)
         spec[ptype] = (["visitor"] if ptype in VISITOR_TYPES else []) + flag_names(p)
-    spec["nathole"] = ["discover", "-c", "--config", "--nat_hole_stun_server", "--nat_hole_local_addr",
-                       "--strict-config", "-h", "--help"]
+    spec["nathole"] = ["discover", *flag_names(nathole_parser())]
     spec["completion"] = list(SHELLS)
-    spec["help"] = [*COMMANDS, *PROXY_TYPES, "nathole", "completion"]
+    spec["help"] = list(HELP_TOPICS)
     return spec
 
 
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "help":
         from .completion import help_command
 
-        return help_command("frpc", argv[1:], main, build_parser(),
-                            (*COMMANDS, *PROXY_TYPES, "nathole", "completion"))
+        return help_command("frpc", argv[1:], main, build_parser(), HELP_TOPICS)
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())
@@ -308,10 +307,7 @@ def status(cfg: ClientConfig) -> int:
     return 0
 
 
-def nathole(argv: list[str]) -> int:
-    """``frpc nathole discover``: Go's output (STUN server, NAT type, behavior, addresses)."""
-    from ..config import ConfigError, load_client_config
-
+def nathole_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="frpc nathole", description="Actions about nathole.",
                                 formatter_class=formatter_class(argparse.HelpFormatter))
     p.add_argument("action", choices=("discover",), help="discover: nathole information from a STUN server")
@@ -320,7 +316,14 @@ def nathole(argv: list[str]) -> int:
     flags.add(p, "-l", "--nat_hole_local_addr", default="", help="local address to connect STUN server")
     flags.add(p, None, "--strict-config", type=flags.str2bool, nargs="?", const=True, default=True,
               help="strict config parsing mode, unknown fields will cause errors (default true)")
-    args = p.parse_args(argv)
+    return p
+
+
+def nathole(argv: list[str]) -> int:
+    """``frpc nathole discover``: Go's output (STUN server, NAT type, behavior, addresses)."""
+    from ..config import ConfigError, load_client_config
+
+    args = nathole_parser().parse_args(argv)
     stun_server = "stun.easyvoip.com:3478"
     try:  # as Go: a config file that does not load is not an error here
         stun_server = load_client_config(args.config, strict=args.strict_config,

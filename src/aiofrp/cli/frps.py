@@ -130,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     if words and words[0] in ("completion", "help"):
         from .completion import SHELLS, completion_command, flag_names, help_command
 
+        topics = ("verify", "convert", "completion")
         if words[0] == "help":
-            return help_command("frps", words[1:], main, build_parser(), ("verify", "convert", "completion"))
+            return help_command("frps", words[1:], main, build_parser(), topics)
         top = flag_names(build_parser())
-        spec = {"": ["verify", "convert", "completion", "help", *top], "verify": top, "convert": top,
-                "completion": list(SHELLS), "help": ["verify", "convert", "completion"]}
+        spec = {"": [*topics, "help", *top], "verify": top, "convert": top, "completion": list(SHELLS),
+                "help": list(topics)}
         return completion_command("frps", words[1:], spec)
     args = build_parser().parse_args(argv)
     if args.version:
