@@ -72,7 +72,8 @@ def snapshot(dash: int) -> dict[str, Any]:
         for p in lst["proxies"]:
             p["lastStartTime"] = re.sub(r"\d", "9", p["lastStartTime"])
             if p["conf"] and "remotePort" in p["conf"]:
-                p["conf"]["remotePort"] = "PORT"  # (udp: 0 asked, the same either way)
+                # the port bound, also where 0 was asked (udp "dns"): Go writes it into the conf
+                p["conf"]["remotePort"] = "PORT" if p["conf"]["remotePort"] else 0
             p.pop("user", None)  # 0.67+ fields aiofrp adds (Go 0.65 has none)
             p.pop("clientID", None)
         out[t] = lst

@@ -66,11 +66,13 @@ def _text(status: int, msg: str) -> web.Response:
 # -- the proxy's configuration as Go shows it ------------------------------------------------------
 
 
-def proxy_conf(req: m.NewProxy) -> dict[str, Any]:
+def proxy_conf(req: m.NewProxy, port: int = 0) -> dict[str, Any]:
     """``conf`` of a proxy: its v1 config rebuilt from NewProxy, filtered per type as Go 0.65's
     dashboard does (TCPOutConf, HTTPOutConf ...; field order as Go's encoding/json writes it).
     Secrets stay out: no ``groupKey`` and, unlike Go, no sudp ``secretKey`` (Go has no sudp case
-    and dumps the whole config)."""
+    and dumps the whole config). ``port``: the port a tcp or udp proxy bound, which Go writes
+    into the config's ``remotePort`` once the proxy runs (so ``remotePort = 0`` shows the port
+    frps chose)."""
     ptype = req.proxy_type or "tcp"
     transport: dict[str, Any] = {}
     if req.use_encryption:
@@ -92,6 +94,8 @@ def proxy_conf(req: m.NewProxy) -> dict[str, Any]:
     extra = _TYPE_FIELDS.get(ptype)
     if extra is not None:
         extra(req, conf)
+        if "remotePort" in conf and port:
+            conf["remotePort"] = port
     return conf
 
 
@@ -276,7 +280,7 @@ class Dashboard:
         if online and proxy is not None:
             conf = proxy.conf_json
             if conf is None:
-                conf = proxy.conf_json = msgspec.json.encode(proxy_conf(proxy.req))
+                conf = proxy.conf_json = msgspec.json.encode(proxy_conf(proxy.req, proxy.port))
             out["conf"] = msgspec.Raw(conf)
         else:
             out["conf"] = None

@@ -102,6 +102,7 @@ class ServerProxy:
     type = ""
     used_ports = 0  # remote ports it takes, counted against maxPortsPerClient (tcp, udp: 1)
     conf_json: bytes | None = None  # the dashboard's "conf" of this proxy, encoded once (server/dashboard.py)
+    port = 0  # tcp, udp: the port bound, once run (Go then sets the proxy's cfg.RemotePort to it)
 
     def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         self.control = control
