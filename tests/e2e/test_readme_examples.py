@@ -676,3 +676,11 @@ def test_dashboard_example(frp, tmp_path: Path) -> None:
         assert (p["name"], p["status"], p["conf"]["remotePort"]) == ("ssh", "online", ex.ports[6000])
         assert poll(lambda: json.loads(ex.run(traffic).stdout)["trafficIn"][0] > 0, 10, "traffic counted")
         assert 'frp_server_proxy_counts{type="tcp"} 1' in ex.run(metrics).stdout
+        listed, clients, history, prune = ex.commands("dashboard/api-v2.sh")
+        page = json.loads(ex.run(listed).stdout)
+        assert (page["code"], page["msg"], page["data"]["total"]) == (200, "success", 1)
+        assert page["data"]["items"][0]["spec"]["tcp"]["remotePort"] == ex.ports[6000]
+        assert json.loads(ex.run(clients).stdout)["data"]["items"][0]["online"] is True
+        days = json.loads(ex.run(history).stdout)["data"]["history"]
+        assert len(days) == 7 and days[-1]["trafficIn"] > 0
+        assert json.loads(ex.run(prune).stdout)["data"] == {"type": "offline_proxies", "cleared": 0, "total": 1}

@@ -38,11 +38,13 @@ from .. import FRP_VERSION
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
 from ..proto.addr import join_host_port
+from . import dashboard_v2 as v2
 from .stats import ProxyStats, today_ordinal
 
 if TYPE_CHECKING:
     from ..proto import msg as m
     from .metrics import Metrics
+    from .proxies.base import ServerProxy
     from .service import Server
 
 log = logging.getLogger("aiofrp.server.dashboard")
@@ -161,6 +163,7 @@ class Dashboard:
         r.add_delete("/api/proxies", self.api_delete_proxies)
         r.add_get("/api/clients", self.api_clients)
         r.add_get("/api/clients/{key}", self.api_client)
+        v2.add_routes(r, _V2Source(self))
         r.add_get("/favicon.ico", self.favicon)
         r.add_get("/static/{path:.*}", self.static)
         r.add_get("/", self.root)
@@ -239,6 +242,9 @@ class Dashboard:
         return resp
 
     async def api_serverinfo(self, request: web.Request) -> web.Response:
+        return _json(self.serverinfo())
+
+    def serverinfo(self) -> dict[str, Any]:
         cfg = self.server.cfg
         tin, tout = self.stats.today_totals()
         info: dict[str, Any] = {
@@ -265,7 +271,7 @@ class Dashboard:
             "clientCounts": self.stats.client_count,
             "proxyTypeCount": dict(sorted(self.stats.proxy_type_counts.items())),
         })
-        return _json(info)
+        return info
 
     def _proxy_info(self, ps: ProxyStats, *, client_version: bool) -> dict[str, Any]:
         """Go's ProxyStatsInfo (``client_version``: the list's) / GetProxyStatsResp; ``user`` and
@@ -278,10 +284,7 @@ class Dashboard:
         if ps.client_id:
             out["clientID"] = ps.client_id
         if online and proxy is not None:
-            conf = proxy.conf_json
-            if conf is None:
-                conf = proxy.conf_json = msgspec.json.encode(proxy_conf(proxy.req, proxy.port))
-            out["conf"] = msgspec.Raw(conf)
+            out["conf"] = msgspec.Raw(conf_json(proxy))
         else:
             out["conf"] = None
         if client_version and online and proxy is not None:
@@ -378,14 +381,14 @@ class Dashboard:
                 continue
             items.append(info)
         items.sort(key=lambda c: (c.user, c.client_id, c.key))
-        return _json([_client_json(c) for c in items])
+        return _json([v2.client_item(c) for c in items])
 
     async def api_client(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         info = self.stats.clients.get(key)
         if info is None:
             return _text(404, f"client {key} not found")
-        return _json(_client_json(info))
+        return _json(v2.client_item(info))
 
     # -- the UI ------------------------------------------------------------------------------
 
@@ -434,20 +437,51 @@ class Dashboard:
         return self._serve(request, "favicon.svg")
 
 
-def _client_json(c: Any) -> dict[str, Any]:
-    """Go 0.68's ClientInfoResp."""
-    out: dict[str, Any] = {"key": c.key, "user": c.user, "clientID": c.client_id, "runID": c.run_id}
-    if c.version:
-        out["version"] = c.version
-    out["hostname"] = c.hostname
-    if c.ip:
-        out["clientIP"] = c.ip
-    out["firstConnectedAt"] = int(c.first_connected)
-    out["lastConnectedAt"] = int(c.last_connected)
-    if c.disconnected:
-        out["disconnectedAt"] = int(c.disconnected)
-    out["online"] = c.online
-    return out
+def conf_json(proxy: ServerProxy) -> bytes:
+    """The proxy's ``conf`` (:func:`proxy_conf`) as JSON, encoded once per proxy."""
+    conf = proxy.conf_json
+    if conf is None:
+        conf = proxy.conf_json = msgspec.json.encode(proxy_conf(proxy.req, proxy.port))
+    return conf
+
+
+class _V2Source(v2.Source):
+    """The v2 routes' items from this frps's statistics (server/dashboard_v2.py)."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
+        self.stats = dashboard.stats
+        self.proxies_by_name = dashboard.server.proxies
+        # a worker answers its supervisor in one page, which the supervisor merges and pages
+        self.max_page_size = v2.UNPAGED if dashboard.unix_path else v2.MAX_PAGE_SIZE
+
+    def _item(self, ps: ProxyStats, day: int = 0) -> v2.Item:
+        proxy = self.proxies_by_name.get(ps.name)
+        conf = msgspec.json.decode(conf_json(proxy)) if proxy is not None and proxy.online else None
+        return v2.proxy_item(ps, conf, day)
+
+    async def serverinfo(self) -> dict[str, Any]:
+        return self.dashboard.serverinfo()
+
+    async def clients(self) -> list[v2.Item]:
+        return [v2.client_item(c) for c in self.stats.clients.values()]
+
+    async def proxies(self, ptype: str = "") -> list[v2.Item]:
+        day = today_ordinal()
+        return [self._item(ps, day) for ps in self.stats.proxies.values() if not ptype or ps.type == ptype]
+
+    async def proxy(self, name: str) -> v2.Item | None:
+        ps = self.stats.proxies.get(name)
+        return None if ps is None else self._item(ps)
+
+    async def traffic(self, name: str) -> v2.Item | None:
+        ps = self.stats.proxies.get(name)
+        if ps is None:
+            return None
+        return v2.traffic_item(name, *ps.days())
+
+    async def prune(self) -> tuple[int, int]:
+        return self.stats.clear_offline()
 
 
 def is_loopback(addr: str) -> bool:

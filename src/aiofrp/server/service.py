@@ -415,7 +415,8 @@ class Server:
         peername = conn.gate.raw.get_extra_info("peername")
         peer_ip = str(peername[0]) if isinstance(peername, tuple) and peername else ""
         peer_ip = peer_ip.removeprefix("::ffff:") if "." in peer_ip else peer_ip  # IPv4 on a dual-stack socket
-        self.stats.new_client(login.user, login.client_id, run_id, login.hostname, login.version, peer_ip)
+        self.stats.new_client(login.user, login.client_id, run_id, login.hostname, login.version, peer_ip,
+                              conn.wire_protocol or "v1")
         try:
             await ctl.run()
         finally:

@@ -130,6 +130,7 @@ class ClientInfo:
     last_connected: float
     disconnected: float = 0.0
     online: bool = True
+    wire_protocol: str = "v1"
 
     @property
     def client_id(self) -> str:
@@ -160,14 +161,17 @@ class ServerStats:
 
     # -- events (each a few dict operations) ------------------------------------------------
 
-    def new_client(self, user: str, client_id: str, run_id: str, hostname: str, version: str, ip: str) -> None:
+    def new_client(self, user: str, client_id: str, run_id: str, hostname: str, version: str, ip: str,
+                   wire_protocol: str = "v1") -> None:
         self.client_count += 1
         key = _client_key(user, client_id or run_id)
         now = time.time()
         info = self.clients.get(key)
         if info is None:
-            info = self.clients[key] = ClientInfo(key, user, client_id, run_id, hostname, ip, version, now, now)
+            info = self.clients[key] = ClientInfo(key, user, client_id, run_id, hostname, ip, version, now, now,
+                                                  wire_protocol=wire_protocol)
         else:
+            info.wire_protocol = wire_protocol
             self._run_index.pop(info.run_id, None)
             info.raw_client_id, info.run_id, info.hostname, info.ip, info.version = (
                 client_id, run_id, hostname, ip, version)

@@ -11,6 +11,9 @@ socket in the supervisor's private directory, then merges the answers:
 * one proxy or client (``/api/proxy/{type}/{name}``, ``/api/proxies/{name}``,
   ``/api/clients/{key}``): the online answer, else the first found, else the 404;
 * ``DELETE /api/proxies``: asked of every worker;
+* ``/api/v2/...`` (Go 0.70's API v2, server/dashboard_v2.py): each worker lists all its clients and
+  proxies in one page; they are merged as above (one entry per client key and per proxy name, the
+  online one first) and filtered, sorted and paged here; traffic histories are added up by date;
 * ``/metrics``: every series added up across workers (:data:`METRIC_MERGE` names the few that
   take the maximum or the minimum instead), each ``# HELP``/``# TYPE`` once;
 * anything else (the UI, ``/healthz`` aside): the first worker's answer as it is.
@@ -32,6 +35,7 @@ from aiohttp import web
 from ...net.listen import bind_socket, resolve_listen
 from ...net.webauth import BasicAuth
 from ...proto.addr import join_host_port
+from .. import dashboard_v2 as v2
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
@@ -125,6 +129,7 @@ class AggregateDashboard:
         r.add_get("/api/traffic/{name}", self.traffic)
         r.add_get("/api/clients", self.clients)
         r.add_get("/api/clients/{key}", self.one)
+        v2.add_routes(r, _V2Source(self))
         r.add_route("*", "/{tail:.*}", self.forward)
         self.app = app
 
@@ -177,10 +182,21 @@ class AggregateDashboard:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
+    async def ask_path(self, method: str, path: str) -> list[Answer]:
+        plain = {"Accept-Encoding": "identity"}
+        answers = await asyncio.gather(*(self._ask(w, method, path, plain) for w in sorted(self.sessions)))
+        return [a for a in answers if a is not None]
+
     async def serverinfo(self, request: web.Request) -> web.Response:
-        infos = [msgspec.json.decode(b) for _, s, b, _ in await self._ask_all(request) if s == 200]
-        if not infos:
+        out = await self.merged_serverinfo()
+        if out is None:
             return web.Response(status=503, text="no frps worker answered\n")
+        return self._json(out)
+
+    async def merged_serverinfo(self) -> dict[str, Any] | None:
+        infos = [msgspec.json.decode(b) for _, s, b, _ in await self.ask_path("GET", "/api/serverinfo") if s == 200]
+        if not infos:
+            return None
         out: dict[str, Any] = dict(infos[0])
         for key in ("totalTrafficIn", "totalTrafficOut", "curConns", "clientCounts"):
             out[key] = sum(int(i.get(key, 0)) for i in infos)
@@ -189,7 +205,7 @@ class AggregateDashboard:
             for t, n in (i.get("proxyTypeCount") or {}).items():
                 counts[t] = counts.get(t, 0) + int(n)
         out["proxyTypeCount"] = dict(sorted(counts.items()))
-        return self._json(out)
+        return out
 
     async def proxy_list(self, request: web.Request) -> web.Response:
         by_name: dict[str, dict[str, Any]] = {}
@@ -255,3 +271,73 @@ class AggregateDashboard:
             return web.Response(status=503, text="no frps worker answered\n")
         _, status, body, headers = answers[0]
         return web.Response(status=status, body=body, headers=headers)
+
+
+class _V2Source(v2.Source):
+    """The v2 routes' items from every worker (their dashboards answer v2 in one page)."""
+
+    def __init__(self, agg: AggregateDashboard) -> None:
+        self.agg = agg
+
+    async def _items(self, path: str) -> list[list[v2.Item]]:
+        out = []
+        for _, status, body, _ in await self.agg.ask_path("GET", path):
+            if status == 200:
+                data = msgspec.json.decode(body).get("data") or {}
+                out.append(list(data.get("items") or []))
+        return out
+
+    async def serverinfo(self) -> dict[str, Any]:
+        info = await self.agg.merged_serverinfo()
+        if info is None:
+            raise v2.V2Error(503, "no frps worker answered")
+        return info
+
+    async def clients(self) -> list[v2.Item]:
+        by_key: dict[str, v2.Item] = {}
+        for items in await self._items(f"/api/v2/clients?pageSize={v2.UNPAGED}"):
+            for c in items:
+                have = by_key.get(c["key"])
+                if have is None or (c.get("online") and not have.get("online")):
+                    by_key[c["key"]] = c
+        return list(by_key.values())
+
+    async def proxies(self, ptype: str = "") -> list[v2.Item]:
+        by_name: dict[str, v2.Item] = {}
+        path = f"/api/v2/proxies?pageSize={v2.UNPAGED}" + (f"&type={ptype}" if ptype else "")
+        for items in await self._items(path):
+            for p in items:
+                have = by_name.get(p["name"])
+                if have is None or (p["status"]["phase"] == "online" and have["status"]["phase"] != "online"):
+                    by_name[p["name"]] = p
+        return list(by_name.values())
+
+    async def proxy(self, name: str) -> v2.Item | None:
+        return next((p for p in await self.proxies() if p["name"] == name), None)
+
+    async def traffic(self, name: str) -> v2.Item | None:
+        from urllib.parse import quote
+
+        found = [msgspec.json.decode(b)["data"]
+                 for _, s, b, _ in await self.agg.ask_path("GET", f"/api/v2/proxies/{quote(name, safe='')}/traffic")
+                 if s == 200]
+        if not found:
+            return None
+        out = dict(found[0])
+        by_date: dict[str, dict[str, Any]] = {}
+        for f in found:
+            for point in f["history"]:
+                have = by_date.setdefault(point["date"], {"date": point["date"], "trafficIn": 0, "trafficOut": 0})
+                have["trafficIn"] += int(point["trafficIn"])
+                have["trafficOut"] += int(point["trafficOut"])
+        out["history"] = [by_date[d] for d in sorted(by_date)][-v2.TRAFFIC_DAYS:]
+        return out
+
+    async def prune(self) -> tuple[int, int]:
+        cleared = total = 0
+        for _, status, body, _ in await self.agg.ask_path("POST", f"/api/v2/system/prune?type={v2.PRUNE_OFFLINE}"):
+            if status == 200:
+                data = msgspec.json.decode(body)["data"]
+                cleared += int(data["cleared"])
+                total += int(data["total"])
+        return cleared, total
