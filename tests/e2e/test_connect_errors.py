@@ -105,7 +105,7 @@ def error_line(frpc: FrpProcess, timeout: float = 20) -> str:
 def test_connection_refused_names_the_address(frp) -> None:
     port = free_port()
     line = error_line(start_frpc_once(frp, port))
-    assert line == f"dial tcp 127.0.0.1:{port}: connection refused; is frps running there, with bindPort = {port}?"
+    assert line == f"dial tcp 127.0.0.1:{port}: connect: connection refused; is frps running there, with bindPort = {port}?"
 
 
 @pytest.mark.parametrize("listener", ["full"], indirect=True)

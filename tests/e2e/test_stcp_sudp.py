@@ -121,8 +121,8 @@ def test_stcp_users_keys_and_refusals(frp, frps, echo_server, udp_echo_server) -
         token=TOKEN, user="bob",
     ))
     bob.wait_login(10)
-    assert bob.wait_for_log(r"\[v_none\] start visitor success", 5)
-    assert "[v_none] stcp visitor listen" not in bob.log_text()
+    assert bob.wait_for_log(r"\[bob\.v_none\] start visitor success", 5)
+    assert "[bob.v_none] stcp visitor listen" not in bob.log_text()
     stcp_ports = {p[n] for n in ("star", "bob", "enc", "plainenc", "owner_as_bob", "wrongkey", "unknown")}
     assert bob.pid is not None and listening_tcp_ports(bob.pid) == stcp_ports  # none for v_none
 
@@ -136,16 +136,16 @@ def test_stcp_users_keys_and_refusals(frp, frps, echo_server, udp_echo_server) -
 
     # refused: empty allowUsers (owner only), wrong key, unknown proxy
     assert refused_tcp(p["owner_as_bob"])
-    bob.wait_for_log(r"\[v_owner\] start new visitor connection error: "
+    bob.wait_for_log(r"\[bob\.v_owner\] start new visitor connection error: "
                      r"visitor connection of \[alice\.s_owner\] user \[bob\] not allowed", 5)
     server.wait_for_log(r"register visitor conn error: visitor connection of \[alice\.s_owner\] user \[bob\] "
                         r"not allowed", 5)
     assert refused_tcp(p["wrongkey"])
-    bob.wait_for_log(r"\[v_wrongkey\] start new visitor connection error: "
+    bob.wait_for_log(r"\[bob\.v_wrongkey\] start new visitor connection error: "
                      r"visitor connection of \[alice\.s_star\] auth failed", 5)
     server.wait_for_log(r"visitor connection of \[alice\.s_star\] auth failed", 5)
     assert refused_tcp(p["unknown"])
-    bob.wait_for_log(r"\[v_unknown\] start new visitor connection error: "
+    bob.wait_for_log(r"\[bob\.v_unknown\] start new visitor connection error: "
                      r"custom listener for \[alice\.nope\] doesn't exist", 5)
 
     # sudp: echo through plain and sk-encrypted+compressed tunnels, many datagrams, several users
@@ -162,10 +162,10 @@ def test_stcp_users_keys_and_refusals(frp, frps, echo_server, udp_echo_server) -
         with pytest.raises(TimeoutError):
             udp_roundtrip(p["sudp_wrong"], b"dropped", 0.5)
     text = bob.log_text()
-    assert len(re.findall(r"\[v_sudp_wrong\] start new visitor connection error: visitor connection of "
+    assert len(re.findall(r"\[bob\.v_sudp_wrong\] start new visitor connection error: visitor connection of "
                           r"\[alice\.u_star\] auth failed", text)) >= 1
-    bob.wait_for_log(r"(?s)\[v_sudp_wrong\] start new visitor connection error.*"
-                     r"\[v_sudp_wrong\] start new visitor connection error", 5)
+    bob.wait_for_log(r"(?s)\[bob\.v_sudp_wrong\] start new visitor connection error.*"
+                     r"\[bob\.v_sudp_wrong\] start new visitor connection error", 5)
 
     # nothing else was disturbed: allowed ones still work, nobody re-logged in
     assert echo_ok(p["star"]) and echo_ok(p["enc"])
@@ -187,7 +187,7 @@ def test_stcp_users_keys_and_refusals(frp, frps, echo_server, udp_echo_server) -
         time.sleep(0.1)
     assert echo_ok(q["owner"])
     assert refused_tcp(q["invalid"])
-    alice.wait_for_log(r"\[v_invalid\] start new visitor connection error: "
+    alice.wait_for_log(r"\[alice\.v_invalid\] start new visitor connection error: "
                        r"visitor connection of \[alice\.s_invalid\] user \[alice\] not allowed", 5)
 
 

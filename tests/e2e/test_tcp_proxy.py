@@ -450,3 +450,42 @@ def test_frpc_killed_releases_remote_port(frp, echo_server, tcp_mux) -> None:
             pytest.fail("in-flight user connection still open 5 s after frpc was SIGKILLed")
     frps.wait_for_log(rf"\[{re.escape(run_id)}\] client exit success", 5, since=since)
     assert frps.running
+
+
+def test_log_lines_read_as_gos(frp) -> None:
+    """frpc's log says what Go 0.65's says: each login attempt (``try to connect to server...``),
+    retried after Go's backoff (2 s first), the proxies started on each login with their
+    ``user.`` names, visitors named the same way, a dead local service in Go's dial text at error
+    level, and the frps address of a udp work connection."""
+    from support.configs import block, udp_proxy
+
+    dead = free_port()
+    bind = free_port()
+    remote, uremote, vport = free_port(), free_port(), free_port()
+    frpc = start_frpc(frp, bind, tcp_proxy("down", dead, remote), udp_proxy("dns", free_port(), uremote),
+                      block("visitors", name="v", type="stcp", serverName="nobody", secretKey="k",
+                            bindAddr=LOCALHOST, bindPort=vport),
+                      user="u1")
+    frpc.wait_for_log(r"visitor added: \[u1\.v\]$", 10)
+    first = frpc.wait_for_log(r"try to connect to server\.\.\.$", 10)
+    failed = frpc.wait_for_log(r"connect to server error: dial tcp 127\.0\.0\.1:\d+: connect: connection refused",
+                               10, since=first.end())
+    t_failed = time.monotonic()
+    frpc.wait_for_log(r"try to connect to server\.\.\.$", 10, since=failed.end())
+    assert time.monotonic() - t_failed >= 1.9  # Go's first wait: 2–2.2 s (1 s before)
+
+    start_frps(frp, port=bind)
+    login = frpc.wait_for_log(r"login to server success", 15)
+    frpc.wait_for_log(r"proxy added: \[u1\.dns u1\.down\]$", 5, since=login.start())  # by name (Go 0.68+)
+    frpc.wait_for_log(r"\[u1\.down\] start proxy success", 10)
+
+    with socket.create_connection((LOCALHOST, remote), timeout=5) as s:
+        s.settimeout(5)
+        assert s.recv(1) == b""  # closed: nothing listens on the local port
+    frpc.wait_for_log(rf"\[E\] .*\[u1\.down\] connect to local service \[127\.0\.0\.1:{dead}\] error: "
+                      rf"dial tcp 127\.0\.0\.1:{dead}: connect: connection refused$", 10)
+
+    frpc.wait_for_log(r"\[u1\.dns\] start proxy success", 10)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.sendto(b"x", (LOCALHOST, uremote))
+        frpc.wait_for_log(rf"\[u1\.dns\] incoming a new work connection for udp proxy, 127\.0\.0\.1:{bind}$", 10)

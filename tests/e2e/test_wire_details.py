@@ -155,7 +155,7 @@ def test_ipv6_addresses_are_bracketed(frp, v6_echo) -> None:
 def test_ipv6_connect_error_is_bracketed(frp) -> None:
     port = free_port()
     frpc = frp.ours_frpc(frpc_config(port, token=TOKEN, login_fail_exit=True, serverAddr="::1"))
-    frpc.wait_for_log(rf"connect to server error: dial tcp \[::1\]:{port}: connection refused; "
+    frpc.wait_for_log(rf"connect to server error: dial tcp \[::1\]:{port}: connect: connection refused; "
                       rf"is frps running there, with bindPort = {port}\?$")
 
 

@@ -177,9 +177,9 @@ def test_wrong_secret_key_and_foreign_user_are_refused(frp, stun_server, echo_se
         s1.sendall(frame(TEST_STRING))
         s2.sendall(frame(TEST_STRING))
         frps.wait_for_log(r"handle visitorMsg error: xtcp connection of \[owner\.p2p\] auth failed", 10)
-        wrong_sk.wait_for_log(r"\[p2p-visitor\] nathole exchange info error: natHoleRespMsg get error info: "
+        wrong_sk.wait_for_log(r"\[owner\.p2p-visitor\] nathole exchange info error: natHoleRespMsg get error info: "
                               r"xtcp connection of \[owner\.p2p\] auth failed", 10)
-        foreign.wait_for_log(r"\[p2p-visitor\] nathole precheck error: xtcp visitor user \[other\] not allowed "
+        foreign.wait_for_log(r"\[other\.p2p-visitor\] nathole precheck error: xtcp visitor user \[other\] not allowed "
                              r"for \[owner\.p2p\]", 10)
         for s in (s1, s2):
             s.settimeout(0.5)

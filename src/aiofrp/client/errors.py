@@ -4,7 +4,7 @@ Every failure to reach frps or to log in becomes one :class:`ServerConnectError`
 ``serverAddr:serverPort``, says which step failed (dial, TLS handshake, login) and ends with a
 one-line hint, e.g.::
 
-    dial tcp 127.0.0.1:7000: connection refused; is frps running there, with bindPort = 7000?
+    dial tcp 127.0.0.1:7000: connect: connection refused; is frps running there, with bindPort = 7000?
 
 frpc logs it as ``connect to server error: <text>`` (Go frpc's prefix).
 """
@@ -15,6 +15,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from ..net.dialerr import dial_error_text
 from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
 
@@ -81,11 +82,10 @@ def dial_error(srv: Server, exc: BaseException, timeout: float, network: str = "
         )
     if isinstance(exc, ConnectionRefusedError):
         return ServerConnectError(
-            f"dial {network} {srv.label}: connection refused",
+            f"dial {network} {srv.label}: connect: connection refused",
             f"is frps running there, with bindPort = {srv.port}?",
         )
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-    return ServerConnectError(f"dial {network} {srv.label}: {reason.lower()}",
+    return ServerConnectError(dial_error_text(srv.label, exc, network),
                               "check serverAddr and the network path to the frps machine")
 
 

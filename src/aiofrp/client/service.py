@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import FRP_VERSION
 from ..auth import AuthError, new_setter
+from ..config.client import proxy_wire_name
 from ..proto import msg as m
 from ..proto import wire
 from ..proto.addr import join_host_port
@@ -38,6 +39,18 @@ LOGIN_TIMEOUT = 10.0
 
 _GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "armv7l": "arm"}
 
+
+def retry_delay(previous: float, cap: float, rand: Callable[[], float] | None = None) -> float:
+    """The wait after a failed login, from the previous one (0 after a success), as Go's
+    ``wait.NewFastBackoffManager`` with frpc's options (client/service.go): 1 s doubled, plus up to
+    10 % jitter on each step, capped at ``cap`` (10 s for the first login, 20 s later): about 2,
+    4.4, 9, 18, 20 s."""
+    if rand is None:
+        import random  # here: 0.2 MB resident, for a retry only
+
+        rand = random.random
+    delay = (previous or 1.0) * 2
+    return min(delay + rand() * 0.1 * delay, cap)
 
 class LoginError(Exception):
     pass
@@ -136,7 +149,7 @@ class Client:
         for name in removed:
             self.proxies.pop(name).remove()
         if removed:
-            log.info("proxy removed: [%s]", " ".join(removed))
+            log.info("proxy removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
         added = [p.name for p in proxies if p.name not in self.proxies]
         control = self.control if self.control is not None and not self.control.closed else None
         for name in added:
@@ -144,7 +157,7 @@ class Client:
             if control is not None:
                 pw.start(control)
         if added:
-            log.info("proxy added: [%s]", " ".join(added))
+            log.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
 
         new_v = {v.name: v for v in visitor_cfgs}
         removed = [n for n, v in self.visitors.items() if new_v.get(n) != v.cfg]
@@ -153,7 +166,7 @@ class Client:
             visitor.detach()
             await visitor.close()
         if removed:
-            log.info("visitor removed: [%s]", " ".join(removed))
+            log.info("visitor removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
         added = []
         for vcfg in visitor_cfgs:
             if vcfg.name in self.visitors:
@@ -164,14 +177,14 @@ class Client:
             try:
                 await v.start()
             except OSError as exc:
-                log.error("[%s] start visitor error: %s", v.name, exc)
+                log.error("[%s] start visitor error: %s", v.label, exc)
                 continue
             self.visitors[vcfg.name] = v
             added.append(vcfg.name)
             if control is not None:
                 v.attach(control)
         if added:
-            log.info("visitor added: [%s]", " ".join(added))
+            log.info("visitor added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
 
     @property
     def server_label(self) -> str:
@@ -194,10 +207,10 @@ class Client:
             try:
                 await v.start()
             except OSError as exc:
-                log.error("[%s] start visitor error: %s", v.name, exc)
+                log.error("[%s] start visitor error: %s", v.label, exc)
                 return 1
         if self.visitors:
-            log.info("visitor added: [%s]", " ".join(self.visitors))
+            log.info("visitor added: [%s]", " ".join(v.label for v in self.visitors.values()))
         try:
             return await self._run()
         finally:
@@ -206,9 +219,10 @@ class Client:
 
     async def _run(self) -> int:
         first = True
-        delay = 1.0
+        delay = 0.0  # the last wait between failed logins (Go: wait.BackoffUntil's previous duration)
         fast_retries: list[float] = []
         while not self._stopping:
+            log.info("try to connect to server...")
             # a task, so that stop() can end a login that waits on the network (a dial, a TLS
             # handshake, the LoginResp, an OIDC token) at once
             self._login_task = login = asyncio.ensure_future(self._login())
@@ -225,19 +239,17 @@ class Client:
                 log.warning("connect to server error: %s", exc or type(exc).__name__)
                 self.session_changed(False, str(exc) or type(exc).__name__, exc)
                 if first and self.cfg.login_fail_exit:
-                    log.error("login to server failed and loginFailExit is set, exiting")
+                    log.error("login to the server failed: %s. With loginFailExit enabled, no additional retries "
+                              "will be attempted", exc or type(exc).__name__)
                     return 1
                 if first and self.exit_on_refusal and isinstance(exc, LoginError):
                     log.error("the server refused the login, exiting")
                     return 1
-                cap = 10.0 if first else 20.0
-                import random  # here: 0.2 MB resident, for a retry only
-
-                await self._pause(delay * random.uniform(0.9, 1.1))
-                delay = min(delay * 2, cap)
+                delay = retry_delay(delay, 10.0 if first else 20.0)
+                await self._pause(delay)
                 continue
             first = False
-            delay = 1.0
+            delay = 0.0
             assert self.control is not None
             self.session_changed(True)
             await self.control.run()
@@ -313,6 +325,8 @@ class Client:
         self.run_id = resp.run_id
         conn.enable_control_crypto(self.token, self.key, client=True)
         log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
+        if self.proxies:  # Go starts every proxy again on each login, and says so
+            log.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in self.proxies))
         self.control = Control(self, conn, connector)
 
     def session_changed(self, up: bool, error: str = "", exc: BaseException | None = None) -> None:

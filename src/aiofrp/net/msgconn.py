@@ -211,6 +211,10 @@ class MsgConn(asyncio.Protocol):
             self.transport.resume_reading()
         return self.transport, data, self._eof
 
+    def peername(self) -> object:
+        """The peer's socket address (of the connection under a yamux stream), None if unknown."""
+        return self.transport.get_extra_info("peername") if self.transport is not None else None
+
     @property
     def alive(self) -> bool:
         """Connected, not closing, and no EOF from the peer yet (e.g. a pooled work connection)."""

@@ -26,11 +26,11 @@ import base64
 import binascii
 import hmac
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any, cast
 
 from ...config.plugin import HTTPProxyPluginOptions
+from ...net.dialerr import dial_error_text
 from ...net.relay import PendingConn
 from ...proto.addr import fmt_addr, join_host_port, split_host_port
 from ...proto.http import HTTPError, parse_request_head
@@ -270,10 +270,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                 await resp.write_eof()
                 return resp
         except aiohttp.ClientConnectorError as exc:
-            err = exc.os_error
-            reason = (os.strerror(err.errno) if err.errno else err.strerror or str(err)).lower()
-            host = join_host_port(url.host or "", url.port or 0)
-            return _go_error(f"dial tcp {host}: connect: {reason}")
+            return _go_error(dial_error_text(join_host_port(url.host or "", url.port or 0), exc.os_error))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return _go_error(str(exc) or type(exc).__name__)
 

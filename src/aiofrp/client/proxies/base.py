@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ...config.client import proxy_wire_name
 from ...config.plugin import ClientPluginOptions
 from ...config.proxy import ProxyBaseConfig
+from ...net.dialerr import dial_error_text
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.relay import PendingConn, work_conn_codecs
 from ...proto import msg as m
@@ -150,8 +151,8 @@ class Proxy(Generic[C_co]):
             async with asyncio.timeout(LOCAL_DIAL_TIMEOUT):
                 local, lp = await loop.create_connection(PendingConn, cfg.local_ip, cfg.local_port)
         except (OSError, TimeoutError) as exc:
-            log.warning("[%s] connect to local service [%s] error: %s", self.name,
-                        join_host_port(cfg.local_ip, cfg.local_port), exc)
+            addr = join_host_port(cfg.local_ip, cfg.local_port)
+            log.error("[%s] connect to local service [%s] error: %s", self.name, addr, dial_error_text(addr, exc))
             wc.close()
             return
         if wc.proxy_protocol_header is not None:

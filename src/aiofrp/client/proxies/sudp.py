@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ...config.proxy import SUDPProxyConfig
+from ...proto.addr import fmt_addr
 from . import register
 from .udp import UDPBaseProxy, UDPSession
 
@@ -29,7 +30,8 @@ class SUDPProxy(UDPBaseProxy[SUDPProxyConfig]):
         local = await self.local_udp_addr(conn)
         if local is None:
             return
-        log.info("[%s] incoming a new work connection for sudp proxy", self.name)
+        log.info("[%s] incoming a new work connection for sudp proxy, %s", self.name,
+                 fmt_addr(conn.peername()))
         session = UDPSession(self, conn, local)
         if not session.stream.closed.done():
             self.sessions.add(session)

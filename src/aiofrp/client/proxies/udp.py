@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ...config.proxy import ProxyBaseConfig, UDPProxyConfig
 from ...net.relay import work_conn_codecs
 from ...net.udp import LocalForwarder, PacketConn, resolve_udp
-from ...proto.addr import join_host_port
+from ...proto.addr import fmt_addr, join_host_port
 from . import register
 from .base import C_co, Proxy
 
@@ -78,7 +78,8 @@ class UDPProxy(UDPBaseProxy[UDPProxyConfig]):
         local = await self.local_udp_addr(conn)
         if local is None:
             return
-        log.info("[%s] incoming a new work connection for udp proxy", self.name)
+        log.info("[%s] incoming a new work connection for udp proxy, %s", self.name,
+                 fmt_addr(conn.peername()))
         if self.session is not None:
             self.session.close()
         self.session = UDPSession(self, conn, local)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ...config.client import proxy_wire_name
 from ...config.visitor import VisitorBaseConfig
 from ...net.listen import listen_tcp
 from ...net.relay import PendingConn, Relay
@@ -49,6 +50,7 @@ class Visitor(Generic[VC_co]):
         self.client = client
         self.cfg = cfg
         self.name = cfg.name
+        self.label = proxy_wire_name(client.cfg, cfg.name)  # in log lines: user.name, as Go 0.65 names visitors
         self.control: MessageTransporter | None = None
         self.attached_at = 0.0  # loop time of the last attach
         self._attached = asyncio.Event()
@@ -103,7 +105,7 @@ class TCPVisitor(Visitor[VC_co]):
         cfg = self.cfg
         if cfg.bind_port > 0:
             self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
-            log.info("[%s] %s visitor listen on %s", self.name, cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
+            log.info("[%s] %s visitor listen on %s", self.label, cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -39,7 +39,7 @@ class VisitorSide(Protocol):
     """What :func:`open_visitor_conn` uses of a visitor (stcp, sudp)."""
 
     @property
-    def name(self) -> str: ...
+    def label(self) -> str: ...
     @property
     def cfg(self) -> VisitorBaseConfig: ...
     @property
@@ -88,7 +88,7 @@ async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None
             conn = await ctl.connect_server()
         except (OSError, TimeoutError) as exc:
             if loop.time() + RETRY_INTERVAL < deadline:  # frps just went away: wait for the relogin
-                log.debug("[%s] connect to server error: %s, retrying", visitor.name, exc or type(exc).__name__)
+                log.debug("[%s] connect to server error: %s, retrying", visitor.label, exc or type(exc).__name__)
                 await asyncio.sleep(RETRY_INTERVAL)
                 continue
             raise VisitorConnError(f"connect to server error: {exc or type(exc).__name__}") from None
@@ -118,7 +118,7 @@ async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None
             now = loop.time()
             retry_until = retry_until or min(deadline, now + NOT_REGISTERED_RETRY)
             if _not_registered_yet(resp.error) and visitor.in_relogin_grace() and now + RETRY_INTERVAL < retry_until:
-                log.debug("[%s] %s: the provider may still be registering, retrying", visitor.name, resp.error)
+                log.debug("[%s] %s: the provider may still be registering, retrying", visitor.label, resp.error)
                 await asyncio.sleep(RETRY_INTERVAL)
                 continue
             raise VisitorConnError(f"start new visitor connection error: {resp.error}")
@@ -135,7 +135,7 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
 
     async def start(self) -> None:
         await self.listen()
-        log.info("[%s] start visitor success", self.name)
+        log.info("[%s] start visitor success", self.label)
 
     async def handle_conn(self, user: PendingConn) -> None:
         """Serve one accepted local connection (bytes it already sent may sit in ``user.buffered``)
@@ -146,7 +146,7 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
         try:
             conn, encode, decode = await open_visitor_conn(self)
         except VisitorConnError as exc:
-            log.warning("[%s] %s", self.name, exc)
+            log.warning("[%s] %s", self.label, exc)
             transport.close()
             return
         if user.lost or transport.is_closing():
@@ -155,9 +155,9 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
         ct, cdata, ceof = conn.detach()
         relay = Relay(
             transport, ct, a_to_b=encode, b_to_a=decode, a_data=user.take(), b_data=cdata,
-            a_eof=user.eof, b_eof=ceof, name=self.name, on_close=self.relays.discard,
+            a_eof=user.eof, b_eof=ceof, name=self.label, on_close=self.relays.discard,
         )
         if not relay.done.done():
             self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.name, fmt_addr(transport.get_extra_info("peername")))
+        log.debug("[%s] join connections, user %s", self.label, fmt_addr(transport.get_extra_info("peername")))
 

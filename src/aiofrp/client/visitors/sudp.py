@@ -49,8 +49,8 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
             sock = UserSocket(self._from_user, size)
             await listen_udp(lambda: sock, cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             self.sock = sock
-            log.info("[%s] sudp start to work, listen on %s", self.name, join_host_port(cfg.bind_addr, cfg.bind_port))
-        log.info("[%s] start visitor success", self.name)
+            log.info("[%s] sudp start to work, listen on %s", self.label, join_host_port(cfg.bind_addr, cfg.bind_port))
+        log.info("[%s] start visitor success", self.label)
 
     def _from_user(self, data: bytes, addr: SockAddr) -> None:
         tunnel = self.tunnel
@@ -72,10 +72,10 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                     conn, encode, decode = await open_visitor_conn(self)
                 except VisitorConnError as exc:
                     if self.control is None:  # still not logged in: what waited is stale now
-                        log.warning("[%s] %s, dropping %d datagram(s)", self.name, exc, len(self._pending))
+                        log.warning("[%s] %s, dropping %d datagram(s)", self.label, exc, len(self._pending))
                         self._pending.clear()
                         return
-                    log.warning("[%s] %s", self.name, exc)
+                    log.warning("[%s] %s", self.label, exc)
                     if self._pending:
                         self._pending.pop(0)  # Go drops the datagram whose dial failed
                     continue
@@ -83,7 +83,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                     conn.close()
                     return
                 tunnel = PacketConn(
-                    self.name, self._from_server, encode=encode, decode=decode,
+                    self.label, self._from_server, encode=encode, decode=decode,
                     read_timeout=READ_TIMEOUT, on_close=self._tunnel_closed, v2=conn.wire_protocol == "v2",
                 )
                 pending, self._pending = self._pending, []
@@ -92,7 +92,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                 self.tunnel = tunnel
                 ct, cdata, ceof = conn.detach()
                 tunnel.attach(ct, cdata, ceof)
-                log.debug("[%s] sudp tunnel to [%s] is up", self.name, self.target)
+                log.debug("[%s] sudp tunnel to [%s] is up", self.label, self.target)
                 return
         finally:
             self._dialer = None
@@ -105,7 +105,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
         if self.tunnel is tunnel:
             self.tunnel = None
             if not self._closed:
-                log.info("[%s] sudp worker is closed", self.name)
+                log.info("[%s] sudp worker is closed", self.label)
                 self._ensure_dialer()
 
     async def close(self) -> None:

@@ -74,7 +74,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         self.spawn(self._tunnel_worker())
         if cfg.keep_tunnel_open:
             self.spawn(self._keep_tunnel_open())
-        log.info("[%s] start visitor success", self.name)
+        log.info("[%s] start visitor success", self.label)
 
     def detach(self) -> None:
         """The control session ended: so does the tunnel (as in Go, whose visitors live and die with
@@ -98,12 +98,12 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         assert transport is not None
         transport.pause_reading()
         cfg = self.cfg
-        log.debug("[%s] get a new xtcp user connection", self.name)
+        log.debug("[%s] get a new xtcp user connection", self.label)
         timeout = cfg.fallback_timeout_ms / 1000 if cfg.fallback_to else OPEN_TUNNEL_TIMEOUT
         try:
             stream = await self._open_tunnel(min(timeout, OPEN_TUNNEL_TIMEOUT))
         except ConnectionError as exc:
-            log.error("[%s] open tunnel error: %s", self.name, exc)
+            log.error("[%s] open tunnel error: %s", self.label, exc)
             if cfg.fallback_to:
                 await self._fallback(user)
             else:
@@ -115,20 +115,20 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         key = derive_key(cfg.secret_key) if cfg.transport.use_encryption else None
         encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
         relay = Relay(transport, stream, a_to_b=encode, b_to_a=decode, a_data=user.take(), a_eof=user.eof,
-                      name=self.name, on_close=self.relays.discard)
+                      name=self.label, on_close=self.relays.discard)
         if not relay.done.done():
             self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.name, fmt_addr(transport.get_extra_info("peername")))
+        log.debug("[%s] join connections, user %s", self.label, fmt_addr(transport.get_extra_info("peername")))
 
     async def _fallback(self, user: PendingConn) -> None:
         target = self.cfg.fallback_to
         fb = self.client.visitor_by_name(target)
         if fb is None or fb is self or not isinstance(fb, TCPVisitor):
-            log.error("[%s] transfer connection to visitor %s error: visitor not found", self.name, target)
+            log.error("[%s] transfer connection to visitor %s error: visitor not found", self.label, target)
             if user.transport is not None:
                 user.transport.close()
             return
-        log.debug("[%s] try to transfer connection to visitor: %s", self.name, target)
+        log.debug("[%s] try to transfer connection to visitor: %s", self.label, target)
         await fb.handle_conn(user)
 
     async def _open_tunnel(self, timeout: float) -> asyncio.Transport:
@@ -141,7 +141,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
                 try:
                     return t.open_stream()
                 except ConnectionError as exc:
-                    log.warning("[%s] get tunnel connection error: %s", self.name, exc)
+                    log.warning("[%s] get tunnel connection error: %s", self.label, exc)
                     t.close()
             self._want_tunnel.set()
             left = deadline - loop.time()
@@ -172,7 +172,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             try:
                 self._last_error = await self._make_nat_hole()
             except Exception as exc:
-                log.exception("[%s] make nat hole failed", self.name)
+                log.exception("[%s] make nat hole failed", self.label)
                 self._last_error = str(exc)
             finally:
                 self._attempting = False
@@ -194,15 +194,15 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             await asyncio.sleep(max(self.cfg.min_retry_interval, 1))
             t = self.tunnel
             if t is not None and not t.is_closed:
-                log.debug("[%s] keepTunnelOpenWorker check success", self.name)
+                log.debug("[%s] keepTunnelOpenWorker check success", self.label)
                 continue
-            log.warning("[%s] keepTunnelOpenWorker get tunnel connection error: no tunnel session", self.name)
+            log.warning("[%s] keepTunnelOpenWorker get tunnel connection error: no tunnel session", self.label)
             await limiter.wait()
             self._want_tunnel.set()
 
     async def _make_nat_hole(self) -> str:
         """One attempt; returns "" on success, else what went wrong (already logged)."""
-        name, cfg = self.name, self.cfg
+        name, cfg = self.label, self.cfg
         control = self.control
         if control is None:
             log.warning("[%s] nathole precheck error: not connected to the server", name)

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 from multidict import CIMultiDict
 
+from ....net.dialerr import dial_error_text
 from ....proto import http as ph
 
 IDLE_TIMEOUT = 90.0  # Go: DefaultTransport IdleConnTimeout
@@ -321,12 +322,10 @@ class Pool:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(lambda: _Conn(self), self.host, self.port, ssl=self.ssl,
                                                        server_hostname=self.server_hostname)
-        except TimeoutError:
-            raise UpstreamError(f"dial tcp {target}: i/o timeout") from None
         except ssl.SSLError as exc:
             raise UpstreamError(f"tls: {exc}") from None
-        except OSError as exc:
-            raise UpstreamError(f"dial tcp {target}: connect: {(exc.strerror or str(exc)).lower()}") from None
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(dial_error_text(target, exc)) from None
         return conn
 
     def _take(self) -> _Conn | None:
