@@ -474,7 +474,7 @@ def test_log_lines_read_as_gos(frp) -> None:
     frpc.wait_for_log(r"try to connect to server\.\.\.$", 10, since=failed.end())
     assert time.monotonic() - t_failed >= 1.9  # Go's first wait: 2–2.2 s (1 s before)
 
-    start_frps(frp, port=bind)
+    frps, _ = start_frps(frp, port=bind)
     login = frpc.wait_for_log(r"login to server success", 15)
     frpc.wait_for_log(r"proxy added: \[u1\.dns u1\.down\]$", 5, since=login.start())  # by name (Go 0.68+)
     frpc.wait_for_log(r"\[u1\.down\] start proxy success", 10)
@@ -489,3 +489,6 @@ def test_log_lines_read_as_gos(frp) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.sendto(b"x", (LOCALHOST, uremote))
         frpc.wait_for_log(rf"\[u1\.dns\] incoming a new work connection for udp proxy, 127\.0\.0\.1:{bind}$", 10)
+    frpc.kill()  # and frps says, as Go's, that each of its proxies closes
+    frps.wait_for_log(r"\[u1\.down\] proxy closing", 10)
+    frps.wait_for_log(r"\[u1\.dns\] proxy closing", 10)

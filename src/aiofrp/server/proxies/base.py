@@ -136,6 +136,8 @@ class ServerProxy:
         raise NotImplementedError
 
     def close(self) -> None:
+        if not self.closed:
+            log.info("[%s] proxy closing", self.name)  # Go's line (server/proxy/proxy.go: Close)
         self.closed = True
         for relay in list(self.relays):
             relay.close()
