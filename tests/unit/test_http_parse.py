@@ -261,20 +261,48 @@ def test_request_head_out_proxy_form_and_upgrade():
 
 
 def test_response_head_out():
-    from aiofrp.server.vhost.http_rewrite import response_head_out
+    from aiofrp.proto.http import ChunkedBody, ContentLengthBody, NoBody, UntilClose
+    from aiofrp.server.vhost.http_rewrite import BodyCoding, response_head_out
     from aiofrp.server.vhost.router import Route
 
-    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n"
+    date = "Date: Sat, 05 Dec 2026 06:00:00 GMT\r\n"
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n" + date + "\r\n").encode()
     resp = parse_response_head(raw)
     keep = req("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert response_head_out(resp, raw, Route("a"), False, keep) == (raw, False)  # untouched fast path
-    head, _ = response_head_out(resp, raw, Route("a", response_headers={"x-a": "2"}), True, keep)
+    length = ContentLengthBody(2)
+    # untouched fast path
+    assert response_head_out(resp, raw, Route("a"), False, keep, length) == (raw, False, False, BodyCoding.AS_IS)
+    head, _, close, _ = response_head_out(resp, raw, Route("a", response_headers={"x-a": "2"}), True, keep, length)
     out = parse_response_head(head)
-    assert out.get_all("x-a") == ["2"] and out.get("connection") == "close"
-    raw = b"HTTP/1.1 200 OK\r\nConnection: close, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: t=1\r\n\r\n"
-    head, upstream_close = response_head_out(parse_response_head(raw), raw, None, False, keep)
-    assert upstream_close and parse_response_head(head).get("x-drop") is None
+    assert close and out.get_all("x-a") == ["2"] and out.get("connection") == "close"
+    # the service's Connection: close ends its own connection only; its hop-by-hop headers go
+    raw = b"HTTP/1.1 200 OK\r\nConnection: close, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: t=1\r\nContent-Length: 0\r\n\r\n"
+    head, upstream_close, close, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())
+    out = parse_response_head(head)
+    assert upstream_close and not close
+    assert out.get("x-drop") is None and out.get("connection") is None and out.get("keep-alive") is None
+    assert (out.get("date") or "").endswith(" GMT")  # Go's server adds Date when the service sent none
+    # HTTP/1.0 clients: their version in the status line, keep-alive spelled out when kept
     ten = req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-    head, _ = response_head_out(parse_response_head(raw), raw, None, False, ten)
+    head, _, close, _ = response_head_out(parse_response_head(raw), raw, None, False, ten, NoBody())
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n") and not close
     assert parse_response_head(head).get("connection") == "keep-alive"
+    # a chunked body to an HTTP/1.0 client: the coding comes off, the body ends with the connection
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n"
+    head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, False, ten, ChunkedBody())
+    out = parse_response_head(head)
+    assert coding is BodyCoding.DECHUNK and close
+    assert out.get("transfer-encoding") is None and out.get("trailer") is None and out.get("connection") is None
+    # a close-delimited body to an HTTP/1.1 client kept alive: chunked
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+    head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, False, keep, UntilClose())
+    assert coding is BodyCoding.CHUNK and not close
+    assert parse_response_head(head).get("transfer-encoding") == "chunked"
+    # ... unless the client's connection ends anyway
+    head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, True, keep, UntilClose())
+    assert coding is BodyCoding.AS_IS and close and parse_response_head(head).get("connection") == "close"
+    # an HTTP/1.0 service answering an HTTP/1.1 client: the client gets 1.1
+    raw = b"HTTP/1.0 404 Nope\r\nContent-Length: 0\r\n\r\n"
+    head, upstream_close, close, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())
+    assert head.startswith(b"HTTP/1.1 404 Nope\r\n") and upstream_close and not close

@@ -15,6 +15,8 @@ import base64
 import binascii
 import enum
 import re
+import time
+from email.utils import formatdate
 
 from .errors import ProtocolError
 
@@ -32,6 +34,7 @@ __all__ = [
     "build_head",
     "canonical_host",
     "find_head_end",
+    "http_date",
     "parse_request_head",
     "parse_response_head",
     "request_body",
@@ -246,6 +249,18 @@ def build_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
     parts.extend(f"{k}: {v}" for k, v in headers)
     parts.append("\r\n")
     return "\r\n".join(parts).encode("latin-1")
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The ``Date`` value for now (RFC 9110 IMF-fixdate), formatted once per second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
 
 
 def canonical_host(host: str) -> str:

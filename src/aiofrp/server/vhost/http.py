@@ -36,13 +36,16 @@ from ...proto.http import (
     parse_request_head,
     request_body,
 )
-from .http_rewrite import request_head_out, response_head_out, set_headers
+from .http_rewrite import BodyCoding, request_head_out, response_head_out, set_headers
 from .pages import (
+    GATEWAY_TIMEOUT,
     PROXY_UNAUTHORIZED,
     UNAUTHORIZED,
+    Page,
     error_response,
     not_found_page,
     raw_not_found,
+    render,
     simple_response,
 )
 from .router import Route, Routers
@@ -146,8 +149,8 @@ class HTTPVhost:
         if data:
             conn.data_received(data)
 
-    def not_found(self) -> bytes:
-        return not_found_page(self.custom_404)
+    def not_found(self) -> Page:
+        return Page(404, not_found_page(self.custom_404), "text/html; charset=utf-8")
 
 
 class ClientConn(asyncio.Protocol):
@@ -175,6 +178,7 @@ class ClientConn(asyncio.Protocol):
         self.up: Upstream | None = None
         self.keep_alive = True
         self.resp_started = False
+        self.resp_close = False  # the client's connection ends after the current response
         self.retried = False
         self.waiting: UpstreamPool | None = None  # the pool whose next free upstream this request takes
         self.handed = False  # handed over by another worker (server/workers/handover.py)
@@ -407,7 +411,7 @@ class ClientConn(asyncio.Protocol):
                     self._close()
                     return
                 log.debug("http request for host [%s] path [%s] httpUser [%s]: no route", req.host, req.path, user)
-                self._local_response(404, vhost.not_found(), "text/html; charset=utf-8", data, pos)
+                self._local_raw(vhost.not_found(), data, pos)
             if vhost.elsewhere is not None and not self.handed and self.requests == 1:
                 # the first request of a connection: the worker with its route takes the connection
                 vhost.elsewhere.try_elsewhere("http", canonical_host(req.host), req.path, user, bytes(data),
@@ -427,7 +431,7 @@ class ClientConn(asyncio.Protocol):
                 return
         member = route.pick()
         if member is None:
-            self._local_response(404, vhost.not_found(), "text/html; charset=utf-8", data, pos)
+            self._local_raw(vhost.not_found(), data, pos)
             return
         self.route = route
         self.member = member
@@ -558,14 +562,14 @@ class ClientConn(asyncio.Protocol):
     def on_interim(self, resp: Response, raw: bytes) -> None:
         self.transport.write(raw)
 
-    def on_response_head(self, up: Upstream, resp: Response, raw: bytes) -> bytes:
-        """The head to send to the client (the upstream writes it, with the first body bytes)."""
-        close = not self.keep_alive or self.eof or not up.reusable
-        head, upstream_close = response_head_out(resp, raw, self.route, close, self.req)
+    def on_response_head(self, up: Upstream, resp: Response, raw: bytes) -> tuple[bytes, BodyCoding]:
+        """The head to send to the client and how its body is framed (the upstream writes them)."""
+        head, upstream_close, self.resp_close, coding = response_head_out(
+            resp, raw, self.route, not self.keep_alive or self.eof, self.req, up.framer)
         if upstream_close:
             up.reusable = False
         self.resp_started = True
-        return head
+        return head, coding
 
     def on_response_end(self, up: Upstream) -> None:
         self.up = None
@@ -575,7 +579,8 @@ class ClientConn(asyncio.Protocol):
         else:
             up.close()
         if self.state == _WAIT:
-            self._finish(close=not self.keep_alive or self.eof or not up.reusable)
+            # the service closing its connection does not end the client's (Go's ReverseProxy)
+            self._finish(close=self.resp_close or self.eof)
         elif self.state == _BODY:
             # answered before the request body was complete: the connection cannot be reused
             self._finish(close=True)
@@ -639,25 +644,21 @@ class ClientConn(asyncio.Protocol):
             self._close()
             return
         done = self.state in (_WAIT, _ACQUIRE) and self.framer.done
-        if timeout:
-            self.transport.write(simple_response(504, close=not (done and self.keep_alive)))
-        else:
-            self.transport.write(simple_response(404, self.vhost.not_found(), content_type="text/html; charset=utf-8",
-                                                 close=not (done and self.keep_alive)))
-        self._finish(close=not done or not self.keep_alive or self.eof)
+        close = not done or not self.keep_alive or self.eof
+        self.transport.write(self._render(GATEWAY_TIMEOUT if timeout else self.vhost.not_found(), close))
+        self._finish(close=close)
 
-    def _local_raw(self, response: bytes, data: bytes, pos: int) -> None:
+    def _render(self, page: Page, close: bool) -> bytes:
+        req = self.req
+        return render(page, method=req.method, minor=req.minor, close=close) if req else render(page, close=close)
+
+    def _local_raw(self, page: Page, data: bytes, pos: int) -> None:
         """A response frps writes itself (auth challenge, 404); the request is not forwarded."""
         close = not self.keep_alive or self.eof or not self.framer.done
-        if close:
-            response = response.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
-        self.transport.write(response)
+        self.transport.write(self._render(page, close))
         if not close and pos < len(data):
             self.pending += data[pos:]
         self._finish(close=close)
-
-    def _local_response(self, status: int, body: bytes, ctype: str, data: bytes, pos: int) -> None:
-        self._local_raw(simple_response(status, body, content_type=ctype), data, pos)
 
     def _finish(self, *, close: bool) -> None:
         """The exchange is over: close, or wait for the next request (maybe already read)."""

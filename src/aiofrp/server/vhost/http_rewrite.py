@@ -3,7 +3,9 @@ hop-by-hop headers, Host, X-Forwarded-*, ``requestHeaders.set`` / ``responseHead
 
 from __future__ import annotations
 
-from ...proto.http import Request, Response, build_head
+import enum
+
+from ...proto.http import BodyFramer, ChunkedBody, Request, Response, UntilClose, build_head, http_date
 from .router import Route
 
 # Request headers not forwarded (hop-by-hop, and the ones the proxy sets itself).
@@ -48,7 +50,7 @@ def request_head_out(
         out.append(("Upgrade", upgrade))
     target = f"http://{host}{req.origin_target}" if req.url_host else req.target
     out.insert(0, ("Host", host))
-    return build_head(f"{req.method} {target} HTTP/1.{req.minor}", out)
+    return build_head(f"{req.method} {target} HTTP/1.1", out)  # Go's Transport speaks 1.1 to the service
 
 
 def set_headers(headers: list[tuple[str, str]], updates: dict[str, str]) -> list[tuple[str, str]]:
@@ -58,31 +60,66 @@ def set_headers(headers: list[tuple[str, str]], updates: dict[str, str]) -> list
     return out
 
 
+class BodyCoding(enum.Enum):
+    """How a response body goes to the client (Go's server frames what its ReverseProxy copies)."""
+
+    AS_IS = "as the local service framed it"
+    CHUNK = "close-delimited from the service, chunked to an HTTP/1.1 client kept alive"
+    DECHUNK = "chunked from the service, close-delimited to an HTTP/1.0 client"
+
+
 def response_head_out(
-    resp: Response, raw: bytes, route: Route | None, close: bool, req: Request | None,
-) -> tuple[bytes, bool]:
-    """(head for the client, whether the service wants the connection closed)."""
+    resp: Response, raw: bytes, route: Route | None, close: bool, req: Request | None, framer: BodyFramer,
+) -> tuple[bytes, bool, bool, BodyCoding]:
+    """The head for the client, as Go's ReverseProxy and net/http server write it: hop-by-hop
+    headers of the service dropped (its ``Connection: close`` ends the work connection, not the
+    client's), ``responseHeaders.set``, ``Date`` when the service sent none, the client's HTTP
+    version, and a body framing the client can read.
+
+    ``close``: the client's connection ends after this response. Returns (head, whether the
+    service wants its connection closed, whether the client's connection closes, body coding)."""
     tokens: set[str] = set()
     hop = False
+    date = False
     for name, value in resp.headers:
         ln = name.lower()
         if ln in _HOP_RESP:
             hop = True
             if ln == "connection":
                 tokens.update(t.strip().lower() for t in value.split(","))
+        elif ln == "date":
+            date = True
     upstream_close = "close" in tokens or (resp.minor == 0 and "keep-alive" not in tokens)
-    close = close or upstream_close
+    minor = req.minor if req is not None else 1
+    coding = BodyCoding.AS_IS
+    if type(framer) is UntilClose:
+        if close or not minor:
+            close = True
+        else:
+            coding = BodyCoding.CHUNK
+    elif not minor and type(framer) is ChunkedBody:
+        coding = BodyCoding.DECHUNK
+        close = True
     updates = route.response_headers if route is not None else None
-    keep_alive_10 = not close and req is not None and req.minor == 0
-    if not hop and not updates and not close and not keep_alive_10:
-        return raw, upstream_close
+    if (not hop and not updates and not close and date and minor and coding is BodyCoding.AS_IS
+            and raw.startswith(b"HTTP/1.1 ")):
+        return raw, upstream_close, False, coding
     headers = [(k, v) for k, v in resp.headers
                if (ln := k.lower()) not in _HOP_RESP and ln not in tokens]
+    if coding is BodyCoding.DECHUNK:
+        headers = [(k, v) for k, v in headers if k.lower() not in ("transfer-encoding", "trailer")]
+    elif coding is BodyCoding.CHUNK:
+        headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        headers.append(("Transfer-Encoding", "chunked"))
     if updates:
         headers = set_headers(headers, updates)
+    if not date:
+        headers.append(("Date", http_date()))
     if close:
-        headers.append(("Connection", "close"))
-    elif keep_alive_10:
+        if minor:
+            headers.append(("Connection", "close"))
+    elif not minor:
         headers.append(("Connection", "keep-alive"))
-    status_line = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
-    return build_head(status_line, headers), upstream_close
+    # the service's status line in the client's version (Go's server writes its own)
+    status_line = ("HTTP/1.1" if minor else "HTTP/1.0") + raw.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")[8:]
+    return build_head(status_line, headers), upstream_close, close, coding

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ...proto.http import (
     MAX_HEAD_SIZE,
     BodyFramer,
+    ChunkedBody,
     HTTPError,
     NoBody,
     UntilClose,
@@ -25,6 +26,7 @@ from ...proto.http import (
     parse_response_head,
     response_body,
 )
+from .http_rewrite import BodyCoding
 
 if TYPE_CHECKING:
     from ...net.relay import Codec
@@ -45,13 +47,14 @@ class UpstreamState(enum.Enum):
 
 
 _IDLE, _HEAD, _BODY, _CLOSED = UpstreamState  # module-level names: fast to compare
+_AS_IS, _CHUNK, _DECHUNK = BodyCoding
 
 
 class Upstream(asyncio.Protocol):
     """One work connection carrying HTTP/1.1 requests of one proxy, one exchange at a time."""
 
     __slots__ = (
-        "client", "client_transport", "counted", "decode", "encode", "eof_held", "framer", "got_bytes", "head_timeout",
+        "client", "client_transport", "coding", "counted", "decode", "encode", "eof_held", "framer", "got_bytes", "head_timeout",
         "idle_since", "in_held", "in_timer", "member", "method", "nin", "nout", "out_held", "out_timer", "rbuf",
         "read_paused", "reusable", "reused", "state", "timer", "transport", "write_paused",
     )
@@ -68,6 +71,7 @@ class Upstream(asyncio.Protocol):
         self.state = _IDLE
         self.rbuf = b""
         self.framer: BodyFramer = NoBody()
+        self.coding = _AS_IS
         self.method = ""
         self.timer: asyncio.TimerHandle | None = None
         self.got_bytes = False
@@ -96,6 +100,7 @@ class Upstream(asyncio.Protocol):
         self.client_transport = client.transport
         self.method = method
         self.state = _HEAD
+        self.coding = _AS_IS
         self.got_bytes = False
         self.reusable = True
         if client.write_paused:
@@ -278,6 +283,9 @@ class Upstream(asyncio.Protocol):
                 self._body(data, 0)
             elif state == _HEAD:
                 self._head(data)
+        except HTTPError as exc:  # a malformed chunked body
+            self._error(f"malformed response body: {exc.detail}")
+            return
         except Exception:  # a bug must not take down the yamux session the stream belongs to
             log.exception("[%s] http response handling failed", self.member.name)
             self._error("internal error")
@@ -325,9 +333,14 @@ class Upstream(asyncio.Protocol):
         self.state = _BODY
         if isinstance(framer, UntilClose):
             self.reusable = False
-        head = client.on_response_head(self, resp, data[pos:end])
+        head, coding = client.on_response_head(self, resp, data[pos:end])
         ct = self.client_transport
         assert ct is not None
+        if coding is not _AS_IS:
+            self.coding = coding
+            ct.write(head)
+            self._body_coded(data, end)
+            return
         if framer.done or end == len(data):
             ct.write(head)
             if framer.done:
@@ -340,6 +353,9 @@ class Upstream(asyncio.Protocol):
             self._done(stop < len(data))
 
     def _body(self, data: bytes, pos: int) -> None:
+        if self.coding is not _AS_IS:
+            self._body_coded(data, pos)
+            return
         framer = self.framer
         end = framer.feed(data, pos)
         ct = self.client_transport
@@ -350,8 +366,29 @@ class Upstream(asyncio.Protocol):
         if framer.done:
             self._done(end < len(data))
 
+    def _body_coded(self, data: bytes, pos: int) -> None:
+        """Body bytes in the framing the client gets instead of the service's (BodyCoding)."""
+        framer = self.framer
+        ct = self.client_transport
+        assert ct is not None
+        if self.coding is _CHUNK:  # the body ends when the service closes: nothing to find
+            if pos < len(data):
+                ct.writelines((b"%x\r\n" % (len(data) - pos), memoryview(data)[pos:], b"\r\n"))
+            return
+        assert type(framer) is ChunkedBody
+        out: list[bytes] = []
+        end = framer.feed(data, pos, out)
+        if out:
+            ct.writelines(out)
+        if framer.done:
+            self._done(end < len(data))
+
     def _done(self, extra: bool) -> None:
         """The response is complete; ``extra``: the service sent bytes beyond it."""
+        if self.coding is not _AS_IS:
+            if self.coding is _CHUNK and self.client_transport is not None:
+                self.client_transport.write(b"0\r\n\r\n")
+            self.coding = _AS_IS
         if extra:
             self.reusable = False
         if self.out_held is not None:  # answered before the request was all written

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from ... import FRP_VERSION
-from ...proto.http import STATUS_TEXT
+from ...proto.http import STATUS_TEXT, http_date
 
 log = logging.getLogger("aiofrp.server.vhost")
 
@@ -58,20 +59,37 @@ def raw_not_found(custom_path: str) -> bytes:
     ).encode() + body
 
 
-def simple_response(
-    status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None, *, close: bool = False,
-    content_type: str = "text/plain; charset=utf-8",
-) -> bytes:
-    lines = [f"HTTP/1.1 {status} {STATUS_TEXT.get(status, '')}"]
+class Page(NamedTuple):
+    """A response frps writes itself; :func:`render` makes it fit the request it answers."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def render(page: Page, *, method: str = "GET", minor: int = 1, close: bool = False) -> bytes:
+    """``page`` as Go's net/http server writes it for a request of ``method`` over HTTP/1.``minor``:
+    the client's version in the status line, ``Date``, the length of the body (sent only when the
+    method is not HEAD), and ``Connection: close`` (HTTP/1.1) or ``keep-alive`` (HTTP/1.0)."""
+    body = page.body
+    lines = [f"HTTP/1.{1 if minor else 0} {page.status} {STATUS_TEXT.get(page.status, '')}"]
+    lines.extend(f"{k}: {v}" for k, v in page.headers)
+    lines.append(f"Date: {http_date()}")
+    lines.append(f"Content-Length: {len(body)}")
     if body:
-        lines.append(f"Content-Type: {content_type}")
-    for k, v in headers or ():
-        lines.append(f"{k}: {v}")
-    if body or status >= 200:
-        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Content-Type: {page.content_type}")
     if close:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        if minor:
+            lines.append("Connection: close")
+    elif not minor:
+        lines.append("Connection: keep-alive")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if method == "HEAD" else head + body
+
+
+def simple_response(status: int, body: bytes = b"", *, close: bool = False) -> bytes:
+    return render(Page(status, body), close=close)
 
 
 def error_response(status: int, detail: str = "") -> bytes:
@@ -80,11 +98,12 @@ def error_response(status: int, detail: str = "") -> bytes:
     return simple_response(status, text.encode("latin-1", "replace"), close=True)
 
 
-UNAUTHORIZED = simple_response(
+UNAUTHORIZED = Page(
     401, b"Unauthorized\n",
-    [("Www-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")],
+    headers=(("Www-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")),
 )
-PROXY_UNAUTHORIZED = simple_response(
+PROXY_UNAUTHORIZED = Page(
     407, b"Proxy Authentication Required\n",
-    [("Proxy-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")],
+    headers=(("Proxy-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")),
 )
+GATEWAY_TIMEOUT = Page(504)
