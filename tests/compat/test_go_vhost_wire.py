@@ -35,6 +35,7 @@ ANSWERS = {
                    b"Content-Length: 2\r\n\r\nok"),
     "/eof": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-eof-body",
     "/ten": b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nten",
+    "/dupcl": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
 }
 CLOSE_AFTER = frozenset({"/connclose", "/eof", "/ten"})
 
@@ -69,6 +70,14 @@ class ScriptedService:
                         buf += data
                     head, _, buf = buf.partition(b"\r\n\r\n")
                     method, path = head.split(b" ", 2)[:2]
+                    lengths = re.findall(rb"(?im)^content-length:[ \t]*(\S*)", head)
+                    if lengths and lengths[0].isdigit():
+                        buf = buf[int(lengths[0]):]  # the request body (all of it arrived: small)
+                    if path == b"/cl":  # which Content-Length headers the service was sent
+                        text = b",".join(lengths) or b"none"
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                                     % (len(text), text))
+                        continue
                     answer = ANSWERS.get(path.decode(), ANSWERS["/plain"])
                     if method == b"HEAD":
                         answer = answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
@@ -116,6 +125,16 @@ CASES: dict[str, list[tuple[str, bytes]]] = {
                                   ("GET", b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
     "http10_service": [("GET", b"GET /ten HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
                        ("GET", b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
+    "options_star": [("GET", b"OPTIONS * HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
+                     ("GET", b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
+    "duplicate_content_length": [("GET", b"GET /dupcl HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
+    "content_length_to_service": [
+        ("GET", b"POST /cl HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
+        ("GET", b"PUT /cl HTTP/1.1\r\nHost: svc.test\r\nContent-Length: 0\r\n\r\n"),
+        ("GET", b"GET /cl HTTP/1.1\r\nHost: svc.test\r\nContent-Length: 0\r\n\r\n"),
+        ("GET", b"DELETE /cl HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
+        ("GET", b"POST /cl HTTP/1.1\r\nHost: svc.test\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"),
+    ],
     "chunked_to_http11": [("GET", b"GET /chunked HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n")],
 }
 
@@ -170,5 +189,9 @@ def test_vhost_answers_read_as_gos(frp):
         (eof, plain), still_open = run_case(ours_port, CASES["close_delimited_rechunked"])
         assert ("transfer-encoding", "chunked") in eof[1] and eof[2] == b"until-eof-body"  # type: ignore[index]
         assert plain[2] == b"plain" and not still_open  # type: ignore[index]
+        answers, _ = run_case(ours_port, CASES["content_length_to_service"])
+        assert [a[2] for a in answers] == [b"0", b"0", b"none", b"none", b"2"]  # type: ignore[index]
+        (options, _), _ = run_case(ours_port, CASES["options_star"])
+        assert options[0] == "HTTP/1.1 200 OK" and ("content-length", "0") in options[1]  # type: ignore[index]
     finally:
         service.stop()

@@ -235,7 +235,7 @@ def test_request_head_out_rewrites():
             "X-Forwarded-For: 2.2.2.2\r\nX-Forwarded-Host: evil\r\nForwarded: for=x\r\nContent-Length: 3\r\n"
             "Transfer-Encoding: chunked\r\nUser-Agent: ua\r\n\r\n")
     route: Route[object] = Route("a.example.com", host_rewrite="in.ternal", headers={"user-agent": "frp", "X-Set": "1"})
-    out = parse_request_head(request_head_out(r, route, "9.9.9.9", None, r.connection_tokens(), True))
+    out = parse_request_head(request_head_out(r, route, "9.9.9.9", None, r.connection_tokens(), ChunkedBody()))
     assert out.target == "/p?q" and out.method == "POST"
     assert out.headers[0] == ("Host", "in.ternal")
     names = [k.lower() for k, _ in out.headers]
@@ -254,10 +254,29 @@ def test_request_head_out_proxy_form_and_upgrade():
     r = req("GET http://w.example.com:81/chat?x HTTP/1.1\r\nHost: w.example.com:81\r\nConnection: Upgrade\r\n"
             "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n")
     out = parse_request_head(request_head_out(r, Route("w.example.com"), "1.2.3.4", "websocket",
-                                              r.connection_tokens(), False))
+                                              r.connection_tokens(), NoBody()))
     assert out.target == "http://w.example.com:81/chat?x"
     assert out.get("connection") == "Upgrade" and out.get("upgrade") == "websocket"
     assert out.get("sec-websocket-key") == "k"
+
+
+def test_request_head_out_content_length_as_gos_transport():
+    from aiofrp.server.vhost.http_rewrite import request_head_out
+    from aiofrp.server.vhost.router import Route
+
+    def length(head: str) -> tuple[list[str], str]:
+        r = req(head)
+        out = parse_request_head(request_head_out(r, Route("a"), "1.2.3.4", None, r.connection_tokens(),
+                                                  request_body(r)))
+        return out.get_all("content-length"), out.target
+
+    # repeated equal values merged; the service always hears HTTP/1.1 (the line parses as such)
+    assert length("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n")[0] == ["2"]
+    # POST, PUT and PATCH without a body say so; other methods do not (Go's shouldSendContentLength)
+    for method in ("POST", "PUT", "PATCH"):
+        assert length(f"{method} / HTTP/1.1\r\nHost: a\r\n\r\n")[0] == ["0"]
+    assert length("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")[0] == []
+    assert length("DELETE / HTTP/1.1\r\nHost: a\r\n\r\n")[0] == []
 
 
 def test_response_head_out():

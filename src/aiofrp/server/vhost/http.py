@@ -24,7 +24,6 @@ from ...proto.addr import fmt_addr
 from ...proto.http import (
     MAX_HEAD_SIZE,
     BodyFramer,
-    ChunkedBody,
     HTTPError,
     NoBody,
     Request,
@@ -392,6 +391,9 @@ class ClientConn(asyncio.Protocol):
         self.retried = False
         tokens = req.connection_tokens() if req.headers else set()
         self.keep_alive = ("close" not in tokens) if req.minor else ("keep-alive" in tokens)
+        if req.target == "*" and req.method == "OPTIONS":  # net/http answers it itself
+            self._local_raw(Page(200), data, pos)
+            return
         proxy_form = bool(req.url_host)
         auth = basic_auth(req.get("authorization"))
         user = ""
@@ -439,8 +441,7 @@ class ClientConn(asyncio.Protocol):
             self._connect(member, req, data[pos:] if pos < len(data) else b"")
             return
         upgrade = req.get("upgrade") if "upgrade" in tokens else None
-        self.out_head = request_head_out(req, route, self.client_ip, upgrade, tokens,
-                                          isinstance(framer, ChunkedBody))
+        self.out_head = request_head_out(req, route, self.client_ip, upgrade, tokens, framer)
         up = member.pool.take()
         if up is None:
             conn = member.control.take_work_conn_nowait()

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import enum
 
-from ...proto.http import BodyFramer, ChunkedBody, Request, Response, UntilClose, build_head, http_date
+from ...proto.http import (
+    BodyFramer,
+    ChunkedBody,
+    ContentLengthBody,
+    NoBody,
+    Request,
+    Response,
+    UntilClose,
+    build_head,
+    http_date,
+)
 from .router import Route
 
 # Request headers not forwarded (hop-by-hop, and the ones the proxy sets itself).
@@ -16,8 +26,11 @@ _DROP_REQ = frozenset({
 _HOP_RESP = frozenset({"connection", "keep-alive", "proxy-connection", "upgrade"})
 
 
+_LENGTH_ALWAYS = frozenset({"POST", "PUT", "PATCH"})  # Go's Transport sends Content-Length: 0 for these
+
+
 def request_head_out(
-    req: Request, route: Route, client_ip: str, upgrade: str | None, tokens: set[str], chunked: bool,
+    req: Request, route: Route, client_ip: str, upgrade: str | None, tokens: set[str], framer: BodyFramer,
 ) -> bytes:
     """The request head sent to the local service (Go's ReverseProxy + frp's Rewrite)."""
     updates = route.headers
@@ -33,8 +46,8 @@ def request_head_out(
             elif ln == "te" and value.strip().lower() == "trailers":
                 out.append((name, value))
             continue
-        if chunked and ln == "content-length":
-            continue
+        if ln == "content-length":
+            continue  # one, written below (Go merges repeated equal values, drops it for a chunked body)
         out.append((name, value))
     host = route.host_rewrite or req.host
     xff.append(client_ip)
@@ -45,6 +58,10 @@ def request_head_out(
     for name, value in updates.items():
         if name.lower() != "host":
             out.append((name, value))
+    if type(framer) is ContentLengthBody:
+        out.append(("Content-Length", str(framer.remaining)))
+    elif type(framer) is NoBody and req.method in _LENGTH_ALWAYS:
+        out.append(("Content-Length", "0"))
     if upgrade is not None:
         out.append(("Connection", "Upgrade"))
         out.append(("Upgrade", upgrade))
@@ -81,6 +98,7 @@ def response_head_out(
     tokens: set[str] = set()
     hop = False
     date = False
+    lengths = 0
     for name, value in resp.headers:
         ln = name.lower()
         if ln in _HOP_RESP:
@@ -89,6 +107,8 @@ def response_head_out(
                 tokens.update(t.strip().lower() for t in value.split(","))
         elif ln == "date":
             date = True
+        elif ln == "content-length":
+            lengths += 1
     upstream_close = "close" in tokens or (resp.minor == 0 and "keep-alive" not in tokens)
     minor = req.minor if req is not None else 1
     coding = BodyCoding.AS_IS
@@ -101,11 +121,14 @@ def response_head_out(
         coding = BodyCoding.DECHUNK
         close = True
     updates = route.response_headers if route is not None else None
-    if (not hop and not updates and not close and date and minor and coding is BodyCoding.AS_IS
+    if (not hop and not updates and not close and date and minor and lengths < 2 and coding is BodyCoding.AS_IS
             and raw.startswith(b"HTTP/1.1 ")):
         return raw, upstream_close, False, coding
     headers = [(k, v) for k, v in resp.headers
                if (ln := k.lower()) not in _HOP_RESP and ln not in tokens]
+    if lengths > 1:  # equal values (response_body refused others): one header, as Go writes it
+        first = next(i for i, (k, _) in enumerate(headers) if k.lower() == "content-length")
+        headers = [h for i, h in enumerate(headers) if i == first or h[0].lower() != "content-length"]
     if coding is BodyCoding.DECHUNK:
         headers = [(k, v) for k, v in headers if k.lower() not in ("transfer-encoding", "trailer")]
     elif coding is BodyCoding.CHUNK:
