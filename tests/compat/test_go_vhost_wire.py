@@ -14,6 +14,7 @@ import base64
 import re
 import socket
 import threading
+import time
 
 import pytest
 from support.httpd import RawClient, RawResponse, proxy_block
@@ -35,6 +36,13 @@ ANSWERS = {
                    b"Content-Length: 2\r\n\r\nok"),
     "/eof": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-eof-body",
     "/ten": b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nten",
+    # no Content-Type: Go's server guesses one from the first body bytes when the length is known
+    "/untyped-boom": b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom",
+    "/untyped-png": b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "/untyped-html": b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n \n<HTML><body>x</body>",
+    "/untyped-empty": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "/untyped-encoded": b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 4\r\n\r\nabcd",
+    "/untyped-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
     "/dupcl": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
 }
 CLOSE_AFTER = frozenset({"/connclose", "/eof", "/ten"})
@@ -77,6 +85,11 @@ class ScriptedService:
                         text = b",".join(lengths) or b"none"
                         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
                                      % (len(text), text))
+                        continue
+                    if path == b"/untyped-late":  # the body a moment after the head
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+                        time.sleep(0.3)
+                        conn.sendall(b"GIF89a...")
                         continue
                     answer = ANSWERS.get(path.decode(), ANSWERS["/plain"])
                     if method == b"HEAD":
@@ -135,6 +148,9 @@ CASES: dict[str, list[tuple[str, bytes]]] = {
         ("GET", b"DELETE /cl HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
         ("GET", b"POST /cl HTTP/1.1\r\nHost: svc.test\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"),
     ],
+    "content_type_guessed": [("GET", f"GET {p} HTTP/1.1\r\nHost: svc.test\r\n\r\n".encode()) for p in (
+        "/untyped-boom", "/untyped-png", "/untyped-html", "/untyped-empty", "/untyped-encoded", "/untyped-chunked",
+        "/untyped-late")] + [("HEAD", b"HEAD /untyped-png HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
     "chunked_to_http11": [("GET", b"GET /chunked HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n")],
 }
 
@@ -191,6 +207,9 @@ def test_vhost_answers_read_as_gos(frp):
         assert plain[2] == b"plain" and not still_open  # type: ignore[index]
         answers, _ = run_case(ours_port, CASES["content_length_to_service"])
         assert [a[2] for a in answers] == [b"0", b"0", b"none", b"none", b"2"]  # type: ignore[index]
+        answers, _ = run_case(ours_port, CASES["content_type_guessed"])
+        assert [dict(a[1]).get("content-type") for a in answers] == [  # type: ignore[index]
+            "text/plain; charset=utf-8", "image/png", "text/html; charset=utf-8", None, None, None, "image/gif", None]
         (options, _), _ = run_case(ours_port, CASES["options_star"])
         assert options[0] == "HTTP/1.1 200 OK" and ("content-length", "0") in options[1]  # type: ignore[index]
     finally:

@@ -285,7 +285,7 @@ def test_response_head_out():
     from aiofrp.server.vhost.router import Route
 
     date = "Date: Sat, 05 Dec 2026 06:00:00 GMT\r\n"
-    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n" + date + "\r\n").encode()
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nX-A: 1\r\n" + date + "\r\n").encode()
     resp = parse_response_head(raw)
     keep = req("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     length = ContentLengthBody(2)
@@ -314,13 +314,21 @@ def test_response_head_out():
     assert coding is BodyCoding.DECHUNK and close
     assert out.get("transfer-encoding") is None and out.get("trailer") is None and out.get("connection") is None
     # a close-delimited body to an HTTP/1.1 client kept alive: chunked
-    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+    raw = b"HTTP/1.1 200 OK\r\n\r\n"
     head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, False, keep, UntilClose())
     assert coding is BodyCoding.CHUNK and not close
     assert parse_response_head(head).get("transfer-encoding") == "chunked"
     # ... unless the client's connection ends anyway
     head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, True, keep, UntilClose())
     assert coding is BodyCoding.AS_IS and close and parse_response_head(head).get("connection") == "close"
+    # no Content-Type and a known length: the type is guessed from the first bytes (Go's server);
+    # not for an encoded body, nor one of unknown length
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + date + "\r\n").encode()
+    assert response_head_out(parse_response_head(raw), raw, None, False, keep, ContentLengthBody(2)) == \
+        (raw, False, False, BodyCoding.SNIFF)
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Encoding: gzip\r\n" + date + "\r\n").encode()
+    assert response_head_out(parse_response_head(raw), raw, None, False, keep, ContentLengthBody(2))[3] is \
+        BodyCoding.AS_IS
     # an HTTP/1.0 service answering an HTTP/1.1 client: the client gets 1.1
     raw = b"HTTP/1.0 404 Nope\r\nContent-Length: 0\r\n\r\n"
     head, upstream_close, close, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())

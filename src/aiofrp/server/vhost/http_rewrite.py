@@ -83,6 +83,7 @@ class BodyCoding(enum.Enum):
     AS_IS = "as the local service framed it"
     CHUNK = "close-delimited from the service, chunked to an HTTP/1.1 client kept alive"
     DECHUNK = "chunked from the service, close-delimited to an HTTP/1.0 client"
+    SNIFF = "as framed, the head held for the first body bytes to guess a Content-Type from"
 
 
 def response_head_out(
@@ -99,6 +100,7 @@ def response_head_out(
     hop = False
     date = False
     lengths = 0
+    typed = False
     for name, value in resp.headers:
         ln = name.lower()
         if ln in _HOP_RESP:
@@ -109,6 +111,10 @@ def response_head_out(
             date = True
         elif ln == "content-length":
             lengths += 1
+        elif ln == "content-type":
+            typed = True
+        elif ln == "content-encoding" and value.strip():
+            typed = True  # Go's server does not sniff an encoded body either
     upstream_close = "close" in tokens or (resp.minor == 0 and "keep-alive" not in tokens)
     minor = req.minor if req is not None else 1
     coding = BodyCoding.AS_IS
@@ -120,9 +126,13 @@ def response_head_out(
     elif not minor and type(framer) is ChunkedBody:
         coding = BodyCoding.DECHUNK
         close = True
+    elif not typed and type(framer) is ContentLengthBody:
+        # Go's net/http server guesses the type from the first body bytes it writes (only when
+        # the length is known: an unknown-length body is flushed before any byte is sniffed)
+        coding = BodyCoding.SNIFF
     updates = route.response_headers if route is not None else None
-    if (not hop and not updates and not close and date and minor and lengths < 2 and coding is BodyCoding.AS_IS
-            and raw.startswith(b"HTTP/1.1 ")):
+    if (not hop and not updates and not close and date and minor and lengths < 2
+            and (coding is BodyCoding.AS_IS or coding is BodyCoding.SNIFF) and raw.startswith(b"HTTP/1.1 ")):
         return raw, upstream_close, False, coding
     headers = [(k, v) for k, v in resp.headers
                if (ln := k.lower()) not in _HOP_RESP and ln not in tokens]

@@ -26,6 +26,7 @@ from ...proto.http import (
     parse_response_head,
     response_body,
 )
+from ...proto.sniff import SNIFF_LEN, detect_content_type
 from .http_rewrite import BodyCoding
 
 if TYPE_CHECKING:
@@ -47,16 +48,41 @@ class UpstreamState(enum.Enum):
 
 
 _IDLE, _HEAD, _BODY, _CLOSED = UpstreamState  # module-level names: fast to compare
-_AS_IS, _CHUNK, _DECHUNK = BodyCoding
+_AS_IS, _CHUNK, _DECHUNK, _SNIFF = BodyCoding
 
 
 class Upstream(asyncio.Protocol):
     """One work connection carrying HTTP/1.1 requests of one proxy, one exchange at a time."""
 
     __slots__ = (
-        "client", "client_transport", "coding", "counted", "decode", "encode", "eof_held", "framer", "got_bytes", "head_timeout",
-        "idle_since", "in_held", "in_timer", "member", "method", "nin", "nout", "out_held", "out_timer", "rbuf",
-        "read_paused", "reusable", "reused", "state", "timer", "transport", "write_paused",
+        "client",
+        "client_transport",
+        "coding",
+        "counted",
+        "decode",
+        "encode",
+        "eof_held",
+        "framer",
+        "got_bytes",
+        "head_timeout",
+        "held_head",
+        "idle_since",
+        "in_held",
+        "in_timer",
+        "member",
+        "method",
+        "nin",
+        "nout",
+        "out_held",
+        "out_timer",
+        "rbuf",
+        "read_paused",
+        "reusable",
+        "reused",
+        "state",
+        "timer",
+        "transport",
+        "write_paused",
     )
 
     def __init__(
@@ -72,6 +98,7 @@ class Upstream(asyncio.Protocol):
         self.rbuf = b""
         self.framer: BodyFramer = NoBody()
         self.coding = _AS_IS
+        self.held_head = b""  # BodyCoding.SNIFF: the head, until the first body bytes
         self.method = ""
         self.timer: asyncio.TimerHandle | None = None
         self.got_bytes = False
@@ -338,8 +365,12 @@ class Upstream(asyncio.Protocol):
         assert ct is not None
         if coding is not _AS_IS:
             self.coding = coding
-            ct.write(head)
-            self._body_coded(data, end)
+            if coding is _SNIFF:
+                self.held_head = head
+            else:
+                ct.write(head)
+            if end < len(data):
+                self._body_coded(data, end)
             return
         if framer.done or end == len(data):
             ct.write(head)
@@ -371,9 +402,19 @@ class Upstream(asyncio.Protocol):
         framer = self.framer
         ct = self.client_transport
         assert ct is not None
-        if self.coding is _CHUNK:  # the body ends when the service closes: nothing to find
+        coding = self.coding
+        if coding is _CHUNK:  # the body ends when the service closes: nothing to find
             if pos < len(data):
                 ct.writelines((b"%x\r\n" % (len(data) - pos), memoryview(data)[pos:], b"\r\n"))
+            return
+        if coding is _SNIFF:  # the first body bytes: the head goes out with the type they show
+            end = framer.feed(data, pos)
+            head, self.held_head = self.held_head, b""
+            self.coding = _AS_IS
+            ctype = detect_content_type(memoryview(data)[pos:min(end, pos + SNIFF_LEN)])
+            ct.writelines((head[:-2], b"Content-Type: %s\r\n\r\n" % ctype.encode(), memoryview(data)[pos:end]))
+            if framer.done:
+                self._done(end < len(data))
             return
         assert type(framer) is ChunkedBody
         out: list[bytes] = []
@@ -389,6 +430,7 @@ class Upstream(asyncio.Protocol):
             if self.coding is _CHUNK and self.client_transport is not None:
                 self.client_transport.write(b"0\r\n\r\n")
             self.coding = _AS_IS
+            self.held_head = b""
         if extra:
             self.reusable = False
         if self.out_held is not None:  # answered before the request was all written
