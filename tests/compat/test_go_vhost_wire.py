@@ -151,6 +151,15 @@ CASES: dict[str, list[tuple[str, bytes]]] = {
     "content_type_guessed": [("GET", f"GET {p} HTTP/1.1\r\nHost: svc.test\r\n\r\n".encode()) for p in (
         "/untyped-boom", "/untyped-png", "/untyped-html", "/untyped-empty", "/untyped-encoded", "/untyped-chunked",
         "/untyped-late")] + [("HEAD", b"HEAD /untyped-png HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
+    # requests net/http cannot read: its exact answer, then the connection closes
+    "missing_host": [("GET", b"GET / HTTP/1.1\r\n\r\n")],
+    "two_hosts": [("GET", b"GET / HTTP/1.1\r\nHost: svc.test\r\nHost: other.test\r\n\r\n")],
+    "malformed_host": [("GET", b"GET / HTTP/1.1\r\nHost: svc test\r\n\r\n")],
+    "http2_version": [("GET", b"GET / HTTP/2.0\r\nHost: svc.test\r\n\r\n")],
+    "unknown_transfer_encoding": [("GET", b"POST / HTTP/1.1\r\nHost: svc.test\r\nTransfer-Encoding: gzip\r\n\r\n")],
+    "garbage_request_line": [("GET", b"HELLO\r\n\r\n")],
+    "header_without_colon": [("GET", b"GET / HTTP/1.1\r\nHost: svc.test\r\nNoColon\r\n\r\n")],
+    "bad_content_length": [("GET", b"POST / HTTP/1.1\r\nHost: svc.test\r\nContent-Length: abc\r\n\r\n")],
     "chunked_to_http11": [("GET", b"GET /chunked HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n")],
 }
 

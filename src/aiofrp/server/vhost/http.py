@@ -45,7 +45,6 @@ from .pages import (
     not_found_page,
     raw_not_found,
     render,
-    simple_response,
 )
 from .router import Route, Routers
 
@@ -351,10 +350,7 @@ class ClientConn(asyncio.Protocol):
         """Answer a request that cannot be parsed, then close (Go does the same)."""
         if status == 431:
             log.info("http request head from %s over %d bytes, closing", fmt_addr(self.peer), MAX_HEAD_SIZE)
-            body = b"431 Request Header Fields Too Large"
-            self.transport.write(simple_response(431, body, close=True))
-        else:
-            self.transport.write(error_response(status, detail))
+        self.transport.write(error_response(status, detail))
         self._linger()
 
     def _linger(self) -> None:

@@ -88,14 +88,27 @@ def render(page: Page, *, method: str = "GET", minor: int = 1, close: bool = Fal
     return head if method == "HEAD" else head + body
 
 
-def simple_response(status: int, body: bytes = b"", *, close: bool = False) -> bytes:
-    return render(Page(status, body), close=close)
+# The request errors Go's net/http server names in its answer (its statusError); the others read
+# as a bare "400 Bad Request" (our detail goes to frps's debug log).
+_NAMED_ERRORS = frozenset({"malformed Host header", "missing required Host header"})
 
 
 def error_response(status: int, detail: str = "") -> bytes:
-    """What Go's server writes for a request it cannot parse (plain text, then it closes)."""
-    text = f"{status} {STATUS_TEXT.get(status, '')}" + (f": {detail}" if detail else "")
-    return simple_response(status, text.encode("latin-1", "replace"), close=True)
+    """What Go's server writes for a request it cannot parse, byte for byte (then it closes): no
+    Date, no length, the body ends with the connection."""
+    if status == 431:
+        line = body = "431 Request Header Fields Too Large"
+    elif status == 505:
+        text = "505 HTTP Version Not Supported: unsupported protocol version"
+        line = body = text
+    elif status == 501:
+        line, body = "501 Not Implemented", "Unsupported transfer encoding"
+    elif status == 400 and detail in _NAMED_ERRORS:
+        line = body = f"400 Bad Request: {detail}"
+    else:
+        line = body = f"{status} {STATUS_TEXT.get(status, '')}"
+    return (f"HTTP/1.1 {line}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            f"{body}").encode("latin-1")
 
 
 UNAUTHORIZED = Page(
