@@ -136,6 +136,7 @@ CASES: dict[str, list[tuple[str, bytes]]] = {
                                  ("GET", b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
     "close_delimited_rechunked": [("GET", b"GET /eof HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
                                   ("GET", b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
+    "close_delimited_client_close": [("GET", b"GET /eof HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n")],
     "http10_service": [("GET", b"GET /ten HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
                        ("GET", b"GET /plain HTTP/1.1\r\nHost: svc.test\r\n\r\n")],
     "options_star": [("GET", b"OPTIONS * HTTP/1.1\r\nHost: svc.test\r\n\r\n"),

@@ -119,10 +119,10 @@ def response_head_out(
     minor = req.minor if req is not None else 1
     coding = BodyCoding.AS_IS
     if type(framer) is UntilClose:
-        if close or not minor:
-            close = True
-        else:
+        if minor:  # chunked, as Go's server frames an unknown length for HTTP/1.1 (closing or not)
             coding = BodyCoding.CHUNK
+        else:
+            close = True
     elif not minor and type(framer) is ChunkedBody:
         coding = BodyCoding.DECHUNK
         close = True
