@@ -83,6 +83,17 @@ class PendingConn(asyncio.Protocol):
         self.buffered.clear()
         return data
 
+    def refuse(self) -> None:
+        """Close a connection no relay will take: reset (RST) when it sent bytes nobody read, as
+        the kernel does when Go closes such a socket; else a plain close (FIN)."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.buffered:
+            transport.abort()
+        else:
+            transport.close()
+
 
 class _Side(asyncio.Protocol):
     __slots__ = ("codec", "count", "decoded", "dst", "eof", "other", "relay", "src")

@@ -147,7 +147,7 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
             conn, encode, decode = await open_visitor_conn(self)
         except VisitorConnError as exc:
             log.warning("[%s] %s", self.label, exc)
-            transport.close()
+            user.refuse()
             return
         if user.lost or transport.is_closing():
             conn.close()

@@ -107,7 +107,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             if cfg.fallback_to:
                 await self._fallback(user)
             else:
-                transport.close()
+                user.refuse()
             return
         if user.lost or transport.is_closing():
             stream.close()
@@ -125,8 +125,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         fb = self.client.visitor_by_name(target)
         if fb is None or fb is self or not isinstance(fb, TCPVisitor):
             log.error("[%s] transfer connection to visitor %s error: visitor not found", self.label, target)
-            if user.transport is not None:
-                user.transport.close()
+            user.refuse()
             return
         log.debug("[%s] try to transfer connection to visitor: %s", self.label, target)
         await fb.handle_conn(user)
