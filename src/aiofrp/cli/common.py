@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -10,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    import argparse
-
     from ..config import ClientConfig, ServerConfig
 
 
@@ -117,6 +116,15 @@ def formatter_class(base: type[argparse.HelpFormatter]) -> Callable[..., argpars
     that argparse does not import shutil to find it (it makes a formatter for every
     ``add_argument``, to check the metavar, not only for ``--help``)."""
     return lambda *, prog: base(prog, width=terminal_width() - 2)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with cobra's exit status for a usage error (unknown flag or command, bad value):
+    1, as Go's frpc and frps, where argparse exits with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
 
 
 def die(message: object, code: int = 1) -> NoReturn:

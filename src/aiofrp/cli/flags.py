@@ -173,7 +173,7 @@ FRPC_FLAGS: list[FlagRow] = [
     (None, "--host-header-rewrite", "proxy", "hostHeaderRewrite", ("http",),
      {"default": "", "help": "host header rewrite"}),
     (None, "--mux", "proxy", "multiplexer", ("tcpmux",),
-     {"default": "httpconnect", "help": "multiplexer (default httpconnect)"}),
+     {"default": "", "help": "multiplexer (httpconnect; required, as Go)"}),
     (None, "--sk", "proxy", "secretKey", _SECRET_TYPES, {"default": "", "help": "secret key"}),
     (None, "--allow-users", "proxy", "allowUsers", _SECRET_TYPES,
      {"type": csv, "default": [], "help": "allow visitor users"}),
@@ -218,12 +218,11 @@ def _dest(long: str) -> str:
 
 
 def frpc_flags_to_dict(args: argparse.Namespace, ptype: str, visitor: bool) -> dict[str, Any]:
-    """The v1 config of ``frpc TYPE [visitor] flags``: one proxy (or visitor) named after its type."""
+    """The v1 config of ``frpc TYPE [visitor] flags``: one proxy (or visitor)."""
     d: dict[str, Any] = {}
     item: dict[str, Any] = {"type": ptype}
     for _short, long, scope, key, _types, _kw in frpc_flag_rows(ptype, visitor):
         set_path(d if scope == "client" else item, key, getattr(args, _dest(long)))
-    item["name"] = item["name"] or (f"{ptype}_visitor" if visitor else f"{ptype}_proxy")
     d["visitors" if visitor else "proxies"] = [item]
     d["serverAddr"], d["serverPort"] = split_server_addr(args.server_addr, args.server_port)
     return d

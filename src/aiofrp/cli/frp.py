@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .. import version_text
 from ..proto.addr import join_host_port
-from .common import die, formatter_class, run_service, start_logging
+from .common import Parser, die, formatter_class, run_service, start_logging
 
 if TYPE_CHECKING:
     import asyncio
@@ -34,7 +34,7 @@ DEFAULT_PASSWORD = "12345678"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="frp", add_help=False,
         description=f"frp quick mode ({version_text()}): "
                     "one server port carries both the tunnel and the public users.",

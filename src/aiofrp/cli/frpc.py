@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 from .. import version_text
 from ..proto.addr import join_host_port
 from . import flags
-from .common import allow_unsafe_arg, convert_command, die, formatter_class, run_service, start_logging
+from .common import (
+    Parser,
+    allow_unsafe_arg,
+    convert_command,
+    die,
+    formatter_class,
+    run_service,
+    start_logging,
+)
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -36,7 +44,7 @@ HELP_TOPICS = (*COMMANDS, *PROXY_TYPES, "nathole", "completion")  # frpc help TO
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="frpc",
         description=f"frpc is the client of frp ({version_text()}).",
         epilog="commands:\n"
@@ -85,10 +93,16 @@ def one_shot(argv: list[str]) -> int:
         die(f"frpc: {ptype} has no visitor")
     prog = f"frpc {ptype} visitor" if visitor else f"frpc {ptype}"
     what = "visitor" if visitor else "proxy"
-    p = argparse.ArgumentParser(prog=prog, description=f"Run frpc with a single {ptype} {what}.",
+    p = Parser(prog=prog, description=f"Run frpc with a single {ptype} {what}.",
                                 formatter_class=formatter_class(argparse.HelpFormatter))
     flags.add_frpc_flags(p, ptype, visitor)
     args = p.parse_args(argv[2:] if visitor else argv[1:])
+    # Go validates these before anything else (cmd/frpc/sub/proxy.go)
+    if not (args.visitor_name if visitor else args.proxy_name):
+        die(f"{prog}: --visitor-name: name is required" if visitor
+            else f"{prog}: --proxy-name: name should not be empty")
+    if ptype == "tcpmux" and not visitor and args.mux != "httpconnect":
+        die(f"{prog}: --mux: not support multiplexer: {args.mux!r} (the one multiplexer is httpconnect)")
     d = flags.frpc_flags_to_dict(args, ptype, visitor)
     try:
         cfg = parse_client_config(json.dumps(d), "command line flags")
@@ -107,7 +121,7 @@ def completion_spec() -> dict[str, list[str]]:
     for cmd in COMMANDS:
         spec[cmd] = top
     for ptype in PROXY_TYPES:
-        p = argparse.ArgumentParser(add_help=True)
+        p = Parser(add_help=True)
         flags.add_frpc_flags(p, ptype, False)
         spec[ptype] = (["visitor"] if ptype in VISITOR_TYPES else []) + flag_names(p)
     spec["nathole"] = ["discover", *flag_names(nathole_parser())]
@@ -308,7 +322,7 @@ def status(cfg: ClientConfig) -> int:
 
 
 def nathole_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="frpc nathole", description="Actions about nathole.",
+    p = Parser(prog="frpc nathole", description="Actions about nathole.",
                                 formatter_class=formatter_class(argparse.HelpFormatter))
     p.add_argument("action", choices=("discover",), help="discover: nathole information from a STUN server")
     p.add_argument("-c", "--config", default="./frpc.ini", help="config file of frpc (its natHoleStunServer)")

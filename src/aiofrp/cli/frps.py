@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import version_text
 from . import flags
-from .common import allow_unsafe_arg, convert_command, die, formatter_class, run_service, start_logging
+from .common import (
+    Parser,
+    allow_unsafe_arg,
+    convert_command,
+    die,
+    formatter_class,
+    run_service,
+    start_logging,
+)
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
@@ -25,7 +33,7 @@ log = logging.getLogger("aiofrp.server")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="frps",
         description=f"frps is the server of frp ({version_text()}).",
         epilog="commands:\n  verify   check the config file and exit\n"
