@@ -148,3 +148,41 @@ def test_status_and_reload_clis_across_implementations(frp, tmp_path, who: str) 
         res = cli("stop", "-c", str(toml))
         assert res.returncode == 0 and "stop success" in res.stdout, res
         assert frpc.wait_exit(10) == 0
+
+
+def test_status_table_reads_as_gos(frp, tmp_path) -> None:
+    """Go's and our `frpc status` print the same bytes for one frpc with proxies of several
+    types, one in `start error`: the blank line, Go's type order, the padded cells."""
+    bind = free_port()
+    frp.ours_frps(frps_config(bind, token=TOKEN, vhostHTTPPort=free_port())).wait_for_log(
+        "frps started successfully", 10)
+    with EchoServer() as echo:
+        admin = free_port()
+        blocks = [
+            tcp_proxy("ssh", echo.port, free_port()),
+            tcp_proxy("busy-one", echo.port, bind),  # frps's own port: start error
+            '\n[[proxies]]\nname = "web"\ntype = "http"\nlocalPort = 80\ncustomDomains = ["a.example.com"]\n',
+            f'\n[[proxies]]\nname = "u"\ntype = "udp"\nlocalPort = 53\nremotePort = {free_port()}\n',
+            '\n[[proxies]]\nname = "sec"\ntype = "stcp"\nsecretKey = "k"\nlocalPort = 22\n',
+        ]
+        path = tmp_path / "frpc.toml"
+        path.write_text(frpc_config(bind, *blocks, token=TOKEN, **{"webServer.addr": LOCALHOST,
+                                                                    "webServer.port": admin}))
+        frpc = frp.ours_frpc(None, args=["-c", str(path)])
+        frpc.wait_for_proxies("ssh", "web", "u", "sec", timeout=15)
+        go, ours = go_cli("status", "-c", str(path)), ours_cli("status", "-c", str(path))
+        assert go.returncode == ours.returncode == 0, (go, ours)
+        assert ours.stdout == go.stdout, (go.stdout, ours.stdout)
+        assert ours.stdout.startswith("Proxy Status...\n\nTCP\n")
+        assert ours.stdout.index("\nUDP\n") < ours.stdout.index("\nHTTP\n") < ours.stdout.index("\nSTCP\n")
+        # a timeout Go's way, and the failures in Go's words
+        res = ours_cli("status", "-c", str(path), "--api-timeout", "5s")
+        assert res.returncode == 0, res
+        frpc.stop()
+        for cmd, verb in (("status", "Get"), ("stop", "Post")):
+            go, ours = go_cli(cmd, "-c", str(path)), ours_cli(cmd, "-c", str(path))
+            assert go.returncode == ours.returncode == 1, (go, ours)
+            want = f'dial tcp 127.0.0.1:{admin}: connect: connection refused'
+            assert f'{verb} "http://127.0.0.1:{admin}/api/' in go.stdout and want in go.stdout, go
+            assert f'{verb} "http://127.0.0.1:{admin}/api/' in ours.stderr and want in ours.stderr, ours
+            assert "urlopen" not in ours.stderr and "Traceback" not in ours.stderr

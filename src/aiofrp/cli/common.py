@@ -127,6 +127,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
+def duration_arg(text: str) -> float:
+    """argparse type of a Go duration flag (``30s``, ``1m30s``, ``500ms``; a bare number is seconds)."""
+    from ..server.banlist import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def die(message: object, code: int = 1) -> NoReturn:
     print(message, file=sys.stderr)
     sys.exit(code)

@@ -27,6 +27,7 @@ from .common import (
     allow_unsafe_arg,
     convert_command,
     die,
+    duration_arg,
     formatter_class,
     run_service,
     start_logging,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.client")
 
-PROXY_TYPES = ("tcp", "udp", "http", "https", "tcpmux", "stcp", "sudp", "xtcp")
+PROXY_TYPES = ("tcp", "udp", "tcpmux", "http", "https", "stcp", "sudp", "xtcp")  # Go's order (proxyTypes)
 VISITOR_TYPES = ("stcp", "sudp", "xtcp")
 COMMANDS = ("verify", "status", "reload", "stop", "convert")
 HELP_TOPICS = (*COMMANDS, *PROXY_TYPES, "nathole", "completion")  # frpc help TOPIC: TOPIC's --help
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
               help="config directory, run one frpc service for each file in config directory")
     p.add_argument("-o", "--output", default="", help="convert: output file (default: standard output)")
     p.add_argument("-v", "--version", action="store_true", help="version of frpc")
+    flags.add(p, None, "--api-timeout", type=duration_arg, default=30.0,
+              help="status, reload, stop: timeout for admin API calls, e.g. 5s (default 30s)")
     flags.add(p, None, "--strict-config", type=flags.str2bool, nargs="?", const=True, default=True,
               help="strict config parsing mode, unknown fields will cause errors (default true)")
     allow_unsafe_arg(p)
@@ -161,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"frpc: the configuration file {args.config} syntax is ok")
         return 0
     if args.command == "status":
-        return status(cfg)
+        return status(cfg, args.api_timeout)
     if args.command == "stop":
-        admin_request(cfg, "POST", "/api/stop")
+        admin_request(cfg, "POST", "/api/stop", args.api_timeout)
         print("stop success")
         return 0
     if args.command == "reload":
-        admin_request(cfg, "GET", "/api/reload" + ("?strictConfig=true" if args.strict_config else ""))
+        admin_request(cfg, "GET", "/api/reload" + ("?strictConfig=true" if args.strict_config else ""),
+                      args.api_timeout)
         print("reload success")
         return 0
     return start(cfg, args.config, strict=args.strict_config, allow_unsafe=args.allow_unsafe)
@@ -260,10 +264,11 @@ async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event, *, strict: bo
     return code
 
 
-def admin_request(cfg: ClientConfig, method: str, path: str) -> bytes:
+def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30.0) -> bytes:
+    """One call to the running frpc's admin API; failures end frpc with Go's words for them."""
     ws = cfg.web_server
     if not ws.port:
-        die("frpc: the admin API is not enabled (webServer.port is not set)")
+        die("frpc: web server port should be set if you want to use this feature (webServer.port)")
     host = ws.addr or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
@@ -283,8 +288,9 @@ def admin_request(cfg: ClientConfig, method: str, path: str) -> bytes:
     if ws.user or ws.password:
         token = base64.b64encode(f"{ws.user}:{ws.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
+    call = f'{method.capitalize()} "{url}"'  # as Go's http.Client names a failed request
     try:
-        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             body: bytes = resp.read()
             return body
     except urllib.error.HTTPError as exc:
@@ -292,32 +298,43 @@ def admin_request(cfg: ClientConfig, method: str, path: str) -> bytes:
         what = path.split("?")[0].rsplit("/", 1)[-1]
         if exc.code == 400 and what == "reload":  # the new config's precise error
             die(f"frpc: reload failed, nothing changed: {text}")
-        die(f"frpc: admin API {path} answered {exc.code}: {text}")
+        die(f"frpc: api status code [{exc.code}]" + (f": {text}" if text else ""))
     except (urllib.error.URLError, OSError) as exc:
-        die(f"frpc: cannot reach the admin API at {url}: {exc}")
+        from ..net.dialerr import dial_error_text
+
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, OSError) and not isinstance(reason, ssl.SSLError):
+            die(f"frpc: {call}: {dial_error_text(join_host_port(host, ws.port), reason)}")
+        die(f"frpc: {call}: {reason}")
     raise AssertionError("unreachable")
 
 
-def status(cfg: ClientConfig) -> int:
+def status(cfg: ClientConfig, timeout: float = 30.0) -> int:
     try:
-        data = json.loads(admin_request(cfg, "GET", "/api/status"))
+        data = json.loads(admin_request(cfg, "GET", "/api/status", timeout))
     except ValueError:
         data = None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         die("frpc: the admin API's /api/status answer is not frpc's status JSON (is webServer.port another service?)")
-    print("Proxy Status...")
+    # Go's layout: a blank line, the types in frpc's order, every cell padded (the last one too)
+    out = ["Proxy Status...\n"]
     cols = ("name", "status", "local_addr", "plugin", "remote_addr", "err")
     heads = ("Name", "Status", "LocalAddr", "Plugin", "RemoteAddr", "Error")
-    for ptype in sorted(data):
+    order = [t for t in PROXY_TYPES if t in data] + sorted(t for t in data if t not in PROXY_TYPES)
+    for ptype in order:
         rows = [r for r in data[ptype] if isinstance(r, dict)]
         if not rows:
             continue
-        print(str(ptype).upper())
+        out.append(str(ptype).upper())
         table = [heads] + [tuple(str(r.get(c, "")) for c in cols) for r in rows]
-        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-        for row in table:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-        print()
+        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(cols))]
+        out.extend("".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table)
+        out.append("")
+    try:
+        print("\n".join(out))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. frpc status | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
 
 

@@ -20,6 +20,7 @@ from .common import (
     allow_unsafe_arg,
     convert_command,
     die,
+    duration_arg,
     formatter_class,
     run_service,
     start_logging,
@@ -55,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--login-fail-limit", type=_count, default=0, metavar="N",
                    help="ban a source address after N failed logins/bad connections within the window "
                         "(default 0: off, like Go frps)")
-    g.add_argument("--login-fail-window", type=_duration, default=60.0, metavar="DURATION",
+    g.add_argument("--login-fail-window", type=duration_arg, default=60.0, metavar="DURATION",
                    help="the window the failures are counted in (default 60s)")
-    g.add_argument("--login-fail-ban", type=_duration, default=300.0, metavar="DURATION",
+    g.add_argument("--login-fail-ban", type=duration_arg, default=300.0, metavar="DURATION",
                    help="how long new bind-port connections from a banned address are closed at accept (default 300s)")
     g.add_argument("--workers", type=_workers, default=1, metavar="N",
                    help="number of server processes sharing the bind port (default 1; keys that need one "
@@ -88,15 +89,6 @@ def _count(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"count {text!r} must not be negative")
     return n
-
-
-def _duration(text: str) -> float:
-    from ..server.banlist import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def fail_limit(args: argparse.Namespace) -> FailLimit:
