@@ -166,8 +166,8 @@ def test_status_table_reads_as_gos(frp, tmp_path) -> None:
             '\n[[proxies]]\nname = "sec"\ntype = "stcp"\nsecretKey = "k"\nlocalPort = 22\n',
         ]
         path = tmp_path / "frpc.toml"
-        path.write_text(frpc_config(bind, *blocks, token=TOKEN, **{"webServer.addr": LOCALHOST,
-                                                                    "webServer.port": admin}))
+        keys: dict[str, Any] = {"webServer.addr": LOCALHOST, "webServer.port": admin}
+        path.write_text(frpc_config(bind, *blocks, token=TOKEN, **keys))
         frpc = frp.ours_frpc(None, args=["-c", str(path)])
         frpc.wait_for_proxies("ssh", "web", "u", "sec", timeout=15)
         go, ours = go_cli("status", "-c", str(path)), ours_cli("status", "-c", str(path))
