@@ -9,10 +9,11 @@ for in either stream.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 import pytest
-from support.procs import go_cmd, ours_cmd
+from support.procs import LOCALHOST, free_port, go_cmd, ours_cmd
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
@@ -47,3 +48,46 @@ def test_refused_as_go_refuses(which: str, argv: list[str], text: str) -> None:
         assert text in go.stdout + go.stderr, go
         assert text in ours.stderr, ours
     assert "Traceback" not in ours.stderr
+
+
+def test_listener_in_use_named_as_go_names_it(tmp_path) -> None:
+    """A port frps needs is taken: both exit 1 with Go's text naming the listener and the address."""
+    taken = socket.socket()
+    taken.bind((LOCALHOST, 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((LOCALHOST, 0))
+    ubusy = udp.getsockname()[1]
+    free = free_port()
+    cases = [
+        (["-p", str(busy)], f"create server listener error, listen tcp {LOCALHOST}:{busy}: bind: address already in use"),
+        (["-p", str(free), "--vhost-http-port", str(busy)],
+         f"create vhost http listener error, listen tcp 0.0.0.0:{busy}: bind: address already in use"),
+        (["-p", str(free), "--dashboard-addr", LOCALHOST, "--dashboard-port", str(busy)],
+         f"listen tcp {LOCALHOST}:{busy}: bind: address already in use"),
+        (["-p", str(free), "--kcp-bind-port", str(ubusy)],
+         (f"listen on kcp udp address {LOCALHOST}:{ubusy} error: listen udp {LOCALHOST}:{ubusy}: bind: address "
+          "already in use")),
+    ]
+    try:
+        for argv, text in cases:
+            argv = ["--bind-addr", LOCALHOST, *argv]
+            go, ours = run(go_cmd("frps") + argv), run(ours_cmd("frps") + argv)
+            assert go.returncode == ours.returncode == 1, (go, ours)
+            assert text in go.stdout, go
+            assert text in ours.stdout + ours.stderr, ours
+    finally:
+        taken.close()
+        udp.close()
+
+
+def test_bool_flag_takes_no_separate_value(tmp_path) -> None:
+    """`--strict-config false` is the flag (on) and a word, as Go's pflag reads it: the unknown
+    key still fails the check; `--strict-config=false` turns it off."""
+    conf = tmp_path / "unk.toml"
+    conf.write_text("serverPortt = 7000\n")
+    for argv, rc in ((["--strict-config", "false"], 1), (["--strict-config=false"], 0)):
+        go = run(go_cmd("frpc") + ["verify", "-c", str(conf), *argv])
+        ours = run(ours_cmd("frpc") + ["verify", "-c", str(conf), *argv])
+        assert go.returncode == ours.returncode == rc, (go, ours)

@@ -27,7 +27,7 @@ def test_workers_accepted(argv: list[str], n: int) -> None:
 def test_workers_refused(value: str, reason: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         frps_cli.main(["--workers", value])
-    assert exc.value.code == 2
+    assert exc.value.code == 1  # a usage error: 1, as cobra
     err = capsys.readouterr().err
     assert "--workers" in err and reason in err
     assert "Traceback" not in err

@@ -222,7 +222,7 @@ def test_table_rows_name_real_keys() -> None:
 # -- CLI flags ------------------------------------------------------------------------------------
 
 # Options of the commands themselves, not config keys: where they take effect.
-CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe", "config_dir"}
+CLI_OPTIONS = {"help", "command", "config", "output", "version", "strict_config", "allow_unsafe", "config_dir", "api_timeout"}
 # aiofrp-only frps options that take effect (server/banlist.py), not config keys: Go refuses unknown keys
 AIOFRP_FRPS_OPTIONS = {"login_fail_limit", "login_fail_window", "login_fail_ban", "workers", "worker", "registry"}
 QUICK_OPTIONS = {"help", "mode", "host", "port", "local_host", "local_port", "password", "log_level", "version"}

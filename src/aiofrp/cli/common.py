@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
@@ -125,6 +125,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(1, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """A bool flag takes a value only as ``--flag=VALUE`` (Go's pflag): ``--strict-config false``
+        is the flag, then the word ``false``, not the flag turned off."""
+        argv = list(sys.argv[1:] if args is None else args)
+        bools = {o for a in self._actions if a.nargs == "?" and a.const is True for o in a.option_strings}
+        end = argv.index("--") if "--" in argv else len(argv)
+        argv[:end] = [f"{a}=true" if a in bools else a for a in argv[:end]]
+        return super().parse_known_args(argv, namespace)
 
 
 def duration_arg(text: str) -> float:

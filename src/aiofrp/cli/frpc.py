@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         die("frpc: -o/--output is only used by convert")
     if args.command == "convert":
         return convert_command("frpc", args.config, args.output, "client")
+    if not args.config:  # Go's words; Go exits 0 here, which reads as a verified file
+        die("frpc: the configuration file is not specified (-c)")
     cfg = load_config(args)
     if args.command == "verify":
         print(f"frpc: the configuration file {args.config} syntax is ok")

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(version_text())
         return 0
     if args.command in ("verify", "convert") and not args.config:
-        die(f"frps {args.command}: the configuration file is not specified (-c)")
+        die("frps: the configuration file is not specified (-c)")  # Go's words; Go exits 0
     if args.output and args.command != "convert":
         die("frps: -o/--output is only used by convert")
     if args.command == "convert":
@@ -192,6 +192,7 @@ def _refuse_for_workers(args: argparse.Namespace, cfg: ServerConfig) -> None:
 
 
 async def serve(cfg: ServerConfig, stop: asyncio.Event, limit: FailLimit | None = None) -> int:
+    from ..server.errors import ListenerError
     from ..server.service import Server
 
     try:
@@ -201,8 +202,13 @@ async def serve(cfg: ServerConfig, stop: asyncio.Event, limit: FailLimit | None 
         return 1
     try:
         await server.start()
+    except ListenerError as exc:  # Go's words, naming the listener and its address
+        log.error("%s", exc)
+        await server.close()
+        return 1
     except OSError as exc:
-        log.error("create server listener error: %s", exc)
+        log.error("create server listener error, %s", exc)
+        await server.close()
         return 1
     await stop.wait()
     await server.close()

@@ -1,6 +1,6 @@
-"""Go's text for a dial that failed (``net.OpError``), so that log lines and error pages read as Go
-frp's: ``dial tcp 127.0.0.1:8080: connect: connection refused``, ``dial tcp 10.0.0.9:22: i/o
-timeout``."""
+"""Go's text for a dial or a listen that failed (``net.OpError``), so that log lines and error pages
+read as Go frp's: ``dial tcp 127.0.0.1:8080: connect: connection refused``, ``dial tcp 10.0.0.9:22:
+i/o timeout``, ``listen tcp 127.0.0.1:7000: bind: address already in use``."""
 
 from __future__ import annotations
 
@@ -20,4 +20,12 @@ def dial_error_text(addr: str, exc: BaseException, network: str = "tcp") -> str:
     return f"dial {network} {addr}: connect: {reason.lower()}"
 
 
-__all__ = ["dial_error_text"]
+def listen_error_text(addr: str, exc: BaseException, network: str = "tcp") -> str:
+    """Go's text for a listen that failed: ``listen tcp 127.0.0.1:7000: bind: address already in
+    use``; an address that does not resolve keeps its own reason."""
+    if isinstance(exc, OSError) and exc.errno:
+        return f"listen {network} {addr}: bind: {os.strerror(exc.errno).lower()}"
+    return f"listen {network} {addr}: {exc}"
+
+
+__all__ = ["dial_error_text", "listen_error_text"]

@@ -35,10 +35,12 @@ import msgspec
 from aiohttp import web
 
 from .. import FRP_VERSION
+from ..net.dialerr import listen_error_text
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
 from ..proto.addr import join_host_port
 from . import dashboard_v2 as v2
+from .errors import ListenerError
 from .stats import ProxyStats, today_ordinal
 
 if TYPE_CHECKING:
@@ -206,7 +208,10 @@ class Dashboard:
             if self.metrics is not None:
                 self.metrics.start()
             return
-        sock = bind_socket(cfg.addr, cfg.port, resolved=await resolve_listen(cfg.addr))
+        try:
+            sock = bind_socket(cfg.addr, cfg.port, resolved=await resolve_listen(cfg.addr))
+        except OSError as exc:  # Go prints the net error alone
+            raise ListenerError(listen_error_text(join_host_port(cfg.addr, cfg.port), exc)) from exc
         site = web.SockSite(self.runner, sock, ssl_context=ssl_ctx)
         await site.start()
         port = sock.getsockname()[1]

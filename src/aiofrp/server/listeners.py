@@ -16,9 +16,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from ..net.dialerr import listen_error_text
 from ..net.listen import bind_udp, listen_udp, unmap
 from ..proto.addr import fmt_addr
 from ..registry import Registry
+from .errors import ListenerError
 from .gate import Gate, Stage, peer_host
 
 if TYPE_CHECKING:
@@ -75,8 +77,9 @@ class KCPServerListener(Listener):
             transport, ep = await listen_udp(lambda: KCPListener(self._on_conn), addr, port,
                                              reuse_port=bool(self.server.reuse_port))
         except OSError as exc:
-            raise OSError(exc.errno, f"listen on kcp udp address {fmt_addr((addr, port))} error: "
-                          f"{exc.strerror or exc}") from exc
+            where = fmt_addr((addr, port))
+            raise ListenerError(f"listen on kcp udp address {where} error: "
+                                f"{listen_error_text(where, exc, 'udp')}") from exc
         self._endpoint = ep
         self.port = transport.get_extra_info("sockname")[1]
         log.info("frps kcp listen on udp %s", fmt_addr((addr, self.port)))
@@ -127,8 +130,9 @@ class QUICServerListener(Listener):
         try:
             sock = await bind_udp(addr, port, reuse_port=bool(self.server.reuse_port))
         except OSError as exc:
-            raise OSError(exc.errno, f"listen on quic udp address {fmt_addr((addr, port))} error: "
-                          f"{exc.strerror or exc}") from exc
+            where = fmt_addr((addr, port))
+            raise ListenerError(f"listen on quic udp address {where} error: "
+                                f"{listen_error_text(where, exc, 'udp')}") from exc
         # read with UDP GRO: a client's GSO burst in one read (net/udp_batch.py GroUDP)
         transport = GroUDP(sock, ep.datagrams_received, ep.error_received)
         ep.connection_made(cast(asyncio.DatagramTransport, transport))

@@ -14,6 +14,7 @@ import msgspec
 
 from .. import FRP_VERSION
 from ..auth import ALWAYS_PASS, AuthError, LoginAuth, new_verifier
+from ..net.dialerr import listen_error_text
 from ..net.listen import listen_tcp
 from ..net.msgconn import MsgConn
 from ..net.mux import MuxSession, MuxStream
@@ -26,6 +27,7 @@ from ..proto.crypto import derive_key
 from ..proto.errors import ProtocolError
 from .banlist import BanList, FailLimit
 from .control import Control
+from .errors import ListenerError
 from .gate import PREAUTH_TIMEOUT, Gate, Stage, peer_host
 from .group import GroupRegistry
 from .listeners import Listener, start_listeners
@@ -110,7 +112,12 @@ class Server:
 
     async def start(self) -> None:
         await self.verifier.start()
-        srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port, reuse_port=self.reuse_port)
+        try:
+            srv = await listen_tcp(lambda: _Sniff(self), self.cfg.bind_addr, self.cfg.bind_port,
+                                   reuse_port=self.reuse_port)
+        except OSError as exc:
+            raise ListenerError(f"create server listener error, "
+                                f"{listen_error_text(fmt_addr((self.cfg.bind_addr, self.cfg.bind_port)), exc)}") from exc
         self._servers.append(srv)
         self.bind_port = srv.sockets[0].getsockname()[1]
         log.info("frps tcp listen on %s", fmt_addr((self.cfg.bind_addr, self.bind_port)))
@@ -144,7 +151,12 @@ class Server:
             if vhost.shared:
                 log.info("%s service shares the bind port %s", what, fmt_addr((addr, port)))
                 return
-            srv = await vhost.listen(addr, port)
+            try:
+                srv = await vhost.listen(addr, port)
+            except OSError as exc:  # Go's words: its http vhost names itself, the others do not
+                which = "vhost http" if what == "http" else "server"
+                raise ListenerError(f"create {which} listener error, "
+                                    f"{listen_error_text(fmt_addr((addr, port)), exc)}") from exc
             self._servers.append(srv)
             vhost.port = srv.sockets[0].getsockname()[1] if port == 0 else port
             log.info("%s service listen on %s", what, fmt_addr((addr, vhost.port)))
