@@ -51,6 +51,18 @@ class TestIncludes:
         monkeypatch.chdir("/")
         assert len(load_client_config(str(tree / "frpc.toml"), env={}).proxies) == 4
 
+    def test_from_the_cwd_when_not_beside_the_main_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Go resolves a relative include from the current directory: a config written for that
+        (the directory only there) loads too; beside the main file wins when both exist."""
+        write(tmp_path / "etc" / "frpc.toml", 'includes = ["inc/*.toml"]\n')
+        write(tmp_path / "inc" / "a.toml", '[[proxies]]\nname = "from-cwd"\ntype = "tcp"\nlocalPort = 1\n')
+        monkeypatch.chdir(tmp_path)
+        assert [p.name for p in load_client_config("etc/frpc.toml").proxies] == ["from-cwd"]
+        write(tmp_path / "etc" / "inc" / "b.toml", '[[proxies]]\nname = "beside"\ntype = "tcp"\nlocalPort = 1\n')
+        assert [p.name for p in load_client_config("etc/frpc.toml").proxies] == ["beside"]
+        monkeypatch.chdir("/")
+        assert [p.name for p in load_client_config(str(tmp_path / "etc" / "frpc.toml")).proxies] == ["beside"]
+
     def test_absolute_pattern(self, tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
         other = tmp_path_factory.mktemp("other")
         write(other / "x.yaml", "proxies:\n  - name: y\n    type: tcp\n")

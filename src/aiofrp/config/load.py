@@ -323,11 +323,19 @@ class _IncludeCtx(NamedTuple):
 
 
 def _include_files(cfg: ClientConfig, source: str, base_dir: str) -> list[str]:
-    """The files ``includes`` names: a glob in the file name, in a directory that must exist."""
+    """The files ``includes`` names: a glob in the file name, in a directory that must exist.
+
+    A relative directory is looked for beside the config file; Go looks for it from the current
+    directory, so when it is only there, that one is taken (a config written for Go loads)."""
     files: list[str] = []
     for i, pattern in enumerate(cfg.includes):
-        full = os.path.join(base_dir, os.path.expanduser(pattern))
+        pattern = os.path.expanduser(pattern)
+        full = os.path.join(base_dir, pattern)
         folder, name = os.path.split(full)
+        if not os.path.isdir(folder or ".") and not os.path.isabs(pattern):
+            from_cwd = os.path.dirname(pattern)
+            if os.path.isdir(from_cwd or "."):
+                folder = from_cwd
         if not os.path.isdir(folder or "."):
             raise ConfigError(source, f"includes[{i}]", f"directory {folder!r} does not exist", pattern)
         for entry in sorted(os.listdir(folder or ".")):
