@@ -23,6 +23,7 @@ from aiohttp.typedefs import Handler
 
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
+from ..net.webgo import go_redirect
 from ..proto.addr import join_host_port
 from .config_manager import ApiError, ConfigManager
 
@@ -225,7 +226,7 @@ class AdminServer:
     # -- the UI --------------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.Response:
-        raise web.HTTPMovedPermanently("/static/")
+        return go_redirect("/static/")
 
     async def favicon(self, request: web.Request) -> web.StreamResponse:
         return self._file("favicon.ico")

@@ -355,7 +355,7 @@ class Client:
             self.connector.close()
 
     def status(self) -> dict[str, list[ProxyStatus]]:
-        """``/api/status``: the proxies by type, each type's sorted by name."""
+        """``/api/status``: the proxies by type (types sorted, as Go's JSON map), each type's sorted by name."""
         out: dict[str, list[ProxyStatus]] = {}
         for name in sorted(self.proxies):
             pw = self.proxies[name]
@@ -363,4 +363,4 @@ class Client:
             if self.entry_source(name):
                 st["source"] = "store"  # frp >= 0.68
             out.setdefault(pw.cfg.type, []).append(st)
-        return out
+        return dict(sorted(out.items()))  # Go's map: the types in JSON key order

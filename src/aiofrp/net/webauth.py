@@ -95,7 +95,8 @@ class BasicAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not self.enabled or request.path in self.open_paths:
+        if not self.enabled or request.path in self.open_paths or request.match_info.http_exception is not None:
+            # Go matches routes before its auth middleware: 404 and 405 come without a challenge
             return await handler(request)
         addr = request.remote or ""
         now = self.clock()

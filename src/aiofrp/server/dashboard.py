@@ -38,6 +38,7 @@ from .. import FRP_VERSION
 from ..net.dialerr import listen_error_text
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
+from ..net.webgo import go_redirect
 from ..proto.addr import join_host_port
 from . import dashboard_v2 as v2
 from .errors import ListenerError
@@ -236,7 +237,7 @@ class Dashboard:
         return web.Response(status=200)
 
     async def root(self, request: web.Request) -> web.Response:
-        raise web.HTTPMovedPermanently("/static/")
+        return go_redirect("/static/")
 
     async def prometheus(self, request: web.Request) -> web.Response:
         assert self.metrics is not None

@@ -1,0 +1,96 @@
+"""frps's dashboard and frpc's admin API against Go 0.65's, request by request: what a path no
+route serves answers with or without credentials, the redirect of ``/``, the challenge of a known
+route, and the key order of frpc's ``/api/status``."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from typing import Any
+
+import pytest
+from support.procs import EchoServer, FrpLauncher, free_port, frpc_config, frps_config, tcp_proxy
+
+pytestmark = [pytest.mark.compat, pytest.mark.timeout(90)]
+
+TOKEN = "compat-web-routes"
+GOOD = "Basic " + base64.b64encode(b"admin:pw").decode()
+BAD = "Basic " + base64.b64encode(b"admin:nope").decode()
+
+
+def ask(port: int, method: str, path: str, auth: str | None) -> tuple[int, str, str, str]:
+    """(status, Content-Type, Location, body) of one request."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers={"Authorization": auth} if auth else {})
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type") or "", r.getheader("Location") or "", r.read().decode()
+    finally:
+        conn.close()
+
+
+# (method, path, credentials); the dashboard's and the admin API's own routes
+CASES = [
+    ("GET", "/api/nothing", None), ("GET", "/api/nothing", BAD), ("GET", "/api/nothing", GOOD),
+    ("GET", "/nothing/at/all", BAD),
+    ("GET", "/", GOOD), ("GET", "/", None),
+    ("GET", "/healthz", None),
+]
+DASHBOARD = [("GET", "/api/serverinfo", None), ("GET", "/api/serverinfo", BAD), ("POST", "/api/serverinfo", BAD)]
+ADMIN = [("GET", "/api/status", None), ("GET", "/api/config", BAD), ("POST", "/api/status", BAD)]
+
+
+def compare(go_port: int, ours_port: int, cases: list[tuple[str, str, str | None]]) -> None:
+    differences = []
+    for method, path, auth in cases:
+        go, ours = ask(go_port, method, path, auth), ask(ours_port, method, path, auth)
+        # Content-Type of JSON and plain answers is a documented difference; compare the rest
+        if (go[0], go[2], go[3]) != (ours[0], ours[2], ours[3]) or ("html" in go[1]) != ("html" in ours[1]):
+            differences.append(f"{method} {path} auth={auth is not None}: go {go} ours {ours}")
+    assert not differences, "\n".join(differences)
+
+
+def test_dashboard_routes_as_gos(frp: FrpLauncher) -> None:
+    ports = []
+    for go in (True, False):
+        bind, dash = free_port(), free_port()
+        keys: dict[str, Any] = {"webServer.addr": "127.0.0.1", "webServer.port": dash, "webServer.user": "admin",
+                                "webServer.password": "pw"}
+        text = frps_config(bind, token=TOKEN, **keys)
+        (frp.go_frps if go else frp.ours_frps)(text).wait_for_log("frps started successfully", 10)
+        ports.append(dash)
+    compare(ports[0], ports[1], CASES + DASHBOARD)
+    # what the cases are about
+    assert ask(ports[1], "GET", "/api/nothing", BAD)[0] == 404
+    status, ctype, location, body = ask(ports[1], "GET", "/", GOOD)
+    assert (status, location, body) == (301, "/static/", '<a href="/static/">Moved Permanently</a>.\n\n')
+    assert ctype.startswith("text/html")
+
+
+def test_admin_api_routes_and_status_keys_as_gos(frp: FrpLauncher) -> None:
+    bind = free_port()
+    frp.ours_frps(frps_config(bind, token=TOKEN, vhostHTTPPort=free_port())).wait_for_log(
+        "frps started successfully", 10)
+    with EchoServer() as echo:
+        ports, keys_seen = [], []
+        for go in (True, False):
+            admin = free_port()
+            user = "g" if go else "o"
+            web: dict[str, Any] = {"webServer.addr": "127.0.0.1", "webServer.port": admin,
+                                   "webServer.user": "admin", "webServer.password": "pw", "user": user}
+            blocks = [
+                tcp_proxy("t", echo.port, free_port()),
+                '\n[[proxies]]\nname = "h"\ntype = "http"\nlocalPort = 80\ncustomDomains = ["' + user + '.example.com"]\n',
+                f'\n[[proxies]]\nname = "u"\ntype = "udp"\nlocalPort = 53\nremotePort = {free_port()}\n',
+                '\n[[proxies]]\nname = "s"\ntype = "stcp"\nsecretKey = "k"\nlocalPort = 22\n',
+            ]
+            text = frpc_config(bind, *blocks, token=TOKEN, **web)
+            frpc = (frp.go_frpc if go else frp.ours_frpc)(text)
+            frpc.wait_for_proxies(*(f"{user}.{n}" for n in "thus"), timeout=15)
+            ports.append(admin)
+            status, _, _, body = ask(admin, "GET", "/api/status", GOOD)
+            assert status == 200
+            keys_seen.append(list(json.loads(body)))
+        compare(ports[0], ports[1], CASES + ADMIN)
+        assert keys_seen[1] == keys_seen[0] == ["http", "stcp", "tcp", "udp"]
