@@ -185,10 +185,10 @@ def test_one_shot_server_addr_with_port(frp, echo_server) -> None:
     assert echo_ok(remote)
     # the same port twice is fine; two different ports are explained
     visitor = frp.run(ours_cmd("frpc"), None, name="visitor", args=[
-        "stcp", "visitor", "-s", f"127.0.0.1:{bind}", "-P", str(bind), "-t", TOKEN, "--server-name", "x",
+        "stcp", "visitor", "-s", f"127.0.0.1:{bind}", "-P", str(bind), "-t", TOKEN, "-n", "v", "--server-name", "x",
         "--sk", "k", "--bind-port", str(free_port())])
     visitor.wait_login()
-    res = subprocess.run([*ours_cmd("frpc"), "tcp", "-s", f"127.0.0.1:{bind}", "-P", "7001", "-l", "22"],
+    res = subprocess.run([*ours_cmd("frpc"), "tcp", "-n", "t", "-s", f"127.0.0.1:{bind}", "-P", "7001", "-l", "22"],
                          check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert res.returncode == 1
     assert res.stderr.strip() == f"frpc: -s 127.0.0.1:{bind} and -P 7001 name different server ports; give the port once"

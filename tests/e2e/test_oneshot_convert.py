@@ -45,7 +45,7 @@ def test_one_shot_flags_accept_underscores_and_report_errors(frp, echo_server) -
     ])
     client.wait_for_log(r"\[e\] start proxy success", timeout=10)
     assert echo_ok(remote)
-    bad = run(*ours_cmd("frpc"), "tcp", "-s", "127.0.0.1", "-P", "70000", "-l", "22")
+    bad = run(*ours_cmd("frpc"), "tcp", "-n", "t", "-s", "127.0.0.1", "-P", "70000", "-l", "22")
     assert bad.returncode == 1
     assert "--server-port" in bad.stderr and "70000" in bad.stderr  # the flag, not the config key
 

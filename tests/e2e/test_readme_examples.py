@@ -173,7 +173,7 @@ def test_tcp_example_status_and_verify(frp, tmp_path: Path) -> None:
 
         status_line, curl_line, *_ = ex.commands("tcp/status.sh")
         res = ex.run(status_line)
-        row = rf"^ssh\s+running\s+127\.0\.0\.1:{echo.port}\s+127\.0\.0\.1:{remote}$"
+        row = rf"^ssh\s+running\s+127\.0\.0\.1:{echo.port}\s+127\.0\.0\.1:{remote}\s*$"
         assert re.search(row, res.stdout, re.MULTILINE), res
         expected = next(ln for ln in ex.text("tcp/status.sh").splitlines() if ln.startswith("# {"))[2:]
         assert ex.run(curl_line).stdout.strip() == expected

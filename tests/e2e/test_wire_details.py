@@ -139,7 +139,7 @@ def test_ipv6_addresses_are_bracketed(frp, v6_echo) -> None:
     res = subprocess.run([*ours_cmd("frpc"), "status", "-c", str(frpc.config_path)], capture_output=True, text=True,
                          timeout=30, check=False, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, res
-    row = rf"^echo\s+running\s+\[::1\]:{v6_echo.port}\s+\[::1\]:{remote}$"
+    row = rf"^echo\s+running\s+\[::1\]:{v6_echo.port}\s+\[::1\]:{remote}\s*$"
     assert re.search(row, res.stdout, re.MULTILINE), res.stdout
 
     # a visitor listening on [::1]

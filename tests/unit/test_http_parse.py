@@ -333,3 +333,13 @@ def test_response_head_out():
     raw = b"HTTP/1.0 404 Nope\r\nContent-Length: 0\r\n\r\n"
     head, upstream_close, close, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())
     assert head.startswith(b"HTTP/1.1 404 Nope\r\n") and upstream_close and not close
+
+
+def test_http_date_is_imf_fixdate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.utils import formatdate
+
+    from aiofrp.proto import http
+
+    for t in (0, 951782400, 1_800_000_000, 1_764_892_800 + 86399):  # 1970, 2000-02-29, 2027, a day's end
+        monkeypatch.setattr(http.time, "time", lambda t=t: t + 0.5)
+        assert http.http_date() == formatdate(t, usegmt=True)

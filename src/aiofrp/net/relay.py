@@ -9,10 +9,12 @@ any error, both sides are closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
@@ -90,6 +92,10 @@ class PendingConn(asyncio.Protocol):
         if transport is None:
             return
         if self.buffered:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):  # linger 0: close() sends RST, not FIN
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         else:
             transport.close()

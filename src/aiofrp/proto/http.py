@@ -16,7 +16,6 @@ import binascii
 import enum
 import re
 import time
-from email.utils import formatdate
 
 from .errors import ProtocolError
 
@@ -252,14 +251,19 @@ def build_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
 
 
 _date_cache: tuple[int, str] = (0, "")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def http_date() -> str:
-    """The ``Date`` value for now (RFC 9110 IMF-fixdate), formatted once per second."""
+    """The ``Date`` value for now (RFC 9110 IMF-fixdate), formatted once per second (not with
+    email.utils: it imports urllib.parse and ipaddress, which frps and frpc otherwise leave out)."""
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
+        t = time.gmtime(now)
+        _date_cache = (now, f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+                            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
     return _date_cache[1]
 
 
