@@ -336,10 +336,11 @@ def test_response_head_out():
 
 
 def test_http_date_is_imf_fixdate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
     from email.utils import formatdate
 
-    from aiofrp.proto import http
+    from aiofrp.proto.http import http_date
 
     for t in (0, 951782400, 1_800_000_000, 1_764_892_800 + 86399):  # 1970, 2000-02-29, 2027, a day's end
-        monkeypatch.setattr(http.time, "time", lambda t=t: t + 0.5)
-        assert http.http_date() == formatdate(t, usegmt=True)
+        monkeypatch.setattr(time, "time", lambda t=t: t + 0.5)
+        assert http_date() == formatdate(t, usegmt=True)

@@ -137,6 +137,23 @@ class Parser(argparse.ArgumentParser):
         argv[:end] = [f"{a}=true" if a in bools else a for a in argv[:end]]
         return super().parse_known_args(argv, namespace)
 
+    def parse_command_args(self, args: Sequence[str],
+                           in_command: Callable[[argparse.Namespace], bool]) -> argparse.Namespace:
+        """``parse_args`` with cobra's rule for extra words: after a command (``verify``,
+        ``status``, ``tcp`` ...: ``in_command(namespace)`` is true) they are ignored, as Go's
+        commands ignore them, with a note on stderr naming them; elsewhere they are an error. An
+        unknown flag is an error everywhere."""
+        ns, extra = self.parse_known_args(args)
+        flags = [a for a in extra if a.startswith("-") and a != "-"]
+        if flags or (extra and not in_command(ns)):
+            self.error(f"unrecognized arguments: {' '.join(flags or extra)}")
+        if extra:
+            note = f"{self.prog}: {' '.join(extra)}: extra {'argument' if len(extra) == 1 else 'arguments'}, ignored"
+            if any(a.lower() in ("true", "false", "t", "f", "1", "0") for a in extra):
+                note += " (a bool flag takes its value only as --flag=VALUE)"
+            print(note, file=sys.stderr)
+        return ns
+
 
 def duration_arg(text: str) -> float:
     """argparse type of a Go duration flag (``30s``, ``1m30s``, ``500ms``; a bare number is seconds)."""

@@ -73,6 +73,10 @@ FRPS_FLAGS: list[tuple[str | None, str, str, dict[str, Any]]] = [
     (None, "--dashboard-pwd", "webServer.password", {"help": "dashboard password (default admin)"}),
     (None, "--dashboard-tls-cert-file", "webServer.tls.certFile", {"help": "dashboard tls cert file"}),
     (None, "--dashboard-tls-key-file", "webServer.tls.keyFile", {"help": "dashboard tls key file"}),
+    (None, "--dashboard-tls-mode", "webServer.tls", {"type": str2bool, "nargs": "?", "const": True, "default": None,
+                                                      "metavar": "BOOL",
+                                                      "help": "if enable dashboard tls mode (HTTPS with the two "
+                                                              "files above)"}),
     (None, "--enable-prometheus", "enablePrometheus", {"action": "store_true", "default": None,
                                                         "help": "enable prometheus dashboard"}),
     (None, "--log-file", "log.to", {"help": "log file (default console)"}),
@@ -93,12 +97,26 @@ def add_frps_flags(p: argparse.ArgumentParser) -> None:
         add(p, short, long, **kw)
 
 
+def _dashboard_tls_files(args: argparse.Namespace) -> dict[str, str] | None:
+    """``webServer.tls`` of Go's flags: the two files, taken only with ``--dashboard-tls-mode=true``
+    (pkg/config/flags.go sets webServer.tls only there). Files without it would be ignored, so they
+    are refused. (Go 0.65's flag drops its value, so Go's dashboard stays HTTP even with the mode on.)"""
+    files = {"certFile": args.dashboard_tls_cert_file or "", "keyFile": args.dashboard_tls_key_file or ""}
+    if args.dashboard_tls_mode:
+        return files
+    for flag, value in (("--dashboard-tls-cert-file", files["certFile"]), ("--dashboard-tls-key-file", files["keyFile"])):
+        if value:
+            raise SystemExit(f"frps: {flag}: has no effect without --dashboard-tls-mode=true, as in frp")
+    return None
+
+
 def frps_flags_to_dict(args: argparse.Namespace) -> dict[str, Any]:
     """The v1 config of frps's flag-only mode (Go's defaults for that mode included)."""
     d: dict[str, Any] = {}
+    tls_files = _dashboard_tls_files(args)
     for _short, long, key, _kw in FRPS_FLAGS:
         v = getattr(args, long.lstrip("-").replace("-", "_"))
-        if v is None or v is False:
+        if v is None or v is False or key.startswith("webServer.tls"):
             continue
         if key == "allowPorts":
             from ..config import parse_ports_range
@@ -109,6 +127,8 @@ def frps_flags_to_dict(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"frps: --allow-ports: {exc}") from None
             v = [{"single": r.single} if r.single else {"start": r.start, "end": r.end} for r in ranges]
         set_path(d, key, v)
+    if tls_files is not None:
+        set_path(d, "webServer.tls", tls_files)
     d.setdefault("proxyBindAddr", "0.0.0.0")  # Go: flag mode does not inherit bindAddr
     ws = d.get("webServer")
     if ws and ws.get("port"):

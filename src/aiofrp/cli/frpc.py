@@ -44,7 +44,7 @@ COMMANDS = ("verify", "status", "reload", "stop", "convert")
 HELP_TOPICS = (*COMMANDS, *PROXY_TYPES, "nathole", "completion")  # frpc help TOPIC: TOPIC's --help
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     p = Parser(
         prog="frpc",
         description=f"frpc is the client of frp ({version_text()}).",
@@ -91,15 +91,14 @@ def one_shot(argv: list[str]) -> int:
     from ..config import ConfigError, parse_client_config
 
     ptype = argv[0]
-    visitor = len(argv) > 1 and argv[1] == "visitor"
-    if visitor and ptype not in VISITOR_TYPES:
-        die(f"frpc: {ptype} has no visitor")
+    # `frpc tcp visitor`: tcp has no visitor command, so (as in Go) `visitor` is an ignored word
+    visitor = len(argv) > 1 and argv[1] == "visitor" and ptype in VISITOR_TYPES
     prog = f"frpc {ptype} visitor" if visitor else f"frpc {ptype}"
     what = "visitor" if visitor else "proxy"
     p = Parser(prog=prog, description=f"Run frpc with a single {ptype} {what}.",
                                 formatter_class=formatter_class(argparse.HelpFormatter))
     flags.add_frpc_flags(p, ptype, visitor)
-    args = p.parse_args(argv[2:] if visitor else argv[1:])
+    args = p.parse_command_args(argv[2:] if visitor else argv[1:], lambda _ns: True)  # extra words ignored
     # Go validates these before anything else (cmd/frpc/sub/proxy.go)
     if not (args.visitor_name if visitor else args.proxy_name):
         die(f"{prog}: --visitor-name: name is required" if visitor
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         from .completion import help_command
 
         return help_command("frpc", argv[1:], main, build_parser(), HELP_TOPICS)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_command_args(argv, lambda ns: ns.command is not None)
     if args.version:
         print(version_text())
         return 0
@@ -159,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         die("frpc: -o/--output is only used by convert")
     if args.command == "convert":
         return convert_command("frpc", args.config, args.output, "client")
-    if not args.config:  # Go's words; Go exits 0 here, which reads as a verified file
+    if not args.config:  # Go's words; verify exits 0 here, as Go's
+        if args.command == "verify":
+            print("frpc: the configuration file is not specified", file=sys.stderr)
+            return 0
         die("frpc: the configuration file is not specified (-c)")
     cfg = load_config(args)
     if args.command == "verify":
@@ -270,7 +272,7 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
     """One call to the running frpc's admin API; failures end frpc with Go's words for them."""
     ws = cfg.web_server
     if not ws.port:
-        die("frpc: web server port should be set if you want to use this feature (webServer.port)")
+        die("web server port should be set if you want to use this feature")  # Go's words (webServer.port)
     host = ws.addr or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
@@ -282,7 +284,8 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
         if not ws.tls.trusted_ca_file:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-    import urllib.error  # lazily: only the verify/status/reload/stop commands speak HTTP
+    import http.client  # lazily: only the status/reload/stop commands speak HTTP
+    import urllib.error
     import urllib.request
 
     url = f"{'https' if ctx else 'http'}://{join_host_port(host, ws.port)}{path}"
@@ -290,7 +293,8 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
     if ws.user or ws.password:
         token = base64.b64encode(f"{ws.user}:{ws.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
-    call = f'{method.capitalize()} "{url}"'  # as Go's http.Client names a failed request
+    # the failures in Go's words (its http.Client names the request: Get "URL": ...), on stderr
+    call = f'{method.capitalize()} "{url}"'
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             body: bytes = resp.read()
@@ -298,16 +302,20 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
     except urllib.error.HTTPError as exc:
         text = exc.read().decode(errors="replace").strip()
         what = path.split("?")[0].rsplit("/", 1)[-1]
-        if exc.code == 400 and what == "reload":  # the new config's precise error
-            die(f"frpc: reload failed, nothing changed: {text}")
-        die(f"frpc: api status code [{exc.code}]" + (f": {text}" if text else ""))
+        if exc.code == 400 and what == "reload" and text:  # Go's line, then the new config's error
+            die(f"api status code [{exc.code}]\nreload failed, nothing changed: {text}")
+        die(f"api status code [{exc.code}]")
+    except http.client.HTTPException:  # closed or garbled before a response (Go: EOF / malformed)
+        die(f"{call}: EOF")
     except (urllib.error.URLError, OSError) as exc:
         from ..net.dialerr import dial_error_text
 
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):  # --api-timeout (Go: its context's deadline)
+            die(f"{call}: context deadline exceeded")
         if isinstance(reason, OSError) and not isinstance(reason, ssl.SSLError):
-            die(f"frpc: {call}: {dial_error_text(join_host_port(host, ws.port), reason)}")
-        die(f"frpc: {call}: {reason}")
+            die(f"{call}: {dial_error_text(join_host_port(host, ws.port), reason)}")
+        die(f"{call}: {reason}")
     raise AssertionError("unreachable")
 
 
@@ -340,7 +348,7 @@ def status(cfg: ClientConfig, timeout: float = 30.0) -> int:
     return 0
 
 
-def nathole_parser() -> argparse.ArgumentParser:
+def nathole_parser() -> Parser:
     p = Parser(prog="frpc nathole", description="Actions about nathole.",
                                 formatter_class=formatter_class(argparse.HelpFormatter))
     p.add_argument("action", choices=("discover",), help="discover: nathole information from a STUN server")
@@ -356,7 +364,7 @@ def nathole(argv: list[str]) -> int:
     """``frpc nathole discover``: Go's output (STUN server, NAT type, behavior, addresses)."""
     from ..config import ConfigError, load_client_config
 
-    args = nathole_parser().parse_args(argv)
+    args = nathole_parser().parse_command_args(argv, lambda _ns: True)  # extra words ignored, as Go
     stun_server = "stun.easyvoip.com:3478"
     try:  # as Go: a config file that does not load is not an error here
         stun_server = load_client_config(args.config, strict=args.strict_config,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     p = Parser(
         prog="frps",
         description=f"frps is the server of frp ({version_text()}).",
@@ -137,12 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         spec = {"": [*topics, "help", *top], "verify": top, "convert": top, "completion": list(SHELLS),
                 "help": list(topics)}
         return completion_command("frps", words[1:], spec)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_command_args(words, lambda ns: ns.command is not None)
     if args.version:
         print(version_text())
         return 0
-    if args.command in ("verify", "convert") and not args.config:
-        die("frps: the configuration file is not specified (-c)")  # Go's words; Go exits 0
+    if args.command == "verify" and not args.config:  # Go's words and exit status
+        print("frps: the configuration file is not specified", file=sys.stderr)
+        return 0
+    if args.command == "convert" and not args.config:
+        die("frps: the configuration file is not specified (-c)")
     if args.output and args.command != "convert":
         die("frps: -o/--output is only used by convert")
     if args.command == "convert":
