@@ -149,3 +149,48 @@ def test_our_frpc_shows_in_go_dashboard(frp: FrpLauncher) -> None:
         assert seen[True] == seen[False]
     finally:
         echo.stop()
+
+
+def frp_families(dash: int) -> list[str]:
+    """The frp_* lines of /metrics (comments and samples, in order), remote ports masked."""
+    conn = http.client.HTTPConnection("127.0.0.1", dash, timeout=10)
+    try:
+        conn.request("GET", "/metrics", headers={"Authorization": AUTH})
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return [line for line in text.splitlines() if re.match(r"(# (HELP|TYPE) )?frp_", line)]
+
+
+def test_metrics_frp_families_as_gos(frp: FrpLauncher) -> None:
+    """/metrics's frp_* families byte for byte as Go frps writes them (names, HELP, TYPE, labels,
+    order, integer samples) after known traffic, with one client online and one gone (its proxy
+    offline). UDP carries no datagram here: Go counts those differently (README)."""
+    from support.services import tcp_roundtrip
+
+    echo = EchoServer().start()
+    try:
+        seen = {}
+        for go in (True, False):
+            frps, bind, dash = start_frps(frp, go)
+            remote, remote_b = free_port(), free_port()
+            a = frp.go_frpc(frpc_config(bind, proxies(echo.port, remote), token=TOKEN, user="alice"))
+            b = frp.go_frpc(frpc_config(bind, f'\n[[proxies]]\nname = "t2"\ntype = "tcp"\nlocalPort = {echo.port}\n'
+                                        f"remotePort = {remote_b}\n", token=TOKEN))
+            for name in NAMES:
+                a.wait_for_log(rf"\[alice\.{name}\] start proxy success", 20)
+            b.wait_for_log(r"\[t2\] start proxy success", 20)
+            assert tcp_roundtrip(remote, b"x" * 1000) == b"x" * 1000
+            assert tcp_roundtrip(remote_b, b"y" * 300) == b"y" * 300
+            b.kill()
+            poll(lambda dash=dash: get(dash, "/api/serverinfo")[1]["clientCounts"] == 1, 20, "client b gone")
+            poll(lambda dash=dash: get(dash, "/api/serverinfo")[1]["curConns"] == 0, 10, "connections closed")
+            seen[go] = frp_families(dash)
+            a.kill()
+            frps.kill()
+        assert seen[False] == seen[True]
+        assert 'frp_server_traffic_in{name="alice.ssh",type="tcp"} 1000' in seen[False]
+        assert 'frp_server_proxy_counts_detailed{name="t2",type="tcp"} 0' in seen[False]
+        assert "frp_server_client_counts 1" in seen[False]
+    finally:
+        echo.stop()

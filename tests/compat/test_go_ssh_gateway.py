@@ -21,8 +21,7 @@ from support.ssh import SSHTunnel, keygen, ssh_run
 pytestmark = pytest.mark.timeout(300)
 
 TOKEN = "compat-ssh"
-# (command, stays up); {remote}: a free port. Not compared: a taken remote port, where our frps
-# says "port unavailable: PORT: REASON" and Go "port unavailable" (server/proxies/tcp.py)
+# (command, stays up); {remote}: a free port
 CASES = [
     ("tcp --remote_port {remote} --proxy_name c1 -t " + TOKEN, True),
     ("tcp -t " + TOKEN, True),

@@ -1,16 +1,28 @@
 """frps's dashboard and frpc's admin API against Go 0.65's, request by request: what a path no
 route serves answers with or without credentials, the redirect of ``/``, the challenge of a known
-route, and the key order of frpc's ``/api/status``."""
+route, methods, unclean paths, the UI's file server, and the key order of frpc's ``/api/status``;
+and the error a proxy whose remote port is taken gets from our frps and Go's."""
 
 from __future__ import annotations
 
 import base64
 import http.client
 import json
+import socket
+import subprocess
 from typing import Any
 
 import pytest
-from support.procs import EchoServer, FrpLauncher, free_port, frpc_config, frps_config, tcp_proxy
+from support.procs import (
+    EchoServer,
+    FrpLauncher,
+    block,
+    free_port,
+    frpc_config,
+    frps_config,
+    go_cmd,
+    tcp_proxy,
+)
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(90)]
 
@@ -34,11 +46,17 @@ def ask(port: int, method: str, path: str, auth: str | None) -> tuple[int, str, 
 CASES = [
     ("GET", "/api/nothing", None), ("GET", "/api/nothing", BAD), ("GET", "/api/nothing", GOOD),
     ("GET", "/nothing/at/all", BAD),
-    ("GET", "/", GOOD), ("GET", "/", None),
-    ("GET", "/healthz", None),
+    ("GET", "/", GOOD), ("GET", "/", None), ("POST", "/", GOOD), ("HEAD", "/", GOOD), ("POST", "/", BAD),
+    ("GET", "/healthz", None), ("POST", "/healthz", BAD), ("HEAD", "/healthz", None),
+    ("GET", "//", None), ("GET", "/x/../healthz?a=1", BAD), ("GET", "/static/%2e%2e/x", None),
+    ("GET", "/static/", None), ("HEAD", "/static/", GOOD), ("GET", "/static/index.html", None),
+    ("GET", "/static/index.html?v=1", GOOD), ("GET", "/favicon.ico", None), ("HEAD", "/favicon.ico", GOOD),
+    ("GET", "/static/nope.js", GOOD), ("GET", "/static/nope.js", None),
 ]
-DASHBOARD = [("GET", "/api/serverinfo", None), ("GET", "/api/serverinfo", BAD), ("POST", "/api/serverinfo", BAD)]
-ADMIN = [("GET", "/api/status", None), ("GET", "/api/config", BAD), ("POST", "/api/status", BAD)]
+DASHBOARD = [("GET", "/api/serverinfo", None), ("GET", "/api/serverinfo", BAD), ("POST", "/api/serverinfo", BAD),
+             ("HEAD", "/api/serverinfo", None), ("DELETE", "/api/proxies", None), ("GET", "/metrics", None)]
+ADMIN = [("GET", "/api/status", None), ("GET", "/api/config", BAD), ("POST", "/api/status", BAD),
+         ("HEAD", "/api/status", None), ("HEAD", "/api/config", GOOD), ("GET", "/api/stop", BAD)]
 
 
 def compare(go_port: int, ours_port: int, cases: list[tuple[str, str, str | None]]) -> None:
@@ -56,7 +74,7 @@ def test_dashboard_routes_as_gos(frp: FrpLauncher) -> None:
     for go in (True, False):
         bind, dash = free_port(), free_port()
         keys: dict[str, Any] = {"webServer.addr": "127.0.0.1", "webServer.port": dash, "webServer.user": "admin",
-                                "webServer.password": "pw"}
+                                "webServer.password": "pw", "enablePrometheus": True}
         text = frps_config(bind, token=TOKEN, **keys)
         (frp.go_frps if go else frp.ours_frps)(text).wait_for_log("frps started successfully", 10)
         ports.append(dash)
@@ -94,3 +112,36 @@ def test_admin_api_routes_and_status_keys_as_gos(frp: FrpLauncher) -> None:
             keys_seen.append(list(json.loads(body)))
         compare(ports[0], ports[1], CASES + ADMIN)
         assert keys_seen[1] == keys_seen[0] == ["http", "stcp", "tcp", "udp"]
+
+
+def test_taken_remote_port_reads_as_gos(frp: FrpLauncher) -> None:
+    """A tcp and a udp proxy whose remote ports another socket holds: Go frpc shows the same error
+    from our frps as from Go's (tcp ``port unavailable``, udp ``acquire port N error: port unavailable``),
+    in /api/status and in ``frpc status``."""
+    seen = []
+    with socket.socket() as tcp_taken, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp_taken:
+        tcp_taken.bind(("127.0.0.1", 0))
+        tcp_taken.listen()
+        udp_taken.bind(("127.0.0.1", 0))
+        ports = (tcp_taken.getsockname()[1], udp_taken.getsockname()[1])
+        for go in (True, False):
+            bind, admin = free_port(), free_port()
+            (frp.go_frps if go else frp.ours_frps)(frps_config(bind, token=TOKEN)).wait_for_log(
+                "frps started successfully", 10)
+            web: dict[str, Any] = {"webServer.addr": "127.0.0.1", "webServer.port": admin, "webServer.user": "admin",
+                                   "webServer.password": "pw"}
+            frpc = frp.go_frpc(frpc_config(bind, tcp_proxy("t", 22, ports[0]),
+                                           block("proxies", name="u", type="udp", localPort=53, remotePort=ports[1]),
+                                           token=TOKEN, **web))
+            frpc.wait_for_log(r"\[t\] start error", 15)
+            frpc.wait_for_log(r"\[u\] start error", 15)
+            status, _, _, body = ask(admin, "GET", "/api/status", GOOD)
+            assert status == 200
+            entries = {e["name"]: e for es in json.loads(body).values() for e in es}
+            cli = subprocess.run([*go_cmd("frpc"), "status", "-c", str(frpc.config_path)], capture_output=True,
+                                 text=True, timeout=30, check=False)
+            seen.append((entries, cli.stdout, cli.returncode))
+    assert seen[1] == seen[0]
+    entries = seen[1][0]
+    assert (entries["t"]["err"], entries["u"]["err"]) == ("port unavailable",
+                                                          f"acquire port {ports[1]} error: port unavailable")

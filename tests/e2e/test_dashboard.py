@@ -224,8 +224,10 @@ def test_api_routes_traffic_clients_and_metrics(frp: FrpLauncher) -> None:
 
             poll(udp_echo, 15, "udp echo through the proxy")
         ustats = request(dash, "/api/proxy/udp/alice.u").json()
+        # deliberate (README): the datagrams' payload bytes, 100 each (Go 0.65 counts their base64, 136)
         assert ustats["todayTrafficIn"] >= 100 and ustats["todayTrafficIn"] % 100 == 0
-        assert ustats["todayTrafficOut"] >= 100
+        assert ustats["todayTrafficOut"] >= 100 and ustats["todayTrafficOut"] % 100 == 0
+        assert metric(dash, "frp_server_traffic_in", name="alice.u", type="udp") == ustats["todayTrafficIn"]
 
         # -- metrics after known events --------------------------------------------------------------
         assert metric(dash, "frp_server_client_counts") == 1
@@ -268,6 +270,9 @@ def test_api_routes_traffic_clients_and_metrics(frp: FrpLauncher) -> None:
         assert c2["online"] is False and c2["disconnectedAt"] >= c2["lastConnectedAt"] and c2["runID"] == ""
         assert request(dash, "/api/clients?status=offline").json() == [c2]
 
+        assert metric(dash, "frp_server_traffic_in", name="alice.t", type="tcp") == n + 1000  # offline: kept
+        assert metric(dash, "frp_server_proxy_counts_detailed", type="udp", name="alice.u") == 0
+
         # -- DELETE offline -----------------------------------------------------------------------
         r = request(dash, "/api/proxies?status=online", method="DELETE")
         assert (r.status, r.text) == (400, "status only support offline")
@@ -277,6 +282,9 @@ def test_api_routes_traffic_clients_and_metrics(frp: FrpLauncher) -> None:
         assert request(dash, "/api/proxy/tcp").json() == {"proxies": []}
         assert request(dash, "/api/traffic/alice.t").status == 404
         frps.wait_for_log(r"cleared \[2\] offline proxies, total \[2\] proxies", 5)
+        # deliberate (README): their /metrics series go with them (Go 0.65 keeps them until frps restarts)
+        text = request(dash, "/metrics").text
+        assert 'name="alice.t"' not in text and 'name="alice.u"' not in text, text
     finally:
         echo.stop()
         uecho.stop()
@@ -345,7 +353,10 @@ def test_bad_input(frp: FrpLauncher) -> None:
     assert request(dash, "/metrics").status == 404  # enablePrometheus is off
     r = request(dash, "/api/proxies?status=offline", method="DELETE", body=b"x" * (8 * 1024 * 1024))
     assert r.status == 413
-    for path in ("/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/nope.js"):
+    for path in ("/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2fetc/passwd"):
+        r = request(dash, path)  # Go's router cleans the path first: a redirect, which leads nowhere
+        assert (r.status, r.headers.get("location")) == (301, "/etc/passwd"), path
+    for path in ("/etc/passwd", "/static/nope.js", "/static/a%2fb"):
         assert request(dash, path).status == 404, path
     # malformed: a broken Authorization header, a non-HTTP request line
     assert request(dash, "/api/serverinfo", auth=None, headers={"Authorization": "Basic %%%"}).status == 401
@@ -355,6 +366,69 @@ def test_bad_input(frp: FrpLauncher) -> None:
     # still serving, and no traceback in the log
     assert request(dash, "/api/serverinfo").status == 200
     assert "Traceback" not in frps.log_text()
+
+
+BAD_PASSWORD = (USER, "wrong")
+GO_REDIRECT_BODY = b'<a href="/static/">Moved Permanently</a>.\n\n'
+# (method, path, credentials, status, Location, body or None: not compared), as Go 0.65's router
+# answers them (checked side by side in tests/compat/test_go_web_routes.py): a path no route serves
+# gets 404 and a known one another method 405 whatever the credentials (routes are matched before the
+# auth middleware); /, /healthz and /metrics take any method, the others GET only (not HEAD); a path
+# that is not clean is redirected before anything else; http.FileServer's redirects under /static/
+NO_AUTH: tuple[str, str] | None = None
+ROUTER_CASES: list[tuple[str, str, tuple[str, str] | None, int, str | None, bytes | None]] = [
+    ("GET", "/api/nothing", NO_AUTH, 404, None, b"404 page not found\n"),
+    ("GET", "/api/nothing", BAD_PASSWORD, 404, None, b"404 page not found\n"),
+    ("DELETE", "/nothing/at/all", BAD_PASSWORD, 404, None, b"404 page not found\n"),
+    ("HEAD", "/api/serverinfo", NO_AUTH, 405, None, b""),
+    ("POST", "/api/serverinfo", BAD_PASSWORD, 405, None, b""),
+    ("HEAD", "/static/", (USER, PASSWORD), 405, None, b""),
+    ("GET", "//", NO_AUTH, 301, "/", b""),
+    ("POST", "/api/../api/serverinfo?x=1", NO_AUTH, 301, "/api/serverinfo?x=1", b""),
+    ("POST", "/healthz", NO_AUTH, 200, None, b""),
+    ("HEAD", "/healthz", NO_AUTH, 200, None, b""),
+    ("GET", "/", NO_AUTH, 401, None, b"Unauthorized\n"),
+    ("POST", "/", BAD_PASSWORD, 401, None, b"Unauthorized\n"),
+    ("GET", "/static/", NO_AUTH, 401, None, b"Unauthorized\n"),
+    ("GET", "/static/index.html", NO_AUTH, 401, None, b"Unauthorized\n"),
+    ("GET", "/favicon.ico", NO_AUTH, 401, None, b"Unauthorized\n"),
+    ("GET", "/metrics", NO_AUTH, 401, None, b"Unauthorized\n"),
+    ("GET", "/", (USER, PASSWORD), 301, "/static/", GO_REDIRECT_BODY),
+    ("POST", "/", (USER, PASSWORD), 301, "/static/", b""),
+    ("HEAD", "/", (USER, PASSWORD), 301, "/static/", b""),
+    ("GET", "/static/index.html", (USER, PASSWORD), 301, "./", b""),
+    ("GET", "/static/app.js/?v=1", (USER, PASSWORD), 301, "../app.js?v=1", b""),
+    ("GET", "/static/", (USER, PASSWORD), 200, None, None),
+    ("POST", "/metrics", (USER, PASSWORD), 200, None, None),
+]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_routes_methods_and_redirects_as_gos_router(frp: FrpLauncher, workers: int) -> None:
+    """The same answers from one frps and from the supervisor of ``frps --workers 2``, whose
+    routes and router are its own (server/workers/dashboard.py)."""
+    bind, dash = free_port(), free_port()
+    args = ["--workers", str(workers)] if workers > 1 else []
+    frps = frp.ours_frps(frps_config(bind, token=TOKEN, **dash_keys(dash, enablePrometheus=True)), args=args)
+    # --workers: the supervisor's line (a worker's "frps started successfully" comes before the supervisor listens)
+    frps.wait_for_log(r"frps started successfully" + (f" with {workers} workers" if workers > 1 else ""), 30)
+    wrong = []
+    for method, path, auth, status, location, body in ROUTER_CASES:
+        r = request(dash, path, method=method, auth=auth)
+        got = (r.status, r.headers.get("location"), r.body if body is not None else None)
+        if got != (status, location, body):
+            wrong.append(f"{method} {path} auth={auth}: {r.status} {r.headers.get('location')} {r.body[:60]!r}, "
+                         f"want {(status, location, body)}")
+        elif status == 401:
+            assert r.headers["www-authenticate"] == 'Basic realm="Restricted"'
+        elif status in (404, 405) or (status == 301 and path != "/"):
+            assert "www-authenticate" not in r.headers
+    assert not wrong, "\n".join(wrong)
+    # Go's http.Redirect: text/html to a GET (and a HEAD), no Content-Type to other methods
+    assert request(dash, "/").headers["content-type"] == "text/html; charset=utf-8"
+    assert request(dash, "/", method="HEAD").headers["content-type"] == "text/html; charset=utf-8"
+    assert "content-type" not in request(dash, "/", method="POST").headers
+    assert "frp_server_client_counts 0" in request(dash, "/metrics", method="POST").text
 
 
 def test_static_ui_is_served_from_the_package(frp: FrpLauncher) -> None:
@@ -394,8 +468,13 @@ def test_big_proxy_lists_are_gzipped(frp: FrpLauncher) -> None:
 
 def test_assets_dir_replaces_the_ui(frp: FrpLauncher, tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<p>mine</p>")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "index.html").write_text("<p>sub</p>")
     _frps, _bind, dash = start_frps(frp, **{"webServer.assetsDir": str(tmp_path)})
     assert request(dash, "/static/").text == "<p>mine</p>"
+    assert request(dash, "/static/sub/").text == "<p>sub</p>"
+    r = request(dash, "/static/sub?x=1")  # http.FileServer: a directory without its slash is redirected
+    assert (r.status, r.headers.get("location")) == (301, "sub/?x=1")
 
 
 def test_dashboard_over_tls(frp: FrpLauncher, tmp_path: Path) -> None:

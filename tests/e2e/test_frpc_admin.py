@@ -146,6 +146,131 @@ def test_every_route_with_and_without_auth(frp, tmp_path):
         assert frpc.wait_exit(10) == 0
 
 
+def ask(port: int, method: str, path: str, auth: tuple[str, str] | None) -> http.client.HTTPResponse:
+    """One request (any method, HEAD too) to the admin API; the answer read."""
+    c = http.client.HTTPConnection(LOCALHOST, port, timeout=10)
+    try:
+        hdrs = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
+        c.request(method, path, headers=hdrs)
+        r = c.getresponse()
+        r.body = r.read()  # type: ignore[attr-defined]
+        return r
+    finally:
+        c.close()
+
+
+GOOD, BAD = (USER, PASSWORD), (USER, "wrong")
+GO_REDIRECT_BODY = b'<a href="/static/">Moved Permanently</a>.\n\n'
+# (method, path, credentials, status, Location, body or None: not compared) as Go 0.65's admin API
+# answers them (its router: routes matched before the auth middleware, so a path no route serves is
+# 404 and a wrong method 405 whatever the credentials; / and /healthz take any method, HEAD nothing
+# else; a path that is not clean is redirected first; http.FileServer's redirects under /static/)
+ROUTER_CASES: list[tuple[str, str, tuple[str, str] | None, int, str | None, bytes | None]] = [
+    ("GET", "/api/nothing", None, 404, None, b"404 page not found\n"),
+    ("GET", "/api/nothing", BAD, 404, None, b"404 page not found\n"),
+    ("PUT", "/nothing/at/all", BAD, 404, None, b"404 page not found\n"),
+    ("HEAD", "/api/status", None, 405, None, b""),
+    ("POST", "/api/status", BAD, 405, None, b""),
+    ("GET", "//", None, 301, "/", b""),
+    ("GET", "/api/../api/status?x=1", None, 301, "/api/status?x=1", b""),
+    ("POST", "/healthz", None, 200, None, b""),
+    ("HEAD", "/healthz", BAD, 200, None, b""),
+    ("GET", "/api/status", None, 401, None, b"Unauthorized\n"),
+    ("GET", "/", None, 401, None, b"Unauthorized\n"),
+    ("HEAD", "/", None, 401, None, b""),
+    ("POST", "/", BAD, 401, None, b"Unauthorized\n"),
+    ("GET", "/static/", None, 401, None, b"Unauthorized\n"),
+    ("GET", "/static/index.html", BAD, 401, None, b"Unauthorized\n"),
+    ("GET", "/favicon.ico", None, 401, None, b"Unauthorized\n"),
+    ("GET", "/", GOOD, 301, "/static/", GO_REDIRECT_BODY),
+    ("POST", "/", GOOD, 301, "/static/", b""),
+    ("HEAD", "/", GOOD, 301, "/static/", b""),
+    ("GET", "/static/index.html", GOOD, 301, "./", b""),
+    ("GET", "/static/app.js/", GOOD, 301, "../app.js", b""),
+    ("GET", "/static/", GOOD, 200, None, None),
+]
+
+# one proxy of each type, named so that their names' order is not their types' order
+EVERY_TYPE = [("a", "udp"), ("b", "xtcp"), ("c", "tcp"), ("d", "https"), ("e", "sudp"), ("f", "http"),
+              ("g", "tcpmux"), ("h", "stcp")]
+
+
+def test_routes_methods_redirects_and_status_keys_as_gos(frp):
+    bind = start_frps(frp)
+    admin = free_port()
+    blocks = []
+    for name, kind in EVERY_TYPE:
+        keys: dict[str, Any] = {"name": name, "type": kind, "localIP": LOCALHOST, "localPort": 22}
+        if kind in ("tcp", "udp"):
+            keys["remotePort"] = free_port()
+        elif kind in ("http", "https", "tcpmux"):
+            keys["customDomains"] = [f"{name}.example.com"]
+            keys["multiplexer"] = "httpconnect" if kind == "tcpmux" else None
+        else:
+            keys["secretKey"] = "k"
+        blocks.append(block("proxies", **keys))
+    frpc = frp.ours_frpc(frpc_config(bind, *blocks, token=TOKEN, **admin_keys(admin)))
+    frpc.wait_for_proxies("c", "a", "h")
+
+    wrong = []
+    for method, path, auth, status, location, body in ROUTER_CASES:
+        r = ask(admin, method, path, auth)
+        got = (r.status, r.getheader("Location"), r.body if body is not None else None)  # type: ignore[attr-defined]
+        if got != (status, location, body):
+            wrong.append(f"{method} {path} auth={auth}: {got[:2]} {r.body[:60]!r}, "  # type: ignore[attr-defined]
+                         f"want {(status, location, body)}")
+        elif status == 401:
+            assert r.getheader("WWW-Authenticate") == 'Basic realm="Restricted"'
+        elif status in (404, 405) or (status == 301 and path != "/"):
+            assert r.getheader("WWW-Authenticate") is None
+    assert not wrong, "\n".join(wrong)
+    # Go's http.Redirect: text/html to a GET and a HEAD, no Content-Type to other methods
+    assert ask(admin, "GET", "/", GOOD).getheader("Content-Type") == "text/html; charset=utf-8"
+    assert ask(admin, "HEAD", "/", GOOD).getheader("Content-Type") == "text/html; charset=utf-8"
+    assert ask(admin, "POST", "/", GOOD).getheader("Content-Type") is None
+
+    # /api/status: Go's map of types, written by encoding/json in key order; only the types present
+    r = ask(admin, "GET", "/api/status", GOOD)
+    assert r.status == 200
+    status = json.loads(r.body)  # type: ignore[attr-defined]
+    assert list(status) == ["http", "https", "stcp", "sudp", "tcp", "tcpmux", "udp", "xtcp"]
+    assert {k: [p["name"] for p in v] for k, v in status.items()} == {k: [n] for n, k in EVERY_TYPE}
+    assert re.match(rb'\{"http":\[\{"name":"f",', r.body)  # type: ignore[attr-defined]
+
+
+def test_taken_remote_port_is_gos_port_unavailable(frp):
+    """A remote port frps cannot bind: frpc shows Go's words (tcp ``port unavailable``, udp
+    ``acquire port N error: port unavailable``) in the status API and ``frpc status``; frps logs
+    the port and the reason."""
+    bind = free_port()
+    frps = frp.ours_frps(frps_config(bind, token=TOKEN))
+    frps.wait_for_log("frps started successfully", 10)
+    admin = free_port()
+    with socket.socket() as taken_tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken_udp:
+        taken_tcp.bind((LOCALHOST, 0))
+        taken_tcp.listen()
+        taken_udp.bind((LOCALHOST, 0))
+        tport, uport = taken_tcp.getsockname()[1], taken_udp.getsockname()[1]
+        with EchoServer() as echo:
+            frpc = frp.ours_frpc(frpc_config(bind, tcp_proxy("t", echo.port, tport),
+                                             block("proxies", name="u", type="udp", localIP=LOCALHOST,
+                                                   localPort=echo.port, remotePort=uport),
+                                             token=TOKEN, **admin_keys(admin)))
+            frpc.wait_for_log(rf"\[u\] start error: acquire port {uport} error: port unavailable$", 15)
+            frpc.wait_for_log(r"\[t\] start error: port unavailable$", 15)
+            api = AdminClient(admin, USER, PASSWORD)
+            st = api.status()
+            for name, err in (("t", "port unavailable"), ("u", f"acquire port {uport} error: port unavailable")):
+                assert (st[name]["status"], st[name]["err"], st[name]["remote_addr"]) == ("start error", err, ""), st
+            res = frpc_cli("status", "-c", str(frpc.config_path))
+            assert res.returncode == 0, res
+            rows = [line.split() for line in res.stdout.splitlines()]
+            assert ["t", "start", "error", "127.0.0.1:" + str(echo.port), "port", "unavailable"] in rows, res.stdout
+            frps.wait_for_log(rf"\[t\] tcp port {tport} unavailable: Address already in use", 5)
+            frps.wait_for_log(rf"\[u\] udp port {uport} unavailable: Address already in use", 5)
+            frps.wait_for_log(r"new proxy \[t\] type \[tcp\] error: port unavailable$", 5)
+
+
 def test_reload_adds_changes_removes_and_keeps_connections(frp, tmp_path):
     bind = start_frps(frp)
     admin = free_port()
@@ -350,7 +475,9 @@ def test_store_disabled_and_bad_input(frp, tmp_path):
         # unknown routes and methods, as Go's router
         r = api.get("/api/nothing")
         assert r.status == 404 and r.text == "404 page not found\n"
-        assert api.get("/static/../../etc/passwd").status == 404
+        r = api.get("/static/../../etc/passwd")  # Go's router cleans the path first
+        assert (r.status, r.headers.get("Location")) == (301, "/etc/passwd")
+        assert api.get("/etc/passwd").status == 404
         assert api.request("DELETE", "/api/status").status == 405
         assert api.request("POST", "/api/reload").status == 405
         # a wrong password 100 times (concurrently), as the frps dashboard (net/webauth.py): 401 after
@@ -425,9 +552,17 @@ def test_assets_dir(frp, tmp_path):
     assert api.get("/static/").text == "<title>custom</title>"
     assert api.get("/static/sub/x.js").text == "// x"
     assert api.get("/static/app.js").status == 404  # the packaged UI is not mixed in
-    for path in ("/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2fetc/passwd", "/static//etc/passwd"):
+    # Go's router cleans a path first (a redirect to the clean one), then the file server stays inside
+    for path, clean in (("/static/%2e%2e/%2e%2e/etc/passwd", "/etc/passwd"),
+                        ("/static/..%2f..%2fetc/passwd", "/etc/passwd"), ("/static//etc/passwd", "/static/etc/passwd")):
         r = api.get(path)
-        assert r.status == 404 and "root:" not in r.text, (path, r)
+        assert (r.status, r.headers.get("Location")) == (301, clean) and "root:" not in r.text, (path, r)
+        r = api.get(clean)
+        assert r.status == 404 and "root:" not in r.text, (clean, r)
+    # http.FileServer: a directory without its slash is redirected to it, a file with one to the file
+    for path, location in (("/static/sub", "sub/"), ("/static/sub/x.js/", "../x.js"), ("/static/sub/index.html", "./")):
+        r = api.get(path)
+        assert (r.status, r.headers.get("Location")) == (301, location), (path, r)
 
 
 def test_admin_tls_bad_cert_fails_start(frp, tmp_path):

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
-from ..net.webgo import go_redirect
+from ..net.webgo import file_server_redirect, go_redirect, go_router
 from ..proto.addr import join_host_port
 from .config_manager import ApiError, ConfigManager
 
@@ -79,9 +78,12 @@ class AdminServer:
         # Go's Basic auth (401 after 200 ms, constant-time), plus aiofrp's guard shared with the frps
         # dashboard: wrong passwords logged, 10 from one address in 5 min -> 429 for 60 s
         self.auth = BasicAuth(cfg.user, cfg.password, what="admin API")
-        self.app = web.Application(middlewares=[self._errors, self.auth.middleware], client_max_size=MAX_BODY)
+        # Go's router (a path no route serves: its 404 before auth), then the auth
+        router = go_router(MAX_BODY, f"request body too large (limit {MAX_BODY} bytes)\n")
+        self.app = web.Application(middlewares=[router, self.auth.middleware], client_max_size=MAX_BODY)
         r = self.app.router
-        r.add_get("/healthz", self.healthz, allow_head=False)
+        # Go's methods: /healthz and / take any, the rest their own (HEAD gets 405)
+        r.add_route("*", "/healthz", self.healthz)
         r.add_get("/api/status", self.api_status, allow_head=False)
         r.add_get("/api/config", self.api_get_config, allow_head=False)
         r.add_put("/api/config", self.api_put_config)
@@ -100,22 +102,8 @@ class AdminServer:
                 r.add_delete(base + "/{name}", self._store_change("delete", kind))
         r.add_get("/favicon.ico", self.favicon, allow_head=False)
         r.add_get("/static/{path:.*}", self.static, allow_head=False)
-        r.add_get("/", self.index, allow_head=False)
+        r.add_route("*", "/", self.index)
         self.runner: web.AppRunner | None = None
-
-    # -- middlewares ---------------------------------------------------------------------------
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Unknown routes and methods answer like Go's router; no traceback reaches a user."""
-        try:
-            return await handler(request)
-        except web.HTTPNotFound:
-            return web.Response(status=404, text="404 page not found\n")
-        except web.HTTPMethodNotAllowed:
-            return web.Response(status=405)
-        except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=413, text=f"request body too large (limit {MAX_BODY} bytes)\n")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -226,20 +214,26 @@ class AdminServer:
     # -- the UI --------------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.Response:
-        return go_redirect("/static/")
+        return go_redirect("/static/", method=request.method)
 
     async def favicon(self, request: web.Request) -> web.StreamResponse:
         return self._file("favicon.ico")
 
     async def static(self, request: web.Request) -> web.StreamResponse:
-        return self._file(request.match_info["path"] or "index.html")
+        return self._file(request.match_info["path"], request)
 
-    def _file(self, rel: str) -> web.StreamResponse:
+    def _file(self, rel: str, request: web.Request | None = None) -> web.StreamResponse:
         root = self.assets.resolve()
         path = (root / rel).resolve()
+        inside = path == root or root in path.parents  # no way out of the assets directory
+        if request is not None:  # Go's http.FileServer redirects (.../index.html, a directory's slash)
+            kind = (True if path.is_dir() else False if path.is_file() else None) if inside else None
+            redirect = file_server_redirect(request, kind)
+            if redirect is not None:
+                return redirect
         if path.is_dir():
             path = path / "index.html"
-        if root not in path.parents or not path.is_file():  # no way out of the assets directory
+        if not inside or root not in path.parents or not path.is_file():
             return web.Response(status=404, text="404 page not found\n")
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 

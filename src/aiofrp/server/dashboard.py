@@ -38,7 +38,7 @@ from .. import FRP_VERSION
 from ..net.dialerr import listen_error_text
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
-from ..net.webgo import go_redirect
+from ..net.webgo import file_server_redirect, go_redirect, go_router
 from ..proto.addr import join_host_port
 from . import dashboard_v2 as v2
 from .errors import ListenerError
@@ -152,46 +152,32 @@ class Dashboard:
                               on_failure=self._auth_failed)
         self.assets = Path(self.cfg.assets_dir) if self.cfg.assets_dir else UI_DIR
         self._asset_cache: dict[str, tuple[bytes, bytes, str]] = {}
-        middlewares = [self._errors] if unix_path else [self._errors, self.auth.middleware]
+        router = go_router(MAX_BODY, "request body too large\n")
+        middlewares = [router] if unix_path else [router, self.auth.middleware]
         app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
         r = app.router
-        r.add_get("/healthz", self.healthz)
+        # Go's methods: /healthz, /metrics and / take any, the rest GET only (HEAD too gets 405)
+        r.add_route("*", "/healthz", self.healthz)
         if self.metrics is not None:
-            r.add_get("/metrics", self.prometheus)
-        r.add_get("/api/serverinfo", self.api_serverinfo)
-        r.add_get("/api/proxy/{type}", self.api_proxy_by_type)
-        r.add_get("/api/proxy/{type}/{name}", self.api_proxy_by_type_and_name)
-        r.add_get("/api/proxies/{name}", self.api_proxy_by_name)
-        r.add_get("/api/traffic/{name}", self.api_traffic)
+            r.add_route("*", "/metrics", self.prometheus)
+        r.add_get("/api/serverinfo", self.api_serverinfo, allow_head=False)
+        r.add_get("/api/proxy/{type}", self.api_proxy_by_type, allow_head=False)
+        r.add_get("/api/proxy/{type}/{name}", self.api_proxy_by_type_and_name, allow_head=False)
+        r.add_get("/api/proxies/{name}", self.api_proxy_by_name, allow_head=False)
+        r.add_get("/api/traffic/{name}", self.api_traffic, allow_head=False)
         r.add_delete("/api/proxies", self.api_delete_proxies)
-        r.add_get("/api/clients", self.api_clients)
-        r.add_get("/api/clients/{key}", self.api_client)
+        r.add_get("/api/clients", self.api_clients, allow_head=False)
+        r.add_get("/api/clients/{key}", self.api_client, allow_head=False)
         v2.add_routes(r, _V2Source(self))
-        r.add_get("/favicon.ico", self.favicon)
-        r.add_get("/static/{path:.*}", self.static)
-        r.add_get("/", self.root)
+        r.add_get("/favicon.ico", self.favicon, allow_head=False)
+        r.add_get("/static/{path:.*}", self.static, allow_head=False)
+        r.add_route("*", "/", self.root)
         self.app = app
         self.runner: web.AppRunner | None = None
         self.address = ""
 
     def _auth_failed(self, addr: str) -> None:
         self.stats.dashboard_auth_failures += 1
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Go's texts for what no route serves: 404 "404 page not found", 405 empty; a body over
-        MAX_BODY (no route reads one) gets 413 before anything else runs."""
-        if (request.content_length or 0) > MAX_BODY:
-            return _text(413, "request body too large\n")
-        try:
-            resp: web.StreamResponse = await handler(request)
-            return resp
-        except web.HTTPNotFound:
-            return _text(404, "404 page not found\n")
-        except web.HTTPMethodNotAllowed:
-            return web.Response(status=405)
-        except web.HTTPRequestEntityTooLarge:
-            return _text(413, "request body too large\n")
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -237,7 +223,7 @@ class Dashboard:
         return web.Response(status=200)
 
     async def root(self, request: web.Request) -> web.Response:
-        return go_redirect("/static/")
+        return go_redirect("/static/", method=request.method)
 
     async def prometheus(self, request: web.Request) -> web.Response:
         assert self.metrics is not None
@@ -433,11 +419,22 @@ class Dashboard:
             return web.Response(body=zipped, headers=headers)
         return web.Response(body=body, headers=headers)
 
+    def _kind(self, rel: str) -> bool | None:
+        """Whether ``rel`` names a directory (True) or a file (False) of the UI; None: nothing."""
+        root = self.assets.resolve()
+        path = (root / rel).resolve()
+        if root not in path.parents and path != root:
+            return None
+        return True if path.is_dir() else False if path.is_file() else None
+
     async def static(self, request: web.Request) -> web.Response:
-        rel = request.match_info["path"] or "index.html"
+        rel = request.match_info["path"]
         if ".." in rel.split("/") or rel.startswith("/") or "\\" in rel or "\0" in rel:
             return _text(404, "404 page not found\n")
-        return self._serve(request, rel)
+        redirect = file_server_redirect(request, self._kind(rel))  # Go's http.FileServer
+        if redirect is not None:
+            return redirect
+        return self._serve(request, rel or "index.html")
 
     async def favicon(self, request: web.Request) -> web.Response:
         return self._serve(request, "favicon.svg")

@@ -200,7 +200,10 @@ class GroupRegistry:
             ports.mark_used("tcp", group.owner, group.real_port)
             return
         if group.port:
-            raise ProxyError(f"port unavailable: {group.port}: {(last_err.strerror or last_err) if last_err else 'in use'}")
+            # frpc gets Go's words (server/ports: ErrPortUnAvailable), frps's log the port and why
+            log.warning("[%s] tcp port %d unavailable: %s", group.owner, group.port,
+                        (last_err.strerror or last_err) if last_err else "in use")
+            raise ProxyError("port unavailable")
         raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     def _close_listener(self, proxy: TCPMember, group: TCPGroup) -> None:

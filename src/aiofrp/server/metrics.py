@@ -1,10 +1,11 @@
 """Prometheus ``/metrics`` of frps (``enablePrometheus``), through prometheus-client.
 
-Nothing is updated on the hot path: a collector reads :class:`~.stats.ServerStats` (and the live
-relays' byte counts through it) when Prometheus scrapes; the per-proxy families are written by
-:func:`proxy_series` (fast for thousands of proxies), the rest by prometheus-client. frp's own series keep Go's names, labels
-and types (pkg/metrics/prometheus/server.go; counters without a ``_total`` suffix, as Go's client
-writes them)::
+Nothing is updated on the hot path: :class:`~.stats.ServerStats` (and the live relays' byte
+counts through it) is read when Prometheus scrapes. frp's own families are written by
+:func:`frp_series` (fast for thousands of proxies), first and in Go's order (its registry sorts the
+families by name, then the series by label values), with integer samples as Go writes them; the
+rest by prometheus-client. They keep Go's names, labels, help texts and types
+(pkg/metrics/prometheus/server.go; counters without a ``_total`` suffix, as Go's client writes them)::
 
     frp_server_client_counts                        gauge
     frp_server_proxy_counts{type}                   gauge
@@ -56,11 +57,12 @@ def _label(v: str) -> str:
     return v.translate(_ESCAPE) if ('"' in v or "\\" in v or "\n" in v) else v
 
 
-def proxy_series(server: Server) -> str:
-    """The per-proxy families in the text format, written directly: thousands of proxies make
-    tens of thousands of samples, which prometheus-client's generic writer formats one by one
-    (about 1 s for 5,000 proxies, bench/dashboard_api.py). Counters keep Go's names (no _total);
-    as in Go, a proxy's connection and traffic series appear with its first connection."""
+def frp_series(server: Server) -> str:
+    """frp's families in the text format, written directly: thousands of proxies make tens of
+    thousands of samples, which prometheus-client's generic writer formats one by one (about 1 s
+    for 5,000 proxies, bench/dashboard_api.py), and as floats (``1.0``; Go writes ``1``). As in
+    Go, a proxy's connection and traffic series appear with its first connection."""
+    stats = server.stats
     detailed = []
     rows = []  # Go creates these series at a proxy's first connection (udp: its first datagram)
     for ps in server.stats.proxies.values():
@@ -72,12 +74,17 @@ def proxy_series(server: Server) -> str:
                 rows.append((name, ptype, ps.cur_conns, i, o))
     detailed.sort()
     rows.sort()
-    out = [("# HELP frp_server_proxy_counts_detailed The current number of proxies grouped by type and name\n"
-            "# TYPE frp_server_proxy_counts_detailed gauge\n")]
-    out += [f'frp_server_proxy_counts_detailed{{name="{n}",type="{t}"}} {d}\n' for n, t, d in detailed]
-    out.append("# HELP frp_server_connection_counts The current connection counts\n"
-               "# TYPE frp_server_connection_counts gauge\n")
+    out = [("# HELP frp_server_client_counts The current client counts of frps\n"
+            "# TYPE frp_server_client_counts gauge\n"
+            f"frp_server_client_counts {stats.client_count}\n"
+            "# HELP frp_server_connection_counts The current connection counts\n"
+            "# TYPE frp_server_connection_counts gauge\n")]
     out += [f'frp_server_connection_counts{{name="{n}",type="{t}"}} {c}\n' for n, t, c, _i, _o in rows if t != "udp"]
+    out.append("# HELP frp_server_proxy_counts The current proxy counts\n# TYPE frp_server_proxy_counts gauge\n")
+    out += [f'frp_server_proxy_counts{{type="{_label(t)}"}} {n}\n' for t, n in sorted(stats.proxy_type_counts.items())]
+    out.append("# HELP frp_server_proxy_counts_detailed The current number of proxies grouped by type and name\n"
+               "# TYPE frp_server_proxy_counts_detailed gauge\n")
+    out += [f'frp_server_proxy_counts_detailed{{name="{n}",type="{t}"}} {d}\n' for n, t, d in detailed]
     out.append("# HELP frp_server_traffic_in The total in traffic\n# TYPE frp_server_traffic_in counter\n")
     out += [f'frp_server_traffic_in{{name="{n}",type="{t}"}} {i}\n' for n, t, _c, i, _o in rows]
     out.append("# HELP frp_server_traffic_out The total out traffic\n# TYPE frp_server_traffic_out counter\n")
@@ -91,14 +98,8 @@ class FrpCollector(Collector):
         self.lag = lag
 
     def collect(self) -> Iterator[Metric]:
+        """aiofrp's own series (frp's: :func:`frp_series`)."""
         stats = self.server.stats
-        g = GaugeMetricFamily("frp_server_client_counts", "The current client counts of frps")
-        g.add_metric([], stats.client_count)
-        yield g
-        g = GaugeMetricFamily("frp_server_proxy_counts", "The current proxy counts", labels=["type"])
-        for ptype, n in sorted(stats.proxy_type_counts.items()):
-            g.add_metric([ptype], n)
-        yield g
         all_in = all_out = 0
         for ps in stats.proxies.values():
             i, o = ps.totals()
@@ -185,7 +186,7 @@ class Metrics:
         self.lag.close()
 
     def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry) + proxy_series(self.server).encode(), CONTENT_TYPE_LATEST
+        return frp_series(self.server).encode() + generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-__all__ = ["FrpCollector", "LagProbe", "Metrics"]
+__all__ = ["FrpCollector", "LagProbe", "Metrics", "frp_series"]

@@ -61,7 +61,10 @@ class TCPProxy(ServerProxy):
             log.info("[%s] tcp proxy listen port [%d]", self.name, self.port)
             return
         if requested:
-            raise ProxyError(f"port unavailable: {requested}: {(last_err.strerror or last_err) if last_err else 'in use'}")
+            # frpc gets Go's words (server/ports: ErrPortUnAvailable), frps's log the port and why
+            log.warning("[%s] tcp port %d unavailable: %s", self.name, requested,
+                        (last_err.strerror or last_err) if last_err else "in use")
+            raise ProxyError("port unavailable")
         raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     def close(self) -> None:

@@ -56,7 +56,10 @@ class UDPProxy(ServerProxy):
             self._task = self.server.spawn(self._work_conn_loop())
             return
         if requested:
-            raise ProxyError(f"port unavailable: {requested}: {(last_err.strerror or last_err) if last_err else 'in use'}")
+            # frpc gets Go's words (server/proxy/udp.go wraps ports' ErrPortUnAvailable), frps's log why
+            log.warning("[%s] udp port %d unavailable: %s", self.name, requested,
+                        (last_err.strerror or last_err) if last_err else "in use")
+            raise ProxyError(f"acquire port {requested} error: port unavailable")
         raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     async def _work_conn_loop(self) -> None:

@@ -16,7 +16,10 @@ socket in the supervisor's private directory, then merges the answers:
   online one first) and filtered, sorted and paged here; traffic histories are added up by date;
 * ``/metrics``: every series added up across workers (:data:`METRIC_MERGE` names the few that
   take the maximum or the minimum instead), each ``# HELP``/``# TYPE`` once;
-* anything else (the UI, ``/healthz`` aside): the first worker's answer as it is.
+* the UI (``/``, ``/static/...``, ``/favicon.ico``): the first worker's answer as it is.
+
+Routes, methods, auth and error answers are server/dashboard.py's (Go's router: a path no route
+serves gets its 404 without an auth challenge).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from aiohttp import web
 
 from ...net.listen import bind_socket, resolve_listen
 from ...net.webauth import BasicAuth
+from ...net.webgo import go_router
 from ...proto.addr import join_host_port
 from .. import dashboard_v2 as v2
 
@@ -117,20 +121,25 @@ class AggregateDashboard:
         self.auth = BasicAuth(self.cfg.user, self.cfg.password, what="dashboard")
         self.runner: web.AppRunner | None = None
         self.sessions: dict[int, aiohttp.ClientSession] = {}
-        app = web.Application(middlewares=[self.auth.middleware])
+        # server/dashboard.py's router, limit and routes
+        app = web.Application(middlewares=[go_router(64 * 1024, "request body too large\n"), self.auth.middleware],
+                              client_max_size=64 * 1024)
         r = app.router
-        r.add_get("/healthz", self.healthz)
+        r.add_route("*", "/healthz", self.healthz)
         if self.prometheus:
-            r.add_get("/metrics", self.metrics)
-        r.add_get("/api/serverinfo", self.serverinfo)
-        r.add_get("/api/proxy/{type}", self.proxy_list)
-        r.add_get("/api/proxy/{type}/{name}", self.one)
-        r.add_get("/api/proxies/{name}", self.one)
-        r.add_get("/api/traffic/{name}", self.traffic)
-        r.add_get("/api/clients", self.clients)
-        r.add_get("/api/clients/{key}", self.one)
+            r.add_route("*", "/metrics", self.metrics)
+        r.add_get("/api/serverinfo", self.serverinfo, allow_head=False)
+        r.add_get("/api/proxy/{type}", self.proxy_list, allow_head=False)
+        r.add_get("/api/proxy/{type}/{name}", self.one, allow_head=False)
+        r.add_get("/api/proxies/{name}", self.one, allow_head=False)
+        r.add_get("/api/traffic/{name}", self.traffic, allow_head=False)
+        r.add_delete("/api/proxies", self.forward)
+        r.add_get("/api/clients", self.clients, allow_head=False)
+        r.add_get("/api/clients/{key}", self.one, allow_head=False)
         v2.add_routes(r, _V2Source(self))
-        r.add_route("*", "/{tail:.*}", self.forward)
+        r.add_get("/favicon.ico", self.forward, allow_head=False)
+        r.add_get("/static/{path:.*}", self.forward, allow_head=False)
+        r.add_route("*", "/", self.forward)
         self.app = app
 
     async def start(self) -> None:
@@ -255,8 +264,8 @@ class AggregateDashboard:
         return resp
 
     async def forward(self, request: web.Request) -> web.Response:
-        """The UI's files and what no route above serves: one worker answers for all (DELETE
-        /api/proxies: every worker is asked, the first answer returned)."""
+        """The UI's files: one worker answers for all (DELETE /api/proxies: every worker is
+        asked, the first answer returned)."""
         if request.method == "DELETE":
             answers = await self._ask_all(request, "DELETE")
         else:
