@@ -500,6 +500,12 @@ class TestSyntaxErrors:
     def test_broken_yaml(self) -> None:
         err = server_error("bindPort: [7000\n", "frps.yaml")
         assert str(err).startswith("frps.yaml: invalid YAML: ")
+        # one line: what and where, not PyYAML's multi-line quote of the source
+        err = server_error("bindPort: 7000\nbad: indent\n  x: 1\n", "frps.yaml")
+        assert str(err) == "frps.yaml: invalid YAML: mapping values are not allowed here (line 3, column 4)"
+        err = server_error('a: "open\n', "frps.yaml")
+        assert str(err) == ("frps.yaml: invalid YAML: while scanning a quoted scalar at line 1: "
+                            "found unexpected end of stream (line 2, column 1)")
 
     def test_top_level_must_be_a_table(self) -> None:
         assert (

@@ -76,8 +76,17 @@ def _load_yaml(text: str) -> object:
         raise ValueError("reading YAML needs the PyYAML package") from None
     try:
         return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:  # one line: what, and where (PyYAML's text quotes the source)
+        parts = []
+        if e.context:
+            where = f" at line {e.context_mark.line + 1}" if e.context_mark is not None else ""
+            parts.append(f"{e.context}{where}")
+        if e.problem:
+            mark = e.problem_mark
+            parts.append(e.problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""))
+        raise ValueError(": ".join(parts) or "not valid YAML") from None
     except yaml.YAMLError as e:
-        raise ValueError(str(e).replace("\n", " ")) from None
+        raise ValueError(" ".join(str(e).split())) from None
 
 
 def parse_document(text: str, source: str) -> dict[str, Any]:
