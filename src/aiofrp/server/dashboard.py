@@ -28,11 +28,13 @@ import logging
 import mimetypes
 import os
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .. import FRP_VERSION
 from ..net.dialerr import listen_error_text
@@ -133,6 +135,39 @@ _TYPE_FIELDS = {"tcp": _remote_port, "udp": _remote_port, "http": _http, "https"
 # -- the server --------------------------------------------------------------------------------
 
 
+# Go's v1 routes (server/dashboard_api.go, v0.65.0): (method, path, handler name). "*": any method
+# (Go's /, /healthz, /metrics); "GET": GET only, HEAD too gets 405. frps --workers' supervisor
+# serves the same table (server/workers/dashboard.py).
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("*", "/healthz", "healthz"),
+    ("*", "/metrics", "metrics"),
+    ("GET", "/api/serverinfo", "serverinfo"),
+    ("GET", "/api/proxy/{type}", "proxies_by_type"),
+    ("GET", "/api/proxy/{type}/{name}", "proxy_by_type"),
+    ("GET", "/api/proxies/{name}", "proxy"),
+    ("GET", "/api/traffic/{name}", "traffic"),
+    ("DELETE", "/api/proxies", "delete_proxies"),
+    ("GET", "/api/clients", "clients"),
+    ("GET", "/api/clients/{key}", "client"),
+    ("GET", "/favicon.ico", "favicon"),
+    ("GET", "/static/{path:.*}", "static"),
+    ("*", "/", "root"),
+)
+
+
+def add_routes(r: web.UrlDispatcher, handlers: Mapping[str, Handler | None]) -> None:
+    """:data:`ROUTES` with these handlers (one that is None is not served: /metrics without
+    enablePrometheus)."""
+    for method, path, name in ROUTES:
+        handler = handlers[name]
+        if handler is None:
+            continue
+        if method == "GET":
+            r.add_get(path, handler, allow_head=False)
+        else:
+            r.add_route(method, path, handler)
+
+
 class Dashboard:
     """frps's ``webServer``: an aiohttp application on its own listener."""
 
@@ -155,23 +190,14 @@ class Dashboard:
         router = go_router(MAX_BODY, "request body too large\n")
         middlewares = [router] if unix_path else [router, self.auth.middleware]
         app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
-        r = app.router
-        # Go's methods: /healthz, /metrics and / take any, the rest GET only (HEAD too gets 405)
-        r.add_route("*", "/healthz", self.healthz)
-        if self.metrics is not None:
-            r.add_route("*", "/metrics", self.prometheus)
-        r.add_get("/api/serverinfo", self.api_serverinfo, allow_head=False)
-        r.add_get("/api/proxy/{type}", self.api_proxy_by_type, allow_head=False)
-        r.add_get("/api/proxy/{type}/{name}", self.api_proxy_by_type_and_name, allow_head=False)
-        r.add_get("/api/proxies/{name}", self.api_proxy_by_name, allow_head=False)
-        r.add_get("/api/traffic/{name}", self.api_traffic, allow_head=False)
-        r.add_delete("/api/proxies", self.api_delete_proxies)
-        r.add_get("/api/clients", self.api_clients, allow_head=False)
-        r.add_get("/api/clients/{key}", self.api_client, allow_head=False)
-        v2.add_routes(r, _V2Source(self))
-        r.add_get("/favicon.ico", self.favicon, allow_head=False)
-        r.add_get("/static/{path:.*}", self.static, allow_head=False)
-        r.add_route("*", "/", self.root)
+        add_routes(app.router, {
+            "healthz": self.healthz, "metrics": self.prometheus if self.metrics is not None else None,
+            "serverinfo": self.api_serverinfo, "proxies_by_type": self.api_proxy_by_type,
+            "proxy_by_type": self.api_proxy_by_type_and_name, "proxy": self.api_proxy_by_name,
+            "traffic": self.api_traffic, "delete_proxies": self.api_delete_proxies, "clients": self.api_clients,
+            "client": self.api_client, "favicon": self.favicon, "static": self.static, "root": self.root,
+        })
+        v2.add_routes(app.router, _V2Source(self))
         self.app = app
         self.runner: web.AppRunner | None = None
         self.address = ""

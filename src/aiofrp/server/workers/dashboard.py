@@ -40,6 +40,7 @@ from ...net.webauth import BasicAuth
 from ...net.webgo import go_router
 from ...proto.addr import join_host_port
 from .. import dashboard_v2 as v2
+from ..dashboard import add_routes
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
@@ -124,22 +125,13 @@ class AggregateDashboard:
         # server/dashboard.py's router, limit and routes
         app = web.Application(middlewares=[go_router(64 * 1024, "request body too large\n"), self.auth.middleware],
                               client_max_size=64 * 1024)
-        r = app.router
-        r.add_route("*", "/healthz", self.healthz)
-        if self.prometheus:
-            r.add_route("*", "/metrics", self.metrics)
-        r.add_get("/api/serverinfo", self.serverinfo, allow_head=False)
-        r.add_get("/api/proxy/{type}", self.proxy_list, allow_head=False)
-        r.add_get("/api/proxy/{type}/{name}", self.one, allow_head=False)
-        r.add_get("/api/proxies/{name}", self.one, allow_head=False)
-        r.add_get("/api/traffic/{name}", self.traffic, allow_head=False)
-        r.add_delete("/api/proxies", self.forward)
-        r.add_get("/api/clients", self.clients, allow_head=False)
-        r.add_get("/api/clients/{key}", self.one, allow_head=False)
-        v2.add_routes(r, _V2Source(self))
-        r.add_get("/favicon.ico", self.forward, allow_head=False)
-        r.add_get("/static/{path:.*}", self.forward, allow_head=False)
-        r.add_route("*", "/", self.forward)
+        add_routes(app.router, {
+            "healthz": self.healthz, "metrics": self.metrics if self.prometheus else None,
+            "serverinfo": self.serverinfo, "proxies_by_type": self.proxy_list, "proxy_by_type": self.one,
+            "proxy": self.one, "traffic": self.traffic, "delete_proxies": self.forward, "clients": self.clients,
+            "client": self.one, "favicon": self.forward, "static": self.forward, "root": self.forward,
+        })
+        v2.add_routes(app.router, _V2Source(self))
         self.app = app
 
     async def start(self) -> None:
