@@ -61,8 +61,12 @@ def test_other_shells_and_errors() -> None:
     assert "Register-ArgumentCompleter -Native -CommandName 'frps'" in ps and "'--bind-port'" in ps
     usage = run("frpc", "completion")
     assert usage.returncode == 0 and "bash|zsh|fish|powershell" in usage.stdout
+    # as cobra: an unknown shell prints the completion help and exits 0 (with our note on stderr)
     bad = run("frpc", "completion", "tcsh")
-    assert bad.returncode == 1 and "unknown shell 'tcsh'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 0 and "unknown shell 'tcsh'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.stdout == usage.stdout
+    extra = run("frpc", "completion", "bash", "extra")
+    assert extra.returncode == 1 and 'unknown command "extra"' in extra.stderr
 
 
 def test_help_command() -> None:
@@ -70,5 +74,7 @@ def test_help_command() -> None:
     assert run("frpc", "help", "tcp").stdout == run("frpc", "tcp", "--help").stdout
     assert run("frpc", "help", "stcp", "visitor").stdout == run("frpc", "stcp", "visitor", "--help").stdout
     assert run("frps", "help").stdout == run("frps", "--help").stdout
+    # as cobra: an unknown topic is a note and the help on stderr, exit 0
     bad = run("frpc", "help", "nope")
-    assert bad.returncode == 1 and 'unknown command "nope"' in bad.stderr
+    assert bad.returncode == 0 and "Unknown help topic [`nope`]" in bad.stderr and bad.stdout == ""
+    assert run("frpc", "--help").stdout in bad.stderr

@@ -486,6 +486,13 @@ SIDE_BY_SIDE = [
     ("frpc", ["status", "-c", "empty.toml", "extra"], 1, "web server port should be set if you want to use this feature"),
     ("frps", ["extra"], 1, "extra"),
     ("frpc", ["-c", "empty.toml", "--strict-config", "false"], 1, "false"),
+    # cobra prints help and exits 0 for an unknown help topic, an unknown shell, a bare nathole
+    ("frpc", ["help", "foo"], 0, "Unknown help topic [`foo`]"),
+    ("frps", ["help", "foo"], 0, "Unknown help topic [`foo`]"),
+    ("frpc", ["completion", "foo"], 0, "Generate the autocompletion script for frpc"),
+    ("frpc", ["completion", "bash", "extra"], 1, '"extra"'),
+    ("frpc", ["nathole"], 0, "nathole"),
+    ("frpc", ["nathole", "foo", "-c", "empty.toml"], 0, "nathole"),
 ]
 
 

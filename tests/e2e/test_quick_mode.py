@@ -31,12 +31,12 @@ class _Service:
         self.ctx: ssl.SSLContext | None = None
         if kind == "tls":
             cert, key = self_signed_pair()
-            d = tempfile.mkdtemp(prefix="aiofrp-quick-")
-            for name, data in (("c.pem", cert), ("k.pem", key)):
-                with open(os.path.join(d, name), "wb") as f:
-                    f.write(data)
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(os.path.join(d, "c.pem"), os.path.join(d, "k.pem"))
+            with tempfile.TemporaryDirectory(prefix="aiofrp-quick-") as d:  # only while loading
+                for name, data in (("c.pem", cert), ("k.pem", key)):
+                    with open(os.path.join(d, name), "wb") as f:
+                        f.write(data)
+                self.ctx.load_cert_chain(os.path.join(d, "c.pem"), os.path.join(d, "k.pem"))
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:

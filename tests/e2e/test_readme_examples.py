@@ -250,11 +250,12 @@ class _TlsService:
         from aiofrp.net.tls import self_signed_pair
 
         cert, key = self_signed_pair()
-        d = Path(tempfile.mkdtemp(prefix="aiofrp-readme-"))
-        (d / "c.pem").write_bytes(cert)
-        (d / "k.pem").write_bytes(key)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+        with tempfile.TemporaryDirectory(prefix="aiofrp-readme-") as tmp:  # only while loading
+            d = Path(tmp)
+            (d / "c.pem").write_bytes(cert)
+            (d / "k.pem").write_bytes(key)
+            self.ctx.load_cert_chain(d / "c.pem", d / "k.pem")
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._loop, daemon=True).start()

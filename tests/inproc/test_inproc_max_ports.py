@@ -69,3 +69,19 @@ async def test_no_quota_by_default(inproc: InProc) -> None:
     control, _ = await inproc.login(server)
     for i in range(5):
         assert (await new_proxy(control, proxy_name=f"t{i}", proxy_type="tcp")).error == ""
+
+
+async def test_udp_refusals_carry_go_acquire_prefix(inproc: InProc) -> None:
+    """Go's udp proxy wraps every refusal of its port manager as ``acquire port N error: <reason>``
+    (server/proxy/udp.go), tcp's are bare; ours keep the detail after Go's reason."""
+    low = free_port()
+    server = await inproc.start_server(extra=f"allowPorts = [{{ start = {low}, end = {low + 5} }}]\n")
+    control, _ = await inproc.login(server)
+    outside = low - 1 if low > 1024 else 65000
+    bad = await new_proxy(control, proxy_name="u-out", proxy_type="udp", remote_port=outside)
+    assert bad.error.startswith(f"acquire port {outside} error: port not allowed"), bad.error
+    bad = await new_proxy(control, proxy_name="t-out", proxy_type="tcp", remote_port=outside)
+    assert bad.error.startswith("port not allowed"), bad.error
+    assert (await new_proxy(control, proxy_name="u1", proxy_type="udp", remote_port=low + 1)).error == ""
+    taken = await new_proxy(control, proxy_name="u2", proxy_type="udp", remote_port=low + 1)
+    assert taken.error.startswith(f"acquire port {low + 1} error: port already used"), taken.error

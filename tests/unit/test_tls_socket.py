@@ -424,12 +424,13 @@ def test_server_name_spares_the_idna_codec() -> None:
                 .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
                 .sign(key, hashes.SHA256()))
         pem = cert.public_bytes(serialization.Encoding.PEM)
-        path = os.path.join(tempfile.mkdtemp(), "cert.pem")
-        with open(path, "wb") as f:
-            f.write(pem + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
         srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        srv_ctx.load_cert_chain(path)
+        with tempfile.TemporaryDirectory() as tmp:  # only while loading
+            path = os.path.join(tmp, "cert.pem")
+            with open(path, "wb") as f:
+                f.write(pem + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+            srv_ctx.load_cert_chain(path)
         cli_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the name
         cli_ctx.load_verify_locations(cadata=pem.decode())
 

@@ -10,6 +10,7 @@ call the program back while completing (nothing to complete needs it).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 from .common import die
@@ -109,7 +110,10 @@ def completion_command(prog: str, argv: list[str], spec: Spec) -> int:
     """``PROG completion [SHELL]``: the script on stdout; without a shell, the shells."""
     if argv and argv[0] in ("-h", "--help"):
         argv = []
-    if not argv:
+    unknown = bool(argv) and argv[0] not in SCRIPTS
+    if unknown:  # as cobra: an unknown shell gets this help, and exit 0
+        print(f"{prog} completion: unknown shell {argv[0]!r} (one of {', '.join(SHELLS)})", file=sys.stderr)
+    if not argv or unknown:
         print(f"Generate the autocompletion script for {prog} for the specified shell.\n\n"
               f"Usage:\n  {prog} completion [{'|'.join(SHELLS)}]\n\n"
               f"  bash        source <({prog} completion bash)\n"
@@ -117,8 +121,8 @@ def completion_command(prog: str, argv: list[str], spec: Spec) -> int:
               f"  fish        {prog} completion fish | source\n"
               f"  powershell  {prog} completion powershell | Out-String | Invoke-Expression")
         return 0
-    if argv[0] not in SCRIPTS or len(argv) > 1:
-        die(f"{prog} completion: unknown shell {' '.join(argv)!r} (one of {', '.join(SHELLS)})")
+    if len(argv) > 1:
+        die(f'{prog} completion {argv[0]}: unknown command "{argv[1]}"')
     print(SCRIPTS[argv[0]](prog, spec), end="")
     return 0
 
@@ -129,6 +133,8 @@ def help_command(prog: str, argv: list[str], main: Callable[[list[str]], int],
     if not argv or argv[0] == "help":
         parser.print_help()
         return 0
-    if argv[0] not in commands:
-        die(f'{prog} help: unknown command "{argv[0]}" (one of {", ".join(commands)})')
+    if argv[0] not in commands:  # as cobra: a note and the help on stderr, exit 0
+        print(f"Unknown help topic [`{argv[0]}`] (one of {', '.join(commands)})", file=sys.stderr)
+        parser.print_help(sys.stderr)
+        return 0
     return main([*argv, "--help"])

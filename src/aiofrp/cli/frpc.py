@@ -364,7 +364,11 @@ def nathole(argv: list[str]) -> int:
     """``frpc nathole discover``: Go's output (STUN server, NAT type, behavior, addresses)."""
     from ..config import ConfigError, load_client_config
 
-    args = nathole_parser().parse_command_args(argv, lambda _ns: True)  # extra words ignored, as Go
+    parser = nathole_parser()
+    if "discover" not in argv:
+        parser.print_help()  # as cobra: no action, or an unknown one, prints the help (exit 0)
+        return 0
+    args = parser.parse_command_args(argv, lambda _ns: True)  # extra words ignored, as Go
     stun_server = "stun.easyvoip.com:3478"
     try:  # as Go: a config file that does not load is not an error here
         stun_server = load_client_config(args.config, strict=args.strict_config,

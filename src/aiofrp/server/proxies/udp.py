@@ -41,7 +41,11 @@ class UDPProxy(ServerProxy):
         size = self.server.cfg.udp_packet_size or 1500
         self._pending: list[tuple[bytes, Any]] = []  # datagrams waiting for a work connection
         last_err: OSError | None = None
-        for port in ports.candidates("udp", self.name, requested):
+        try:
+            candidates = list(ports.candidates("udp", self.name, requested))
+        except ProxyError as exc:  # Go's udp proxy wraps every refusal of its port manager
+            raise ProxyError(f"acquire port {requested} error: {exc}") from None
+        for port in candidates:
             sock = UserSocket(self._from_user, size)
             try:
                 transport, _ = await listen_udp(partial(_same, sock), addr, port)
@@ -60,7 +64,7 @@ class UDPProxy(ServerProxy):
             log.warning("[%s] udp port %d unavailable: %s", self.name, requested,
                         (last_err.strerror or last_err) if last_err else "in use")
             raise ProxyError(f"acquire port {requested} error: port unavailable")
-        raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
+        raise ProxyError(f"acquire port 0 error: no available port in frps's allowPorts [{ports.describe()}]")
 
     async def _work_conn_loop(self) -> None:
         await asyncio.sleep(FIRST_WORK_CONN_DELAY)
