@@ -129,6 +129,8 @@ def test_stcp_users_keys_and_refusals(frp, frps, echo_server, udp_echo_server) -
     # allowed: "*", explicit user, both layers, sk encryption only
     for name in ("star", "bob", "enc", "plainenc"):
         assert echo_ok(p[name]), name
+    # Go's frps line for each visitor connection it takes (server/proxy/proxy.go), as for users
+    server.wait_for_log(r"\[alice\.s_bob\] get a user connection \[127\.0\.0\.1:\d+\]$", 5)
     big = os.urandom(512 << 10) + b"z" * (512 << 10)
     assert echo_ok(p["enc"], big)
     with ThreadPoolExecutor(8) as pool:

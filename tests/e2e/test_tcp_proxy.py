@@ -482,6 +482,8 @@ def test_log_lines_read_as_gos(frp) -> None:
     with socket.create_connection((LOCALHOST, remote), timeout=5) as s:
         s.settimeout(5)
         assert s.recv(1) == b""  # closed: nothing listens on the local port
+        # Go's frps line for every user connection, with the user's address
+        frps.wait_for_log(rf"\[I\] .*\[u1\.down\] get a user connection \[127\.0\.0\.1:{s.getsockname()[1]}\]$", 10)
     frpc.wait_for_log(rf"\[E\] .*\[u1\.down\] connect to local service \[127\.0\.0\.1:{dead}\] error: "
                       rf"dial tcp 127\.0\.0\.1:{dead}: connect: connection refused$", 10)
 

@@ -176,7 +176,7 @@ def start_logging(cfg: ServerConfig | ClientConfig, where: str, *, level: str | 
     from ..log import LogFileError, setup_logging
 
     try:
-        setup_logging(cfg, level=level)
+        setup_logging(cfg, level=level, own_process=True)
     except LogFileError as exc:
         die(f"{where}: {exc}")
 

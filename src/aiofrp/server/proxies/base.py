@@ -240,10 +240,15 @@ class ServerProxy:
             return False
         return True
 
+    def accepted(self, transport: asyncio.BaseTransport) -> None:
+        """Go's line for every user (or visitor) connection a proxy takes (server/proxy/proxy.go)."""
+        log.info("[%s] get a user connection [%s]", self.name, fmt_addr(peer_addr(transport)))
+
     async def handle_user_conn(self, user: PendingConn) -> None:
         """Pair an accepted user connection with a work connection and relay bytes."""
         transport = user.transport
         assert transport is not None
+        self.accepted(transport)
         if not await self.allow_user_conn(transport):
             transport.close()
             return
@@ -280,6 +285,7 @@ class UserConn(PendingConn):
                 mux.flush_at_end_of_turn()
             work = ctl.take_work_conn_nowait()
             if work is not None:
+                proxy.accepted(transport)
                 proxy.join(transport, self.take(), self.eof, work)  # type: ignore[arg-type]
                 return
         proxy.server.spawn(proxy.handle_user_conn(self))

@@ -53,6 +53,8 @@ class STCPProxy(ServerProxy):
 
     async def join_visitor(self, conn: MsgConn, vis_encode: Codec | None, vis_decode: Codec | None) -> None:
         """Relay an accepted visitor connection through a fresh work connection of the provider."""
+        if conn.transport is not None:
+            self.accepted(conn.transport)
         if conn.transport is None or not await self.allow_user_conn(conn.transport):
             conn.abort()
             return
