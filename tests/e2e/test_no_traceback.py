@@ -78,7 +78,7 @@ FILES: dict[str, str | bytes] = {
     "c-badrange.ini": "[common]\n[range:r]\nlocal_port = 1-3\nremote_port = 1-2\n",
     "c-badtype.ini": "[common]\n[p]\ntype = tcpx\n",
     "c-badvisitor.ini": "[common]\n[v]\nrole = visitor\ntype = http\n",
-    "c-common.ini": "[common]\n[p]\ntype = tcp\nplugin = virtual_net\n",
+    "c-common.ini": "[common]\n[p]\ntype = tcp\nplugin = no_such_plugin\n",
     "noadmin.toml": 'serverPort = 7000\n',
     "conv-frps.ini": "[common]\nbind_port = 7000\n",
     "dir": "DIR",

@@ -81,9 +81,6 @@ def test_frps_refuses_at_verify_and_start(tmp_path: Path, extra: str, key: str) 
 
 FRPC_CASES = [
     pytest.param("webServer.port = 7400\nwebServer.pprofEnable = true", "", "webServer.pprofEnable", id="admin-pprof"),
-    *[pytest.param("", f'[[proxies]]\nname = "p"\ntype = "tcp"\nremotePort = 0\n[proxies.plugin]\ntype = "{t}"\n{o}',
-                   "proxies[0].plugin.type", id=f"plugin-{t}")
-      for t, o in (("virtual_net", ""),)],
 ]
 
 

@@ -181,9 +181,13 @@ def test_a_registered_plugin_serves_work_connections_instead_of_the_local_dial(
     run(main)
 
 
-def test_a_plugin_that_is_not_registered_is_a_start_error_as_in_go() -> None:
+def test_a_plugin_that_is_not_registered_is_a_start_error_as_in_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiofrp.client.plugins import PLUGIN_TYPES
+
+    monkeypatch.delitem(PLUGIN_TYPES, "virtual_net")  # as if this frpc had no such plugin
+
     async def main() -> None:
-        cfg = TCPProxyConfig(name="web", plugin=VirtualNetPluginOptions())  # refused, never registered
+        cfg = TCPProxyConfig(name="web", plugin=VirtualNetPluginOptions())
         pw = ProxyWrapper(Client(ClientConfig(server_addr="frps.example")), cfg)
         control = FakeControl()
         pw.start(as_control(control))

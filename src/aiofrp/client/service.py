@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..config.proxy import ProxyBaseConfig
     from ..config.visitor import VisitorBaseConfig
     from .visitors import Visitor
+    from .vnet import Controller as VnetController
 
 log = logging.getLogger("aiofrp.client")
 
@@ -68,8 +69,10 @@ class Client:
         allow_unsafe: Collection[str] = frozenset(),
     ) -> None:
         from ..config.unsupported import check_unsupported
+        from ..config.validate import check_virtual_net
 
         check_unsupported(cfg, "frpc", config_path or "frpc config")  # also for configs built in Python
+        check_virtual_net(cfg, config_path or "frpc config")
         self.cfg = cfg
         # exit (status 1) when frps refuses the first login, even with loginFailExit = false
         self.exit_on_refusal = exit_on_refusal
@@ -102,6 +105,17 @@ class Client:
             v = self._new_visitor(vcfg)
             if v is not None:
                 self.visitors[vcfg.name] = v
+        # the virtual network (Go's vnet.Controller): its TUN device is made when run() starts
+        self.vnet: VnetController | None = None
+        if cfg.virtual_net.address and cfg.feature_gates.get("VirtualNet"):
+            from .vnet import Controller as VnetController
+
+            self.vnet = VnetController(cfg.virtual_net.address)
+        else:  # accepted, as Go accepts it (frp's full example), but not in silence
+            for e in [*cfg.proxies, *cfg.visitors]:
+                if e.plugin is not None and e.plugin.type == "virtual_net":
+                    log.warning("[%s] the virtual_net plugin does nothing: virtualNet.address is not set (with "
+                                "featureGates = { VirtualNet = true })", proxy_wire_name(cfg, e.name))
         self._stop_event = asyncio.Event()  # set by stop()
         self._login_task: asyncio.Future[None] | None = None
         self.exit_code = 0
@@ -203,6 +217,22 @@ class Client:
 
     async def run(self) -> int:
         """Log in and serve until stopped; returns the process exit status."""
+        if self.vnet is not None:
+            from .vnet import VnetError
+
+            try:
+                await self.vnet.init()
+            except VnetError as exc:
+                log.error("init virtual network controller error: %s", exc)
+                return 1
+            self.vnet.run()
+        try:
+            return await self._run_visitors()
+        finally:
+            if self.vnet is not None:
+                self.vnet.stop()
+
+    async def _run_visitors(self) -> int:
         for v in self.visitors.values():
             try:
                 await v.start()

@@ -86,11 +86,6 @@ TABLE: tuple[Unsupported, ...] = (
     # -- frpc -----------------------------------------------------------------------------------
     Unsupported("frpc", "auth.tokenSource.*", "the OIDC token comes from auth.oidc (auth.oidc.tokenSource)",
                 only_with='auth.method = "oidc"', refused=False, go_ignores=True),
-    Unsupported("frpc", "proxies.plugin.type", "virtual network plugin", values=("virtual_net",)),
-    Unsupported("frpc", "visitors.plugin.type", "virtual network visitor plugin", values=("virtual_net",)),
-    Unsupported("frpc", "virtualNet.address", "virtual network (experimental in frp)"),
-    Unsupported("frpc", "featureGates", "only gates virtualNet and the virtual_net plugins (refused)",
-                refused=False),
     Unsupported("frpc", "webServer.pprofEnable", "Go's runtime profiler under /debug/pprof/ (Go-only; aiofrp refuses "
                 "it rather than serve something else under that name)", only_with="webServer.port"),
     Unsupported("frpc", "proxies.loadBalancer.*", "groups exist for tcp, http, https and tcpmux only",

@@ -15,6 +15,7 @@ from ...net.relay import Codec, Relay
 
 if TYPE_CHECKING:
     from ...net.limiter import TokenBucket
+    from ..vnet import Controller
 
 Addr = tuple[str, int]
 O_co = TypeVar("O_co", bound=ClientPluginOptions, covariant=True)
@@ -67,12 +68,22 @@ class WorkConn:
         self.conn.close()
 
 
+@dataclass(frozen=True)
+class PluginContext:
+    """What a plugin may use of its frpc (Go's ``plugin.PluginContext``): the virtual network's
+    controller when ``virtualNet.address`` is set."""
+
+    vnet: Controller | None = None
+
+
 class ClientPlugin(Generic[O_co]):
     """Serves a proxy's work connections instead of ``localIP:localPort`` (Go's ``plugin.Plugin``).
 
     Made by :func:`~aiofrp.client.plugins.new_plugin` when frps has accepted the proxy (Go's
     ``BaseProxy.Run``), closed when the proxy stops.
     """
+
+    context = PluginContext()  # set by new_plugin
 
     def __init__(self, proxy_name: str, cfg: O_co) -> None:
         self.proxy_name = proxy_name

@@ -21,12 +21,13 @@ from ...net.limiter import TokenBucket, bucket_for
 from ...net.relay import PendingConn, work_conn_codecs
 from ...proto import msg as m
 from ...proto.addr import join_host_port
-from ..plugins import ClientPlugin, HeldConn, WorkConn, new_plugin
+from ..plugins import ClientPlugin, HeldConn, PluginContext, WorkConn, new_plugin
 
 if TYPE_CHECKING:
     from ...config.client import ClientConfig
     from ...net.msgconn import MsgConn
     from ..transporter import MessageTransporter
+    from ..vnet import Controller as VnetController
 
 log = logging.getLogger("aiofrp.client.proxy")
 
@@ -48,6 +49,11 @@ class ProxyHost(Protocol):
 
     def proxy_start_failed(self, name: str, error: str) -> None:
         """frps refused proxy ``name`` (quick mode exits)."""
+        ...
+
+    @property
+    def vnet(self) -> VnetController | None:
+        """The virtual network's controller (``virtualNet.address``), for the virtual_net plugin."""
         ...
 
 
@@ -90,7 +96,7 @@ class Proxy(Generic[C_co]):
         if the proxy has one; raises :class:`~aiofrp.client.plugins.PluginError` if it cannot."""
         self.control = control
         if self.cfg.plugin is not None and self.plugin is None:
-            self.plugin = new_plugin(self.name, self.cfg.plugin)
+            self.plugin = new_plugin(self.name, self.cfg.plugin, PluginContext(vnet=self.client.vnet))
 
     def close(self) -> None:
         """The control session ended (or frpc stops): release what serves work connections."""

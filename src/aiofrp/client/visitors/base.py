@@ -16,6 +16,8 @@ from ...proto.addr import join_host_port
 if TYPE_CHECKING:
     from ...config.client import ClientConfig
     from ..transporter import MessageTransporter
+    from ..visitor_plugins import VisitorPlugin
+    from ..vnet import Controller as VnetController
 
 log = logging.getLogger("aiofrp.client.visitor")
 
@@ -40,6 +42,11 @@ class VisitorHost(Protocol):
 
     def visitor_by_name(self, name: str) -> Visitor[VisitorBaseConfig] | None:
         """Another visitor (the target of an xtcp ``fallbackTo``), or None."""
+        ...
+
+    @property
+    def vnet(self) -> VnetController | None:
+        """The virtual network's controller (``virtualNet.address``), for visitor plugins."""
         ...
 
 
@@ -99,6 +106,7 @@ class TCPVisitor(Visitor[VC_co]):
         self.listener: asyncio.AbstractServer | None = None
         self.relays: set[Relay] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.plugin: VisitorPlugin | None = None
 
     async def listen(self) -> None:
         """Open ``bindAddr:bindPort`` if ``bindPort > 0``; each connection goes to ``handle_conn``."""
@@ -106,6 +114,23 @@ class TCPVisitor(Visitor[VC_co]):
         if cfg.bind_port > 0:
             self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             log.info("[%s] %s visitor listen on %s", self.label, cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
+
+    def start_plugin(self) -> None:
+        """Start the visitor's plugin (``[visitors.plugin]``), whose connections are served as a
+        local user's (Go's ``internalConnWorker``)."""
+        if self.cfg.plugin is None or self.plugin is not None:
+            return
+        from ..visitor_plugins import VisitorPluginContext, new_visitor_plugin
+
+        context = VisitorPluginContext(self.label, self.accept_internal, self.client.vnet)
+        self.plugin = new_visitor_plugin(context, self.cfg.plugin)
+        self.plugin.start()
+
+    def accept_internal(self, transport: asyncio.Transport) -> None:
+        """Serve a connection made inside frpc (a visitor plugin's) as one accepted on ``bindPort``."""
+        user = UserConn(self)
+        transport.set_protocol(user)
+        user.connection_made(transport)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -116,6 +141,9 @@ class TCPVisitor(Visitor[VC_co]):
         raise NotImplementedError
 
     async def close(self) -> None:
+        if self.plugin is not None:
+            self.plugin.close()
+            self.plugin = None
         if self.listener is not None:
             self.listener.close()
             self.listener = None

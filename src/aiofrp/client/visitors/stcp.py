@@ -135,6 +135,7 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
 
     async def start(self) -> None:
         await self.listen()
+        self.start_plugin()
         log.info("[%s] start visitor success", self.label)
 
     async def handle_conn(self, user: PendingConn) -> None:

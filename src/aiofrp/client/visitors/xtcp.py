@@ -74,6 +74,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         self.spawn(self._tunnel_worker())
         if cfg.keep_tunnel_open:
             self.spawn(self._keep_tunnel_open())
+        self.start_plugin()
         log.info("[%s] start visitor success", self.label)
 
     def detach(self) -> None:
