@@ -127,22 +127,34 @@ class AdminServer:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
+    # Go logs every call of its 0.65 routes at the info level (client/admin_api.go), so do we
+
     async def api_status(self, request: web.Request) -> web.Response:
-        return web.Response(content_type="application/json", text=_dumps(self.client.status()))
+        log.info("http request [/api/status]")
+        text = _dumps(self.client.status())
+        log.info("http response [/api/status]")
+        return web.Response(content_type="application/json", text=text)
 
     async def api_get_config(self, request: web.Request) -> web.Response:
+        log.info("http get request [/api/config]")
         try:
-            return web.Response(text=await self.manager.read_file())
+            text = await self.manager.read_file()
         except ApiError as exc:
+            log.info("http get response [/api/config], code [%d]", exc.status)
             return _text_error(exc)
+        log.info("http get response [/api/config], code [200]")
+        return web.Response(text=text)
 
     async def api_put_config(self, request: web.Request) -> web.Response:
+        log.info("http put request [/api/config]")
         body = await request.read()
         try:
             await self.manager.write_file(body)
         except ApiError as exc:
             log.warning("%s", exc.message)
+            log.info("http put response [/api/config], code [%d]", exc.status)
             return _text_error(exc)
+        log.info("http put response [/api/config], code [200]")
         return web.Response(status=200)
 
     async def api_verify(self, request: web.Request) -> web.Response:
@@ -172,6 +184,7 @@ class AdminServer:
     async def api_stop(self, request: web.Request) -> web.Response:
         log.info("api request [/api/stop]")
         asyncio.get_running_loop().call_later(0.1, self.stop_event.set)
+        log.info("api response [/api/stop], code [200]")
         return web.Response(status=200)
 
     # -- frp 0.68 routes -----------------------------------------------------------------------

@@ -106,7 +106,11 @@ class ConfigManager:
             raise ApiError(400, str(exc)) from None
 
     async def read_file(self) -> str:
-        path = self._path()
+        try:
+            path = self._path()
+        except ApiError as exc:
+            log.warning("%s", exc.message)  # as Go's GET /api/config
+            raise
         try:
             return await asyncio.to_thread(_read_text, path)
         except (OSError, UnicodeDecodeError) as exc:

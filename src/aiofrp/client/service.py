@@ -158,21 +158,8 @@ class Client:
         is unchanged keeps running with its connections; a changed one is closed and started again
         (CloseProxy + NewProxy); a removed one is closed; an added one is started."""
         proxies, visitor_cfgs = self.wanted()
-        new_p = {p.name: p for p in proxies}
-        removed = [n for n, pw in self.proxies.items() if new_p.get(n) != pw.cfg]
-        for name in removed:
-            self.proxies.pop(name).remove()
-        if removed:
-            log.info("proxy removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
-        added = [p.name for p in proxies if p.name not in self.proxies]
         control = self.control if self.control is not None and not self.control.closed else None
-        for name in added:
-            pw = self.proxies[name] = ProxyWrapper(self, new_p[name])
-            if control is not None:
-                pw.start(control)
-        if added:
-            log.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
-
+        # visitors first, then proxies, as Go (client/control.go UpdateAllConfigurer): the log lines come in that order
         new_v = {v.name: v for v in visitor_cfgs}
         removed = [n for n, v in self.visitors.items() if new_v.get(n) != v.cfg]
         for name in removed:
@@ -199,6 +186,21 @@ class Client:
                 v.attach(control)
         if added:
             log.info("visitor added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
+        control = self.control if self.control is not None and not self.control.closed else None  # after the awaits
+
+        new_p = {p.name: p for p in proxies}
+        removed = [n for n, pw in self.proxies.items() if new_p.get(n) != pw.cfg]
+        for name in removed:
+            self.proxies.pop(name).remove()
+        if removed:
+            log.info("proxy removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
+        added = [p.name for p in proxies if p.name not in self.proxies]
+        for name in added:
+            pw = self.proxies[name] = ProxyWrapper(self, new_p[name])
+            if control is not None:
+                pw.start(control)
+        if added:
+            log.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
 
     @property
     def server_label(self) -> str:

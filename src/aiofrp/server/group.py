@@ -5,7 +5,8 @@ key and the endpoint's parameters, later members must match them:
 
 * tcp: one listener on the first member's port (``group should have same remote port`` for
   another requested port, ``group auth failed`` for another key); user connections go to the
-  members in turn. The listener and its port go away with the last member.
+  members in turn, the first member first (Go's order). The listener and its port go away with
+  the last member.
 * http, https, tcpmux: the members share the group's :class:`~.vhost.router.Route` objects (same
   route keys, else ``group params invalid``); requests/connections rotate over
   ``Route.members`` (:meth:`Route.pick`). The routes go away with the last member.
@@ -75,8 +76,9 @@ class TCPGroup:
         self.real_port = 0
         self.owner = owner  # proxy name the port is booked under
         self.listener: asyncio.Server | None = None
+        # in the order they take the next connection: the first member first, then each one goes to
+        # the end (Go: each member's accept loop waits on the group's channel, served first come first)
         self.members: list[TCPMember] = []
-        self._next = 0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # port bound (or not)
         self.lease: Lease | None = None  # its name in the registry (server/workers/registry.py)
 
@@ -84,8 +86,9 @@ class TCPGroup:
         members = self.members
         if not members:
             return None
-        self._next = (self._next + 1) % len(members)
-        return members[self._next]
+        member = members.pop(0)
+        members.append(member)
+        return member
 
     def _new_conn(self) -> asyncio.Protocol:
         member = self.pick()
@@ -146,8 +149,8 @@ class GroupRegistry:
             if self.tcp.get(req.group) is not group:
                 continue  # it failed or closed meanwhile: start over (Go: errGroupStale)
             group.members.append(proxy)
-            log.info("[%s] joined tcp group [%s] on port [%d] (%d members)",
-                     proxy.name, req.group, group.real_port, len(group.members))
+            log.info("[%s] tcp proxy listen port [%d] in group [%s]", proxy.name, req.remote_port or group.real_port,
+                     req.group)  # Go's line, for every member
             return group
         group = TCPGroup(self, req.group, req.group_key, addr, req.remote_port, proxy.name)
         self.tcp[req.group] = group
@@ -165,7 +168,7 @@ class GroupRegistry:
         if self.tcp.get(req.group) is not group:  # the member was closed while binding
             self._close_listener(proxy, group)
             raise ProxyError(f"proxy [{proxy.name}] is closed")
-        log.info("[%s] tcp group [%s] listen port [%d]", proxy.name, req.group, group.real_port)
+        log.info("[%s] tcp proxy listen port [%d] in group [%s]", proxy.name, req.remote_port or group.real_port, req.group)
         return group
 
     async def _claim(self, group: TCPGroup) -> None:
