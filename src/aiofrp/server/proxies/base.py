@@ -205,12 +205,13 @@ class ServerProxy:
 
     def join(
         self, user: asyncio.Transport, data: bytes, eof: bool, conn: MsgConn, *,
-        user_decode: Codec | None = None, user_encode: Codec | None = None,
+        user_decode: Codec | None = None, user_encode: Codec | None = None, src: Addr | None = None,
     ) -> None:
         """Relay a user connection (``data``/``eof``: what was read from it so far) through the
         work connection ``conn``; ``user_decode``/``user_encode``: codecs of the user side
-        itself (an stcp visitor's sk layer)."""
-        src = peer_addr(user)
+        itself (an stcp visitor's sk layer); ``src``: the user's address, if known already."""
+        if src is None:
+            src = peer_addr(user)
         work = self.start_work_conn(conn, src, local_addr(user))
         relay = Relay(
             user, work.transport, a_to_b=chain(user_decode, work.encode), b_to_a=chain(work.decode, user_encode),
@@ -240,15 +241,18 @@ class ServerProxy:
             return False
         return True
 
-    def accepted(self, transport: asyncio.BaseTransport) -> None:
-        """Go's line for every user (or visitor) connection a proxy takes (server/proxy/proxy.go)."""
-        log.info("[%s] get a user connection [%s]", self.name, fmt_addr(peer_addr(transport)))
+    def accepted(self, transport: asyncio.BaseTransport) -> Addr | None:
+        """Go's line for every user (or visitor) connection a proxy takes (server/proxy/proxy.go);
+        the user's address, for :meth:`join`."""
+        src = peer_addr(transport)
+        log.info("[%s] get a user connection [%s]", self.name, fmt_addr(src))
+        return src
 
     async def handle_user_conn(self, user: PendingConn) -> None:
         """Pair an accepted user connection with a work connection and relay bytes."""
         transport = user.transport
         assert transport is not None
-        self.accepted(transport)
+        src = self.accepted(transport)
         if not await self.allow_user_conn(transport):
             transport.close()
             return
@@ -260,7 +264,7 @@ class ServerProxy:
             work.close()
             transport.abort()
             return
-        self.join(transport, user.take(), user.eof, work)
+        self.join(transport, user.take(), user.eof, work, src=src)
 
 
 class UserConn(PendingConn):
@@ -285,8 +289,8 @@ class UserConn(PendingConn):
                 mux.flush_at_end_of_turn()
             work = ctl.take_work_conn_nowait()
             if work is not None:
-                proxy.accepted(transport)
-                proxy.join(transport, self.take(), self.eof, work)  # type: ignore[arg-type]
+                src = proxy.accepted(transport)
+                proxy.join(transport, self.take(), self.eof, work, src=src)  # type: ignore[arg-type]
                 return
         proxy.server.spawn(proxy.handle_user_conn(self))
 
