@@ -270,6 +270,46 @@ def test_tcp_group_rotation_and_log_like_go(frp) -> None:
     assert seen["go"]["log"] == ["tcp proxy listen port [P] in group [g]"] * 3
 
 
+def _who_mux(port: int, host: str) -> str:
+    with socket.create_connection((LOCALHOST, port), timeout=5) as s:
+        s.settimeout(5)
+        s.sendall(f"CONNECT {host}:80 HTTP/1.1\r\nHost: {host}:80\r\n\r\n".encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(1024)
+            if not chunk:
+                return "-"
+            got += chunk
+        rest = got.split(b"\r\n\r\n", 1)[1]
+        return (rest or s.recv(8)).decode() or "-"
+
+
+def test_tcpmux_group_rotation_like_go(frp) -> None:
+    """A tcpmux group hands connections to its members as Go's does (the members' accept loops
+    wait on the group's channel): the first member first, then in turn."""
+    servers = {n: IdServer(n) for n in "ABC"}
+    seen: dict[str, str] = {}
+    try:
+        for impl in IMPLS:
+            mux = free_port()
+            bind, frps = start_frps(frp, impl, tcpmuxHTTPConnectPort=mux)
+            members = []
+            for n, srv in servers.items():
+                members.append(frp.go_frpc(frpc_config(bind, block(
+                    "proxies", name=f"x{n}", type="tcpmux", multiplexer="httpconnect", localIP=LOCALHOST,
+                    localPort=srv.port, customDomains=["mux.example"], **_k({
+                        "loadBalancer.group": "g", "loadBalancer.groupKey": "k"})), token=TOKEN)))
+                members[-1].wait_for_proxies(f"x{n}", timeout=15)
+            seen[impl] = "".join(_who_mux(mux, "mux.example") for _ in range(6))
+            for p in members:
+                p.stop()
+            frps.stop()
+    finally:
+        for srv in servers.values():
+            srv.close()
+    assert seen["ours"] == seen["go"] == "ABCABC", seen
+
+
 def _admin(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
     req = urllib.request.Request(f"http://{LOCALHOST}:{port}{path}", data=body, method=method)
     req.add_header("Authorization", "Basic " + base64.b64encode(b"adm:pw").decode())

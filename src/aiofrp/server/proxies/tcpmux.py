@@ -28,8 +28,10 @@ class TCPMuxProxy(VhostProxy[ConnMember]):
             )
         validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
-        routes: list[Route[ConnMember]] = [Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd)
-                  for d in domains]
+        routes: list[Route[ConnMember]] = [
+            Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd, first_member_first=True)
+            for d in domains
+        ]
         self._register_routes(vhost.router, routes, self)
         for d in domains:
             log.info("[%s] tcpmux httpconnect multiplexer listens for host [%s] group [%s] routeByHTTPUser [%s]",

@@ -35,6 +35,7 @@ class Route(Generic[M]):
     __slots__ = (
         "_next",
         "domain",
+        "first_member_first",
         "headers",
         "host_rewrite",
         "http_pwd",
@@ -56,6 +57,7 @@ class Route(Generic[M]):
         host_rewrite: str = "",
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
+        first_member_first: bool = False,
     ) -> None:
         self.domain = domain.lower()
         self.location = location
@@ -67,6 +69,10 @@ class Route(Generic[M]):
         self.response_headers = dict(response_headers or {})
         self.members: list[M] = []
         self._next = 0
+        # Go's http groups start their rotation at the second member (an index incremented before
+        # use); its tcpmux groups hand connections to the members' waiting accept loops, the
+        # first member first
+        self.first_member_first = first_member_first
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -90,6 +96,10 @@ class Route(Generic[M]):
             return None
         if len(members) == 1:
             return members[0]
+        if self.first_member_first:
+            i = self._next % len(members)
+            self._next = i + 1
+            return members[i]
         self._next = (self._next + 1) % len(members)
         return members[self._next]
 
