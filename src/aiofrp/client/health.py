@@ -17,7 +17,6 @@ import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
 
 from ..net.dialerr import dial_error_text
 from ..proto.addr import join_host_port
@@ -160,6 +159,10 @@ class _HTTPProbe:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def check(self) -> None:
+        # here: urllib.parse (and the ipaddress it imports, ~1 MB resident) only for a frpc with an
+        # http health check (tests/e2e/test_lazy_imports.py)
+        from urllib.parse import urljoin, urlsplit
+
         url = self.url
         custom_host = self.host_header
         for hop in range(MAX_REDIRECTS + 1):
