@@ -108,6 +108,18 @@ def test_routing_client_routes_then_learned_sources() -> None:
     assert closed == ["v"] and not c.route(p)
 
 
+def test_a_full_connection_drops_packets_instead_of_queueing() -> None:
+    c = Controller("100.86.0.1/24")
+    conn = c.register_client_route("v", [host_route("100.86.0.9")], lambda: None)
+    t = Sink()
+    conn.connection_made(t)
+    p = ipv4("100.86.0.1", "100.86.0.9")
+    conn.pause_writing()
+    assert c.route(p) and t.out == [] and conn.dropped == 1
+    conn.resume_writing()
+    assert c.route(p) and t.out == [frame(p)]
+
+
 def test_broken_framing_closes_the_connection() -> None:
     c = Controller("100.86.0.1/24")
     conn = c.server_conn()

@@ -199,14 +199,29 @@ class VnetConn(asyncio.Protocol):
         self.on_close = on_close
         self.transport: asyncio.Transport | None = None
         self._reader = MessageReader()
+        self._full = False  # the connection's write buffer is above its high-water mark
+        self.dropped = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def send(self, packet: bytes) -> None:
+        """Queue a packet on the connection; dropped while the connection cannot keep up (a full
+        router queue: TCP inside the tunnel slows down, nothing piles up in memory). Go's controller
+        blocks on the write instead, and the kernel drops at the TUN device's queue."""
         t = self.transport
-        if t is not None and not t.is_closing():
-            t.write(frame(packet))
+        if t is None or t.is_closing():
+            return
+        if self._full:
+            self.dropped += 1
+            return
+        t.write(frame(packet))
+
+    def pause_writing(self) -> None:
+        self._full = True
+
+    def resume_writing(self) -> None:
+        self._full = False
 
     def data_received(self, data: bytes) -> None:
         try:
