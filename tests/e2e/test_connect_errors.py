@@ -171,7 +171,7 @@ def test_server_addr_with_a_port_in_the_config_file(frp) -> None:
     cfg = frpc_config(port, token=TOKEN, login_fail_exit=True).replace(
         'serverAddr = "127.0.0.1"', 'serverAddr = "127.0.0.1:7000"')
     line = error_line(frp.ours_frpc(cfg))
-    assert line.startswith("dial tcp: lookup 127.0.0.1:7000: ")
+    assert line.startswith("dial tcp: lookup 127.0.0.1:7000 on ")
     assert line.endswith('; serverAddr must not contain a port: set serverAddr = "127.0.0.1" and serverPort = 7000')
 
 

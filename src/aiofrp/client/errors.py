@@ -68,7 +68,9 @@ def _looks_like_host_port(addr: str) -> bool:
 def dial_error(srv: Server, exc: BaseException, timeout: float, network: str = "tcp") -> ServerConnectError:
     """The connection to frps (``network``: tcp, udp for KCP, quic) could not be made."""
     if isinstance(exc, socket.gaierror):
-        what = f"dial {network}: lookup {srv.addr}: {exc.strerror or exc}"
+        from ..net.dialerr import lookup_error_text
+
+        what = lookup_error_text(srv.addr, exc, network)
         if _looks_like_host_port(srv.addr):
             host, _, port = srv.addr.rpartition(":")
             return ServerConnectError(
