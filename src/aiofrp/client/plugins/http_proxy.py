@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hmac
 import logging
+import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from aiohttp import ClientSession, web
 
     from ...net.limiter import TokenBucket
+    from .http.serve import ServerConn
 
 log = logging.getLogger("aiofrp.client.plugin")
 
@@ -58,11 +61,17 @@ CONNECT_407 = (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\nProxy-Authe
                b"Content-Length: 0\r\n\r\n")
 CONNECT_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
 CONNECT_200 = b"HTTP/1.1 200 OK\r\n\r\n"
-# Go's net/http server for a head it cannot read
-HEAD_431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Connection: close\r\n\r\n431 Request Header Fields Too Large")
-HEAD_400 = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-            b"400 Bad Request")
+# Go's net/http server for a head it cannot read (server.go, conn.serve)
+_ERROR_HEADERS = b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+HEAD_431 = b"HTTP/1.1 431 Request Header Fields Too Large" + _ERROR_HEADERS + b"431 Request Header Fields Too Large"
+HEAD_400 = b"HTTP/1.1 400 Bad Request" + _ERROR_HEADERS + b"400 Bad Request"
+# Go's statusError answers: "HTTP/1.1 400 Bad Request: missing required Host header", the same as body
+_STATUS_ERRORS = {
+    "missing required Host header": (400, "Bad Request"),
+    "too many Host headers": (400, "Bad Request"),
+    "malformed Host header": (400, "Bad Request"),
+}
+USER_AGENT = "Go-http-client/1.1"  # what Go's http.DefaultTransport sends when the client sent none
 
 # Go's removeProxyHeaders, plus Host: the request goes to the host of its absolute URL
 _REMOVED = ("Proxy-Connection", "Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers",
@@ -104,6 +113,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         self._user = cfg.http_user.encode()
         self._password = cfg.http_password.encode()
         self._server: web.Server | None = None
+        self._server_kwargs: dict[str, Any] = {}
         self._session: ClientSession | None = None
         self._closed = False
         self._limiter: TokenBucket | None = None
@@ -153,7 +163,8 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
             req = parse_request_head(head)
         except HTTPError as exc:
             log.warning("[%s] http_proxy: bad request from %s: %s", self.proxy_name, who, exc)
-            stream.write(HEAD_400)
+            if head[:7].upper() != b"CONNECT":  # Go: a CONNECT it cannot read is closed, no answer
+                stream.write(_head_error(exc))
             stream.close()
             return
         if req.method.upper() == "CONNECT":
@@ -163,7 +174,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         if self._closed:
             stream.close()
             return
-        stream.hand_to(self._http_server()())  # the head stays buffered: aiohttp reads it again
+        stream.hand_to(self._http_conn())  # the head stays buffered: aiohttp reads it again
 
     async def _connect(self, stream: PluginStream, target: str, auth: str | None, who: str) -> None:
         ok, wrong = self._check(auth)
@@ -195,12 +206,17 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         if self._server is None:
             from aiohttp import web
 
-            self._server = web.Server(
-                self._serve_http, logger=cast(logging.Logger, _Prefixed(_server_log, {"proxy": self.proxy_name})),
-                access_log=None, tcp_keepalive=False,
-                max_line_size=MAX_HEAD, max_field_size=MAX_HEAD,
-            )
+            self._server_kwargs = {
+                "logger": cast(logging.Logger, _Prefixed(_server_log, {"proxy": self.proxy_name})),
+                "access_log": None, "tcp_keepalive": False, "max_line_size": MAX_HEAD, "max_field_size": MAX_HEAD,
+            }
+            self._server = web.Server(self._serve_http, **self._server_kwargs)
         return self._server
+
+    def _http_conn(self) -> asyncio.Protocol:
+        """aiohttp's connection protocol, answering unreadable requests as Go's server does."""
+        server = self._http_server()
+        return _proxy_conn_class()(server, loop=asyncio.get_running_loop(), **self._server_kwargs)
 
     def _client(self) -> ClientSession:
         if self._session is None:
@@ -214,26 +230,28 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         return self._session
 
     async def _serve_http(self, request: web.BaseRequest) -> web.StreamResponse:
-        from aiohttp import web
+        from .http.responses import Response
 
         ok, wrong = self._check(request.headers.get("Proxy-Authorization"))
         if not ok:
             if wrong:
                 await asyncio.sleep(WRONG_CREDENTIALS_DELAY)
-            return web.Response(status=407, headers={"Proxy-Authenticate": "Basic"})
+            return Response(status=407, headers={"Proxy-Authenticate": "Basic"})
         if request.method == "CONNECT":
             # Go hijacks the connection here; aiohttp cannot hand it over after a first request
             log.warning("[%s] http_proxy: CONNECT %s after other requests on one connection is not supported; "
                         "the client must open a new connection", self.proxy_name, request.raw_path)
-            resp = web.Response(status=400, text="Failed\n")
+            resp = Response(status=400, text="Failed\n")
             resp.force_close()
             return resp
         return await self._forward(request)
 
     async def _forward(self, request: web.BaseRequest) -> web.StreamResponse:
         import aiohttp
-        from aiohttp import web
+        from multidict import CIMultiDict
         from yarl import URL
+
+        from .http.responses import StreamResponse
 
         target = request.raw_path
         scheme = target.partition("://")[0] if "://" in target else ""
@@ -246,6 +264,10 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         headers = request.headers.copy()
         for name in _REMOVED:
             headers.popall(name, None)
+        if "User-Agent" not in headers:  # Go writes it right after Host
+            headers = CIMultiDict((("User-Agent", USER_AGENT), *headers.items()))
+        if not request.keep_alive:  # Go's transport: req.Close (HTTP/1.0, "Connection: close")
+            headers["Connection"] = "close"
         data: Any = request.content if request.body_exists else None
         bucket = self._limiter
         if data is not None and bucket is not None:
@@ -253,7 +275,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         try:
             async with self._client().request(request.method, url, headers=headers, data=data,
                                               allow_redirects=False) as up:
-                resp = web.StreamResponse(status=up.status, reason=up.reason)
+                resp = StreamResponse(status=up.status, reason=up.reason)
                 for name, value in up.headers.items():
                     if name.lower() not in _HOP:
                         resp.headers.add(name, value)
@@ -270,6 +292,8 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                 await resp.write_eof()
                 return resp
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, socket.gaierror):
+                return _go_error(_lookup_error_text(url.host or "", exc.os_error))
             return _go_error(dial_error_text(join_host_port(url.host or "", url.port or 0), exc.os_error))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return _go_error(str(exc) or type(exc).__name__)
@@ -307,11 +331,62 @@ async def _metered_body(request: web.BaseRequest, bucket: TokenBucket) -> AsyncI
             yield bytes(piece)
 
 
+@functools.cache
+def _proxy_conn_class() -> type[ServerConn]:
+    """The plugin's aiohttp connection protocol (made on first use: aiohttp is imported then)."""
+    from .http.responses import GO_400
+    from .http.serve import ServerConn
+
+    class ProxyConn(ServerConn):
+        too_large = GO_400  # past MAX_HEAD on a later request: aiohttp's limit, below Go's 1 MiB
+        log_refused = True  # a warning line, as aiohttp's own
+
+    return ProxyConn
+
+
+def _head_error(exc: HTTPError) -> bytes:
+    """Go's server answer to a request head it cannot read."""
+    if exc.status == 505:
+        return b"HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version" + _ERROR_HEADERS + \
+            b"505 HTTP Version Not Supported: unsupported protocol version"
+    text = str(exc)
+    for known, (code, reason) in _STATUS_ERRORS.items():
+        if known in text:
+            line = f"{code} {reason}: {known}".encode()
+            return b"HTTP/1.1 " + line + _ERROR_HEADERS + line
+    return HEAD_400
+
+
+def _nameserver() -> str:
+    """The first nameserver of /etc/resolv.conf as Go names it in a lookup error (``10.0.0.53:53``,
+    ``[::1]:53``); Go's default when there is none."""
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 2 and fields[0] == "nameserver":
+                    return join_host_port(fields[1], 53)
+    except OSError:
+        pass
+    return "127.0.0.1:53"
+
+
+def _lookup_error_text(host: str, exc: socket.gaierror) -> str:
+    """Go's ``dial tcp: lookup no.invalid on 10.0.0.53:53: no such host``."""
+    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+        reason = "no such host"
+    elif exc.errno == socket.EAI_AGAIN:
+        reason = "server misbehaving"
+    else:
+        reason = (exc.strerror or str(exc)).lower()
+    return f"dial tcp: lookup {host} on {_nameserver()}: {reason}"
+
+
 def _go_error(text: str) -> web.Response:
     """Go's ``http.Error(rw, text, 500)``."""
-    from aiohttp import web
+    from .http.responses import Response
 
-    return web.Response(status=500, text=text + "\n", charset="utf-8", content_type="text/plain",
+    return Response(status=500, text=text + "\n", charset="utf-8", content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})
 
 

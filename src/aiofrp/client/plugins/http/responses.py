@@ -1,18 +1,26 @@
 """aiohttp responses without aiohttp's own ``Server`` header: Go's ``http.Server`` sends none, and
-the reverse-proxy plugins pass the upstream's headers on as they are (its ``Server`` included)."""
+the reverse-proxy plugins pass the upstream's headers on as they are (its ``Server`` included);
+and the answers Go's ``http.Server`` writes itself for a request it cannot read."""
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 from aiohttp import hdrs, web
-from aiohttp.http import SERVER_SOFTWARE
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractStreamWriter
 
 
 class _NoDefaultServer(web.StreamResponse):
-    async def _write_headers(self) -> None:
-        # aiohttp's _prepare_headers has just done headers.setdefault("Server", SERVER_SOFTWARE)
-        if self.headers.get(hdrs.SERVER) == SERVER_SOFTWARE:
-            del self.headers[hdrs.SERVER]
-        await super()._write_headers()
+    async def _prepare_headers(self) -> None:
+        # aiohttp's _prepare_headers does headers.setdefault("Server", SERVER_SOFTWARE): take out
+        # only what it added, never an upstream's own Server header (an aiohttp app's included)
+        had_server = hdrs.SERVER in self.headers
+        await super()._prepare_headers()
+        if not had_server:
+            self.headers.popall(hdrs.SERVER, None)
 
 
 class StreamResponse(_NoDefaultServer):
@@ -30,3 +38,70 @@ class BufferedStreamResponse(_NoDefaultServer):
     bodies that follow at once: a file, an upstream answer with a Content-Length."""
 
     _send_headers_immediately = False
+
+
+# -- Go's net/http server answers for requests it cannot read (server.go, conn.serve) ----------
+
+_ERROR_HEADERS = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+GO_400 = f"HTTP/1.1 400 Bad Request{_ERROR_HEADERS}400 Bad Request".encode()
+GO_431 = (f"HTTP/1.1 431 Request Header Fields Too Large{_ERROR_HEADERS}"
+          "431 Request Header Fields Too Large").encode()
+GO_501_TE = f"HTTP/1.1 501 Not Implemented{_ERROR_HEADERS}Unsupported transfer encoding".encode()
+
+
+def go_status_error(code: int, reason: str, text: str) -> bytes:
+    """Go's ``statusError`` answer: ``HTTP/1.1 400 Bad Request: missing required Host header``,
+    the same words as the body."""
+    line = f"{code} {reason}: {text}"
+    return f"HTTP/1.1 {line}{_ERROR_HEADERS}{line}".encode()
+
+
+GO_NO_HOST = go_status_error(400, "Bad Request", "missing required Host header")
+GO_505 = go_status_error(505, "HTTP Version Not Supported", "unsupported protocol version")
+
+_VERSION = re.compile(r"HTTP/(\d+)\.(\d+)'")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def go_parse_error(exc: BaseException | None, too_large: bytes = GO_431) -> bytes:
+    """What Go's server answers for a request head aiohttp's parser refused with ``exc``
+    (``too_large`` for a line or header past aiohttp's limit)."""
+    from aiohttp.http_exceptions import LineTooLong
+
+    if isinstance(exc, LineTooLong):
+        return too_large
+    text = str(exc or "")
+    if "Missing 'Host' header" in text:
+        return GO_NO_HOST
+    if "Transfer-Encoding" in text:
+        return GO_501_TE
+    m = _VERSION.search(text) if "HTTP version" in text else None
+    if m is not None and m.group(1) != "1":
+        return GO_505
+    return GO_400
+
+
+def bad_target(raw_path: str) -> bool:
+    """Whether Go's ``url.ParseRequestURI`` refuses this request target (Go answers 400): a
+    ``%`` not followed by two hex digits in the path."""
+    return "%" in raw_path and _BAD_ESCAPE.search(raw_path.partition("?")[0]) is not None
+
+
+class RawResponse(web.StreamResponse):
+    """``raw`` written as it is (an answer Go's server writes itself, not a handler's), then the
+    connection closes."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(status=400)
+        self._raw = raw
+        self.force_close()
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        transport = request.transport
+        if self._raw and transport is not None and not transport.is_closing():
+            transport.write(self._raw)
+        self._raw = b""
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None

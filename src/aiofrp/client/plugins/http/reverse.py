@@ -25,7 +25,7 @@ from multidict import CIMultiDict
 
 from ....net.relay import Relay
 from .responses import BufferedStreamResponse, Response, StreamResponse
-from .static import content_type
+from .static import content_type, origin_target
 from .upstream import Pool, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -173,6 +173,8 @@ class ReverseProxy:
                 if prior is None:
                     prior = {"x-forwarded-for": [], "x-forwarded-host": [], "x-forwarded-proto": []}
                 prior[lk].append(v)
+            elif lk == "forwarded":
+                continue  # Go's ReverseProxy with Rewrite drops it, as X-Forwarded-*
             elif lk in HOP_HEADERS or lk in named:
                 if lk == "te" and v.strip().lower() == "trailers":
                     out.append((_canonical_key(k), v))
@@ -194,7 +196,8 @@ class ReverseProxy:
         if up:
             out.append(("Connection", "Upgrade"))
             out.append(("Upgrade", up))
-        out.append(("Host", self.opts.host_header_rewrite or host))
+        # no Host at all (HTTP/1.0): Go's transport writes the URL's host, localAddr
+        out.append(("Host", self.opts.host_header_rewrite or host or self.opts.local_addr))
         result: CIMultiDict[str] = CIMultiDict(out)
         if self.opts.set_headers:
             for k, v in self.opts.set_headers.items():
@@ -217,7 +220,8 @@ class ReverseProxy:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         sni = getattr(request.protocol, "sni", None)
-        host = request.host
+        # aiohttp makes up a host when the request has none (HTTP/1.0); Go's r.Host is then ""
+        host = request.host if "Host" in request.headers or not request.raw_path.startswith("/") else ""
         if self.misdirected(sni, host):
             return Response(status=421)
         headers = self.out_headers(request.headers.items(), host, request.remote)
@@ -227,7 +231,7 @@ class ReverseProxy:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = request.content.iter_any() if request.body_exists else None
         try:
-            up = await self.request(request.method, request.raw_path, headers, body)
+            up = await self.request(request.method, origin_target(request.raw_path), headers, body)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.proxy_error(exc)
             return Response(status=502)
@@ -283,7 +287,7 @@ class ReverseProxy:
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             self.proxy_error(exc)
             return Response(status=502)
-        head = [f"{request.method} {request.raw_path} HTTP/1.1\r\n"]
+        head = [f"{request.method} {origin_target(request.raw_path)} HTTP/1.1\r\n"]
         head += [f"{k}: {v}\r\n" for k, v in headers.items()]
         if request.body_exists and "Content-Length" not in headers:
             head.append("Content-Length: 0\r\n")  # an upgrade request with a streamed body: not supported

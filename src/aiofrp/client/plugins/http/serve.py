@@ -17,7 +17,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -25,7 +25,7 @@ from aiohttp.web_protocol import RequestHandler
 from ....net.relay import PendingConn
 from ....net.tls import TLSTransport
 from ..base import WorkConn
-from .responses import Response
+from .responses import GO_400, GO_431, RawResponse, Response, bad_target, go_parse_error
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -54,6 +54,21 @@ class ServerConn(RequestHandler):
 
     peer: str | None
     sni: str | None
+    too_large: ClassVar[bytes] = GO_431  # the answer to a head line past aiohttp's limit (Go's MaxHeaderBytes)
+    log_refused: ClassVar[bool] = False  # a refused head: a warning line (else debug)
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """A request aiohttp's parser refused: Go's server answer (``400 Bad Request``, ``400 Bad
+        Request: missing required Host header``, ``505``, ``501``, ``431``), never aiohttp's page
+        (which echoes the request line and names aiohttp's version)."""
+        if status == 400 and request.writer.output_size == 0:
+            if self.log_refused:
+                self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+            else:
+                self.log_debug("bad request: %s", exc)
+            return RawResponse(go_parse_error(exc, self.too_large))
+        return super().handle_error(request, status, exc, message)
 
 
 class HTTPServer:
@@ -155,6 +170,8 @@ class HTTPServer:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """The handler, with every failure ending here: a log line (never aiohttp's traceback) and,
         once a response has started, the connection cut (a second head would corrupt it)."""
+        if bad_target(request.raw_path):  # Go's server refuses it before any handler
+            return RawResponse(GO_400)
         try:
             return await self.handler(request)
         except (web.HTTPException, asyncio.CancelledError):

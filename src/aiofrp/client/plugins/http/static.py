@@ -114,6 +114,17 @@ def clean_path(p: str) -> str:
     return np
 
 
+def origin_target(raw_path: str) -> str:
+    """The request target sent upstream: an absolute-form one (``http://host/x?y``) as its path and
+    query (Go sends ``URL.RequestURI()``: ``/x?y``, ``/`` for none)."""
+    if raw_path.startswith("/") or "://" not in raw_path:
+        return raw_path
+    rest = raw_path.partition("://")[2]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    target = rest[cut:]
+    return target if target.startswith("/") else "/" + target
+
+
 def http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
@@ -169,7 +180,7 @@ class StaticFiles:
     # -- router ----------------------------------------------------------------------------
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        raw = request.raw_path
+        raw = origin_target(request.raw_path)  # Go routes an absolute-form target by its path
         raw_path, _, query = raw.partition("?")
         path = urllib.parse.unquote(raw_path, errors="surrogateescape")
         cleaned = clean_path(path)
@@ -216,6 +227,8 @@ class StaticFiles:
 
     async def _file_server(self, request: web.BaseRequest, url: str, query: str) -> web.StreamResponse:
         name = clean_path("/" + url)
+        if "\x00" in name:  # Go: os.Open fails with EINVAL, not "does not exist"
+            return _text(500, "500 Internal Server Error")
         if url.endswith(INDEX) or url == INDEX[1:]:  # Go redirects .../index.html to .../
             return _redirect("./", query)
         full = self._resolve(name)
