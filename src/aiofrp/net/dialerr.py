@@ -37,8 +37,14 @@ def lookup_error_text(host: str, exc: socket.gaierror, network: str = "tcp") -> 
     """Go's text for a dial whose host name did not resolve (a ``net.DNSError`` inside the
     ``OpError``, which then names no address): ``dial tcp: lookup no.invalid on 10.0.0.2:53: no
     such host``."""
-    reason = "no such host" if exc.errno in _NO_SUCH_HOST else (exc.strerror or str(exc)).lower()
-    return f"dial {network}: lookup {host} on {_resolver()}: {reason}"
+    text = exc.strerror or str(exc)
+    server = _resolver()
+    # net/dns.py (frpc's dnsServer) names its server: "no such host (dnsServer 10.0.0.2:53)"
+    head, sep, tail = text.rpartition(" (dnsServer ")
+    if sep and tail.endswith(")"):
+        return f"dial {network}: lookup {host} on {tail[:-1]}: {head}"
+    reason = "no such host" if exc.errno in _NO_SUCH_HOST else text.lower()
+    return f"dial {network}: lookup {host} on {server}: {reason}"
 
 
 def dial_error_text(addr: str, exc: BaseException, network: str = "tcp") -> str:

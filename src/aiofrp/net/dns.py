@@ -7,7 +7,7 @@ UDP with TCP on truncation. dnspython is the maintained, pure-Python DNS library
 unlike aiodns/c-ares) and takes a server on any port, which the tests need.
 
 An IP address is used as is; a name that the server does not know fails the dial with
-``lookup NAME: no such host (dnsServer SERVER)`` (Go: ``lookup NAME on SERVER: no such host``), never
+``no such host (dnsServer SERVER)``, which net/dialerr.py writes as Go does (``lookup NAME on SERVER: no such host``), never
 with a lookup through the system. Go's resolver reads ``/etc/hosts`` before asking; we ask the server
 for every name (only IP literals skip it).
 """
