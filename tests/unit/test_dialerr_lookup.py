@@ -14,7 +14,10 @@ def test_lookup_errors_read_as_gos(monkeypatch) -> None:
     assert dialerr.dial_error_text("[::1]:80", nx) == "dial tcp: lookup ::1 on 10.0.0.2:53: no such host"
     again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     assert dialerr.dial_error_text("h.example:22", again, "udp") == (
-        "dial udp: lookup h.example on 10.0.0.2:53: temporary failure in name resolution")
+        "dial udp: lookup h.example on 10.0.0.2:53: server misbehaving")
+    fail = socket.gaierror(socket.EAI_FAIL, "Non-recoverable failure in name resolution")
+    assert dialerr.dial_error_text("h.example:22", fail) == (
+        "dial tcp: lookup h.example on 10.0.0.2:53: non-recoverable failure in name resolution")
     ours = socket.gaierror(socket.EAI_NONAME, "no such host (dnsServer 192.0.2.1:53)")  # net/dns.py
     assert dialerr.dial_error_text("h.example:22", ours) == "dial tcp: lookup h.example on 192.0.2.1:53: no such host"
 

@@ -43,7 +43,12 @@ def lookup_error_text(host: str, exc: socket.gaierror, network: str = "tcp") -> 
     head, sep, tail = text.rpartition(" (dnsServer ")
     if sep and tail.endswith(")"):
         return f"dial {network}: lookup {host} on {tail[:-1]}: {head}"
-    reason = "no such host" if exc.errno in _NO_SUCH_HOST else text.lower()
+    if exc.errno in _NO_SUCH_HOST:
+        reason = "no such host"
+    elif exc.errno == getattr(socket, "EAI_AGAIN", None):  # the server did not answer well (SERVFAIL)
+        reason = "server misbehaving"
+    else:
+        reason = text.lower()
     return f"dial {network}: lookup {host} on {server}: {reason}"
 
 

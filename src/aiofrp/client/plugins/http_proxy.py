@@ -27,7 +27,6 @@ import binascii
 import functools
 import hmac
 import logging
-import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,6 +37,7 @@ from ...proto.addr import fmt_addr, join_host_port, split_host_port
 from ...proto.http import HTTPError, parse_request_head
 from . import register
 from .base import ClientPlugin, WorkConn
+from .http.goerrors import GO_400, GO_431, GO_505, go_status_error
 from .stream import HeadTooLarge, PluginStream
 
 if TYPE_CHECKING:
@@ -61,16 +61,8 @@ CONNECT_407 = (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\nProxy-Authe
                b"Content-Length: 0\r\n\r\n")
 CONNECT_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
 CONNECT_200 = b"HTTP/1.1 200 OK\r\n\r\n"
-# Go's net/http server for a head it cannot read (server.go, conn.serve)
-_ERROR_HEADERS = b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-HEAD_431 = b"HTTP/1.1 431 Request Header Fields Too Large" + _ERROR_HEADERS + b"431 Request Header Fields Too Large"
-HEAD_400 = b"HTTP/1.1 400 Bad Request" + _ERROR_HEADERS + b"400 Bad Request"
-# Go's statusError answers: "HTTP/1.1 400 Bad Request: missing required Host header", the same as body
-_STATUS_ERRORS = {
-    "missing required Host header": (400, "Bad Request"),
-    "too many Host headers": (400, "Bad Request"),
-    "malformed Host header": (400, "Bad Request"),
-}
+# Go's statusError texts for a head it cannot read, answered "400 Bad Request: TEXT"
+_STATUS_ERRORS = ("missing required Host header", "too many Host headers", "malformed Host header")
 USER_AGENT = "Go-http-client/1.1"  # what Go's http.DefaultTransport sends when the client sent none
 
 # Go's removeProxyHeaders, plus Host: the request goes to the host of its absolute URL
@@ -148,7 +140,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                 head = await stream.read_head(MAX_HEAD)
         except HeadTooLarge as exc:
             log.warning("[%s] http_proxy: %s from %s, connection closed", self.proxy_name, exc, who)
-            stream.write(HEAD_431)
+            stream.write(GO_431)
             stream.close()
             return
         except TimeoutError:
@@ -291,9 +283,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                             await resp.write(piece)
                 await resp.write_eof()
                 return resp
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, socket.gaierror):
-                return _go_error(_lookup_error_text(url.host or "", exc.os_error))
+        except aiohttp.ClientConnectorError as exc:  # a name that does not resolve too (net/dialerr.py)
             return _go_error(dial_error_text(join_host_port(url.host or "", url.port or 0), exc.os_error))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return _go_error(str(exc) or type(exc).__name__)
@@ -334,7 +324,6 @@ async def _metered_body(request: web.BaseRequest, bucket: TokenBucket) -> AsyncI
 @functools.cache
 def _proxy_conn_class() -> type[ServerConn]:
     """The plugin's aiohttp connection protocol (made on first use: aiohttp is imported then)."""
-    from .http.responses import GO_400
     from .http.serve import ServerConn
 
     class ProxyConn(ServerConn):
@@ -347,39 +336,12 @@ def _proxy_conn_class() -> type[ServerConn]:
 def _head_error(exc: HTTPError) -> bytes:
     """Go's server answer to a request head it cannot read."""
     if exc.status == 505:
-        return b"HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version" + _ERROR_HEADERS + \
-            b"505 HTTP Version Not Supported: unsupported protocol version"
+        return GO_505
     text = str(exc)
-    for known, (code, reason) in _STATUS_ERRORS.items():
+    for known in _STATUS_ERRORS:
         if known in text:
-            line = f"{code} {reason}: {known}".encode()
-            return b"HTTP/1.1 " + line + _ERROR_HEADERS + line
-    return HEAD_400
-
-
-def _nameserver() -> str:
-    """The first nameserver of /etc/resolv.conf as Go names it in a lookup error (``10.0.0.53:53``,
-    ``[::1]:53``); Go's default when there is none."""
-    try:
-        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 2 and fields[0] == "nameserver":
-                    return join_host_port(fields[1], 53)
-    except OSError:
-        pass
-    return "127.0.0.1:53"
-
-
-def _lookup_error_text(host: str, exc: socket.gaierror) -> str:
-    """Go's ``dial tcp: lookup no.invalid on 10.0.0.53:53: no such host``."""
-    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
-        reason = "no such host"
-    elif exc.errno == socket.EAI_AGAIN:
-        reason = "server misbehaving"
-    else:
-        reason = (exc.strerror or str(exc)).lower()
-    return f"dial tcp: lookup {host} on {_nameserver()}: {reason}"
+            return go_status_error(400, "Bad Request", known)
+    return GO_400
 
 
 def _go_error(text: str) -> web.Response:

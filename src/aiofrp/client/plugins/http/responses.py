@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
+from .goerrors import GO_400, GO_431, GO_501_TE, GO_505, GO_NO_HOST
+
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractStreamWriter
 
@@ -40,24 +42,7 @@ class BufferedStreamResponse(_NoDefaultServer):
     _send_headers_immediately = False
 
 
-# -- Go's net/http server answers for requests it cannot read (server.go, conn.serve) ----------
-
-_ERROR_HEADERS = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-GO_400 = f"HTTP/1.1 400 Bad Request{_ERROR_HEADERS}400 Bad Request".encode()
-GO_431 = (f"HTTP/1.1 431 Request Header Fields Too Large{_ERROR_HEADERS}"
-          "431 Request Header Fields Too Large").encode()
-GO_501_TE = f"HTTP/1.1 501 Not Implemented{_ERROR_HEADERS}Unsupported transfer encoding".encode()
-
-
-def go_status_error(code: int, reason: str, text: str) -> bytes:
-    """Go's ``statusError`` answer: ``HTTP/1.1 400 Bad Request: missing required Host header``,
-    the same words as the body."""
-    line = f"{code} {reason}: {text}"
-    return f"HTTP/1.1 {line}{_ERROR_HEADERS}{line}".encode()
-
-
-GO_NO_HOST = go_status_error(400, "Bad Request", "missing required Host header")
-GO_505 = go_status_error(505, "HTTP Version Not Supported", "unsupported protocol version")
+# -- Go's net/http server answers for requests it cannot read (bytes in .goerrors) --------------
 
 _VERSION = re.compile(r"HTTP/(\d+)\.(\d+)'")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")

@@ -25,7 +25,8 @@ from aiohttp.web_protocol import RequestHandler
 from ....net.relay import PendingConn
 from ....net.tls import TLSTransport
 from ..base import WorkConn
-from .responses import GO_400, GO_431, RawResponse, Response, bad_target, go_parse_error
+from .goerrors import GO_400, GO_431
+from .responses import RawResponse, Response, bad_target, go_parse_error
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
