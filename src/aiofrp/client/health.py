@@ -24,6 +24,7 @@ from ..proto.http import (
     MAX_HEAD_SIZE,
     HTTPError,
     UntilClose,
+    canonical_header_key,
     find_head_end,
     parse_response_head,
     response_body,
@@ -45,11 +46,6 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 class HealthCheckFailed(Exception):
     """A check failed; the text is Go's for the same failure."""
-
-
-def _canonical(name: str) -> str:
-    """Go's CanonicalMIMEHeaderKey (``x-probe`` -> ``X-Probe``)."""
-    return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
 
 
 class HealthMonitor:
@@ -136,7 +132,7 @@ class _HTTPProbe:
         self.current = self.url  # the URL being fetched (error texts)
         merged: dict[str, tuple[str, str]] = {}  # Go's header.Set: the last value of a name wins
         for k, v in headers:
-            merged[k.lower()] = (_canonical(k), v)
+            merged[k.lower()] = (canonical_header_key(k), v)
         host_entry = merged.pop("host", None)
         self.host_header = host_entry[1] if host_entry else ""  # Go: req.Host = header.Get("Host")
         self.user_agent = merged.pop("user-agent", ("User-Agent", USER_AGENT))[1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import re
 import time
 
@@ -31,6 +32,7 @@ __all__ = [
     "UntilClose",
     "basic_auth",
     "build_head",
+    "canonical_header_key",
     "canonical_host",
     "find_head_end",
     "http_date",
@@ -266,6 +268,12 @@ def http_date() -> str:
                 f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
         _date_cache = (now, text)
     return _date_cache[1]
+
+
+@functools.lru_cache(maxsize=512)  # the same few names again and again
+def canonical_header_key(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey`` (``x-my-header`` -> ``X-My-Header``)."""
+    return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
 
 
 def canonical_host(host: str) -> str:

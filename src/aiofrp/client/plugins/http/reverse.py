@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import ssl
 from collections.abc import AsyncIterable, Iterable
@@ -24,6 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from ....net.relay import Relay
+from ....proto.http import canonical_header_key
 from .responses import BufferedStreamResponse, Response, StreamResponse
 from .static import content_type, origin_target
 from .upstream import Pool, UpstreamError, UpstreamResponse
@@ -66,12 +66,6 @@ def canonical_host(host: str) -> str:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host.removesuffix(".")
-
-
-@functools.lru_cache(maxsize=512)  # the same few names on every request
-def _canonical_key(k: str) -> str:
-    """Go's ``textproto.CanonicalMIMEHeaderKey`` (``x-my-header`` -> ``X-My-Header``)."""
-    return "-".join(p[:1].upper() + p[1:].lower() for p in k.split("-"))
 
 
 def strip_hop_items(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -177,14 +171,14 @@ class ReverseProxy:
                 continue  # Go's ReverseProxy with Rewrite drops it, as X-Forwarded-*
             elif lk in HOP_HEADERS or lk in named:
                 if lk == "te" and v.strip().lower() == "trailers":
-                    out.append((_canonical_key(k), v))
+                    out.append((canonical_header_key(k), v))
             elif lk != "host" and lk != "expect":
-                out.append((_canonical_key(k), v))
+                out.append((canonical_header_key(k), v))
         mode = self.opts.forwarded
         if mode is Forwarded.KEEP:
             if prior is not None:
                 for k, vs in prior.items():
-                    out.extend((_canonical_key(k), v) for v in vs)
+                    out.extend((canonical_header_key(k), v) for v in vs)
         elif mode is Forwarded.APPEND:
             xff = ", ".join(prior["x-forwarded-for"]) if prior is not None else ""
             if client_ip:
@@ -203,7 +197,7 @@ class ReverseProxy:
             for k, v in self.opts.set_headers.items():
                 if k.lower() == "host":
                     continue  # Go: Header.Set("Host") does not change req.Host
-                result[_canonical_key(k)] = v
+                result[canonical_header_key(k)] = v
             result.popall("Expect", None)
         return result
 
