@@ -59,19 +59,19 @@ def fallback_name(addr: str, base: str = BASE_NAME) -> str:
     return base + hashlib.sha256(addr.encode()).hexdigest()[:8]
 
 
-def parse_address(addr: str) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str]:
+def parse_address(addr: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     """``virtualNet.address`` as an interface address; ValueError with Go's words if it is not one."""
     if "/" not in addr:
         raise ValueError(f"invalid CIDR address: {addr}")
     try:
-        return ipaddress.ip_interface(addr), addr
+        return ipaddress.ip_interface(addr)
     except ValueError:
         raise ValueError(f"invalid CIDR address: {addr}") from None
 
 
 def open_tun(addr: str) -> TunDevice:
     """Create and set up the device for ``addr`` (an IP with its prefix length); :class:`TunError`."""
-    iface, _ = parse_address(addr)
+    iface = parse_address(addr)
     try:
         name = next_name()
     except OSError:
