@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from ..proto.uninit import new_bytearray
 from .inbio import IncomingBIO
+from .suites import prefer_go_suites
 
 log = logging.getLogger("aiofrp.net.tls")
 
@@ -533,6 +534,7 @@ def server_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str
     none yet, the caller loads one with ``load_self_signed`` before the first handshake)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    prefer_go_suites(ctx)
     if cert_file or key_file:
         _named("certificate", cert_file, lambda: ctx.load_cert_chain(cert_file, key_file or None))
     elif self_signed:
@@ -555,6 +557,7 @@ def server_name(name: str | None) -> str | bytes | None:
 def client_context(cert_file: str = "", key_file: str = "", trusted_ca_file: str = "") -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    prefer_go_suites(ctx)
     if trusted_ca_file:
         _named("trusted CA file", trusted_ca_file, lambda: ctx.load_verify_locations(trusted_ca_file))
         ctx.check_hostname = True
