@@ -18,8 +18,9 @@ pytestmark = pytest.mark.timeout(30)
 class TinyHTTP:
     """Counts connections; answers ``status`` per request; ``close_after`` closes after N answers."""
 
-    def __init__(self, status: int = 200, close_after: int = 0, chunked: bool = False) -> None:
+    def __init__(self, status: int = 200, close_after: int = 0, chunked: bool = False, stray: bytes = b"") -> None:
         self.status = status
+        self.stray = stray  # sent a moment after a bodiless 204 head (a service that breaks the rule)
         self.close_after = close_after
         self.chunked = chunked
         self.connections = 0
@@ -39,7 +40,12 @@ class TinyHTTP:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 self.requests.append(head)
-                if self.chunked:
+                if self.stray:
+                    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    writer.write(self.stray)
+                elif self.chunked:
                     body = b"5\r\nhello\r\n0\r\n\r\n"
                     writer.write(b"HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\n\r\n" % self.status + body)
                 else:
@@ -93,6 +99,28 @@ def test_http_probe_reopens_a_connection_closed_by_the_service():
             await m.check()
             await asyncio.sleep(0.05)  # let the close reach us (a stale idle connection otherwise)
         assert srv.connections == 3
+        m.stop()
+        srv.stop()
+
+    asyncio.run(main())
+
+
+def test_http_probe_drops_an_idle_connection_that_got_unsolicited_bytes():
+    # a 204 with a body: Go's transport closes the idle connection when the stray bytes come and
+    # its next check goes out on a new one (it only logs "Unsolicited response received on idle
+    # HTTP channel"); the check must not read the stray bytes as the next response
+    async def main() -> None:
+        srv = await TinyHTTP(stray=b"oops, a body\r\n").start()
+        m, _ = monitor(srv.port)
+        for _ in range(3):
+            await m.check()
+            # until the stray bytes have reached the idle connection
+            idle = m._http.idle  # type: ignore[union-attr]
+            async with asyncio.timeout(10):
+                while not any(reader._buffer for reader, _ in idle.values()):  # type: ignore[attr-defined]
+                    await asyncio.sleep(0.01)
+        # each check on a new connection, nothing sent on one that had stray bytes
+        assert srv.connections == 3 and len(srv.requests) == 3
         m.stop()
         srv.stop()
 

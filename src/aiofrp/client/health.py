@@ -187,6 +187,11 @@ class _HTTPProbe:
     async def _fetch(self, host: str, port: int, target: str, host_header: str) -> tuple[int, str]:
         request = self._request(target, host_header)
         conn = self.idle.pop((host, port), None)
+        if conn is not None and (conn[0].at_eof() or getattr(conn[0], "_buffer", None)):
+            # bytes came on the idle connection (a body after a 204), or its end: Go's transport
+            # drops such a connection before it sends anything on it
+            conn[1].transport.abort()
+            conn = None
         for attempt in (0, 1):
             reused = conn is not None
             if conn is None:
@@ -195,12 +200,15 @@ class _HTTPProbe:
                 except OSError as exc:
                     raise HealthCheckFailed(dial_error_text(join_host_port(host, port), exc)) from None
             try:
-                status, location, keep = await self._exchange(*conn, request)
+                status, location, keep = await self._exchange(*conn, request, reused)
             except _Stale:
                 conn[1].transport.abort()
                 conn = None
                 if reused and attempt == 0:
-                    continue  # the service had closed the idle connection: once more on a new one, like Go
+                    # the service had closed the idle connection, or sent bytes on it while it was
+                    # idle (a body after a 204): Go's transport drops such a connection and the
+                    # request goes out on a new one
+                    continue
                 raise HealthCheckFailed("EOF") from None
             except BaseException:
                 conn[1].transport.abort()
@@ -213,7 +221,7 @@ class _HTTPProbe:
         raise HealthCheckFailed("EOF")  # not reached
 
     async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, reused: bool = False,
     ) -> tuple[int, str, bool]:
         try:
             writer.write(request)
@@ -233,6 +241,8 @@ class _HTTPProbe:
             try:
                 resp = parse_response_head(buf[:end])
             except HTTPError:
+                if reused:
+                    raise _Stale() from None  # unsolicited bytes that came while it was idle
                 first = buf[:end].split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
                 raise HealthCheckFailed(
                     f'net/http: HTTP/1.x transport connection broken: malformed HTTP response "{first}"') from None
@@ -259,4 +269,5 @@ class _HTTPProbe:
 
 
 class _Stale(EOFError):
-    """The connection closed before any byte of a response."""
+    """The connection closed before any byte of a response, or an idle one held bytes nobody
+    asked for."""
