@@ -45,7 +45,7 @@ def offered_tls13(hello: bytes) -> list[str]:
     return [TLS13[s] for s in suites if s in TLS13]
 
 
-def client_hello_of(start_frpc) -> list[str]:  # type: ignore[no-untyped-def]
+def client_hello_of(start_frpc) -> list[str]:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(20)
     port = listener.getsockname()[1]
@@ -65,7 +65,7 @@ def client_hello_of(start_frpc) -> list[str]:  # type: ignore[no-untyped-def]
     return offered_tls13(data)
 
 
-def test_frps_picks_aes128_as_go_frps_does(frp) -> None:  # type: ignore[no-untyped-def]
+def test_frps_picks_aes128_as_go_frps_does(frp) -> None:
     go_port, our_port = free_port(), free_port()
     frp.go_frps(frps_config(go_port))
     frp.ours_frps(frps_config(our_port))
@@ -76,7 +76,7 @@ def test_frps_picks_aes128_as_go_frps_does(frp) -> None:  # type: ignore[no-unty
     assert server_choice(our_port) == go
 
 
-def test_frpc_offers_the_tls13_suites_in_go_frpcs_order(frp) -> None:  # type: ignore[no-untyped-def]
+def test_frpc_offers_the_tls13_suites_in_go_frpcs_order(frp) -> None:
     go = client_hello_of(frp.go_frpc)
     assert go[0] == "TLS_AES_128_GCM_SHA256" and sorted(go) == sorted(TLS13.values())
     assert client_hello_of(frp.ours_frpc) == go

@@ -115,9 +115,9 @@ def test_http_probe_drops_an_idle_connection_that_got_unsolicited_bytes():
         for _ in range(3):
             await m.check()
             # until the stray bytes have reached the idle connection
-            idle = m._http.idle  # type: ignore[union-attr]
+            idle = m._http.idle
             async with asyncio.timeout(10):
-                while not any(reader._buffer for reader, _ in idle.values()):  # type: ignore[attr-defined]
+                while not any(reader._buffer for reader, _ in idle.values()):
                     await asyncio.sleep(0.01)
         # each check on a new connection, nothing sent on one that had stray bytes
         assert srv.connections == 3 and len(srv.requests) == 3
