@@ -9,6 +9,7 @@ for in either stream.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 
@@ -91,3 +92,54 @@ def test_bool_flag_takes_no_separate_value(tmp_path) -> None:
         go = run(go_cmd("frpc") + ["verify", "-c", str(conf), *argv])
         ours = run(ours_cmd("frpc") + ["verify", "-c", str(conf), *argv])
         assert go.returncode == ours.returncode == rc, (go, ours)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def stdout_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in ANSI.sub("", proc.stdout).splitlines() if line]
+
+
+def test_legacy_ini_notice_as_go_prints_it(tmp_path) -> None:
+    """A legacy INI file: before running it both print Go's notice as their first stdout line; verify
+    prints the same stdout as Go (no notice). Our conversion hint goes to stderr only."""
+    taken = socket.socket()
+    taken.bind((LOCALHOST, 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    frps_ini = tmp_path / "frps.ini"
+    frps_ini.write_text(f"[common]\nbind_addr = {LOCALHOST}\nbind_port = {busy}\n")
+    frpc_ini = tmp_path / "frpc.ini"
+    frpc_ini.write_text(f"[common]\nserver_addr = {LOCALHOST}\nserver_port = {free_port()}\nlogin_fail_exit = true\n")
+    notice = ("WARNING: ini format is deprecated and the support will be removed in the future, please use "
+              "yaml/json/toml format instead!")
+    try:
+        for which, path in (("frps", frps_ini), ("frpc", frpc_ini)):
+            go, ours = run(go_cmd(which) + ["-c", str(path)]), run(ours_cmd(which) + ["-c", str(path)])
+            assert go.returncode == ours.returncode == 1, (go, ours)  # port taken / nothing listening
+            assert stdout_lines(go)[0] == notice, go
+            assert stdout_lines(ours)[0] == notice, ours
+            assert "convert" in ours.stderr and "Traceback" not in ours.stderr
+            go, ours = run(go_cmd(which) + ["verify", "-c", str(path)]), run(ours_cmd(which) + ["verify", "-c", str(path)])
+            assert go.returncode == ours.returncode == 0, (go, ours)
+            assert ours.stdout == go.stdout == f"{which}: the configuration file {path} syntax is ok\n"
+    finally:
+        taken.close()
+
+
+def test_login_fail_exit_ends_as_go_ends(tmp_path) -> None:
+    """loginFailExit (the default) and no frps: both log that the service stopped, then print the
+    error bare as the last stdout line, and exit 1."""
+    port = free_port()
+    cfg = tmp_path / "frpc.toml"
+    cfg.write_text(f'serverAddr = "{LOCALHOST}"\nserverPort = {port}\n')
+    go, ours = run(go_cmd("frpc") + ["-c", str(cfg)]), run(ours_cmd("frpc") + ["-c", str(cfg)])
+    assert go.returncode == ours.returncode == 1, (go, ours)
+    for proc in (go, ours):
+        *_, stopped, last = stdout_lines(proc)
+        assert stopped.endswith(f"frpc service for config file [{cfg}] stopped"), proc
+        assert last.startswith(f"login to the server failed: dial tcp {LOCALHOST}:{port}: connect: connection "
+                               "refused"), proc
+        assert last.endswith(". With loginFailExit enabled, no additional retries will be attempted"), proc
+    assert "Traceback" not in ours.stderr

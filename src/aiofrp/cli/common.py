@@ -165,6 +165,20 @@ def duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def report_load_warnings(found: list[str], *, running: bool) -> None:
+    """What loading a config file warned about, on stderr (each line names the file). Before
+    running a legacy INI file, Go's own notice first, on stdout, as Go's frps and frpc print it
+    (not for verify, status, reload or stop, where Go prints none)."""
+    if not found:
+        return
+    from ..config.ini import DEPRECATED, GO_DEPRECATION_NOTICE
+
+    if running and any(DEPRECATED in w for w in found):
+        print(GO_DEPRECATION_NOTICE, flush=True)
+    for w in found:
+        print(w, file=sys.stderr)
+
+
 def die(message: object, code: int = 1) -> NoReturn:
     print(message, file=sys.stderr)
     sys.exit(code)

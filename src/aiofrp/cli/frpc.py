@@ -29,11 +29,14 @@ from .common import (
     die,
     duration_arg,
     formatter_class,
+    report_load_warnings,
     run_service,
     start_logging,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..config import ClientConfig
 
 log = logging.getLogger("aiofrp.client")
@@ -79,11 +82,15 @@ def build_parser() -> Parser:
 def load_config(args: argparse.Namespace) -> ClientConfig:
     from ..config import ConfigError, load_client_config
 
+    found: list[str] = []
     try:
-        return load_client_config(args.config, strict=args.strict_config,
-                                  allow_unsafe=frozenset(args.allow_unsafe))
+        cfg = load_client_config(args.config, strict=args.strict_config, allow_unsafe=frozenset(args.allow_unsafe),
+                                 warnings=found)
     except ConfigError as exc:
+        report_load_warnings(found, running=False)
         die(str(exc))
+    report_load_warnings(found, running=args.command is None)
+    return cfg
 
 
 def one_shot(argv: list[str]) -> int:
@@ -187,7 +194,22 @@ def start(cfg: ClientConfig, path: str, *, log_where: str = "", strict: bool = T
     log.info("frpc starting: %s", version_text())
     if path:
         log.info("start frpc service for config file [%s]", path)
-    return run_service(lambda stop: serve(cfg, path, stop, strict=strict, allow_unsafe=allow_unsafe))
+    fatal: list[str] = []
+
+    async def main(stop: asyncio.Event) -> int:
+        code = await serve(cfg, path, stop, strict=strict, allow_unsafe=allow_unsafe, on_fatal=fatal.append)
+        if path:
+            log.info("frpc service for config file [%s] stopped", path)
+        return code
+
+    code = run_service(main)
+    if fatal:  # as Go's command prints the error that ended the service: last, bare, on stdout
+        logging.shutdown()
+        try:
+            print(fatal[0], flush=True)
+        except OSError:  # stdout went away
+            pass
+    return code
 
 
 def start_dir(args: argparse.Namespace) -> int:
@@ -234,12 +256,12 @@ def start_dir(args: argparse.Namespace) -> int:
 
 
 async def serve(cfg: ClientConfig, path: str, stop: asyncio.Event, *, strict: bool = True,
-                allow_unsafe: list[str] | None = None) -> int:
+                allow_unsafe: list[str] | None = None, on_fatal: Callable[[str], None] | None = None) -> int:
     from ..client.service import Client
     from ..config import ConfigError
 
     try:
-        client = Client(cfg, path, strict=strict, allow_unsafe=frozenset(allow_unsafe or ()))
+        client = Client(cfg, path, strict=strict, allow_unsafe=frozenset(allow_unsafe or ()), on_fatal=on_fatal)
     except ConfigError as exc:  # e.g. an auth.oidc.trustedCaFile that cannot be read, a broken store
         log.error("%s", exc)
         return 1

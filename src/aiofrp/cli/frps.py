@@ -22,6 +22,7 @@ from .common import (
     die,
     duration_arg,
     formatter_class,
+    report_load_warnings,
     run_service,
     start_logging,
 )
@@ -102,10 +103,15 @@ def load_config(args: argparse.Namespace) -> ServerConfig:
 
     if args.config:
         _refuse_config_flags(args)
+        found: list[str] = []
         try:
-            return load_server_config(args.config, **_load_kwargs(args))
+            cfg = load_server_config(args.config, **_load_kwargs(args), warnings=found)
         except ConfigError as exc:
+            report_load_warnings(found, running=False)
             die(str(exc))
+        if not args.worker:  # the supervisor of --workers has said it
+            report_load_warnings(found, running=args.command is None)
+        return cfg
     try:
         return parse_server_config(json.dumps(flags.frps_flags_to_dict(args)), "command line flags")
     except ConfigError as exc:

@@ -65,6 +65,7 @@ class Client:
         *,
         exit_on_refusal: bool = False,
         on_start_error: Callable[[str, str], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
         strict: bool = True,
         allow_unsafe: Collection[str] = frozenset(),
     ) -> None:
@@ -78,6 +79,9 @@ class Client:
         self.exit_on_refusal = exit_on_refusal
         # called with (proxy name, frps's error) when frps refuses a proxy (quick mode exits)
         self.on_start_error = on_start_error
+        # called with the message of a failed first login that ends the client (loginFailExit);
+        # None: logged as an error. frpc's command prints it after its last log line, as Go does.
+        self.on_fatal = on_fatal
         self.config_path = config_path
         self.token: str = cfg.auth.token
         self.key = derive_key(self.token)
@@ -271,8 +275,12 @@ class Client:
                 log.warning("connect to server error: %s", exc or type(exc).__name__)
                 self.session_changed(False, str(exc) or type(exc).__name__, exc)
                 if first and self.cfg.login_fail_exit:
-                    log.error("login to the server failed: %s. With loginFailExit enabled, no additional retries "
-                              "will be attempted", exc or type(exc).__name__)
+                    message = (f"login to the server failed: {exc or type(exc).__name__}. With loginFailExit "
+                               "enabled, no additional retries will be attempted")
+                    if self.on_fatal is None:
+                        log.error("%s", message)
+                    else:
+                        self.on_fatal(message)
                     return 1
                 if first and self.exit_on_refusal and isinstance(exc, LoginError):
                     log.error("the server refused the login, exiting")

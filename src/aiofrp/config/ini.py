@@ -37,13 +37,15 @@ from .server import parse_ports_range
 from .template import parse_number_range
 from .visitor import VISITOR_TYPES
 
+DEPRECATED = "the legacy INI config format is deprecated and frp will drop it"
+# what Go's frps and frpc print on stdout before running a legacy INI file (cmd/frpc/sub/root.go)
+GO_DEPRECATION_NOTICE = ("WARNING: ini format is deprecated and the support will be removed in the future, "
+                         "please use yaml/json/toml format instead!")
+
 
 def deprecation_warning(source: str, prog: str) -> str:
     """The notice logged for every legacy INI file (``prog``: ``frps`` or ``frpc``)."""
-    return (
-        f"{source}: the legacy INI config format is deprecated and frp will drop it; "
-        f"convert the file with `{prog} convert -c {source} -o NEW.toml`"
-    )
+    return f"{source}: {DEPRECATED}; convert the file with `{prog} convert -c {source} -o NEW.toml`"
 
 
 @dataclass
