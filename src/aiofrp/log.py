@@ -137,6 +137,9 @@ def setup_logging(cfg: HasLogSettings | None = None, *, level: str | None = None
         logging.logThreads = False
         logging.logProcesses = False
         logging.logMultiprocessing = False
+        # a console that went away (frps | head, a closed terminal) must not turn every later
+        # line into a "--- Logging error ---" traceback on stderr: the service goes on
+        logging.raiseExceptions = False
     root = logging.getLogger("aiofrp")
     root.handlers[:] = [handler]
     root.setLevel(lvl)

@@ -201,3 +201,33 @@ def test_log_to_missing_directory_is_created(workdir: Path, tmp_path: Path) -> N
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_console_that_went_away_is_no_traceback(tmp_path: Path) -> None:
+    """frps whose stdout reader is gone (``frps | head -1`` after head exits): every log line fails
+    with EPIPE; the service goes on serving and stderr gets no ``--- Logging error ---`` traceback
+    per line."""
+    import socket
+
+    from support.procs import wait_port
+
+    port = free_port()
+    cfg = tmp_path / "frps.toml"
+    cfg.write_text(f'bindAddr = "127.0.0.1"\nbindPort = {port}\n')
+    proc = subprocess.Popen(cmd("frps") + ["-c", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before frps's first line
+    try:
+        wait_port(port, 15)
+        for _ in range(3):  # lines at warning level: frps logs an unreadable first message
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"\x00" * 64)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # still serving
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        err = proc.stderr.read().decode(errors="replace")
+        proc.wait(10)
+    assert "Traceback" not in err and "Logging error" not in err, err
