@@ -212,6 +212,9 @@ def fuzz_http_request(data: bytes) -> None:
         return
     req = http.parse_request_head(raw[:end])
     http.canonical_host(req.host or "")
+    uri = http.request_uri(req.origin_target)  # what the vhost sends on: ASCII but for a raw query
+    if req.plain and uri != req.origin_target:
+        raise AssertionError(f"plain target {req.origin_target!r} rewritten to {uri!r}")
     http.basic_auth(req.get("authorization"))
     _drain_body(http.request_body(req), data[:1] + raw[end:])
 

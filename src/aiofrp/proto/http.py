@@ -34,11 +34,14 @@ __all__ = [
     "build_head",
     "canonical_header_key",
     "canonical_host",
+    "clean_query",
+    "escaped_path",
     "find_head_end",
     "http_date",
     "parse_request_head",
     "parse_response_head",
     "request_body",
+    "request_uri",
     "response_body",
 ]
 
@@ -64,6 +67,13 @@ _HOST = re.compile(r"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# A request target Go's ReverseProxy sends on as received: no byte URL.EscapedPath re-escapes and
+# none (';', '%') that may make cleanQueryParams re-encode the query; control characters neither.
+# One pass in C over the target, which replaces the control-character check for most requests.
+_PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,/:=@\[\]?]*")
+# Go's validEncoded(path, encodePath): a path EscapedPath returns as received (RawPath).
+_PATH_AS_IS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,/:;=@\[\]%]*")
+_PATH_SAFE = "$&+,/:;=@"  # with quote()'s "-._~" and alphanumerics: what Go's escape(encodePath) keeps
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _STATUS = re.compile(r"HTTP/1\.(\d) (\d{3})(?: (.*))?")
 
@@ -152,9 +162,11 @@ class _Message:
 
 class Request(_Message):
     """A parsed request head. ``path`` is the decoded URL path used for routing (Go's URL.Path);
-    ``url_host`` is the authority of an absolute-form target (a proxy-style request), else ""."""
+    ``url_host`` is the authority of an absolute-form target (a proxy-style request), else "";
+    ``origin_target`` the path and query of the target as received (``/`` for none); ``plain``:
+    the target holds nothing Go would re-escape or clean (:func:`request_uri` is the identity)."""
 
-    __slots__ = ("host", "method", "origin_target", "path", "target", "url_host")
+    __slots__ = ("host", "method", "origin_target", "path", "plain", "target", "url_host")
 
     def __init__(self, method: str, target: str, minor: int, headers: list[tuple[str, str]]) -> None:
         self.method = method
@@ -166,6 +178,7 @@ class Request(_Message):
         self.host = ""
         self.origin_target = target
         self.path = ""
+        self.plain = True
 
 
 class Response(_Message):
@@ -195,9 +208,11 @@ def parse_request_head(head: bytes | bytearray) -> Request:
         raise HTTPError(400, "malformed HTTP version")
     if vm.group(1) != "1":
         raise HTTPError(505, "unsupported HTTP version")
-    if not target or _BAD_VALUE.search(target) is not None or "\t" in target:
+    plain = _PLAIN_TARGET.fullmatch(target) is not None
+    if not target or (not plain and (_BAD_VALUE.search(target) is not None or "\t" in target)):
         raise HTTPError(400, "invalid request target")
     req = Request(method, target, int(vm.group(2)), _parse_fields(lines[1:]))
+    req.plain = plain
 
     if target[0] == "/":
         path = target.partition("?")[0]
@@ -252,7 +267,7 @@ def build_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
     return "\r\n".join(parts).encode("latin-1")
 
 
-_date_cache: tuple[int, str] = (0, "")
+_date_cache: tuple[int, str] = (-1, "")  # no second matches before the first call
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -277,15 +292,79 @@ def canonical_header_key(name: str) -> str:
 
 
 def canonical_host(host: str) -> str:
-    """frp's CanonicalHost: lower-case, ``:port`` and a trailing dot removed (IPv6 brackets kept off)."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        if end > 0:
-            return host[1:end]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
+    """frp's ``httppkg.CanonicalHost`` (errors ignored, as every caller in Go does): lower case;
+    when the host has a port (one colon, or ``[...]:``) what ``net.SplitHostPort`` makes of it,
+    "" if it is malformed; then one trailing dot off. ``[::1]:80`` is ``::1`` but ``[::1]`` stays
+    ``[::1]``; ``::1`` and ``a:b:c`` are kept whole; nothing is trimmed."""
+    host = host.lower()
+    colons = host.count(":")
+    if colons == 1 or (colons and host[0] == "[" and "]:" in host):
+        host = _split_host(host)
     return host.removesuffix(".")
+
+
+def _split_host(hostport: str) -> str:
+    """The host of Go's ``net.SplitHostPort(hostport)``, "" where it fails (it has a colon)."""
+    i = hostport.rfind(":")
+    if hostport[0] == "[":
+        end = hostport.find("]")
+        if end < 0 or end + 1 != i:  # no "]", nothing after it, or not the last colon after it
+            return ""
+        host, j, k = hostport[1:end], 1, end + 1
+    else:
+        host, j, k = hostport[:i], 0, 0
+        if ":" in host:
+            return ""
+    if "[" in hostport[j:] or "]" in hostport[k:]:
+        return ""
+    return host
+
+
+def escaped_path(path: str) -> str:
+    """Go's ``URL.EscapedPath()`` of a request path as received (its escapes valid: the parser
+    checked them): the path itself when Go's validEncoded accepts it, else the decoded path
+    escaped again: a UTF-8 ``ä`` -> ``%C3%A4``, ``{`` -> ``%7B``, ``#`` -> ``%23``, ``%41{`` -> ``A%7B``."""
+    if _PATH_AS_IS.fullmatch(path) is not None:
+        return path
+    from urllib.parse import quote_from_bytes, unquote_to_bytes  # rare: imported when needed
+
+    return quote_from_bytes(unquote_to_bytes(path.encode("latin-1")), _PATH_SAFE)
+
+
+def clean_query(query: str) -> str:
+    """Go's ReverseProxy ``cleanQueryParams``: a query holding ``;`` or a malformed escape is
+    replaced by ``url.ParseQuery(query).Encode()``: the ``&``-separated parameters it could parse
+    (not an empty one, nor one holding a ``;`` or a bad escape), sorted by name, escaped again as
+    ``name=value``; any other query is kept as it is."""
+    if ";" not in query and ("%" not in query or _BAD_ESCAPE.search(query) is None):
+        return query
+    from urllib.parse import quote_plus, unquote_to_bytes
+
+    params: dict[bytes, list[bytes]] = {}
+    for part in query.split("&"):
+        if not part or ";" in part:
+            continue
+        name, _, value = part.partition("=")
+        if _BAD_ESCAPE.search(name) is not None or _BAD_ESCAPE.search(value) is not None:
+            continue
+        key = unquote_to_bytes(name.encode("latin-1").replace(b"+", b" "))
+        params.setdefault(key, []).append(unquote_to_bytes(value.encode("latin-1").replace(b"+", b" ")))
+    return "&".join(f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k in sorted(params) for v in params[k])
+
+
+def request_uri(target: str, *, clean: bool = True) -> str:
+    """The target Go sends on for an origin-form ``target`` (path and query) as received:
+    ``URL.RequestURI()`` of what ``url.ParseRequestURI`` made of it (the path through
+    :func:`escaped_path`, the query raw), the query through :func:`clean_query` first when
+    ``clean`` (ReverseProxy does it, a CONNECT's ``req.Write`` does not). A fragment is no
+    fragment here: ``#`` belongs to the path or the query."""
+    path, sep, query = target.partition("?")
+    out = escaped_path(path) if path != "*" else path
+    if sep:
+        cleaned = clean_query(query) if clean else query
+        if cleaned or not query:  # "/p?" keeps its "?" (Go's ForceQuery); a query cleaned away does not
+            out += "?" + cleaned
+    return out
 
 
 def basic_auth(value: str | None) -> tuple[str, str] | None:

@@ -35,7 +35,7 @@ from ...proto.http import (
     parse_request_head,
     request_body,
 )
-from .http_rewrite import BodyCoding, request_head_out, response_head_out, set_headers
+from .http_rewrite import BodyCoding, connect_head_out, request_head_out, response_head_out, set_headers
 from .pages import (
     GATEWAY_TIMEOUT,
     PROXY_UNAUTHORIZED,
@@ -688,12 +688,13 @@ class ClientConn(asyncio.Protocol):
     # -- CONNECT --------------------------------------------------------------------------------
 
     def _connect(self, member: HTTPMember, req: Request, rest: bytes) -> None:
-        """CONNECT through the vhost port: the request itself goes to the work connection, then
-        bytes are relayed both ways (Go's connectHandler)."""
+        """CONNECT through the vhost port: the request itself goes to the work connection, written
+        as Go's ``req.Write`` does (User-Agent ...), then bytes are relayed both ways (Go's
+        connectHandler). Bytes the client sent behind the head go along: Go loses those its
+        server had read ahead (Hijack's buffer is dropped) - a race we do not reproduce."""
         self.state = _ACQUIRE
         self._pause(_R_HOLD)
-        head = build_head(f"CONNECT {req.target} HTTP/1.{req.minor}", req.headers)
-        self.vhost.spawn(self._connect_relay(member, head + rest))
+        self.vhost.spawn(self._connect_relay(member, connect_head_out(req, self.framer) + rest))
 
     async def _connect_relay(self, member: HTTPMember, data: bytes) -> None:
         try:

@@ -1,9 +1,11 @@
 """Head rewriting of the vhost HTTP proxy (Go's ReverseProxy with frp's Rewrite/ModifyResponse):
-hop-by-hop headers, Host, X-Forwarded-*, ``requestHeaders.set`` / ``responseHeaders.set``."""
+hop-by-hop headers, Host, X-Forwarded-*, ``requestHeaders.set`` / ``responseHeaders.set``, the
+request target as Go's URL writes it back; and the CONNECT head as Go's ``req.Write`` sends it."""
 
 from __future__ import annotations
 
 import enum
+import re
 
 from ...proto.http import (
     BodyFramer,
@@ -14,7 +16,9 @@ from ...proto.http import (
     Response,
     UntilClose,
     build_head,
+    canonical_header_key,
     http_date,
+    request_uri,
 )
 from .router import Route
 
@@ -65,9 +69,53 @@ def request_head_out(
     if upgrade is not None:
         out.append(("Connection", "Upgrade"))
         out.append(("Upgrade", upgrade))
-    target = f"http://{host}{req.origin_target}" if req.url_host else req.target
+    # Go sends URL.RequestURI(): the path re-escaped where needed, the query cleaned (rare: a test first)
+    origin = req.origin_target if req.plain else request_uri(req.origin_target)
+    target = f"http://{host}{origin}" if req.url_host else origin
     out.insert(0, ("Host", host))
     return build_head(f"{req.method} {target} HTTP/1.1", out)  # Go's Transport speaks 1.1 to the service
+
+
+GO_USER_AGENT = "Go-http-client/1.1"
+# headers Request.Write writes itself, or not at all (net/http reqWriteExcludeHeader)
+_CONNECT_OWN = frozenset({"host", "user-agent", "content-length", "transfer-encoding", "trailer"})
+_CLOSE_TOKEN = re.compile(r"(?:^|[ ,\t])close(?:$|[ ,\t])", re.IGNORECASE)  # net/http hasToken(v, "close")
+
+
+def connect_head_out(req: Request, framer: BodyFramer) -> bytes:
+    """The head of a CONNECT request as Go's connectHandler writes it to the work connection
+    (``req.Write``): always HTTP/1.1; the target and ``Host`` both the authority of the request
+    line (an origin-form target: its path re-escaped, the Host header); ``User-Agent`` first (Go's
+    own when the client sent none, left out when the client's is empty); ``Connection: close``
+    when the client's connection is not persistent and its first Connection header does not say
+    so; the body's length or chunked coding; then the other headers, names canonical, sorted."""
+    if req.url_host:
+        target = host = req.url_host
+    else:
+        target = req.origin_target if req.plain else request_uri(req.origin_target, clean=False)
+        host = req.host
+    out = [("Host", host)]
+    agent = req.get("user-agent")
+    if agent is None:
+        agent = GO_USER_AGENT
+    if agent:
+        out.append(("User-Agent", agent))
+    tokens = req.connection_tokens() if req.headers else set()
+    if ("close" in tokens or (not req.minor and "keep-alive" not in tokens)) and _CLOSE_TOKEN.search(
+            req.get("connection") or "") is None:
+        out.append(("Connection", "close"))
+    if type(framer) is ContentLengthBody:
+        out.append(("Content-Length", str(framer.remaining)))
+    elif type(framer) is ChunkedBody:
+        out.append(("Transfer-Encoding", "chunked"))
+    named: dict[str, list[str]] = {}
+    for name, value in req.headers:
+        key = canonical_header_key(name)
+        if key.lower() not in _CONNECT_OWN:
+            named.setdefault(key, []).append(value)
+    for key in sorted(named):
+        out.extend((key, value) for value in named[key])
+    return build_head(f"CONNECT {target} HTTP/1.1", out)
 
 
 def set_headers(headers: list[tuple[str, str]], updates: dict[str, str]) -> list[tuple[str, str]]:
@@ -84,6 +132,8 @@ class BodyCoding(enum.Enum):
     CHUNK = "close-delimited from the service, chunked to an HTTP/1.1 client kept alive"
     DECHUNK = "chunked from the service, close-delimited to an HTTP/1.0 client"
     SNIFF = "as framed, the head held for the first body bytes to guess a Content-Type from"
+    # set by the upstream, not here: a known length whose body did not come with the head
+    HOLD = "as framed, the head and the body held until more than 2 KiB of it or all of it came"
 
 
 def response_head_out(

@@ -19,8 +19,10 @@ from ...proto.http import (
     MAX_HEAD_SIZE,
     BodyFramer,
     ChunkedBody,
+    ContentLengthBody,
     HTTPError,
     NoBody,
+    Response,
     UntilClose,
     find_head_end,
     parse_response_head,
@@ -36,6 +38,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server.vhost.http")
 
 IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
+# Go's net/http server buffers what a handler writes this far (bufferBeforeChunkingSize) before
+# it writes the head; its ReverseProxy flushes a body of known length only then (no flush
+# interval), so a service that ends such a body short, within it, leaves the client nothing.
+RESPONSE_BUFFER = 2048
 MAX_IDLE = 64  # Go keeps 5 per route; fewer than the concurrent requests churns work connections
 
 class UpstreamState(enum.Enum):
@@ -48,7 +54,7 @@ class UpstreamState(enum.Enum):
 
 
 _IDLE, _HEAD, _BODY, _CLOSED = UpstreamState  # module-level names: fast to compare
-_AS_IS, _CHUNK, _DECHUNK, _SNIFF = BodyCoding
+_AS_IS, _CHUNK, _DECHUNK, _SNIFF, _HOLD = BodyCoding
 
 
 class Upstream(asyncio.Protocol):
@@ -65,6 +71,7 @@ class Upstream(asyncio.Protocol):
         "framer",
         "got_bytes",
         "head_timeout",
+        "held_body",
         "held_head",
         "idle_since",
         "in_held",
@@ -79,6 +86,7 @@ class Upstream(asyncio.Protocol):
         "read_paused",
         "reusable",
         "reused",
+        "sniff",
         "state",
         "timer",
         "transport",
@@ -98,7 +106,9 @@ class Upstream(asyncio.Protocol):
         self.rbuf = b""
         self.framer: BodyFramer = NoBody()
         self.coding = _AS_IS
-        self.held_head = b""  # BodyCoding.SNIFF: the head, until the first body bytes
+        self.held_head = b""  # BodyCoding.HOLD: the head, and the body so far (below)
+        self.held_body: bytearray | None = None
+        self.sniff = False  # BodyCoding.HOLD: a Content-Type to guess when the head goes out
         self.method = ""
         self.timer: asyncio.TimerHandle | None = None
         self.got_bytes = False
@@ -266,6 +276,7 @@ class Upstream(asyncio.Protocol):
     def close(self) -> None:
         self._cancel_timer()
         self._cancel_limit()
+        self.held_head, self.held_body = b"", None
         if self.state != _CLOSED:
             self.state = _CLOSED
             self.client = None
@@ -275,6 +286,7 @@ class Upstream(asyncio.Protocol):
     def abort(self) -> None:
         self._cancel_timer()
         self._cancel_limit()
+        self.held_head, self.held_body = b"", None  # a body ended short: the client gets none of it (Go)
         self.state = _CLOSED
         self.client = None
         self.member.pool.discard(self)
@@ -363,12 +375,25 @@ class Upstream(asyncio.Protocol):
         head, coding = client.on_response_head(self, resp, data[pos:end])
         ct = self.client_transport
         assert ct is not None
+        if type(framer) is ContentLengthBody:  # coded AS_IS or SNIFF
+            stop = framer.feed(data, end)
+            if framer.done or stop - end > RESPONSE_BUFFER or _event_stream(resp):
+                if coding is _AS_IS and stop > end:  # the common case: head and body in one write
+                    ct.writelines((head, memoryview(data)[end:stop]))
+                else:
+                    self._write_head(head, coding is _SNIFF, memoryview(data)[end:stop])
+                if framer.done:
+                    self._done(stop < len(data))
+                return
+            # Go's server holds the head until its buffer overflows or the body is complete
+            self.coding = _HOLD
+            self.sniff = coding is _SNIFF
+            self.held_head = head
+            self.held_body = bytearray(memoryview(data)[end:stop])
+            return
         if coding is not _AS_IS:
             self.coding = coding
-            if coding is _SNIFF:
-                self.held_head = head
-            else:
-                ct.write(head)
+            ct.write(head)
             if end < len(data):
                 self._body_coded(data, end)
             return
@@ -407,14 +432,17 @@ class Upstream(asyncio.Protocol):
             if pos < len(data):
                 ct.writelines((b"%x\r\n" % (len(data) - pos), memoryview(data)[pos:], b"\r\n"))
             return
-        if coding is _SNIFF:  # the first body bytes: the head goes out with the type they show
+        if coding is _HOLD:
             end = framer.feed(data, pos)
-            head, self.held_head = self.held_head, b""
-            self.coding = _AS_IS
-            ctype = detect_content_type(memoryview(data)[pos:min(end, pos + SNIFF_LEN)])
-            ct.writelines((head[:-2], b"Content-Type: %s\r\n\r\n" % ctype.encode(), memoryview(data)[pos:end]))
-            if framer.done:
-                self._done(end < len(data))
+            held = self.held_body
+            assert held is not None
+            held += memoryview(data)[pos:end]
+            if framer.done or len(held) > RESPONSE_BUFFER:
+                head, self.held_head, self.held_body = self.held_head, b"", None
+                self.coding = _AS_IS
+                self._write_head(head, self.sniff, held)
+                if framer.done:
+                    self._done(end < len(data))
             return
         assert type(framer) is ChunkedBody
         out: list[bytes] = []
@@ -424,6 +452,19 @@ class Upstream(asyncio.Protocol):
         if framer.done:
             self._done(end < len(data))
 
+    def _write_head(self, head: bytes, sniff: bool, body: memoryview | bytearray) -> None:
+        """The head with the first body bytes; ``sniff``: with the Content-Type Go's server guesses
+        from them (it sniffs what it writes first: the whole body or the first 2 KiB and more)."""
+        ct = self.client_transport
+        assert ct is not None
+        if sniff:
+            ctype = detect_content_type(memoryview(body)[:SNIFF_LEN])
+            ct.writelines((head[:-2], b"Content-Type: %s\r\n\r\n" % ctype.encode(), body))
+        elif body:
+            ct.writelines((head, body))
+        else:
+            ct.write(head)
+
     def _done(self, extra: bool) -> None:
         """The response is complete; ``extra``: the service sent bytes beyond it."""
         if self.coding is not _AS_IS:
@@ -431,6 +472,7 @@ class Upstream(asyncio.Protocol):
                 self.client_transport.write(b"0\r\n\r\n")
             self.coding = _AS_IS
             self.held_head = b""
+            self.held_body = None
         if extra:
             self.reusable = False
         if self.out_held is not None:  # answered before the request was all written
@@ -502,6 +544,12 @@ class Upstream(asyncio.Protocol):
         client = self.client
         if client is not None:
             client.pause_for_upstream(False)
+
+
+def _event_stream(resp: Response) -> bool:
+    """Go's ReverseProxy flushes ``text/event-stream`` at once, whatever the length."""
+    ctype = resp.get("content-type")
+    return ctype is not None and ctype.partition(";")[0].strip().lower() == "text/event-stream"
 
 
 class UpstreamPool:

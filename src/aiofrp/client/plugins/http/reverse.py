@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from ....net.relay import Relay
-from ....proto.http import canonical_header_key
+from ....proto.http import canonical_header_key, canonical_host
 from .responses import BufferedStreamResponse, Response, StreamResponse
 from .static import content_type, origin_target
 from .upstream import Pool, UpstreamError, UpstreamResponse
@@ -56,16 +56,6 @@ class ProxyOptions:
     host_header_rewrite: str = ""
     set_headers: dict[str, str] = field(default_factory=dict)
     check_sni: bool = False  # https2*: 421 when the Host is not the TLS server name
-
-
-def canonical_host(host: str) -> str:
-    """Go's ``httppkg.CanonicalHost``: lower case, no port, no trailing dot."""
-    host = host.lower()
-    if host.count(":") == 1 or (host.startswith("[") and "]:" in host):
-        host = host.rsplit(":", 1)[0]
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host.removesuffix(".")
 
 
 def strip_hop_items(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -143,10 +133,12 @@ class ReverseProxy:
     # -- the outgoing request -------------------------------------------------------------------
 
     def misdirected(self, sni: str | None, host: str) -> bool:
-        """Go's https2* handler: 421 when the TLS server name is not the request's host."""
+        """Go's https2* handler: 421 when the TLS server name is not the request's host (both
+        through ``httppkg.CanonicalHost``; a server name that comes out empty is no mismatch)."""
         if not self.opts.check_sni or not sni:
             return False
-        return canonical_host(sni) != canonical_host(host)
+        name = canonical_host(sni)
+        return bool(name) and name != canonical_host(host)
 
     def out_headers(self, headers: Iterable[tuple[str, str]], host: str, client_ip: str | None) -> CIMultiDict[str]:
         """Go's ``ReverseProxy`` outbound headers and the plugin's ``Rewrite``: the request's less
