@@ -35,6 +35,7 @@ __all__ = [
     "canonical_header_key",
     "canonical_host",
     "clean_query",
+    "connect_authority_ok",
     "escaped_path",
     "find_head_end",
     "http_date",
@@ -192,8 +193,10 @@ class Response(_Message):
         self._index = None
 
 
-def parse_request_head(head: bytes | bytearray) -> Request:
-    """Parse a complete request head (ending with its blank line); raise HTTPError."""
+def parse_request_head(head: bytes | bytearray, *, server: bool = True) -> Request:
+    """Parse a complete request head (ending with its blank line); raise HTTPError. ``server``:
+    also the checks Go's HTTP server makes of the Host header (``http.ReadRequest``, which frp's
+    tcpmux uses, makes none of them)."""
     lines = _split_head(head)
     if not lines:
         raise HTTPError(400, "empty request")
@@ -217,7 +220,9 @@ def parse_request_head(head: bytes | bytearray) -> Request:
     if target[0] == "/":
         path = target.partition("?")[0]
     elif method == "CONNECT":
-        req.url_host = target
+        if not connect_authority_ok(target):
+            raise HTTPError(400, "malformed HTTP request")  # Go: url.ParseRequestURI("http://" + target)
+        req.url_host = target.partition("?")[0].partition("/")[0].rpartition("@")[2]  # Go's URL.Host
         path = ""
     elif target == "*":
         path = "*"
@@ -240,6 +245,9 @@ def parse_request_head(head: bytes | bytearray) -> Request:
     req.path = path
 
     hosts = req.get_all("host")
+    if not server:
+        req.host = req.url_host or (hosts[0] if hosts else "")
+        return req
     if len(hosts) > 1:
         raise HTTPError(400, "too many Host headers")
     if hosts and _HOST.fullmatch(hosts[0]) is None:
@@ -318,6 +326,48 @@ def _split_host(hostport: str) -> str:
     if "[" in hostport[j:] or "]" in hostport[k:]:
         return ""
     return host
+
+
+# What Go's url package lets stand in a host without escaping (shouldEscape(c, encodeHost) false)
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~!$&'()*+,;=:[]<>\"")
+_USERINFO_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:~!$&'()*+,;=%@")
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def connect_authority_ok(target: str) -> bool:
+    """Whether Go's net/http reads the authority-form target of a CONNECT (it parses
+    ``"http://" + target`` with ``url.ParseRequestURI``): a port of digits only after the last
+    colon (or after ``]``), a ``]`` for a ``[``, no character a host must escape (``{}|^`` and
+    the like; bytes above 0x7F pass), ``%`` only before two hex digits, and of those only ``%25``
+    or a non-ASCII byte. Go answers a plain ``400 Bad Request`` to the rest."""
+    authority = target.partition("?")[0].partition("/")[0]
+    userinfo, at, host = authority.rpartition("@")
+    if at and any(c not in _USERINFO_CHARS for c in userinfo if c < "\x80"):
+        return False
+    if host.startswith("["):
+        end = host.rfind("]")
+        if end < 0:
+            return False
+        port = host[end + 1:]
+    else:
+        colon = host.rfind(":")
+        port = host[colon:] if colon >= 0 else ""
+    if port and (port[0] != ":" or not port[1:].isascii() or (len(port) > 1 and not port[1:].isdigit())):
+        return False
+    i, n = 0, len(host)
+    while i < n:
+        c = host[i]
+        if c == "%":
+            if i + 2 >= n or host[i + 1] not in _HEXDIGITS or host[i + 2] not in _HEXDIGITS:
+                return False
+            if int(host[i + 1], 16) < 8 and host[i:i + 3] != "%25":
+                return False
+            i += 3
+            continue
+        if c < "\x80" and c not in _HOST_CHARS:
+            return False
+        i += 1
+    return True
 
 
 def escaped_path(path: str) -> str:

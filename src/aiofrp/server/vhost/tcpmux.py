@@ -87,7 +87,7 @@ class ConnectConn(RoutingConn):
         self._stop()
         peer = fmt_addr(t.get_extra_info("peername"))
         try:
-            req = parse_request_head(buf[:end])
+            req = parse_request_head(buf[:end], server=False)  # Go's tcpmux: http.ReadRequest
         except HTTPError as exc:
             log.debug("tcpmux request from %s: %s", peer, exc)
             t.abort()
