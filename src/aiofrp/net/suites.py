@@ -28,6 +28,8 @@ import ssl
 import sys
 from typing import Final
 
+from ..proto.evp import mapped_library
+
 __all__ = ["GO_TLS13_SUITES", "prefer_go_suites"]
 
 GO_TLS13_SUITES: Final = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
@@ -37,21 +39,6 @@ _lib: ctypes.CDLL | None = None
 _loaded = False
 
 
-def _libssl_path() -> str | None:
-    """The path of the libssl mapped into this process (by ``_ssl``), from /proc/self/maps."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            for line in maps:
-                parts = line.split(None, 5)
-                if len(parts) == 6:
-                    path = parts[5].strip()
-                    if os.path.basename(path).startswith("libssl.so"):
-                        return path
-    except OSError:
-        return None
-    return None
-
-
 def _load() -> ctypes.CDLL | None:
     global _lib, _loaded
     if _loaded:
@@ -59,7 +46,7 @@ def _load() -> ctypes.CDLL | None:
     _loaded = True
     if os.environ.get("AIOFRP_TLS_GO_SUITES", "1") == "0" or sys.implementation.name != "cpython":
         return None
-    path = _libssl_path()
+    path = mapped_library("libssl.so")
     if path is None:
         return None
     try:

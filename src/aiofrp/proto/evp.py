@@ -36,19 +36,25 @@ _loaded = False
 Buffer = bytes | bytearray | memoryview
 
 
-def libcrypto_path() -> str | None:
-    """The path of the libcrypto mapped into this process (by ``_ssl``), from /proc/self/maps."""
+def mapped_library(prefix: str) -> str | None:
+    """The path of the shared library named ``prefix``* mapped into this process (``libcrypto.so``
+    and ``libssl.so``: loaded by ``_ssl``), from /proc/self/maps."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
                 parts = line.split(None, 5)
                 if len(parts) == 6:
                     path = parts[5].strip()
-                    if os.path.basename(path).startswith("libcrypto.so"):
+                    if os.path.basename(path).startswith(prefix):
                         return path
     except OSError:
         return None
     return None
+
+
+def libcrypto_path() -> str | None:
+    """The path of the libcrypto mapped into this process (by ``_ssl``)."""
+    return mapped_library("libcrypto.so")
 
 
 def load() -> bool:
