@@ -63,6 +63,7 @@ SERVER_NOT_LOADED = (
     "aiofrp.server.proxies.http", "aiofrp.server.proxies.xtcp", "aiofrp.server.proxies.udp",
     "aiofrp.server.dashboard", "aiofrp.server.metrics", "aiofrp.server.sshgw", "aiofrp.server.vhost.http",
     "aiofrp.server.vhost.https", "aiofrp.server.vhost.tcpmux",
+    "aiofrp.server.nathole", "aiofrp.proto.nathole",  # xtcp's controller: made with the first xtcp message
 )
 
 

@@ -7,7 +7,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Coroutine
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError, LoginAuth
@@ -65,7 +64,6 @@ class Control:
         self._closed = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_ping = time.monotonic()
-        nathole = server.nathole
         # Go: server/control.go registerMsgHandlers. A handler that returns a coroutine (a Ping's
         # check may ask the OIDC provider, a NewProxy the server plugins and the proxy's listener)
         # is awaited before the next message is read: Go handles a control's messages in order,
@@ -75,9 +73,9 @@ class Control:
             .register(m.NewProxy, self._on_new_proxy)
             .register(m.CloseProxy, self._on_close_proxy)
             .register(m.Ping, self._ping)
-            .register(m.NatHoleVisitor, partial(nathole.on_visitor, self))
-            .register(m.NatHoleClient, partial(nathole.handle_client, self))
-            .register(m.NatHoleReport, nathole.handle_report)
+            .register(m.NatHoleVisitor, lambda msg: server.nathole.on_visitor(self, msg))
+            .register(m.NatHoleClient, lambda msg: server.nathole.handle_client(self, msg))
+            .register(m.NatHoleReport, lambda msg: server.nathole.handle_report(msg))
         )
 
     # -- main loop ------------------------------------------------------------------------
