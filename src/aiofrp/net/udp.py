@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -48,6 +49,38 @@ def _write_buffered(t: asyncio.DatagramTransport) -> int:
     """Bytes waiting in a datagram transport (asyncio's and uvloop's have the method, typeshed's
     DatagramTransport does not declare it)."""
     return cast(asyncio.WriteTransport, t).get_write_buffer_size()
+
+
+class _EmptySender:
+    """Sends zero-length datagrams, which asyncio's and uvloop's ``DatagramTransport.sendto``
+    silently skip (``if not data: return``) while Go writes them like any other datagram: through
+    a duplicate descriptor of the transport's socket, made on first use."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+
+    def send(self, t: asyncio.BaseTransport, addr: Any = None) -> None:
+        sock = self._sock
+        try:
+            if sock is None:
+                raw = t.get_extra_info("socket")
+                if raw is None:
+                    return
+                sock = self._sock = socket.socket(fileno=os.dup(raw.fileno()))
+            if addr is None:
+                sock.send(b"")
+            else:
+                sock.sendto(b"", addr)
+        except (OSError, ValueError) as exc:  # ECONNREFUSED, EAGAIN, ...: a datagram lost, as any other
+            log.debug("zero-length udp datagram not sent: %s", exc)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
 
 class PacketConn(asyncio.Protocol):
     """A packet stream on a connected transport (after its set-up message).
@@ -370,6 +403,7 @@ class _LocalPeer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: list[bytes] | None = []  # None once closed
         self.last = time.monotonic()
+        self._empty: _EmptySender | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         pending, self.pending = self.pending, []
@@ -389,6 +423,9 @@ class _LocalPeer(asyncio.DatagramProtocol):
         log.debug("[%s] local udp socket for %s: %s", self.fwd.name, fmt_addr(self.addr), exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._empty is not None:
+            self._empty.close()
+            self._empty = None
         self.fwd._forget(self)
 
     def send(self, data: bytes) -> None:
@@ -402,10 +439,18 @@ class _LocalPeer(asyncio.DatagramProtocol):
             data = self.prefix + data
         if _write_buffered(t) > UDP_SEND_BUFFER_LIMIT:
             return
+        if not data:  # a zero-length datagram: the transport would skip it
+            if self._empty is None:
+                self._empty = _EmptySender()
+            self._empty.send(t)
+            return
         t.sendto(data)
 
     def close(self) -> None:
         self.pending = None
+        if self._empty is not None:
+            self._empty.close()
+            self._empty = None
         if self.transport is not None:
             self.transport.close()
         else:
@@ -416,7 +461,9 @@ class LocalForwarder:
     """frpc side of a udp/sudp stream: datagrams for user ``r`` leave through a socket of their
     own connected to the local service; what comes back goes to ``reply(data, r)``.
 
-    A socket idle for 30 s in both directions is closed (Go: 30 s read deadline renewed on writes).
+    A socket idle for 30 s in both directions is closed. (Go closes it 30 s after the last datagram
+    *from* the local service, however much the user sends: a one-way service then sees a new
+    source port every 30 s. Keeping it while either direction is active is deliberate.)
     ``proxy_protocol`` ("v1"/"v2", "" = off): every datagram to the local service starts with a
     PROXY header (UDP family, user ``r`` as source, the local service as destination).
     """
@@ -532,6 +579,7 @@ class UserSocket(asyncio.DatagramProtocol):
         self.packet_size = packet_size
         self.transport: asyncio.DatagramTransport | None = None
         self.v6 = False
+        self._empty: _EmptySender | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -554,12 +602,25 @@ class UserSocket(asyncio.DatagramProtocol):
             return
         if self.v6 and ":" not in addr[0]:
             addr = ("::ffff:" + addr[0], addr[1])
+        if not data:  # a zero-length datagram: the transport would skip it
+            if self._empty is None:
+                self._empty = _EmptySender()
+            self._empty.send(t, addr)
+            return
         try:
             t.sendto(data, addr)
         except (OSError, ValueError) as exc:
             log.debug("udp sendto %s failed: %s", fmt_addr(addr), exc)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._empty is not None:
+            self._empty.close()
+            self._empty = None
+
     def close(self) -> None:
+        if self._empty is not None:
+            self._empty.close()
+            self._empty = None
         if self.transport is not None:
             self.transport.close()
 

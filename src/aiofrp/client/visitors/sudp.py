@@ -75,7 +75,8 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                         log.warning("[%s] %s, dropping %d datagram(s)", self.label, exc, len(self._pending))
                         self._pending.clear()
                         return
-                    log.warning("[%s] %s", self.label, exc)
+                    # Go's words (client/visitor/sudp.go); its stcp visitor logs the bare error
+                    log.warning("[%s] newVisitorConn to frps error: %s, try to reconnect", self.label, exc)
                     if self._pending:
                         self._pending.pop(0)  # Go drops the datagram whose dial failed
                     continue
