@@ -26,7 +26,7 @@ import threading
 import time
 
 import pytest
-from support.httpd import proxy_block
+from support.httpd import proxy_block, recv_head
 from support.procs import LOCALHOST, free_port, frpc_config, frps_config, wait_port
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
@@ -81,13 +81,8 @@ class RecordingService:
         buf = b""
         with conn:
             try:
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, _, buf = buf.partition(b"\r\n\r\n")
+                while (got := recv_head(conn, buf)) is not None:
+                    head, buf = got
                     head += b"\r\n\r\n"
                     if head.startswith(b"CONNECT "):
                         index = self._record(head + b"<then>" + buf)

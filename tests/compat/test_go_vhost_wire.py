@@ -17,7 +17,7 @@ import threading
 import time
 
 import pytest
-from support.httpd import RawClient, RawResponse, proxy_block
+from support.httpd import RawClient, RawResponse, proxy_block, recv_head
 from support.procs import LOCALHOST, free_port, frpc_config, frps_config, wait_port
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(90)]
@@ -70,13 +70,8 @@ class ScriptedService:
         buf = b""
         with conn:
             try:
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, _, buf = buf.partition(b"\r\n\r\n")
+                while (got := recv_head(conn, buf)) is not None:
+                    head, buf = got
                     method, path = head.split(b" ", 2)[:2]
                     lengths = re.findall(rb"(?im)^content-length:[ \t]*(\S*)", head)
                     if lengths and lengths[0].isdigit():

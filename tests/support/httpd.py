@@ -155,6 +155,18 @@ class WebBackend:
 _BLOCK: bytes | None = None
 
 
+def recv_head(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+    """Read from ``conn`` (after ``buf``, bytes already read) up to the end of a request head: the
+    head without its blank line and what came after it; None when the connection ends first."""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
 def client_tls_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
