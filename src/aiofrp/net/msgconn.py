@@ -67,7 +67,10 @@ class MsgConn(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
-        return False
+        # Unread bytes behind the EOF (a user's short request and its half-close, which reach a
+        # work connection together with StartWorkConn): keep the transport open for writing, so
+        # the relay that takes them over can still send the answer back; whoever reads closes it.
+        return bool(self._decoder.buffered)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
