@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from support.procs import (
     LOCALHOST,
+    PAIRINGS,
     FrpProcess,
     block,
     free_port,
@@ -51,13 +52,6 @@ TOKEN = "compat-tcp-edges"
 SK = "edges-sk"
 BIG = os.urandom(1 << 20)
 BANNER = b"220 edges ready\r\n"
-
-PAIRINGS = [
-    pytest.param("go", "go", id="go_frps-go_frpc"),
-    pytest.param("ours", "ours", id="ours_frps-ours_frpc"),
-    pytest.param("go", "ours", id="go_frps-ours_frpc"),
-    pytest.param("ours", "go", id="ours_frps-go_frpc"),
-]
 
 REFUSED = r"\[{name}\] connect to local service \[127\.0\.0\.1:{port}\] error: dial tcp 127\.0\.0\.1:{port}: connect: connection refused"
 
@@ -220,28 +214,24 @@ def many(port: int, n: int = 200) -> list[bool | str]:
         return list(pool.map(one, range(n)))
 
 
-def start(frp, impl: str, which: str, text: str) -> FrpProcess:
-    return getattr(frp, f"{impl}_{which}")(text)
-
-
 def setup(frp, frps_impl: str, frpc_impl: str, local: dict[str, int]
           ) -> tuple[FrpProcess, FrpProcess, FrpProcess, dict[str, int], dict[str, int]]:
     """frps, a provider frpc (tcp proxy ``k`` and stcp proxy ``s<k>`` per local port) and a visitor
     frpc (stcp visitor ``v<k>`` per stcp proxy, ``vnosuch`` for a missing one); returns the
     processes, the tcp remote ports and the visitor ports."""
     bind = free_port()
-    frps = start(frp, frps_impl, "frps", frps_config(bind, token=TOKEN))
+    frps = frp.start(frps_impl, "frps", frps_config(bind, token=TOKEN))
     wait_port(bind, 10)
     remote = {k: free_port() for k in local}
     stcp = ("closer", "refused", "echo")
-    provider = start(frp, frpc_impl, "frpc", frpc_config(
+    provider = frp.start(frpc_impl, "frpc", frpc_config(
         bind, *(tcp_proxy(k, p, remote[k]) for k, p in local.items()), token=TOKEN,
         extra="".join(block("proxies", name="s" + k, type="stcp", localIP=LOCALHOST, localPort=local[k],
                             secretKey=SK) for k in stcp),
     ))
     provider.wait_for_proxies(*local, *("s" + k for k in stcp), timeout=15)
     vports = {k: free_port() for k in (*stcp, "nosuch")}
-    visitor = start(frp, frpc_impl, "frpc", frpc_config(
+    visitor = frp.start(frpc_impl, "frpc", frpc_config(
         bind, token=TOKEN,
         extra="".join(block("visitors", name="v" + k, type="stcp", serverName="s" + k, secretKey=SK,
                             bindAddr=LOCALHOST, bindPort=vports[k]) for k in stcp)

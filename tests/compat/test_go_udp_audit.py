@@ -24,6 +24,7 @@ import time
 import pytest
 from support.procs import (
     LOCALHOST,
+    PAIRINGS,
     FrpProcess,
     block,
     free_port,
@@ -37,14 +38,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(90)]
 
 TOKEN = "compat-udp-audit"
 SK = "audit-sk"
-
-PAIRINGS = [
-    pytest.param("go", "go", id="go_frps-go_frpc"),
-    pytest.param("ours", "ours", id="ours_frps-ours_frpc"),
-    pytest.param("go", "ours", id="go_frps-ours_frpc"),
-    pytest.param("ours", "go", id="ours_frps-go_frpc"),
-]
-
 
 class RecordingEcho:
     """A UDP echo service that records the source address and size of every datagram."""
@@ -113,26 +106,22 @@ def wait_ready(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"no echo through 127.0.0.1:{port} within {timeout}s")
 
 
-def start(frp, impl: str, which: str, text: str) -> FrpProcess:
-    return getattr(frp, f"{impl}_{which}")(text)
-
-
 def setup(frp, frps_impl: str, frpc_impl: str, local_port: int) -> tuple[dict[str, int], FrpProcess]:
     """frps, a provider frpc (udp ``u`` and sudp ``su`` to the local service) and a visitor frpc
     (``v`` with the right key, ``vbad`` with a wrong one); returns the user-facing ports and the
     visitor's process."""
     bind = free_port()
-    start(frp, frps_impl, "frps", frps_config(bind, token=TOKEN))
+    frp.start(frps_impl, "frps", frps_config(bind, token=TOKEN))
     wait_port(bind, 10)
     ports = {"u": free_port(), "v": free_port(), "vbad": free_port()}
-    provider = start(frp, frpc_impl, "frpc", frpc_config(
+    provider = frp.start(frpc_impl, "frpc", frpc_config(
         bind, udp_proxy("u", local_port, ports["u"]), token=TOKEN, user="alice",
         extra=block("proxies", name="su", type="sudp", localIP=LOCALHOST, localPort=local_port,
                     secretKey=SK, allowUsers=["*"]),
     ))
     provider.wait_for_proxies("alice.u", "alice.su", timeout=10)
     common = {"type": "sudp", "serverUser": "alice", "serverName": "su", "bindAddr": LOCALHOST}
-    visitor = start(frp, frpc_impl, "frpc", frpc_config(
+    visitor = frp.start(frpc_impl, "frpc", frpc_config(
         bind, token=TOKEN, user="bob",
         extra=block("visitors", name="v", secretKey=SK, bindPort=ports["v"], **common)
         + block("visitors", name="vbad", secretKey="wrong", bindPort=ports["vbad"], **common),

@@ -303,6 +303,16 @@ def go_frpc(config_text: str | None, **kw: object) -> FrpProcess:
     return FrpProcess(go_cmd("frpc"), config_text, **kw).start()  # type: ignore[arg-type]
 
 
+# The four ways to pair frps and frpc with Go's and ours: parametrize ("frps_impl", "frpc_impl") with
+# these and start each side with FrpLauncher.start.
+PAIRINGS = [
+    pytest.param("go", "go", id="go_frps-go_frpc"),
+    pytest.param("ours", "ours", id="ours_frps-ours_frpc"),
+    pytest.param("go", "ours", id="go_frps-ours_frpc"),
+    pytest.param("ours", "go", id="ours_frps-go_frpc"),
+] if pytest is not None else []
+
+
 class FrpLauncher:
     """Starts processes in one work directory and tracks them; what the ``frp`` fixture yields.
 
@@ -346,6 +356,10 @@ class FrpLauncher:
 
     def go_frpc(self, config_text: str | None, **kw: object) -> FrpProcess:
         return self.run(self._go("frpc"), config_text, name="frpc", **kw)  # type: ignore[arg-type]
+
+    def start(self, impl: str, which: str, config_text: str | None, **kw: object) -> FrpProcess:
+        """``impl`` ("go" or "ours")'s ``which`` ("frps" or "frpc"), as one of :data:`PAIRINGS` names it."""
+        return getattr(self, f"{impl}_{which}")(config_text, **kw)
 
     def kill_all(self) -> None:
         """SIGKILL everything (as frp's harness does); under ``make coverage`` SIGTERM first, so

@@ -14,6 +14,7 @@ from .bulk import BulkRecord, BulkResult, BulkServer, bulk_download, bulk_patter
 from .configs import block, frpc_config, frps_config, tcp_proxy, udp_proxy
 from .ports import LOCALHOST, free_port, free_udp_port, wait_port
 from .processes import (
+    PAIRINGS,
     FrpLauncher,
     FrpProcess,
     LogTimeout,
@@ -38,6 +39,7 @@ from .services import (
 
 __all__ = [
     "LOCALHOST",
+    "PAIRINGS",
     "TEST_STRING",
     "BulkRecord",
     "BulkResult",
