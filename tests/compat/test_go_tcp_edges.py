@@ -24,13 +24,11 @@ All sockets are on 127.0.0.1 with bounded timeouts; the services are threads in 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import struct
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -38,6 +36,7 @@ from support.procs import (
     LOCALHOST,
     PAIRINGS,
     FrpProcess,
+    ThreadedTCPService,
     block,
     free_port,
     frpc_config,
@@ -102,40 +101,7 @@ def _echo(c: socket.socket) -> None:
         c.sendall(d)
 
 
-class Service:
-    """A threaded TCP service; ``handler`` serves one connection (closed after it returns).
-    ``uploads`` records (first 4 bytes, length, complete) of what a reader-to-EOF service got."""
-
-    def __init__(self, handler: Callable[[socket.socket], None]) -> None:
-        self.handler = handler
-        self.sock = socket.socket()
-        self.sock.bind((LOCALHOST, 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c: socket.socket) -> None:
-        c.settimeout(15)
-        with contextlib.suppress(OSError), c:
-            self.handler(c)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(2)
-
-
-class UploadSink(Service):
+class UploadSink(ThreadedTCPService):
     """Reads to EOF, records what came, answers ``got:<n>``."""
 
     def __init__(self) -> None:
@@ -157,9 +123,9 @@ class UploadSink(Service):
 
 
 @pytest.fixture
-def services() -> Iterator[dict[str, Service]]:
-    svcs = {"closer": Service(_closer), "halfcloser": Service(_half_closer), "reset": Service(_resetter),
-            "banner": Service(_banner), "echo": Service(_echo), "sink": UploadSink()}
+def services() -> Iterator[dict[str, ThreadedTCPService]]:
+    handlers = {"closer": _closer, "halfcloser": _half_closer, "reset": _resetter, "banner": _banner, "echo": _echo}
+    svcs = {name: ThreadedTCPService(h) for name, h in handlers.items()} | {"sink": UploadSink()}
     yield svcs
     for s in svcs.values():
         s.close()
@@ -248,7 +214,7 @@ def setup(frp, frps_impl: str, frpc_impl: str, local: dict[str, int]
 
 
 @pytest.mark.parametrize(("frps_impl", "frpc_impl"), PAIRINGS)
-def test_tcp_stcp_edges(frp, services: dict[str, Service], frps_impl: str, frpc_impl: str) -> None:
+def test_tcp_stcp_edges(frp, services: dict[str, ThreadedTCPService], frps_impl: str, frpc_impl: str) -> None:
     refused_port = free_port()
     local = {k: s.port for k, s in services.items()} | {"refused": refused_port}
     _, provider, _, remote, vports = setup(frp, frps_impl, frpc_impl, local)
@@ -293,7 +259,7 @@ def test_tcp_stcp_edges(frp, services: dict[str, Service], frps_impl: str, frpc_
 
 
 @pytest.mark.parametrize(("frps_impl", "frpc_impl"), PAIRINGS)
-def test_stcp_visitor_unknown_server_name(frp, services: dict[str, Service], frps_impl: str, frpc_impl: str) -> None:
+def test_stcp_visitor_unknown_server_name(frp, services: dict[str, ThreadedTCPService], frps_impl: str, frpc_impl: str) -> None:
     """The user's connection is closed (ours retries for up to 3 s right after a login, since the
     provider may still be registering: README), with Go's words on both ends."""
     local = {"closer": services["closer"].port, "echo": services["echo"].port, "refused": free_port()}

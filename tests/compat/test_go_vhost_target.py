@@ -27,7 +27,7 @@ import time
 
 import pytest
 from support.httpd import proxy_block, recv_head
-from support.procs import LOCALHOST, free_port, frpc_config, frps_config, wait_port
+from support.procs import LOCALHOST, ThreadedTCPService, free_port, frpc_config, frps_config, wait_port
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
@@ -40,20 +40,10 @@ class RecordingService:
     answers by path; the default answer is ``200`` with the body ``ok``, kept alive."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server((LOCALHOST, 0))
-        self.port = self.sock.getsockname()[1]
+        self._server = ThreadedTCPService(self._serve)
+        self.port = self._server.port
         self.heads: list[bytes] = []
         self.cond = threading.Condition()
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _record(self, data: bytes, index: int | None = None) -> int:
         with self.cond:
@@ -129,8 +119,7 @@ class RecordingService:
         return True
 
     def stop(self) -> None:
-        self.stopped = True
-        self.sock.close()
+        self._server.close()
 
 
 def serve(frp, impl: str, service: RecordingService, *proxies: str) -> int:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import base64
 import re
 import socket
-import threading
 import time
 
 import pytest
 from support.httpd import RawClient, RawResponse, proxy_block, recv_head
-from support.procs import LOCALHOST, free_port, frpc_config, frps_config, wait_port
+from support.procs import ThreadedTCPService, free_port, frpc_config, frps_config, wait_port
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(90)]
 
@@ -52,18 +51,8 @@ class ScriptedService:
     """A local HTTP service answering by path with fixed bytes (no Date unless scripted)."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server((LOCALHOST, 0))
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        self._server = ThreadedTCPService(self._serve)
+        self.port = self._server.port
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(30)
@@ -96,8 +85,7 @@ class ScriptedService:
                 return
 
     def stop(self) -> None:
-        self.stopped = True
-        self.sock.close()
+        self._server.close()
 
 
 def normalise(r: RawResponse) -> tuple[str, list[tuple[str, str]], bytes]:
