@@ -11,8 +11,11 @@ As in Go, the first request of a connection decides:
 * anything else: the connection goes to an HTTP/1.1 server (aiohttp's, as Go hands it to its
   ``net/http`` server) whose handler forwards absolute-form requests (``GET http://host/path``)
   with aiohttp's client after removing the proxy headers (Go's ``removeProxyHeaders``), and
-  streams the answer back; keep-alive as usual. Without valid credentials: ``407 Proxy
-  Authentication Required`` with ``Proxy-Authenticate: Basic``, connection kept.
+  streams the answer back as Go's server writes it (the first 2 KiB held: a Content-Type guessed
+  when there is none, a Content-Length when the body ends within them); keep-alive as usual.
+  Without valid credentials: ``407 Proxy Authentication Required`` with ``Proxy-Authenticate:
+  Basic``, connection kept. A CONNECT on such a connection takes it out of the server (Go's
+  hijack) and tunnels it.
 
 Request heads are bounded (:data:`MAX_HEAD`, and 60 s to send one, Go's ``ReadHeaderTimeout``): a
 larger one is answered ``431`` and logged, and only that connection closes. aiohttp and the
@@ -32,9 +35,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ...config.plugin import HTTPProxyPluginOptions
 from ...net.dialerr import dial_error_text
-from ...net.relay import PendingConn
+from ...net.relay import PendingConn, Relay
 from ...proto.addr import fmt_addr, join_host_port, split_host_port
 from ...proto.http import HTTPError, parse_request_head
+from ...proto.sniff import detect_content_type
 from . import register
 from .base import ClientPlugin, WorkConn
 from .http.goerrors import GO_400, GO_431, GO_505, go_status_error
@@ -54,6 +58,7 @@ MAX_HEAD = 64 * 1024
 """Largest request head (request line and header fields) accepted, and longest line for aiohttp."""
 READ_HEADER_TIMEOUT = 60.0  # Go: http.Server{ReadHeaderTimeout: 60 * time.Second}
 DIAL_TIMEOUT = 10.0
+RESPONSE_BUFFER = 2048  # Go: bufferBeforeChunkingSize, the http.Server's write buffer per response
 WRONG_CREDENTIALS_DELAY = 0.2  # Go sleeps 200 ms after a wrong user or password
 
 # Go's answers, byte for byte (http.Response.Write of getBadResponse() and of the 400 response)
@@ -230,20 +235,54 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                 await asyncio.sleep(WRONG_CREDENTIALS_DELAY)
             return Response(status=407, headers={"Proxy-Authenticate": "Basic"})
         if request.method == "CONNECT":
-            # Go hijacks the connection here; aiohttp cannot hand it over after a first request
-            log.warning("[%s] http_proxy: CONNECT %s after other requests on one connection is not supported; "
-                        "the client must open a new connection", self.proxy_name, request.raw_path)
-            resp = Response(status=400, text="Failed\n")
-            resp.force_close()
-            return resp
+            return await self._hijack(request)
         return await self._forward(request)
+
+    async def _hijack(self, request: web.BaseRequest) -> web.StreamResponse:
+        """A CONNECT after other requests on one connection (Go's ``ConnectHandler``): the
+        connection leaves the HTTP server, then the target is dialed: ``200 OK`` and the tunnel,
+        or, if the dial fails, a close with no answer (Go writes its ``400 Failed`` to the
+        hijacked connection, where it goes nowhere). Bytes the client sent after the CONNECT head
+        go to the target (Go drops them with the server's read buffer)."""
+        from .http.responses import RawResponse
+
+        proto = request.protocol
+        transport = request.transport
+        nothing = RawResponse(b"")  # what aiohttp "writes" once the connection is gone: nothing
+        if transport is None or transport.is_closing():
+            return nothing
+        held = PendingConn()
+        transport.set_protocol(held)
+        held.connection_made(transport)
+        tail = bytes(getattr(proto, "_message_tail", b""))  # aiohttp keeps an upgraded connection's bytes there
+        proto.transport = None  # aiohttp neither writes to nor closes it from now on
+        proto.connection_lost(None)  # and forgets it (its server's connection list)
+        target = request.raw_path
+        who = request.remote or "user"
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = split_host_port(target)
+            async with asyncio.timeout(DIAL_TIMEOUT):
+                remote, rp = await loop.create_connection(PendingConn, host, port)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.info("[%s] http_proxy: CONNECT %s from %s: dial error: %s", self.proxy_name, target, who,
+                     exc or "timeout")
+            transport.close()
+            return nothing
+        if held.lost or transport.is_closing():
+            remote.close()
+            return nothing
+        transport.write(CONNECT_200)
+        Relay(remote, transport, a_data=rp.take(), a_eof=rp.eof, b_data=tail + held.take(), b_eof=held.eof,
+              name=self.proxy_name, limiter=self._limiter)
+        return nothing
 
     async def _forward(self, request: web.BaseRequest) -> web.StreamResponse:
         import aiohttp
         from multidict import CIMultiDict
         from yarl import URL
 
-        from .http.responses import StreamResponse
+        from .http.responses import BufferedStreamResponse
 
         target = request.raw_path
         scheme = target.partition("://")[0] if "://" in target else ""
@@ -267,20 +306,40 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         try:
             async with self._client().request(request.method, url, headers=headers, data=data,
                                               allow_redirects=False) as up:
-                resp = StreamResponse(status=up.status, reason=up.reason)
+                resp = BufferedStreamResponse(status=up.status, reason=up.reason)
                 for name, value in up.headers.items():
                     if name.lower() not in _HOP:
                         resp.headers.add(name, value)
+                # Go's handler copies the body into its server's 2 KiB write buffer: the head waits
+                # for more than that or for the end, gets a Content-Type guessed from those bytes
+                # when it has none (and no Content-Encoding), and a Content-Length when the whole
+                # body came (a chunked or close-delimited one included)
+                held = b""
+                ended = False
+                while len(held) < RESPONSE_BUFFER:
+                    chunk = await up.content.readany()
+                    if not chunk:
+                        ended = True
+                        break
+                    held += chunk
+                body = request.method != "HEAD" and up.status >= 200 and up.status not in (204, 304)
+                if (held and body and "Content-Type" not in resp.headers
+                        and not resp.headers.get("Content-Encoding", "").strip()):
+                    resp.headers["Content-Type"] = detect_content_type(held)
                 length = up.headers.get("Content-Length")
                 if length is not None and "Transfer-Encoding" not in up.headers and length.isdigit():
                     resp.content_length = int(length)
+                elif ended and body:
+                    resp.content_length = len(held)
                 await resp.prepare(request)
-                async for chunk in up.content.iter_any():
+                chunk = held
+                while chunk:
                     if bucket is None:
                         await resp.write(chunk)
                     else:
                         async for piece in _metered(chunk, bucket):
                             await resp.write(piece)
+                    chunk = b"" if ended else await up.content.readany()
                 await resp.write_eof()
                 return resp
         except aiohttp.ClientConnectorError as exc:  # a name that does not resolve too (net/dialerr.py)

@@ -165,6 +165,10 @@ def response_head_out(
             typed = True
         elif ln == "content-encoding" and value.strip():
             typed = True  # Go's server does not sniff an encoded body either
+        elif ln == "transfer-encoding" and (resp.status in (204, 304) or resp.status < 200
+                                            or (req is not None and req.method == "HEAD")):
+            hop = True  # no body: Go's server writes no Transfer-Encoding for it
+            tokens.add("transfer-encoding")
     upstream_close = "close" in tokens or (resp.minor == 0 and "keep-alive" not in tokens)
     minor = req.minor if req is not None else 1
     coding = BodyCoding.AS_IS

@@ -391,6 +391,11 @@ class Upstream(asyncio.Protocol):
             self.held_head = head
             self.held_body = bytearray(memoryview(data)[end:stop])
             return
+        if isinstance(framer, UntilClose) and end < len(data) and _untyped(head):
+            # Go's server guesses a Content-Type from a close-delimited body's first bytes when
+            # they come with the head (ReverseProxy flushes an unknown length at once otherwise)
+            ctype = detect_content_type(memoryview(data)[end:end + SNIFF_LEN]).encode()
+            head = b"%sContent-Type: %s\r\n\r\n" % (head[:-2], ctype)
         if coding is not _AS_IS:
             self.coding = coding
             ct.write(head)
@@ -625,3 +630,10 @@ class UpstreamPool:
         for up in list(self.idle):
             up.close()
         self.idle.clear()
+
+
+def _untyped(head: bytes) -> bool:
+    """No Content-Type in the response head we send, and no Content-Encoding (Go's server does
+    not sniff an encoded body)."""
+    lower = head.lower()
+    return b"\r\ncontent-type:" not in lower and b"\r\ncontent-encoding:" not in lower

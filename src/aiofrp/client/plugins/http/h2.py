@@ -18,8 +18,9 @@ import aiohttp
 
 from ....net.http2 import H2ServerProtocol
 from ....proto import http2 as p2
-from .reverse import ReverseProxy, strip_hop_items
-from .static import content_type
+from ....proto.sniff import detect_content_type
+from .responses import go_sniffs
+from .reverse import ReverseProxy, sniff_bytes, strip_hop_items
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
@@ -226,10 +227,10 @@ class H2Conn(H2ServerProtocol):
                              if (lk := k.lower()) not in H2_FORBIDDEN]
             no_body = method == "HEAD" or up.status in (204, 304)
             first = b""
-            if not no_body and "Content-Type" not in up.headers:  # Go's server sniffs it
-                first = await up.readany()
+            if go_sniffs(up.headers, up.status, method):  # Go's server guesses it
+                first = await sniff_bytes(up, "Content-Length" in up.headers)
                 if first:
-                    resp_headers.append((b"content-type", content_type("", first[:512]).encode()))
+                    resp_headers.append((b"content-type", detect_content_type(first).encode()))
             self.send_headers(st.id, resp_headers, end_stream=no_body)
             # a known length: HEADERS, DATA and END_STREAM frames go out in as few writes as the
             # body allows (one for a small answer: one TLS write, one mux frame); otherwise the

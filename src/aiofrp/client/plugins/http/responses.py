@@ -5,6 +5,7 @@ and the answers Go's ``http.Server`` writes itself for a request it cannot read.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
@@ -17,12 +18,17 @@ if TYPE_CHECKING:
 
 class _NoDefaultServer(web.StreamResponse):
     async def _prepare_headers(self) -> None:
-        # aiohttp's _prepare_headers does headers.setdefault("Server", SERVER_SOFTWARE): take out
-        # only what it added, never an upstream's own Server header (an aiohttp app's included)
+        # aiohttp's _prepare_headers does headers.setdefault("Server", SERVER_SOFTWARE) and, for a
+        # body, setdefault("Content-Type", "application/octet-stream"): take out only what it
+        # added, never an upstream's own header (Go's server adds neither; a Content-Type it
+        # guesses from the body, see go_sniffs, is set before this)
         had_server = hdrs.SERVER in self.headers
+        had_type = hdrs.CONTENT_TYPE in self.headers
         await super()._prepare_headers()
         if not had_server:
             self.headers.popall(hdrs.SERVER, None)
+        if not had_type:
+            self.headers.popall(hdrs.CONTENT_TYPE, None)
 
 
 class StreamResponse(_NoDefaultServer):
@@ -40,6 +46,19 @@ class BufferedStreamResponse(_NoDefaultServer):
     bodies that follow at once: a file, an upstream answer with a Content-Length."""
 
     _send_headers_immediately = False
+
+
+def go_sniffs(headers: Mapping[str, str], status: int, method: str) -> bool:
+    """Whether Go's ``net/http`` server, writing this proxied response, guesses a Content-Type
+    from the first body bytes (``http.DetectContentType``): none given, no Content-Encoding, a
+    status and method with a body. Behind ``httputil.ReverseProxy`` a chunked upstream body is
+    not sniffed (its head is flushed before the first bytes; seen with Go 0.65: a close-delimited
+    or Content-Length body is sniffed, a chunked one never)."""
+    if hdrs.CONTENT_TYPE in headers or headers.get(hdrs.CONTENT_ENCODING, "").strip():
+        return False
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return False
+    return "chunked" not in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
 
 
 # -- Go's net/http server answers for requests it cannot read (bytes in .goerrors) --------------

@@ -24,8 +24,9 @@ from multidict import CIMultiDict
 
 from ....net.relay import Relay
 from ....proto.http import canonical_header_key, canonical_host
-from .responses import BufferedStreamResponse, Response, StreamResponse
-from .static import content_type, origin_target
+from ....proto.sniff import SNIFF_LEN, detect_content_type
+from .responses import BufferedStreamResponse, Response, StreamResponse, go_sniffs
+from .static import origin_target
 from .upstream import Pool, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -229,12 +230,10 @@ class ReverseProxy:
             if "Content-Length" not in up.headers and request.version < (1, 1):
                 resp.force_close()
             first = b""
-            if "Content-Type" not in up.headers and up.status not in (204, 304) and request.method != "HEAD":
-                # Go's server sniffs a missing Content-Type from the first bytes (aiohttp would
-                # say application/octet-stream, and browsers would download an HTML page)
-                first = await up.readany()
+            if go_sniffs(up.headers, up.status, request.method):
+                first = await sniff_bytes(up, cls is BufferedStreamResponse)
                 if first:
-                    resp.headers["Content-Type"] = content_type("", first[:512])
+                    resp.headers["Content-Type"] = detect_content_type(first)
             await resp.prepare(request)
             # the upstream's last bytes go out with the end of the response (write_eof: for a
             # small answer head, body and end in one write, one pass through aiohttp's writer);
@@ -408,3 +407,16 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def sniff_bytes(up: UpstreamResponse, held: bool) -> bytes:
+    """The body bytes Go's server guesses a Content-Type from: the first read of a body it writes
+    as it comes; of a body it holds (a known length: its first 2 KiB are buffered), up to
+    :data:`~aiofrp.proto.sniff.SNIFF_LEN` bytes or the whole body."""
+    first = await up.readany()
+    while held and first and len(first) < SNIFF_LEN and not up.at_end():
+        more = await up.readany()
+        if not more:
+            break
+        first += more
+    return first

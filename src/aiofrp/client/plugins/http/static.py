@@ -26,6 +26,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from ....config.plugin import StaticFilePluginOptions
+from ....proto.sniff import detect_content_type
 from .responses import BufferedStreamResponse, Response
 
 log = logging.getLogger("aiofrp.client.plugins.http")
@@ -140,23 +141,14 @@ def parse_http_date(value: str) -> float | None:
 
 
 def content_type(name: str, head: bytes) -> str:
-    """Go: ``mime.TypeByExtension`` (text types get ``charset=utf-8``), else content sniffing."""
+    """Go: ``mime.TypeByExtension`` (text types get ``charset=utf-8``), else ``http.DetectContentType``
+    of the first 512 bytes."""
     ctype, _ = mimetypes.guess_type(name, strict=False)
     if ctype:
         if ctype.startswith("text/") and "charset" not in ctype:
             ctype += "; charset=utf-8"
         return ctype
-    stripped = head.lstrip(b"\t\n\x0c\r ").lower()
-    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<p", b"<div", b"<table")):
-        return "text/html; charset=utf-8"
-    if any(b < 0x20 and b not in (9, 10, 12, 13, 27) for b in head):
-        return "application/octet-stream"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:
-            return "application/octet-stream"
-    return "text/plain; charset=utf-8"
+    return detect_content_type(head)
 
 
 def _text(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
