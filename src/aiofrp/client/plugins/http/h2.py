@@ -17,15 +17,18 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 
 from ....net.http2 import H2ServerProtocol
+from ....proto import http as ph
 from ....proto import http2 as p2
+from ....proto.http import http_date, request_uri
 from ....proto.sniff import detect_content_type
-from .responses import go_sniffs
-from .reverse import ReverseProxy, sniff_bytes, strip_hop_items
+from .responses import bad_target, go_sniffs
+from .reverse import ReverseProxy, response_items, sniff_bytes
 
 log = logging.getLogger("aiofrp.client.plugins.http")
 
 WINDOW = 1 << 20  # per stream, and 16x that for the connection (Go's server: 1 MiB / 1 MiB+)
 MAX_STREAMS = 250  # Go's http2 server default
+H2_HOLD_LEN = 4096  # Go's http2 responseWriter buffer (handlerChunkWriteSize)
 # not allowed in HTTP/2 responses, whatever the upstream sends (RFC 9113 §8.2.2)
 H2_FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
 
@@ -210,27 +213,46 @@ class H2Conn(H2ServerProtocol):
         if method == "CONNECT" or ":path" not in pseudo:
             self._respond(st.id, 405 if method == "CONNECT" else 400)
             return
+        if bad_target(pseudo[":path"]):  # Go's http2 server: "invalid request", the stream reset
+            self._reset(st.id, p2.PROTOCOL_ERROR)
+            return
         if self.proxy.misdirected(self.sni, host):
             self._respond(st.id, 421)
             return
         out = self.proxy.out_headers(headers, host, self.peer)
         body = None if st.remote_closed and not st.body else self._body(st)
+
+        def interim(head: ph.Response) -> None:
+            """A 1xx from the upstream: a HEADERS frame of its own (Go's ``Got1xxResponse``)."""
+            if self.closed or st.id not in self.streams:
+                return
+            fields = [(b":status", b"%d" % head.status)]
+            fields += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in head.headers
+                       if (lk := k.lower()) not in H2_FORBIDDEN and lk != "content-length"]
+            self.send_headers(st.id, fields, end_stream=False)
+            self._flush()
+
         try:
-            up = await self.proxy.request(method, pseudo[":path"], out, body)
+            up = await self.proxy.request(method, request_uri(pseudo[":path"]), out, body, interim)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.proxy.proxy_error(exc)
             self._respond(st.id, 502)
             return
         try:
             resp_headers = [(b":status", b"%d" % up.status)]
-            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in strip_hop_items(up.headers.items())
+            resp_headers += [(lk.encode("latin-1"), v.encode("latin-1")) for k, v in response_items(up.headers.items())
                              if (lk := k.lower()) not in H2_FORBIDDEN]
+            if "Date" not in up.headers:  # Go's http2 server adds one, as its HTTP/1.1 server does
+                resp_headers.append((b"date", http_date().encode()))
             no_body = method == "HEAD" or up.status in (204, 304)
-            first = b""
-            if go_sniffs(up.headers, up.status, method):  # Go's server guesses it
-                first = await sniff_bytes(up, "Content-Length" in up.headers)
-                if first:
-                    resp_headers.append((b"content-type", detect_content_type(first).encode()))
+            # a known length: Go's http2 server holds the head with the first 4 KiB of body (a body
+            # that breaks off within them: the stream is reset, no head sent); it guesses a
+            # missing Content-Type from what it holds
+            held = "Content-Length" in up.headers and not no_body
+            sniffs = go_sniffs(up.headers, up.status, method)
+            first = await sniff_bytes(up, held, H2_HOLD_LEN) if held or sniffs else b""
+            if first and sniffs:
+                resp_headers.append((b"content-type", detect_content_type(first).encode()))
             self.send_headers(st.id, resp_headers, end_stream=no_body)
             # a known length: HEADERS, DATA and END_STREAM frames go out in as few writes as the
             # body allows (one for a small answer: one TLS write, one mux frame); otherwise the

@@ -4,7 +4,13 @@ keep-alive pool of :mod:`.upstream`.
 
 Per request: hop-by-hop headers go (and those ``Connection`` names), ``X-Forwarded-*`` as the
 plugin does it in Go, the Host kept unless ``hostHeaderRewrite``, ``requestHeaders.set`` applied;
-the request body and the response stream through without buffering. An upgrade (WebSocket ...)
+the request body and the response stream through without buffering. The answer is written as
+Go's server writes it: Go's reason phrases, header names as Go reads them (``Etag``), 1xx
+answers passed on, ``OPTIONS *`` and an ``Expect`` other than ``100-continue`` (417) answered
+here. A body that breaks off mid-way: what was written goes out, then the connection closes
+(Go's ErrAbortHandler); one of known length within its first 2 KiB leaves Go's client with
+nothing (its server holds that much), ours with the head and what came (the HTTP/2 front holds
+4 KiB as Go's does). An upgrade (WebSocket ...)
 is sent on a connection of its own; after ``101 Switching Protocols`` the browser's connection
 and that one are joined by :class:`~aiofrp.net.relay.Relay`, bytes as they come.
 """
@@ -15,7 +21,7 @@ import asyncio
 import enum
 import logging
 import ssl
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -23,7 +29,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from ....net.relay import Relay
-from ....proto.http import canonical_header_key, canonical_host
+from ....proto import http as ph
+from ....proto.http import canonical_header_key, canonical_host, request_uri
 from ....proto.sniff import SNIFF_LEN, detect_content_type
 from .responses import BufferedStreamResponse, Response, StreamResponse, go_sniffs
 from .static import origin_target
@@ -39,6 +46,31 @@ HOP_HEADERS = frozenset({
 CONNECT_TIMEOUT = 30.0  # Go's DefaultTransport dialer
 UPGRADE_HEAD_LIMIT = 1 << 20
 UPGRADE_BODY_LIMIT = 1 << 20
+
+# Go's http.StatusText: the reason phrase Go's server writes, whatever the upstream said
+GO_STATUS_TEXT = {
+    100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
+    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content",
+    205: "Reset Content", 206: "Partial Content", 207: "Multi-Status", 208: "Already Reported", 226: "IM Used",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+    305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
+    408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed",
+    413: "Request Entity Too Large", 414: "Request URI Too Long", 415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable", 417: "Expectation Failed", 418: "I'm a teapot",
+    421: "Misdirected Request", 422: "Unprocessable Entity", 423: "Locked", 424: "Failed Dependency",
+    425: "Too Early", 426: "Upgrade Required", 428: "Precondition Required", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
+    507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Required",
+}
+
+
+def go_status_text(status: int) -> str:
+    """The reason phrase of Go's ``writeStatusLine``: ``StatusText``, or ``status code N``."""
+    return GO_STATUS_TEXT.get(status) or f"status code {status}"
 
 
 class Forwarded(enum.Enum):
@@ -72,6 +104,17 @@ def strip_hop_items(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]
             continue
         out.append(kv)
     return out
+
+
+def response_items(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """An upstream response's headers as Go's ReverseProxy passes them on: hop-by-hop ones and
+    those named by ``Connection`` removed (``TE`` too: no exception in a response), the names as
+    Go's ``textproto`` reads them (``ETag`` -> ``Etag``)."""
+    items = list(headers)
+    lows = [k.lower() for k, _ in items]
+    named = _connection_tokens(items, lows) if "connection" in lows else _NONE
+    return [(canonical_header_key(k), v) for lk, (k, v) in zip(lows, items, strict=True)
+            if lk not in HOP_HEADERS and lk not in named]
 
 
 def strip_hop(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
@@ -143,8 +186,10 @@ class ReverseProxy:
 
     def out_headers(self, headers: Iterable[tuple[str, str]], host: str, client_ip: str | None) -> CIMultiDict[str]:
         """Go's ``ReverseProxy`` outbound headers and the plugin's ``Rewrite``: the request's less
-        hop-by-hop ones, ``X-Forwarded-*``, ``Host`` and ``Expect`` (answered here by aiohttp, or not
-        needed in h2), with Go's ``Header`` keys; then ``X-Forwarded-*`` as the plugin sets them,
+        hop-by-hop ones (``TE: trailers`` kept, the ``Trailer`` names of a chunked body announced),
+        ``X-Forwarded-*``, ``Host`` and ``Expect`` (the HTTP/1.1 front adds it back, as Go sends it
+        on), with Go's ``Header`` keys (a ``User-Agent`` only its first value and not when empty;
+        a ``Content-Length: 0`` not); then ``X-Forwarded-*`` as the plugin sets them,
         ``Connection``/``Upgrade`` for an upgrade, ``Host``, and ``requestHeaders.set``. One pass
         over the headers, one multidict built at the end."""
         items = list(headers)
@@ -155,6 +200,9 @@ class ReverseProxy:
             up = next((v for lk, (_, v) in zip(lows, items, strict=True) if lk == "upgrade"), "")
         out: list[tuple[str, str]] = []
         prior: dict[str, list[str]] | None = None
+        te_trailers = False
+        trailer: list[str] | None = None
+        ua_seen = False
         for lk, (k, v) in zip(lows, items, strict=True):
             if lk in _FORWARDED:
                 if prior is None:
@@ -163,10 +211,24 @@ class ReverseProxy:
             elif lk == "forwarded":
                 continue  # Go's ReverseProxy with Rewrite drops it, as X-Forwarded-*
             elif lk in HOP_HEADERS or lk in named:
-                if lk == "te" and v.strip().lower() == "trailers":
-                    out.append((canonical_header_key(k), v))
-            elif lk != "host" and lk != "expect":
+                if lk == "te" and "trailers" in {t.strip().lower() for t in v.split(",")}:
+                    te_trailers = True  # Go: Header.Set("Te", "trailers") when any TE names it
+                elif lk == "trailer":  # Go's transport announces the request's trailer names
+                    trailer = (trailer or []) + [canonical_header_key(t.strip()) for t in v.split(",") if t.strip()]
+            elif lk == "user-agent":
+                # Go's transport writes Header.Get("User-Agent"): the first value, none if empty
+                if not ua_seen and v:
+                    out.append(("User-Agent", v))
+                ua_seen = True
+            elif lk == "content-length":
+                if v.strip() != "0":  # Go: ContentLength 0 is no body (Content-Length: 0 only for
+                    out.append(("Content-Length", v))  # POST/PUT/PATCH, added by .upstream)
+            elif lk != "host" and lk != "expect":  # Expect: the HTTP/1.1 front passes it on
                 out.append((canonical_header_key(k), v))
+        if te_trailers:
+            out.append(("Te", "trailers"))
+        if trailer and "transfer-encoding" in lows:  # a chunked request body (Go's fixTrailer)
+            out.append(("Trailer", ",".join(sorted(set(trailer)))))
         mode = self.opts.forwarded
         if mode is Forwarded.KEEP:
             if prior is not None:
@@ -191,14 +253,14 @@ class ReverseProxy:
                 if k.lower() == "host":
                     continue  # Go: Header.Set("Host") does not change req.Host
                 result[canonical_header_key(k)] = v
-            result.popall("Expect", None)
         return result
 
     async def request(self, method: str, target: str, headers: CIMultiDict[str],
-                      body: AsyncIterable[bytes] | None) -> UpstreamResponse:
+                      body: AsyncIterable[bytes] | None,
+                      interim: Callable[[ph.Response], None] | None = None) -> UpstreamResponse:
         if self.addr_error:
             raise UpstreamError(self.addr_error)
-        return await self.pool.request(method, target, headers, body)
+        return await self.pool.request(method, target, headers, body, interim)
 
     def proxy_error(self, exc: BaseException) -> None:
         log.warning("[%s] http: proxy error: %s", self.name, exc or type(exc).__name__)
@@ -206,6 +268,13 @@ class ReverseProxy:
     # -- the aiohttp (HTTP/1.1) front -----------------------------------------------------------
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get("Expect", "")
+        if expect and "100-continue" not in {t.strip().lower() for t in expect.split(",")}:
+            refused = Response(status=417, headers={"Connection": "close"})  # Go's sendExpectationFailed
+            refused.force_close()
+            return refused
+        if request.raw_path == "*" and request.method == "OPTIONS":
+            return Response(status=200)  # Go's server answers it (globalOptionsHandler), no proxying
         sni = getattr(request.protocol, "sni", None)
         # aiohttp makes up a host when the request has none (HTTP/1.0); Go's r.Host is then ""
         host = request.host if "Host" in request.headers or not request.raw_path.startswith("/") else ""
@@ -214,24 +283,50 @@ class ReverseProxy:
         headers = self.out_headers(request.headers.items(), host, request.remote)
         if "Upgrade" in headers:
             return await self._upgrade(request, headers)
-        if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
+        if expect:
+            headers["Expect"] = expect  # Go's ReverseProxy sends it on (a 100-continue, here)
+        continued = False
+        if expect and request.body_exists and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            continued = True
         body = request.content.iter_any() if request.body_exists else None
+
+        def interim(head: ph.Response) -> None:
+            """A 1xx from the upstream goes on to the browser (Go's ``Got1xxResponse``), its
+            headers as Go writes them (sorted, canonical, no framing); a 100 only when we did
+            not send our own."""
+            nonlocal continued
+            t = request.transport
+            if t is None or t.is_closing() or (head.status == 100 and continued):
+                return
+            continued = continued or head.status == 100
+            items = sorted(((canonical_header_key(k), v) for k, v in head.headers
+                            if k.lower() not in ("content-length", "transfer-encoding")), key=lambda kv: kv[0])
+            minor = 1 if request.version >= (1, 1) else 0
+            lines = [f"HTTP/1.{minor} {head.status} {go_status_text(head.status)}\r\n"]
+            lines += [f"{k}: {v}\r\n" for k, v in items]
+            lines.append("\r\n")
+            t.write("".join(lines).encode("latin-1"))
+
         try:
-            up = await self.request(request.method, origin_target(request.raw_path), headers, body)
+            up = await self.request(request.method, request_uri(origin_target(request.raw_path)), headers, body,
+                                    interim)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.proxy_error(exc)
             return Response(status=502)
+        # a known length: the head waits for the first body bytes and goes out with them (Go's
+        # server holds up to 2 KiB of them: a body that breaks off within those leaves Go's client
+        # with nothing at all, ours with the head and what came; see the module docstring)
+        held = "Content-Length" in up.headers
+        cls = BufferedStreamResponse if held else StreamResponse
+        resp = cls(status=up.status, reason=go_status_text(up.status))
         try:
-            # a known length: the head waits for the first body bytes and goes out with them
-            cls = BufferedStreamResponse if "Content-Length" in up.headers else StreamResponse
-            resp = cls(status=up.status, reason=up.reason)
-            resp.headers.extend(strip_hop_items(up.headers.items()))
-            if "Content-Length" not in up.headers and request.version < (1, 1):
+            resp.headers.extend(response_items(up.headers.items()))
+            if not held and request.version < (1, 1):
                 resp.force_close()
             first = b""
             if go_sniffs(up.headers, up.status, request.method):
-                first = await sniff_bytes(up, cls is BufferedStreamResponse)
+                first = await sniff_bytes(up, held)
                 if first:
                     resp.headers["Content-Type"] = detect_content_type(first)
             await resp.prepare(request)
@@ -251,9 +346,14 @@ class ReverseProxy:
             await resp.write_eof(chunk)
             return resp
         except (TimeoutError, UpstreamError, aiohttp.ClientError) as exc:
-            # the response started: all we can do is cut the connection (as Go's ReverseProxy)
-            self.proxy_error(exc)
-            raise ConnectionResetError("upstream failed mid-response") from exc  # serve.py cuts the connection
+            # the response started (or is held): all we can do is close the connection, as Go's
+            # ReverseProxy (ErrAbortHandler): what was written is delivered, then the close
+            # (never an abort: over frps's mux that would lose those bytes); aiohttp's own end of
+            # the response finds the transport closing and writes nothing more
+            self.proxy_error(exc)  # Go: "httputil: ReverseProxy read error during body copy: ..."
+            if request.transport is not None:
+                request.transport.close()
+            return resp
         finally:
             up.release()
 
@@ -409,12 +509,12 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def sniff_bytes(up: UpstreamResponse, held: bool) -> bytes:
+async def sniff_bytes(up: UpstreamResponse, held: bool, limit: int = SNIFF_LEN) -> bytes:
     """The body bytes Go's server guesses a Content-Type from: the first read of a body it writes
     as it comes; of a body it holds (a known length: its first 2 KiB are buffered), up to
-    :data:`~aiofrp.proto.sniff.SNIFF_LEN` bytes or the whole body."""
+    ``limit`` bytes or the whole body."""
     first = await up.readany()
-    while held and first and len(first) < SNIFF_LEN and not up.at_end():
+    while held and first and len(first) < limit and not up.at_end():
         more = await up.readany()
         if not more:
             break

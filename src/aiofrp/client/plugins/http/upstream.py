@@ -6,7 +6,8 @@ cookie jar or per-request tasks).
 What goes out is what the caller built (:meth:`.reverse.ReverseProxy.out_headers`) and nothing
 more: a body with a Content-Length is sent as it is, any other body chunked; a POST/PUT/PATCH
 without a body says ``Content-Length: 0`` (Go's transport does too). Interim 1xx answers are
-skipped. A chunked answer is decoded (the front frames it again for its own client). A
+handed to the caller's ``interim`` (Go's ReverseProxy passes them on). A chunked answer is
+decoded (the front frames it again for its own client). A
 connection goes back to the pool only when its request and response both ended cleanly and
 neither side said ``Connection: close``; idle ones close after 90 s (Go's ``IdleConnTimeout``).
 A replayable request (no body; GET, HEAD, OPTIONS, TRACE or an Idempotency-Key, as Go's
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from multidict import CIMultiDict
 
@@ -59,6 +60,7 @@ class _Conn(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0  # loop time when it went back to the pool
         self.got_bytes = False  # any byte of the current response arrived
+        self.interim: Callable[[ph.Response], None] | None = None  # gets each 1xx (not 101)
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -87,9 +89,15 @@ class _Conn(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(self.framer, ph.UntilClose) and not self.done and self.error is None:
+            # a body that ends with the connection: over TLS the end may come without a clean
+            # EOF (no close_notify); Go's transport takes it as the end too
+            self.done = True
+            self._wake()
         self.closed = True
         self.pool.forget(self)
-        self._fail(UpstreamError(str(exc) if exc else "connection closed"))
+        cut = self.head is not None and self.head.done() and not self.done
+        self._fail(UpstreamError("unexpected EOF" if cut else str(exc) if exc else "connection closed"))
         self._wake_drain()
 
     def pause_writing(self) -> None:
@@ -113,7 +121,9 @@ class _Conn(asyncio.Protocol):
             rest = bytes(self.buf[end:])
             del self.buf[:]
             if 100 <= resp.status < 200 and resp.status != 101:
-                self.buf += rest  # interim answer (100 Continue, 103 Early Hints): skipped
+                self.buf += rest  # interim answer (100 Continue, 103 Early Hints): to the caller
+                if self.interim is not None:
+                    self.interim(resp)
                 continue
             self.framer = ph.response_body(resp, self.method)
             self.done = self.framer.done
@@ -286,6 +296,7 @@ class Pool:
             conn.close()
             return
         conn.head = None
+        conn.interim = None
         conn.framer = None
         conn.done = False
         conn.error = None
@@ -339,7 +350,8 @@ class Pool:
         return None
 
     async def request(self, method: str, target: str, headers: CIMultiDict[str],
-                      body: AsyncIterable[bytes] | None) -> UpstreamResponse:
+                      body: AsyncIterable[bytes] | None,
+                      interim: Callable[[ph.Response], None] | None = None) -> UpstreamResponse:
         items = list(headers.items())
         if body is None:
             if method in BODY_METHODS and "Content-Length" not in headers:
@@ -364,6 +376,7 @@ class Pool:
             conn.method = method
             conn.head = loop.create_future()
             conn.got_bytes = False
+            conn.interim = interim
             conn.chunks.clear()
             conn.queued = 0
             assert conn.transport is not None
