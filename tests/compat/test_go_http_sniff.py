@@ -8,7 +8,8 @@ the answer has a Content-Encoding, and how much it has then depends on who write
 
 * frps's vhost and the ``http2http`` plugin (``httputil.ReverseProxy``): a known length is held
   up to 2 KiB and sniffed; a close-delimited body is sniffed from the bytes that came with the
-  head; a chunked one is not sniffed at all. Nothing else is added (never
+  head (in most runs: Go's flush timer races its first write, so that one field is not
+  compared); a chunked one is not sniffed at all. Nothing else is added (never
   ``application/octet-stream`` by default).
 * the ``http_proxy`` plugin (``io.Copy`` into the server): the first 2 KiB are always held, so a
   chunked or close-delimited body that ends within them goes out with a Content-Length.
@@ -100,7 +101,10 @@ def service():
     s.stop()
 
 
-def answer(port: int, target: str, host: str, method: str = "GET") -> tuple[str, list[tuple[str, str]], bytes]:
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+def answer(port: int, target: str, host: str, method: str = "GET") -> Answer:
     """One request on a new connection: (status line, header fields as compared, body)."""
     with RawClient(port) as c:
         resp = c.request(method, target, host)
@@ -124,6 +128,18 @@ def read_exactly(c: RawClient, n: int, timeout: float = 10.0) -> bytes:
     return out
 
 
+# Behind ReverseProxy a close-delimited body's head is flushed by a timer that races the first
+# write: Go guesses its Content-Type in most runs, not all; only that field is not compared
+RACY_TYPE = {"/close-html"}
+
+
+def same_answer(ours: Answer, go: Answer, path: str, reverse_proxy: bool) -> bool:
+    if reverse_proxy and path in RACY_TYPE:
+        ours = (ours[0], [f for f in ours[1] if f[0] != "content-type"], ours[2])
+        go = (go[0], [f for f in go[1] if f[0] != "content-type"], go[2])
+    return ours == go
+
+
 def paths() -> list[str]:
     return [p.decode() for p in ANSWERS]
 
@@ -141,7 +157,7 @@ def test_vhost_answers_as_go(frp, service) -> None:
     for path in paths():
         for method in ("GET", "HEAD"):
             got = {impl: answer(ports[impl], path, "web.test", method) for impl in ("go", "ours")}
-            assert got["ours"] == got["go"], (path, method, got)
+            assert same_answer(got["ours"], got["go"], path, reverse_proxy=True), (path, method, got)
     # the guesses themselves, so that a change on both sides is seen too
     assert ("content-type", "text/html; charset=utf-8") in answer(ports["ours"], "/close-html", "web.test")[1]
     assert ("content-type", "image/png") in answer(ports["ours"], "/cl-png", "web.test")[1]
@@ -171,7 +187,7 @@ def test_plugins_answer_as_go(frp, service) -> None:
             for which, target in (("h2h", path), ("hp", base + path)):
                 got = {impl: answer(ports[impl][which], target, f"{LOCALHOST}:{service.port}", method)
                        for impl in ("go", "ours")}
-                assert got["ours"] == got["go"], (which, path, method, got)
+                assert same_answer(got["ours"], got["go"], path, reverse_proxy=which == "h2h"), (which, path, method, got)
     # http_proxy: a chunked body that ends within 2 KiB goes out with a Content-Length
     fields = dict(answer(ports["ours"]["hp"], base + "/chunked-html", "x")[1])
     assert fields.get("content-length") == str(len(HTML)) and "transfer-encoding" not in fields, fields
