@@ -71,7 +71,8 @@ def plugin_proxy(name: str, remote: int, plugin: str, proxy_keys: str = "", **ke
 
 
 def _cut_short(server: socket.socket) -> None:
-    """A backend that promises 100000 bytes, sends 1000 and hangs up."""
+    """A backend that promises 100000 bytes, sends 1000 (the head included: within what Go's
+    server holds) and hangs up."""
     while True:
         try:
             conn, _ = server.accept()
@@ -279,9 +280,11 @@ def test_unreachable_local_addr(env: Env) -> None:
 def test_garbage_fails_alone_and_logs_stay_clean(env: Env) -> None:
     """Junk on the plugin's port (plain and TLS) and an upstream that hangs up mid-body fail only
     that connection or stream; no traceback anywhere."""
-    for version in ("--http1.1", "--http2"):
+    # the body breaks off within the 2 KiB (4 KiB over HTTP/2) Go's server holds before the head:
+    # nothing reaches the client but the close (curl: empty reply) or the stream's reset
+    for version, code in (("--http1.1", 52), ("--http2", 92)):
         r = curl(version, env.url("https2http_cut", "/"), "-o", os.devnull)
-        assert r.returncode in (18, 56, 92), (r.returncode, r.stderr)  # partial file / recv error / h2 stream
+        assert r.returncode == code, (version, r.returncode, r.stderr)
     env.frpc.wait_for_log(r"\[W\] .*\[https2http_cut\] http: proxy error: ", 10)
     for name in ("http2http", "https2http"):
         with socket.create_connection((LOCALHOST, env.ports[name]), timeout=10) as s:

@@ -8,9 +8,8 @@ the request body and the response stream through without buffering. The answer i
 Go's server writes it: Go's reason phrases, header names as Go reads them (``Etag``), 1xx
 answers passed on, ``OPTIONS *`` and an ``Expect`` other than ``100-continue`` (417) answered
 here. A body that breaks off mid-way: what was written goes out, then the connection closes
-(Go's ErrAbortHandler); one of known length within its first 2 KiB leaves Go's client with
-nothing (its server holds that much), ours with the head and what came (the HTTP/2 front holds
-4 KiB as Go's does). An upgrade (WebSocket ...)
+(Go's ErrAbortHandler); one of known length within its first 2 KiB (4 KiB over HTTP/2) leaves
+the client nothing but the close, as Go's server holds that much before the head. An upgrade (WebSocket ...)
 is sent on a connection of its own; after ``101 Switching Protocols`` the browser's connection
 and that one are joined by :class:`~aiofrp.net.relay.Relay`, bytes as they come.
 """
@@ -46,6 +45,7 @@ HOP_HEADERS = frozenset({
 CONNECT_TIMEOUT = 30.0  # Go's DefaultTransport dialer
 UPGRADE_HEAD_LIMIT = 1 << 20
 UPGRADE_BODY_LIMIT = 1 << 20
+HOLD_LEN = 2048 + 1  # Go's server sends the head once more than 2 KiB of body came (or the end)
 
 # Go's http.StatusText: the reason phrase Go's server writes, whatever the upstream said
 GO_STATUS_TEXT = {
@@ -314,9 +314,9 @@ class ReverseProxy:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.proxy_error(exc)
             return Response(status=502)
-        # a known length: the head waits for the first body bytes and goes out with them (Go's
-        # server holds up to 2 KiB of them: a body that breaks off within those leaves Go's client
-        # with nothing at all, ours with the head and what came; see the module docstring)
+        # a known length: the head waits for more than 2 KiB of body or all of it, as Go's server
+        # holds it (bufferBeforeChunkingSize), and goes out with those bytes; a body that breaks
+        # off within them leaves the client nothing but the close, as Go's does
         held = "Content-Length" in up.headers
         cls = BufferedStreamResponse if held else StreamResponse
         resp = cls(status=up.status, reason=go_status_text(up.status))
@@ -324,11 +324,10 @@ class ReverseProxy:
             resp.headers.extend(response_items(up.headers.items()))
             if not held and request.version < (1, 1):
                 resp.force_close()
-            first = b""
-            if go_sniffs(up.headers, up.status, request.method):
-                first = await sniff_bytes(up, held)
-                if first:
-                    resp.headers["Content-Type"] = detect_content_type(first)
+            sniffs = go_sniffs(up.headers, up.status, request.method)
+            first = await sniff_bytes(up, held, HOLD_LEN) if held or sniffs else b""
+            if first and sniffs:
+                resp.headers["Content-Type"] = detect_content_type(first)
             await resp.prepare(request)
             # the upstream's last bytes go out with the end of the response (write_eof: for a
             # small answer head, body and end in one write, one pass through aiohttp's writer);
