@@ -18,8 +18,8 @@ SNI/Host rule, ``hostHeaderRewrite`` and ``requestHeaders.set``; and over HTTP/2
 ``--http2``): Date, 103, a bad ``:path``, a body of known length cut short (the stream reset,
 no head), Content-Type guessing.
 
-Left out, known: a Content-Length body cut within its first 2 KiB over HTTP/1.1 (Go's client
-gets nothing, ours the head and what came), response trailers, Go's transport retries and the
+A body of known length cut within the first 2 KiB (held, as Go's server holds them): nothing
+reaches the client but the close. Left out, known: response trailers, Go's transport retries and the
 second ``100 Continue`` Go may send (its own and the upstream's; a race, folded here), a raw non-ASCII or ``*``
 target and a repeated ``User-Agent`` (aiohttp's parser refuses them: 400), and a guessed
 Content-Type on a close-delimited body (Go races its first flush against the first write).
@@ -256,6 +256,7 @@ CASES: list[tuple[str, list[bytes], tuple[str, ...] | None, str | None]] = [
     ("103-early-hints", [_req("/103")], None, FRONT),
     ("100-unasked", [_req("/100")], None, FRONT),
     ("cut-chunked", [_req("/midchunk")], None, FRONT),
+    ("cut-length", [_req("/midbody")], None, FRONT),
     ("long-response-header", [_req("/longhdr")], None, FRONT),
     ("long-request-header", [_req("/cl", "X-Long: " + "b" * 70000 + "\r\n")], None, FRONT),
     ("not-http", [_req("/garbage")], None, FRONT),
@@ -343,6 +344,7 @@ def test_http1_side_by_side(frp, services, tmp_path: Path) -> None:
                        (("cut-chunked", "h2h"), b"\r\n\r\n5\r\nhello\r\n<CLOSED>"),
                        (("close-delimited", "h2hs"), b"close-delimited body\r\n0\r\n\r\n<CLOSED>")):
         assert head in got[case]["ours"][0], (case, got[case]["ours"])
+    assert got[("cut-length", "h2h")]["ours"][0] == b"<CLOSED>"
     assert b"te: trailers" in got[("hop-request", "h2h")]["ours"][1][0]
     assert b"expect: 100-continue" in got[("expect-100", "h2h")]["ours"][1][0]
     assert got[("target-reescaped", "h2h")]["ours"][1][0][0] == b"GET /aAb/%7B%7D%7Cc HTTP/1.1"
