@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 import time
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, TypeAlias
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -41,6 +42,120 @@ class _Formatter(logging.Formatter):
             # watchers such as fail2ban would read as someone else's failed login.
             record.msg, record.args = msg.replace("\r", "\\r").replace("\n", "\\n"), None
         return super().format(record)
+
+
+_ExcInfo: TypeAlias = (
+    bool | BaseException | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None] | None
+)
+
+
+class _Prefix:
+    """The prefixes an :class:`XLog` and its views share: ``[a] [b] `` rendered once, when set."""
+
+    __slots__ = ("fmt", "text", "values")
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.set(values)
+
+    def set(self, values: tuple[str, ...]) -> None:
+        self.values = values
+        self.text = "".join(f"[{v}] " for v in values)
+        # a name may hold a "%" (frps takes proxy names and run ids from its clients): for a
+        # message formatted with arguments it must stay a "%"
+        self.fmt = self.text.replace("%", "%%")
+
+
+class XLog:
+    """Go's ``xlog.Logger``: a logger whose messages start with the prefixes of their context,
+    ``[RUNID] `` for a control, ``[RUNID] [NAME] `` for a proxy or a visitor. The ``[component]``
+    of the line is the wrapped logger's, as for any other line.
+
+    The prefix is rendered when it is set, not per line, and a line whose level is disabled costs
+    one level check, as with the logger itself. :meth:`on` makes a view that logs to another
+    logger (another component) with the same prefix, which follows :meth:`set` on any of them:
+    frpc's proxies and visitors outlive a login, and each login sets its run id. :meth:`child` is
+    Go's ``Spawn().AppendPrefix``: a copy with more prefixes, independent from then on.
+    """
+
+    __slots__ = ("_prefix", "logger")
+
+    def __init__(self, logger: logging.Logger | str, *values: str) -> None:
+        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        self._prefix = _Prefix(values)
+
+    @property
+    def prefix(self) -> str:
+        """The rendered prefixes, ``"[a] [b] "`` (``""`` for none)."""
+        return self._prefix.text
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return self._prefix.values
+
+    def set(self, *values: str) -> None:
+        """Replace the prefixes (for this logger and every view of it); empty values are left out."""
+        self._prefix.set(tuple(v for v in values if v))
+
+    def on(self, logger: logging.Logger | str) -> XLog:
+        """A view logging to ``logger`` with this one's prefixes, now and after :meth:`set`."""
+        view = XLog.__new__(XLog)
+        view.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        view._prefix = self._prefix
+        return view
+
+    def child(self, *values: str, logger: logging.Logger | str | None = None) -> XLog:
+        """A new logger (to ``logger``, by default this one's) with this one's prefixes and then ``values``."""
+        return XLog(self.logger if logger is None else logger, *self._prefix.values, *(v for v in values if v))
+
+    def isEnabledFor(self, level: int) -> bool:  # logging's name
+        return self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(level):
+            p = self._prefix
+            logger._log(level, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+
+    def trace(self, msg: str, *args: object) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(TRACE):
+            p = self._prefix
+            logger._log(TRACE, (p.fmt if args else p.text) + msg, args, stacklevel=2)
+
+    def debug(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.DEBUG):
+            p = self._prefix
+            logger._log(logging.DEBUG, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+
+    def info(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):
+            p = self._prefix
+            logger._log(logging.INFO, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+
+    def warning(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.WARNING):
+            p = self._prefix
+            logger._log(logging.WARNING, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+
+    def error(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.ERROR):
+            p = self._prefix
+            logger._log(logging.ERROR, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+
+    def exception(self, msg: str, *args: object, exc_info: _ExcInfo = True) -> None:
+        """An ERROR line with the traceback of the exception being handled."""
+        logger = self.logger
+        if logger.isEnabledFor(logging.ERROR):
+            p = self._prefix
+            logger._log(logging.ERROR, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+
+    def __repr__(self) -> str:
+        return f"<XLog {self.logger.name} {self._prefix.text!r}>"
 
 
 class _FlushAtEndOfTurn(logging.Handler):

@@ -121,7 +121,9 @@ def test_stcp_users_keys_and_refusals(frp, frps, echo_server, udp_echo_server) -
         token=TOKEN, user="bob",
     ))
     bob.wait_login(10)
-    assert bob.wait_for_log(r"\[bob\.v_none\] start visitor success", 5)
+    # as Go's: the visitors are started (again) at each login, the manager names them then
+    assert bob.wait_for_log(r"\] start visitor success$", 5)
+    assert bob.wait_for_log(r"\] visitor added: \[[^\]]*\bbob\.v_none\b[^\]]*\]$", 5)
     assert "[bob.v_none] stcp visitor listen" not in bob.log_text()
     stcp_ports = {p[n] for n in ("star", "bob", "enc", "plainenc", "owner_as_bob", "wrongkey", "unknown")}
     assert bob.pid is not None and listening_tcp_ports(bob.pid) == stcp_ports  # none for v_none
@@ -220,7 +222,7 @@ def test_visitor_without_server(frp, echo_server) -> None:
         s.bind((LOCALHOST, 0))
         dead = s.getsockname()[1]
     frpc = frp.ours_frpc(frpc_config(dead, visitor("v", "x", vp), token=TOKEN))
-    frpc.wait_for_log(r"\[v\] start visitor success", 10)
+    frpc.wait_for_log(r"\[v\] stcp visitor listen on ", 10)  # before any login (Go would not listen yet)
     started = time.monotonic()
     try:
         got = tcp_roundtrip(vp, TEST_STRING, 15)

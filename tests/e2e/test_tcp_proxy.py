@@ -466,7 +466,7 @@ def test_log_lines_read_as_gos(frp) -> None:
                       block("visitors", name="v", type="stcp", serverName="nobody", secretKey="k",
                             bindAddr=LOCALHOST, bindPort=vport),
                       user="u1")
-    frpc.wait_for_log(r"visitor added: \[u1\.v\]$", 10)
+    frpc.wait_for_log(r"\[u1\.v\] stcp visitor listen on ", 10)  # ours listens before the login
     first = frpc.wait_for_log(r"try to connect to server\.\.\.$", 10)
     failed = frpc.wait_for_log(r"connect to server error: dial tcp 127\.0\.0\.1:\d+: connect: connection refused",
                                10, since=first.end())
@@ -477,6 +477,7 @@ def test_log_lines_read_as_gos(frp) -> None:
     frps, _ = start_frps(frp, port=bind)
     login = frpc.wait_for_log(r"login to server success", 15)
     frpc.wait_for_log(r"proxy added: \[u1\.dns u1\.down\]$", 5, since=login.start())  # by name (Go 0.68+)
+    frpc.wait_for_log(r"visitor added: \[u1\.v\]$", 5, since=login.start())  # at each login, as Go's
     frpc.wait_for_log(r"\[u1\.down\] start proxy success", 10)
 
     with socket.create_connection((LOCALHOST, remote), timeout=5) as s:

@@ -377,7 +377,7 @@ def test_log_file_written_by_the_supervisor_alone(frp) -> None:
         remote = free_port()
         frpc = frp.ours_frpc(frpc_config(port, tcp_proxy("logged", echo.port, remote), token=TOKEN))
         frpc.wait_for_proxies("logged", timeout=20)
-        poll(lambda: re.search(r"@w[12]\] \[logged\] tcp proxy listen port", path.read_text()), 10,
+        poll(lambda: re.search(r"@w[12]\] \[\w+\] \[logged\] tcp proxy listen port", path.read_text()), 10,
              "the worker's line in the log file")
     text = path.read_text()
     for w in (1, 2):

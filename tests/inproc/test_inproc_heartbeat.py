@@ -28,7 +28,7 @@ async def test_frps_times_out_a_silent_frpc(inproc: InProc) -> None:
     await until(lambda: first.finished.done(), "frps closed the silent control", timeout=8)
     assert inproc.log.matching(rf"^\[{run_id}\] heartbeat timeout$", logger="aiofrp.server.control")
     # frpc learns it from the closed connection, not from a timeout of its own, and comes back
-    await until(lambda: inproc.log.matching(r"^control connection closed, trying to reconnect",
+    await until(lambda: inproc.log.matching(rf"^\[{run_id}\] control connection closed, trying to reconnect",
                                             logger="aiofrp.client"), "frpc saw the control close")
     await until(lambda: run_id in server.controls and server.controls[run_id] is not first,
                 "frpc logged in again")

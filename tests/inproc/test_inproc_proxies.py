@@ -23,7 +23,8 @@ async def test_proxy_name_taken_by_another_client(inproc: InProc) -> None:
     pw = second.proxies["tcp"]
     await until(lambda: pw.phase == ProxyPhase.START_ERROR, "the second registration refused")
     assert pw.err == "proxy [tcp] already exists"
-    assert inproc.log.matching(r"^\[tcp\] start error: proxy \[tcp\] already exists$", logger="aiofrp.client")
+    assert inproc.log.matching(rf"^\[{second.run_id}\] \[tcp\] start error: proxy \[tcp\] already exists$",
+                               logger="aiofrp.client")
     assert server.proxies["tcp"].control.run_id == first.run_id
     assert await inproc.roundtrip(port, TEST_STRING) == TEST_STRING
 
@@ -74,7 +75,8 @@ async def test_user_conn_timeout_when_frpc_sends_no_work_connection(inproc: InPr
         assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
     except ConnectionResetError:
         pass
-    assert inproc.log.matching(r"^\[tcp\] failed to get work connection: timeout trying to get work connection$")
+    assert inproc.log.matching(
+        rf"^\[{resp.run_id}\] \[tcp\] failed to get work connection: timeout trying to get work connection$")
     assert list(server.controls) == [resp.run_id]
 
 

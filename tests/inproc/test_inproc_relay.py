@@ -86,6 +86,7 @@ async def test_stcp_and_sudp_through_visitors(inproc: InProc) -> None:
     await inproc.until(lambda: inproc.log.matching(
         r"^register visitor conn error: visitor connection of \[secret\] auth failed", logger="aiofrp.server"),
         "frps logged the refusal")
-    await inproc.until(lambda: inproc.log.matching(r"^\[v_bad\] .*auth failed", logger="aiofrp.client"),
+    await inproc.until(lambda: inproc.log.matching(rf"^\[{visitors.run_id}\] \[v_bad\] .*auth failed",
+                                                   logger="aiofrp.client"),
                        "the visitor logged the refusal")
     assert echo.accepted == 1

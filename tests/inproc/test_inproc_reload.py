@@ -46,8 +46,8 @@ async def test_update_all_diff(inproc: InProc) -> None:
     assert await inproc.roundtrip(pc2, TEST_STRING) == TEST_STRING
     assert await inproc.roundtrip(pn, TEST_STRING) == TEST_STRING
     assert await refused(pc) and await refused(pg)
-    assert inproc.log.matching(r"^proxy removed: \[change gone\]$")
-    assert inproc.log.matching(r"^proxy added: \[added change\]$")
+    assert inproc.log.matching(rf"^\[{client.run_id}\] proxy removed: \[change gone\]$")
+    assert inproc.log.matching(rf"^\[{client.run_id}\] proxy added: \[added change\]$")
 
     # the new file's start list and enabled apply (Go filters the merged entries by them)
     client.start_names = ["keep", "added"]

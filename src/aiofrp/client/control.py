@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError
+from ..log import XLog
 from ..net.msgconn import Dispatcher, MsgConn
 from ..proto import msg as m
 from ..proto.errors import ProtocolError
@@ -26,6 +27,8 @@ class Control:
         self.conn = conn
         self.connector = connector
         self.run_id = client.run_id
+        # Go: the control logs with the service's xlog, "[RUNID] " since the login
+        self.xl: XLog = client.xl.on(log)
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_pong = time.monotonic()
@@ -63,7 +66,7 @@ class Control:
                 try:
                     msg = await self.conn.read_msg()
                 except ProtocolError as exc:
-                    log.warning("[%s] bad message from server: %s", self.run_id, exc)
+                    self.xl.warning("bad message from server: %s", exc)
                     break
                 except (EOFError, OSError):
                     break
@@ -72,7 +75,7 @@ class Control:
             self.close()
 
     def _ignore(self, msg: m.Message) -> None:
-        log.debug("[%s] ignoring message %s", self.run_id, type(msg).__name__)
+        self.xl.debug("ignoring message %s", type(msg).__name__)
 
     # -- message handlers (in the order frps's messages are read) ------------------------------
 
@@ -91,11 +94,11 @@ class Control:
 
     def _on_pong(self, msg: m.Pong) -> None:
         if msg.error:
-            log.error("[%s] pong message contains error: %s", self.run_id, msg.error)
+            self.xl.error("pong message contains error: %s", msg.error)
             self.close()
             return
         self.last_pong = time.monotonic()
-        log.debug("[%s] receive heartbeat from server", self.run_id)
+        self.xl.debug("receive heartbeat from server")
 
     def send(self, message: m.Message) -> None:
         if not self._closed:
@@ -114,15 +117,14 @@ class Control:
                 try:
                     await self.client.auth.set_ping(ping)
                 except AuthError as exc:  # Go retries after 1 s
-                    log.warning("[%s] error during ping authentication: %s, skip sending ping message",
-                                self.run_id, exc)
+                    self.xl.warning("error during ping authentication: %s, skip sending ping message", exc)
                     next_ping = now + 1
                 else:
-                    log.debug("[%s] send heartbeat to server", self.run_id)
+                    self.xl.debug("send heartbeat to server")
                     self.send(ping)
                     next_ping = now + interval
             if timeout > 0 and now - self.last_pong > timeout:
-                log.warning("[%s] heartbeat timeout", self.run_id)
+                self.xl.warning("heartbeat timeout")
                 self.close()
                 return
             await asyncio.sleep(1)
@@ -132,30 +134,30 @@ class Control:
         try:
             await self.client.auth.set_new_work_conn(new)
         except AuthError as exc:
-            log.warning("[%s] error during NewWorkConn authentication: %s", self.run_id, exc)
+            self.xl.warning("error during NewWorkConn authentication: %s", exc)
             return
         try:
             conn = await self.connector.open(first=new)  # with tcpMux: the SYN and NewWorkConn in one write
         except (OSError, TimeoutError) as exc:
-            log.warning("[%s] start new connection to server error: %s", self.run_id, exc)
+            self.xl.warning("start new connection to server error: %s", exc)
             return
         try:
             start = await conn.read_msg()
         except (ProtocolError, EOFError, OSError) as exc:
-            log.debug("[%s] work connection closed before StartWorkConn: %s", self.run_id, exc)
+            self.xl.debug("work connection closed before StartWorkConn: %s", exc)
             conn.abort()
             return
         if not isinstance(start, m.StartWorkConn):
-            log.warning("[%s] unexpected %s on work connection", self.run_id, type(start).__name__)
+            self.xl.warning("unexpected %s on work connection", type(start).__name__)
             conn.abort()
             return
         if start.error:
-            log.error("[%s] StartWorkConn contains error: %s", self.run_id, start.error)
+            self.xl.error("StartWorkConn contains error: %s", start.error)
             conn.close()
             return
         pw = self.client.proxies.get(self.client.local_name(start.proxy_name))
         if pw is None or not pw.running:
-            log.warning("[%s] work connection for unknown or stopped proxy [%s]", self.run_id, start.proxy_name)
+            self.xl.warning("work connection for unknown or stopped proxy [%s]", start.proxy_name)
             conn.close()
             return
         await pw.handle_work_conn(conn, start)

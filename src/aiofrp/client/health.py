@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..log import XLog
 from ..net.dialerr import dial_error_text
 from ..proto.addr import join_host_port
 from ..proto.http import (
@@ -51,8 +52,11 @@ class HealthCheckFailed(Exception):
 class HealthMonitor:
     def __init__(
         self, name: str, cfg: HealthCheckConfig, host: str, port: int, on_ok: Callable[[], None], on_failed: Callable[[], None],
+        *, xl: XLog | None = None,
     ) -> None:
         self.name = name
+        # the proxy's prefixes ("[RUNID] [NAME] " once logged in, as Go's monitor logs with the proxy's xlog)
+        self.xl = xl.on(log) if xl is not None else XLog(log, name)
         self.type: str = cfg.type
         self.interval = float(cfg.interval_seconds if cfg.interval_seconds > 0 else DEFAULT_INTERVAL)
         self.timeout = float(cfg.timeout_seconds if cfg.timeout_seconds > 0 else DEFAULT_TIMEOUT)
@@ -106,17 +110,17 @@ class HealthMonitor:
             try:
                 await self.check()
             except (HealthCheckFailed, OSError, EOFError, HTTPError) as exc:
-                log.warning("[%s] do one health check failed: %s", self.name, self.describe(exc))
+                self.xl.warning("do one health check failed: %s", self.describe(exc))
                 self.failed_times += 1
                 if self.ok and self.failed_times >= self.max_failed:
-                    log.warning("[%s] health check status change to failed", self.name)
+                    self.xl.warning("health check status change to failed")
                     self.ok = False
                     self._on_failed()
             else:
-                log.debug("[%s] do one health check success", self.name)
+                self.xl.debug("do one health check success")
                 self.failed_times = 0
                 if not self.ok:
-                    log.info("[%s] health check status change to success", self.name)
+                    self.xl.info("health check status change to success")
                     self.ok = True
                     self._on_ok()
             await asyncio.sleep(self.interval)

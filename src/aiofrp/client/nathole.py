@@ -35,6 +35,7 @@ from ..proto.nathole import (
 
 if TYPE_CHECKING:
     from ..config.base import NatTraversalConfig
+    from ..log import XLog
     from .transporter import MessageTransporter
 
 log = logging.getLogger("aiofrp.client.nathole")
@@ -338,9 +339,13 @@ def _parse_addrs(addrs: list[str]) -> list[Addr]:
     return out
 
 
-async def make_hole(sock: HoleSocket, resp: m.NatHoleResp, sk: str) -> tuple[HoleSocket, Addr]:
+async def make_hole(
+    sock: HoleSocket, resp: m.NatHoleResp, sk: str, xl: XLog | None = None,
+) -> tuple[HoleSocket, Addr]:
     """Punch towards the peer as ``resp.detect_behavior`` says; return the socket and peer address
-    of the first valid exchange. The other sockets (``listenRandomPorts``) are closed."""
+    of the first valid exchange. The other sockets (``listenRandomPorts``) are closed. ``xl``: the
+    log prefixes of the proxy or visitor (Go's MakeHole logs with its xlog)."""
+    lg: logging.Logger | XLog = log if xl is None else xl.on(log)
     b = resp.detect_behavior
     tid = new_transaction_id()
     socks = [sock]
@@ -356,7 +361,7 @@ async def make_hole(sock: HoleSocket, resp: m.NatHoleResp, sk: str) -> tuple[Hol
             try:
                 socks.append(await HoleSocket.open())
             except OSError as exc:
-                log.warning("listen random udp addr error: %s", exc)
+                lg.warning("listen random udp addr error: %s", exc)
     background: list[asyncio.Task[None]] = []
     try:
         for addr in _parse_addrs(compact(detect)):
@@ -371,7 +376,7 @@ async def make_hole(sock: HoleSocket, resp: m.NatHoleResp, sk: str) -> tuple[Hol
             for s in socks:
                 background.append(loop.create_task(_send_random(s, ips, b, resp.sid, tid, sk)))
         timeout = b.read_timeout / 1000 if b.read_timeout > 0 else DEFAULT_READ_TIMEOUT
-        waits = {loop.create_task(_wait_detect(s, resp.sid, sk, b.role)): s for s in socks}
+        waits = {loop.create_task(_wait_detect(s, resp.sid, sk, b.role, lg)): s for s in socks}
         try:
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -394,16 +399,16 @@ async def make_hole(sock: HoleSocket, resp: m.NatHoleResp, sk: str) -> tuple[Hol
             bt.cancel()
 
 
-async def _wait_detect(sock: HoleSocket, sid: str, sk: str, role: str) -> Addr:
+async def _wait_detect(sock: HoleSocket, sid: str, sk: str, role: str, lg: logging.Logger | XLog) -> Addr:
     while True:
         data, raddr = await sock.recv()
         try:
             probe = decode_sid(data, sk)
         except ProtocolError as exc:
-            log.debug("decode sid message from %s error: %s", join_host_port(*raddr), exc)
+            lg.debug("decode sid message from %s error: %s", join_host_port(*raddr), exc)
             continue
         if probe.sid != sid:
-            log.warning("get sid message with wrong sid: %s, expect: %s", probe.sid, sid)
+            lg.warning("get sid message with wrong sid: %s, expect: %s", probe.sid, sid)
             continue
         if not probe.response:
             if role == ROLE_SENDER:
@@ -453,29 +458,29 @@ class Hole:
 
 async def open_hole(
     control: MessageTransporter,
-    name: str,
+    xl: XLog,
     request: Callable[[str, PrepareResult], NatHoleRequest],
     *,
     stun_server: str,
     nat: NatTraversalConfig | None,
     secret_key: str,
     report: bool,
-    logger: logging.Logger,
 ) -> Hole:
     """Prepare, exchange info, make the hole: what the xtcp visitor (``request`` makes its
     NatHoleVisitor) and the xtcp provider (its NatHoleClient) both do (frp §5.10 steps 3-6).
 
     ``request(transaction_id, prepared)`` builds the message for frps. With ``report`` (the
-    provider) the outcome is sent as NatHoleReport. Each step logs Go's line on ``logger``; a failed
-    step logs ``[name] <step> error: <reason>`` and raises :class:`NatHoleError` with the same text
-    (without the name). The socket is closed on failure and the caller's on success.
+    provider) the outcome is sent as NatHoleReport. Each step logs Go's line on ``xl`` (the
+    visitor's or proxy's: ``[RUNID] [NAME] ``); a failed step logs ``<step> error: <reason>`` and
+    raises :class:`NatHoleError` with the same text. The socket is closed on failure and the
+    caller's on success.
     """
     try:
         prep = await prepare(stun_server, bool(nat and nat.disable_assisted_addrs))
     except (NatHoleError, OSError) as exc:
-        raise _step_failed(logger, name, "nathole prepare", exc) from None
-    logger.info("[%s] nathole prepare success, nat type: %s, behavior: %s, addresses: %s, assistedAddresses: %s",
-                name, prep.nat_type, prep.behavior, fmt_addrs(prep.addrs), fmt_addrs(prep.assisted_addrs))
+        raise _step_failed(xl, "nathole prepare", exc) from None
+    xl.info("nathole prepare success, nat type: %s, behavior: %s, addresses: %s, assistedAddresses: %s",
+            prep.nat_type, prep.behavior, fmt_addrs(prep.addrs), fmt_addrs(prep.assisted_addrs))
     sock = prep.sock
     ok = False
     try:
@@ -483,18 +488,17 @@ async def open_hole(
         try:
             resp = await exchange_info(control, request(tid, prep), tid)
         except NatHoleError as exc:
-            raise _step_failed(logger, name, "nathole exchange info", exc) from None
-        logger.info("[%s] get natHoleRespMsg, sid [%s], protocol [%s], candidate address %s, assisted address %s, "
-                    "detectBehavior: %s", name, resp.sid, resp.protocol, fmt_addrs(resp.candidate_addrs),
-                    fmt_addrs(resp.assisted_addrs), fmt_behavior(resp.detect_behavior))
+            raise _step_failed(xl, "nathole exchange info", exc) from None
+        xl.info("get natHoleRespMsg, sid [%s], protocol [%s], candidate address %s, assisted address %s, "
+                "detectBehavior: %s", resp.sid, resp.protocol, fmt_addrs(resp.candidate_addrs),
+                fmt_addrs(resp.assisted_addrs), fmt_behavior(resp.detect_behavior))
         try:
-            sock, raddr = await make_hole(sock, resp, secret_key)
+            sock, raddr = await make_hole(sock, resp, secret_key, xl)
         except NatHoleError as exc:
             if report:
                 control.send(m.NatHoleReport(sid=resp.sid, success=False))
-            raise _step_failed(logger, name, "make hole", exc) from None
-        logger.info("[%s] establishing nat hole connection successful, sid [%s], remoteAddr [%s]",
-                    name, resp.sid, fmt_addr(raddr))
+            raise _step_failed(xl, "make hole", exc) from None
+        xl.info("establishing nat hole connection successful, sid [%s], remoteAddr [%s]", resp.sid, fmt_addr(raddr))
         if report:
             control.send(m.NatHoleReport(sid=resp.sid, success=True))
         ok = True
@@ -504,6 +508,6 @@ async def open_hole(
             sock.close()
 
 
-def _step_failed(logger: logging.Logger, name: str, step: str, exc: Exception) -> NatHoleError:
-    logger.warning("[%s] %s error: %s", name, step, exc)
+def _step_failed(xl: XLog, step: str, exc: Exception) -> NatHoleError:
+    xl.warning("%s error: %s", step, exc)
     return NatHoleError(f"{step} error: {exc}")

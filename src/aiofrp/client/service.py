@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .. import FRP_VERSION
 from ..auth import AuthError, new_setter
 from ..config.client import proxy_wire_name
+from ..log import XLog
 from ..proto import msg as m
 from ..proto import wire
 from ..proto.addr import join_host_port
@@ -88,6 +89,9 @@ class Client:
         # token or oidc (aiofrp/auth); OIDC token requests use transport.proxyURL too
         self.auth = new_setter(cfg.auth, config_path or "frpc config", transport_proxy_url=cfg.transport.proxy_url)
         self.run_id = ""
+        # Go's service xlog: no prefix until the first login, "[RUNID] " from then on (the control,
+        # the proxy and visitor managers log with it; proxies and visitors add their name)
+        self.xl = XLog(log)
         self.control: Control | None = None
         self.connector: Connector | None = None
         # how the config file is read again on reload (the flags frpc was started with)
@@ -118,7 +122,7 @@ class Client:
         else:  # accepted, as Go accepts it (frp's full example), but not in silence
             for e in [*cfg.proxies, *cfg.visitors]:
                 if e.plugin is not None and e.plugin.type == "virtual_net":
-                    log.warning("[%s] the virtual_net plugin does nothing: virtualNet.address is not set (with "
+                    self.xl.warning("[%s] the virtual_net plugin does nothing: virtualNet.address is not set (with "
                                 "featureGates = { VirtualNet = true })", proxy_wire_name(cfg, e.name))
         self._stop_event = asyncio.Event()  # set by stop()
         self._login_task: asyncio.Future[None] | None = None
@@ -133,7 +137,7 @@ class Client:
 
         v = new_visitor(self, vcfg)
         if v is None:
-            log.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
+            self.xl.warning("[%s] visitor type %s is not supported yet", vcfg.name, vcfg.type)
         return v
 
     def wanted(self) -> tuple[list[ProxyBaseConfig], list[VisitorBaseConfig]]:
@@ -171,7 +175,7 @@ class Client:
             visitor.detach()
             await visitor.close()
         if removed:
-            log.info("visitor removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
+            self.xl.info("visitor removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
         added = []
         for vcfg in visitor_cfgs:
             if vcfg.name in self.visitors:
@@ -182,14 +186,15 @@ class Client:
             try:
                 await v.start()
             except OSError as exc:
-                log.error("[%s] start visitor error: %s", v.label, exc)
+                self.xl.error("[%s] start visitor error: %s", v.label, exc)
                 continue
+            self.xl.info("start visitor success")
             self.visitors[vcfg.name] = v
             added.append(vcfg.name)
             if control is not None:
                 v.attach(control)
         if added:
-            log.info("visitor added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
+            self.xl.info("visitor added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
         control = self.control if self.control is not None and not self.control.closed else None  # after the awaits
 
         new_p = {p.name: p for p in proxies}
@@ -197,14 +202,14 @@ class Client:
         for name in removed:
             self.proxies.pop(name).remove()
         if removed:
-            log.info("proxy removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
+            self.xl.info("proxy removed: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in removed))
         added = [p.name for p in proxies if p.name not in self.proxies]
         for name in added:
             pw = self.proxies[name] = ProxyWrapper(self, new_p[name])
             if control is not None:
                 pw.start(control)
         if added:
-            log.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
+            self.xl.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in added))
 
     @property
     def server_label(self) -> str:
@@ -229,7 +234,7 @@ class Client:
             try:
                 await self.vnet.init()
             except VnetError as exc:
-                log.error("init virtual network controller error: %s", exc)
+                self.xl.error("init virtual network controller error: %s", exc)
                 return 1
             self.vnet.run()
         try:
@@ -243,10 +248,10 @@ class Client:
             try:
                 await v.start()
             except OSError as exc:
-                log.error("[%s] start visitor error: %s", v.label, exc)
+                self.xl.error("[%s] start visitor error: %s", v.label, exc)
                 return 1
-        if self.visitors:
-            log.info("visitor added: [%s]", " ".join(v.label for v in self.visitors.values()))
+        # their listeners are open (and say so); "start visitor success" and "visitor added" come
+        # with each login, as Go's, which starts the visitors then
         try:
             return await self._run()
         finally:
@@ -258,7 +263,7 @@ class Client:
         delay = 0.0  # the last wait between failed logins (Go: wait.BackoffUntil's previous duration)
         fast_retries: list[float] = []
         while not self._stopping:
-            log.info("try to connect to server...")
+            self.xl.info("try to connect to server...")
             # a task, so that stop() can end a login that waits on the network (a dial, a TLS
             # handshake, the LoginResp, an OIDC token) at once
             self._login_task = login = asyncio.ensure_future(self._login())
@@ -272,18 +277,18 @@ class Client:
             except (LoginError, AuthError, OSError, TimeoutError, EOFError, ProtocolError) as exc:
                 if self._stopping:
                     break  # stop() closed the connection under the login
-                log.warning("connect to server error: %s", exc or type(exc).__name__)
+                self.xl.warning("connect to server error: %s", exc or type(exc).__name__)
                 self.session_changed(False, str(exc) or type(exc).__name__, exc)
                 if first and self.cfg.login_fail_exit:
                     message = (f"login to the server failed: {exc or type(exc).__name__}. With loginFailExit "
                                "enabled, no additional retries will be attempted")
                     if self.on_fatal is None:
-                        log.error("%s", message)
+                        self.xl.error("%s", message)
                     else:
                         self.on_fatal(message)
                     return 1
                 if first and self.exit_on_refusal and isinstance(exc, LoginError):
-                    log.error("the server refused the login, exiting")
+                    self.xl.error("the server refused the login, exiting")
                     return 1
                 delay = retry_delay(delay, 10.0 if first else 20.0)
                 await self._pause(delay)
@@ -296,7 +301,7 @@ class Client:
             if self._stopping:
                 break
             self.session_changed(False, "control connection closed")
-            log.info("control connection closed, trying to reconnect to server %s", self.server_label)
+            self.xl.info("control connection closed, trying to reconnect to server %s", self.server_label)
             now = time.monotonic()
             fast_retries = [t for t in fast_retries if now - t < 60]
             if len(fast_retries) < 3:
@@ -363,10 +368,16 @@ class Client:
             connector.close()
             raise LoginError(refusal_text(connector.server, resp.error))
         self.run_id = resp.run_id
+        self.xl.set(self.run_id)  # "[RUNID] " before every later line of the service and the control
         conn.enable_control_crypto(self.token, self.key, client=True)
-        log.info("[%s] login to server success, get run id [%s]", self.run_id, self.run_id)
-        if self.proxies:  # Go starts every proxy again on each login, and says so
-            log.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in self.proxies))
+        self.xl.info("login to server success, get run id [%s]", self.run_id)
+        # Go starts every proxy and visitor again on each login, and says so
+        if self.proxies:
+            self.xl.info("proxy added: [%s]", " ".join(proxy_wire_name(self.cfg, n) for n in self.proxies))
+        if self.visitors:
+            for _ in self.visitors:
+                self.xl.info("start visitor success")
+            self.xl.info("visitor added: [%s]", " ".join(v.label for v in self.visitors.values()))
         self.control = Control(self, conn, connector)
 
     def session_changed(self, up: bool, error: str = "", exc: BaseException | None = None) -> None:

@@ -23,6 +23,7 @@ from .nathole import HoleSocket
 
 if TYPE_CHECKING:
     from ..config.base import QUICOptions
+    from ..log import XLog
 
 log = logging.getLogger("aiofrp.client.tunnel")
 
@@ -122,8 +123,9 @@ async def dial(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOpti
 
 
 def serve(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOptions, on_stream: OnStream,
-          name: str = "") -> Tunnel:
-    """Provider side: accept the visitor's tunnel (one QUIC connection, or the KCP session)."""
+          xl: XLog) -> Tunnel:
+    """Provider side: accept the visitor's tunnel (one QUIC connection, or the KCP session); ``xl``:
+    the proxy's log prefixes, for the line of a tunnel that never came."""
     t = Tunnel(sock, raddr, protocol)
     if protocol == "kcp":
         t._start_kcp(client=False, on_stream=on_stream)
@@ -135,7 +137,7 @@ def serve(sock: HoleSocket, raddr: Addr, protocol: str, quic_opts: QUICOptions, 
 
     def give_up() -> None:
         if t._quic is None:
-            log.warning("[%s] no tunnel connection from %s within %ds", name, fmt_addr(raddr), ACCEPT_TIMEOUT)
+            xl.on(log).warning("no tunnel connection from %s within %ds", fmt_addr(raddr), ACCEPT_TIMEOUT)
             t.close()
 
     timer = loop.call_later(ACCEPT_TIMEOUT, give_up)

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..auth import AuthError, LoginAuth
+from ..log import XLog
 from ..net.msgconn import Dispatcher, MsgConn
 from ..net.mux import MuxSession, MuxStream
 from ..proto import msg as m
@@ -39,6 +40,7 @@ class Control:
         self.conn = conn
         self.login = login
         self.run_id = run_id
+        self.xl = XLog(log, run_id)  # Go: the control's xlog, "[RUNID] " (its proxies add "[NAME] ")
         self.user = login.user
         self.user_info = UserInfo.of(login, run_id)  # who this client is, for the server plugins
         self.wire_protocol: str = conn.wire_protocol
@@ -93,7 +95,7 @@ class Control:
                 try:
                     msg = await conn.read_msg()
                 except ProtocolError as exc:
-                    log.warning("[%s] bad message on control connection: %s", self.run_id, exc)
+                    self.xl.warning("bad message on control connection: %s", exc)
                     break
                 except (EOFError, OSError):
                     break
@@ -114,27 +116,27 @@ class Control:
         self.close_proxy(req.proxy_name)
 
     def _ignore(self, msg: m.Message) -> None:
-        log.debug("[%s] ignoring control message %s", self.run_id, type(msg).__name__)
+        self.xl.debug("ignoring control message %s", type(msg).__name__)
 
     async def _ping(self, ping: m.Ping) -> None:
         try:
             ping = await self.server.plugins.ping(self.user_info, ping)
             await self.auth.verify_ping(ping)
         except (AuthError, PluginRefused) as exc:
-            log.warning("[%s] received invalid ping: %s", self.run_id, exc)
+            self.xl.warning("received invalid ping: %s", exc)
             err = str(exc) if self.server.cfg.detailed_errors_to_client else "invalid ping"
             if not self._closed:
                 self.conn.write_msg(m.Pong(error=err))
             return
         self.last_ping = time.monotonic()
-        log.debug("[%s] receive heartbeat", self.run_id)
+        self.xl.debug("receive heartbeat")
         self.conn.write_msg(m.Pong())
 
     async def _heartbeat_checker(self, timeout: float) -> None:
         while True:
             await asyncio.sleep(1)
             if time.monotonic() - self.last_ping > timeout:
-                log.warning("[%s] heartbeat timeout", self.run_id)
+                self.xl.warning("heartbeat timeout")
                 self.close()
                 return
 
@@ -146,12 +148,12 @@ class Control:
             name = req.proxy_name
             proxy = await self.register_proxy(req)
         except (ProxyError, PluginRefused) as exc:
-            log.warning("[%s] new proxy [%s] type [%s] error: %s", self.run_id, name, req.proxy_type or "tcp", exc)
+            self.xl.warning("new proxy [%s] type [%s] error: %s", name, req.proxy_type or "tcp", exc)
             err = str(exc) if self.server.cfg.detailed_errors_to_client else f"new proxy [{name}] error"
             if not self._closed:
                 self.conn.write_msg(m.NewProxyResp(proxy_name=name, error=err))
             return
-        log.info("[%s] new proxy [%s] type [%s] success", self.run_id, name, proxy.type)
+        self.xl.info("new proxy [%s] type [%s] success", name, proxy.type)
         self.conn.write_msg(m.NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr))
 
     async def register_proxy(self, req: m.NewProxy) -> ServerProxy:
@@ -212,7 +214,7 @@ class Control:
         self._forget_proxy(name, proxy)
         proxy.close()
         self._notify_close(name)
-        log.info("[%s] close proxy [%s] success", self.run_id, name)
+        self.xl.info("close proxy [%s] success", name)
 
     def _notify_close(self, name: str) -> None:
         """Tell the CloseProxy plugins, in the background (Go: a goroutine per closed proxy)."""
@@ -248,7 +250,7 @@ class Control:
             return
         if self._pool.qsize() >= self._waiting + self._pool_cap:
             # After a burst of user connections the refills overshoot; like Go, drop the surplus.
-            log.debug("[%s] work connection pool is full, discarding", self.run_id)
+            self.xl.debug("work connection pool is full, discarding")
             conn.close()
             return
         self._pool.put_nowait(conn)
@@ -324,5 +326,5 @@ class Control:
                 break
         self.conn.close()
         if not self.finished.done():
-            log.info("[%s] client exit success", self.run_id)
+            self.xl.info("client exit success")
             self.finished.set_result(None)

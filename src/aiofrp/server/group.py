@@ -22,6 +22,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ..log import XLog
 from ..net.listen import listen_tcp
 from ..proto.crypto import secret_equal
 from .errors import ProxyError
@@ -58,6 +59,10 @@ class TCPMember(Protocol):
     def name(self) -> str: ...
     @property
     def req(self) -> m.NewProxy: ...
+    @property
+    def xl(self) -> XLog:
+        """Its log prefixes, ``[RUNID] [NAME] `` (Go logs a group's lines with the proxy's xlog)."""
+        ...
 
     def new_user_conn(self) -> asyncio.Protocol:
         """The protocol for a user connection accepted for this member."""
@@ -149,15 +154,15 @@ class GroupRegistry:
             if self.tcp.get(req.group) is not group:
                 continue  # it failed or closed meanwhile: start over (Go: errGroupStale)
             group.members.append(proxy)
-            log.info("[%s] tcp proxy listen port [%d] in group [%s]", proxy.name, req.remote_port or group.real_port,
-                     req.group)  # Go's line, for every member
+            proxy.xl.on(log).info("tcp proxy listen port [%d] in group [%s]", req.remote_port or group.real_port,
+                                  req.group)  # Go's line, for every member
             return group
         group = TCPGroup(self, req.group, req.group_key, addr, req.remote_port, proxy.name)
         self.tcp[req.group] = group
         group.members.append(proxy)
         try:
             await self._claim(group)
-            await self._bind(group)
+            await self._bind(group, proxy)
         except BaseException:
             if self.tcp.get(req.group) is group:
                 del self.tcp[req.group]
@@ -168,7 +173,7 @@ class GroupRegistry:
         if self.tcp.get(req.group) is not group:  # the member was closed while binding
             self._close_listener(proxy, group)
             raise ProxyError(f"proxy [{proxy.name}] is closed")
-        log.info("[%s] tcp proxy listen port [%d] in group [%s]", proxy.name, req.remote_port or group.real_port, req.group)
+        proxy.xl.on(log).info("tcp proxy listen port [%d] in group [%s]", req.remote_port or group.real_port, req.group)
         return group
 
     async def _claim(self, group: TCPGroup) -> None:
@@ -190,7 +195,7 @@ class GroupRegistry:
             self.registry.release(group.lease)
             group.lease = None
 
-    async def _bind(self, group: TCPGroup) -> None:
+    async def _bind(self, group: TCPGroup, proxy: TCPMember) -> None:
         ports = self.ports
         last_err: OSError | None = None
         for port in ports.candidates("tcp", group.owner, group.port):
@@ -204,8 +209,8 @@ class GroupRegistry:
             return
         if group.port:
             # frpc gets Go's words (server/ports: ErrPortUnAvailable), frps's log the port and why
-            log.warning("[%s] tcp port %d unavailable: %s", group.owner, group.port,
-                        (last_err.strerror or last_err) if last_err else "in use")
+            proxy.xl.on(log).warning("tcp port %d unavailable: %s", group.port,
+                                     (last_err.strerror or last_err) if last_err else "in use")
             raise ProxyError("port unavailable")
         raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
@@ -214,7 +219,7 @@ class GroupRegistry:
             group.listener.close()
             group.listener = None
             self.ports.release("tcp", group.owner, group.real_port)
-            log.info("[%s] tcp group [%s] closed, port [%d] released", proxy.name, group.name, group.real_port)
+            proxy.xl.on(log).info("tcp group [%s] closed, port [%d] released", group.name, group.real_port)
 
     def leave_tcp(self, proxy: TCPMember, group: TCPGroup) -> None:
         if proxy in group.members:
@@ -230,10 +235,11 @@ class GroupRegistry:
 
     def register_routes(
         self, kind: str, router: Routers[Route[M]], routes: list[Route[M]], member: M, req: m.NewProxy,
+        xl: XLog | None = None,
     ) -> list[Route[M]]:
-        """The routes ``member`` (the proxy of ``req``) serves: new ones for the first member of its
-        group (or for a proxy without a group), else the group's after checking that they are the
-        same."""
+        """The routes ``member`` (the proxy of ``req``, logging with ``xl``) serves: new ones for the
+        first member of its group (or for a proxy without a group), else the group's after checking
+        that they are the same."""
         if not req.group:
             return register_routes(router, routes, member)
         group: VhostGroup[M] | None = self.vhost.get((kind, req.group))
@@ -249,7 +255,8 @@ class GroupRegistry:
         for route in group.routes:
             route.members.append(member)
         group.members.append(member)
-        log.info("[%s] joined %s group [%s] (%d members)", req.proxy_name, kind, req.group, len(group.members))
+        (xl.on(log) if xl is not None else XLog(log, req.proxy_name)).info(
+            "joined %s group [%s] (%d members)", kind, req.group, len(group.members))
         return group.routes
 
     def leave_vhost(self, kind: str, member: object, group_name: str) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ...config.client import proxy_wire_name
 from ...config.plugin import ClientPluginOptions
 from ...config.proxy import ProxyBaseConfig
+from ...log import XLog
 from ...net.dialerr import dial_error_text
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.relay import PendingConn, work_conn_codecs
@@ -82,6 +83,8 @@ class Proxy(Generic[C_co]):
         self.client = client
         self.cfg = cfg
         self.name = proxy_wire_name(client.cfg, cfg.name)  # as frps knows it (user.name): the log prefix
+        # Go's proxy xlog: "[NAME] ", "[RUNID] [NAME] " from the login on (ProxyWrapper.start sets it)
+        self.xl = XLog(log, self.name)
         t = cfg.transport
         # bandwidthLimitMode "client" (default): frpc meters all the proxy's work connections
         self.limiter: TokenBucket | None = (
@@ -134,7 +137,7 @@ class Proxy(Generic[C_co]):
             try:
                 header = proxy_protocol_header(cfg.transport.proxy_protocol_version, start)
             except ProxyProtocolError as exc:
-                log.error("[%s] write proxy protocol header to local conn error: %s", self.name, exc)
+                self.xl.error("write proxy protocol header to local conn error: %s", exc)
                 conn.close()
                 return
         encode, decode = work_conn_codecs(key if cfg.transport.use_encryption else None, cfg.transport.use_compression)
@@ -143,9 +146,9 @@ class Proxy(Generic[C_co]):
         wc = WorkConn(self.name, conn, encode=encode, decode=decode, limiter=self.limiter,
                       src_addr=src, dst_addr=dst, proxy_protocol_header=header)
         if self.plugin is not None:
-            log.debug("[%s] handle by plugin: %s", self.name, self.plugin.name)
+            self.xl.debug("handle by plugin: %s", self.plugin.name)
             await self.plugin.handle(wc)
-            log.debug("[%s] handle by plugin finished", self.name)
+            self.xl.debug("handle by plugin finished")
             return
         await self.dial_local(wc)
 
@@ -158,10 +161,10 @@ class Proxy(Generic[C_co]):
                 local, lp = await loop.create_connection(PendingConn, cfg.local_ip, cfg.local_port)
         except (OSError, TimeoutError) as exc:
             addr = join_host_port(cfg.local_ip, cfg.local_port)
-            log.error("[%s] connect to local service [%s] error: %s", self.name, addr, dial_error_text(addr, exc))
+            self.xl.error("connect to local service [%s] error: %s", addr, dial_error_text(addr, exc))
             wc.close()
             return
         if wc.proxy_protocol_header is not None:
             local.write(wc.proxy_protocol_header)  # before any payload: the relay writes after it
         wc.relay(local, lp.take(), lp.eof)
-        log.debug("[%s] join connections, local %s", self.name, join_host_port(cfg.local_ip, cfg.local_port))
+        self.xl.debug("join connections, local %s", join_host_port(cfg.local_ip, cfg.local_port))

@@ -30,8 +30,7 @@ class SUDPProxy(UDPBaseProxy[SUDPProxyConfig]):
         local = await self.local_udp_addr(conn)
         if local is None:
             return
-        log.info("[%s] incoming a new work connection for sudp proxy, %s", self.name,
-                 fmt_addr(conn.peername()))
+        self.xl.on(log).info("incoming a new work connection for sudp proxy, %s", fmt_addr(conn.peername()))
         session = UDPSession(self, conn, local)
         if not session.stream.closed.done():
             self.sessions.add(session)

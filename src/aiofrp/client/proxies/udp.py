@@ -62,8 +62,8 @@ class UDPBaseProxy(Proxy[C_co]):
         try:
             return await resolve_udp(cfg.local_ip, cfg.local_port)
         except OSError as exc:
-            log.warning("[%s] resolve local udp address %s error: %s", self.name,
-                        join_host_port(cfg.local_ip, cfg.local_port), exc)
+            self.xl.on(log).warning("resolve local udp address %s error: %s",
+                                    join_host_port(cfg.local_ip, cfg.local_port), exc)
             conn.close()
             return None
 
@@ -78,8 +78,7 @@ class UDPProxy(UDPBaseProxy[UDPProxyConfig]):
         local = await self.local_udp_addr(conn)
         if local is None:
             return
-        log.info("[%s] incoming a new work connection for udp proxy, %s", self.name,
-                 fmt_addr(conn.peername()))
+        self.xl.on(log).info("incoming a new work connection for udp proxy, %s", fmt_addr(conn.peername()))
         if self.session is not None:
             self.session.close()
         self.session = UDPSession(self, conn, local)

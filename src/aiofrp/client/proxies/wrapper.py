@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import logging
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from ...config.client import proxy_wire_name
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from ..transporter import MessageTransporter
     from .base import ProxyHost
 
-log = logging.getLogger("aiofrp.client.proxy")
 
 START_RESP_TIMEOUT = 20.0
 START_ERROR_RETRY = 30.0
@@ -97,6 +95,7 @@ class ProxyWrapper:
         self.name = cfg.name
         self.proxy = new_proxy(client, cfg)
         self.wire_name = self.proxy.name
+        self.xl = self.proxy.xl  # the proxy's prefixes, on the same logger (client.proxy)
         self.phase = ProxyPhase.NEW
         self.err = ""
         self.remote_addr = ""
@@ -109,7 +108,7 @@ class ProxyWrapper:
         if hc.type and cfg.local_port:
             self.healthy = False
             self.monitor = HealthMonitor(self.wire_name, hc, cfg.local_ip, cfg.local_port,
-                                         self._health_ok, self._health_failed)
+                                         self._health_ok, self._health_failed, xl=self.xl)
 
     @property
     def running(self) -> bool:
@@ -117,6 +116,8 @@ class ProxyWrapper:
 
     def start(self, control: MessageTransporter) -> None:
         self.control = control
+        # Go makes the proxy's xlog anew at each login: "[RUNID] [NAME] " (the run id of this login)
+        self.xl.set(control.run_id, self.wire_name)
         if self.monitor is not None:
             self.monitor.start()
         if self.healthy:
@@ -124,13 +125,13 @@ class ProxyWrapper:
 
     def _health_ok(self) -> None:
         self.healthy = True
-        log.info("[%s] health check success", self.wire_name)
+        self.xl.info("health check success")
         if self.control is not None and self.phase in (ProxyPhase.NEW, ProxyPhase.CHECK_FAILED):
             self._send_new_proxy()
 
     def _health_failed(self) -> None:
         self.healthy = False
-        log.info("[%s] health check failed", self.wire_name)
+        self.xl.info("health check failed")
         if self.phase in (ProxyPhase.RUNNING, ProxyPhase.WAIT_START):
             self._cancel_timer()
             if self.control is not None:
@@ -161,7 +162,7 @@ class ProxyWrapper:
 
     def on_start_resp(self, resp: m.NewProxyResp) -> None:
         if self.phase is not ProxyPhase.WAIT_START:  # e.g. closed by a failed health check meanwhile (Go too)
-            log.debug("[%s] status not wait start, ignore start message", self.wire_name)
+            self.xl.debug("status not wait start, ignore start message")
             return
         self._cancel_timer()
         error = resp.error
@@ -174,16 +175,16 @@ class ProxyWrapper:
         if error:
             self.phase = ProxyPhase.START_ERROR
             self.err = error
-            log.warning("[%s] start error: %s", self.wire_name, error)
+            self.xl.warning("start error: %s", error)
             self._set_timer(START_ERROR_RETRY)
             self.client.proxy_start_failed(self.name, error)
             return
         self.phase = ProxyPhase.RUNNING
         self.err = ""
         self.remote_addr = resp.remote_addr
-        log.info("[%s] start proxy success", self.wire_name)
+        self.xl.info("start proxy success")
         if self.cfg.type in ("tcp", "udp") and resp.remote_addr.startswith(":"):
-            log.info("[%s] remote address [%s]", self.wire_name, self.public_addr(resp.remote_addr))
+            self.xl.info("remote address [%s]", self.public_addr(resp.remote_addr))
 
     def stop(self) -> None:
         """The control session ended: work connections stop; the proxy starts anew at the next login."""

@@ -43,15 +43,16 @@ class TunnelStream(PendingConn):
 class XTCPProxy(Proxy[XTCPProxyConfig]):
     async def handle_work_conn(self, conn: MsgConn, start: m.StartWorkConn) -> None:
         name = self.name
+        xl = self.xl.on(log)
         try:
             sid_msg = await conn.read_msg(timeout=SID_TIMEOUT)
         except (TimeoutError, ProtocolError, EOFError, OSError) as exc:
-            log.error("[%s] xtcp read from workConn error: %s", name, exc or type(exc).__name__)
+            xl.error("xtcp read from workConn error: %s", exc or type(exc).__name__)
             conn.close()
             return
         conn.close()
         if not isinstance(sid_msg, m.NatHoleSid):
-            log.error("[%s] xtcp read from workConn error: unexpected %s", name, type(sid_msg).__name__)
+            xl.error("xtcp read from workConn error: unexpected %s", type(sid_msg).__name__)
             return
         control = self.control
         if control is None:
@@ -65,17 +66,17 @@ class XTCPProxy(Proxy[XTCPProxyConfig]):
 
         client_cfg = self.client.cfg
         try:
-            hole = await open_hole(control, name, request, stun_server=client_cfg.nat_hole_stun_server,
-                                   nat=cfg.nat_traversal, secret_key=cfg.secret_key, report=True, logger=log)
+            hole = await open_hole(control, xl, request, stun_server=client_cfg.nat_hole_stun_server,
+                                   nat=cfg.nat_traversal, secret_key=cfg.secret_key, report=True)
         except NatHoleError:
             return  # logged
         key = derive_key(cfg.secret_key) if cfg.transport.use_encryption else None
         tun: tunnel.Tunnel | None = None
         try:
             tun = tunnel.serve(hole.sock, hole.raddr, hole.resp.protocol or "quic", client_cfg.transport.quic,
-                               lambda stream: self._on_stream(stream, start, key), name)
+                               lambda stream: self._on_stream(stream, start, key), xl)
             await tun.closed
-            log.debug("[%s] tunnel with %s closed", name, fmt_addr(hole.raddr))
+            xl.debug("tunnel with %s closed", fmt_addr(hole.raddr))
         finally:
             if tun is not None:
                 tun.close()

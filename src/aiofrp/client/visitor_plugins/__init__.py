@@ -14,6 +14,7 @@ from ...registry import Registry
 if TYPE_CHECKING:
     import asyncio
 
+    from ...log import XLog
     from ..vnet import Controller
 
 __all__ = ["REGISTRY", "VisitorPlugin", "VisitorPluginContext", "VisitorPluginError", "new_visitor_plugin", "register"]
@@ -26,12 +27,14 @@ class VisitorPluginError(Exception):
 @dataclass(frozen=True)
 class VisitorPluginContext:
     """What a visitor plugin uses (Go's ``visitor.PluginContext``): the visitor's name for log
-    lines, ``handle_conn`` to serve a connection as the visitor serves a local user's, and the
-    virtual network's controller when ``virtualNet.address`` is set."""
+    lines, ``handle_conn`` to serve a connection as the visitor serves a local user's, the
+    virtual network's controller when ``virtualNet.address`` is set, and the visitor's log
+    prefixes (Go: the plugin logs with the visitor's xlog, ``[RUNID] [NAME] ``)."""
 
     name: str
     handle_conn: Callable[[asyncio.Transport], None]
     vnet: Controller | None = None
+    xl: XLog | None = None
 
 
 class VisitorPlugin:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 
 from ...config.plugin import VirtualNetVisitorPluginOptions
+from ...log import XLog
 from ...net.pipe import pipe
 from ..vnet.controller import host_route
 from . import VisitorPlugin, VisitorPluginContext, VisitorPluginError, register
@@ -38,13 +39,14 @@ class VirtualNetVisitorPlugin(VisitorPlugin):
             raise VisitorPluginError(f"invalid destination IP address [{cfg.destination_ip}]") from None
         self._task: asyncio.Task[None] | None = None
         self._end: asyncio.Transport | None = None  # the controller's end of the current connection
+        self.xl = context.xl.on(log) if context.xl is not None else XLog(log, context.name)
 
     def start(self) -> None:
         vnet = self.context.vnet
         if vnet is None:
             return
-        log.info("[%s] starting VirtualNetPlugin for visitor [%s], attempting to register routes for %s",
-                 self.context.name, self.context.name, self.routes[0])
+        self.xl.info("starting VirtualNetPlugin for visitor [%s], attempting to register routes for %s",
+                     self.context.name, self.routes[0])
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -63,18 +65,17 @@ class VirtualNetVisitorPlugin(VisitorPlugin):
             ours.set_protocol(conn)
             conn.connection_made(ours)
             self._end = ours
-            log.info("[%s] successfully registered client route for visitor [%s]", name, name)
+            self.xl.info("successfully registered client route for visitor [%s]", name)
             self.context.handle_conn(theirs)  # served as a local user's connection to the visitor
             await closed
             self._end = None
-            log.info("[%s] detected connection closed for visitor [%s].", name, name)
-            log.info("[%s] waiting %.0fs before attempting reconnection for visitor [%s]...",
-                     name, RECONNECT_DELAY, name)
+            self.xl.info("detected connection closed for visitor [%s].", name)
+            self.xl.info("waiting %.0fs before attempting reconnection for visitor [%s]...", RECONNECT_DELAY, name)
             await asyncio.sleep(RECONNECT_DELAY)
-            log.info("[%s] re-establishing virtual connection for visitor [%s]...", name, name)
+            self.xl.info("re-establishing virtual connection for visitor [%s]...", name)
 
     def close(self) -> None:
-        log.info("[%s] closing VirtualNetPlugin for visitor [%s]", self.context.name, self.context.name)
+        self.xl.info("closing VirtualNetPlugin for visitor [%s]", self.context.name)
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ...config.client import proxy_wire_name
 from ...config.visitor import VisitorBaseConfig
+from ...log import XLog
 from ...net.listen import listen_tcp
 from ...net.relay import PendingConn, Relay
 from ...proto.addr import join_host_port
@@ -58,6 +59,8 @@ class Visitor(Generic[VC_co]):
         self.cfg = cfg
         self.name = cfg.name
         self.label = proxy_wire_name(client.cfg, cfg.name)  # in log lines: user.name, as Go 0.65 names visitors
+        # Go's visitor xlog: "[NAME] ", and "[RUNID] [NAME] " from the login on (set by attach)
+        self.xl = XLog(log, self.label)
         self.control: MessageTransporter | None = None
         self.attached_at = 0.0  # loop time of the last attach
         self._attached = asyncio.Event()
@@ -68,6 +71,7 @@ class Visitor(Generic[VC_co]):
     def attach(self, control: MessageTransporter) -> None:
         """A (new) control session is up: visitor connections may be opened through it."""
         self.control = control
+        self.xl.set(control.run_id, self.label)
         self.attached_at = asyncio.get_running_loop().time()
         self._attached.set()
 
@@ -113,7 +117,7 @@ class TCPVisitor(Visitor[VC_co]):
         cfg = self.cfg
         if cfg.bind_port > 0:
             self.listener = await listen_tcp(lambda: UserConn(self), cfg.bind_addr or "127.0.0.1", cfg.bind_port)
-            log.info("[%s] %s visitor listen on %s", self.label, cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
+            self.xl.info("%s visitor listen on %s", cfg.type, join_host_port(cfg.bind_addr, cfg.bind_port))
 
     def start_plugin(self) -> None:
         """Start the visitor's plugin (``[visitors.plugin]``), whose connections are served as a
@@ -122,7 +126,7 @@ class TCPVisitor(Visitor[VC_co]):
             return
         from ..visitor_plugins import VisitorPluginContext, new_visitor_plugin
 
-        context = VisitorPluginContext(self.label, self.accept_internal, self.client.vnet)
+        context = VisitorPluginContext(self.label, self.accept_internal, self.client.vnet, self.xl)
         self.plugin = new_visitor_plugin(context, self.cfg.plugin)
         self.plugin.start()
 

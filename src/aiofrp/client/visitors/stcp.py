@@ -8,7 +8,6 @@ names the secret proxy and proves the secret key (frp §5.9).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,10 +22,10 @@ from . import register
 from .base import HOLD_TIMEOUT, NOT_REGISTERED_RETRY, RETRY_INTERVAL, TCPVisitor
 
 if TYPE_CHECKING:
+    from ...log import XLog
     from ..transporter import MessageTransporter
     from .base import VisitorHost
 
-log = logging.getLogger("aiofrp.client.visitor")
 
 RESP_TIMEOUT = 10.0
 
@@ -40,6 +39,8 @@ class VisitorSide(Protocol):
 
     @property
     def label(self) -> str: ...
+    @property
+    def xl(self) -> XLog: ...
     @property
     def cfg(self) -> VisitorBaseConfig: ...
     @property
@@ -88,7 +89,7 @@ async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None
             conn = await ctl.connect_server()
         except (OSError, TimeoutError) as exc:
             if loop.time() + RETRY_INTERVAL < deadline:  # frps just went away: wait for the relogin
-                log.debug("[%s] connect to server error: %s, retrying", visitor.label, exc or type(exc).__name__)
+                visitor.xl.debug("connect to server error: %s, retrying", exc or type(exc).__name__)
                 await asyncio.sleep(RETRY_INTERVAL)
                 continue
             raise VisitorConnError(f"connect to server error: {exc or type(exc).__name__}") from None
@@ -118,7 +119,7 @@ async def open_visitor_conn(visitor: VisitorSide) -> tuple[MsgConn, Codec | None
             now = loop.time()
             retry_until = retry_until or min(deadline, now + NOT_REGISTERED_RETRY)
             if _not_registered_yet(resp.error) and visitor.in_relogin_grace() and now + RETRY_INTERVAL < retry_until:
-                log.debug("[%s] %s: the provider may still be registering, retrying", visitor.label, resp.error)
+                visitor.xl.debug("%s: the provider may still be registering, retrying", resp.error)
                 await asyncio.sleep(RETRY_INTERVAL)
                 continue
             raise VisitorConnError(f"start new visitor connection error: {resp.error}")
@@ -136,7 +137,6 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
     async def start(self) -> None:
         await self.listen()
         self.start_plugin()
-        log.info("[%s] start visitor success", self.label)
 
     async def handle_conn(self, user: PendingConn) -> None:
         """Serve one accepted local connection (bytes it already sent may sit in ``user.buffered``)
@@ -144,10 +144,11 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
         transport = user.transport
         assert transport is not None
         transport.pause_reading()
+        self.xl.debug("get a new stcp user connection")
         try:
             conn, encode, decode = await open_visitor_conn(self)
         except VisitorConnError as exc:
-            log.warning("[%s] %s", self.label, exc)
+            self.xl.warning("%s", exc)
             user.refuse()
             return
         if user.lost or transport.is_closing():
@@ -160,5 +161,5 @@ class STCPVisitor(TCPVisitor[STCPVisitorConfig]):
         )
         if not relay.done.done():
             self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.label, fmt_addr(transport.get_extra_info("peername")))
+        self.xl.debug("join connections, user %s", fmt_addr(transport.get_extra_info("peername")))
 

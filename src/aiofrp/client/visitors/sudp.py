@@ -10,7 +10,6 @@ the next one dials again. Datagrams that arrive before frpc has logged in wait f
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from ...config.visitor import SUDPVisitorConfig
@@ -24,7 +23,6 @@ from .stcp import VisitorConnError, open_visitor_conn, target_name
 if TYPE_CHECKING:
     from .base import VisitorHost
 
-log = logging.getLogger("aiofrp.client.visitor")
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]  # a user's address, as asyncio gives it
 
@@ -49,8 +47,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
             sock = UserSocket(self._from_user, size)
             await listen_udp(lambda: sock, cfg.bind_addr or "127.0.0.1", cfg.bind_port)
             self.sock = sock
-            log.info("[%s] sudp start to work, listen on %s", self.label, join_host_port(cfg.bind_addr, cfg.bind_port))
-        log.info("[%s] start visitor success", self.label)
+            self.xl.info("sudp start to work, listen on %s", join_host_port(cfg.bind_addr, cfg.bind_port))
 
     def _from_user(self, data: bytes, addr: SockAddr) -> None:
         tunnel = self.tunnel
@@ -72,11 +69,11 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                     conn, encode, decode = await open_visitor_conn(self)
                 except VisitorConnError as exc:
                     if self.control is None:  # still not logged in: what waited is stale now
-                        log.warning("[%s] %s, dropping %d datagram(s)", self.label, exc, len(self._pending))
+                        self.xl.warning("%s, dropping %d datagram(s)", exc, len(self._pending))
                         self._pending.clear()
                         return
                     # Go's words (client/visitor/sudp.go); its stcp visitor logs the bare error
-                    log.warning("[%s] newVisitorConn to frps error: %s, try to reconnect", self.label, exc)
+                    self.xl.warning("newVisitorConn to frps error: %s, try to reconnect", exc)
                     if self._pending:
                         self._pending.pop(0)  # Go drops the datagram whose dial failed
                     continue
@@ -93,7 +90,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                 self.tunnel = tunnel
                 ct, cdata, ceof = conn.detach()
                 tunnel.attach(ct, cdata, ceof)
-                log.debug("[%s] sudp tunnel to [%s] is up", self.label, self.target)
+                self.xl.debug("sudp tunnel to [%s] is up", self.target)
                 return
         finally:
             self._dialer = None
@@ -106,7 +103,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
         if self.tunnel is tunnel:
             self.tunnel = None
             if not self._closed:
-                log.info("[%s] sudp worker is closed", self.label)
+                self.xl.info("sudp worker is closed")
                 self._ensure_dialer()
 
     async def close(self) -> None:

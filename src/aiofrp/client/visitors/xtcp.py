@@ -9,7 +9,6 @@ yamux) to the provider. A user connection waits up to 20 s for a tunnel stream; 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,6 @@ from .stcp import target_name
 if TYPE_CHECKING:
     from .base import VisitorHost
 
-log = logging.getLogger("aiofrp.client.visitor")
 
 OPEN_TUNNEL_TIMEOUT = 20.0
 RETRY_POLL = 0.5  # how often a waiting user connection looks for a tunnel again
@@ -75,7 +73,6 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         if cfg.keep_tunnel_open:
             self.spawn(self._keep_tunnel_open())
         self.start_plugin()
-        log.info("[%s] start visitor success", self.label)
 
     def detach(self) -> None:
         """The control session ended: so does the tunnel (as in Go, whose visitors live and die with
@@ -99,12 +96,12 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
         assert transport is not None
         transport.pause_reading()
         cfg = self.cfg
-        log.debug("[%s] get a new xtcp user connection", self.label)
+        self.xl.debug("get a new xtcp user connection")
         timeout = cfg.fallback_timeout_ms / 1000 if cfg.fallback_to else OPEN_TUNNEL_TIMEOUT
         try:
             stream = await self._open_tunnel(min(timeout, OPEN_TUNNEL_TIMEOUT))
         except ConnectionError as exc:
-            log.error("[%s] open tunnel error: %s", self.label, exc)
+            self.xl.error("open tunnel error: %s", exc)
             if cfg.fallback_to:
                 await self._fallback(user)
             else:
@@ -119,16 +116,16 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
                       name=self.label, on_close=self.relays.discard)
         if not relay.done.done():
             self.relays.add(relay)
-        log.debug("[%s] join connections, user %s", self.label, fmt_addr(transport.get_extra_info("peername")))
+        self.xl.debug("join connections, user %s", fmt_addr(transport.get_extra_info("peername")))
 
     async def _fallback(self, user: PendingConn) -> None:
         target = self.cfg.fallback_to
         fb = self.client.visitor_by_name(target)
         if fb is None or fb is self or not isinstance(fb, TCPVisitor):
-            log.error("[%s] transfer connection to visitor %s error: visitor not found", self.label, target)
+            self.xl.error("transfer connection to visitor %s error: visitor not found", target)
             user.refuse()
             return
-        log.debug("[%s] try to transfer connection to visitor: %s", self.label, target)
+        self.xl.debug("try to transfer connection to visitor: %s", target)
         await fb.handle_conn(user)
 
     async def _open_tunnel(self, timeout: float) -> asyncio.Transport:
@@ -141,7 +138,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
                 try:
                     return t.open_stream()
                 except ConnectionError as exc:
-                    log.warning("[%s] get tunnel connection error: %s", self.label, exc)
+                    self.xl.warning("get tunnel connection error: %s", exc)
                     t.close()
             self._want_tunnel.set()
             left = deadline - loop.time()
@@ -171,8 +168,8 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             self._attempting = True
             try:
                 self._last_error = await self._make_nat_hole()
-            except Exception as exc:
-                log.exception("[%s] make nat hole failed", self.label)
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback
+                self.xl.exception("make nat hole failed")
                 self._last_error = str(exc)
             finally:
                 self._attempting = False
@@ -194,23 +191,23 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             await asyncio.sleep(max(self.cfg.min_retry_interval, 1))
             t = self.tunnel
             if t is not None and not t.is_closed:
-                log.debug("[%s] keepTunnelOpenWorker check success", self.label)
+                self.xl.debug("keepTunnelOpenWorker check success")
                 continue
-            log.warning("[%s] keepTunnelOpenWorker get tunnel connection error: no tunnel session", self.label)
+            self.xl.warning("keepTunnelOpenWorker get tunnel connection error: no tunnel session")
             await limiter.wait()
             self._want_tunnel.set()
 
     async def _make_nat_hole(self) -> str:
         """One attempt; returns "" on success, else what went wrong (already logged)."""
-        name, cfg = self.label, self.cfg
+        xl, cfg = self.xl, self.cfg
         control = self.control
         if control is None:
-            log.warning("[%s] nathole precheck error: not connected to the server", name)
+            xl.warning("nathole precheck error: not connected to the server")
             return "not connected to the server"
         try:
             await pre_check(control, self.target)
         except NatHoleError as exc:
-            log.warning("[%s] nathole precheck error: %s", name, exc)
+            xl.warning("nathole precheck error: %s", exc)
             return f"nathole precheck error: {exc}"
 
         def request(tid: str, prep: PrepareResult) -> m.NatHoleVisitor:
@@ -222,8 +219,8 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             )
 
         try:
-            hole = await open_hole(control, name, request, stun_server=self.client.cfg.nat_hole_stun_server,
-                                   nat=cfg.nat_traversal, secret_key=cfg.secret_key, report=False, logger=log)
+            hole = await open_hole(control, xl, request, stun_server=self.client.cfg.nat_hole_stun_server,
+                                   nat=cfg.nat_traversal, secret_key=cfg.secret_key, report=False)
         except NatHoleError as exc:
             return str(exc)  # logged
         ok = False
@@ -231,7 +228,7 @@ class XTCPVisitor(TCPVisitor[XTCPVisitorConfig]):
             t = await tunnel.dial(hole.sock, hole.raddr, cfg.protocol, self.client.cfg.transport.quic)
             ok = True
         except ConnectionError as exc:
-            log.warning("[%s] init tunnel session error: %s", name, exc)
+            xl.warning("init tunnel session error: %s", exc)
             return f"init tunnel session error: {exc}"
         finally:
             if not ok:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ...log import XLog
 from ...net.limiter import TokenBucket, bucket_for
 from ...net.listen import local_addr, peer_addr
 from ...net.msgconn import MsgConn
@@ -110,6 +111,9 @@ class ServerProxy:
         self.req = req
         self.type = req.proxy_type or "tcp"
         self.name = req.proxy_name
+        # Go's proxy xlog: "[RUNID] [NAME] " (server/proxy/proxy.go NewProxy); the type's modules
+        # log through views of it, self.xl.on(their logger)
+        self.xl = XLog(log, control.run_id, self.name)
         self.remote_addr = ""
         self.closed = False
         self.online = False  # registered with frps's statistics (mark_online), until close()
@@ -137,7 +141,7 @@ class ServerProxy:
 
     def close(self) -> None:
         if not self.closed:
-            log.info("[%s] proxy closing", self.name)  # Go's line (server/proxy/proxy.go: Close)
+            self.xl.info("proxy closing")  # Go's line (server/proxy/proxy.go: Close)
         self.closed = True
         for relay in list(self.relays):
             relay.close()
@@ -186,7 +190,7 @@ class ServerProxy:
         try:
             return await self.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:
-            log.warning("[%s] failed to get work connection: %s", self.name, exc)
+            self.xl.warning("failed to get work connection: %s", exc)
             return None
 
     def start_work_conn(self, conn: MsgConn, src: Addr | None = None, dst: Addr | None = None) -> WorkConn:
@@ -219,7 +223,7 @@ class ServerProxy:
             on_close=self.relay_closed, limiter=self.limiter,
         )
         self.relay_opened(relay)
-        log.debug("[%s] join connections, user %s", self.name, fmt_addr(src))
+        self.xl.debug("join connections, user %s", fmt_addr(src))
 
     def joins_at_once(self) -> bool:
         """Whether a user connection may be joined to a pooled work connection without a task:
@@ -237,7 +241,7 @@ class ServerProxy:
         try:
             await plugins.new_user_conn(self.control.user_info, self.name, self.type, remote)
         except PluginRefused as exc:
-            log.warning("[%s] the user conn [%s] was rejected, err:%s", self.name, remote, exc)
+            self.xl.warning("the user conn [%s] was rejected, err:%s", remote, exc)
             return False
         return True
 
@@ -245,7 +249,7 @@ class ServerProxy:
         """Go's line for every user (or visitor) connection a proxy takes (server/proxy/proxy.go);
         the user's address, for :meth:`join`."""
         src = peer_addr(transport)
-        log.info("[%s] get a user connection [%s]", self.name, fmt_addr(src))
+        self.xl.info("get a user connection [%s]", fmt_addr(src))
         return src
 
     async def handle_user_conn(self, user: PendingConn) -> None:
@@ -308,7 +312,7 @@ class VhostProxy(ServerProxy, Generic[M]):
     def _register_routes(self, router: Routers[Route[M]], routes: list[Route[M]], member: M) -> None:
         """Serve ``routes`` as ``member`` (the proxy itself), alone or in its group."""
         self._router, self._member = router, member
-        self.routes = self.server.groups.register_routes(self.type, router, routes, member, self.req)
+        self.routes = self.server.groups.register_routes(self.type, router, routes, member, self.req, self.xl)
 
     def close(self) -> None:
         if self._router is not None and self._member is not None:

@@ -46,8 +46,8 @@ class HTTPProxy(VhostProxy[HTTPMember]):
         ]
         self._register_routes(vhost.router, routes, self)
         for r in routes:
-            log.info("[%s] http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
-                     self.name, r.domain, r.location, req.group, r.route_by_http_user)
+            self.xl.on(log).info("http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
+                                 r.domain, r.location, req.group, r.route_by_http_user)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_http_port) for d in domains for _ in locations)
 
     def new_upstream(self, conn: MsgConn, peer: tuple[str, int]) -> Upstream:
@@ -58,7 +58,7 @@ class HTTPProxy(VhostProxy[HTTPMember]):
         self.upstreams.add(up)
         self.server.stats.open_conn(self.name)
         if work.data:
-            log.debug("[%s] %d unexpected bytes before the first request", self.name, len(work.data))
+            self.xl.on(log).debug("%d unexpected bytes before the first request", len(work.data))
         return up
 
     def upstream_done(self, up: Upstream) -> None:

@@ -26,5 +26,5 @@ class HTTPSProxy(VhostProxy[ConnMember]):
         routes: list[Route[ConnMember]] = [Route(d) for d in domains]
         self._register_routes(vhost.router, routes, self)
         for d in domains:
-            log.info("[%s] https proxy listen for host [%s] group [%s]", self.name, d, req.group)
+            self.xl.on(log).info("https proxy listen for host [%s] group [%s]", d, req.group)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_https_port) for d in domains)

@@ -32,7 +32,7 @@ class STCPProxy(ServerProxy):
         self.allow_users: list[str] = list(req.allow_users) or [control.user]
 
     async def run(self) -> None:
-        log.info("[%s] %s proxy custom listen success", self.name, self.type)
+        self.xl.on(log).info("%s proxy custom listen success", self.type)
 
     def check_visitor(self, msg: m.NewVisitorConn) -> str:
         """Why a NewVisitorConn may not use this proxy ("" if it may)."""

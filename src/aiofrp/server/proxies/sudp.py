@@ -30,8 +30,8 @@ class SUDPProxy(STCPProxy):
         if work_v2 == visitor_v2:
             super().join_visitor_transport(vt, vdata, veof, work, vis_encode, vis_decode, visitor_v2=visitor_v2)
             return
-        log.info("[%s] bridge mixed SUDP payload codecs, proxy wireProtocol [%s], visitor wireProtocol [%s]",
-                 self.name, "v2" if work_v2 else "v1", "v2" if visitor_v2 else "v1")
+        self.xl.on(log).info("bridge mixed SUDP payload codecs, proxy wireProtocol [%s], visitor wireProtocol [%s]",
+                             "v2" if work_v2 else "v1", "v2" if visitor_v2 else "v1")
         wc = self.start_work_conn(work, peer_addr(vt), local_addr(vt))
         bridge = PacketBridge(
             self.name, (vt, vdata, veof), (vis_encode, vis_decode), visitor_v2,

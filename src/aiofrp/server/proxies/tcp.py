@@ -46,7 +46,7 @@ class TCPProxy(ServerProxy):
             self.server.quick_proxy = self
             self.port = requested
             self.remote_addr = f":{requested}"
-            log.info("[%s] quick mode: public connections on the bind port go to this proxy", self.name)
+            self.xl.on(log).info("quick mode: public connections on the bind port go to this proxy")
             return
         last_err: OSError | None = None
         for port in ports.candidates("tcp", self.name, requested):
@@ -58,12 +58,12 @@ class TCPProxy(ServerProxy):
             self.port = self.listener.sockets[0].getsockname()[1]
             ports.mark_used("tcp", self.name, self.port)
             self.remote_addr = f":{self.port}"
-            log.info("[%s] tcp proxy listen port [%d]", self.name, self.port)
+            self.xl.on(log).info("tcp proxy listen port [%d]", self.port)
             return
         if requested:
             # frpc gets Go's words (server/ports: ErrPortUnAvailable), frps's log the port and why
-            log.warning("[%s] tcp port %d unavailable: %s", self.name, requested,
-                        (last_err.strerror or last_err) if last_err else "in use")
+            self.xl.on(log).warning("tcp port %d unavailable: %s", requested,
+                                    (last_err.strerror or last_err) if last_err else "in use")
             raise ProxyError("port unavailable")
         raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 

@@ -34,6 +34,6 @@ class TCPMuxProxy(VhostProxy[ConnMember]):
         ]
         self._register_routes(vhost.router, routes, self)
         for d in domains:
-            log.info("[%s] tcpmux httpconnect multiplexer listens for host [%s] group [%s] routeByHTTPUser [%s]",
-                     self.name, d, req.group, req.route_by_http_user)
+            self.xl.on(log).info("tcpmux httpconnect multiplexer listens for host [%s] group [%s] routeByHTTPUser [%s]",
+                                 d, req.group, req.route_by_http_user)
         self.remote_addr = ",".join(canonical_addr(d, cfg.tcpmux_http_connect_port) for d in domains)

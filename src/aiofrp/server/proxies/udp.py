@@ -56,13 +56,13 @@ class UDPProxy(ServerProxy):
             self.port = transport.get_extra_info("sockname")[1]
             ports.mark_used("udp", self.name, self.port)
             self.remote_addr = f":{self.port}"
-            log.info("[%s] udp proxy listen port [%d]", self.name, self.port)
+            self.xl.on(log).info("udp proxy listen port [%d]", self.port)
             self._task = self.server.spawn(self._work_conn_loop())
             return
         if requested:
             # frpc gets Go's words (server/proxy/udp.go wraps ports' ErrPortUnAvailable), frps's log why
-            log.warning("[%s] udp port %d unavailable: %s", self.name, requested,
-                        (last_err.strerror or last_err) if last_err else "in use")
+            self.xl.on(log).warning("udp port %d unavailable: %s", requested,
+                                    (last_err.strerror or last_err) if last_err else "in use")
             raise ProxyError(f"acquire port {requested} error: port unavailable")
         raise ProxyError(f"acquire port 0 error: no available port in frps's allowPorts [{ports.describe()}]")
 
@@ -74,7 +74,7 @@ class UDPProxy(ServerProxy):
             except (TimeoutError, ConnectionError) as exc:
                 if self.closed or isinstance(exc, ConnectionError):  # ConnectionError: the control is gone
                     return
-                log.warning("[%s] failed to get work connection: %s", self.name, exc)
+                self.xl.on(log).warning("failed to get work connection: %s", exc)
                 await asyncio.sleep(WORK_CONN_RETRY)
                 continue
             if self.closed:
@@ -89,12 +89,12 @@ class UDPProxy(ServerProxy):
                 stream.send_datagram(data, addr)
             self.stream = stream
             stream.attach(wc.transport, wc.data, wc.eof)
-            log.debug("[%s] udp work connection ready", self.name)
+            self.xl.on(log).debug("udp work connection ready")
             await stream.closed
             if self.stream is stream:
                 self.stream = None
             if not self.closed:
-                log.info("[%s] udp work connection closed, getting a new one", self.name)
+                self.xl.on(log).info("udp work connection closed, getting a new one")
 
     nin = 0  # datagram bytes from users / to users (Go counts UDP traffic per datagram)
     nout = 0

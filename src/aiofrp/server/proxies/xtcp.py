@@ -25,7 +25,7 @@ class XTCPProxy(ServerProxy):
         try:
             work = await self.control.get_work_conn()
         except (TimeoutError, ConnectionError) as exc:
-            log.warning("[%s] failed to get work connection for nathole sid [%s]: %s", self.name, sid, exc)
+            self.xl.on(log).warning("failed to get work connection for nathole sid [%s]: %s", sid, exc)
             return
         work.write_msg(m.StartWorkConn(proxy_name=self.name))
         work.write_msg(m.NatHoleSid(sid=sid))
