@@ -147,7 +147,7 @@ def test_unix_domain_socket_on_every_proxy_type(frp, servers, stun_server, sock_
         # a missing socket: a warning, that connection only is closed
         r = curl(f"http://127.0.0.1:{ports['missing']}/")
         assert r.returncode != 0
-        provider.wait_for_log(r"\[uds-missing\] dial to uds \S+none\.sock error: ", 5)
+        provider.wait_for_log(r"\[[0-9a-f]{16}\] \[uds-missing\] dial to uds \S+none\.sock error: ", 5)
         assert get_ok(f"http://127.0.0.1:{ports['tcp']}/after") == "unix says hello to /after\n"
 
 
@@ -282,13 +282,13 @@ def test_tls2raw(frp, servers, echo_server, sock_dir) -> None:
 
     # plain text where TLS is expected, a dead local address: Go's log lines, nothing else disturbed
     assert raw_exchange(p["gen"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b""
-    provider.wait_for_log(r"\[t-gen\] tls handshake error: ", 10)
+    provider.wait_for_log(r"\[[0-9a-f]{16}\] \[t-gen\] tls handshake error: ", 10)
     try:  # the handshake succeeds, then the connection is closed
         got, _ = tls_roundtrip(p["dead"], TEST_STRING)
         assert got == b""
     except (OSError, ssl.SSLError):
         pass
-    provider.wait_for_log(r"\[t-dead\] dial to local addr error: ", 5)
+    provider.wait_for_log(r"\[[0-9a-f]{16}\] \[t-dead\] dial to local addr error: ", 5)
     got, _ = tls_roundtrip(p["gen"], TEST_STRING)
     assert got == TEST_STRING
     assert "Traceback" not in provider.log_text()

@@ -7,6 +7,7 @@ when the proxy has a ``[proxies.plugin]``, by the plugin: both get the same :cla
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -14,6 +15,7 @@ from ...config.plugin import ClientPluginOptions
 from ...net.relay import Codec, Relay
 
 if TYPE_CHECKING:
+    from ...log import XLog
     from ...net.limiter import TokenBucket
     from ..vnet import Controller
 
@@ -71,9 +73,11 @@ class WorkConn:
 @dataclass(frozen=True)
 class PluginContext:
     """What a plugin may use of its frpc (Go's ``plugin.PluginContext``): the virtual network's
-    controller when ``virtualNet.address`` is set."""
+    controller when ``virtualNet.address`` is set, and the proxy's logger (Go hands plugins the
+    proxy's xlog: ``[RUNID] [NAME] ``)."""
 
     vnet: Controller | None = None
+    xl: XLog | None = None
 
 
 class ClientPlugin(Generic[O_co]):
@@ -88,6 +92,13 @@ class ClientPlugin(Generic[O_co]):
     def __init__(self, proxy_name: str, cfg: O_co) -> None:
         self.proxy_name = proxy_name
         self.cfg = cfg
+
+    def xlog(self, logger: logging.Logger) -> XLog:
+        """``logger`` with the proxy's prefixes (``[RUNID] [NAME] ``), as Go's plugins log."""
+        from ...log import XLog
+
+        xl = self.context.xl
+        return xl.on(logger) if xl is not None else XLog(logger, self.proxy_name)
 
     @property
     def name(self) -> str:

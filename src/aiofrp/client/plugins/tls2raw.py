@@ -50,7 +50,7 @@ class TLS2RawPlugin(ClientPlugin[TLS2RawPluginOptions]):
         try:
             await tls.handshake
         except (ssl.SSLError, OSError, TimeoutError, ValueError) as exc:
-            log.warning("[%s] tls handshake error: %s", self.proxy_name, exc)
+            self.xlog(log).warning("tls handshake error: %s", exc)
             tls.abort()
             return
         loop = asyncio.get_running_loop()
@@ -59,7 +59,7 @@ class TLS2RawPlugin(ClientPlugin[TLS2RawPluginOptions]):
             async with asyncio.timeout(DIAL_TIMEOUT):
                 local, lp = await loop.create_connection(PendingConn, host, port)
         except (OSError, TimeoutError, ValueError) as exc:
-            log.warning("[%s] dial to local addr error: %s", self.proxy_name, exc or "timeout")
+            self.xlog(log).warning("dial to local addr error: %s", exc or "timeout")
             tls.close()
             return
         if conn.proxy_protocol_header is not None:  # as Go 0.70+ (0.65 leaves it out)

@@ -28,7 +28,7 @@ class UnixDomainSocketPlugin(ClientPlugin[UnixDomainSocketPluginOptions]):
             async with asyncio.timeout(DIAL_TIMEOUT):
                 local, lp = await loop.create_unix_connection(PendingConn, path)
         except (OSError, TimeoutError) as exc:
-            log.warning("[%s] dial to uds %s error: %s", self.proxy_name, path, exc or "timeout")
+            self.xlog(log).warning("dial to uds %s error: %s", path, exc or "timeout")
             conn.close()
             return
         if conn.proxy_protocol_header is not None:

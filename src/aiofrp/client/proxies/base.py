@@ -99,7 +99,7 @@ class Proxy(Generic[C_co]):
         if the proxy has one; raises :class:`~aiofrp.client.plugins.PluginError` if it cannot."""
         self.control = control
         if self.cfg.plugin is not None and self.plugin is None:
-            self.plugin = new_plugin(self.name, self.cfg.plugin, PluginContext(vnet=self.client.vnet))
+            self.plugin = new_plugin(self.name, self.cfg.plugin, PluginContext(vnet=self.client.vnet, xl=self.xl))
 
     def close(self) -> None:
         """The control session ended (or frpc stops): release what serves work connections."""
