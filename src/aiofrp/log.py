@@ -111,48 +111,40 @@ class XLog:
     def isEnabledFor(self, level: int) -> bool:  # logging's name
         return self.logger.isEnabledFor(level)
 
+    def _emit(self, level: int, msg: str, args: tuple[object, ...], exc_info: _ExcInfo) -> None:
+        """The line, prefixed (its ``%`` escaped when ``msg`` is formatted with ``args``); the
+        caller checked the level. ``stacklevel``: the line's caller, past this and the method."""
+        p = self._prefix
+        self.logger._log(level, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=3)
+
     def log(self, level: int, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
-        logger = self.logger
-        if logger.isEnabledFor(level):
-            p = self._prefix
-            logger._log(level, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+        if self.logger.isEnabledFor(level):
+            self._emit(level, msg, args, exc_info)
 
     def trace(self, msg: str, *args: object) -> None:
-        logger = self.logger
-        if logger.isEnabledFor(TRACE):
-            p = self._prefix
-            logger._log(TRACE, (p.fmt if args else p.text) + msg, args, stacklevel=2)
+        if self.logger.isEnabledFor(TRACE):
+            self._emit(TRACE, msg, args, None)
 
     def debug(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
-        logger = self.logger
-        if logger.isEnabledFor(logging.DEBUG):
-            p = self._prefix
-            logger._log(logging.DEBUG, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self._emit(logging.DEBUG, msg, args, exc_info)
 
     def info(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
-        logger = self.logger
-        if logger.isEnabledFor(logging.INFO):
-            p = self._prefix
-            logger._log(logging.INFO, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+        if self.logger.isEnabledFor(logging.INFO):
+            self._emit(logging.INFO, msg, args, exc_info)
 
     def warning(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
-        logger = self.logger
-        if logger.isEnabledFor(logging.WARNING):
-            p = self._prefix
-            logger._log(logging.WARNING, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+        if self.logger.isEnabledFor(logging.WARNING):
+            self._emit(logging.WARNING, msg, args, exc_info)
 
     def error(self, msg: str, *args: object, exc_info: _ExcInfo = None) -> None:
-        logger = self.logger
-        if logger.isEnabledFor(logging.ERROR):
-            p = self._prefix
-            logger._log(logging.ERROR, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+        if self.logger.isEnabledFor(logging.ERROR):
+            self._emit(logging.ERROR, msg, args, exc_info)
 
     def exception(self, msg: str, *args: object, exc_info: _ExcInfo = True) -> None:
         """An ERROR line with the traceback of the exception being handled."""
-        logger = self.logger
-        if logger.isEnabledFor(logging.ERROR):
-            p = self._prefix
-            logger._log(logging.ERROR, (p.fmt if args else p.text) + msg, args, exc_info=exc_info, stacklevel=2)
+        if self.logger.isEnabledFor(logging.ERROR):
+            self._emit(logging.ERROR, msg, args, exc_info)
 
     def __repr__(self) -> str:
         return f"<XLog {self.logger.name} {self._prefix.text!r}>"
