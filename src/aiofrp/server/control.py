@@ -160,9 +160,12 @@ class Control:
         name = req.proxy_name
         if self._closed:
             raise ProxyError("control is closed")
+        # Go: control.go RegisterProxy first builds and validates the proxy's config from the message
+        # (an unknown type, bad annotations, a vhost type frps does not serve, its domains), then
+        # checks the quota before the name, and counts a tcp or udp proxy as one port (in a group
+        # too); allowPorts is checked by the port allocation after it
         proxy = new_server_proxy(self, req)
-        # Go: control.go RegisterProxy checks the quota before the name, and counts a tcp or udp
-        # proxy as one port (in a group too); allowPorts is checked by the port allocation after it
+        proxy.validate()
         max_ports = self.server.cfg.max_ports_per_client
         if max_ports > 0 and self.ports_used + proxy.used_ports > max_ports:
             raise ProxyError("exceed the max_ports_per_client")

@@ -18,7 +18,7 @@ def new_server_proxy(control: ProxyControl, req: m.NewProxy) -> ServerProxy:
     ptype = req.proxy_type or "tcp"
     cls = REGISTRY.get(ptype)
     if cls is None:
-        raise ProxyError(f"proxy type [{ptype}] is not supported")
+        raise ProxyError(f"unknown proxy type: {ptype}")  # Go: config.NewProxyConfigurerFromMsg
     return cls(control, req)
 
 

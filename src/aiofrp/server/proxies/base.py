@@ -21,6 +21,7 @@ from ...net.relay import Codec, PendingConn, Relay, WorkConn, chain, work_conn_c
 from ...proto import msg as m
 from ...proto.addr import fmt_addr
 from ..plugin import Op, PluginRefused
+from ..validation import validate_annotations
 from ..vhost import Route, Routers, unregister_routes
 
 if TYPE_CHECKING:
@@ -122,6 +123,12 @@ class ServerProxy:
         self.limiter: TokenBucket | None = (
             bucket_for(req.bandwidth_limit, name=self.name) if req.bandwidth_limit_mode == "server" else None
         )
+
+    def validate(self) -> None:
+        """Go's ValidateProxyConfigurerForServer: what frps refuses in the NewProxy itself, before the
+        maxPortsPerClient quota and the name are looked at (server/control.py: register_proxy).
+        Every type: the annotation keys and their size; vhost types add their own checks."""
+        validate_annotations(self.req.annotations)
 
     async def run(self) -> None:
         raise NotImplementedError

@@ -30,13 +30,19 @@ class HTTPProxy(VhostProxy[HTTPMember]):
         self.pool = UpstreamPool()
         self.upstreams: set[Upstream] = set()  # work connections open (idle or busy), for statistics
 
+    def validate(self) -> None:
+        super().validate()
+        cfg = self.server.cfg
+        if not cfg.vhost_http_port or self.server.http_vhost is None:
+            raise ProxyError("type [http] not supported when vhost http port is not set")
+        validate_domains(self.req.custom_domains, self.req.subdomain, cfg.subdomain_host)
+
     async def run(self) -> None:
         cfg = self.server.cfg
         vhost = self.server.http_vhost
-        if not cfg.vhost_http_port or vhost is None:
+        if vhost is None:  # validate() said so already
             raise ProxyError("type [http] not supported when vhost http port is not set")
         req = self.req
-        validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         locations = req.locations or [""]
         routes: list[Route[HTTPMember]] = [

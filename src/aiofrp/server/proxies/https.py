@@ -15,13 +15,19 @@ log = logging.getLogger("aiofrp.server.proxy.https")
 
 @register("https")
 class HTTPSProxy(VhostProxy[ConnMember]):
+    def validate(self) -> None:
+        super().validate()
+        cfg = self.server.cfg
+        if not cfg.vhost_https_port or self.server.https_vhost is None:
+            raise ProxyError("type [https] not supported when vhost https port is not set")
+        validate_domains(self.req.custom_domains, self.req.subdomain, cfg.subdomain_host)
+
     async def run(self) -> None:
         cfg = self.server.cfg
         vhost = self.server.https_vhost
-        if not cfg.vhost_https_port or vhost is None:
+        if vhost is None:  # validate() said so already
             raise ProxyError("type [https] not supported when vhost https port is not set")
         req = self.req
-        validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         routes: list[Route[ConnMember]] = [Route(d) for d in domains]
         self._register_routes(vhost.router, routes, self)

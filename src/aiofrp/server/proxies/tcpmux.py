@@ -12,21 +12,28 @@ from .base import VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.tcpmux")
 
+_NOT_ENABLED = "tcpmux with multiplexer httpconnect not supported because this feature is not enabled in server"
+
 
 @register("tcpmux")
 class TCPMuxProxy(VhostProxy[ConnMember]):
+    def validate(self) -> None:
+        """Go's order: the tcpmux port (for httpconnect only), the domains; another multiplexer,
+        or none (Go frpc always names it), is refused by run()."""
+        super().validate()
+        cfg = self.server.cfg
+        if self.req.multiplexer == "httpconnect" and (not cfg.tcpmux_http_connect_port or self.server.tcpmux_vhost is None):
+            raise ProxyError(_NOT_ENABLED)
+        validate_domains(self.req.custom_domains, self.req.subdomain, cfg.subdomain_host)
+
     async def run(self) -> None:
         cfg = self.server.cfg
         req = self.req
-        multiplexer = req.multiplexer or "httpconnect"
-        if multiplexer != "httpconnect":
-            raise ProxyError(f"unknown multiplexer [{multiplexer}]")
+        if req.multiplexer != "httpconnect":
+            raise ProxyError(f"unknown multiplexer [{req.multiplexer}]")
         vhost = self.server.tcpmux_vhost
-        if not cfg.tcpmux_http_connect_port or vhost is None:
-            raise ProxyError(
-                "tcpmux with multiplexer httpconnect not supported because this feature is not enabled in server"
-            )
-        validate_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
+        if vhost is None:  # validate() said so already
+            raise ProxyError(_NOT_ENABLED)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         routes: list[Route[ConnMember]] = [
             Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd, first_member_first=True)
