@@ -312,3 +312,22 @@ def test_packet_bridge_reframes_messages_and_passes_pings_one_way() -> None:
         assert closed == [bridge]
 
     run(main())
+
+
+def test_a_stream_logs_with_its_proxys_prefixes(caplog: pytest.LogCaptureFixture) -> None:
+    """Given the proxy's logger, a stream's lines carry its ``[RUNID] [NAME] `` (Go logs them with
+    the proxy's xlog); given a name, ``[NAME] ``."""
+    from aiofrp.log import XLog
+
+    async def main() -> None:
+        for name, prefix in ((XLog("aiofrp.test", "0123abcd", "u1"), "[0123abcd] [u1] "), ("u2", "[u2] ")):
+            pc = PacketConn(name, lambda d, a: None)
+            pc.attach(FakeTransport(), b"\x00\x00\x00\x00\x00\x00\x00\x05junk!", False)  # not a frp message
+            await asyncio.sleep(0)
+            assert any(r.getMessage().startswith(prefix + "bad data on udp stream: ") for r in caplog.records), \
+                [r.getMessage() for r in caplog.records]
+            assert all(r.name == "aiofrp.net.udp" for r in caplog.records)
+            caplog.clear()
+
+    with caplog.at_level("WARNING", logger="aiofrp.net.udp"):
+        run(main())

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from ..log import XLog
 from ..proto import msg as m
 from ..proto.addr import fmt_addr
 from ..proto.errors import ProtocolError
@@ -95,7 +96,7 @@ class PacketConn(asyncio.Protocol):
 
     def __init__(
         self,
-        name: str,
+        name: str | XLog,
         on_datagram: Callable[[bytes, Any], None],
         *,
         encode: Codec | None = None,
@@ -108,7 +109,7 @@ class PacketConn(asyncio.Protocol):
         limit_wire: bool = False,
         on_ping: Callable[[], None] | None = None,
     ) -> None:
-        self.name = name
+        self.xl = _xlog(name)
         self._on_datagram = on_datagram
         self._encode = encode
         self._decode = decode
@@ -172,7 +173,7 @@ class PacketConn(asyncio.Protocol):
         except PacketTooLarge as exc:
             if not self._too_large_logged:
                 self._too_large_logged = True
-                log.warning("[%s] dropping datagram: %s", self.name, exc)
+                self.xl.warning("dropping datagram: %s", exc)
             self.dropped += 1
             return False
         return self._push(frame)
@@ -273,7 +274,7 @@ class PacketConn(asyncio.Protocol):
             try:
                 data = self._decode(data)
             except (ProtocolError, ValueError) as exc:
-                log.warning("[%s] bad data on udp stream: %s", self.name, exc)
+                self.xl.warning("bad data on udp stream: %s", exc)
                 self.close()
                 return
             if not data:
@@ -325,7 +326,7 @@ class PacketConn(asyncio.Protocol):
         try:
             events = self._reader.feed(data)
         except (ProtocolError, ValueError) as exc:
-            log.warning("[%s] bad data on udp stream: %s", self.name, exc)
+            self.xl.warning("bad data on udp stream: %s", exc)
             self.close()
             return
         if events:
@@ -359,7 +360,7 @@ class PacketConn(asyncio.Protocol):
         if left > 0:
             self._deadline = self._loop.call_later(left, self._check_deadline)
             return
-        log.warning("[%s] no message on the udp stream for %gs, closing it", self.name, self._read_timeout)
+        self.xl.warning("no message on the udp stream for %gs, closing it", self._read_timeout)
         self.close()
 
     def _ping(self) -> None:
@@ -420,7 +421,7 @@ class _LocalPeer(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # e.g. ECONNREFUSED after an ICMP port unreachable: the local service is not up (yet)
-        log.debug("[%s] local udp socket for %s: %s", self.fwd.name, fmt_addr(self.addr), exc)
+        self.fwd.xl.debug("local udp socket for %s: %s", fmt_addr(self.addr), exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._empty is not None:
@@ -469,10 +470,10 @@ class LocalForwarder:
     """
 
     def __init__(
-        self, name: str, local: tuple[str, int], packet_size: int, reply: Callable[[bytes, Any], Any],
+        self, name: str | XLog, local: tuple[str, int], packet_size: int, reply: Callable[[bytes, Any], Any],
         *, idle_timeout: float = LOCAL_IDLE_TIMEOUT, proxy_protocol: str = "",
     ) -> None:
-        self.name = name
+        self.xl = _xlog(name)
         self.local = local
         self.proxy_protocol = proxy_protocol
         self.packet_size = packet_size
@@ -511,7 +512,7 @@ class LocalForwarder:
                 sock.close()
                 raise
         except OSError as exc:
-            log.warning("[%s] dial local udp service %s error: %s", self.name, fmt_addr(self.local), exc)
+            self.xl.warning("dial local udp service %s error: %s", fmt_addr(self.local), exc)
             return None
         prefix = b""
         if self.proxy_protocol:
@@ -520,7 +521,7 @@ class LocalForwarder:
             try:
                 prefix = build_header(self.proxy_protocol, addr, self.local, udp=True)
             except ProxyProtocolError as exc:  # Go sends the datagram without a header then
-                log.debug("[%s] proxy protocol header for %s: %s", self.name, fmt_addr(addr), exc)
+                self.xl.debug("proxy protocol header for %s: %s", fmt_addr(addr), exc)
         peer = _LocalPeer(self, addr, prefix)
         self._peers[addr] = peer
         task = self._loop.create_task(self._loop.create_datagram_endpoint(lambda: peer, sock=sock))
@@ -541,7 +542,7 @@ class LocalForwarder:
             return
         cutoff = time.monotonic() - self._idle
         for peer in [p for p in self._peers.values() if p.last < cutoff]:
-            log.debug("[%s] local udp socket for %s idle, closing", self.name, fmt_addr(peer.addr))
+            self.xl.debug("local udp socket for %s idle, closing", fmt_addr(peer.addr))
             self._forget(peer)
             peer.close()
         self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
@@ -641,7 +642,7 @@ class PacketBridge:
 
     def __init__(
         self,
-        name: str,
+        name: str | XLog,
         visitor: tuple[asyncio.Transport, bytes, bool],
         visitor_codecs: tuple[Codec | None, Codec | None],
         visitor_v2: bool,
@@ -687,3 +688,9 @@ class PacketBridge:
 
     def close(self) -> None:
         self.visitor.close()  # the other side follows (_closed)
+
+
+def _xlog(name: str | XLog) -> XLog:
+    """The logger of a stream's or forwarder's lines: the proxy's or visitor's (its ``[RUNID]
+    [NAME] `` prefix, as Go logs them with the proxy's xlog), else one named ``[name] ``."""
+    return name.on(log) if isinstance(name, XLog) else XLog(log, name)

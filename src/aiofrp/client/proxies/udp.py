@@ -34,11 +34,11 @@ class UDPSession:
         key = proxy.client.key if cfg.transport.use_encryption else None
         encode, decode = work_conn_codecs(key, cfg.transport.use_compression)
         self.stream = PacketConn(
-            proxy.name, self._from_server, encode=encode, decode=decode,
+            proxy.xl, self._from_server, encode=encode, decode=decode,
             ping_interval=PING_INTERVAL, on_close=self._closed, v2=conn.wire_protocol == "v2",
             limiter=proxy.limiter, limit_wire=True,  # bandwidthLimitMode "client": as Go's frpc, the wire bytes
         )
-        self.forwarder = LocalForwarder(proxy.name, local, size, self.stream.send_datagram,
+        self.forwarder = LocalForwarder(proxy.xl, local, size, self.stream.send_datagram,
                                         proxy_protocol=cfg.transport.proxy_protocol_version)
         wt, wdata, weof = conn.detach()
         self.stream.attach(wt, wdata, weof)

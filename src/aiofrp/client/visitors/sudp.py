@@ -81,7 +81,7 @@ class SUDPVisitor(Visitor[SUDPVisitorConfig]):
                     conn.close()
                     return
                 tunnel = PacketConn(
-                    self.label, self._from_server, encode=encode, decode=decode,
+                    self.xl, self._from_server, encode=encode, decode=decode,
                     read_timeout=READ_TIMEOUT, on_close=self._tunnel_closed, v2=conn.wire_protocol == "v2",
                 )
                 pending, self._pending = self._pending, []

@@ -34,7 +34,7 @@ class SUDPProxy(STCPProxy):
                              "v2" if work_v2 else "v1", "v2" if visitor_v2 else "v1")
         wc = self.start_work_conn(work, peer_addr(vt), local_addr(vt))
         bridge = PacketBridge(
-            self.name, (vt, vdata, veof), (vis_encode, vis_decode), visitor_v2,
+            self.xl, (vt, vdata, veof), (vis_encode, vis_decode), visitor_v2,
             (wc.transport, wc.data, wc.eof), (wc.encode, wc.decode), work_v2,
             limiter=self.limiter, on_close=self.relay_closed,
         )

@@ -82,7 +82,7 @@ class UDPProxy(ServerProxy):
                 return
             v2 = work.wire_protocol == "v2"
             wc = self.start_work_conn(work)
-            stream = PacketConn(self.name, self._from_client, encode=wc.encode, decode=wc.decode,
+            stream = PacketConn(self.xl, self._from_client, encode=wc.encode, decode=wc.decode,
                                 read_timeout=READ_TIMEOUT, v2=v2, limiter=self.limiter)
             pending, self._pending = self._pending, []
             for data, addr in pending:
