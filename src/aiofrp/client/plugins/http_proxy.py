@@ -13,6 +13,14 @@ As in Go, the first request of a connection decides:
   with aiohttp's client after removing the proxy headers (Go's ``removeProxyHeaders``), and
   streams the answer back as Go's server writes it (the first 2 KiB held: a Content-Type guessed
   when there is none, a Content-Length when the body ends within them); keep-alive as usual.
+  The target gets what Go's ``Request.Write`` sends (tests/compat/test_go_http_proxy_audit.py):
+  origin form through ``URL.EscapedPath`` (``#`` is the path's), Host from the URL, no userinfo,
+  canonical header names, no ``Trailer``, ``Content-Length: 0`` for POST/PUT/PATCH only;
+  ``Expect: 100-continue`` waits 1 s for the target's ``100`` and tells the client ``100
+  Continue`` when the body goes. The answer keeps ``Connection``/``Keep-Alive`` (not a
+  ``Connection: close``); errors are Go's texts (``EOF``, TLS). ``OPTIONS *`` is answered 200
+  before any credentials, a Transfer-Encoding other than ``chunked`` 501, as Go's server does.
+  Not copied: Go asks the target for gzip and unpacks it; request trailers are dropped.
   Without valid credentials: ``407 Proxy Authentication Required`` with ``Proxy-Authenticate:
   Basic``, connection kept. A CONNECT on such a connection takes it out of the server (Go's
   hijack) and tunnels it.
@@ -30,6 +38,7 @@ import binascii
 import functools
 import hmac
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,11 +46,11 @@ from ...config.plugin import HTTPProxyPluginOptions
 from ...net.dialerr import dial_error_text
 from ...net.relay import PendingConn, Relay
 from ...proto.addr import fmt_addr, join_host_port, split_host_port
-from ...proto.http import HTTPError, parse_request_head
+from ...proto.http import HTTPError, canonical_header_key, parse_request_head, request_uri
 from ...proto.sniff import detect_content_type
 from . import register
 from .base import ClientPlugin, WorkConn
-from .http.goerrors import GO_400, GO_431, GO_505, go_status_error
+from .http.goerrors import GO_400, GO_431, GO_501_TE, GO_505, go_status_error
 from .stream import HeadTooLarge, PluginStream
 
 if TYPE_CHECKING:
@@ -70,11 +79,18 @@ CONNECT_200 = b"HTTP/1.1 200 OK\r\n\r\n"
 _STATUS_ERRORS = ("missing required Host header", "too many Host headers", "malformed Host header")
 USER_AGENT = "Go-http-client/1.1"  # what Go's http.DefaultTransport sends when the client sent none
 
-# Go's removeProxyHeaders, plus Host: the request goes to the host of its absolute URL
-_REMOVED = ("Proxy-Connection", "Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers",
-            "Transfer-Encoding", "Upgrade", "Host")
-# hop-by-hop headers of the answer that aiohttp's server sets itself
-_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"))
+# Go's removeProxyHeaders, plus Host (the request goes to the host of its absolute URL), Trailer
+# (Go's Request.Write leaves it out: it writes one only for trailers it sends, which aiohttp's
+# server does not hand on) and the framing aiohttp's client writes itself
+_REMOVED = frozenset(name.lower() for name in (
+    "Proxy-Connection", "Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailers",
+    "Transfer-Encoding", "Upgrade", "Host", "Trailer", "User-Agent", "Content-Length"))
+# fields of the answer that aiohttp's server writes itself (Go's copyHeaders copies all others,
+# Connection, Keep-Alive and Proxy-Connection included)
+_FRAMING = frozenset(("transfer-encoding", "content-length"))
+MAX_RESPONSE_LINE = 10 << 20  # Go's Transport: MaxResponseHeaderBytes 10 MiB (aiohttp's client: 8190 a line)
+EXPECT_CONTINUE_TIMEOUT = 1.0  # Go's DefaultTransport: ExpectContinueTimeout
+CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class _NoTraceback(logging.Filter):
@@ -164,6 +180,11 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                 stream.write(_head_error(exc))
             stream.close()
             return
+        if _bad_transfer_encoding(req.minor, req.get_all("transfer-encoding")):
+            log.warning("[%s] http_proxy: bad request from %s: unsupported transfer encoding", self.proxy_name, who)
+            stream.write(GO_501_TE)
+            stream.close()
+            return
         if req.method.upper() == "CONNECT":
             stream.consume(len(head))
             await self._connect(stream, req.target, req.get("proxy-authorization"), who)
@@ -223,12 +244,18 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=DIAL_TIMEOUT),
                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                max_line_size=MAX_RESPONSE_LINE, max_field_size=MAX_RESPONSE_LINE,
+                request_class=_request_class(),
             )
         return self._session
 
     async def _serve_http(self, request: web.BaseRequest) -> web.StreamResponse:
-        from .http.responses import Response
+        from .http.responses import RawResponse, Response
 
+        if request.method == "OPTIONS" and request.raw_path == "*":  # Go's globalOptionsHandler: before any handler
+            return Response(status=200, headers={"Content-Length": "0"})
+        if _bad_transfer_encoding(request.version.minor, request.headers.getall("Transfer-Encoding", [])):
+            return RawResponse(GO_501_TE)
         ok, wrong = self._check(request.headers.get("Proxy-Authorization"))
         if not ok:
             if wrong:
@@ -285,31 +312,56 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         from .http.responses import BufferedStreamResponse
 
         target = request.raw_path
-        scheme = target.partition("://")[0] if "://" in target else ""
-        if scheme.lower() not in ("http", "https"):
+        scheme, sep, rest = target.partition("://")
+        scheme = scheme.lower() if sep else ""  # Go lower-cases it
+        if scheme not in ("http", "https"):
             return _go_error(f'unsupported protocol scheme "{scheme}"')
+        # Go's url.ParseRequestURI: the query is cut first, no fragment (a "#" is the path's or the
+        # query's); the authority up to the first "/", its userinfo dropped (Go's Transport sends
+        # no Authorization for it: that is http.Client's doing). Host: the authority as written.
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        authority, origin = rest[:cut].rpartition("@")[2], rest[cut:]
+        if not authority:
+            return _go_error("http: no Host in request URL")
+        origin = request_uri(origin if origin.startswith("/") else "/" + origin, clean=False)
         try:
-            url = URL(target, encoded=True)
+            url = URL(f"{scheme}://{authority}{origin.partition('?')[0]}", encoded=True)
+            if "?" in origin:
+                url = URL.build(scheme=url.scheme, authority=url.raw_authority, path=url.raw_path,
+                                query_string=origin.partition("?")[2], encoded=True)
         except ValueError as exc:
             return _go_error(str(exc))
-        headers = request.headers.copy()
-        for name in _REMOVED:
-            headers.popall(name, None)
-        if "User-Agent" not in headers:  # Go writes it right after Host
-            headers = CIMultiDict((("User-Agent", USER_AGENT), *headers.items()))
+        # what Go's Request.Write sends: Host, User-Agent, the framing (aiohttp's), then the other
+        # fields sorted, their names canonical (textproto.CanonicalMIMEHeaderKey)
+        fields = sorted((canonical_header_key(k), v) for k, v in request.headers.items()
+                        if k.lower() not in _REMOVED)
+        headers = CIMultiDict((("Host", authority),))
+        agent = request.headers.get("User-Agent", USER_AGENT)
+        if agent:  # an empty one: none (Go)
+            headers["User-Agent"] = agent
+        sent_length = request.headers.get("Content-Length", "")
+        if sent_length.isdigit() and int(sent_length) > 0 and "Transfer-Encoding" not in request.headers:
+            headers["Content-Length"] = sent_length  # 0: none (aiohttp writes it for POST, PUT, PATCH, as Go)
+        headers.extend(fields)
         if not request.keep_alive:  # Go's transport: req.Close (HTTP/1.0, "Connection: close")
             headers["Connection"] = "close"
         data: Any = request.content if request.body_exists else None
         bucket = self._limiter
         if data is not None and bucket is not None:
             data = _metered_body(request, bucket)
+        if data is not None and request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+            data = _continued(request, data)  # Go's server: "100 Continue" when the body is first read
         try:
             async with self._client().request(request.method, url, headers=headers, data=data,
                                               allow_redirects=False) as up:
                 resp = BufferedStreamResponse(status=up.status, reason=up.reason)
                 for name, value in up.headers.items():
-                    if name.lower() not in _HOP:
-                        resp.headers.add(name, value)
+                    lname = name.lower()
+                    if lname in _FRAMING:
+                        continue
+                    if lname == "connection" and "close" in (t.strip().lower() for t in value.split(",")):
+                        continue  # Go's transport deletes a "Connection: close" of the answer
+                    resp.headers.add(name, value)
                 # Go's handler copies the body into its server's 2 KiB write buffer: the head waits
                 # for more than that or for the end, gets a Content-Type guessed from those bytes
                 # when it has none (and no Content-Encoding), and a Content-Length when the whole
@@ -342,8 +394,14 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                     chunk = b"" if ended else await up.content.readany()
                 await resp.write_eof()
                 return resp
+        except aiohttp.ClientConnectorCertificateError as exc:
+            return _go_error(_tls_error_text(exc.certificate_error))
         except aiohttp.ClientConnectorError as exc:  # a name that does not resolve too (net/dialerr.py)
-            return _go_error(dial_error_text(join_host_port(url.host or "", url.port or 0), exc.os_error))
+            if url.scheme == "https" and isinstance(exc.os_error, (ConnectionResetError, _ssl_error())):
+                return _go_error(_tls_handshake_text(exc.os_error))
+            return _go_error(dial_error_text(_dialed(url.host or "", url.port or 0, exc.os_error), exc.os_error))
+        except aiohttp.ServerDisconnectedError:  # closed before (all of) an answer head
+            return _go_error("EOF")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return _go_error(str(exc) or type(exc).__name__)
 
@@ -372,6 +430,86 @@ async def _metered(chunk: bytes, bucket: TokenBucket) -> AsyncIterator[bytes | m
             view = view[granted:]
         if view:
             await asyncio.sleep(bucket.wait_time(len(view), time.monotonic()))
+
+
+async def _continued(request: web.BaseRequest, body: Any) -> AsyncIterator[bytes]:
+    """The request body, the client told "100 Continue" first (when the target asked for it or
+    after Go's 1 s ExpectContinueTimeout: when aiohttp's client starts sending it)."""
+    if request.writer is not None:
+        await request.writer.write(CONTINUE_100)
+    if isinstance(body, (bytes, bytearray)):
+        yield bytes(body)
+        return
+    stream = body.iter_any() if hasattr(body, "iter_any") else body
+    async for chunk in stream:
+        yield bytes(chunk)
+
+
+_CONNECT_FAILED = re.compile(r"Connect call failed \('([^']*)', (\d+)")
+
+
+def _dialed(host: str, port: int, exc: BaseException) -> str:
+    """The address Go names in a dial error: the one it connected to (``localhost`` resolved:
+    ``127.0.0.1:80``), which asyncio's text carries."""
+    m = _CONNECT_FAILED.search(str(exc))
+    return join_host_port(m[1], int(m[2])) if m else join_host_port(host, port)
+
+
+def _ssl_error() -> type[BaseException]:
+    import ssl
+
+    return ssl.SSLError
+
+
+def _tls_handshake_text(exc: BaseException) -> str:
+    """Go's text for a TLS handshake with the target that failed (not for its certificate)."""
+    reason = str(getattr(exc, "reason", "") or "")
+    if isinstance(exc, ConnectionResetError) or "EOF" in reason or "UNEXPECTED_EOF" in str(exc):
+        return "EOF"  # the target closed during the handshake (asyncio: "Connection lost")
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG"):
+        return "tls: first record does not look like a TLS handshake"  # a target that is no TLS server
+    return f"remote error: tls: {reason.lower().replace('_', ' ')}" if reason else str(exc)
+
+
+def _tls_error_text(exc: BaseException) -> str:
+    """Go's crypto/tls text for a target certificate it does not accept (the common cases)."""
+    text = str(exc)
+    if "self-signed" in text or "self signed" in text or "unable to get local issuer" in text:
+        return "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    if "expired" in text:
+        return "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+    if "Hostname mismatch" in text or "IP address mismatch" in text:
+        return f"tls: failed to verify certificate: x509: {text}"
+    return f"tls: failed to verify certificate: {text}"
+
+
+def _bad_transfer_encoding(minor: int, values: list[str]) -> bool:
+    """Go's server refuses (501) a Transfer-Encoding other than one ``chunked`` field (HTTP/1.1)."""
+    return bool(values) and minor >= 1 and (len(values) != 1 or values[0].strip().lower() != "chunked")
+
+
+@functools.cache
+def _request_class() -> type[Any]:
+    """aiohttp's client request, sending the body of an ``Expect: 100-continue`` request after
+    Go's ``ExpectContinueTimeout`` (1 s) when the target sends no ``100 Continue`` (aiohttp: never)."""
+    from aiohttp import ClientRequest
+
+    class ExpectRequest(ClientRequest):
+        def update_body_from_data(self, body: Any, _stacklevel: int = 3) -> None:
+            super().update_body_from_data(body, _stacklevel + 1)
+            # Go's transferWriter: an empty body has "Content-Length: 0" for POST, PUT and PATCH
+            # only (aiohttp: for all but GET, HEAD, OPTIONS and TRACE)
+            if body is None and self.method not in ("POST", "PUT", "PATCH") and self.headers.get("Content-Length") == "0":
+                del self.headers["Content-Length"]
+
+        def update_expect_continue(self, expect: bool = False) -> None:
+            super().update_expect_continue(expect)
+            waiter = self._continue
+            if waiter is not None:
+                self.loop.call_later(EXPECT_CONTINUE_TIMEOUT,
+                                     lambda: None if waiter.done() else waiter.set_result(True))
+
+    return ExpectRequest
 
 
 async def _metered_body(request: web.BaseRequest, bucket: TokenBucket) -> AsyncIterator[bytes]:
