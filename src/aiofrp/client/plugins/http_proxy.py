@@ -204,19 +204,26 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
             stream.write(CONNECT_407)
             stream.close()
             return
-        loop = asyncio.get_running_loop()
-        try:
-            host, port = split_host_port(target)
-            async with asyncio.timeout(DIAL_TIMEOUT):
-                remote, rp = await loop.create_connection(PendingConn, host, port)
-        except (OSError, TimeoutError, ValueError) as exc:
-            log.info("[%s] http_proxy: CONNECT %s from %s: dial error: %s", self.proxy_name, target, who,
-                     exc or "timeout")
+        dialed = await self._dial(target, who)
+        if dialed is None:
             stream.write(CONNECT_400)
             stream.close()
             return
+        remote, rp = dialed
         stream.write(CONNECT_200)
         stream.join(remote, rp.take(), rp.eof)
+
+    async def _dial(self, target: str, who: str) -> tuple[asyncio.Transport, PendingConn] | None:
+        """A CONNECT's target (``host:port``), within :data:`DIAL_TIMEOUT`; None, logged, if it
+        cannot be reached."""
+        try:
+            host, port = split_host_port(target)
+            async with asyncio.timeout(DIAL_TIMEOUT):
+                return await asyncio.get_running_loop().create_connection(PendingConn, host, port)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.info("[%s] http_proxy: CONNECT %s from %s: dial error: %s", self.proxy_name, target, who,
+                     exc or "timeout")
+            return None
 
     # -- plain (absolute-form) requests --------------------------------------------------------
 
@@ -284,18 +291,11 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         tail = bytes(getattr(proto, "_message_tail", b""))  # aiohttp keeps an upgraded connection's bytes there
         proto.transport = None  # aiohttp neither writes to nor closes it from now on
         proto.connection_lost(None)  # and forgets it (its server's connection list)
-        target = request.raw_path
-        who = request.remote or "user"
-        loop = asyncio.get_running_loop()
-        try:
-            host, port = split_host_port(target)
-            async with asyncio.timeout(DIAL_TIMEOUT):
-                remote, rp = await loop.create_connection(PendingConn, host, port)
-        except (OSError, TimeoutError, ValueError) as exc:
-            log.info("[%s] http_proxy: CONNECT %s from %s: dial error: %s", self.proxy_name, target, who,
-                     exc or "timeout")
+        dialed = await self._dial(request.raw_path, request.remote or "user")
+        if dialed is None:
             transport.close()
             return nothing
+        remote, rp = dialed
         if held.lost or transport.is_closing():
             remote.close()
             return nothing
