@@ -22,6 +22,7 @@ failures logged, an address guessing passwords is refused for a while).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import logging
@@ -44,7 +45,7 @@ from ..net.webgo import file_server_redirect, go_redirect, go_router
 from ..proto.addr import join_host_port
 from . import dashboard_v2 as v2
 from .errors import ListenerError
-from .stats import ProxyStats, today_ordinal
+from .stats import OFFLINE_KEEP, ProxyStats, today_ordinal
 
 if TYPE_CHECKING:
     from ..proto import msg as m
@@ -56,6 +57,7 @@ log = logging.getLogger("aiofrp.server.dashboard")
 
 UI_DIR = Path(__file__).with_name("dashboard_ui")
 MAX_BODY = 64 * 1024  # no route reads a body; anything bigger is refused (413)
+SWEEP_INTERVAL = 12 * 3600.0  # Go: pkg/metrics/mem clears proxies offline for 7 days every 12 h
 GZIP_MIN = 32 * 1024  # /api/proxy/{type} answers bigger than this are gzipped for clients that accept it
 
 
@@ -76,8 +78,9 @@ def _text(status: int, msg: str) -> web.Response:
 def proxy_conf(req: m.NewProxy, port: int = 0) -> dict[str, Any]:
     """``conf`` of a proxy: its v1 config rebuilt from NewProxy, filtered per type as Go 0.65's
     dashboard does (TCPOutConf, HTTPOutConf ...; field order as Go's encoding/json writes it).
-    Secrets stay out: no ``groupKey`` and, unlike Go, no sudp ``secretKey`` (Go has no sudp case
-    and dumps the whole config). ``port``: the port a tcp or udp proxy bound, which Go writes
+    Secrets stay out: no ``groupKey`` and, unlike Go, no sudp ``secretKey``. Go has no sudp case
+    and dumps the whole config through a map: every key sorted, ``allowUsers`` included (as here).
+    ``port``: the port a tcp or udp proxy bound, which Go writes
     into the config's ``remotePort`` once the proxy runs (so ``remotePort = 0`` shows the port
     frps chose)."""
     ptype = req.proxy_type or "tcp"
@@ -98,12 +101,23 @@ def proxy_conf(req: m.NewProxy, port: int = 0) -> dict[str, Any]:
     conf["healthCheck"] = {"type": "", "intervalSeconds": 0}
     conf["localIP"] = "127.0.0.1"  # frps completes the config with the default (it never sees it)
     conf["plugin"] = None
+    if ptype == "sudp":
+        if req.allow_users:
+            conf["allowUsers"] = list(req.allow_users)
+        return _sorted_keys(conf)
     extra = _TYPE_FIELDS.get(ptype)
     if extra is not None:
         extra(req, conf)
         if "remotePort" in conf and port:
             conf["remotePort"] = port
     return conf
+
+
+def _sorted_keys(v: Any) -> Any:
+    """As Go's encoding/json writes a map[string]any: keys sorted, at every level."""
+    if isinstance(v, dict):
+        return {k: _sorted_keys(v[k]) for k in sorted(v)}
+    return v
 
 
 def _remote_port(req: m.NewProxy, conf: dict[str, Any]) -> None:
@@ -201,6 +215,7 @@ class Dashboard:
         self.app = app
         self.runner: web.AppRunner | None = None
         self.address = ""
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _auth_failed(self, addr: str) -> None:
         self.stats.dashboard_auth_failures += 1
@@ -214,6 +229,8 @@ class Dashboard:
             ssl_ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="dashboard-stats-sweep")
         if self.unix_path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_path)  # left by this worker's predecessor, which died
@@ -236,7 +253,19 @@ class Dashboard:
             log.warning("the dashboard on %s uses the default password \"admin\": set webServer.password "
                         "(--dashboard-pwd)", self.address)
 
+    async def _sweep(self) -> None:
+        """Go's mem collector: every 12 h, forget proxies offline for more than 7 days."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            cleared, total = self.stats.clear_offline(OFFLINE_KEEP)
+            log.debug("clear useless proxy statistics data count %d/%d", cleared, total)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self.metrics is not None:
             self.metrics.close()
         if self.runner is not None:

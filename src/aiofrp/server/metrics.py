@@ -29,12 +29,12 @@ plus prometheus-client's process_* and python_* series (Go's go_* / process_* co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from .service import Server
 
 LAG_INTERVAL = 0.5  # seconds between two event-loop lag probes
+# Go's promhttp answer (text format 0.0.4, legacy names: what both write); prometheus-client says
+# "version=1.0.0", the same text where no name needs UTF-8 quoting, as none here does
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8; escaping=values"
 
 
 _ESCAPE = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
@@ -65,7 +68,7 @@ def frp_series(server: Server) -> str:
     stats = server.stats
     detailed = []
     rows = []  # Go creates these series at a proxy's first connection (udp: its first datagram)
-    for ps in server.stats.proxies.values():
+    for ps in itertools.chain(stats.proxies.values(), stats.retired.values()):
         name, ptype = _label(ps.name), _label(ps.type)
         detailed.append((name, ptype, 1 if ps.live is not None else 0))
         if ps.connected or ps.datagram:
@@ -101,7 +104,7 @@ class FrpCollector(Collector):
         """aiofrp's own series (frp's: :func:`frp_series`)."""
         stats = self.server.stats
         all_in = all_out = 0
-        for ps in stats.proxies.values():
+        for ps in itertools.chain(stats.proxies.values(), stats.retired.values()):
             i, o = ps.totals()
             all_in += i
             all_out += o
@@ -113,8 +116,8 @@ class FrpCollector(Collector):
         c = CounterMetricFamily("aiofrp_server_relayed_bytes", "Bytes relayed for all proxies "
                                 "(in: from users, out: to users), open connections included",
                                 labels=["direction"])
-        c.add_metric(["in"], all_in + stats.orphan_in)
-        c.add_metric(["out"], all_out + stats.orphan_out)
+        c.add_metric(["in"], all_in + stats.orphan_in + stats.forgotten_in)
+        c.add_metric(["out"], all_out + stats.orphan_out + stats.forgotten_out)
         yield c
         c = CounterMetricFamily("aiofrp_server_login_failures", "Refused frpc logins by reason",
                                 labels=["reason"])
@@ -186,7 +189,7 @@ class Metrics:
         self.lag.close()
 
     def exposition(self) -> tuple[bytes, str]:
-        return frp_series(self.server).encode() + generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return frp_series(self.server).encode() + generate_latest(self.registry), CONTENT_TYPE
 
 
 __all__ = ["FrpCollector", "LagProbe", "Metrics", "frp_series"]

@@ -147,6 +147,10 @@ class ServerStats:
 
     def __init__(self) -> None:
         self.proxies: dict[str, ProxyStats] = {}
+        self.retired: dict[tuple[str, str], ProxyStats] = {}
+        """Statistics of a proxy whose name came back with another type, kept for /metrics only: Go's
+        Prometheus series of the old (name, type) stay (0 proxies, 0 connections, its traffic
+        counters) and go on counting if the name comes back with that type again."""
         self.clients: dict[str, ClientInfo] = {}
         self._run_index: dict[str, str] = {}  # run id -> client key
         self.client_count = 0
@@ -156,6 +160,8 @@ class ServerStats:
         self.total_out = DateCounter()
         self.orphan_in = 0  # bytes of connections whose proxy statistics were deleted meanwhile
         self.orphan_out = 0
+        self.forgotten_in = 0  # totals of the proxy statistics forgotten (clear_offline), for /metrics
+        self.forgotten_out = 0
         self.login_failures: dict[str, int] = {}  # reason -> count (aiofrp's own metric)
         self.dashboard_auth_failures = 0
 
@@ -194,7 +200,12 @@ class ServerStats:
         self.proxy_type_counts[ptype] = self.proxy_type_counts.get(ptype, 0) + 1
         ps = self.proxies.get(name)
         if ps is None or ps.type != ptype:
+            if ps is not None:
+                self.retired[(name, ps.type)] = ps
+            old = self.retired.pop((name, ptype), None)
             ps = self.proxies[name] = ProxyStats(name, ptype)
+            if old is not None:  # Go's counters of (name, type) continue; the dashboard's start afresh
+                ps.total_in, ps.total_out, ps.connected = old.total_in, old.total_out, old.connected
         ps.user, ps.client_id, ps.live, ps.datagram = user, client_id, live, datagram
         ps.last_start = time.time()
         ps.last_start_text = _fmt_time(ps.last_start)
@@ -258,11 +269,21 @@ class ServerStats:
         """Forget proxies offline for more than ``older_than`` seconds; (cleared, total before)."""
         now = time.time()
         total = len(self.proxies)
-        gone = [n for n, ps in self.proxies.items()
-                if ps.last_close and ps.last_start < ps.last_close and now - ps.last_close > older_than]
+
+        def offline(ps: ProxyStats) -> bool:
+            return bool(ps.last_close) and ps.last_start < ps.last_close and now - ps.last_close > older_than
+
+        gone = [n for n, ps in self.proxies.items() if offline(ps)]
         for n in gone:
-            del self.proxies[n]
+            self._forget(self.proxies.pop(n))
+        for key in [k for k, ps in self.retired.items() if offline(ps) or k[0] in gone]:
+            self._forget(self.retired.pop(key))
         return len(gone), total
+
+    def _forget(self, ps: ProxyStats) -> None:
+        # aiofrp_server_relayed_bytes_total sums the proxies' totals: keep it from going down
+        self.forgotten_in += ps.total_in
+        self.forgotten_out += ps.total_out
 
 
 def _client_key(user: str, cid: str) -> str:
