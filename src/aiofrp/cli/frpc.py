@@ -295,9 +295,10 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
     ws = cfg.web_server
     if not ws.port:
         die("web server port should be set if you want to use this feature")  # Go's words (webServer.port)
-    host = ws.addr or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    # an unspecified address ("0.0.0.0", "::") is dialled as loopback (Go's net.Dial: "the local
+    # system"), and named in the messages as configured, as Go's http.Client names it
+    shown = ws.addr or "127.0.0.1"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(shown, shown)
     ctx = None
     if ws.tls is not None:  # webServer.tls: HTTPS (Go's frpc CLI speaks plain HTTP only)
         # verified against tls.trustedCaFile when set; otherwise the loopback admin server's
@@ -316,7 +317,8 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
         token = base64.b64encode(f"{ws.user}:{ws.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     # the failures in Go's words (its http.Client names the request: Get "URL": ...), on stderr
-    call = f'{method.capitalize()} "{url}"'
+    scheme = "https" if ctx else "http"
+    call = f'{method.capitalize()} "{scheme}://{join_host_port(shown, ws.port)}{path}"'
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             body: bytes = resp.read()
@@ -336,7 +338,7 @@ def admin_request(cfg: ClientConfig, method: str, path: str, timeout: float = 30
         if isinstance(reason, TimeoutError):  # --api-timeout (Go: its context's deadline)
             die(f"{call}: context deadline exceeded")
         if isinstance(reason, OSError) and not isinstance(reason, ssl.SSLError):
-            die(f"{call}: {dial_error_text(join_host_port(host, ws.port), reason)}")
+            die(f"{call}: {dial_error_text(join_host_port(shown, ws.port), reason)}")
         die(f"{call}: {reason}")
     raise AssertionError("unreachable")
 

@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
 from ..net.webgo import file_server_redirect, go_redirect, go_router
 from ..proto.addr import join_host_port
+from ..proto.sniff import detect_content_type
 from .config_manager import ApiError, ConfigManager
 
 if TYPE_CHECKING:
@@ -59,6 +60,15 @@ def _json(o: object) -> web.Response:
     return web.Response(content_type="application/json", text=_dumps(o) + "\n")
 
 
+async def _go_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The headers Go's net/http writes: no ``Server`` (aiohttp adds its name and version), and
+    ``X-Content-Type-Options: nosniff`` on what ``http.Error`` writes (the 401 challenge, 404
+    ``404 page not found``)."""
+    response.headers.popall(hdrs.SERVER, None)
+    if response.status in (401, 404) and response.content_type == "text/plain":
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
 def server_ssl_context(cfg: WebServerConfig) -> ssl.SSLContext | None:
     """``webServer.tls``: HTTPS with certFile/keyFile (like Go, no client certificates)."""
     if cfg.tls is None:
@@ -81,6 +91,7 @@ class AdminServer:
         # Go's router (a path no route serves: its 404 before auth), then the auth
         router = go_router(MAX_BODY, f"request body too large (limit {MAX_BODY} bytes)\n")
         self.app = web.Application(middlewares=[router, self.auth.middleware], client_max_size=MAX_BODY)
+        self.app.on_response_prepare.append(_go_headers)
         r = self.app.router
         # Go's methods: /healthz and / take any, the rest their own (HEAD gets 405)
         r.add_route("*", "/healthz", self.healthz)
@@ -138,12 +149,14 @@ class AdminServer:
     async def api_get_config(self, request: web.Request) -> web.Response:
         log.info("http get request [/api/config]")
         try:
-            text = await self.manager.read_file()
+            content = await self.manager.read_file()
         except ApiError as exc:
             log.info("http get response [/api/config], code [%d]", exc.status)
             return _text_error(exc)
         log.info("http get response [/api/config], code [200]")
-        return web.Response(text=text)
+        # the file's bytes, typed as Go's net/http types what a handler writes (DetectContentType;
+        # an empty file: nothing written, no Content-Type)
+        return web.Response(body=content, headers={"Content-Type": detect_content_type(content)} if content else None)
 
     async def api_put_config(self, request: web.Request) -> web.Response:
         log.info("http put request [/api/config]")

@@ -9,6 +9,7 @@ unchanged proxies keep their connections. Operations are serialised by one lock 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -105,17 +106,20 @@ class ConfigManager:
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
 
-    async def read_file(self) -> str:
+    async def read_file(self) -> bytes:
+        """``GET /api/config``: the file's bytes as they are (Go's ``os.ReadFile``: no newline
+        translation, no decoding; a file that is not UTF-8 is served too)."""
         try:
             path = self._path()
         except ApiError as exc:
             log.warning("%s", exc.message)  # as Go's GET /api/config
             raise
         try:
-            return await asyncio.to_thread(_read_text, path)
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("load frpc config file error: %s", exc)
-            raise ApiError(400, str(exc)) from None
+            return await asyncio.to_thread(_read_bytes, path)
+        except OSError as exc:
+            message = go_path_error(exc, path)
+            log.warning("load frpc config file error: %s", message)
+            raise ApiError(400, message) from None
 
     async def write_file(self, body: bytes) -> None:
         if not body:
@@ -124,7 +128,7 @@ class ConfigManager:
         try:
             await asyncio.to_thread(_write_bytes, path, body)
         except OSError as exc:
-            raise ApiError(500, f"write content to frpc config file error: {exc}") from None
+            raise ApiError(500, f"write content to frpc config file error: {go_path_error(exc, path, 'open')}") from None
 
     # -- one entry -----------------------------------------------------------------------------
 
@@ -219,9 +223,19 @@ def definition(entry: ProxyBaseConfig | VisitorBaseConfig) -> dict[str, Any]:
     return {"name": entry.name, "type": entry.type, entry.type: entry_json(entry)}
 
 
-def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
         return f.read()
+
+
+def go_path_error(exc: OSError, path: str, op: str = "") -> str:
+    """An ``OSError`` of ``path`` in Go's ``*fs.PathError`` words: ``open PATH: no such file or
+    directory``, ``read PATH: is a directory`` (Go opens a directory, then fails reading it)."""
+    reason = exc.strerror or str(exc)
+    reason = reason[:1].lower() + reason[1:]  # Go's syscall texts are lower case
+    if not op:
+        op = "read" if exc.errno == errno.EISDIR else "open"
+    return f"{op} {path}: {reason}"
 
 
 def _write_bytes(path: str, body: bytes) -> None:
