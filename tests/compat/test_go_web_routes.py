@@ -31,13 +31,15 @@ GOOD = "Basic " + base64.b64encode(b"admin:pw").decode()
 BAD = "Basic " + base64.b64encode(b"admin:nope").decode()
 
 
-def ask(port: int, method: str, path: str, auth: str | None) -> tuple[int, str, str, str]:
-    """(status, Content-Type, Location, body) of one request."""
+def ask(port: int, method: str, path: str, auth: str | None) -> tuple[int, str, str, str, tuple[bool, str]]:
+    """(status, Content-Type, Location, body, (a Server header?, X-Content-Type-Options)) of one
+    request."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path, headers={"Authorization": auth} if auth else {})
         r = conn.getresponse()
-        return r.status, r.getheader("Content-Type") or "", r.getheader("Location") or "", r.read().decode()
+        extra = (r.getheader("Server") is not None, r.getheader("X-Content-Type-Options") or "")
+        return r.status, r.getheader("Content-Type") or "", r.getheader("Location") or "", r.read().decode(), extra
     finally:
         conn.close()
 
@@ -64,7 +66,7 @@ def compare(go_port: int, ours_port: int, cases: list[tuple[str, str, str | None
     for method, path, auth in cases:
         go, ours = ask(go_port, method, path, auth), ask(ours_port, method, path, auth)
         # Content-Type of JSON and plain answers is a documented difference; compare the rest
-        if (go[0], go[2], go[3]) != (ours[0], ours[2], ours[3]) or ("html" in go[1]) != ("html" in ours[1]):
+        if (go[0], go[2], go[3], go[4]) != (ours[0], ours[2], ours[3], ours[4]) or ("html" in go[1]) != ("html" in ours[1]):
             differences.append(f"{method} {path} auth={auth is not None}: go {go} ours {ours}")
     assert not differences, "\n".join(differences)
 
@@ -81,7 +83,7 @@ def test_dashboard_routes_as_gos(frp: FrpLauncher) -> None:
     compare(ports[0], ports[1], CASES + DASHBOARD)
     # what the cases are about
     assert ask(ports[1], "GET", "/api/nothing", BAD)[0] == 404
-    status, ctype, location, body = ask(ports[1], "GET", "/", GOOD)
+    status, ctype, location, body, _ = ask(ports[1], "GET", "/", GOOD)
     assert (status, location, body) == (301, "/static/", '<a href="/static/">Moved Permanently</a>.\n\n')
     assert ctype.startswith("text/html")
 
@@ -107,7 +109,7 @@ def test_admin_api_routes_and_status_keys_as_gos(frp: FrpLauncher) -> None:
             frpc = (frp.go_frpc if go else frp.ours_frpc)(text)
             frpc.wait_for_proxies(*(f"{user}.{n}" for n in "thus"), timeout=15)
             ports.append(admin)
-            status, _, _, body = ask(admin, "GET", "/api/status", GOOD)
+            status, _, _, body, _ = ask(admin, "GET", "/api/status", GOOD)
             assert status == 200
             keys_seen.append(list(json.loads(body)))
         compare(ports[0], ports[1], CASES + ADMIN)
@@ -135,7 +137,7 @@ def test_taken_remote_port_reads_as_gos(frp: FrpLauncher) -> None:
                                            token=TOKEN, **web))
             frpc.wait_for_log(r"\[t\] start error", 15)
             frpc.wait_for_log(r"\[u\] start error", 15)
-            status, _, _, body = ask(admin, "GET", "/api/status", GOOD)
+            status, _, _, body, _ = ask(admin, "GET", "/api/status", GOOD)
             assert status == 200
             entries = {e["name"]: e for es in json.loads(body).values() for e in es}
             cli = subprocess.run([*go_cmd("frpc"), "status", "-c", str(frpc.config_path)], capture_output=True,

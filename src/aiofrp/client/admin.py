@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
-from ..net.webgo import file_server_redirect, go_redirect, go_router
+from ..net.webgo import file_server_redirect, go_headers, go_redirect, go_router
 from ..proto.addr import join_host_port
 from ..proto.sniff import detect_content_type
 from .config_manager import ApiError, ConfigManager
@@ -60,15 +60,6 @@ def _json(o: object) -> web.Response:
     return web.Response(content_type="application/json", text=_dumps(o) + "\n")
 
 
-async def _go_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """The headers Go's net/http writes: no ``Server`` (aiohttp adds its name and version), and
-    ``X-Content-Type-Options: nosniff`` on what ``http.Error`` writes (the 401 challenge, 404
-    ``404 page not found``)."""
-    response.headers.popall(hdrs.SERVER, None)
-    if response.status in (401, 404) and response.content_type == "text/plain":
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-
-
 def server_ssl_context(cfg: WebServerConfig) -> ssl.SSLContext | None:
     """``webServer.tls``: HTTPS with certFile/keyFile (like Go, no client certificates)."""
     if cfg.tls is None:
@@ -91,7 +82,7 @@ class AdminServer:
         # Go's router (a path no route serves: its 404 before auth), then the auth
         router = go_router(MAX_BODY, f"request body too large (limit {MAX_BODY} bytes)\n")
         self.app = web.Application(middlewares=[router, self.auth.middleware], client_max_size=MAX_BODY)
-        self.app.on_response_prepare.append(_go_headers)
+        self.app.on_response_prepare.append(go_headers)
         r = self.app.router
         # Go's methods: /healthz and / take any, the rest their own (HEAD gets 405)
         r.add_route("*", "/healthz", self.healthz)

@@ -8,9 +8,18 @@ from __future__ import annotations
 import html
 import posixpath
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
+
+
+async def go_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """An ``on_response_prepare`` hook: the headers Go's net/http writes. No ``Server`` (aiohttp
+    adds its name and version), and ``X-Content-Type-Options: nosniff`` on what ``http.Error``
+    writes (the 401 challenge, ``404 page not found``)."""
+    response.headers.popall(hdrs.SERVER, None)
+    if response.status in (401, 404) and response.content_type == "text/plain":
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 def go_redirect(location: str, status: int = 301, method: str = "GET") -> web.Response:

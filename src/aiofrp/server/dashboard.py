@@ -41,7 +41,7 @@ from .. import FRP_VERSION
 from ..net.dialerr import listen_error_text
 from ..net.listen import bind_socket, resolve_listen
 from ..net.webauth import BasicAuth
-from ..net.webgo import file_server_redirect, go_redirect, go_router
+from ..net.webgo import file_server_redirect, go_headers, go_redirect, go_router
 from ..proto.addr import join_host_port
 from . import dashboard_v2 as v2
 from .errors import ListenerError
@@ -204,6 +204,7 @@ class Dashboard:
         router = go_router(MAX_BODY, "request body too large\n")
         middlewares = [router] if unix_path else [router, self.auth.middleware]
         app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+        app.on_response_prepare.append(go_headers)
         add_routes(app.router, {
             "healthz": self.healthz, "metrics": self.prometheus if self.metrics is not None else None,
             "serverinfo": self.api_serverinfo, "proxies_by_type": self.api_proxy_by_type,
