@@ -22,7 +22,6 @@ failures logged, an address guessing passwords is refused for a while).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import logging
@@ -45,7 +44,7 @@ from ..net.webgo import file_server_redirect, go_headers, go_redirect, go_router
 from ..proto.addr import join_host_port
 from . import dashboard_v2 as v2
 from .errors import ListenerError
-from .stats import OFFLINE_KEEP, ProxyStats, today_ordinal
+from .stats import ProxyStats, today_ordinal
 
 if TYPE_CHECKING:
     from ..proto import msg as m
@@ -57,7 +56,6 @@ log = logging.getLogger("aiofrp.server.dashboard")
 
 UI_DIR = Path(__file__).with_name("dashboard_ui")
 MAX_BODY = 64 * 1024  # no route reads a body; anything bigger is refused (413)
-SWEEP_INTERVAL = 12 * 3600.0  # Go: pkg/metrics/mem clears proxies offline for 7 days every 12 h
 GZIP_MIN = 32 * 1024  # /api/proxy/{type} answers bigger than this are gzipped for clients that accept it
 
 
@@ -216,7 +214,6 @@ class Dashboard:
         self.app = app
         self.runner: web.AppRunner | None = None
         self.address = ""
-        self._sweeper: asyncio.Task[None] | None = None
 
     def _auth_failed(self, addr: str) -> None:
         self.stats.dashboard_auth_failures += 1
@@ -230,8 +227,6 @@ class Dashboard:
             ssl_ctx.load_cert_chain(cfg.tls.cert_file, cfg.tls.key_file)
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep(), name="dashboard-stats-sweep")
         if self.unix_path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_path)  # left by this worker's predecessor, which died
@@ -254,19 +249,7 @@ class Dashboard:
             log.warning("the dashboard on %s uses the default password \"admin\": set webServer.password "
                         "(--dashboard-pwd)", self.address)
 
-    async def _sweep(self) -> None:
-        """Go's mem collector: every 12 h, forget proxies offline for more than 7 days."""
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            cleared, total = self.stats.clear_offline(OFFLINE_KEEP)
-            log.debug("clear useless proxy statistics data count %d/%d", cleared, total)
-
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
         if self.metrics is not None:
             self.metrics.close()
         if self.runner is not None:

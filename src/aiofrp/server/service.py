@@ -34,7 +34,7 @@ from .listeners import Listener, start_listeners
 from .plugin import Manager, Op, PluginRefused
 from .ports import PortManager
 from .proxies import ServerProxy
-from .stats import ServerStats
+from .stats import OFFLINE_KEEP, ServerStats
 from .workers.registry import LocalRegistry, Registry
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from .workers.handover import Handover
 
 log = logging.getLogger("aiofrp.server")
+
+STATS_SWEEP_INTERVAL = 12 * 3600.0  # Go: pkg/metrics/mem clears proxies offline for 7 days every 12 h
 
 QUICK_SILENT_DELAY = 0.3  # quick mode: a silent public client is a server-speaks-first user
 FIRST_MSG_TIMEOUT = 10.0  # a new stream of a trusted yamux session (see gate.py for the rest)
@@ -134,7 +136,16 @@ class Server:
 
             self.dashboard = Dashboard(self, unix_path=self.dashboard_unix)
             await self.dashboard.start()
+        self.spawn(self._sweep_stats())
         log.info("frps started successfully")
+
+    async def _sweep_stats(self) -> None:
+        """Go's statistics collector: every 12 h, forget proxies offline for more than 7 days (the
+        dashboard's and /metrics' figures; frps gathers them with or without a dashboard)."""
+        while True:
+            await asyncio.sleep(STATS_SWEEP_INTERVAL)
+            cleared, total = self.stats.clear_offline(OFFLINE_KEEP)
+            log.debug("clear useless proxy statistics data count %d/%d", cleared, total)
 
     async def start_vhosts(self) -> None:
         """Create the vhosts the config asks for, each on its own listener or sharing the bind
