@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from ...log import XLog
 from ...net.limiter import TokenBucket, bucket_for
@@ -20,9 +20,10 @@ from ...net.mux import MuxSession
 from ...net.relay import Codec, PendingConn, Relay, WorkConn, chain, work_conn_codecs
 from ...proto import msg as m
 from ...proto.addr import fmt_addr
+from ..errors import ProxyError
 from ..plugin import Op, PluginRefused
 from ..validation import validate_annotations
-from ..vhost import Route, Routers, unregister_routes
+from ..vhost import Route, Routers, unregister_routes, validate_domains
 
 if TYPE_CHECKING:
     from ...config.server import ServerConfig
@@ -310,11 +311,25 @@ class VhostProxy(ServerProxy, Generic[M]):
     """A proxy served by one of frps's vhosts: its routes (shared in a group) live in the vhost's
     router, with the proxy as the vhost sees it (``M``: ``HTTPMember``, ``ConnMember``) serving them."""
 
+    NOT_SERVED: ClassVar[str] = ""
+    """Go's refusal when frps has no vhost (no port) for this type."""
+
     def __init__(self, control: ProxyControl, req: m.NewProxy) -> None:
         super().__init__(control, req)
         self.routes: list[Route[M]] = []
         self._router: Routers[Route[M]] | None = None
         self._member: M | None = None
+
+    def served(self) -> bool:
+        """Whether frps has the vhost this proxy needs (its port is set)."""
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        """Go's order: the annotations, then the vhost port this type needs, then the domains."""
+        super().validate()
+        if not self.served():
+            raise ProxyError(self.NOT_SERVED)
+        validate_domains(self.req.custom_domains, self.req.subdomain, self.server.cfg.subdomain_host)
 
     def _register_routes(self, router: Routers[Route[M]], routes: list[Route[M]], member: M) -> None:
         """Serve ``routes`` as ``member`` (the proxy itself), alone or in its group."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ...net.msgconn import MsgConn
 from ..errors import ProxyError
-from ..vhost import Route, build_domains, canonical_addr, validate_domains
+from ..vhost import Route, build_domains, canonical_addr
 from ..vhost.http import HTTPMember
 from ..vhost.http_upstream import Upstream, UpstreamPool
 from . import register
@@ -30,18 +30,16 @@ class HTTPProxy(VhostProxy[HTTPMember]):
         self.pool = UpstreamPool()
         self.upstreams: set[Upstream] = set()  # work connections open (idle or busy), for statistics
 
-    def validate(self) -> None:
-        super().validate()
-        cfg = self.server.cfg
-        if not cfg.vhost_http_port or self.server.http_vhost is None:
-            raise ProxyError("type [http] not supported when vhost http port is not set")
-        validate_domains(self.req.custom_domains, self.req.subdomain, cfg.subdomain_host)
+    NOT_SERVED = "type [http] not supported when vhost http port is not set"
+
+    def served(self) -> bool:
+        return bool(self.server.cfg.vhost_http_port) and self.server.http_vhost is not None
 
     async def run(self) -> None:
         cfg = self.server.cfg
         vhost = self.server.http_vhost
         if vhost is None:  # validate() said so already
-            raise ProxyError("type [http] not supported when vhost http port is not set")
+            raise ProxyError(self.NOT_SERVED)
         req = self.req
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         locations = req.locations or [""]

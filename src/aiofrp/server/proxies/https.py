@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import ProxyError
-from ..vhost import Route, build_domains, canonical_addr, validate_domains
+from ..vhost import Route, build_domains, canonical_addr
 from ..vhost.https import ConnMember
 from . import register
 from .base import VhostProxy
@@ -15,18 +15,16 @@ log = logging.getLogger("aiofrp.server.proxy.https")
 
 @register("https")
 class HTTPSProxy(VhostProxy[ConnMember]):
-    def validate(self) -> None:
-        super().validate()
-        cfg = self.server.cfg
-        if not cfg.vhost_https_port or self.server.https_vhost is None:
-            raise ProxyError("type [https] not supported when vhost https port is not set")
-        validate_domains(self.req.custom_domains, self.req.subdomain, cfg.subdomain_host)
+    NOT_SERVED = "type [https] not supported when vhost https port is not set"
+
+    def served(self) -> bool:
+        return bool(self.server.cfg.vhost_https_port) and self.server.https_vhost is not None
 
     async def run(self) -> None:
         cfg = self.server.cfg
         vhost = self.server.https_vhost
         if vhost is None:  # validate() said so already
-            raise ProxyError("type [https] not supported when vhost https port is not set")
+            raise ProxyError(self.NOT_SERVED)
         req = self.req
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         routes: list[Route[ConnMember]] = [Route(d) for d in domains]

@@ -5,26 +5,23 @@ from __future__ import annotations
 import logging
 
 from ..errors import ProxyError
-from ..vhost import Route, build_domains, canonical_addr, validate_domains
+from ..vhost import Route, build_domains, canonical_addr
 from ..vhost.https import ConnMember
 from . import register
 from .base import VhostProxy
 
 log = logging.getLogger("aiofrp.server.proxy.tcpmux")
 
-_NOT_ENABLED = "tcpmux with multiplexer httpconnect not supported because this feature is not enabled in server"
-
-
 @register("tcpmux")
 class TCPMuxProxy(VhostProxy[ConnMember]):
-    def validate(self) -> None:
-        """Go's order: the tcpmux port (for httpconnect only), the domains; another multiplexer,
-        or none (Go frpc always names it), is refused by run()."""
-        super().validate()
+    NOT_SERVED = "tcpmux with multiplexer httpconnect not supported because this feature is not enabled in server"
+
+    def served(self) -> bool:
+        """The tcpmux port is needed for httpconnect only; another multiplexer, or none (Go frpc
+        always names it), is refused by run(), after the domains."""
         cfg = self.server.cfg
-        if self.req.multiplexer == "httpconnect" and (not cfg.tcpmux_http_connect_port or self.server.tcpmux_vhost is None):
-            raise ProxyError(_NOT_ENABLED)
-        validate_domains(self.req.custom_domains, self.req.subdomain, cfg.subdomain_host)
+        return self.req.multiplexer != "httpconnect" or (
+            bool(cfg.tcpmux_http_connect_port) and self.server.tcpmux_vhost is not None)
 
     async def run(self) -> None:
         cfg = self.server.cfg
@@ -33,7 +30,7 @@ class TCPMuxProxy(VhostProxy[ConnMember]):
             raise ProxyError(f"unknown multiplexer [{req.multiplexer}]")
         vhost = self.server.tcpmux_vhost
         if vhost is None:  # validate() said so already
-            raise ProxyError(_NOT_ENABLED)
+            raise ProxyError(self.NOT_SERVED)
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         routes: list[Route[ConnMember]] = [
             Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd, first_member_first=True)
