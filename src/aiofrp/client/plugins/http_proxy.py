@@ -46,7 +46,7 @@ from ...config.plugin import HTTPProxyPluginOptions
 from ...net.dialerr import dial_error_text
 from ...net.relay import PendingConn, Relay
 from ...proto.addr import fmt_addr, join_host_port, split_host_port
-from ...proto.http import HTTPError, canonical_header_key, parse_request_head, request_uri
+from ...proto.http import RESPONSE_BUFFER, HTTPError, canonical_header_key, parse_request_head, request_uri
 from ...proto.sniff import detect_content_type
 from . import register
 from .base import ClientPlugin, WorkConn
@@ -67,7 +67,6 @@ MAX_HEAD = 64 * 1024
 """Largest request head (request line and header fields) accepted, and longest line for aiohttp."""
 READ_HEADER_TIMEOUT = 60.0  # Go: http.Server{ReadHeaderTimeout: 60 * time.Second}
 DIAL_TIMEOUT = 10.0
-RESPONSE_BUFFER = 2048  # Go: bufferBeforeChunkingSize, the http.Server's write buffer per response
 WRONG_CREDENTIALS_DELAY = 0.2  # Go sleeps 200 ms after a wrong user or password
 
 # Go's answers, byte for byte (http.Response.Write of getBadResponse() and of the 400 response)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ...proto.http import (
     MAX_HEAD_SIZE,
+    RESPONSE_BUFFER,
     BodyFramer,
     ChunkedBody,
     ContentLengthBody,
@@ -38,10 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server.vhost.http")
 
 IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
-# Go's net/http server buffers what a handler writes this far (bufferBeforeChunkingSize) before
-# it writes the head; its ReverseProxy flushes a body of known length only then (no flush
-# interval), so a service that ends such a body short, within it, leaves the client nothing.
-RESPONSE_BUFFER = 2048
 MAX_IDLE = 64  # Go keeps 5 per route; fewer than the concurrent requests churns work connections
 
 class UpstreamState(enum.Enum):

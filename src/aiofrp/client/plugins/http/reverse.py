@@ -29,7 +29,7 @@ from multidict import CIMultiDict
 
 from ....net.relay import Relay
 from ....proto import http as ph
-from ....proto.http import canonical_header_key, canonical_host, request_uri
+from ....proto.http import RESPONSE_BUFFER, canonical_header_key, canonical_host, go_status_text, request_uri
 from ....proto.sniff import SNIFF_LEN, detect_content_type
 from .responses import BufferedStreamResponse, Response, StreamResponse, go_sniffs
 from .static import origin_target
@@ -45,32 +45,7 @@ HOP_HEADERS = frozenset({
 CONNECT_TIMEOUT = 30.0  # Go's DefaultTransport dialer
 UPGRADE_HEAD_LIMIT = 1 << 20
 UPGRADE_BODY_LIMIT = 1 << 20
-HOLD_LEN = 2048 + 1  # Go's server sends the head once more than 2 KiB of body came (or the end)
-
-# Go's http.StatusText: the reason phrase Go's server writes, whatever the upstream said
-GO_STATUS_TEXT = {
-    100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
-    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content",
-    205: "Reset Content", 206: "Partial Content", 207: "Multi-Status", 208: "Already Reported", 226: "IM Used",
-    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
-    305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
-    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
-    408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed",
-    413: "Request Entity Too Large", 414: "Request URI Too Long", 415: "Unsupported Media Type",
-    416: "Requested Range Not Satisfiable", 417: "Expectation Failed", 418: "I'm a teapot",
-    421: "Misdirected Request", 422: "Unprocessable Entity", 423: "Locked", 424: "Failed Dependency",
-    425: "Too Early", 426: "Upgrade Required", 428: "Precondition Required", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
-    504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
-    507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Required",
-}
-
-
-def go_status_text(status: int) -> str:
-    """The reason phrase of Go's ``writeStatusLine``: ``StatusText``, or ``status code N``."""
-    return GO_STATUS_TEXT.get(status) or f"status code {status}"
+HOLD_LEN = RESPONSE_BUFFER + 1  # Go's server sends the head once more than 2 KiB of body came (or the end)
 
 
 class Forwarded(enum.Enum):

@@ -35,6 +35,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from ....config.plugin import StaticFilePluginOptions
+from ....proto.http import RESPONSE_BUFFER
 from ....proto.sniff import detect_content_type
 from .responses import BufferedStreamResponse, Response
 
@@ -45,7 +46,6 @@ AUTH_FAIL_DELAY = 0.2  # Go: SetAuthFailDelay(200 * time.Millisecond)
 SNIFF_LEN = 512
 INDEX = "/index.html"
 GO_PATH_SAFE = "$&+,/:;=@"  # what Go's URL path escaping leaves alone (besides -_.~ and alphanumerics)
-WRITE_BUFFER = 2048  # Go's bufferBeforeChunkingSize: an answer that fits gets a Content-Length
 _TRIM = " \t\r\n"  # textproto.TrimString
 _INT64 = re.compile(r"[+-]?[0-9]+\Z")
 _INT64_MAX = (1 << 63) - 1
@@ -479,7 +479,7 @@ async def _send(request: web.BaseRequest, status: int, headers: dict[str, str], 
     try:
         first = b""
         if length is None:
-            first, ended = _take(chunks, WRITE_BUFFER)
+            first, ended = _take(chunks, RESPONSE_BUFFER)
             length = len(first) if ended else None
         if length is not None:
             resp.content_length = length
