@@ -308,7 +308,7 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
         from multidict import CIMultiDict
         from yarl import URL
 
-        from .http.responses import BufferedStreamResponse
+        from .http.responses import BufferedStreamResponse, body_allowed, go_sniffs
 
         target = request.raw_path
         scheme, sep, rest = target.partition("://")
@@ -373,14 +373,12 @@ class HTTPProxyPlugin(ClientPlugin[HTTPProxyPluginOptions]):
                         ended = True
                         break
                     held += chunk
-                body = request.method != "HEAD" and up.status >= 200 and up.status not in (204, 304)
-                if (held and body and "Content-Type" not in resp.headers
-                        and not resp.headers.get("Content-Encoding", "").strip()):
+                if held and go_sniffs(resp.headers, up.status, request.method, reverse_proxy=False):
                     resp.headers["Content-Type"] = detect_content_type(held)
                 length = up.headers.get("Content-Length")
                 if length is not None and "Transfer-Encoding" not in up.headers and length.isdigit():
                     resp.content_length = int(length)
-                elif ended and body:
+                elif ended and body_allowed(up.status, request.method):
                     resp.content_length = len(held)
                 await resp.prepare(request)
                 chunk = held

@@ -48,17 +48,23 @@ class BufferedStreamResponse(_NoDefaultServer):
     _send_headers_immediately = False
 
 
-def go_sniffs(headers: Mapping[str, str], status: int, method: str) -> bool:
+def body_allowed(status: int, method: str) -> bool:
+    """Whether an answer with this status, to this method, carries a body."""
+    return method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
+def go_sniffs(headers: Mapping[str, str], status: int, method: str, *, reverse_proxy: bool = True) -> bool:
     """Whether Go's ``net/http`` server, writing this proxied response, guesses a Content-Type
     from the first body bytes (``http.DetectContentType``): none given, no Content-Encoding, a
     status and method with a body. Behind ``httputil.ReverseProxy`` a chunked upstream body is
     not sniffed (its head is flushed before the first bytes; seen with Go 0.65: a close-delimited
-    or Content-Length body is sniffed, a chunked one never)."""
+    or Content-Length body is sniffed, a chunked one never); a handler that copies the body
+    (``reverse_proxy=False``: http_proxy's ``io.Copy``) sniffs any."""
     if hdrs.CONTENT_TYPE in headers or headers.get(hdrs.CONTENT_ENCODING, "").strip():
         return False
-    if method == "HEAD" or status < 200 or status in (204, 304):
+    if not body_allowed(status, method):
         return False
-    return "chunked" not in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
+    return not reverse_proxy or "chunked" not in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
 
 
 # -- Go's net/http server answers for requests it cannot read (bytes in .goerrors) --------------
