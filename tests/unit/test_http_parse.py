@@ -329,6 +329,13 @@ def test_response_head_out():
     raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Encoding: gzip\r\n" + date + "\r\n").encode()
     assert response_head_out(parse_response_head(raw), raw, None, False, keep, ContentLengthBody(2))[3] is \
         BodyCoding.AS_IS
+    # ... nor when the route sets one (responseHeaders.set: Go's ModifyResponse runs first): one
+    # Content-Type, the route's
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + date + "\r\n").encode()
+    head, _, _, coding = response_head_out(parse_response_head(raw), raw,
+                                           Route("a", response_headers={"Content-Type": "a/b"}), False, keep,
+                                           ContentLengthBody(2))
+    assert coding is BodyCoding.AS_IS and parse_response_head(head).get_all("content-type") == ["a/b"]
     # an HTTP/1.0 service answering an HTTP/1.1 client: the client gets 1.1
     raw = b"HTTP/1.0 404 Nope\r\nContent-Length: 0\r\n\r\n"
     head, upstream_close, close, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())

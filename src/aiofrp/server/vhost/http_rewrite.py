@@ -169,6 +169,10 @@ def response_head_out(
                                             or (req is not None and req.method == "HEAD")):
             hop = True  # no body: Go's server writes no Transfer-Encoding for it
             tokens.add("transfer-encoding")
+    updates = route.response_headers if route is not None else None
+    if updates and not typed:  # the route's responseHeaders.set (Go's ModifyResponse) comes first
+        typed = any((lk := k.lower()) == "content-type" or (lk == "content-encoding" and v.strip())
+                    for k, v in updates.items())
     upstream_close = "close" in tokens or (resp.minor == 0 and "keep-alive" not in tokens)
     minor = req.minor if req is not None else 1
     coding = BodyCoding.AS_IS
@@ -181,10 +185,10 @@ def response_head_out(
         coding = BodyCoding.DECHUNK
         close = True
     elif not typed and type(framer) is ContentLengthBody:
-        # Go's net/http server guesses the type from the first body bytes it writes (only when
-        # the length is known: an unknown-length body is flushed before any byte is sniffed)
+        # Go's net/http server guesses the type from the first body bytes it writes (a known
+        # length is held first; a close-delimited body: see http_upstream, which guesses from
+        # the bytes that came with the head; a chunked one is flushed before any byte)
         coding = BodyCoding.SNIFF
-    updates = route.response_headers if route is not None else None
     if (not hop and not updates and not close and date and minor and lengths < 2
             and (coding is BodyCoding.AS_IS or coding is BodyCoding.SNIFF) and raw.startswith(b"HTTP/1.1 ")):
         return raw, upstream_close, False, coding
