@@ -130,17 +130,60 @@ def test_worker_failing_at_start_stops_frps(frp) -> None:
         holder.close()
 
 
-@pytest.mark.parametrize(("key", "line"), [
-    ("transport.tcpMux", "transport.tcpMux = false"),
-])
-def test_keys_needing_one_process_refused(frp, key: str, line: str) -> None:
-    frps = frp.ours_frps(frps_config(free_port(), token=TOKEN, extra=line.format(p=free_port()) + "\n"),
-                         args=["--workers", "2"])
-    assert frps.wait_exit(10) == 1
-    out = frps.log_text().strip().splitlines()
-    assert len(out) == 1, out
-    assert re.search(rf": {re.escape(key)}: not supported with --workers 2 by aiofrp yet \(.+\); use --workers 1$",
-                     out[0]), out[0]
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+def test_work_connections_without_tcpmux_reach_their_control(frp, tls: bool) -> None:
+    """``transport.tcpMux = false``: every work connection is a TCP connection of its own, which
+    the kernel gives to either worker. One that reached another worker than its client's control
+    goes there: the socket itself over plain TCP, its plaintext relayed through a socketpair over
+    TLS; the proxies of clients in both workers (ours and Go's frpc, with and without a pool) carry
+    every connection, and the owner's checks still refuse a work connection of an unknown run id."""
+    with EchoServer() as echo:
+        frps, port = start_frps(frp, extra='transport.tcpMux = false\nlog.level = "debug"\n')
+        remotes = [free_port() for _ in range(6)]
+        clients = []
+        for i, r in enumerate(remotes):
+            start = frp.go_frpc if i % 3 == 2 else frp.ours_frpc
+            pool: dict[str, object] = {"transport.poolCount": 2} if i % 2 else {}
+            clients.append(start(frpc_config(port, tcp_proxy(f"echo{i}", echo.port, r), token=TOKEN, tcp_mux=False,
+                                             tls=tls, **pool)))
+        for i, c in enumerate(clients):
+            c.wait_for_proxies(f"echo{i}", timeout=20)
+        for _ in range(4):  # new user connections, each with a new work connection
+            for i, r in enumerate(remotes):
+                data = f"work connection {i} ".encode() * 500
+                assert tcp_roundtrip(r, data) == data
+        verb = "relayed" if tls else "handed"
+        moved = re.findall(rf"@w(\d)\] work connection of \[\w+\] {verb} to worker (\d)", frps.log_text())
+        # 6 clients and 24 work connections (plus the pools) spread over 2 workers: some moved
+        assert moved, "no work connection reached another worker than its control"
+        assert all(src != dst for src, dst in moved)
+        for _ in range(4):  # a run id no worker knows: refused by the worker that read it
+            assert "no client control found for run id [0123456789abcdef]" in _unknown_work_conn(port, tls)
+        assert "Traceback" not in frps.log_text()
+
+
+def _unknown_work_conn(port: int, tls: bool) -> str:
+    """A NewWorkConn with an unknown run id on a new bind-port connection; StartWorkConn's error."""
+    import socket
+    import ssl
+
+    from aiofrp.proto import msg as m
+
+    sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with sock:
+        if tls:
+            sock.sendall(b"\x17")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            sock = ctx.wrap_socket(sock)
+        sock.sendall(m.encode(m.NewWorkConn(run_id="0123456789abcdef")))
+        decoder = m.MsgDecoder()
+        while (answer := decoder.next()) is None:
+            chunk = sock.recv(4096)
+            assert chunk, "closed without StartWorkConn"
+            decoder.feed(chunk)
+    assert isinstance(answer, m.StartWorkConn)
+    return answer.error
 
 
 def _get(url: str, auth: bool = True) -> tuple[int, dict[str, str], bytes]:
@@ -219,12 +262,15 @@ def _worker_of(frps, frpc) -> int:
     return int(m.group(1))
 
 
-def test_stcp_visitors_reach_providers_in_either_worker(frp) -> None:
+@pytest.mark.parametrize("wire", ["v1", "v2"])
+def test_stcp_visitors_reach_providers_in_either_worker(frp, wire: str) -> None:
     """A visitor reaches a provider in its own worker directly and one in another worker through
-    a socketpair handed to that worker (server/workers/handover.py); a wrong key is still refused."""
+    a socketpair handed to that worker (server/workers/handover.py), over either wire protocol
+    (the provider's worker frames its answer as the visitor's); a wrong key is still refused."""
     from support.configs import block
 
     sk = "s3cret-key"
+    wire_key: dict[str, object] = {"transport.wireProtocol": wire}
     with EchoServer() as echo:
         frps, port = start_frps(frp, extra='log.level = "debug"\n')
         provider = frp.ours_frpc(frpc_config(port, block("proxies", name="sec", type="stcp", localIP="127.0.0.1",
@@ -240,7 +286,7 @@ def test_stcp_visitors_reach_providers_in_either_worker(frp) -> None:
                       bindPort=vport)
                 + block("visitors", name=f"bad{i}", type="stcp", serverName="sec", secretKey="wrong",
                         bindAddr="127.0.0.1", bindPort=wport),
-                token=TOKEN))
+                token=TOKEN, **wire_key))
             same = _worker_of(frps, v) == home
             if same in found:
                 v.stop()

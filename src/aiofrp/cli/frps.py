@@ -62,8 +62,8 @@ def build_parser() -> Parser:
     g.add_argument("--login-fail-ban", type=duration_arg, default=300.0, metavar="DURATION",
                    help="how long new bind-port connections from a banned address are closed at accept (default 300s)")
     g.add_argument("--workers", type=_workers, default=1, metavar="N",
-                   help="number of server processes sharing the bind port (default 1; keys that need one "
-                        "process are refused with more, see README 'frps --workers')")
+                   help="number of server processes sharing the bind port (default 1; see README "
+                        "'frps --workers')")
     # a worker of frps --workers N, started by its supervisor (server/workers/supervisor.py)
     g.add_argument("--worker", type=_count, default=0, help=argparse.SUPPRESS)
     g.add_argument("--registry", default="", help=argparse.SUPPRESS)

@@ -71,8 +71,8 @@ BUSY_RECHECK = 1.0
 
 
 class Gate:
-    __slots__ = ("_flush_timer", "_timer", "before_close", "busy", "done", "host", "peer", "raw", "server", "sniff",
-                 "stage", "trusted")
+    __slots__ = ("_flush_timer", "_timer", "before_close", "busy", "done", "handed", "host", "peer", "raw", "server",
+                 "sniff", "stage", "trusted")
 
     def __init__(self, server: Server, raw: asyncio.Transport) -> None:
         self.server = server
@@ -80,6 +80,7 @@ class Gate:
         self.peer = fmt_addr(raw.get_extra_info("peername"))
         self.host = peer_host(raw)
         self.trusted = False
+        self.handed = False  # frps --workers N: handed over by another worker, not to be handed on again
         self.done = False  # handed off or closed: nothing more to say or do
         self.stage = Stage.NOTHING  # what the peer got to, for the timeout line
         self.busy = 0  # first messages being handled right now

@@ -478,6 +478,9 @@ class Server:
         if kind == "visitor":
             await self._adopt_visitor(sock, data)
             return
+        if kind == "work":
+            await self._adopt_work_conn(sock, data)
+            return
         try:
             transport, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, sock)
         except OSError as exc:
@@ -500,7 +503,8 @@ class Server:
 
         assert self.handover is not None
         ours, theirs = socket.socketpair()
-        head = msgspec.json.encode({"user": self.visitor_user(msg.run_id) or "", "msg": msgspec.json.encode(msg).decode()})
+        head = msgspec.json.encode({"user": self.visitor_user(msg.run_id) or "", "msg": msgspec.json.encode(msg).decode(),
+                                    "wire": conn.wire_protocol})
         try:
             sent = self.handover.send_fd(owner, "visitor", head, theirs.fileno())
         finally:
@@ -520,6 +524,73 @@ class Server:
         Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof, name=msg.proxy_name)
         return True
 
+    async def relay_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn, owner: int) -> bool:
+        """frps --workers N with ``transport.tcpMux = false``: a work connection that reached
+        another worker than its client's control (the kernel spreads every new connection over the
+        workers). Plain TCP: the socket itself goes to worker ``owner`` (SCM_RIGHTS), nothing stays
+        here. Inside TLS (or a websocket, KCP, QUIC), whose state cannot be handed over: ``owner``
+        gets one end of a socketpair and this worker relays the connection's plaintext to it.
+        Either way the owner reads the NewWorkConn again and handles it as its own (the same
+        checks, the pool). False: it could not be handed over."""
+        from ..net.relay import Relay
+
+        assert self.handover is not None
+        frame = wire.MAGIC + wire.encode_message(msg) if conn.wire_protocol == "v2" else m.encode(msg)
+        gate = conn.gate
+        head = msgspec.json.encode({"peer": gate.peer, "host": gate.host}) + b"\n" + frame
+        transport = conn.transport
+        sock = transport.get_extra_info("socket") if conn.top and transport is gate.raw else None
+        if sock is not None and sock.type == socket.SOCK_STREAM and sock.family != socket.AF_UNIX:
+            vt, vdata, veof = conn.detach()
+            if veof or not self.handover.send_fd(owner, "work", head + vdata, sock.fileno()):
+                return False
+            gate.hand_off()
+            log.debug("work connection of [%s] handed to worker %d", msg.run_id, owner)
+            vt.abort()  # our descriptor only: the connection lives on in the other worker
+            return True
+        ours, theirs = socket.socketpair()
+        try:
+            sent = self.handover.send_fd(owner, "work", head, theirs.fileno())
+        finally:
+            theirs.close()
+        if not sent:
+            ours.close()
+            return False
+        gate.trust()
+        vt, vdata, veof = conn.detach()
+        try:
+            ot, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, ours)
+        except OSError:
+            ours.close()
+            vt.abort()
+            return True
+        log.debug("work connection of [%s] relayed to worker %d", msg.run_id, owner)
+        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof)
+        return True
+
+    async def _adopt_work_conn(self, sock: socket.socket, data: bytes) -> None:
+        """The control's side of :meth:`relay_work_conn`: the connection (or the socketpair end)
+        is served as a bind-port connection of this worker past TLS, whose first bytes are the
+        NewWorkConn the other worker read; its gate names the client's address."""
+        head, _, rest = data.partition(b"\n")
+        try:
+            who = msgspec.json.decode(head)
+            peer, host = str(who["peer"]), str(who["host"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            sock.close()
+            return
+        try:
+            transport, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, sock)
+        except OSError:
+            sock.close()
+            return
+        gate = Gate(self, transport)
+        gate.handed = True
+        gate.peer, gate.host = peer, host
+        self.on_transport_ready(transport, rest + bytes(holder.data), gate)
+        if holder.eof:
+            transport.get_protocol().eof_received()  # type: ignore[attr-defined]
+
     async def _adopt_visitor(self, sock: socket.socket, data: bytes) -> None:
         """The provider's side of :meth:`relay_visitor`: the same checks as a visitor connection
         of this worker, with the visitor's user as its own worker knew it."""
@@ -527,11 +598,12 @@ class Server:
             head = msgspec.json.decode(data)
             msg = msgspec.json.decode(head["msg"], type=m.NewVisitorConn)
             user = str(head["user"])
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
+            wire_protocol = "v2" if head.get("wire") == "v2" else "v1"  # the visitor's framing
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, AttributeError):
             sock.close()
             return
         try:
-            _, conn = await asyncio.get_running_loop().connect_accepted_socket(MsgConn, sock)
+            _, conn = await asyncio.get_running_loop().connect_accepted_socket(lambda: MsgConn(wire_protocol), sock)
         except OSError:
             sock.close()
             return
@@ -582,13 +654,10 @@ class Server:
         """A visitor frpc wants a secret proxy (stcp/sudp): the proxy type checks it and serves it."""
         proxy = self.proxies.get(msg.proxy_name)
         owner = await self._elsewhere(msg.proxy_name) if proxy is None else None
-        if owner is not None and self.handover is not None and conn.wire_protocol == "v1":
+        if owner is not None and self.handover is not None:
             if await self.relay_visitor(conn, msg, owner):
                 return
             err, absent = f"proxy [{msg.proxy_name}] is served by frps worker {owner}, which cannot be reached", True
-        elif owner is not None:
-            err, absent = (f"proxy [{msg.proxy_name}] is served by frps worker {owner}: visitors over wire protocol "
-                           "v2 across workers are not supported by aiofrp yet (frps --workers 1)"), True
         elif proxy is None or not proxy.takes_visitors:
             err, absent = f"custom listener for [{msg.proxy_name}] doesn't exist", True
         elif proxy.closed:
@@ -610,10 +679,11 @@ class Server:
         conn.gate.trust()
         await proxy.handle_visitor_conn(conn, msg)
 
-    async def _elsewhere(self, name: str) -> int | None:
-        """frps --workers N: the other worker holding proxy ``name``, None if none does."""
+    async def _elsewhere(self, name: str, *, kind: str = "proxy") -> int | None:
+        """frps --workers N: the other worker holding proxy ``name`` (or another registry name of
+        ``kind``: a client's run id), None if none does."""
         try:
-            owner = await self.registry.owner("proxy", name)
+            owner = await self.registry.owner(kind, name)
         except ConnectionError:
             return None
         return owner if owner is not None and owner != self.registry.worker else None
@@ -638,6 +708,11 @@ class Server:
 
     async def handle_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn) -> None:
         ctl = self.controls.get(msg.run_id)
+        if ctl is None and self.handover is not None and not conn.gate.handed:
+            owner = await self._elsewhere(msg.run_id, kind="runid")
+            if owner is not None and await self.relay_work_conn(conn, msg, owner):
+                return
+            ctl = self.controls.get(msg.run_id)
         suspicious = True  # False: a server plugin could not be asked, not the client's fault
         if ctl is None:
             err = f"no client control found for run id [{msg.run_id}]"

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["NOT_SHARED", "refusal"]
 
 NOT_SHARED: dict[str, tuple[Callable[[ServerConfig], bool], str]] = {
-    # key: (set in this config?, why it needs one process)
-    "transport.tcpMux": (lambda c: not c.transport.tcp_mux,
-                         "a work connection could reach another worker than its client's control"),
+    # key: (set in this config?, why it needs one process). Empty: every key works with N
+    # workers. The last one, ``transport.tcpMux = false``, works since a work connection that
+    # reaches another worker than its client's control is handed or relayed there
+    # (server/service.py: Server.relay_work_conn).
 }
 """The keys frps --workers N > 1 refuses, with the reason (a registry, not an if-chain)."""
 
