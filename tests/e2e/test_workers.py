@@ -143,9 +143,9 @@ def test_work_connections_without_tcpmux_reach_their_control(frp, tls: bool) -> 
         clients = []
         for i, r in enumerate(remotes):
             start = frp.go_frpc if i % 3 == 2 else frp.ours_frpc
-            pool: dict[str, object] = {"transport.poolCount": 2} if i % 2 else {}
+            pool = "transport.poolCount = 2\n" if i % 2 else ""
             clients.append(start(frpc_config(port, tcp_proxy(f"echo{i}", echo.port, r), token=TOKEN, tcp_mux=False,
-                                             tls=tls, **pool)))
+                                             tls=tls, extra=pool)))
         for i, c in enumerate(clients):
             c.wait_for_proxies(f"echo{i}", timeout=20)
         for _ in range(4):  # new user connections, each with a new work connection
@@ -270,7 +270,6 @@ def test_stcp_visitors_reach_providers_in_either_worker(frp, wire: str) -> None:
     from support.configs import block
 
     sk = "s3cret-key"
-    wire_key: dict[str, object] = {"transport.wireProtocol": wire}
     with EchoServer() as echo:
         frps, port = start_frps(frp, extra='log.level = "debug"\n')
         provider = frp.ours_frpc(frpc_config(port, block("proxies", name="sec", type="stcp", localIP="127.0.0.1",
@@ -286,7 +285,7 @@ def test_stcp_visitors_reach_providers_in_either_worker(frp, wire: str) -> None:
                       bindPort=vport)
                 + block("visitors", name=f"bad{i}", type="stcp", serverName="sec", secretKey="wrong",
                         bindAddr="127.0.0.1", bindPort=wport),
-                token=TOKEN, **wire_key))
+                token=TOKEN, extra=f'transport.wireProtocol = "{wire}"\n'))
             same = _worker_of(frps, v) == home
             if same in found:
                 v.stop()
