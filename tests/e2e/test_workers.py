@@ -162,6 +162,55 @@ def test_work_connections_without_tcpmux_reach_their_control(frp, tls: bool) -> 
         assert "Traceback" not in frps.log_text()
 
 
+def test_tcp_group_members_in_both_workers(frp) -> None:
+    """A tcp load-balancing group with members in both workers: each listens on the group's port
+    (SO_REUSEPORT) and the user connections reach members in both; another key or port is refused
+    in Go's words whichever worker the member reached; the port stays served while any worker
+    has a member, and is free for a plain proxy after the last."""
+    from support.configs import block
+
+    def member(name: str, remote: int, key: str = "group-key") -> str:
+        return block("proxies", name=name, type="tcp", localIP="127.0.0.1", localPort=echo.port, remotePort=remote,
+                     loadBalancer__group="grp", loadBalancer__groupKey=key)
+
+    with EchoServer() as echo:
+        frps, port = start_frps(frp, extra='log.level = "debug"\n')
+        remote = free_port()
+        by_worker: dict[int, list] = {}
+        for i in range(8):  # until both workers have members (the kernel places each login)
+            start = frp.go_frpc if i % 2 else frp.ours_frpc
+            c = start(frpc_config(port, member(f"g{i}", remote), token=TOKEN))
+            c.wait_for_proxies(f"g{i}", timeout=20)
+            by_worker.setdefault(_worker_of(frps, c), []).append((f"g{i}", c))
+            if len(by_worker) == 2 and i >= 2:
+                break
+        if len(by_worker) < 2:
+            pytest.skip("the kernel put every client on one worker (SO_REUSEPORT hashing)")
+        for i in range(30):
+            data = f"group connection {i} ".encode() * 100
+            assert tcp_roundtrip(remote, data) == data
+        served = set(re.findall(r"@w(\d)\] \[\w+\] \[g\d\] join connections", frps.log_text()))
+        assert served == {"1", "2"}, served
+        for i, (key, rport, words) in enumerate([("wrong", remote, "group auth failed"),
+                                                 ("group-key", free_port(), "group should have same remote port")]):
+            for j in range(3):
+                bad = frp.ours_frpc(frpc_config(port, member(f"bad{i}{j}", rport, key), token=TOKEN))
+                bad.wait_for_log(rf"\[bad{i}{j}\] start error: {words}", 20)
+                bad.stop()
+        first, second = sorted(by_worker)
+        for _, c in by_worker[first]:
+            c.stop()
+        for i in range(10):  # the other worker's members carry the group alone
+            data = f"after worker {first}'s members left {i} ".encode() * 100
+            assert tcp_roundtrip(remote, data) == data
+        for _, c in by_worker[second]:
+            c.stop()
+        plain = frp.ours_frpc(frpc_config(port, tcp_proxy("plain", echo.port, remote), token=TOKEN))
+        plain.wait_for_proxies("plain", timeout=20)
+        assert tcp_roundtrip(remote, b"plain again") == b"plain again"
+        assert "Traceback" not in frps.log_text()
+
+
 def _unknown_work_conn(port: int, tls: bool) -> str:
     """A NewWorkConn with an unknown run id on a new bind-port connection; StartWorkConn's error."""
     import socket

@@ -158,3 +158,60 @@ def test_find_asks_the_other_workers_routers() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         run(body(os.path.join(d, "registry.sock")))
+
+
+def test_book_tcp_groups_shared_by_workers() -> None:
+    """join_group: the first worker fixes the port and key; others with the same join (and get the
+    port to listen on), another port or key is refused in Go's order, another group cannot take the
+    port; the group lasts while a worker holds a lease."""
+
+    async def evict(worker: int, kind: str, key: str) -> None:
+        return None
+
+    book = Book(evict)
+    a, err, port = book.join_group(1, "g", "0", "k1", 41000)  # remotePort 0: worker 1 bound 41000
+    assert a and err == "" and port == 41000
+    b, err, port = book.join_group(2, "g", "0", "k1", 42000)  # worker 2 bound another: listen on 41000
+    assert b and port == 41000
+    assert book.join_group(3, "g", "6000", "other", 6000) == (0, "params", 0)  # the port first, as Go
+    assert book.join_group(3, "g", "0", "other", 43000) == (0, "auth", 0)
+    assert book.join_group(3, "h", "41000", "k2", 41000) == (0, "taken", 0)  # another group's port
+    book.release(1, "tcpgroup", "g", b)  # not worker 1's lease: ignored
+    assert len(book) == 2
+    book.release(1, "tcpgroup", "g", a)
+    assert book.join_group(3, "g", "0", "other", 43000) == (0, "auth", 0)  # worker 2 still holds it
+    assert book.drop(2) == 1 and len(book) == 0
+    c, err, port = book.join_group(3, "g", "0", "other", 43000)  # gone with its last worker: anew
+    assert c and port == 43000
+    assert book.join_group(1, "h", "41000", "k2", 41000)[0]  # its old port is free again
+    # no port (vhost groups and routes): any number of names with bound 0
+    assert book.join_group(1, "route:http:a.com||", "", "proxy:web", 0)[0]
+    assert book.join_group(2, "route:http:b.com||", "", "proxy:web2", 0)[0]
+    assert book.join_group(2, "route:http:a.com||", "", "proxy:web2", 0) == (0, "auth", 0)
+
+
+def test_remote_registry_join_group() -> None:
+    async def evict(worker: int, kind: str, key: str) -> None:
+        return None
+
+    async def body(path: str) -> None:
+        server = RegistryServer(path)
+        await server.start()
+        w1, w2 = await _workers(path, 2, evict)
+        lease, err, port = await w1.join_group("g", "6000", "d", 6000)
+        assert lease is not None and lease.kind == "tcpgroup" and (err, port) == ("", 6000)
+        assert (await w2.join_group("g", "6000", "x", 6000))[:2] == (None, "auth")
+        second, _, port = await w2.join_group("g", "6000", "d", 6000)
+        assert second is not None and port == 6000
+        w1.release(lease)
+        w2.release(second)
+        await w2.owner("proxy", "sync")  # w2's release is in (each socket keeps its order)
+        assert (await w1.join_group("g", "6000", "x", 6000))[0] is not None  # the group was gone
+        local = LocalRegistry(lambda kind, key: evict(0, kind, key))
+        assert (await local.join_group("g", "0", "d", 5000))[2] == 5000
+        for w in (w1, w2):
+            await w.close()
+        await server.close()
+
+    with tempfile.TemporaryDirectory() as d:
+        run(body(os.path.join(d, "registry.sock")))

@@ -209,7 +209,13 @@ async def listen_tcp(factory: Callable[[], asyncio.BaseProtocol], host: str | No
                      *, backlog: int = BACKLOG, reuse_port: bool = False) -> asyncio.Server:
     """``loop.create_server`` on one socket opened as Go opens it (see the module docstring)."""
     resolved = await resolve_listen(host, socket.SOCK_STREAM)
-    sock = bind_socket(host, port, socket.SOCK_STREAM, resolved, reuse_port=reuse_port)
+    return await serve_tcp(factory, bind_socket(host, port, socket.SOCK_STREAM, resolved, reuse_port=reuse_port),
+                           backlog=backlog)
+
+
+async def serve_tcp(factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket,
+                    *, backlog: int = BACKLOG) -> asyncio.Server:
+    """Listen on a socket from :func:`bind_socket` (closed if that fails)."""
     try:
         return await asyncio.get_running_loop().create_server(lambda: _Guarded(factory), sock=sock, backlog=backlog)
     except BaseException:

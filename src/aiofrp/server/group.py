@@ -6,7 +6,10 @@ key and the endpoint's parameters, later members must match them:
 * tcp: one listener on the first member's port (``group should have same remote port`` for
   another requested port, ``group auth failed`` for another key); user connections go to the
   members in turn, the first member first (Go's order). The listener and its port go away with
-  the last member.
+  the last member. With ``frps --workers N`` every worker with a member of the group listens on
+  its port (SO_REUSEPORT: the kernel spreads the user connections over those workers, each takes
+  its own members in turn), the registry keeping the port and key the first member fixed
+  (workers/registry.py: ``join_group``).
 * http, https, tcpmux: the members share the group's :class:`~.vhost.router.Route` objects (same
   route keys, else ``group params invalid``); requests/connections rotate over
   ``Route.members`` (:meth:`Route.pick`). The routes go away with the last member.
@@ -19,14 +22,17 @@ domains fails there); we compare the member's whole set of routes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import socket
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..log import XLog
-from ..net.listen import listen_tcp
+from ..net.listen import bind_socket, resolve_listen, serve_tcp
 from ..proto.crypto import secret_equal
 from .errors import ProxyError
 from .vhost import Route, register_routes
+from .workers.registry import GROUP_AUTH, GROUP_PARAMS
 
 if TYPE_CHECKING:
     from ..proto import msg as m
@@ -131,10 +137,12 @@ class GroupRegistry:
     """All groups of one frps, by proxy type and group name; tcp groups bind ``addr`` with ports
     from ``ports``."""
 
-    def __init__(self, ports: PortManager, addr: str, registry: Registry | None = None) -> None:
+    def __init__(self, ports: PortManager, addr: str, registry: Registry | None = None, *,
+                 reuse_port: bool = False) -> None:
         self.ports = ports
         self.addr = addr
-        self.registry = registry  # frps --workers N: a tcp group lives in one process (workers/registry.py)
+        self.registry = registry  # the group's port and key across processes (workers/registry.py)
+        self.reuse_port = reuse_port  # a worker of frps --workers N: tcp groups listen with SO_REUSEPORT
         self.tcp: dict[str, TCPGroup] = {}
         self.vhost: dict[tuple[str, str], VhostGroup[Any]] = {}  # by (proxy type, group)
 
@@ -161,7 +169,6 @@ class GroupRegistry:
         self.tcp[req.group] = group
         group.members.append(proxy)
         try:
-            await self._claim(group)
             await self._bind(group, proxy)
         except BaseException:
             if self.tcp.get(req.group) is group:
@@ -176,43 +183,67 @@ class GroupRegistry:
         proxy.xl.on(log).info("tcp proxy listen port [%d] in group [%s]", req.remote_port or group.real_port, req.group)
         return group
 
-    async def _claim(self, group: TCPGroup) -> None:
-        """The group's name in the registry: with frps --workers N, its members must be in the
-        process that listens on its port."""
-        if self.registry is None:
-            return
+    async def _bind(self, group: TCPGroup, proxy: TCPMember) -> None:
+        """Bind the group's port, join it in the registry, then listen (not before: a worker
+        refused there must not have taken a user connection with SO_REUSEPORT)."""
+        ports = self.ports
+        resolved = await resolve_listen(group.addr, socket.SOCK_STREAM)
+        last_err: OSError | None = None
+        sock: socket.socket | None = None
+        for port in ports.candidates("tcp", group.owner, group.port):
+            try:
+                sock = bind_socket(group.addr, port, socket.SOCK_STREAM, resolved, reuse_port=self.reuse_port)
+            except OSError as exc:
+                last_err = exc
+                continue
+            break
+        if sock is None:
+            if group.port:
+                # frpc gets Go's words (server/ports: ErrPortUnAvailable), frps's log the port and why
+                proxy.xl.on(log).warning("tcp port %d unavailable: %s", group.port,
+                                         (last_err.strerror or last_err) if last_err else "in use")
+                raise ProxyError("port unavailable")
+            raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
         try:
-            group.lease = await self.registry.claim("group", f"tcp:{group.name}")
+            port = await self._join(group, sock.getsockname()[1])
+            if port != sock.getsockname()[1]:  # a random port the group's first worker chose
+                sock.close()
+                sock = None
+                sock = bind_socket(group.addr, port, socket.SOCK_STREAM, resolved, reuse_port=self.reuse_port)
+            group.listener = await serve_tcp(group._new_conn, sock)
+        except OSError as exc:
+            self._release(group)
+            proxy.xl.on(log).warning("tcp port unavailable for group [%s]: %s", group.name, exc.strerror or exc)
+            raise ProxyError("port unavailable") from None
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        group.real_port = port
+        ports.mark_used("tcp", group.owner, port)
+
+    async def _join(self, group: TCPGroup, bound: int) -> int:
+        """The group in the registry (its port and key, shared by every process with a member);
+        the port to listen on."""
+        if self.registry is None:
+            return bound
+        group.lease, err, port = await self._join_registry(f"tcp:{group.name}", str(group.port), group.key, bound)
+        if group.lease is None:
+            raise ProxyError(ERR_GROUP_PORT if err == GROUP_PARAMS else ERR_GROUP_AUTH if err == GROUP_AUTH
+                             else "port unavailable")
+        return port
+
+    async def _join_registry(self, name: str, params: str, key: str, bound: int = 0) -> tuple[Lease | None, str, int]:
+        assert self.registry is not None
+        try:
+            return await self.registry.join_group(name, params, hashlib.sha256(key.encode()).hexdigest(), bound)
         except ConnectionError as exc:
             raise ProxyError(f"frps registry unavailable: {exc}") from None
-        if group.lease is None:
-            owner = await self.registry.owner("group", f"tcp:{group.name}")
-            raise ProxyError(f"tcp group [{group.name}] is served by frps worker {owner}: load balancing groups "
-                             "across workers are not supported by aiofrp yet (frps --workers 1)")
 
     def _release(self, group: TCPGroup) -> None:
         if self.registry is not None and group.lease is not None:
             self.registry.release(group.lease)
             group.lease = None
-
-    async def _bind(self, group: TCPGroup, proxy: TCPMember) -> None:
-        ports = self.ports
-        last_err: OSError | None = None
-        for port in ports.candidates("tcp", group.owner, group.port):
-            try:
-                group.listener = await listen_tcp(group._new_conn, group.addr, port)
-            except OSError as exc:
-                last_err = exc
-                continue
-            group.real_port = group.listener.sockets[0].getsockname()[1]
-            ports.mark_used("tcp", group.owner, group.real_port)
-            return
-        if group.port:
-            # frpc gets Go's words (server/ports: ErrPortUnAvailable), frps's log the port and why
-            proxy.xl.on(log).warning("tcp port %d unavailable: %s", group.port,
-                                     (last_err.strerror or last_err) if last_err else "in use")
-            raise ProxyError("port unavailable")
-        raise ProxyError(f"no available port in frps's allowPorts [{ports.describe()}]")
 
     def _close_listener(self, proxy: TCPMember, group: TCPGroup) -> None:
         if group.listener is not None:

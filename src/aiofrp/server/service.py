@@ -94,7 +94,8 @@ class Server:
         self.remote_visitors: dict[str, str] = {}  # a worker: run id -> user of visitors relayed to it
         self.proxy_bind_addr: str = cfg.proxy_bind_addr or cfg.bind_addr
         self.ports = PortManager(cfg.allow_ports)
-        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry)  # loadBalancer groups
+        self.groups = GroupRegistry(self.ports, self.proxy_bind_addr, self.registry,  # loadBalancer groups
+                                    reuse_port=reuse_port)
         self.plugins = Manager(cfg.http_plugins)  # [[httpPlugins]]: server manage plugins (server/plugin)
         self.stats = ServerStats()  # the dashboard's and /metrics' figures (server/stats.py)
         self._nathole: NatHoleController | None = None

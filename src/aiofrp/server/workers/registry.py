@@ -14,10 +14,20 @@ A claim is a lease ``(kind, key)`` held by one worker. Kinds used by frps:
   ``ControlManager.Add``);
 * ``proxy``: a proxy name (tcp, udp, http, https, tcpmux, stcp, sudp, xtcp: all share one name
   space, as in Go's ``ProxyManager``); a second claim is refused: ``proxy [x] already exists``;
-* ``group``: a loadBalancer group (``tcp:NAME``): its members must live on the worker that holds it.
+* ``group``: a name of one holder (kept for other group kinds; the tcp groups below share theirs).
 
-Remote ports need no claim: only the worker that holds a tcp/udp proxy listens on its port, without
-SO_REUSEPORT, so the kernel refuses a port another worker already listens on.
+A load-balancing group may have members in several workers: :meth:`Registry.join_group`
+books the group's parameters and key (its SHA-256) for every worker that has a member, the first
+one fixing them (Go's order of refusals: the parameters, then the key); a tcp group's workers
+each listen on its port with SO_REUSEPORT, so the kernel spreads the group's user connections over
+the workers and each worker over its members. A lease (kind ``tcpgroup``) is released with the
+member that took it; the group goes with the last lease. The vhost proxies of a worker book their
+route keys the same way (``route:...``, shared by the members of one group, else by one proxy),
+so a domain served in one worker is refused to another client in another worker as in one process
+(``router config conflict``).
+
+Other remote ports need no claim: only the worker that holds a tcp/udp proxy listens on its port,
+without SO_REUSEPORT, so the kernel refuses a port another worker already listens on.
 
 A dead worker's leases are dropped when its socket closes. The frames are small and message-shaped
 (claim, release, owner, evict) so a network registry can replace the unix socket later.
@@ -41,6 +51,12 @@ Evictor = Callable[[str, str], Awaitable[None]]
 """``evict(kind, key)``: the holding worker gives a lease up (closes the old control)."""
 
 KINDS = ("runid", "proxy", "group")
+GROUP_KIND = "tcpgroup"  # join_group's leases (shared by the workers with members)
+
+# join_group's refusals
+GROUP_PARAMS = "params"  # other parameters than the group's (tcp: the requested port)
+GROUP_AUTH = "auth"  # another key (Go: ErrGroupAuthFailed)
+GROUP_PORT_TAKEN = "taken"  # the port is another group's (each listens with SO_REUSEPORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +85,24 @@ class Registry(Protocol):
         """Another worker with a vhost route (``kind``: http, https, tcpmux) for this request,
         asked of every worker (their routers match wildcards and locations); None if none."""
 
+    async def join_group(self, name: str, params: str, digest: str, bound: int) -> tuple[Lease | None, str, int]:
+        """A member of group ``name`` (its ``params``, e.g. a tcp group's requested port, and the
+        SHA-256 ``digest`` of its key), which has ``bound`` its listening socket (tcp; else 0):
+        ``(lease, "", the group's port)``, or ``(None, refusal, 0)``. The group's port is the
+        first member's ``bound``; where the requested port was 0, another's may differ: listen on
+        the one returned."""
+
     async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Group:
+    """A tcp group as the book keeps it: fixed by its first member."""
+
+    params: str  # the first member's (tcp: the requested port)
+    digest: str  # SHA-256 of the group key
+    real_port: int  # the port its workers listen on
+    leases: dict[int, int]  # lease -> worker
 
 
 class Book:
@@ -77,11 +110,43 @@ class Book:
 
     def __init__(self, evict: Callable[[int, str, str], Awaitable[None]]) -> None:
         self._held: dict[tuple[str, str], tuple[int, int]] = {}
+        self._groups: dict[str, _Group] = {}  # tcp groups by name (join_group)
+        self._group_ports: dict[int, str] = {}  # their ports -> name
         self._evict = evict
         self._ids = itertools.count(1)
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._held) + sum(len(g.leases) for g in self._groups.values())
+
+    def join_group(self, worker: int, name: str, params: str, digest: str, bound: int) -> tuple[int, str, int]:
+        """``(lease, "", port to listen on)`` or ``(0, refusal, 0)`` (see Registry.join_group)."""
+        group = self._groups.get(name)
+        if group is None:
+            if bound and self._group_ports.get(bound, name) != name:
+                return 0, GROUP_PORT_TAKEN, 0
+            group = self._groups[name] = _Group(params, digest, bound, {})
+            if bound:
+                self._group_ports[bound] = name
+        elif group.params != params:
+            return 0, GROUP_PARAMS, 0
+        elif group.digest != digest:
+            return 0, GROUP_AUTH, 0
+        lease = next(self._ids)
+        group.leases[lease] = worker
+        return lease, "", group.real_port
+
+    def _leave_group(self, name: str, lease: int, worker: int | None = None) -> int:
+        group = self._groups.get(name)
+        if group is None:
+            return 0
+        gone = [n for n, w in group.leases.items() if n == lease or (worker is not None and w == worker)]
+        for n in gone:
+            del group.leases[n]
+        if not group.leases:
+            del self._groups[name]
+            if group.real_port and self._group_ports.get(group.real_port) == name:
+                del self._group_ports[group.real_port]
+        return len(gone)
 
     async def claim(self, worker: int, kind: str, key: str, evict: bool) -> int:
         """A lease id, or 0 if refused."""
@@ -97,7 +162,11 @@ class Book:
         return lease
 
     def release(self, worker: int, kind: str, key: str, lease: int) -> None:
-        if self._held.get((kind, key)) == (worker, lease):
+        if kind == GROUP_KIND:
+            group = self._groups.get(key)
+            if group is not None and group.leases.get(lease) == worker:
+                self._leave_group(key, lease)
+        elif self._held.get((kind, key)) == (worker, lease):
             del self._held[(kind, key)]
 
     def owner(self, kind: str, key: str) -> int | None:
@@ -109,7 +178,7 @@ class Book:
         gone = [k for k, (w, _) in self._held.items() if w == worker]
         for k in gone:
             del self._held[k]
-        return len(gone)
+        return len(gone) + sum(self._leave_group(name, 0, worker) for name in list(self._groups))
 
 
 class LocalRegistry:
@@ -136,6 +205,10 @@ class LocalRegistry:
     async def find(self, kind: str, host: str, path: str, user: str) -> int | None:
         return None  # one process: its own router already said no
 
+    async def join_group(self, name: str, params: str, digest: str, bound: int) -> tuple[Lease | None, str, int]:
+        lease, err, real = self.book.join_group(self.worker, name, params, digest, bound)
+        return (Lease(GROUP_KIND, name, lease) if lease else None), err, real
+
     async def close(self) -> None:
         return None
 
@@ -145,10 +218,12 @@ class LocalRegistry:
 #                         {"op": "claim", "id": 7, "kind": "proxy", "key": "ssh", "evict": false}
 #                         {"op": "owner", "id": 8, "kind": "proxy", "key": "ssh"}
 #                         {"op": "find", "id": 9, "kind": "http", "host": "a.com", "path": "/", "user": ""}
+#                         {"op": "join", "id": 10, "name": "tcp:g", "params": "6000", "digest": "...", "bound": 6000}
 #                         {"op": "release", "kind": "proxy", "key": "ssh", "lease": 12}
 #                         {"op": "evicted", "id": 3}
 #                         {"op": "reply", "id": 5, "value": {...}}      (an answer to an "ask")
-#   supervisor -> worker: {"op": "reply", "id": 7, "value": 12}   (lease, 0: refused; owner or null)
+#   supervisor -> worker: {"op": "reply", "id": 7, "value": 12}   (lease, 0: refused; owner or null;
+#                                                                   a join: [lease, refusal, port])
 #                         {"op": "evict", "id": 3, "kind": "runid", "key": "..."}
 #                         {"op": "ask", "id": 5, "what": "route", "kind": ..., "host": ...}  (for a find)
 
@@ -249,6 +324,11 @@ class RemoteRegistry:
     async def find(self, kind: str, host: str, path: str, user: str) -> int | None:
         value = await self._call({"op": "find", "kind": kind, "host": host, "path": path, "user": user})
         return int(value) if value is not None else None
+
+    async def join_group(self, name: str, params: str, digest: str, bound: int) -> tuple[Lease | None, str, int]:
+        lease, err, real = await self._call({"op": "join", "name": name, "params": params, "digest": digest,
+                                             "bound": bound})
+        return (Lease(GROUP_KIND, name, int(lease)) if lease else None), str(err), int(real)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -353,6 +433,10 @@ class RegistryServer:
                 elif op == "owner":
                     peer.send({"op": "reply", "id": frame["id"],
                                "value": self.book.owner(str(frame["kind"]), str(frame["key"]))})
+                elif op == "join":
+                    value = self.book.join_group(peer.worker, str(frame["name"]), str(frame["params"]),
+                                                 str(frame["digest"]), int(frame["bound"]))
+                    peer.send({"op": "reply", "id": frame["id"], "value": list(value)})
                 elif op in ("claim", "find"):  # they wait for other workers: a task, the socket keeps being read
                     coro = self._claim(peer, frame) if op == "claim" else self._find(peer, frame)
                     task = asyncio.get_running_loop().create_task(coro)
