@@ -211,6 +211,66 @@ def test_tcp_group_members_in_both_workers(frp) -> None:
         assert "Traceback" not in frps.log_text()
 
 
+def test_vhost_routes_and_groups_across_workers(frp) -> None:
+    """A domain served in one worker is refused to another client's proxy in either worker
+    (``router config conflict``, as in one process: the registry books route keys); an http
+    load-balancing group serves from members in both workers, and refuses other routes or another
+    key in Go's words whichever worker the member reached."""
+    from support.configs import block
+    from support.procs import HttpServer
+
+    http_port = free_port()
+
+    def web(name: str, domain: str, local: int, **group: object) -> str:
+        return block("proxies", name=name, type="http", localIP="127.0.0.1", localPort=local,
+                     customDomains=[domain], **group)
+
+    with HttpServer(body=b"owner") as owner_web:
+        frps, port = start_frps(frp, extra=f'vhostHTTPPort = {http_port}\nlog.level = "debug"\n')
+        owner = frp.ours_frpc(frpc_config(port, web("owner", "d.example.com", owner_web.port), token=TOKEN))
+        owner.wait_for_proxies("owner", timeout=20)
+        home = _worker_of(frps, owner)
+        tried: set[bool] = set()
+        for i in range(8):  # other clients wanting the domain, until both workers refused one
+            c = (frp.go_frpc if i % 2 else frp.ours_frpc)(
+                frpc_config(port, web(f"thief{i}", "d.example.com", owner_web.port), token=TOKEN))
+            c.wait_for_log(rf"\[thief{i}\] start error: router config conflict", 20)
+            tried.add(_worker_of(frps, c) == home)
+            c.stop()
+            if len(tried) == 2:
+                break
+        assert tried == {True, False}, "every client reached one worker"
+        for _ in range(6):
+            assert _http_get(http_port, "d.example.com").endswith(b"owner")
+
+    backends = [HttpServer(body=f"member {i}".encode()).start() for i in range(8)]
+    try:
+        group: dict[str, object] = {"loadBalancer__group": "hg", "loadBalancer__groupKey": "hk"}
+        where: dict[int, set[bytes]] = {}
+        for i in range(8):
+            c = (frp.go_frpc if i % 2 else frp.ours_frpc)(
+                frpc_config(port, web(f"m{i}", "g.example.com", backends[i].port, **group), token=TOKEN))
+            c.wait_for_proxies(f"m{i}", timeout=20)
+            where.setdefault(_worker_of(frps, c), set()).add(f"member {i}".encode())
+            if len(where) == 2 and i >= 1:
+                break
+        assert len(where) == 2, "every member reached one worker"
+        bodies = {_http_get(http_port, "g.example.com").split(b"\r\n\r\n", 1)[1] for _ in range(30)}
+        assert all(bodies & members for members in where.values()), (bodies, where)
+        cases: list[tuple[dict[str, object], str]] = [({"loadBalancer__groupKey": "wrong"}, "group auth failed"),
+                                                      ({"locations": ["/x"]}, "group params invalid")]
+        for i, (extra, words) in enumerate(cases):
+            for j in range(3):
+                bad = frp.ours_frpc(frpc_config(
+                    port, web(f"bad{i}{j}", "g.example.com", backends[0].port, **{**group, **extra}), token=TOKEN))
+                bad.wait_for_log(rf"\[bad{i}{j}\] start error: {words}", 20)
+                bad.stop()
+    finally:
+        for b in backends:
+            b.stop()
+    assert "Traceback" not in frps.log_text()
+
+
 def _unknown_work_conn(port: int, tls: bool) -> str:
     """A NewWorkConn with an unknown run id on a new bind-port connection; StartWorkConn's error."""
     import socket

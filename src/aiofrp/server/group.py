@@ -290,6 +290,37 @@ class GroupRegistry:
             "joined %s group [%s] (%d members)", kind, req.group, len(group.members))
         return group.routes
 
+    async def book_routes(self, kind: str, routes: list[Route[Any]], req: m.NewProxy) -> list[Lease]:
+        """frps --workers N: the route keys of a vhost proxy in the registry (and its group's
+        routes and key), so that a proxy of another worker cannot serve them too: ``router config
+        conflict``, ``group params invalid`` and ``group auth failed`` as in one process. Nothing
+        in one process, where the router itself is the whole truth. Release with :meth:`release`."""
+        if self.registry is None or not self.registry.worker:
+            return []
+        leases: list[Lease] = []
+        try:
+            if req.group:
+                keys = "\n".join(sorted("\t".join(r.key) for r in routes))
+                lease, err, _ = await self._join_registry(f"{kind}:{req.group}", keys, req.group_key)
+                if lease is None:
+                    raise ProxyError(ERR_GROUP_PARAMS if err == GROUP_PARAMS else ERR_GROUP_AUTH)
+                leases.append(lease)
+            holder = f"group:{req.group}" if req.group else f"proxy:{req.proxy_name}"
+            for route in routes:
+                lease, _, _ = await self._join_registry(f"route:{kind}:" + "\t".join(route.key), "", holder)
+                if lease is None:
+                    raise ProxyError("router config conflict")
+                leases.append(lease)
+        except BaseException:
+            self.release(leases)
+            raise
+        return leases
+
+    def release(self, leases: list[Lease]) -> None:
+        if self.registry is not None:
+            for lease in leases:
+                self.registry.release(lease)
+
     def leave_vhost(self, kind: str, member: object, group_name: str) -> None:
         """Forget ``member`` in its group (its routes are unregistered by the proxy itself)."""
         if not group_name:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..vhost.http import HTTPVhost
     from ..vhost.https import HTTPSVhost
     from ..vhost.tcpmux import TCPMuxVhost
+    from ..workers.registry import Lease
 
 log = logging.getLogger("aiofrp.server.proxy")
 
@@ -319,6 +320,7 @@ class VhostProxy(ServerProxy, Generic[M]):
         self.routes: list[Route[M]] = []
         self._router: Routers[Route[M]] | None = None
         self._member: M | None = None
+        self._leases: list[Lease] = []  # its routes in the registry (frps --workers N)
 
     def served(self) -> bool:
         """Whether frps has the vhost this proxy needs (its port is set)."""
@@ -331,16 +333,28 @@ class VhostProxy(ServerProxy, Generic[M]):
             raise ProxyError(self.NOT_SERVED)
         validate_domains(self.req.custom_domains, self.req.subdomain, self.server.cfg.subdomain_host)
 
-    def _register_routes(self, router: Routers[Route[M]], routes: list[Route[M]], member: M) -> None:
-        """Serve ``routes`` as ``member`` (the proxy itself), alone or in its group."""
-        self._router, self._member = router, member
-        self.routes = self.server.groups.register_routes(self.type, router, routes, member, self.req, self.xl)
+    async def _register_routes(self, router: Routers[Route[M]], routes: list[Route[M]], member: M) -> None:
+        """Serve ``routes`` as ``member`` (the proxy itself), alone or in its group (booked in the
+        registry first with frps --workers N: group.py, ``book_routes``)."""
+        groups = self.server.groups
+        leases = await groups.book_routes(self.type, routes, self.req)
+        if self.closed:  # closed while the registry answered
+            groups.release(leases)
+            raise ProxyError(f"proxy [{self.name}] is closed")
+        try:
+            self.routes = groups.register_routes(self.type, router, routes, member, self.req, self.xl)
+        except BaseException:
+            groups.release(leases)
+            raise
+        self._router, self._member, self._leases = router, member, leases
 
     def close(self) -> None:
         if self._router is not None and self._member is not None:
             unregister_routes(self._router, self.routes, self._member)
             self.routes = []
             self.server.groups.leave_vhost(self.type, self._member, self.req.group)
+            self.server.groups.release(self._leases)
+            self._leases = []
         super().close()
 
 

@@ -48,7 +48,7 @@ class HTTPProxy(VhostProxy[HTTPMember]):
                   host_rewrite=req.host_header_rewrite, headers=req.headers, response_headers=req.response_headers)
             for domain in domains for location in locations
         ]
-        self._register_routes(vhost.router, routes, self)
+        await self._register_routes(vhost.router, routes, self)
         for r in routes:
             self.xl.on(log).info("http proxy listen for host [%s] location [%s] group [%s], routeByHTTPUser [%s]",
                                  r.domain, r.location, req.group, r.route_by_http_user)

@@ -28,7 +28,7 @@ class HTTPSProxy(VhostProxy[ConnMember]):
         req = self.req
         domains = build_domains(req.custom_domains, req.subdomain, cfg.subdomain_host)
         routes: list[Route[ConnMember]] = [Route(d) for d in domains]
-        self._register_routes(vhost.router, routes, self)
+        await self._register_routes(vhost.router, routes, self)
         for d in domains:
             self.xl.on(log).info("https proxy listen for host [%s] group [%s]", d, req.group)
         self.remote_addr = ",".join(canonical_addr(d, cfg.vhost_https_port) for d in domains)

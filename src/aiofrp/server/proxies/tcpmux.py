@@ -36,7 +36,7 @@ class TCPMuxProxy(VhostProxy[ConnMember]):
             Route(d, "", req.route_by_http_user, http_user=req.http_user, http_pwd=req.http_pwd, first_member_first=True)
             for d in domains
         ]
-        self._register_routes(vhost.router, routes, self)
+        await self._register_routes(vhost.router, routes, self)
         for d in domains:
             self.xl.on(log).info("tcpmux httpconnect multiplexer listens for host [%s] group [%s] routeByHTTPUser [%s]",
                                  d, req.group, req.route_by_http_user)

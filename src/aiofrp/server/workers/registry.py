@@ -14,7 +14,7 @@ A claim is a lease ``(kind, key)`` held by one worker. Kinds used by frps:
   ``ControlManager.Add``);
 * ``proxy``: a proxy name (tcp, udp, http, https, tcpmux, stcp, sudp, xtcp: all share one name
   space, as in Go's ``ProxyManager``); a second claim is refused: ``proxy [x] already exists``;
-* ``group``: a name of one holder (kept for other group kinds; the tcp groups below share theirs).
+* ``group``: a name of one holder (no user today: groups share theirs, below).
 
 A load-balancing group may have members in several workers: :meth:`Registry.join_group`
 books the group's parameters and key (its SHA-256) for every worker that has a member, the first
