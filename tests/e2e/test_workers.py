@@ -271,6 +271,63 @@ def test_vhost_routes_and_groups_across_workers(frp) -> None:
     assert "Traceback" not in frps.log_text()
 
 
+def test_xtcp_visitors_reach_providers_in_either_worker(frp, stun_server) -> None:
+    """An xtcp visitor whose provider is in another worker: its NatHoleVisitor goes to the
+    provider's worker, whose NAT-hole controller serves it, and the NatHoleResp comes back to the
+    visitor's control; the hole is punched and carries connections (ours and Go's visitor). A wrong
+    secret key is still refused there."""
+    from support.configs import block
+
+    sk = "xtcp-across-workers"
+    with EchoServer() as echo:
+        frps, port = start_frps(frp, extra='log.level = "debug"\n')
+        provider = frp.ours_frpc(frpc_config(port, block("proxies", name="p2p", type="xtcp", secretKey=sk,
+                                                         localIP="127.0.0.1", localPort=echo.port),
+                                             token=TOKEN, natHoleStunServer=stun_server.address))
+        provider.wait_for_proxies("p2p", timeout=20)
+        home = _worker_of(frps, provider)
+        crossed: list[int] = []
+        for i in range(8):  # visitors until two reached the other worker (one ours, one Go's)
+            go = len(crossed) == 1
+            vport = free_port()
+            v = (frp.go_frpc if go else frp.ours_frpc)(frpc_config(
+                port, block("visitors", name=f"v{i}", type="xtcp", serverName="p2p", secretKey=sk,
+                            bindAddr="127.0.0.1", bindPort=vport),
+                token=TOKEN, natHoleStunServer=stun_server.address))
+            if _worker_of(frps, v) == home:
+                v.stop()
+                continue
+            crossed.append(vport)
+            if len(crossed) == 2:
+                break
+        if len(crossed) < 2:
+            pytest.skip("the kernel put every visitor client on the provider's worker (SO_REUSEPORT hashing)")
+        for vport in crossed:
+            data = f"punched across workers {vport} ".encode() * 1000
+            assert tcp_roundtrip(vport, data, 20) == data
+        frps.wait_for_log(rf"@w\d\] \[\w+\] nathole visitor for \[p2p\] sent to worker {home}", 10)
+        frps.wait_for_log(rf"@w{home}\] sid \[\S+\] report make hole success: true", 10)
+        for i in range(8):  # a wrong key, from the other worker: refused by the provider's
+            bport = free_port()
+            bad = frp.ours_frpc(frpc_config(
+                port, block("visitors", name=f"bad{i}", type="xtcp", serverName="p2p", secretKey="wrong",
+                            bindAddr="127.0.0.1", bindPort=bport),
+                token=TOKEN, natHoleStunServer=stun_server.address))
+            if _worker_of(frps, bad) != home:
+                break
+            bad.stop()
+        else:
+            pytest.skip("the kernel put every visitor client on the provider's worker")
+        bad.wait_for_log(rf"\[bad{i}\] xtcp visitor listen", 10)
+        try:  # a user connection makes the visitor ask for a hole
+            got = tcp_roundtrip(bport, b"no hole for a wrong key", 5)
+        except (OSError, TimeoutError):
+            got = b""
+        assert got == b""
+        frps.wait_for_log(rf"@w{home}\] handle visitorMsg error: xtcp connection of \[p2p\] auth failed", 20)
+    assert "Traceback" not in frps.log_text()
+
+
 def _unknown_work_conn(port: int, tls: bool) -> str:
     """A NewWorkConn with an unknown run id on a new bind-port connection; StartWorkConn's error."""
     import socket

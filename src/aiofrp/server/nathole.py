@@ -7,6 +7,11 @@
    behaviour is picked, and each side gets its ``NatHoleResp`` (the sender's 1 s later, so the
    receiver's probes are already out).
 4. ``NatHoleReport`` from the provider feeds the behaviour scores.
+
+With ``frps --workers N`` a visitor whose provider is in another worker has its NatHoleVisitor
+forwarded to the provider's worker (``forward``: a message on the workers' handover sockets), whose
+controller serves it as its own with the visitor as a :class:`_RemoteParty`: the NatHoleResp goes
+back the same way and the visitor's worker writes it on the visitor's control (``deliver``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from ..proto import msg as m
 from ..proto.crypto import verify_auth_key
@@ -35,7 +42,6 @@ from .errors import ProxyError
 
 if TYPE_CHECKING:
     from ..config.server import ServerConfig
-    from ..net.msgconn import MsgConn
     from .workers.registry import Registry
 
 log = logging.getLogger("aiofrp.server.nathole")
@@ -46,6 +52,10 @@ SESSION_LINGER = 30.0  # keep a session (for NatHoleReport) this long after the 
 MAX_RECORDS = 10000
 
 
+class Writer(Protocol):
+    def write_msg(self, msg: m.Message) -> None: ...
+
+
 class Party(Protocol):
     """A logged-in client as the controller sees it (server/control.py: Control)."""
 
@@ -54,9 +64,34 @@ class Party(Protocol):
     @property
     def run_id(self) -> str: ...
     @property
-    def conn(self) -> MsgConn: ...
+    def conn(self) -> Writer: ...
     @property
     def finished(self) -> asyncio.Future[None]: ...
+
+
+Forward = Callable[[int, str, bytes], bool]
+"""``forward(worker, kind, data)``: one message to another worker (workers/handover.py: send_msg)."""
+
+Deliver = Callable[[str, m.Message], bool]
+"""``deliver(run_id, msg)``: write ``msg`` on this process's control of ``run_id`` (False: none)."""
+
+
+class _RemoteParty:
+    """A visitor whose control is in worker ``worker``: what the controller writes to it goes
+    there (``natholeresp``)."""
+
+    def __init__(self, forward: Forward, worker: int, run_id: str, user: str) -> None:
+        self._forward = forward
+        self.worker = worker
+        self.run_id = run_id
+        self.user = user
+        self.conn = self
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write_msg(self, msg: m.Message) -> None:
+        if isinstance(msg, m.NatHoleResp):
+            data = msgspec.json.encode({"run_id": self.run_id, "msg": msgspec.json.encode(msg).decode()})
+            self._forward(self.worker, "natholeresp", data)
 
 
 class Provider(Protocol):
@@ -105,10 +140,13 @@ class NatHoleController:
     """One per frps; ``spawn`` runs its background tasks (server/service.py: Server.spawn)."""
 
     def __init__(self, cfg: ServerConfig, spawn: Callable[[Coroutine[Any, Any, None]], object],
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, forward: Forward | None = None,
+                 deliver: Deliver | None = None) -> None:
         self.cfg = cfg
         self.spawn = spawn
         self.registry = registry  # frps --workers N: is a provider unknown here in another process?
+        self.forward = forward  # frps --workers N: a message to another worker
+        self.deliver = deliver  # ... and one from it, to a control of this one
         self.clients: dict[str, _ClientCfg] = {}
         self.sessions: dict[str, _Session] = {}
         self.records: dict[str, HoleRecords] = {}
@@ -138,22 +176,47 @@ class NatHoleController:
             self.spawn(self.handle_visitor(ctl, msg))
 
     async def _elsewhere(self, ctl: Party, msg: m.NatHoleVisitor) -> None:
-        """frps --workers N: a provider not in this process may be in another one, which this
-        visitor cannot reach yet: said so instead of "doesn't exist"."""
+        """frps --workers N: a provider not in this process may be in another one: the message
+        goes there (``nathole``), with the visitor's run id and user."""
         assert self.registry is not None
         try:
             owner = await self.registry.owner("proxy", msg.proxy_name)
         except ConnectionError:
             owner = None
         if owner is not None and owner != self.registry.worker:
-            err = (f"xtcp server for [{msg.proxy_name}] is served by frps worker {owner}: visitors across "
-                   "workers are not supported by aiofrp yet (frps --workers 1)")
+            data = msgspec.json.encode({"from": self.registry.worker, "run_id": ctl.run_id, "user": ctl.user,
+                                        "msg": msgspec.json.encode(msg).decode()})
+            if self.forward is not None and self.forward(owner, "nathole", data):
+                log.debug("[%s] nathole visitor for [%s] sent to worker %d", ctl.run_id, msg.proxy_name, owner)
+                return
+            err = f"xtcp server for [{msg.proxy_name}] is served by frps worker {owner}, which cannot be reached"
             log.warning("[%s] nathole visitor for [%s] refused: %s", ctl.run_id, msg.proxy_name, err)
             _send(ctl, m.NatHoleResp(transaction_id=msg.transaction_id, error=err))
         elif msg.pre_check:
             self._pre_check(ctl, msg)
         else:
             await self.handle_visitor(ctl, msg)
+
+    def on_worker_message(self, kind: str, data: bytes) -> None:
+        """A message of another worker's controller: a visitor's NatHoleVisitor for a provider
+        here (``nathole``), or a NatHoleResp for a visitor whose control is here (``natholeresp``)."""
+        try:
+            head = msgspec.json.decode(data)
+            if kind == "nathole":
+                msg = msgspec.json.decode(head["msg"], type=m.NatHoleVisitor)
+                if self.forward is None:
+                    return
+                party = _RemoteParty(self.forward, int(head["from"]), str(head["run_id"]), str(head["user"]))
+                if msg.pre_check:
+                    self._pre_check(party, msg)
+                else:
+                    self.spawn(self.handle_visitor(party, msg))
+            elif kind == "natholeresp":
+                resp = msgspec.json.decode(head["msg"], type=m.NatHoleResp)
+                if self.deliver is None or not self.deliver(str(head["run_id"]), resp):
+                    log.debug("NatHoleResp for [%s]: its control is gone", head["run_id"])
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError) as exc:
+            log.warning("bad %s message from another worker: %s", kind, exc)
 
     def _pre_check(self, ctl: Party, req: m.NatHoleVisitor) -> None:
         cfg = self.clients.get(req.proxy_name)

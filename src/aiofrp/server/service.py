@@ -215,7 +215,9 @@ class Server:
         if self._nathole is None:
             from .nathole import NatHoleController
 
-            self._nathole = NatHoleController(self.cfg, self.spawn, self.registry)
+            handover = self.handover
+            self._nathole = NatHoleController(self.cfg, self.spawn, self.registry,
+                                              handover.send_msg if handover is not None else None, self._deliver)
         return self._nathole
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -471,9 +473,22 @@ class Server:
         route = vhost.router.find(host, path, user) if vhost is not None else None
         return route is not None and bool(route.members)
 
-    def adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
-        """A vhost connection handed over by another worker (server/workers/handover.py)."""
+    def adopt(self, kind: str, sock: socket.socket | None, data: bytes) -> None:
+        """A connection handed over by another worker (server/workers/handover.py), or a message
+        of its (``sock`` None: the NAT-hole controllers' ``nathole``/``natholeresp``)."""
+        if sock is None:
+            if kind.startswith("nathole"):
+                self.nathole.on_worker_message(kind, data)
+            return
         self.spawn(self._adopt(kind, sock, data))
+
+    def _deliver(self, run_id: str, msg: m.Message) -> bool:
+        """``msg`` on the control of ``run_id`` in this process (from another worker); False: none."""
+        ctl = self.controls.get(run_id)
+        if ctl is None or ctl.finished.done():
+            return False
+        ctl.conn.write_msg(msg)
+        return True
 
     async def _adopt(self, kind: str, sock: socket.socket, data: bytes) -> None:
         if kind == "visitor":

@@ -13,10 +13,14 @@ reads the replayed bytes as if it had accepted the connection (``handed``: it an
 itself rather than handing it on again). No worker with the route: the usual not-found answer.
 A keep-alive HTTP connection stays in the worker of its first request.
 
-stcp/sudp visitors (wire v1) whose provider is in another worker take the same way: the visitor's
-worker sends one end of a socketpair (``{"kind": "visitor"}``, the NewVisitorConn and the visitor's
-user) and relays the visitor's yamux stream to the other end; the provider's worker serves that
-end as the visitor connection (server/service.py: Server.relay_visitor, Server._adopt_visitor).
+stcp/sudp visitors whose provider is in another worker take the same way: the visitor's
+worker sends one end of a socketpair (``{"kind": "visitor"}``, the NewVisitorConn, the visitor's
+user and wire protocol) and relays the visitor's stream to the other end; the provider's worker
+serves that end as the visitor connection (server/service.py: Server.relay_visitor,
+Server._adopt_visitor). So do work connections with ``transport.tcpMux = false`` (``{"kind":
+"work"}``: the socket itself when it is plain TCP, else a socketpair end; Server.relay_work_conn).
+Messages without a connection (:meth:`Handover.send_msg`, no fd): an xtcp visitor's NatHoleVisitor
+for the provider's worker and the NatHoleResp back (``nathole``, ``natholeresp``; server/nathole.py).
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ log = logging.getLogger("aiofrp.server.workers")
 
 MAX_MESSAGE = 256 * 1024  # head bytes handed over at most (more: answered here as not found)
 
-Adopt = Callable[[str, socket.socket, bytes], None]
-"""``adopt(kind, sock, data)``: the receiving server takes a handed-over connection."""
+Adopt = Callable[[str, socket.socket | None, bytes], None]
+"""``adopt(kind, sock, data)``: the receiving server takes a handed-over connection (``sock``),
+or a message of another worker (None: :meth:`Handover.send_msg`, e.g. an xtcp visitor's)."""
 
 
 def handover_socket(registry_path: str, worker: int) -> str:
@@ -117,6 +122,7 @@ class Handover:
         except (msgspec.DecodeError, KeyError, TypeError):
             kind = ""
         if not fds:
+            self.adopt(kind, None, data)
             return
         sock = socket.socket(fileno=fds[0])
         for fd in fds[1:]:
@@ -139,14 +145,22 @@ class Handover:
         sock = transport.get_extra_info("socket")
         return sock is not None and self.send_fd(worker, kind, data, sock.fileno())
 
-    def send_fd(self, worker: int, kind: str, data: bytes, fd: int) -> bool:
+    def send_msg(self, worker: int, kind: str, data: bytes) -> bool:
+        """One message without a connection to ``worker`` (its server's ``adopt(kind, None, data)``)."""
+        return self.send_fd(worker, kind, data, None)
+
+    def send_fd(self, worker: int, kind: str, data: bytes, fd: int | None) -> bool:
         """One message with ``fd`` to ``worker``: ``kind``, then ``data`` (at most MAX_MESSAGE)."""
         if len(data) > MAX_MESSAGE:
             return False
         msg = msgspec.json.encode({"kind": kind}) + b"\n" + data
         for attempt in (1, 2):  # a peer socket of a worker that was started again: connect anew
             try:
-                socket.send_fds(self._peer(worker), [msg], [fd])
+                peer = self._peer(worker)
+                if fd is None:
+                    peer.send(msg)
+                else:
+                    socket.send_fds(peer, [msg], [fd])
                 return True
             except OSError as exc:
                 old = self._peers.pop(worker, None)
