@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiofrp.client.plugin")
 
-MAX_HEAD = 64 * 1024
+MAX_HEAD = (1 << 20) + 4096  # Go's server: DefaultMaxHeaderBytes (1 MiB) and the 4096 bytes it adds
 """Largest request head (request line and header fields) accepted, and longest line for aiohttp."""
 READ_HEADER_TIMEOUT = 60.0  # Go: http.Server{ReadHeaderTimeout: 60 * time.Second}
 DIAL_TIMEOUT = 10.0
@@ -521,7 +521,7 @@ def _proxy_conn_class() -> type[ServerConn]:
     from .http.serve import ServerConn
 
     class ProxyConn(ServerConn):
-        too_large = GO_400  # past MAX_HEAD on a later request: aiohttp's limit, below Go's 1 MiB
+        too_large = GO_400  # a line past MAX_HEAD on a later request (aiohttp's limit is per line)
         log_refused = True  # a warning line, as aiohttp's own
 
     return ProxyConn
