@@ -515,14 +515,22 @@ class Server:
         """frps --workers N: a visitor whose provider is in worker ``owner``: that worker gets one
         end of a socketpair and serves it as the visitor connection, this one relays the visitor's
         stream to the other end (False: it could not be handed over)."""
+        head = msgspec.json.encode({"user": self.visitor_user(msg.run_id) or "", "msg": msgspec.json.encode(msg).decode(),
+                                    "wire": conn.wire_protocol})
+        if not await self._relay_to(owner, "visitor", head, conn, name=msg.proxy_name):
+            return False
+        log.debug("visitor connection for [%s] relayed to worker %d", msg.proxy_name, owner)
+        return True
+
+    async def _relay_to(self, owner: int, kind: str, head: bytes, conn: _FirstConn, *, name: str = "") -> bool:
+        """Worker ``owner`` gets one end of a socketpair (``kind``, ``head``), this worker relays
+        ``conn`` to the other end from now on; False (``conn`` untouched): it could not be sent."""
         from ..net.relay import Relay
 
         assert self.handover is not None
         ours, theirs = socket.socketpair()
-        head = msgspec.json.encode({"user": self.visitor_user(msg.run_id) or "", "msg": msgspec.json.encode(msg).decode(),
-                                    "wire": conn.wire_protocol})
         try:
-            sent = self.handover.send_fd(owner, "visitor", head, theirs.fileno())
+            sent = self.handover.send_fd(owner, kind, head, theirs.fileno())
         finally:
             theirs.close()
         if not sent:
@@ -536,8 +544,7 @@ class Server:
             ours.close()
             vt.abort()
             return True
-        log.debug("visitor connection for [%s] relayed to worker %d", msg.proxy_name, owner)
-        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof, name=msg.proxy_name)
+        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof, name=name)
         return True
 
     async def relay_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn, owner: int) -> bool:
@@ -548,8 +555,6 @@ class Server:
         gets one end of a socketpair and this worker relays the connection's plaintext to it.
         Either way the owner reads the NewWorkConn again and handles it as its own (the same
         checks, the pool). False: it could not be handed over."""
-        from ..net.relay import Relay
-
         assert self.handover is not None
         frame = wire.MAGIC + wire.encode_message(msg) if conn.wire_protocol == "v2" else m.encode(msg)
         gate = conn.gate
@@ -564,24 +569,9 @@ class Server:
             log.debug("work connection of [%s] handed to worker %d", msg.run_id, owner)
             vt.abort()  # our descriptor only: the connection lives on in the other worker
             return True
-        ours, theirs = socket.socketpair()
-        try:
-            sent = self.handover.send_fd(owner, "work", head, theirs.fileno())
-        finally:
-            theirs.close()
-        if not sent:
-            ours.close()
+        if not await self._relay_to(owner, "work", head, conn):
             return False
-        gate.trust()
-        vt, vdata, veof = conn.detach()
-        try:
-            ot, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, ours)
-        except OSError:
-            ours.close()
-            vt.abort()
-            return True
         log.debug("work connection of [%s] relayed to worker %d", msg.run_id, owner)
-        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof)
         return True
 
     async def _adopt_work_conn(self, sock: socket.socket, data: bytes) -> None:
