@@ -308,11 +308,12 @@ def test_response_head_out():
     assert head.startswith(b"HTTP/1.0 200 OK\r\n") and not close
     assert parse_response_head(head).get("connection") == "keep-alive"
     # a chunked body to an HTTP/1.0 client: the coding comes off, the body ends with the connection
+    # (Go's server keeps the Trailer field it was given)
     raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n"
     head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, False, ten, ChunkedBody())
     out = parse_response_head(head)
     assert coding is BodyCoding.DECHUNK and close
-    assert out.get("transfer-encoding") is None and out.get("trailer") is None and out.get("connection") is None
+    assert out.get("transfer-encoding") is None and out.get("trailer") == "X-T" and out.get("connection") is None
     # a close-delimited body to an HTTP/1.1 client kept alive: chunked
     raw = b"HTTP/1.1 200 OK\r\n\r\n"
     head, _, close, coding = response_head_out(parse_response_head(raw), raw, None, False, keep, UntilClose())
@@ -336,10 +337,27 @@ def test_response_head_out():
                                            Route("a", response_headers={"Content-Type": "a/b"}), False, keep,
                                            ContentLengthBody(2))
     assert coding is BodyCoding.AS_IS and parse_response_head(head).get_all("content-type") == ["a/b"]
-    # an HTTP/1.0 service answering an HTTP/1.1 client: the client gets 1.1
+    # an HTTP/1.0 service answering an HTTP/1.1 client: the client gets 1.1, and Go's reason phrase
     raw = b"HTTP/1.0 404 Nope\r\nContent-Length: 0\r\n\r\n"
     head, upstream_close, close, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())
-    assert head.startswith(b"HTTP/1.1 404 Nope\r\n") and upstream_close and not close
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\n") and upstream_close and not close
+    raw = ("HTTP/1.1 299 Fine\r\nContent-Length: 0\r\n" + date + "\r\n").encode()
+    head, _, _, _ = response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())
+    assert head.startswith(b"HTTP/1.1 299 status code 299\r\n")
+    # no body (204, 304): the framing fields go, and for 304 the Content-Type (Go's suppressedHeaders)
+    raw = ("HTTP/1.1 304 Not Modified\r\nContent-Type: a/b\r\nContent-Length: 9\r\nETag: x\r\n" + date
+           + "\r\n").encode()
+    out = parse_response_head(response_head_out(parse_response_head(raw), raw, None, False, keep, NoBody())[0])
+    assert out.get("content-type") is None and out.get("content-length") is None and out.get("etag") == "x"
+    # a chunked coding beside a length: the length goes (Go's transport); Trailer only with chunks
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n" + date
+           + "\r\n").encode()
+    out = parse_response_head(response_head_out(parse_response_head(raw), raw, None, False, keep, ChunkedBody())[0])
+    assert out.get("content-length") is None and out.get("trailer") == "X"
+    raw = ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTrailer: X\r\n" + date + "\r\n").encode()
+    out = parse_response_head(response_head_out(parse_response_head(raw), raw, None, False, keep,
+                                                ContentLengthBody(2))[0])
+    assert out.get("trailer") is None and out.get("content-length") == "2"
 
 
 def test_http_date_is_imf_fixdate(monkeypatch: pytest.MonkeyPatch) -> None:

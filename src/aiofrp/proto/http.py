@@ -81,6 +81,7 @@ def go_status_text(status: int) -> str:
     return STATUS_TEXT.get(status) or f"status code {status}"
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_SPACE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z ]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # The bytes a head may hold: all but the control characters other than HTAB, LF and CR (a CR only
 # before an LF, checked apart). bytes.translate deleting these leaves only the refused ones: one
@@ -146,6 +147,9 @@ def _parse_fields(lines: list[str]) -> list[tuple[str, str]]:
         if not sep or token(name) is None:
             if line[:1] in (" ", "\t"):
                 raise HTTPError(400, "obsolete header line folding")
+            if sep and _TOKEN_SPACE.fullmatch(name) is not None:
+                # Go's textproto takes a name with spaces (not canonicalised), its server refuses it
+                raise HTTPError(400, "invalid header name")
             raise HTTPError(400, f"malformed MIME header line: {line[:64]!r}")
         fields.append((name, value.strip(" \t")))
     return fields
@@ -281,14 +285,33 @@ def parse_request_head(head: bytes | bytearray, *, server: bool = True) -> Reque
     return req
 
 
-def parse_response_head(head: bytes | bytearray) -> Response:
+def parse_response_head(head: bytes | bytearray, *, unfold: bool = False) -> Response:
+    """Parse a complete response head; raise HTTPError. ``unfold``: obsolete folded header lines
+    are joined to the line before with one space (as Go's textproto reads them), not refused."""
     lines = _split_head(head, 502)
     if not lines:
         raise HTTPError(502, "empty response")
     m = _STATUS.fullmatch(lines[0])
     if m is None:
         raise HTTPError(502, f"malformed status line {lines[0][:64]!r}")
-    return Response(int(m.group(2)), m.group(3) or "", int(m.group(1)), _parse_fields(lines[1:]))
+    try:
+        fields = _parse_fields(lines[1:])
+    except HTTPError as exc:
+        if not unfold or exc.detail != "obsolete header line folding":
+            raise
+        fields = _parse_fields(_unfold(lines[1:]))
+    return Response(int(m.group(2)), m.group(3) or "", int(m.group(1)), fields)
+
+
+def _unfold(lines: list[str]) -> list[str]:
+    """Header lines with their continuation lines (those starting with a blank) joined to them."""
+    out: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t") and out:
+            out[-1] = out[-1].rstrip(" \t") + " " + line.strip(" \t")
+        else:
+            out.append(line)
+    return out
 
 
 def build_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:

@@ -75,7 +75,7 @@ CONNECT_407 = (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\nProxy-Authe
 CONNECT_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
 CONNECT_200 = b"HTTP/1.1 200 OK\r\n\r\n"
 # Go's statusError texts for a head it cannot read, answered "400 Bad Request: TEXT"
-_STATUS_ERRORS = ("missing required Host header", "too many Host headers", "malformed Host header")
+_STATUS_ERRORS = ("missing required Host header", "too many Host headers", "malformed Host header", "invalid header name")
 USER_AGENT = "Go-http-client/1.1"  # what Go's http.DefaultTransport sends when the client sent none
 
 # Go's removeProxyHeaders, plus Host (the request goes to the host of its absolute URL), Trailer

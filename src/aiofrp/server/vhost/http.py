@@ -16,6 +16,7 @@ import asyncio
 import enum
 import logging
 import os
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...net.listen import listen_tcp, peer_addr
@@ -29,14 +30,23 @@ from ...proto.http import (
     Request,
     Response,
     basic_auth,
-    build_head,
     canonical_host,
     find_head_end,
     parse_request_head,
     request_body,
 )
-from .http_rewrite import BodyCoding, connect_head_out, request_head_out, response_head_out, set_headers
+from .http_rewrite import (
+    BodyCoding,
+    connect_head_out,
+    interim_head,
+    request_head_out,
+    response_head_out,
+    upgrade_head_out,
+    upgrade_type,
+)
 from .pages import (
+    EXPECTATION_FAILED,
+    EXPECTATION_FAILED_10,
     GATEWAY_TIMEOUT,
     PROXY_UNAUTHORIZED,
     UNAUTHORIZED,
@@ -59,6 +69,9 @@ log = logging.getLogger("aiofrp.server.vhost.http")
 
 # Go: http.Server.ReadHeaderTimeout = 60 s. Also bounds idle keep-alive connections (Go: none).
 READ_HEADER_TIMEOUT = float(os.environ.get("AIOFRP_VHOST_READ_HEADER_TIMEOUT", "60"))
+
+_CONTINUE_TOKEN = re.compile(r"(?:^|[ ,\t])100-continue(?:$|[ ,\t])", re.IGNORECASE)  # net/http hasToken
+
 
 class ClientState(enum.Enum):
     """Where a :class:`ClientConn` is in the current exchange."""
@@ -83,6 +96,7 @@ class PauseReason(enum.Flag):
 
 
 _NOT_PAUSED = PauseReason(0)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _R_UPSTREAM, _R_HOLD, _R_LIMIT = PauseReason.UPSTREAM, PauseReason.HOLD, PauseReason.LIMIT
 LINGER_TIME = 1.0  # after an error response, unread request bytes are drained this long
 
@@ -175,6 +189,8 @@ class ClientConn(asyncio.Protocol):
         self.out_head = b""
         self.up: Upstream | None = None
         self.keep_alive = True
+        self.upgrade = ""  # the protocol the request asks to switch to
+        self.expect_continue = False  # Go's server says 100 Continue when the body is first read
         self.resp_started = False
         self.resp_close = False  # the client's connection ends after the current response
         self.retried = False
@@ -387,6 +403,14 @@ class ClientConn(asyncio.Protocol):
         self.retried = False
         tokens = req.connection_tokens() if req.headers else set()
         self.keep_alive = ("close" not in tokens) if req.minor else ("keep-alive" in tokens)
+        self.expect_continue = False
+        expect = req.get("expect") if req.headers else None
+        if expect:  # net/http: 100-continue is said when the body is first read; anything else: 417
+            if not _CONTINUE_TOKEN.search(expect):
+                self.keep_alive = False
+                self._local_raw(EXPECTATION_FAILED if req.minor else EXPECTATION_FAILED_10, data, pos)
+                return
+            self.expect_continue = bool(req.minor) and not framer.done
         if req.target == "*" and req.method == "OPTIONS":  # net/http answers it itself
             self._local_raw(Page(200), data, pos)
             return
@@ -437,6 +461,7 @@ class ClientConn(asyncio.Protocol):
             self._connect(member, req, data[pos:] if pos < len(data) else b"")
             return
         upgrade = req.get("upgrade") if "upgrade" in tokens else None
+        self.upgrade = upgrade or ""
         self.out_head = request_head_out(req, route, self.client_ip, upgrade, tokens, framer)
         up = member.pool.take()
         if up is None:
@@ -505,6 +530,9 @@ class ClientConn(asyncio.Protocol):
         self.up = up
         up.start(self, req.method)
         framer = self.framer
+        if self.expect_continue:  # Go's transport reads the body once the head is written
+            self.expect_continue = False
+            self.transport.write(CONTINUE)
         if framer.done:
             up.send(self.out_head)
             self._request_sent(data, pos)
@@ -557,7 +585,8 @@ class ClientConn(asyncio.Protocol):
     # -- responses ------------------------------------------------------------------------------
 
     def on_interim(self, resp: Response, raw: bytes) -> None:
-        self.transport.write(raw)
+        req = self.req
+        self.transport.write(interim_head(resp, req.minor if req is not None else 1))
 
     def on_response_head(self, up: Upstream, resp: Response, raw: bytes) -> tuple[bytes, BodyCoding]:
         """The head to send to the client and how its body is framed (the upstream writes them)."""
@@ -583,14 +612,19 @@ class ClientConn(asyncio.Protocol):
             self._finish(close=True)
 
     def on_upgrade(self, up: Upstream, resp: Response, raw: bytes, rest: bytes) -> None:
-        """101 Switching Protocols: from now on bytes flow unchanged both ways."""
+        """101 Switching Protocols: from now on bytes flow unchanged both ways, when the service
+        switched to the protocol asked for (else Go's ReverseProxy fails the request: 404 page)."""
+        got = upgrade_type(resp)
+        if not got.isascii() or not got.isprintable() or got.lower() != self.upgrade.lower():
+            up.abort()
+            self.up = None
+            self._resume(_R_LIMIT)
+            self._upstream_failed(f"backend tried to switch protocol {got!r} when {self.upgrade!r} was requested",
+                                  timeout=False)
+            return
         self.up = None
         self._cancel_timer()
-        route = self.route
-        if route is not None and route.response_headers:
-            raw = build_head(raw.split(b"\r\n", 1)[0].decode("latin-1"),
-                             set_headers(resp.headers, route.response_headers))
-        self.transport.write(raw)
+        self.transport.write(upgrade_head_out(resp, self.route))
         if rest:
             self.transport.write(rest)
         held = up.take_out_held()  # request bytes the bandwidth limit had not let out yet

@@ -16,7 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from ...proto.http import (
-    MAX_HEAD_SIZE,
     RESPONSE_BUFFER,
     BodyFramer,
     ChunkedBody,
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiofrp.server.vhost.http")
 
 IDLE_TIMEOUT = 60.0  # Go: IdleConnTimeout
+MAX_RESPONSE_HEAD = 10 << 20  # Go's Transport: MaxResponseHeaderBytes 0 means 10 MiB
 MAX_IDLE = 64  # Go keeps 5 per route; fewer than the concurrent requests churns work connections
 
 class UpstreamState(enum.Enum):
@@ -341,20 +341,27 @@ class Upstream(asyncio.Protocol):
         while True:
             end = find_head_end(data, pos)
             if end < 0:
-                if len(data) - pos > MAX_HEAD_SIZE:
+                if len(data) - pos > MAX_RESPONSE_HEAD:
                     self._error("response head too large")
                 else:
                     self.rbuf = data[pos:] if pos else data
                 return
+            raw = data[pos:end]
             try:
-                resp = parse_response_head(data[pos:end])
-                framer = response_body(resp, self.method)
+                try:
+                    resp = parse_response_head(raw)
+                except HTTPError as exc:
+                    if exc.detail != "obsolete header line folding":
+                        raise
+                    resp = parse_response_head(raw, unfold=True)  # Go's textproto unfolds them
+                    raw = b""  # not to be sent as it came
+                framer = _response_framer(resp, self.method)
             except HTTPError as exc:
                 self._error(f"malformed response: {exc}")
                 return
             if resp.status >= 200 or resp.status == 101:
                 break
-            client.on_interim(resp, data[pos:end])  # 100 Continue, 103 Early Hints ...
+            client.on_interim(resp, raw)  # 100 Continue, 103 Early Hints ...
             pos = end
         self._cancel_timer()
         if resp.status == 101:
@@ -363,13 +370,13 @@ class Upstream(asyncio.Protocol):
                 rest += self.in_held
                 self.in_held = None
             self.detach()
-            client.on_upgrade(self, resp, data[pos:end], rest)
+            client.on_upgrade(self, resp, raw, rest)
             return
         self.framer = framer
         self.state = _BODY
         if isinstance(framer, UntilClose):
             self.reusable = False
-        head, coding = client.on_response_head(self, resp, data[pos:end])
+        head, coding = client.on_response_head(self, resp, raw)
         ct = self.client_transport
         assert ct is not None
         if type(framer) is ContentLengthBody:  # coded AS_IS or SNIFF
@@ -546,6 +553,22 @@ class Upstream(asyncio.Protocol):
         client = self.client
         if client is not None:
             client.pause_for_upstream(False)
+
+
+def _response_framer(resp: Response, method: str) -> BodyFramer:
+    """How the response's body is delimited, as Go's transport reads it: one ``Transfer-Encoding``
+    field saying ``chunked`` or none (anything else fails the request), and none at all from an
+    HTTP/1.0 service (its field is dropped, the body framed as if it had not been there)."""
+    framer = response_body(resp, method)
+    codings = resp.get_all("transfer-encoding")
+    if codings:
+        if resp.minor == 0:
+            resp.headers = [h for h in resp.headers if h[0].lower() != "transfer-encoding"]
+            resp._index = None
+            return response_body(resp, method)
+        if len(codings) != 1 or codings[0].lower() != "chunked":
+            raise HTTPError(502, f"unsupported transfer encoding: {', '.join(codings)!r}")
+    return framer
 
 
 def _event_stream(resp: Response) -> bool:

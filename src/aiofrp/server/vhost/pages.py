@@ -71,12 +71,14 @@ class Page(NamedTuple):
 def render(page: Page, *, method: str = "GET", minor: int = 1, close: bool = False) -> bytes:
     """``page`` as Go's net/http server writes it for a request of ``method`` over HTTP/1.``minor``:
     the client's version in the status line, ``Date``, the length of the body (sent only when the
-    method is not HEAD), and ``Connection: close`` (HTTP/1.1) or ``keep-alive`` (HTTP/1.0)."""
+    method is not HEAD; no length for HEAD when there is no body, as Go's server counts what the
+    handler wrote), and ``Connection: close`` (HTTP/1.1) or ``keep-alive`` (HTTP/1.0)."""
     body = page.body
     lines = [f"HTTP/1.{1 if minor else 0} {page.status} {STATUS_TEXT.get(page.status, '')}"]
     lines.extend(f"{k}: {v}" for k, v in page.headers)
     lines.append(f"Date: {http_date()}")
-    lines.append(f"Content-Length: {len(body)}")
+    if body or method != "HEAD":
+        lines.append(f"Content-Length: {len(body)}")
     if body:
         lines.append(f"Content-Type: {page.content_type}")
     if close:
@@ -90,7 +92,7 @@ def render(page: Page, *, method: str = "GET", minor: int = 1, close: bool = Fal
 
 # The request errors Go's net/http server names in its answer (its statusError); the others read
 # as a bare "400 Bad Request" (our detail goes to frps's debug log).
-_NAMED_ERRORS = frozenset({"malformed Host header", "missing required Host header"})
+_NAMED_ERRORS = frozenset({"malformed Host header", "missing required Host header", "invalid header name"})
 
 
 def error_response(status: int, detail: str = "") -> bytes:
@@ -120,3 +122,7 @@ PROXY_UNAUTHORIZED = Page(
     headers=(("Proxy-Authenticate", 'Basic realm="Restricted"'), ("X-Content-Type-Options", "nosniff")),
 )
 GATEWAY_TIMEOUT = Page(504)
+# Go's server answers an Expect other than 100-continue itself (sendExpectationFailed), then closes;
+# its own Connection: close is the one HTTP/1.0 clients get too
+EXPECTATION_FAILED = Page(417)
+EXPECTATION_FAILED_10 = Page(417, headers=(("Connection", "close"),))
