@@ -3,7 +3,8 @@
 The ClientHello is read (:mod:`aiofrp.proto.tls_hello`), its server_name looked up with the
 domain rules of §6.1, and the whole byte stream, ClientHello included, goes through a work
 connection to the TLS server behind frpc. An unknown name gets the TLS alert Go 0.65 sends
-(``unrecognized_name``) and the connection is closed.
+(``unrecognized_name``; ``protocol_version`` to a client offering nothing from TLS 1.2 on, which
+Go's TLS server refuses first) and the connection is closed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,32 @@ log = logging.getLogger("aiofrp.server.vhost.https")
 # the accept (a client sending a byte at a time gets no more); the variable is for tests
 MUX_TIMEOUT = float(os.environ.get("AIOFRP_VHOST_MUX_TIMEOUT", "30"))
 MAX_HELLO_BYTES = MAX_HANDSHAKE + 4096  # the largest ClientHello, in records of 1-byte fragments too
+# A fatal protocol_version alert as Go's TLS server writes it before a version is agreed (TLS 1.0)
+ALERT_PROTOCOL_VERSION = bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 70])
+
+
+def offers_tls12(handshake: bytes | bytearray) -> bool:
+    """Whether a ClientHello (the handshake message, as proto/tls_hello read it) offers a version
+    Go's TLS server takes by default (TLS 1.2 or 1.3): from supported_versions when it is there,
+    else the legacy version as the highest. Go's unknown-name answer is a handshake with no
+    certificate, which fails on the version before it fails on the name."""
+    body = memoryview(handshake)[4:]
+    try:
+        pos = 34  # legacy_version, random
+        pos += 1 + body[pos]  # session id
+        pos += 2 + int.from_bytes(body[pos:pos + 2], "big")  # cipher suites
+        pos += 1 + body[pos]  # compression methods
+        end = pos + 2 + int.from_bytes(body[pos:pos + 2], "big") if pos + 2 <= len(body) else 0
+        pos += 2
+        while pos + 4 <= end:
+            kind, size = int.from_bytes(body[pos:pos + 2], "big"), int.from_bytes(body[pos + 2:pos + 4], "big")
+            if kind == 43:  # supported_versions
+                versions = body[pos + 5:pos + 5 + body[pos + 4]]
+                return any(versions[i] == 3 and versions[i + 1] in (3, 4) for i in range(0, len(versions) - 1, 2))
+            pos += 4 + size
+    except IndexError:  # the parser read it whole: not reached
+        return True
+    return body[0] > 3 or (body[0] == 3 and body[1] >= 3)
 
 
 class ConnMember(Protocol):
@@ -158,5 +185,5 @@ class SNIConn(RoutingConn):
     def _not_found(self, name: str) -> None:
         assert self.transport is not None
         log.debug("https request for host [%s] from %s not found", name, self._peer())
-        self.transport.write(ALERT_UNRECOGNIZED_NAME)
+        self.transport.write(ALERT_UNRECOGNIZED_NAME if offers_tls12(self.parser.hs) else ALERT_PROTOCOL_VERSION)
         self.transport.close()
