@@ -25,11 +25,10 @@ Left out on purpose (our choice, pinned as such): on a failed Proxy-Authorizatio
 ``200`` before the ``407`` (we send the 407 only); in non-passthrough mode Go loses the bytes its
 reader read ahead of the CONNECT head (same segment, or a body), ours reach the service. Left
 out as timing-dependent: whether Go's close after refusing garbage is a reset (it is when more
-than the ~576 bytes it read were waiting; ours reads all and closes cleanly). Still different,
-listed in ``HELLO_PENDING`` (the ClientHello parser, proto/tls_hello.py, not yet as strict or as
-lax as Go's crypto/tls): a first record version below 3.0, a warning alert before the hello
-(Go skips it), two server_name extensions or two host names in one (Go refuses the hello). Not
-emulated: the other answers Go's certificate-less TLS server can give an unknown name before
+than the ~576 bytes it read were waiting; ours reads all and closes cleanly). The ClientHello is read as
+Go's crypto/tls reads it (proto/tls_hello.py): a record version below 3.0 taken, a warning alert
+before the hello skipped, a repeated extension or a second host name refused; ``HELLO_PENDING``
+lists the cases still read otherwise (none now). Not emulated: the other answers Go's certificate-less TLS server can give an unknown name before
 ``unrecognized_name`` (a HelloRetryRequest when no key share is for the group it picks,
 ``handshake_failure`` with no common group or suite, ``illegal_parameter`` for compression).
 """
@@ -323,7 +322,7 @@ def https_cases() -> list[Case]:
 
 
 # Where our ClientHello reading still differs from Go's crypto/tls (proto/tls_hello.py)
-HELLO_PENDING = {"record-version-2.0", "warning-alert-first", "two-sni-extensions", "two-host-names"}
+HELLO_PENDING: set[str] = set()
 
 
 def test_https_vhost_side_by_side(stacks) -> None:

@@ -125,3 +125,46 @@ def test_fuzz_never_crashes(data: bytes):
         parse_client_hello(bytes([0x16, 3, 1]) + struct.pack(">H", len(data)) + data)
     except TLSHelloError:
         pass
+
+
+def _with_extensions(hello: bytes, extra: bytes) -> bytes:
+    """``hello`` (one record, one handshake message) with ``extra`` appended to its extensions."""
+    body = bytearray(hello[9:])
+    pos = 34
+    pos += 1 + body[pos]
+    pos += 2 + int.from_bytes(body[pos:pos + 2], "big")
+    pos += 1 + body[pos]
+    ext_len = int.from_bytes(body[pos:pos + 2], "big")
+    body[pos:pos + 2] = (ext_len + len(extra)).to_bytes(2, "big")
+    body += extra
+    msg = bytes([1]) + len(body).to_bytes(3, "big") + bytes(body)
+    return bytes([0x16, 3, 1]) + len(msg).to_bytes(2, "big") + msg
+
+
+def _sni_extension(*names: bytes) -> bytes:
+    entries = b"".join(b"\x00" + len(n).to_bytes(2, "big") + n for n in names)
+    data = len(entries).to_bytes(2, "big") + entries
+    return b"\x00\x00" + len(data).to_bytes(2, "big") + data
+
+
+def test_read_as_go_crypto_tls_reads_it():
+    """Go's crypto/tls (frp routes on a handshake it starts): a record version below 0x1000 is
+    taken before a version is agreed, warning alerts before the hello are skipped (16 at most),
+    a fatal alert or close_notify ends it, a repeated extension or a second host name is refused."""
+    hello = real_hello(None)
+    named = real_hello("go.example")
+    assert parse_client_hello(bytes([0x16, 2, 0]) + named[3:]).server_name == "go.example"
+    with pytest.raises(TLSHelloError):
+        parse_client_hello(bytes([0x16, 0x10, 0]) + named[3:])
+    warning = bytes([0x15, 3, 3, 0, 2, 1, 112])
+    got = parse_client_hello(warning * 2 + named)
+    assert got is not None and got.server_name == "go.example" and got.length == 14 + len(named)
+    for bad in (warning * 17, bytes([0x15, 3, 3, 0, 2, 2, 112]), bytes([0x15, 3, 3, 0, 2, 1, 0]),
+                bytes([0x15, 3, 3, 0, 3, 1, 112, 0])):
+        with pytest.raises(TLSHelloError):
+            parse_client_hello(bad + named)
+    assert parse_client_hello(_with_extensions(hello, _sni_extension(b"one.example"))).server_name == "one.example"
+    for extra in (_sni_extension(b"a.example", b"b.example"),
+                  _sni_extension(b"a.example") + _sni_extension(b"b.example")):
+        with pytest.raises(TLSHelloError):
+            parse_client_hello(_with_extensions(hello, extra))

@@ -17,7 +17,9 @@ from .errors import ProtocolError
 __all__ = ["ALERT_UNRECOGNIZED_NAME", "ClientHello", "ClientHelloParser", "parse_client_hello"]
 
 HANDSHAKE = 0x16
+ALERT = 0x15
 CLIENT_HELLO = 1
+MAX_USELESS_RECORDS = 16  # Go's crypto/tls: warning alerts skipped before it gives up
 EXT_SERVER_NAME = 0
 MAX_RECORD = 16384 + 2048
 MAX_HANDSHAKE = 65536  # Go's maxHandshake
@@ -47,12 +49,13 @@ class ClientHelloParser:
     """:func:`parse_client_hello` over a buffer that only grows between calls (the same bytes
     first, more appended): the records already read are not read again."""
 
-    __slots__ = ("hs", "need", "pos")
+    __slots__ = ("hs", "need", "pos", "skipped")
 
     def __init__(self) -> None:
         self.hs = bytearray()
         self.pos = 0  # the first record not read yet
         self.need = -1  # handshake message length once its header is known
+        self.skipped = 0  # warning alerts passed over (Go's crypto/tls skips them)
 
     def parse(self, buf: bytes | bytearray) -> ClientHello | None:
         hs = self.hs
@@ -63,14 +66,21 @@ class ClientHelloParser:
                 if len(buf) < pos + 5:
                     return None
                 ctype, major, rlen = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5], "big")
-                if ctype != HANDSHAKE:
+                if ctype != HANDSHAKE and ctype != ALERT:
                     raise TLSHelloError(f"not a TLS handshake record (content type {ctype:#04x})")
-                if major != 3:
+                if major >= 0x10:  # Go's crypto/tls: any version below 0x1000 before one is agreed
                     raise TLSHelloError(f"unsupported TLS record version {major}.{buf[pos + 2]}")
                 if rlen == 0 or rlen > MAX_RECORD:
                     raise TLSHelloError(f"bad TLS record length {rlen}")
                 if len(buf) < pos + 5 + rlen:
                     return None
+                if ctype == ALERT:  # a warning is skipped (16 at most), anything else ends it (Go)
+                    level, desc = buf[pos + 5], buf[pos + 6] if rlen > 1 else 0
+                    self.skipped += 1
+                    if rlen != 2 or level != 1 or desc == 0 or self.skipped > MAX_USELESS_RECORDS:
+                        raise TLSHelloError("TLS alert instead of a ClientHello")
+                    pos += 5 + rlen
+                    continue
                 hs += buf[pos + 5 : pos + 5 + rlen]
                 pos += 5 + rlen
                 if need < 0 and len(hs) >= 4:
@@ -123,17 +133,24 @@ def _server_name(body: memoryview) -> str:
         return ""
     exts = _Reader(r.vector(2))
     name = ""
+    seen: set[int] = set()
     while exts.left:
         etype = exts.uint(2)
         data = exts.vector(2)
+        if etype in seen:  # Go's clientHelloMsg.unmarshal refuses a repeated extension
+            raise TLSHelloError(f"extension {etype} twice")
+        seen.add(etype)
         if etype != EXT_SERVER_NAME:
             continue
         names = _Reader(_Reader(data).vector(2))
         while names.left:
             kind = names.uint(1)
             value = names.vector(2)
-            if kind == 0 and not name:
-                name = bytes(value).decode("ascii", "replace")
-                if not name or name.endswith("."):
-                    raise TLSHelloError(f"invalid SNI {name!r}")
+            if kind != 0:
+                continue
+            if name:  # several host names are prohibited (Go: the hello is refused)
+                raise TLSHelloError("more than one SNI host name")
+            name = bytes(value).decode("ascii", "replace")
+            if not name or name.endswith("."):
+                raise TLSHelloError(f"invalid SNI {name!r}")
     return name
