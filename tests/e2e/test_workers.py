@@ -329,6 +329,56 @@ def test_xtcp_visitors_reach_providers_in_either_worker(frp, stun_server) -> Non
     assert "Traceback" not in frps.log_text()
 
 
+def test_keep_alive_http_connection_follows_its_requests_routes(frp) -> None:
+    """One keep-alive connection asking for the routes of clients in both workers, one request at
+    a time and pipelined: a request for another worker's route takes the connection there, after
+    the answers so far (Go routes each request; we used to answer 404)."""
+    import socket
+
+    from support.configs import block
+    from support.procs import HttpServer
+
+    http_port = free_port()
+    backends = [HttpServer(body=f"backend {i}".encode()).start() for i in range(6)]
+    try:
+        frps, port = start_frps(frp, extra=f'vhostHTTPPort = {http_port}\nlog.level = "debug"\n')
+        where: dict[int, list[int]] = {}
+        for i in range(6):
+            c = frp.ours_frpc(frpc_config(port, block("proxies", name=f"web{i}", type="http", localIP="127.0.0.1",
+                                                      localPort=backends[i].port,
+                                                      customDomains=[f"k{i}.example.com"]), token=TOKEN))
+            c.wait_for_proxies(f"web{i}", timeout=20)
+            where.setdefault(_worker_of(frps, c), []).append(i)
+        if len(where) < 2:
+            pytest.skip("the kernel put every client on one worker (SO_REUSEPORT hashing)")
+        order = [i for pair in zip(*where.values(), strict=False) for i in pair] * 2  # alternate workers
+
+        def request(i: int) -> bytes:
+            return f"GET /ka HTTP/1.1\r\nHost: k{i}.example.com\r\n\r\n".encode()
+
+        def answer(f) -> bytes:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = f.readline()
+                assert line, head
+                head += line
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
+            return f.read(length)
+
+        with socket.create_connection(("127.0.0.1", http_port), timeout=10) as s, s.makefile("rb") as f:
+            for i in order:  # one at a time
+                s.sendall(request(i))
+                assert answer(f) == f"backend {i}".encode()
+            s.sendall(b"".join(request(i) for i in order))  # pipelined
+            assert [answer(f) for _ in order] == [f"backend {i}".encode() for i in order]
+        frps.wait_for_log(r"@w\d\] http connection for host \[k\d\.example\.com\] handed to worker \d", 10)
+        assert "Traceback" not in frps.log_text()
+    finally:
+        for b in backends:
+            b.stop()
+
+
 def _unknown_work_conn(port: int, tls: bool) -> str:
     """A NewWorkConn with an unknown run id on a new bind-port connection; StartWorkConn's error."""
     import socket

@@ -353,7 +353,7 @@ class ClientConn(asyncio.Protocol):
             self._reject(exc.status, exc.detail)
             return
         self._cancel_timer()
-        self._request(req, framer, data, end)
+        self._request(req, framer, data, start, end)
 
     def _h2c(self, data: bytes) -> None:
         from .h2c import H2CConn
@@ -395,7 +395,8 @@ class ClientConn(asyncio.Protocol):
 
     # -- routing --------------------------------------------------------------------------------
 
-    def _request(self, req: Request, framer: BodyFramer, data: bytes, pos: int) -> None:
+    def _request(self, req: Request, framer: BodyFramer, data: bytes, start: int, pos: int) -> None:
+        """The request whose head is ``data[start:pos]`` (its body, and what follows, behind it)."""
         vhost = self.vhost
         self.req = req
         self.framer = framer
@@ -434,9 +435,10 @@ class ClientConn(asyncio.Protocol):
                     return
                 log.debug("http request for host [%s] path [%s] httpUser [%s]: no route", req.host, req.path, user)
                 self._local_raw(vhost.not_found(), data, pos)
-            if vhost.elsewhere is not None and not self.handed and self.requests == 1:
-                # the first request of a connection: the worker with its route takes the connection
-                vhost.elsewhere.try_elsewhere("http", canonical_host(req.host), req.path, user, bytes(data),
+            if vhost.elsewhere is not None and not (self.handed and self.requests == 1):
+                # the worker with its route takes the connection from this request on (a later
+                # request of a keep-alive connection too, once the answers so far are written)
+                vhost.elsewhere.try_elsewhere("http", canonical_host(req.host), req.path, user, bytes(data[start:]),
                                               self.transport, not_found)
                 return
             not_found()

@@ -11,7 +11,8 @@ the bytes already read, one SOCK_SEQPACKET message on the receiver's unix socket
 The receiver wraps the fd with ``loop.connect_accepted_socket`` and gives it to its vhost, which
 reads the replayed bytes as if it had accepted the connection (``handed``: it answers "not found"
 itself rather than handing it on again). No worker with the route: the usual not-found answer.
-A keep-alive HTTP connection stays in the worker of its first request.
+A keep-alive HTTP connection goes over at a later request for a route of another worker too,
+once its earlier answers have left this worker's buffer.
 
 stcp/sudp visitors whose provider is in another worker take the same way: the visitor's
 worker sends one end of a socketpair (``{"kind": "visitor"}``, the NewVisitorConn, the visitor's
@@ -39,6 +40,9 @@ from .registry import RemoteRegistry
 log = logging.getLogger("aiofrp.server.workers")
 
 MAX_MESSAGE = 256 * 1024  # head bytes handed over at most (more: answered here as not found)
+# a keep-alive connection handed over at a later request: its earlier answers are written first
+DRAIN_TIMEOUT = 10.0
+DRAIN_INTERVAL = 0.01
 
 Adopt = Callable[[str, socket.socket | None, bytes], None]
 """``adopt(kind, sock, data)``: the receiving server takes a handed-over connection (``sock``),
@@ -182,6 +186,13 @@ class Handover:
             owner = await self.registry.find(kind, host, path, user)
         except ConnectionError:
             owner = None
+        if owner is not None:  # what this worker wrote to the connection goes out first
+            deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
+            while transport.get_write_buffer_size() and not transport.is_closing():
+                if asyncio.get_running_loop().time() > deadline:
+                    owner = None
+                    break
+                await asyncio.sleep(DRAIN_INTERVAL)
         if transport.is_closing():
             return
         if owner is not None and self.send(owner, kind, data, transport):
