@@ -363,8 +363,9 @@ def test_keep_alive_http_connection_follows_its_requests_routes(frp) -> None:
                 assert line, head
                 head += line
             assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
-            return f.read(length)
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            assert length is not None, head
+            return f.read(int(length[1]))
 
         with socket.create_connection(("127.0.0.1", http_port), timeout=10) as s, s.makefile("rb") as f:
             for i in order:  # one at a time
