@@ -10,6 +10,7 @@ and of the 8 frpcs per GB.
 
     .venv/bin/python bench/workers.py                             # 8 x 64 MiB, 3 rounds
     .venv/bin/python bench/workers.py --clients 8 --size 128M --rounds 3 --configs go,w1,w2
+    .venv/bin/python bench/workers.py --raw    # transport.tls.enable = false, tcpMux = false
 
 Configurations: ``go`` (Go frps + Go frpc), ``w1`` / ``w2`` / ``w4`` (our frps --workers N + our
 frpc), ``gofrpc-w1`` / ``gofrpc-w2`` (our frps with Go's frpc: only the server side differs).
@@ -47,18 +48,20 @@ def config_parts(name: str) -> tuple[str, str, int]:
 
 
 class Setup:
-    def __init__(self, name: str, clients: int, sink_port: int, workdir: str) -> None:
+    def __init__(self, name: str, clients: int, sink_port: int, workdir: str, raw: bool = False) -> None:
         frps_impl, frpc_impl, workers = config_parts(name)
         frps_cmd, _ = frp_commands(frps_impl)
         _, frpc_cmd = frp_commands(frpc_impl)
         bind = free_port()
         args = ["--workers", str(workers)] if frps_impl == "ours" else []
-        self.frps = FrpProcess(frps_cmd, frps_config(bind, token=TOKEN), name=f"frps-{name}",
+        mux = False if raw else None  # raw: a TCP connection per work connection, no TLS
+        self.frps = FrpProcess(frps_cmd, frps_config(bind, token=TOKEN, tcp_mux=mux), name=f"frps-{name}",
                                workdir=workdir, args=args).start()
         self.frps.wait_for_log("frps started successfully" + (f" with {workers} workers" if workers > 1 else ""), 30)
         self.remotes = [free_port() for _ in range(clients)]
         self.frpcs = [
-            FrpProcess(frpc_cmd, frpc_config(bind, tcp_proxy(f"bulk{i}", sink_port, r), token=TOKEN),
+            FrpProcess(frpc_cmd, frpc_config(bind, tcp_proxy(f"bulk{i}", sink_port, r), token=TOKEN, tcp_mux=mux,
+                                             tls=False if raw else None),
                        name=f"frpc-{name}-{i}", workdir=workdir).start()
             for i, r in enumerate(self.remotes)
         ]
@@ -105,6 +108,7 @@ def main() -> int:
     ap.add_argument("--size", type=parse_size, default=64 << 20, help="bytes per stream (default 64M)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--configs", default="go,w1,w2", help="comma separated (default go,w1,w2)")
+    ap.add_argument("--raw", action="store_true", help="transport.tls.enable = false and tcpMux = false")
     args = ap.parse_args()
     configs = [c for c in args.configs.split(",") if c]
     for c in configs:
@@ -116,7 +120,7 @@ def main() -> int:
     with BulkServer() as sink:
         for rnd in range(args.rounds):
             for name in (configs if rnd % 2 == 0 else configs[::-1]):
-                setup = Setup(name, args.clients, sink.port, workdir)
+                setup = Setup(name, args.clients, sink.port, workdir, args.raw)
                 try:
                     mbps, s, c = run_once(setup, args.size)
                 finally:
@@ -128,7 +132,7 @@ def main() -> int:
                     cpu_c[name].append(c)
                 print(f"round {rnd + 1} {name:<10} {mbps:8.1f} MB/s", flush=True)
     print(f"{args.clients} clients x 1 stream x {args.size >> 20} MiB upload, {args.rounds} round(s), medians; "
-          "loopback")
+          f"loopback; {'raw (no TLS, no tcpMux)' if args.raw else 'TLS + tcpMux'}")
     print(f"{'config':<10} {'MB/s':>9} {'vs ' + configs[0]:>8} {'frps s/GB':>10} {'frpc s/GB':>10}")
     ref = statistics.median(rates[configs[0]])
 
