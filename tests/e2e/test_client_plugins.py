@@ -83,6 +83,27 @@ def get_ok(url: str, *args: str) -> str:
     return r.stdout
 
 
+def silent_then_closed(port: int, data: bytes, tls: bool = False) -> bool:
+    """Send ``data`` (after a TLS handshake when ``tls``): True if nothing comes back before the
+    plugin closes the connection (Go's plugins leave such a connection open, unserved; ours close
+    it: README)."""
+    with socket.create_connection((LOCALHOST, port), timeout=10) as raw:
+        s = raw
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(data)
+        got = b""
+        try:
+            while chunk := s.recv(1 << 16):
+                got += chunk
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        return got == b""
+
+
 # -- unix_domain_socket ----------------------------------------------------------------------------
 
 
@@ -144,10 +165,10 @@ def test_unix_domain_socket_on_every_proxy_type(frp, servers, stun_server, sock_
         assert got.startswith(b"\r\n\r\n\x00\r\nQUIT\n")  # the v2 signature
         poll(lambda: echo.firsts, 5, "the echo socket saw the connection")
 
-        # a missing socket: a warning, that connection only is closed
-        r = curl(f"http://127.0.0.1:{ports['missing']}/")
-        assert r.returncode != 0
-        provider.wait_for_log(r"\[[0-9a-f]{16}\] \[uds-missing\] dial to uds \S+none\.sock error: ", 5)
+        # a missing socket: a warning in Go's words, and that connection only is closed
+        assert silent_then_closed(ports["missing"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        provider.wait_for_log(r"\[[0-9a-f]{16}\] \[uds-missing\] dial to uds \S+none\.sock error: "
+                              r"dial unix \S+none\.sock: connect: no such file or directory", 5)
         assert get_ok(f"http://127.0.0.1:{ports['tcp']}/after") == "unix says hello to /after\n"
 
 
@@ -280,15 +301,14 @@ def test_tls2raw(frp, servers, echo_server, sock_dir) -> None:
             ossl.kill()
     assert line == b"hello through tls2raw\n"
 
-    # plain text where TLS is expected, a dead local address: Go's log lines, nothing else disturbed
-    assert raw_exchange(p["gen"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b""
-    provider.wait_for_log(r"\[[0-9a-f]{16}\] \[t-gen\] tls handshake error: ", 10)
-    try:  # the handshake succeeds, then the connection is closed
-        got, _ = tls_roundtrip(p["dead"], TEST_STRING)
-        assert got == b""
-    except (OSError, ssl.SSLError):
-        pass
-    provider.wait_for_log(r"\[[0-9a-f]{16}\] \[t-dead\] dial to local addr error: ", 5)
+    # plain text where TLS is expected, a dead local address: Go's log lines, the connection closed
+    # with nothing on it (Go's plugin leaves it open), nothing else disturbed
+    assert silent_then_closed(p["gen"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    provider.wait_for_log(r"\[[0-9a-f]{16}\] \[t-gen\] tls handshake error: "
+                          r"tls: first record does not look like a TLS handshake", 10)
+    assert silent_then_closed(p["dead"], TEST_STRING, tls=True)  # the handshake succeeds, then the close
+    provider.wait_for_log(r"\[[0-9a-f]{16}\] \[t-dead\] dial to local addr error: "
+                          rf"dial tcp 127\.0\.0\.1:{dead}: connect: connection refused", 5)
     got, _ = tls_roundtrip(p["gen"], TEST_STRING)
     assert got == TEST_STRING
     assert "Traceback" not in provider.log_text()

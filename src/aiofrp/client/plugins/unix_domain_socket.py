@@ -2,6 +2,8 @@
 ``pkg/plugin/client/unix_domain_socket.go``), e.g. the Docker API at ``/var/run/docker.sock``.
 
 The PROXY protocol header (``transport.proxyProtocolVersion``) goes first, as for a local dial.
+A socket that cannot be dialed (missing, refusing) is logged in Go's words and the user's
+connection closed (Go's plugin returns without closing it: it stays open, unserved; README).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class UnixDomainSocketPlugin(ClientPlugin[UnixDomainSocketPluginOptions]):
             async with asyncio.timeout(DIAL_TIMEOUT):
                 local, lp = await loop.create_unix_connection(PendingConn, path)
         except (OSError, TimeoutError) as exc:
-            self.xlog(log).warning("dial to uds %s error: %s", path, exc or "timeout")
+            from ...net.dialerr import dial_error_text
+
+            self.xlog(log).warning("dial to uds %s error: %s", path, dial_error_text(path, exc, "unix"))
             conn.close()
             return
         if conn.proxy_protocol_header is not None:
