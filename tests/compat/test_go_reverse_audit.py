@@ -32,13 +32,13 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from support.plugin_services import make_cert
-from support.procs import LOCALHOST, ThreadedTCPService, free_port, frpc_config, frps_config
+from support.probe import ProbeService, ok
+from support.procs import LOCALHOST, free_port, frpc_config, frps_config
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
@@ -48,13 +48,10 @@ KEYS = ("h2h", "h2hs", "hs2h", "hs2hs", "h2h-rw", "hs2h-rw")
 PLUGIN = {"h2h": "http2http", "h2hs": "http2https", "hs2h": "https2http", "hs2hs": "https2https"}
 
 
-def _ok(body: bytes, extra: bytes = b"") -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + extra + b"Content-Length: %d\r\n\r\n%s" % (
-        len(body), body)
 
 
 ANSWERS: dict[str, bytes] = {
-    "/cl": _ok(b"hello"),
+    "/cl": ok(b"hello"),
     "/nocl-html": b"HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n<html><b>hi</b></html>",
     "/chunked": (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
                  b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
@@ -66,8 +63,8 @@ ANSWERS: dict[str, bytes] = {
              b"Upgrade: foo\r\nX-Keep: yes\r\nContent-Length: 2\r\n\r\nok"),
     "/204": b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
     "/304": b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n",
-    "/103": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + _ok(b"after hints"),
-    "/100": b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b"after 100"),
+    "/103": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + ok(b"after hints"),
+    "/100": b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"after 100"),
     "/midbody": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789",
     "/midchunk": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
     "/longhdr": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 2\r\n\r\nok",
@@ -79,98 +76,6 @@ ANSWERS: dict[str, bytes] = {
     "/garbage": b"NOT HTTP AT ALL\r\n\r\n",
 }
 CLOSE_AFTER = {"/close", "/close-html", "/http10", "/midbody", "/midchunk", "/garbage"}
-
-
-def _read_body(conn: socket.socket, buf: bytes, head: bytes) -> tuple[bytes, bytes]:
-    """A request body as framed by ``head`` (Content-Length or chunked, trailers shown inline)."""
-    low = head.lower()
-    if m := re.search(rb"\r\ncontent-length:\s*(\d+)", low):
-        n = int(m.group(1))
-        while len(buf) < n and (data := conn.recv(65536)):
-            buf += data
-        return buf[:n], buf[n:]
-    if b"\r\ntransfer-encoding: chunked" not in low:
-        return b"", buf
-    out = b""
-    while True:
-        while b"\r\n" not in buf:
-            if not (data := conn.recv(65536)):
-                return out, b""
-            buf += data
-        line, _, buf = buf.partition(b"\r\n")
-        n = int(line.split(b";")[0], 16)
-        if n == 0:
-            buf = b"\r\n" + buf
-            while b"\r\n\r\n" not in buf:
-                if not (data := conn.recv(65536)):
-                    return out, b""
-                buf += data
-            trailers, _, buf = buf.partition(b"\r\n\r\n")
-            return out + (b"<trailers:" + trailers.strip() + b">" if trailers.strip() else b""), buf
-        while len(buf) < n + 2:
-            if not (data := conn.recv(65536)):
-                return out, b""
-            buf += data
-        out, buf = out + buf[:n], buf[n + 2:]
-
-
-class RecordingService:
-    """Records each request (head and body) by its ``X-Probe`` tag and answers by path
-    (:data:`ANSWERS`, else ``200 default``); HTTP/1.1 keep-alive, TLS when given a context."""
-
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.tls = tls
-        self.seen: dict[str, list[tuple[bytes, bytes]]] = {}
-        self.lock = threading.Lock()
-        self._server = ThreadedTCPService(self._serve)
-        self.port = self._server.port
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-            conn.settimeout(20)
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    if not (data := conn.recv(65536)):
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                path = head.split(b" ")[1].decode("latin-1").partition("?")[0]
-                if b"\r\nexpect: 100-continue" in head.lower():
-                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body, buf = _read_body(conn, buf, head + b"\r\n")
-                if m := re.search(rb"(?i)\r\nx-probe: *(\d+)", head):
-                    with self.lock:
-                        self.seen.setdefault(m.group(1).decode(), []).append((head, body))
-                answer = ANSWERS.get(path, _ok(b"default"))
-                if head.startswith(b"HEAD "):
-                    answer = answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
-                conn.sendall(answer)
-                if path in CLOSE_AFTER:
-                    return
-        except (OSError, ValueError):
-            return
-        finally:
-            conn.close()
-
-    def received(self, tag: str, go: bool) -> list[list[bytes]]:
-        """What the service got for ``tag``: request line, then lower-cased sorted fields
-        (``x-probe`` and, for Go, ``accept-encoding: gzip`` left out), then the body."""
-        with self.lock:
-            got = self.seen.pop(tag, [])
-        out = []
-        for head, body in got:
-            lines = head.split(b"\r\n")
-            fields = sorted(ln.lower() for ln in lines[1:])
-            fields = [f for f in fields if not f.startswith(b"x-probe:")
-                      and not (go and f == b"accept-encoding: gzip")]
-            out.append([lines[0], *fields, b"BODY=" + body])
-        return out
-
-    def stop(self) -> None:
-        self._server.close()
 
 
 def _exchange(port: int, raw: list[bytes], tls: bool, sni: str | None = FRONT, idle: float = 3.0) -> bytes:
@@ -280,13 +185,13 @@ def services(tmp_path: Path):
     crt, key = make_cert(str(tmp_path), "svc.test")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
-    plain, tls = RecordingService(), RecordingService(ctx)
+    plain, tls = ProbeService(ANSWERS, close_after=CLOSE_AFTER), ProbeService(ANSWERS, close_after=CLOSE_AFTER, tls=ctx)
     yield plain, tls
     plain.stop()
     tls.stop()
 
 
-def _start(frp, tmp_path: Path, plain: RecordingService, tls: RecordingService) -> dict[str, dict[str, int]]:
+def _start(frp, tmp_path: Path, plain: ProbeService, tls: ProbeService) -> dict[str, dict[str, int]]:
     """Go frps; Go's frpc and ours, each with the plugins on tcp proxies of their own."""
     fcrt, fkey = make_cert(str(tmp_path), FRONT)
     bind = free_port()

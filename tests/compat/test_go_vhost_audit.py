@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support.httpd import proxy_block
-from support.procs import LOCALHOST, ThreadedTCPService, free_port, frpc_config, frps_config, wait_port
+from support.probe import ProbeService, chunked, ok
+from support.procs import LOCALHOST, free_port, frpc_config, frps_config, wait_port
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(180)]
 
@@ -58,20 +58,15 @@ TOKEN = "vhost-audit-token"
 HOST = "svc.test"
 
 
-def _ok(body: bytes, extra: bytes = b"") -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + extra + b"Content-Length: %d\r\n\r\n%s" % (
-        len(body), body)
 
 
-def _chunked(extra: bytes, body: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + extra + b"Transfer-Encoding: chunked\r\n\r\n" + body
 
 
 HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
 
 # The service's answers by path, byte for byte (no Date: frps adds it)
 ANSWERS: dict[str, bytes] = {
-    "/cl": _ok(b"hello"),
+    "/cl": ok(b"hello"),
     "/fine": b"HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
     "/299": b"HTTP/1.1 299 Whatever\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
     "/404": b"HTTP/1.1 404 Gone Away\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
@@ -79,17 +74,17 @@ ANSWERS: dict[str, bytes] = {
     "/600": b"HTTP/1.1 600 Six Hundred\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
     "/teapot": b"HTTP/1.1 418 Teapot\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
     "/ten-reason": b"HTTP/1.0 200 Okay\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
-    "/chunked": _chunked(b"", b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"),
-    "/trailer": _chunked(b"Trailer: X-T\r\n", b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
-    "/trailer-undeclared": _chunked(b"", b"5\r\nhello\r\n0\r\nX-U: 2\r\n\r\n"),
-    "/trailer-mixed": _chunked(b"Trailer: X-T\r\n", b"5\r\nhello\r\n0\r\nX-T: 1\r\nx-u: 2\r\n\r\n"),
-    "/trailer-missing": _chunked(b"Trailer: X-T\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
-    "/103": HINTS + _ok(b"after hints"),
-    "/103-twice": HINTS + b"HTTP/1.1 103 Hints\r\nlink: </b.js>; rel=preload\r\nX-A: 1\r\n\r\n" + _ok(b"x"),
-    "/103-six": HINTS * 6 + _ok(b"after six"),
-    "/103-five": HINTS * 5 + _ok(b"after five"),
-    "/100": b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b"after 100"),
-    "/102": b"HTTP/1.1 102 Processing\r\n\r\n" + _ok(b"after 102"),
+    "/chunked": chunked(b"", b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"),
+    "/trailer": chunked(b"Trailer: X-T\r\n", b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
+    "/trailer-undeclared": chunked(b"", b"5\r\nhello\r\n0\r\nX-U: 2\r\n\r\n"),
+    "/trailer-mixed": chunked(b"Trailer: X-T\r\n", b"5\r\nhello\r\n0\r\nX-T: 1\r\nx-u: 2\r\n\r\n"),
+    "/trailer-missing": chunked(b"Trailer: X-T\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    "/103": HINTS + ok(b"after hints"),
+    "/103-twice": HINTS + b"HTTP/1.1 103 Hints\r\nlink: </b.js>; rel=preload\r\nX-A: 1\r\n\r\n" + ok(b"x"),
+    "/103-six": HINTS * 6 + ok(b"after six"),
+    "/103-five": HINTS * 5 + ok(b"after five"),
+    "/100": b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"after 100"),
+    "/102": b"HTTP/1.1 102 Processing\r\n\r\n" + ok(b"after 102"),
     "/names": (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nETag: \"e\"\r\nx-lower: a\r\n"
                b"WWW-Authenticate: Basic\r\nX_Under: u\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\n"
                b"content-md5: m\r\nContent-Length: 2\r\n\r\nok"),
@@ -102,130 +97,34 @@ ANSWERS: dict[str, bytes] = {
     "/304-chunked": b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nETag: \"x\"\r\n\r\n",
     "/cl-te": (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
-    "/connclose": _ok(b"bye", b"Connection: close\r\n"),
+    "/connclose": ok(b"bye", b"Connection: close\r\n"),
     "/eof": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
-    "/midchunk": _chunked(b"", b"5\r\nhello\r\n"),
+    "/midchunk": chunked(b"", b"5\r\nhello\r\n"),
     "/garbage": b"NOT HTTP AT ALL\r\n\r\n",
     "/nothing": b"",
     "/bad-line": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nNoColon\r\nContent-Length: 2\r\n\r\nok",
     "/folded": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-F: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
     "/ctl-value": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-C: a\x01b\r\nContent-Length: 2\r\n\r\nok",
     "/high-value": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-H: caf\xe9\r\nContent-Length: 2\r\n\r\nok",
-    "/long-header": _ok(b"ok", b"X-Long: " + b"a" * 70000 + b"\r\n"),
-    "/huge-header": _ok(b"ok", b"X-Huge: " + b"a" * (2 << 20) + b"\r\n"),
+    "/long-header": ok(b"ok", b"X-Long: " + b"a" * 70000 + b"\r\n"),
+    "/huge-header": ok(b"ok", b"X-Huge: " + b"a" * (2 << 20) + b"\r\n"),
     "/ws": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: abc\r\nx-lower: a\r\n\r\n"),
     "/ws-odd": (b"HTTP/1.1 101 Upgrading Now\r\nUpgrade: WebSocket\r\nConnection: upgrade\r\n"
                 b"Content-Length: 0\r\n\r\n"),
     "/ws-other": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n",
-    "/ws-refused": _ok(b"no upgrade", b"Connection: close\r\n"),
+    "/ws-refused": ok(b"no upgrade", b"Connection: close\r\n"),
     "/ws-noreason": b"HTTP/1.1 101\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nTransfer-Encoding: chunked\r\n\r\n",
-    "/trailer-length": _ok(b"hello", b"Trailer: X-T\r\n"),
+    "/trailer-length": ok(b"hello", b"Trailer: X-T\r\n"),
     "/te-gzip": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip",
-    "/te-gzip-chunked": _chunked(b"Transfer-Encoding: gzip\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
-    "/100-twice": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\n" + _ok(b"x"),
-    "/1xx-length": b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\nLink: <a>\r\n\r\n" + _ok(b"x"),
+    "/te-gzip-chunked": chunked(b"Transfer-Encoding: gzip\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    "/100-twice": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\n" + ok(b"x"),
+    "/1xx-length": b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\nLink: <a>\r\n\r\n" + ok(b"x"),
 }
 CLOSE_AFTER = frozenset({"/connclose", "/eof", "/midchunk", "/garbage", "/nothing", "/204-body", "/bad-line",
                          "/folded", "/ctl-value", "/ws-refused", "/cl-te", "/huge-header",
                          "/te-gzip", "/te-gzip-chunked"})
 ECHO_AFTER = frozenset({"/ws", "/ws-odd", "/ws-other", "/ws-noreason"})
-
-
-def _read_body(conn: socket.socket, buf: bytes, head: bytes) -> tuple[bytes, bytes]:
-    """A request body as framed by ``head`` (chunked: decoded, trailers shown after it)."""
-    low = head.lower()
-    if b"\r\ntransfer-encoding:" in low:
-        out = b""
-        while True:
-            while b"\r\n" not in buf:
-                if not (data := conn.recv(65536)):
-                    return out + b"<cut>", b""
-                buf += data
-            line, _, buf = buf.partition(b"\r\n")
-            n = int(line.split(b";")[0], 16)
-            if n == 0:
-                buf = b"\r\n" + buf
-                while b"\r\n\r\n" not in buf:
-                    if not (data := conn.recv(65536)):
-                        return out + b"<cut>", b""
-                    buf += data
-                trailers, _, buf = buf.partition(b"\r\n\r\n")
-                return out + (b"<trailers:" + trailers.strip() + b">" if trailers.strip() else b""), buf
-            while len(buf) < n + 2:
-                if not (data := conn.recv(65536)):
-                    return out + buf + b"<cut>", b""
-                buf += data
-            out, buf = out + buf[:n], buf[n + 2:]
-    if m := re.search(rb"\r\ncontent-length:\s*(\d+)", low):
-        n = int(m.group(1))
-        while len(buf) < n and (data := conn.recv(65536)):
-            buf += data
-        return buf[:n], buf[n:]
-    return b"", buf
-
-
-class RecordingService:
-    """Records each request (head and body) by its ``X-Probe`` tag and answers by path
-    (:data:`ANSWERS`, else ``200 default``), kept alive unless the path is in CLOSE_AFTER; after
-    an answer of ECHO_AFTER, an echo of raw bytes."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, list[tuple[bytes, bytes]]] = {}
-        self.lock = threading.Lock()
-        self._server = ThreadedTCPService(self._serve)
-        self.port = self._server.port
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(20)
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    if not (data := conn.recv(1 << 20)):
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                path = head.split(b" ")[1].decode("latin-1").partition("?")[0]
-                if b"\r\nexpect: 100-continue" in head.lower():
-                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body, buf = _read_body(conn, buf, head + b"\r\n")
-                if m := re.search(rb"(?i)\r\nx-probe: *(\d+)", head):
-                    with self.lock:
-                        self.seen.setdefault(m.group(1).decode(), []).append((head, body))
-                answer = ANSWERS.get(path, _ok(b"default"))
-                if head.startswith(b"HEAD "):
-                    answer = answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
-                conn.sendall(answer)
-                if path in ECHO_AFTER:
-                    if buf:
-                        conn.sendall(buf)
-                    while data := conn.recv(65536):
-                        conn.sendall(b"echo:" + data)
-                    return
-                if path in CLOSE_AFTER:
-                    return
-        except (OSError, ValueError):
-            return
-        finally:
-            conn.close()
-
-    def received(self, tag: str, go: bool) -> list[list[bytes]]:
-        """What the service got for ``tag``: request line, then lower-cased sorted fields
-        (``x-probe`` and, for Go, ``accept-encoding: gzip`` left out), then the body."""
-        with self.lock:
-            got = self.seen.pop(tag, [])
-        out = []
-        for head, body in got:
-            lines = head.split(b"\r\n")
-            fields = sorted(ln.lower() for ln in lines[1:])
-            fields = [f for f in fields if not f.startswith(b"x-probe:")
-                      and not (go and f == b"accept-encoding: gzip")]
-            out.append([lines[0], *fields, b"BODY=" + body])
-        return out
-
-    def stop(self) -> None:
-        self._server.close()
 
 
 def _lower_name(field: bytes) -> bytes:
@@ -471,7 +370,7 @@ CASES: dict[str, tuple[list[tuple[bytes, bytes]], list[str]]] = {
 }
 
 
-def serve(frp, impl: str, service: RecordingService) -> int:
+def serve(frp, impl: str, service: ProbeService) -> int:
     bind, vport = free_port(), free_port()
     (frp.go_frps if impl == "go" else frp.ours_frps)(frps_config(bind, token=TOKEN, vhostHTTPPort=vport))
     wait_port(bind, 10)
@@ -497,7 +396,7 @@ def _comparable(name: str, side: Side) -> object:
 
 
 def test_vhost_side_by_side(frp) -> None:
-    service = RecordingService()
+    service = ProbeService(ANSWERS, close_after=CLOSE_AFTER, echo_after=ECHO_AFTER)
     try:
         ports = {impl: serve(frp, impl, service) for impl in ("go", "ours")}
         jobs = []
