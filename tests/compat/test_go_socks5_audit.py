@@ -97,9 +97,8 @@ def _echo(c: socket.socket) -> None:
         c.sendall(data)
 
 
-def _unix_listener(path: str, serve) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(path)
+def _accepting(s: socket.socket, serve) -> socket.socket:
+    """``s`` (bound) listening, each connection served by ``serve`` in a thread of its own."""
     s.listen(16)
 
     def run() -> None:
@@ -112,6 +111,12 @@ def _unix_listener(path: str, serve) -> socket.socket:
 
     threading.Thread(target=run, daemon=True).start()
     return s
+
+
+def _unix_listener(path: str, serve) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    return _accepting(s, serve)
 
 
 @pytest.fixture
@@ -153,17 +158,7 @@ def env(frp) -> Iterator[dict]:
     try:
         six = socket.socket(socket.AF_INET6)
         six.bind(("::1", 0))
-        six.listen(16)
-
-        def run6() -> None:
-            while True:
-                try:
-                    c, _ = six.accept()
-                except OSError:
-                    return
-                threading.Thread(target=uds_echo, args=(c,), daemon=True).start()
-
-        threading.Thread(target=run6, daemon=True).start()
+        _accepting(six, uds_echo)
         echo6 = six.getsockname()[1]
     except OSError:
         echo6 = 0
