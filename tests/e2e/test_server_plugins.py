@@ -86,7 +86,7 @@ def test_unreachable_and_garbage_plugins(frp, echo_server: EchoServer) -> None:
         frpc.wait_for_proxies("good", timeout=15)
         frpc.wait_for_log(r"\[bad\] start error: send NewProxy request to plugin error", 15)
         frps.wait_for_log(r"\[reqid: [0-9a-f]{16}\] send NewProxy request to plugin \[garbler\] error: "
-                          r"invalid JSON in the answer")
+                          r"invalid character '<' looking for beginning of value$")  # Go's text
         # the Ping plugin is down: frps answers the heartbeat with the error, frpc reconnects
         frps.wait_for_log(r"send Ping request to plugin \[down\] error: Post \"http://127\.0\.0\.1:"
                           rf"{dead}/h\?op=Ping&version=0\.1\.0\": dial tcp 127\.0\.0\.1:{dead}: connect", 15)

@@ -539,12 +539,12 @@ def fuzz_wire_v2(data: bytes) -> None:
                         b' "user": {"user": "u", "metas": {"a": "b"}, "run_id": "r"}}}'),
                        b'{"unchange": false, "Content": null}'])
 def fuzz_plugin_answer(data: bytes) -> None:
-    res = plugin_types.parse_response(data)
-    if res.unchange:
-        return
-    plugin_types.decode_content(msg.NewProxy, res)
-    plugin_types.decode_content(plugin_types.LoginContent, res)
-    plugin_types.decode_user(res)
+    for op, cls in ((plugin_types.Op.NEW_PROXY, msg.NewProxy), (plugin_types.Op.LOGIN, plugin_types.LoginContent)):
+        res = plugin_types.parse_response(data, op)  # Go's JSON scanner and type checks (gojson.py)
+        if res.unchange:
+            continue
+        plugin_types.decode_content(cls, res)
+        plugin_types.decode_user(res)
 
 
 # -- the command an ssh user runs on the SSH tunnel gateway ----------------------------------------

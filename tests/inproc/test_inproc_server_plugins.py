@@ -241,12 +241,12 @@ async def test_rewrite_replaces_the_whole_content(inproc: InProc, plugin: MockPl
 
 
 @pytest.mark.parametrize(("rule", "why"), [
-    (GARBAGE, r"invalid JSON in the answer"),
+    (GARBAGE, r"invalid character '<' looking for beginning of value$"),
     (ERROR_500, r"do http request error code: 500"),
-    (HANG_UP, r'Post "http://127\.0\.0\.1:\d+/handler\?op=NewProxy&version=0\.1\.0": '),
-    ('{"reject": "yes"}', r"invalid answer: Expected `bool`, got `str`"),
+    (HANG_UP, r'Post "http://127\.0\.0\.1:\d+/handler\?op=NewProxy&version=0\.1\.0": EOF$'),
+    ('{"reject": "yes"}', r"json: cannot unmarshal string into Go struct field Response\.reject of type bool$"),
     ('{"unchange": false, "content": null}', r'the answer has "unchange": false and "content": null'),
-    ('[1, 2]', r"cannot unmarshal array"),
+    ('[1, 2]', r"json: cannot unmarshal array into Go value of type server\.Response$"),
 ])
 async def test_bad_answers_fail_only_that_request(inproc: InProc, plugin: MockPlugin, rule: str, why: str) -> None:
     server = await inproc.start_server(extra=plugin.toml("NewProxy"))

@@ -7,7 +7,7 @@ JSON) before it is answered. The answer for an op is :attr:`MockPlugin.rules` ``
 the request's content: a response dict (see :func:`allow`, :func:`reject`, :func:`rewrite`), or
 one of the bad-plugin behaviours :data:`GARBAGE` (not JSON), :data:`ERROR_500`, :data:`SLOW`
 (sleep :attr:`MockPlugin.delay` first, then allow) or :data:`HANG_UP` (close without an
-answer). Ops without a rule are allowed unchanged.
+answer), or a :class:`Raw` answer (any status and body). Ops without a rule are allowed unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +26,17 @@ from aiohttp import web
 from .httpd import tls_server_context
 from .ports import LOCALHOST
 
-Answer = dict[str, Any] | str
+
+@dataclass(frozen=True)
+class Raw:
+    """An answer sent as is: any status, any body (``b""``: an empty one), any Content-Type."""
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/json"
+
+
+Answer = dict[str, Any] | str | Raw
 Rule = Callable[[dict[str, Any]], Answer]
 
 GARBAGE = "garbage"
@@ -134,6 +144,8 @@ class MockPlugin:
             assert request.transport is not None
             request.transport.abort()
             return web.Response()
+        if isinstance(answer, Raw):
+            return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
         if isinstance(answer, str):
             return web.Response(text=answer, content_type="application/json")
         return web.json_response(answer)

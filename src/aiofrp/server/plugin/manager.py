@@ -1,12 +1,14 @@
 """The server manage plugins of one frps, by operation (Go: pkg/plugin/server/manager.go).
 
 For each operation the plugins that subscribed to it are asked in the configured order; each sees
-the content as the previous one left it (``unchange = false`` replaces it). The first rejection
-or failed request ends the chain and refuses the operation:
+the content as the previous one left it (``unchange = false`` replaces it; NewUserConn too, though
+frps does not use the result). The first rejection or failed request ends the chain and refuses
+the operation:
 
 * a rejection's error is its ``reject_reason`` (Go sends an empty reason on as an empty error,
   which frpc takes for success; we say ``rejected by plugin [name]`` instead);
-* a failed request (unreachable, not 200, bad JSON, too slow) is logged as
+* a failed request (unreachable, not 200, an answer Go's ``json.Unmarshal`` refuses, also for a
+  bad ``content`` next to ``"reject": true`` or ``"unchange": true``, too slow) is logged as
   ``[reqid: ...] send <Op> request to plugin [name] error: ...`` and refuses the operation with
   ``send <Op> request to plugin error``.
 
@@ -95,7 +97,8 @@ class Manager:
         if not self.has(Op.NEW_USER_CONN):
             return
         content = NewUserConnContent(user, proxy_name, proxy_type, remote_addr)
-        await self._chain(Op.NEW_USER_CONN, content, m.go_json, lambda _res: content)  # answers' content unused
+        # a rewritten content goes on to the next plugin (as Go); frps itself does not use it
+        await self._chain(Op.NEW_USER_CONN, content, m.go_json, lambda res: decode_content(NewUserConnContent, res))
 
     async def close_proxy(self, user: UserInfo, proxy_name: str) -> None:
         """Tell every CloseProxy plugin; errors are logged only (Go: a goroutine per close)."""

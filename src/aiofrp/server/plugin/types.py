@@ -3,7 +3,9 @@
 Request body: ``{"version": "0.1.0", "op": "<Op>", "content": {...}}``, encoded as Go's
 ``json.Marshal`` does (struct fields in Go's order, the embedded message's fields inline, map keys
 sorted, HTML characters escaped). Response body: ``{"reject", "reject_reason", "unchange",
-"content"}``, decoded with Go ``encoding/json`` semantics (frp §7.8).
+"content"}``, decoded with Go ``encoding/json`` semantics (frp §7.8): what Go refuses we refuse,
+with Go's error text (``gojson.py``), and the content is decoded into the op's content type
+whatever ``unchange`` says.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import msgspec
 
 from ...proto import msg as m
 from ...proto.errors import ProtocolError
+from . import gojson
 
 API_VERSION = "0.1.0"
 
@@ -94,19 +97,66 @@ class Response:
 
 NULL = object()  # "content": null (Go would panic on it; we refuse the request)
 
+# The Go types an answer is decoded into (pkg/plugin/server/types.go, pkg/msg/msg.go), for Go's
+# type errors: Response.content is the op's content type, whatever "unchange" says.
+_USER = gojson.struct("server.UserInfo", gojson.GoField("user", gojson.STRING),
+                      gojson.GoField("metas", gojson.STRING_MAP), gojson.GoField("run_id", gojson.STRING))
 
-def parse_response(body: bytes) -> Response:
-    """Decode a plugin's answer; ``ProtocolError`` saying what is wrong with it (Go-like texts)."""
+
+def _fields(*spec: tuple[str, gojson.GoType]) -> tuple[gojson.GoField, ...]:
+    return tuple(gojson.GoField(name, t) for name, t in spec)
+
+
+_S, _B, _MAP, _LIST = gojson.STRING, gojson.BOOL, gojson.STRING_MAP, gojson.STRING_SLICE
+_LOGIN = gojson.struct("msg.Login", *_fields(
+    ("version", _S), ("hostname", _S), ("os", _S), ("arch", _S), ("user", _S), ("privilege_key", _S),
+    ("timestamp", gojson.INT64), ("run_id", _S), ("metas", _MAP),
+    ("client_spec", gojson.struct("msg.ClientSpec", *_fields(("type", _S), ("always_auth_pass", _B)))),
+    ("pool_count", gojson.INT),
+))
+_NEW_PROXY = gojson.struct("msg.NewProxy", *_fields(
+    ("proxy_name", _S), ("proxy_type", _S), ("use_encryption", _B), ("use_compression", _B),
+    ("bandwidth_limit", _S), ("bandwidth_limit_mode", _S), ("group", _S), ("group_key", _S), ("metas", _MAP),
+    ("annotations", _MAP), ("remote_port", gojson.INT), ("custom_domains", _LIST), ("subdomain", _S),
+    ("locations", _LIST), ("http_user", _S), ("http_pwd", _S), ("host_header_rewrite", _S), ("headers", _MAP),
+    ("response_headers", _MAP), ("route_by_http_user", _S), ("sk", _S), ("allow_users", _LIST),
+    ("multiplexer", _S),
+))
+_USER_FIELD = gojson.GoField("user", _USER)
+_CONTENT_TYPES: dict[Op, gojson.GoType] = {
+    Op.LOGIN: gojson.struct("server.LoginContent", *gojson.embed("Login", _LOGIN),
+                            gojson.GoField("client_address", _S)),
+    Op.NEW_PROXY: gojson.struct("server.NewProxyContent", _USER_FIELD, *gojson.embed("NewProxy", _NEW_PROXY)),
+    Op.CLOSE_PROXY: gojson.struct("server.CloseProxyContent", _USER_FIELD, *gojson.embed(
+        "CloseProxy", gojson.struct("msg.CloseProxy", *_fields(("proxy_name", _S))))),
+    Op.PING: gojson.struct("server.PingContent", _USER_FIELD, *gojson.embed(
+        "Ping", gojson.struct("msg.Ping", *_fields(("privilege_key", _S), ("timestamp", gojson.INT64))))),
+    Op.NEW_WORK_CONN: gojson.struct("server.NewWorkConnContent", _USER_FIELD, *gojson.embed(
+        "NewWorkConn", gojson.struct("msg.NewWorkConn", *_fields(
+            ("run_id", _S), ("privilege_key", _S), ("timestamp", gojson.INT64))))),
+    Op.NEW_USER_CONN: gojson.struct("server.NewUserConnContent", _USER_FIELD, *_fields(
+        ("proxy_name", _S), ("proxy_type", _S), ("remote_addr", _S))),
+}
+_RESPONSE_TYPES = {op: gojson.struct("server.Response", *_fields(
+    ("reject", _B), ("reject_reason", _S), ("unchange", _B), ("content", t))) for op, t in _CONTENT_TYPES.items()}
+
+
+def parse_response(body: bytes, op: Op) -> Response:
+    """Decode a plugin's answer to ``op`` as Go's ``json.Unmarshal`` into a ``Response`` whose
+    content is the op's content type; ``ProtocolError`` with Go's text for what it refuses (a
+    syntax error, or a value of the wrong type anywhere, also in a content the answer says is
+    unchanged)."""
     try:
-        obj = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ProtocolError(f"invalid JSON in the answer: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"cannot unmarshal {_json_kind(obj)} into the answer object")
-    try:
-        res = m.convert_go(_Response, obj)
-    except ProtocolError as exc:
-        raise ProtocolError(str(exc).replace("invalid _Response", "invalid answer", 1)) from None
+        raw = gojson.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+    error = gojson.type_error(raw, _RESPONSE_TYPES[op])
+    if error is not None:
+        raise ProtocolError(error)
+    obj = gojson.plain(raw)
+    if not isinstance(obj, dict):  # null: Go leaves the Response as it was, zero
+        return Response(False, "", False, None)
+    res = m.convert_go(_Response, obj)
     content: object = res.content
     if content is None:  # absent, or null: Go's last key matching "content" case-insensitively decides
         for key, value in obj.items():
