@@ -332,7 +332,8 @@ def test_xtcp_visitors_reach_providers_in_either_worker(frp, stun_server) -> Non
 def test_keep_alive_http_connection_follows_its_requests_routes(frp) -> None:
     """One keep-alive connection asking for the routes of clients in both workers, one request at
     a time and pipelined: a request for another worker's route takes the connection there, after
-    the answers so far (Go routes each request; we used to answer 404)."""
+    the answers so far (Go routes each request; we used to answer 404). And the streams of one
+    cleartext HTTP/2 connection: each is relayed to its route's worker."""
     import socket
 
     from support.configs import block
@@ -374,6 +375,19 @@ def test_keep_alive_http_connection_follows_its_requests_routes(frp) -> None:
             s.sendall(b"".join(request(i) for i in order))  # pipelined
             assert [answer(f) for _ in order] == [f"backend {i}".encode() for i in order]
         frps.wait_for_log(r"@w\d\] http connection for host \[k\d\.example\.com\] handed to worker \d", 10)
+
+        # cleartext HTTP/2: each stream of one connection goes to its route's worker (relayed)
+        from support.h2client import H2Client
+
+        for _ in range(3):  # the kernel picks the connection's worker: a few connections
+            c = H2Client(http_port)
+            try:
+                sids = [c.request("GET", f"k{i}.example.com", "/h2") for i in order]
+                bodies = [bytes(a.body) for a in c.wait(*sids)]
+            finally:
+                c.close()
+            assert bodies == [f"backend {i}".encode() for i in order]
+        frps.wait_for_log(r"@w\d\] http request for host \[k\d\.example\.com\] relayed to worker \d", 10)
         assert "Traceback" not in frps.log_text()
     finally:
         for b in backends:

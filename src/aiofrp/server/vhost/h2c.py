@@ -57,7 +57,8 @@ class _Stream(p2.Stream):
 
     def __init__(self, sid: int, out_window: int, in_window: int) -> None:
         super().__init__(sid, out_window, in_window)
-        self.client: ClientConn | None = None
+        # the stream's ClientConn, or a relay's side once the request went to another worker
+        self.client: asyncio.Protocol | None = None
         self.transport: _StreamTransport | None = None
         self.method = ""
         self.head = b""  # the response head so far (None-like once parsed: framer is set)
@@ -119,6 +120,13 @@ class _StreamTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return sum(map(len, self._st.out_held))
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """A relay takes the stream over (frps --workers N: its request went to another worker)."""
+        self._st.client = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._st.client  # type: ignore[return-value]
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
@@ -227,7 +235,6 @@ class H2CConn(H2ServerProtocol):
             method, pseudo[b":path"], host, b"".join(f + b"\r\n" for f in fields))
         st.transport = _StreamTransport(self, st)
         st.client = client = ClientConn(self.vhost)
-        client.handed = True  # never handed to another worker: the connection is this one
         client.connection_made(st.transport)
         if self.write_paused:
             client.pause_writing()

@@ -12,7 +12,9 @@ The receiver wraps the fd with ``loop.connect_accepted_socket`` and gives it to 
 reads the replayed bytes as if it had accepted the connection (``handed``: it answers "not found"
 itself rather than handing it on again). No worker with the route: the usual not-found answer.
 A keep-alive HTTP connection goes over at a later request for a route of another worker too,
-once its earlier answers have left this worker's buffer.
+once its earlier answers have left this worker's buffer. A stream of a cleartext HTTP/2
+connection has no socket of its own: its request (as HTTP/1.1, server/vhost/h2c.py) goes to the
+other worker on one end of a socketpair, and the relay joins the stream and the other end.
 
 stcp/sudp visitors whose provider is in another worker take the same way: the visitor's
 worker sends one end of a socketpair (``{"kind": "visitor"}``, the NewVisitorConn, the visitor's
@@ -195,10 +197,41 @@ class Handover:
                 await asyncio.sleep(DRAIN_INTERVAL)
         if transport.is_closing():
             return
-        if owner is not None and self.send(owner, kind, data, transport):
+        if owner is not None and transport.get_extra_info("socket") is None:
+            # no socket to hand over (a stream of a cleartext HTTP/2 connection): relayed
+            if await self._relay(owner, kind, data, transport):
+                log.debug("%s request for host [%s] relayed to worker %d", kind, host, owner)
+                return
+        elif owner is not None and self.send(owner, kind, data, transport):
             self.handed += 1
             log.debug("%s connection for host [%s] handed to worker %d", kind, host, owner)
             transport.abort()  # our descriptor only: the connection lives on in the other worker
             return
         transport.resume_reading()
         not_found()
+
+    async def _relay(self, owner: int, kind: str, data: bytes, transport: asyncio.Transport) -> bool:
+        """``owner`` gets one end of a socketpair as a connection with ``data`` read from it; the
+        relay joins ``transport`` and the other end. False: it could not be sent."""
+        from ...net.relay import PendingConn, Relay
+
+        ours, theirs = socket.socketpair()
+        try:
+            sent = self.send_fd(owner, kind, data, theirs.fileno())
+        finally:
+            theirs.close()
+        if not sent:
+            ours.close()
+            return False
+        self.handed += 1
+        try:
+            ot, pending = await asyncio.get_running_loop().connect_accepted_socket(PendingConn, ours)
+        except OSError:
+            ours.close()
+            transport.abort()
+            return True
+        if transport.is_closing():
+            ot.abort()
+            return True
+        Relay(transport, ot, b_data=pending.take(), b_eof=pending.eof)
+        return True
