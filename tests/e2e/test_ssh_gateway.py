@@ -291,11 +291,13 @@ def test_duplicate_name_ssh_killed_mid_transfer_and_frps_stop(frp: FrpLauncher, 
 
 
 def test_unreadable_host_key_stops_frps(frp: FrpLauncher, tmp_path: Path) -> None:
-    """As Go: a privateKeyFile that cannot be read stops frps; the line names the key and file."""
+    """As Go: a privateKeyFile that cannot be read stops frps with Go's text, then the config key."""
     frps = frp.ours_frps(f'bindAddr = "{LOCALHOST}"\nbindPort = {free_port()}\n'
                          f"sshTunnelGateway.bindPort = {free_port()}\n"
                          f'sshTunnelGateway.privateKeyFile = "{tmp_path / "missing"}"\n')
     assert frps.wait_exit(30) == 1
     text = frps.log_text()
-    assert f"create ssh gateway error: sshTunnelGateway.privateKeyFile: {tmp_path / 'missing'}: No such file" in text
+    assert (f"create ssh gateway error: open {tmp_path / 'missing'}: no such file or directory "
+            "(sshTunnelGateway.privateKeyFile)") in text
+    assert "create server listener error" not in text  # Go's line as it is, not wrapped
     assert "Traceback" not in text

@@ -20,7 +20,7 @@ import pytest
 
 from .ports import LOCALHOST
 
-__all__ = ["SSHTunnel", "keygen", "ssh_binary", "ssh_run"]
+__all__ = ["SSHTunnel", "keygen", "ssh_binary", "ssh_run", "ssh_run_with"]
 
 
 def ssh_binary() -> str:
@@ -133,3 +133,17 @@ class SSHTunnel:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+def ssh_run_with(port: int, key: Path | None, command: str | None, *, forward: str | None = ":80:127.0.0.1:9",
+                 options: Sequence[str] = (), timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    """Like :func:`ssh_run` with more freedom: no key at all (``key=None``: only what
+    ``options`` allow, e.g. ``PreferredAuthentications=password``), no command, no ``-R``
+    (``forward=None``), and any extra ``ssh`` arguments (more ``-R``, ``-N``, ``-o ...``)."""
+    argv = _argv(port, key or Path("/dev/null"), command or "", forward)
+    if key is None:
+        i = argv.index("-i")
+        del argv[i:i + 2]
+    argv[1:1] = list(options)
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                          check=False)

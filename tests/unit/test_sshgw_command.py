@@ -76,7 +76,7 @@ def test_generated_name() -> None:
 def test_new_proxy_is_what_go_frpc_sends() -> None:
     req = parse("tcp -r 9000 -n t").new_proxy("alice")
     assert (req.proxy_name, req.proxy_type, req.remote_port, req.bandwidth_limit_mode) == (
-        "alice.t", "tcp", 9000, "client")
+        "alice.t", "tcp", 9000, "")  # Go's MarshalToMsg leaves out the default "client"
     assert parse("tcp -n t").new_proxy("").proxy_name == "t"
     req = parse("tcpmux --mux httpconnect -d m.com --http_user u").new_proxy("")
     assert (req.multiplexer, req.custom_domains, req.http_user) == ("httpconnect", ["m.com"], "u")
@@ -126,13 +126,20 @@ def test_host_key_generated_kept_or_read(tmp_path: Path) -> None:
     own = tmp_path / "own"
     own.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     assert load_host_key(SSHTunnelGateway(private_key_file=str(own))).algorithm == b"ssh-ed25519"
-    with pytest.raises(OSError, match="sshTunnelGateway.privateKeyFile: .*missing: No such file"):
+    # Go's texts first, then the config key that named the file
+    with pytest.raises(OSError, match=r"^open .*missing: no such file or directory \(sshTunnelGateway.privateKeyFile\)$"):
         load_host_key(SSHTunnelGateway(private_key_file=str(tmp_path / "missing")))  # not generated (Go)
     (tmp_path / "bad").write_text("not a key")
-    with pytest.raises(ValueError, match="sshTunnelGateway.privateKeyFile: .*bad: Invalid private key"):
+    with pytest.raises(ValueError, match=r"^ssh: no key found \(sshTunnelGateway.privateKeyFile = .*bad\)$"):
         load_host_key(SSHTunnelGateway(private_key_file=str(tmp_path / "bad")))
-    with pytest.raises(OSError, match="sshTunnelGateway.autoGenPrivateKeyPath: .*/no/dir/k: No such file"):
+    with pytest.raises(OSError, match=r"^read .*: is a directory \(sshTunnelGateway.privateKeyFile\)$"):
+        load_host_key(SSHTunnelGateway(private_key_file=str(tmp_path)))
+    with pytest.raises(OSError, match=r"^open .*/no/dir/k: no such file or directory \(sshTunnelGateway.autoGen"):
         load_host_key(SSHTunnelGateway(auto_gen_private_key_path=str(tmp_path / "no" / "dir" / "k")))
+    encrypted = tmp_path / "encrypted"
+    encrypted.write_bytes(asyncssh.generate_private_key("ecdsa-sha2-nistp256").export_private_key("pkcs1-pem", "x"))
+    with pytest.raises(ValueError, match="^ssh: this private key is passphrase protected "):
+        load_host_key(SSHTunnelGateway(private_key_file=str(encrypted)))
 
 
 def test_authorized_keys(tmp_path: Path) -> None:
@@ -145,10 +152,22 @@ def test_authorized_keys(tmp_path: Path) -> None:
     )
     keys = load_authorized_keys(str(path))
     assert keys == {a.public_data: "alice", b.public_data: ""}
-    path.write_bytes(path.read_bytes() + b"not a key\n")
-    with pytest.raises(ValueError, match="line 5: ssh: no key found"):
+    # Go (x/crypto ParseAuthorizedKey until nothing is left): a line without a key is skipped
+    # while a key follows it, but a bad line after the last key refuses the file; blank lines and
+    # comments there do not (Go refuses the file for them too: README)
+    path.write_bytes(b"not a key\n" + path.read_bytes())
+    assert load_authorized_keys(str(path)) == keys
+    path.write_bytes(a.export_public_key() + b"not a key\n")
+    with pytest.raises(ValueError, match="^ssh: no key found$"):
         load_authorized_keys(str(path))
-    with pytest.raises(OSError):
+    for tail in (b"\n", b"# end\n", b"\n  \n# a\n\n"):
+        path.write_bytes(a.export_public_key() + tail)
+        assert load_authorized_keys(str(path)) == {a.public_data: ""}
+    # the comment keeps its inner blanks; the key type word is not checked (Go)
+    blob = a.export_public_key().split()[1]
+    path.write_bytes(b"foo " + blob + b"  alice\tsmith \r\n")
+    assert load_authorized_keys(str(path)) == {a.public_data: "alice\tsmith"}
+    with pytest.raises(OSError, match="^open .*missing: no such file or directory$"):
         load_authorized_keys(os.fspath(tmp_path / "missing"))
 
 

@@ -123,7 +123,7 @@ class Command:
     def new_proxy(self, user: str) -> m.NewProxy:
         """The NewProxy a Go frpc would send for this proxy (``ProxyConfigurer.MarshalToMsg``)."""
         req = m.NewProxy(
-            proxy_name=self.full_name(user), proxy_type=self.proxy_type, bandwidth_limit_mode="client",
+            proxy_name=self.full_name(user), proxy_type=self.proxy_type,  # Go omits bandwidthLimitMode "client"
             metas=dict(self.metas), annotations=dict(self.annotations),
         )
         t = self.proxy_type

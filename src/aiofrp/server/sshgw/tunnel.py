@@ -92,7 +92,7 @@ class TunnelServer(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.peer = ""
         self.key_user: str | None = None  # the comment of the authorized key that matched
-        self.refusal = ""  # why the last key was refused (logged when the connection ends)
+        self.auth_errors: list[str] = []  # x/crypto ServerAuthError: one text per failed attempt
         self.authed = False
         self.first_channel: asyncssh.SSHServerChannel[bytes] | None = None
         self.forward: tuple[str, int] | None = None
@@ -111,7 +111,10 @@ class TunnelServer(asyncssh.SSHServer):
         self.gateway.tunnels.add(self)
 
     def begin_auth(self, username: str) -> bool:
-        return bool(self.gateway.cfg.authorized_keys_file)  # Go: NoClientAuth when it is empty
+        required = bool(self.gateway.cfg.authorized_keys_file)  # Go: NoClientAuth when it is empty
+        if required:  # the client's first request (method "none") failed: x/crypto's ErrNoAuth
+            self.auth_errors.append("ssh: no auth passed yet")
+        return required
 
     def password_auth_supported(self) -> bool:
         return False
@@ -127,11 +130,11 @@ class TunnelServer(asyncssh.SSHServer):
             keys = self.gateway.authorized_keys()
         except (OSError, ValueError) as exc:
             log.error("load authorized keys file error: %s", exc)
-            self.refusal = "internal error"
+            self.auth_errors.append("internal error")
             return False
         user = keys.get(key.public_data)
         if user is None:
-            self.refusal = f'unknown public key for remoteAddr "{self.peer}"'
+            self.auth_errors.append(f'unknown public key for remoteAddr "{self.peer}"')
             return False
         self.key_user = user
         return True
@@ -144,11 +147,11 @@ class TunnelServer(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         self.gateway.tunnels.discard(self)
         if not self.authed:
-            if self.refusal:
-                reason = f"[ssh: no auth passed yet, {self.refusal}]"
-            elif isinstance(exc, asyncssh.ConnectionLost) and "Login timeout" in str(exc):
+            if isinstance(exc, asyncssh.ConnectionLost) and "Login timeout" in str(exc):
                 reason = (f"ssh handshake with {self.peer} not finished within "
                           f"{self.gateway.handshake_timeout:g}s, closed")
+            elif self.auth_errors:  # x/crypto's ServerAuthError: the client gave up after failed attempts
+                reason = f"[{', '.join(self.auth_errors)}]"
             else:
                 reason = f"ssh handshake with {self.peer} failed: {exc or 'connection closed'}"
             log.error("ssh tunnel server run error: %s", reason)
@@ -234,7 +237,7 @@ class TunnelServer(asyncssh.SSHServer):
             remote_addr = await self.vc.start(user, req)
         except VirtualClientError as exc:
             self.write(str(exc))
-            log.warning("wait proxy status ready error: %s", exc)
+            log.warning("wait proxy status ready error: %s", exc.log_text)
             self.vc.close()
             self.close()
             return

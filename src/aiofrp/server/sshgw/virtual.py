@@ -51,7 +51,18 @@ class InternalServer(Protocol):
 
 
 class VirtualClientError(Exception):
-    """The virtual client could not log in or start its proxy; ``str()`` goes to the ssh user."""
+    """The virtual client could not log in or start its proxy; ``str()`` goes to the ssh user,
+    ``log_text`` to Go's ``wait proxy status ready error: ...`` line."""
+
+    def __init__(self, text: str, log_text: str | None = None) -> None:
+        super().__init__(text)
+        self.log_text = text if log_text is None else log_text
+
+
+# Go's virtual client logs with this prefix (after the run id once it has one)
+PREFIX = "[sshVirtualClient]"
+# Go: a failed login ends vc.Run, which closes the tunnel before the proxy status wait ends
+CLOSED = "ssh tunnel server closed"
 
 
 WorkConnHandler = Callable[[MsgConn], Awaitable[None]]
@@ -92,21 +103,29 @@ class VirtualClient:
             client_spec=m.ClientSpec(type="ssh-tunnel", always_auth_pass=self.always_auth_pass),
         )
         await self.auth.set_login(login)
+        log.info("%s try to connect to server...", PREFIX)
         self.ctl = ctl = await self._connect()
         ctl.write_msg(login)
         try:
             resp = await ctl.read_msg(timeout=LOGIN_TIMEOUT)
         except (TimeoutError, EOFError, OSError, ProtocolError) as exc:
-            raise VirtualClientError(f"login to the server failed: {exc or type(exc).__name__}") from None
+            err = str(exc) or type(exc).__name__
+            log.warning("%s connect to server error: %s", PREFIX, err)
+            raise VirtualClientError(f"login to the server failed: {err}", CLOSED) from None
         if not isinstance(resp, m.LoginResp) or resp.error:
             err = resp.error if isinstance(resp, m.LoginResp) else f"unexpected {type(resp).__name__}"
+            log.error("%s %s", PREFIX, err)
+            log.warning("%s connect to server error: %s", PREFIX, err)
             raise VirtualClientError(
-                f"login to the server failed: {err}. With loginFailExit enabled, no additional retries will be attempted"
+                f"login to the server failed: {err}. With loginFailExit enabled, no additional retries will be attempted",
+                CLOSED,
             )
-        self.run_id = resp.run_id
+        self.run_id = run_id = resp.run_id
+        log.info("[%s] %s login to server success, get run id [%s]", run_id, PREFIX, run_id)
         self._spawn(self._run())
         self._spawn(self._heartbeat())
         self._proxy_resp = asyncio.get_running_loop().create_future()
+        log.info("[%s] %s proxy added: [%s]", run_id, PREFIX, req.proxy_name)
         ctl.write_msg(req)
         try:
             async with asyncio.timeout(PROXY_READY_TIMEOUT):
@@ -115,10 +134,12 @@ class VirtualClient:
         except TimeoutError:
             raise VirtualClientError("wait proxy status ready timeout") from None
         if not self._proxy_resp.done():
-            raise VirtualClientError("ssh tunnel server closed")
+            raise VirtualClientError(CLOSED)
         presp = self._proxy_resp.result()
         if presp.error:
+            log.warning("[%s] %s [%s] start error: %s", run_id, PREFIX, req.proxy_name, presp.error)
             raise VirtualClientError(presp.error)
+        log.info("[%s] %s [%s] start proxy success", run_id, PREFIX, req.proxy_name)
         return presp.remote_addr
 
     def _spawn(self, coro: Awaitable[None]) -> None:
