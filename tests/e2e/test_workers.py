@@ -178,7 +178,7 @@ def test_tcp_group_members_in_both_workers(frp) -> None:
         frps, port = start_frps(frp, extra='log.level = "debug"\n')
         remote = free_port()
         by_worker: dict[int, list] = {}
-        for i in range(8):  # until both workers have members (the kernel places each login)
+        for i in range(20):  # until both workers have members (the kernel places each login)
             start = frp.go_frpc if i % 2 else frp.ours_frpc
             c = start(frpc_config(port, member(f"g{i}", remote), token=TOKEN))
             c.wait_for_proxies(f"g{i}", timeout=20)
@@ -232,7 +232,7 @@ def test_vhost_routes_and_groups_across_workers(frp) -> None:
         owner.wait_for_proxies("owner", timeout=20)
         home = _worker_of(frps, owner)
         tried: set[bool] = set()
-        for i in range(8):  # other clients wanting the domain, until both workers refused one
+        for i in range(20):  # other clients wanting the domain, until both workers refused one
             c = (frp.go_frpc if i % 2 else frp.ours_frpc)(
                 frpc_config(port, web(f"thief{i}", "d.example.com", owner_web.port), token=TOKEN))
             c.wait_for_log(rf"\[thief{i}\] start error: router config conflict", 20)
@@ -244,11 +244,12 @@ def test_vhost_routes_and_groups_across_workers(frp) -> None:
         for _ in range(6):
             assert _http_get(http_port, "d.example.com").endswith(b"owner")
 
-    backends = [HttpServer(body=f"member {i}".encode()).start() for i in range(8)]
+    backends: list[HttpServer] = []
     try:
         group: dict[str, object] = {"loadBalancer__group": "hg", "loadBalancer__groupKey": "hk"}
         where: dict[int, set[bytes]] = {}
-        for i in range(8):
+        for i in range(20):  # members until both workers have one
+            backends.append(HttpServer(body=f"member {i}".encode()).start())
             c = (frp.go_frpc if i % 2 else frp.ours_frpc)(
                 frpc_config(port, web(f"m{i}", "g.example.com", backends[i].port, **group), token=TOKEN))
             c.wait_for_proxies(f"m{i}", timeout=20)
@@ -288,7 +289,7 @@ def test_xtcp_visitors_reach_providers_in_either_worker(frp, stun_server) -> Non
         provider.wait_for_proxies("p2p", timeout=20)
         home = _worker_of(frps, provider)
         crossed: list[int] = []
-        for i in range(8):  # visitors until two reached the other worker (one ours, one Go's)
+        for i in range(24):  # visitors until two reached the other worker (one ours, one Go's)
             go = len(crossed) == 1
             vport = free_port()
             v = (frp.go_frpc if go else frp.ours_frpc)(frpc_config(
@@ -308,7 +309,7 @@ def test_xtcp_visitors_reach_providers_in_either_worker(frp, stun_server) -> Non
             assert tcp_roundtrip(vport, data, 20) == data
         frps.wait_for_log(rf"@w\d\] \[\w+\] nathole visitor for \[p2p\] sent to worker {home}", 10)
         frps.wait_for_log(rf"@w{home}\] sid \[\S+\] report make hole success: true", 10)
-        for i in range(8):  # a wrong key, from the other worker: refused by the provider's
+        for i in range(20):  # a wrong key, from the other worker: refused by the provider's
             bport = free_port()
             bad = frp.ours_frpc(frpc_config(
                 port, block("visitors", name=f"bad{i}", type="xtcp", serverName="p2p", secretKey="wrong",
@@ -340,16 +341,19 @@ def test_keep_alive_http_connection_follows_its_requests_routes(frp) -> None:
     from support.procs import HttpServer
 
     http_port = free_port()
-    backends = [HttpServer(body=f"backend {i}".encode()).start() for i in range(6)]
+    backends: list[HttpServer] = []
     try:
         frps, port = start_frps(frp, extra=f'vhostHTTPPort = {http_port}\nlog.level = "debug"\n')
         where: dict[int, list[int]] = {}
-        for i in range(6):
+        for i in range(20):  # clients until both workers have two routes (the kernel places each login)
+            backends.append(HttpServer(body=f"backend {i}".encode()).start())
             c = frp.ours_frpc(frpc_config(port, block("proxies", name=f"web{i}", type="http", localIP="127.0.0.1",
                                                       localPort=backends[i].port,
                                                       customDomains=[f"k{i}.example.com"]), token=TOKEN))
             c.wait_for_proxies(f"web{i}", timeout=20)
             where.setdefault(_worker_of(frps, c), []).append(i)
+            if len(where) == 2 and min(map(len, where.values())) >= 2:
+                break
         if len(where) < 2:
             pytest.skip("the kernel put every client on one worker (SO_REUSEPORT hashing)")
         order = [i for pair in zip(*where.values(), strict=False) for i in pair] * 2  # alternate workers
@@ -509,7 +513,7 @@ def test_stcp_visitors_reach_providers_in_either_worker(frp, wire: str) -> None:
         provider.wait_for_proxies("sec", timeout=20)
         home = _worker_of(frps, provider)
         found: dict[bool, tuple[int, int]] = {}  # same worker? -> the visitor's local ports (right, wrong key)
-        for i in range(10):
+        for i in range(20):
             vport, wport = free_port(), free_port()
             v = frp.ours_frpc(frpc_config(
                 port,
