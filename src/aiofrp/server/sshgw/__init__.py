@@ -205,10 +205,7 @@ def _parse_authorized_key(data: bytes) -> tuple[bytes, str, bytes] | None:
         data = rest
         if not line or line[:1] == b"#":
             continue
-        i = _index_blank(line)
-        if i == -1:
-            continue
-        found = _parse_key_field(line[i:])
+        found = _key_after_type(line)
         if found is not None:
             return (*found, rest)
         # maybe options come first: they end at the first blank outside double quotes
@@ -223,14 +220,16 @@ def _parse_authorized_key(data: bytes) -> tuple[bytes, str, bytes] | None:
             i += 1
         if i == len(line):
             continue
-        line = line[i:]
-        i = _index_blank(line)
-        if i == -1:
-            continue
-        found = _parse_key_field(line[i:])
+        found = _key_after_type(line[i:])
         if found is not None:
             return (*found, rest)
     return None
+
+
+def _key_after_type(line: bytes) -> tuple[bytes, str] | None:
+    """``line`` as ``TYPE KEY [COMMENT]``: the key's blob and comment, None if it is not one."""
+    i = _index_blank(line)
+    return None if i == -1 else _parse_key_field(line[i:])
 
 
 def load_authorized_keys(path: str) -> dict[bytes, str]:
