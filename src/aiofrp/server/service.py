@@ -525,27 +525,13 @@ class Server:
     async def _relay_to(self, owner: int, kind: str, head: bytes, conn: _FirstConn, *, name: str = "") -> bool:
         """Worker ``owner`` gets one end of a socketpair (``kind``, ``head``), this worker relays
         ``conn`` to the other end from now on; False (``conn`` untouched): it could not be sent."""
-        from ..net.relay import Relay
-
         assert self.handover is not None
-        ours, theirs = socket.socketpair()
-        try:
-            sent = self.handover.send_fd(owner, kind, head, theirs.fileno())
-        finally:
-            theirs.close()
-        if not sent:
-            ours.close()
-            return False
-        conn.gate.trust()
-        vt, vdata, veof = conn.detach()
-        try:
-            ot, holder = await asyncio.get_running_loop().connect_accepted_socket(_Holder, ours)
-        except OSError:
-            ours.close()
-            vt.abort()
-            return True
-        Relay(vt, ot, a_data=vdata, b_data=bytes(holder.data), a_eof=veof, b_eof=holder.eof, name=name)
-        return True
+
+        def take() -> tuple[asyncio.Transport, bytes, bool]:
+            conn.gate.trust()
+            return conn.detach()
+
+        return await self.handover.relay(owner, kind, head, take, name=name)
 
     async def relay_work_conn(self, conn: _FirstConn, msg: m.NewWorkConn, owner: int) -> bool:
         """frps --workers N with ``transport.tcpMux = false``: a work connection that reached

@@ -199,7 +199,7 @@ class Handover:
             return
         if owner is not None and transport.get_extra_info("socket") is None:
             # no socket to hand over (a stream of a cleartext HTTP/2 connection): relayed
-            if await self._relay(owner, kind, data, transport):
+            if await self.relay(owner, kind, data, lambda: (transport, b"", False)):
                 log.debug("%s request for host [%s] relayed to worker %d", kind, host, owner)
                 return
         elif owner is not None and self.send(owner, kind, data, transport):
@@ -210,9 +210,12 @@ class Handover:
         transport.resume_reading()
         not_found()
 
-    async def _relay(self, owner: int, kind: str, data: bytes, transport: asyncio.Transport) -> bool:
-        """``owner`` gets one end of a socketpair as a connection with ``data`` read from it; the
-        relay joins ``transport`` and the other end. False: it could not be sent."""
+    async def relay(self, owner: int, kind: str, data: bytes,
+                    take: Callable[[], tuple[asyncio.Transport, bytes, bool]], *, name: str = "") -> bool:
+        """``owner`` gets one end of a socketpair as a connection of ``kind`` with ``data`` read
+        from it; once it is sent, ``take()`` gives this worker's side (the transport, the bytes
+        already read from it and whether it ended) and a relay joins it to the other end. False
+        (``take`` not called): it could not be sent."""
         from ...net.relay import PendingConn, Relay
 
         ours, theirs = socket.socketpair()
@@ -224,6 +227,7 @@ class Handover:
             ours.close()
             return False
         self.handed += 1
+        transport, a_data, a_eof = take()
         try:
             ot, pending = await asyncio.get_running_loop().connect_accepted_socket(PendingConn, ours)
         except OSError:
@@ -233,5 +237,5 @@ class Handover:
         if transport.is_closing():
             ot.abort()
             return True
-        Relay(transport, ot, b_data=pending.take(), b_eof=pending.eof)
+        Relay(transport, ot, a_data=a_data, a_eof=a_eof, b_data=pending.take(), b_eof=pending.eof, name=name)
         return True
