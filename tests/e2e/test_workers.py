@@ -201,6 +201,8 @@ def test_tcp_group_members_in_both_workers(frp) -> None:
         first, second = sorted(by_worker)
         for _, c in by_worker[first]:
             c.stop()
+        # until frps has seen those clients go, its listener there still takes connections for them
+        frps.wait_for_log(rf"@w{first}\] \[\w+\] \[g\d+\] tcp group \[grp\] closed, port \[{remote}\] released", 20)
         for i in range(10):  # the other worker's members carry the group alone
             data = f"after worker {first}'s members left {i} ".encode() * 100
             assert tcp_roundtrip(remote, data) == data
