@@ -221,7 +221,9 @@ def exchange(port: int, parts: list[bytes | None], idle: float = 1.0, gap: float
         return _drain(s, idle)
 
 
-def _drain(s: socket.socket, idle: float) -> tuple[bytes, str]:
+def _drain(s: socket.socket, idle: float, *, tls: bool = False) -> tuple[bytes, str]:
+    """Read until the peer ends the connection or ``idle`` passes with nothing: what came and how
+    it ended (``OPEN``, ``RESET``, ``CLOSED``; over TLS ``CLOSE_NOTIFY`` or a bare ``EOF``)."""
     out = b""
     s.settimeout(idle)
     while True:
@@ -229,10 +231,12 @@ def _drain(s: socket.socket, idle: float) -> tuple[bytes, str]:
             data = s.recv(65536)
         except TimeoutError:
             return out, "OPEN"
-        except ConnectionResetError:
+        except ssl.SSLEOFError:
+            return out, "EOF"
+        except (ConnectionResetError, ssl.SSLError):
             return out, "RESET"
         if not data:
-            return out, "CLOSED"
+            return out, "CLOSE_NOTIFY" if tls else "CLOSED"
         out += data
 
 
@@ -450,20 +454,7 @@ def tls_session(port: int, sends: list[bytes], sni: str | None, close_notify: bo
             except (OSError, ssl.SSLError):
                 return "ok", b"", "EOF"
             return ("ok", *_drain(s, idle))
-        out = b""
-        s.settimeout(idle)
-        while True:
-            try:
-                data = s.recv(65536)
-            except TimeoutError:
-                return "ok", out, "OPEN"
-            except ssl.SSLEOFError:
-                return "ok", out, "EOF"
-            except (ConnectionResetError, ssl.SSLError):
-                return "ok", out, "RESET"
-            if not data:
-                return "ok", out, "CLOSE_NOTIFY"
-            out += data
+        return ("ok", *_drain(s, idle, tls=True))
 
 
 def test_tls2raw_side_by_side(env) -> None:
