@@ -168,3 +168,23 @@ def test_read_as_go_crypto_tls_reads_it():
                   _sni_extension(b"a.example") + _sni_extension(b"b.example")):
         with pytest.raises(TLSHelloError):
             parse_client_hello(_with_extensions(hello, extra))
+
+
+def test_offers_tls12() -> None:
+    """supported_versions when it is there, else the legacy version as the highest (what the https
+    vhost's unknown-name answer depends on: unrecognized_name, or protocol_version below TLS 1.2)."""
+    assert parse_client_hello(real_hello("v.example")).offers_tls12
+    assert parse_client_hello(real_hello("v.example", tls12_only=True)).offers_tls12
+
+    def hello(version: int, extra: bytes = b"") -> bytes:
+        body = struct.pack(">H", version) + bytes(32) + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00"
+        if extra:
+            body += struct.pack(">H", len(extra)) + extra
+        msg = b"\x01" + len(body).to_bytes(3, "big") + body
+        return b"\x16\x03\x01" + struct.pack(">H", len(msg)) + msg
+
+    assert not parse_client_hello(hello(0x0302)).offers_tls12  # TLS 1.1, no extensions
+    assert parse_client_hello(hello(0x0303)).offers_tls12
+    versions = b"\x00\x2b\x00\x05\x04\x03\x02\x03\x01"  # supported_versions: TLS 1.1, 1.0
+    assert not parse_client_hello(hello(0x0303, versions)).offers_tls12
+    assert parse_client_hello(hello(0x0301, b"\x00\x2b\x00\x03\x02\x03\x04")).offers_tls12  # TLS 1.3 listed

@@ -19,6 +19,7 @@ __all__ = ["ALERT_UNRECOGNIZED_NAME", "ClientHello", "ClientHelloParser", "parse
 HANDSHAKE = 0x16
 ALERT = 0x15
 CLIENT_HELLO = 1
+EXT_SUPPORTED_VERSIONS = 43
 MAX_USELESS_RECORDS = 16  # Go's crypto/tls: warning alerts skipped before it gives up
 EXT_SERVER_NAME = 0
 MAX_RECORD = 16384 + 2048
@@ -38,6 +39,9 @@ class ClientHello:
     """SNI host name as sent ("" when the client sent none)."""
     length: int
     """Bytes of the stream (records) that carried the ClientHello."""
+    offers_tls12: bool = True
+    """It offers TLS 1.2 or 1.3 (supported_versions, else the legacy version as the highest): what
+    Go's TLS server takes by default, and the unknown-name answer fails on the version first."""
 
 
 def parse_client_hello(buf: bytes | bytearray) -> ClientHello | None:
@@ -91,7 +95,8 @@ class ClientHelloParser:
                         raise TLSHelloError(f"ClientHello of {need} bytes is too large")
         finally:
             self.pos, self.need = pos, need
-        return ClientHello(_server_name(memoryview(hs)[4 : need + 4]), pos)
+        name, tls12 = _read_hello(memoryview(hs)[4 : need + 4])
+        return ClientHello(name, pos, tls12)
 
 
 class _Reader:
@@ -119,9 +124,11 @@ class _Reader:
         return len(self.data) - self.pos
 
 
-def _server_name(body: memoryview) -> str:
+def _read_hello(body: memoryview) -> tuple[str, bool]:
+    """The server_name of a ClientHello body, and whether it offers TLS 1.2 or 1.3."""
     r = _Reader(body)
-    r.take(2 + 32)  # legacy_version, random
+    major, minor = r.take(2 + 32)[:2]  # legacy_version, random
+    tls12 = major > 3 or (major == 3 and minor >= 3)  # the legacy version, without supported_versions
     if len(r.vector(1)) > 32:
         raise TLSHelloError("session id longer than 32 bytes")
     suites = r.vector(2)
@@ -130,7 +137,7 @@ def _server_name(body: memoryview) -> str:
     if not r.vector(1):
         raise TLSHelloError("no compression methods")
     if not r.left:
-        return ""
+        return "", tls12
     exts = _Reader(r.vector(2))
     name = ""
     seen: set[int] = set()
@@ -140,6 +147,10 @@ def _server_name(body: memoryview) -> str:
         if etype in seen:  # Go's clientHelloMsg.unmarshal refuses a repeated extension
             raise TLSHelloError(f"extension {etype} twice")
         seen.add(etype)
+        if etype == EXT_SUPPORTED_VERSIONS:
+            versions = data[1 : 1 + data[0]] if data else data
+            tls12 = any(versions[i] == 3 and versions[i + 1] in (3, 4) for i in range(0, len(versions) - 1, 2))
+            continue
         if etype != EXT_SERVER_NAME:
             continue
         names = _Reader(_Reader(data).vector(2))
@@ -153,4 +164,4 @@ def _server_name(body: memoryview) -> str:
             name = bytes(value).decode("ascii", "replace")
             if not name or name.endswith("."):
                 raise TLSHelloError(f"invalid SNI {name!r}")
-    return name
+    return name, tls12

@@ -34,30 +34,6 @@ MAX_HELLO_BYTES = MAX_HANDSHAKE + 4096  # the largest ClientHello, in records of
 ALERT_PROTOCOL_VERSION = bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 70])
 
 
-def offers_tls12(handshake: bytes | bytearray) -> bool:
-    """Whether a ClientHello (the handshake message, as proto/tls_hello read it) offers a version
-    Go's TLS server takes by default (TLS 1.2 or 1.3): from supported_versions when it is there,
-    else the legacy version as the highest. Go's unknown-name answer is a handshake with no
-    certificate, which fails on the version before it fails on the name."""
-    body = memoryview(handshake)[4:]
-    try:
-        pos = 34  # legacy_version, random
-        pos += 1 + body[pos]  # session id
-        pos += 2 + int.from_bytes(body[pos:pos + 2], "big")  # cipher suites
-        pos += 1 + body[pos]  # compression methods
-        end = pos + 2 + int.from_bytes(body[pos:pos + 2], "big") if pos + 2 <= len(body) else 0
-        pos += 2
-        while pos + 4 <= end:
-            kind, size = int.from_bytes(body[pos:pos + 2], "big"), int.from_bytes(body[pos + 2:pos + 4], "big")
-            if kind == 43:  # supported_versions
-                versions = body[pos + 5:pos + 5 + body[pos + 4]]
-                return any(versions[i] == 3 and versions[i + 1] in (3, 4) for i in range(0, len(versions) - 1, 2))
-            pos += 4 + size
-    except IndexError:  # the parser read it whole: not reached
-        return True
-    return body[0] > 3 or (body[0] == 3 and body[1] >= 3)
-
-
 class ConnMember(Protocol):
     """What the https and tcpmux vhosts use of a proxy (server/proxies: HTTPSProxy, TCPMuxProxy):
     they hand it the routed connection."""
@@ -169,11 +145,12 @@ class SNIConn(RoutingConn):
         route = self.vhost.router.find(name, "", "")
         member = route.pick() if route is not None else None
         if member is None:
+            alert = ALERT_UNRECOGNIZED_NAME if hello.offers_tls12 else ALERT_PROTOCOL_VERSION
             if self.vhost.elsewhere is not None and not self.handed:
                 self.vhost.elsewhere.try_elsewhere("https", name, "", "", bytes(self.hello), self.transport,
-                                                   lambda: self._not_found(name))
+                                                   lambda: self._not_found(name, alert))
                 return
-            self._not_found(name)
+            self._not_found(name, alert)
             return
         self.routed = True
         self.buffered.append(bytes(self.hello))
@@ -182,8 +159,8 @@ class SNIConn(RoutingConn):
         log.debug("[%s] new https connection for host [%s]", member.name, name)
         self.vhost.spawn(member.handle_user_conn(self))
 
-    def _not_found(self, name: str) -> None:
+    def _not_found(self, name: str, alert: bytes) -> None:
         assert self.transport is not None
         log.debug("https request for host [%s] from %s not found", name, self._peer())
-        self.transport.write(ALERT_UNRECOGNIZED_NAME if offers_tls12(self.parser.hs) else ALERT_PROTOCOL_VERSION)
+        self.transport.write(alert)
         self.transport.close()
