@@ -22,6 +22,8 @@ from .errors import ProtocolError
 
 __all__ = [
     "MAX_HEAD_SIZE",
+    "TOKEN",
+    "TOKEN_SPACE",
     "ChunkState",
     "ChunkedBody",
     "ContentLengthBody",
@@ -80,8 +82,9 @@ def go_status_text(status: int) -> str:
     """The reason phrase of Go's ``writeStatusLine``: ``StatusText``, or ``status code N``."""
     return STATUS_TEXT.get(status) or f"status code {status}"
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TOKEN_SPACE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z ]+")
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token: a method, a header name
+# a header name as Go's textproto also takes it, with spaces (not canonicalised; Go's server refuses it)
+TOKEN_SPACE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z ]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # The bytes a head may hold: all but the control characters other than HTAB, LF and CR (a CR only
 # before an LF, checked apart). bytes.translate deleting these leaves only the refused ones: one
@@ -141,13 +144,13 @@ def _split_head(head: bytes | bytearray, status: int = 400) -> list[str]:
 
 def _parse_fields(lines: list[str]) -> list[tuple[str, str]]:
     fields: list[tuple[str, str]] = []
-    token = _TOKEN.fullmatch
+    token = TOKEN.fullmatch
     for line in lines:
         name, sep, value = line.partition(":")
         if not sep or token(name) is None:
             if line[:1] in (" ", "\t"):
                 raise HTTPError(400, "obsolete header line folding")
-            if sep and _TOKEN_SPACE.fullmatch(name) is not None:
+            if sep and TOKEN_SPACE.fullmatch(name) is not None:
                 # Go's textproto takes a name with spaces (not canonicalised), its server refuses it
                 raise HTTPError(400, "invalid header name")
             raise HTTPError(400, f"malformed MIME header line: {line[:64]!r}")
@@ -231,7 +234,7 @@ def parse_request_head(head: bytes | bytearray, *, server: bool = True) -> Reque
     target, sp2, version = rest.partition(" ")
     if not sp1 or not sp2:
         raise HTTPError(400, "malformed request line")
-    if _TOKEN.fullmatch(method) is None:
+    if TOKEN.fullmatch(method) is None:
         raise HTTPError(400, "invalid method")
     vm = _VERSION.fullmatch(version)
     if vm is None:

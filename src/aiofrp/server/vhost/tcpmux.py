@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 
 from ...net.listen import listen_tcp
 from ...proto.addr import fmt_addr
-from ...proto.http import HTTPError, basic_auth, canonical_host, connect_authority_ok, find_head_end
+from ...proto.http import (
+    TOKEN,
+    TOKEN_SPACE,
+    HTTPError,
+    basic_auth,
+    canonical_host,
+    connect_authority_ok,
+    find_head_end,
+)
 from .https import MUX_TIMEOUT, ConnMember, RoutingConn
 from .pages import CONNECT_OK, PROXY_AUTH_REQUIRED, raw_not_found
 from .router import Route, Routers
@@ -31,8 +39,6 @@ log = logging.getLogger("aiofrp.server.vhost.tcpmux")
 
 MAX_CONNECT_HEAD = 64 * 1024
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z ]+")  # textproto takes a space in a name (not canonicalised)
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")  # ParseHTTPVersion: any single-digit major and minor
 _REQUEST_LINE_CTL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELD_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # validHeaderValueByte refuses these (HTAB passes)
@@ -53,7 +59,7 @@ def read_request(head: bytes | bytearray) -> tuple[str, str, str]:
     method, sp1, rest = line.partition(" ")
     target, sp2, version = rest.partition(" ")
     vm = _VERSION.fullmatch(version)
-    if not sp1 or not sp2 or _TOKEN.fullmatch(method) is None or vm is None:
+    if not sp1 or not sp2 or TOKEN.fullmatch(method) is None or vm is None:
         raise HTTPError(400, "malformed HTTP request")
     if not target or _REQUEST_LINE_CTL.search(target) is not None:
         raise HTTPError(400, "invalid request target")
@@ -77,7 +83,7 @@ def read_request(head: bytes | bytearray) -> tuple[str, str, str]:
             fields[-1][1] += " " + ln.strip(" \t")
             continue
         name, colon, value = ln.partition(":")
-        if not colon or _NAME.fullmatch(name) is None:
+        if not colon or TOKEN_SPACE.fullmatch(name) is None:  # textproto takes a space in a name
             raise HTTPError(400, f"malformed MIME header line: {ln[:64]!r}")
         fields.append([name, value.strip(" \t")])
     index: dict[str, list[str]] = {}
