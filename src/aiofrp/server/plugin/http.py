@@ -54,6 +54,7 @@ class HTTPPlugin:
         elif not url.startswith("http://"):
             url = "http://" + url
         self.url = url
+        self.bad_url = _url_error(url)  # Go fails every request to such a URL (its authority is all it looks at)
         self.proxy = env_proxy(url) if self.tls is None else ""
         self._session: aiohttp.ClientSession | None = None
         self.closed = False
@@ -79,9 +80,8 @@ class HTTPPlugin:
         import aiohttp
 
         url = f"{self.url}?op={op.value}&version={API_VERSION}"  # Go: url.Values.Encode sorts the keys
-        bad_url = _url_error(url)
-        if bad_url:
-            raise PluginError(f'parse "{url}": {bad_url}')
+        if self.bad_url:
+            raise PluginError(f'parse "{url}": {self.bad_url}')
         try:
             async with self._client().post(
                 url, data=request_body(op, content), headers=_headers(reqid), proxy=self.proxy or None,
